@@ -1,0 +1,270 @@
+//! Commands: the table, the per-command context, and the one central check
+//! before execution (unknown command, arity, authentication).
+//!
+//! A handler is `fn(&mut Ctx, &Args) -> CmdResult`: it parses its arguments,
+//! runs against the keyspace through `ctx.db`, and writes its reply into
+//! `ctx.out`. Errors it returns are turned into Redis's exact strings in
+//! [`error`]. Adding a command is one handler plus one line in its family's
+//! `COMMANDS` list.
+
+pub mod connection;
+pub mod error;
+pub mod keys;
+pub mod server;
+pub mod strings;
+pub mod table;
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Instant;
+
+pub use error::{CmdResult, Error};
+pub use table::{Command, CommandTable, flags};
+
+use crate::resp::{Args, Reply};
+use crate::server::client::{Client, ReplyMode};
+use crate::server::stats::ThreadStats;
+use crate::server::Server;
+use crate::store::{KeySlot, Keyspace, Locks};
+
+pub type Handler = fn(&mut Ctx<'_>, &Args<'_>) -> CmdResult;
+
+/// Every registered handler, family by family.
+pub fn handlers() -> Vec<(&'static str, Handler)> {
+    let mut all = Vec::new();
+    for family in [strings::COMMANDS, keys::COMMANDS, connection::COMMANDS, server::COMMANDS] {
+        all.extend_from_slice(family);
+    }
+    all
+}
+
+/// Keyspace access for one command: the selected database and the shard
+/// locks the command holds (released after its effect is published).
+pub struct DbCtx<'a> {
+    pub ks: &'static Keyspace,
+    pub locks: &'a mut Locks,
+    pub index: usize,
+    pub now_ms: i64,
+}
+
+impl DbCtx<'_> {
+    /// The key in the selected database, its shard locked.
+    #[inline]
+    pub fn key<'s, 'k>(&'s mut self, key: &'k [u8]) -> KeySlot<'s, 'k> {
+        self.locks.key(self.ks, self.index, key, self.now_ms)
+    }
+
+    /// The key in database `db`, its shard locked.
+    pub fn key_in<'s, 'k>(&'s mut self, db: usize, key: &'k [u8]) -> KeySlot<'s, 'k> {
+        self.locks.key(self.ks, db, key, self.now_ms)
+    }
+
+    /// Locks the shards of several keys up front, in the order that avoids
+    /// deadlock. Multi-key commands call this before touching any key.
+    pub fn lock_keys<'k>(&mut self, keys: impl IntoIterator<Item = &'k [u8]>) {
+        self.locks.lock_keys(self.ks, self.index, keys);
+    }
+
+    /// Locks keys that live in different databases (MOVE, COPY ... DB).
+    pub fn lock_keys_in<'k>(&mut self, keys: &[(usize, &'k [u8])]) {
+        let n = self.ks.shard_count();
+        let mut gids: Vec<(usize, &[u8])> = keys
+            .iter()
+            .map(|&(db, k)| (db * n + self.ks.shard_of(crate::store::keyspace::hash_key(k)), k))
+            .collect();
+        gids.sort_unstable_by_key(|(g, _)| *g);
+        for (g, k) in gids {
+            self.locks.key(self.ks, g / n, k, self.now_ms);
+        }
+    }
+}
+
+/// What to publish as the write effect of the command that ran.
+pub enum Effect {
+    /// The command's own arguments (the default).
+    Argv,
+    /// A rewritten command (SET EX -> SET PXAT, and so on).
+    Rewrite(Vec<Vec<u8>>),
+    /// Nothing, even though the command changed data.
+    Nothing,
+}
+
+/// Everything one command execution needs.
+pub struct Ctx<'a> {
+    pub srv: &'static Server,
+    pub client: &'a mut Client,
+    pub out: &'a mut Reply,
+    pub db: DbCtx<'a>,
+    pub stats: &'a ThreadStats,
+    /// The command running (its spec, flags and name).
+    pub cmd: &'static Command,
+    /// Changes made; a command with `dirty > 0` publishes an effect.
+    pub dirty: u64,
+    pub effect: Effect,
+}
+
+impl Ctx<'_> {
+    /// Counts a keyspace hit or miss (INFO stats).
+    #[inline]
+    pub fn hit(&self, found: bool) {
+        if found {
+            self.stats.keyspace_hits.add(1);
+        } else {
+            self.stats.keyspace_misses.add(1);
+        }
+    }
+
+    /// Replaces what is published as this command's effect.
+    pub fn rewrite_effect(&mut self, argv: Vec<Vec<u8>>) {
+        self.effect = Effect::Rewrite(argv);
+    }
+}
+
+fn unknown_command(args: &Args<'_>) -> String {
+    let name = String::from_utf8_lossy(&args[0][..args[0].len().min(128)]);
+    let mut tail = String::new();
+    for a in args.iter().skip(1) {
+        if tail.len() >= 128 {
+            break;
+        }
+        let room = 128 - tail.len();
+        let a = String::from_utf8_lossy(&a[..a.len().min(room)]).into_owned();
+        tail.push_str(&format!("'{a}' "));
+    }
+    format!("ERR unknown command '{name}', with args beginning with: {tail}")
+}
+
+fn unknown_subcommand(parent: &Command, sub: &[u8]) -> String {
+    format!(
+        "ERR unknown subcommand '{}'. Try {} HELP.",
+        String::from_utf8_lossy(&sub[..sub.len().min(128)]),
+        parent.name.to_ascii_uppercase()
+    )
+}
+
+/// Finds the command for `args` (descending into subcommands) and checks
+/// its arity. The error is the exact reply Redis gives.
+pub fn resolve(table: &'static CommandTable, args: &Args<'_>) -> Result<&'static Command, String> {
+    let Some(mut cmd) = table.lookup(&args[0]) else {
+        return Err(unknown_command(args));
+    };
+    if cmd.subcommands.is_some() {
+        if args.len() < 2 {
+            return Err(Error::WrongArity(cmd.name.into()).message().into_owned());
+        }
+        match table.lookup_sub(cmd, &args[1]) {
+            Some(sub) => cmd = sub,
+            None => return Err(unknown_subcommand(cmd, &args[1])),
+        }
+    }
+    let n = args.len() as i32;
+    if (cmd.arity > 0 && n != cmd.arity) || n < -cmd.arity {
+        return Err(Error::WrongArity(cmd.name.into()).message().into_owned());
+    }
+    Ok(cmd)
+}
+
+/// Runs one command: resolve, check, execute, publish its effect, count it.
+pub fn execute(
+    srv: &'static Server,
+    client: &mut Client,
+    out: &mut Reply,
+    locks: &mut Locks,
+    stats: &ThreadStats,
+    args: &Args<'_>,
+) {
+    if client.reply_mode == ReplyMode::SkipNext {
+        client.reply_mode = ReplyMode::Skip;
+    }
+    let reply_start = out.len();
+    let cmd = match resolve(&srv.commands, args) {
+        Ok(cmd) => cmd,
+        Err(msg) => {
+            if let Some(c) = srv.commands.lookup(&args[0]) {
+                stats.cmds[c.id].rejected.add(1);
+            }
+            stats.error_replies.add(1);
+            out.error(&msg);
+            return finish_reply(client, out, reply_start);
+        }
+    };
+    if !client.authenticated && !cmd.has(flags::NO_AUTH) {
+        stats.cmds[cmd.id].rejected.add(1);
+        stats.error_replies.add(1);
+        out.error(&Error::NoAuth.message());
+        return finish_reply(client, out, reply_start);
+    }
+    let handler = cmd.handler.expect("resolved commands have handlers");
+    let started = Instant::now();
+    let db_index = client.db;
+    let mut ctx = Ctx {
+        srv,
+        client,
+        out,
+        db: DbCtx { ks: &srv.ks, locks, index: db_index, now_ms: crate::server::now_ms() },
+        stats,
+        cmd,
+        dirty: 0,
+        effect: Effect::Argv,
+    };
+    let result = catch_unwind(AssertUnwindSafe(|| handler(&mut ctx, args)));
+    let failed = match result {
+        Ok(Ok(())) => false,
+        Ok(Err(e)) => {
+            ctx.out.error(&e.message());
+            true
+        }
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            crate::warning!("command '{}' panicked: {}", cmd.name, what);
+            ctx.out.truncate(reply_start);
+            ctx.out.error(&format!("ERR internal error in '{}' command", cmd.name));
+            true
+        }
+    };
+    if ctx.dirty > 0 && srv.ks.effects_enabled() {
+        publish_effect(&ctx, args);
+    }
+    let Ctx { client, out, db, .. } = ctx;
+    db.locks.release();
+    let st = &stats.cmds[cmd.id];
+    st.calls.add(1);
+    st.usec.add(started.elapsed().as_micros() as u64);
+    if failed {
+        st.failed.add(1);
+        stats.error_replies.add(1);
+    }
+    stats.commands_processed.add(1);
+    client.info.last_cmd.store(cmd.id, std::sync::atomic::Ordering::Relaxed);
+    finish_reply(client, out, reply_start);
+}
+
+fn publish_effect(ctx: &Ctx<'_>, args: &Args<'_>) {
+    let db = ctx.db.index;
+    match &ctx.effect {
+        Effect::Argv => {
+            let argv: Vec<&[u8]> = args.iter().collect();
+            ctx.srv.ks.emit(db, &argv);
+        }
+        Effect::Rewrite(v) => {
+            let argv: Vec<&[u8]> = v.iter().map(|a| a.as_slice()).collect();
+            ctx.srv.ks.emit(db, &argv);
+        }
+        Effect::Nothing => {}
+    }
+}
+
+/// Applies CLIENT REPLY OFF/SKIP by dropping what the command wrote.
+fn finish_reply(client: &mut Client, out: &mut Reply, reply_start: usize) {
+    match client.reply_mode {
+        ReplyMode::On | ReplyMode::SkipNext => {}
+        ReplyMode::Off => out.truncate(reply_start),
+        ReplyMode::Skip => {
+            out.truncate(reply_start);
+            client.reply_mode = ReplyMode::On;
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! ferrokv: a Redis-compatible in-memory data store.
+//!
+//! Reading order: [`resp`] (framing and replies), [`cmd`] (the command table,
+//! the central pre-execution check, the command families), [`store`] (the
+//! sharded keyspace), [`server`] (threads, connections), [`config`].
+
+pub mod cmd;
+pub mod config;
+pub mod log;
+pub mod resp;
+pub mod server;
+pub mod store;
+pub mod util;
+
+/// The Redis version ferrokv reports (clients pick features from it).
+pub const REDIS_VERSION: &str = "7.0.15";
+/// ferrokv's own version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

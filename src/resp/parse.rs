@@ -1,0 +1,348 @@
+//! Request framing: RESP multibulk arrays and inline commands.
+
+use std::borrow::Cow;
+use std::ops::Index;
+
+/// Longest header or inline line Redis accepts without its newline.
+const MAX_INLINE: usize = 64 * 1024;
+/// Largest multibulk count Redis accepts.
+const MAX_MULTIBULK: i64 = 1024 * 1024;
+/// Before AUTH, Redis accepts only small requests.
+const UNAUTH_MULTIBULK: i64 = 10;
+const UNAUTH_BULK: i64 = 16384;
+
+/// Limits that depend on configuration and on the connection.
+#[derive(Clone, Copy)]
+pub struct Limits {
+    pub max_bulk: i64,
+    pub authenticated: bool,
+}
+
+/// What the framer found at the front of the buffer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Frame {
+    /// A command of `consumed` bytes; its arguments are in the parser.
+    Command { consumed: usize },
+    /// Bytes to skip that hold no command (an empty line, `*0`).
+    Empty { consumed: usize },
+    /// More bytes needed; the total buffered length that could complete it,
+    /// when known, so the caller need not re-parse before then.
+    Incomplete { need: usize },
+    /// A protocol error: reply `-ERR Protocol error: <msg>` and close.
+    Error(Cow<'static, str>),
+}
+
+/// Reusable parser state: argument spans and the buffer for unquoted inline args.
+#[derive(Default)]
+pub struct Parser {
+    spans: Vec<(usize, usize)>,
+    inline: Vec<u8>,
+    is_inline: bool,
+}
+
+/// The arguments of the command just parsed.
+#[derive(Clone, Copy)]
+pub struct Args<'a> {
+    buf: &'a [u8],
+    spans: &'a [(usize, usize)],
+}
+
+impl<'a> Args<'a> {
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    #[inline]
+    pub fn get(&self, i: usize) -> Option<&'a [u8]> {
+        self.spans.get(i).map(|&(s, e)| &self.buf[s..e])
+    }
+
+    #[inline]
+    pub fn arg(&self, i: usize) -> &'a [u8] {
+        let (s, e) = self.spans[i];
+        &self.buf[s..e]
+    }
+
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &'a [u8]> + DoubleEndedIterator + 'a {
+        let buf = self.buf;
+        self.spans.iter().map(move |&(s, e)| &buf[s..e])
+    }
+
+    /// Arguments from `from` on.
+    pub fn tail(&self, from: usize) -> Args<'a> {
+        Args { buf: self.buf, spans: &self.spans[from.min(self.spans.len())..] }
+    }
+
+    /// Copies the arguments out (for queuing and effects).
+    pub fn to_vec(&self) -> Vec<Vec<u8>> {
+        self.iter().map(|a| a.to_vec()).collect()
+    }
+}
+
+impl Index<usize> for Args<'_> {
+    type Output = [u8];
+    #[inline]
+    fn index(&self, i: usize) -> &[u8] {
+        self.arg(i)
+    }
+}
+
+/// Redis's strict decimal parse for protocol lengths.
+fn parse_len(s: &[u8]) -> Option<i64> {
+    crate::util::num::parse_i64(s)
+}
+
+impl Parser {
+    /// The arguments of the last `Frame::Command`; `buf` is the buffer it was parsed from.
+    pub fn args<'a>(&'a self, buf: &'a [u8]) -> Args<'a> {
+        Args { buf: if self.is_inline { &self.inline } else { buf }, spans: &self.spans }
+    }
+
+    /// Owned argument storage: builds `Args` over caller-provided vectors.
+    pub fn args_over<'a>(buf: &'a [u8], spans: &'a [(usize, usize)]) -> Args<'a> {
+        Args { buf, spans }
+    }
+
+    pub fn parse(&mut self, buf: &[u8], limits: Limits) -> Frame {
+        match buf.first() {
+            None => Frame::Incomplete { need: 1 },
+            Some(b'*') => self.parse_multibulk(buf, limits),
+            Some(_) => self.parse_inline(buf),
+        }
+    }
+
+    fn parse_multibulk(&mut self, buf: &[u8], limits: Limits) -> Frame {
+        self.is_inline = false;
+        self.spans.clear();
+        let Some(nl) = memchr::memchr(b'\r', buf) else {
+            return if buf.len() > MAX_INLINE {
+                Frame::Error(Cow::Borrowed("too big mbulk count string"))
+            } else {
+                Frame::Incomplete { need: buf.len() + 1 }
+            };
+        };
+        if nl + 1 >= buf.len() {
+            return Frame::Incomplete { need: nl + 2 };
+        }
+        let count = match parse_len(&buf[1..nl]) {
+            Some(n) if n <= MAX_MULTIBULK => n,
+            _ => return Frame::Error(Cow::Borrowed("invalid multibulk length")),
+        };
+        if !limits.authenticated && count > UNAUTH_MULTIBULK {
+            return Frame::Error(Cow::Borrowed("unauthenticated multibulk length"));
+        }
+        let mut pos = nl + 2;
+        if count <= 0 {
+            return Frame::Empty { consumed: pos };
+        }
+        self.spans.reserve(count as usize);
+        for _ in 0..count {
+            if pos >= buf.len() {
+                return Frame::Incomplete { need: pos + 1 };
+            }
+            if buf[pos] != b'$' {
+                return expected_dollar(buf[pos]);
+            }
+            let Some(rel) = memchr::memchr(b'\r', &buf[pos..]) else {
+                return if buf.len() - pos > MAX_INLINE {
+                    Frame::Error(Cow::Borrowed("too big bulk count string"))
+                } else {
+                    Frame::Incomplete { need: buf.len() + 1 }
+                };
+            };
+            let line_end = pos + rel;
+            if line_end + 1 >= buf.len() {
+                return Frame::Incomplete { need: line_end + 2 };
+            }
+            let len = match parse_len(&buf[pos + 1..line_end]) {
+                Some(n) if (0..=limits.max_bulk).contains(&n) => n,
+                _ => return Frame::Error(Cow::Borrowed("invalid bulk length")),
+            };
+            if !limits.authenticated && len > UNAUTH_BULK {
+                return Frame::Error(Cow::Borrowed("unauthenticated bulk length"));
+            }
+            let start = line_end + 2;
+            let end = start + len as usize;
+            if end + 2 > buf.len() {
+                return Frame::Incomplete { need: end + 2 };
+            }
+            self.spans.push((start, end));
+            pos = end + 2;
+        }
+        Frame::Command { consumed: pos }
+    }
+
+    fn parse_inline(&mut self, buf: &[u8]) -> Frame {
+        self.is_inline = true;
+        self.spans.clear();
+        self.inline.clear();
+        let Some(nl) = memchr::memchr(b'\n', buf) else {
+            return if buf.len() > MAX_INLINE {
+                Frame::Error(Cow::Borrowed("too big inline request"))
+            } else {
+                Frame::Incomplete { need: buf.len() + 1 }
+            };
+        };
+        let mut line = &buf[..nl];
+        if line.last() == Some(&b'\r') {
+            line = &line[..line.len() - 1];
+        }
+        if split_args(line, &mut self.inline, &mut self.spans).is_err() {
+            return Frame::Error(Cow::Borrowed("unbalanced quotes in request"));
+        }
+        if self.spans.is_empty() {
+            return Frame::Empty { consumed: nl + 1 };
+        }
+        Frame::Command { consumed: nl + 1 }
+    }
+}
+
+fn expected_dollar(got: u8) -> Frame {
+    Frame::Error(Cow::Owned(format!("expected '$', got '{}'", got as char)))
+}
+
+fn is_hex(c: u8) -> bool {
+    c.is_ascii_hexdigit()
+}
+
+fn hex_val(c: u8) -> u8 {
+    match c {
+        b'0'..=b'9' => c - b'0',
+        b'a'..=b'f' => c - b'a' + 10,
+        _ => c - b'A' + 10,
+    }
+}
+
+/// Splits an inline line into arguments the way redis-cli and Redis do:
+/// whitespace separates, "double quotes" take C-like escapes (\n \r \t \b
+/// \a \\ \" \xHH), 'single quotes' take only \', and a closing quote must
+/// be followed by a space or the end of the line.
+pub fn split_args(
+    line: &[u8],
+    out: &mut Vec<u8>,
+    spans: &mut Vec<(usize, usize)>,
+) -> Result<(), ()> {
+    let mut i = 0;
+    let n = line.len();
+    loop {
+        while i < n && line[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i >= n {
+            return Ok(());
+        }
+        let start = out.len();
+        let mut in_dq = false;
+        let mut in_sq = false;
+        loop {
+            if in_dq {
+                if i >= n {
+                    return Err(());
+                }
+                let c = line[i];
+                if c == b'\\' && i + 3 < n && line[i + 1] == b'x' && is_hex(line[i + 2]) && is_hex(line[i + 3]) {
+                    out.push(hex_val(line[i + 2]) * 16 + hex_val(line[i + 3]));
+                    i += 3;
+                } else if c == b'\\' && i + 1 < n {
+                    i += 1;
+                    out.push(match line[i] {
+                        b'n' => b'\n',
+                        b'r' => b'\r',
+                        b't' => b'\t',
+                        b'b' => 0x08,
+                        b'a' => 0x07,
+                        other => other,
+                    });
+                } else if c == b'"' {
+                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                        return Err(());
+                    }
+                    i += 1;
+                    break;
+                } else {
+                    out.push(c);
+                }
+            } else if in_sq {
+                if i >= n {
+                    return Err(());
+                }
+                let c = line[i];
+                if c == b'\\' && i + 1 < n && line[i + 1] == b'\'' {
+                    out.push(b'\'');
+                    i += 1;
+                } else if c == b'\'' {
+                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                        return Err(());
+                    }
+                    i += 1;
+                    break;
+                } else {
+                    out.push(c);
+                }
+            } else {
+                if i >= n {
+                    break;
+                }
+                match line[i] {
+                    b' ' | b'\n' | b'\r' | b'\t' | 0 => break,
+                    b'"' => in_dq = true,
+                    b'\'' => in_sq = true,
+                    c => out.push(c),
+                }
+            }
+            i += 1;
+        }
+        spans.push((start, out.len()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const L: Limits = Limits { max_bulk: 512 * 1024 * 1024, authenticated: true };
+
+    fn args(p: &Parser, buf: &[u8]) -> Vec<Vec<u8>> {
+        p.args(buf).to_vec()
+    }
+
+    #[test]
+    fn multibulk_complete_and_partial() {
+        let mut p = Parser::default();
+        let cmd = b"*2\r\n$3\r\nGET\r\n$3\r\nfoo\r\n";
+        assert_eq!(p.parse(cmd, L), Frame::Command { consumed: cmd.len() });
+        assert_eq!(args(&p, cmd), vec![b"GET".to_vec(), b"foo".to_vec()]);
+        for cut in 0..cmd.len() {
+            assert!(matches!(p.parse(&cmd[..cut], L), Frame::Incomplete { .. }), "cut {cut}");
+        }
+    }
+
+    #[test]
+    fn multibulk_errors_match_redis() {
+        let mut p = Parser::default();
+        assert_eq!(p.parse(b"*x\r\n", L), Frame::Error(Cow::Borrowed("invalid multibulk length")));
+        assert_eq!(p.parse(b"*1\r\n+GET\r\n", L), Frame::Error(Cow::Borrowed("expected '$', got '+'")));
+        assert_eq!(p.parse(b"*1\r\n$-5\r\n", L), Frame::Error(Cow::Borrowed("invalid bulk length")));
+        let small = Limits { max_bulk: 10, authenticated: true };
+        assert_eq!(p.parse(b"*1\r\n$11\r\n", small), Frame::Error(Cow::Borrowed("invalid bulk length")));
+        assert_eq!(p.parse(b"*0\r\n", L), Frame::Empty { consumed: 4 });
+        let unauth = Limits { max_bulk: 1 << 20, authenticated: false };
+        assert_eq!(p.parse(b"*11\r\n", unauth), Frame::Error(Cow::Borrowed("unauthenticated multibulk length")));
+    }
+
+    #[test]
+    fn inline_with_quotes() {
+        let mut p = Parser::default();
+        let line = b"set \"a b\\x41\\n\" 'it\\'s'\r\n";
+        assert_eq!(p.parse(line, L), Frame::Command { consumed: line.len() });
+        assert_eq!(args(&p, line), vec![b"set".to_vec(), b"a bA\n".to_vec(), b"it's".to_vec()]);
+        assert_eq!(p.parse(b"set \"abc\r\n", L), Frame::Error(Cow::Borrowed("unbalanced quotes in request")));
+        assert_eq!(p.parse(b"get \"a\"b\r\n", L), Frame::Error(Cow::Borrowed("unbalanced quotes in request")));
+        assert_eq!(p.parse(b"   \r\n", L), Frame::Empty { consumed: 5 });
+        assert!(matches!(p.parse(b"ping", L), Frame::Incomplete { .. }));
+    }
+}

@@ -1,0 +1,140 @@
+//! Connection state: the part only the connection's task touches ([`Client`])
+//! and the part other clients may read or act on ([`ClientInfo`]: CLIENT
+//! LIST, CLIENT KILL).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+/// CLIENT REPLY modes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ReplyMode {
+    On,
+    Off,
+    /// Skip the reply of the next command only.
+    SkipNext,
+    /// The command now running is the one to skip.
+    Skip,
+}
+
+/// What other connections can see of a client.
+pub struct ClientInfo {
+    pub id: u64,
+    pub addr: String,
+    pub laddr: String,
+    pub fd: i32,
+    pub created_ms: i64,
+    pub name: Mutex<Option<Vec<u8>>>,
+    pub lib_name: Mutex<Option<Vec<u8>>>,
+    pub lib_ver: Mutex<Option<Vec<u8>>>,
+    pub db: AtomicUsize,
+    pub resp: AtomicUsize,
+    pub last_interaction_ms: AtomicI64,
+    /// Command table id of the last command run (CLIENT LIST `cmd=`).
+    pub last_cmd: AtomicUsize,
+    pub user: Mutex<String>,
+    pub killed: AtomicBool,
+    pub kill: Notify,
+    pub qbuf: AtomicU64,
+    pub obl: AtomicU64,
+}
+
+impl ClientInfo {
+    /// Asks the connection to close (CLIENT KILL); it notices at once.
+    pub fn request_kill(&self) {
+        self.killed.store(true, Ordering::Relaxed);
+        self.kill.notify_one();
+    }
+
+    pub fn name(&self) -> Vec<u8> {
+        self.name.lock().clone().unwrap_or_default()
+    }
+}
+
+/// Per-connection state owned by the connection's task.
+pub struct Client {
+    pub info: Arc<ClientInfo>,
+    pub db: usize,
+    pub authenticated: bool,
+    pub reply_mode: ReplyMode,
+    /// Close once pending replies are written (QUIT, protocol errors).
+    pub close_after_reply: bool,
+    pub no_evict: bool,
+    pub no_touch: bool,
+}
+
+impl Client {
+    pub fn new(info: Arc<ClientInfo>, authenticated: bool) -> Client {
+        Client {
+            info,
+            db: 0,
+            authenticated,
+            reply_mode: ReplyMode::On,
+            close_after_reply: false,
+            no_evict: false,
+            no_touch: false,
+        }
+    }
+
+    pub fn id(&self) -> u64 {
+        self.info.id
+    }
+}
+
+#[derive(Default)]
+pub struct ClientRegistry {
+    next_id: AtomicU64,
+    clients: Mutex<BTreeMap<u64, Arc<ClientInfo>>>,
+}
+
+impl ClientRegistry {
+    pub fn register(&self, addr: SocketAddr, laddr: SocketAddr, fd: i32, now_ms: i64) -> Arc<ClientInfo> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let info = Arc::new(ClientInfo {
+            id,
+            addr: addr.to_string(),
+            laddr: laddr.to_string(),
+            fd,
+            created_ms: now_ms,
+            name: Mutex::new(None),
+            lib_name: Mutex::new(None),
+            lib_ver: Mutex::new(None),
+            db: AtomicUsize::new(0),
+            resp: AtomicUsize::new(2),
+            last_interaction_ms: AtomicI64::new(now_ms),
+            last_cmd: AtomicUsize::new(usize::MAX),
+            user: Mutex::new("default".to_string()),
+            killed: AtomicBool::new(false),
+            kill: Notify::new(),
+            qbuf: AtomicU64::new(0),
+            obl: AtomicU64::new(0),
+        });
+        self.clients.lock().insert(id, info.clone());
+        info
+    }
+
+    pub fn unregister(&self, id: u64) {
+        self.clients.lock().remove(&id);
+    }
+
+    pub fn len(&self) -> usize {
+        self.clients.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A snapshot of every connected client, by id.
+    pub fn snapshot(&self) -> Vec<Arc<ClientInfo>> {
+        self.clients.lock().values().cloned().collect()
+    }
+
+    pub fn get(&self, id: u64) -> Option<Arc<ClientInfo>> {
+        self.clients.lock().get(&id).cloned()
+    }
+}

@@ -1,0 +1,169 @@
+//! One connection's life: read everything available, parse every complete
+//! command, execute them all, write all replies with one syscall.
+
+use std::net::TcpListener as StdListener;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::client::Client;
+use super::stats::ThreadStats;
+use super::{Server, now_ms};
+use crate::resp::{Frame, Limits, Parser, Reply};
+use crate::store::Locks;
+
+const READ_CHUNK: usize = 16 * 1024;
+/// Replies beyond this are written before parsing more of a long pipeline.
+const FLUSH_AT: usize = 64 * 1024;
+
+pub async fn accept_loop(
+    srv: &'static Server,
+    listener: StdListener,
+    workers: &'static [(tokio::runtime::Handle, Arc<ThreadStats>)],
+) {
+    let listener = match TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            crate::warning!("listener: {e}");
+            return;
+        }
+    };
+    let mut next = 0usize;
+    loop {
+        let (sock, _) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                crate::warning!("Accepting client connection: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        srv.stats.connections_received.fetch_add(1, Ordering::Relaxed);
+        let _ = sock.set_nodelay(true);
+        if srv.clients.len() as i64 >= srv.config.maxclients.get() {
+            srv.stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
+            let mut sock = sock;
+            let _ = sock.write_all(b"-ERR max number of clients reached\r\n").await;
+            continue;
+        }
+        let (rt, stats) = &workers[next % workers.len()];
+        next = next.wrapping_add(1);
+        let stats = stats.clone();
+        match sock.into_std() {
+            Ok(std_sock) => {
+                rt.spawn(async move {
+                    if let Ok(sock) = TcpStream::from_std(std_sock) {
+                        serve(srv, sock, stats).await;
+                    }
+                });
+            }
+            Err(e) => crate::warning!("handing off a connection: {e}"),
+        }
+    }
+}
+
+/// Serves one client until it quits, errs, or is killed.
+pub async fn serve(srv: &'static Server, mut sock: TcpStream, stats: Arc<ThreadStats>) {
+    use std::os::fd::AsRawFd;
+    let (Ok(peer), Ok(local)) = (sock.peer_addr(), sock.local_addr()) else { return };
+    let info = srv.clients.register(peer, local, sock.as_raw_fd(), now_ms());
+    let needs_auth = srv.config.requirepass.with(|p| !p.is_empty());
+    let mut client = Client::new(info.clone(), !needs_auth);
+    let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
+    let mut parser = Parser::default();
+    let mut out = Reply::new(false);
+    let mut locks = Locks::default();
+    let mut need = 0usize;
+
+    'conn: loop {
+        if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
+            rbuf.reserve(READ_CHUNK.max(need.saturating_sub(rbuf.len())));
+        }
+        let timeout = srv.config.timeout.get();
+        let read = async {
+            if timeout > 0 {
+                match tokio::time::timeout(
+                    std::time::Duration::from_secs(timeout as u64),
+                    sock.read_buf(&mut rbuf),
+                )
+                .await
+                {
+                    Ok(r) => r,
+                    Err(_) => Ok(0),
+                }
+            } else {
+                sock.read_buf(&mut rbuf).await
+            }
+        };
+        let n = tokio::select! {
+            biased;
+            _ = info.kill.notified() => break 'conn,
+            r = read => match r {
+                Ok(0) | Err(_) => break 'conn,
+                Ok(n) => n,
+            },
+        };
+        stats.net_input_bytes.add(n as u64);
+        if rbuf.len() as i64 > srv.config.client_query_buffer_limit.get() {
+            crate::warning!("Closing client that reached max query buffer length");
+            break 'conn;
+        }
+        if rbuf.len() < need {
+            continue;
+        }
+        let mut pos = 0;
+        loop {
+            let limits = Limits {
+                max_bulk: srv.config.proto_max_bulk_len.get(),
+                authenticated: client.authenticated,
+            };
+            match parser.parse(&rbuf[pos..], limits) {
+                Frame::Command { consumed } => {
+                    let args = parser.args(&rbuf[pos..]);
+                    crate::cmd::execute(srv, &mut client, &mut out, &mut locks, &stats, &args);
+                    pos += consumed;
+                    if client.close_after_reply {
+                        let _ = flush(&mut sock, &mut out, &stats).await;
+                        break 'conn;
+                    }
+                    if out.len() >= FLUSH_AT && flush(&mut sock, &mut out, &stats).await.is_err() {
+                        break 'conn;
+                    }
+                }
+                Frame::Empty { consumed } => pos += consumed,
+                Frame::Incomplete { need: n } => {
+                    need = n;
+                    break;
+                }
+                Frame::Error(msg) => {
+                    crate::verbose!("Protocol error ({msg}) from client: id={} addr={}", info.id, info.addr);
+                    out.error(&format!("ERR Protocol error: {msg}"));
+                    let _ = flush(&mut sock, &mut out, &stats).await;
+                    break 'conn;
+                }
+            }
+        }
+        rbuf.advance(pos);
+        info.last_interaction_ms.store(now_ms(), Ordering::Relaxed);
+        if !out.is_empty() && flush(&mut sock, &mut out, &stats).await.is_err() {
+            break 'conn;
+        }
+    }
+    srv.clients.unregister(info.id);
+}
+
+async fn flush(sock: &mut TcpStream, out: &mut Reply, stats: &ThreadStats) -> std::io::Result<()> {
+    if out.is_empty() {
+        return Ok(());
+    }
+    let r = sock.write_all(&out.buf).await;
+    stats.net_output_bytes.add(out.buf.len() as u64);
+    out.buf.clear();
+    if out.buf.capacity() > 1024 * 1024 {
+        out.buf.shrink_to(16 * 1024);
+    }
+    r
+}

@@ -1,0 +1,276 @@
+//! The process: listeners, worker threads, the periodic tasks, shutdown.
+//!
+//! Design decision: one single-threaded tokio runtime per core. A
+//! connection lives on one worker for its whole life and runs each command
+//! to completion there, locking only the shards it touches; there is no
+//! hand-off between threads on the command path.
+
+pub mod client;
+pub mod conn;
+pub mod stats;
+
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU16, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::cmd::CommandTable;
+use crate::config::Config;
+use crate::store::Keyspace;
+use client::ClientRegistry;
+use stats::{GlobalStats, ThreadStats};
+
+/// Milliseconds since the Unix epoch.
+#[inline]
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+pub struct Server {
+    pub ks: Keyspace,
+    pub config: Config,
+    pub commands: CommandTable,
+    pub clients: ClientRegistry,
+    pub stats: GlobalStats,
+    pub thread_stats: Mutex<Vec<Arc<ThreadStats>>>,
+    pub started: Instant,
+    pub started_ms: i64,
+    pub run_id: String,
+    pub tcp_port: AtomicU16,
+    pub workers: AtomicUsize,
+    pub config_file: Option<String>,
+    pub last_save_ms: AtomicI64,
+    pub executable: String,
+    shutdown: Shutdown,
+}
+
+#[derive(Default)]
+struct Shutdown {
+    requested: Mutex<bool>,
+    cv: Condvar,
+    flag: AtomicBool,
+}
+
+impl Server {
+    pub fn new(config: Config, config_file: Option<String>) -> Server {
+        let databases = config.databases.get() as usize;
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let commands = CommandTable::build(&crate::cmd::handlers());
+        let started_ms = now_ms();
+        Server {
+            ks: Keyspace::new(databases, (cores * 8).max(16)),
+            config,
+            commands,
+            clients: ClientRegistry::default(),
+            stats: GlobalStats::default(),
+            thread_stats: Mutex::new(Vec::new()),
+            started: Instant::now(),
+            started_ms,
+            run_id: random_hex(40),
+            tcp_port: AtomicU16::new(0),
+            workers: AtomicUsize::new(cores),
+            config_file,
+            last_save_ms: AtomicI64::new(started_ms),
+            executable: std::env::current_exe()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            shutdown: Shutdown::default(),
+        }
+    }
+
+    /// Asks the process to exit (SHUTDOWN, SIGTERM).
+    pub fn request_shutdown(&self) {
+        self.shutdown.flag.store(true, Ordering::Relaxed);
+        *self.shutdown.requested.lock() = true;
+        self.shutdown.cv.notify_all();
+    }
+
+    pub fn shutting_down(&self) -> bool {
+        self.shutdown.flag.load(Ordering::Relaxed)
+    }
+
+    fn wait_shutdown(&self) {
+        let mut g = self.shutdown.requested.lock();
+        while !*g {
+            self.shutdown.cv.wait(&mut g);
+        }
+    }
+
+    /// The stats block of every worker thread.
+    pub fn all_thread_stats(&self) -> Vec<Arc<ThreadStats>> {
+        self.thread_stats.lock().clone()
+    }
+}
+
+/// Random lowercase hex (run_id).
+pub fn random_hex(n: usize) -> String {
+    let mut s = String::with_capacity(n);
+    let mut x = crate::util::rand::seed();
+    while s.len() < n {
+        x = crate::util::rand::next(&mut x);
+        s.push_str(&format!("{x:016x}"));
+    }
+    s.truncate(n);
+    s
+}
+
+/// Binds every address in `bind` (a leading `-` marks an optional one).
+fn bind_all(bind: &str, port: u16) -> anyhow::Result<Vec<StdListener>> {
+    let mut out = Vec::new();
+    for spec in bind.split_whitespace() {
+        let (optional, host) = match spec.strip_prefix('-') {
+            Some(h) => (true, h),
+            None => (false, spec),
+        };
+        let host = if host == "*" { "0.0.0.0" } else { host };
+        let addr: SocketAddr = if host.contains(':') {
+            format!("[{host}]:{port}").parse()?
+        } else {
+            format!("{host}:{port}").parse()?
+        };
+        match bind_one(addr) {
+            Ok(l) => out.push(l),
+            Err(e) if optional => crate::verbose!("Could not bind {addr}: {e} (optional)"),
+            Err(e) => anyhow::bail!("Could not create server TCP listening socket {addr}: {e}"),
+        }
+    }
+    Ok(out)
+}
+
+fn bind_one(addr: SocketAddr) -> std::io::Result<StdListener> {
+    use std::os::fd::FromRawFd;
+    let domain = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
+    // SAFETY: plain socket syscalls on a descriptor we own; errors are checked.
+    unsafe {
+        let fd = libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let one: libc::c_int = 1;
+        let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, &one as *const _ as _, len);
+        if addr.is_ipv6() {
+            libc::setsockopt(fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, &one as *const _ as _, len);
+        }
+        let listener = StdListener::from_raw_fd(fd);
+        let sa = socket2_addr(addr);
+        if libc::bind(fd, &sa.0 as *const _ as *const libc::sockaddr, sa.1) < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if libc::listen(fd, 511) < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        listener.set_nonblocking(true)?;
+        Ok(listener)
+    }
+}
+
+fn socket2_addr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: sockaddr_storage is plain data; zeroed is a valid value.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match addr {
+        SocketAddr::V4(a) => {
+            // SAFETY: sockaddr_storage is large enough and suitably aligned for sockaddr_in.
+            let sin = unsafe { &mut *(&mut ss as *mut _ as *mut libc::sockaddr_in) };
+            sin.sin_family = libc::AF_INET as libc::sa_family_t;
+            sin.sin_port = a.port().to_be();
+            sin.sin_addr = libc::in_addr { s_addr: u32::from_ne_bytes(a.ip().octets()) };
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(a) => {
+            // SAFETY: sockaddr_storage is large enough and suitably aligned for sockaddr_in6.
+            let sin6 = unsafe { &mut *(&mut ss as *mut _ as *mut libc::sockaddr_in6) };
+            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sin6.sin6_port = a.port().to_be();
+            sin6.sin6_addr = libc::in6_addr { s6_addr: a.ip().octets() };
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (ss, len as libc::socklen_t)
+}
+
+/// Starts the server and blocks until it shuts down.
+pub fn run(srv: &'static Server) -> anyhow::Result<()> {
+    let port = srv.config.port.get() as u16;
+    let listeners = if port == 0 { Vec::new() } else { bind_all(&srv.config.bind.get(), port)? };
+    srv.tcp_port.store(port, Ordering::Relaxed);
+    let workers = srv.workers.load(Ordering::Relaxed).max(1);
+
+    let mut handles = Vec::new();
+    let (tx, rx) = std::sync::mpsc::channel();
+    for i in 0..workers {
+        let stats = Arc::new(ThreadStats::new(srv.commands.len()));
+        srv.thread_stats.lock().push(stats.clone());
+        let tx = tx.clone();
+        std::thread::Builder::new().name(format!("ferrokv-w{i}")).spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("worker runtime");
+            let _ = tx.send((rt.handle().clone(), stats));
+            rt.block_on(std::future::pending::<()>());
+        })?;
+    }
+    for _ in 0..workers {
+        handles.push(rx.recv()?);
+    }
+    let handles: &'static [(tokio::runtime::Handle, Arc<ThreadStats>)] = handles.leak();
+
+    for l in listeners {
+        let (rt, _) = &handles[0];
+        rt.spawn(conn::accept_loop(srv, l, handles));
+    }
+    std::thread::Builder::new().name("ferrokv-cron".into()).spawn(move || cron(srv))?;
+    install_signal_handlers(srv);
+    crate::notice!("Ready to accept connections tcp");
+    srv.wait_shutdown();
+    crate::warning!("ferrokv is now ready to exit, bye bye...");
+    Ok(())
+}
+
+/// Periodic work: active expiry at `hz`.
+fn cron(srv: &'static Server) {
+    loop {
+        let hz = srv.config.hz.get().clamp(1, 500) as u64;
+        std::thread::sleep(Duration::from_millis(1000 / hz));
+        if srv.shutting_down() {
+            return;
+        }
+        // Keep sweeping while a pass reclaims a lot, as Redis's cycle repeats
+        // while more than a quarter of the sampled keys were expired.
+        let started = Instant::now();
+        while srv.ks.active_expire(now_ms(), 64) > 16
+            && started.elapsed() < Duration::from_millis(25)
+        {}
+    }
+}
+
+fn install_signal_handlers(srv: &'static Server) {
+    std::thread::Builder::new()
+        .name("ferrokv-signals".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            let Ok(rt) = rt else { return };
+            rt.block_on(async {
+                use tokio::signal::unix::{SignalKind, signal};
+                let (Ok(mut term), Ok(mut int)) =
+                    (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+                else {
+                    return;
+                };
+                let which = tokio::select! {
+                    _ = term.recv() => "SIGTERM",
+                    _ = int.recv() => "SIGINT",
+                };
+                crate::warning!("Received {which} scheduling shutdown...");
+                crate::notice!("User requested shutdown...");
+                srv.request_shutdown();
+            });
+        })
+        .expect("signal thread");
+}

@@ -1,0 +1,441 @@
+//! Databases, shard locking and the operations that span shards.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, MutexGuard, RwLock};
+
+use super::entry::{Entry, EntryRef, Value};
+use super::shard::Shard;
+use super::table::{SlotMut, Table};
+use super::EffectSink;
+
+static SEED: AtomicU64 = AtomicU64::new(0x5eed_f00d_1234_5678);
+
+/// The key hash used everywhere (shard choice and table slots).
+#[inline]
+pub fn hash_key(key: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64_with_seed(key, SEED.load(Ordering::Relaxed))
+}
+
+/// Bits 48..56 of the hash pick the shard: independent of the table's home
+/// slot (low bits) and tag (top 8 bits).
+const SHARD_SHIFT: u32 = 48;
+/// Table cursors stay below this; the shard index sits above it in a SCAN cursor.
+const CURSOR_SHARD_SHIFT: u32 = 40;
+
+#[repr(align(128))]
+struct Padded<T>(T);
+
+pub struct Db {
+    shards: Box<[Padded<Mutex<Shard>>]>,
+}
+
+impl Db {
+    fn new(n: usize) -> Db {
+        Db { shards: (0..n).map(|_| Padded(Mutex::new(Shard::default()))).collect() }
+    }
+
+    pub fn shard(&self, i: usize) -> &Mutex<Shard> {
+        &self.shards[i].0
+    }
+
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// (keys, keys with a deadline), summed shard by shard.
+    pub fn sizes(&self) -> (usize, usize) {
+        self.shards.iter().fold((0, 0), |(k, e), s| {
+            let g = s.0.lock();
+            (k + g.len(), e + g.expires())
+        })
+    }
+}
+
+pub struct Keyspace {
+    dbs: Box<[Db]>,
+    shard_mask: usize,
+    pub expired_keys: AtomicU64,
+    effects_on: AtomicBool,
+    effects: RwLock<Vec<Arc<dyn EffectSink>>>,
+}
+
+impl Keyspace {
+    /// `shards` is rounded up to a power of two (at most 256).
+    pub fn new(databases: usize, shards: usize) -> Keyspace {
+        let n = shards.clamp(1, 256).next_power_of_two();
+        Keyspace {
+            dbs: (0..databases).map(|_| Db::new(n)).collect(),
+            shard_mask: n - 1,
+            expired_keys: AtomicU64::new(0),
+            effects_on: AtomicBool::new(false),
+            effects: RwLock::new(Vec::new()),
+        }
+    }
+
+    /// Reseeds the hash; only before any key exists.
+    pub fn seed_hash(seed: u64) {
+        SEED.store(seed, Ordering::Relaxed);
+    }
+
+    pub fn db_count(&self) -> usize {
+        self.dbs.len()
+    }
+
+    pub fn db(&self, i: usize) -> &Db {
+        &self.dbs[i]
+    }
+
+    pub fn shard_count(&self) -> usize {
+        self.shard_mask + 1
+    }
+
+    #[inline]
+    pub fn shard_of(&self, hash: u64) -> usize {
+        (hash >> SHARD_SHIFT) as usize & self.shard_mask
+    }
+
+    /// Registers a consumer of the write effect stream.
+    pub fn add_effect_sink(&self, sink: Arc<dyn EffectSink>) {
+        self.effects.write().push(sink);
+        self.effects_on.store(true, Ordering::Release);
+    }
+
+    #[inline]
+    pub fn effects_enabled(&self) -> bool {
+        self.effects_on.load(Ordering::Relaxed)
+    }
+
+    /// Publishes one effect. Callers hold the locks of the keys it names, so
+    /// effects on one key reach consumers in the order they were applied.
+    pub fn emit(&self, db: usize, argv: &[&[u8]]) {
+        if self.effects_enabled() {
+            for sink in self.effects.read().iter() {
+                sink.effect(db, argv);
+            }
+        }
+    }
+
+    fn expired(&self, db: usize, entry: Entry) {
+        self.expired_keys.fetch_add(1, Ordering::Relaxed);
+        if self.effects_enabled() {
+            self.emit(db, &[b"DEL", entry.key()]);
+        }
+        drop(entry);
+    }
+
+    /// Keys in `db` (including ones whose deadline passed but were not yet reclaimed).
+    pub fn dbsize(&self, db: usize) -> usize {
+        self.dbs[db].sizes().0
+    }
+
+    /// Empties one database; big tables are freed on a background thread.
+    pub fn flush_db(&self, db: usize, lazy: bool) {
+        let tables: Vec<Table> =
+            self.dbs[db].shards.iter().map(|s| s.0.lock().take_all()).collect();
+        free_tables(tables, lazy);
+    }
+
+    /// Swaps the contents of two databases, atomically for every other client.
+    pub fn swap_dbs(&self, a: usize, b: usize) {
+        if a == b {
+            return;
+        }
+        let (lo, hi) = (a.min(b), a.max(b));
+        let mut lo_guards: Vec<_> = self.dbs[lo].shards.iter().map(|s| s.0.lock()).collect();
+        let mut hi_guards: Vec<_> = self.dbs[hi].shards.iter().map(|s| s.0.lock()).collect();
+        for (x, y) in lo_guards.iter_mut().zip(hi_guards.iter_mut()) {
+            x.swap(y);
+        }
+    }
+
+    /// One SCAN call over a database: visits entries until at least `count`
+    /// were offered to `f` (or the scan ends) and returns the next cursor.
+    pub fn scan(
+        &self,
+        db: usize,
+        cursor: u64,
+        count: usize,
+        now_ms: i64,
+        mut f: impl FnMut(EntryRef<'_>),
+    ) -> u64 {
+        let mut shard = (cursor >> CURSOR_SHARD_SHIFT) as usize;
+        let mut tcursor = cursor & ((1u64 << CURSOR_SHARD_SHIFT) - 1);
+        let mut seen = 0usize;
+        let mut steps = 0usize;
+        let max_steps = count.saturating_mul(10).max(100);
+        while shard <= self.shard_mask {
+            let g = self.dbs[db].shards[shard].0.lock();
+            loop {
+                tcursor = g.table().scan(tcursor, |e| {
+                    if !e.is_expired(now_ms) {
+                        seen += 1;
+                        f(e);
+                    }
+                });
+                steps += 1;
+                if tcursor == 0 {
+                    break;
+                }
+                if seen >= count || steps >= max_steps {
+                    return ((shard as u64) << CURSOR_SHARD_SHIFT) | tcursor;
+                }
+            }
+            drop(g);
+            shard += 1;
+            if seen >= count || steps >= max_steps {
+                return if shard > self.shard_mask {
+                    0
+                } else {
+                    (shard as u64) << CURSOR_SHARD_SHIFT
+                };
+            }
+        }
+        0
+    }
+
+    /// One pass of the active expiry sweep over every shard that has
+    /// deadlines, visiting at most `slots_per_shard` slots of each. Returns
+    /// how many keys it reclaimed.
+    pub fn active_expire(&self, now_ms: i64, slots_per_shard: usize) -> usize {
+        let mut reclaimed = 0;
+        for (db, d) in self.dbs.iter().enumerate() {
+            for s in d.shards.iter() {
+                let Some(mut g) = s.0.try_lock() else { continue };
+                if g.expires() == 0 {
+                    continue;
+                }
+                reclaimed += sweep(self, db, &mut g, now_ms, slots_per_shard);
+            }
+        }
+        reclaimed
+    }
+}
+
+/// Reclaims expired entries in `g`, starting where the last sweep stopped.
+fn sweep(ks: &Keyspace, db: usize, g: &mut Shard, now_ms: i64, budget: usize) -> usize {
+    let cap = g.table().capacity();
+    let mut pos = if g.sweep_pos >= cap { 0 } else { g.sweep_pos };
+    let mut reclaimed = 0;
+    let mut visited = 0;
+    while visited < budget.min(cap) {
+        match g.table().next_occupied(pos) {
+            Some(i) if i < pos + budget => {
+                visited += i - pos + 1;
+                if g.get(i).is_expired(now_ms) {
+                    let e = g.remove(i, hash_key);
+                    ks.expired(db, e);
+                    reclaimed += 1;
+                    // Backward shift may have moved a later entry into `i`.
+                    pos = i;
+                } else {
+                    pos = i + 1;
+                }
+            }
+            _ => {
+                pos = 0;
+                break;
+            }
+        }
+        if pos >= g.table().capacity() {
+            pos = 0;
+            break;
+        }
+    }
+    g.sweep_pos = pos;
+    reclaimed
+}
+
+fn free_tables(tables: Vec<Table>, lazy: bool) {
+    let total: usize = tables.iter().map(|t| t.len()).sum();
+    if lazy || total > 64 * 1024 {
+        std::thread::spawn(move || drop(tables));
+    } else {
+        drop(tables);
+    }
+}
+
+/// The shard locks one command holds, in ascending (db, shard) order.
+/// Owned per connection and reused, so taking a lock allocates nothing.
+#[derive(Default)]
+pub struct Locks {
+    held: Vec<(usize, MutexGuard<'static, Shard>)>,
+}
+
+impl Locks {
+    /// Releases every lock.
+    #[inline]
+    pub fn release(&mut self) {
+        self.held.clear();
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.held.is_empty()
+    }
+
+    fn position(&self, gid: usize) -> Option<usize> {
+        self.held.iter().position(|(g, _)| *g == gid)
+    }
+
+    /// Locks the shard with global id `gid` unless already held.
+    fn acquire(&mut self, ks: &'static Keyspace, gid: usize) -> usize {
+        if let Some(i) = self.position(gid) {
+            return i;
+        }
+        debug_assert!(
+            self.held.last().is_none_or(|(g, _)| *g < gid),
+            "shard locks must be taken in ascending order: pre-lock with lock_keys"
+        );
+        let n = ks.shard_count();
+        let guard = ks.dbs[gid / n].shards[gid % n].0.lock();
+        self.held.push((gid, guard));
+        self.held.len() - 1
+    }
+
+    /// Locks the shards of all `keys` in `db` at once, in ascending order.
+    pub fn lock_keys<'k>(
+        &mut self,
+        ks: &'static Keyspace,
+        db: usize,
+        keys: impl IntoIterator<Item = &'k [u8]>,
+    ) {
+        let n = ks.shard_count();
+        let mut gids: Vec<usize> =
+            keys.into_iter().map(|k| db * n + ks.shard_of(hash_key(k))).collect();
+        gids.sort_unstable();
+        gids.dedup();
+        for gid in gids {
+            self.acquire(ks, gid);
+        }
+    }
+
+    /// Locks the whole of the given databases, in order (SWAPDB-like commands).
+    pub fn lock_dbs(&mut self, ks: &'static Keyspace, dbs: &[usize]) {
+        let n = ks.shard_count();
+        let mut dbs = dbs.to_vec();
+        dbs.sort_unstable();
+        dbs.dedup();
+        for db in dbs {
+            for s in 0..n {
+                self.acquire(ks, db * n + s);
+            }
+        }
+    }
+
+    /// The key's slot handle, locking its shard if this command does not hold it yet.
+    #[inline]
+    pub fn key<'s, 'k>(
+        &'s mut self,
+        ks: &'static Keyspace,
+        db: usize,
+        key: &'k [u8],
+        now_ms: i64,
+    ) -> KeySlot<'s, 'k> {
+        let hash = hash_key(key);
+        let gid = db * ks.shard_count() + ks.shard_of(hash);
+        let i = self.acquire(ks, gid);
+        KeySlot { shard: &mut self.held[i].1, hash, key, now_ms, ks, db }
+    }
+}
+
+/// One key inside a locked shard.
+pub struct KeySlot<'s, 'k> {
+    shard: &'s mut Shard,
+    hash: u64,
+    key: &'k [u8],
+    now_ms: i64,
+    ks: &'static Keyspace,
+    db: usize,
+}
+
+impl<'s, 'k> KeySlot<'s, 'k> {
+    pub fn key(&self) -> &'k [u8] {
+        self.key
+    }
+
+    /// The live slot of the key; an expired entry is reclaimed on the way.
+    #[inline]
+    pub fn lookup(&mut self) -> Option<usize> {
+        let idx = self.shard.find(self.hash, self.key)?;
+        if self.shard.get(idx).is_expired(self.now_ms) {
+            let e = self.shard.remove(idx, hash_key);
+            self.ks.expired(self.db, e);
+            return None;
+        }
+        Some(idx)
+    }
+
+    /// The live entry, marking it as accessed.
+    #[inline]
+    pub fn get(&mut self) -> Option<EntryRef<'_>> {
+        let idx = self.lookup()?;
+        self.touch(idx);
+        Some(self.shard.get(idx))
+    }
+
+    pub fn touch(&mut self, idx: usize) {
+        let now_s = (self.now_ms / 1000) as u32;
+        let mut e = self.shard.get_mut(idx);
+        if e.lru() != now_s {
+            e.set_lru(now_s);
+        }
+    }
+
+    pub fn entry(&self, idx: usize) -> EntryRef<'_> {
+        self.shard.get(idx)
+    }
+
+    pub fn entry_mut(&mut self, idx: usize) -> SlotMut<'_> {
+        self.shard.get_mut(idx)
+    }
+
+    /// Inserts the key, which the caller found absent with `lookup`.
+    pub fn insert(&mut self, value: Value<'_>, expire: Option<i64>) -> usize {
+        let e = Entry::new(self.key, value, expire, (self.now_ms / 1000) as u32);
+        self.shard.insert(self.hash, e, hash_key)
+    }
+
+    /// Inserts an entry built elsewhere (RENAME, MOVE); its key must be ours.
+    pub fn insert_entry(&mut self, entry: Entry) -> usize {
+        debug_assert_eq!(entry.key(), self.key);
+        self.shard.insert(self.hash, entry, hash_key)
+    }
+
+    /// SET semantics: replaces any value (and deadline) the key had.
+    pub fn set(&mut self, value: Value<'_>, expire: Option<i64>) -> usize {
+        match self.lookup() {
+            Some(idx) => {
+                self.shard.set_value(idx, value, false);
+                if expire.is_some() {
+                    self.shard.set_expire(idx, expire);
+                }
+                self.touch(idx);
+                idx
+            }
+            None => self.insert(value, expire),
+        }
+    }
+
+    pub fn set_value(&mut self, idx: usize, value: Value<'_>, keep_ttl: bool) {
+        self.shard.set_value(idx, value, keep_ttl);
+    }
+
+    pub fn set_expire(&mut self, idx: usize, at: Option<i64>) {
+        self.shard.set_expire(idx, at);
+    }
+
+    /// Removes the live key, if any.
+    pub fn remove(&mut self) -> Option<Entry> {
+        let idx = self.lookup()?;
+        Some(self.shard.remove(idx, hash_key))
+    }
+
+    pub fn remove_at(&mut self, idx: usize) -> Entry {
+        self.shard.remove(idx, hash_key)
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.now_ms
+    }
+}

@@ -1,0 +1,5 @@
+//! Small helpers shared by the protocol and the commands.
+
+pub mod glob;
+pub mod num;
+pub mod rand;
