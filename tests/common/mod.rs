@@ -1,0 +1,122 @@
+//! Starts the real `ferrokv` binary on a free port for integration tests.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Server {
+    pub port: u16,
+    child: Child,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Server {
+    pub fn start() -> Server {
+        Server::start_with(&[])
+    }
+
+    /// Starts with extra `--name value` arguments; waits until it accepts connections.
+    pub fn start_with(extra: &[&str]) -> Server {
+        let port = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_ferrokv"))
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn ferrokv");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Server { port, child };
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("ferrokv did not start on port {port}");
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// A `redis` crate connection (RESP2).
+    pub fn client(&self) -> redis::Connection {
+        redis::Client::open(self.url()).unwrap().get_connection().unwrap()
+    }
+
+    /// A raw TCP connection with a read timeout.
+    pub fn raw(&self) -> Raw {
+        let s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        Raw(s)
+    }
+
+    /// True while the process is alive.
+    pub fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub struct Raw(pub TcpStream);
+
+impl Raw {
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.0.write_all(bytes).unwrap();
+    }
+
+    /// Reads until `n` bytes arrived (or the peer closed / timed out).
+    pub fn read_n(&mut self, n: usize) -> Vec<u8> {
+        let mut out = vec![0u8; n];
+        let mut got = 0;
+        while got < n {
+            match self.0.read(&mut out[got..]) {
+                Ok(0) | Err(_) => break,
+                Ok(k) => got += k,
+            }
+        }
+        out.truncate(got);
+        out
+    }
+
+    /// Sends `bytes` and reads exactly the length of `expected`, returning what came.
+    pub fn roundtrip(&mut self, bytes: &[u8], expected_len: usize) -> Vec<u8> {
+        self.send(bytes);
+        self.read_n(expected_len)
+    }
+
+    /// Reads whatever arrives until the peer closes or the timeout hits.
+    pub fn read_to_close(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let _ = self.0.read_to_end(&mut out);
+        out
+    }
+
+    /// True if the server closed the connection.
+    pub fn is_closed(&mut self) -> bool {
+        let mut b = [0u8; 1];
+        matches!(self.0.read(&mut b), Ok(0))
+    }
+}
+
+/// Encodes a command as a RESP array.
+pub fn resp(args: &[&[u8]]) -> Vec<u8> {
+    let mut v = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        v.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        v.extend_from_slice(a);
+        v.extend_from_slice(b"\r\n");
+    }
+    v
+}
