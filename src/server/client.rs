@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
-use tokio::sync::Notify;
 
 /// CLIENT REPLY modes.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -38,16 +37,30 @@ pub struct ClientInfo {
     pub last_cmd: AtomicUsize,
     pub user: Mutex<String>,
     pub killed: AtomicBool,
-    pub kill: Notify,
+    /// The socket's descriptor while the connection is open, -1 after; the
+    /// lock keeps a kill from reaching a descriptor number already reused.
+    live_fd: Mutex<i32>,
     pub qbuf: AtomicU64,
     pub obl: AtomicU64,
 }
 
 impl ClientInfo {
-    /// Asks the connection to close (CLIENT KILL); it notices at once.
+    /// Asks the connection to close (CLIENT KILL). Shutting the socket down
+    /// wakes the connection's pending read with end-of-file, so the read
+    /// path needs no second thing to wait on.
     pub fn request_kill(&self) {
         self.killed.store(true, Ordering::Relaxed);
-        self.kill.notify_one();
+        let fd = self.live_fd.lock();
+        if *fd >= 0 {
+            // SAFETY: the descriptor is open: the connection clears it under
+            // this lock before closing the socket.
+            unsafe { libc::shutdown(*fd, libc::SHUT_RDWR) };
+        }
+    }
+
+    /// Called by the connection before its socket closes.
+    pub fn mark_closed(&self) {
+        *self.live_fd.lock() = -1;
     }
 
     pub fn name(&self) -> Vec<u8> {
@@ -109,7 +122,7 @@ impl ClientRegistry {
             last_cmd: AtomicUsize::new(usize::MAX),
             user: Mutex::new("default".to_string()),
             killed: AtomicBool::new(false),
-            kill: Notify::new(),
+            live_fd: Mutex::new(fd),
             qbuf: AtomicU64::new(0),
             obl: AtomicU64::new(0),
         });

@@ -98,14 +98,13 @@ pub async fn serve(srv: &'static Server, mut sock: TcpStream, stats: Arc<ThreadS
                 sock.read_buf(&mut rbuf).await
             }
         };
-        let n = tokio::select! {
-            biased;
-            _ = info.kill.notified() => break 'conn,
-            r = read => match r {
-                Ok(0) | Err(_) => break 'conn,
-                Ok(n) => n,
-            },
+        let n = match read.await {
+            Ok(0) | Err(_) => break 'conn,
+            Ok(n) => n,
         };
+        if info.killed.load(Ordering::Relaxed) {
+            break 'conn;
+        }
         stats.net_input_bytes.add(n as u64);
         if rbuf.len() as i64 > srv.config.client_query_buffer_limit.get() {
             crate::warning!("Closing client that reached max query buffer length");
@@ -152,6 +151,7 @@ pub async fn serve(srv: &'static Server, mut sock: TcpStream, stats: Arc<ThreadS
             break 'conn;
         }
     }
+    info.mark_closed();
     srv.clients.unregister(info.id);
 }
 

@@ -46,8 +46,97 @@ fn with_dist(slot: u64, dist: usize) -> u64 {
 pub type HashFn = fn(&[u8]) -> u64;
 
 pub struct Table {
-    slots: Box<[u64]>,
+    slots: Slots,
     len: usize,
+}
+
+/// The slot array. Large arrays are mapped straight from the kernel so that
+/// a table that grew, shrank or was flushed gives its memory back at once
+/// (an allocator keeps freed blocks of this size resident).
+struct Slots {
+    ptr: std::ptr::NonNull<u64>,
+    len: usize,
+}
+
+// SAFETY: Slots owns its memory exclusively, like a Box<[u64]>.
+unsafe impl Send for Slots {}
+// SAFETY: shared access only reads.
+unsafe impl Sync for Slots {}
+
+const MMAP_BYTES: usize = 64 * 1024;
+
+impl Slots {
+    fn empty() -> Slots {
+        Slots { ptr: std::ptr::NonNull::dangling(), len: 0 }
+    }
+
+    /// `len` zeroed slots.
+    fn zeroed(len: usize) -> Slots {
+        if len == 0 {
+            return Slots::empty();
+        }
+        let bytes = len * 8;
+        let raw = if bytes >= MMAP_BYTES {
+            // SAFETY: an anonymous private mapping; the result is checked.
+            let p = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    bytes,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                    -1,
+                    0,
+                )
+            };
+            if p == libc::MAP_FAILED {
+                std::alloc::handle_alloc_error(Self::layout(len));
+            }
+            p as *mut u64
+        } else {
+            // SAFETY: the layout is non-zero sized.
+            unsafe { std::alloc::alloc_zeroed(Self::layout(len)) as *mut u64 }
+        };
+        let Some(ptr) = std::ptr::NonNull::new(raw) else {
+            std::alloc::handle_alloc_error(Self::layout(len))
+        };
+        Slots { ptr, len }
+    }
+
+    fn layout(len: usize) -> std::alloc::Layout {
+        std::alloc::Layout::array::<u64>(len).expect("slot array size")
+    }
+}
+
+impl Drop for Slots {
+    fn drop(&mut self) {
+        if self.len == 0 {
+            return;
+        }
+        let bytes = self.len * 8;
+        // SAFETY: allocated in `zeroed` by the same rule on the same size.
+        unsafe {
+            if bytes >= MMAP_BYTES {
+                libc::munmap(self.ptr.as_ptr() as *mut libc::c_void, bytes);
+            } else {
+                std::alloc::dealloc(self.ptr.as_ptr() as *mut u8, Self::layout(self.len));
+            }
+        }
+    }
+}
+
+impl Deref for Slots {
+    type Target = [u64];
+    fn deref(&self) -> &[u64] {
+        // SAFETY: ptr is valid for len initialized u64s (or dangling with len 0).
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl DerefMut for Slots {
+    fn deref_mut(&mut self) -> &mut [u64] {
+        // SAFETY: as in deref, and we hold &mut self.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
 }
 
 impl Default for Table {
@@ -64,7 +153,7 @@ impl Drop for Table {
 
 impl Table {
     pub fn new() -> Table {
-        Table { slots: Box::new([]), len: 0 }
+        Table { slots: Slots::empty(), len: 0 }
     }
 
     pub fn len(&self) -> usize {
@@ -187,7 +276,7 @@ impl Table {
     }
 
     fn resize(&mut self, new_len: usize, rehash: HashFn) {
-        let old = std::mem::replace(&mut self.slots, vec![0u64; new_len].into_boxed_slice());
+        let old = std::mem::replace(&mut self.slots, Slots::zeroed(new_len));
         for &slot in old.iter() {
             if slot == 0 {
                 continue;
@@ -218,7 +307,7 @@ impl Table {
                 *slot = 0;
             }
         }
-        self.slots = Box::new([]);
+        self.slots = Slots::empty();
         self.len = 0;
     }
 
