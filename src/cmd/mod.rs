@@ -164,6 +164,8 @@ pub fn resolve(table: &'static CommandTable, args: &Args<'_>) -> Result<&'static
 }
 
 /// Runs one command: resolve, check, execute, publish its effect, count it.
+/// `now_ms` is the clock of the batch the command arrived in, as Redis
+/// fixes the time a command sees when it starts.
 pub fn execute(
     srv: &'static Server,
     client: &mut Client,
@@ -171,6 +173,7 @@ pub fn execute(
     locks: &mut Locks,
     stats: &ThreadStats,
     args: &Args<'_>,
+    now_ms: i64,
 ) {
     if client.reply_mode == ReplyMode::SkipNext {
         client.reply_mode = ReplyMode::Skip;
@@ -200,7 +203,7 @@ pub fn execute(
         srv,
         client,
         out,
-        db: DbCtx { ks: &srv.ks, locks, index: db_index, now_ms: crate::server::now_ms() },
+        db: DbCtx { ks: &srv.ks, locks, index: db_index, now_ms },
         stats,
         cmd,
         dirty: 0,

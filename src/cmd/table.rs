@@ -198,9 +198,7 @@ impl CommandTable {
                     .subcommands
                     .get_or_insert_with(NameMap::default)
                     .insert(sub.as_bytes().into(), id);
-            } else if table.commands[id].is_implemented()
-                || all.iter().any(|(n, _)| n.starts_with(&format!("{name}|")))
-            {
+            } else {
                 table.top.insert(name.as_bytes().into(), id);
             }
         }

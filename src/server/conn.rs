@@ -113,6 +113,7 @@ pub async fn serve(srv: &'static Server, mut sock: TcpStream, stats: Arc<ThreadS
         if rbuf.len() < need {
             continue;
         }
+        let now = now_ms();
         let mut pos = 0;
         loop {
             let limits = Limits {
@@ -122,7 +123,7 @@ pub async fn serve(srv: &'static Server, mut sock: TcpStream, stats: Arc<ThreadS
             match parser.parse(&rbuf[pos..], limits) {
                 Frame::Command { consumed } => {
                     let args = parser.args(&rbuf[pos..]);
-                    crate::cmd::execute(srv, &mut client, &mut out, &mut locks, &stats, &args);
+                    crate::cmd::execute(srv, &mut client, &mut out, &mut locks, &stats, &args, now);
                     pos += consumed;
                     if client.close_after_reply {
                         let _ = flush(&mut sock, &mut out, &stats).await;
@@ -146,7 +147,7 @@ pub async fn serve(srv: &'static Server, mut sock: TcpStream, stats: Arc<ThreadS
             }
         }
         rbuf.advance(pos);
-        info.last_interaction_ms.store(now_ms(), Ordering::Relaxed);
+        info.last_interaction_ms.store(now, Ordering::Relaxed);
         if !out.is_empty() && flush(&mut sock, &mut out, &stats).await.is_err() {
             break 'conn;
         }
