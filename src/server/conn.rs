@@ -113,7 +113,7 @@ pub async fn serve(srv: &'static Server, mut sock: TcpStream, stats: Arc<ThreadS
         if rbuf.len() < need {
             continue;
         }
-        let now = now_ms();
+        let mut now = now_ms();
         let mut pos = 0;
         loop {
             let limits = Limits {
@@ -129,8 +129,11 @@ pub async fn serve(srv: &'static Server, mut sock: TcpStream, stats: Arc<ThreadS
                         let _ = flush(&mut sock, &mut out, &stats).await;
                         break 'conn;
                     }
-                    if out.len() >= FLUSH_AT && flush(&mut sock, &mut out, &stats).await.is_err() {
-                        break 'conn;
+                    if out.len() >= FLUSH_AT {
+                        if flush(&mut sock, &mut out, &stats).await.is_err() {
+                            break 'conn;
+                        }
+                        now = now_ms();
                     }
                 }
                 Frame::Empty { consumed } => pos += consumed,
