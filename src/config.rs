@@ -19,10 +19,20 @@ pub struct IntParam {
 
 impl IntParam {
     pub const fn new(v: i64, min: i64, max: i64) -> IntParam {
-        IntParam { v: AtomicI64::new(v), min, max, memory: false }
+        IntParam {
+            v: AtomicI64::new(v),
+            min,
+            max,
+            memory: false,
+        }
     }
     pub const fn memory(v: i64, min: i64, max: i64) -> IntParam {
-        IntParam { v: AtomicI64::new(v), min, max, memory: true }
+        IntParam {
+            v: AtomicI64::new(v),
+            min,
+            max,
+            memory: true,
+        }
     }
     #[inline]
     pub fn get(&self) -> i64 {
@@ -56,7 +66,10 @@ pub struct EnumParam {
 
 impl EnumParam {
     pub const fn new(v: usize, names: &'static [&'static str]) -> EnumParam {
-        EnumParam { v: AtomicUsize::new(v), names }
+        EnumParam {
+            v: AtomicUsize::new(v),
+            names,
+        }
     }
     #[inline]
     pub fn get(&self) -> usize {
@@ -164,7 +177,12 @@ impl Config {
     /// Every parameter, in CONFIG GET order.
     pub fn params(&self) -> Vec<Param<'_>> {
         use Kind::*;
-        let p = |name, alias, kind, mutable| Param { name, alias, kind, mutable };
+        let p = |name, alias, kind, mutable| Param {
+            name,
+            alias,
+            kind,
+            mutable,
+        };
         vec![
             p("port", None, Int(&self.port), true),
             p("bind", None, Str(&self.bind), true),
@@ -172,14 +190,29 @@ impl Config {
             p("requirepass", None, Str(&self.requirepass), true),
             p("loglevel", None, Enum(&self.loglevel), true),
             p("logfile", None, Str(&self.logfile), false),
-            p("proto-max-bulk-len", None, Int(&self.proto_max_bulk_len), true),
-            p("client-query-buffer-limit", None, Int(&self.client_query_buffer_limit), true),
+            p(
+                "proto-max-bulk-len",
+                None,
+                Int(&self.proto_max_bulk_len),
+                true,
+            ),
+            p(
+                "client-query-buffer-limit",
+                None,
+                Int(&self.client_query_buffer_limit),
+                true,
+            ),
             p("maxclients", None, Int(&self.maxclients), true),
             p("timeout", None, Int(&self.timeout), true),
             p("tcp-keepalive", None, Int(&self.tcp_keepalive), true),
             p("tcp-backlog", None, Int(&self.tcp_backlog), false),
             p("hz", None, Int(&self.hz), true),
-            p("enable-debug-command", None, Enum(&self.enable_debug_command), false),
+            p(
+                "enable-debug-command",
+                None,
+                Enum(&self.enable_debug_command),
+                false,
+            ),
             p("save", None, Str(&self.save), true),
             p("appendonly", None, Bool(&self.appendonly), true),
             p("dir", None, Str(&self.dir), true),
@@ -188,7 +221,12 @@ impl Config {
             p("protected-mode", None, Bool(&self.protected_mode), true),
             p("io-threads", None, Int(&self.io_threads), false),
             p("maxmemory", None, Int(&self.maxmemory), true),
-            p("lua-time-limit", Some("busy-reply-threshold"), Int(&self.lua_time_limit), true),
+            p(
+                "lua-time-limit",
+                Some("busy-reply-threshold"),
+                Int(&self.lua_time_limit),
+                true,
+            ),
         ]
     }
 
@@ -197,8 +235,9 @@ impl Config {
     pub fn set(&self, name: &str, args: &[&str], at_runtime: bool) -> Result<(), SetError> {
         let lname = name.to_ascii_lowercase();
         let params = self.params();
-        let Some(param) =
-            params.iter().find(|p| p.name == lname || p.alias == Some(lname.as_str()))
+        let Some(param) = params
+            .iter()
+            .find(|p| p.name == lname || p.alias == Some(lname.as_str()))
         else {
             return Err(SetError::Unknown);
         };
@@ -208,7 +247,11 @@ impl Config {
         let joined = args.join(" ");
         match &param.kind {
             Kind::Int(p) => {
-                let v = if p.memory { parse_memory(&joined) } else { joined.parse::<i64>().ok() };
+                let v = if p.memory {
+                    parse_memory(&joined)
+                } else {
+                    joined.parse::<i64>().ok()
+                };
                 let v = v.ok_or_else(|| {
                     SetError::Invalid(if p.memory {
                         "argument must be a memory value".into()
@@ -283,11 +326,14 @@ pub fn parse_memory(s: &str) -> Option<i64> {
 }
 
 /// Splits one redis.conf line into arguments (same quoting as inline commands).
-pub fn split_line(line: &str) -> Result<Vec<String>, ()> {
+pub fn split_line(line: &str) -> Result<Vec<String>, crate::resp::parse::UnbalancedQuotes> {
     let mut out = Vec::new();
     let mut spans = Vec::new();
     crate::resp::parse::split_args(line.as_bytes(), &mut out, &mut spans)?;
-    Ok(spans.iter().map(|&(s, e)| String::from_utf8_lossy(&out[s..e]).into_owned()).collect())
+    Ok(spans
+        .iter()
+        .map(|&(s, e)| String::from_utf8_lossy(&out[s..e]).into_owned())
+        .collect())
 }
 
 #[cfg(test)]
@@ -307,9 +353,18 @@ mod tests {
         let c = Config::default();
         assert!(c.set("port", &["7000"], false).is_ok());
         assert_eq!(c.port.get(), 7000);
-        assert!(matches!(c.set("nosuch", &["1"], true), Err(SetError::Unknown)));
-        assert!(matches!(c.set("databases", &["4"], true), Err(SetError::Immutable)));
-        assert!(matches!(c.set("port", &["70000"], true), Err(SetError::Invalid(_))));
+        assert!(matches!(
+            c.set("nosuch", &["1"], true),
+            Err(SetError::Unknown)
+        ));
+        assert!(matches!(
+            c.set("databases", &["4"], true),
+            Err(SetError::Immutable)
+        ));
+        assert!(matches!(
+            c.set("port", &["70000"], true),
+            Err(SetError::Invalid(_))
+        ));
         assert!(c.set("busy-reply-threshold", &["100"], true).is_ok());
         assert_eq!(c.lua_time_limit.get(), 100);
     }
@@ -319,6 +374,11 @@ static REDIS_DIRECTIVES: &str = include_str!("../data/redis-config-names.txt");
 
 /// True for a directive Redis 7.0 knows (so an unimplemented one only warns).
 pub fn is_redis_directive(name: &str) -> bool {
-    REDIS_DIRECTIVES.lines().any(|l| l.eq_ignore_ascii_case(name))
-        || matches!(name, "include" | "rename-command" | "user" | "loadmodule" | "sentinel")
+    REDIS_DIRECTIVES
+        .lines()
+        .any(|l| l.eq_ignore_ascii_case(name))
+        || matches!(
+            name,
+            "include" | "rename-command" | "user" | "loadmodule" | "sentinel"
+        )
 }

@@ -19,7 +19,10 @@ pub fn set_level(level: usize) {
 
 /// Sends log lines to `path` (appending) instead of stdout.
 pub fn set_file(path: &str) -> std::io::Result<()> {
-    let f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
     *SINK.lock() = Some(f);
     Ok(())
 }
@@ -28,8 +31,9 @@ pub fn enabled(level: usize) -> bool {
     level >= LEVEL.load(Ordering::Relaxed)
 }
 
-const MONTHS: [&str; 12] =
-    ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
 
 /// Civil date from days since 1970-01-01 (proleptic Gregorian).
 fn civil(days: i64) -> (i64, u32, u32) {

@@ -8,8 +8,11 @@ use ferrokv::server::{self, Server};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Config directives as (line number or 0 for the command line, args).
-fn collect_directives(argv: &[String]) -> anyhow::Result<(Option<String>, Vec<(usize, Vec<String>)>)> {
+/// One directive: its line in the config file (0 for the command line) and its words.
+type Directive = (usize, Vec<String>);
+
+/// The config file's path, if any, and every directive in the order applied.
+fn collect_directives(argv: &[String]) -> anyhow::Result<(Option<String>, Vec<Directive>)> {
     let mut out = Vec::new();
     let mut i = 0;
     let mut config_file = None;
@@ -18,8 +21,9 @@ fn collect_directives(argv: &[String]) -> anyhow::Result<(Option<String>, Vec<(u
     {
         let path = first.clone();
         if path != "-" {
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| anyhow::anyhow!("Fatal error, can't open config file '{path}': {e}"))?;
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                anyhow::anyhow!("Fatal error, can't open config file '{path}': {e}")
+            })?;
             for (n, line) in text.lines().enumerate() {
                 let line = line.trim();
                 if line.is_empty() || line.starts_with('#') {
@@ -28,10 +32,12 @@ fn collect_directives(argv: &[String]) -> anyhow::Result<(Option<String>, Vec<(u
                 match split_line(line) {
                     Ok(args) if !args.is_empty() => out.push((n + 1, args)),
                     Ok(_) => {}
-                    Err(()) => fatal_config(n + 1, line, "Unbalanced quotes in configuration line"),
+                    Err(_) => fatal_config(n + 1, line, "Unbalanced quotes in configuration line"),
                 }
             }
-            config_file = std::fs::canonicalize(&path).ok().map(|p| p.display().to_string());
+            config_file = std::fs::canonicalize(&path)
+                .ok()
+                .map(|p| p.display().to_string());
         }
         i = 1;
     }
@@ -57,7 +63,10 @@ fn collect_directives(argv: &[String]) -> anyhow::Result<(Option<String>, Vec<(u
 }
 
 fn fatal_config(line: usize, text: &str, reason: &str) -> ! {
-    eprintln!("\n*** FATAL CONFIG FILE ERROR (Redis {}) ***", ferrokv::REDIS_VERSION);
+    eprintln!(
+        "\n*** FATAL CONFIG FILE ERROR (Redis {}) ***",
+        ferrokv::REDIS_VERSION
+    );
     if line > 0 {
         eprintln!("Reading the configuration file, at line {line}");
     } else {
@@ -80,7 +89,9 @@ fn main() {
     }
     if argv.iter().any(|a| a == "-h" || a == "--help") {
         println!("Usage: ferrokv [/path/to/redis.conf] [options]");
-        println!("Examples:\n  ferrokv (run in memory on port 6379)\n  ferrokv --port 7777\n  ferrokv /etc/redis/6379.conf --loglevel verbose");
+        println!(
+            "Examples:\n  ferrokv (run in memory on port 6379)\n  ferrokv --port 7777\n  ferrokv /etc/redis/6379.conf --loglevel verbose"
+        );
         return;
     }
     let (config_file, directives) = match collect_directives(&argv) {
@@ -100,9 +111,11 @@ fn main() {
             Err(SetError::Unknown) if ferrokv::config::is_redis_directive(&name) => {
                 unimplemented.push(name)
             }
-            Err(SetError::Unknown) => {
-                fatal_config(*line, &args.join(" "), "Bad directive or wrong number of arguments")
-            }
+            Err(SetError::Unknown) => fatal_config(
+                *line,
+                &args.join(" "),
+                "Bad directive or wrong number of arguments",
+            ),
             Err(SetError::Immutable) => unreachable!("start-up sets every parameter"),
             Err(SetError::Invalid(why)) => fatal_config(*line, &args.join(" "), &why),
         }
@@ -116,7 +129,9 @@ fn main() {
         std::process::exit(1);
     }
     for name in &unimplemented {
-        ferrokv::warning!("Directive '{name}' is a Redis option ferrokv does not implement yet; ignored");
+        ferrokv::warning!(
+            "Directive '{name}' is a Redis option ferrokv does not implement yet; ignored"
+        );
     }
     if !config.dir.get().is_empty()
         && let Err(e) = std::env::set_current_dir(config.dir.get())

@@ -14,5 +14,8 @@ fn unknown_command_gets_redis_error_bytes() {
     let srv = common::Server::start();
     let mut raw = srv.raw();
     let expect = b"-ERR unknown command 'nosuch', with args beginning with: 'a' \r\n";
-    assert_eq!(raw.roundtrip(&common::resp(&[b"nosuch", b"a"]), expect.len()), expect);
+    assert_eq!(
+        raw.roundtrip(&common::resp(&[b"nosuch", b"a"]), expect.len()),
+        expect
+    );
 }

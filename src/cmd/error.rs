@@ -41,7 +41,9 @@ impl Error {
             Error::Syntax => "ERR syntax error".into(),
             Error::NoSuchKey => "ERR no such key".into(),
             Error::Overflow => "ERR increment or decrement would overflow".into(),
-            Error::InvalidExpire(cmd) => format!("ERR invalid expire time in '{cmd}' command").into(),
+            Error::InvalidExpire(cmd) => {
+                format!("ERR invalid expire time in '{cmd}' command").into()
+            }
             Error::WrongArity(cmd) => {
                 format!("ERR wrong number of arguments for '{cmd}' command").into()
             }
@@ -58,14 +60,26 @@ mod tests {
     #[test]
     fn each_error_maps_to_the_reference_string() {
         let cases = [
-            (Error::WrongType, "WRONGTYPE Operation against a key holding the wrong kind of value"),
-            (Error::NotInteger, "ERR value is not an integer or out of range"),
+            (
+                Error::WrongType,
+                "WRONGTYPE Operation against a key holding the wrong kind of value",
+            ),
+            (
+                Error::NotInteger,
+                "ERR value is not an integer or out of range",
+            ),
             (Error::NotFloat, "ERR value is not a valid float"),
             (Error::Syntax, "ERR syntax error"),
             (Error::NoSuchKey, "ERR no such key"),
             (Error::Overflow, "ERR increment or decrement would overflow"),
-            (Error::InvalidExpire("set"), "ERR invalid expire time in 'set' command"),
-            (Error::WrongArity("get".into()), "ERR wrong number of arguments for 'get' command"),
+            (
+                Error::InvalidExpire("set"),
+                "ERR invalid expire time in 'set' command",
+            ),
+            (
+                Error::WrongArity("get".into()),
+                "ERR wrong number of arguments for 'get' command",
+            ),
             (Error::NoAuth, "NOAUTH Authentication required."),
         ];
         for (e, s) in cases {

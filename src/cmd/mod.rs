@@ -21,9 +21,9 @@ pub use error::{CmdResult, Error};
 pub use table::{Command, CommandTable, flags};
 
 use crate::resp::{Args, Reply};
+use crate::server::Server;
 use crate::server::client::{Client, ReplyMode};
 use crate::server::stats::ThreadStats;
-use crate::server::Server;
 use crate::store::{KeySlot, Keyspace, Locks};
 
 pub type Handler = fn(&mut Ctx<'_>, &Args<'_>) -> CmdResult;
@@ -31,7 +31,12 @@ pub type Handler = fn(&mut Ctx<'_>, &Args<'_>) -> CmdResult;
 /// Every registered handler, family by family.
 pub fn handlers() -> Vec<(&'static str, Handler)> {
     let mut all = Vec::new();
-    for family in [strings::COMMANDS, keys::COMMANDS, connection::COMMANDS, server::COMMANDS] {
+    for family in [
+        strings::COMMANDS,
+        keys::COMMANDS,
+        connection::COMMANDS,
+        server::COMMANDS,
+    ] {
         all.extend_from_slice(family);
     }
     all
@@ -65,11 +70,16 @@ impl DbCtx<'_> {
     }
 
     /// Locks keys that live in different databases (MOVE, COPY ... DB).
-    pub fn lock_keys_in<'k>(&mut self, keys: &[(usize, &'k [u8])]) {
+    pub fn lock_keys_in(&mut self, keys: &[(usize, &[u8])]) {
         let n = self.ks.shard_count();
         let mut gids: Vec<(usize, &[u8])> = keys
             .iter()
-            .map(|&(db, k)| (db * n + self.ks.shard_of(crate::store::keyspace::hash_key(k)), k))
+            .map(|&(db, k)| {
+                (
+                    db * n + self.ks.shard_of(crate::store::keyspace::hash_key(k)),
+                    k,
+                )
+            })
             .collect();
         gids.sort_unstable_by_key(|(g, _)| *g);
         for (g, k) in gids {
@@ -203,7 +213,12 @@ pub fn execute(
         srv,
         client,
         out,
-        db: DbCtx { ks: &srv.ks, locks, index: db_index, now_ms },
+        db: DbCtx {
+            ks: &srv.ks,
+            locks,
+            index: db_index,
+            now_ms,
+        },
         stats,
         cmd,
         dirty: 0,
@@ -224,14 +239,17 @@ pub fn execute(
                 .unwrap_or_default();
             crate::warning!("command '{}' panicked: {}", cmd.name, what);
             ctx.out.truncate(reply_start);
-            ctx.out.error(&format!("ERR internal error in '{}' command", cmd.name));
+            ctx.out
+                .error(&format!("ERR internal error in '{}' command", cmd.name));
             true
         }
     };
     if ctx.dirty > 0 && srv.ks.effects_enabled() {
         publish_effect(&ctx, args);
     }
-    let Ctx { client, out, db, .. } = ctx;
+    let Ctx {
+        client, out, db, ..
+    } = ctx;
     db.locks.release();
     let st = &stats.cmds[cmd.id];
     st.calls.add(1);
@@ -241,7 +259,10 @@ pub fn execute(
         stats.error_replies.add(1);
     }
     stats.commands_processed.add(1);
-    client.info.last_cmd.store(cmd.id, std::sync::atomic::Ordering::Relaxed);
+    client
+        .info
+        .last_cmd
+        .store(cmd.id, std::sync::atomic::Ordering::Relaxed);
     finish_reply(client, out, reply_start);
 }
 

@@ -2,7 +2,7 @@
 
 use super::{CmdResult, Ctx, Error, Handler};
 use crate::resp::Args;
-use crate::store::{Value, ValueRef, Object};
+use crate::store::{Object, Value, ValueRef};
 
 pub const COMMANDS: &[(&str, Handler)] = &[("get", get), ("set", set)];
 

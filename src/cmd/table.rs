@@ -72,7 +72,11 @@ impl Hasher for NameHasher {
         self.0
     }
     fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 { 0xcbf29ce484222325 } else { self.0 };
+        let mut h = if self.0 == 0 {
+            0xcbf29ce484222325
+        } else {
+            self.0
+        };
         for b in bytes {
             h ^= *b as u64;
             h = h.wrapping_mul(0x100000001b3);
@@ -104,8 +108,7 @@ impl Command {
     }
 
     pub fn is_implemented(&self) -> bool {
-        self.handler.is_some()
-            || self.subcommands.as_ref().is_some_and(|s| !s.is_empty())
+        self.handler.is_some() || self.subcommands.as_ref().is_some_and(|s| !s.is_empty())
     }
 
     /// The name as shown in errors: `client|setname`.
@@ -166,7 +169,10 @@ impl CommandTable {
             }
         }
         all.sort_by_key(|(n, _)| *n);
-        let mut table = CommandTable { commands: Vec::new(), top: NameMap::default() };
+        let mut table = CommandTable {
+            commands: Vec::new(),
+            top: NameMap::default(),
+        };
         for (name, spec) in &all {
             let id = table.commands.len();
             let handler = handlers.iter().find(|(n, _)| n == name).map(|(_, h)| *h);
@@ -193,7 +199,11 @@ impl CommandTable {
                 if table.commands[id].handler.is_none() {
                     continue;
                 }
-                let pid = table.commands.iter().position(|c| c.name == parent).expect("container");
+                let pid = table
+                    .commands
+                    .iter()
+                    .position(|c| c.name == parent)
+                    .expect("container");
                 table.commands[pid]
                     .subcommands
                     .get_or_insert_with(NameMap::default)
@@ -203,7 +213,9 @@ impl CommandTable {
             }
         }
         // Containers with no implemented subcommand stay out of dispatch.
-        table.top.retain(|_, id| table.commands[*id].is_implemented());
+        table
+            .top
+            .retain(|_, id| table.commands[*id].is_implemented());
         table
     }
 
@@ -220,7 +232,11 @@ impl CommandTable {
     pub fn lookup_sub(&self, parent: &Command, name: &[u8]) -> Option<&Command> {
         let mut buf = [0u8; 64];
         let key = lower(name, &mut buf)?;
-        parent.subcommands.as_ref()?.get(key).map(|&id| &self.commands[id])
+        parent
+            .subcommands
+            .as_ref()?
+            .get(key)
+            .map(|&id| &self.commands[id])
     }
 
     pub fn get(&self, id: usize) -> &Command {
@@ -249,9 +265,60 @@ impl CommandTable {
 
     /// Implemented subcommands of a container, in name order.
     pub fn subcommands_of<'a>(&'a self, parent: &'a Command) -> impl Iterator<Item = &'a Command> {
-        let mut ids: Vec<usize> =
-            parent.subcommands.iter().flat_map(|m| m.values().copied()).collect();
+        let mut ids: Vec<usize> = parent
+            .subcommands
+            .iter()
+            .flat_map(|m| m.values().copied())
+            .collect();
         ids.sort_unstable();
         ids.into_iter().map(move |id| &self.commands[id])
+    }
+}
+
+impl CommandTable {
+    /// The README's compatibility table: per command group, which Redis 7.0
+    /// commands (and subcommands) are implemented and which are not yet.
+    pub fn compatibility_markdown(&self) -> String {
+        use std::collections::BTreeMap;
+        let mut groups: BTreeMap<&str, (Vec<String>, Vec<String>)> = BTreeMap::new();
+        for c in &self.commands {
+            // Containers are represented by their subcommands.
+            if self
+                .commands
+                .iter()
+                .any(|s| s.name.starts_with(c.name) && s.name[c.name.len()..].starts_with('|'))
+            {
+                continue;
+            }
+            let group = c
+                .spec
+                .get("group")
+                .and_then(|g| g.as_str())
+                .unwrap_or("other");
+            let shown = c.name.replace('|', " ").to_ascii_uppercase();
+            let entry = groups.entry(group).or_default();
+            if c.handler.is_some() {
+                entry.0.push(shown);
+            } else {
+                entry.1.push(shown);
+            }
+        }
+        let mut s = String::from("| group | implemented | not yet |\n|---|---|---|\n");
+        for (g, (yes, no)) in groups {
+            s.push_str(&format!(
+                "| {g} | {} | {} |\n",
+                if yes.is_empty() {
+                    "—".into()
+                } else {
+                    yes.join(", ")
+                },
+                if no.is_empty() {
+                    "—".into()
+                } else {
+                    no.join(", ")
+                }
+            ));
+        }
+        s
     }
 }

@@ -74,7 +74,10 @@ impl<'a> Args<'a> {
 
     /// Arguments from `from` on.
     pub fn tail(&self, from: usize) -> Args<'a> {
-        Args { buf: self.buf, spans: &self.spans[from.min(self.spans.len())..] }
+        Args {
+            buf: self.buf,
+            spans: &self.spans[from.min(self.spans.len())..],
+        }
     }
 
     /// Copies the arguments out (for queuing and effects).
@@ -99,7 +102,10 @@ fn parse_len(s: &[u8]) -> Option<i64> {
 impl Parser {
     /// The arguments of the last `Frame::Command`; `buf` is the buffer it was parsed from.
     pub fn args<'a>(&'a self, buf: &'a [u8]) -> Args<'a> {
-        Args { buf: if self.is_inline { &self.inline } else { buf }, spans: &self.spans }
+        Args {
+            buf: if self.is_inline { &self.inline } else { buf },
+            spans: &self.spans,
+        }
     }
 
     /// Owned argument storage: builds `Args` over caller-provided vectors.
@@ -122,7 +128,9 @@ impl Parser {
             return if buf.len() > MAX_INLINE {
                 Frame::Error(Cow::Borrowed("too big mbulk count string"))
             } else {
-                Frame::Incomplete { need: buf.len() + 1 }
+                Frame::Incomplete {
+                    need: buf.len() + 1,
+                }
             };
         };
         if nl + 1 >= buf.len() {
@@ -151,7 +159,9 @@ impl Parser {
                 return if buf.len() - pos > MAX_INLINE {
                     Frame::Error(Cow::Borrowed("too big bulk count string"))
                 } else {
-                    Frame::Incomplete { need: buf.len() + 1 }
+                    Frame::Incomplete {
+                        need: buf.len() + 1,
+                    }
                 };
             };
             let line_end = pos + rel;
@@ -184,7 +194,9 @@ impl Parser {
             return if buf.len() > MAX_INLINE {
                 Frame::Error(Cow::Borrowed("too big inline request"))
             } else {
-                Frame::Incomplete { need: buf.len() + 1 }
+                Frame::Incomplete {
+                    need: buf.len() + 1,
+                }
             };
         };
         let mut line = &buf[..nl];
@@ -204,6 +216,10 @@ impl Parser {
 fn expected_dollar(got: u8) -> Frame {
     Frame::Error(Cow::Owned(format!("expected '$', got '{}'", got as char)))
 }
+
+/// A quoted argument that is not closed, or closed and not followed by a space.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnbalancedQuotes;
 
 fn is_hex(c: u8) -> bool {
     c.is_ascii_hexdigit()
@@ -225,7 +241,7 @@ pub fn split_args(
     line: &[u8],
     out: &mut Vec<u8>,
     spans: &mut Vec<(usize, usize)>,
-) -> Result<(), ()> {
+) -> Result<(), UnbalancedQuotes> {
     let mut i = 0;
     let n = line.len();
     loop {
@@ -241,10 +257,15 @@ pub fn split_args(
         loop {
             if in_dq {
                 if i >= n {
-                    return Err(());
+                    return Err(UnbalancedQuotes);
                 }
                 let c = line[i];
-                if c == b'\\' && i + 3 < n && line[i + 1] == b'x' && is_hex(line[i + 2]) && is_hex(line[i + 3]) {
+                if c == b'\\'
+                    && i + 3 < n
+                    && line[i + 1] == b'x'
+                    && is_hex(line[i + 2])
+                    && is_hex(line[i + 3])
+                {
                     out.push(hex_val(line[i + 2]) * 16 + hex_val(line[i + 3]));
                     i += 3;
                 } else if c == b'\\' && i + 1 < n {
@@ -259,7 +280,7 @@ pub fn split_args(
                     });
                 } else if c == b'"' {
                     if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
-                        return Err(());
+                        return Err(UnbalancedQuotes);
                     }
                     i += 1;
                     break;
@@ -268,7 +289,7 @@ pub fn split_args(
                 }
             } else if in_sq {
                 if i >= n {
-                    return Err(());
+                    return Err(UnbalancedQuotes);
                 }
                 let c = line[i];
                 if c == b'\\' && i + 1 < n && line[i + 1] == b'\'' {
@@ -276,7 +297,7 @@ pub fn split_args(
                     i += 1;
                 } else if c == b'\'' {
                     if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
-                        return Err(());
+                        return Err(UnbalancedQuotes);
                     }
                     i += 1;
                     break;
@@ -304,7 +325,10 @@ pub fn split_args(
 mod tests {
     use super::*;
 
-    const L: Limits = Limits { max_bulk: 512 * 1024 * 1024, authenticated: true };
+    const L: Limits = Limits {
+        max_bulk: 512 * 1024 * 1024,
+        authenticated: true,
+    };
 
     fn args(p: &Parser, buf: &[u8]) -> Vec<Vec<u8>> {
         p.args(buf).to_vec()
@@ -314,34 +338,77 @@ mod tests {
     fn multibulk_complete_and_partial() {
         let mut p = Parser::default();
         let cmd = b"*2\r\n$3\r\nGET\r\n$3\r\nfoo\r\n";
-        assert_eq!(p.parse(cmd, L), Frame::Command { consumed: cmd.len() });
+        assert_eq!(
+            p.parse(cmd, L),
+            Frame::Command {
+                consumed: cmd.len()
+            }
+        );
         assert_eq!(args(&p, cmd), vec![b"GET".to_vec(), b"foo".to_vec()]);
         for cut in 0..cmd.len() {
-            assert!(matches!(p.parse(&cmd[..cut], L), Frame::Incomplete { .. }), "cut {cut}");
+            assert!(
+                matches!(p.parse(&cmd[..cut], L), Frame::Incomplete { .. }),
+                "cut {cut}"
+            );
         }
     }
 
     #[test]
     fn multibulk_errors_match_redis() {
         let mut p = Parser::default();
-        assert_eq!(p.parse(b"*x\r\n", L), Frame::Error(Cow::Borrowed("invalid multibulk length")));
-        assert_eq!(p.parse(b"*1\r\n+GET\r\n", L), Frame::Error(Cow::Borrowed("expected '$', got '+'")));
-        assert_eq!(p.parse(b"*1\r\n$-5\r\n", L), Frame::Error(Cow::Borrowed("invalid bulk length")));
-        let small = Limits { max_bulk: 10, authenticated: true };
-        assert_eq!(p.parse(b"*1\r\n$11\r\n", small), Frame::Error(Cow::Borrowed("invalid bulk length")));
+        assert_eq!(
+            p.parse(b"*x\r\n", L),
+            Frame::Error(Cow::Borrowed("invalid multibulk length"))
+        );
+        assert_eq!(
+            p.parse(b"*1\r\n+GET\r\n", L),
+            Frame::Error(Cow::Borrowed("expected '$', got '+'"))
+        );
+        assert_eq!(
+            p.parse(b"*1\r\n$-5\r\n", L),
+            Frame::Error(Cow::Borrowed("invalid bulk length"))
+        );
+        let small = Limits {
+            max_bulk: 10,
+            authenticated: true,
+        };
+        assert_eq!(
+            p.parse(b"*1\r\n$11\r\n", small),
+            Frame::Error(Cow::Borrowed("invalid bulk length"))
+        );
         assert_eq!(p.parse(b"*0\r\n", L), Frame::Empty { consumed: 4 });
-        let unauth = Limits { max_bulk: 1 << 20, authenticated: false };
-        assert_eq!(p.parse(b"*11\r\n", unauth), Frame::Error(Cow::Borrowed("unauthenticated multibulk length")));
+        let unauth = Limits {
+            max_bulk: 1 << 20,
+            authenticated: false,
+        };
+        assert_eq!(
+            p.parse(b"*11\r\n", unauth),
+            Frame::Error(Cow::Borrowed("unauthenticated multibulk length"))
+        );
     }
 
     #[test]
     fn inline_with_quotes() {
         let mut p = Parser::default();
         let line = b"set \"a b\\x41\\n\" 'it\\'s'\r\n";
-        assert_eq!(p.parse(line, L), Frame::Command { consumed: line.len() });
-        assert_eq!(args(&p, line), vec![b"set".to_vec(), b"a bA\n".to_vec(), b"it's".to_vec()]);
-        assert_eq!(p.parse(b"set \"abc\r\n", L), Frame::Error(Cow::Borrowed("unbalanced quotes in request")));
-        assert_eq!(p.parse(b"get \"a\"b\r\n", L), Frame::Error(Cow::Borrowed("unbalanced quotes in request")));
+        assert_eq!(
+            p.parse(line, L),
+            Frame::Command {
+                consumed: line.len()
+            }
+        );
+        assert_eq!(
+            args(&p, line),
+            vec![b"set".to_vec(), b"a bA\n".to_vec(), b"it's".to_vec()]
+        );
+        assert_eq!(
+            p.parse(b"set \"abc\r\n", L),
+            Frame::Error(Cow::Borrowed("unbalanced quotes in request"))
+        );
+        assert_eq!(
+            p.parse(b"get \"a\"b\r\n", L),
+            Frame::Error(Cow::Borrowed("unbalanced quotes in request"))
+        );
         assert_eq!(p.parse(b"   \r\n", L), Frame::Empty { consumed: 5 });
         assert!(matches!(p.parse(b"ping", L), Frame::Incomplete { .. }));
     }

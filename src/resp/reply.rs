@@ -9,7 +9,10 @@ pub struct Reply {
 
 impl Reply {
     pub fn new(resp3: bool) -> Reply {
-        Reply { buf: Vec::with_capacity(16 * 1024), resp3 }
+        Reply {
+            buf: Vec::with_capacity(16 * 1024),
+            resp3,
+        }
     }
 
     #[inline]
@@ -135,7 +138,8 @@ impl Reply {
     /// A boolean: `#t`/`#f` in RESP3, `:1`/`:0` in RESP2.
     pub fn boolean(&mut self, b: bool) {
         if self.resp3 {
-            self.buf.extend_from_slice(if b { b"#t\r\n" } else { b"#f\r\n" });
+            self.buf
+                .extend_from_slice(if b { b"#t\r\n" } else { b"#f\r\n" });
         } else {
             self.int(b as i64);
         }

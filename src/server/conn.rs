@@ -41,12 +41,18 @@ pub async fn accept_loop(
                 continue;
             }
         };
-        srv.stats.connections_received.fetch_add(1, Ordering::Relaxed);
+        srv.stats
+            .connections_received
+            .fetch_add(1, Ordering::Relaxed);
         let _ = sock.set_nodelay(true);
         if srv.clients.len() as i64 >= srv.config.maxclients.get() {
-            srv.stats.rejected_connections.fetch_add(1, Ordering::Relaxed);
+            srv.stats
+                .rejected_connections
+                .fetch_add(1, Ordering::Relaxed);
             let mut sock = sock;
-            let _ = sock.write_all(b"-ERR max number of clients reached\r\n").await;
+            let _ = sock
+                .write_all(b"-ERR max number of clients reached\r\n")
+                .await;
             continue;
         }
         let (rt, stats) = &workers[next % workers.len()];
@@ -68,8 +74,12 @@ pub async fn accept_loop(
 /// Serves one client until it quits, errs, or is killed.
 pub async fn serve(srv: &'static Server, mut sock: TcpStream, stats: Arc<ThreadStats>) {
     use std::os::fd::AsRawFd;
-    let (Ok(peer), Ok(local)) = (sock.peer_addr(), sock.local_addr()) else { return };
-    let info = srv.clients.register(peer, local, sock.as_raw_fd(), now_ms());
+    let (Ok(peer), Ok(local)) = (sock.peer_addr(), sock.local_addr()) else {
+        return;
+    };
+    let info = srv
+        .clients
+        .register(peer, local, sock.as_raw_fd(), now_ms());
     let needs_auth = srv.config.requirepass.with(|p| !p.is_empty());
     let mut client = Client::new(info.clone(), !needs_auth);
     let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
@@ -142,7 +152,11 @@ pub async fn serve(srv: &'static Server, mut sock: TcpStream, stats: Arc<ThreadS
                     break;
                 }
                 Frame::Error(msg) => {
-                    crate::verbose!("Protocol error ({msg}) from client: id={} addr={}", info.id, info.addr);
+                    crate::verbose!(
+                        "Protocol error ({msg}) from client: id={} addr={}",
+                        info.id,
+                        info.addr
+                    );
                     out.error(&format!("ERR Protocol error: {msg}"));
                     let _ = flush(&mut sock, &mut out, &stats).await;
                     break 'conn;

@@ -59,7 +59,9 @@ struct Shutdown {
 impl Server {
     pub fn new(config: Config, config_file: Option<String>) -> Server {
         let databases = config.databases.get() as usize;
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
         let commands = CommandTable::build(&crate::cmd::handlers());
         let started_ms = now_ms();
         Server {
@@ -144,7 +146,11 @@ fn bind_all(bind: &str, port: u16) -> anyhow::Result<Vec<StdListener>> {
 
 fn bind_one(addr: SocketAddr) -> std::io::Result<StdListener> {
     use std::os::fd::FromRawFd;
-    let domain = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
+    let domain = if addr.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
     // SAFETY: plain socket syscalls on a descriptor we own; errors are checked.
     unsafe {
         let fd = libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
@@ -153,9 +159,21 @@ fn bind_one(addr: SocketAddr) -> std::io::Result<StdListener> {
         }
         let one: libc::c_int = 1;
         let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, &one as *const _ as _, len);
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_REUSEADDR,
+            &one as *const _ as _,
+            len,
+        );
         if addr.is_ipv6() {
-            libc::setsockopt(fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, &one as *const _ as _, len);
+            libc::setsockopt(
+                fd,
+                libc::IPPROTO_IPV6,
+                libc::IPV6_V6ONLY,
+                &one as *const _ as _,
+                len,
+            );
         }
         let listener = StdListener::from_raw_fd(fd);
         let sa = socket2_addr(addr);
@@ -179,7 +197,9 @@ fn socket2_addr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
             let sin = unsafe { &mut *(&mut ss as *mut _ as *mut libc::sockaddr_in) };
             sin.sin_family = libc::AF_INET as libc::sa_family_t;
             sin.sin_port = a.port().to_be();
-            sin.sin_addr = libc::in_addr { s_addr: u32::from_ne_bytes(a.ip().octets()) };
+            sin.sin_addr = libc::in_addr {
+                s_addr: u32::from_ne_bytes(a.ip().octets()),
+            };
             std::mem::size_of::<libc::sockaddr_in>()
         }
         SocketAddr::V6(a) => {
@@ -187,7 +207,9 @@ fn socket2_addr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
             let sin6 = unsafe { &mut *(&mut ss as *mut _ as *mut libc::sockaddr_in6) };
             sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
             sin6.sin6_port = a.port().to_be();
-            sin6.sin6_addr = libc::in6_addr { s6_addr: a.ip().octets() };
+            sin6.sin6_addr = libc::in6_addr {
+                s6_addr: a.ip().octets(),
+            };
             std::mem::size_of::<libc::sockaddr_in6>()
         }
     };
@@ -197,7 +219,11 @@ fn socket2_addr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
 /// Starts the server and blocks until it shuts down.
 pub fn run(srv: &'static Server) -> anyhow::Result<()> {
     let port = srv.config.port.get() as u16;
-    let listeners = if port == 0 { Vec::new() } else { bind_all(&srv.config.bind.get(), port)? };
+    let listeners = if port == 0 {
+        Vec::new()
+    } else {
+        bind_all(&srv.config.bind.get(), port)?
+    };
     srv.tcp_port.store(port, Ordering::Relaxed);
     let workers = srv.workers.load(Ordering::Relaxed).max(1);
 
@@ -207,14 +233,16 @@ pub fn run(srv: &'static Server) -> anyhow::Result<()> {
         let stats = Arc::new(ThreadStats::new(srv.commands.len()));
         srv.thread_stats.lock().push(stats.clone());
         let tx = tx.clone();
-        std::thread::Builder::new().name(format!("ferrokv-w{i}")).spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("worker runtime");
-            let _ = tx.send((rt.handle().clone(), stats));
-            rt.block_on(std::future::pending::<()>());
-        })?;
+        std::thread::Builder::new()
+            .name(format!("ferrokv-w{i}"))
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("worker runtime");
+                let _ = tx.send((rt.handle().clone(), stats));
+                rt.block_on(std::future::pending::<()>());
+            })?;
     }
     for _ in 0..workers {
         handles.push(rx.recv()?);
@@ -225,7 +253,9 @@ pub fn run(srv: &'static Server) -> anyhow::Result<()> {
         let (rt, _) = &handles[0];
         rt.spawn(conn::accept_loop(srv, l, handles));
     }
-    std::thread::Builder::new().name("ferrokv-cron".into()).spawn(move || cron(srv))?;
+    std::thread::Builder::new()
+        .name("ferrokv-cron".into())
+        .spawn(move || cron(srv))?;
     install_signal_handlers(srv);
     crate::notice!("Ready to accept connections tcp");
     srv.wait_shutdown();
@@ -254,13 +284,16 @@ fn install_signal_handlers(srv: &'static Server) {
     std::thread::Builder::new()
         .name("ferrokv-signals".into())
         .spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
             let Ok(rt) = rt else { return };
             rt.block_on(async {
                 use tokio::signal::unix::{SignalKind, signal};
-                let (Ok(mut term), Ok(mut int)) =
-                    (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
-                else {
+                let (Ok(mut term), Ok(mut int)) = (
+                    signal(SignalKind::terminate()),
+                    signal(SignalKind::interrupt()),
+                ) else {
                     return;
                 };
                 let which = tokio::select! {

@@ -33,7 +33,10 @@ pub const EMBSTR_MAX: usize = 44;
 /// A value as handed to the entry constructor.
 pub enum Value<'a> {
     /// Bytes stored inline; `raw` selects the `raw` encoding name.
-    Bytes { bytes: &'a [u8], raw: bool },
+    Bytes {
+        bytes: &'a [u8],
+        raw: bool,
+    },
     Int(i64),
     Obj(Box<Object>),
 }
@@ -47,7 +50,10 @@ impl<'a> Value<'a> {
         {
             return Value::Int(n);
         }
-        Value::Bytes { bytes, raw: bytes.len() > EMBSTR_MAX }
+        Value::Bytes {
+            bytes,
+            raw: bytes.len() > EMBSTR_MAX,
+        }
     }
 }
 
@@ -129,7 +135,11 @@ impl Raw {
     }
 
     fn key_offset(self) -> usize {
-        if self.tag() & F_EXPIRE != 0 { HEADER + 8 } else { HEADER }
+        if self.tag() & F_EXPIRE != 0 {
+            HEADER + 8
+        } else {
+            HEADER
+        }
     }
 
     /// (offset of key bytes, key length)
@@ -363,7 +373,9 @@ impl Entry {
         let off = self.payload_offset();
         // SAFETY: KIND_OBJ payload is a pointer to an Object we own.
         unsafe {
-            Some(&mut *ptr::read_unaligned(self.ptr.as_ptr().add(off) as *const *mut Object))
+            Some(&mut *ptr::read_unaligned(
+                self.ptr.as_ptr().add(off) as *const *mut Object
+            ))
         }
     }
 
@@ -413,7 +425,10 @@ impl Entry {
             return Entry::new(self.key(), Value::Obj(obj), expire, lru);
         }
         let value = match self.value() {
-            ValueRef::Bytes(b) => Value::Bytes { bytes: b, raw: self.is_raw_flagged() },
+            ValueRef::Bytes(b) => Value::Bytes {
+                bytes: b,
+                raw: self.is_raw_flagged(),
+            },
             ValueRef::Int(n) => Value::Int(n),
             ValueRef::Obj(_) => unreachable!("objects handled above"),
         };
@@ -479,7 +494,15 @@ mod tests {
     #[test]
     fn round_trips_every_kind() {
         let big = vec![7u8; 300];
-        let e = Entry::new(b"key", Value::Bytes { bytes: &big, raw: true }, Some(42), 9);
+        let e = Entry::new(
+            b"key",
+            Value::Bytes {
+                bytes: &big,
+                raw: true,
+            },
+            Some(42),
+            9,
+        );
         assert_eq!(e.key(), b"key");
         assert_eq!(e.expire(), Some(42));
         assert_eq!(e.lru(), 9);
@@ -497,7 +520,12 @@ mod tests {
         assert!(e.set_int_in_place(77));
         assert!(matches!(e.value(), ValueRef::Int(77)));
 
-        let mut e = Entry::new(b"o", Value::Obj(Box::new(Object::Str(b"abc".to_vec()))), None, 0);
+        let mut e = Entry::new(
+            b"o",
+            Value::Obj(Box::new(Object::Str(b"abc".to_vec()))),
+            None,
+            0,
+        );
         e.set_expire(Some(5));
         match e.value() {
             ValueRef::Obj(Object::Str(v)) => assert_eq!(v, b"abc"),

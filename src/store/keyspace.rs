@@ -1,14 +1,14 @@
 //! Databases, shard locking and the operations that span shards.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use parking_lot::{Mutex, MutexGuard, RwLock};
 
+use super::EffectSink;
 use super::entry::{Entry, EntryRef, Value};
 use super::shard::Shard;
 use super::table::{SlotMut, Table};
-use super::EffectSink;
 
 static SEED: AtomicU64 = AtomicU64::new(0x5eed_f00d_1234_5678);
 
@@ -33,7 +33,11 @@ pub struct Db {
 
 impl Db {
     fn new(n: usize) -> Db {
-        Db { shards: (0..n).map(|_| Padded(Mutex::new(Shard::default()))).collect() }
+        Db {
+            shards: (0..n)
+                .map(|_| Padded(Mutex::new(Shard::default())))
+                .collect(),
+        }
     }
 
     pub fn shard(&self, i: usize) -> &Mutex<Shard> {
@@ -132,8 +136,11 @@ impl Keyspace {
 
     /// Empties one database; big tables are freed on a background thread.
     pub fn flush_db(&self, db: usize, lazy: bool) {
-        let tables: Vec<Table> =
-            self.dbs[db].shards.iter().map(|s| s.0.lock().take_all()).collect();
+        let tables: Vec<Table> = self.dbs[db]
+            .shards
+            .iter()
+            .map(|s| s.0.lock().take_all())
+            .collect();
         free_tables(tables, lazy);
     }
 
@@ -202,7 +209,9 @@ impl Keyspace {
         let mut reclaimed = 0;
         for (db, d) in self.dbs.iter().enumerate() {
             for s in d.shards.iter() {
-                let Some(mut g) = s.0.try_lock() else { continue };
+                let Some(mut g) = s.0.try_lock() else {
+                    continue;
+                };
                 if g.expires() == 0 {
                     continue;
                 }
@@ -301,8 +310,10 @@ impl Locks {
         keys: impl IntoIterator<Item = &'k [u8]>,
     ) {
         let n = ks.shard_count();
-        let mut gids: Vec<usize> =
-            keys.into_iter().map(|k| db * n + ks.shard_of(hash_key(k))).collect();
+        let mut gids: Vec<usize> = keys
+            .into_iter()
+            .map(|k| db * n + ks.shard_of(hash_key(k)))
+            .collect();
         gids.sort_unstable();
         gids.dedup();
         for gid in gids {
@@ -335,7 +346,14 @@ impl Locks {
         let hash = hash_key(key);
         let gid = db * ks.shard_count() + ks.shard_of(hash);
         let i = self.acquire(ks, gid);
-        KeySlot { shard: &mut self.held[i].1, hash, key, now_ms, ks, db }
+        KeySlot {
+            shard: &mut self.held[i].1,
+            hash,
+            key,
+            now_ms,
+            ks,
+            db,
+        }
     }
 }
 

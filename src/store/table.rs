@@ -67,7 +67,10 @@ const MMAP_BYTES: usize = 64 * 1024;
 
 impl Slots {
     fn empty() -> Slots {
-        Slots { ptr: std::ptr::NonNull::dangling(), len: 0 }
+        Slots {
+            ptr: std::ptr::NonNull::dangling(),
+            len: 0,
+        }
     }
 
     /// `len` zeroed slots.
@@ -153,7 +156,10 @@ impl Drop for Table {
 
 impl Table {
     pub fn new() -> Table {
-        Table { slots: Slots::empty(), len: 0 }
+        Table {
+            slots: Slots::empty(),
+            len: 0,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -212,7 +218,10 @@ impl Table {
         // SAFETY: the slot holds a live entry; SlotMut writes the (possibly
         // new) pointer back and never drops the entry itself.
         let entry = unsafe { Entry::from_raw(slot_ptr(slot)) };
-        SlotMut { slot: &mut self.slots[idx], entry: ManuallyDrop::new(entry) }
+        SlotMut {
+            slot: &mut self.slots[idx],
+            entry: ManuallyDrop::new(entry),
+        }
     }
 
     /// Inserts an entry whose key is known to be absent; returns its slot.
@@ -496,7 +505,10 @@ mod tests {
             }
         }
         for i in 0..1000 {
-            assert!(seen.contains(format!("stable{i}").as_bytes()), "missed stable{i}");
+            assert!(
+                seen.contains(format!("stable{i}").as_bytes()),
+                "missed stable{i}"
+            );
         }
     }
 }

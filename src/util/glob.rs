@@ -7,7 +7,11 @@ pub fn glob_match(pattern: &[u8], text: &[u8], nocase: bool) -> bool {
 }
 
 fn eq(a: u8, b: u8, nocase: bool) -> bool {
-    if nocase { a.eq_ignore_ascii_case(&b) } else { a == b }
+    if nocase {
+        a.eq_ignore_ascii_case(&b)
+    } else {
+        a == b
+    }
 }
 
 fn matches(mut p: &[u8], mut s: &[u8], nocase: bool, depth: usize) -> bool {

@@ -10,7 +10,9 @@ pub fn seed() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0);
-    let mut x = t ^ N.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed) ^ (std::process::id() as u64) << 32;
+    let mut x = t
+        ^ N.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed)
+        ^ (std::process::id() as u64) << 32;
     next(&mut x)
 }
 

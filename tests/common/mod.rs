@@ -12,7 +12,11 @@ pub struct Server {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Server {
@@ -23,7 +27,7 @@ impl Server {
     /// Starts with extra `--name value` arguments; waits until it accepts connections.
     pub fn start_with(extra: &[&str]) -> Server {
         let port = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_ferrokv"))
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ferrokv"))
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(extra)
             .stdout(Stdio::null())
@@ -37,6 +41,8 @@ impl Server {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("ferrokv did not start on port {port}");
     }
 
@@ -46,7 +52,10 @@ impl Server {
 
     /// A `redis` crate connection (RESP2).
     pub fn client(&self) -> redis::Connection {
-        redis::Client::open(self.url()).unwrap().get_connection().unwrap()
+        redis::Client::open(self.url())
+            .unwrap()
+            .get_connection()
+            .unwrap()
     }
 
     /// A raw TCP connection with a read timeout.
