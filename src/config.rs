@@ -336,6 +336,19 @@ pub fn split_line(line: &str) -> Result<Vec<String>, crate::resp::parse::Unbalan
         .collect())
 }
 
+static REDIS_DIRECTIVES: &str = include_str!("../data/redis-config-names.txt");
+
+/// True for a directive Redis 7.0 knows (so an unimplemented one only warns).
+pub fn is_redis_directive(name: &str) -> bool {
+    REDIS_DIRECTIVES
+        .lines()
+        .any(|l| l.eq_ignore_ascii_case(name))
+        || matches!(
+            name,
+            "include" | "rename-command" | "user" | "loadmodule" | "sentinel"
+        )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -368,17 +381,4 @@ mod tests {
         assert!(c.set("busy-reply-threshold", &["100"], true).is_ok());
         assert_eq!(c.lua_time_limit.get(), 100);
     }
-}
-
-static REDIS_DIRECTIVES: &str = include_str!("../data/redis-config-names.txt");
-
-/// True for a directive Redis 7.0 knows (so an unimplemented one only warns).
-pub fn is_redis_directive(name: &str) -> bool {
-    REDIS_DIRECTIVES
-        .lines()
-        .any(|l| l.eq_ignore_ascii_case(name))
-        || matches!(
-            name,
-            "include" | "rename-command" | "user" | "loadmodule" | "sentinel"
-        )
 }
