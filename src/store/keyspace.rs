@@ -220,7 +220,9 @@ impl Keyspace {
                 })
                 .unwrap_or(0);
             let mut g = d.shards[shard].0.lock();
-            let Some(i) = g.table().random_slot(crate::util::rand::u64) else { continue };
+            let Some(i) = g.table().random_slot(crate::util::rand::u64) else {
+                continue;
+            };
             let e = g.get(i);
             if !e.is_expired(now_ms) {
                 return Some(e.key().to_vec());
