@@ -9,7 +9,9 @@
 
 pub mod connection;
 pub mod error;
+pub mod expire;
 pub mod keys;
+pub mod object;
 pub mod server;
 pub mod strings;
 pub mod table;
@@ -31,7 +33,14 @@ pub type Handler = fn(&mut Ctx<'_>, &Args<'_>) -> CmdResult;
 /// Every registered handler, family by family.
 pub fn handlers() -> Vec<(&'static str, Handler)> {
     let mut all = Vec::new();
-    for family in [strings::COMMANDS, keys::COMMANDS, connection::COMMANDS, server::COMMANDS] {
+    for family in [
+        strings::COMMANDS,
+        keys::COMMANDS,
+        expire::COMMANDS,
+        object::COMMANDS,
+        connection::COMMANDS,
+        server::COMMANDS,
+    ] {
         all.extend_from_slice(family);
     }
     all
