@@ -123,6 +123,8 @@ fn expire_generic(ctx: &mut Ctx<'_>, args: &Args<'_>, base: i64, unit: Unit) -> 
         ctx.out.int(0);
         return Ok(());
     };
+    // Like every write lookup in Redis, this counts as an access (IDLETIME).
+    slot.touch(idx);
     if !cond.allows(slot.entry(idx).expire(), when) {
         ctx.out.int(0);
         return Ok(());
@@ -188,7 +190,11 @@ fn ttl_generic(ctx: &mut Ctx<'_>, args: &Args<'_>, unit: Unit, absolute: bool) -
 
 fn persist(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     let mut slot = ctx.db.key(&args[1]);
-    let removed = match slot.lookup() {
+    let found = slot.lookup();
+    if let Some(i) = found {
+        slot.touch(i);
+    }
+    let removed = match found {
         Some(i) if slot.entry(i).expire().is_some() => {
             slot.set_expire(i, None);
             true

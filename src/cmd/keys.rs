@@ -212,7 +212,8 @@ fn renamenx(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
 fn rename_generic(ctx: &mut Ctx<'_>, args: &Args<'_>, nx: bool) -> CmdResult {
     let (src, dst) = (&args[1], &args[2]);
     ctx.db.lock_keys([src, dst]);
-    if ctx.db.key(src).lookup().is_none() {
+    // A write lookup marks the key accessed; the access time moves with it.
+    if ctx.db.key(src).get().is_none() {
         return Err(Error::NoSuchKey);
     }
     let done = |ctx: &mut Ctx<'_>, renamed: bool| {
@@ -315,8 +316,8 @@ fn move_cmd(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         return Err(Error::msg(SAME_OBJECT));
     }
     ctx.db.lock_keys_in(&[(src_db, key), (dst_db, key)]);
-    let moved = ctx.db.key_in(src_db, key).lookup().is_some()
-        && ctx.db.key_in(dst_db, key).lookup().is_none();
+    let moved =
+        ctx.db.key_in(src_db, key).get().is_some() && ctx.db.key_in(dst_db, key).lookup().is_none();
     if moved {
         let entry = ctx
             .db
