@@ -209,6 +209,124 @@ fn persist(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resp::{Parser, Reply};
+    use crate::server::Server;
+    use crate::server::client::Client;
+    use crate::server::stats::ThreadStats;
+    use crate::store::{EffectSink, Locks};
+    use parking_lot::Mutex;
+    use std::sync::Arc;
+
+    type Effects = Mutex<Vec<(usize, Vec<Vec<u8>>)>>;
+
+    struct Recorder(Arc<Effects>);
+
+    impl EffectSink for Recorder {
+        fn effect(&self, db: usize, argv: &[&[u8]]) {
+            self.0
+                .lock()
+                .push((db, argv.iter().map(|a| a.to_vec()).collect()));
+        }
+    }
+
+    /// A server with no listener, one client, and a recorder of effects.
+    struct Harness {
+        srv: &'static Server,
+        client: Client,
+        locks: Locks,
+        stats: ThreadStats,
+        effects: Arc<Effects>,
+    }
+
+    impl Harness {
+        fn new() -> Harness {
+            let srv: &'static Server = Box::leak(Box::new(Server::new(
+                crate::config::Config::default(),
+                None,
+            )));
+            let effects = Arc::new(Effects::default());
+            srv.ks.add_effect_sink(Arc::new(Recorder(effects.clone())));
+            let addr = "127.0.0.1:1".parse().unwrap();
+            let info = srv.clients.register(addr, addr, -1, 0);
+            let stats = ThreadStats::new(srv.commands.len());
+            Harness {
+                srv,
+                client: Client::new(info, true),
+                locks: Locks::default(),
+                stats,
+                effects,
+            }
+        }
+
+        fn run(&mut self, args: &[&str]) -> String {
+            let mut buf = Vec::new();
+            let mut spans = Vec::new();
+            for a in args {
+                let start = buf.len();
+                buf.extend_from_slice(a.as_bytes());
+                spans.push((start, buf.len()));
+            }
+            let args = Parser::args_over(&buf, &spans);
+            let mut out = Reply::new(false);
+            super::super::execute(
+                self.srv,
+                &mut self.client,
+                &mut out,
+                &mut self.locks,
+                &self.stats,
+                &args,
+            );
+            String::from_utf8(out.buf).unwrap()
+        }
+
+        fn take_effects(&self) -> Vec<String> {
+            let effects = std::mem::take(&mut *self.effects.lock());
+            effects
+                .into_iter()
+                .map(|(db, argv)| {
+                    let words: Vec<String> = argv
+                        .iter()
+                        .map(|a| String::from_utf8_lossy(a).into_owned())
+                        .collect();
+                    format!("{db}: {}", words.join(" "))
+                })
+                .collect()
+        }
+    }
+
+    #[test]
+    fn effects_replay_to_the_same_state() {
+        let mut h = Harness::new();
+        h.run(&["SET", "k", "v"]);
+        h.take_effects();
+        assert_eq!(h.run(&["EXPIREAT", "k", "99999999999"]), ":1\r\n");
+        assert_eq!(h.take_effects(), ["0: PEXPIREAT k 99999999999000"]);
+        assert_eq!(h.run(&["PEXPIREAT", "k", "99999999999001", "GT"]), ":1\r\n");
+        assert_eq!(h.take_effects(), ["0: PEXPIREAT k 99999999999001"]);
+        // A refused condition or a missing key changes nothing: no effect.
+        assert_eq!(h.run(&["EXPIRE", "k", "10", "NX"]), ":0\r\n");
+        assert_eq!(h.run(&["EXPIRE", "nokey", "10"]), ":0\r\n");
+        assert_eq!(h.run(&["PERSIST", "nokey"]), ":0\r\n");
+        assert!(h.take_effects().is_empty());
+        assert_eq!(h.run(&["EXPIRE", "k", "100"]), ":1\r\n");
+        let e = h.take_effects();
+        assert_eq!(e.len(), 1);
+        let at: i64 = e[0]
+            .strip_prefix("0: PEXPIREAT k ")
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((at - crate::server::now_ms() - 100_000).abs() < 5_000);
+        assert_eq!(h.run(&["PERSIST", "k"]), ":1\r\n");
+        assert_eq!(h.take_effects(), ["0: PERSIST k"]);
+        assert_eq!(h.run(&["EXPIRE", "k", "-1"]), ":1\r\n");
+        assert_eq!(h.take_effects(), ["0: DEL k"]);
+        assert_eq!(h.run(&["DEL", "k"]), ":0\r\n");
+        assert!(h.take_effects().is_empty());
+        // FLUSHALL is published even when there was nothing to flush.
+        assert_eq!(h.run(&["FLUSHALL"]), "+OK\r\n");
+        assert_eq!(h.take_effects(), ["0: FLUSHALL"]);
+    }
 
     fn cond(nx: bool, xx: bool, gt: bool, lt: bool) -> Condition {
         Condition { nx, xx, gt, lt }
