@@ -10,6 +10,7 @@ pub mod log;
 pub mod resp;
 pub mod server;
 pub mod store;
+pub mod testkit;
 pub mod util;
 
 /// The Redis version ferrokv reports (clients pick features from it).

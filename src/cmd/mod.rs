@@ -9,7 +9,9 @@
 
 pub mod connection;
 pub mod error;
+pub mod expire;
 pub mod keys;
+pub mod object;
 pub mod server;
 pub mod strings;
 pub mod table;
@@ -34,6 +36,8 @@ pub fn handlers() -> Vec<(&'static str, Handler)> {
     for family in [
         strings::COMMANDS,
         keys::COMMANDS,
+        expire::COMMANDS,
+        object::COMMANDS,
         connection::COMMANDS,
         server::COMMANDS,
     ] {

@@ -435,6 +435,25 @@ impl Entry {
         Entry::new(self.key(), value, expire, lru)
     }
 
+    /// The same value, deadline and lru under another key (RENAME, MOVE);
+    /// an object value is moved, not copied.
+    pub fn rekeyed(mut self, key: &[u8]) -> Entry {
+        let (expire, lru) = (self.expire(), self.lru());
+        if self.tag() & KIND_MASK == KIND_OBJ {
+            let obj = self.take_object();
+            return Entry::new(key, Value::Obj(obj), expire, lru);
+        }
+        let value = match self.value() {
+            ValueRef::Bytes(b) => Value::Bytes {
+                bytes: b,
+                raw: self.is_raw_flagged(),
+            },
+            ValueRef::Int(n) => Value::Int(n),
+            ValueRef::Obj(_) => unreachable!("objects handled above"),
+        };
+        Entry::new(key, value, expire, lru)
+    }
+
     /// Takes the object out, leaving an empty string object behind so that drop stays sound.
     pub fn take_object(&mut self) -> Box<Object> {
         let off = self.payload_offset();
@@ -531,6 +550,35 @@ mod tests {
             ValueRef::Obj(Object::Str(v)) => assert_eq!(v, b"abc"),
             _ => panic!("object lost"),
         }
+    }
+
+    #[test]
+    fn rekeyed_keeps_value_deadline_and_lru() {
+        let e = Entry::new(
+            b"a",
+            Value::Bytes {
+                bytes: b"xyz",
+                raw: true,
+            },
+            Some(7),
+            3,
+        );
+        let e = e.rekeyed(b"bb");
+        assert_eq!(e.key(), b"bb");
+        assert_eq!((e.expire(), e.lru()), (Some(7), 3));
+        assert!(e.is_raw_flagged());
+        assert!(matches!(e.value(), ValueRef::Bytes(b) if b == b"xyz"));
+
+        let e = Entry::new(
+            b"o",
+            Value::Obj(Box::new(Object::Str(b"s".to_vec()))),
+            None,
+            1,
+        );
+        let e = e.rekeyed(b"p");
+        assert!(matches!(e.value(), ValueRef::Obj(Object::Str(v)) if v == b"s"));
+        let e = Entry::new(b"i", Value::Int(-4), None, 0).rekeyed(b"j");
+        assert!(matches!(e.value(), ValueRef::Int(-4)));
     }
 
     #[test]

@@ -202,6 +202,43 @@ impl Keyspace {
         0
     }
 
+    /// A uniformly chosen live key of `db` (RANDOMKEY). Expired entries met
+    /// on the way are reclaimed, so the loop ends: every round either answers
+    /// or removes one entry.
+    pub fn random_key(&self, db: usize, now_ms: i64) -> Option<Vec<u8>> {
+        let d = &self.dbs[db];
+        loop {
+            // Pick the shard by its share of the keys, then a slot inside it.
+            let sizes: Vec<usize> = d.shards.iter().map(|s| s.0.lock().len()).collect();
+            let total: usize = sizes.iter().sum();
+            if total == 0 {
+                return None;
+            }
+            let mut r = (crate::util::rand::u64() % total as u64) as usize;
+            let shard = sizes
+                .iter()
+                .position(|&n| {
+                    if r < n {
+                        true
+                    } else {
+                        r -= n;
+                        false
+                    }
+                })
+                .unwrap_or(0);
+            let mut g = d.shards[shard].0.lock();
+            let Some(i) = g.table().random_slot(crate::util::rand::u64) else {
+                continue;
+            };
+            let e = g.get(i);
+            if !e.is_expired(now_ms) {
+                return Some(e.key().to_vec());
+            }
+            let e = g.remove(i, hash_key);
+            self.expired(db, e);
+        }
+    }
+
     /// One pass of the active expiry sweep over every shard that has
     /// deadlines, visiting at most `slots_per_shard` slots of each. Returns
     /// how many keys it reclaimed.
@@ -455,5 +492,46 @@ impl<'s, 'k> KeySlot<'s, 'k> {
 
     pub fn now_ms(&self) -> i64 {
         self.now_ms
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    fn keyspace() -> &'static Keyspace {
+        Box::leak(Box::new(Keyspace::new(2, 4)))
+    }
+
+    fn put(ks: &'static Keyspace, key: &[u8], expire: Option<i64>) {
+        let mut locks = Locks::default();
+        let mut slot = locks.key(ks, 0, key, 1_000);
+        slot.insert(Value::Int(1), expire);
+    }
+
+    #[test]
+    fn random_key_never_answers_an_expired_key_and_reclaims_them() {
+        let ks = keyspace();
+        assert_eq!(ks.random_key(0, 1_000), None);
+        for i in 0..50 {
+            put(ks, format!("dead{i}").as_bytes(), Some(500));
+        }
+        assert_eq!(ks.random_key(0, 1_000), None);
+        assert_eq!(ks.dbsize(0), 0);
+        assert_eq!(ks.expired_keys.load(Ordering::Relaxed), 50);
+
+        for i in 0..20 {
+            put(ks, format!("live{i}").as_bytes(), None);
+            put(ks, format!("dead{i}").as_bytes(), Some(500));
+        }
+        let mut seen = HashSet::new();
+        for _ in 0..2000 {
+            let k = ks.random_key(0, 1_000).unwrap();
+            assert!(k.starts_with(b"live"));
+            seen.insert(k);
+        }
+        assert_eq!(seen.len(), 20, "every live key shows up eventually");
+        assert_eq!(ks.random_key(1, 1_000), None);
     }
 }
