@@ -32,10 +32,7 @@ const DB_OUT_OF_RANGE: &str = "ERR DB index is out of range";
 
 /// The name TYPE replies for an entry.
 pub fn type_name(e: &EntryRef<'_>) -> &'static str {
-    match e.value() {
-        ValueRef::Obj(o) => o.type_name(),
-        ValueRef::Bytes(_) | ValueRef::Int(_) => "string",
-    }
+    e.value().type_name()
 }
 
 /// A database number as MOVE and COPY ... DB take it: an `int`, then a
@@ -303,6 +300,7 @@ fn copy_entry(e: &EntryRef<'_>, key: &[u8], lru: u32) -> Entry {
         },
         ValueRef::Int(n) => Value::Int(n),
         ValueRef::Obj(o) => Value::Obj(Box::new(o.clone())),
+        ValueRef::Packed(p, bytes) => Value::Packed(p, bytes),
     };
     Entry::new(key, value, e.expire(), lru)
 }

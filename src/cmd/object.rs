@@ -71,6 +71,7 @@ pub fn encoding_name(e: &EntryRef<'_>) -> &'static str {
         ValueRef::Bytes(_) if e.is_raw_flagged() => "raw",
         ValueRef::Bytes(_) => "embstr",
         ValueRef::Obj(o) => o.encoding(),
+        ValueRef::Packed(p, _) => p.encoding(),
     }
 }
 

@@ -13,7 +13,7 @@ pub fn reply_string(out: &mut crate::resp::Reply, v: ValueRef<'_>) -> CmdResult 
         ValueRef::Int(n) => out.bulk_int(n),
         ValueRef::Obj(Object::Str(s)) => out.bulk(s),
         #[allow(unreachable_patterns)]
-        ValueRef::Obj(_) => return Err(Error::WrongType),
+        ValueRef::Obj(_) | ValueRef::Packed(..) => return Err(Error::WrongType),
     }
     Ok(())
 }

@@ -8,6 +8,7 @@
 //! payload: KIND_STR  -> [len: varint][bytes]
 //!          KIND_INT  -> [i64 LE]
 //!          KIND_OBJ  -> [*mut Object]
+//!          packed    -> [len: varint][bytes]  (a small collection, see Packed)
 //! ```
 //! All multi-byte fields are read and written unaligned.
 
@@ -20,6 +21,8 @@ const KIND_MASK: u8 = 0x0f;
 const KIND_STR: u8 = 0;
 const KIND_INT: u8 = 1;
 const KIND_OBJ: u8 = 2;
+/// First of the packed kinds; `KIND_PACKED + Packed as u8`.
+const KIND_PACKED: u8 = 3;
 const F_EXPIRE: u8 = 0x10;
 /// An inline string that OBJECT ENCODING reports as `raw` rather than `embstr`.
 const F_RAW: u8 = 0x20;
@@ -30,6 +33,56 @@ const ALIGN: usize = 8;
 /// Longest string Redis stores as `embstr`.
 pub const EMBSTR_MAX: usize = 44;
 
+/// A small collection stored inline in the entry, as one byte string whose
+/// format its type module defines (Redis's listpack and intset encodings).
+/// A collection that outgrows its thresholds moves to an [`Object`] for good.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Packed {
+    List = 0,
+    Hash = 1,
+    Set = 2,
+    IntSet = 3,
+    ZSet = 4,
+}
+
+impl Packed {
+    const ALL: [Packed; 5] = [
+        Packed::List,
+        Packed::Hash,
+        Packed::Set,
+        Packed::IntSet,
+        Packed::ZSet,
+    ];
+
+    fn from_kind(kind: u8) -> Option<Packed> {
+        kind.checked_sub(KIND_PACKED)
+            .and_then(|i| Packed::ALL.get(i as usize).copied())
+    }
+
+    fn kind(self) -> u8 {
+        KIND_PACKED + self as u8
+    }
+
+    /// The name TYPE replies.
+    pub fn type_name(self) -> &'static str {
+        match self {
+            Packed::List => "list",
+            Packed::Hash => "hash",
+            Packed::Set | Packed::IntSet => "set",
+            Packed::ZSet => "zset",
+        }
+    }
+
+    /// The name OBJECT ENCODING replies.
+    pub fn encoding(self) -> &'static str {
+        match self {
+            Packed::IntSet => "intset",
+            _ => "listpack",
+        }
+    }
+}
+
 /// A value as handed to the entry constructor.
 pub enum Value<'a> {
     /// Bytes stored inline; `raw` selects the `raw` encoding name.
@@ -39,6 +92,7 @@ pub enum Value<'a> {
     },
     Int(i64),
     Obj(Box<Object>),
+    Packed(Packed, &'a [u8]),
 }
 
 impl<'a> Value<'a> {
@@ -62,6 +116,18 @@ pub enum ValueRef<'a> {
     Bytes(&'a [u8]),
     Int(i64),
     Obj(&'a Object),
+    Packed(Packed, &'a [u8]),
+}
+
+impl ValueRef<'_> {
+    /// The name TYPE replies.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ValueRef::Bytes(_) | ValueRef::Int(_) => "string",
+            ValueRef::Obj(o) => o.type_name(),
+            ValueRef::Packed(p, _) => p.type_name(),
+        }
+    }
 }
 
 /// An owned entry. Dropping it frees the allocation and any object it owns.
@@ -184,7 +250,14 @@ impl Raw {
                     ValueRef::Bytes(std::slice::from_raw_parts(base.add(off + n), len))
                 }
                 KIND_INT => ValueRef::Int(ptr::read_unaligned(base.add(off) as *const i64)),
-                _ => ValueRef::Obj(&*ptr::read_unaligned(base.add(off) as *const *const Object)),
+                KIND_OBJ => {
+                    ValueRef::Obj(&*ptr::read_unaligned(base.add(off) as *const *const Object))
+                }
+                kind => {
+                    let packed = Packed::from_kind(kind).expect("valid entry kind");
+                    let (len, n) = read_varint(base.add(off));
+                    ValueRef::Packed(packed, std::slice::from_raw_parts(base.add(off + n), len))
+                }
             }
         }
     }
@@ -192,12 +265,12 @@ impl Raw {
     fn alloc_size(self) -> usize {
         let off = self.payload_offset();
         let payload = match self.tag() & KIND_MASK {
-            KIND_STR => {
-                // SAFETY: a KIND_STR payload starts with a varint length.
+            KIND_INT | KIND_OBJ => 8,
+            _ => {
+                // SAFETY: string and packed payloads start with a varint length.
                 let (len, n) = unsafe { read_varint(self.0.add(off)) };
                 len + n
             }
-            _ => 8,
         };
         off + payload
     }
@@ -268,6 +341,7 @@ impl Entry {
             ),
             Value::Int(_) => (KIND_INT, 0, 8),
             Value::Obj(_) => (KIND_OBJ, 0, 8),
+            Value::Packed(p, bytes) => (p.kind(), 0, varint_len(bytes.len()) + bytes.len()),
         };
         let exp_len = if expire.is_some() { 8 } else { 0 };
         let size = HEADER + exp_len + varint_len(key.len()) + key.len() + payload_len;
@@ -291,7 +365,7 @@ impl Entry {
             ptr::copy_nonoverlapping(key.as_ptr(), raw.add(off), key.len());
             off += key.len();
             match value {
-                Value::Bytes { bytes, .. } => {
+                Value::Bytes { bytes, .. } | Value::Packed(_, bytes) => {
                     off += write_varint(raw.add(off), bytes.len());
                     ptr::copy_nonoverlapping(bytes.as_ptr(), raw.add(off), bytes.len());
                 }
@@ -420,28 +494,21 @@ impl Entry {
 
     /// Moves the value out into a new entry with a different deadline.
     fn rebuild(&mut self, expire: Option<i64>, lru: u32) -> Entry {
-        if self.tag() & KIND_MASK == KIND_OBJ {
-            let obj = self.take_object();
-            return Entry::new(self.key(), Value::Obj(obj), expire, lru);
-        }
-        let value = match self.value() {
-            ValueRef::Bytes(b) => Value::Bytes {
-                bytes: b,
-                raw: self.is_raw_flagged(),
-            },
-            ValueRef::Int(n) => Value::Int(n),
-            ValueRef::Obj(_) => unreachable!("objects handled above"),
-        };
-        Entry::new(self.key(), value, expire, lru)
+        self.moved_into(None, expire, lru)
     }
 
     /// The same value, deadline and lru under another key (RENAME, MOVE);
     /// an object value is moved, not copied.
     pub fn rekeyed(mut self, key: &[u8]) -> Entry {
         let (expire, lru) = (self.expire(), self.lru());
+        self.moved_into(Some(key), expire, lru)
+    }
+
+    /// A new entry holding this entry's value (an object is moved out).
+    fn moved_into(&mut self, key: Option<&[u8]>, expire: Option<i64>, lru: u32) -> Entry {
         if self.tag() & KIND_MASK == KIND_OBJ {
             let obj = self.take_object();
-            return Entry::new(key, Value::Obj(obj), expire, lru);
+            return Entry::new(key.unwrap_or(self.key()), Value::Obj(obj), expire, lru);
         }
         let value = match self.value() {
             ValueRef::Bytes(b) => Value::Bytes {
@@ -449,9 +516,10 @@ impl Entry {
                 raw: self.is_raw_flagged(),
             },
             ValueRef::Int(n) => Value::Int(n),
+            ValueRef::Packed(p, b) => Value::Packed(p, b),
             ValueRef::Obj(_) => unreachable!("objects handled above"),
         };
-        Entry::new(key, value, expire, lru)
+        Entry::new(key.unwrap_or(self.key()), value, expire, lru)
     }
 
     /// Takes the object out, leaving an empty string object behind so that drop stays sound.
@@ -579,6 +647,22 @@ mod tests {
         assert!(matches!(e.value(), ValueRef::Obj(Object::Str(v)) if v == b"s"));
         let e = Entry::new(b"i", Value::Int(-4), None, 0).rekeyed(b"j");
         assert!(matches!(e.value(), ValueRef::Int(-4)));
+    }
+
+    #[test]
+    fn packed_collections_round_trip_through_deadline_changes() {
+        let body = vec![3u8; 200];
+        let mut e = Entry::new(b"h", Value::Packed(Packed::Hash, &body), None, 1);
+        assert!(matches!(e.value(), ValueRef::Packed(Packed::Hash, b) if b == &body[..]));
+        e.set_expire(Some(9));
+        assert!(matches!(e.value(), ValueRef::Packed(Packed::Hash, b) if b == &body[..]));
+        let e = e.rekeyed(b"other");
+        assert_eq!(e.key(), b"other");
+        assert_eq!(e.expire(), Some(9));
+        assert_eq!(e.value().type_name(), "hash");
+        let z = Entry::new(b"z", Value::Packed(Packed::IntSet, b""), None, 0);
+        assert!(matches!(z.value(), ValueRef::Packed(Packed::IntSet, b) if b.is_empty()));
+        assert_eq!(Packed::IntSet.encoding(), "intset");
     }
 
     #[test]

@@ -10,7 +10,7 @@ pub mod object;
 pub mod shard;
 pub mod table;
 
-pub use entry::{Entry, EntryRef, Value, ValueRef};
+pub use entry::{Entry, EntryRef, Packed, Value, ValueRef};
 pub use keyspace::{Db, KeySlot, Keyspace, Locks};
 pub use object::Object;
 pub use shard::Shard;
