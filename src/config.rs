@@ -141,6 +141,15 @@ pub struct Config {
     pub io_threads: IntParam,
     pub maxmemory: IntParam,
     pub lua_time_limit: IntParam,
+    pub hash_max_listpack_entries: IntParam,
+    pub hash_max_listpack_value: IntParam,
+    pub set_max_intset_entries: IntParam,
+    pub set_max_listpack_entries: IntParam,
+    pub set_max_listpack_value: IntParam,
+    pub zset_max_listpack_entries: IntParam,
+    pub zset_max_listpack_value: IntParam,
+    pub list_max_listpack_size: IntParam,
+    pub list_compress_depth: IntParam,
 }
 
 impl Default for Config {
@@ -169,6 +178,15 @@ impl Default for Config {
             io_threads: IntParam::new(1, 1, 128),
             maxmemory: IntParam::memory(0, 0, i64::MAX),
             lua_time_limit: IntParam::new(5000, 0, i64::MAX),
+            hash_max_listpack_entries: IntParam::new(128, 0, i64::MAX),
+            hash_max_listpack_value: IntParam::new(64, 0, i64::MAX),
+            set_max_intset_entries: IntParam::new(512, 0, i64::MAX),
+            set_max_listpack_entries: IntParam::new(128, 0, i64::MAX),
+            set_max_listpack_value: IntParam::new(64, 0, i64::MAX),
+            zset_max_listpack_entries: IntParam::new(128, 0, i64::MAX),
+            zset_max_listpack_value: IntParam::new(64, 0, i64::MAX),
+            list_max_listpack_size: IntParam::new(-2, i64::from(i32::MIN), i64::from(i32::MAX)),
+            list_compress_depth: IntParam::new(0, 0, i64::from(i32::MAX)),
         }
     }
 }
@@ -225,6 +243,60 @@ impl Config {
                 "lua-time-limit",
                 Some("busy-reply-threshold"),
                 Int(&self.lua_time_limit),
+                true,
+            ),
+            p(
+                "hash-max-listpack-entries",
+                Some("hash-max-ziplist-entries"),
+                Int(&self.hash_max_listpack_entries),
+                true,
+            ),
+            p(
+                "hash-max-listpack-value",
+                Some("hash-max-ziplist-value"),
+                Int(&self.hash_max_listpack_value),
+                true,
+            ),
+            p(
+                "set-max-intset-entries",
+                None,
+                Int(&self.set_max_intset_entries),
+                true,
+            ),
+            p(
+                "set-max-listpack-entries",
+                None,
+                Int(&self.set_max_listpack_entries),
+                true,
+            ),
+            p(
+                "set-max-listpack-value",
+                None,
+                Int(&self.set_max_listpack_value),
+                true,
+            ),
+            p(
+                "zset-max-listpack-entries",
+                Some("zset-max-ziplist-entries"),
+                Int(&self.zset_max_listpack_entries),
+                true,
+            ),
+            p(
+                "zset-max-listpack-value",
+                Some("zset-max-ziplist-value"),
+                Int(&self.zset_max_listpack_value),
+                true,
+            ),
+            p(
+                "list-max-listpack-size",
+                Some("list-max-ziplist-size"),
+                Int(&self.list_max_listpack_size),
+                true,
+            ),
+            p(
+                "list-compress-depth",
+                None,
+                Int(&self.list_compress_depth),
                 true,
             ),
         ]
