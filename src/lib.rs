@@ -11,6 +11,7 @@ pub mod resp;
 pub mod server;
 pub mod store;
 pub mod testkit;
+pub mod types;
 pub mod util;
 
 /// The Redis version ferrokv reports (clients pick features from it).

@@ -1,0 +1,5 @@
+//! The collection types. Each module holds the encoding-agnostic API of one
+//! type (the commands call only that), its small packed encoding, and its
+//! full encoding, converting one way at Redis's thresholds.
+
+pub mod listpack;
