@@ -171,3 +171,6 @@ fn mget(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
