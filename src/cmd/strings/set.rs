@@ -151,14 +151,15 @@ fn set_generic(
         return Ok(());
     }
     let v = Value::from_string(value);
-    match idx {
-        Some(i) => {
-            slot.set_value(i, v, opts.keep_ttl);
-            if expire.is_some() {
-                slot.set_expire(i, expire);
-            }
+    match (idx, expire) {
+        (Some(i), None) => slot.set_value(i, v, opts.keep_ttl),
+        // A new value with a new deadline: one fresh entry instead of
+        // rebuilding the old one twice.
+        (Some(i), Some(_)) => {
+            drop(slot.remove_at(i));
+            slot.insert(v, expire);
         }
-        None => {
+        (None, _) => {
             slot.insert(v, expire);
         }
     }
