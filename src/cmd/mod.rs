@@ -254,6 +254,9 @@ pub fn execute(
     let Ctx {
         client, out, db, ..
     } = ctx;
+    if db.locks.any_ready() {
+        crate::blocking::serve_ready(&srv.ks, db.locks, now_ms);
+    }
     db.locks.release();
     let st = &stats.cmds[cmd.id];
     st.calls.add(1);
