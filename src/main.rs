@@ -103,7 +103,7 @@ fn main() {
             Err(SetError::Unknown) => {
                 fatal_config(*line, &args.join(" "), "Bad directive or wrong number of arguments")
             }
-            Err(SetError::Immutable) => unreachable!("start-up sets every parameter"),
+            Err(SetError::Immutable | SetError::Protected) => unreachable!("start-up sets every parameter"),
             Err(SetError::Invalid(why)) => fatal_config(*line, &args.join(" "), &why),
         }
     }
