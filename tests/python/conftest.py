@@ -12,6 +12,8 @@ Environment overrides:
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 import redis
 import redis.asyncio
@@ -86,11 +88,11 @@ def _endpoint(server: ManagedServer | None) -> harness.Endpoint:
 def _flushall(ep: harness.Endpoint) -> None:
     conn = harness.RawConnection(ep.host, ep.port)
     try:
-        if ep.password:
-            reply = conn.call("AUTH", ep.password)
-            assert reply.raw == b"+OK\r\n", f"AUTH failed: {reply.raw!r}"
-        reply = conn.call("FLUSHALL")
-        assert reply.raw == b"+OK\r\n", f"FLUSHALL failed: {reply.raw!r}"
+        commands = [("AUTH", ep.password)] if ep.password else []
+        for command in [*commands, ("FLUSHALL",)]:
+            reply = conn.call(*command)
+            if reply.raw != b"+OK\r\n":
+                pytest.fail(f"{command[0]} before the test failed: {reply.raw!r}", pytrace=False)
     finally:
         conn.close()
 
@@ -182,4 +184,5 @@ def ar(ar_factory) -> redis.asyncio.Redis:
 def pytest_sessionfinish(session, exitstatus):
     # A run that collected nothing is a broken harness, never a pass.
     if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
+        print("\nno tests ran: treated as a failure", file=sys.stderr)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

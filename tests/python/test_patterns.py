@@ -158,9 +158,11 @@ def test_mset_mget(r):
 # --------------------------------------------------------------------------
 
 
-def fixed_window_hit(client: redis.Redis, user: str, limit: int, window: int, nx: bool) -> bool:
+def fixed_window_hit(
+    client: redis.Redis, user: str, limit: int, window: int, nx: bool, clock=time.time
+) -> bool:
     """One request through a fixed-window limiter; True if allowed."""
-    key = f"rl:{user}:{int(time.time()) // window}"
+    key = f"rl:{user}:{int(clock()) // window}"
     pipe = client.pipeline(transaction=False)
     pipe.incr(key)
     if nx:
@@ -177,10 +179,11 @@ def fixed_window_hit(client: redis.Redis, user: str, limit: int, window: int, nx
 def test_fixed_window_rate_limit_under_16_threads(r, nx):
     threads, per_thread, limit, window = 16, 200, 1000, 3600
     allowed = [0] * threads
+    start = time.time()  # frozen, so a window boundary cannot split the test
 
     def worker(i):
         for _ in range(per_thread):
-            if fixed_window_hit(r, "alice", limit, window, nx):
+            if fixed_window_hit(r, "alice", limit, window, nx, clock=lambda: start):
                 allowed[i] += 1
 
     with ThreadPoolExecutor(threads) as pool:
