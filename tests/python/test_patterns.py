@@ -247,7 +247,7 @@ def test_connection_pool_shared_by_50_threads(ferrokv, protocol, pool_class):
                 if got != value:
                     errors.append((key, got))
         except Exception as e:  # surfaced below with the thread's id
-            errors.append((t, repr(e)))
+            errors.append((t, f"{type(e).__name__}: {e}"))
 
     try:
         workers = [threading.Thread(target=worker, args=(t,)) for t in range(50)]
