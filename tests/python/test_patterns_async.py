@@ -90,7 +90,9 @@ async def test_shared_pool_50_tasks(ferrokv, protocol, ar_factory, pool_class):
 
     try:
         await asyncio.wait_for(asyncio.gather(*(worker(t) for t in range(50))), timeout=60)
-        assert await client.dbsize() == 50 * 20
+        expected = {f"t{t}:{i}" for t in range(50) for i in range(20)}
+        assert set(await client.keys("*")) == expected
+        assert await client.dbsize() == len(expected)
     finally:
         await pool.disconnect()
 
