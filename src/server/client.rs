@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
@@ -19,6 +19,17 @@ pub enum ReplyMode {
     SkipNext,
     /// The command now running is the one to skip.
     Skip,
+}
+
+/// Client states shown as letters in CLIENT LIST `flags=`; set by the code
+/// that owns the state (pub/sub, MULTI, blocking commands, CLIENT NO-EVICT).
+pub mod list_flags {
+    pub const PUBSUB: u32 = 1 << 0;
+    pub const MULTI: u32 = 1 << 1;
+    pub const BLOCKED: u32 = 1 << 2;
+    pub const DIRTY_CAS: u32 = 1 << 3;
+    pub const NO_EVICT: u32 = 1 << 4;
+    pub const NO_TOUCH: u32 = 1 << 5;
 }
 
 /// What other connections can see of a client.
@@ -41,6 +52,10 @@ pub struct ClientInfo {
     pub kill: Notify,
     pub qbuf: AtomicU64,
     pub obl: AtomicU64,
+    /// [`list_flags`] bits.
+    pub flags: AtomicU32,
+    /// Channel, pattern and shard-channel subscription counts (`sub=`, `psub=`, `ssub=`).
+    pub subs: [AtomicUsize; 3],
 }
 
 impl ClientInfo {
@@ -52,6 +67,18 @@ impl ClientInfo {
 
     pub fn name(&self) -> Vec<u8> {
         self.name.lock().clone().unwrap_or_default()
+    }
+
+    pub fn has_flag(&self, flag: u32) -> bool {
+        self.flags.load(Ordering::Relaxed) & flag != 0
+    }
+
+    pub fn set_flag(&self, flag: u32, on: bool) {
+        if on {
+            self.flags.fetch_or(flag, Ordering::Relaxed);
+        } else {
+            self.flags.fetch_and(!flag, Ordering::Relaxed);
+        }
     }
 }
 
@@ -112,6 +139,8 @@ impl ClientRegistry {
             kill: Notify::new(),
             qbuf: AtomicU64::new(0),
             obl: AtomicU64::new(0),
+            flags: AtomicU32::new(0),
+            subs: Default::default(),
         });
         self.clients.lock().insert(id, info.clone());
         info
