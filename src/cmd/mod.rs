@@ -10,7 +10,9 @@
 pub mod connection;
 pub mod error;
 pub mod expire;
+pub mod hashes;
 pub mod keys;
+pub mod lists;
 pub mod object;
 pub mod server;
 pub mod strings;
@@ -35,6 +37,8 @@ pub fn handlers() -> Vec<(&'static str, Handler)> {
     let mut all = Vec::new();
     for family in [
         strings::COMMANDS,
+        lists::COMMANDS,
+        hashes::COMMANDS,
         keys::COMMANDS,
         expire::COMMANDS,
         object::COMMANDS,
