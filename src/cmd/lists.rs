@@ -177,10 +177,10 @@ fn lindex(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
 }
 
 fn lset(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
-    let index = int(&args[2])?;
     let fill = Fill::new(fill(ctx));
     let mut slot = ctx.db.key(&args[1]);
     let idx = list::find(&mut slot)?.ok_or(Error::NoSuchKey)?;
+    let index = int(&args[2])?;
     let i = ListRef::of(slot.entry(idx).value())?
         .index(index)
         .ok_or(Error::msg("ERR index out of range"))?;
@@ -341,7 +341,13 @@ fn lpos(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
             o.maxlen.min(len)
         };
         // Matches to skip before reporting (RANK), then how many to report.
-        let skip = (o.rank.unsigned_abs() - 1) as usize;
+        // Redis negates RANK in a C long, so LONG_MIN stays negative and
+        // then matches from the first hit: it acts as -1.
+        let skip = if o.rank == i64::MIN {
+            0
+        } else {
+            (o.rank.unsigned_abs() - 1) as usize
+        };
         let want = match o.count {
             Some(0) => usize::MAX,
             Some(n) => n,
