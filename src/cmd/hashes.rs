@@ -28,7 +28,7 @@ pub const COMMANDS: &[(&str, Handler)] = &[
 /// The field/value pairs after the key; an odd count is an arity error.
 fn pairs<'a>(ctx: &Ctx<'_>, args: &Args<'a>) -> Result<Vec<(&'a [u8], &'a [u8])>, Error> {
     if args.len() % 2 != 0 {
-        return Err(Error::WrongArity(ctx.cmd.name.to_ascii_lowercase().into()));
+        return Err(Error::WrongArity(ctx.cmd.name.into()));
     }
     Ok((2..args.len())
         .step_by(2)

@@ -82,6 +82,9 @@ fn positive_count(arg: &[u8]) -> Result<usize, Error> {
 }
 
 fn pop_generic(ctx: &mut Ctx<'_>, args: &Args<'_>, left: bool) -> CmdResult {
+    if args.len() > 3 {
+        return Err(Error::WrongArity(ctx.cmd.name.into()));
+    }
     let count = match args.get(2) {
         Some(c) => Some(positive_count(c)?),
         None => None,
