@@ -26,8 +26,10 @@ pub const COMMANDS: &[(&str, Handler)] = &[
 ];
 
 /// The field/value pairs after the key; an odd count is an arity error.
-fn pairs<'a>(ctx: &Ctx<'_>, args: &Args<'a>) -> Result<Vec<(&'a [u8], &'a [u8])>, Error> {
-    if args.len() % 2 != 0 {
+type Pairs<'a> = Vec<(&'a [u8], &'a [u8])>;
+
+fn pairs<'a>(ctx: &Ctx<'_>, args: &Args<'a>) -> Result<Pairs<'a>, Error> {
+    if !args.len().is_multiple_of(2) {
         return Err(Error::WrongArity(ctx.cmd.name.into()));
     }
     Ok((2..args.len())

@@ -243,7 +243,7 @@ fn lrem(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     let mut doomed: Vec<usize> = if count >= 0 {
         list.iter()
             .enumerate()
-            .filter(|(_, v)| *v == &elem[..])
+            .filter(|(_, v)| *v == elem)
             .map(|(i, _)| i)
             .take(limit)
             .collect()
@@ -251,7 +251,7 @@ fn lrem(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         let len = list.len();
         list.iter_rev()
             .enumerate()
-            .filter(|(_, v)| *v == &elem[..])
+            .filter(|(_, v)| *v == elem)
             .map(|(i, _)| len - 1 - i)
             .take(limit)
             .collect()
@@ -360,7 +360,7 @@ fn lpos(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
             l.iter()
                 .take(scan)
                 .enumerate()
-                .filter(|(_, v)| *v == &elem[..])
+                .filter(|(_, v)| *v == elem)
                 .map(|(i, _)| i)
                 .skip(skip)
                 .take(want)
@@ -369,7 +369,7 @@ fn lpos(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
             l.iter_rev()
                 .take(scan)
                 .enumerate()
-                .filter(|(_, v)| *v == &elem[..])
+                .filter(|(_, v)| *v == elem)
                 .map(|(i, _)| len - 1 - i)
                 .skip(skip)
                 .take(want)
@@ -421,13 +421,11 @@ fn move_generic(
         ctx.out.bulk(&v);
         return Ok(());
     }
-    drop(slot);
     list::find(&mut ctx.db.key(dst))?;
     let mut slot = ctx.db.key(src);
     let v = list::pop(&mut slot, from_left, 1)?
         .and_then(|mut v| v.pop())
         .expect("the source list was checked");
-    drop(slot);
     list::push(&mut ctx.db.key(dst), to_left, [v.as_slice()], false, fill_n)?;
     ctx.dirty += 1;
     ctx.out.bulk(&v);
@@ -488,4 +486,4 @@ fn lmpop(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
