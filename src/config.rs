@@ -344,7 +344,7 @@ impl Default for Config {
             lfu_decay_time: IntParam::new(1, 0, INT_MAX),
             busy_reply_threshold: IntParam::new(5000, 0, LONG_MAX),
             notify_keyspace_events: AtomicU32::new(0),
-            hash_max_listpack_entries: IntParam::new(128, 0, LONG_MAX),
+            hash_max_listpack_entries: IntParam::new(512, 0, LONG_MAX),
             hash_max_listpack_value: IntParam::new(64, 0, LONG_MAX),
             set_max_intset_entries: IntParam::new(512, 0, LONG_MAX),
             zset_max_listpack_entries: IntParam::new(128, 0, LONG_MAX),

@@ -125,14 +125,15 @@ fn model_tiny_thresholds() {
 fn conversion_points() {
     let mut h = Harness::new();
     let enc = |h: &mut Harness, k: &str| h.run(&["OBJECT", "ENCODING", k]);
-    for i in 0..128 {
+    // Redis 7.0's default hash-max-listpack-entries is 512.
+    for i in 0..512 {
         h.run(&["HSET", "h", &format!("f{i}"), "v"]);
     }
     assert_eq!(enc(&mut h, "h"), bulk("listpack"));
-    h.run(&["HSET", "h", "f128", "v"]);
+    h.run(&["HSET", "h", "f512", "v"]);
     assert_eq!(enc(&mut h, "h"), bulk("hashtable"));
     // No way back, as in Redis 7.0.
-    for i in 0..128 {
+    for i in 0..512 {
         h.run(&["HDEL", "h", &format!("f{i}")]);
     }
     assert_eq!(enc(&mut h, "h"), bulk("hashtable"));
