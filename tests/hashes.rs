@@ -51,8 +51,8 @@ fn concurrent_counters_add_up() {
         .map(|t| {
             let mut c = srv.client();
             thread::spawn(move || {
-                for i in 0..500 {
-                    let _: i64 = c.hincr("stats", format!("f{}", i % 200), 1).unwrap();
+                for i in 0..750 {
+                    let _: i64 = c.hincr("stats", format!("f{i}"), 1).unwrap();
                     let _: f64 = c.hincr("stats", "float", 0.5f64).unwrap();
                     let _: i64 = c.hincr("stats", format!("t{t}"), 2).unwrap();
                 }
