@@ -14,9 +14,11 @@ pub mod connection;
 pub mod debug;
 pub mod error;
 pub mod expire;
+pub mod hashes;
 pub mod info;
 pub mod keys;
 pub mod keyspec;
+pub mod lists;
 pub mod object;
 pub mod server;
 pub mod strings;
@@ -41,6 +43,8 @@ pub fn handlers() -> Vec<(&'static str, Handler)> {
     let mut all = Vec::new();
     for family in [
         strings::COMMANDS,
+        lists::COMMANDS,
+        hashes::COMMANDS,
         keys::COMMANDS,
         expire::COMMANDS,
         object::COMMANDS,

@@ -74,10 +74,12 @@ impl Packed {
         }
     }
 
-    /// The name OBJECT ENCODING replies.
+    /// The name OBJECT ENCODING replies. Redis 7.0 names every list
+    /// `quicklist`, however small.
     pub fn encoding(self) -> &'static str {
         match self {
             Packed::IntSet => "intset",
+            Packed::List => "quicklist",
             _ => "listpack",
         }
     }

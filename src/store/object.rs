@@ -1,11 +1,18 @@
 //! Values that live outside the entry allocation: strings that are edited in
-//! place (APPEND, SETRANGE) and, in later issues, the collection types.
+//! place (APPEND, SETRANGE) and the full encodings of the collection types.
+
+use crate::types::hash::HashTable;
+use crate::types::list::QuickList;
 
 /// A heap value owned by an entry.
 #[derive(Debug, Clone)]
 pub enum Object {
     /// A string grown or edited in place; reported as encoding `raw`.
     Str(Vec<u8>),
+    /// A list past one node (encoding `quicklist`).
+    List(Box<QuickList>),
+    /// A hash past the listpack thresholds (encoding `hashtable`).
+    Hash(Box<HashTable>),
 }
 
 impl Object {
@@ -17,6 +24,8 @@ impl Object {
     pub fn type_name(&self) -> &'static str {
         match self {
             Object::Str(_) => "string",
+            Object::List(_) => "list",
+            Object::Hash(_) => "hash",
         }
     }
 
@@ -24,6 +33,8 @@ impl Object {
     pub fn encoding(&self) -> &'static str {
         match self {
             Object::Str(_) => "raw",
+            Object::List(_) => "quicklist",
+            Object::Hash(_) => "hashtable",
         }
     }
 }

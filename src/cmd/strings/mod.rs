@@ -7,7 +7,7 @@
 
 mod edit;
 mod lcs;
-mod numeric;
+pub(crate) mod numeric;
 mod set;
 
 use super::{CmdResult, Ctx, Error, Handler};
