@@ -6,6 +6,8 @@
 pub enum Object {
     /// A string grown or edited in place; reported as encoding `raw`.
     Str(Vec<u8>),
+    /// A sorted set past the packed thresholds (encoding `skiplist`).
+    ZSet(Box<crate::types::zset::Full>),
 }
 
 impl Object {
@@ -17,6 +19,7 @@ impl Object {
     pub fn type_name(&self) -> &'static str {
         match self {
             Object::Str(_) => "string",
+            Object::ZSet(_) => "zset",
         }
     }
 
@@ -24,6 +27,7 @@ impl Object {
     pub fn encoding(&self) -> &'static str {
         match self {
             Object::Str(_) => "raw",
+            Object::ZSet(_) => "skiplist",
         }
     }
 }
