@@ -20,6 +20,7 @@ pub mod object;
 pub mod server;
 pub mod strings;
 pub mod table;
+pub mod zsets;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
@@ -45,6 +46,7 @@ pub fn handlers() -> Vec<(&'static str, Handler)> {
         object::COMMANDS,
         connection::COMMANDS,
         server::COMMANDS,
+        zsets::COMMANDS,
         info::COMMANDS,
         command_info::COMMANDS,
         config_cmd::COMMANDS,

@@ -94,6 +94,8 @@ impl<'a> Iterator for Iter<'a> {
 impl ExactSizeIterator for Iter<'_> {}
 
 fn put_entry(out: &mut Vec<u8>, member: &[u8], score: f64) {
+    // Redis's listpack stores "-0" as the integer 0: the sign is lost.
+    let score = if score == 0.0 { 0.0 } else { score };
     let bytes = score.to_bits().to_be_bytes();
     let n = 8 - score.to_bits().trailing_zeros() as usize / 8;
     let short = member.len().min(15);
@@ -125,7 +127,6 @@ mod tests {
         let items: Vec<(&[u8], f64)> = vec![
             (b"", f64::NEG_INFINITY),
             (b"neg", -2.5),
-            (b"negzero", -0.0),
             (b"zero", 0.0),
             (b"fifteen-bytes!!", 0.1),
             (&long, 3.0),
@@ -141,6 +142,11 @@ mod tests {
             assert_eq!(a.1.to_bits(), b.1.to_bits());
         }
         assert_eq!(len(&[]), 0);
+        let z = encode([(&b"negzero"[..], -0.0)].into_iter());
+        assert!(
+            iter(&z).next().unwrap().1.is_sign_positive(),
+            "-0 packs as 0"
+        );
         // The compact cases the encoding is designed for.
         assert_eq!(encode([(&b"m1"[..], 1.5)].into_iter()).len(), 1 + 1 + 2 + 2);
         assert_eq!(encode([(&b"m0"[..], 0.0)].into_iter()).len(), 1 + 1 + 2);

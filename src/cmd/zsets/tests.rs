@@ -1,0 +1,1 @@
+//! Command-level tests through the in-process harness.
