@@ -2,7 +2,7 @@
 //! be sorted sets or plain sets (every member scoring 1). Only one key is
 //! open at a time: each input is read (or probed) in turn into owned data.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::range::store;
 use super::scored_list;
@@ -67,10 +67,11 @@ struct Src {
 
 /// Members of a plain set value, or None for any other type.
 ///
-/// Integration point with `types::set`: the packed set is read with the
-/// shared listpack format; the intset and full encodings are to be wired to
-/// the set module's accessors when it lands.
-fn set_members(v: &ValueRef<'_>) -> Option<Vec<Vec<u8>>> {
+/// Integration point with `types::set` (built on another branch): once it
+/// is merged this becomes
+/// `SetRef::of(*v).map(|s| s.iter().map(|m| m.to_vec()).collect())`.
+/// Until then only the packed set in the shared listpack format is read.
+fn set_members(v: &ValueRef<'_>) -> Option<HashSet<Vec<u8>>> {
     match v {
         ValueRef::Packed(Packed::Set, b) => Some(
             crate::types::listpack::iter(b)
@@ -104,7 +105,7 @@ fn with_input<R>(
 
 enum Input<'a> {
     Z(View<'a>),
-    Set(Vec<Vec<u8>>),
+    Set(HashSet<Vec<u8>>),
 }
 
 impl Input<'_> {
@@ -132,7 +133,7 @@ impl Input<'_> {
     fn score(&self, member: &[u8]) -> Option<f64> {
         match self {
             Input::Z(z) => z.score(member),
-            Input::Set(s) => s.iter().any(|m| m == member).then_some(1.0),
+            Input::Set(s) => s.contains(member).then_some(1.0),
         }
     }
 }
