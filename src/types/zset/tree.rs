@@ -366,26 +366,44 @@ fn visit_node<T: Ordered>(
             }
         }
         Node::Inner(n) => {
-            // Child i covers ranks base[i]..base[i] + counts[i].
-            let mut spans = Vec::new();
-            let mut base = 0;
-            for (i, &c) in n.counts.iter().enumerate() {
-                let (lo, hi) = (base.max(start), (base + c).min(end));
-                if lo < hi {
-                    spans.push((i, lo - base, hi - base));
-                }
-                base += c;
-                if base >= end {
-                    break;
-                }
+            // Find the child holding rank `start` and the one holding `end - 1`.
+            let (mut first, mut base_first) = (0, 0);
+            while base_first + n.counts[first] <= start {
+                base_first += n.counts[first];
+                first += 1;
             }
-            let mut go =
-                |&(i, lo, hi): &(usize, usize, usize)| visit_node(&n.kids[i], lo, hi, rev, f);
+            let (mut last, mut base_last) = (first, base_first);
+            while base_last + n.counts[last] < end {
+                base_last += n.counts[last];
+                last += 1;
+            }
+            let clip = |i: usize, base: usize| {
+                let lo = start.max(base) - base;
+                let hi = end.min(base + n.counts[i]) - base;
+                (lo, hi)
+            };
             if rev {
-                spans.iter().rev().all(&mut go)
+                let mut base = base_last;
+                for i in (first..=last).rev() {
+                    let (lo, hi) = clip(i, base);
+                    if !visit_node(&n.kids[i], lo, hi, rev, f) {
+                        return false;
+                    }
+                    if i > first {
+                        base -= n.counts[i - 1];
+                    }
+                }
             } else {
-                spans.iter().all(&mut go)
+                let mut base = base_first;
+                for i in first..=last {
+                    let (lo, hi) = clip(i, base);
+                    if !visit_node(&n.kids[i], lo, hi, rev, f) {
+                        return false;
+                    }
+                    base += n.counts[i];
+                }
             }
+            true
         }
     }
 }
