@@ -34,7 +34,10 @@ fn per_op(ops: usize, f: impl FnOnce()) -> f64 {
 
 fn main() {
     const OPS: usize = 200_000;
-    println!("{:>10} {:>12} {:>12} {:>14}", "members", "ZADD ns/op", "ZRANK ns/op", "ZRANGE10 ns/op");
+    println!(
+        "{:>10} {:>12} {:>12} {:>14}",
+        "members", "ZADD ns/op", "ZRANK ns/op", "ZRANGE10 ns/op"
+    );
     for n in [10_000u64, 100_000, 1_000_000] {
         let mut rng = Lcg(n);
         let mut z = Full::new();

@@ -14,7 +14,13 @@ fn encoding(c: &mut Connection, key: &str) -> String {
 fn priority_queue_with_zadd_and_zpopmax() {
     let srv = common::Server::start();
     let mut c = srv.client();
-    let jobs = [("email", 5), ("backup", 1), ("page", 9), ("report", 3), ("cache", 7)];
+    let jobs = [
+        ("email", 5),
+        ("backup", 1),
+        ("page", 9),
+        ("report", 3),
+        ("cache", 7),
+    ];
     for (job, prio) in jobs {
         let added: i64 = c.zadd("jobs", job, prio).unwrap();
         assert_eq!(added, 1);
@@ -40,7 +46,9 @@ fn priority_queue_with_zadd_and_zpopmax() {
     let exists: bool = c.exists("jobs").unwrap();
     assert!(!exists, "the emptied queue is gone");
     // Batch pops take the highest first.
-    let _: i64 = c.zadd_multiple("jobs", &[(1, "a"), (2, "b"), (3, "c")]).unwrap();
+    let _: i64 = c
+        .zadd_multiple("jobs", &[(1, "a"), (2, "b"), (3, "c")])
+        .unwrap();
     let two: Vec<(String, f64)> = cmd("ZPOPMAX").arg("jobs").arg(2).query(&mut c).unwrap();
     assert_eq!(two, vec![("c".to_string(), 3.0), ("b".to_string(), 2.0)]);
 }
@@ -142,6 +150,11 @@ fn a_large_set_converts_and_answers_ranges() {
         .unwrap();
     assert_eq!(stored, 10);
     assert_eq!(encoding(&mut c, "small"), "listpack");
-    let inter: Vec<String> = cmd("ZINTER").arg(2).arg("big").arg("small").query(&mut c).unwrap();
+    let inter: Vec<String> = cmd("ZINTER")
+        .arg(2)
+        .arg("big")
+        .arg("small")
+        .query(&mut c)
+        .unwrap();
     assert_eq!(inter.len(), 10);
 }

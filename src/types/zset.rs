@@ -446,14 +446,13 @@ fn write_back(slot: &mut KeySlot<'_, '_>, idx: Option<usize>, repr: Repr<'_>) {
     }
 }
 
+/// Members with their scores, owned.
+pub type Scored = Vec<(Vec<u8>, f64)>;
+
 /// Pops up to `count` members from the low end (or, `max`, the high end)
 /// of the sorted set at `slot`, deleting the key when it empties.
 /// `Ok(None)` when the key is missing; WRONGTYPE as `Err`.
-pub fn pop(
-    slot: &mut KeySlot<'_, '_>,
-    max: bool,
-    count: usize,
-) -> Result<Option<Vec<(Vec<u8>, f64)>>, Error> {
+pub fn pop(slot: &mut KeySlot<'_, '_>, max: bool, count: usize) -> Result<Option<Scored>, Error> {
     // Popping never adds, so no threshold can be crossed.
     let limits = Limits {
         entries: usize::MAX,

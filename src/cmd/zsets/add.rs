@@ -98,7 +98,7 @@ fn add_generic(ctx: &mut Ctx<'_>, args: &Args<'_>, mut f: Flags) -> CmdResult {
             "ERR XX and NX options at the same time are not compatible",
         ));
     }
-    if (f.gt && f.nx) || (f.lt && f.nx) || (f.gt && f.lt) {
+    if (f.nx && (f.gt || f.lt)) || (f.gt && f.lt) {
         return Err(Error::msg(
             "ERR GT, LT, and/or NX options at the same time are not compatible",
         ));

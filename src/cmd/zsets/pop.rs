@@ -248,7 +248,8 @@ pub fn zscan(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
                     keep(m, s);
                 });
                 budget = budget.saturating_sub(1);
-                if cursor == 0 || budget == 0 || visited >= count as u64 {
+                // Redis counts a member and its score as two scanned items.
+                if cursor == 0 || budget == 0 || 2 * visited >= count as u64 {
                     break cursor;
                 }
             }

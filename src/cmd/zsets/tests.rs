@@ -127,7 +127,11 @@ fn run_model(mut h: Harness, seed: u64, rounds: usize) {
             7 => {
                 let (lo, hi) = (score, score + rng.below(8) as f64 / 2.0);
                 let ex = rng.below(2) == 1;
-                let min = if ex { format!("({lo}") } else { format!("{lo}") };
+                let min = if ex {
+                    format!("({lo}")
+                } else {
+                    format!("{lo}")
+                };
                 let want: Vec<_> = model
                     .sorted()
                     .into_iter()
@@ -141,7 +145,16 @@ fn run_model(mut h: Harness, seed: u64, rounds: usize) {
                 assert_eq!(h.run(&["ZCOUNT", "z", &min, &max]), int(want.len()));
                 let rev: Vec<_> = want.iter().rev().skip(1).take(2).cloned().collect();
                 assert_eq!(
-                    h.run(&["ZREVRANGEBYSCORE", "z", &max, &min, "WITHSCORES", "LIMIT", "1", "2"]),
+                    h.run(&[
+                        "ZREVRANGEBYSCORE",
+                        "z",
+                        &max,
+                        &min,
+                        "WITHSCORES",
+                        "LIMIT",
+                        "1",
+                        "2"
+                    ]),
                     Model::list(&rev, true)
                 );
             }
@@ -165,7 +178,11 @@ fn run_model(mut h: Harness, seed: u64, rounds: usize) {
             9 => {
                 let sorted = model.sorted();
                 let (a, b) = (rng.below(6) as usize, rng.below(6) as usize);
-                let removed: Vec<_> = sorted.iter().skip(a).take((b + 1).saturating_sub(a)).collect();
+                let removed: Vec<_> = sorted
+                    .iter()
+                    .skip(a)
+                    .take((b + 1).saturating_sub(a))
+                    .collect();
                 for (m, _) in &removed {
                     model.0.remove(m);
                 }
@@ -188,7 +205,10 @@ fn run_model(mut h: Harness, seed: u64, rounds: usize) {
             }
             _ => {
                 assert_eq!(h.run(&["ZCARD", "z"]), int(model.0.len()));
-                assert_eq!(h.run(&["EXISTS", "z"]), int(usize::from(!model.0.is_empty())));
+                assert_eq!(
+                    h.run(&["EXISTS", "z"]),
+                    int(usize::from(!model.0.is_empty()))
+                );
                 let all = Model::list(&model.sorted(), true);
                 assert_eq!(h.run(&["ZRANGE", "z", "0", "-1", "WITHSCORES"]), all);
                 // A copy through ZUNIONSTORE holds the same members.
@@ -246,12 +266,90 @@ fn write_effects() {
     h.run(&["ZPOPMIN", "z"]);
     assert_eq!(h.take_effects(), vec!["0: ZADD z 1 a", "0: ZPOPMIN z"]);
     h.run(&["ZUNIONSTORE", "d", "1", "none"]);
-    assert!(h.take_effects().is_empty(), "nothing to delete, nothing published");
+    assert!(
+        h.take_effects().is_empty(),
+        "nothing to delete, nothing published"
+    );
     h.run(&["ZADD", "z", "1", "a"]);
     h.run(&["ZUNIONSTORE", "d", "1", "z"]);
     h.run(&["ZINTERSTORE", "d", "1", "none"]);
     assert_eq!(
         h.take_effects(),
-        vec!["0: ZADD z 1 a", "0: ZUNIONSTORE d 1 z", "0: ZINTERSTORE d 1 none"]
+        vec![
+            "0: ZADD z 1 a",
+            "0: ZUNIONSTORE d 1 z",
+            "0: ZINTERSTORE d 1 none"
+        ]
     );
+}
+
+/// Bulk strings of a RESP reply, in order (enough for flat arrays).
+fn bulks(reply: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut lines = reply.split("\r\n");
+    while let Some(l) = lines.next() {
+        if l.starts_with('$') && l != "$-1" {
+            out.push(lines.next().unwrap().to_string());
+        }
+    }
+    out
+}
+
+#[test]
+fn zscan_of_a_full_set_returns_every_member_that_stays() {
+    let mut h = Harness::new();
+    for i in 0..1000 {
+        h.run(&[
+            "ZADD",
+            "z",
+            &format!("{}", i as f64 / 4.0),
+            &format!("m{i}"),
+        ]);
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut cursor = "0".to_string();
+    let mut calls = 0;
+    loop {
+        let r = bulks(&h.run(&["ZSCAN", "z", &cursor, "COUNT", "20"]));
+        cursor = r[0].clone();
+        for pair in r[1..].chunks(2) {
+            let i: usize = pair[0][1..].parse().unwrap();
+            assert_eq!(pair[1], dbl(i as f64 / 4.0).split("\r\n").nth(1).unwrap());
+            seen.insert(i);
+        }
+        // Members removed mid-scan may or may not show up; the rest must.
+        h.run(&["ZREM", "z", &format!("m{}", 999 - calls)]);
+        calls += 1;
+        if cursor == "0" {
+            break;
+        }
+    }
+    assert!(calls > 5, "a full set is scanned in steps");
+    assert!((0..1000 - calls).all(|i| seen.contains(&i)));
+    let r = bulks(&h.run(&["ZSCAN", "z", "0", "MATCH", "m1?", "COUNT", "10000"]));
+    assert_eq!(r.len(), 1 + 2 * 10);
+}
+
+#[test]
+fn zrandmember_distinct_and_repeated_picks_on_both_encodings() {
+    for entries in [128, 0] {
+        let cfg = Config::default();
+        cfg.zset_max_listpack_entries.set(entries);
+        let mut h = Harness::with_config(cfg);
+        for i in 0..50 {
+            h.run(&["ZADD", "z", &i.to_string(), &format!("m{i}")]);
+        }
+        for n in [1, 5, 20, 49] {
+            let r = bulks(&h.run(&["ZRANDMEMBER", "z", &n.to_string()]));
+            let distinct: std::collections::HashSet<_> = r.iter().collect();
+            assert_eq!((r.len(), distinct.len()), (n, n));
+        }
+        let r = bulks(&h.run(&["ZRANDMEMBER", "z", "-200", "WITHSCORES"]));
+        assert_eq!(r.len(), 400);
+        for pair in r.chunks(2) {
+            assert_eq!(pair[0][1..], pair[1]);
+        }
+        let one = bulks(&h.run(&["ZRANDMEMBER", "z"]));
+        assert!(one[0].starts_with('m'));
+    }
 }

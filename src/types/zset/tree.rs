@@ -458,13 +458,13 @@ mod tests {
         let mut seed = 0x1234_5678_9abc_def1u64;
         let mut t: Tree<(i64, u32)> = Tree::new();
         let mut model = BTreeSet::new();
-        for round in 0..40_000 {
+        for round in 0..20_000 {
             let key = (
                 (rng(&mut seed) % 200) as i64 - 100,
                 (rng(&mut seed) % 50) as u32,
             );
             // Grow for a while, then shrink, so both splits and merges happen.
-            let grow = (round / 10_000) % 2 == 0;
+            let grow = (round / 5_000) % 2 == 0;
             if rng(&mut seed) % 10 < if grow { 7 } else { 3 } {
                 if model.insert(key) {
                     t.insert(key);
@@ -483,6 +483,41 @@ mod tests {
             }
         }
         check(&t, &model);
+    }
+
+    #[test]
+    fn deep_trees_split_and_merge_inner_nodes() {
+        let mut seed = 77u64;
+        let mut keys: Vec<(i64, u32)> = (0..30_000).map(|i| (i % 1000, i as u32)).collect();
+        // Shuffle, insert all (three levels), then remove in another order.
+        for i in (1..keys.len()).rev() {
+            keys.swap(i, rng(&mut seed) as usize % (i + 1));
+        }
+        let mut t = Tree::new();
+        let mut model = BTreeSet::new();
+        for (n, k) in keys.iter().enumerate() {
+            t.insert(*k);
+            model.insert(*k);
+            if n % 7919 == 0 {
+                check(&t, &model);
+            }
+        }
+        check(&t, &model);
+        assert!(matches!(&t.root, Node::Inner(n) if matches!(n.kids[0], Node::Inner(_))));
+        for i in (1..keys.len()).rev() {
+            keys.swap(i, rng(&mut seed) as usize % (i + 1));
+        }
+        for (n, k) in keys.iter().enumerate() {
+            assert!(t.remove(k));
+            model.remove(k);
+            if n % 7919 == 0 {
+                check(&t, &model);
+                let probe = (500, 0);
+                assert_eq!(t.count_while(|x| x < &probe), model.range(..probe).count());
+            }
+        }
+        check(&t, &model);
+        assert!(t.is_empty());
     }
 
     #[test]
