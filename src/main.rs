@@ -77,6 +77,74 @@ fn fatal_config(line: usize, text: &str, reason: &str) -> ! {
     std::process::exit(1);
 }
 
+/// Descriptors Redis keeps for itself beyond one per client.
+const RESERVED_FDS: libc::rlim_t = 32;
+
+/// Raises the open-files limit to what `maxclients` needs, as Redis does at
+/// start-up; if the hard limit forbids it, lowers `maxclients` to fit.
+fn adjust_open_files_limit(config: &Config) {
+    let maxclients = config.maxclients.get().max(1) as libc::rlim_t;
+    let needed = maxclients + RESERVED_FDS;
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read or write the struct we pass.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        ferrokv::warning!(
+            "Unable to obtain the current NOFILE limit ({}), assuming 1024 and setting the max clients configuration accordingly.",
+            std::io::Error::last_os_error()
+        );
+        config.maxclients.set(1024 - RESERVED_FDS as i64);
+        return;
+    }
+    let old = lim.rlim_cur;
+    if old >= needed {
+        return;
+    }
+    // First ask for both limits (possible when privileged), then for the
+    // soft limit up to the hard one.
+    let both = libc::rlimit {
+        rlim_cur: needed,
+        rlim_max: needed.max(lim.rlim_max),
+    };
+    let soft = libc::rlimit {
+        rlim_cur: needed.min(lim.rlim_max),
+        rlim_max: lim.rlim_max,
+    };
+    // SAFETY: as above.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &both) } == 0 {
+        ferrokv::notice!(
+            "Increased maximum number of open files to {needed} (it was originally set to {old})."
+        );
+        return;
+    }
+    let why = std::io::Error::last_os_error();
+    // SAFETY: as above.
+    let got = if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &soft) } == 0 {
+        soft.rlim_cur
+    } else {
+        old
+    };
+    if got >= needed {
+        ferrokv::notice!(
+            "Increased maximum number of open files to {got} (it was originally set to {old})."
+        );
+        return;
+    }
+    let reduced = got.saturating_sub(RESERVED_FDS).max(1);
+    ferrokv::warning!(
+        "You requested maxclients of {maxclients} requiring at least {needed} max file descriptors."
+    );
+    ferrokv::warning!(
+        "Server can't set maximum open files to {needed} because of OS error: {why}."
+    );
+    ferrokv::warning!(
+        "Current maximum open files is {got}. maxclients has been reduced to {reduced} to compensate for low ulimit. If you need higher maxclients increase 'ulimit -n'."
+    );
+    config.maxclients.set(reduced as i64);
+}
+
 fn main() {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     if argv.iter().any(|a| a == "-v" || a == "--version") {
@@ -141,6 +209,7 @@ fn main() {
         eprintln!("Can't chdir to '{}': {e}", config.dir.get());
         std::process::exit(1);
     }
+    adjust_open_files_limit(&config);
     ferrokv::store::Keyspace::seed_hash(ferrokv::util::rand::seed());
     let srv: &'static Server = Box::leak(Box::new(Server::new(config, config_file)));
     ferrokv::notice!("oO0OoO0OoO0Oo ferrokv is starting oO0OoO0OoO0Oo");

@@ -7,6 +7,7 @@
 //! [`error`]. Adding a command is one handler plus one line in its family's
 //! `COMMANDS` list.
 
+pub mod client;
 pub mod command_info;
 pub mod config_cmd;
 pub mod connection;
@@ -45,6 +46,7 @@ pub fn handlers() -> Vec<(&'static str, Handler)> {
         expire::COMMANDS,
         object::COMMANDS,
         connection::COMMANDS,
+        client::COMMANDS,
         server::COMMANDS,
         zsets::COMMANDS,
         info::COMMANDS,
@@ -64,18 +66,24 @@ pub struct DbCtx<'a> {
     pub locks: &'a mut Locks,
     pub index: usize,
     pub now_ms: i64,
+    /// CLIENT NO-TOUCH: reads do not update access times.
+    pub no_touch: bool,
 }
 
 impl DbCtx<'_> {
     /// The key in the selected database, its shard locked.
     #[inline]
     pub fn key<'s, 'k>(&'s mut self, key: &'k [u8]) -> KeySlot<'s, 'k> {
-        self.locks.key(self.ks, self.index, key, self.now_ms)
+        self.locks
+            .key(self.ks, self.index, key, self.now_ms)
+            .with_no_touch(self.no_touch)
     }
 
     /// The key in database `db`, its shard locked.
     pub fn key_in<'s, 'k>(&'s mut self, db: usize, key: &'k [u8]) -> KeySlot<'s, 'k> {
-        self.locks.key(self.ks, db, key, self.now_ms)
+        self.locks
+            .key(self.ks, db, key, self.now_ms)
+            .with_no_touch(self.no_touch)
     }
 
     /// Locks the shards of several keys up front, in the order that avoids
@@ -226,6 +234,8 @@ pub fn execute(
     let handler = cmd.handler.expect("resolved commands have handlers");
     let started = Instant::now();
     let db_index = client.db;
+    // TOUCH itself still updates access times, as in Redis.
+    let no_touch = client.no_touch && cmd.name != "touch";
     let mut ctx = Ctx {
         srv,
         client,
@@ -235,6 +245,7 @@ pub fn execute(
             locks,
             index: db_index,
             now_ms,
+            no_touch,
         },
         stats,
         cmd,

@@ -5,8 +5,11 @@ use std::ops::Index;
 
 /// Longest header or inline line Redis accepts without its newline.
 const MAX_INLINE: usize = 64 * 1024;
-/// Largest multibulk count Redis accepts.
-const MAX_MULTIBULK: i64 = 1024 * 1024;
+/// Largest multibulk count Redis 7.0 accepts (INT_MAX).
+const MAX_MULTIBULK: i64 = i32::MAX as i64;
+/// Argument slots reserved up front; a huge count must not allocate before
+/// its arguments actually arrive.
+const PREALLOC_ARGS: usize = 1024;
 /// Before AUTH, Redis accepts only small requests.
 const UNAUTH_MULTIBULK: i64 = 10;
 const UNAUTH_BULK: i64 = 16384;
@@ -147,7 +150,7 @@ impl Parser {
         if count <= 0 {
             return Frame::Empty { consumed: pos };
         }
-        self.spans.reserve(count as usize);
+        self.spans.reserve((count as usize).min(PREALLOC_ARGS));
         for _ in 0..count {
             if pos >= buf.len() {
                 return Frame::Incomplete { need: pos + 1 };

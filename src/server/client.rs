@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 
@@ -20,6 +20,17 @@ pub enum ReplyMode {
     SkipNext,
     /// The command now running is the one to skip.
     Skip,
+}
+
+/// Client states shown as letters in CLIENT LIST `flags=`; set by the code
+/// that owns the state (pub/sub, MULTI, blocking commands, CLIENT NO-EVICT).
+pub mod list_flags {
+    pub const PUBSUB: u32 = 1 << 0;
+    pub const MULTI: u32 = 1 << 1;
+    pub const BLOCKED: u32 = 1 << 2;
+    pub const DIRTY_CAS: u32 = 1 << 3;
+    pub const NO_EVICT: u32 = 1 << 4;
+    pub const NO_TOUCH: u32 = 1 << 5;
 }
 
 /// What other connections can see of a client.
@@ -46,6 +57,10 @@ pub struct ClientInfo {
     pub obl: AtomicU64,
     /// The wait this client is parked in, for CLIENT UNBLOCK.
     pub waiter: Mutex<Option<Arc<Waiter>>>,
+    /// [`list_flags`] bits.
+    pub flags: AtomicU32,
+    /// Channel, pattern and shard-channel subscription counts (`sub=`, `psub=`, `ssub=`).
+    pub subs: [AtomicUsize; 3],
 }
 
 impl ClientInfo {
@@ -69,6 +84,18 @@ impl ClientInfo {
 
     pub fn name(&self) -> Vec<u8> {
         self.name.lock().clone().unwrap_or_default()
+    }
+
+    pub fn has_flag(&self, flag: u32) -> bool {
+        self.flags.load(Ordering::Relaxed) & flag != 0
+    }
+
+    pub fn set_flag(&self, flag: u32, on: bool) {
+        if on {
+            self.flags.fetch_or(flag, Ordering::Relaxed);
+        } else {
+            self.flags.fetch_and(!flag, Ordering::Relaxed);
+        }
     }
 }
 
@@ -147,6 +174,8 @@ impl ClientRegistry {
             qbuf: AtomicU64::new(0),
             obl: AtomicU64::new(0),
             waiter: Mutex::new(None),
+            flags: AtomicU32::new(0),
+            subs: Default::default(),
         });
         self.clients.lock().insert(id, info.clone());
         info

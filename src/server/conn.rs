@@ -116,6 +116,7 @@ pub async fn serve(srv: &'static Server, mut sock: TcpStream, stats: Arc<ThreadS
             break 'conn;
         }
         stats.net_input_bytes.add(n as u64);
+        info.qbuf.store(rbuf.len() as u64, Ordering::Relaxed);
         if rbuf.len() as i64 > srv.config.client_query_buffer_limit.get() {
             crate::warning!("Closing client that reached max query buffer length");
             break 'conn;
@@ -130,6 +131,10 @@ pub async fn serve(srv: &'static Server, mut sock: TcpStream, stats: Arc<ThreadS
                 max_bulk: srv.config.proto_max_bulk_len.get(),
                 authenticated: client.authenticated,
             };
+            // A CLIENT KILL from another connection stops the rest of the pipeline.
+            if info.killed.load(Ordering::Relaxed) {
+                break 'conn;
+            }
             match parser.parse(&rbuf[pos..], limits) {
                 Frame::Command { consumed } => {
                     let args = parser.args(&rbuf[pos..]);
@@ -179,6 +184,7 @@ pub async fn serve(srv: &'static Server, mut sock: TcpStream, stats: Arc<ThreadS
             }
         }
         rbuf.advance(pos);
+        info.qbuf.store(rbuf.len() as u64, Ordering::Relaxed);
         info.last_interaction_ms.store(now, Ordering::Relaxed);
         if !out.is_empty() && flush(&mut sock, &mut out, &stats).await.is_err() {
             break 'conn;

@@ -405,6 +405,7 @@ impl Locks {
             now_ms,
             ks,
             db,
+            no_touch: false,
         })
     }
 
@@ -445,6 +446,7 @@ impl Locks {
             now_ms,
             ks,
             db,
+            no_touch: false,
         }
     }
 }
@@ -457,11 +459,20 @@ pub struct KeySlot<'s, 'k> {
     now_ms: i64,
     ks: &'static Keyspace,
     db: usize,
+    /// Reads leave the access time alone (CLIENT NO-TOUCH).
+    no_touch: bool,
 }
 
 impl<'s, 'k> KeySlot<'s, 'k> {
     pub fn key(&self) -> &'k [u8] {
         self.key
+    }
+
+    /// Makes `get` keep the entry's access time as it is.
+    #[inline]
+    pub fn with_no_touch(mut self, no_touch: bool) -> Self {
+        self.no_touch = no_touch;
+        self
     }
 
     /// The live slot of the key; an expired entry is reclaimed on the way.
@@ -480,7 +491,9 @@ impl<'s, 'k> KeySlot<'s, 'k> {
     #[inline]
     pub fn get(&mut self) -> Option<EntryRef<'_>> {
         let idx = self.lookup()?;
-        self.touch(idx);
+        if !self.no_touch {
+            self.touch(idx);
+        }
         Some(self.shard.get(idx))
     }
 
