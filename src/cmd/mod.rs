@@ -23,6 +23,7 @@ pub mod object;
 pub mod server;
 pub mod strings;
 pub mod table;
+pub mod zsets;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
@@ -51,6 +52,7 @@ pub fn handlers() -> Vec<(&'static str, Handler)> {
         connection::COMMANDS,
         client::COMMANDS,
         server::COMMANDS,
+        zsets::COMMANDS,
         info::COMMANDS,
         command_info::COMMANDS,
         config_cmd::COMMANDS,

@@ -159,6 +159,12 @@ impl<'a> EntryRef<'a> {
         Raw(self.ptr.as_ptr())
     }
 
+    /// The entry's address, stable for its lifetime (collections that index
+    /// entries of their own table keep it; see `types::zset`).
+    pub(crate) fn as_ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+
     pub fn key(&self) -> &'a [u8] {
         // SAFETY: the entry lives for 'a.
         unsafe { self.raw().key() }

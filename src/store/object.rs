@@ -13,6 +13,8 @@ pub enum Object {
     List(Box<QuickList>),
     /// A hash past the listpack thresholds (encoding `hashtable`).
     Hash(Box<HashTable>),
+    /// A sorted set past the packed thresholds (encoding `skiplist`).
+    ZSet(Box<crate::types::zset::Full>),
 }
 
 impl Object {
@@ -26,6 +28,7 @@ impl Object {
             Object::Str(_) => "string",
             Object::List(_) => "list",
             Object::Hash(_) => "hash",
+            Object::ZSet(_) => "zset",
         }
     }
 
@@ -35,6 +38,7 @@ impl Object {
             Object::Str(_) => "raw",
             Object::List(_) => "quicklist",
             Object::Hash(_) => "hashtable",
+            Object::ZSet(_) => "skiplist",
         }
     }
 }

@@ -5,3 +5,4 @@
 pub mod hash;
 pub mod list;
 pub mod listpack;
+pub mod zset;
