@@ -64,3 +64,19 @@ int ferrokv_incrbyfloat(const char *a, size_t alen, const char *b, size_t blen, 
     if (isnan(x) || isinf(x)) return -2;
     return format_ld(x, out, outcap);
 }
+
+/* A blocking command's timeout in milliseconds, as Redis 7.0 computes it:
+ * seconds parsed as a long double, times 1000, rounded up, converted to a
+ * 64-bit integer (a value out of range becomes LLONG_MIN, as the x86
+ * conversion does, so Redis then reports it as negative).
+ * Returns 0 and sets *ms, or -1 when the text is not a float. */
+int ferrokv_timeout_ms(const char *s, size_t len, long long *ms) {
+    long double v;
+    if (!parse_ld(s, len, &v)) return -1;
+    v = ceill(v * 1000.0L);
+    if (!(v < 9223372036854775808.0L) || !(v >= -9223372036854775808.0L))
+        *ms = (-9223372036854775807LL - 1);
+    else
+        *ms = (long long)v;
+    return 0;
+}

@@ -19,6 +19,7 @@ pub const COMMANDS: &[(&str, Handler)] = &[
     ("client|reply", reply),
     ("client|no-evict", no_evict),
     ("client|no-touch", no_touch),
+    ("client|unblock", unblock),
     ("client|help", help),
 ];
 
@@ -380,6 +381,35 @@ fn no_evict(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     ctx.client.no_evict = on;
     ctx.client.info.set_flag(list_flags::NO_EVICT, on);
     ctx.out.ok();
+    Ok(())
+}
+
+/// CLIENT UNBLOCK id [TIMEOUT|ERROR]: ends another client's blocking wait,
+/// as a timeout (its null reply) or with an UNBLOCKED error.
+fn unblock(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
+    if args.len() > 4 {
+        return Err(Error::owned(format!(
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
+            String::from_utf8_lossy(&args[1])
+        )));
+    }
+    let id = crate::util::num::parse_i64(&args[2]).ok_or(Error::NotInteger)?;
+    let error = match args.get(3) {
+        None => false,
+        Some(a) if a.eq_ignore_ascii_case(b"timeout") => false,
+        Some(a) if a.eq_ignore_ascii_case(b"error") => true,
+        Some(_) => {
+            return Err(Error::msg(
+                "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR",
+            ));
+        }
+    };
+    let unblocked = u64::try_from(id)
+        .ok()
+        .and_then(|id| ctx.srv.clients.get(id))
+        .and_then(|c| c.waiter.lock().clone())
+        .is_some_and(|w| w.unblock(error));
+    ctx.out.int(unblocked as i64);
     Ok(())
 }
 

@@ -205,9 +205,10 @@ fn clients(srv: &Server, lines: &mut Vec<String>) {
     field!(lines, "maxclients:{}", srv.config.maxclients.get());
     field!(lines, "client_recent_max_input_buffer:0");
     field!(lines, "client_recent_max_output_buffer:0");
-    field!(lines, "blocked_clients:0");
+    let blocked = crate::blocking::BLOCKED_CLIENTS.load(std::sync::atomic::Ordering::Relaxed);
+    field!(lines, "blocked_clients:{blocked}");
     field!(lines, "tracking_clients:0");
-    field!(lines, "clients_in_timeout_table:0");
+    field!(lines, "clients_in_timeout_table:{blocked}");
 }
 
 /// Redis's bytesToHuman: `512B`, `1.50K`, `2.00M`...

@@ -442,8 +442,9 @@ fn rpoplpush(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     move_generic(ctx, &args[1], &args[2], false, true)
 }
 
-/// LMPOP numkeys key [key ...] LEFT|RIGHT [COUNT count]
-fn lmpop(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
+/// LMPOP's arguments (BLMPOP's past its timeout): the keys, the end to pop
+/// from, and the count.
+pub(crate) fn parse_lmpop(args: &Args<'_>) -> Result<(Vec<Vec<u8>>, bool, usize), Error> {
     let numkeys = match parse_i64(&args[1]) {
         Some(n) if n > 0 => n as usize,
         _ => return Err(Error::msg("ERR numkeys should be greater than 0")),
@@ -452,7 +453,12 @@ fn lmpop(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     if numkeys > args.len() - 3 {
         return Err(Error::Syntax);
     }
-    let keys = &args.to_vec()[2..2 + numkeys];
+    let keys = args
+        .iter()
+        .skip(2)
+        .take(numkeys)
+        .map(<[u8]>::to_vec)
+        .collect();
     let left = parse_end(&args[2 + numkeys])?;
     let rest = args.tail(3 + numkeys);
     let count = match rest.len() {
@@ -463,8 +469,14 @@ fn lmpop(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         },
         _ => return Err(Error::Syntax),
     };
+    Ok((keys, left, count))
+}
+
+/// LMPOP numkeys key [key ...] LEFT|RIGHT [COUNT count]
+fn lmpop(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
+    let (keys, left, count) = parse_lmpop(args)?;
     ctx.db.lock_keys(keys.iter().map(Vec::as_slice));
-    for key in keys {
+    for key in &keys {
         let mut slot = ctx.db.key(key);
         let Some(items) = list::pop(&mut slot, left, count)? else {
             continue;

@@ -7,6 +7,7 @@
 //! [`error`]. Adding a command is one handler plus one line in its family's
 //! `COMMANDS` list.
 
+pub mod blocking;
 pub mod client;
 pub mod command_info;
 pub mod config_cmd;
@@ -51,6 +52,7 @@ pub fn handlers() -> Vec<(&'static str, Handler)> {
         object::COMMANDS,
         connection::COMMANDS,
         client::COMMANDS,
+        blocking::COMMANDS,
         server::COMMANDS,
         zsets::COMMANDS,
         info::COMMANDS,

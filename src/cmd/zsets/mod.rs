@@ -6,7 +6,7 @@
 //! `types::zset::pop`.
 
 mod add;
-mod pop;
+pub(crate) mod pop;
 mod range;
 mod setops;
 #[cfg(test)]

@@ -19,7 +19,7 @@ pub fn zpopmax(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
 }
 
 /// Pairs as a pop replies them: flat, or (RESP3 with a COUNT) nested.
-fn reply_pairs(out: &mut Reply, items: &[(Vec<u8>, f64)], nested: bool) {
+pub(crate) fn reply_pairs(out: &mut Reply, items: &[(Vec<u8>, f64)], nested: bool) {
     if nested {
         out.array(items.len());
     } else {
@@ -61,7 +61,9 @@ fn pop_generic(ctx: &mut Ctx<'_>, args: &Args<'_>, max: bool) -> CmdResult {
     Ok(())
 }
 
-pub fn zmpop(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
+/// ZMPOP's arguments (BZMPOP's past its timeout): the keys, which end, and
+/// the count.
+pub(crate) fn parse_zmpop(args: &Args<'_>) -> Result<(Vec<Vec<u8>>, bool, usize), Error> {
     let numkeys = parse_i64(&args[1])
         .filter(|n| *n >= 1)
         .ok_or(Error::msg("ERR numkeys should be greater than 0"))? as u64;
@@ -88,12 +90,22 @@ pub fn zmpop(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
             return Err(Error::Syntax);
         }
     }
-    let count = count.unwrap_or(1);
-    let keys = &args.to_vec()[2..where_at];
+    let count = count.unwrap_or(1) as usize;
+    let keys = args
+        .iter()
+        .skip(2)
+        .take(where_at - 2)
+        .map(<[u8]>::to_vec)
+        .collect();
+    Ok((keys, max, count))
+}
+
+pub fn zmpop(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
+    let (keys, max, count) = parse_zmpop(args)?;
     ctx.db.lock_keys(keys.iter().map(|k| k.as_slice()));
-    for key in keys {
+    for key in &keys {
         let mut slot = ctx.db.key(key);
-        let Some(items) = zset::pop(&mut slot, max, count as usize)? else {
+        let Some(items) = zset::pop(&mut slot, max, count)? else {
             continue;
         };
         ctx.dirty += items.len() as u64;

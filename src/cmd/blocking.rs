@@ -1,0 +1,377 @@
+//! The blocking pops: BLPOP BRPOP BLMOVE BRPOPLPUSH BLMPOP BZPOPMIN
+//! BZPOPMAX BZMPOP. Each first tries its non-blocking form; if every key is
+//! empty it parks the client (see `crate::blocking`) with a serve function
+//! that performs the same pop later, under the pushing command's locks.
+
+use std::time::Duration;
+
+use super::lists::parse_lmpop;
+use super::zsets::pop::{parse_zmpop, reply_pairs};
+use super::{CmdResult, Ctx, Error, Handler};
+use crate::blocking::{Deferred, ServeCtx, ServeFn, Served, Waiter};
+use crate::resp::{Args, Reply};
+use crate::server::client::Blocked;
+use crate::store::KeySlot;
+use crate::types::{list, zset};
+
+pub const COMMANDS: &[(&str, Handler)] = &[
+    ("blpop", blpop),
+    ("brpop", brpop),
+    ("blmove", blmove),
+    ("brpoplpush", brpoplpush),
+    ("blmpop", blmpop),
+    ("bzpopmin", bzpopmin),
+    ("bzpopmax", bzpopmax),
+    ("bzmpop", bzmpop),
+];
+
+unsafe extern "C" {
+    fn ferrokv_timeout_ms(
+        s: *const libc::c_char,
+        len: usize,
+        ms: *mut libc::c_longlong,
+    ) -> libc::c_int;
+}
+
+/// The timeout argument: `None` waits forever (0), else how long.
+fn parse_timeout(arg: &[u8]) -> Result<Option<Duration>, Error> {
+    let mut ms: libc::c_longlong = 0;
+    // SAFETY: `arg` is valid for its length; the C side copies it first.
+    let rc = unsafe { ferrokv_timeout_ms(arg.as_ptr() as *const libc::c_char, arg.len(), &mut ms) };
+    if rc != 0 {
+        return Err(Error::msg("ERR timeout is not a float or out of range"));
+    }
+    if ms < 0 {
+        return Err(Error::msg("ERR timeout is negative"));
+    }
+    Ok((ms > 0).then(|| Duration::from_millis(ms as u64)))
+}
+
+/// The null a blocking command replies on timeout, in the client's protocol.
+fn timeout_reply(resp3: bool) -> Vec<u8> {
+    let mut r = Reply::new(resp3);
+    r.null_array();
+    r.buf
+}
+
+/// Parks the client on `keys` (whose shards the command holds).
+fn block(ctx: &mut Ctx<'_>, keys: Vec<Vec<u8>>, timeout: Option<Duration>, serve: ServeFn) {
+    let resp3 = ctx.out.resp3;
+    let w = Waiter::new(
+        ctx.client.id(),
+        ctx.db.index,
+        keys,
+        resp3,
+        timeout_reply(resp3),
+        serve,
+    );
+    crate::blocking::register(ctx.db.ks, ctx.db.locks, &w);
+    let deadline = timeout.and_then(|d| tokio::time::Instant::now().checked_add(d));
+    ctx.client.blocked = Some(Blocked {
+        waiter: w,
+        deadline,
+    });
+}
+
+fn fill(ctx: &Ctx<'_>) -> i64 {
+    ctx.srv.config.list_max_listpack_size.get()
+}
+
+fn side_cmd(left: bool) -> &'static [u8] {
+    if left { b"LPOP" } else { b"RPOP" }
+}
+
+fn blpop(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
+    bpop(ctx, args, true)
+}
+
+fn brpop(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
+    bpop(ctx, args, false)
+}
+
+/// BLPOP/BRPOP key [key ...] timeout
+fn bpop(ctx: &mut Ctx<'_>, args: &Args<'_>, left: bool) -> CmdResult {
+    let timeout = parse_timeout(&args[args.len() - 1])?;
+    let keys: Vec<Vec<u8>> = args
+        .iter()
+        .skip(1)
+        .take(args.len() - 2)
+        .map(<[u8]>::to_vec)
+        .collect();
+    ctx.db.lock_keys(keys.iter().map(Vec::as_slice));
+    for key in &keys {
+        if let Some(mut v) = list::pop(&mut ctx.db.key(key), left, 1)? {
+            let elem = v.pop().unwrap_or_default();
+            ctx.out.array(2);
+            ctx.out.bulk(key);
+            ctx.out.bulk(&elem);
+            ctx.dirty += 1;
+            ctx.rewrite_effect(vec![side_cmd(left).to_vec(), key.clone()]);
+            return Ok(());
+        }
+    }
+    block(
+        ctx,
+        keys,
+        timeout,
+        Box::new(move |sctx: &mut ServeCtx<'_>, key: &[u8], w: &Waiter| {
+            let mut elem = list::pop(&mut sctx.key(key), left, 1).ok()??;
+            let elem = elem.pop()?;
+            sctx.emit(&[side_cmd(left), key]);
+            let mut r = Reply::new(w.resp3);
+            r.array(2);
+            r.bulk(key);
+            r.bulk(&elem);
+            Some(Served {
+                reply: r.buf,
+                then: None,
+            })
+        }),
+    );
+    Ok(())
+}
+
+fn parse_side(arg: &[u8]) -> Result<bool, Error> {
+    if arg.eq_ignore_ascii_case(b"left") {
+        Ok(true)
+    } else if arg.eq_ignore_ascii_case(b"right") {
+        Ok(false)
+    } else {
+        Err(Error::Syntax)
+    }
+}
+
+fn blmove(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
+    let from = parse_side(&args[3])?;
+    let to = parse_side(&args[4])?;
+    let timeout = parse_timeout(&args[5])?;
+    bmove(ctx, &args[1], &args[2], from, to, timeout)
+}
+
+fn brpoplpush(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
+    let timeout = parse_timeout(&args[3])?;
+    bmove(ctx, &args[1], &args[2], false, true, timeout)
+}
+
+/// The push half of a served BLMOVE; false if the destination is not a list.
+fn push_one(slot: &mut KeySlot<'_, '_>, left: bool, value: &[u8], fill: i64) -> bool {
+    list::push(slot, left, [value], false, fill).is_ok()
+}
+
+fn lmove_effect(src: &[u8], dst: &[u8], from: bool, to: bool) -> Vec<Vec<u8>> {
+    let side = |l: bool| {
+        if l {
+            b"LEFT".to_vec()
+        } else {
+            b"RIGHT".to_vec()
+        }
+    };
+    vec![
+        b"LMOVE".to_vec(),
+        src.to_vec(),
+        dst.to_vec(),
+        side(from),
+        side(to),
+    ]
+}
+
+fn bmove(
+    ctx: &mut Ctx<'_>,
+    src: &[u8],
+    dst: &[u8],
+    from: bool,
+    to: bool,
+    timeout: Option<Duration>,
+) -> CmdResult {
+    let fill_n = fill(ctx);
+    ctx.db.lock_keys([src, dst]);
+    if list::find(&mut ctx.db.key(src))?.is_some() {
+        // The non-blocking form does the whole job (and its checks).
+        list::find(&mut ctx.db.key(dst))?;
+        let mut v = list::pop(&mut ctx.db.key(src), from, 1)?.unwrap_or_default();
+        let elem = v.pop().unwrap_or_default();
+        list::push(&mut ctx.db.key(dst), to, [elem.as_slice()], false, fill_n)?;
+        ctx.dirty += 1;
+        ctx.out.bulk(&elem);
+        ctx.rewrite_effect(lmove_effect(src, dst, from, to));
+        return Ok(());
+    }
+    let dst = dst.to_vec();
+    block(
+        ctx,
+        vec![src.to_vec()],
+        timeout,
+        Box::new(move |sctx: &mut ServeCtx<'_>, key: &[u8], w: &Waiter| {
+            // Serve only if the destination can take the element now or later.
+            if let Some(mut d) = sctx.try_key(&dst)
+                && list::find(&mut d).is_err()
+            {
+                return None;
+            }
+            let elem = list::pop(&mut sctx.key(key), from, 1).ok()??.pop()?;
+            let then = match sctx.try_key(&dst) {
+                Some(mut d) => {
+                    push_one(&mut d, to, &elem, fill_n);
+                    None
+                }
+                None => Some(Deferred {
+                    key: dst.clone(),
+                    left: to,
+                    value: elem.clone(),
+                    push: |slot, left, v| push_one(slot, left, v, -2),
+                }),
+            };
+            let effect = lmove_effect(key, &dst, from, to);
+            let argv: Vec<&[u8]> = effect.iter().map(Vec::as_slice).collect();
+            sctx.emit(&argv);
+            let mut r = Reply::new(w.resp3);
+            r.bulk(&elem);
+            Some(Served { reply: r.buf, then })
+        }),
+    );
+    Ok(())
+}
+
+/// BLMPOP timeout numkeys key [key ...] LEFT|RIGHT [COUNT count]
+fn blmpop(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
+    let timeout = parse_timeout(&args[1])?;
+    // Past the timeout, the arguments are laid out as LMPOP's.
+    let (keys, left, count) = parse_lmpop(&args.tail(1))?;
+    ctx.db.lock_keys(keys.iter().map(Vec::as_slice));
+    for key in &keys {
+        if let Some(items) = list::pop(&mut ctx.db.key(key), left, count)? {
+            reply_mpop_list(ctx.out, key, &items);
+            ctx.dirty += items.len() as u64;
+            ctx.rewrite_effect(count_effect(side_cmd(left), key, items.len()));
+            return Ok(());
+        }
+    }
+    block(
+        ctx,
+        keys,
+        timeout,
+        Box::new(move |sctx: &mut ServeCtx<'_>, key: &[u8], w: &Waiter| {
+            let items = list::pop(&mut sctx.key(key), left, count).ok()??;
+            let effect = count_effect(side_cmd(left), key, items.len());
+            let argv: Vec<&[u8]> = effect.iter().map(Vec::as_slice).collect();
+            sctx.emit(&argv);
+            let mut r = Reply::new(w.resp3);
+            reply_mpop_list(&mut r, key, &items);
+            Some(Served {
+                reply: r.buf,
+                then: None,
+            })
+        }),
+    );
+    Ok(())
+}
+
+fn reply_mpop_list(out: &mut Reply, key: &[u8], items: &[Vec<u8>]) {
+    out.array(2);
+    out.bulk(key);
+    out.bulk_array(items.iter().map(Vec::as_slice));
+}
+
+fn count_effect(cmd: &[u8], key: &[u8], n: usize) -> Vec<Vec<u8>> {
+    vec![
+        cmd.to_vec(),
+        key.to_vec(),
+        itoa::Buffer::new().format(n).as_bytes().to_vec(),
+    ]
+}
+
+fn bzpopmin(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
+    bzpop(ctx, args, false)
+}
+
+fn bzpopmax(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
+    bzpop(ctx, args, true)
+}
+
+fn zpop_cmd(max: bool) -> &'static [u8] {
+    if max { b"ZPOPMAX" } else { b"ZPOPMIN" }
+}
+
+/// [key, member, score] as BZPOPMIN/BZPOPMAX reply.
+fn reply_bzpop(out: &mut Reply, key: &[u8], member: &[u8], score: f64) {
+    out.array(3);
+    out.bulk(key);
+    out.bulk(member);
+    out.double(score);
+}
+
+/// BZPOPMIN/BZPOPMAX key [key ...] timeout
+fn bzpop(ctx: &mut Ctx<'_>, args: &Args<'_>, max: bool) -> CmdResult {
+    let timeout = parse_timeout(&args[args.len() - 1])?;
+    let keys: Vec<Vec<u8>> = args
+        .iter()
+        .skip(1)
+        .take(args.len() - 2)
+        .map(<[u8]>::to_vec)
+        .collect();
+    ctx.db.lock_keys(keys.iter().map(Vec::as_slice));
+    for key in &keys {
+        if let Some(mut items) = zset::pop(&mut ctx.db.key(key), max, 1)? {
+            let Some((m, s)) = items.pop() else { continue };
+            reply_bzpop(ctx.out, key, &m, s);
+            ctx.dirty += 1;
+            ctx.rewrite_effect(vec![zpop_cmd(max).to_vec(), key.clone()]);
+            return Ok(());
+        }
+    }
+    block(
+        ctx,
+        keys,
+        timeout,
+        Box::new(move |sctx: &mut ServeCtx<'_>, key: &[u8], w: &Waiter| {
+            let (m, s) = zset::pop(&mut sctx.key(key), max, 1).ok()??.pop()?;
+            sctx.emit(&[zpop_cmd(max), key]);
+            let mut r = Reply::new(w.resp3);
+            reply_bzpop(&mut r, key, &m, s);
+            Some(Served {
+                reply: r.buf,
+                then: None,
+            })
+        }),
+    );
+    Ok(())
+}
+
+/// BZMPOP timeout numkeys key [key ...] MIN|MAX [COUNT count]
+fn bzmpop(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
+    let timeout = parse_timeout(&args[1])?;
+    let (keys, max, count) = parse_zmpop(&args.tail(1))?;
+    ctx.db.lock_keys(keys.iter().map(Vec::as_slice));
+    for key in &keys {
+        if let Some(items) = zset::pop(&mut ctx.db.key(key), max, count)? {
+            reply_mpop_zset(ctx.out, key, &items);
+            ctx.dirty += items.len() as u64;
+            ctx.rewrite_effect(count_effect(zpop_cmd(max), key, count));
+            return Ok(());
+        }
+    }
+    block(
+        ctx,
+        keys,
+        timeout,
+        Box::new(move |sctx: &mut ServeCtx<'_>, key: &[u8], w: &Waiter| {
+            let items = zset::pop(&mut sctx.key(key), max, count).ok()??;
+            let effect = count_effect(zpop_cmd(max), key, count);
+            let argv: Vec<&[u8]> = effect.iter().map(Vec::as_slice).collect();
+            sctx.emit(&argv);
+            let mut r = Reply::new(w.resp3);
+            reply_mpop_zset(&mut r, key, &items);
+            Some(Served {
+                reply: r.buf,
+                then: None,
+            })
+        }),
+    );
+    Ok(())
+}
+
+fn reply_mpop_zset(out: &mut Reply, key: &[u8], items: &[(Vec<u8>, f64)]) {
+    out.array(2);
+    out.bulk(key);
+    reply_pairs(out, items, true);
+}

@@ -1,0 +1,212 @@
+//! Blocking pops through real clients: wake-up on push, timeouts, FIFO
+//! order among waiters, clean-up when a waiter goes away, CLIENT UNBLOCK.
+
+mod common;
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use redis::{Commands, Value};
+
+fn blocked_clients(c: &mut redis::Connection) -> i64 {
+    let info: String = redis::cmd("INFO").arg("clients").query(c).unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("blocked_clients:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Waits until `n` clients are blocked (so a push cannot race the block).
+fn wait_blocked(c: &mut redis::Connection, n: i64) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while blocked_clients(c) != n {
+        assert!(Instant::now() < deadline, "never saw {n} blocked clients");
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn blpop_wakes_on_push_and_times_out_with_nil() {
+    let srv = common::Server::start();
+    let mut c = srv.client();
+    let url = srv.url();
+    let waiter = thread::spawn(move || {
+        let mut w = redis::Client::open(url).unwrap().get_connection().unwrap();
+        let t = Instant::now();
+        let got: Option<(String, String)> = w.blpop("q", 5.0).unwrap();
+        (got, t.elapsed())
+    });
+    wait_blocked(&mut c, 1);
+    let pushed_at = Instant::now();
+    let _: () = c.rpush("q", "job").unwrap();
+    let (got, _) = waiter.join().unwrap();
+    assert_eq!(got, Some(("q".into(), "job".into())));
+    assert!(pushed_at.elapsed() < Duration::from_secs(1));
+    assert_eq!(blocked_clients(&mut c), 0);
+    // The element went to the waiter, not into the list.
+    let exists: i64 = c.exists("q").unwrap();
+    assert_eq!(exists, 0);
+
+    let t = Instant::now();
+    let got: Option<(String, String)> = c.blpop("q", 0.2).unwrap();
+    assert_eq!(got, None);
+    assert!(t.elapsed() >= Duration::from_millis(190));
+}
+
+#[test]
+fn waiters_are_served_first_come_first_served() {
+    let srv = common::Server::start();
+    let mut c = srv.client();
+    let mut handles = Vec::new();
+    for i in 0..3 {
+        let url = srv.url();
+        handles.push(thread::spawn(move || {
+            let mut w = redis::Client::open(url).unwrap().get_connection().unwrap();
+            let got: Option<(String, String)> = w.brpop(&["a", "b"], 5.0).unwrap();
+            (i, got)
+        }));
+        wait_blocked(&mut c, i + 1);
+    }
+    let _: () = c.rpush("b", &["x", "y", "z"]).unwrap();
+    let mut got: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    got.sort();
+    // BRPOP takes from the tail: the first waiter gets z.
+    let expect: Vec<(i64, Option<(String, String)>)> = vec![
+        (0, Some(("b".into(), "z".into()))),
+        (1, Some(("b".into(), "y".into()))),
+        (2, Some(("b".into(), "x".into()))),
+    ];
+    assert_eq!(got, expect);
+}
+
+#[test]
+fn a_waiter_that_disconnects_loses_nothing() {
+    let srv = common::Server::start();
+    let mut c = srv.client();
+    {
+        let mut raw = srv.raw();
+        raw.send(&common::resp(&[b"BLPOP", b"gone", b"0"]));
+        wait_blocked(&mut c, 1);
+    }
+    wait_blocked(&mut c, 0);
+    let _: () = c.rpush("gone", "keep").unwrap();
+    let v: Vec<String> = c.lrange("gone", 0, -1).unwrap();
+    assert_eq!(v, vec!["keep"]);
+}
+
+#[test]
+fn blmove_moves_atomically_when_served() {
+    let srv = common::Server::start();
+    let mut c = srv.client();
+    let url = srv.url();
+    let waiter = thread::spawn(move || {
+        let mut w = redis::Client::open(url).unwrap().get_connection().unwrap();
+        let v: Option<String> = redis::cmd("BLMOVE")
+            .arg("src")
+            .arg("dst")
+            .arg("LEFT")
+            .arg("RIGHT")
+            .arg(5)
+            .query(&mut w)
+            .unwrap();
+        v
+    });
+    wait_blocked(&mut c, 1);
+    let _: () = c.rpush("src", &["1", "2"]).unwrap();
+    assert_eq!(waiter.join().unwrap().as_deref(), Some("1"));
+    let src: Vec<String> = c.lrange("src", 0, -1).unwrap();
+    let dst: Vec<String> = c.lrange("dst", 0, -1).unwrap();
+    assert_eq!((src, dst), (vec!["2".to_string()], vec!["1".to_string()]));
+}
+
+#[test]
+fn bzpopmin_and_bzmpop_serve_sorted_sets() {
+    let srv = common::Server::start();
+    let mut c = srv.client();
+    let url = srv.url();
+    let waiter = thread::spawn(move || {
+        let mut w = redis::Client::open(url).unwrap().get_connection().unwrap();
+        let v: Value = redis::cmd("BZPOPMIN")
+            .arg("z")
+            .arg(5)
+            .query(&mut w)
+            .unwrap();
+        v
+    });
+    wait_blocked(&mut c, 1);
+    let _: () = c.zadd_multiple("z", &[(2, "b"), (1, "a")]).unwrap();
+    let got = waiter.join().unwrap();
+    let expect = Value::Array(vec![
+        Value::BulkString(b"z".to_vec()),
+        Value::BulkString(b"a".to_vec()),
+        Value::BulkString(b"1".to_vec()),
+    ]);
+    assert_eq!(got, expect);
+    let v: Value = redis::cmd("BZMPOP")
+        .arg(1)
+        .arg(1)
+        .arg("z")
+        .arg("MAX")
+        .query(&mut c)
+        .unwrap();
+    let expect = Value::Array(vec![
+        Value::BulkString(b"z".to_vec()),
+        Value::Array(vec![Value::Array(vec![
+            Value::BulkString(b"b".to_vec()),
+            Value::BulkString(b"2".to_vec()),
+        ])]),
+    ]);
+    assert_eq!(v, expect);
+}
+
+#[test]
+fn client_unblock_ends_a_wait_as_timeout_or_error() {
+    let srv = common::Server::start();
+    let mut c = srv.client();
+    for (how, expect_err) in [("TIMEOUT", false), ("ERROR", true)] {
+        let mut w = srv.client();
+        let id: i64 = redis::cmd("CLIENT").arg("ID").query(&mut w).unwrap();
+        let h = thread::spawn(move || {
+            let r: redis::RedisResult<Option<(String, String)>> = w.blpop("never", 0.0);
+            r
+        });
+        wait_blocked(&mut c, 1);
+        let n: i64 = redis::cmd("CLIENT")
+            .arg("UNBLOCK")
+            .arg(id)
+            .arg(how)
+            .query(&mut c)
+            .unwrap();
+        assert_eq!(n, 1);
+        let r = h.join().unwrap();
+        if expect_err {
+            let e = r.unwrap_err();
+            assert_eq!(e.code(), Some("UNBLOCKED"));
+        } else {
+            assert_eq!(r.unwrap(), None);
+        }
+        wait_blocked(&mut c, 0);
+    }
+    let n: i64 = redis::cmd("CLIENT")
+        .arg("UNBLOCK")
+        .arg(999_999)
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(n, 0);
+}
+
+#[test]
+fn commands_after_a_blocking_one_wait_their_turn() {
+    let srv = common::Server::start();
+    let mut c = srv.client();
+    let mut raw = srv.raw();
+    let mut pipeline = common::resp(&[b"BLPOP", b"p", b"5"]);
+    pipeline.extend(common::resp(&[b"PING"]));
+    raw.send(&pipeline);
+    wait_blocked(&mut c, 1);
+    let _: () = c.rpush("p", "v").unwrap();
+    let expect = b"*2\r\n$1\r\np\r\n$1\r\nv\r\n+PONG\r\n";
+    assert_eq!(raw.read_n(expect.len()), expect);
+}
