@@ -35,6 +35,8 @@ pub struct Harness {
     pub effects: Arc<Recorder>,
     /// The time commands see; `None` uses the real clock.
     pub now_ms: Option<i64>,
+    /// Replies in RESP3 (as after HELLO 3).
+    pub resp3: bool,
 }
 
 impl Default for Harness {
@@ -61,6 +63,7 @@ impl Harness {
             stats: ThreadStats::new(srv.commands.len()),
             effects,
             now_ms: None,
+            resp3: false,
         }
     }
 
@@ -74,7 +77,7 @@ impl Harness {
             spans.push((start, buf.len()));
         }
         let args = Parser::args_over(&buf, &spans);
-        let mut out = Reply::new(false);
+        let mut out = Reply::new(self.resp3);
         let now = self.now_ms.unwrap_or_else(crate::server::now_ms);
         crate::cmd::execute(
             self.srv,
@@ -86,6 +89,14 @@ impl Harness {
             now,
         );
         String::from_utf8_lossy(&out.buf).into_owned()
+    }
+
+    /// Runs one command with a RESP3 reply.
+    pub fn run3(&mut self, args: &[&str]) -> String {
+        let was = std::mem::replace(&mut self.resp3, true);
+        let reply = self.run(args);
+        self.resp3 = was;
+        reply
     }
 
     /// The effects published since the last call.

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use super::lists::parse_lmpop;
+use super::lists::{parse_end, parse_lmpop};
 use super::zsets::pop::{parse_zmpop, reply_pairs};
 use super::{CmdResult, Ctx, Error, Handler};
 use crate::blocking::{Deferred, ServeCtx, ServeFn, Served, Waiter};
@@ -131,19 +131,9 @@ fn bpop(ctx: &mut Ctx<'_>, args: &Args<'_>, left: bool) -> CmdResult {
     Ok(())
 }
 
-fn parse_side(arg: &[u8]) -> Result<bool, Error> {
-    if arg.eq_ignore_ascii_case(b"left") {
-        Ok(true)
-    } else if arg.eq_ignore_ascii_case(b"right") {
-        Ok(false)
-    } else {
-        Err(Error::Syntax)
-    }
-}
-
 fn blmove(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
-    let from = parse_side(&args[3])?;
-    let to = parse_side(&args[4])?;
+    let from = parse_end(&args[3])?;
+    let to = parse_end(&args[4])?;
     let timeout = parse_timeout(&args[5])?;
     bmove(ctx, &args[1], &args[2], from, to, timeout)
 }

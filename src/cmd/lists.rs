@@ -35,7 +35,7 @@ fn int(arg: &[u8]) -> Result<i64, Error> {
 }
 
 /// `LEFT` / `RIGHT`: true for the head.
-fn parse_end(arg: &[u8]) -> Result<bool, Error> {
+pub(crate) fn parse_end(arg: &[u8]) -> Result<bool, Error> {
     if arg.eq_ignore_ascii_case(b"left") {
         Ok(true)
     } else if arg.eq_ignore_ascii_case(b"right") {

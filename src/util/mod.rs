@@ -3,3 +3,4 @@
 pub mod glob;
 pub mod num;
 pub mod rand;
+pub mod varint;

@@ -1,7 +1,6 @@
 use std::collections::VecDeque;
 
 use crate::config::Config;
-use crate::resp::{Parser, Reply};
 use crate::testkit::Harness;
 
 fn bulk(v: &str) -> String {
@@ -23,25 +22,7 @@ fn int(n: i64) -> String {
 
 /// Runs one command in RESP3.
 pub(crate) fn run3(h: &mut Harness, args: &[&str]) -> String {
-    let mut buf = Vec::new();
-    let mut spans = Vec::new();
-    for a in args {
-        let start = buf.len();
-        buf.extend_from_slice(a.as_bytes());
-        spans.push((start, buf.len()));
-    }
-    let argv = Parser::args_over(&buf, &spans);
-    let mut out = Reply::new(true);
-    crate::cmd::execute(
-        h.srv,
-        &mut h.client,
-        &mut out,
-        &mut h.locks,
-        &h.stats,
-        &argv,
-        crate::server::now_ms(),
-    );
-    String::from_utf8_lossy(&out.buf).into_owned()
+    h.run3(args)
 }
 
 /// Redis's index clamp for LRANGE/LTRIM over a model.

@@ -7,36 +7,11 @@
 //! The trailing length reads backwards from the element's end, so a node is
 //! walked from either end in O(1) per step (listpack's back-length, in spirit).
 
-pub(super) fn varint_len(mut v: usize) -> usize {
-    let mut n = 1;
-    while v >= 0x80 {
-        v >>= 7;
-        n += 1;
-    }
-    n
-}
+pub(super) use crate::util::varint::len as varint_len;
 
-pub(super) fn put_varint(out: &mut Vec<u8>, mut v: usize) {
-    while v >= 0x80 {
-        out.push((v as u8 & 0x7f) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
+pub(super) use crate::util::varint::put as put_varint;
 
-pub(super) fn get_varint(buf: &[u8], pos: &mut usize) -> usize {
-    let mut v = 0usize;
-    let mut shift = 0;
-    loop {
-        let b = buf[*pos];
-        *pos += 1;
-        v |= ((b & 0x7f) as usize) << shift;
-        if b & 0x80 == 0 {
-            return v;
-        }
-        shift += 7;
-    }
-}
+pub(super) use crate::util::varint::get as get_varint;
 
 /// Writes `v` so that it reads backwards from its last byte: low group last,
 /// every group but the highest flagged.

@@ -12,27 +12,9 @@
 //! member costs one byte of header. Edits rebuild the bytes; the encoding
 //! thresholds keep that cheap.
 
-fn put_varint(out: &mut Vec<u8>, mut v: usize) {
-    while v >= 0x80 {
-        out.push((v as u8 & 0x7f) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
+use crate::util::varint::put as put_varint;
 
-fn get_varint(buf: &[u8], pos: &mut usize) -> usize {
-    let mut v = 0usize;
-    let mut shift = 0;
-    loop {
-        let b = buf[*pos];
-        *pos += 1;
-        v |= ((b & 0x7f) as usize) << shift;
-        if b & 0x80 == 0 {
-            return v;
-        }
-        shift += 7;
-    }
-}
+use crate::util::varint::get as get_varint;
 
 /// Number of members.
 pub fn len(buf: &[u8]) -> usize {
