@@ -128,7 +128,7 @@ fn keys(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
 /// A SCAN cursor as Redis reads it (`strtoul`): no leading space, an
 /// optional sign (a negative value wraps), decimal digits, and nothing after
 /// them; text after a NUL byte is never looked at. The empty string is 0.
-fn parse_cursor(arg: &[u8]) -> Option<u64> {
+pub(crate) fn parse_cursor(arg: &[u8]) -> Option<u64> {
     let s = arg.split(|&b| b == 0).next().unwrap_or_default();
     let (neg, digits) = match s.first() {
         Some(b'-') => (true, &s[1..]),

@@ -13,6 +13,7 @@ pub mod expire;
 pub mod keys;
 pub mod object;
 pub mod server;
+pub mod sets;
 pub mod strings;
 pub mod table;
 
@@ -40,6 +41,7 @@ pub fn handlers() -> Vec<(&'static str, Handler)> {
         object::COMMANDS,
         connection::COMMANDS,
         server::COMMANDS,
+        sets::COMMANDS,
     ] {
         all.extend_from_slice(family);
     }

@@ -74,10 +74,12 @@ impl Packed {
         }
     }
 
-    /// The name OBJECT ENCODING replies.
+    /// The name OBJECT ENCODING replies. Redis 7.0 has no listpack sets: an
+    /// inline non-integer set is our compact `hashtable` (see types::set).
     pub fn encoding(self) -> &'static str {
         match self {
             Packed::IntSet => "intset",
+            Packed::Set => "hashtable",
             _ => "listpack",
         }
     }

@@ -1,11 +1,15 @@
 //! Values that live outside the entry allocation: strings that are edited in
-//! place (APPEND, SETRANGE) and, in later issues, the collection types.
+//! place (APPEND, SETRANGE) and the large forms of the collection types.
+
+use crate::types::set::SetTable;
 
 /// A heap value owned by an entry.
 #[derive(Debug, Clone)]
 pub enum Object {
     /// A string grown or edited in place; reported as encoding `raw`.
     Str(Vec<u8>),
+    /// A set past the inline thresholds (encoding `hashtable`).
+    Set(Box<SetTable>),
 }
 
 impl Object {
@@ -17,6 +21,7 @@ impl Object {
     pub fn type_name(&self) -> &'static str {
         match self {
             Object::Str(_) => "string",
+            Object::Set(_) => "set",
         }
     }
 
@@ -24,6 +29,7 @@ impl Object {
     pub fn encoding(&self) -> &'static str {
         match self {
             Object::Str(_) => "raw",
+            Object::Set(_) => "hashtable",
         }
     }
 }

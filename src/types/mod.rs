@@ -3,3 +3,4 @@
 //! full encoding, converting one way at Redis's thresholds.
 
 pub mod listpack;
+pub mod set;

@@ -1,0 +1,1 @@
+//! Set command tests through the in-process harness.
