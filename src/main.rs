@@ -116,7 +116,9 @@ fn main() {
                 &args.join(" "),
                 "Bad directive or wrong number of arguments",
             ),
-            Err(SetError::Immutable) => unreachable!("start-up sets every parameter"),
+            Err(SetError::Immutable | SetError::Protected) => {
+                unreachable!("start-up sets every parameter")
+            }
             Err(SetError::Invalid(why)) => fatal_config(*line, &args.join(" "), &why),
         }
     }

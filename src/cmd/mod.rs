@@ -7,10 +7,15 @@
 //! [`error`]. Adding a command is one handler plus one line in its family's
 //! `COMMANDS` list.
 
+pub mod command_info;
+pub mod config_cmd;
 pub mod connection;
+pub mod debug;
 pub mod error;
 pub mod expire;
+pub mod info;
 pub mod keys;
+pub mod keyspec;
 pub mod object;
 pub mod server;
 pub mod sets;
@@ -41,6 +46,10 @@ pub fn handlers() -> Vec<(&'static str, Handler)> {
         object::COMMANDS,
         connection::COMMANDS,
         server::COMMANDS,
+        info::COMMANDS,
+        command_info::COMMANDS,
+        config_cmd::COMMANDS,
+        debug::COMMANDS,
         sets::COMMANDS,
     ] {
         all.extend_from_slice(family);
@@ -163,7 +172,8 @@ pub fn resolve(table: &'static CommandTable, args: &Args<'_>) -> Result<&'static
     let Some(mut cmd) = table.lookup(&args[0]) else {
         return Err(unknown_command(args));
     };
-    if cmd.subcommands.is_some() {
+    // A container runs its own handler when called bare (COMMAND).
+    if cmd.subcommands.is_some() && !(args.len() == 1 && cmd.handler.is_some()) {
         if args.len() < 2 {
             return Err(Error::WrongArity(cmd.name.into()).message().into_owned());
         }
@@ -201,15 +211,16 @@ pub fn execute(
             if let Some(c) = srv.commands.lookup(&args[0]) {
                 stats.cmds[c.id].rejected.add(1);
             }
-            stats.error_replies.add(1);
+            stats.count_error(&msg);
             out.error(&msg);
             return finish_reply(client, out, reply_start);
         }
     };
     if !client.authenticated && !cmd.has(flags::NO_AUTH) {
         stats.cmds[cmd.id].rejected.add(1);
-        stats.error_replies.add(1);
-        out.error(&Error::NoAuth.message());
+        let msg = Error::NoAuth.message();
+        stats.count_error(&msg);
+        out.error(&msg);
         return finish_reply(client, out, reply_start);
     }
     let handler = cmd.handler.expect("resolved commands have handlers");
@@ -232,10 +243,11 @@ pub fn execute(
     };
     let result = catch_unwind(AssertUnwindSafe(|| handler(&mut ctx, args)));
     let failed = match result {
-        Ok(Ok(())) => false,
+        Ok(Ok(())) => None,
         Ok(Err(e)) => {
-            ctx.out.error(&e.message());
-            true
+            let msg = e.message();
+            ctx.out.error(&msg);
+            Some(msg)
         }
         Err(panic) => {
             let what = panic
@@ -245,9 +257,9 @@ pub fn execute(
                 .unwrap_or_default();
             crate::warning!("command '{}' panicked: {}", cmd.name, what);
             ctx.out.truncate(reply_start);
-            ctx.out
-                .error(&format!("ERR internal error in '{}' command", cmd.name));
-            true
+            let msg = format!("ERR internal error in '{}' command", cmd.name);
+            ctx.out.error(&msg);
+            Some(msg.into())
         }
     };
     if ctx.dirty > 0 && srv.ks.effects_enabled() {
@@ -256,13 +268,16 @@ pub fn execute(
     let Ctx {
         client, out, db, ..
     } = ctx;
+    if db.locks.any_ready() {
+        crate::blocking::serve_ready(&srv.ks, db.locks, now_ms);
+    }
     db.locks.release();
     let st = &stats.cmds[cmd.id];
     st.calls.add(1);
     st.usec.add(started.elapsed().as_micros() as u64);
-    if failed {
+    if let Some(msg) = failed {
         st.failed.add(1);
-        stats.error_replies.add(1);
+        stats.count_error(&msg);
     }
     stats.commands_processed.add(1);
     client

@@ -9,6 +9,8 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering}
 
 use parking_lot::Mutex;
 
+use crate::blocking::Waiter;
+
 /// CLIENT REPLY modes.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum ReplyMode {
@@ -42,6 +44,8 @@ pub struct ClientInfo {
     live_fd: Mutex<i32>,
     pub qbuf: AtomicU64,
     pub obl: AtomicU64,
+    /// The wait this client is parked in, for CLIENT UNBLOCK.
+    pub waiter: Mutex<Option<Arc<Waiter>>>,
 }
 
 impl ClientInfo {
@@ -78,6 +82,16 @@ pub struct Client {
     pub close_after_reply: bool,
     pub no_evict: bool,
     pub no_touch: bool,
+    /// Set by a blocking command that found nothing: the connection waits
+    /// on it before running anything else.
+    pub blocked: Option<Blocked>,
+}
+
+/// A wait a blocking command started.
+pub struct Blocked {
+    pub waiter: Arc<Waiter>,
+    /// None waits forever (timeout 0).
+    pub deadline: Option<tokio::time::Instant>,
 }
 
 impl Client {
@@ -90,6 +104,7 @@ impl Client {
             close_after_reply: false,
             no_evict: false,
             no_touch: false,
+            blocked: None,
         }
     }
 
@@ -131,6 +146,7 @@ impl ClientRegistry {
             live_fd: Mutex::new(fd),
             qbuf: AtomicU64::new(0),
             obl: AtomicU64::new(0),
+            waiter: Mutex::new(None),
         });
         self.clients.lock().insert(id, info.clone());
         info

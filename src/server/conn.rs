@@ -135,6 +135,21 @@ pub async fn serve(srv: &'static Server, mut sock: TcpStream, stats: Arc<ThreadS
                     let args = parser.args(&rbuf[pos..]);
                     crate::cmd::execute(srv, &mut client, &mut out, &mut locks, &stats, &args, now);
                     pos += consumed;
+                    if let Some(blocked) = client.blocked.take() {
+                        let alive = wait_blocked(
+                            srv,
+                            (&mut sock, &mut rbuf, &mut out),
+                            &mut locks,
+                            &stats,
+                            &info,
+                            blocked,
+                        )
+                        .await;
+                        if !alive {
+                            break 'conn;
+                        }
+                        now = now_ms();
+                    }
                     if client.close_after_reply {
                         let _ = flush(&mut sock, &mut out, &stats).await;
                         break 'conn;
@@ -171,6 +186,67 @@ pub async fn serve(srv: &'static Server, mut sock: TcpStream, stats: Arc<ThreadS
     }
     info.mark_closed();
     srv.clients.unregister(info.id);
+}
+
+/// Parks the connection until its blocking command is served, times out or
+/// is unblocked; input that arrives meanwhile is buffered, not run. Returns
+/// false if the client went away.
+async fn wait_blocked(
+    srv: &'static Server,
+    (sock, rbuf, out): (&mut TcpStream, &mut BytesMut, &mut Reply),
+    locks: &mut Locks,
+    stats: &ThreadStats,
+    info: &super::client::ClientInfo,
+    blocked: super::client::Blocked,
+) -> bool {
+    use crate::blocking::Outcome;
+    let w = blocked.waiter;
+    *info.waiter.lock() = Some(w.clone());
+    let mut alive = flush(sock, out, stats).await.is_ok();
+    let outcome = loop {
+        if !alive || w.is_settled() {
+            break w.finish(Outcome::TimedOut);
+        }
+        let sleep = async {
+            match blocked.deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        rbuf.reserve(READ_CHUNK);
+        tokio::select! {
+            _ = w.notified() => {}
+            _ = sleep => break w.finish(Outcome::TimedOut),
+            r = sock.read_buf(rbuf) => match r {
+                Ok(0) | Err(_) => alive = false,
+                Ok(n) => stats.net_input_bytes.add(n as u64),
+            },
+        }
+        if info.killed.load(Ordering::Relaxed) {
+            alive = false;
+        }
+    };
+    *info.waiter.lock() = None;
+    crate::blocking::unregister(&srv.ks, locks, &w);
+    match outcome {
+        Outcome::Served(served) => {
+            if let Some(d) = served.then {
+                let now = now_ms();
+                let mut slot = locks.key(&srv.ks, w.db, &d.key, now);
+                (d.push)(&mut slot, d.left, &d.value);
+                if locks.any_ready() {
+                    crate::blocking::serve_ready(&srv.ks, locks, now);
+                }
+                locks.release();
+            }
+            out.buf.extend_from_slice(&served.reply);
+        }
+        Outcome::TimedOut => out.buf.extend_from_slice(&w.timeout_reply),
+        Outcome::Unblocked { .. } => {
+            out.error("UNBLOCKED client unblocked via CLIENT UNBLOCK");
+        }
+    }
+    alive
 }
 
 async fn flush(sock: &mut TcpStream, out: &mut Reply, stats: &ThreadStats) -> std::io::Result<()> {

@@ -46,6 +46,8 @@ pub struct Server {
     pub config_file: Option<String>,
     pub last_save_ms: AtomicI64,
     pub executable: String,
+    /// Background expiry on/off (DEBUG SET-ACTIVE-EXPIRE).
+    pub active_expire: AtomicBool,
     shutdown: Shutdown,
 }
 
@@ -81,6 +83,7 @@ impl Server {
             executable: std::env::current_exe()
                 .map(|p| p.display().to_string())
                 .unwrap_or_default(),
+            active_expire: AtomicBool::new(true),
             shutdown: Shutdown::default(),
         }
     }
@@ -273,6 +276,9 @@ fn cron(srv: &'static Server) {
         }
         // Keep sweeping while a pass reclaims a lot, as Redis's cycle repeats
         // while more than a quarter of the sampled keys were expired.
+        if !srv.active_expire.load(Ordering::Relaxed) {
+            continue;
+        }
         let started = Instant::now();
         while srv.ks.active_expire(now_ms(), 64) > 16
             && started.elapsed() < Duration::from_millis(25)

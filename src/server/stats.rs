@@ -2,7 +2,14 @@
 //! writer (plain load + store, no contended read-modify-write); INFO adds
 //! them up across threads.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+
+/// Distinct error codes tracked per thread (INFO errorstats); Redis caps
+/// its table the same way.
+const MAX_ERROR_CODES: usize = 128;
 
 #[derive(Default)]
 pub struct Counter(AtomicU64);
@@ -42,6 +49,9 @@ pub struct ThreadStats {
     pub keyspace_hits: Counter,
     pub keyspace_misses: Counter,
     pub error_replies: Counter,
+    /// Error replies by code (`ERR`, `WRONGTYPE`...). Locked only when an
+    /// error is sent or INFO reads it, so never contended in practice.
+    pub errors: Mutex<HashMap<Box<str>, u64>>,
 }
 
 impl ThreadStats {
@@ -54,6 +64,24 @@ impl ThreadStats {
             keyspace_hits: Counter::default(),
             keyspace_misses: Counter::default(),
             error_replies: Counter::default(),
+            errors: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Counts one error reply under its code: the first word of the
+    /// message when it is short, else `ERR` (as Redis does).
+    pub fn count_error(&self, msg: &str) {
+        self.error_replies.add(1);
+        let head = &msg.as_bytes()[..msg.len().min(32)];
+        let code = match head.iter().position(|&b| b == b' ') {
+            Some(i) => &msg[..i],
+            None => "ERR",
+        };
+        let mut errors = self.errors.lock();
+        if let Some(n) = errors.get_mut(code) {
+            *n += 1;
+        } else if errors.len() < MAX_ERROR_CODES {
+            errors.insert(code.into(), 1);
         }
     }
 
@@ -72,6 +100,7 @@ impl ThreadStats {
         self.keyspace_hits.reset();
         self.keyspace_misses.reset();
         self.error_replies.reset();
+        self.errors.lock().clear();
     }
 }
 

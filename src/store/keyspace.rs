@@ -330,7 +330,7 @@ impl Locks {
             return i;
         }
         debug_assert!(
-            self.held.last().is_none_or(|(g, _)| *g < gid),
+            self.held.iter().all(|(g, _)| *g < gid),
             "shard locks must be taken in ascending order: pre-lock with lock_keys"
         );
         let n = ks.shard_count();
@@ -369,6 +369,61 @@ impl Locks {
                 self.acquire(ks, db * n + s);
             }
         }
+    }
+
+    /// The shard holding `key` in `db`, locking it if not held yet.
+    pub fn shard_for(&mut self, ks: &'static Keyspace, db: usize, key: &[u8]) -> &mut Shard {
+        let gid = db * ks.shard_count() + ks.shard_of(hash_key(key));
+        let i = self.acquire(ks, gid);
+        &mut self.held[i].1
+    }
+
+    /// Like [`Locks::key`], but never waits: a shard not held yet is taken
+    /// only if it is free, whatever the order (so it cannot deadlock).
+    pub fn try_key<'s, 'k>(
+        &'s mut self,
+        ks: &'static Keyspace,
+        db: usize,
+        key: &'k [u8],
+        now_ms: i64,
+    ) -> Option<KeySlot<'s, 'k>> {
+        let hash = hash_key(key);
+        let gid = db * ks.shard_count() + ks.shard_of(hash);
+        let i = match self.position(gid) {
+            Some(i) => i,
+            None => {
+                let n = ks.shard_count();
+                let guard = ks.dbs[gid / n].shards[gid % n].0.try_lock()?;
+                self.held.push((gid, guard));
+                self.held.len() - 1
+            }
+        };
+        Some(KeySlot {
+            shard: &mut self.held[i].1,
+            hash,
+            key,
+            now_ms,
+            ks,
+            db,
+        })
+    }
+
+    /// Keys that became ready in the held shards, as (db, key).
+    pub fn take_ready(&mut self, ks: &Keyspace) -> Vec<(usize, Box<[u8]>)> {
+        let n = ks.shard_count();
+        let mut out = Vec::new();
+        for (gid, g) in self.held.iter_mut() {
+            if g.has_ready() {
+                out.extend(g.take_ready().into_iter().map(|k| (*gid / n, k)));
+            }
+        }
+        out
+    }
+
+    /// True if any held shard has keys ready for blocked clients.
+    #[inline]
+    pub fn any_ready(&self) -> bool {
+        self.held.iter().any(|(_, g)| g.has_ready())
     }
 
     /// The key's slot handle, locking its shard if this command does not hold it yet.

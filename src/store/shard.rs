@@ -1,8 +1,12 @@
 //! One shard of a database: a table and the counters that must stay exact
 //! under its lock (how many entries carry a deadline, the sweep position).
 
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
 use super::entry::{Entry, EntryRef, Value};
 use super::table::{HashFn, SlotMut, Table};
+use crate::blocking::Waiter;
 
 #[derive(Default)]
 pub struct Shard {
@@ -11,6 +15,11 @@ pub struct Shard {
     expires: usize,
     /// Where the active expiry sweep resumes.
     pub(crate) sweep_pos: usize,
+    /// Clients blocked on keys of this shard, FIFO per key.
+    waiters: HashMap<Box<[u8]>, VecDeque<Arc<Waiter>>>,
+    /// Keys with waiters that came into existence during the running
+    /// command; served before the command releases this shard.
+    ready: Vec<Box<[u8]>>,
 }
 
 impl Shard {
@@ -52,6 +61,9 @@ impl Shard {
         if entry.expire().is_some() {
             self.expires += 1;
         }
+        if !self.waiters.is_empty() && self.waiters.contains_key(entry.key()) {
+            self.ready.push(entry.key().into());
+        }
         self.table.insert_new(hash, entry, rehash)
     }
 
@@ -89,7 +101,76 @@ impl Shard {
         std::mem::take(&mut self.table)
     }
 
+    /// Swaps the data of two shards (SWAPDB). Blocked clients stay with
+    /// their database; any whose key now exists becomes ready.
     pub fn swap(&mut self, other: &mut Shard) {
-        std::mem::swap(self, other);
+        std::mem::swap(&mut self.table, &mut other.table);
+        std::mem::swap(&mut self.expires, &mut other.expires);
+        self.sweep_pos = 0;
+        other.sweep_pos = 0;
+        self.mark_existing_ready();
+        other.mark_existing_ready();
+    }
+
+    fn mark_existing_ready(&mut self) {
+        let keys: Vec<Box<[u8]>> = self
+            .waiters
+            .keys()
+            .filter(|k| {
+                self.table
+                    .find(crate::store::keyspace::hash_key(k), k)
+                    .is_some()
+            })
+            .cloned()
+            .collect();
+        self.ready.extend(keys);
+    }
+
+    /// Queues a blocked client on `key`.
+    pub fn add_waiter(&mut self, key: &[u8], w: Arc<Waiter>) {
+        self.waiters.entry(key.into()).or_default().push_back(w);
+    }
+
+    /// Removes a waiter from `key`'s queue (it timed out or went away).
+    pub fn remove_waiter(&mut self, key: &[u8], w: &Arc<Waiter>) {
+        if let Some(q) = self.waiters.get_mut(key) {
+            q.retain(|x| !Arc::ptr_eq(x, w));
+            if q.is_empty() {
+                self.waiters.remove(key);
+            }
+        }
+    }
+
+    /// The first waiter on `key` still waiting; stale ones are dropped on the way.
+    pub fn front_waiter(&mut self, key: &[u8]) -> Option<Arc<Waiter>> {
+        let q = self.waiters.get_mut(key)?;
+        while let Some(w) = q.front() {
+            if w.is_waiting() {
+                return Some(w.clone());
+            }
+            q.pop_front();
+        }
+        self.waiters.remove(key);
+        None
+    }
+
+    /// Drops `w` from the front of `key`'s queue after it was served.
+    pub fn pop_front_waiter(&mut self, key: &[u8], w: &Arc<Waiter>) {
+        if let Some(q) = self.waiters.get_mut(key) {
+            if q.front().is_some_and(|f| Arc::ptr_eq(f, w)) {
+                q.pop_front();
+            }
+            if q.is_empty() {
+                self.waiters.remove(key);
+            }
+        }
+    }
+
+    pub fn has_ready(&self) -> bool {
+        !self.ready.is_empty()
+    }
+
+    pub fn take_ready(&mut self) -> Vec<Box<[u8]>> {
+        std::mem::take(&mut self.ready)
     }
 }

@@ -7,11 +7,12 @@
 //! - `hashtable` otherwise, for good (no conversion back).
 //!
 //! A `hashtable` set is stored in one of two ways that only memory tells
-//! apart: small ones (at most `set-max-listpack-entries` members of at most
-//! `set-max-listpack-value` bytes) inline as [`Packed::Set`], a
-//! [`listpack`] sequence in insertion order, and larger ones as an
-//! [`Object::Set`] ([`SetTable`]). Redis 7.0 has no listpack sets, so both
-//! report `hashtable`; the inline form keeps small sets of tags compact.
+//! apart: small ones (at most [`PACKED_ENTRIES`] members of at most
+//! [`PACKED_VALUE`] bytes) inline as [`Packed::Set`], a [`listpack`]
+//! sequence in insertion order, and larger ones as an [`Object::Set`]
+//! ([`SetTable`]). Redis 7.0 has no listpack sets (nor their
+//! `set-max-listpack-*` parameters), so both report `hashtable`; the inline
+//! form keeps small sets of tags compact.
 //!
 //! [`SetBuf`] is an owned set in Redis's two encodings, for building results
 //! (S*STORE, conversions) with exactly the encoding Redis would pick.
@@ -28,9 +29,15 @@ use crate::store::{KeySlot, Object, Packed, Value, ValueRef};
 use crate::types::listpack;
 use crate::util::num::parse_canonical_i64;
 
-/// The encoding thresholds, read once per command from the config.
+/// Most members an inline `hashtable` set holds.
+pub const PACKED_ENTRIES: usize = 128;
+/// Longest member an inline `hashtable` set holds.
+pub const PACKED_VALUE: usize = 64;
+
+/// The encoding thresholds, read once per command.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
+    /// `set-max-intset-entries`.
     pub intset_entries: usize,
     pub packed_entries: usize,
     pub packed_value: usize,
@@ -38,11 +45,9 @@ pub struct Limits {
 
 impl Limits {
     pub fn of(config: &Config) -> Limits {
-        let get = |v: i64| usize::try_from(v).unwrap_or(0);
         Limits {
-            intset_entries: get(config.set_max_intset_entries.get()),
-            packed_entries: get(config.set_max_listpack_entries.get()),
-            packed_value: get(config.set_max_listpack_value.get()),
+            intset_entries: usize::try_from(config.set_max_intset_entries.get()).unwrap_or(0),
+            ..Limits::default()
         }
     }
 }
@@ -51,8 +56,8 @@ impl Default for Limits {
     fn default() -> Limits {
         Limits {
             intset_entries: 512,
-            packed_entries: 128,
-            packed_value: 64,
+            packed_entries: PACKED_ENTRIES,
+            packed_value: PACKED_VALUE,
         }
     }
 }

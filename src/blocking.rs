@@ -1,0 +1,235 @@
+//! Clients parked on keys (BLPOP, BLMOVE, BZPOPMIN, ...).
+//!
+//! A blocking command that finds nothing registers one [`Waiter`] on each of
+//! its keys (in the keys' shards, FIFO per key) and tells its connection to
+//! wait. A command that makes such a key exist marks it ready in its shard;
+//! before that command releases its shard locks, [`serve_ready`] hands
+//! elements to the waiters in FIFO order. So no other client can see an
+//! element first, and a waiter that has gone (timed out, disconnected) is
+//! skipped under its own lock, so nothing is popped for nobody.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use crate::store::{KeySlot, Keyspace, Locks};
+
+/// Clients currently blocked (INFO `blocked_clients`).
+pub static BLOCKED_CLIENTS: AtomicUsize = AtomicUsize::new(0);
+
+/// What a serve function may use: the locks the serving command holds.
+pub struct ServeCtx<'a> {
+    pub ks: &'static Keyspace,
+    pub locks: &'a mut Locks,
+    pub db: usize,
+    pub now_ms: i64,
+}
+
+impl ServeCtx<'_> {
+    /// A key whose shard the serving command already holds.
+    pub fn key<'s, 'k>(&'s mut self, key: &'k [u8]) -> KeySlot<'s, 'k> {
+        self.locks.key(self.ks, self.db, key, self.now_ms)
+    }
+
+    /// Another key (a BLMOVE destination): taken only if its shard is held or
+    /// free right now, since waiting for it here could deadlock.
+    pub fn try_key<'s, 'k>(&'s mut self, key: &'k [u8]) -> Option<KeySlot<'s, 'k>> {
+        self.locks.try_key(self.ks, self.db, key, self.now_ms)
+    }
+
+    /// Publishes an effect of the serving.
+    pub fn emit(&self, argv: &[&[u8]]) {
+        self.ks.emit(self.db, argv);
+    }
+}
+
+/// Tries to serve `waiter` from `key`: `None` when the key cannot serve it
+/// (empty, wrong type), which leaves the waiter waiting.
+pub type ServeFn = Box<dyn Fn(&mut ServeCtx<'_>, &[u8], &Waiter) -> Option<Served> + Send + Sync>;
+
+/// What a served waiter gets.
+pub struct Served {
+    /// The reply, already encoded in the waiter's protocol.
+    pub reply: Vec<u8>,
+    /// Work the waiter finishes itself before replying (a BLMOVE push whose
+    /// destination shard was busy at serve time).
+    pub then: Option<Deferred>,
+}
+
+/// A push the waiter does on wake-up.
+pub struct Deferred {
+    pub key: Vec<u8>,
+    pub left: bool,
+    pub value: Vec<u8>,
+    pub push: fn(&mut KeySlot<'_, '_>, bool, &[u8]) -> bool,
+}
+
+enum State {
+    Waiting,
+    Served(Served),
+    TimedOut,
+    Unblocked { error: bool },
+    Gone,
+}
+
+/// How a wait ended.
+pub enum Outcome {
+    Served(Served),
+    TimedOut,
+    Unblocked { error: bool },
+}
+
+pub struct Waiter {
+    pub client_id: u64,
+    pub db: usize,
+    pub keys: Vec<Vec<u8>>,
+    pub resp3: bool,
+    /// The reply on timeout (and on CLIENT UNBLOCK ... TIMEOUT).
+    pub timeout_reply: Vec<u8>,
+    serve: ServeFn,
+    state: Mutex<State>,
+    notify: Notify,
+}
+
+/// The outcome of one serve attempt.
+pub enum Attempt {
+    Served,
+    /// The waiter is no longer waiting: drop it and try the next.
+    Stale,
+    /// The key cannot serve this waiter now.
+    NotServed,
+}
+
+impl Waiter {
+    pub fn new(
+        client_id: u64,
+        db: usize,
+        keys: Vec<Vec<u8>>,
+        resp3: bool,
+        timeout_reply: Vec<u8>,
+        serve: ServeFn,
+    ) -> Arc<Waiter> {
+        Arc::new(Waiter {
+            client_id,
+            db,
+            keys,
+            resp3,
+            timeout_reply,
+            serve,
+            state: Mutex::new(State::Waiting),
+            notify: Notify::new(),
+        })
+    }
+
+    pub fn is_waiting(&self) -> bool {
+        matches!(*self.state.lock(), State::Waiting)
+    }
+
+    /// Serves the waiter from `key` if it is still waiting. The state lock is
+    /// held across the serve, so a concurrent timeout cannot slip between.
+    pub fn try_serve(&self, sctx: &mut ServeCtx<'_>, key: &[u8]) -> Attempt {
+        let mut st = self.state.lock();
+        if !matches!(*st, State::Waiting) {
+            return Attempt::Stale;
+        }
+        match (self.serve)(sctx, key, self) {
+            Some(served) => {
+                *st = State::Served(served);
+                drop(st);
+                self.notify.notify_one();
+                Attempt::Served
+            }
+            None => Attempt::NotServed,
+        }
+    }
+
+    /// Ends the wait from the client's side (timeout, disconnect). If it
+    /// was served in the meantime, the served result wins.
+    pub fn finish(&self, why: Outcome) -> Outcome {
+        let mut st = self.state.lock();
+        match std::mem::replace(&mut *st, State::Gone) {
+            State::Waiting => why,
+            State::Served(s) => Outcome::Served(s),
+            State::TimedOut => Outcome::TimedOut,
+            State::Unblocked { error } => Outcome::Unblocked { error },
+            State::Gone => why,
+        }
+    }
+
+    /// CLIENT UNBLOCK: true if the client was waiting.
+    pub fn unblock(&self, error: bool) -> bool {
+        let mut st = self.state.lock();
+        if !matches!(*st, State::Waiting) {
+            return false;
+        }
+        *st = if error {
+            State::Unblocked { error }
+        } else {
+            State::TimedOut
+        };
+        drop(st);
+        self.notify.notify_one();
+        true
+    }
+
+    /// True once something other than waiting happened.
+    pub fn is_settled(&self) -> bool {
+        !self.is_waiting()
+    }
+
+    /// Waits for a notification (serve or unblock).
+    pub async fn notified(&self) {
+        self.notify.notified().await
+    }
+}
+
+/// Serves the waiters of every key the current command made ready, while
+/// the command still holds its shard locks. Serving may make more keys
+/// ready (BLMOVE into a watched list), so it repeats until none is left.
+pub fn serve_ready(ks: &'static Keyspace, locks: &mut Locks, now_ms: i64) {
+    loop {
+        let ready = locks.take_ready(ks);
+        if ready.is_empty() {
+            return;
+        }
+        for (db, key) in ready {
+            loop {
+                let Some(w) = locks.shard_for(ks, db, &key).front_waiter(&key) else {
+                    break;
+                };
+                let mut sctx = ServeCtx {
+                    ks,
+                    locks,
+                    db,
+                    now_ms,
+                };
+                match w.try_serve(&mut sctx, &key) {
+                    Attempt::Served | Attempt::Stale => {
+                        locks.shard_for(ks, db, &key).pop_front_waiter(&key, &w);
+                    }
+                    Attempt::NotServed => break,
+                }
+            }
+        }
+    }
+}
+
+/// Registers `w` on all its keys. The caller holds the keys' shards.
+pub fn register(ks: &'static Keyspace, locks: &mut Locks, w: &Arc<Waiter>) {
+    for key in &w.keys {
+        locks.shard_for(ks, w.db, key).add_waiter(key, w.clone());
+    }
+    BLOCKED_CLIENTS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Removes `w` from all its keys' queues once its wait is over.
+pub fn unregister(ks: &'static Keyspace, locks: &mut Locks, w: &Arc<Waiter>) {
+    locks.lock_keys(ks, w.db, w.keys.iter().map(|k| k.as_slice()));
+    for key in &w.keys {
+        locks.shard_for(ks, w.db, key).remove_waiter(key, w);
+    }
+    locks.release();
+    BLOCKED_CLIENTS.fetch_sub(1, Ordering::Relaxed);
+}

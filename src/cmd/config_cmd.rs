@@ -1,0 +1,147 @@
+//! CONFIG GET / SET / RESETSTAT / HELP.
+
+use std::sync::atomic::Ordering;
+
+use super::command_info::reply_help;
+use super::{CmdResult, Ctx, Error, Handler};
+use crate::config::Config;
+use crate::resp::Args;
+use crate::util::glob::glob_match;
+
+pub const COMMANDS: &[(&str, Handler)] = &[
+    ("config|get", get),
+    ("config|set", set),
+    ("config|resetstat", resetstat),
+    ("config|help", help),
+];
+
+/// CONFIG GET: every parameter named exactly (printed as the client spelled
+/// it) or matching a glob pattern (names and aliases), each once.
+fn get(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
+    let config = &ctx.srv.config;
+    let params = config.params();
+    let mut found: Vec<(String, String)> = Vec::new();
+    let seen =
+        |found: &[(String, String)], n: &str| found.iter().any(|(f, _)| f.eq_ignore_ascii_case(n));
+    for pat in args.iter().skip(2) {
+        let pat_s = String::from_utf8_lossy(pat);
+        if !pat.iter().any(|b| matches!(b, b'*' | b'?' | b'[')) {
+            if seen(&found, &pat_s) {
+                continue;
+            }
+            let hit = params.iter().find(|p| {
+                p.name.eq_ignore_ascii_case(&pat_s)
+                    || p.alias.is_some_and(|a| a.eq_ignore_ascii_case(&pat_s))
+            });
+            if let Some(p) = hit {
+                found.push((pat_s.into_owned(), Config::get_value(p)));
+            }
+            continue;
+        }
+        for p in &params {
+            for name in std::iter::once(p.name).chain(p.alias) {
+                if !seen(&found, name) && glob_match(pat, name.as_bytes(), true) {
+                    found.push((name.to_string(), Config::get_value(p)));
+                }
+            }
+        }
+    }
+    ctx.out.map(found.len());
+    for (k, v) in &found {
+        ctx.out.bulk(k.as_bytes());
+        ctx.out.bulk(v.as_bytes());
+    }
+    Ok(())
+}
+
+/// CONFIG SET name value [name value ...]: all checked first, then all
+/// applied, so a bad pair changes nothing.
+fn set(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
+    if !args.len().is_multiple_of(2) {
+        return Err(Error::Syntax);
+    }
+    let config = &ctx.srv.config;
+    let pairs: Vec<(String, String)> = (2..args.len())
+        .step_by(2)
+        .map(|i| {
+            (
+                String::from_utf8_lossy(&args[i]).into_owned(),
+                String::from_utf8_lossy(&args[i + 1]).into_owned(),
+            )
+        })
+        .collect();
+    // Names first, in order: unknown, immutable and duplicate names are
+    // reported before any value is looked at, as Redis does.
+    let mut names: Vec<&'static str> = Vec::new();
+    for (name, _) in &pairs {
+        let Some(param) = config.find(name) else {
+            return Err(Error::owned(format!(
+                "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
+            )));
+        };
+        if let Err(e) = param.check_settable() {
+            return Err(failed(name, &e.reason()));
+        }
+        // An alias is its own entry (named as such in errors, and not a
+        // duplicate of the name it stands for), as in Redis 7.0.
+        let entry = match param.alias {
+            Some(a) if a.eq_ignore_ascii_case(name) => a,
+            _ => param.name,
+        };
+        if names.contains(&entry) {
+            return Err(failed(name, "duplicate parameter"));
+        }
+        names.push(entry);
+    }
+    let mut pending = Vec::with_capacity(pairs.len());
+    for ((_, value), canon) in pairs.iter().zip(&names) {
+        match config.prepare(canon, value, true) {
+            Ok(p) => pending.push(p),
+            Err(e) => return Err(failed(canon, &e.reason())),
+        }
+    }
+    for p in pending {
+        config.apply(p);
+    }
+    ctx.out.ok();
+    Ok(())
+}
+
+fn failed(name: &str, why: &str) -> Error {
+    Error::owned(format!(
+        "ERR CONFIG SET failed (possibly related to argument '{name}') - {why}"
+    ))
+}
+
+/// CONFIG RESETSTAT: every counter INFO reports as a total.
+fn resetstat(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
+    reset_stats(ctx.srv);
+    ctx.out.ok();
+    Ok(())
+}
+
+pub fn reset_stats(srv: &crate::server::Server) {
+    for t in srv.all_thread_stats() {
+        t.reset();
+    }
+    srv.stats.connections_received.store(0, Ordering::Relaxed);
+    srv.stats.rejected_connections.store(0, Ordering::Relaxed);
+    srv.ks.expired_keys.store(0, Ordering::Relaxed);
+    super::info::reset_ops_samples();
+}
+
+fn help(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
+    reply_help(
+        ctx.out,
+        "CONFIG",
+        &[
+            "GET <pattern> [<pattern> ...]",
+            "    Parameters whose names match a glob-style pattern, with their values.",
+            "SET <directive> <value> [<directive> <value> ...]",
+            "    Change parameters; either every change is made or none.",
+            "RESETSTAT",
+            "    Zero the statistics that INFO reports.",
+        ],
+    );
+    Ok(())
+}

@@ -1,0 +1,521 @@
+//! INFO: Redis's sections and field names, `# Section` headers, CRLF lines.
+//! Fields that describe machinery ferrokv doesn't have (forks, replication
+//! links, AOF) report the idle values Redis shows when that machinery is off.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use parking_lot::Mutex;
+
+use super::{CmdResult, Ctx, Handler};
+use crate::resp::Args;
+use crate::server::Server;
+
+pub const COMMANDS: &[(&str, Handler)] = &[("info", info)];
+
+/// Every section, in output order.
+const SECTIONS: [&str; 13] = [
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cpu",
+    "modules",
+    "commandstats",
+    "errorstats",
+    "latencystats",
+    "cluster",
+    "keyspace",
+];
+
+/// What `INFO` / `INFO default` shows.
+const DEFAULT: [&str; 11] = [
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cpu",
+    "modules",
+    "errorstats",
+    "cluster",
+    "keyspace",
+];
+
+fn info(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
+    let mut wanted: Vec<&str> = Vec::new();
+    if args.len() == 1 {
+        wanted.extend(DEFAULT);
+    }
+    for a in args.iter().skip(1) {
+        let a = a.to_ascii_lowercase();
+        match a.as_slice() {
+            b"all" | b"everything" => wanted.extend(SECTIONS),
+            b"default" => wanted.extend(DEFAULT),
+            _ => wanted.extend(SECTIONS.iter().filter(|s| s.as_bytes() == a.as_slice())),
+        }
+    }
+    let text = render(ctx, &wanted);
+    ctx.out.verbatim(text.as_bytes());
+    Ok(())
+}
+
+fn render(ctx: &Ctx<'_>, wanted: &[&str]) -> String {
+    let mut out = String::new();
+    for section in SECTIONS.iter().filter(|s| wanted.contains(s)) {
+        if !out.is_empty() {
+            out.push_str("\r\n");
+        }
+        let mut lines: Vec<String> = Vec::new();
+        let title = match *section {
+            "server" => {
+                server(ctx, &mut lines);
+                "Server"
+            }
+            "clients" => {
+                clients(ctx.srv, &mut lines);
+                "Clients"
+            }
+            "memory" => {
+                memory(ctx.srv, &mut lines);
+                "Memory"
+            }
+            "persistence" => {
+                persistence(ctx.srv, &mut lines);
+                "Persistence"
+            }
+            "stats" => {
+                stats(ctx.srv, &mut lines);
+                "Stats"
+            }
+            "replication" => {
+                replication(&mut lines);
+                "Replication"
+            }
+            "cpu" => {
+                cpu(&mut lines);
+                "CPU"
+            }
+            "modules" => "Modules",
+            "commandstats" => {
+                commandstats(ctx.srv, &mut lines);
+                "Commandstats"
+            }
+            "errorstats" => {
+                errorstats(ctx.srv, &mut lines);
+                "Errorstats"
+            }
+            // Per-command latency percentiles are not tracked yet.
+            "latencystats" => "Latencystats",
+            "cluster" => {
+                lines.push("cluster_enabled:0".into());
+                "Cluster"
+            }
+            _ => {
+                keyspace(ctx.srv, &mut lines);
+                "Keyspace"
+            }
+        };
+        let _ = write!(out, "# {title}\r\n");
+        for l in lines {
+            out.push_str(&l);
+            out.push_str("\r\n");
+        }
+    }
+    out
+}
+
+macro_rules! field {
+    ($lines:expr, $($t:tt)*) => { $lines.push(format!($($t)*)) };
+}
+
+fn uname() -> (String, String, String) {
+    // SAFETY: utsname is plain data filled by the kernel.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: `u` is a valid, writable utsname.
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return ("Linux".into(), String::new(), String::new());
+    }
+    let s = |f: &[libc::c_char]| {
+        let bytes: Vec<u8> = f
+            .iter()
+            .take_while(|c| **c != 0)
+            .map(|c| *c as u8)
+            .collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    (s(&u.sysname), s(&u.release), s(&u.machine))
+}
+
+/// A build id: stable for a given version, as Redis's is for a build.
+fn build_id() -> String {
+    let h = xxhash_rust::xxh3::xxh3_64(crate::VERSION.as_bytes());
+    format!("{h:016x}")[..15].to_string()
+}
+
+fn server(ctx: &Ctx<'_>, lines: &mut Vec<String>) {
+    let srv = ctx.srv;
+    let (sys, rel, mach) = uname();
+    let now = crate::server::now_ms();
+    let uptime = srv.started.elapsed().as_secs();
+    field!(lines, "redis_version:{}", crate::REDIS_VERSION);
+    field!(lines, "redis_git_sha1:00000000");
+    field!(lines, "redis_git_dirty:0");
+    field!(lines, "redis_build_id:{}", build_id());
+    field!(lines, "redis_mode:standalone");
+    field!(lines, "os:{sys} {rel} {mach}");
+    field!(lines, "arch_bits:{}", usize::BITS);
+    field!(lines, "monotonic_clock:POSIX clock_gettime");
+    field!(lines, "multiplexing_api:epoll");
+    field!(lines, "process_id:{}", std::process::id());
+    field!(lines, "process_supervised:no");
+    field!(lines, "run_id:{}", srv.run_id);
+    field!(lines, "tcp_port:{}", srv.tcp_port.load(Ordering::Relaxed));
+    field!(lines, "server_time_usec:{}", now_usec());
+    field!(lines, "uptime_in_seconds:{uptime}");
+    field!(lines, "uptime_in_days:{}", uptime / 86400);
+    field!(lines, "hz:{}", srv.config.hz.get());
+    field!(lines, "configured_hz:{}", srv.config.hz.get());
+    field!(lines, "lru_clock:{}", (now / 1000) & ((1 << 24) - 1));
+    field!(lines, "executable:{}", srv.executable);
+    field!(
+        lines,
+        "config_file:{}",
+        srv.config_file.as_deref().unwrap_or("")
+    );
+    field!(lines, "io_threads_active:0");
+    field!(lines, "ferrokv_version:{}", crate::VERSION);
+}
+
+fn now_usec() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros())
+        .unwrap_or(0)
+}
+
+fn clients(srv: &Server, lines: &mut Vec<String>) {
+    field!(lines, "connected_clients:{}", srv.clients.len());
+    field!(lines, "cluster_connections:0");
+    field!(lines, "maxclients:{}", srv.config.maxclients.get());
+    field!(lines, "client_recent_max_input_buffer:0");
+    field!(lines, "client_recent_max_output_buffer:0");
+    field!(lines, "blocked_clients:0");
+    field!(lines, "tracking_clients:0");
+    field!(lines, "clients_in_timeout_table:0");
+}
+
+/// Redis's bytesToHuman: `512B`, `1.50K`, `2.00M`...
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [(u64, &str); 5] = [
+        (1 << 50, "P"),
+        (1 << 40, "T"),
+        (1 << 30, "G"),
+        (1 << 20, "M"),
+        (1 << 10, "K"),
+    ];
+    if n < 1024 {
+        return format!("{n}B");
+    }
+    let (div, unit) = UNITS
+        .iter()
+        .find(|(d, _)| n >= *d)
+        .copied()
+        .unwrap_or((1 << 10, "K"));
+    format!("{:.2}{unit}", n as f64 / div as f64)
+}
+
+/// Resident set size in bytes, from /proc/self/statm. ferrokv reports RSS
+/// as `used_memory` too: the allocator's own counters are not exported.
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as u64;
+    pages * page
+}
+
+fn total_system_memory() -> u64 {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+static PEAK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn memory(srv: &Server, lines: &mut Vec<String>) {
+    let used = rss_bytes();
+    let peak = PEAK.fetch_max(used, Ordering::Relaxed).max(used);
+    let total = total_system_memory();
+    let maxmemory = srv.config.maxmemory.get().max(0) as u64;
+    field!(lines, "used_memory:{used}");
+    field!(lines, "used_memory_human:{}", human_bytes(used));
+    field!(lines, "used_memory_rss:{used}");
+    field!(lines, "used_memory_rss_human:{}", human_bytes(used));
+    field!(lines, "used_memory_peak:{peak}");
+    field!(lines, "used_memory_peak_human:{}", human_bytes(peak));
+    field!(
+        lines,
+        "used_memory_peak_perc:{:.2}%",
+        used as f64 * 100.0 / peak.max(1) as f64
+    );
+    field!(lines, "total_system_memory:{total}");
+    field!(lines, "total_system_memory_human:{}", human_bytes(total));
+    field!(lines, "maxmemory:{maxmemory}");
+    field!(lines, "maxmemory_human:{}", human_bytes(maxmemory));
+    field!(
+        lines,
+        "maxmemory_policy:{}",
+        srv.config.maxmemory_policy.name()
+    );
+    field!(lines, "mem_fragmentation_ratio:1.00");
+    field!(lines, "mem_allocator:mimalloc");
+    field!(lines, "active_defrag_running:0");
+    field!(lines, "lazyfree_pending_objects:0");
+    field!(lines, "lazyfreed_objects:0");
+}
+
+fn persistence(srv: &Server, lines: &mut Vec<String>) {
+    field!(lines, "loading:0");
+    field!(lines, "async_loading:0");
+    // Changes are not counted between saves yet (there is no saving).
+    field!(lines, "rdb_changes_since_last_save:0");
+    field!(lines, "rdb_bgsave_in_progress:0");
+    field!(
+        lines,
+        "rdb_last_save_time:{}",
+        srv.last_save_ms.load(Ordering::Relaxed) / 1000
+    );
+    field!(lines, "rdb_last_bgsave_status:ok");
+    field!(lines, "rdb_last_bgsave_time_sec:-1");
+    field!(lines, "rdb_current_bgsave_time_sec:-1");
+    field!(lines, "rdb_saves:0");
+    field!(lines, "aof_enabled:0");
+    field!(lines, "aof_rewrite_in_progress:0");
+    field!(lines, "aof_rewrite_scheduled:0");
+    field!(lines, "aof_last_rewrite_time_sec:-1");
+    field!(lines, "aof_current_rewrite_time_sec:-1");
+    field!(lines, "aof_last_bgrewrite_status:ok");
+    field!(lines, "aof_rewrites:0");
+    field!(lines, "aof_last_write_status:ok");
+}
+
+/// Totals over every worker thread.
+#[derive(Default, Clone, Copy)]
+struct Totals {
+    commands: u64,
+    net_in: u64,
+    net_out: u64,
+    hits: u64,
+    misses: u64,
+    errors: u64,
+}
+
+fn totals(srv: &Server) -> Totals {
+    let mut t = Totals::default();
+    for s in srv.all_thread_stats() {
+        t.commands += s.commands_processed.get();
+        t.net_in += s.net_input_bytes.get();
+        t.net_out += s.net_output_bytes.get();
+        t.hits += s.keyspace_hits.get();
+        t.misses += s.keyspace_misses.get();
+        t.errors += s.error_replies.get();
+    }
+    t
+}
+
+/// Recent (time, commands, bytes in, bytes out) samples, taken when INFO
+/// runs, for the instantaneous rates.
+static SAMPLES: Mutex<VecDeque<(Instant, Totals)>> = Mutex::new(VecDeque::new());
+const SAMPLE_EVERY_MS: u128 = 100;
+const SAMPLE_WINDOW: usize = 16;
+
+pub fn reset_ops_samples() {
+    SAMPLES.lock().clear();
+}
+
+/// (ops/sec, input kbps, output kbps) over the sampled window.
+fn rates(now: Totals) -> (u64, f64, f64) {
+    let mut samples = SAMPLES.lock();
+    let t = Instant::now();
+    if samples
+        .back()
+        .is_none_or(|(at, _)| t.duration_since(*at).as_millis() >= SAMPLE_EVERY_MS)
+    {
+        samples.push_back((t, now));
+        if samples.len() > SAMPLE_WINDOW {
+            samples.pop_front();
+        }
+    }
+    let Some((at, old)) = samples.front().copied() else {
+        return (0, 0.0, 0.0);
+    };
+    let secs = t.duration_since(at).as_secs_f64();
+    if secs <= 0.0 {
+        return (0, 0.0, 0.0);
+    }
+    let per_sec = |a: u64, b: u64| a.saturating_sub(b) as f64 / secs;
+    (
+        per_sec(now.commands, old.commands) as u64,
+        per_sec(now.net_in, old.net_in) / 1024.0,
+        per_sec(now.net_out, old.net_out) / 1024.0,
+    )
+}
+
+fn stats(srv: &Server, lines: &mut Vec<String>) {
+    let t = totals(srv);
+    let (ops, kin, kout) = rates(t);
+    field!(
+        lines,
+        "total_connections_received:{}",
+        srv.stats.connections_received.load(Ordering::Relaxed)
+    );
+    field!(lines, "total_commands_processed:{}", t.commands);
+    field!(lines, "instantaneous_ops_per_sec:{ops}");
+    field!(lines, "total_net_input_bytes:{}", t.net_in);
+    field!(lines, "total_net_output_bytes:{}", t.net_out);
+    field!(lines, "total_net_repl_input_bytes:0");
+    field!(lines, "total_net_repl_output_bytes:0");
+    field!(lines, "instantaneous_input_kbps:{kin:.2}");
+    field!(lines, "instantaneous_output_kbps:{kout:.2}");
+    field!(lines, "instantaneous_input_repl_kbps:0.00");
+    field!(lines, "instantaneous_output_repl_kbps:0.00");
+    field!(
+        lines,
+        "rejected_connections:{}",
+        srv.stats.rejected_connections.load(Ordering::Relaxed)
+    );
+    field!(lines, "sync_full:0");
+    field!(lines, "sync_partial_ok:0");
+    field!(lines, "sync_partial_err:0");
+    field!(
+        lines,
+        "expired_keys:{}",
+        srv.ks.expired_keys.load(Ordering::Relaxed)
+    );
+    field!(lines, "expired_stale_perc:0.00");
+    field!(lines, "expired_time_cap_reached_count:0");
+    field!(lines, "evicted_keys:0");
+    field!(lines, "evicted_clients:0");
+    field!(lines, "keyspace_hits:{}", t.hits);
+    field!(lines, "keyspace_misses:{}", t.misses);
+    field!(lines, "pubsub_channels:0");
+    field!(lines, "pubsub_patterns:0");
+    field!(lines, "latest_fork_usec:0");
+    field!(lines, "total_forks:0");
+    field!(lines, "migrate_cached_sockets:0");
+    field!(lines, "unexpected_error_replies:0");
+    field!(lines, "total_error_replies:{}", t.errors);
+}
+
+/// The replication id of this (always primary) server.
+fn replid() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| crate::server::random_hex(40))
+}
+
+fn replication(lines: &mut Vec<String>) {
+    field!(lines, "role:master");
+    field!(lines, "connected_slaves:0");
+    field!(lines, "master_failover_state:no-failover");
+    field!(lines, "master_replid:{}", replid());
+    field!(lines, "master_replid2:{}", "0".repeat(40));
+    field!(lines, "master_repl_offset:0");
+    field!(lines, "second_repl_offset:-1");
+    field!(lines, "repl_backlog_active:0");
+    field!(lines, "repl_backlog_size:1048576");
+    field!(lines, "repl_backlog_first_byte_offset:0");
+    field!(lines, "repl_backlog_histlen:0");
+}
+
+fn rusage(who: libc::c_int) -> (String, String) {
+    // SAFETY: rusage is plain data filled by the kernel.
+    let mut r: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `r` is a valid, writable rusage.
+    unsafe { libc::getrusage(who, &mut r) };
+    let fmt = |t: libc::timeval| format!("{}.{:06}", t.tv_sec, t.tv_usec);
+    (fmt(r.ru_stime), fmt(r.ru_utime))
+}
+
+fn cpu(lines: &mut Vec<String>) {
+    let (sys, user) = rusage(libc::RUSAGE_SELF);
+    let (csys, cuser) = rusage(libc::RUSAGE_CHILDREN);
+    field!(lines, "used_cpu_sys:{sys}");
+    field!(lines, "used_cpu_user:{user}");
+    field!(lines, "used_cpu_sys_children:{csys}");
+    field!(lines, "used_cpu_user_children:{cuser}");
+}
+
+fn commandstats(srv: &Server, lines: &mut Vec<String>) {
+    let threads = srv.all_thread_stats();
+    for cmd in srv.commands.all() {
+        let (mut calls, mut usec, mut rejected, mut failed) = (0u64, 0u64, 0u64, 0u64);
+        for t in &threads {
+            let s = &t.cmds[cmd.id];
+            calls += s.calls.get();
+            usec += s.usec.get();
+            rejected += s.rejected.get();
+            failed += s.failed.get();
+        }
+        if calls == 0 && rejected == 0 && failed == 0 {
+            continue;
+        }
+        let per_call = if calls == 0 {
+            0.0
+        } else {
+            usec as f64 / calls as f64
+        };
+        field!(
+            lines,
+            "cmdstat_{}:calls={calls},usec={usec},usec_per_call={per_call:.2},rejected_calls={rejected},failed_calls={failed}",
+            cmd.name
+        );
+    }
+}
+
+fn errorstats(srv: &Server, lines: &mut Vec<String>) {
+    let mut all: BTreeMap<String, u64> = BTreeMap::new();
+    for t in srv.all_thread_stats() {
+        for (code, n) in t.errors.lock().iter() {
+            *all.entry(code.to_string()).or_default() += n;
+        }
+    }
+    for (code, n) in all {
+        field!(lines, "errorstat_{code}:count={n}");
+    }
+}
+
+fn keyspace(srv: &Server, lines: &mut Vec<String>) {
+    for i in 0..srv.ks.db_count() {
+        let (keys, expires) = srv.ks.db(i).sizes();
+        if keys > 0 {
+            field!(lines, "db{i}:keys={keys},expires={expires},avg_ttl=0");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_sizes_match_redis() {
+        assert_eq!(human_bytes(512), "512B");
+        assert_eq!(human_bytes(1536), "1.50K");
+        assert_eq!(human_bytes(1648856), "1.57M");
+        assert_eq!(human_bytes(25325268992), "23.59G");
+    }
+}

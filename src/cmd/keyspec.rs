@@ -1,0 +1,377 @@
+//! Key specs: where a command's key arguments are, as the reference specs
+//! describe them (a begin-search step, then a find-keys step), and the
+//! generic extraction that COMMAND GETKEYS, transactions and cluster
+//! routing share.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use parking_lot::RwLock;
+use serde_json::Value as Json;
+
+use super::{Command, Error, flags};
+use crate::resp::Args;
+
+/// Key spec flags, as bits, in the order COMMAND INFO prints them.
+pub mod kflags {
+    pub const RO: u32 = 1 << 0;
+    pub const RW: u32 = 1 << 1;
+    pub const OW: u32 = 1 << 2;
+    pub const RM: u32 = 1 << 3;
+    pub const ACCESS: u32 = 1 << 4;
+    pub const UPDATE: u32 = 1 << 5;
+    pub const INSERT: u32 = 1 << 6;
+    pub const DELETE: u32 = 1 << 7;
+    pub const NOT_KEY: u32 = 1 << 8;
+    pub const INCOMPLETE: u32 = 1 << 9;
+    pub const VARIABLE_FLAGS: u32 = 1 << 10;
+
+    /// (spec name, reply name, bit)
+    pub const NAMES: [(&str, &str, u32); 11] = [
+        ("RO", "RO", RO),
+        ("RW", "RW", RW),
+        ("OW", "OW", OW),
+        ("RM", "RM", RM),
+        ("ACCESS", "access", ACCESS),
+        ("UPDATE", "update", UPDATE),
+        ("INSERT", "insert", INSERT),
+        ("DELETE", "delete", DELETE),
+        ("NOT_KEY", "not_key", NOT_KEY),
+        ("INCOMPLETE", "incomplete", INCOMPLETE),
+        ("VARIABLE_FLAGS", "variable_flags", VARIABLE_FLAGS),
+    ];
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BeginSearch {
+    /// The first key is at this argument index.
+    Index(i32),
+    /// The first key follows `keyword`, searched from `startfrom` (negative:
+    /// from the end, backwards).
+    Keyword {
+        keyword: String,
+        startfrom: i32,
+    },
+    Unknown,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FindKeys {
+    /// Keys up to `lastkey` (relative to the first; negative: from the end),
+    /// every `step`; `limit` > 0 divides the remaining arguments.
+    Range {
+        lastkey: i32,
+        step: i32,
+        limit: i32,
+    },
+    /// The key count is at `keynumidx` (relative to the first), the keys
+    /// start `firstkey` after it.
+    Keynum {
+        keynumidx: i32,
+        firstkey: i32,
+        step: i32,
+    },
+    Unknown,
+}
+
+#[derive(Clone, Debug)]
+pub struct KeySpec {
+    pub flags: u32,
+    pub begin: BeginSearch,
+    pub find: FindKeys,
+}
+
+fn int(v: &Json, k: &str) -> i32 {
+    v.get(k).and_then(|x| x.as_i64()).unwrap_or(0) as i32
+}
+
+fn parse_spec(ks: &Json) -> KeySpec {
+    let mut f = 0;
+    for name in ks
+        .get("flags")
+        .and_then(|v| v.as_array())
+        .into_iter()
+        .flatten()
+    {
+        if let Some((_, _, bit)) = kflags::NAMES
+            .iter()
+            .find(|(n, _, _)| Some(*n) == name.as_str())
+        {
+            f |= bit;
+        }
+    }
+    let bs = &ks["begin_search"];
+    let begin = if let Some(i) = bs.get("index") {
+        BeginSearch::Index(int(i, "pos"))
+    } else if let Some(k) = bs.get("keyword") {
+        BeginSearch::Keyword {
+            keyword: k
+                .get("keyword")
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+                .to_string(),
+            startfrom: int(k, "startfrom"),
+        }
+    } else {
+        BeginSearch::Unknown
+    };
+    let fk = &ks["find_keys"];
+    let find = if let Some(r) = fk.get("range") {
+        FindKeys::Range {
+            lastkey: int(r, "lastkey"),
+            step: int(r, "step"),
+            limit: int(r, "limit"),
+        }
+    } else if let Some(k) = fk.get("keynum") {
+        FindKeys::Keynum {
+            keynumidx: int(k, "keynumidx"),
+            firstkey: int(k, "firstkey"),
+            step: int(k, "step"),
+        }
+    } else {
+        FindKeys::Unknown
+    };
+    KeySpec {
+        flags: f,
+        begin,
+        find,
+    }
+}
+
+type Cache = RwLock<HashMap<usize, &'static [KeySpec]>>;
+
+/// The command's key specs, parsed once and kept for the process's life
+/// (the table itself is static).
+pub fn specs(cmd: &Command) -> &'static [KeySpec] {
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let id = cmd.spec as *const Json as usize;
+    if let Some(s) = cache.read().get(&id) {
+        return s;
+    }
+    let parsed: Vec<KeySpec> = cmd
+        .spec
+        .get("key_specs")
+        .and_then(|v| v.as_array())
+        .map(|a| a.iter().map(parse_spec).collect())
+        .unwrap_or_default();
+    let leaked: &'static [KeySpec] = Box::leak(parsed.into_boxed_slice());
+    cache.write().entry(id).or_insert(leaked)
+}
+
+/// True if the command takes key arguments at all (specs that only name
+/// channels, flagged NOT_KEY, don't count).
+pub fn has_keys(cmd: &Command) -> bool {
+    specs(cmd).iter().any(|s| s.flags & kflags::NOT_KEY == 0)
+}
+
+/// The argument positions of the keys of `args` (a full command line,
+/// `args[0]` being the command name).
+pub fn keys_of(cmd: &Command, args: &Args<'_>) -> Result<Vec<usize>, Error> {
+    Ok(keys_and_flags(cmd, args)?
+        .into_iter()
+        .map(|(i, _)| i)
+        .collect())
+}
+
+/// Like [`keys_of`], with each key's flags (COMMAND GETKEYSANDFLAGS).
+pub fn keys_and_flags(cmd: &Command, args: &Args<'_>) -> Result<Vec<(usize, u32)>, Error> {
+    if !has_keys(cmd) {
+        return Err(Error::msg("ERR The command has no key arguments"));
+    }
+    let specs = specs(cmd);
+    let argv: Vec<&[u8]> = args.iter().collect();
+    let variable = specs.iter().any(|s| s.flags & kflags::VARIABLE_FLAGS != 0);
+    let mut found = None;
+    if !variable {
+        found = from_specs(cmd, specs, &argv);
+    }
+    // As Redis, fall back to the command's own key finder when the specs
+    // cannot say (unknown steps, bad counts) or their flags vary.
+    let keys = match found {
+        Some(k) => k,
+        None => special_keys(cmd.name, &argv).unwrap_or_default(),
+    };
+    if keys.is_empty() && !cmd.has(flags::NO_MANDATORY_KEYS) {
+        return Err(Error::msg("ERR Invalid arguments specified for command"));
+    }
+    Ok(keys)
+}
+
+/// Runs every spec over `argv`; `None` when one of them can't be applied.
+fn from_specs(cmd: &Command, specs: &[KeySpec], argv: &[&[u8]]) -> Option<Vec<(usize, u32)>> {
+    let argc = argv.len() as i64;
+    let mut keys = Vec::new();
+    for spec in specs {
+        if spec.flags & kflags::NOT_KEY != 0 {
+            continue;
+        }
+        let first = match &spec.begin {
+            BeginSearch::Index(pos) => i64::from(*pos),
+            BeginSearch::Keyword { keyword, startfrom } => {
+                match find_keyword(argv, keyword, i64::from(*startfrom)) {
+                    Some(i) => i + 1,
+                    None => continue,
+                }
+            }
+            BeginSearch::Unknown => return None,
+        };
+        // A spec that can't see every key defers to the command's finder.
+        if spec.flags & kflags::INCOMPLETE != 0 {
+            return None;
+        }
+        let (first, last, step) = match spec.find {
+            FindKeys::Range {
+                lastkey,
+                step,
+                limit,
+            } => {
+                let lastkey = i64::from(lastkey);
+                let last = if lastkey >= 0 {
+                    first + lastkey
+                } else if limit == 0 {
+                    argc + lastkey
+                } else {
+                    first + ((argc - first) / i64::from(limit) + lastkey)
+                };
+                (first, last, i64::from(step))
+            }
+            FindKeys::Keynum {
+                keynumidx,
+                firstkey,
+                step,
+            } => {
+                let at = first + i64::from(keynumidx);
+                if at >= argc {
+                    return None;
+                }
+                let n = crate::util::num::parse_i64(argv[at as usize]).filter(|n| *n >= 0)?;
+                let first = first + i64::from(firstkey);
+                (first, first + n - 1, i64::from(step))
+            }
+            FindKeys::Unknown => return None,
+        };
+        if last >= argc || last < first || first >= argc {
+            return None;
+        }
+        let step = step.max(1);
+        let mut i = first;
+        while i <= last {
+            // Commands with a variable arity may be short; their handler
+            // reports the error, the extraction just stops.
+            if i < argc {
+                keys.push((i as usize, spec.flags));
+            } else if cmd.arity >= 0 {
+                return None;
+            }
+            i += step;
+        }
+    }
+    Some(keys)
+}
+
+fn find_keyword(argv: &[&[u8]], keyword: &str, startfrom: i64) -> Option<i64> {
+    let argc = argv.len() as i64;
+    let (start, end) = if startfrom > 0 {
+        (startfrom, argc - 1)
+    } else {
+        (argc + startfrom, 1)
+    };
+    let mut i = start;
+    loop {
+        if i >= argc || i < 1 {
+            return None;
+        }
+        if argv[i as usize].eq_ignore_ascii_case(keyword.as_bytes()) {
+            return Some(i);
+        }
+        if i == end {
+            return None;
+        }
+        i += if start <= end { 1 } else { -1 };
+    }
+}
+
+/// Key finders for the commands whose specs can't locate every key or
+/// whose key flags depend on the arguments.
+fn special_keys(name: &str, argv: &[&[u8]]) -> Option<Vec<(usize, u32)>> {
+    use kflags::*;
+    let argc = argv.len();
+    match name {
+        "set" => {
+            let get = argv.iter().skip(3).any(|a| a.eq_ignore_ascii_case(b"get"));
+            let f = if get {
+                RW | ACCESS | UPDATE
+            } else {
+                OW | UPDATE
+            };
+            (argc > 1).then(|| vec![(1, f)])
+        }
+        "bitfield" => {
+            let read_only = argv
+                .iter()
+                .skip(2)
+                .all(|a| !a.eq_ignore_ascii_case(b"set") && !a.eq_ignore_ascii_case(b"incrby"));
+            let f = if read_only {
+                RO | ACCESS
+            } else {
+                RW | ACCESS | UPDATE
+            };
+            (argc > 1).then(|| vec![(1, f)])
+        }
+        "sort" | "sort_ro" => {
+            let mut keys = vec![(1, RO | ACCESS)];
+            if name == "sort" {
+                // The last STORE wins; LIMIT and GET/BY take arguments.
+                let mut store = None;
+                let mut i = 2;
+                while i < argc {
+                    let a = argv[i];
+                    if a.eq_ignore_ascii_case(b"limit") {
+                        i += 2;
+                    } else if (a.eq_ignore_ascii_case(b"get") || a.eq_ignore_ascii_case(b"by"))
+                        && i + 1 < argc
+                    {
+                        i += 1;
+                    } else if a.eq_ignore_ascii_case(b"store") && i + 1 < argc {
+                        store = Some(i + 1);
+                        i += 1;
+                    }
+                    i += 1;
+                }
+                keys.extend(store.map(|i| (i, OW | UPDATE)));
+            }
+            Some(keys)
+        }
+        "migrate" => {
+            let f = RW | ACCESS | DELETE;
+            if argc > 6 && argv[3].is_empty() {
+                let kw = (6..argc).find(|&i| argv[i].eq_ignore_ascii_case(b"keys"))?;
+                Some((kw + 1..argc).map(|i| (i, f)).collect())
+            } else {
+                (argc > 3).then(|| vec![(3, f)])
+            }
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keyword_search_runs_both_ways() {
+        let argv: Vec<&[u8]> = vec![b"migrate", b"h", b"p", b"", b"0", b"5", b"KEYS", b"a", b"b"];
+        assert_eq!(find_keyword(&argv, "KEYS", -2), Some(6));
+        assert_eq!(find_keyword(&argv, "KEYS", 1), Some(6));
+        assert_eq!(find_keyword(&argv, "NOPE", 1), None);
+    }
+
+    #[test]
+    fn sort_finds_its_store_key() {
+        let argv: Vec<&[u8]> = vec![b"sort", b"a", b"by", b"store", b"store", b"b"];
+        let k = special_keys("sort", &argv).unwrap();
+        assert_eq!(k.iter().map(|x| x.0).collect::<Vec<_>>(), vec![1, 5]);
+    }
+}
