@@ -84,7 +84,11 @@ fn thresholds_pick_each_storage() {
     sadd(ks, b"a", &["1", "2", "3", "4"], &lim);
     assert_eq!(storage_of(ks, b"a"), "ints");
     sadd(ks, b"a", &["5"], &lim);
-    assert_eq!(encoding_of(ks, b"a"), Some("hashtable"), "past intset entries");
+    assert_eq!(
+        encoding_of(ks, b"a"),
+        Some("hashtable"),
+        "past intset entries"
+    );
     assert_eq!(storage_of(ks, b"a"), "packed");
     sadd(ks, b"a", &["6"], &lim);
     assert_eq!(storage_of(ks, b"a"), "packed");
@@ -145,7 +149,9 @@ fn pop_takes_distinct_members_and_keeps_the_encoding() {
         assert_eq!(left.len(), ms.len() - 7);
         assert!(left.iter().all(|m| !got.contains(m)));
         assert_eq!(storage_of(ks, b"p"), before);
-        let rest = with_slot(ks, b"p", |s| pop(s, 1000, &lim)).unwrap().unwrap();
+        let rest = with_slot(ks, b"p", |s| pop(s, 1000, &lim))
+            .unwrap()
+            .unwrap();
         assert!(rest.emptied);
         assert_eq!(rest.members.len(), ms.len() - 7);
         assert_eq!(encoding_of(ks, b"p"), None);
@@ -160,7 +166,11 @@ fn pop_everything_replies_in_union_order() {
     sadd(ks, b"h", &["a", "30", "1", "20"], &lim);
     srem(ks, b"h", &["a"]);
     let all = with_slot(ks, b"h", |s| pop(s, 10, &lim)).unwrap().unwrap();
-    assert_eq!(all.members, strs(&["1", "20", "30"]), "integers come back sorted");
+    assert_eq!(
+        all.members,
+        strs(&["1", "20", "30"]),
+        "integers come back sorted"
+    );
 }
 
 #[test]
@@ -177,9 +187,15 @@ fn store_replaces_drops_ttl_and_deletes_when_empty() {
     assert_eq!(with_slot(ks, b"d", |s| store(s, buf, &lim)), (2, true));
     assert_eq!(members(ks, b"d"), strs(&["3", "7"]));
     assert_eq!(with_slot(ks, b"d", |s| s.get().unwrap().expire()), None);
-    assert_eq!(with_slot(ks, b"d", |s| store(s, SetBuf::new(), &lim)), (0, true));
+    assert_eq!(
+        with_slot(ks, b"d", |s| store(s, SetBuf::new(), &lim)),
+        (0, true)
+    );
     assert_eq!(encoding_of(ks, b"d"), None);
-    assert_eq!(with_slot(ks, b"d", |s| store(s, SetBuf::new(), &lim)), (0, false));
+    assert_eq!(
+        with_slot(ks, b"d", |s| store(s, SetBuf::new(), &lim)),
+        (0, false)
+    );
 }
 
 #[test]
