@@ -185,11 +185,7 @@ impl<'a> SetRef<'a> {
         if let SetRef::Ints(b) = self {
             return SetBuf::Ints(intset::decode(b));
         }
-        let mut buf = SetBuf::new();
-        self.iter().for_each(|m| {
-            buf.add(m, lim);
-        });
-        buf
+        SetBuf::from_members(self.iter(), lim)
     }
 
     /// One SSCAN step: a compact set is returned whole (cursor 0, as Redis
@@ -317,6 +313,16 @@ impl Default for SetBuf {
 impl SetBuf {
     pub fn new() -> SetBuf {
         SetBuf::default()
+    }
+
+    /// A set built member by member, as Redis builds a destination set:
+    /// its encoding is the one those members call for.
+    pub fn from_members<'m>(members: impl IntoIterator<Item = Member<'m>>, lim: &Limits) -> SetBuf {
+        let mut buf = SetBuf::new();
+        for m in members {
+            buf.add(m, lim);
+        }
+        buf
     }
 
     pub fn len(&self) -> usize {

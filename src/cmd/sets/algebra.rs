@@ -68,11 +68,7 @@ fn filter_by(ctx: &mut Ctx<'_>, key: &[u8], cands: &mut Vec<Vec<u8>>, keep_prese
 }
 
 fn build(members: &[Vec<u8>], lim: &Limits) -> SetBuf {
-    let mut buf = SetBuf::new();
-    for m in members {
-        buf.add(Member::Bytes(m), lim);
-    }
-    buf
+    SetBuf::from_members(members.iter().map(|m| Member::Bytes(m)), lim)
 }
 
 /// Replies with, or stores, a finished result.
