@@ -22,6 +22,7 @@ pub mod keyspec;
 pub mod lists;
 pub mod object;
 pub mod server;
+pub mod sets;
 pub mod strings;
 pub mod table;
 pub mod zsets;
@@ -59,6 +60,7 @@ pub fn handlers() -> Vec<(&'static str, Handler)> {
         command_info::COMMANDS,
         config_cmd::COMMANDS,
         debug::COMMANDS,
+        sets::COMMANDS,
     ] {
         all.extend_from_slice(family);
     }

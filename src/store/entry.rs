@@ -75,11 +75,13 @@ impl Packed {
     }
 
     /// The name OBJECT ENCODING replies. Redis 7.0 names every list
-    /// `quicklist`, however small.
+    /// `quicklist`, however small, and has no listpack sets: an inline
+    /// non-integer set is our compact `hashtable` (see types::set).
     pub fn encoding(self) -> &'static str {
         match self {
             Packed::IntSet => "intset",
             Packed::List => "quicklist",
+            Packed::Set => "hashtable",
             _ => "listpack",
         }
     }
@@ -114,6 +116,7 @@ impl<'a> Value<'a> {
 }
 
 /// A borrowed view of an entry's value.
+#[derive(Clone, Copy)]
 pub enum ValueRef<'a> {
     Bytes(&'a [u8]),
     Int(i64),

@@ -1,8 +1,9 @@
 //! Values that live outside the entry allocation: strings that are edited in
-//! place (APPEND, SETRANGE) and the full encodings of the collection types.
+//! place (APPEND, SETRANGE) and the large forms of the collection types.
 
 use crate::types::hash::HashTable;
 use crate::types::list::QuickList;
+use crate::types::set::SetTable;
 
 /// A heap value owned by an entry.
 #[derive(Debug, Clone)]
@@ -15,6 +16,8 @@ pub enum Object {
     Hash(Box<HashTable>),
     /// A sorted set past the packed thresholds (encoding `skiplist`).
     ZSet(Box<crate::types::zset::Full>),
+    /// A set past the inline thresholds (encoding `hashtable`).
+    Set(Box<SetTable>),
 }
 
 impl Object {
@@ -29,6 +32,7 @@ impl Object {
             Object::List(_) => "list",
             Object::Hash(_) => "hash",
             Object::ZSet(_) => "zset",
+            Object::Set(_) => "set",
         }
     }
 
@@ -39,6 +43,7 @@ impl Object {
             Object::List(_) => "quicklist",
             Object::Hash(_) => "hashtable",
             Object::ZSet(_) => "skiplist",
+            Object::Set(_) => "hashtable",
         }
     }
 }

@@ -5,4 +5,5 @@
 pub mod hash;
 pub mod list;
 pub mod listpack;
+pub mod set;
 pub mod zset;

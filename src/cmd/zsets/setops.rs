@@ -8,7 +8,7 @@ use super::range::store;
 use super::scored_list;
 use crate::cmd::{CmdResult, Ctx, Error};
 use crate::resp::Args;
-use crate::store::{Packed, ValueRef};
+use crate::store::ValueRef;
 use crate::types::zset::{View, before};
 use crate::util::num::parse_i64;
 
@@ -65,21 +65,9 @@ struct Src {
     len: usize,
 }
 
-/// Members of a plain set value, or None for any other type.
-///
-/// Integration point with `types::set` (built on another branch): once it
-/// is merged this becomes
-/// `SetRef::of(*v).map(|s| s.iter().map(|m| m.to_vec()).collect())`.
-/// Until then only the packed set in the shared listpack format is read.
+/// The members of a plain set used as a sorted-set input (score 1 each).
 fn set_members(v: &ValueRef<'_>) -> Option<HashSet<Vec<u8>>> {
-    match v {
-        ValueRef::Packed(Packed::Set, b) => Some(
-            crate::types::listpack::iter(b)
-                .map(<[u8]>::to_vec)
-                .collect(),
-        ),
-        _ => None,
-    }
+    crate::types::set::SetRef::of(*v).map(|s| s.iter().map(|m| m.to_vec()).collect())
 }
 
 /// Length and members-with-scores of one input (None when missing);

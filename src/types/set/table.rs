@@ -1,0 +1,286 @@
+//! The `hashtable` encoding: members in a dense vector plus an
+//! open-addressing index over it.
+//!
+//! ```text
+//! members: [Box<[u8]>; len]          dense, so a random member is one index
+//! slots:   [u64; power of two]       0 = empty, else [hash tag: 32][index + 1: 32]
+//! ```
+//! A member's home slot is `tag & mask`, so neither a resize nor the
+//! backward shift of a deletion ever rehashes a member. Removing a member
+//! moves the last one into its place (`swap_remove`); that is what makes the
+//! SSCAN cursor below sound.
+
+use crate::store::keyspace::hash_key;
+
+const MIN_SLOTS: usize = 8;
+
+#[derive(Clone, Default)]
+pub struct SetTable {
+    members: Vec<Box<[u8]>>,
+    slots: Box<[u64]>,
+}
+
+impl std::fmt::Debug for SetTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SetTable")
+            .field("len", &self.members.len())
+            .finish()
+    }
+}
+
+#[inline]
+fn tag_of(member: &[u8]) -> u64 {
+    hash_key(member) >> 32
+}
+
+#[inline]
+fn slot_index(slot: u64) -> usize {
+    (slot & 0xffff_ffff) as usize - 1
+}
+
+impl SetTable {
+    pub fn new() -> SetTable {
+        SetTable::default()
+    }
+
+    pub fn with_capacity(n: usize) -> SetTable {
+        let mut t = SetTable {
+            members: Vec::with_capacity(n),
+            slots: Box::default(),
+        };
+        t.resize(Self::slots_for(n));
+        t
+    }
+
+    /// Slots for `n` members at a load of at most 3/4.
+    fn slots_for(n: usize) -> usize {
+        (n * 4 / 3 + 1).next_power_of_two().max(MIN_SLOTS)
+    }
+
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// The member at dense position `i` (`i < len`).
+    pub fn get(&self, i: usize) -> &[u8] {
+        &self.members[i]
+    }
+
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &[u8]> + '_ {
+        self.members.iter().map(|m| &m[..])
+    }
+
+    fn mask(&self) -> usize {
+        self.slots.len() - 1
+    }
+
+    /// The slot holding `member`, if present.
+    fn find_slot(&self, member: &[u8], tag: u64) -> Option<usize> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let mask = self.mask();
+        let mut i = tag as usize & mask;
+        loop {
+            let s = self.slots[i];
+            if s == 0 {
+                return None;
+            }
+            if s >> 32 == tag && &self.members[slot_index(s)][..] == member {
+                return Some(i);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    pub fn contains(&self, member: &[u8]) -> bool {
+        self.find_slot(member, tag_of(member)).is_some()
+    }
+
+    /// Adds a member; false if it was already there.
+    pub fn insert(&mut self, member: &[u8]) -> bool {
+        let tag = tag_of(member);
+        if self.find_slot(member, tag).is_some() {
+            return false;
+        }
+        if (self.members.len() + 1) * 4 > self.slots.len() * 3 {
+            self.resize(Self::slots_for(self.members.len() + 1));
+        }
+        let idx = self.members.len();
+        assert!(idx < u32::MAX as usize, "set too large");
+        self.members.push(member.into());
+        self.place(tag, idx);
+        true
+    }
+
+    fn place(&mut self, tag: u64, idx: usize) {
+        let mask = self.mask();
+        let mut i = tag as usize & mask;
+        while self.slots[i] != 0 {
+            i = (i + 1) & mask;
+        }
+        self.slots[i] = (tag << 32) | (idx as u64 + 1);
+    }
+
+    fn resize(&mut self, n: usize) {
+        let old = std::mem::replace(&mut self.slots, vec![0u64; n].into_boxed_slice());
+        for s in old.iter().copied().filter(|&s| s != 0) {
+            self.place(s >> 32, slot_index(s));
+        }
+    }
+
+    /// Removes a member; false if it was absent.
+    pub fn remove(&mut self, member: &[u8]) -> bool {
+        match self.find_slot(member, tag_of(member)) {
+            Some(slot) => {
+                self.remove_slot(slot);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes and returns the member at dense position `i`.
+    pub fn remove_at(&mut self, i: usize) -> Box<[u8]> {
+        let slot = self
+            .find_slot(&self.members[i], tag_of(&self.members[i]))
+            .expect("member is indexed");
+        self.remove_slot(slot)
+    }
+
+    fn remove_slot(&mut self, slot: usize) -> Box<[u8]> {
+        let idx = slot_index(self.slots[slot]);
+        self.clear_slot(slot);
+        let last = self.members.len() - 1;
+        if idx != last {
+            // The last member moves into the hole: repoint its slot.
+            let moved = self
+                .find_slot(&self.members[last], tag_of(&self.members[last]))
+                .expect("member is indexed");
+            self.slots[moved] = (self.slots[moved] & !0xffff_ffff) | (idx as u64 + 1);
+        }
+        let member = self.members.swap_remove(idx);
+        if self.slots.len() > MIN_SLOTS && self.members.len() * 8 < self.slots.len() {
+            self.resize(Self::slots_for(self.members.len()));
+            self.members.shrink_to(self.members.len() * 2);
+        }
+        member
+    }
+
+    /// Empties a slot, shifting back the rest of its probe run.
+    fn clear_slot(&mut self, mut hole: usize) {
+        let mask = self.mask();
+        let mut i = (hole + 1) & mask;
+        loop {
+            let s = self.slots[i];
+            if s == 0 {
+                break;
+            }
+            let home = (s >> 32) as usize & mask;
+            // Move `s` into the hole unless its home lies cyclically in (hole, i].
+            let dist_home = i.wrapping_sub(home) & mask;
+            let dist_hole = i.wrapping_sub(hole) & mask;
+            if dist_home >= dist_hole {
+                self.slots[hole] = s;
+                hole = i;
+            }
+            i = (i + 1) & mask;
+        }
+        self.slots[hole] = 0;
+    }
+
+    /// One SSCAN step. Members are visited from the end of the dense vector
+    /// down; the cursor is the number of positions still to visit (0 starts
+    /// a scan, and 0 is returned when it is over). Removal only moves the
+    /// last member into a hole, and additions go to the end, so a member at a
+    /// position below the cursor stays below it: every member present for
+    /// the whole scan is returned at least once.
+    pub fn scan<'t>(&'t self, cursor: u64, count: usize, mut f: impl FnMut(&'t [u8])) -> u64 {
+        let len = self.members.len();
+        let mut pos = if cursor == 0 {
+            len
+        } else {
+            (cursor as usize).min(len)
+        };
+        let stop = pos.saturating_sub(count.max(1));
+        while pos > stop {
+            pos -= 1;
+            f(&self.members[pos]);
+        }
+        pos as u64
+    }
+
+    /// Heap bytes this table holds (for memory reports and tests).
+    pub fn heap_size(&self) -> usize {
+        self.slots.len() * 8
+            + self.members.capacity() * std::mem::size_of::<Box<[u8]>>()
+            + self.members.iter().map(|m| m.len()).sum::<usize>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn insert_remove_against_a_model() {
+        let mut t = SetTable::new();
+        let mut model = HashSet::new();
+        let mut x = 7u64;
+        for step in 0..20_000 {
+            let v = crate::util::rand::next(&mut x) % 600;
+            let m = format!("m{v}").into_bytes();
+            if crate::util::rand::next(&mut x).is_multiple_of(3) && step > 100 {
+                assert_eq!(t.remove(&m), model.remove(&m));
+            } else {
+                assert_eq!(t.insert(&m), model.insert(m.clone()));
+            }
+            assert_eq!(t.len(), model.len());
+        }
+        for m in &model {
+            assert!(t.contains(m));
+        }
+        let seen: HashSet<Vec<u8>> = t.iter().map(|m| m.to_vec()).collect();
+        assert_eq!(seen, model);
+        while !t.is_empty() {
+            let m = t.remove_at(0);
+            assert!(model.remove(&m[..]));
+        }
+        assert!(model.is_empty());
+    }
+
+    #[test]
+    fn scan_returns_every_member_present_throughout() {
+        let mut t = SetTable::new();
+        for i in 0..1000 {
+            t.insert(format!("{i}").as_bytes());
+        }
+        let mut seen = HashSet::new();
+        let mut cursor = 0;
+        let mut round = 0;
+        loop {
+            cursor = t.scan(cursor, 7, |m| {
+                seen.insert(m.to_vec());
+            });
+            // Churn: remove odd members below 500, add new ones.
+            round += 1;
+            let victim = format!("{}", (round * 2 + 1) % 500);
+            t.remove(victim.as_bytes());
+            t.insert(format!("new{round}").as_bytes());
+            if cursor == 0 {
+                break;
+            }
+        }
+        for i in 500..1000 {
+            assert!(seen.contains(format!("{i}").as_bytes()), "{i} missed");
+        }
+        for i in (0..500).step_by(2) {
+            assert!(seen.contains(format!("{i}").as_bytes()), "{i} missed");
+        }
+    }
+}
