@@ -190,6 +190,9 @@ pub async fn serve(srv: &'static Server, mut sock: TcpStream, stats: Arc<ThreadS
             break 'conn;
         }
     }
+    // Watches live in the shards: drop them with the connection.
+    crate::cmd::multi::reset(&srv.ks, &mut client, &mut locks);
+    locks.release();
     info.mark_closed();
     srv.clients.unregister(info.id);
 }
