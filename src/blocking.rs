@@ -29,13 +29,22 @@ pub struct ServeCtx<'a> {
 
 impl ServeCtx<'_> {
     /// A key whose shard the serving command already holds.
+    /// Serving changes every key it opens, so their WATCHers are marked.
     pub fn key<'s, 'k>(&'s mut self, key: &'k [u8]) -> KeySlot<'s, 'k> {
+        self.locks
+            .shard_for(self.ks, self.db, key)
+            .touch_watched(key);
         self.locks.key(self.ks, self.db, key, self.now_ms)
     }
 
     /// Another key (a BLMOVE destination): taken only if its shard is held or
     /// free right now, since waiting for it here could deadlock.
     pub fn try_key<'s, 'k>(&'s mut self, key: &'k [u8]) -> Option<KeySlot<'s, 'k>> {
+        self.locks.try_key(self.ks, self.db, key, self.now_ms)?;
+        // Held now: mark its watchers, then hand it out.
+        self.locks
+            .shard_for(self.ks, self.db, key)
+            .touch_watched(key);
         self.locks.try_key(self.ks, self.db, key, self.now_ms)
     }
 

@@ -26,3 +26,22 @@ fn a_lazily_expired_key_publishes_del() {
     assert_eq!(h.run(&["GET", "t"]), "$-1\r\n");
     assert_eq!(h.take_effects(), ["0: DEL t"]);
 }
+
+#[test]
+fn a_transaction_publishes_multi_its_writes_and_exec() {
+    let mut h = Harness::new();
+    h.run(&["MULTI"]);
+    h.run(&["SET", "a", "1"]);
+    h.run(&["GET", "a"]);
+    h.run(&["INCR", "a"]);
+    assert_eq!(h.run(&["EXEC"]), "*3\r\n+OK\r\n$1\r\n1\r\n:2\r\n");
+    assert_eq!(
+        h.take_effects(),
+        ["0: MULTI", "0: SET a 1", "0: INCR a", "0: EXEC"]
+    );
+    // A read-only transaction publishes nothing.
+    h.run(&["MULTI"]);
+    h.run(&["GET", "a"]);
+    h.run(&["EXEC"]);
+    assert!(h.take_effects().is_empty());
+}

@@ -174,7 +174,7 @@ fn info_line(ctx: &Ctx<'_>, c: &ClientInfo, now_ms: i64) -> String {
     let mut s = String::with_capacity(320);
     let _ = write!(
         s,
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi=-1 \
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} \
          qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl={} oll=0 omem=0 tot-mem={} \
          events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
         c.id,
@@ -189,6 +189,7 @@ fn info_line(ctx: &Ctx<'_>, c: &ClientInfo, now_ms: i64) -> String {
         c.subs[0].load(Ordering::Relaxed),
         c.subs[1].load(Ordering::Relaxed),
         c.subs[2].load(Ordering::Relaxed),
+        c.multi.load(Ordering::Relaxed),
         qbuf,
         obl,
         qbuf + obl + 16384,

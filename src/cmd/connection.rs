@@ -177,6 +177,7 @@ fn quit(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
 /// RESET: the connection as if it had just connected. State owned by other
 /// families (MULTI, WATCH, subscriptions, tracking) is cleared by them.
 fn reset(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
+    super::multi::reset(&ctx.srv.ks, ctx.client, ctx.db.locks);
     select_db(ctx, 0);
     set_protocol(ctx, 2);
     ctx.client.authenticated = ctx.srv.config.requirepass.with(|p| p.is_empty());

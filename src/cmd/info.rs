@@ -60,12 +60,21 @@ fn info(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
             _ => wanted.extend(SECTIONS.iter().filter(|s| s.as_bytes() == a.as_slice())),
         }
     }
-    let text = render(ctx, &wanted);
+    // Read through the command's locks: inside EXEC it holds the shards.
+    let sizes: Vec<(usize, usize)> = if wanted.contains(&"keyspace") {
+        let ks = &ctx.srv.ks;
+        (0..ks.db_count())
+            .map(|i| ks.db_sizes(ctx.db.locks, i))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let text = render(ctx, &wanted, &sizes);
     ctx.out.verbatim(text.as_bytes());
     Ok(())
 }
 
-fn render(ctx: &Ctx<'_>, wanted: &[&str]) -> String {
+fn render(ctx: &Ctx<'_>, wanted: &[&str], sizes: &[(usize, usize)]) -> String {
     let mut out = String::new();
     for section in SECTIONS.iter().filter(|s| wanted.contains(s)) {
         if !out.is_empty() {
@@ -117,7 +126,7 @@ fn render(ctx: &Ctx<'_>, wanted: &[&str]) -> String {
                 "Cluster"
             }
             _ => {
-                keyspace(ctx.srv, &mut lines);
+                keyspace(sizes, &mut lines);
                 "Keyspace"
             }
         };
@@ -499,9 +508,8 @@ fn errorstats(srv: &Server, lines: &mut Vec<String>) {
     }
 }
 
-fn keyspace(srv: &Server, lines: &mut Vec<String>) {
-    for i in 0..srv.ks.db_count() {
-        let (keys, expires) = srv.ks.db(i).sizes();
+fn keyspace(sizes: &[(usize, usize)], lines: &mut Vec<String>) {
+    for (i, &(keys, expires)) in sizes.iter().enumerate() {
         if keys > 0 {
             field!(lines, "db{i}:keys={keys},expires={expires},avg_ttl=0");
         }

@@ -108,18 +108,19 @@ fn keys(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     let pattern = &args[1];
     let all = pattern == b"*";
     let now = ctx.db.now_ms;
-    let db = ctx.srv.ks.db(ctx.db.index);
+    let ks = &ctx.srv.ks;
     let mut found: Vec<Vec<u8>> = Vec::new();
     // One shard at a time: other clients keep running between shards.
-    for s in 0..db.shard_count() {
-        let shard = db.shard(s).lock();
-        found.extend(
-            shard
-                .table()
-                .iter()
-                .filter(|e| !e.is_expired(now) && (all || glob_match(pattern, e.key(), false)))
-                .map(|e| e.key().to_vec()),
-        );
+    for s in 0..ks.shard_count() {
+        ctx.db.locks.with_shard(ks, ctx.db.index, s, |shard| {
+            found.extend(
+                shard
+                    .table()
+                    .iter()
+                    .filter(|e| !e.is_expired(now) && (all || glob_match(pattern, e.key(), false)))
+                    .map(|e| e.key().to_vec()),
+            );
+        });
     }
     ctx.out.bulk_array(found.iter().map(|k| k.as_slice()));
     Ok(())
@@ -173,16 +174,20 @@ fn scan(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         i += 2;
     }
     let mut found: Vec<Vec<u8>> = Vec::new();
-    let next = ctx
-        .srv
-        .ks
-        .scan(ctx.db.index, cursor, count as usize, ctx.db.now_ms, |e| {
+    let next = ctx.srv.ks.scan(
+        ctx.db.locks,
+        ctx.db.index,
+        cursor,
+        count as usize,
+        ctx.db.now_ms,
+        |e| {
             let wanted = pattern.is_none_or(|p| glob_match(p, e.key(), false))
                 && type_filter.is_none_or(|t| t.eq_ignore_ascii_case(type_name(&e).as_bytes()));
             if wanted {
                 found.push(e.key().to_vec());
             }
-        });
+        },
+    );
     ctx.out.array(2);
     ctx.out.bulk(itoa::Buffer::new().format(next).as_bytes());
     ctx.out.bulk_array(found.iter().map(|k| k.as_slice()));
@@ -190,7 +195,11 @@ fn scan(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
 }
 
 fn randomkey(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
-    match ctx.srv.ks.random_key(ctx.db.index, ctx.db.now_ms) {
+    match ctx
+        .srv
+        .ks
+        .random_key(ctx.db.locks, ctx.db.index, ctx.db.now_ms)
+    {
         Some(k) => ctx.out.bulk(&k),
         None => ctx.out.null(),
     }
@@ -341,7 +350,7 @@ fn swapdb(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     if !(0..dbs).contains(&a) || !(0..dbs).contains(&b) {
         return Err(Error::msg(DB_OUT_OF_RANGE));
     }
-    ctx.srv.ks.swap_dbs(a as usize, b as usize);
+    ctx.srv.ks.swap_dbs(ctx.db.locks, a as usize, b as usize);
     ctx.dirty += 1;
     ctx.out.ok();
     Ok(())
@@ -360,8 +369,8 @@ fn flush_mode(args: &Args<'_>) -> Result<bool, Error> {
 fn flushdb(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     let lazy = flush_mode(args)?;
     let ks = &ctx.srv.ks;
-    let removed = ks.dbsize(ctx.db.index);
-    ks.flush_db(ctx.db.index, lazy);
+    let removed = ks.dbsize(ctx.db.locks, ctx.db.index);
+    ks.flush_db(ctx.db.locks, ctx.db.index, lazy);
     // Always published, even on an empty database, as Redis does.
     ctx.dirty += removed as u64 + 1;
     ctx.out.ok();
@@ -372,9 +381,12 @@ fn flushall(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     let lazy = flush_mode(args)?;
     let ks = &ctx.srv.ks;
     let mut removed = 0;
-    for db in 0..ks.db_count() {
-        removed += ks.dbsize(db);
-        ks.flush_db(db, lazy);
+    let all: Vec<usize> = (0..ks.db_count()).collect();
+    // Every database at once: FLUSHALL is atomic for other clients.
+    ctx.db.locks.lock_dbs(ks, &all);
+    for db in all {
+        removed += ks.dbsize(ctx.db.locks, db);
+        ks.flush_db(ctx.db.locks, db, lazy);
     }
     ctx.dirty += removed as u64 + 1;
     ctx.out.ok();

@@ -20,6 +20,7 @@ pub mod info;
 pub mod keys;
 pub mod keyspec;
 pub mod lists;
+pub mod multi;
 pub mod object;
 pub mod server;
 pub mod sets;
@@ -61,6 +62,7 @@ pub fn handlers() -> Vec<(&'static str, Handler)> {
         config_cmd::COMMANDS,
         debug::COMMANDS,
         sets::COMMANDS,
+        multi::COMMANDS,
     ] {
         all.extend_from_slice(family);
     }
@@ -227,6 +229,7 @@ pub fn execute(
             if let Some(c) = srv.commands.lookup(&args[0]) {
                 stats.cmds[c.id].rejected.add(1);
             }
+            multi::flag_failed(client);
             stats.count_error(&msg);
             out.error(&msg);
             return finish_reply(client, out, reply_start);
@@ -234,11 +237,50 @@ pub fn execute(
     };
     if !client.authenticated && !cmd.has(flags::NO_AUTH) {
         stats.cmds[cmd.id].rejected.add(1);
+        multi::flag_failed(client);
         let msg = Error::NoAuth.message();
         stats.count_error(&msg);
         out.error(&msg);
         return finish_reply(client, out, reply_start);
     }
+    if client.multi.is_some() && !multi::runs_in_multi(cmd) {
+        multi::queue(client, out, stats, cmd, args);
+        return finish_reply(client, out, reply_start);
+    }
+    client
+        .info
+        .last_cmd
+        .store(cmd.id, std::sync::atomic::Ordering::Relaxed);
+    let later = run(srv, client, out, locks, stats, cmd, args, now_ms, None);
+    if locks.any_ready() {
+        crate::blocking::serve_ready(&srv.ks, locks, now_ms);
+    }
+    locks.release();
+    if !later.is_empty() {
+        multi::touch_later(&srv.ks, locks, later);
+    }
+    finish_reply(client, out, reply_start);
+}
+
+/// Runs a resolved and checked command with the locks the caller holds
+/// (and leaves them held): its handler, its effect, the watchers of the
+/// keys it changed, its statistics. EXEC runs its queue through this;
+/// `txn` is then whether the transaction's MULTI effect was published.
+/// Returns changed keys whose watchers must be marked once the locks are
+/// released (see [`multi::touch_written`]).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn run(
+    srv: &'static Server,
+    client: &mut Client,
+    out: &mut Reply,
+    locks: &mut Locks,
+    stats: &ThreadStats,
+    cmd: &'static Command,
+    args: &Args<'_>,
+    now_ms: i64,
+    txn: Option<&mut bool>,
+) -> Vec<(usize, Vec<u8>)> {
+    let reply_start = out.len();
     let handler = cmd.handler.expect("resolved commands have handlers");
     let started = Instant::now();
     let db_index = client.db;
@@ -281,16 +323,22 @@ pub fn execute(
             Some(msg.into())
         }
     };
-    if ctx.dirty > 0 && srv.ks.effects_enabled() {
-        publish_effect(&ctx, args);
+    let mut later = Vec::new();
+    if ctx.dirty > 0 {
+        if srv.ks.has_watches() {
+            multi::touch_written(&srv.ks, ctx.db.locks, cmd, args, db_index, &mut later);
+        }
+        if srv.ks.effects_enabled() {
+            // A transaction's effects are framed by MULTI ... EXEC.
+            if let Some(published) = txn
+                && !*published
+            {
+                *published = true;
+                srv.ks.emit(db_index, &[b"MULTI"]);
+            }
+            publish_effect(&ctx, args);
+        }
     }
-    let Ctx {
-        client, out, db, ..
-    } = ctx;
-    if db.locks.any_ready() {
-        crate::blocking::serve_ready(&srv.ks, db.locks, now_ms);
-    }
-    db.locks.release();
     let st = &stats.cmds[cmd.id];
     st.calls.add(1);
     st.usec.add(started.elapsed().as_micros() as u64);
@@ -299,11 +347,7 @@ pub fn execute(
         stats.count_error(&msg);
     }
     stats.commands_processed.add(1);
-    client
-        .info
-        .last_cmd
-        .store(cmd.id, std::sync::atomic::Ordering::Relaxed);
-    finish_reply(client, out, reply_start);
+    later
 }
 
 fn publish_effect(ctx: &Ctx<'_>, args: &Args<'_>) {

@@ -13,7 +13,7 @@ pub const COMMANDS: &[(&str, Handler)] = &[
 ];
 
 fn dbsize(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
-    let n = ctx.srv.ks.dbsize(ctx.db.index);
+    let n = ctx.srv.ks.dbsize(ctx.db.locks, ctx.db.index);
     ctx.out.int(n as i64);
     Ok(())
 }

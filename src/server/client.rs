@@ -59,6 +59,8 @@ pub struct ClientInfo {
     pub waiter: Mutex<Option<Arc<Waiter>>>,
     /// [`list_flags`] bits.
     pub flags: AtomicU32,
+    /// Commands queued in MULTI, -1 outside a transaction (`multi=`).
+    pub multi: AtomicI64,
     /// Channel, pattern and shard-channel subscription counts (`sub=`, `psub=`, `ssub=`).
     pub subs: [AtomicUsize; 3],
 }
@@ -112,6 +114,13 @@ pub struct Client {
     /// Set by a blocking command that found nothing: the connection waits
     /// on it before running anything else.
     pub blocked: Option<Blocked>,
+    /// The transaction being queued (between MULTI and EXEC/DISCARD).
+    pub multi: Option<crate::cmd::multi::Queue>,
+    /// WATCHed keys, as (db, key), and the flag their changes set.
+    pub watched: Vec<(usize, Vec<u8>)>,
+    pub watch: Option<Arc<crate::store::Watch>>,
+    /// Set while EXEC runs the queue: blocking commands don't block.
+    pub in_exec: bool,
 }
 
 /// A wait a blocking command started.
@@ -132,6 +141,10 @@ impl Client {
             no_evict: false,
             no_touch: false,
             blocked: None,
+            multi: None,
+            watched: Vec::new(),
+            watch: None,
+            in_exec: false,
         }
     }
 
@@ -175,6 +188,7 @@ impl ClientRegistry {
             obl: AtomicU64::new(0),
             waiter: Mutex::new(None),
             flags: AtomicU32::new(0),
+            multi: AtomicI64::new(-1),
             subs: Default::default(),
         });
         self.clients.lock().insert(id, info.clone());

@@ -190,6 +190,9 @@ pub async fn serve(srv: &'static Server, mut sock: TcpStream, stats: Arc<ThreadS
             break 'conn;
         }
     }
+    // Watches live in the shards: drop them with the connection.
+    crate::cmd::multi::reset(&srv.ks, &mut client, &mut locks);
+    locks.release();
     info.mark_closed();
     srv.clients.unregister(info.id);
 }
@@ -238,6 +241,7 @@ async fn wait_blocked(
         Outcome::Served(served) => {
             if let Some(d) = served.then {
                 let now = now_ms();
+                locks.shard_for(&srv.ks, w.db, &d.key).touch_watched(&d.key);
                 let mut slot = locks.key(&srv.ks, w.db, &d.key, now);
                 (d.push)(&mut slot, d.left, &d.value);
                 if locks.any_ready() {

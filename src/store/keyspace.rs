@@ -1,7 +1,7 @@
 //! Databases, shard locking and the operations that span shards.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::{Mutex, MutexGuard, RwLock};
 
@@ -63,6 +63,9 @@ pub struct Keyspace {
     pub expired_keys: AtomicU64,
     effects_on: AtomicBool,
     effects: RwLock<Vec<Arc<dyn EffectSink>>>,
+    /// (key, client) WATCH registrations alive: writes look for watchers
+    /// only while there are some.
+    watches: AtomicUsize,
 }
 
 impl Keyspace {
@@ -75,6 +78,7 @@ impl Keyspace {
             expired_keys: AtomicU64::new(0),
             effects_on: AtomicBool::new(false),
             effects: RwLock::new(Vec::new()),
+            watches: AtomicUsize::new(0),
         }
     }
 
@@ -121,6 +125,22 @@ impl Keyspace {
         }
     }
 
+    /// True while some client WATCHes a key.
+    #[inline]
+    pub fn has_watches(&self) -> bool {
+        self.watches.load(Ordering::Relaxed) != 0
+    }
+
+    /// Counts WATCH registrations added (positive) or removed (negative).
+    pub fn count_watches(&self, delta: isize) {
+        if delta >= 0 {
+            self.watches.fetch_add(delta as usize, Ordering::Relaxed);
+        } else {
+            self.watches
+                .fetch_sub(delta.unsigned_abs(), Ordering::Relaxed);
+        }
+    }
+
     fn expired(&self, db: usize, entry: Entry) {
         self.expired_keys.fetch_add(1, Ordering::Relaxed);
         if self.effects_enabled() {
@@ -129,30 +149,38 @@ impl Keyspace {
         drop(entry);
     }
 
-    /// Keys in `db` (including ones whose deadline passed but were not yet reclaimed).
-    pub fn dbsize(&self, db: usize) -> usize {
-        self.dbs[db].sizes().0
+    /// Keys in `db` (including ones whose deadline passed but were not yet
+    /// reclaimed). Shards the command holds are read through its locks.
+    pub fn dbsize(&'static self, locks: &mut Locks, db: usize) -> usize {
+        self.db_sizes(locks, db).0
     }
 
-    /// Empties one database; big tables are freed on a background thread.
-    pub fn flush_db(&self, db: usize, lazy: bool) {
-        let tables: Vec<Table> = self.dbs[db]
-            .shards
-            .iter()
-            .map(|s| s.0.lock().take_all())
+    /// (keys, keys with a deadline) of `db`, through the command's locks.
+    pub fn db_sizes(&'static self, locks: &mut Locks, db: usize) -> (usize, usize) {
+        (0..self.shard_count()).fold((0, 0), |(k, e), s| {
+            locks.with_shard(self, db, s, |g| (k + g.len(), e + g.expires()))
+        })
+    }
+
+    /// Empties one database (all its shards locked at once); big tables
+    /// are freed on a background thread.
+    pub fn flush_db(&'static self, locks: &mut Locks, db: usize, lazy: bool) {
+        locks.lock_dbs(self, &[db]);
+        let tables: Vec<Table> = (0..self.shard_count())
+            .map(|s| locks.with_shard(self, db, s, |g| g.take_all()))
             .collect();
         free_tables(tables, lazy);
     }
 
     /// Swaps the contents of two databases, atomically for every other client.
-    pub fn swap_dbs(&self, a: usize, b: usize) {
+    pub fn swap_dbs(&'static self, locks: &mut Locks, a: usize, b: usize) {
         if a == b {
             return;
         }
-        let (lo, hi) = (a.min(b), a.max(b));
-        let mut lo_guards: Vec<_> = self.dbs[lo].shards.iter().map(|s| s.0.lock()).collect();
-        let mut hi_guards: Vec<_> = self.dbs[hi].shards.iter().map(|s| s.0.lock()).collect();
-        for (x, y) in lo_guards.iter_mut().zip(hi_guards.iter_mut()) {
+        locks.lock_dbs(self, &[a, b]);
+        let n = self.shard_count();
+        for s in 0..n {
+            let (x, y) = locks.pair_mut(a * n + s, b * n + s);
             x.swap(y);
         }
     }
@@ -160,7 +188,8 @@ impl Keyspace {
     /// One SCAN call over a database: visits entries until at least `count`
     /// were offered to `f` (or the scan ends) and returns the next cursor.
     pub fn scan(
-        &self,
+        &'static self,
+        locks: &mut Locks,
         db: usize,
         cursor: u64,
         count: usize,
@@ -173,23 +202,26 @@ impl Keyspace {
         let mut steps = 0usize;
         let max_steps = count.saturating_mul(10).max(100);
         while shard <= self.shard_mask {
-            let g = self.dbs[db].shards[shard].0.lock();
-            loop {
-                tcursor = g.table().scan(tcursor, |e| {
-                    if !e.is_expired(now_ms) {
-                        seen += 1;
-                        f(e);
+            let stopped = locks.with_shard(self, db, shard, |g| {
+                loop {
+                    tcursor = g.table().scan(tcursor, |e| {
+                        if !e.is_expired(now_ms) {
+                            seen += 1;
+                            f(e);
+                        }
+                    });
+                    steps += 1;
+                    if tcursor == 0 {
+                        return None;
                     }
-                });
-                steps += 1;
-                if tcursor == 0 {
-                    break;
+                    if seen >= count || steps >= max_steps {
+                        return Some(((shard as u64) << CURSOR_SHARD_SHIFT) | tcursor);
+                    }
                 }
-                if seen >= count || steps >= max_steps {
-                    return ((shard as u64) << CURSOR_SHARD_SHIFT) | tcursor;
-                }
+            });
+            if let Some(next) = stopped {
+                return next;
             }
-            drop(g);
             shard += 1;
             if seen >= count || steps >= max_steps {
                 return if shard > self.shard_mask {
@@ -205,11 +237,13 @@ impl Keyspace {
     /// A uniformly chosen live key of `db` (RANDOMKEY). Expired entries met
     /// on the way are reclaimed, so the loop ends: every round either answers
     /// or removes one entry.
-    pub fn random_key(&self, db: usize, now_ms: i64) -> Option<Vec<u8>> {
-        let d = &self.dbs[db];
+    pub fn random_key(&'static self, locks: &mut Locks, db: usize, now_ms: i64) -> Option<Vec<u8>> {
+        let n = self.shard_count();
         loop {
             // Pick the shard by its share of the keys, then a slot inside it.
-            let sizes: Vec<usize> = d.shards.iter().map(|s| s.0.lock().len()).collect();
+            let sizes: Vec<usize> = (0..n)
+                .map(|s| locks.with_shard(self, db, s, |g| g.len()))
+                .collect();
             let total: usize = sizes.iter().sum();
             if total == 0 {
                 return None;
@@ -226,16 +260,19 @@ impl Keyspace {
                     }
                 })
                 .unwrap_or(0);
-            let mut g = d.shards[shard].0.lock();
-            let Some(i) = g.table().random_slot(crate::util::rand::u64) else {
-                continue;
-            };
-            let e = g.get(i);
-            if !e.is_expired(now_ms) {
-                return Some(e.key().to_vec());
+            let found = locks.with_shard(self, db, shard, |g| {
+                let i = g.table().random_slot(crate::util::rand::u64)?;
+                let e = g.get(i);
+                if !e.is_expired(now_ms) {
+                    return Some(Some(e.key().to_vec()));
+                }
+                let e = g.remove(i, hash_key);
+                self.expired(db, e);
+                Some(None)
+            });
+            if let Some(Some(k)) = found {
+                return Some(k);
             }
-            let e = g.remove(i, hash_key);
-            self.expired(db, e);
         }
     }
 
@@ -368,6 +405,62 @@ impl Locks {
             for s in 0..n {
                 self.acquire(ks, db * n + s);
             }
+        }
+    }
+
+    /// Runs `f` on shard `s` of `db`: through the guard this command holds,
+    /// or under a lock taken just for `f` (keyspace-wide reads visit one
+    /// shard at a time, so other clients run in between). A transaction
+    /// pre-locks what it needs, so this never re-locks a held mutex.
+    pub fn with_shard<R>(
+        &mut self,
+        ks: &'static Keyspace,
+        db: usize,
+        s: usize,
+        f: impl FnOnce(&mut Shard) -> R,
+    ) -> R {
+        let gid = db * ks.shard_count() + s;
+        match self.position(gid) {
+            Some(i) => f(&mut self.held[i].1),
+            None => f(&mut ks.dbs[db].shards[s].0.lock()),
+        }
+    }
+
+    /// Two distinct held shards, both mutable (SWAPDB).
+    fn pair_mut(&mut self, a: usize, b: usize) -> (&mut Shard, &mut Shard) {
+        let (i, j) = (
+            self.position(a).expect("locked"),
+            self.position(b).expect("locked"),
+        );
+        assert_ne!(i, j);
+        if i < j {
+            let (lo, hi) = self.held.split_at_mut(j);
+            (&mut lo[i].1, &mut hi[0].1)
+        } else {
+            let (lo, hi) = self.held.split_at_mut(i);
+            (&mut hi[0].1, &mut lo[j].1)
+        }
+    }
+
+    /// True if the command holds the shard of `key` in `db`.
+    pub fn holds(&self, ks: &Keyspace, db: usize, key: &[u8]) -> bool {
+        let gid = db * ks.shard_count() + ks.shard_of(hash_key(key));
+        self.position(gid).is_some()
+    }
+
+    /// Locks, in one ascending pass, the shards of `keys` (as (db, key))
+    /// and every shard of `dbs`: what a transaction needs up front.
+    pub fn lock_plan(&mut self, ks: &'static Keyspace, keys: &[(usize, &[u8])], dbs: &[usize]) {
+        let n = ks.shard_count();
+        let mut gids: Vec<usize> = keys
+            .iter()
+            .map(|&(db, k)| db * n + ks.shard_of(hash_key(k)))
+            .chain(dbs.iter().flat_map(|&db| (0..n).map(move |s| db * n + s)))
+            .collect();
+        gids.sort_unstable();
+        gids.dedup();
+        for gid in gids {
+            self.acquire(ks, gid);
         }
     }
 
@@ -581,12 +674,12 @@ mod tests {
     #[test]
     fn random_key_never_answers_an_expired_key_and_reclaims_them() {
         let ks = keyspace();
-        assert_eq!(ks.random_key(0, 1_000), None);
+        assert_eq!(ks.random_key(&mut Locks::default(), 0, 1_000), None);
         for i in 0..50 {
             put(ks, format!("dead{i}").as_bytes(), Some(500));
         }
-        assert_eq!(ks.random_key(0, 1_000), None);
-        assert_eq!(ks.dbsize(0), 0);
+        assert_eq!(ks.random_key(&mut Locks::default(), 0, 1_000), None);
+        assert_eq!(ks.dbsize(&mut Locks::default(), 0), 0);
         assert_eq!(ks.expired_keys.load(Ordering::Relaxed), 50);
 
         for i in 0..20 {
@@ -595,11 +688,11 @@ mod tests {
         }
         let mut seen = HashSet::new();
         for _ in 0..2000 {
-            let k = ks.random_key(0, 1_000).unwrap();
+            let k = ks.random_key(&mut Locks::default(), 0, 1_000).unwrap();
             assert!(k.starts_with(b"live"));
             seen.insert(k);
         }
         assert_eq!(seen.len(), 20, "every live key shows up eventually");
-        assert_eq!(ks.random_key(1, 1_000), None);
+        assert_eq!(ks.random_key(&mut Locks::default(), 1, 1_000), None);
     }
 }

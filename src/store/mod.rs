@@ -13,7 +13,7 @@ pub mod table;
 pub use entry::{Entry, EntryRef, Packed, Value, ValueRef};
 pub use keyspace::{Db, KeySlot, Keyspace, Locks};
 pub use object::Object;
-pub use shard::Shard;
+pub use shard::{Shard, Watch};
 
 /// A consumer of write effects: every write produces one record, the command
 /// as it must be replayed (AOF, replicas and keyspace notifications later).

@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::entry::{Entry, EntryRef, Value};
 use super::table::{HashFn, SlotMut, Table};
@@ -20,6 +21,25 @@ pub struct Shard {
     /// Keys with waiters that came into existence during the running
     /// command; served before the command releases this shard.
     ready: Vec<Box<[u8]>>,
+    /// WATCHed keys of this shard and the transactions watching them.
+    watchers: HashMap<Box<[u8]>, Vec<Arc<Watch>>>,
+}
+
+/// One client's WATCH state: set dirty when any watched key changes, so
+/// its next EXEC aborts.
+#[derive(Default)]
+pub struct Watch {
+    dirty: AtomicBool,
+}
+
+impl Watch {
+    pub fn is_dirty(&self) -> bool {
+        self.dirty.load(Ordering::Acquire)
+    }
+
+    pub fn mark(&self) {
+        self.dirty.store(true, Ordering::Release);
+    }
 }
 
 impl Shard {
@@ -69,6 +89,9 @@ impl Shard {
 
     pub fn remove(&mut self, idx: usize, rehash: HashFn) -> Entry {
         let e = self.table.remove_at(idx, rehash);
+        // Deletion by any path (DEL, RENAME, lazy or active expiry) changes
+        // the key for its watchers.
+        self.touch_watched(e.key());
         if e.expire().is_some() {
             self.expires -= 1;
         }
@@ -96,6 +119,7 @@ impl Shard {
 
     /// Drops everything, returning the old table so a caller may free it elsewhere.
     pub fn take_all(&mut self) -> Table {
+        self.touch_existing_watched();
         self.expires = 0;
         self.sweep_pos = 0;
         std::mem::take(&mut self.table)
@@ -104,10 +128,15 @@ impl Shard {
     /// Swaps the data of two shards (SWAPDB). Blocked clients stay with
     /// their database; any whose key now exists becomes ready.
     pub fn swap(&mut self, other: &mut Shard) {
+        // A watched key that exists before or after the swap changes.
+        self.touch_existing_watched();
+        other.touch_existing_watched();
         std::mem::swap(&mut self.table, &mut other.table);
         std::mem::swap(&mut self.expires, &mut other.expires);
         self.sweep_pos = 0;
         other.sweep_pos = 0;
+        self.touch_existing_watched();
+        other.touch_existing_watched();
         self.mark_existing_ready();
         other.mark_existing_ready();
     }
@@ -172,5 +201,53 @@ impl Shard {
 
     pub fn take_ready(&mut self) -> Vec<Box<[u8]>> {
         std::mem::take(&mut self.ready)
+    }
+
+    /// Registers `w` as watching `key`.
+    pub fn add_watcher(&mut self, key: &[u8], w: Arc<Watch>) {
+        self.watchers.entry(key.into()).or_default().push(w);
+    }
+
+    /// Removes `w` from `key`'s watchers; true if it was there.
+    pub fn remove_watcher(&mut self, key: &[u8], w: &Arc<Watch>) -> bool {
+        let Some(list) = self.watchers.get_mut(key) else {
+            return false;
+        };
+        let before = list.len();
+        list.retain(|x| !Arc::ptr_eq(x, w));
+        let removed = list.len() != before;
+        if list.is_empty() {
+            self.watchers.remove(key);
+        }
+        removed
+    }
+
+    pub fn has_watchers(&self) -> bool {
+        !self.watchers.is_empty()
+    }
+
+    /// Marks every transaction watching `key` dirty.
+    #[inline]
+    pub fn touch_watched(&self, key: &[u8]) {
+        if self.watchers.is_empty() {
+            return;
+        }
+        if let Some(list) = self.watchers.get(key) {
+            list.iter().for_each(|w| w.mark());
+        }
+    }
+
+    /// Whole-table changes (FLUSHDB, SWAPDB): as in Redis, a watched key
+    /// changes only if it exists (expired or not).
+    fn touch_existing_watched(&self) {
+        for (key, list) in &self.watchers {
+            if self
+                .table
+                .find(crate::store::keyspace::hash_key(key), key)
+                .is_some()
+            {
+                list.iter().for_each(|w| w.mark());
+            }
+        }
     }
 }

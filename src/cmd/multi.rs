@@ -1,0 +1,370 @@
+//! Transactions: MULTI EXEC DISCARD WATCH UNWATCH.
+//!
+//! Between MULTI and EXEC the central dispatcher queues every command that
+//! passed its checks (see [`queue`]). EXEC works out every key and database
+//! the queue can touch, locks all of their shards in one ascending pass,
+//! checks the WATCHed keys, and runs the queue with those locks held: no
+//! other client sees the transaction half done, whatever shards it spans,
+//! and clients on other shards are not held up at all.
+//!
+//! WATCH registers a shared [`Watch`] flag on each key in the key's shard.
+//! Whoever changes a watched key marks the flag while holding the key's
+//! shard: writes (centrally, after the command, see [`touch_written`]),
+//! deletions and expiry (`Shard::remove`), FLUSHDB/FLUSHALL/SWAPDB
+//! (`Shard::take_all` / `Shard::swap`). A key that merely reaches its
+//! deadline between WATCH and EXEC also aborts (Redis 7.0), checked at EXEC.
+
+use std::sync::atomic::Ordering;
+
+use super::{CmdResult, Command, Ctx, Error, Handler, flags};
+use crate::resp::{Args, Parser, Reply};
+use crate::server::client::{Client, list_flags};
+use crate::server::stats::ThreadStats;
+use crate::store::keyspace::hash_key;
+use crate::store::{Keyspace, Locks};
+use crate::util::num::parse_i64;
+
+pub const COMMANDS: &[(&str, Handler)] = &[
+    ("multi", multi),
+    ("exec", exec),
+    ("discard", discard),
+    ("watch", watch),
+    ("unwatch", unwatch),
+];
+
+/// The commands queued since MULTI.
+#[derive(Default)]
+pub struct Queue {
+    cmds: Vec<Queued>,
+    /// A command was rejected while queuing: EXEC must abort.
+    failed: bool,
+}
+
+/// One queued command, its arguments copied into one buffer.
+struct Queued {
+    cmd: &'static Command,
+    buf: Vec<u8>,
+    spans: Vec<(usize, usize)>,
+}
+
+impl Queued {
+    fn args(&self) -> Args<'_> {
+        Parser::args_over(&self.buf, &self.spans)
+    }
+}
+
+/// The commands that run, rather than queue, inside MULTI.
+pub fn runs_in_multi(cmd: &Command) -> bool {
+    matches!(
+        cmd.name,
+        "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
+    )
+}
+
+/// Marks the open transaction as failed (a command was rejected).
+pub fn flag_failed(client: &mut Client) {
+    if let Some(q) = client.multi.as_mut() {
+        q.failed = true;
+    }
+}
+
+/// Queues `args` in the client's transaction, or rejects a command that
+/// may not run inside one.
+pub fn queue(
+    client: &mut Client,
+    out: &mut Reply,
+    stats: &ThreadStats,
+    cmd: &'static Command,
+    args: &Args<'_>,
+) {
+    let Some(q) = client.multi.as_mut() else {
+        return;
+    };
+    if cmd.has(flags::NO_MULTI) {
+        q.failed = true;
+        let msg = "ERR Command not allowed inside a transaction";
+        stats.cmds[cmd.id].rejected.add(1);
+        stats.count_error(msg);
+        out.error(msg);
+        return;
+    }
+    let mut buf = Vec::with_capacity(args.iter().map(<[u8]>::len).sum());
+    let mut spans = Vec::with_capacity(args.len());
+    for a in args.iter() {
+        spans.push((buf.len(), buf.len() + a.len()));
+        buf.extend_from_slice(a);
+    }
+    q.cmds.push(Queued { cmd, buf, spans });
+    client
+        .info
+        .multi
+        .store(q.cmds.len() as i64, Ordering::Relaxed);
+    out.simple("QUEUED");
+}
+
+fn end_multi(client: &mut Client) -> Option<Queue> {
+    clear_multi_info(client);
+    client.multi.take()
+}
+
+/// CLIENT LIST shows the transaction until EXEC is done, as Redis does.
+fn clear_multi_info(client: &Client) {
+    client.info.multi.store(-1, Ordering::Relaxed);
+    client.info.set_flag(list_flags::MULTI, false);
+}
+
+fn multi(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
+    if ctx.client.multi.is_some() {
+        return Err(Error::msg("ERR MULTI calls can not be nested"));
+    }
+    ctx.client.multi = Some(Queue::default());
+    ctx.client.info.multi.store(0, Ordering::Relaxed);
+    ctx.client.info.set_flag(list_flags::MULTI, true);
+    ctx.out.ok();
+    Ok(())
+}
+
+fn discard(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
+    if end_multi(ctx.client).is_none() {
+        return Err(Error::msg("ERR DISCARD without MULTI"));
+    }
+    unwatch_all(&ctx.srv.ks, ctx.client, ctx.db.locks);
+    ctx.out.ok();
+    Ok(())
+}
+
+/// Drops the client's transaction and watches (RESET).
+pub fn reset(ks: &'static Keyspace, client: &mut Client, locks: &mut Locks) {
+    end_multi(client);
+    unwatch_all(ks, client, locks);
+}
+
+fn watch(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
+    if ctx.client.multi.is_some() {
+        return Err(Error::msg("ERR WATCH inside MULTI is not allowed"));
+    }
+    let ks = &ctx.srv.ks;
+    let db = ctx.db.index;
+    let keys: Vec<&[u8]> = args.iter().skip(1).collect();
+    ctx.db.lock_keys(keys.iter().copied());
+    let w = ctx
+        .client
+        .watch
+        .get_or_insert_with(Default::default)
+        .clone();
+    for k in keys {
+        if ctx.client.watched.iter().any(|(d, x)| *d == db && x == k) {
+            continue;
+        }
+        // A key already past its deadline is reclaimed now, so that only a
+        // change after WATCH counts.
+        ctx.db.key(k).lookup();
+        ctx.db.locks.shard_for(ks, db, k).add_watcher(k, w.clone());
+        ctx.client.watched.push((db, k.to_vec()));
+        ks.count_watches(1);
+    }
+    ctx.out.ok();
+    Ok(())
+}
+
+fn unwatch(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
+    unwatch_all(&ctx.srv.ks, ctx.client, ctx.db.locks);
+    ctx.out.ok();
+    Ok(())
+}
+
+/// Removes every WATCH of the client. Locks the watched keys' shards if
+/// not held; the caller releases them.
+pub fn unwatch_all(ks: &'static Keyspace, client: &mut Client, locks: &mut Locks) {
+    let Some(w) = client.watch.take() else {
+        return;
+    };
+    let keys: Vec<(usize, &[u8])> = client
+        .watched
+        .iter()
+        .map(|(db, k)| (*db, k.as_slice()))
+        .collect();
+    locks.lock_plan(ks, &keys, &[]);
+    let mut removed = 0;
+    for &(db, k) in &keys {
+        if locks.shard_for(ks, db, k).remove_watcher(k, &w) {
+            removed += 1;
+        }
+    }
+    ks.count_watches(-removed);
+    client.watched.clear();
+}
+
+/// True if a watched key changed, or reached its deadline, since WATCH.
+/// The caller holds the watched keys' shards.
+fn watch_broken(ks: &'static Keyspace, client: &Client, locks: &mut Locks, now_ms: i64) -> bool {
+    let Some(w) = &client.watch else {
+        return false;
+    };
+    w.is_dirty()
+        || client.watched.iter().any(|(db, k)| {
+            let shard = locks.shard_for(ks, *db, k);
+            shard
+                .find(hash_key(k), k)
+                .is_some_and(|i| shard.get(i).is_expired(now_ms))
+        })
+}
+
+/// A database index argument, if valid.
+fn db_arg(ks: &Keyspace, arg: Option<&[u8]>) -> Option<usize> {
+    let n = parse_i64(arg?)?;
+    (0..ks.db_count() as i64).contains(&n).then_some(n as usize)
+}
+
+/// The COPY ... DB destination, if given.
+fn copy_db(ks: &Keyspace, args: &Args<'_>) -> Option<usize> {
+    let i = (3..args.len()).find(|&i| args[i].eq_ignore_ascii_case(b"db"))?;
+    db_arg(ks, args.get(i + 1))
+}
+
+/// What a queued command needs locked: keys as (db, key) and whole
+/// databases. `db` is the database selected when it runs (SELECT inside
+/// the transaction moves it).
+fn plan<'q>(
+    ks: &Keyspace,
+    cmd: &Command,
+    args: &Args<'q>,
+    db: &mut usize,
+    keys: &mut Vec<(usize, &'q [u8])>,
+    dbs: &mut Vec<usize>,
+) {
+    let all = || 0..ks.db_count();
+    match cmd.name {
+        "select" => {
+            if let Some(d) = db_arg(ks, args.get(1)) {
+                *db = d;
+            }
+        }
+        "flushall" | "info" => dbs.extend(all()),
+        "flushdb" | "keys" | "scan" | "randomkey" | "dbsize" => dbs.push(*db),
+        "swapdb" => {
+            dbs.push(*db);
+            dbs.extend(db_arg(ks, args.get(1)));
+            dbs.extend(db_arg(ks, args.get(2)));
+        }
+        "move" => {
+            dbs.push(*db);
+            dbs.extend(db_arg(ks, args.get(2)));
+        }
+        "copy" => {
+            dbs.push(*db);
+            dbs.extend(copy_db(ks, args));
+        }
+        name if name.starts_with("debug") => dbs.extend(all()),
+        _ if super::keyspec::has_keys(cmd) => match super::keyspec::keys_of(cmd, args) {
+            Ok(idx) => keys.extend(idx.into_iter().map(|i| (*db, args.arg(i)))),
+            // Keys that can't be located: the whole database is safe.
+            Err(_) => dbs.push(*db),
+        },
+        _ => {}
+    }
+}
+
+fn exec(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
+    let Some(queue) = ctx.client.multi.take() else {
+        return Err(Error::msg("ERR EXEC without MULTI"));
+    };
+    let result = run_queue(ctx, queue);
+    clear_multi_info(ctx.client);
+    result
+}
+
+fn run_queue(ctx: &mut Ctx<'_>, queue: Queue) -> CmdResult {
+    let ks = &ctx.srv.ks;
+    if queue.failed {
+        unwatch_all(ks, ctx.client, ctx.db.locks);
+        return Err(Error::msg(
+            "EXECABORT Transaction discarded because of previous errors.",
+        ));
+    }
+    let all_args: Vec<Args<'_>> = queue.cmds.iter().map(Queued::args).collect();
+    let mut keys: Vec<(usize, &[u8])> = ctx
+        .client
+        .watched
+        .iter()
+        .map(|(d, k)| (*d, k.as_slice()))
+        .collect();
+    let mut dbs = Vec::new();
+    let mut db = ctx.db.index;
+    for (q, args) in queue.cmds.iter().zip(&all_args) {
+        plan(ks, q.cmd, args, &mut db, &mut keys, &mut dbs);
+    }
+    ctx.db.locks.lock_plan(ks, &keys, &dbs);
+    drop(keys);
+    let broken = watch_broken(ks, ctx.client, ctx.db.locks, ctx.db.now_ms);
+    // Our own writes must not mark our watches: drop them first.
+    unwatch_all(ks, ctx.client, ctx.db.locks);
+    if broken {
+        ctx.out.null_array();
+        return Ok(());
+    }
+    ctx.out.array(queue.cmds.len());
+    let mut published_multi = false;
+    ctx.client.in_exec = true;
+    for (q, args) in queue.cmds.iter().zip(&all_args) {
+        super::run(
+            ctx.srv,
+            ctx.client,
+            ctx.out,
+            ctx.db.locks,
+            ctx.stats,
+            q.cmd,
+            args,
+            ctx.db.now_ms,
+            Some(&mut published_multi),
+        );
+    }
+    ctx.client.in_exec = false;
+    ctx.db.index = ctx.client.db;
+    if published_multi {
+        ks.emit(ctx.db.index, &[b"EXEC"]);
+    }
+    Ok(())
+}
+
+/// Marks the watchers of the keys a write command changed, while the
+/// command still holds their shards. Keys whose shard it does not hold
+/// (a command that changed less than its key specs say) are left in
+/// `later` for the caller to mark after it released its locks.
+pub fn touch_written(
+    ks: &'static Keyspace,
+    locks: &mut Locks,
+    cmd: &Command,
+    args: &Args<'_>,
+    db: usize,
+    later: &mut Vec<(usize, Vec<u8>)>,
+) {
+    let Ok(idx) = super::keyspec::keys_of(cmd, args) else {
+        return;
+    };
+    // MOVE and COPY ... DB change the key in a second database too.
+    let other = match cmd.name {
+        "move" => db_arg(ks, args.get(2)),
+        "copy" => copy_db(ks, args),
+        _ => None,
+    };
+    for i in idx {
+        let key = args.arg(i);
+        for d in std::iter::once(db).chain(other) {
+            if locks.holds(ks, d, key) {
+                locks.shard_for(ks, d, key).touch_watched(key);
+            } else {
+                later.push((d, key.to_vec()));
+            }
+        }
+    }
+}
+
+/// Marks watchers of keys [`touch_written`] could not reach under the
+/// command's locks; called with no lock held.
+pub fn touch_later(ks: &'static Keyspace, locks: &mut Locks, later: Vec<(usize, Vec<u8>)>) {
+    for (db, key) in later {
+        locks.shard_for(ks, db, &key).touch_watched(&key);
+        locks.release();
+    }
+}
