@@ -21,6 +21,7 @@ pub mod keys;
 pub mod keyspec;
 pub mod lists;
 pub mod object;
+pub mod scripting;
 pub mod server;
 pub mod strings;
 pub mod table;
@@ -59,6 +60,7 @@ pub fn handlers() -> Vec<(&'static str, Handler)> {
         command_info::COMMANDS,
         config_cmd::COMMANDS,
         debug::COMMANDS,
+        scripting::COMMANDS,
     ] {
         all.extend_from_slice(family);
     }
@@ -237,9 +239,52 @@ pub fn execute(
         out.error(&msg);
         return finish_reply(client, out, reply_start);
     }
-    let handler = cmd.handler.expect("resolved commands have handlers");
+    if let Some(msg) = srv.scripting.busy_error(srv, cmd, client.info.id) {
+        stats.cmds[cmd.id].rejected.add(1);
+        stats.count_error(msg);
+        out.error(msg);
+        return finish_reply(client, out, reply_start);
+    }
     let started = Instant::now();
     let db_index = client.db;
+    let failed = run_handler(srv, client, out, locks, stats, cmd, args, db_index, now_ms);
+    if locks.any_ready() {
+        crate::blocking::serve_ready(&srv.ks, locks, now_ms);
+    }
+    locks.release();
+    let st = &stats.cmds[cmd.id];
+    st.calls.add(1);
+    st.usec.add(started.elapsed().as_micros() as u64);
+    if let Some(msg) = failed {
+        st.failed.add(1);
+        stats.count_error(&msg);
+    }
+    stats.commands_processed.add(1);
+    client
+        .info
+        .last_cmd
+        .store(cmd.id, std::sync::atomic::Ordering::Relaxed);
+    finish_reply(client, out, reply_start);
+}
+
+/// Runs a resolved command's handler in database `db_index` with the shard
+/// locks already in `locks` (taking more as it needs) and publishes its
+/// effect. Locks are NOT released: `execute` releases them, and a script
+/// keeps them across its `redis.call`s. Returns the error it replied, if any.
+#[allow(clippy::too_many_arguments)]
+pub fn run_handler(
+    srv: &'static Server,
+    client: &mut Client,
+    out: &mut Reply,
+    locks: &mut Locks,
+    stats: &ThreadStats,
+    cmd: &'static Command,
+    args: &Args<'_>,
+    db_index: usize,
+    now_ms: i64,
+) -> Option<String> {
+    let handler = cmd.handler.expect("resolved commands have handlers");
+    let reply_start = out.len();
     // TOUCH itself still updates access times, as in Redis.
     let no_touch = client.no_touch && cmd.name != "touch";
     let mut ctx = Ctx {
@@ -262,7 +307,7 @@ pub fn execute(
     let failed = match result {
         Ok(Ok(())) => None,
         Ok(Err(e)) => {
-            let msg = e.message();
+            let msg = e.message().into_owned();
             ctx.out.error(&msg);
             Some(msg)
         }
@@ -276,32 +321,13 @@ pub fn execute(
             ctx.out.truncate(reply_start);
             let msg = format!("ERR internal error in '{}' command", cmd.name);
             ctx.out.error(&msg);
-            Some(msg.into())
+            Some(msg)
         }
     };
     if ctx.dirty > 0 && srv.ks.effects_enabled() {
         publish_effect(&ctx, args);
     }
-    let Ctx {
-        client, out, db, ..
-    } = ctx;
-    if db.locks.any_ready() {
-        crate::blocking::serve_ready(&srv.ks, db.locks, now_ms);
-    }
-    db.locks.release();
-    let st = &stats.cmds[cmd.id];
-    st.calls.add(1);
-    st.usec.add(started.elapsed().as_micros() as u64);
-    if let Some(msg) = failed {
-        st.failed.add(1);
-        stats.count_error(&msg);
-    }
-    stats.commands_processed.add(1);
-    client
-        .info
-        .last_cmd
-        .store(cmd.id, std::sync::atomic::Ordering::Relaxed);
-    finish_reply(client, out, reply_start);
+    failed
 }
 
 fn publish_effect(ctx: &Ctx<'_>, args: &Args<'_>) {
