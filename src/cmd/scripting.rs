@@ -64,13 +64,13 @@ fn eval_generic(ctx: &mut Ctx<'_>, args: &Args<'_>, by_sha: bool, read_only: boo
     } else {
         sha1_hex(&args[1])
     };
-    let f = match vm.scripts.get(&sha) {
-        Some(f) => f.clone(),
+    let (f, no_writes) = match vm.scripts.get(&sha) {
+        Some(entry) => entry.clone(),
         None if by_sha => return Err(Error::msg(NOSCRIPT)),
         None => {
-            let f = vm.compile(&args[1]).map_err(Error::owned)?;
-            vm.scripts.insert(sha.clone(), f.clone());
-            f
+            let entry = vm.compile(&args[1]).map_err(Error::owned)?;
+            vm.scripts.insert(sha.clone(), entry.clone());
+            entry
         }
     };
     let lua = &vm.lua;
@@ -90,7 +90,7 @@ fn eval_generic(ctx: &mut Ctx<'_>, args: &Args<'_>, by_sha: bool, read_only: boo
     set.map_err(|e| Error::owned(format!("ERR {e}")))?;
     let script = Script {
         sha: &sha,
-        read_only,
+        read_only: read_only || no_writes,
         is_function: false,
     };
     run_script(ctx, vm, &f, MultiValue::new(), &script);

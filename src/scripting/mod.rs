@@ -105,25 +105,31 @@ impl Scripting {
         Ok(())
     }
 
-    /// The BUSY error another client gets while a script has run longer
-    /// than the threshold, unless its command is allowed then.
+    /// Called by the dispatcher before a command takes any lock. While a
+    /// script runs, another client's command waits here (not on a shard
+    /// mutex, where it could wait forever on a runaway script and hold its
+    /// worker thread, maybe the one SCRIPT KILL would arrive on) until the
+    /// script ends, or gets BUSY once the script has run longer than
+    /// `busy-reply-threshold`. ALLOW_BUSY commands (SCRIPT KILL, ...) pass.
     pub fn busy_error(&self, srv: &Server, cmd: &Command, client_id: u64) -> Option<&'static str> {
-        let since = self.running_since.load(Ordering::Acquire);
-        if since == 0 || cmd.has(flags::ALLOW_BUSY) {
+        if cmd.has(flags::ALLOW_BUSY) {
             return None;
         }
-        if self.runner.load(Ordering::Relaxed) == client_id {
-            return None;
+        loop {
+            let since = self.running_since.load(Ordering::Acquire);
+            if since == 0 || self.runner.load(Ordering::Relaxed) == client_id {
+                return None;
+            }
+            let threshold = srv.config.busy_reply_threshold.get();
+            if crate::server::now_ms() - since >= threshold {
+                return Some(if self.is_function.load(Ordering::Relaxed) {
+                    "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE."
+                } else {
+                    BUSY_MSG
+                });
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
         }
-        let threshold = srv.config.busy_reply_threshold.get();
-        if crate::server::now_ms() - since < threshold {
-            return None;
-        }
-        Some(if self.is_function.load(Ordering::Relaxed) {
-            "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE."
-        } else {
-            BUSY_MSG
-        })
     }
 }
 

@@ -17,8 +17,9 @@ pub const KILLED_MSG: &str = "ERR Script killed by user with SCRIPT KILL...";
 
 pub struct Vm {
     pub lua: Lua,
-    /// Compiled EVAL bodies by lowercase SHA1 hex.
-    pub scripts: HashMap<String, Function>,
+    /// Compiled EVAL bodies by lowercase SHA1 hex, with their shebang's
+    /// `no-writes` flag.
+    pub scripts: HashMap<String, (Function, bool)>,
     /// Private slots the prelude's wrappers read (`call`, `resp`).
     pub hidden: Table,
     xpcall: Function,
@@ -73,7 +74,7 @@ impl Vm {
                 ..Default::default()
             },
             move |_lua, _debug| {
-                if srv.scripting.kill_requested() {
+                if srv.scripting.kill_requested() || srv.shutting_down() {
                     Err(mlua::Error::RuntimeError(KILLED_MSG.into()))
                 } else {
                     Ok(VmState::Continue)
@@ -95,11 +96,19 @@ impl Vm {
         })
     }
 
-    /// Compiles a script body the way EVAL does (chunk name `@user_script`).
-    pub fn compile(&self, body: &[u8]) -> Result<Function, String> {
+    /// Compiles a script body the way EVAL does (chunk name `@user_script`),
+    /// reading its `#!lua flags=...` shebang line if it has one. Returns the
+    /// function and whether the script declared `no-writes`.
+    pub fn compile(&self, body: &[u8]) -> Result<(Function, bool), String> {
+        let (no_writes, body) = parse_shebang(body)?;
+        let f = self.compile_chunk(&body, "@user_script")?;
+        Ok((f, no_writes))
+    }
+
+    pub fn compile_chunk(&self, body: &[u8], name: &str) -> Result<Function, String> {
         self.lua
             .load(body)
-            .set_name("@user_script")
+            .set_name(name)
             .into_function()
             .map_err(|e| {
                 let msg = match &e {
@@ -133,6 +142,45 @@ impl Vm {
             _ => Err((b"ERR unknown error".to_vec(), 0)),
         }
     }
+}
+
+/// The flags a script may declare in its shebang.
+const SHEBANG_FLAGS: &[&str] = &[
+    "no-writes",
+    "allow-oom",
+    "allow-stale",
+    "no-cluster",
+    "allow-cross-slot-keys",
+];
+
+/// Reads `#!lua [flags=a,b]` off the first line. The line is blanked, not
+/// removed, so error line numbers stay those of the text sent.
+fn parse_shebang(body: &[u8]) -> Result<(bool, std::borrow::Cow<'_, [u8]>), String> {
+    if !body.starts_with(b"#!") {
+        return Ok((false, body.into()));
+    }
+    let Some(nl) = body.iter().position(|&b| b == b'\n') else {
+        return Err("ERR Invalid script shebang".into());
+    };
+    let line = String::from_utf8_lossy(&body[..nl]);
+    let mut words = line.split(' ').filter(|w| !w.is_empty());
+    let engine = words.next().unwrap_or("");
+    if engine != "#!lua" {
+        return Err(format!("ERR Unexpected engine in script shebang: {engine}"));
+    }
+    let mut no_writes = false;
+    for w in words {
+        let Some(list) = w.strip_prefix("flags=") else {
+            return Err(format!("ERR Unknown lua shebang option: {w}"));
+        };
+        for flag in list.split(',').filter(|f| !f.is_empty()) {
+            if !SHEBANG_FLAGS.contains(&flag) {
+                return Err(format!("ERR Unexpected flag in script shebang: {flag}"));
+            }
+            no_writes |= flag == "no-writes";
+        }
+    }
+    Ok((no_writes, body[nl..].to_vec().into()))
 }
 
 /// Makes the global table read-only: assigning a global and reading a
