@@ -3,6 +3,7 @@
 
 use mlua::Lua;
 
-pub fn install(_lua: &Lua) -> mlua::Result<()> {
+pub fn install(lua: &Lua) -> mlua::Result<()> {
+    super::bit::install(lua)?;
     Ok(())
 }

@@ -16,6 +16,7 @@
 //! they run (locks held), wrapped in MULTI ... EXEC as Redis 7 propagates
 //! them.
 
+pub mod bit;
 pub mod convert;
 pub mod libs;
 pub mod run;

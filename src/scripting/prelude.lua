@@ -26,7 +26,8 @@ local function unwrap(ok, ...)
   end
   local e = ...
   if type(e) == 'userdata' then
-    e = hidden.describe(e)
+    local msg, plain = hidden.describe(e)
+    e = plain and ('ERR ' .. msg) or msg
   elseif type(e) == 'table' then
     local msg = e.err
     if type(msg) == 'string' or type(msg) == 'number' then
@@ -43,21 +44,31 @@ end
 -- The xpcall message handler: whatever was raised becomes an error table
 -- {err=..., line=...}, the line being where the user's code was running.
 hidden.handler = function(e)
-  local t = type(e)
-  if t == 'string' or t == 'number' then
-    e = {err = 'ERR ' .. tostring(e)}
-  elseif t ~= 'table' then
-    e = {err = hidden.describe(e)}
-  end
+  local where, line = nil, 0
   for level = 2, 64 do
     local info = getinfo(level, 'Sl')
     if not info then
       break
     end
     if info.what ~= 'C' and sub(info.source, 1, 1) ~= '=' then
-      e.line = info.currentline
+      where, line = info.short_src, info.currentline
       break
     end
   end
+  local t = type(e)
+  if t == 'string' or t == 'number' then
+    e = {err = 'ERR ' .. tostring(e)}
+  elseif t ~= 'table' then
+    local msg, plain = hidden.describe(e)
+    if plain and where then
+      -- A Lua-style runtime error from a library function: positioned
+      -- at the caller's line, as Lua's own C libraries report them.
+      msg = 'ERR ' .. where .. ':' .. line .. ': ' .. msg
+    elseif plain then
+      msg = 'ERR ' .. msg
+    end
+    e = {err = msg}
+  end
+  e.line = line
   return e
 end

@@ -219,16 +219,22 @@ fn raise<T>(msg: impl Into<String>) -> mlua::Result<T> {
 
 /// The message of an error value that is not a string or a table: a
 /// failure raised from Rust (a helper's error, the SCRIPT KILL hook's).
-fn describe_error(srv: &'static Server, lua: &Lua, err: Value) -> mlua::Result<mlua::String> {
-    let msg = match err {
+/// Returns (message, plain): a plain message is a Lua-style runtime error
+/// that still needs its position and error code.
+fn describe_error(
+    srv: &'static Server,
+    lua: &Lua,
+    err: Value,
+) -> mlua::Result<(mlua::String, bool)> {
+    let (msg, plain) = match err {
         Value::Error(e) => match root_cause(&e) {
-            Ok(text) => text,
-            Err(_) if srv.scripting.kill_requested() => KILLED_MSG.to_string(),
-            Err(text) => format!("ERR {text}"),
+            Ok(text) => (text, false),
+            Err(_) if srv.scripting.kill_requested() => (KILLED_MSG.to_string(), false),
+            Err(text) => (text, true),
         },
-        _ => "ERR unknown error".into(),
+        _ => ("ERR unknown error".into(), false),
     };
-    lua.create_string(msg)
+    Ok((lua.create_string(msg)?, plain))
 }
 
 /// Ok(text with its code) for errors raised with Redis's wording, else
