@@ -330,3 +330,22 @@ fn reset_and_disconnect_drop_transaction_state() {
         b"+OK\r\n+OK\r\n+QUEUED\r\n+RESET\r\n-ERR EXEC without MULTI\r\n:0\r\n",
     );
 }
+
+#[test]
+fn a_script_inside_exec_runs_with_the_transaction_locks() {
+    let srv = common::Server::start();
+    let mut c = srv.client();
+    let (set, n): ((), i64) = redis::pipe()
+        .atomic()
+        .cmd("SET")
+        .arg("a")
+        .arg(1)
+        .cmd("EVAL")
+        .arg("return redis.call('INCR', KEYS[1])")
+        .arg(1)
+        .arg("a")
+        .query(&mut c)
+        .unwrap();
+    let _ = set;
+    assert_eq!(n, 2);
+}

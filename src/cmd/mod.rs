@@ -22,6 +22,7 @@ pub mod keyspec;
 pub mod lists;
 pub mod multi;
 pub mod object;
+pub mod scripting;
 pub mod server;
 pub mod sets;
 pub mod strings;
@@ -63,6 +64,7 @@ pub fn handlers() -> Vec<(&'static str, Handler)> {
         debug::COMMANDS,
         sets::COMMANDS,
         multi::COMMANDS,
+        scripting::COMMANDS,
     ] {
         all.extend_from_slice(family);
     }
@@ -243,6 +245,12 @@ pub fn execute(
         out.error(&msg);
         return finish_reply(client, out, reply_start);
     }
+    if let Some(msg) = srv.scripting.busy_error(srv, cmd, client.info.id) {
+        stats.cmds[cmd.id].rejected.add(1);
+        stats.count_error(msg);
+        out.error(msg);
+        return finish_reply(client, out, reply_start);
+    }
     if client.multi.is_some() && !multi::runs_in_multi(cmd) {
         multi::queue(client, out, stats, cmd, args);
         return finish_reply(client, out, reply_start);
@@ -251,23 +259,31 @@ pub fn execute(
         .info
         .last_cmd
         .store(cmd.id, std::sync::atomic::Ordering::Relaxed);
-    let later = run(srv, client, out, locks, stats, cmd, args, now_ms, None);
+    let ran = run(srv, client, out, locks, stats, cmd, args, now_ms, None);
     if locks.any_ready() {
         crate::blocking::serve_ready(&srv.ks, locks, now_ms);
     }
     locks.release();
-    if !later.is_empty() {
-        multi::touch_later(&srv.ks, locks, later);
+    if !ran.later.is_empty() {
+        multi::touch_later(&srv.ks, locks, ran.later);
     }
     finish_reply(client, out, reply_start);
 }
 
+/// What running one command left to do.
+pub(crate) struct Ran {
+    /// Changed keys whose watchers must be marked once the locks are
+    /// released (see [`multi::touch_written`]).
+    pub later: Vec<(usize, Vec<u8>)>,
+    /// The command replied an error.
+    pub failed: bool,
+}
+
 /// Runs a resolved and checked command with the locks the caller holds
 /// (and leaves them held): its handler, its effect, the watchers of the
-/// keys it changed, its statistics. EXEC runs its queue through this;
-/// `txn` is then whether the transaction's MULTI effect was published.
-/// Returns changed keys whose watchers must be marked once the locks are
-/// released (see [`multi::touch_written`]).
+/// keys it changed, its statistics. EXEC runs its queue through this, and a
+/// script its `redis.call`s; `txn` is then whether the transaction's MULTI
+/// effect was published.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn run(
     srv: &'static Server,
@@ -279,11 +295,11 @@ pub(crate) fn run(
     args: &Args<'_>,
     now_ms: i64,
     txn: Option<&mut bool>,
-) -> Vec<(usize, Vec<u8>)> {
-    let reply_start = out.len();
-    let handler = cmd.handler.expect("resolved commands have handlers");
+) -> Ran {
     let started = Instant::now();
     let db_index = client.db;
+    let handler = cmd.handler.expect("resolved commands have handlers");
+    let reply_start = out.len();
     // TOUCH itself still updates access times, as in Redis.
     let no_touch = client.no_touch && cmd.name != "touch";
     let mut ctx = Ctx {
@@ -303,10 +319,10 @@ pub(crate) fn run(
         effect: Effect::Argv,
     };
     let result = catch_unwind(AssertUnwindSafe(|| handler(&mut ctx, args)));
-    let failed = match result {
+    let failed_msg = match result {
         Ok(Ok(())) => None,
         Ok(Err(e)) => {
-            let msg = e.message();
+            let msg = e.message().into_owned();
             ctx.out.error(&msg);
             Some(msg)
         }
@@ -320,7 +336,7 @@ pub(crate) fn run(
             ctx.out.truncate(reply_start);
             let msg = format!("ERR internal error in '{}' command", cmd.name);
             ctx.out.error(&msg);
-            Some(msg.into())
+            Some(msg)
         }
     };
     let mut later = Vec::new();
@@ -342,12 +358,13 @@ pub(crate) fn run(
     let st = &stats.cmds[cmd.id];
     st.calls.add(1);
     st.usec.add(started.elapsed().as_micros() as u64);
-    if let Some(msg) = failed {
+    let failed = failed_msg.is_some();
+    if let Some(msg) = failed_msg {
         st.failed.add(1);
         stats.count_error(&msg);
     }
     stats.commands_processed.add(1);
-    later
+    Ran { later, failed }
 }
 
 fn publish_effect(ctx: &Ctx<'_>, args: &Args<'_>) {

@@ -241,7 +241,9 @@ fn plan<'q>(
             }
         }
         "flushall" | "info" => dbs.extend(all()),
-        "flushdb" | "keys" | "scan" | "randomkey" | "dbsize" => dbs.push(*db),
+        // Scripts lock their whole database while they run.
+        "flushdb" | "keys" | "scan" | "randomkey" | "dbsize" | "eval" | "evalsha" | "eval_ro"
+        | "evalsha_ro" | "fcall" | "fcall_ro" => dbs.push(*db),
         "swapdb" => {
             dbs.push(*db);
             dbs.extend(db_arg(ks, args.get(1)));

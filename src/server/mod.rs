@@ -48,6 +48,8 @@ pub struct Server {
     pub executable: String,
     /// Background expiry on/off (DEBUG SET-ACTIVE-EXPIRE).
     pub active_expire: AtomicBool,
+    /// The Lua VM, its script cache and the running script's state.
+    pub scripting: crate::scripting::Scripting,
     shutdown: Shutdown,
 }
 
@@ -84,6 +86,7 @@ impl Server {
                 .map(|p| p.display().to_string())
                 .unwrap_or_default(),
             active_expire: AtomicBool::new(true),
+            scripting: Default::default(),
             shutdown: Shutdown::default(),
         }
     }

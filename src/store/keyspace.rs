@@ -464,6 +464,20 @@ impl Locks {
         }
     }
 
+    /// Locks every shard of `db` when other shards are already held in any
+    /// order (SELECT inside a script, which holds its first database whole).
+    /// Callers must not race another holder of several databases.
+    pub fn lock_db_late(&mut self, ks: &'static Keyspace, db: usize) {
+        let n = ks.shard_count();
+        for gid in db * n..(db + 1) * n {
+            if self.position(gid).is_none() {
+                let guard = ks.dbs[db].shards[gid % n].0.lock();
+                self.held.push((gid, guard));
+            }
+        }
+        self.held.sort_unstable_by_key(|(g, _)| *g);
+    }
+
     /// The shard holding `key` in `db`, locking it if not held yet.
     pub fn shard_for(&mut self, ks: &'static Keyspace, db: usize, key: &[u8]) -> &mut Shard {
         let gid = db * ks.shard_count() + ks.shard_of(hash_key(key));

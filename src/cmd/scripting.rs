@@ -1,0 +1,170 @@
+//! EVAL EVALSHA EVAL_RO EVALSHA_RO and SCRIPT (LOAD EXISTS FLUSH KILL HELP).
+//! The Lua side lives in `crate::scripting`.
+
+use mlua::MultiValue;
+
+use super::command_info::reply_help;
+use super::{CmdResult, Ctx, Error};
+use crate::resp::Args;
+use crate::scripting::run::{Script, run_script};
+use crate::scripting::sha1_hex;
+use crate::util::num::parse_i64;
+
+pub const COMMANDS: &[(&str, super::Handler)] = &[
+    ("eval", eval),
+    ("eval_ro", eval_ro),
+    ("evalsha", evalsha),
+    ("evalsha_ro", evalsha_ro),
+    ("script|load", script_load),
+    ("script|exists", script_exists),
+    ("script|flush", script_flush),
+    ("script|kill", script_kill),
+    ("script|help", script_help),
+];
+
+const NOSCRIPT: &str = "NOSCRIPT No matching script. Please use EVAL.";
+
+fn eval(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
+    eval_generic(ctx, args, false, false)
+}
+
+fn eval_ro(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
+    eval_generic(ctx, args, false, true)
+}
+
+fn evalsha(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
+    eval_generic(ctx, args, true, false)
+}
+
+fn evalsha_ro(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
+    eval_generic(ctx, args, true, true)
+}
+
+/// Checks `numkeys` against the arguments that follow it (at `at`).
+pub fn numkeys(args: &Args<'_>, at: usize) -> Result<usize, Error> {
+    let n = parse_i64(&args[at]).ok_or(Error::NotInteger)?;
+    if n < 0 {
+        return Err(Error::msg("ERR Number of keys can't be negative"));
+    }
+    if n as usize > args.len() - at - 1 {
+        return Err(Error::msg(
+            "ERR Number of keys can't be greater than number of args",
+        ));
+    }
+    Ok(n as usize)
+}
+
+fn eval_generic(ctx: &mut Ctx<'_>, args: &Args<'_>, by_sha: bool, read_only: bool) -> CmdResult {
+    let nkeys = numkeys(args, 2)?;
+    let srv = ctx.srv;
+    let mut guard = srv.scripting.vm(srv).map_err(Error::owned)?;
+    let vm = guard.as_mut().expect("vm created");
+    let sha = if by_sha {
+        String::from_utf8_lossy(&args[1]).to_ascii_lowercase()
+    } else {
+        sha1_hex(&args[1])
+    };
+    let (f, no_writes) = match vm.scripts.get(&sha) {
+        Some(entry) => entry.clone(),
+        None if by_sha => return Err(Error::msg(NOSCRIPT)),
+        None => {
+            let entry = vm.compile(&args[1]).map_err(Error::owned)?;
+            vm.scripts.insert(sha.clone(), entry.clone());
+            entry
+        }
+    };
+    let lua = &vm.lua;
+    let to_table = |items: &mut dyn Iterator<Item = &[u8]>| -> mlua::Result<mlua::Table> {
+        let t = lua.create_table()?;
+        for (i, a) in items.enumerate() {
+            t.raw_set(i + 1, lua.create_string(a)?)?;
+        }
+        Ok(t)
+    };
+    let globals = lua.globals();
+    let set = (|| -> mlua::Result<()> {
+        globals.raw_set("KEYS", to_table(&mut args.iter().skip(3).take(nkeys))?)?;
+        globals.raw_set("ARGV", to_table(&mut args.iter().skip(3 + nkeys))?)?;
+        Ok(())
+    })();
+    set.map_err(|e| Error::owned(format!("ERR {e}")))?;
+    let script = Script {
+        sha: &sha,
+        read_only: read_only || no_writes,
+        is_function: false,
+    };
+    run_script(ctx, vm, &f, MultiValue::new(), &script);
+    Ok(())
+}
+
+fn script_load(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
+    let srv = ctx.srv;
+    let mut guard = srv.scripting.vm(srv).map_err(Error::owned)?;
+    let vm = guard.as_mut().expect("vm created");
+    let sha = sha1_hex(&args[2]);
+    if !vm.scripts.contains_key(&sha) {
+        let f = vm.compile(&args[2]).map_err(Error::owned)?;
+        vm.scripts.insert(sha.clone(), f);
+    }
+    ctx.out.bulk(sha.as_bytes());
+    Ok(())
+}
+
+fn script_exists(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
+    let srv = ctx.srv;
+    let guard = srv.scripting.vm(srv).map_err(Error::owned)?;
+    let vm = guard.as_ref().expect("vm created");
+    ctx.out.array(args.len() - 2);
+    for a in args.iter().skip(2) {
+        let sha = String::from_utf8_lossy(a).to_ascii_lowercase();
+        ctx.out.int(vm.scripts.contains_key(&sha) as i64);
+    }
+    Ok(())
+}
+
+fn script_flush(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
+    let mode_ok = match args.len() {
+        2 => true,
+        3 => args[2].eq_ignore_ascii_case(b"sync") || args[2].eq_ignore_ascii_case(b"async"),
+        _ => false,
+    };
+    if !mode_ok {
+        return Err(Error::msg(
+            "ERR SCRIPT FLUSH only support SYNC|ASYNC option",
+        ));
+    }
+    // FUNCTION libraries live in the same VM and survive: only the EVAL
+    // cache is dropped.
+    let srv = ctx.srv;
+    let mut guard = srv.scripting.vm(srv).map_err(Error::owned)?;
+    if let Some(vm) = guard.as_mut() {
+        vm.scripts.clear();
+        vm.lua.gc_collect().ok();
+    }
+    ctx.out.ok();
+    Ok(())
+}
+
+fn script_kill(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
+    ctx.srv.scripting.request_kill(false).map_err(Error::msg)?;
+    ctx.out.ok();
+    Ok(())
+}
+
+fn script_help(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
+    reply_help(
+        ctx.out,
+        "SCRIPT",
+        &[
+            "EXISTS <sha1> [<sha1> ...]",
+            "    For each SHA1, 1 if the script is in the script cache, else 0.",
+            "FLUSH [ASYNC|SYNC]",
+            "    Empty the script cache.",
+            "KILL",
+            "    Stop the running script (only if it has not written yet).",
+            "LOAD <script>",
+            "    Compile a script and keep it in the cache without running it.",
+        ],
+    );
+    Ok(())
+}

@@ -1,0 +1,351 @@
+//! The Lua 5.1 VM scripts run in: standard libraries Redis offers, the
+//! `redis` table, the sandbox (read-only globals, no `os`/`io`/file
+//! loading) and the instruction-count hook that lets SCRIPT KILL stop a
+//! running script.
+
+use std::collections::HashMap;
+
+use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
+
+use super::convert::error_code_form;
+use crate::server::Server;
+
+/// How often (in VM instructions) the hook checks for SCRIPT KILL.
+const HOOK_EVERY: u32 = 100_000;
+
+pub const KILLED_MSG: &str = "ERR Script killed by user with SCRIPT KILL...";
+
+pub struct Vm {
+    pub lua: Lua,
+    /// Compiled EVAL bodies by lowercase SHA1 hex, with their shebang's
+    /// `no-writes` flag.
+    pub scripts: HashMap<String, (Function, bool)>,
+    /// Private slots the prelude's wrappers read (`call`, `resp`).
+    pub hidden: Table,
+    xpcall: Function,
+    handler: Function,
+}
+
+impl Vm {
+    pub fn new(srv: &'static Server) -> mlua::Result<Vm> {
+        // SAFETY: the debug library is loaded only so the prelude can take
+        // `debug.getinfo` for its error handler; the global is removed below.
+        let lua = unsafe {
+            Lua::unsafe_new_with(
+                StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::DEBUG,
+                LuaOptions::new(),
+            )
+        };
+        let g = lua.globals();
+        for name in [
+            "print", "dofile", "loadfile", "require", "module", "setfenv", "getfenv", "newproxy",
+            "os", "io", "package",
+        ] {
+            g.raw_set(name, Value::Nil)?;
+        }
+        let hidden = lua.create_table()?;
+        hidden.raw_set("resp", 2)?;
+        let redis = lua.create_table()?;
+        for (i, name) in ["LOG_DEBUG", "LOG_VERBOSE", "LOG_NOTICE", "LOG_WARNING"]
+            .iter()
+            .enumerate()
+        {
+            redis.raw_set(*name, i as i64)?;
+        }
+        redis.raw_set("REDIS_VERSION", "7.0.15")?;
+        redis.raw_set("REDIS_VERSION_NUM", 0x07000f)?;
+        g.raw_set("redis", redis.clone())?;
+        install_helpers(&lua, &hidden, &redis)?;
+        super::libs::install(&lua)?;
+        let prelude = lua
+            .load(include_str!("prelude.lua"))
+            .set_name("=prelude")
+            .into_function()?;
+        let raw_pcall: Function = g.raw_get("pcall")?;
+        let select: Function = g.raw_get("select")?;
+        let type_fn: Function = g.raw_get("type")?;
+        let getinfo: Function = g.raw_get::<Table>("debug")?.raw_get("getinfo")?;
+        prelude.call::<()>((hidden.clone(), raw_pcall, select, type_fn, getinfo))?;
+        g.raw_set("debug", Value::Nil)?;
+        lock_globals(&lua)?;
+        lua.set_hook(
+            HookTriggers {
+                every_nth_instruction: Some(HOOK_EVERY),
+                ..Default::default()
+            },
+            move |_lua, _debug| {
+                if srv.scripting.kill_requested() || srv.shutting_down() {
+                    Err(mlua::Error::RuntimeError(KILLED_MSG.into()))
+                } else {
+                    Ok(VmState::Continue)
+                }
+            },
+        );
+        hidden.raw_set(
+            "describe",
+            lua.create_function(move |lua, err: Value| describe_error(srv, lua, err))?,
+        )?;
+        let handler = hidden.raw_get("handler")?;
+        let xpcall = g.raw_get("xpcall")?;
+        Ok(Vm {
+            lua,
+            scripts: HashMap::new(),
+            hidden,
+            xpcall,
+            handler,
+        })
+    }
+
+    /// Compiles a script body the way EVAL does (chunk name `@user_script`),
+    /// reading its `#!lua flags=...` shebang line if it has one. Returns the
+    /// function and whether the script declared `no-writes`.
+    pub fn compile(&self, body: &[u8]) -> Result<(Function, bool), String> {
+        let (no_writes, body) = parse_shebang(body)?;
+        let f = self.compile_chunk(&body, "@user_script")?;
+        Ok((f, no_writes))
+    }
+
+    pub fn compile_chunk(&self, body: &[u8], name: &str) -> Result<Function, String> {
+        self.lua
+            .load(body)
+            .set_name(name)
+            .into_function()
+            .map_err(|e| {
+                let msg = match &e {
+                    mlua::Error::SyntaxError { message, .. } => message.clone(),
+                    other => other.to_string(),
+                };
+                format!("ERR Error compiling script (new function): {msg}")
+            })
+    }
+
+    /// Calls `f` under the error handler: Ok(results) or Err((message, line)).
+    pub fn protected_call(&self, f: &Function) -> Result<Value, (Vec<u8>, i64)> {
+        let r: mlua::Result<MultiValue> = self.xpcall.call((f.clone(), self.handler.clone()));
+        let mut values = match r {
+            Ok(v) => v.into_iter(),
+            Err(e) => return Err((format!("ERR {e}").into_bytes(), 0)),
+        };
+        let ok = matches!(values.next(), Some(Value::Boolean(true)));
+        let first = values.next().unwrap_or(Value::Nil);
+        if ok {
+            return Ok(first);
+        }
+        match first {
+            Value::Table(t) => {
+                let msg = t
+                    .raw_get::<mlua::String>("err")
+                    .map(|s| s.as_bytes().to_vec())
+                    .unwrap_or_else(|_| b"ERR unknown error".to_vec());
+                Err((msg, t.raw_get::<i64>("line").unwrap_or(0)))
+            }
+            _ => Err((b"ERR unknown error".to_vec(), 0)),
+        }
+    }
+}
+
+/// The flags a script may declare in its shebang.
+const SHEBANG_FLAGS: &[&str] = &[
+    "no-writes",
+    "allow-oom",
+    "allow-stale",
+    "no-cluster",
+    "allow-cross-slot-keys",
+];
+
+/// Reads `#!lua [flags=a,b]` off the first line. The line is blanked, not
+/// removed, so error line numbers stay those of the text sent.
+fn parse_shebang(body: &[u8]) -> Result<(bool, std::borrow::Cow<'_, [u8]>), String> {
+    if !body.starts_with(b"#!") {
+        return Ok((false, body.into()));
+    }
+    let Some(nl) = body.iter().position(|&b| b == b'\n') else {
+        return Err("ERR Invalid script shebang".into());
+    };
+    let line = String::from_utf8_lossy(&body[..nl]);
+    let mut words = line.split(' ').filter(|w| !w.is_empty());
+    let engine = words.next().unwrap_or("");
+    if engine != "#!lua" {
+        return Err(format!("ERR Unexpected engine in script shebang: {engine}"));
+    }
+    let mut no_writes = false;
+    for w in words {
+        let Some(list) = w.strip_prefix("flags=") else {
+            return Err(format!("ERR Unknown lua shebang option: {w}"));
+        };
+        for flag in list.split(',').filter(|f| !f.is_empty()) {
+            if !SHEBANG_FLAGS.contains(&flag) {
+                return Err(format!("ERR Unexpected flag in script shebang: {flag}"));
+            }
+            no_writes |= flag == "no-writes";
+        }
+    }
+    Ok((no_writes, body[nl..].to_vec().into()))
+}
+
+/// Makes the global table read-only: assigning a global and reading a
+/// missing one are errors, with Redis's wording.
+fn lock_globals(lua: &Lua) -> mlua::Result<()> {
+    let mt = lua.create_table()?;
+    let code = r#"
+        local error, tostring = error, tostring
+        return function(t, k, v) error("Attempt to modify a readonly table", 2) end,
+               function(t, k)
+                 error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
+               end
+    "#;
+    let (newindex, index): (Function, Function) = lua.load(code).set_name("=sandbox").call(())?;
+    mt.raw_set("__newindex", newindex)?;
+    mt.raw_set("__index", index)?;
+    lua.globals().set_metatable(Some(mt));
+    Ok(())
+}
+
+/// An error a Rust helper raises with Redis's exact text (code included).
+#[derive(Debug)]
+pub struct ScriptError(pub String);
+
+impl std::fmt::Display for ScriptError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ScriptError {}
+
+fn raise<T>(msg: impl Into<String>) -> mlua::Result<T> {
+    Err(mlua::Error::external(ScriptError(msg.into())))
+}
+
+/// The message of an error value that is not a string or a table: a
+/// failure raised from Rust (a helper's error, the SCRIPT KILL hook's).
+/// Returns (message, plain): a plain message is a Lua-style runtime error
+/// that still needs its position and error code.
+fn describe_error(
+    srv: &'static Server,
+    lua: &Lua,
+    err: Value,
+) -> mlua::Result<(mlua::String, bool)> {
+    let (msg, plain) = match err {
+        Value::Error(e) => match root_cause(&e) {
+            Ok(text) => (text, false),
+            Err(_) if srv.scripting.kill_requested() => (KILLED_MSG.to_string(), false),
+            Err(text) => (text, true),
+        },
+        _ => ("ERR unknown error".into(), false),
+    };
+    Ok((lua.create_string(msg)?, plain))
+}
+
+/// Ok(text with its code) for errors raised with Redis's wording, else
+/// Err(description).
+fn root_cause(e: &mlua::Error) -> Result<String, String> {
+    match e {
+        mlua::Error::CallbackError { cause, .. } => root_cause(cause),
+        mlua::Error::ExternalError(inner) => match inner.downcast_ref::<ScriptError>() {
+            Some(s) => Ok(s.0.clone()),
+            None => Err(inner.to_string()),
+        },
+        mlua::Error::RuntimeError(m) if m == KILLED_MSG => Ok(m.clone()),
+        mlua::Error::RuntimeError(m) => Err(m.clone()),
+        other => Err(other.to_string()),
+    }
+}
+
+/// The `redis.*` functions written in Rust. `redis.call` / `redis.pcall`
+/// forward to `hidden.call`, the per-run function that can reach the
+/// running command's context; being C functions, they keep the caller's
+/// frame (and so its line number) even in `return redis.call(...)`.
+fn install_helpers(lua: &Lua, hidden: &Table, redis: &Table) -> mlua::Result<()> {
+    for (name, raising) in [("call", true), ("pcall", false)] {
+        let h = hidden.clone();
+        redis.raw_set(
+            name,
+            lua.create_function(move |_lua, args: MultiValue| {
+                let Ok(f) = h.raw_get::<Function>("call") else {
+                    return raise("ERR redis.call is not available here");
+                };
+                let mut all = MultiValue::with_capacity(args.len() + 1);
+                all.push_back(Value::Boolean(raising));
+                all.extend(args);
+                let (v, failed): (Value, bool) = f.call(all)?;
+                if failed {
+                    let msg = match &v {
+                        Value::Table(t) => t.raw_get::<String>("err").unwrap_or_default(),
+                        _ => String::new(),
+                    };
+                    return raise(msg);
+                }
+                Ok(v)
+            })?,
+        )?;
+    }
+    redis.raw_set(
+        "sha1hex",
+        lua.create_function(move |lua, args: MultiValue| {
+            if args.len() != 1 {
+                return raise("ERR wrong number of arguments");
+            }
+            let v = args.into_iter().next().unwrap_or(Value::Nil);
+            let bytes = lua
+                .coerce_string(v)?
+                .map(|s| s.as_bytes().to_vec())
+                .unwrap_or_default();
+            let hex = super::sha1_hex(&bytes);
+            lua.create_string(hex)
+        })?,
+    )?;
+    redis.raw_set(
+        "log",
+        lua.create_function(move |lua, args: MultiValue| {
+            if args.len() < 2 {
+                return raise("ERR redis.log() requires two arguments or more.");
+            }
+            let mut it = args.into_iter();
+            let level = match it.next() {
+                Some(Value::Integer(n)) => n,
+                Some(Value::Number(n)) => n as i64,
+                _ => return raise("ERR First argument must be a number (log level)."),
+            };
+            if !(0..=3).contains(&level) {
+                return raise("ERR Invalid debug level.");
+            }
+            let mut words = Vec::new();
+            for v in it {
+                if let Some(s) = lua.coerce_string(v)? {
+                    words.push(String::from_utf8_lossy(&s.as_bytes()).into_owned());
+                }
+            }
+            crate::log::log(level as usize, &words.join(" "));
+            Ok(())
+        })?,
+    )?;
+    let h = hidden.clone();
+    redis.raw_set(
+        "setresp",
+        lua.create_function(move |_lua, args: MultiValue| {
+            if args.len() != 1 {
+                return raise("ERR redis.setresp() requires one argument.");
+            }
+            let n = match args.into_iter().next() {
+                Some(Value::Integer(n)) => n,
+                Some(Value::Number(n)) => n as i64,
+                _ => 0,
+            };
+            if n != 2 && n != 3 {
+                return raise("ERR RESP version must be 2 or 3.");
+            }
+            h.raw_set("resp", n)
+        })?,
+    )?;
+    hidden.raw_set(
+        "error_code_form",
+        lua.create_function(|lua, s: mlua::String| {
+            let mut msg = b"-".to_vec();
+            let b = s.as_bytes();
+            msg.extend_from_slice(b.strip_prefix(b"-").unwrap_or(&b));
+            lua.create_string(error_code_form(&msg))
+        })?,
+    )?;
+    Ok(())
+}
