@@ -335,7 +335,7 @@ fn reset_and_disconnect_drop_transaction_state() {
 fn a_script_inside_exec_runs_with_the_transaction_locks() {
     let srv = common::Server::start();
     let mut c = srv.client();
-    let (set, n): ((), i64) = redis::pipe()
+    let ((), n): ((), i64) = redis::pipe()
         .atomic()
         .cmd("SET")
         .arg("a")
@@ -346,6 +346,5 @@ fn a_script_inside_exec_runs_with_the_transaction_locks() {
         .arg("a")
         .query(&mut c)
         .unwrap();
-    let _ = set;
     assert_eq!(n, 2);
 }
