@@ -21,6 +21,7 @@ pub mod keys;
 pub mod keyspec;
 pub mod lists;
 pub mod object;
+pub mod pubsub;
 pub mod server;
 pub mod strings;
 pub mod table;
@@ -34,7 +35,7 @@ pub use table::{Command, CommandTable, flags};
 
 use crate::resp::{Args, Reply};
 use crate::server::Server;
-use crate::server::client::{Client, ReplyMode};
+use crate::server::client::{Client, ReplyMode, list_flags};
 use crate::server::stats::ThreadStats;
 use crate::store::{KeySlot, Keyspace, Locks};
 
@@ -59,6 +60,7 @@ pub fn handlers() -> Vec<(&'static str, Handler)> {
         command_info::COMMANDS,
         config_cmd::COMMANDS,
         debug::COMMANDS,
+        pubsub::COMMANDS,
     ] {
         all.extend_from_slice(family);
     }
@@ -237,6 +239,21 @@ pub fn execute(
         out.error(&msg);
         return finish_reply(client, out, reply_start);
     }
+    // A RESP2 connection with subscriptions only takes the subscribe family
+    // (its replies and messages share one stream of arrays).
+    if !out.resp3
+        && client.info.has_flag(list_flags::PUBSUB)
+        && !pubsub::allowed_in_subscribed_mode(cmd.name)
+    {
+        stats.cmds[cmd.id].rejected.add(1);
+        let msg = format!(
+            "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+            cmd.name
+        );
+        stats.count_error(&msg);
+        out.error(&msg);
+        return finish_reply(client, out, reply_start);
+    }
     let handler = cmd.handler.expect("resolved commands have handlers");
     let started = Instant::now();
     let db_index = client.db;
@@ -302,6 +319,11 @@ pub fn execute(
         .last_cmd
         .store(cmd.id, std::sync::atomic::Ordering::Relaxed);
     finish_reply(client, out, reply_start);
+    // Confirmations and messages queued while the command ran go out before
+    // its reply (a client publishing to itself sees the message first).
+    if client.pubsub.ever && client.info.outbox.pending() > 0 {
+        client.info.outbox.drain_before(&mut out.buf, reply_start);
+    }
 }
 
 fn publish_effect(ctx: &Ctx<'_>, args: &Args<'_>) {

@@ -61,6 +61,8 @@ pub struct ClientInfo {
     pub flags: AtomicU32,
     /// Channel, pattern and shard-channel subscription counts (`sub=`, `psub=`, `ssub=`).
     pub subs: [AtomicUsize; 3],
+    /// Published messages waiting for this connection to write them.
+    pub outbox: crate::pubsub::Outbox,
 }
 
 impl ClientInfo {
@@ -112,6 +114,8 @@ pub struct Client {
     /// Set by a blocking command that found nothing: the connection waits
     /// on it before running anything else.
     pub blocked: Option<Blocked>,
+    /// Channels, patterns and shard channels subscribed to.
+    pub pubsub: crate::pubsub::ClientSubs,
 }
 
 /// A wait a blocking command started.
@@ -132,6 +136,7 @@ impl Client {
             no_evict: false,
             no_touch: false,
             blocked: None,
+            pubsub: Default::default(),
         }
     }
 
@@ -176,6 +181,7 @@ impl ClientRegistry {
             waiter: Mutex::new(None),
             flags: AtomicU32::new(0),
             subs: Default::default(),
+            outbox: Default::default(),
         });
         self.clients.lock().insert(id, info.clone());
         info

@@ -108,9 +108,26 @@ pub async fn serve(srv: &'static Server, mut sock: TcpStream, stats: Arc<ThreadS
                 sock.read_buf(&mut rbuf).await
             }
         };
-        let n = match read.await {
-            Ok(0) | Err(_) => break 'conn,
-            Ok(n) => n,
+        // Only a client that has subscribed also waits on its outbox: the
+        // plain request/reply path stays a single read.
+        let woke = if client.pubsub.ever {
+            tokio::select! {
+                r = read => Woke::Read(r),
+                _ = info.outbox.notified() => Woke::Outbox,
+            }
+        } else {
+            Woke::Read(read.await)
+        };
+        let n = match woke {
+            Woke::Read(Ok(0) | Err(_)) => break 'conn,
+            Woke::Read(Ok(n)) => n,
+            Woke::Outbox => {
+                info.outbox.drain_into(&mut out.buf);
+                if flush(&mut sock, &mut out, &stats).await.is_err() {
+                    break 'conn;
+                }
+                continue 'conn;
+            }
         };
         if info.killed.load(Ordering::Relaxed) {
             break 'conn;
@@ -190,8 +207,15 @@ pub async fn serve(srv: &'static Server, mut sock: TcpStream, stats: Arc<ThreadS
             break 'conn;
         }
     }
+    crate::cmd::pubsub::unsubscribe_all(srv, &mut client);
     info.mark_closed();
     srv.clients.unregister(info.id);
+}
+
+/// What woke an idle connection.
+enum Woke {
+    Read(std::io::Result<usize>),
+    Outbox,
 }
 
 /// Parks the connection until its blocking command is served, times out or

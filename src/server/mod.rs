@@ -48,6 +48,8 @@ pub struct Server {
     pub executable: String,
     /// Background expiry on/off (DEBUG SET-ACTIVE-EXPIRE).
     pub active_expire: AtomicBool,
+    /// Subscriptions of every client (PUBLISH delivers through it).
+    pub pubsub: crate::pubsub::PubSub,
     shutdown: Shutdown,
 }
 
@@ -84,6 +86,7 @@ impl Server {
                 .map(|p| p.display().to_string())
                 .unwrap_or_default(),
             active_expire: AtomicBool::new(true),
+            pubsub: Default::default(),
             shutdown: Shutdown::default(),
         }
     }
