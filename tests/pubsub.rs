@@ -289,3 +289,77 @@ fn redis_crate_pubsub_round_trip() {
     assert_eq!(m.get_channel_name(), "orders.42");
     assert_eq!(m.get_pattern::<String>().unwrap(), "orders.*");
 }
+
+fn vm_rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_subscriber_that_does_not_read_is_cut_off_at_the_pubsub_limit() {
+    let srv = Server::start();
+    let mut slow = srv.raw();
+    expect(
+        &mut slow,
+        &["SUBSCRIBE", "big"],
+        b"*3\r\n$9\r\nsubscribe\r\n$3\r\nbig\r\n:1\r\n",
+    );
+    // A reader that drains everything on its own thread.
+    let mut fast = srv.raw();
+    expect(
+        &mut fast,
+        &["SUBSCRIBE", "big"],
+        b"*3\r\n$9\r\nsubscribe\r\n$3\r\nbig\r\n:1\r\n",
+    );
+    let payload = vec![b'x'; 100 * 1024];
+    let frame_len = message("message", &["big", std::str::from_utf8(&payload).unwrap()]).len();
+    let count = 1000; // 100 MB in all
+    let reader = std::thread::spawn(move || {
+        let mut left = frame_len * count;
+        let mut buf = vec![0u8; 1 << 20];
+        fast.0
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        while left > 0 {
+            match fast.0.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+        (left, fast)
+    });
+    let mut publ = srv.raw();
+    let pid = srv.pid();
+    let mut max_rss = 0;
+    let mut receivers = Vec::new();
+    for chunk in 0..count / 10 {
+        let mut batch = Vec::new();
+        for _ in 0..10 {
+            batch.extend_from_slice(&resp(&[b"PUBLISH", b"big", &payload]));
+        }
+        publ.send(&batch);
+        let replies = publ.read_n(40);
+        receivers.push(String::from_utf8_lossy(&replies).into_owned());
+        if chunk % 10 == 0 {
+            max_rss = max_rss.max(vm_rss_kb(pid));
+        }
+    }
+    let (left, _fast) = reader.join().unwrap();
+    assert_eq!(left, 0, "the reading subscriber missed messages");
+    // The slow one was dropped along the way: later messages reach one client.
+    assert!(
+        receivers.last().unwrap().starts_with(":1\r\n"),
+        "{:?}",
+        receivers.last()
+    );
+    assert!(slow.read_to_close().len() < 100 * 1024 * 1024);
+    let numsub: Vec<(String, i64)> = redis::cmd("PUBSUB")
+        .arg("NUMSUB")
+        .arg("big")
+        .query(&mut srv.client())
+        .unwrap();
+    assert_eq!(numsub[0].1, 1);
+    // 100 MB went through; the server never held more than the limit's worth.
+    assert!(max_rss < 150 * 1024, "server RSS reached {max_rss} kB");
+}
