@@ -363,3 +363,73 @@ fn a_subscriber_that_does_not_read_is_cut_off_at_the_pubsub_limit() {
     // 100 MB went through; the server never held more than the limit's worth.
     assert!(max_rss < 150 * 1024, "server RSS reached {max_rss} kB");
 }
+
+/// Reads pmessage frames until `n` arrived; returns (channel, payload) pairs.
+fn read_pmessages(raw: &mut Raw, n: usize) -> Vec<(String, String)> {
+    let mut buf = Vec::new();
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while out.len() < n && Instant::now() < deadline {
+        let mut chunk = [0u8; 4096];
+        match raw.0.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => buf.extend_from_slice(&chunk[..k]),
+        }
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        let frames: Vec<&str> = text.split("*4\r\n").filter(|f| !f.is_empty()).collect();
+        out = frames
+            .iter()
+            .filter_map(|f| {
+                let parts: Vec<&str> = f.split("\r\n").collect();
+                (parts.len() >= 8).then(|| (parts[5].to_string(), parts[7].to_string()))
+            })
+            .collect();
+    }
+    out
+}
+
+#[test]
+fn keyspace_notifications_name_redis_events() {
+    let srv = Server::start_with(&["--notify-keyspace-events", "KEA"]);
+    let mut sub = srv.raw();
+    expect(
+        &mut sub,
+        &["PSUBSCRIBE", "__key*__:*"],
+        b"*3\r\n$10\r\npsubscribe\r\n$10\r\n__key*__:*\r\n:1\r\n",
+    );
+    let mut c = srv.client();
+    let script: &[&[&str]] = &[
+        &["SET", "k", "v", "EX", "100"],
+        &["INCRBYFLOAT", "f", "1.5"],
+        &["RPUSH", "l", "a"],
+        &["LMOVE", "l", "l2", "LEFT", "RIGHT"],
+        &["HSET", "h", "f", "v"],
+        &["DEL", "h", "nosuch"],
+        &["PSETEX", "gone", "1", "v"],
+    ];
+    for args in script {
+        let _: redis::Value = redis::cmd(args[0]).arg(&args[1..]).query(&mut c).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(20));
+    let _: Option<String> = redis::cmd("GET").arg("gone").query(&mut c).unwrap();
+    let events = [
+        ("k", "set"),
+        ("k", "expire"),
+        ("f", "incrbyfloat"),
+        ("l", "rpush"),
+        ("l2", "rpush"),
+        ("l", "lpop"),
+        ("l", "del"),
+        ("h", "hset"),
+        ("h", "del"),
+        ("gone", "set"),
+        ("gone", "expire"),
+        ("gone", "expired"),
+    ];
+    let mut want = Vec::new();
+    for (key, event) in events {
+        want.push((format!("__keyspace@0__:{key}"), event.to_string()));
+        want.push((format!("__keyevent@0__:{event}"), key.to_string()));
+    }
+    assert_eq!(read_pmessages(&mut sub, want.len()), want);
+}

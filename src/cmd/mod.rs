@@ -275,6 +275,12 @@ pub fn execute(
         dirty: 0,
         effect: Effect::Argv,
     };
+    let notify = crate::pubsub::notify::enabled(srv);
+    let existed = if notify {
+        crate::pubsub::notify::before(&mut ctx, args)
+    } else {
+        None
+    };
     let result = catch_unwind(AssertUnwindSafe(|| handler(&mut ctx, args)));
     let failed = match result {
         Ok(Ok(())) => None,
@@ -298,6 +304,9 @@ pub fn execute(
     };
     if ctx.dirty > 0 && srv.ks.effects_enabled() {
         publish_effect(&ctx, args);
+    }
+    if notify && ctx.dirty > 0 {
+        crate::pubsub::notify::after(&mut ctx, args, existed);
     }
     let Ctx {
         client, out, db, ..

@@ -161,7 +161,8 @@ fn sunsubscribe(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     unsubscribe_from(ctx, args, Kind::Shard)
 }
 
-fn pubsub_limits(srv: &Server) -> [i64; 3] {
+/// The `pubsub` class of `client-output-buffer-limit`: `[hard, soft, seconds]`.
+pub fn pubsub_limits(srv: &Server) -> [i64; 3] {
     let class = crate::config::CLIENT_CLASSES
         .iter()
         .position(|c| *c == "pubsub")

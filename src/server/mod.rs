@@ -109,6 +109,13 @@ impl Server {
         }
     }
 
+    /// Connects the parts that need the server to be `'static` (expiry
+    /// events for keyspace notifications).
+    pub fn install_hooks(&'static self) {
+        self.ks
+            .set_expiry_sink(Box::new(crate::pubsub::notify::Notifier(self)));
+    }
+
     /// The stats block of every worker thread.
     pub fn all_thread_stats(&self) -> Vec<Arc<ThreadStats>> {
         self.thread_stats.lock().clone()
@@ -224,6 +231,7 @@ fn socket2_addr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
 
 /// Starts the server and blocks until it shuts down.
 pub fn run(srv: &'static Server) -> anyhow::Result<()> {
+    srv.install_hooks();
     let port = srv.config.port.get() as u16;
     let listeners = if port == 0 {
         Vec::new()

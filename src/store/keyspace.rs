@@ -5,10 +5,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use parking_lot::{Mutex, MutexGuard, RwLock};
 
-use super::EffectSink;
 use super::entry::{Entry, EntryRef, Value};
 use super::shard::Shard;
 use super::table::{SlotMut, Table};
+use super::{EffectSink, ExpirySink};
 
 static SEED: AtomicU64 = AtomicU64::new(0x5eed_f00d_1234_5678);
 
@@ -63,6 +63,7 @@ pub struct Keyspace {
     pub expired_keys: AtomicU64,
     effects_on: AtomicBool,
     effects: RwLock<Vec<Arc<dyn EffectSink>>>,
+    expiry_sink: std::sync::OnceLock<Box<dyn ExpirySink>>,
 }
 
 impl Keyspace {
@@ -75,6 +76,7 @@ impl Keyspace {
             expired_keys: AtomicU64::new(0),
             effects_on: AtomicBool::new(false),
             effects: RwLock::new(Vec::new()),
+            expiry_sink: std::sync::OnceLock::new(),
         }
     }
 
@@ -121,10 +123,18 @@ impl Keyspace {
         }
     }
 
+    /// Installs the consumer of expiry events (keyspace notifications); once.
+    pub fn set_expiry_sink(&self, sink: Box<dyn ExpirySink>) {
+        let _ = self.expiry_sink.set(sink);
+    }
+
     fn expired(&self, db: usize, entry: Entry) {
         self.expired_keys.fetch_add(1, Ordering::Relaxed);
         if self.effects_enabled() {
             self.emit(db, &[b"DEL", entry.key()]);
+        }
+        if let Some(sink) = self.expiry_sink.get() {
+            sink.expired(db, entry.key());
         }
         drop(entry);
     }

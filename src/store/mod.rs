@@ -20,3 +20,9 @@ pub use shard::Shard;
 pub trait EffectSink: Send + Sync {
     fn effect(&self, db: usize, argv: &[&[u8]]);
 }
+
+/// Told about every key reclaimed because its deadline passed (lazy and
+/// active expiry), with the key's shard still locked.
+pub trait ExpirySink: Send + Sync {
+    fn expired(&self, db: usize, key: &[u8]);
+}
