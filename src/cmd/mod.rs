@@ -241,7 +241,8 @@ pub fn execute(
     }
     // A RESP2 connection with subscriptions only takes the subscribe family
     // (its replies and messages share one stream of arrays).
-    if !out.resp3
+    if client.pubsub.ever
+        && !out.resp3
         && client.info.has_flag(list_flags::PUBSUB)
         && !pubsub::allowed_in_subscribed_mode(cmd.name)
     {

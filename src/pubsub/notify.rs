@@ -11,14 +11,17 @@
 //! below maps it. Two facts need the state before the command: which keys
 //! DEL/UNLINK actually removed and which key an LMPOP-like pop took (the
 //! first non-empty one), so [`before`] records key existence for those.
-//! Expired keys reach [`Notifier`] through the keyspace's expiry hook,
-//! which lazy and active expiry both go through.
+//! Events the store produces on its own reach [`Notifier`] through the
+//! keyspace's event hook: expired keys (lazy and active expiry both go
+//! through it) and pops that serve a blocked client (`ServeCtx::emit`,
+//! whose effect argv is already the pop's name: LPOP RPOP ZPOPMIN ZPOPMAX
+//! LMOVE).
 
 use crate::cmd::Ctx;
 use crate::config::notify as class;
 use crate::resp::Args;
 use crate::server::Server;
-use crate::store::ExpirySink;
+use crate::store::KeyEventSink;
 
 /// Whether any notification can be produced at all (one atomic load).
 #[inline]
@@ -44,13 +47,14 @@ pub fn emit(srv: &Server, flags: u32, class_bit: u32, event: &str, key: &[u8], d
     }
 }
 
-/// Delivers `expired` events from the keyspace's expiry (lazy and active).
+/// Delivers the events the store produces: `expired` (lazy and active
+/// expiry) and the pops that serve blocked clients.
 pub struct Notifier(pub &'static Server);
 
-impl ExpirySink for Notifier {
-    fn expired(&self, db: usize, key: &[u8]) {
+impl KeyEventSink for Notifier {
+    fn event(&self, db: usize, class_bit: u32, event: &str, key: &[u8]) {
         let flags = self.0.config.notify_flags();
-        emit(self.0, flags, class::EXPIRED, "expired", key, db);
+        emit(self.0, flags, class_bit, event, key, db);
     }
 }
 

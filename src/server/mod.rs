@@ -109,11 +109,11 @@ impl Server {
         }
     }
 
-    /// Connects the parts that need the server to be `'static` (expiry
-    /// events for keyspace notifications).
+    /// Connects the parts that need the server to be `'static` (keyspace
+    /// events the store produces, for notifications).
     pub fn install_hooks(&'static self) {
         self.ks
-            .set_expiry_sink(Box::new(crate::pubsub::notify::Notifier(self)));
+            .set_event_sink(Box::new(crate::pubsub::notify::Notifier(self)));
     }
 
     /// The stats block of every worker thread.

@@ -8,7 +8,7 @@ use parking_lot::{Mutex, MutexGuard, RwLock};
 use super::entry::{Entry, EntryRef, Value};
 use super::shard::Shard;
 use super::table::{SlotMut, Table};
-use super::{EffectSink, ExpirySink};
+use super::{EffectSink, KeyEventSink};
 
 static SEED: AtomicU64 = AtomicU64::new(0x5eed_f00d_1234_5678);
 
@@ -63,7 +63,7 @@ pub struct Keyspace {
     pub expired_keys: AtomicU64,
     effects_on: AtomicBool,
     effects: RwLock<Vec<Arc<dyn EffectSink>>>,
-    expiry_sink: std::sync::OnceLock<Box<dyn ExpirySink>>,
+    event_sink: std::sync::OnceLock<Box<dyn KeyEventSink>>,
 }
 
 impl Keyspace {
@@ -76,7 +76,7 @@ impl Keyspace {
             expired_keys: AtomicU64::new(0),
             effects_on: AtomicBool::new(false),
             effects: RwLock::new(Vec::new()),
-            expiry_sink: std::sync::OnceLock::new(),
+            event_sink: std::sync::OnceLock::new(),
         }
     }
 
@@ -123,9 +123,17 @@ impl Keyspace {
         }
     }
 
-    /// Installs the consumer of expiry events (keyspace notifications); once.
-    pub fn set_expiry_sink(&self, sink: Box<dyn ExpirySink>) {
-        let _ = self.expiry_sink.set(sink);
+    /// Installs the consumer of keyspace events (notifications); once.
+    pub fn set_event_sink(&self, sink: Box<dyn KeyEventSink>) {
+        let _ = self.event_sink.set(sink);
+    }
+
+    /// Reports a keyspace event the store produced.
+    #[inline]
+    pub fn key_event(&self, db: usize, class: u32, event: &str, key: &[u8]) {
+        if let Some(sink) = self.event_sink.get() {
+            sink.event(db, class, event, key);
+        }
     }
 
     fn expired(&self, db: usize, entry: Entry) {
@@ -133,9 +141,7 @@ impl Keyspace {
         if self.effects_enabled() {
             self.emit(db, &[b"DEL", entry.key()]);
         }
-        if let Some(sink) = self.expiry_sink.get() {
-            sink.expired(db, entry.key());
-        }
+        self.key_event(db, crate::config::notify::EXPIRED, "expired", entry.key());
         drop(entry);
     }
 

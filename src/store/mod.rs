@@ -21,8 +21,9 @@ pub trait EffectSink: Send + Sync {
     fn effect(&self, db: usize, argv: &[&[u8]]);
 }
 
-/// Told about every key reclaimed because its deadline passed (lazy and
-/// active expiry), with the key's shard still locked.
-pub trait ExpirySink: Send + Sync {
-    fn expired(&self, db: usize, key: &[u8]);
+/// Keyspace events the store itself produces (expiry, pops that serve a
+/// blocked client), for keyspace notifications. Called with the key's shard
+/// still locked. `class` is a [`crate::config::notify`] bit.
+pub trait KeyEventSink: Send + Sync {
+    fn event(&self, db: usize, class: u32, event: &str, key: &[u8]);
 }

@@ -170,3 +170,44 @@ def test_keyspace_notifications_match_reference(ferrokv, reference_server):
     theirs = _keyspace_events(ref.host, ref.port)
     assert ours == theirs
     assert ("__keyevent@0__:expired", "gone") in ours
+
+
+def _served_pop_events(host: str, port: int) -> list[tuple[str, str]]:
+    c = redis.Redis(host=host, port=port, decode_responses=True)
+    blocked = redis.Redis(host=host, port=port, decode_responses=True)
+    ps = c.pubsub()
+    try:
+        c.config_set("notify-keyspace-events", "KEA")
+        ps.psubscribe("__key*__:*")
+        assert ps.get_message(timeout=5)["type"] == "psubscribe"
+        cases = [
+            (("BLPOP", "bl", "0"), ("RPUSH", "bl", "a", "b")),
+            (("BLMOVE", "src", "dst", "RIGHT", "LEFT", "0"), ("LPUSH", "src", "x")),
+            (("BZPOPMIN", "z", "0"), ("ZADD", "z", "1", "a")),
+        ]
+        for wait, push in cases:
+            t = threading.Thread(target=blocked.execute_command, args=wait)
+            t.start()
+            deadline = time.monotonic() + 5
+            while int(c.info("clients")["blocked_clients"]) < 1:
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            c.execute_command(*push)
+            t.join(timeout=5)
+        got = []
+        while (msg := ps.get_message(timeout=0.5)) is not None:
+            got.append((msg["channel"], msg["data"]))
+        return got
+    finally:
+        c.config_set("notify-keyspace-events", "")
+        ps.close()
+        c.close()
+        blocked.close()
+
+
+def test_served_blocking_pops_notify_like_reference(ferrokv, reference_server):
+    ref = reference_server.endpoint
+    redis.Redis(host=ref.host, port=ref.port).flushall()
+    ours = _served_pop_events(ferrokv.host, ferrokv.port)
+    assert ours == _served_pop_events(ref.host, ref.port)
+    assert ("__keyevent@0__:zpopmin", "z") in ours
