@@ -433,3 +433,41 @@ fn keyspace_notifications_name_redis_events() {
     }
     assert_eq!(read_pmessages(&mut sub, want.len()), want);
 }
+
+#[test]
+fn numpat_and_info_count_distinct_names() {
+    let srv = Server::start();
+    let mut a = srv.raw();
+    let mut b = srv.raw();
+    for c in [&mut a, &mut b] {
+        expect(
+            c,
+            &["PSUBSCRIBE", "p*"],
+            b"*3\r\n$10\r\npsubscribe\r\n$2\r\np*\r\n:1\r\n",
+        );
+        expect(
+            c,
+            &["SUBSCRIBE", "q"],
+            b"*3\r\n$9\r\nsubscribe\r\n$1\r\nq\r\n:2\r\n",
+        );
+    }
+    expect(
+        &mut a,
+        &["SSUBSCRIBE", "s"],
+        b"*3\r\n$10\r\nssubscribe\r\n$1\r\ns\r\n:1\r\n",
+    );
+    let mut c = srv.client();
+    let numpat: i64 = redis::cmd("PUBSUB").arg("NUMPAT").query(&mut c).unwrap();
+    assert_eq!(numpat, 1);
+    let info: String = redis::cmd("INFO").arg("stats").query(&mut c).unwrap();
+    for line in [
+        "pubsub_channels:1",
+        "pubsub_patterns:1",
+        "pubsubshard_channels:1",
+    ] {
+        assert!(
+            info.contains(&format!("{line}\r\n")),
+            "{line} missing in {info}"
+        );
+    }
+}

@@ -233,7 +233,7 @@ fn shardnumsub(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
 }
 
 fn numpat(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
-    ctx.out.int(ctx.srv.pubsub.pattern_count() as i64);
+    ctx.out.int(ctx.srv.pubsub.active(Kind::Pattern) as i64);
     Ok(())
 }
 

@@ -179,13 +179,10 @@ impl PubSub {
         self.space(kind).read().get(name).map_or(0, |s| s.len())
     }
 
-    /// Pattern subscriptions over all clients (PUBSUB NUMPAT).
-    pub fn pattern_count(&self) -> usize {
-        self.space(Kind::Pattern)
-            .read()
-            .values()
-            .map(|s| s.len())
-            .sum()
+    /// Channels (patterns, shard channels) with at least one subscriber:
+    /// PUBSUB NUMPAT and INFO's pubsub_* counts.
+    pub fn active(&self, kind: Kind) -> usize {
+        self.space(kind).read().len()
     }
 }
 

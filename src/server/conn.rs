@@ -92,7 +92,12 @@ pub async fn serve(srv: &'static Server, mut sock: TcpStream, stats: Arc<ThreadS
         if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
             rbuf.reserve(READ_CHUNK.max(need.saturating_sub(rbuf.len())));
         }
-        let timeout = srv.config.timeout.get();
+        // Subscribers are exempt from the idle timeout, as in Redis.
+        let timeout = if client.pubsub.is_empty() {
+            srv.config.timeout.get()
+        } else {
+            0
+        };
         let read = async {
             if timeout > 0 {
                 match tokio::time::timeout(
