@@ -471,3 +471,31 @@ fn numpat_and_info_count_distinct_names() {
         );
     }
 }
+
+#[test]
+fn a_blocked_resp3_subscriber_still_gets_messages() {
+    let srv = Server::start();
+    let mut c = srv.raw();
+    cmd(&mut c, &["HELLO", "3"]);
+    std::thread::sleep(Duration::from_millis(100));
+    let mut hello = vec![0u8; 4096];
+    let _ = c.0.read(&mut hello);
+    expect(
+        &mut c,
+        &["SUBSCRIBE", "ch"],
+        b">3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n",
+    );
+    cmd(&mut c, &["BLPOP", "nolist", "3"]);
+    std::thread::sleep(Duration::from_millis(100));
+    let mut publ = srv.raw();
+    let started = Instant::now();
+    expect(&mut publ, &["PUBLISH", "ch", "m"], b":1\r\n");
+    let want = b">3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$1\r\nm\r\n";
+    assert_eq!(c.read_n(want.len()), want);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "message waited for the timeout"
+    );
+    // The BLPOP itself still times out with its null.
+    assert_eq!(c.read_n(3), b"_\r\n");
+}

@@ -251,6 +251,11 @@ async fn wait_blocked(
         rbuf.reserve(READ_CHUNK);
         tokio::select! {
             _ = w.notified() => {}
+            // A RESP3 subscriber may block: its messages keep flowing.
+            _ = info.outbox.notified() => {
+                info.outbox.drain_into(&mut out.buf);
+                alive = flush(sock, out, stats).await.is_ok();
+            }
             _ = sleep => break w.finish(Outcome::TimedOut),
             r = sock.read_buf(rbuf) => match r {
                 Ok(0) | Err(_) => alive = false,
