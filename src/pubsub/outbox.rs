@@ -110,3 +110,44 @@ impl Outbox {
         self.dropped.load(Ordering::Relaxed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::server::client::ClientRegistry;
+
+    fn client() -> std::sync::Arc<crate::server::client::ClientInfo> {
+        let addr = "127.0.0.1:1".parse().unwrap();
+        ClientRegistry::default().register(addr, addr, -1, 0)
+    }
+
+    #[test]
+    fn hard_limit_drops_the_client_and_its_bytes() {
+        let c = client();
+        c.outbox.append(&c, &[0; 60], [100, 0, 0], 0);
+        assert_eq!(c.outbox.pending(), 60);
+        c.outbox.append(&c, &[0; 60], [100, 0, 0], 0);
+        assert!(c.outbox.dropped());
+        assert_eq!(c.outbox.pending(), 0);
+        assert!(c.killed.load(std::sync::atomic::Ordering::Relaxed));
+        c.outbox.append(&c, &[0; 10], [100, 0, 0], 0);
+        assert_eq!(c.outbox.pending(), 0);
+    }
+
+    #[test]
+    fn soft_limit_needs_its_seconds_and_resets_when_drained() {
+        let c = client();
+        let limits = [0, 50, 2];
+        c.outbox.append(&c, &[0; 60], limits, 1_000);
+        c.outbox.append(&c, &[0; 1], limits, 3_000);
+        assert!(
+            !c.outbox.dropped(),
+            "exactly the soft seconds is still allowed"
+        );
+        c.outbox.drain_into(&mut Vec::new());
+        c.outbox.append(&c, &[0; 60], limits, 3_500);
+        c.outbox.append(&c, &[0; 1], limits, 5_000);
+        assert!(!c.outbox.dropped(), "the clock restarted after the drain");
+        c.outbox.append(&c, &[0; 1], limits, 5_501);
+        assert!(c.outbox.dropped());
+    }
+}
