@@ -48,9 +48,36 @@ impl ServeCtx<'_> {
         self.locks.try_key(self.ks, self.db, key, self.now_ms)
     }
 
-    /// Publishes an effect of the serving.
-    pub fn emit(&self, argv: &[&[u8]]) {
+    /// Publishes an effect of the serving, and its keyspace events: the
+    /// effect is the pop as a command (LPOP RPOP ZPOPMIN ZPOPMAX key, or
+    /// LMOVE src dst from to), whose name is the event Redis sends.
+    pub fn emit(&mut self, argv: &[&[u8]]) {
         self.ks.emit(self.db, argv);
+        use crate::config::notify::{GENERIC, LIST, ZSET};
+        let (Some(cmd), Some(&key)) = (argv.first(), argv.get(1)) else {
+            return;
+        };
+        let cmd = cmd.to_ascii_lowercase();
+        let side = |a: Option<&&[u8]>| a.is_some_and(|s| s.eq_ignore_ascii_case(b"left"));
+        match cmd.as_slice() {
+            b"lmove" => {
+                let (Some(&dst), from_left) = (argv.get(2), side(argv.get(3))) else {
+                    return;
+                };
+                let push = if side(argv.get(4)) { "lpush" } else { "rpush" };
+                self.ks.key_event(self.db, LIST, push, dst);
+                let pop = if from_left { "lpop" } else { "rpop" };
+                self.ks.key_event(self.db, LIST, pop, key);
+            }
+            b"lpop" => self.ks.key_event(self.db, LIST, "lpop", key),
+            b"rpop" => self.ks.key_event(self.db, LIST, "rpop", key),
+            b"zpopmin" => self.ks.key_event(self.db, ZSET, "zpopmin", key),
+            b"zpopmax" => self.ks.key_event(self.db, ZSET, "zpopmax", key),
+            _ => return,
+        }
+        if self.key(key).lookup().is_none() {
+            self.ks.key_event(self.db, GENERIC, "del", key);
+        }
     }
 }
 

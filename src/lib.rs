@@ -8,6 +8,7 @@ pub mod blocking;
 pub mod cmd;
 pub mod config;
 pub mod log;
+pub mod pubsub;
 pub mod resp;
 pub mod scripting;
 pub mod server;

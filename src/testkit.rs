@@ -52,6 +52,7 @@ impl Harness {
 
     pub fn with_config(config: Config) -> Harness {
         let srv: &'static Server = Box::leak(Box::new(Server::new(config, None)));
+        srv.install_hooks();
         let effects = Arc::new(Recorder::default());
         srv.ks.add_effect_sink(effects.clone());
         let addr = "127.0.0.1:1".parse().expect("address");

@@ -21,6 +21,16 @@ pub const COMMANDS: &[(&str, Handler)] = &[
 const NAME_ERROR: &str = "ERR Client names cannot contain spaces, newlines or special characters.";
 
 fn ping(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
+    // RESP2 subscribers get PING's answer as an array, like their messages.
+    if args.len() > 2 {
+        return Err(Error::WrongArity("ping".into()));
+    }
+    if !ctx.out.resp3 && ctx.client.info.has_flag(list_flags::PUBSUB) {
+        ctx.out.array(2);
+        ctx.out.bulk(b"pong");
+        ctx.out.bulk(args.iter().nth(1).unwrap_or(b""));
+        return Ok(());
+    }
     match args.len() {
         1 => ctx.out.simple("PONG"),
         2 => ctx.out.bulk(&args[1]),
@@ -178,6 +188,7 @@ fn quit(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
 /// families (MULTI, WATCH, subscriptions, tracking) is cleared by them.
 fn reset(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
     super::multi::reset(&ctx.srv.ks, ctx.client, ctx.db.locks);
+    super::pubsub::unsubscribe_all(ctx.srv, ctx.client);
     select_db(ctx, 0);
     set_protocol(ctx, 2);
     ctx.client.authenticated = ctx.srv.config.requirepass.with(|p| p.is_empty());

@@ -10,6 +10,7 @@ use std::time::Instant;
 use parking_lot::Mutex;
 
 use super::{CmdResult, Ctx, Handler};
+use crate::pubsub::Kind;
 use crate::resp::Args;
 use crate::server::Server;
 
@@ -422,8 +423,21 @@ fn stats(srv: &Server, lines: &mut Vec<String>) {
     field!(lines, "evicted_clients:0");
     field!(lines, "keyspace_hits:{}", t.hits);
     field!(lines, "keyspace_misses:{}", t.misses);
-    field!(lines, "pubsub_channels:0");
-    field!(lines, "pubsub_patterns:0");
+    field!(
+        lines,
+        "pubsub_channels:{}",
+        srv.pubsub.active(Kind::Channel)
+    );
+    field!(
+        lines,
+        "pubsub_patterns:{}",
+        srv.pubsub.active(Kind::Pattern)
+    );
+    field!(
+        lines,
+        "pubsubshard_channels:{}",
+        srv.pubsub.active(Kind::Shard)
+    );
     field!(lines, "latest_fork_usec:0");
     field!(lines, "total_forks:0");
     field!(lines, "migrate_cached_sockets:0");

@@ -22,6 +22,7 @@ pub mod keyspec;
 pub mod lists;
 pub mod multi;
 pub mod object;
+pub mod pubsub;
 pub mod scripting;
 pub mod server;
 pub mod sets;
@@ -37,7 +38,7 @@ pub use table::{Command, CommandTable, flags};
 
 use crate::resp::{Args, Reply};
 use crate::server::Server;
-use crate::server::client::{Client, ReplyMode};
+use crate::server::client::{Client, ReplyMode, list_flags};
 use crate::server::stats::ThreadStats;
 use crate::store::{KeySlot, Keyspace, Locks};
 
@@ -65,6 +66,7 @@ pub fn handlers() -> Vec<(&'static str, Handler)> {
         sets::COMMANDS,
         multi::COMMANDS,
         scripting::COMMANDS,
+        pubsub::COMMANDS,
     ] {
         all.extend_from_slice(family);
     }
@@ -245,6 +247,22 @@ pub fn execute(
         out.error(&msg);
         return finish_reply(client, out, reply_start);
     }
+    // A RESP2 connection with subscriptions only takes the subscribe family
+    // (its replies and messages share one stream of arrays).
+    if client.pubsub.ever
+        && !out.resp3
+        && client.info.has_flag(list_flags::PUBSUB)
+        && !pubsub::allowed_in_subscribed_mode(cmd.name)
+    {
+        stats.cmds[cmd.id].rejected.add(1);
+        let msg = format!(
+            "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+            cmd.name
+        );
+        stats.count_error(&msg);
+        out.error(&msg);
+        return finish_reply(client, out, reply_start);
+    }
     if let Some(msg) = srv.scripting.busy_error(srv, cmd, client.info.id) {
         stats.cmds[cmd.id].rejected.add(1);
         stats.count_error(msg);
@@ -268,6 +286,11 @@ pub fn execute(
         multi::touch_later(&srv.ks, locks, ran.later);
     }
     finish_reply(client, out, reply_start);
+    // Confirmations and messages queued while the command ran go out before
+    // its reply (a client publishing to itself sees the message first).
+    if client.pubsub.ever && client.info.outbox.pending() > 0 {
+        client.info.outbox.drain_before(&mut out.buf, reply_start);
+    }
 }
 
 /// What running one command left to do.
@@ -318,6 +341,12 @@ pub(crate) fn run(
         dirty: 0,
         effect: Effect::Argv,
     };
+    let notify = crate::pubsub::notify::enabled(srv);
+    let existed = if notify {
+        crate::pubsub::notify::before(&mut ctx, args)
+    } else {
+        None
+    };
     let result = catch_unwind(AssertUnwindSafe(|| handler(&mut ctx, args)));
     let failed_msg = match result {
         Ok(Ok(())) => None,
@@ -354,6 +383,9 @@ pub(crate) fn run(
             }
             publish_effect(&ctx, args);
         }
+    }
+    if notify && ctx.dirty > 0 {
+        crate::pubsub::notify::after(&mut ctx, args, existed);
     }
     let st = &stats.cmds[cmd.id];
     st.calls.add(1);

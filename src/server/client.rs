@@ -63,6 +63,8 @@ pub struct ClientInfo {
     pub multi: AtomicI64,
     /// Channel, pattern and shard-channel subscription counts (`sub=`, `psub=`, `ssub=`).
     pub subs: [AtomicUsize; 3],
+    /// Published messages waiting for this connection to write them.
+    pub outbox: crate::pubsub::Outbox,
 }
 
 impl ClientInfo {
@@ -121,6 +123,8 @@ pub struct Client {
     pub watch: Option<Arc<crate::store::Watch>>,
     /// Set while EXEC runs the queue: blocking commands don't block.
     pub in_exec: bool,
+    /// Channels, patterns and shard channels subscribed to.
+    pub pubsub: crate::pubsub::ClientSubs,
 }
 
 /// A wait a blocking command started.
@@ -145,6 +149,7 @@ impl Client {
             watched: Vec::new(),
             watch: None,
             in_exec: false,
+            pubsub: Default::default(),
         }
     }
 
@@ -190,6 +195,7 @@ impl ClientRegistry {
             flags: AtomicU32::new(0),
             multi: AtomicI64::new(-1),
             subs: Default::default(),
+            outbox: Default::default(),
         });
         self.clients.lock().insert(id, info.clone());
         info

@@ -92,7 +92,12 @@ pub async fn serve(srv: &'static Server, mut sock: TcpStream, stats: Arc<ThreadS
         if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
             rbuf.reserve(READ_CHUNK.max(need.saturating_sub(rbuf.len())));
         }
-        let timeout = srv.config.timeout.get();
+        // Subscribers are exempt from the idle timeout, as in Redis.
+        let timeout = if client.pubsub.is_empty() {
+            srv.config.timeout.get()
+        } else {
+            0
+        };
         let read = async {
             if timeout > 0 {
                 match tokio::time::timeout(
@@ -108,9 +113,26 @@ pub async fn serve(srv: &'static Server, mut sock: TcpStream, stats: Arc<ThreadS
                 sock.read_buf(&mut rbuf).await
             }
         };
-        let n = match read.await {
-            Ok(0) | Err(_) => break 'conn,
-            Ok(n) => n,
+        // Only a client that has subscribed also waits on its outbox: the
+        // plain request/reply path stays a single read.
+        let woke = if client.pubsub.ever {
+            tokio::select! {
+                r = read => Woke::Read(r),
+                _ = info.outbox.notified() => Woke::Outbox,
+            }
+        } else {
+            Woke::Read(read.await)
+        };
+        let n = match woke {
+            Woke::Read(Ok(0) | Err(_)) => break 'conn,
+            Woke::Read(Ok(n)) => n,
+            Woke::Outbox => {
+                info.outbox.drain_into(&mut out.buf);
+                if flush(&mut sock, &mut out, &stats).await.is_err() {
+                    break 'conn;
+                }
+                continue 'conn;
+            }
         };
         if info.killed.load(Ordering::Relaxed) {
             break 'conn;
@@ -193,8 +215,15 @@ pub async fn serve(srv: &'static Server, mut sock: TcpStream, stats: Arc<ThreadS
     // Watches live in the shards: drop them with the connection.
     crate::cmd::multi::reset(&srv.ks, &mut client, &mut locks);
     locks.release();
+    crate::cmd::pubsub::unsubscribe_all(srv, &mut client);
     info.mark_closed();
     srv.clients.unregister(info.id);
+}
+
+/// What woke an idle connection.
+enum Woke {
+    Read(std::io::Result<usize>),
+    Outbox,
 }
 
 /// Parks the connection until its blocking command is served, times out or
@@ -225,6 +254,11 @@ async fn wait_blocked(
         rbuf.reserve(READ_CHUNK);
         tokio::select! {
             _ = w.notified() => {}
+            // A RESP3 subscriber may block: its messages keep flowing.
+            _ = info.outbox.notified() => {
+                info.outbox.drain_into(&mut out.buf);
+                alive = flush(sock, out, stats).await.is_ok();
+            }
             _ = sleep => break w.finish(Outcome::TimedOut),
             r = sock.read_buf(rbuf) => match r {
                 Ok(0) | Err(_) => alive = false,

@@ -50,6 +50,8 @@ pub struct Server {
     pub active_expire: AtomicBool,
     /// The Lua VM, its script cache and the running script's state.
     pub scripting: crate::scripting::Scripting,
+    /// Subscriptions of every client (PUBLISH delivers through it).
+    pub pubsub: crate::pubsub::PubSub,
     shutdown: Shutdown,
 }
 
@@ -87,6 +89,7 @@ impl Server {
                 .unwrap_or_default(),
             active_expire: AtomicBool::new(true),
             scripting: Default::default(),
+            pubsub: Default::default(),
             shutdown: Shutdown::default(),
         }
     }
@@ -107,6 +110,13 @@ impl Server {
         while !*g {
             self.shutdown.cv.wait(&mut g);
         }
+    }
+
+    /// Connects the parts that need the server to be `'static` (keyspace
+    /// events the store produces, for notifications).
+    pub fn install_hooks(&'static self) {
+        self.ks
+            .set_event_sink(Box::new(crate::pubsub::notify::Notifier(self)));
     }
 
     /// The stats block of every worker thread.
@@ -224,6 +234,7 @@ fn socket2_addr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
 
 /// Starts the server and blocks until it shuts down.
 pub fn run(srv: &'static Server) -> anyhow::Result<()> {
+    srv.install_hooks();
     let port = srv.config.port.get() as u16;
     let listeners = if port == 0 {
         Vec::new()

@@ -5,10 +5,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::{Mutex, MutexGuard, RwLock};
 
-use super::EffectSink;
 use super::entry::{Entry, EntryRef, Value};
 use super::shard::Shard;
 use super::table::{SlotMut, Table};
+use super::{EffectSink, KeyEventSink};
 
 static SEED: AtomicU64 = AtomicU64::new(0x5eed_f00d_1234_5678);
 
@@ -66,6 +66,7 @@ pub struct Keyspace {
     /// (key, client) WATCH registrations alive: writes look for watchers
     /// only while there are some.
     watches: AtomicUsize,
+    event_sink: std::sync::OnceLock<Box<dyn KeyEventSink>>,
 }
 
 impl Keyspace {
@@ -79,6 +80,7 @@ impl Keyspace {
             effects_on: AtomicBool::new(false),
             effects: RwLock::new(Vec::new()),
             watches: AtomicUsize::new(0),
+            event_sink: std::sync::OnceLock::new(),
         }
     }
 
@@ -141,11 +143,25 @@ impl Keyspace {
         }
     }
 
+    /// Installs the consumer of keyspace events (notifications); once.
+    pub fn set_event_sink(&self, sink: Box<dyn KeyEventSink>) {
+        let _ = self.event_sink.set(sink);
+    }
+
+    /// Reports a keyspace event the store produced.
+    #[inline]
+    pub fn key_event(&self, db: usize, class: u32, event: &str, key: &[u8]) {
+        if let Some(sink) = self.event_sink.get() {
+            sink.event(db, class, event, key);
+        }
+    }
+
     fn expired(&self, db: usize, entry: Entry) {
         self.expired_keys.fetch_add(1, Ordering::Relaxed);
         if self.effects_enabled() {
             self.emit(db, &[b"DEL", entry.key()]);
         }
+        self.key_event(db, crate::config::notify::EXPIRED, "expired", entry.key());
         drop(entry);
     }
 

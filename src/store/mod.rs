@@ -20,3 +20,10 @@ pub use shard::{Shard, Watch};
 pub trait EffectSink: Send + Sync {
     fn effect(&self, db: usize, argv: &[&[u8]]);
 }
+
+/// Keyspace events the store itself produces (expiry, pops that serve a
+/// blocked client), for keyspace notifications. Called with the key's shard
+/// still locked. `class` is a [`crate::config::notify`] bit.
+pub trait KeyEventSink: Send + Sync {
+    fn event(&self, db: usize, class: u32, event: &str, key: &[u8]);
+}

@@ -65,6 +65,11 @@ impl Server {
         Raw(s)
     }
 
+    /// The server's process id (for /proc checks).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// True while the process is alive.
     pub fn alive(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()
