@@ -52,6 +52,11 @@ def create_app(url: str, queue: str) -> Celery:
         result_expires=600,
         worker_hijack_root_logger=False,
         worker_prefetch_multiplier=4,
+        # A worker that dies without its warm shutdown (SIGKILL) leaves its
+        # reserved messages unacked: they go back to the queue after this
+        # many seconds instead of the default hour. The tasks here take far
+        # less, so a live worker never sees a redelivery.
+        broker_transport_options={"visibility_timeout": 5, "unacked_restore_interval": 1},
     )
 
     # shared=False: each app gets its own task objects (the default would
