@@ -98,24 +98,32 @@ fn brpop(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     bpop(ctx, args, false)
 }
 
-/// BLPOP/BRPOP key [key ...] timeout
-fn bpop(ctx: &mut Ctx<'_>, args: &Args<'_>, left: bool) -> CmdResult {
-    let timeout = parse_timeout(&args[args.len() - 1])?;
-    let keys: Vec<Vec<u8>> = args
-        .iter()
+/// The keys of a `CMD key [key ...] timeout` command.
+fn keys_before_timeout(args: &Args<'_>) -> Vec<Vec<u8>> {
+    args.iter()
         .skip(1)
         .take(args.len() - 2)
         .map(<[u8]>::to_vec)
-        .collect();
+        .collect()
+}
+
+/// The shared shape of the blocking pops: try `pop` on each key now, and
+/// if all are empty park the client with the same `pop` as its serve
+/// function. `reply` writes the result, `effect` is what is published.
+fn pop_or_block<T: 'static>(
+    ctx: &mut Ctx<'_>,
+    keys: Vec<Vec<u8>>,
+    timeout: Option<Duration>,
+    pop: impl Fn(&mut KeySlot<'_, '_>) -> Result<Option<T>, Error> + Send + Sync + 'static,
+    reply: fn(&mut Reply, &[u8], &T),
+    effect: impl Fn(&[u8], &T) -> Vec<Vec<u8>> + Send + Sync + 'static,
+) -> CmdResult {
     ctx.db.lock_keys(keys.iter().map(Vec::as_slice));
     for key in &keys {
-        if let Some(mut v) = list::pop(&mut ctx.db.key(key), left, 1)? {
-            let elem = v.pop().unwrap_or_default();
-            ctx.out.array(2);
-            ctx.out.bulk(key);
-            ctx.out.bulk(&elem);
+        if let Some(v) = pop(&mut ctx.db.key(key))? {
+            reply(ctx.out, key, &v);
             ctx.dirty += 1;
-            ctx.rewrite_effect(vec![side_cmd(left).to_vec(), key.clone()]);
+            ctx.rewrite_effect(effect(key, &v));
             return Ok(());
         }
     }
@@ -124,13 +132,12 @@ fn bpop(ctx: &mut Ctx<'_>, args: &Args<'_>, left: bool) -> CmdResult {
         keys,
         timeout,
         Box::new(move |sctx: &mut ServeCtx<'_>, key: &[u8], w: &Waiter| {
-            let mut elem = list::pop(&mut sctx.key(key), left, 1).ok()??;
-            let elem = elem.pop()?;
-            sctx.emit(&[side_cmd(left), key]);
+            let v = pop(&mut sctx.key(key)).ok()??;
+            let e = effect(key, &v);
+            let argv: Vec<&[u8]> = e.iter().map(Vec::as_slice).collect();
+            sctx.emit(&argv);
             let mut r = Reply::new(w.resp3);
-            r.array(2);
-            r.bulk(key);
-            r.bulk(&elem);
+            reply(&mut r, key, &v);
             Some(Served {
                 reply: r.buf,
                 then: None,
@@ -138,6 +145,23 @@ fn bpop(ctx: &mut Ctx<'_>, args: &Args<'_>, left: bool) -> CmdResult {
         }),
     );
     Ok(())
+}
+
+/// BLPOP/BRPOP key [key ...] timeout
+fn bpop(ctx: &mut Ctx<'_>, args: &Args<'_>, left: bool) -> CmdResult {
+    let timeout = parse_timeout(&args[args.len() - 1])?;
+    pop_or_block(
+        ctx,
+        keys_before_timeout(args),
+        timeout,
+        move |slot| Ok(list::pop(slot, left, 1)?.and_then(|mut v| v.pop())),
+        |out, key, elem: &Vec<u8>| {
+            out.array(2);
+            out.bulk(key);
+            out.bulk(elem);
+        },
+        move |key, _| vec![side_cmd(left).to_vec(), key.to_vec()],
+    )
 }
 
 fn blmove(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
@@ -236,33 +260,14 @@ fn blmpop(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     let timeout = parse_timeout(&args[1])?;
     // Past the timeout, the arguments are laid out as LMPOP's.
     let (keys, left, count) = parse_lmpop(&args.tail(1))?;
-    ctx.db.lock_keys(keys.iter().map(Vec::as_slice));
-    for key in &keys {
-        if let Some(items) = list::pop(&mut ctx.db.key(key), left, count)? {
-            reply_mpop_list(ctx.out, key, &items);
-            ctx.dirty += items.len() as u64;
-            ctx.rewrite_effect(count_effect(side_cmd(left), key, items.len()));
-            return Ok(());
-        }
-    }
-    block(
+    pop_or_block(
         ctx,
         keys,
         timeout,
-        Box::new(move |sctx: &mut ServeCtx<'_>, key: &[u8], w: &Waiter| {
-            let items = list::pop(&mut sctx.key(key), left, count).ok()??;
-            let effect = count_effect(side_cmd(left), key, items.len());
-            let argv: Vec<&[u8]> = effect.iter().map(Vec::as_slice).collect();
-            sctx.emit(&argv);
-            let mut r = Reply::new(w.resp3);
-            reply_mpop_list(&mut r, key, &items);
-            Some(Served {
-                reply: r.buf,
-                then: None,
-            })
-        }),
-    );
-    Ok(())
+        move |slot| list::pop(slot, left, count),
+        |out, key, items: &Vec<Vec<u8>>| reply_mpop_list(out, key, items),
+        move |key, items| count_effect(side_cmd(left), key, items.len()),
+    )
 }
 
 fn reply_mpop_list(out: &mut Reply, key: &[u8], items: &[Vec<u8>]) {
@@ -302,71 +307,28 @@ fn reply_bzpop(out: &mut Reply, key: &[u8], member: &[u8], score: f64) {
 /// BZPOPMIN/BZPOPMAX key [key ...] timeout
 fn bzpop(ctx: &mut Ctx<'_>, args: &Args<'_>, max: bool) -> CmdResult {
     let timeout = parse_timeout(&args[args.len() - 1])?;
-    let keys: Vec<Vec<u8>> = args
-        .iter()
-        .skip(1)
-        .take(args.len() - 2)
-        .map(<[u8]>::to_vec)
-        .collect();
-    ctx.db.lock_keys(keys.iter().map(Vec::as_slice));
-    for key in &keys {
-        if let Some(mut items) = zset::pop(&mut ctx.db.key(key), max, 1)? {
-            let Some((m, s)) = items.pop() else { continue };
-            reply_bzpop(ctx.out, key, &m, s);
-            ctx.dirty += 1;
-            ctx.rewrite_effect(vec![zpop_cmd(max).to_vec(), key.clone()]);
-            return Ok(());
-        }
-    }
-    block(
+    pop_or_block(
         ctx,
-        keys,
+        keys_before_timeout(args),
         timeout,
-        Box::new(move |sctx: &mut ServeCtx<'_>, key: &[u8], w: &Waiter| {
-            let (m, s) = zset::pop(&mut sctx.key(key), max, 1).ok()??.pop()?;
-            sctx.emit(&[zpop_cmd(max), key]);
-            let mut r = Reply::new(w.resp3);
-            reply_bzpop(&mut r, key, &m, s);
-            Some(Served {
-                reply: r.buf,
-                then: None,
-            })
-        }),
-    );
-    Ok(())
+        move |slot| Ok(zset::pop(slot, max, 1)?.and_then(|mut v| v.pop())),
+        |out, key, (member, score): &(Vec<u8>, f64)| reply_bzpop(out, key, member, *score),
+        move |key, _| vec![zpop_cmd(max).to_vec(), key.to_vec()],
+    )
 }
 
 /// BZMPOP timeout numkeys key [key ...] MIN|MAX [COUNT count]
 fn bzmpop(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     let timeout = parse_timeout(&args[1])?;
     let (keys, max, count) = parse_zmpop(&args.tail(1))?;
-    ctx.db.lock_keys(keys.iter().map(Vec::as_slice));
-    for key in &keys {
-        if let Some(items) = zset::pop(&mut ctx.db.key(key), max, count)? {
-            reply_mpop_zset(ctx.out, key, &items);
-            ctx.dirty += items.len() as u64;
-            ctx.rewrite_effect(count_effect(zpop_cmd(max), key, count));
-            return Ok(());
-        }
-    }
-    block(
+    pop_or_block(
         ctx,
         keys,
         timeout,
-        Box::new(move |sctx: &mut ServeCtx<'_>, key: &[u8], w: &Waiter| {
-            let items = zset::pop(&mut sctx.key(key), max, count).ok()??;
-            let effect = count_effect(zpop_cmd(max), key, count);
-            let argv: Vec<&[u8]> = effect.iter().map(Vec::as_slice).collect();
-            sctx.emit(&argv);
-            let mut r = Reply::new(w.resp3);
-            reply_mpop_zset(&mut r, key, &items);
-            Some(Served {
-                reply: r.buf,
-                then: None,
-            })
-        }),
-    );
-    Ok(())
+        move |slot| zset::pop(slot, max, count),
+        |out, key, items: &Vec<(Vec<u8>, f64)>| reply_mpop_zset(out, key, items),
+        move |key, _| count_effect(zpop_cmd(max), key, count),
+    )
 }
 
 fn reply_mpop_zset(out: &mut Reply, key: &[u8], items: &[(Vec<u8>, f64)]) {
