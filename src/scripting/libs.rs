@@ -5,5 +5,6 @@ use mlua::Lua;
 
 pub fn install(lua: &Lua) -> mlua::Result<()> {
     super::bit::install(lua)?;
+    super::cjson::install(lua)?;
     Ok(())
 }

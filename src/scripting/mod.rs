@@ -17,6 +17,7 @@
 //! them.
 
 pub mod bit;
+pub mod cjson;
 pub mod convert;
 pub mod libs;
 pub mod run;
