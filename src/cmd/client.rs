@@ -425,7 +425,6 @@ fn no_touch(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
 }
 
 const HELP: &[&str] = &[
-    "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
     "GETNAME",
     "    Return the name of this connection.",
     "ID",
@@ -464,15 +463,10 @@ const HELP: &[&str] = &[
     "    Exempt this connection from client eviction.",
     "NO-TOUCH (ON|OFF)",
     "    Keep commands of this connection from updating keys' access times.",
-    "HELP",
-    "    Print this help.",
 ];
 
 fn help(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
-    ctx.out.array(HELP.len());
-    for line in HELP {
-        ctx.out.simple(line);
-    }
+    ctx.out.help("CLIENT", HELP);
     Ok(())
 }
 

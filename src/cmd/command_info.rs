@@ -556,20 +556,8 @@ fn list(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     Ok(())
 }
 
-/// Writes a HELP reply: a title line, then the entries.
-pub fn reply_help(out: &mut Reply, title: &str, lines: &[&str]) {
-    out.array(lines.len() + 3);
-    out.simple(&format!(
-        "{title} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"
-    ));
-    lines.iter().for_each(|l| out.simple(l));
-    out.simple("HELP");
-    out.simple("    Print this help.");
-}
-
 fn help(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
-    reply_help(
-        ctx.out,
+    ctx.out.help(
         "COMMAND",
         &[
             "(no subcommand)",

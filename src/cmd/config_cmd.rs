@@ -2,7 +2,6 @@
 
 use std::sync::atomic::Ordering;
 
-use super::command_info::reply_help;
 use super::{CmdResult, Ctx, Error, Handler};
 use crate::config::Config;
 use crate::resp::Args;
@@ -131,8 +130,7 @@ pub fn reset_stats(srv: &crate::server::Server) {
 }
 
 fn help(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
-    reply_help(
-        ctx.out,
+    ctx.out.help(
         "CONFIG",
         &[
             "GET <pattern> [<pattern> ...]",

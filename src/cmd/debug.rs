@@ -3,7 +3,6 @@
 
 use std::sync::atomic::Ordering;
 
-use super::command_info::reply_help;
 use super::{CmdResult, Ctx, Error, Handler};
 use crate::resp::Args;
 use crate::store::ValueRef;
@@ -149,8 +148,7 @@ fn object(ctx: &mut Ctx<'_>, key: &[u8]) -> CmdResult {
 }
 
 fn help(ctx: &mut Ctx<'_>) {
-    reply_help(
-        ctx.out,
+    ctx.out.help(
         "DEBUG",
         &[
             "SLEEP <seconds>",

@@ -134,7 +134,6 @@ fn refcount(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
 }
 
 const HELP: &[&str] = &[
-    "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
     "ENCODING <key>",
     "    Name the internal representation that holds the value stored at <key>.",
     "FREQ <key>",
@@ -143,14 +142,9 @@ const HELP: &[&str] = &[
     "    Report roughly how many seconds passed since <key> was last read or written.",
     "REFCOUNT <key>",
     "    Report how many references point at the value stored at <key>.",
-    "HELP",
-    "    Print this help.",
 ];
 
 fn help(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
-    ctx.out.array(HELP.len());
-    for line in HELP {
-        ctx.out.simple(line);
-    }
+    ctx.out.help("OBJECT", HELP);
     Ok(())
 }

@@ -238,26 +238,19 @@ fn numpat(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
 }
 
 const HELP: &[&str] = &[
-    "PUBSUB <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
     "CHANNELS [<pattern>]",
-    "    Return the currently active channels matching a <pattern> (default: '*').",
+    "    Channels with at least one subscriber, matching <pattern> (default: all).",
     "NUMPAT",
-    "    Return number of subscriptions to patterns.",
+    "    How many pattern subscriptions exist.",
     "NUMSUB [<channel> ...]",
-    "    Return the number of subscribers for the specified channels, excluding",
-    "    pattern subscriptions(default: no channels).",
+    "    Subscriber count of each channel given (pattern subscriptions not counted).",
     "SHARDCHANNELS [<pattern>]",
-    "    Return the currently active shard level channels matching a <pattern> (default: '*').",
+    "    Shard channels with at least one subscriber, matching <pattern> (default: all).",
     "SHARDNUMSUB [<shardchannel> ...]",
-    "    Return the number of subscribers for the specified shard level channel(s)",
-    "HELP",
-    "    Prints this help.",
+    "    Subscriber count of each shard channel given.",
 ];
 
 fn help(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
-    ctx.out.array(HELP.len());
-    for line in HELP {
-        ctx.out.simple(line);
-    }
+    ctx.out.help("PUBSUB", HELP);
     Ok(())
 }

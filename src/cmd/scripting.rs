@@ -3,7 +3,6 @@
 
 use mlua::MultiValue;
 
-use super::command_info::reply_help;
 use super::{CmdResult, Ctx, Error};
 use crate::resp::Args;
 use crate::scripting::run::{Script, run_script};
@@ -152,8 +151,7 @@ fn script_kill(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
 }
 
 fn script_help(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
-    reply_help(
-        ctx.out,
+    ctx.out.help(
         "SCRIPT",
         &[
             "EXISTS <sha1> [<sha1> ...]",

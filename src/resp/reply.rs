@@ -165,6 +165,20 @@ impl Reply {
         }
     }
 
+    /// A container command's HELP reply: a title line, the `lines` (pairs of
+    /// usage and explanation), then the HELP entry itself.
+    pub fn help(&mut self, command: &str, lines: &[&str]) {
+        self.array(lines.len() + 3);
+        self.simple(&format!(
+            "{command} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"
+        ));
+        for l in lines {
+            self.simple(l);
+        }
+        self.simple("HELP");
+        self.simple("    Print this help.");
+    }
+
     pub fn len(&self) -> usize {
         self.buf.len()
     }
