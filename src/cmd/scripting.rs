@@ -1,11 +1,9 @@
 //! EVAL EVALSHA EVAL_RO EVALSHA_RO and SCRIPT (LOAD EXISTS FLUSH KILL HELP).
 //! The Lua side lives in `crate::scripting`.
 
-use mlua::MultiValue;
-
 use super::{CmdResult, Ctx, Error};
 use crate::resp::Args;
-use crate::scripting::run::{Script, run_script};
+use crate::scripting::run::{Inputs, Script, run_script};
 use crate::scripting::sha1_hex;
 use crate::util::num::parse_i64;
 
@@ -72,27 +70,18 @@ fn eval_generic(ctx: &mut Ctx<'_>, args: &Args<'_>, by_sha: bool, read_only: boo
             entry
         }
     };
-    let lua = &vm.lua;
-    let to_table = |items: &mut dyn Iterator<Item = &[u8]>| -> mlua::Result<mlua::Table> {
-        let t = lua.create_table()?;
-        for (i, a) in items.enumerate() {
-            t.raw_set(i + 1, lua.create_string(a)?)?;
-        }
-        Ok(t)
-    };
-    let globals = lua.globals();
-    let set = (|| -> mlua::Result<()> {
-        globals.raw_set("KEYS", to_table(&mut args.iter().skip(3).take(nkeys))?)?;
-        globals.raw_set("ARGV", to_table(&mut args.iter().skip(3 + nkeys))?)?;
-        Ok(())
-    })();
-    set.map_err(|e| Error::owned(format!("ERR {e}")))?;
     let script = Script {
         sha: &sha,
         read_only: read_only || no_writes,
         is_function: false,
     };
-    run_script(ctx, vm, &f, MultiValue::new(), &script);
+    let inputs = Inputs {
+        args,
+        first: 3,
+        nkeys,
+        as_params: false,
+    };
+    run_script(ctx, vm, &f, inputs, &script);
     Ok(())
 }
 

@@ -1,4 +1,6 @@
-//! Conversions between RESP replies and Lua values, by Redis's rules.
+//! Conversions between RESP replies and Lua values, by Redis's rules,
+//! working on the Lua stack directly (they run once or more per script
+//! call, so they avoid the safe API's per-value handles).
 //!
 //! Command reply -> Lua (what `redis.call` returns): integer -> number,
 //! bulk -> string, nil bulk / nil array -> false (nil under RESP3), array ->
@@ -10,87 +12,117 @@
 //! string -> bulk, true -> 1, false -> nil, `{err=}` / `{ok=}` -> error /
 //! status, RESP3 tables (`map`, `set`, `double`, ...), and arrays that stop
 //! at the first nil.
+//!
+//! Safety: every function here takes a valid `lua_State` owned by the
+//! calling thread, as handed to a C function or a raw closure.
 
-use mlua::{Lua, Table, Value};
+use std::ffi::c_int;
+
+use mlua::ffi::{self, lua_State};
 
 use crate::resp::Reply;
 
-/// Parses one reply in `buf` at `*pos` into a Lua value.
-pub fn reply_to_lua(lua: &Lua, buf: &[u8], pos: &mut usize) -> mlua::Result<Value> {
-    let kind = buf[*pos];
-    let line = read_line(buf, pos);
-    let num = || {
-        std::str::from_utf8(line)
-            .ok()
-            .and_then(|s| s.parse::<i64>().ok())
-    };
-    Ok(match kind {
-        b'+' => status_table(lua, "ok", line)?,
-        b'-' => {
-            let mut msg = Vec::with_capacity(line.len() + 1);
-            msg.push(b'-');
-            msg.extend_from_slice(line);
-            Value::Table(error_table(lua, &error_code_form(&msg))?)
+/// How deep a reply may nest on its way into Lua (each level takes stack).
+const MAX_DEPTH: usize = 1000;
+
+/// Pushes the reply in `buf` at `*pos` as one Lua value. False when the
+/// Lua stack cannot grow (nothing is left pushed then).
+///
+/// # Safety
+/// `l` must be a valid Lua state of the current thread.
+pub unsafe fn push_reply(l: *mut lua_State, buf: &[u8], pos: &mut usize, depth: usize) -> bool {
+    unsafe {
+        if depth > MAX_DEPTH || ffi::lua_checkstack(l, 4) == 0 {
+            return false;
         }
-        b':' => Value::Number(num().unwrap_or(0) as f64),
-        b'$' => match num() {
-            Some(n) if n >= 0 => {
-                Value::String(lua.create_string(read_bytes(buf, pos, n as usize))?)
-            }
-            _ => Value::Boolean(false),
-        },
-        b'*' | b'~' | b'%' => {
-            let Some(n) = num().filter(|n| *n >= 0) else {
-                return Ok(Value::Boolean(false));
-            };
-            let n = n as usize;
-            let t = lua.create_table()?;
-            match kind {
-                b'*' => {
-                    for i in 1..=n {
-                        t.raw_set(i, reply_to_lua(lua, buf, pos)?)?;
-                    }
-                    Value::Table(t)
-                }
-                b'~' => {
-                    for _ in 0..n {
-                        t.raw_set(reply_to_lua(lua, buf, pos)?, true)?;
-                    }
-                    wrap(lua, "set", t)?
-                }
-                _ => {
-                    for _ in 0..n {
-                        let k = reply_to_lua(lua, buf, pos)?;
-                        let v = reply_to_lua(lua, buf, pos)?;
-                        t.raw_set(k, v)?;
-                    }
-                    wrap(lua, "map", t)?
-                }
-            }
-        }
-        b'_' => Value::Nil,
-        b'#' => Value::Boolean(line == b"t"),
-        b',' => {
-            let d = std::str::from_utf8(line)
+        let kind = buf[*pos];
+        let line = read_line(buf, pos);
+        let num = || {
+            std::str::from_utf8(line)
                 .ok()
-                .and_then(|s| s.parse::<f64>().ok())
-                .unwrap_or(0.0);
-            let t = lua.create_table()?;
-            t.raw_set("double", d)?;
-            Value::Table(t)
+                .and_then(|s| s.parse::<i64>().ok())
+        };
+        match kind {
+            b'+' => push_field_table(l, c"ok", line),
+            b'-' => {
+                let mut msg = Vec::with_capacity(line.len() + 1);
+                msg.push(b'-');
+                msg.extend_from_slice(line);
+                push_error_table(l, &error_code_form(&msg));
+            }
+            b':' => ffi::lua_pushnumber(l, num().unwrap_or(0) as f64),
+            b'$' => match num() {
+                Some(n) if n >= 0 => push_bytes(l, read_bytes(buf, pos, n as usize)),
+                _ => ffi::lua_pushboolean(l, 0),
+            },
+            b'*' | b'~' | b'%' => {
+                let Some(n) = num().filter(|n| *n >= 0) else {
+                    ffi::lua_pushboolean(l, 0);
+                    return true;
+                };
+                let n = n as usize;
+                let wrapper = match kind {
+                    b'~' => Some(c"set"),
+                    b'%' => Some(c"map"),
+                    _ => None,
+                };
+                if wrapper.is_some() {
+                    ffi::lua_createtable(l, 0, 1);
+                }
+                let (narr, nrec) = if kind == b'*' { (n, 0) } else { (0, n) };
+                ffi::lua_createtable(l, narr.min(1 << 20) as c_int, nrec.min(1 << 20) as c_int);
+                for i in 1..=n {
+                    if !push_reply(l, buf, pos, depth + 1) {
+                        ffi::lua_pop(l, if wrapper.is_some() { 2 } else { 1 });
+                        return false;
+                    }
+                    match kind {
+                        b'*' => ffi::lua_rawseti(l, -2, i as ffi::lua_Integer),
+                        b'~' => {
+                            ffi::lua_pushboolean(l, 1);
+                            ffi::lua_rawset(l, -3);
+                        }
+                        _ => {
+                            if !push_reply(l, buf, pos, depth + 1) {
+                                ffi::lua_pop(l, 3);
+                                return false;
+                            }
+                            ffi::lua_rawset(l, -3);
+                        }
+                    }
+                }
+                if let Some(field) = wrapper {
+                    ffi::lua_setfield(l, -2, field.as_ptr());
+                }
+            }
+            b'_' => ffi::lua_pushnil(l),
+            b'#' => ffi::lua_pushboolean(l, (line == b"t") as c_int),
+            b',' => {
+                let d = std::str::from_utf8(line)
+                    .ok()
+                    .and_then(|s| s.parse::<f64>().ok())
+                    .unwrap_or(0.0);
+                ffi::lua_createtable(l, 0, 1);
+                ffi::lua_pushnumber(l, d);
+                ffi::lua_setfield(l, -2, c"double".as_ptr());
+            }
+            b'(' => push_field_table(l, c"big_number", line),
+            b'=' => {
+                let n = num().unwrap_or(0) as usize;
+                let body = read_bytes(buf, pos, n);
+                let (format, text) = body.split_at(body.len().min(3));
+                ffi::lua_createtable(l, 0, 1);
+                ffi::lua_createtable(l, 0, 2);
+                push_bytes(l, format);
+                ffi::lua_setfield(l, -2, c"format".as_ptr());
+                push_bytes(l, text.get(1..).unwrap_or(b""));
+                ffi::lua_setfield(l, -2, c"string".as_ptr());
+                ffi::lua_setfield(l, -2, c"verbatim_string".as_ptr());
+            }
+            _ => ffi::lua_pushnil(l),
         }
-        b'(' => status_table(lua, "big_number", line)?,
-        b'=' => {
-            let n = num().unwrap_or(0) as usize;
-            let body = read_bytes(buf, pos, n);
-            let (format, text) = body.split_at(body.len().min(3));
-            let inner = lua.create_table()?;
-            inner.raw_set("format", lua.create_string(format)?)?;
-            inner.raw_set("string", lua.create_string(text.get(1..).unwrap_or(b""))?)?;
-            wrap(lua, "verbatim_string", inner)?
-        }
-        _ => Value::Nil,
-    })
+        true
+    }
 }
 
 fn read_line<'a>(buf: &'a [u8], pos: &mut usize) -> &'a [u8] {
@@ -107,23 +139,29 @@ fn read_bytes<'a>(buf: &'a [u8], pos: &mut usize, n: usize) -> &'a [u8] {
     &buf[start..end]
 }
 
-fn wrap(lua: &Lua, field: &str, inner: Table) -> mlua::Result<Value> {
-    let t = lua.create_table()?;
-    t.raw_set(field, inner)?;
-    Ok(Value::Table(t))
+/// # Safety
+/// `l` must be a valid Lua state with room for one value.
+pub unsafe fn push_bytes(l: *mut lua_State, b: &[u8]) {
+    unsafe {
+        ffi::lua_pushlstring(l, b.as_ptr().cast(), b.len());
+    }
 }
 
-fn status_table(lua: &Lua, field: &str, text: &[u8]) -> mlua::Result<Value> {
-    let t = lua.create_table()?;
-    t.raw_set(field, lua.create_string(text)?)?;
-    Ok(Value::Table(t))
+/// Pushes `{<field>=text}`.
+unsafe fn push_field_table(l: *mut lua_State, field: &std::ffi::CStr, text: &[u8]) {
+    unsafe {
+        ffi::lua_createtable(l, 0, 1);
+        push_bytes(l, text);
+        ffi::lua_setfield(l, -2, field.as_ptr());
+    }
 }
 
-/// `{err=msg}`.
-pub fn error_table(lua: &Lua, msg: &[u8]) -> mlua::Result<Table> {
-    let t = lua.create_table()?;
-    t.raw_set("err", lua.create_string(msg)?)?;
-    Ok(t)
+/// Pushes `{err=msg}`.
+///
+/// # Safety
+/// `l` must be a valid Lua state with room for two values.
+pub unsafe fn push_error_table(l: *mut lua_State, msg: &[u8]) {
+    unsafe { push_field_table(l, c"err", msg) }
 }
 
 /// Redis's rule for error text handed to Lua: a leading `-` means the first
@@ -155,76 +193,162 @@ pub fn lua_number_to_i64(n: f64) -> i64 {
     }
 }
 
-/// Writes what a script returned as its reply. `resp3_script` is the
-/// protocol chosen with `redis.setresp` (it decides how booleans go out).
-pub fn lua_to_reply(out: &mut Reply, v: &Value, resp3_script: bool, depth: usize) {
-    match v {
-        Value::String(s) => out.bulk(&s.as_bytes()),
-        Value::Integer(i) => out.int(*i),
-        Value::Number(n) => out.int(lua_number_to_i64(*n)),
-        Value::Boolean(b) if resp3_script => out.boolean(*b),
-        Value::Boolean(true) => out.int(1),
-        Value::Table(t) if depth < 1000 => table_to_reply(out, t, resp3_script, depth),
-        _ => out.null(),
+/// The string at `idx` (which must be a string or a number; a number is
+/// converted in place, as `lua_tolstring` does).
+///
+/// # Safety
+/// `l` must be a valid Lua state and `idx` a valid index; the slice lives
+/// as long as the value stays on the stack.
+pub unsafe fn to_bytes<'l>(l: *mut lua_State, idx: c_int) -> &'l [u8] {
+    unsafe {
+        let mut len = 0usize;
+        let p = ffi::lua_tolstring(l, idx, &mut len);
+        if p.is_null() {
+            return b"";
+        }
+        std::slice::from_raw_parts(p.cast::<u8>(), len)
     }
 }
 
-fn table_to_reply(out: &mut Reply, t: &Table, resp3: bool, depth: usize) {
-    if let Ok(Value::String(e)) = t.raw_get::<Value>("err") {
-        return out.error(&String::from_utf8_lossy(&e.as_bytes()));
-    }
-    if let Ok(Value::String(s)) = t.raw_get::<Value>("ok") {
-        let text = String::from_utf8_lossy(&s.as_bytes()).replace(['\r', '\n'], " ");
-        return out.simple(&text);
-    }
-    if let Ok(Value::Number(d)) = t.raw_get::<Value>("double") {
-        return out.double(d);
-    }
-    if let Ok(Value::Integer(d)) = t.raw_get::<Value>("double") {
-        return out.double(d as f64);
-    }
-    if let Ok(Value::String(s)) = t.raw_get::<Value>("big_number") {
-        return big_number(out, &s.as_bytes());
-    }
-    if let Ok(Value::Table(m)) = t.raw_get::<Value>("map") {
-        let pairs: Vec<(Value, Value)> = m.pairs::<Value, Value>().flatten().collect();
-        out.map(pairs.len());
-        for (k, v) in &pairs {
-            lua_to_reply(out, k, resp3, depth + 1);
-            lua_to_reply(out, v, resp3, depth + 1);
-        }
-        return;
-    }
-    if let Ok(Value::Table(s)) = t.raw_get::<Value>("set") {
-        let keys: Vec<Value> = s
-            .pairs::<Value, Value>()
-            .flatten()
-            .map(|(k, _)| k)
-            .collect();
-        out.set(keys.len());
-        for k in &keys {
-            lua_to_reply(out, k, resp3, depth + 1);
-        }
-        return;
-    }
-    if let Ok(Value::Table(v)) = t.raw_get::<Value>("verbatim_string") {
-        let format: Option<mlua::String> = v.raw_get("format").ok();
-        let text: Option<mlua::String> = v.raw_get("string").ok();
-        if let (Some(f), Some(s)) = (format, text) {
-            return verbatim(out, &f.as_bytes(), &s.as_bytes());
+/// Writes the Lua value at `idx` as a reply. `resp3_script` is the
+/// protocol chosen with `redis.setresp` (it decides how booleans go out).
+///
+/// # Safety
+/// `l` must be a valid Lua state and `idx` a valid index.
+pub unsafe fn write_reply(
+    l: *mut lua_State,
+    idx: c_int,
+    out: &mut Reply,
+    resp3_script: bool,
+    depth: usize,
+) {
+    unsafe {
+        let idx = absolute(l, idx);
+        match ffi::lua_type(l, idx) {
+            ffi::LUA_TSTRING => out.bulk(to_bytes(l, idx)),
+            ffi::LUA_TNUMBER => out.int(lua_number_to_i64(ffi::lua_tonumber(l, idx))),
+            ffi::LUA_TBOOLEAN => {
+                let b = ffi::lua_toboolean(l, idx) != 0;
+                if resp3_script {
+                    out.boolean(b)
+                } else if b {
+                    out.int(1)
+                } else {
+                    out.null()
+                }
+            }
+            ffi::LUA_TTABLE if depth < MAX_DEPTH && ffi::lua_checkstack(l, 4) != 0 => {
+                write_table(l, idx, out, resp3_script, depth)
+            }
+            _ => out.null(),
         }
     }
-    // An array: elements 1, 2, ... up to the first nil.
-    let mut items = Vec::new();
-    for i in 1.. {
-        match t.raw_get::<Value>(i) {
-            Ok(Value::Nil) | Err(_) => break,
-            Ok(v) => items.push(v),
+}
+
+unsafe fn absolute(l: *mut lua_State, idx: c_int) -> c_int {
+    if idx < 0 && idx > ffi::LUA_REGISTRYINDEX {
+        unsafe { ffi::lua_gettop(l) + idx + 1 }
+    } else {
+        idx
+    }
+}
+
+/// Pushes `t[field]` (raw) and returns its type.
+unsafe fn get_field(l: *mut lua_State, t: c_int, field: &std::ffi::CStr) -> c_int {
+    unsafe {
+        ffi::lua_pushstring(l, field.as_ptr());
+        ffi::lua_rawget(l, t);
+        ffi::lua_type(l, -1)
+    }
+}
+
+unsafe fn write_table(l: *mut lua_State, t: c_int, out: &mut Reply, resp3: bool, depth: usize) {
+    unsafe {
+        if get_field(l, t, c"err") == ffi::LUA_TSTRING {
+            out.error(&String::from_utf8_lossy(to_bytes(l, -1)));
+            return ffi::lua_pop(l, 1);
+        }
+        ffi::lua_pop(l, 1);
+        if get_field(l, t, c"ok") == ffi::LUA_TSTRING {
+            let text = String::from_utf8_lossy(to_bytes(l, -1)).replace(['\r', '\n'], " ");
+            out.simple(&text);
+            return ffi::lua_pop(l, 1);
+        }
+        ffi::lua_pop(l, 1);
+        if get_field(l, t, c"double") == ffi::LUA_TNUMBER {
+            out.double(ffi::lua_tonumber(l, -1));
+            return ffi::lua_pop(l, 1);
+        }
+        ffi::lua_pop(l, 1);
+        if get_field(l, t, c"big_number") == ffi::LUA_TSTRING {
+            big_number(out, to_bytes(l, -1));
+            return ffi::lua_pop(l, 1);
+        }
+        ffi::lua_pop(l, 1);
+        if get_field(l, t, c"map") == ffi::LUA_TTABLE {
+            write_pairs(l, out, resp3, depth, true);
+            return ffi::lua_pop(l, 1);
+        }
+        ffi::lua_pop(l, 1);
+        if get_field(l, t, c"set") == ffi::LUA_TTABLE {
+            write_pairs(l, out, resp3, depth, false);
+            return ffi::lua_pop(l, 1);
+        }
+        ffi::lua_pop(l, 1);
+        if get_field(l, t, c"verbatim_string") == ffi::LUA_TTABLE {
+            let v = ffi::lua_gettop(l);
+            let f = get_field(l, v, c"format");
+            let s = get_field(l, v, c"string");
+            if f == ffi::LUA_TSTRING && s == ffi::LUA_TSTRING {
+                verbatim(out, to_bytes(l, -2), to_bytes(l, -1));
+                return ffi::lua_pop(l, 3);
+            }
+            ffi::lua_pop(l, 2);
+        }
+        ffi::lua_pop(l, 1);
+        // An array: elements 1, 2, ... up to the first nil.
+        let mut n = 0;
+        while {
+            ffi::lua_rawgeti(l, t, n as ffi::lua_Integer + 1);
+            let present = ffi::lua_type(l, -1) != ffi::LUA_TNIL;
+            ffi::lua_pop(l, 1);
+            present
+        } {
+            n += 1;
+        }
+        out.array(n);
+        for i in 1..=n {
+            ffi::lua_rawgeti(l, t, i as ffi::lua_Integer);
+            write_reply(l, -1, out, resp3, depth + 1);
+            ffi::lua_pop(l, 1);
         }
     }
-    out.array(items.len());
-    for v in &items {
-        lua_to_reply(out, v, resp3, depth + 1);
+}
+
+/// The table on top of the stack as a map (keys and values) or a set (its
+/// keys).
+unsafe fn write_pairs(l: *mut lua_State, out: &mut Reply, resp3: bool, depth: usize, map: bool) {
+    unsafe {
+        let t = ffi::lua_gettop(l);
+        let mut n = 0;
+        ffi::lua_pushnil(l);
+        while ffi::lua_next(l, t) != 0 {
+            n += 1;
+            ffi::lua_pop(l, 1);
+        }
+        if map {
+            out.map(n);
+        } else {
+            out.set(n);
+        }
+        ffi::lua_pushnil(l);
+        while ffi::lua_next(l, t) != 0 {
+            write_reply(l, -2, out, resp3, depth + 1);
+            if map {
+                write_reply(l, -1, out, resp3, depth + 1);
+            }
+            ffi::lua_pop(l, 1);
+        }
     }
 }
 
@@ -257,6 +381,7 @@ fn verbatim(out: &mut Reply, format: &[u8], text: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mlua::Lua;
 
     #[test]
     fn error_code_form_follows_redis() {
@@ -276,16 +401,42 @@ mod tests {
         assert_eq!(lua_number_to_i64(1e20), i64::MIN);
     }
 
-    #[test]
-    fn replies_round_trip_into_lua() {
+    /// Pushes each reply into Lua and writes it back out: what `redis.call`
+    /// hands a script and what returning it gives the client.
+    fn round_trip(input: &[u8], resp3: bool) -> Vec<u8> {
         let lua = Lua::new();
-        let buf = b"*3\r\n:1\r\n$2\r\nab\r\n$-1\r\n";
-        let mut pos = 0;
-        let v = reply_to_lua(&lua, buf, &mut pos).unwrap();
-        let Value::Table(t) = v else { panic!() };
-        assert_eq!(t.raw_get::<i64>(1).unwrap(), 1);
-        assert_eq!(t.raw_get::<String>(2).unwrap(), "ab");
-        assert!(!t.raw_get::<bool>(3).unwrap());
-        assert_eq!(pos, buf.len());
+        let mut out = Reply::new(resp3);
+        // SAFETY: the raw closure gets this thread's state, with the stack
+        // mlua set up for it.
+        unsafe {
+            lua.exec_raw::<()>((), |l| {
+                let mut pos = 0;
+                assert!(push_reply(l, input, &mut pos, 0));
+                assert_eq!(pos, input.len());
+                write_reply(l, -1, &mut out, resp3, 0);
+                ffi::lua_pop(l, 1);
+            })
+            .unwrap();
+        }
+        out.buf
+    }
+
+    #[test]
+    fn replies_round_trip_through_lua() {
+        // Nil bulk becomes false, which goes back out as nil.
+        assert_eq!(
+            round_trip(b"*3\r\n:1\r\n$2\r\nab\r\n$-1\r\n", false),
+            b"*3\r\n:1\r\n$2\r\nab\r\n$-1\r\n"
+        );
+        // A status is a {ok=} table, an error an {err=} table.
+        assert_eq!(round_trip(b"+OK\r\n", false), b"+OK\r\n");
+        assert_eq!(round_trip(b"-ERR x y\r\n", false), b"-ERR x y\r\n");
+        // RESP3 types keep their type through a RESP3 script.
+        assert_eq!(round_trip(b",1.5\r\n", true), b",1.5\r\n");
+        assert_eq!(
+            round_trip(b"%1\r\n$1\r\na\r\n:1\r\n", true),
+            b"%1\r\n$1\r\na\r\n:1\r\n"
+        );
+        assert_eq!(round_trip(b"#t\r\n", true), b"#t\r\n");
     }
 }

@@ -23,9 +23,10 @@ pub mod libs;
 pub mod run;
 pub mod vm;
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 
-use parking_lot::{Mutex, MutexGuard};
+use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::cmd::{Command, flags};
 use crate::server::Server;
@@ -46,6 +47,10 @@ pub struct Scripting {
     wrote: AtomicBool,
     /// The running script is a function (FCALL), not an EVAL script.
     is_function: AtomicBool,
+    /// Other clients' commands waiting for the running script to end.
+    waiters: AtomicUsize,
+    wait_lock: Mutex<()>,
+    done: Condvar,
 }
 
 impl Scripting {
@@ -74,12 +79,18 @@ impl Scripting {
         self.is_function.store(is_function, Ordering::Relaxed);
         self.runner.store(client_id, Ordering::Relaxed);
         self.running_since
-            .store(crate::server::now_ms().max(1), Ordering::Release);
+            .store(crate::server::now_ms().max(1), Ordering::SeqCst);
     }
 
     pub(crate) fn finish(&self) {
-        self.running_since.store(0, Ordering::Release);
+        self.running_since.store(0, Ordering::SeqCst);
         self.kill.store(false, Ordering::Relaxed);
+        // A waiter counts itself before it looks at `running_since` (both
+        // SeqCst): either it sees 0, or it is counted here and woken.
+        if self.waiters.load(Ordering::SeqCst) > 0 {
+            let _g = self.wait_lock.lock();
+            self.done.notify_all();
+        }
     }
 
     pub(crate) fn mark_write(&self) {
@@ -114,24 +125,37 @@ impl Scripting {
     /// script ends, or gets BUSY once the script has run longer than
     /// `busy-reply-threshold`. ALLOW_BUSY commands (SCRIPT KILL, ...) pass.
     pub fn busy_error(&self, srv: &Server, cmd: &Command, client_id: u64) -> Option<&'static str> {
-        if cmd.has(flags::ALLOW_BUSY) {
+        if cmd.has(flags::ALLOW_BUSY) || self.idle_for(client_id) {
             return None;
         }
-        loop {
-            let since = self.running_since.load(Ordering::Acquire);
-            if since == 0 || self.runner.load(Ordering::Relaxed) == client_id {
-                return None;
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        let mut g = self.wait_lock.lock();
+        let busy = loop {
+            if self.idle_for(client_id) {
+                break None;
             }
+            let since = self.running_since.load(Ordering::SeqCst);
             let threshold = srv.config.busy_reply_threshold.get();
-            if crate::server::now_ms() - since >= threshold {
-                return Some(if self.is_function.load(Ordering::Relaxed) {
+            let left = since + threshold - crate::server::now_ms();
+            if left <= 0 {
+                break Some(if self.is_function.load(Ordering::Relaxed) {
                     "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE."
                 } else {
                     BUSY_MSG
                 });
             }
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
+            self.done
+                .wait_for(&mut g, Duration::from_millis(left as u64));
+        };
+        drop(g);
+        self.waiters.fetch_sub(1, Ordering::SeqCst);
+        busy
+    }
+
+    /// No script runs, or the one running is this client's own.
+    fn idle_for(&self, client_id: u64) -> bool {
+        self.running_since.load(Ordering::SeqCst) == 0
+            || self.runner.load(Ordering::Relaxed) == client_id
     }
 }
 

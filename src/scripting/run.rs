@@ -1,13 +1,20 @@
 //! Running one script: locking, `redis.call`, the reply, the effects.
+//!
+//! The hot path (set KEYS/ARGV, call the script, each `redis.call`, convert
+//! the reply) works on the Lua stack directly: `redis.call` is a plain C
+//! function that finds the running script's state through a thread-local
+//! pointer set for the length of the run.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::ffi::c_int;
 
-use mlua::{Function, Lua, MultiValue, Table, Value};
+use mlua::Function;
+use mlua::ffi::{self, lua_State};
 
-use super::convert::{error_table, lua_to_reply, reply_to_lua};
+use super::convert::{push_bytes, push_error_table, push_reply, to_bytes, write_reply};
 use super::vm::Vm;
 use crate::cmd::{Ctx, Effect, flags, resolve, run};
-use crate::resp::{Parser, Reply};
+use crate::resp::{Args, Parser, Reply};
 
 /// Keyspace-wide commands lock shards by themselves (not through the
 /// caller's held locks), so inside a script, which holds every shard of its
@@ -30,43 +37,122 @@ pub struct Script<'a> {
     pub is_function: bool,
 }
 
+/// The keys and arguments a script gets: `args[first..first + nkeys]` are
+/// its keys, the rest its arguments. EVAL scripts see them as the globals
+/// KEYS and ARGV; functions get them as their two parameters.
+pub struct Inputs<'a, 'b> {
+    pub args: &'a Args<'b>,
+    pub first: usize,
+    pub nkeys: usize,
+    pub as_params: bool,
+}
+
 struct CallState<'c, 'a> {
     ctx: &'c mut Ctx<'a>,
     read_only: bool,
     /// MULTI was published before the script's first write.
     multi_open: bool,
+    /// The protocol chosen with `redis.setresp`.
+    resp3: bool,
+    /// Reused by every `redis.call` of the run.
+    argbuf: Vec<u8>,
+    spans: Vec<(usize, usize)>,
+    reply: Reply,
 }
 
-/// Runs `f` (already compiled in `vm`) with `args` as its Lua arguments
-/// and writes its reply into `ctx.out`.
-pub fn run_script(ctx: &mut Ctx<'_>, vm: &Vm, f: &Function, args: MultiValue, script: &Script<'_>) {
+thread_local! {
+    /// The running script's `RefCell<CallState>`, type-erased; null when
+    /// no script runs on this thread.
+    static CURRENT: Cell<*const ()> = const { Cell::new(std::ptr::null()) };
+}
+
+/// Points [`CURRENT`] at a run's state until dropped.
+struct Current(*const ());
+
+impl Current {
+    fn enter(state: &RefCell<CallState<'_, '_>>) -> Current {
+        let p = state as *const RefCell<CallState<'_, '_>> as *const ();
+        Current(CURRENT.with(|c| c.replace(p)))
+    }
+}
+
+impl Drop for Current {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.set(self.0));
+    }
+}
+
+/// Runs `f` with the script's state, if a script runs on this thread.
+fn with_current<R>(f: impl FnOnce(&mut CallState<'_, '_>) -> R) -> Option<R> {
+    let p = CURRENT.with(|c| c.get());
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: `Current` keeps the pointer valid for the length of the run
+    // and only this thread sees it.
+    let cell = unsafe { &*(p as *const RefCell<CallState<'_, '_>>) };
+    let mut st = cell.try_borrow_mut().ok()?;
+    Some(f(&mut st))
+}
+
+/// `redis.setresp(n)` of the running script.
+pub fn set_resp(resp3: bool) {
+    with_current(|st| st.resp3 = resp3);
+}
+
+/// How a run ended.
+enum Outcome {
+    Ok,
+    Failed(Vec<u8>, i64),
+    Internal(String),
+}
+
+/// Runs `f` (already compiled in `vm`) with `inputs` and writes its reply
+/// into `ctx.out`.
+pub fn run_script(
+    ctx: &mut Ctx<'_>,
+    vm: &Vm,
+    f: &Function,
+    inputs: Inputs<'_, '_>,
+    script: &Script<'_>,
+) {
     let srv = ctx.srv;
     let db = ctx.db.index;
     ctx.db.locks.lock_dbs(&srv.ks, &[db]);
     srv.scripting.start(ctx.client.info.id, script.is_function);
-    let _ = vm.hidden.raw_set("resp", 2);
     let state = RefCell::new(CallState {
         ctx,
         read_only: script.read_only,
         multi_open: false,
+        resp3: false,
+        argbuf: Vec::new(),
+        spans: Vec::new(),
+        reply: Reply {
+            buf: Vec::new(),
+            resp3: false,
+        },
     });
-    let hidden = &vm.hidden;
-    let result = vm.lua.scope(|scope| {
-        let call = scope.create_function(|lua, args: MultiValue| {
-            let mut it = args.into_iter();
-            let raise = matches!(it.next(), Some(Value::Boolean(true)));
-            call_command(lua, &state, hidden, raise, it.collect())
-        })?;
-        hidden.raw_set("call", call)?;
-        let r = if args.is_empty() {
-            vm.protected_call(f)
-        } else {
-            let bound = bind(&vm.lua, f, args)?;
-            vm.protected_call(&bound)
-        };
-        hidden.raw_set("call", Value::Nil)?;
-        Ok(r)
-    });
+    let mut outcome = Outcome::Ok;
+    let guard = Current::enter(&state);
+    // SAFETY: the closure gets this thread's state with the handler and the
+    // function on its stack (indexes 1 and 2); it leaves nothing behind.
+    let r = unsafe {
+        vm.lua.exec_raw::<()>((&vm.handler, f), |l| {
+            let nargs = push_inputs(l, &inputs);
+            if ffi::lua_pcall(l, nargs, 1, 1) == 0 {
+                let mut st = state.borrow_mut();
+                let resp3 = st.resp3;
+                write_reply(l, -1, st.ctx.out, resp3, 0);
+            } else {
+                outcome = error_of(l);
+            }
+            ffi::lua_settop(l, 0);
+        })
+    };
+    drop(guard);
+    if let Err(e) = r {
+        outcome = Outcome::Internal(format!("ERR {e}"));
+    }
     srv.scripting.finish();
     let CallState {
         ctx, multi_open, ..
@@ -76,10 +162,9 @@ pub fn run_script(ctx: &mut Ctx<'_>, vm: &Vm, f: &Function, args: MultiValue, sc
     }
     // The script's own writes were published one by one.
     ctx.effect = Effect::Nothing;
-    let resp3 = hidden.raw_get::<i64>("resp").unwrap_or(2) == 3;
-    match result {
-        Ok(Ok(v)) => lua_to_reply(ctx.out, &v, resp3, 0),
-        Ok(Err((msg, line))) => {
+    match outcome {
+        Outcome::Ok => {}
+        Outcome::Failed(msg, line) => {
             let whence = if script.is_function {
                 "user_function"
             } else {
@@ -91,90 +176,174 @@ pub fn run_script(ctx: &mut Ctx<'_>, vm: &Vm, f: &Function, args: MultiValue, sc
                 script.sha
             ));
         }
-        Err(e) => ctx.out.error(&format!("ERR {e}")),
+        Outcome::Internal(msg) => ctx.out.error(&msg),
     }
 }
 
-/// A function that calls `f` with `args` (FCALL passes KEYS and ARGV as
-/// arguments, and xpcall in Lua 5.1 cannot pass any).
-fn bind(lua: &Lua, f: &Function, args: MultiValue) -> mlua::Result<Function> {
-    let binder: Function = lua
-        .load("local f, a, b = ... return function() return f(a, b) end")
-        .set_name("=bind")
-        .into_function()?;
-    let mut it = args.into_iter();
-    let a = it.next().unwrap_or(Value::Nil);
-    let b = it.next().unwrap_or(Value::Nil);
-    binder.call((f.clone(), a, b))
-}
-
-/// `redis.call` / `redis.pcall`: runs one command with the script's locks
-/// and converts its reply. Returns (value, raise).
-fn call_command(
-    lua: &Lua,
-    state: &RefCell<CallState<'_, '_>>,
-    hidden: &Table,
-    raise: bool,
-    args: Vec<Value>,
-) -> mlua::Result<(Value, bool)> {
-    let fail = |msg: &str| Ok((Value::Table(error_table(lua, msg.as_bytes())?), raise));
-    if args.is_empty() {
-        return fail("ERR Please specify at least one argument for this redis lib call");
-    }
-    let mut buf = Vec::new();
-    let mut spans = Vec::with_capacity(args.len());
-    for v in args {
-        let start = buf.len();
-        match v {
-            Value::String(s) => buf.extend_from_slice(&s.as_bytes()),
-            Value::Integer(_) | Value::Number(_) => {
-                if let Some(s) = lua.coerce_string(v)? {
-                    buf.extend_from_slice(&s.as_bytes());
-                }
+/// Builds the KEYS and ARGV tables: as globals (returns 0 arguments) or
+/// left on the stack as the call's two arguments.
+unsafe fn push_inputs(l: *mut lua_State, inputs: &Inputs<'_, '_>) -> c_int {
+    unsafe {
+        let args = inputs.args;
+        let split = inputs.first + inputs.nkeys;
+        for (name, from, to) in [(c"KEYS", inputs.first, split), (c"ARGV", split, args.len())] {
+            ffi::lua_createtable(l, (to - from) as c_int, 0);
+            for (i, a) in (from..to).enumerate() {
+                push_bytes(l, &args[a]);
+                ffi::lua_rawseti(l, -2, i as ffi::lua_Integer + 1);
             }
-            _ => return fail("ERR Lua redis lib command arguments must be strings or integers"),
+            if !inputs.as_params {
+                ffi::lua_pushstring(l, name.as_ptr());
+                ffi::lua_insert(l, -2);
+                ffi::lua_rawset(l, ffi::LUA_GLOBALSINDEX);
+            }
         }
-        spans.push((start, buf.len()));
+        if inputs.as_params { 2 } else { 0 }
     }
-    let argv = Parser::args_over(&buf, &spans);
-    let mut st = state.borrow_mut();
-    let read_only = st.read_only;
-    let ctx = &mut *st.ctx;
+}
+
+/// The error table the handler made of a failure: `{err=..., line=...}`.
+unsafe fn error_of(l: *mut lua_State) -> Outcome {
+    unsafe {
+        if ffi::lua_type(l, -1) != ffi::LUA_TTABLE {
+            return Outcome::Failed(b"ERR unknown error".to_vec(), 0);
+        }
+        ffi::lua_getfield(l, -1, c"err".as_ptr());
+        let msg = if ffi::lua_type(l, -1) == ffi::LUA_TSTRING {
+            to_bytes(l, -1).to_vec()
+        } else {
+            b"ERR unknown error".to_vec()
+        };
+        ffi::lua_getfield(l, -2, c"line".as_ptr());
+        let line = ffi::lua_tonumber(l, -1) as i64;
+        ffi::lua_pop(l, 2);
+        Outcome::Failed(msg, line)
+    }
+}
+
+/// `redis.call`: runs one command; a failure is raised.
+///
+/// # Safety
+/// Only Lua calls it, as a C function.
+pub unsafe extern "C-unwind" fn redis_call(l: *mut lua_State) -> c_int {
+    // SAFETY: Lua hands this C function its own state. Nothing with a
+    // destructor is alive here when `lua_error` unwinds.
+    unsafe {
+        if call_command(l, true) {
+            ffi::lua_error(l);
+        }
+    }
+    1
+}
+
+/// `redis.pcall`: runs one command; a failure is returned as `{err=...}`.
+///
+/// # Safety
+/// Only Lua calls it, as a C function.
+pub unsafe extern "C-unwind" fn redis_pcall(l: *mut lua_State) -> c_int {
+    // SAFETY: as `redis_call`.
+    unsafe { call_command(l, false) };
+    1
+}
+
+/// Runs the command in the C function's arguments with the script's locks,
+/// and pushes its converted reply (or an error table). Returns whether the
+/// pushed value must be raised.
+#[inline(never)]
+unsafe fn call_command(l: *mut lua_State, raise: bool) -> bool {
+    let fail = |msg: &[u8]| {
+        // SAFETY: as the caller's.
+        unsafe { push_error_table(l, msg) };
+        raise
+    };
+    // SAFETY: arguments 1..=n are on this C function's stack.
+    let n = unsafe { ffi::lua_gettop(l) };
+    if unsafe { ffi::lua_checkstack(l, 4) } == 0 {
+        return fail(b"ERR reached lua stack limit");
+    }
+    let ran = with_current(|st| {
+        if n == 0 {
+            return Err(&b"ERR Please specify at least one argument for this redis lib call"[..]);
+        }
+        st.argbuf.clear();
+        st.spans.clear();
+        for i in 1..=n {
+            // SAFETY: `i` is one of the arguments.
+            let t = unsafe { ffi::lua_type(l, i) };
+            if t != ffi::LUA_TSTRING && t != ffi::LUA_TNUMBER {
+                return Err(b"ERR Lua redis lib command arguments must be strings or integers");
+            }
+            let start = st.argbuf.len();
+            // SAFETY: a string or a number (converted in place).
+            st.argbuf.extend_from_slice(unsafe { to_bytes(l, i) });
+            st.spans.push((start, st.argbuf.len()));
+        }
+        exec(st)
+    });
+    match ran {
+        None => fail(b"ERR redis.call is not available here"),
+        Some(Err(msg)) => fail(msg),
+        Some(Ok(failed)) => {
+            let pushed = with_current(|st| {
+                let mut pos = 0;
+                // SAFETY: room was checked; nested levels check their own.
+                unsafe { push_reply(l, &st.reply.buf, &mut pos, 0) }
+            });
+            if pushed != Some(true) {
+                return fail(b"ERR reached lua stack limit");
+            }
+            failed && raise
+        }
+    }
+}
+
+/// Runs the command in `st.argbuf`; its reply is left in `st.reply`.
+/// Ok(failed) once it ran, Err(message) when a script may not run it.
+fn exec(st: &mut CallState<'_, '_>) -> Result<bool, &'static [u8]> {
+    let CallState {
+        ctx,
+        read_only,
+        multi_open,
+        resp3,
+        argbuf,
+        spans,
+        reply,
+    } = st;
+    let argv = Parser::args_over(argbuf, spans);
     let srv = ctx.srv;
     let cmd = match resolve(&srv.commands, &argv) {
         Ok(c) => c,
         Err(m) if m.starts_with("ERR unknown") => {
-            return fail("ERR Unknown Redis command called from script");
+            return Err(b"ERR Unknown Redis command called from script");
         }
-        Err(_) => return fail("ERR Wrong number of args calling Redis command from script"),
+        Err(_) => return Err(b"ERR Wrong number of args calling Redis command from script"),
     };
     if cmd.has(flags::NOSCRIPT) {
-        return fail("ERR This Redis command is not allowed from script");
+        return Err(b"ERR This Redis command is not allowed from script");
     }
     let top = cmd.name.split('|').next().unwrap_or(cmd.name);
     if UNSUPPORTED_IN_SCRIPTS.contains(&top) {
-        return fail("ERR This command is not supported inside scripts by ferrokv yet");
+        return Err(b"ERR This command is not supported inside scripts by ferrokv yet");
     }
     if cmd.has(flags::WRITE) {
-        if read_only {
-            return fail("ERR Write commands are not allowed from read-only scripts.");
+        if *read_only {
+            return Err(b"ERR Write commands are not allowed from read-only scripts.");
         }
         srv.scripting.mark_write();
-        if !st.multi_open && srv.ks.effects_enabled() {
-            st.multi_open = true;
-            srv.ks.emit(st.ctx.db.index, &[b"MULTI"]);
+        if !*multi_open && srv.ks.effects_enabled() {
+            *multi_open = true;
+            srv.ks.emit(ctx.db.index, &[b"MULTI"]);
         }
     }
-    let ctx = &mut *st.ctx;
-    let resp3 = hidden.raw_get::<i64>("resp").unwrap_or(2) == 3;
-    let mut out = Reply::new(resp3);
+    reply.buf.clear();
+    reply.resp3 = *resp3;
     let db = ctx.client.db;
     // Watchers of keys outside the held shards (another database) are not
     // marked from inside a script: every shard of its database is held.
     let ran = run(
         srv,
         ctx.client,
-        &mut out,
+        reply,
         ctx.db.locks,
         ctx.stats,
         cmd,
@@ -187,7 +356,5 @@ fn call_command(
         ctx.db.index = ctx.client.db;
         ctx.db.locks.lock_db_late(&srv.ks, ctx.client.db);
     }
-    let mut pos = 0;
-    let v = reply_to_lua(lua, &out.buf, &mut pos)?;
-    Ok((v, ran.failed && raise))
+    Ok(ran.failed)
 }

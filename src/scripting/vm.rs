@@ -20,10 +20,11 @@ pub struct Vm {
     /// Compiled EVAL bodies by lowercase SHA1 hex, with their shebang's
     /// `no-writes` flag.
     pub scripts: HashMap<String, (Function, bool)>,
-    /// Private slots the prelude's wrappers read (`call`, `resp`).
+    /// Private helpers shared with the prelude (its error handler, ...).
     pub hidden: Table,
-    xpcall: Function,
-    handler: Function,
+    /// The message handler scripts run under: it turns whatever was raised
+    /// into `{err=..., line=...}`.
+    pub handler: Function,
 }
 
 impl Vm {
@@ -44,7 +45,6 @@ impl Vm {
             g.raw_set(name, Value::Nil)?;
         }
         let hidden = lua.create_table()?;
-        hidden.raw_set("resp", 2)?;
         let redis = lua.create_table()?;
         for (i, name) in ["LOG_DEBUG", "LOG_VERBOSE", "LOG_NOTICE", "LOG_WARNING"]
             .iter()
@@ -86,12 +86,10 @@ impl Vm {
             lua.create_function(move |lua, err: Value| describe_error(srv, lua, err))?,
         )?;
         let handler = hidden.raw_get("handler")?;
-        let xpcall = g.raw_get("xpcall")?;
         Ok(Vm {
             lua,
             scripts: HashMap::new(),
             hidden,
-            xpcall,
             handler,
         })
     }
@@ -117,30 +115,6 @@ impl Vm {
                 };
                 format!("ERR Error compiling script (new function): {msg}")
             })
-    }
-
-    /// Calls `f` under the error handler: Ok(results) or Err((message, line)).
-    pub fn protected_call(&self, f: &Function) -> Result<Value, (Vec<u8>, i64)> {
-        let r: mlua::Result<MultiValue> = self.xpcall.call((f.clone(), self.handler.clone()));
-        let mut values = match r {
-            Ok(v) => v.into_iter(),
-            Err(e) => return Err((format!("ERR {e}").into_bytes(), 0)),
-        };
-        let ok = matches!(values.next(), Some(Value::Boolean(true)));
-        let first = values.next().unwrap_or(Value::Nil);
-        if ok {
-            return Ok(first);
-        }
-        match first {
-            Value::Table(t) => {
-                let msg = t
-                    .raw_get::<mlua::String>("err")
-                    .map(|s| s.as_bytes().to_vec())
-                    .unwrap_or_else(|_| b"ERR unknown error".to_vec());
-                Err((msg, t.raw_get::<i64>("line").unwrap_or(0)))
-            }
-            _ => Err((b"ERR unknown error".to_vec(), 0)),
-        }
     }
 }
 
@@ -253,32 +227,14 @@ fn root_cause(e: &mlua::Error) -> Result<String, String> {
 }
 
 /// The `redis.*` functions written in Rust. `redis.call` / `redis.pcall`
-/// forward to `hidden.call`, the per-run function that can reach the
-/// running command's context; being C functions, they keep the caller's
-/// frame (and so its line number) even in `return redis.call(...)`.
+/// reach the running script's context through [`super::run`]; being C
+/// functions, they keep the caller's frame (and so its line number) even
+/// in `return redis.call(...)`.
 fn install_helpers(lua: &Lua, hidden: &Table, redis: &Table) -> mlua::Result<()> {
-    for (name, raising) in [("call", true), ("pcall", false)] {
-        let h = hidden.clone();
-        redis.raw_set(
-            name,
-            lua.create_function(move |_lua, args: MultiValue| {
-                let Ok(f) = h.raw_get::<Function>("call") else {
-                    return raise("ERR redis.call is not available here");
-                };
-                let mut all = MultiValue::with_capacity(args.len() + 1);
-                all.push_back(Value::Boolean(raising));
-                all.extend(args);
-                let (v, failed): (Value, bool) = f.call(all)?;
-                if failed {
-                    let msg = match &v {
-                        Value::Table(t) => t.raw_get::<String>("err").unwrap_or_default(),
-                        _ => String::new(),
-                    };
-                    return raise(msg);
-                }
-                Ok(v)
-            })?,
-        )?;
+    // SAFETY: both are C functions that only touch their own stack.
+    unsafe {
+        redis.raw_set("call", lua.create_c_function(super::run::redis_call)?)?;
+        redis.raw_set("pcall", lua.create_c_function(super::run::redis_pcall)?)?;
     }
     redis.raw_set(
         "sha1hex",
@@ -320,7 +276,6 @@ fn install_helpers(lua: &Lua, hidden: &Table, redis: &Table) -> mlua::Result<()>
             Ok(())
         })?,
     )?;
-    let h = hidden.clone();
     redis.raw_set(
         "setresp",
         lua.create_function(move |_lua, args: MultiValue| {
@@ -335,7 +290,8 @@ fn install_helpers(lua: &Lua, hidden: &Table, redis: &Table) -> mlua::Result<()>
             if n != 2 && n != 3 {
                 return raise("ERR RESP version must be 2 or 3.");
             }
-            h.raw_set("resp", n)
+            super::run::set_resp(n == 3);
+            Ok(())
         })?,
     )?;
     hidden.raw_set(
