@@ -342,10 +342,11 @@ pub(crate) fn run(
         effect: Effect::Argv,
     };
     let notify = crate::pubsub::notify::enabled(srv);
-    let existed = if notify {
-        crate::pubsub::notify::before(&mut ctx, args)
+    let (existed, outer_news) = if notify {
+        let existed = crate::pubsub::notify::before(&mut ctx, args);
+        (existed, Some(crate::pubsub::notify::begin_command()))
     } else {
-        None
+        (None, None)
     };
     let result = catch_unwind(AssertUnwindSafe(|| handler(&mut ctx, args)));
     let failed_msg = match result {
@@ -384,8 +385,14 @@ pub(crate) fn run(
             publish_effect(&ctx, args);
         }
     }
+    if notify && failed_msg.is_none() {
+        crate::pubsub::notify::key_misses(&mut ctx, args);
+    }
     if notify && ctx.dirty > 0 {
         crate::pubsub::notify::after(&mut ctx, args, existed);
+    }
+    if let Some(outer) = outer_news {
+        crate::pubsub::notify::end_command(srv, outer);
     }
     let st = &stats.cmds[cmd.id];
     st.calls.add(1);

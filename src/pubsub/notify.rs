@@ -54,7 +54,42 @@ pub struct Notifier(pub &'static Server);
 impl KeyEventSink for Notifier {
     fn event(&self, db: usize, class_bit: u32, event: &str, key: &[u8]) {
         let flags = self.0.config.notify_flags();
+        if class_bit == class::NEW && flags & class::NEW != 0 {
+            let held = PENDING_NEW.with_borrow_mut(|p| match p {
+                Some(keys) => {
+                    keys.push((db, key.to_vec()));
+                    true
+                }
+                None => false,
+            });
+            if held {
+                return;
+            }
+        }
         emit(self.0, flags, class_bit, event, key, db);
+    }
+}
+
+thread_local! {
+    /// Keys a running command created, whose `new` event waits for the
+    /// command's own events (see [`after`]); None outside a command.
+    static PENDING_NEW: std::cell::RefCell<Option<Vec<(usize, Vec<u8>)>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Starts holding back `new` events for the command about to run; returns
+/// what an enclosing command (EVAL, EXEC) held, for [`end_command`].
+pub fn begin_command() -> Option<Vec<(usize, Vec<u8>)>> {
+    PENDING_NEW.with_borrow_mut(|p| p.replace(Vec::new()))
+}
+
+/// Publishes the `new` events [`after`] did not place, and gives the
+/// enclosing command its own back.
+pub fn end_command(srv: &Server, outer: Option<Vec<(usize, Vec<u8>)>>) {
+    let left = PENDING_NEW.with_borrow_mut(|p| std::mem::replace(p, outer));
+    let flags = srv.config.notify_flags();
+    for (db, key) in left.unwrap_or_default() {
+        emit(srv, flags, class::NEW, "new", &key, db);
     }
 }
 
@@ -86,6 +121,47 @@ pub fn before(ctx: &mut Ctx<'_>, args: &Args<'_>) -> Option<Vec<bool>> {
     )
 }
 
+/// `keymiss` for each key a command looked up for reading and did not
+/// find, as Redis reports its read lookups: every key of a read command
+/// (but OBJECT's), the source keys (read-only key specs) of a write
+/// command, and GETEX/GETDEL's key when they changed nothing. The command
+/// has run with its keys' shards still held; sources are as it saw them.
+/// Keys whose shard it does not hold are not looked at.
+pub fn key_misses(ctx: &mut Ctx<'_>, args: &Args<'_>) {
+    use crate::cmd::{flags, keyspec};
+    let flags = ctx.srv.config.notify_flags();
+    let name = ctx.cmd.name;
+    if flags & class::KEY_MISS == 0 || name.starts_with("object") {
+        return;
+    }
+    let read_cmd = ctx.cmd.has(flags::READONLY);
+    let read_write = matches!(name, "getex" | "getdel") && ctx.dirty == 0;
+    if !read_cmd && !read_write && !ctx.cmd.has(flags::WRITE) {
+        return;
+    }
+    let Ok(keys) = keyspec::keys_and_flags(ctx.cmd, args) else {
+        return;
+    };
+    let (srv, db) = (ctx.srv, ctx.db.index);
+    let ro = |kf: u32| read_cmd || read_write || kf & keyspec::kflags::RO != 0;
+    // A source that is also the destination (SDIFFSTORE d d x) was read
+    // before it was written: what it is now says nothing of that read.
+    let written: Vec<&[u8]> = keys
+        .iter()
+        .filter(|(_, kf)| !ro(*kf))
+        .map(|&(i, _)| &args[i])
+        .collect();
+    for (i, kf) in keys {
+        let key = &args[i];
+        if !ro(kf) || written.contains(&key) {
+            continue;
+        }
+        if ctx.db.locks.holds(&srv.ks, db, key) && ctx.db.key(key).lookup().is_none() {
+            emit(srv, flags, class::KEY_MISS, "keymiss", key, db);
+        }
+    }
+}
+
 /// One event to publish: class, event name, key, database.
 type Event = (u32, &'static str, Vec<u8>, usize);
 
@@ -93,8 +169,31 @@ type Event = (u32, &'static str, Vec<u8>, usize);
 pub fn after(ctx: &mut Ctx<'_>, args: &Args<'_>, existed: Option<Vec<bool>>) {
     let events = events_of(ctx, args, existed.as_deref().unwrap_or(&[]));
     let flags = ctx.srv.config.notify_flags();
+    // Redis announces a key as `new` when it adds it: before the command's
+    // events, except where the command adds keys as it goes (MSET, SMOVE's
+    // destination), where each comes right before its key's first event.
+    let mut pending = PENDING_NEW.with_borrow_mut(|p| p.as_mut().map(std::mem::take));
+    let interleave = matches!(ctx.cmd.name, "mset" | "msetnx" | "smove");
+    if let Some(news) = pending.as_mut().filter(|_| !interleave) {
+        for (db, key) in news.drain(..) {
+            emit(ctx.srv, flags, class::NEW, "new", &key, db);
+        }
+    }
     for (c, event, key, db) in events {
+        if let Some(news) = pending.as_mut()
+            && let Some(i) = news.iter().position(|(d, k)| *d == db && *k == key)
+        {
+            let (d, k) = news.remove(i);
+            emit(ctx.srv, flags, class::NEW, "new", &k, d);
+        }
         emit(ctx.srv, flags, c, event, &key, db);
+    }
+    if let Some(news) = pending {
+        PENDING_NEW.with_borrow_mut(|p| {
+            if let Some(p) = p {
+                p.extend(news);
+            }
+        });
     }
 }
 
@@ -105,7 +204,7 @@ fn has_opt(args: &Args<'_>, from: usize, opts: &[&str]) -> bool {
 }
 
 fn events_of(ctx: &mut Ctx<'_>, args: &Args<'_>, existed: &[bool]) -> Vec<Event> {
-    use class::{GENERIC as G, HASH as H, LIST as L, STRING as S, ZSET as Z};
+    use class::{GENERIC as G, HASH as H, LIST as L, SET as T, STRING as S, ZSET as Z};
     let db = ctx.db.index;
     let name = ctx.cmd.name;
     let key = |i: usize| args[i].to_vec();
@@ -219,6 +318,27 @@ fn events_of(ctx: &mut Ctx<'_>, args: &Args<'_>, existed: &[bool]) -> Vec<Event>
         "hdel" => {
             ev.push((H, "hdel", key(1), db));
             emptied = Some(key(1));
+        }
+        "sadd" => ev.push((T, "sadd", key(1), db)),
+        "srem" | "spop" => {
+            ev.push((T, name, key(1), db));
+            emptied = Some(key(1));
+        }
+        "smove" => {
+            ev.push((T, "srem", key(1), db));
+            if ctx.db.key(&args[1]).lookup().is_none() {
+                ev.push((G, "del", key(1), db));
+            }
+            if args[1] != args[2] {
+                ev.push((T, "sadd", key(2), db));
+            }
+        }
+        "sinterstore" | "sunionstore" | "sdiffstore" => {
+            if ctx.db.key(&args[1]).lookup().is_some() {
+                ev.push((T, name, key(1), db));
+            } else {
+                ev.push((G, "del", key(1), db));
+            }
         }
         "zadd" => {
             let incr = has_opt(args, 2, &["incr"]);

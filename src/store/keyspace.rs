@@ -639,12 +639,16 @@ impl<'s, 'k> KeySlot<'s, 'k> {
     /// Inserts the key, which the caller found absent with `lookup`.
     pub fn insert(&mut self, value: Value<'_>, expire: Option<i64>) -> usize {
         let e = Entry::new(self.key, value, expire, (self.now_ms / 1000) as u32);
+        self.ks
+            .key_event(self.db, crate::config::notify::NEW, "new", self.key);
         self.shard.insert(self.hash, e, hash_key)
     }
 
     /// Inserts an entry built elsewhere (RENAME, MOVE); its key must be ours.
     pub fn insert_entry(&mut self, entry: Entry) -> usize {
         debug_assert_eq!(entry.key(), self.key);
+        self.ks
+            .key_event(self.db, crate::config::notify::NEW, "new", self.key);
         self.shard.insert(self.hash, entry, hash_key)
     }
 

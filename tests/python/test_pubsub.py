@@ -9,6 +9,7 @@ import json
 import threading
 import time
 
+import pytest
 import redis
 import redis.asyncio
 
@@ -138,15 +139,31 @@ KEYSPACE_SCRIPT = [
     ("ZADD", "z", "1", "a", "2", "b"),
     ("ZINCRBY", "z", "1", "a"),
     ("ZPOPMIN", "z", "5"),
+    ("SADD", "st", "a", "b", "c"),
+    ("SREM", "st", "a"),
+    ("SADD", "st2", "x"),
+    ("SMOVE", "st", "st2", "b"),
+    ("SINTERSTORE", "sd", "st", "st2"),
+    ("SUNIONSTORE", "sd", "st", "st2"),
+    ("SDIFFSTORE", "sd", "sd", "st", "st2"),
+    ("SINTERSTORE", "sd2", "nosrc", "st"),
+    ("SMOVE", "st2", "fresh", "x"),
+    ("SPOP", "st2", "5"),
+    ("GET", "nokey"),
+    ("MGET", "t", "nokey2"),
+    ("EXISTS", "nokey3", "t"),
+    ("GETEX", "nokey4"),
+    ("OBJECT", "ENCODING", "t"),
+    ("EVAL", "return redis.call('HGET', KEYS[1], 'f')", "1", "nohash"),
     ("SET", "gone", "v", "PX", "1"),
 ]
 
 
-def _keyspace_events(host: str, port: int) -> list[tuple[str, str]]:
+def _keyspace_events(host: str, port: int, classes: str) -> list[tuple[str, str]]:
     c = redis.Redis(host=host, port=port, decode_responses=True)
     ps = c.pubsub()
     try:
-        c.config_set("notify-keyspace-events", "KEA")
+        c.config_set("notify-keyspace-events", classes)
         ps.psubscribe("__key*__:*")
         assert ps.get_message(timeout=5)["type"] == "psubscribe"
         for command in KEYSPACE_SCRIPT:
@@ -163,13 +180,21 @@ def _keyspace_events(host: str, port: int) -> list[tuple[str, str]]:
         c.close()
 
 
-def test_keyspace_notifications_match_reference(ferrokv, reference_server):
+# `A` leaves out `n` (new keys) and `m` (key misses); KEAmn is everything.
+@pytest.mark.parametrize("classes", ["KEA", "KEAmn", "Kgsm", "En$"])
+def test_keyspace_notifications_match_reference(ferrokv, reference_server, classes):
     ref = reference_server.endpoint
     redis.Redis(host=ref.host, port=ref.port).flushall()
-    ours = _keyspace_events(ferrokv.host, ferrokv.port)
-    theirs = _keyspace_events(ref.host, ref.port)
+    redis.Redis(host=ferrokv.host, port=ferrokv.port).flushall()
+    ours = _keyspace_events(ferrokv.host, ferrokv.port, classes)
+    theirs = _keyspace_events(ref.host, ref.port, classes)
     assert ours == theirs
-    assert ("__keyevent@0__:expired", "gone") in ours
+    if "A" in classes:
+        assert ("__keyevent@0__:expired", "gone") in ours
+    if "m" in classes:
+        assert ("__keyspace@0__:nokey", "keymiss") in ours
+    if "n" in classes:
+        assert ("__keyevent@0__:new", "st") in ours
 
 
 def _served_pop_events(host: str, port: int) -> list[tuple[str, str]]:
