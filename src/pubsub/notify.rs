@@ -70,22 +70,25 @@ impl KeyEventSink for Notifier {
     }
 }
 
+/// Keys (with their database) whose `new` event is held back.
+pub type NewKeys = Vec<(usize, Vec<u8>)>;
+
 thread_local! {
     /// Keys a running command created, whose `new` event waits for the
     /// command's own events (see [`after`]); None outside a command.
-    static PENDING_NEW: std::cell::RefCell<Option<Vec<(usize, Vec<u8>)>>> =
+    static PENDING_NEW: std::cell::RefCell<Option<NewKeys>> =
         const { std::cell::RefCell::new(None) };
 }
 
 /// Starts holding back `new` events for the command about to run; returns
 /// what an enclosing command (EVAL, EXEC) held, for [`end_command`].
-pub fn begin_command() -> Option<Vec<(usize, Vec<u8>)>> {
+pub fn begin_command() -> Option<NewKeys> {
     PENDING_NEW.with_borrow_mut(|p| p.replace(Vec::new()))
 }
 
 /// Publishes the `new` events [`after`] did not place, and gives the
 /// enclosing command its own back.
-pub fn end_command(srv: &Server, outer: Option<Vec<(usize, Vec<u8>)>>) {
+pub fn end_command(srv: &Server, outer: Option<NewKeys>) {
     let left = PENDING_NEW.with_borrow_mut(|p| std::mem::replace(p, outer));
     let flags = srv.config.notify_flags();
     for (db, key) in left.unwrap_or_default() {
