@@ -4,3 +4,5 @@ pub mod glob;
 pub mod num;
 pub mod rand;
 pub mod varint;
+pub mod crc64;
+pub mod lzf;
