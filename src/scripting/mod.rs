@@ -19,6 +19,8 @@
 pub mod bit;
 pub mod cjson;
 pub mod convert;
+pub mod function_dump;
+pub mod functions;
 pub mod libs;
 pub mod run;
 pub mod vm;
@@ -33,6 +35,8 @@ use vm::Vm;
 
 pub const BUSY_MSG: &str =
     "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
+pub const BUSY_FUNCTION_MSG: &str =
+    "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.";
 
 #[derive(Default)]
 pub struct Scripting {
@@ -46,6 +50,8 @@ pub struct Scripting {
     wrote: AtomicBool,
     /// The running script is a function (FCALL), not an EVAL script.
     is_function: AtomicBool,
+    /// FUNCTION libraries, in their own VM.
+    pub functions: functions::Functions,
 }
 
 impl Scripting {
@@ -82,6 +88,17 @@ impl Scripting {
         self.kill.store(false, Ordering::Relaxed);
     }
 
+    /// What runs now: None, or (is a function, milliseconds it has run).
+    pub fn running(&self) -> Option<(bool, i64)> {
+        let since = self.running_since.load(Ordering::Acquire);
+        (since != 0).then(|| {
+            (
+                self.is_function.load(Ordering::Relaxed),
+                crate::server::now_ms() - since,
+            )
+        })
+    }
+
     pub(crate) fn mark_write(&self) {
         self.wrote.store(true, Ordering::Relaxed);
     }
@@ -91,11 +108,13 @@ impl Scripting {
         if self.running_since.load(Ordering::Acquire) == 0 {
             return Err("NOTBUSY No scripts in execution right now.");
         }
-        if self.is_function.load(Ordering::Relaxed) != function {
-            return Err(if function {
-                "NOTBUSY No scripts in execution right now."
+        let running_function = self.is_function.load(Ordering::Relaxed);
+        if running_function != function {
+            // The kill of the other kind: the BUSY error of what runs.
+            return Err(if running_function {
+                BUSY_FUNCTION_MSG
             } else {
-                "BUSY Redis is busy running a function. You can only call FUNCTION KILL or SHUTDOWN NOSAVE."
+                BUSY_MSG
             });
         }
         if self.wrote.load(Ordering::Relaxed) {
@@ -125,7 +144,7 @@ impl Scripting {
             let threshold = srv.config.busy_reply_threshold.get();
             if crate::server::now_ms() - since >= threshold {
                 return Some(if self.is_function.load(Ordering::Relaxed) {
-                    "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE."
+                    BUSY_FUNCTION_MSG
                 } else {
                     BUSY_MSG
                 });

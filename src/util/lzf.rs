@@ -193,7 +193,9 @@ mod tests {
     fn round_trips() {
         round_trip(b"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
         round_trip(b"abcabcabcabcabcabcabcabcabcabcabcabc hello hello hello");
-        let long: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8 ^ (i / 97) as u8).collect();
+        let long: Vec<u8> = (0..5000u32)
+            .map(|i| (i % 251) as u8 ^ (i / 97) as u8)
+            .collect();
         round_trip(&long);
         let text = "redis.register_function('f', function(keys, args) return 1 end)\n".repeat(40);
         round_trip(text.as_bytes());
