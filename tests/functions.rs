@@ -73,7 +73,14 @@ fn load_call_and_list() {
         .query(&mut con)
         .unwrap();
     let text = format!("{list:?}");
-    for needle in ["testlib", "LUA", "incr_by", "peek", "read a key", "no-writes"] {
+    for needle in [
+        "testlib",
+        "LUA",
+        "incr_by",
+        "peek",
+        "read a key",
+        "no-writes",
+    ] {
         assert!(text.contains(needle), "{needle} missing from {text}");
     }
     let stats: Value = redis::cmd("FUNCTION").arg("STATS").query(&mut con).unwrap();
@@ -99,10 +106,7 @@ fn writes_are_published_as_a_transaction() {
     assert_eq!(h.run(&["FUNCTION", "LOAD", LIB]), "$7\r\ntestlib\r\n");
     assert_eq!(h.take_effects(), [format!("0: FUNCTION LOAD {LIB}")]);
     assert_eq!(h.run(&["FCALL", "incr_by", "1", "k", "2"]), ":2\r\n");
-    assert_eq!(
-        h.take_effects(),
-        ["0: MULTI", "0: INCRBY k 2", "0: EXEC"]
-    );
+    assert_eq!(h.take_effects(), ["0: MULTI", "0: INCRBY k 2", "0: EXEC"]);
     assert_eq!(h.run(&["FCALL", "peek", "1", "k"]), "$1\r\n2\r\n");
     assert!(h.take_effects().is_empty());
     assert_eq!(
@@ -212,7 +216,10 @@ fn function_kill_stops_a_busy_function() {
         }
     }
     // STATS answers while the function runs, and names it.
-    let stats: Value = redis::cmd("FUNCTION").arg("STATS").query(&mut admin).unwrap();
+    let stats: Value = redis::cmd("FUNCTION")
+        .arg("STATS")
+        .query(&mut admin)
+        .unwrap();
     let text = format!("{stats:?}");
     assert!(
         text.contains("spin") && text.contains("somekey") && text.contains("duration_ms"),
@@ -224,7 +231,10 @@ fn function_kill_stops_a_busy_function() {
         .query::<()>(&mut admin)
         .unwrap_err();
     assert!(err.to_string().contains("FUNCTION KILL"), "{err}");
-    let _: () = redis::cmd("FUNCTION").arg("KILL").query(&mut admin).unwrap();
+    let _: () = redis::cmd("FUNCTION")
+        .arg("KILL")
+        .query(&mut admin)
+        .unwrap();
     let err = runner.join().unwrap();
     assert!(
         err.contains("Script killed by user with SCRIPT KILL") && err.contains("@user_function"),
@@ -312,4 +322,53 @@ fn payloads_move_between_redis_and_ferrokv() {
         .query::<()>(&mut reference);
     restored.unwrap();
     assert_eq!(called.unwrap(), "from ferrokv");
+}
+
+#[test]
+fn function_commands_while_an_eval_script_runs() {
+    let srv = common::Server::start();
+    let mut admin = srv.client();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("busy-reply-threshold")
+        .arg("100")
+        .query(&mut admin)
+        .unwrap();
+    let url = srv.url();
+    let runner = std::thread::spawn(move || {
+        let mut con = redis::Client::open(url).unwrap().get_connection().unwrap();
+        redis::cmd("EVAL")
+            .arg("while true do end")
+            .arg(0)
+            .query::<()>(&mut con)
+            .unwrap_err()
+            .to_string()
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // FUNCTION STATS passes the busy gate but refuses to describe a script.
+    loop {
+        let r: redis::RedisResult<Value> = redis::cmd("FUNCTION").arg("STATS").query(&mut admin);
+        match r {
+            Err(e) => {
+                assert!(
+                    e.to_string().contains("You can only call SCRIPT KILL"),
+                    "{e}"
+                );
+                break;
+            }
+            _ if Instant::now() > deadline => panic!("the script never started"),
+            _ => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+    let err = redis::cmd("FUNCTION")
+        .arg("KILL")
+        .query::<()>(&mut admin)
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("You can only call SCRIPT KILL"),
+        "{err}"
+    );
+    let _: () = redis::cmd("SCRIPT").arg("KILL").query(&mut admin).unwrap();
+    let err = runner.join().unwrap();
+    assert!(err.contains("@user_script"), "{err}");
 }
