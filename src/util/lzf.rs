@@ -214,6 +214,30 @@ mod tests {
     }
 
     #[test]
+    fn random_inputs_round_trip() {
+        // Small alphabets make matches of every length and offset.
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut rnd = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for round in 0..400 {
+            let len = (rnd() % 3000) as usize + round % 7;
+            let alphabet = 1 + rnd() % 6;
+            let data: Vec<u8> = (0..len).map(|_| b'a' + (rnd() % alphabet) as u8).collect();
+            round_trip(&data);
+            // Tight output limits exercise every "does not fit" exit.
+            for slack in [0, 1, 2, 3, 5] {
+                if let Some(c) = compress(&data, data.len() / 3 + slack) {
+                    assert_eq!(decompress(&c, data.len()).as_deref(), Some(&data[..]));
+                }
+            }
+        }
+    }
+
+    #[test]
     fn rejects_garbage() {
         assert!(decompress(b"\x05ab", 6).is_none());
         assert!(decompress(b"\x20\x05", 3).is_none());
