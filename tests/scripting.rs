@@ -112,3 +112,82 @@ fn busy_then_script_kill() {
         .unwrap_err();
     assert!(err.to_string().contains("No scripts in execution"), "{err}");
 }
+
+/// EVAL and FCALL alone and inside MULTI/EXEC, from several connections at
+/// once, over keys in many shards: every script and transaction completes
+/// (an EXEC holding shards must never wait for a VM that a script waiting
+/// for those shards holds), and the counts add up.
+#[test]
+fn scripts_and_transactions_running_scripts_do_not_deadlock() {
+    let srv = common::Server::start();
+    let mut con = srv.client();
+    let _: () = redis::cmd("FUNCTION")
+        .arg("LOAD")
+        .arg("#!lua name=stress\nredis.register_function('bump', function(keys) return redis.call('INCR', keys[1]) end)")
+        .query(&mut con)
+        .unwrap();
+    let rounds = 200;
+    let threads: Vec<_> = (0..6)
+        .map(|t| {
+            let mut con = srv.client();
+            // A deadlock shows as a timeout, not a hung test.
+            con.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            std::thread::spawn(move || {
+                for i in 0..rounds {
+                    let k = format!("k{}", (i * 7 + t) % 50);
+                    match t % 3 {
+                        0 => {
+                            let _: i64 = redis::cmd("EVAL")
+                                .arg("return redis.call('INCR', KEYS[1])")
+                                .arg(1)
+                                .arg(&k)
+                                .query(&mut con)
+                                .unwrap();
+                        }
+                        1 => {
+                            let _: (i64, i64, i64) = redis::pipe()
+                                .atomic()
+                                .cmd("INCR")
+                                .arg(format!("other{i}"))
+                                .cmd("EVAL")
+                                .arg("return redis.call('INCR', KEYS[1])")
+                                .arg(1)
+                                .arg(&k)
+                                .cmd("FCALL")
+                                .arg("bump")
+                                .arg(1)
+                                .arg("fk")
+                                .query(&mut con)
+                                .unwrap();
+                        }
+                        _ => {
+                            let _: i64 = redis::cmd("FCALL")
+                                .arg("bump")
+                                .arg(1)
+                                .arg(&k)
+                                .query(&mut con)
+                                .unwrap();
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert!(started.elapsed() < Duration::from_secs(60));
+    let mut total = 0i64;
+    for i in 0..50 {
+        let v: Option<i64> = redis::cmd("GET")
+            .arg(format!("k{i}"))
+            .query(&mut con)
+            .unwrap();
+        total += v.unwrap_or(0);
+    }
+    // Threads 0/3 (EVAL), 1/4 (EXEC's EVAL) and 2/5 (FCALL) each bump one k.
+    assert_eq!(total, 6 * rounds as i64);
+    let fk: i64 = redis::cmd("GET").arg("fk").query(&mut con).unwrap();
+    assert_eq!(fk, 2 * rounds as i64);
+}

@@ -15,6 +15,7 @@ pub mod connection;
 pub mod debug;
 pub mod error;
 pub mod expire;
+pub mod functions;
 pub mod hashes;
 pub mod info;
 pub mod keys;
@@ -66,6 +67,7 @@ pub fn handlers() -> Vec<(&'static str, Handler)> {
         sets::COMMANDS,
         multi::COMMANDS,
         scripting::COMMANDS,
+        functions::COMMANDS,
         pubsub::COMMANDS,
     ] {
         all.extend_from_slice(family);

@@ -1,11 +1,13 @@
 //! Lua scripting: EVAL and friends run Lua 5.1 scripts atomically.
 //!
-//! Design: one Lua VM per server behind a mutex (as Redis has one VM).
-//! A script locks every shard of its selected database for its whole run,
-//! so it is atomic for every other client and may touch keys it did not
-//! declare; `redis.call` runs handlers through the normal command table
-//! with those locks already held ([`crate::cmd::run_handler`]). Lock order
-//! is always VM first, then shards; nothing holding a shard takes the VM.
+//! Design: one Lua VM for EVAL scripts and one for FUNCTION libraries,
+//! each behind a mutex (Redis has the same two). A script locks every shard
+//! of its selected database for its whole run, so it is atomic for every
+//! other client and may touch keys it did not declare; `redis.call` runs
+//! handlers through the normal command table with those locks already held
+//! (`crate::cmd::run`). Lock order is always the script gate
+//! ([`Scripting::gate`]), then a VM, then shards; an EXEC whose queue runs
+//! scripts takes the gate before its shards.
 //!
 //! While a script runs, [`Scripting`] records since when: once it has run
 //! longer than `busy-reply-threshold`, the dispatcher answers BUSY to other
@@ -19,6 +21,8 @@
 pub mod bit;
 pub mod cjson;
 pub mod convert;
+pub mod function_dump;
+pub mod functions;
 pub mod libs;
 pub mod run;
 pub mod vm;
@@ -26,7 +30,7 @@ pub mod vm;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use parking_lot::{Condvar, Mutex, MutexGuard};
+use parking_lot::{Condvar, Mutex, MutexGuard, ReentrantMutex};
 
 use crate::cmd::{Command, flags};
 use crate::server::Server;
@@ -34,6 +38,8 @@ use vm::Vm;
 
 pub const BUSY_MSG: &str =
     "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
+pub const BUSY_FUNCTION_MSG: &str =
+    "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.";
 
 #[derive(Default)]
 pub struct Scripting {
@@ -51,6 +57,14 @@ pub struct Scripting {
     waiters: AtomicUsize,
     wait_lock: Mutex<()>,
     done: Condvar,
+    /// FUNCTION libraries, in their own VM.
+    pub functions: functions::Functions,
+    /// Held around every script run (EVAL, FCALL) and around a whole EXEC
+    /// whose queue runs scripts, taken before any VM or shard lock: one
+    /// script at a time, and an EXEC that holds shards never waits for a
+    /// VM that a script waiting for those shards holds. Reentrant, for the
+    /// scripts EXEC itself runs.
+    pub gate: ReentrantMutex<()>,
 }
 
 impl Scripting {
@@ -93,6 +107,17 @@ impl Scripting {
         }
     }
 
+    /// What runs now: None, or (is a function, milliseconds it has run).
+    pub fn running(&self) -> Option<(bool, i64)> {
+        let since = self.running_since.load(Ordering::Acquire);
+        (since != 0).then(|| {
+            (
+                self.is_function.load(Ordering::Relaxed),
+                crate::server::now_ms() - since,
+            )
+        })
+    }
+
     pub(crate) fn mark_write(&self) {
         self.wrote.store(true, Ordering::Relaxed);
     }
@@ -102,11 +127,13 @@ impl Scripting {
         if self.running_since.load(Ordering::Acquire) == 0 {
             return Err("NOTBUSY No scripts in execution right now.");
         }
-        if self.is_function.load(Ordering::Relaxed) != function {
-            return Err(if function {
-                "NOTBUSY No scripts in execution right now."
+        let running_function = self.is_function.load(Ordering::Relaxed);
+        if running_function != function {
+            // The kill of the other kind: the BUSY error of what runs.
+            return Err(if running_function {
+                BUSY_FUNCTION_MSG
             } else {
-                "BUSY Redis is busy running a function. You can only call FUNCTION KILL or SHUTDOWN NOSAVE."
+                BUSY_MSG
             });
         }
         if self.wrote.load(Ordering::Relaxed) {
@@ -139,7 +166,7 @@ impl Scripting {
             let left = since + threshold - crate::server::now_ms();
             if left <= 0 {
                 break Some(if self.is_function.load(Ordering::Relaxed) {
-                    "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE."
+                    BUSY_FUNCTION_MSG
                 } else {
                     BUSY_MSG
                 });

@@ -173,6 +173,27 @@ pub fn run_script(
     }
 }
 
+/// Calls `f` without arguments under the script error handler (a library
+/// body at FUNCTION LOAD): Err((message, line)) when it raised.
+pub fn call_protected(vm: &Vm, f: &Function) -> Result<(), (Vec<u8>, i64)> {
+    let mut outcome = Outcome::Ok;
+    // SAFETY: as in `run_script`: handler and function at 1 and 2.
+    let r = unsafe {
+        vm.lua.exec_raw::<()>((&vm.handler, f), |l| {
+            if ffi::lua_pcall(l, 0, 0, 1) != 0 {
+                outcome = error_of(l);
+            }
+            ffi::lua_settop(l, 0);
+        })
+    };
+    match (r, outcome) {
+        (Err(e), _) => Err((format!("ERR {e}").into_bytes(), 0)),
+        (Ok(()), Outcome::Failed(msg, line)) => Err((msg, line)),
+        (Ok(()), Outcome::Internal(msg)) => Err((msg.into_bytes(), 0)),
+        (Ok(()), Outcome::Ok) => Ok(()),
+    }
+}
+
 /// Builds the KEYS and ARGV tables: as globals (returns 0 arguments) or
 /// left on the stack as the call's two arguments.
 unsafe fn push_inputs(l: *mut lua_State, inputs: &Inputs<'_, '_>) -> c_int {

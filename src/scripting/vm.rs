@@ -103,6 +103,12 @@ impl Vm {
         Ok((f, no_writes))
     }
 
+    /// Calls `f` without arguments under the error handler: Err((message,
+    /// line)) when it raised.
+    pub fn protected_call(&self, f: &Function) -> Result<(), (Vec<u8>, i64)> {
+        super::run::call_protected(self, f)
+    }
+
     pub fn compile_chunk(&self, body: &[u8], name: &str) -> Result<Function, String> {
         self.lua
             .load(body)

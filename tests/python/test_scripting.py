@@ -3,6 +3,7 @@ and retry), redis-py's Lua-based Lock, reply conversions."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 
 import pytest
@@ -104,3 +105,74 @@ def test_lock_extend_and_release(r):
 def test_script_kill_when_idle(r):
     with pytest.raises(ResponseError, match="No scripts in execution right now"):
         r.script_kill()
+
+
+LIBRARY = """#!lua name=pylib
+redis.register_function('bump', function(keys, args)
+  return redis.call('INCRBY', keys[1], args[1] or 1)
+end)
+redis.register_function{function_name='peek', callback=function(keys, args)
+  return redis.call('GET', keys[1])
+end, flags={'no-writes'}, description='reads a key'}
+redis.register_function('pair', function(keys, args) return {keys[1], args[1]} end)
+"""
+
+
+def _library_names(libraries) -> list[str]:
+    def text(v):
+        return v.decode() if isinstance(v, bytes) else v
+
+    out = []
+    for lib in libraries:
+        d = lib if isinstance(lib, dict) else dict(zip(lib[::2], lib[1::2]))
+        out.append(text(d.get("library_name", d.get(b"library_name"))))
+    return out
+
+
+def test_functions_load_fcall_and_fcall_ro(r):
+    r.function_flush()
+    assert r.function_load(LIBRARY) == "pylib"
+    assert _library_names(r.function_list()) == ["pylib"]
+    assert r.fcall("bump", 1, "n", 5) == 5
+    assert r.fcall("BUMP", 1, "n") == 6
+    assert r.fcall_ro("peek", 1, "n") == "6"
+    assert r.fcall("pair", 1, "k", "a") == ["k", "a"]
+    with pytest.raises(ResponseError, match=r"^Can not execute a script with write flag using \*_ro command\.$"):
+        r.fcall_ro("bump", 1, "n")
+    with pytest.raises(ResponseError, match="^Function not found$"):
+        r.fcall("nope", 0)
+    with pytest.raises(ResponseError, match="^Library 'pylib' already exists$"):
+        r.function_load(LIBRARY)
+    assert r.function_load(LIBRARY, replace=True) == "pylib"
+    r.set("s", "text")
+    with pytest.raises(ResponseError, match=r"^value is not an integer .* script: bump, on @user_function:3\.$"):
+        r.fcall("bump", 1, "s")
+
+
+def test_functions_dump_restore_and_delete(r):
+    r.function_flush()
+    r.function_load(LIBRARY)
+    payload = r.function_dump()
+    assert r.function_delete("pylib")
+    assert r.function_list() == []
+    assert r.function_restore(payload)
+    assert r.fcall("bump", 1, "n", 2) == 2
+    with pytest.raises(ResponseError, match="^Library pylib already exists$"):
+        r.function_restore(payload)
+    assert r.function_restore(payload, "REPLACE")
+    assert r.function_restore(payload, "FLUSH")
+    assert r.function_dump() == payload
+    r.function_flush()
+    with pytest.raises(ResponseError, match="^Function not found$"):
+        r.fcall("bump", 1, "n")
+
+
+async def test_functions_asyncio(ar):
+    await ar.function_flush()
+    assert await ar.function_load(LIBRARY) == "pylib"
+    results = await asyncio.gather(*(ar.fcall("bump", 1, "counter", 1) for _ in range(50)))
+    assert sorted(results) == list(range(1, 51))
+    assert await ar.fcall_ro("peek", 1, "counter") == "50"
+    with pytest.raises(ResponseError, match="write flag"):
+        await ar.fcall_ro("bump", 1, "counter")
+    await ar.function_flush()
