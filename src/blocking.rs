@@ -231,10 +231,11 @@ pub fn serve_ready(ks: &'static Keyspace, locks: &mut Locks, now_ms: i64) {
             return;
         }
         for (db, key) in ready {
-            loop {
-                let Some(w) = locks.shard_for(ks, db, &key).front_waiter(&key) else {
-                    break;
-                };
+            // Waiters the key cannot serve keep their place; those behind
+            // may still be served (each XREAD reader needs entries past its
+            // own id, a BLPOP behind a stream reader needs a list).
+            let mut i = 0;
+            while let Some(w) = locks.shard_for(ks, db, &key).waiter_at(&key, i) {
                 let mut sctx = ServeCtx {
                     ks,
                     locks,
@@ -243,9 +244,13 @@ pub fn serve_ready(ks: &'static Keyspace, locks: &mut Locks, now_ms: i64) {
                 };
                 match w.try_serve(&mut sctx, &key) {
                     Attempt::Served | Attempt::Stale => {
-                        locks.shard_for(ks, db, &key).pop_front_waiter(&key, &w);
+                        locks.shard_for(ks, db, &key).remove_waiter(&key, &w);
                     }
-                    Attempt::NotServed => break,
+                    // A key that is gone serves nobody (a drained list).
+                    Attempt::NotServed if locks.key(ks, db, &key, now_ms).lookup().is_none() => {
+                        break;
+                    }
+                    Attempt::NotServed => i += 1,
                 }
             }
         }

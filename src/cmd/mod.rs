@@ -26,6 +26,7 @@ pub mod pubsub;
 pub mod scripting;
 pub mod server;
 pub mod sets;
+pub mod streams;
 pub mod strings;
 pub mod table;
 pub mod zsets;
@@ -67,6 +68,7 @@ pub fn handlers() -> Vec<(&'static str, Handler)> {
         multi::COMMANDS,
         scripting::COMMANDS,
         pubsub::COMMANDS,
+        streams::COMMANDS,
     ] {
         all.extend_from_slice(family);
     }

@@ -160,6 +160,17 @@ impl Shard {
         self.waiters.entry(key.into()).or_default().push_back(w);
     }
 
+    /// Marks `key` ready if clients wait on it: a write that does not
+    /// create the key (XADD to an existing stream) still serves waiters.
+    pub fn signal_ready(&mut self, key: &[u8]) {
+        if !self.waiters.is_empty()
+            && self.waiters.contains_key(key)
+            && !self.ready.iter().any(|k| &**k == key)
+        {
+            self.ready.push(key.into());
+        }
+    }
+
     /// Removes a waiter from `key`'s queue (it timed out or went away).
     pub fn remove_waiter(&mut self, key: &[u8], w: &Arc<Waiter>) {
         if let Some(q) = self.waiters.get_mut(key) {
@@ -168,6 +179,11 @@ impl Shard {
                 self.waiters.remove(key);
             }
         }
+    }
+
+    /// The `i`th waiter on `key`, waiting or not.
+    pub fn waiter_at(&self, key: &[u8], i: usize) -> Option<Arc<Waiter>> {
+        self.waiters.get(key)?.get(i).cloned()
     }
 
     /// The first waiter on `key` still waiting; stale ones are dropped on the way.
