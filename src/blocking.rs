@@ -244,7 +244,7 @@ pub fn serve_ready(ks: &'static Keyspace, locks: &mut Locks, now_ms: i64) {
                 };
                 match w.try_serve(&mut sctx, &key) {
                     Attempt::Served | Attempt::Stale => {
-                        locks.shard_for(ks, db, &key).remove_waiter(&key, &w);
+                        locks.shard_for(ks, db, &key).take_waiter_at(&key, i, &w);
                     }
                     // A key that is gone serves nobody (a drained list).
                     Attempt::NotServed if locks.key(ks, db, &key, now_ms).lookup().is_none() => {

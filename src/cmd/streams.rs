@@ -265,7 +265,6 @@ fn xadd(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         Some(r) => r?,
     };
     slot.signal_ready();
-    drop(slot);
     ctx.dirty += 1;
     if let Some(argv) = effect {
         ctx.rewrite_effect(argv);
@@ -289,7 +288,6 @@ fn xtrim(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         let effect = a.approx.then(|| exact_trim_argv(args, &a, s, None));
         (n, effect)
     })?;
-    drop(slot);
     let Some((n, effect)) = done else {
         ctx.out.int(0);
         return Ok(());
@@ -352,7 +350,6 @@ fn range_cmd(ctx: &mut Ctx<'_>, args: &Args<'_>, rev: bool) -> CmdResult {
         (Some(_), Some(0)) => ctx.out.null_array(),
         (Some(s), count) => reply_range(ctx.out, s, start, end, rev, count.unwrap_or(0)),
     }
-    drop(slot);
     ctx.hit(found);
     Ok(())
 }
@@ -377,7 +374,6 @@ fn xdel(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         ids.iter().filter(|&&id| s.delete(id)).count()
     })?
     .unwrap_or(0);
-    drop(slot);
     if n > 0 {
         ctx.dirty += n as u64;
         notify(ctx, "xdel", &args[1]);

@@ -186,24 +186,14 @@ impl Shard {
         self.waiters.get(key)?.get(i).cloned()
     }
 
-    /// The first waiter on `key` still waiting; stale ones are dropped on the way.
-    pub fn front_waiter(&mut self, key: &[u8]) -> Option<Arc<Waiter>> {
-        let q = self.waiters.get_mut(key)?;
-        while let Some(w) = q.front() {
-            if w.is_waiting() {
-                return Some(w.clone());
-            }
-            q.pop_front();
-        }
-        self.waiters.remove(key);
-        None
-    }
-
-    /// Drops `w` from the front of `key`'s queue after it was served.
-    pub fn pop_front_waiter(&mut self, key: &[u8], w: &Arc<Waiter>) {
+    /// Drops `w`, the `i`th waiter on `key`, after it was served or found
+    /// stale (O(1) at the front, where a served pop's waiter is).
+    pub fn take_waiter_at(&mut self, key: &[u8], i: usize, w: &Arc<Waiter>) {
         if let Some(q) = self.waiters.get_mut(key) {
-            if q.front().is_some_and(|f| Arc::ptr_eq(f, w)) {
-                q.pop_front();
+            if q.get(i).is_some_and(|x| Arc::ptr_eq(x, w)) {
+                q.remove(i);
+            } else {
+                q.retain(|x| !Arc::ptr_eq(x, w));
             }
             if q.is_empty() {
                 self.waiters.remove(key);

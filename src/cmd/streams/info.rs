@@ -123,7 +123,6 @@ pub fn xsetid(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         }
         Ok(())
     })?;
-    drop(slot);
     match done {
         None => Err(Error::NoSuchKey),
         Some(r) => {

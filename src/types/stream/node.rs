@@ -234,19 +234,18 @@ fn lp_entry_size(master: StreamId, id: StreamId, pairs: &[&[u8]], same: bool) ->
     let mut size = lp::int(0) // flags: 0..=3, one byte either way
         + lp::int(id.ms.wrapping_sub(master.ms) as i64)
         + lp::int(id.seq.wrapping_sub(master.seq) as i64);
-    let pieces;
-    if same {
+    let pieces = if same {
         size += pairs
             .iter()
             .skip(1)
             .step_by(2)
             .map(|v| lp::string(v))
             .sum::<usize>();
-        pieces = n + 3;
+        n + 3
     } else {
         size += lp::int(n as i64) + pairs.iter().map(|s| lp::string(s)).sum::<usize>();
-        pieces = 2 * n + 4;
-    }
+        2 * n + 4
+    };
     size + lp::int(pieces as i64)
 }
 
