@@ -266,18 +266,13 @@ impl Stream {
                 break;
             }
             // Exact: the rest of the work lies inside this node.
-            let node = self.nodes.front_mut().expect("front node");
-            loop {
-                let done = match how {
-                    Trim::MaxLen(max) => self.len <= max,
-                    Trim::MinId(min) => node.iter().next().is_none_or(|e| e.id >= min),
-                };
-                if done || node.delete_first().is_none() {
-                    break;
-                }
-                self.len -= 1;
-                deleted += 1;
-            }
+            let (max, below) = match how {
+                Trim::MaxLen(max) => (self.len - max, None),
+                Trim::MinId(min) => (u64::MAX, Some(min)),
+            };
+            let n = self.nodes[0].delete_front(max, below);
+            self.len -= n;
+            deleted += n;
             break;
         }
         if deleted > 0 {

@@ -22,7 +22,7 @@ struct ReadArgs {
     n: usize,
 }
 
-fn parse(args: &Args<'_>) -> Result<ReadArgs, Error> {
+fn parse(args: &Args<'_>, in_script: bool) -> Result<ReadArgs, Error> {
     let mut r = ReadArgs {
         count: 0,
         block: None,
@@ -34,6 +34,12 @@ fn parse(args: &Args<'_>) -> Result<ReadArgs, Error> {
         let more = args.len() - 1 - i;
         let o = &args[i];
         if eq(o, "block") && more > 0 {
+            if in_script {
+                return Err(Error::owned(format!(
+                    "ERR {} command is not allowed with BLOCK option from scripts",
+                    String::from_utf8_lossy(&args[0])
+                )));
+            }
             i += 1;
             let ms = crate::util::num::parse_i64(&args[i])
                 .ok_or(Error::msg("ERR timeout is not an integer or out of range"))?;
@@ -128,7 +134,8 @@ fn key_entries(out: &mut Reply, key: &[u8], entries: &[stream::Entry<'_>]) {
 }
 
 pub fn xread(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
-    let r = parse(args)?;
+    let in_script = ctx.srv.scripting.runs_for(ctx.client.id());
+    let r = parse(args, in_script)?;
     let keys: Vec<&[u8]> = (0..r.n).map(|i| &args[r.streams_at + i]).collect();
     ctx.db.lock_keys(keys.iter().copied());
     let ids = resolve_ids(ctx, args, &r)?;

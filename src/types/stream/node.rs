@@ -215,14 +215,22 @@ impl Node {
         true
     }
 
-    /// Deletes the first live entry (exact trimming inside a node).
-    pub fn delete_first(&mut self) -> Option<StreamId> {
-        let e = self.iter().next()?;
-        let (id, (a, b)) = (e.id, e.span);
-        self.data.drain(a..b);
-        self.live -= 1;
-        self.deleted += 1;
-        Some(id)
+    /// Deletes live entries from the front (exact trimming inside a
+    /// node): at most `max`, and only ids below `below` when given.
+    pub fn delete_front(&mut self, max: u64, below: Option<StreamId>) -> u64 {
+        let mut n = 0;
+        let mut end = 0;
+        for e in self.iter() {
+            if n >= max || below.is_some_and(|b| e.id >= b) {
+                break;
+            }
+            end = e.span.1;
+            n += 1;
+        }
+        self.data.drain(..end);
+        self.live -= n as u32;
+        self.deleted += n as u32;
+        n
     }
 }
 
