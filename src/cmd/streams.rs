@@ -356,7 +356,9 @@ fn range_cmd(ctx: &mut Ctx<'_>, args: &Args<'_>, rev: bool) -> CmdResult {
 
 fn xlen(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     let mut slot = ctx.db.key(&args[1]);
-    let n = stream::get(&mut slot)?.map_or(0, Stream::len);
+    let s = stream::get(&mut slot)?;
+    let (found, n) = (s.is_some(), s.map_or(0, Stream::len));
+    ctx.hit(found);
     ctx.out.int(n as i64);
     Ok(())
 }

@@ -8,7 +8,14 @@ use crate::types::stream::{self, Stream, StreamId, id};
 /// XINFO STREAM key [FULL [COUNT count]]
 pub fn xinfo_stream(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     let mut slot = ctx.db.key(&args[2]);
-    let Some(s) = stream::get(&mut slot)? else {
+    let s = stream::get(&mut slot)?;
+    // Counted here: the stream stays borrowed while the reply is written.
+    if s.is_some() {
+        ctx.stats.keyspace_hits.add(1);
+    } else {
+        ctx.stats.keyspace_misses.add(1);
+    }
+    let Some(s) = s else {
         return Err(Error::NoSuchKey);
     };
     let bad_form = || {

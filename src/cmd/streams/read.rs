@@ -12,6 +12,7 @@ use crate::blocking::{ServeCtx, Served, Waiter};
 use crate::cmd::blocking::block;
 use crate::cmd::{CmdResult, Ctx, Error};
 use crate::resp::{Args, Reply};
+use crate::server::stats::ThreadStats;
 use crate::types::stream::{self, Stream, StreamId, id};
 
 struct ReadArgs {
@@ -87,6 +88,8 @@ fn resolve_ids(ctx: &mut Ctx<'_>, args: &Args<'_>, r: &ReadArgs) -> Result<Vec<S
         let arg = &args[r.streams_at + r.n + i];
         let mut slot = ctx.db.key(key);
         let s = stream::get(&mut slot)?;
+        // Redis looks each key up here and again when reading it: both count.
+        count_lookup(ctx.stats, s.is_some());
         if arg == b"$" {
             ids.push(s.map_or(StreamId::MIN, |s| s.last_id));
         } else if arg == b">" {
@@ -98,6 +101,15 @@ fn resolve_ids(ctx: &mut Ctx<'_>, args: &Args<'_>, r: &ReadArgs) -> Result<Vec<S
         }
     }
     Ok(ids)
+}
+
+/// A keyspace hit or miss (while the key's slot still borrows the context).
+fn count_lookup(stats: &ThreadStats, found: bool) {
+    if found {
+        stats.keyspace_hits.add(1);
+    } else {
+        stats.keyspace_misses.add(1);
+    }
 }
 
 /// The entries of `s` past `after`, or `None` when there are none.
@@ -144,7 +156,9 @@ pub fn xread(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     let mut parts: Vec<Vec<u8>> = Vec::new();
     for (key, &after) in keys.iter().zip(&ids) {
         let mut slot = ctx.db.key(key);
-        let Some(s) = stream::get(&mut slot)? else {
+        let s = stream::get(&mut slot)?;
+        count_lookup(ctx.stats, s.is_some());
+        let Some(s) = s else {
             continue;
         };
         if s.edge(true).is_none_or(|e| e.id <= after) {
