@@ -126,6 +126,10 @@ impl Stream {
             }
         };
         if full {
+            // The closed node takes no more entries: drop its spare room.
+            if let Some(n) = self.nodes.back_mut() {
+                n.shrink();
+            }
             self.nodes.push_back(Node::new(id, pairs));
         }
         self.nodes.back_mut().expect("a node").push(id, pairs);

@@ -146,6 +146,11 @@ impl Node {
         self.live += 1;
     }
 
+    /// Frees the spare capacity of a node that takes no more entries.
+    pub fn shrink(&mut self) {
+        self.data.shrink_to_fit();
+    }
+
     /// Decodes the entry at `pos` (a start offset in data).
     fn decode(&self, pos: usize) -> EntryView<'_> {
         let d = &self.data;
