@@ -365,13 +365,18 @@ fn xlen(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
 
 /// XDEL key id [id ...]
 fn xdel(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
-    // Every id is checked before anything is deleted.
+    let mut slot = ctx.db.key(&args[1]);
+    // The key is checked first (absent: 0), then every id before anything
+    // is deleted.
+    if stream::get(&mut slot)?.is_none() {
+        ctx.out.int(0);
+        return Ok(());
+    }
     let ids = args
         .iter()
         .skip(2)
         .map(|a| id::parse_id(a, 0, true))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut slot = ctx.db.key(&args[1]);
     let n = stream::with_mut(&mut slot, false, |s| {
         ids.iter().filter(|&&id| s.delete(id)).count()
     })?
