@@ -4,7 +4,9 @@
 //! its keys (in the keys' shards, FIFO per key) and tells its connection to
 //! wait. A command that makes such a key exist marks it ready in its shard;
 //! before that command releases its shard locks, [`serve_ready`] hands
-//! elements to the waiters in FIFO order. So no other client can see an
+//! elements to the waiters in FIFO order (XREAD readers, which take
+//! nothing, are all served; a write to an existing stream marks the key
+//! ready through `KeySlot::signal_ready`). So no other client can see an
 //! element first, and a waiter that has gone (timed out, disconnected) is
 //! skipped under its own lock, so nothing is popped for nobody.
 
