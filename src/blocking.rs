@@ -4,7 +4,9 @@
 //! its keys (in the keys' shards, FIFO per key) and tells its connection to
 //! wait. A command that makes such a key exist marks it ready in its shard;
 //! before that command releases its shard locks, [`serve_ready`] hands
-//! elements to the waiters in FIFO order. So no other client can see an
+//! elements to the waiters in FIFO order (XREAD readers, which take
+//! nothing, are all served; a write to an existing stream marks the key
+//! ready through `KeySlot::signal_ready`). So no other client can see an
 //! element first, and a waiter that has gone (timed out, disconnected) is
 //! skipped under its own lock, so nothing is popped for nobody.
 
@@ -231,10 +233,11 @@ pub fn serve_ready(ks: &'static Keyspace, locks: &mut Locks, now_ms: i64) {
             return;
         }
         for (db, key) in ready {
-            loop {
-                let Some(w) = locks.shard_for(ks, db, &key).front_waiter(&key) else {
-                    break;
-                };
+            // Waiters the key cannot serve keep their place; those behind
+            // may still be served (each XREAD reader needs entries past its
+            // own id, a BLPOP behind a stream reader needs a list).
+            let mut i = 0;
+            while let Some(w) = locks.shard_for(ks, db, &key).waiter_at(&key, i) {
                 let mut sctx = ServeCtx {
                     ks,
                     locks,
@@ -243,9 +246,13 @@ pub fn serve_ready(ks: &'static Keyspace, locks: &mut Locks, now_ms: i64) {
                 };
                 match w.try_serve(&mut sctx, &key) {
                     Attempt::Served | Attempt::Stale => {
-                        locks.shard_for(ks, db, &key).pop_front_waiter(&key, &w);
+                        locks.shard_for(ks, db, &key).take_waiter_at(&key, i, &w);
                     }
-                    Attempt::NotServed => break,
+                    // A key that is gone serves nobody (a drained list).
+                    Attempt::NotServed if locks.key(ks, db, &key, now_ms).lookup().is_none() => {
+                        break;
+                    }
+                    Attempt::NotServed => i += 1,
                 }
             }
         }

@@ -55,7 +55,12 @@ fn timeout_reply(resp3: bool) -> Vec<u8> {
 }
 
 /// Parks the client on `keys` (whose shards the command holds).
-fn block(ctx: &mut Ctx<'_>, keys: Vec<Vec<u8>>, timeout: Option<Duration>, serve: ServeFn) {
+pub(crate) fn block(
+    ctx: &mut Ctx<'_>,
+    keys: Vec<Vec<u8>>,
+    timeout: Option<Duration>,
+    serve: ServeFn,
+) {
     // Inside EXEC nothing can arrive while the transaction runs: answer
     // the timeout reply at once (a null bulk for the moves, as Redis does).
     if ctx.client.in_exec {

@@ -27,6 +27,7 @@ pub mod pubsub;
 pub mod scripting;
 pub mod server;
 pub mod sets;
+pub mod streams;
 pub mod strings;
 pub mod table;
 pub mod zsets;
@@ -69,6 +70,7 @@ pub fn handlers() -> Vec<(&'static str, Handler)> {
         scripting::COMMANDS,
         functions::COMMANDS,
         pubsub::COMMANDS,
+        streams::COMMANDS,
     ] {
         all.extend_from_slice(family);
     }

@@ -118,6 +118,13 @@ impl Scripting {
         })
     }
 
+    /// True while a script called by `client_id` runs (its commands must
+    /// not block).
+    pub fn runs_for(&self, client_id: u64) -> bool {
+        self.running_since.load(Ordering::Acquire) != 0
+            && self.runner.load(Ordering::Relaxed) == client_id
+    }
+
     pub(crate) fn mark_write(&self) {
         self.wrote.store(true, Ordering::Relaxed);
     }

@@ -688,6 +688,12 @@ impl<'s, 'k> KeySlot<'s, 'k> {
     pub fn now_ms(&self) -> i64 {
         self.now_ms
     }
+
+    /// Serves this key's blocked clients before the command's locks go,
+    /// though the key already existed (see [`Shard::signal_ready`]).
+    pub fn signal_ready(&mut self) {
+        self.shard.signal_ready(self.key);
+    }
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 use crate::types::hash::HashTable;
 use crate::types::list::QuickList;
 use crate::types::set::SetTable;
+use crate::types::stream::Stream;
 
 /// A heap value owned by an entry.
 #[derive(Debug, Clone)]
@@ -18,6 +19,8 @@ pub enum Object {
     ZSet(Box<crate::types::zset::Full>),
     /// A set past the inline thresholds (encoding `hashtable`).
     Set(Box<SetTable>),
+    /// A stream (always this form; encoding `stream`).
+    Stream(Box<Stream>),
 }
 
 impl Object {
@@ -33,6 +36,7 @@ impl Object {
             Object::Hash(_) => "hash",
             Object::ZSet(_) => "zset",
             Object::Set(_) => "set",
+            Object::Stream(_) => "stream",
         }
     }
 
@@ -44,6 +48,7 @@ impl Object {
             Object::Hash(_) => "hashtable",
             Object::ZSet(_) => "skiplist",
             Object::Set(_) => "hashtable",
+            Object::Stream(_) => "stream",
         }
     }
 }

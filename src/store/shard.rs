@@ -160,6 +160,17 @@ impl Shard {
         self.waiters.entry(key.into()).or_default().push_back(w);
     }
 
+    /// Marks `key` ready if clients wait on it: a write that does not
+    /// create the key (XADD to an existing stream) still serves waiters.
+    pub fn signal_ready(&mut self, key: &[u8]) {
+        if !self.waiters.is_empty()
+            && self.waiters.contains_key(key)
+            && !self.ready.iter().any(|k| &**k == key)
+        {
+            self.ready.push(key.into());
+        }
+    }
+
     /// Removes a waiter from `key`'s queue (it timed out or went away).
     pub fn remove_waiter(&mut self, key: &[u8], w: &Arc<Waiter>) {
         if let Some(q) = self.waiters.get_mut(key) {
@@ -170,24 +181,19 @@ impl Shard {
         }
     }
 
-    /// The first waiter on `key` still waiting; stale ones are dropped on the way.
-    pub fn front_waiter(&mut self, key: &[u8]) -> Option<Arc<Waiter>> {
-        let q = self.waiters.get_mut(key)?;
-        while let Some(w) = q.front() {
-            if w.is_waiting() {
-                return Some(w.clone());
-            }
-            q.pop_front();
-        }
-        self.waiters.remove(key);
-        None
+    /// The `i`th waiter on `key`, waiting or not.
+    pub fn waiter_at(&self, key: &[u8], i: usize) -> Option<Arc<Waiter>> {
+        self.waiters.get(key)?.get(i).cloned()
     }
 
-    /// Drops `w` from the front of `key`'s queue after it was served.
-    pub fn pop_front_waiter(&mut self, key: &[u8], w: &Arc<Waiter>) {
+    /// Drops `w`, the `i`th waiter on `key`, after it was served or found
+    /// stale (O(1) at the front, where a served pop's waiter is).
+    pub fn take_waiter_at(&mut self, key: &[u8], i: usize, w: &Arc<Waiter>) {
         if let Some(q) = self.waiters.get_mut(key) {
-            if q.front().is_some_and(|f| Arc::ptr_eq(f, w)) {
-                q.pop_front();
+            if q.get(i).is_some_and(|x| Arc::ptr_eq(x, w)) {
+                q.remove(i);
+            } else {
+                q.retain(|x| !Arc::ptr_eq(x, w));
             }
             if q.is_empty() {
                 self.waiters.remove(key);

@@ -6,4 +6,5 @@ pub mod hash;
 pub mod list;
 pub mod listpack;
 pub mod set;
+pub mod stream;
 pub mod zset;

@@ -253,12 +253,6 @@ def test_celery_worker_restart_loses_no_task(celery_app, celery_worker, ferrokv)
 # --------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    not harness.external_target(),
-    reason="rq 3 stores results in streams (XADD/XREVRANGE/XREAD/XLEN), "
-    "which ferrokv does not implement yet",
-    strict=True,
-)
 def test_rq_burst_worker_results_and_failures(ferrokv, workers):
     _require("rq")
     from rq import Queue
