@@ -191,3 +191,100 @@ fn scripts_and_transactions_running_scripts_do_not_deadlock() {
     let fk: i64 = redis::cmd("GET").arg("fk").query(&mut con).unwrap();
     assert_eq!(fk, 2 * rounds as i64);
 }
+
+/// Scripts that touch keys they did not declare (locked as reached, in any
+/// order), next to multi-key commands and transactions over the same keys
+/// from other connections: nothing deadlocks, and each script is atomic
+/// (its two writes of a pair are never seen apart).
+#[test]
+fn undeclared_keys_in_scripts_next_to_multi_key_commands() {
+    let srv = common::Server::start();
+    let rounds = 300;
+    let pairs = 40;
+    let workers: Vec<_> = (0..6)
+        .map(|t| {
+            let mut con = srv.client();
+            con.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            std::thread::spawn(move || {
+                for i in 0..rounds {
+                    let p = (i * 13 + t * 7) % pairs;
+                    let q = (p + 17) % pairs;
+                    let (a, b) = (format!("a{p}"), format!("b{p}"));
+                    let (c, d) = (format!("a{q}"), format!("b{q}"));
+                    match t % 3 {
+                        // Declares nothing: all four keys are undeclared.
+                        0 => {
+                            let _: i64 = redis::cmd("EVAL")
+                                .arg(
+                                    "redis.call('INCR', ARGV[1]) redis.call('INCR', ARGV[2]) \
+                                     redis.call('INCR', ARGV[3]) return redis.call('INCR', ARGV[4])",
+                                )
+                                .arg(0)
+                                .arg(&d)
+                                .arg(&c)
+                                .arg(&b)
+                                .arg(&a)
+                                .query(&mut con)
+                                .unwrap();
+                        }
+                        // A multi-key command over both pairs.
+                        1 => {
+                            let (x, y): (i64, i64) = redis::cmd("EVAL")
+                                .arg("return {redis.call('GET', KEYS[1]) or 0, redis.call('GET', KEYS[2]) or 0}")
+                                .arg(2)
+                                .arg(&a)
+                                .arg(&b)
+                                .query(&mut con)
+                                .unwrap();
+                            assert_eq!(x, y, "a script saw half of another's writes");
+                            let _: () = redis::cmd("MSET")
+                                .arg(format!("m{p}"))
+                                .arg(i)
+                                .arg(format!("m{q}"))
+                                .arg(i)
+                                .query(&mut con)
+                                .unwrap();
+                        }
+                        // A transaction over both pairs, and a keyspace read.
+                        _ => {
+                            let (x, y, z, w): (i64, i64, i64, i64) = redis::pipe()
+                                .atomic()
+                                .cmd("INCR")
+                                .arg(&a)
+                                .cmd("INCR")
+                                .arg(&b)
+                                .cmd("INCR")
+                                .arg(&d)
+                                .cmd("INCR")
+                                .arg(&c)
+                                .query(&mut con)
+                                .unwrap();
+                            assert_eq!(x, y);
+                            assert_eq!(z, w);
+                            let _: Vec<String> = redis::cmd("EVAL")
+                                .arg("return redis.call('KEYS', 'm*')")
+                                .arg(0)
+                                .query(&mut con)
+                                .unwrap();
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    let mut con = srv.client();
+    for p in 0..pairs {
+        let a: Option<i64> = redis::cmd("GET")
+            .arg(format!("a{p}"))
+            .query(&mut con)
+            .unwrap();
+        let b: Option<i64> = redis::cmd("GET")
+            .arg(format!("b{p}"))
+            .query(&mut con)
+            .unwrap();
+        assert_eq!(a, b);
+    }
+}

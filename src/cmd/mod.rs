@@ -112,20 +112,7 @@ impl DbCtx<'_> {
 
     /// Locks keys that live in different databases (MOVE, COPY ... DB).
     pub fn lock_keys_in(&mut self, keys: &[(usize, &[u8])]) {
-        let n = self.ks.shard_count();
-        let mut gids: Vec<(usize, &[u8])> = keys
-            .iter()
-            .map(|&(db, k)| {
-                (
-                    db * n + self.ks.shard_of(crate::store::keyspace::hash_key(k)),
-                    k,
-                )
-            })
-            .collect();
-        gids.sort_unstable_by_key(|(g, _)| *g);
-        for (g, k) in gids {
-            self.locks.key(self.ks, g / n, k, self.now_ms);
-        }
+        self.locks.lock_plan(self.ks, keys, &[]);
     }
 }
 

@@ -241,9 +241,9 @@ fn plan<'q>(
             }
         }
         "flushall" | "info" => dbs.extend(all()),
-        // Scripts lock their whole database while they run.
-        "flushdb" | "keys" | "scan" | "randomkey" | "dbsize" | "eval" | "evalsha" | "eval_ro"
-        | "evalsha_ro" | "fcall" | "fcall_ro" => dbs.push(*db),
+        // Scripts (their declared keys planned below) lock what else they
+        // reach as they run, holding the script gate.
+        "flushdb" | "keys" | "scan" | "randomkey" | "dbsize" => dbs.push(*db),
         "swapdb" => {
             dbs.push(*db);
             dbs.extend(db_arg(ks, args.get(1)));

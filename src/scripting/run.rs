@@ -16,13 +16,6 @@ use super::vm::Vm;
 use crate::cmd::{Ctx, Effect, flags, resolve, run};
 use crate::resp::{Args, Parser, Reply};
 
-/// Commands that reach databases other than the script's own (which it
-/// holds whole): taking those shards while holding the script's could
-/// deadlock with a transaction locking in ascending order. Refused for now.
-/// (DBSIZE, KEYS, SCAN, RANDOMKEY and FLUSHDB work: they read and change
-/// the script's database through the locks it holds.)
-const UNSUPPORTED_IN_SCRIPTS: &[&str] = &["flushall", "swapdb", "info"];
-
 /// What the script is and how its errors name it.
 pub struct Script<'a> {
     pub sha: &'a str,
@@ -110,8 +103,11 @@ pub fn run_script(
     script: &Script<'_>,
 ) {
     let srv = ctx.srv;
-    let db = ctx.db.index;
-    ctx.db.locks.lock_dbs(&srv.ks, &[db]);
+    let split = inputs.first + inputs.nkeys;
+    ctx.db
+        .lock_keys((inputs.first..split).map(|i| &inputs.args[i]));
+    // Keys it did not declare are locked as it reaches them (see `Locks`).
+    let was_script = ctx.db.locks.enter_script();
     srv.scripting.start(ctx.client.info.id, script.is_function);
     let state = RefCell::new(CallState {
         ctx,
@@ -150,6 +146,7 @@ pub fn run_script(
     let CallState {
         ctx, multi_open, ..
     } = state.into_inner();
+    ctx.db.locks.leave_script(was_script);
     if multi_open {
         srv.ks.emit(ctx.db.index, &[b"EXEC"]);
     }
@@ -335,10 +332,6 @@ fn exec(st: &mut CallState<'_, '_>) -> Result<bool, &'static [u8]> {
     if cmd.has(flags::NOSCRIPT) {
         return Err(b"ERR This Redis command is not allowed from script");
     }
-    let top = cmd.name.split('|').next().unwrap_or(cmd.name);
-    if UNSUPPORTED_IN_SCRIPTS.contains(&top) {
-        return Err(b"ERR This command is not supported inside scripts by ferrokv yet");
-    }
     if cmd.has(flags::WRITE) {
         if *read_only {
             return Err(b"ERR Write commands are not allowed from read-only scripts.");
@@ -351,9 +344,6 @@ fn exec(st: &mut CallState<'_, '_>) -> Result<bool, &'static [u8]> {
     }
     reply.buf.clear();
     reply.resp3 = *resp3;
-    let db = ctx.client.db;
-    // Watchers of keys outside the held shards (another database) are not
-    // marked from inside a script: every shard of its database is held.
     let ran = run(
         srv,
         ctx.client,
@@ -365,10 +355,12 @@ fn exec(st: &mut CallState<'_, '_>) -> Result<bool, &'static [u8]> {
         ctx.db.now_ms,
         None,
     );
-    if ctx.client.db != db {
-        // SELECT inside the script: its new database is locked whole too.
-        ctx.db.index = ctx.client.db;
-        ctx.db.locks.lock_db_late(&srv.ks, ctx.client.db);
+    // A script may take shards in any order: mark what the command could
+    // not reach under its locks now rather than after the script.
+    for (db, key) in &ran.later {
+        ctx.db.locks.shard_for(&srv.ks, *db, key).touch_watched(key);
     }
+    // SELECT inside the script: later keys are in the new database.
+    ctx.db.index = ctx.client.db;
     Ok(ran.failed)
 }

@@ -357,9 +357,22 @@ fn free_tables(tables: Vec<Table>, lazy: bool) {
 
 /// The shard locks one command holds, in ascending (db, shard) order.
 /// Owned per connection and reused, so taking a lock allocates nothing.
+///
+/// Deadlock freedom: a command takes all the shards it needs in one batch
+/// ([`Locks::lock_keys`], [`Locks::lock_dbs`], [`Locks::lock_plan`]); a
+/// batch waits only for its first shard and tries the others, and if one is
+/// busy it lets go of everything, waits for that one to be free and starts
+/// over. So no command ever waits while holding a shard, except a running
+/// script (or an EXEC that runs scripts): it locks its declared keys as a
+/// batch, then takes any other shard it reaches, in any order, waiting if
+/// need be ([`Locks::enter_script`]). One script runs at a time (the script
+/// gate), and everyone it can wait for holds nothing it waits for, so no
+/// cycle can form.
 #[derive(Default)]
 pub struct Locks {
     held: Vec<(usize, MutexGuard<'static, Shard>)>,
+    /// A script runs with these locks: shards may be added in any order.
+    script: bool,
 }
 
 impl Locks {
@@ -377,22 +390,72 @@ impl Locks {
         self.held.iter().position(|(g, _)| *g == gid)
     }
 
-    /// Locks the shard with global id `gid` unless already held.
+    /// Marks these locks as a running script's (shards may then be added
+    /// in any order); returns the previous mark for [`Locks::leave_script`].
+    pub fn enter_script(&mut self) -> bool {
+        std::mem::replace(&mut self.script, true)
+    }
+
+    pub fn leave_script(&mut self, was: bool) {
+        self.script = was;
+    }
+
+    fn mutex(ks: &'static Keyspace, gid: usize) -> &'static Mutex<Shard> {
+        let n = ks.shard_count();
+        &ks.dbs[gid / n].shards[gid % n].0
+    }
+
+    /// Locks the shard with global id `gid` unless already held: a single
+    /// shard for a command holding nothing, any shard for a script.
     fn acquire(&mut self, ks: &'static Keyspace, gid: usize) -> usize {
         if let Some(i) = self.position(gid) {
             return i;
         }
         debug_assert!(
-            self.held.iter().all(|(g, _)| *g < gid),
-            "shard locks must be taken in ascending order: pre-lock with lock_keys"
+            self.script || self.held.is_empty(),
+            "a command must take all its shards as one batch (lock_keys / lock_plan)"
         );
-        let n = ks.shard_count();
-        let guard = ks.dbs[gid / n].shards[gid % n].0.lock();
-        self.held.push((gid, guard));
-        self.held.len() - 1
+        let guard = Self::mutex(ks, gid).lock();
+        let i = self.held.partition_point(|(g, _)| *g < gid);
+        self.held.insert(i, (gid, guard));
+        i
     }
 
-    /// Locks the shards of all `keys` in `db` at once, in ascending order.
+    /// Takes the shards `gids` (sorted, distinct) as one batch: see the
+    /// type's notes on deadlock.
+    fn acquire_batch(&mut self, ks: &'static Keyspace, mut gids: Vec<usize>) {
+        gids.retain(|g| self.position(*g).is_none());
+        if gids.is_empty() {
+            return;
+        }
+        if self.script {
+            for gid in gids {
+                self.acquire(ks, gid);
+            }
+            return;
+        }
+        debug_assert!(
+            self.held.is_empty(),
+            "a command must take all its shards as one batch (lock_keys / lock_plan)"
+        );
+        let mut wait_for = gids[0];
+        'retry: loop {
+            drop(Self::mutex(ks, wait_for).lock());
+            for &gid in &gids {
+                match Self::mutex(ks, gid).try_lock() {
+                    Some(guard) => self.held.push((gid, guard)),
+                    None => {
+                        self.held.clear();
+                        wait_for = gid;
+                        continue 'retry;
+                    }
+                }
+            }
+            return;
+        }
+    }
+
+    /// Locks the shards of all `keys` in `db` at once.
     pub fn lock_keys<'k>(
         &mut self,
         ks: &'static Keyspace,
@@ -406,28 +469,27 @@ impl Locks {
             .collect();
         gids.sort_unstable();
         gids.dedup();
-        for gid in gids {
-            self.acquire(ks, gid);
-        }
+        self.acquire_batch(ks, gids);
     }
 
-    /// Locks the whole of the given databases, in order (SWAPDB-like commands).
+    /// Locks the whole of the given databases at once (SWAPDB-like commands).
     pub fn lock_dbs(&mut self, ks: &'static Keyspace, dbs: &[usize]) {
         let n = ks.shard_count();
         let mut dbs = dbs.to_vec();
         dbs.sort_unstable();
         dbs.dedup();
-        for db in dbs {
-            for s in 0..n {
-                self.acquire(ks, db * n + s);
-            }
-        }
+        let gids = dbs
+            .iter()
+            .flat_map(|&db| (0..n).map(move |s| db * n + s))
+            .collect();
+        self.acquire_batch(ks, gids);
     }
 
     /// Runs `f` on shard `s` of `db`: through the guard this command holds,
     /// or under a lock taken just for `f` (keyspace-wide reads visit one
     /// shard at a time, so other clients run in between). A transaction
-    /// pre-locks what it needs, so this never re-locks a held mutex.
+    /// pre-locks what it needs, so this never re-locks a held mutex; a
+    /// script keeps what it reads locked to its end, for atomicity.
     pub fn with_shard<R>(
         &mut self,
         ks: &'static Keyspace,
@@ -438,6 +500,10 @@ impl Locks {
         let gid = db * ks.shard_count() + s;
         match self.position(gid) {
             Some(i) => f(&mut self.held[i].1),
+            None if self.script => {
+                let i = self.acquire(ks, gid);
+                f(&mut self.held[i].1)
+            }
             None => f(&mut ks.dbs[db].shards[s].0.lock()),
         }
     }
@@ -475,23 +541,7 @@ impl Locks {
             .collect();
         gids.sort_unstable();
         gids.dedup();
-        for gid in gids {
-            self.acquire(ks, gid);
-        }
-    }
-
-    /// Locks every shard of `db` when other shards are already held in any
-    /// order (SELECT inside a script, which holds its first database whole).
-    /// Callers must not race another holder of several databases.
-    pub fn lock_db_late(&mut self, ks: &'static Keyspace, db: usize) {
-        let n = ks.shard_count();
-        for gid in db * n..(db + 1) * n {
-            if self.position(gid).is_none() {
-                let guard = ks.dbs[db].shards[gid % n].0.lock();
-                self.held.push((gid, guard));
-            }
-        }
-        self.held.sort_unstable_by_key(|(g, _)| *g);
+        self.acquire_batch(ks, gids);
     }
 
     /// The shard holding `key` in `db`, locking it if not held yet.
@@ -515,10 +565,10 @@ impl Locks {
         let i = match self.position(gid) {
             Some(i) => i,
             None => {
-                let n = ks.shard_count();
-                let guard = ks.dbs[gid / n].shards[gid % n].0.try_lock()?;
-                self.held.push((gid, guard));
-                self.held.len() - 1
+                let guard = Self::mutex(ks, gid).try_lock()?;
+                let i = self.held.partition_point(|(g, _)| *g < gid);
+                self.held.insert(i, (gid, guard));
+                i
             }
         };
         Some(KeySlot {
