@@ -18,6 +18,7 @@
 
 pub mod bit;
 pub mod cjson;
+pub mod cmsgpack;
 pub mod convert;
 pub mod libs;
 pub mod run;
