@@ -14,10 +14,10 @@
 //! too many values fail with its "stack overflow" errors at the same
 //! point; it is iterative, so deep input cannot exhaust the thread stack.
 
-use mlua::{Lua, MultiValue, Result, Table, Value, Variadic};
+use mlua::{Function, Lua, Result, Table, Value};
 
 use super::libs::{
-    MAX_C_STACK, arg_error, check_integer, check_string, opt_integer, runtime_error,
+    LuaArgs, MAX_C_STACK, Results, arg_error, c_function, exact_args, exact_value, runtime_error,
 };
 use super::vm::ScriptError;
 
@@ -119,13 +119,15 @@ fn encode_table(t: &Table, level: usize, out: &mut Vec<u8>) -> Result<()> {
         (Some(len), _) => {
             encode_len(len, 0x90, 15, [0, 0xdc, 0xdd], out);
             for i in 1..=len {
-                encode_value(&t.raw_get(i)?, level + 1, out)?;
+                let v = exact_value(t, &Value::Integer(i as i64), t.raw_get(i)?)?;
+                encode_value(&v, level + 1, out)?;
             }
         }
         (None, count) => {
             encode_len(count, 0x80, 15, [0, 0xde, 0xdf], out);
             for pair in t.pairs::<Value, Value>() {
                 let (k, v) = pair?;
+                let v = exact_value(t, &k, v)?;
                 encode_value(&k, level + 1, out)?;
                 encode_value(&v, level + 1, out)?;
             }
@@ -175,19 +177,28 @@ impl From<mlua::Error> for Fail {
     }
 }
 
-/// A container being filled; `slots` says how many Lua stack slots
-/// lua-cmsgpack holds for it while decoding its next item (the table,
-/// and the index or the key).
-enum Frame {
-    Array { table: Table, len: usize, next: usize },
-    Map { table: Table, left: usize, key: Option<Value> },
+/// A container being filled. Its table lives in the decoder's Lua-side
+/// `open` table (and a map's pending key in `keys`), so that deep input
+/// holds no Rust references to Lua values, which mlua has a bounded
+/// number of.
+struct Frame {
+    array: bool,
+    /// Items (array elements or map pairs) still to read.
+    left: usize,
+    /// Next array index.
+    next: usize,
+    /// A map's key is read and waits for its value.
+    has_key: bool,
 }
 
 impl Frame {
+    /// The Lua stack slots lua-cmsgpack holds for the container while it
+    /// decodes its next item: the table, and the index or the key.
     fn slots(&self) -> usize {
-        match self {
-            Frame::Array { .. } => 2,
-            Frame::Map { key, .. } => 1 + key.is_some() as usize,
+        if self.array {
+            2
+        } else {
+            1 + self.has_key as usize
         }
     }
 }
@@ -206,6 +217,9 @@ struct Decoder<'a> {
     /// Stack slots in use below the value being decoded: the call's
     /// arguments, the values already decoded, the open containers'.
     slots: usize,
+    frames: Vec<Frame>,
+    open: Table,
+    keys: Table,
 }
 
 impl Decoder<'_> {
@@ -277,77 +291,76 @@ impl Decoder<'_> {
 
     /// One complete value, containers included.
     fn value(&mut self) -> std::result::Result<Value, Fail> {
-        let mut stack: Vec<Frame> = Vec::new();
         loop {
-            let (is_array, len) = match self.item()? {
-                Item::Value(v) => {
-                    match self.close(v, &mut stack)? {
-                        Some(v) => return Ok(v),
-                        None => continue,
-                    }
-                }
+            let (array, len) = match self.item()? {
+                Item::Value(v) => match self.close(v)? {
+                    Some(v) => return Ok(v),
+                    None => continue,
+                },
                 Item::Array(n) => (true, n),
                 Item::Map(n) => (false, n),
             };
             if self.slots + 3 > MAX_C_STACK {
-                let f = if is_array { "array" } else { "hash" };
-                return Err(Fail::Raise(runtime_error(format!(
-                    "stack overflow (in function mp_decode_to_lua_{f})"
-                ))));
+                // lua-cmsgpack's map decoder reports its overflow with
+                // the top-level "too many return values" text.
+                return Err(Fail::Raise(if array {
+                    runtime_error("stack overflow (in function mp_decode_to_lua_array)")
+                } else {
+                    too_many_results(false)
+                }));
             }
             // A plain new table, as lua-cmsgpack makes: presizing would
             // change the order `next` later walks a map in.
             let table = self.lua.create_table()?;
             if len == 0 {
-                match self.close(Value::Table(table), &mut stack)? {
+                match self.close(Value::Table(table))? {
                     Some(v) => return Ok(v),
                     None => continue,
                 }
             }
-            let frame = if is_array {
-                Frame::Array { table, len, next: 1 }
-            } else {
-                Frame::Map { table, left: len, key: None }
+            let frame = Frame {
+                array,
+                left: len,
+                next: 1,
+                has_key: false,
             };
             self.slots += frame.slots();
-            stack.push(frame);
+            self.frames.push(frame);
+            self.open.raw_set(self.frames.len(), table)?;
         }
     }
 
     /// Hands a finished value to its container, closing each container it
     /// completes: Some(value) once the outermost one is done.
-    fn close(&mut self, mut done: Value, stack: &mut Vec<Frame>) -> Result<Option<Value>> {
+    fn close(&mut self, mut done: Value) -> Result<Option<Value>> {
         loop {
-            let Some(frame) = stack.last_mut() else {
+            let depth = self.frames.len();
+            let Some(frame) = self.frames.last_mut() else {
                 return Ok(Some(done));
             };
-            let table = match frame {
-                Frame::Array { table, len, next } => {
-                    table.raw_set(*next, done)?;
-                    *next += 1;
-                    if *next <= *len {
-                        return Ok(None);
-                    }
-                    table.clone()
-                }
-                Frame::Map { table, left, key } => {
-                    let Some(k) = key.take() else {
-                        *key = Some(done);
-                        self.slots += 1;
-                        return Ok(None);
-                    };
-                    self.slots -= 1;
-                    set_field(table, k, done)?;
-                    *left -= 1;
-                    if *left > 0 {
-                        return Ok(None);
-                    }
-                    table.clone()
-                }
-            };
-            if let Some(frame) = stack.pop() {
-                self.slots -= frame.slots();
+            let table: Table = self.open.raw_get(depth)?;
+            if frame.array {
+                table.raw_set(frame.next, done)?;
+                frame.next += 1;
+            } else if frame.has_key {
+                let key: Value = self.keys.raw_get(depth)?;
+                self.keys.raw_set(depth, Value::Nil)?;
+                frame.has_key = false;
+                self.slots -= 1;
+                set_field(&table, key, done)?;
+            } else {
+                self.keys.raw_set(depth, done)?;
+                frame.has_key = true;
+                self.slots += 1;
+                return Ok(None);
             }
+            frame.left -= 1;
+            if frame.left > 0 {
+                return Ok(None);
+            }
+            self.slots -= frame.slots();
+            self.frames.pop();
+            self.open.raw_set(depth, Value::Nil)?;
             done = Value::Table(table);
         }
     }
@@ -368,99 +381,123 @@ fn set_field(t: &Table, k: Value, v: Value) -> Result<()> {
     t.raw_set(k, v)
 }
 
+/// The stack overflow lua-cmsgpack raises when the results do not fit.
+fn too_many_results(limited: bool) -> mlua::Error {
+    runtime_error(if limited {
+        "stack overflow (in function mp_unpack_full)"
+    } else {
+        "stack overflow (too many return values at once; use unpack_one or unpack_limit instead.)"
+    })
+}
+
 /// `limit` None decodes everything and returns only the values; else at
 /// most `limit` values preceded by the next offset (-1 at the end).
-/// `base_slots` is the stack the call starts with.
+/// `base_slots` is the stack the call starts with: all its arguments for
+/// `unpack`, one for the others, which drop the rest. Returns the values
+/// for [`Results::Spread`].
 fn unpack_full(
     lua: &Lua,
     data: &[u8],
     limit: Option<i64>,
     offset: i64,
     base_slots: usize,
-) -> Result<MultiValue> {
+) -> Result<(Table, usize, bool)> {
     let len = data.len() as i64;
+    // The checks use the full integers, the messages print C ints.
     if offset < 0 || limit.is_some_and(|l| l < 0) {
         return Err(runtime_error(format!(
-            "Invalid request to unpack with offset of {offset} and limit of {len}."
+            "Invalid request to unpack with offset of {} and limit of {}.",
+            offset as i32, len as i32
         )));
     }
     if offset > len {
         return Err(runtime_error(format!(
-            "Start offset {offset} greater than input length {len}."
+            "Start offset {} greater than input length {}.",
+            offset as i32, len as i32
         )));
     }
+    let out = lua.create_table()?;
     let mut d = Decoder {
         lua,
         data,
         pos: offset as usize,
         slots: base_slots,
+        frames: Vec::new(),
+        open: lua.create_table()?,
+        keys: lua.create_table()?,
     };
-    let mut out = MultiValue::new();
+    // In limit mode the first result is the offset.
+    let first = limit.is_some() as usize;
+    let mut count = 0usize;
     let max = limit.unwrap_or(i64::MAX);
-    while d.pos < data.len() && (out.len() as i64) < max {
-        // Room for the value (and the offset, when one is returned).
-        let need = if limit.is_some() { 2 } else { 1 };
-        if d.slots + need > MAX_C_STACK {
-            let what = if limit.is_some() {
-                "in function mp_unpack_full"
-            } else {
-                "too many return values at once; use unpack_one or unpack_limit instead."
-            };
-            return Err(runtime_error(format!("stack overflow ({what})")));
+    while d.pos < data.len() && (count as i64) < max {
+        if d.slots + 1 > MAX_C_STACK {
+            return Err(too_many_results(false));
         }
         match d.value() {
-            Ok(v) => out.push_back(v),
+            Ok(v) => out.raw_set(first + count + 1, v)?,
             Err(Fail::Eof) => return Err(runtime_error("Missing bytes in input.")),
             Err(Fail::BadFormat) => return Err(runtime_error("Bad data format in input.")),
             Err(Fail::Raise(e)) => return Err(e),
         }
+        count += 1;
         d.slots += 1;
     }
     if limit.is_some() {
-        let next = if d.pos == data.len() { -1 } else { d.pos as i64 };
-        out.push_front(Value::Integer(next));
+        // Room for the offset.
+        if d.slots + 1 > MAX_C_STACK {
+            return Err(too_many_results(true));
+        }
+        let next = if d.pos == data.len() {
+            -1
+        } else {
+            d.pos as i64
+        };
+        out.raw_set(1, next)?;
     }
-    Ok(out)
+    // Only `unpack` keeps its arguments under the results.
+    Ok((out, first + count, base_slots > 1))
 }
 
-fn install_fn(
-    lua: &Lua,
-    t: &Table,
-    name: &str,
-    f: fn(&Lua, &[Value]) -> Result<MultiValue>,
-) -> Result<()> {
-    t.raw_set(
-        name,
-        lua.create_function(move |lua, args: Variadic<Value>| f(lua, &args))?,
-    )
+type Unpacker = fn(&Lua, &LuaArgs) -> Result<(Table, usize, bool)>;
+
+fn unpacker(lua: &Lua, f: Unpacker) -> Result<Function> {
+    let inner = lua.create_function(move |lua, (n, t): (usize, Table)| {
+        let args = exact_args(n, &t)?;
+        f(lua, &LuaArgs::new(lua, &args, 1))
+    })?;
+    c_function(lua, inner, Results::Spread)
 }
 
 pub fn install(lua: &Lua) -> Result<()> {
     let m = lua.create_table()?;
-    install_fn(lua, &m, "pack", |lua, args| {
-        if args.is_empty() {
-            return Err(arg_error(lua, 0, "MessagePack pack needs input."));
+    let pack_fn = lua.create_function(|lua, (n, t): (usize, Table)| {
+        if n == 0 {
+            return Err(arg_error(lua, 1, 0, "MessagePack pack needs input."));
         }
-        let s = lua.create_string(pack(args)?)?;
-        Ok(MultiValue::from_iter([Value::String(s)]))
+        lua.create_string(pack(&exact_args(n, &t)?)?)
     })?;
-    install_fn(lua, &m, "unpack", |lua, args| {
-        let s = check_string(lua, args, 1)?;
-        unpack_full(lua, &s.as_bytes(), None, 0, args.len())
-    })?;
-    install_fn(lua, &m, "unpack_one", |lua, args| {
-        let s = check_string(lua, args, 1)?;
-        let offset = opt_integer(lua, args, 2, 0)? as i32 as i64;
+    m.raw_set("pack", c_function(lua, pack_fn, Results::Direct)?)?;
+    let unpack: Unpacker = |lua, args| {
+        let s = args.string(1)?;
+        unpack_full(lua, &s.as_bytes(), None, 0, args.len().max(1))
+    };
+    m.raw_set("unpack", unpacker(lua, unpack)?)?;
+    let unpack_one: Unpacker = |lua, args| {
+        let s = args.string(1)?;
+        let offset = args.opt_integer(2, 0)?;
         unpack_full(lua, &s.as_bytes(), Some(1), offset, 1)
-    })?;
-    install_fn(lua, &m, "unpack_limit", |lua, args| {
-        let s = check_string(lua, args, 1)?;
-        let limit = check_integer(lua, args, 2)? as i32 as i64;
-        let offset = opt_integer(lua, args, 3, 0)? as i32 as i64;
+    };
+    m.raw_set("unpack_one", unpacker(lua, unpack_one)?)?;
+    let unpack_limit: Unpacker = |lua, args| {
+        let s = args.string(1)?;
+        let limit = args.integer(2)?;
+        let offset = args.opt_integer(3, 0)?;
         // A limit of 0 means no limit (and no offset returned).
         let limit = (limit != 0).then_some(limit);
         unpack_full(lua, &s.as_bytes(), limit, offset, 1)
-    })?;
+    };
+    m.raw_set("unpack_limit", unpacker(lua, unpack_limit)?)?;
     m.raw_set("_NAME", "cmsgpack")?;
     m.raw_set("_VERSION", "lua-cmsgpack 0.4.0")?;
     m.raw_set("_COPYRIGHT", "Copyright (C) 2012, Salvatore Sanfilippo")?;
@@ -473,16 +510,17 @@ mod tests {
     use super::*;
 
     fn packed(lua: &Lua, src: &str) -> Vec<u8> {
-        let v: MultiValue = lua.load(src).eval().unwrap();
+        let v: mlua::MultiValue = lua.load(src).eval().unwrap();
         pack(&v.into_iter().collect::<Vec<_>>()).unwrap()
     }
 
     #[test]
     fn integers_take_the_smallest_type() {
         let lua = Lua::new();
-        assert_eq!(packed(&lua, "return 0, 127, 128, -32, -33"), [
-            0x00, 0x7f, 0xcc, 0x80, 0xe0, 0xd0, 0xdf
-        ]);
+        assert_eq!(
+            packed(&lua, "return 0, 127, 128, -32, -33"),
+            [0x00, 0x7f, 0xcc, 0x80, 0xe0, 0xd0, 0xdf]
+        );
         assert_eq!(packed(&lua, "return 65536")[0], 0xce);
         assert_eq!(packed(&lua, "return 2^53")[0], 0xcf);
         assert_eq!(packed(&lua, "return -2^31 - 1")[0], 0xd3);
@@ -495,7 +533,10 @@ mod tests {
         assert_eq!(packed(&lua, "return 0.1")[0], 0xcb);
         assert_eq!(packed(&lua, "return {}, {1, 2}"), [0x90, 0x92, 1, 2]);
         assert_eq!(packed(&lua, "return {1, nil, 3}"), [0x82, 1, 1, 3, 3]);
-        let deep = packed(&lua, "local t = {} local c = t for i = 1, 20 do c[1] = {} c = c[1] end return t");
+        let deep = packed(
+            &lua,
+            "local t = {} local c = t for i = 1, 20 do c[1] = {} c = c[1] end return t",
+        );
         assert_eq!(deep, [&[0x91u8; 16][..], &[0xc0]].concat());
     }
 

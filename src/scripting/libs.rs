@@ -2,7 +2,9 @@
 //! bit, struct), and the argument checks they share, which reproduce the
 //! Lua 5.1 auxiliary library's (`luaL_check*`) behaviour and messages.
 
-use mlua::{Lua, Value};
+use std::ffi::c_int;
+
+use mlua::{Lua, Value, ffi};
 
 pub fn install(lua: &Lua) -> mlua::Result<()> {
     super::bit::install(lua)?;
@@ -38,10 +40,12 @@ pub fn type_name(v: Option<&Value>) -> &'static str {
     }
 }
 
-/// `luaL_argerror`: "bad argument #n to 'name' (msg)", the name being how
-/// the running function was called (as `debug.getinfo` names it).
-pub fn arg_error(lua: &Lua, narg: usize, msg: &str) -> mlua::Error {
-    let (name, what) = match lua.inspect_stack(0) {
+/// `luaL_argerror` for the function running at stack `level` (0: the
+/// Rust function itself; 1: a Lua wrapper that called it): "bad argument
+/// #n to 'name' (msg)", the name being how that function was called (as
+/// `debug.getinfo` names it).
+pub fn arg_error(lua: &Lua, level: usize, narg: usize, msg: &str) -> mlua::Error {
+    let (name, what) = match lua.inspect_stack(level) {
         Some(d) => {
             let names = d.names();
             (names.name.map(|n| n.into_owned()), names.name_what)
@@ -57,12 +61,6 @@ pub fn arg_error(lua: &Lua, narg: usize, msg: &str) -> mlua::Error {
         }
     }
     runtime_error(format!("bad argument #{narg} to '{name}' ({msg})"))
-}
-
-/// `luaL_typerror`: "<expected> expected, got <type>".
-pub fn type_error(lua: &Lua, args: &[Value], narg: usize, expected: &str) -> mlua::Error {
-    let got = type_name(args.get(narg - 1));
-    arg_error(lua, narg, &format!("{expected} expected, got {got}"))
 }
 
 /// Lua 5.1's `lua_number2integer` on x86-64: truncation, and the
@@ -85,34 +83,171 @@ pub fn to_number(lua: &Lua, v: Option<&Value>) -> mlua::Result<Option<f64>> {
     })
 }
 
-/// `luaL_checknumber`.
-pub fn check_number(lua: &Lua, args: &[Value], narg: usize) -> mlua::Result<f64> {
-    to_number(lua, args.get(narg - 1))?.ok_or_else(|| type_error(lua, args, narg, "number"))
+/// A library function's arguments, checked as the `luaL_check*`
+/// functions do (numbered from 1, with their error messages).
+pub struct LuaArgs<'a> {
+    pub lua: &'a Lua,
+    pub args: &'a [Value],
+    /// Stack level of the function the errors name (see [`arg_error`]).
+    pub level: usize,
 }
 
-/// `luaL_checkinteger`.
-pub fn check_integer(lua: &Lua, args: &[Value], narg: usize) -> mlua::Result<i64> {
-    match args.get(narg - 1) {
-        Some(Value::Integer(i)) => Ok(*i),
-        _ => check_number(lua, args, narg).map(number_to_integer),
+impl<'a> LuaArgs<'a> {
+    pub fn new(lua: &'a Lua, args: &'a [Value], level: usize) -> Self {
+        LuaArgs { lua, args, level }
+    }
+
+    pub fn len(&self) -> usize {
+        self.args.len()
+    }
+
+    pub fn get(&self, narg: usize) -> Option<&'a Value> {
+        self.args.get(narg - 1)
+    }
+
+    pub fn arg_error(&self, narg: usize, msg: &str) -> mlua::Error {
+        arg_error(self.lua, self.level, narg, msg)
+    }
+
+    /// `luaL_typerror`: "<expected> expected, got <type>".
+    pub fn type_error(&self, narg: usize, expected: &str) -> mlua::Error {
+        let got = type_name(self.get(narg));
+        self.arg_error(narg, &format!("{expected} expected, got {got}"))
+    }
+
+    /// `luaL_checknumber`.
+    pub fn number(&self, narg: usize) -> mlua::Result<f64> {
+        to_number(self.lua, self.get(narg))?.ok_or_else(|| self.type_error(narg, "number"))
+    }
+
+    /// `luaL_checkinteger`.
+    pub fn integer(&self, narg: usize) -> mlua::Result<i64> {
+        match self.get(narg) {
+            Some(Value::Integer(i)) => Ok(*i),
+            _ => self.number(narg).map(number_to_integer),
+        }
+    }
+
+    /// `luaL_optinteger`: the default when the argument is absent or nil.
+    pub fn opt_integer(&self, narg: usize, default: i64) -> mlua::Result<i64> {
+        match self.get(narg) {
+            None | Some(Value::Nil) => Ok(default),
+            _ => self.integer(narg),
+        }
+    }
+
+    /// `luaL_checklstring`: strings, and numbers converted as Lua does.
+    pub fn string(&self, narg: usize) -> mlua::Result<mlua::String> {
+        match self.get(narg) {
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(v @ (Value::Integer(_) | Value::Number(_))) => self
+                .lua
+                .coerce_string(v.clone())?
+                .ok_or_else(|| self.type_error(narg, "string")),
+            _ => Err(self.type_error(narg, "string")),
+        }
     }
 }
 
-/// `luaL_optinteger`: the default when the argument is absent or nil.
-pub fn opt_integer(lua: &Lua, args: &[Value], narg: usize, default: i64) -> mlua::Result<i64> {
-    match args.get(narg - 1) {
-        None | Some(Value::Nil) => Ok(default),
-        _ => check_integer(lua, args, narg),
+/// What [`c_function`]'s inner Rust function returns.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Results {
+    /// Its own return values, as they are.
+    Direct,
+    /// `(table, n, keep_args)`: the values `table[1..n]`, pushed by the C
+    /// trampoline after the arguments (all of them when `keep_args`, else
+    /// only the first's slot), the stack room Redis's libraries use.
+    Spread,
+}
+
+/// A C function around a Rust one, for the library functions that need
+/// what mlua's conversions lose:
+/// - exact numbers: mlua reads a Lua 5.1 number within `f64::EPSILON` of
+///   an integer as that integer (-0 and 1e-20 both become 0); the inner
+///   function gets `(nargs, args_table)` instead, whose numbers
+///   [`exact_args`] reads exactly;
+/// - many results: returning thousands of strings or tables from Rust
+///   needs as many mlua references at once, which are limited; with
+///   [`Results::Spread`] the trampoline pushes them from a table itself.
+///
+/// Being a C function, it keeps its caller's frame in a tail call (so
+/// errors still name the script line), and the inner function names it
+/// in argument errors with stack level 1 ([`LuaArgs::level`]).
+pub fn c_function(
+    lua: &Lua,
+    inner: mlua::Function,
+    results: Results,
+) -> mlua::Result<mlua::Function> {
+    let spread = results == Results::Spread;
+    // SAFETY: the closure only makes a C closure of the two values
+    // exec_raw pushed, leaving it as the single result.
+    unsafe {
+        lua.exec_raw::<mlua::Function>((inner, spread), |state| {
+            ffi::lua_pushcclosure(state, trampoline, 2);
+        })
     }
 }
 
-/// `luaL_checklstring`: strings, and numbers converted as Lua does.
-pub fn check_string(lua: &Lua, args: &[Value], narg: usize) -> mlua::Result<mlua::String> {
-    match args.get(narg - 1) {
-        Some(Value::String(s)) => Ok(s.clone()),
-        Some(v @ (Value::Integer(_) | Value::Number(_))) => lua
-            .coerce_string(v.clone())?
-            .ok_or_else(|| type_error(lua, args, narg, "string")),
-        _ => Err(type_error(lua, args, narg, "string")),
+/// The C side of [`c_function`]. No Rust value with a destructor is alive
+/// across the Lua calls that may raise (longjmp) an error.
+unsafe extern "C-unwind" fn trampoline(state: *mut ffi::lua_State) -> c_int {
+    // SAFETY: standard Lua C API use on the running function's own stack;
+    // the stack is checked before pushing beyond LUA_MINSTACK.
+    unsafe {
+        let nargs = ffi::lua_gettop(state);
+        if ffi::lua_checkstack(state, 4) == 0 {
+            ffi::luaL_error(state, c"stack overflow".as_ptr());
+        }
+        ffi::lua_pushvalue(state, ffi::lua_upvalueindex(1));
+        ffi::lua_pushinteger(state, nargs as ffi::lua_Integer);
+        ffi::lua_createtable(state, nargs, 0);
+        for i in 1..=nargs {
+            ffi::lua_pushvalue(state, i);
+            ffi::lua_rawseti_(state, -2, i);
+        }
+        if ffi::lua_toboolean(state, ffi::lua_upvalueindex(2)) == 0 {
+            ffi::lua_call(state, 2, ffi::LUA_MULTRET);
+            return ffi::lua_gettop(state) - nargs;
+        }
+        ffi::lua_call(state, 2, 3);
+        let n = ffi::lua_tointeger_(state, -2) as c_int;
+        let keep_args = ffi::lua_toboolean(state, -1) != 0;
+        ffi::lua_settop(state, -3);
+        // The table takes the first argument's slot.
+        if nargs == 0 {
+            ffi::lua_pushnil(state);
+            ffi::lua_insert(state, 1);
+        }
+        ffi::lua_replace(state, 1);
+        if !keep_args {
+            ffi::lua_settop(state, 1);
+        }
+        if n > 0 && ffi::lua_checkstack(state, n) == 0 {
+            ffi::luaL_error(state, c"stack overflow (too many results)".as_ptr());
+        }
+        for i in 1..=n {
+            ffi::lua_rawgeti_(state, 1, i);
+        }
+        n
     }
+}
+
+/// The arguments a [`c_function`] inner function receives, numbers exact.
+pub fn exact_args(n: usize, t: &mlua::Table) -> mlua::Result<Vec<Value>> {
+    (1..=n)
+        .map(|i| {
+            Ok(match t.raw_get::<Value>(i)? {
+                Value::Integer(_) => Value::Number(t.raw_get::<f64>(i)?),
+                v => v,
+            })
+        })
+        .collect()
+}
+
+/// A table value with its number exact (see [`c_function`]).
+pub fn exact_value(t: &mlua::Table, k: &Value, v: Value) -> mlua::Result<Value> {
+    Ok(match v {
+        Value::Integer(_) => Value::Number(t.raw_get::<f64>(k.clone())?),
+        v => v,
+    })
 }
