@@ -10,8 +10,7 @@ pub fn install(lua: &Lua) -> mlua::Result<()> {
     super::bit::install(lua)?;
     super::cjson::install(lua)?;
     super::cmsgpack::install(lua)?;
-    // STRUCT
-
+    super::struct_lib::install(lua)?;
     Ok(())
 }
 

@@ -22,6 +22,7 @@ pub mod cmsgpack;
 pub mod convert;
 pub mod libs;
 pub mod run;
+pub mod struct_lib;
 pub mod vm;
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
