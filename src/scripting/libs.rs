@@ -14,6 +14,12 @@ pub fn install(lua: &Lua) -> mlua::Result<()> {
     Ok(())
 }
 
+/// What SCRIPT FLUSH resets besides the script cache: Redis gives EVAL a
+/// fresh VM, so the libraries' settings (cjson's) go back to defaults.
+pub fn reset(lua: &Lua) {
+    super::cjson::reset(lua);
+}
+
 /// The most stack slots a C function may use (Lua 5.1's `LUAI_MAXCSTACK`);
 /// the libraries that return many values fail past it as Redis's do.
 pub const MAX_C_STACK: usize = 8000;
