@@ -102,16 +102,14 @@ fn fmt_g(n: f64, precision: i32, out: &mut Vec<u8>) {
 }
 
 fn append_number(cfg: &Config, v: &Value, n: f64, out: &mut Vec<u8>) -> Result<()> {
-    if !n.is_finite() {
-        match cfg.encode_invalid_numbers {
-            0 => return Err(exception(v, "must not be NaN or Inf")),
-            2 => return Ok(out.extend_from_slice(b"null")),
-            // NaN's sign is not written.
-            _ if n.is_nan() => return Ok(out.extend_from_slice(b"nan")),
-            _ => {}
-        }
+    match cfg.encode_invalid_numbers {
+        _ if n.is_finite() => fmt_g(n, cfg.precision, out),
+        0 => return Err(exception(v, "must not be NaN or Inf")),
+        2 => out.extend_from_slice(b"null"),
+        // NaN's sign is not written.
+        _ if n.is_nan() => out.extend_from_slice(b"nan"),
+        _ => fmt_g(n, cfg.precision, out),
     }
-    fmt_g(n, cfg.precision, out);
     Ok(())
 }
 

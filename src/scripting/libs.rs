@@ -71,7 +71,8 @@ pub fn arg_error(lua: &Lua, level: usize, narg: usize, msg: &str) -> mlua::Error
 /// Lua 5.1's `lua_number2integer` on x86-64: truncation, and the
 /// "integer indefinite" value for NaN and out-of-range numbers.
 pub fn number_to_integer(n: f64) -> i64 {
-    if n.is_nan() || !(-9.223_372_036_854_775_808e18..9.223_372_036_854_775_808e18).contains(&n) {
+    const TWO_63: f64 = 9_223_372_036_854_775_808.0;
+    if n.is_nan() || !(-TWO_63..TWO_63).contains(&n) {
         i64::MIN
     } else {
         n as i64
@@ -104,6 +105,10 @@ impl<'a> LuaArgs<'a> {
 
     pub fn len(&self) -> usize {
         self.args.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.args.is_empty()
     }
 
     pub fn get(&self, narg: usize) -> Option<&'a Value> {
