@@ -23,7 +23,7 @@ use std::sync::Arc;
 use mlua::{Function, LightUserData, Lua, Result, Table, Value};
 use parking_lot::Mutex;
 
-use super::libs::{LuaArgs, MAX_C_STACK, Results, c_function, exact_args, exact_value};
+use super::libs::{LuaArgs, MAX_C_STACK, Results, exact_value, lib_function};
 
 fn err(msg: String) -> mlua::Error {
     mlua::Error::RuntimeError(msg)
@@ -713,9 +713,9 @@ fn check_max_args(a: &LuaArgs, max: usize) -> Result<()> {
 /// (the first two meaning false and true). Returns the setting as a
 /// boolean when it is one, else by name.
 fn enum_option(a: &LuaArgs, narg: usize, setting: &mut i32, options: &[&str]) -> Result<Value> {
-    match a.get(narg) {
+    match a.get(narg)? {
         None | Some(Value::Nil) => {}
-        Some(Value::Boolean(b)) => *setting = *b as i32,
+        Some(Value::Boolean(b)) => *setting = b as i32,
         Some(_) => {
             let name = a.string(narg)?;
             let name = name.as_bytes();
@@ -737,7 +737,7 @@ fn enum_option(a: &LuaArgs, narg: usize, setting: &mut i32, options: &[&str]) ->
 /// cjson's `json_integer_option` (a C int; its range error always names
 /// argument #1).
 fn integer_option(a: &LuaArgs, narg: usize, setting: &mut i32, min: i32, max: i32) -> Result<i64> {
-    if !matches!(a.get(narg), None | Some(Value::Nil)) {
+    if !matches!(a.get(narg)?, None | Some(Value::Nil)) {
         let value = a.integer(narg)? as i32;
         if !(min..=max).contains(&value) {
             return Err(a.arg_error(1, &format!("expected integer between {min} and {max}")));
@@ -804,19 +804,14 @@ const CONFIG_FNS: &[(&str, ConfigFn)] = &[
     }),
 ];
 
-/// A library function as a C function (see [`c_function`]) receiving
-/// checked arguments, numbers exact.
+/// A library function with access to its instance's configuration.
 fn lib_fn<R: mlua::IntoLuaMulti>(
     lua: &Lua,
     cfg: &Shared,
     f: impl Fn(&LuaArgs, &Shared) -> Result<R> + Send + 'static,
 ) -> Result<Function> {
     let cfg = cfg.clone();
-    let inner = lua.create_function(move |lua, (n, t): (usize, Table)| {
-        let args = exact_args(n, &t)?;
-        f(&LuaArgs::new(lua, &args, 1), &cfg)
-    })?;
-    c_function(lua, inner, Results::Direct)
+    lib_function(lua, Results::Direct, move |a| f(a, &cfg))
 }
 
 /// A cjson instance: the module table with its own configuration.
@@ -830,7 +825,7 @@ fn instance(lua: &Lua) -> Result<(Table, Shared)> {
             if a.len() != 1 {
                 return Err(a.arg_error(1, "expected 1 argument"));
             }
-            let v = a.get(1).cloned().unwrap_or(Value::Nil);
+            let v = a.get(1)?.unwrap_or(Value::Nil);
             let c = *cfg.lock();
             a.lua.create_string(encode_with(a.lua, c, &next, v)?)
         })?,

@@ -14,11 +14,9 @@
 //! too many values fail with its "stack overflow" errors at the same
 //! point; it is iterative, so deep input cannot exhaust the thread stack.
 
-use mlua::{Function, Lua, Result, Table, Value};
+use mlua::{Lua, Result, Table, Value};
 
-use super::libs::{
-    LuaArgs, MAX_C_STACK, Results, arg_error, c_function, exact_args, exact_value, runtime_error,
-};
+use super::libs::{LuaArgs, MAX_C_STACK, Results, exact_value, lib_function, runtime_error};
 use super::vm::ScriptError;
 
 /// Tables nested this deep are encoded as nil.
@@ -152,10 +150,18 @@ fn encode_value(v: &Value, level: usize, out: &mut Vec<u8>) -> Result<()> {
     Ok(())
 }
 
-pub fn pack(values: &[Value]) -> Result<Vec<u8>> {
+/// `cmsgpack.pack`: the arguments encoded one after the other.
+fn pack(args: &LuaArgs) -> Result<Vec<u8>> {
+    if args.is_empty() {
+        return Err(args.arg_error(0, "MessagePack pack needs input."));
+    }
+    // lua-cmsgpack wants stack room for as many values again.
+    if 2 * args.len() > MAX_C_STACK {
+        return Err(args.arg_error(0, "Too many arguments for MessagePack pack."));
+    }
     let mut out = Vec::new();
-    for v in values {
-        encode_value(v, 0, &mut out)?;
+    for i in 1..=args.len() {
+        encode_value(&args.get(i)?.unwrap_or(Value::Nil), 0, &mut out)?;
     }
     Ok(out)
 }
@@ -459,45 +465,38 @@ fn unpack_full(
     Ok((out, first + count, base_slots > 1))
 }
 
-type Unpacker = fn(&Lua, &LuaArgs) -> Result<(Table, usize, bool)>;
-
-fn unpacker(lua: &Lua, f: Unpacker) -> Result<Function> {
-    let inner = lua.create_function(move |lua, (n, t): (usize, Table)| {
-        let args = exact_args(n, &t)?;
-        f(lua, &LuaArgs::new(lua, &args, 1))
-    })?;
-    c_function(lua, inner, Results::Spread)
-}
+type Unpacker = fn(&LuaArgs) -> Result<(Table, usize, bool)>;
 
 pub fn install(lua: &Lua) -> Result<()> {
     let m = lua.create_table()?;
-    let pack_fn = lua.create_function(|lua, (n, t): (usize, Table)| {
-        if n == 0 {
-            return Err(arg_error(lua, 1, 0, "MessagePack pack needs input."));
-        }
-        lua.create_string(pack(&exact_args(n, &t)?)?)
+    let pack_fn = lib_function(lua, Results::Direct, |args| {
+        args.lua.create_string(pack(args)?)
     })?;
-    m.raw_set("pack", c_function(lua, pack_fn, Results::Direct)?)?;
-    let unpack: Unpacker = |lua, args| {
+    m.raw_set("pack", pack_fn)?;
+    let unpack: Unpacker = |args| {
         let s = args.string(1)?;
-        unpack_full(lua, &s.as_bytes(), None, 0, args.len().max(1))
+        unpack_full(args.lua, &s.as_bytes(), None, 0, args.len())
     };
-    m.raw_set("unpack", unpacker(lua, unpack)?)?;
-    let unpack_one: Unpacker = |lua, args| {
+    let unpack_one: Unpacker = |args| {
         let s = args.string(1)?;
         let offset = args.opt_integer(2, 0)?;
-        unpack_full(lua, &s.as_bytes(), Some(1), offset, 1)
+        unpack_full(args.lua, &s.as_bytes(), Some(1), offset, 1)
     };
-    m.raw_set("unpack_one", unpacker(lua, unpack_one)?)?;
-    let unpack_limit: Unpacker = |lua, args| {
+    let unpack_limit: Unpacker = |args| {
         let s = args.string(1)?;
         let limit = args.integer(2)?;
         let offset = args.opt_integer(3, 0)?;
         // A limit of 0 means no limit (and no offset returned).
         let limit = (limit != 0).then_some(limit);
-        unpack_full(lua, &s.as_bytes(), limit, offset, 1)
+        unpack_full(args.lua, &s.as_bytes(), limit, offset, 1)
     };
-    m.raw_set("unpack_limit", unpacker(lua, unpack_limit)?)?;
+    for (name, f) in [
+        ("unpack", unpack),
+        ("unpack_one", unpack_one),
+        ("unpack_limit", unpack_limit),
+    ] {
+        m.raw_set(name, lib_function(lua, Results::Spread, f)?)?;
+    }
     m.raw_set("_NAME", "cmsgpack")?;
     m.raw_set("_VERSION", "lua-cmsgpack 0.4.0")?;
     m.raw_set("_COPYRIGHT", "Copyright (C) 2012, Salvatore Sanfilippo")?;
@@ -511,7 +510,11 @@ mod tests {
 
     fn packed(lua: &Lua, src: &str) -> Vec<u8> {
         let v: mlua::MultiValue = lua.load(src).eval().unwrap();
-        pack(&v.into_iter().collect::<Vec<_>>()).unwrap()
+        let mut out = Vec::new();
+        for v in v {
+            encode_value(&v, 0, &mut out).unwrap();
+        }
+        out
     }
 
     #[test]

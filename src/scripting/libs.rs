@@ -89,30 +89,57 @@ pub fn to_number(lua: &Lua, v: Option<&Value>) -> mlua::Result<Option<f64>> {
     })
 }
 
-/// A library function's arguments, checked as the `luaL_check*`
-/// functions do (numbered from 1, with their error messages).
+/// A library function's arguments (as [`c_function`] hands them over: a
+/// count and a table), read one at a time with their numbers exact, and
+/// checked as the `luaL_check*` functions do (numbered from 1, with their
+/// error messages). Reading them on demand keeps few mlua references
+/// alive however many arguments there are.
 pub struct LuaArgs<'a> {
     pub lua: &'a Lua,
-    pub args: &'a [Value],
+    n: usize,
+    table: mlua::Table,
+    /// Argument `n + 1` reads as nil, not as missing.
+    nil_after: bool,
     /// Stack level of the function the errors name (see [`arg_error`]).
     pub level: usize,
 }
 
 impl<'a> LuaArgs<'a> {
-    pub fn new(lua: &'a Lua, args: &'a [Value], level: usize) -> Self {
-        LuaArgs { lua, args, level }
+    pub fn new(lua: &'a Lua, n: usize, table: mlua::Table, level: usize) -> Self {
+        LuaArgs {
+            lua,
+            n,
+            table,
+            nil_after: false,
+            level,
+        }
+    }
+
+    /// The same arguments as seen by a C function that pushed a nil after
+    /// them: argument `n + 1` is nil, not missing.
+    pub fn with_nil_after(&self) -> LuaArgs<'a> {
+        LuaArgs {
+            table: self.table.clone(),
+            nil_after: true,
+            ..*self
+        }
     }
 
     pub fn len(&self) -> usize {
-        self.args.len()
+        self.n
     }
 
     pub fn is_empty(&self) -> bool {
-        self.args.is_empty()
+        self.n == 0
     }
 
-    pub fn get(&self, narg: usize) -> Option<&'a Value> {
-        self.args.get(narg - 1)
+    /// Argument `narg`, None when missing.
+    pub fn get(&self, narg: usize) -> mlua::Result<Option<Value>> {
+        if narg > self.n {
+            return Ok((self.nil_after && narg == self.n + 1).then_some(Value::Nil));
+        }
+        let v = self.table.raw_get::<Value>(narg)?;
+        exact_value(&self.table, &Value::Integer(narg as i64), v).map(Some)
     }
 
     pub fn arg_error(&self, narg: usize, msg: &str) -> mlua::Error {
@@ -121,26 +148,27 @@ impl<'a> LuaArgs<'a> {
 
     /// `luaL_typerror`: "<expected> expected, got <type>".
     pub fn type_error(&self, narg: usize, expected: &str) -> mlua::Error {
-        let got = type_name(self.get(narg));
+        let got = match self.get(narg) {
+            Ok(v) => type_name(v.as_ref()),
+            Err(e) => return e,
+        };
         self.arg_error(narg, &format!("{expected} expected, got {got}"))
     }
 
     /// `luaL_checknumber`.
     pub fn number(&self, narg: usize) -> mlua::Result<f64> {
-        to_number(self.lua, self.get(narg))?.ok_or_else(|| self.type_error(narg, "number"))
+        to_number(self.lua, self.get(narg)?.as_ref())?
+            .ok_or_else(|| self.type_error(narg, "number"))
     }
 
     /// `luaL_checkinteger`.
     pub fn integer(&self, narg: usize) -> mlua::Result<i64> {
-        match self.get(narg) {
-            Some(Value::Integer(i)) => Ok(*i),
-            _ => self.number(narg).map(number_to_integer),
-        }
+        self.number(narg).map(number_to_integer)
     }
 
     /// `luaL_optinteger`: the default when the argument is absent or nil.
     pub fn opt_integer(&self, narg: usize, default: i64) -> mlua::Result<i64> {
-        match self.get(narg) {
+        match self.get(narg)? {
             None | Some(Value::Nil) => Ok(default),
             _ => self.integer(narg),
         }
@@ -148,15 +176,27 @@ impl<'a> LuaArgs<'a> {
 
     /// `luaL_checklstring`: strings, and numbers converted as Lua does.
     pub fn string(&self, narg: usize) -> mlua::Result<mlua::String> {
-        match self.get(narg) {
-            Some(Value::String(s)) => Ok(s.clone()),
+        match self.get(narg)? {
+            Some(Value::String(s)) => Ok(s),
             Some(v @ (Value::Integer(_) | Value::Number(_))) => self
                 .lua
-                .coerce_string(v.clone())?
+                .coerce_string(v)?
                 .ok_or_else(|| self.type_error(narg, "string")),
             _ => Err(self.type_error(narg, "string")),
         }
     }
+}
+
+/// A library function: `f` behind a [`c_function`], getting its arguments
+/// as [`LuaArgs`] (errors naming the C function).
+pub fn lib_function<R: mlua::IntoLuaMulti>(
+    lua: &Lua,
+    results: Results,
+    f: impl Fn(&LuaArgs) -> mlua::Result<R> + Send + 'static,
+) -> mlua::Result<mlua::Function> {
+    let inner = lua
+        .create_function(move |lua, (n, t): (usize, mlua::Table)| f(&LuaArgs::new(lua, n, t, 1)))?;
+    c_function(lua, inner, results)
 }
 
 /// What [`c_function`]'s inner Rust function returns.
@@ -175,7 +215,7 @@ pub enum Results {
 /// - exact numbers: mlua reads a Lua 5.1 number within `f64::EPSILON` of
 ///   an integer as that integer (-0 and 1e-20 both become 0); the inner
 ///   function gets `(nargs, args_table)` instead, whose numbers
-///   [`exact_args`] reads exactly;
+///   [`LuaArgs`] reads exactly;
 /// - many results: returning thousands of strings or tables from Rust
 ///   needs as many mlua references at once, which are limited; with
 ///   [`Results::Spread`] the trampoline pushes them from a table itself.
@@ -204,10 +244,9 @@ unsafe extern "C-unwind" fn trampoline(state: *mut ffi::lua_State) -> c_int {
     // SAFETY: standard Lua C API use on the running function's own stack;
     // the stack is checked before pushing beyond LUA_MINSTACK.
     unsafe {
+        // Lua guarantees LUA_MINSTACK free slots to a C function: enough
+        // for the three values pushed here, however many arguments came.
         let nargs = ffi::lua_gettop(state);
-        if ffi::lua_checkstack(state, 4) == 0 {
-            ffi::luaL_error(state, c"stack overflow".as_ptr());
-        }
         ffi::lua_pushvalue(state, ffi::lua_upvalueindex(1));
         ffi::lua_pushinteger(state, nargs as ffi::lua_Integer);
         ffi::lua_createtable(state, nargs, 0);
@@ -240,18 +279,6 @@ unsafe extern "C-unwind" fn trampoline(state: *mut ffi::lua_State) -> c_int {
         }
         n
     }
-}
-
-/// The arguments a [`c_function`] inner function receives, numbers exact.
-pub fn exact_args(n: usize, t: &mlua::Table) -> mlua::Result<Vec<Value>> {
-    (1..=n)
-        .map(|i| {
-            Ok(match t.raw_get::<Value>(i)? {
-                Value::Integer(_) => Value::Number(t.raw_get::<f64>(i)?),
-                v => v,
-            })
-        })
-        .collect()
 }
 
 /// A table value with its number exact (see [`c_function`]).

@@ -19,7 +19,7 @@
 use mlua::{Lua, Result, Table, Value};
 
 use super::libs::{
-    LuaArgs, MAX_C_STACK, Results, c_function, exact_args, number_to_integer, runtime_error,
+    LuaArgs, MAX_C_STACK, Results, lib_function, number_to_integer, runtime_error, to_number,
 };
 
 const MAX_INT_SIZE: usize = 32;
@@ -180,14 +180,12 @@ fn float_bytes<const N: usize>(mut b: [u8; N], big: bool) -> [u8; N] {
     b
 }
 
-fn pack(lua: &Lua, args: &[Value]) -> Result<Vec<u8>> {
-    let fmt = LuaArgs::new(lua, args, 1).string(1)?;
+fn pack(a: &LuaArgs) -> Result<Vec<u8>> {
+    let fmt = a.string(1)?;
+    let fmt = fmt.as_bytes();
     // Then the C function pushes a nil after its arguments: the first
     // missing one reads as nil, not "no value".
-    let mut with_mark = args.to_vec();
-    with_mark.push(Value::Nil);
-    let a = LuaArgs::new(lua, &with_mark, 1);
-    let fmt = fmt.as_bytes();
+    let a = a.with_nil_after();
     let mut f = Format::new(&fmt);
     let mut h = Header::default();
     let mut arg = 2;
@@ -236,8 +234,8 @@ fn pack(lua: &Lua, args: &[Value]) -> Result<Vec<u8>> {
 
 /// Returns the results for [`Results::Spread`]: the values, then the
 /// position after the last item read.
-fn unpack(lua: &Lua, args: &[Value]) -> Result<(Table, usize, bool)> {
-    let a = LuaArgs::new(lua, args, 1);
+fn unpack(a: &LuaArgs) -> Result<(Table, usize, bool)> {
+    let lua = a.lua;
     let fmt = a.string(1)?;
     let fmt = fmt.as_bytes();
     let data = a.string(2)?;
@@ -262,7 +260,7 @@ fn unpack(lua: &Lua, args: &[Value]) -> Result<(Table, usize, bool)> {
             return Err(too_short(&a));
         }
         // Room for an item and the final position.
-        if args.len() + n + 2 > MAX_C_STACK {
+        if a.len() + n + 2 > MAX_C_STACK {
             return Err(runtime_error("stack overflow (too many results)"));
         }
         let item = &data[pos..(pos + size).min(ld)];
@@ -287,7 +285,7 @@ fn unpack(lua: &Lua, args: &[Value]) -> Result<(Table, usize, bool)> {
                     let prev: Value = if n == 0 { Value::Nil } else { out.raw_get(n)? };
                     let prev = match prev {
                         Value::Nil => None,
-                        v => super::libs::to_number(lua, Some(&v))?,
+                        v => to_number(lua, Some(&v))?,
                     };
                     let Some(len) = prev else {
                         return Err(runtime_error("format 'c0' needs a previous size"));
@@ -323,8 +321,7 @@ fn unpack(lua: &Lua, args: &[Value]) -> Result<(Table, usize, bool)> {
     Ok((out, n + 1, true))
 }
 
-fn size(lua: &Lua, args: &[Value]) -> Result<i64> {
-    let a = LuaArgs::new(lua, args, 1);
+fn size(a: &LuaArgs) -> Result<i64> {
     let fmt = a.string(1)?;
     let fmt = fmt.as_bytes();
     let mut f = Format::new(&fmt);
@@ -350,16 +347,10 @@ fn size(lua: &Lua, args: &[Value]) -> Result<i64> {
 
 pub fn install(lua: &Lua) -> Result<()> {
     let m = lua.create_table()?;
-    let pack_fn = lua.create_function(|lua, (n, t): (usize, Table)| {
-        lua.create_string(pack(lua, &exact_args(n, &t)?)?)
-    })?;
-    m.raw_set("pack", c_function(lua, pack_fn, Results::Direct)?)?;
-    let unpack_fn =
-        lua.create_function(|lua, (n, t): (usize, Table)| unpack(lua, &exact_args(n, &t)?))?;
-    m.raw_set("unpack", c_function(lua, unpack_fn, Results::Spread)?)?;
-    let size_fn =
-        lua.create_function(|lua, (n, t): (usize, Table)| size(lua, &exact_args(n, &t)?))?;
-    m.raw_set("size", c_function(lua, size_fn, Results::Direct)?)?;
+    let pack_fn = lib_function(lua, Results::Direct, |a| a.lua.create_string(pack(a)?))?;
+    m.raw_set("pack", pack_fn)?;
+    m.raw_set("unpack", lib_function(lua, Results::Spread, unpack)?)?;
+    m.raw_set("size", lib_function(lua, Results::Direct, size)?)?;
     lua.globals().raw_set("struct", m)
 }
 
