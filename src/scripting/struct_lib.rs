@@ -257,7 +257,7 @@ fn unpack(a: &LuaArgs) -> Result<(Table, usize, bool)> {
         let mut size = f.size(opt)?;
         pos = pos.wrapping_add(padding(pos, &h, opt, size));
         if size > ld || pos > ld - size {
-            return Err(too_short(&a));
+            return Err(too_short(a));
         }
         // Room for an item and the final position.
         if a.len() + n + 2 > MAX_C_STACK {
@@ -294,7 +294,7 @@ fn unpack(a: &LuaArgs) -> Result<(Table, usize, bool)> {
                     n -= 1;
                     size = to_u64(len) as usize;
                     if size > ld || pos > ld - size {
-                        return Err(too_short(&a));
+                        return Err(too_short(a));
                     }
                 }
                 Some(Value::String(lua.create_string(&data[pos..pos + size])?))
@@ -307,7 +307,7 @@ fn unpack(a: &LuaArgs) -> Result<(Table, usize, bool)> {
                 Some(Value::String(lua.create_string(&data[pos..pos + len])?))
             }
             _ => {
-                f.control(&a, opt, &mut h)?;
+                f.control(a, opt, &mut h)?;
                 None
             }
         };
@@ -338,7 +338,7 @@ fn size(a: &LuaArgs) -> Result<i64> {
         }
         // Unknown letters and digits are skipped, not refused.
         if !opt.is_ascii_alphanumeric() {
-            f.control(&a, opt, &mut h)?;
+            f.control(a, opt, &mut h)?;
         }
         pos = pos.wrapping_add(size);
     }
