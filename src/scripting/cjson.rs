@@ -23,7 +23,7 @@ use std::sync::Arc;
 use mlua::{Function, LightUserData, Lua, Result, Table, Value};
 use parking_lot::Mutex;
 
-use super::libs::{LuaArgs, MAX_C_STACK, Results, exact_value, lib_function};
+use super::libs::{LuaArgs, MAX_C_STACK, Results, Walker, exact_value, lib_function, table_walker};
 
 fn err(msg: String) -> mlua::Error {
     mlua::Error::RuntimeError(msg)
@@ -144,11 +144,11 @@ fn c_int(k: f64) -> i32 {
 /// cjson's `lua_array_length`: the array length when every key is a
 /// positive integer, else 0 or less (an object). The running maximum is a
 /// C int, so a huge key makes it negative as in cjson.
-fn array_length(cfg: &Config, t: &Table, v: &Value) -> Result<i32> {
+fn array_length(cfg: &Config, walk: &Walker, slot: usize, t: &Table, v: &Value) -> Result<i32> {
     let mut max: i32 = 0;
     let mut items: i32 = 0;
-    for pair in t.pairs::<Value, Value>() {
-        let (k, _) = pair?;
+    walk.restart(slot)?;
+    while let Some((k, _)) = walk.next(t, slot)? {
         match as_number(&k) {
             Some(k) if k != 0.0 && k.floor() == k && k >= 1.0 => {
                 if k > max as f64 {
@@ -176,7 +176,7 @@ enum EFrame {
     Object { first: bool },
 }
 
-struct Encoder<'a> {
+struct Encoder {
     cfg: Config,
     out: Vec<u8>,
     frames: Vec<EFrame>,
@@ -184,11 +184,11 @@ struct Encoder<'a> {
     /// array, a key and a value per open object.
     slots: usize,
     open: Table,
-    keys: Table,
-    next: &'a Function,
+    /// Walks the open objects, slot = depth.
+    walk: Walker,
 }
 
-impl Encoder<'_> {
+impl Encoder {
     /// Writes a scalar, or opens a table.
     fn value(&mut self, v: Value) -> Result<()> {
         match &v {
@@ -207,7 +207,7 @@ impl Encoder<'_> {
                         "Cannot serialise, excessive nesting ({depth})"
                     )));
                 }
-                let len = array_length(&self.cfg, t, &v)?;
+                let len = array_length(&self.cfg, &self.walk, depth, t, &v)?;
                 self.open.raw_set(depth, t)?;
                 let frame = if len > 0 {
                     self.out.push(b'[');
@@ -219,7 +219,7 @@ impl Encoder<'_> {
                 } else {
                     self.out.push(b'{');
                     self.slots += 2;
-                    self.keys.raw_set(depth, Value::Nil)?;
+                    self.walk.restart(depth)?;
                     EFrame::Object { first: true }
                 };
                 self.frames.push(frame);
@@ -248,7 +248,7 @@ impl Encoder<'_> {
         self.slots -= if array { 1 } else { 2 };
         let depth = self.frames.len();
         self.open.raw_set(depth, Value::Nil)?;
-        self.keys.raw_set(depth, Value::Nil)?;
+        self.walk.restart(depth)?;
         self.frames.pop();
         Ok(())
     }
@@ -275,20 +275,16 @@ impl Encoder<'_> {
                     self.value(v)?;
                 }
                 EFrame::Object { first } => {
-                    let last: Value = self.keys.raw_get(depth)?;
-                    let (k, v): (Value, Value) = self.next.call((t.clone(), last))?;
-                    if matches!(k, Value::Nil) {
+                    let Some((k, v)) = self.walk.next(&t, depth)? else {
                         self.close(false)?;
                         continue;
-                    }
+                    };
                     self.frames[depth - 1] = EFrame::Object { first: false };
-                    self.keys.raw_set(depth, k.clone())?;
                     if !first {
                         self.out.push(b',');
                     }
                     self.key(&k)?;
                     self.out.push(b':');
-                    let v = exact_value(&t, &k, v)?;
                     self.value(v)?;
                 }
             }
@@ -660,15 +656,14 @@ impl Parser<'_> {
     }
 }
 
-fn encode_with(lua: &Lua, cfg: Config, next: &Function, v: Value) -> Result<Vec<u8>> {
+fn encode_with(lua: &Lua, cfg: Config, step: &Function, v: Value) -> Result<Vec<u8>> {
     Encoder {
         cfg,
         out: Vec::new(),
         frames: Vec::new(),
         slots: 1,
         open: lua.create_table()?,
-        keys: lua.create_table()?,
-        next,
+        walk: Walker::new(lua, step)?,
     }
     .encode(v)
 }
@@ -818,7 +813,7 @@ fn lib_fn<R: mlua::IntoLuaMulti>(
 fn instance(lua: &Lua) -> Result<(Table, Shared)> {
     let cfg: Shared = Arc::new(Mutex::new(Config::default()));
     let cjson = lua.create_table()?;
-    let next: Function = lua.globals().raw_get("next")?;
+    let next = table_walker(lua)?;
     cjson.raw_set(
         "encode",
         lib_fn(lua, &cfg, move |a, cfg| {
@@ -887,7 +882,7 @@ mod tests {
 
     fn enc(lua: &Lua, src: &str) -> String {
         let v: Value = lua.load(src).eval().unwrap();
-        let next: Function = lua.globals().raw_get("next").unwrap();
+        let next = table_walker(lua).unwrap();
         String::from_utf8(encode_with(lua, Config::default(), &next, v).unwrap()).unwrap()
     }
 
@@ -910,7 +905,7 @@ mod tests {
         install(&lua).unwrap();
         let cfg = Config::default();
         let v = decode_with(&lua, cfg, br#"[1,"\u00e9\ud83d\ude00",null,{"k":false}]"#).unwrap();
-        let next: Function = lua.globals().raw_get("next").unwrap();
+        let next = table_walker(&lua).unwrap();
         assert_eq!(
             String::from_utf8(encode_with(&lua, cfg, &next, v).unwrap()).unwrap(),
             "[1,\"\u{e9}\u{1F600}\",null,{\"k\":false}]"

@@ -14,10 +14,12 @@
 //! too many values fail with its "stack overflow" errors at the same
 //! point; it is iterative, so deep input cannot exhaust the thread stack.
 
-use mlua::{Lua, Result, Table, Value};
+use mlua::{Function, Lua, Result, Table, Value};
 
-use super::libs::{LuaArgs, MAX_C_STACK, Results, exact_value, lib_function, runtime_error};
-use super::vm::ScriptError;
+use super::libs::{
+    LuaArgs, MAX_C_STACK, Results, Walker, exact_value, lib_function, runtime_error, table_walker,
+    unpositioned_error,
+};
 
 /// Tables nested this deep are encoded as nil.
 const MAX_NESTING: usize = 16;
@@ -89,10 +91,10 @@ fn encode_len(len: usize, fix: u8, fix_max: usize, types: [u8; 3], out: &mut Vec
 
 /// The length when the table is an array (keys exactly 1..n), with the
 /// number of pairs either way.
-fn array_len(t: &Table) -> Result<(Option<usize>, usize)> {
+fn array_len(walk: &Walker, level: usize, t: &Table) -> Result<(Option<usize>, usize)> {
     let (mut max, mut count, mut array) = (0f64, 0usize, true);
-    for pair in t.pairs::<Value, Value>() {
-        let (k, _) = pair?;
+    walk.restart(level)?;
+    while let Some((k, _)) = walk.next(t, level)? {
         count += 1;
         let k = match k {
             Value::Integer(i) => i as f64,
@@ -112,29 +114,30 @@ fn array_len(t: &Table) -> Result<(Option<usize>, usize)> {
     Ok((array.then_some(count), count))
 }
 
-fn encode_table(t: &Table, level: usize, out: &mut Vec<u8>) -> Result<()> {
-    match array_len(t)? {
+/// Encodes a table at nesting `level`, walking it in the walk slot of
+/// that level.
+fn encode_table(walk: &Walker, t: &Table, level: usize, out: &mut Vec<u8>) -> Result<()> {
+    match array_len(walk, level, t)? {
         (Some(len), _) => {
             encode_len(len, 0x90, 15, [0, 0xdc, 0xdd], out);
             for i in 1..=len {
                 let v = exact_value(t, &Value::Integer(i as i64), t.raw_get(i)?)?;
-                encode_value(&v, level + 1, out)?;
+                encode_value(walk, &v, level + 1, out)?;
             }
         }
         (None, count) => {
             encode_len(count, 0x80, 15, [0, 0xde, 0xdf], out);
-            for pair in t.pairs::<Value, Value>() {
-                let (k, v) = pair?;
-                let v = exact_value(t, &k, v)?;
-                encode_value(&k, level + 1, out)?;
-                encode_value(&v, level + 1, out)?;
+            walk.restart(level)?;
+            while let Some((k, v)) = walk.next(t, level)? {
+                encode_value(walk, &k, level + 1, out)?;
+                encode_value(walk, &v, level + 1, out)?;
             }
         }
     }
     Ok(())
 }
 
-fn encode_value(v: &Value, level: usize, out: &mut Vec<u8>) -> Result<()> {
+fn encode_value(walk: &Walker, v: &Value, level: usize, out: &mut Vec<u8>) -> Result<()> {
     match v {
         Value::String(s) => {
             let s = s.as_bytes();
@@ -144,14 +147,14 @@ fn encode_value(v: &Value, level: usize, out: &mut Vec<u8>) -> Result<()> {
         Value::Boolean(b) => out.push(if *b { 0xc3 } else { 0xc2 }),
         Value::Integer(i) => encode_int(*i, out),
         Value::Number(n) => encode_number(*n, out),
-        Value::Table(t) if level < MAX_NESTING => encode_table(t, level, out)?,
+        Value::Table(t) if level < MAX_NESTING => encode_table(walk, t, level, out)?,
         _ => out.push(0xc0),
     }
     Ok(())
 }
 
 /// `cmsgpack.pack`: the arguments encoded one after the other.
-fn pack(args: &LuaArgs) -> Result<Vec<u8>> {
+fn pack(args: &LuaArgs, step: &Function) -> Result<Vec<u8>> {
     if args.is_empty() {
         return Err(args.arg_error(0, "MessagePack pack needs input."));
     }
@@ -159,9 +162,10 @@ fn pack(args: &LuaArgs) -> Result<Vec<u8>> {
     if 2 * args.len() > MAX_C_STACK {
         return Err(args.arg_error(0, "Too many arguments for MessagePack pack."));
     }
+    let walk = Walker::new(args.lua, step)?;
     let mut out = Vec::new();
     for i in 1..=args.len() {
-        encode_value(&args.get(i)?.unwrap_or(Value::Nil), 0, &mut out)?;
+        encode_value(&walk, &args.get(i)?.unwrap_or(Value::Nil), 0, &mut out)?;
     }
     Ok(out)
 }
@@ -349,7 +353,9 @@ impl Decoder<'_> {
                 table.raw_set(frame.next, done)?;
                 frame.next += 1;
             } else if frame.has_key {
-                let key: Value = self.keys.raw_get(depth)?;
+                // Read back exactly: a number key may be tiny or -0.
+                let slot = Value::Integer(depth as i64);
+                let key = exact_value(&self.keys, &slot, self.keys.raw_get(depth)?)?;
                 self.keys.raw_set(depth, Value::Nil)?;
                 frame.has_key = false;
                 self.slots -= 1;
@@ -380,9 +386,7 @@ fn set_field(t: &Table, k: Value, v: Value) -> Result<()> {
         _ => None,
     };
     if let Some(what) = bad {
-        return Err(mlua::Error::external(ScriptError(format!(
-            "ERR table index is {what}"
-        ))));
+        return Err(unpositioned_error(format!("table index is {what}")));
     }
     t.raw_set(k, v)
 }
@@ -469,8 +473,9 @@ type Unpacker = fn(&LuaArgs) -> Result<(Table, usize, bool)>;
 
 pub fn install(lua: &Lua) -> Result<()> {
     let m = lua.create_table()?;
-    let pack_fn = lib_function(lua, Results::Direct, |args| {
-        args.lua.create_string(pack(args)?)
+    let step = table_walker(lua)?;
+    let pack_fn = lib_function(lua, Results::Direct, move |args| {
+        args.lua.create_string(pack(args, &step)?)
     })?;
     m.raw_set("pack", pack_fn)?;
     let unpack: Unpacker = |args| {
@@ -510,9 +515,10 @@ mod tests {
 
     fn packed(lua: &Lua, src: &str) -> Vec<u8> {
         let v: mlua::MultiValue = lua.load(src).eval().unwrap();
+        let walk = Walker::new(lua, &table_walker(lua).unwrap()).unwrap();
         let mut out = Vec::new();
         for v in v {
-            encode_value(&v, 0, &mut out).unwrap();
+            encode_value(&walk, &v, 0, &mut out).unwrap();
         }
         out
     }

@@ -187,19 +187,67 @@ impl<'a> LuaArgs<'a> {
     }
 }
 
+/// An error raised without the caller's position (a Lua runtime error
+/// from inside C code, like "table index is nil").
+#[derive(Debug)]
+struct Unpositioned(String);
+
+impl std::fmt::Display for Unpositioned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Unpositioned {}
+
+pub fn unpositioned_error(msg: impl Into<String>) -> mlua::Error {
+    mlua::Error::external(Unpositioned(msg.into()))
+}
+
+/// The text of an error a library function raised itself, and whether
+/// it takes its caller's position; None for anything else.
+fn lib_error(e: &mlua::Error) -> Option<(String, bool)> {
+    match e {
+        mlua::Error::CallbackError { cause, .. } => lib_error(cause),
+        mlua::Error::RuntimeError(m) => Some((m.clone(), true)),
+        mlua::Error::ExternalError(x) => x
+            .downcast_ref::<Unpositioned>()
+            .map(|u| (u.0.clone(), false)),
+        _ => None,
+    }
+}
+
 /// A library function: `f` behind a [`c_function`], getting its arguments
-/// as [`LuaArgs`] (errors naming the C function).
+/// as [`LuaArgs`] (errors naming the C function). Its errors are raised by
+/// the C function as Lua strings, prefixed with the caller's position as
+/// `luaL_error` does, so that `pcall` returns the same text as in Redis.
 pub fn lib_function<R: mlua::IntoLuaMulti>(
     lua: &Lua,
     results: Results,
     f: impl Fn(&LuaArgs) -> mlua::Result<R> + Send + 'static,
 ) -> mlua::Result<mlua::Function> {
-    let inner = lua
-        .create_function(move |lua, (n, t): (usize, mlua::Table)| f(&LuaArgs::new(lua, n, t, 1)))?;
+    let inner = lua.create_function(move |lua, (n, t): (usize, mlua::Table)| {
+        match f(&LuaArgs::new(lua, n, t, 1)) {
+            Ok(r) => {
+                let mut values = r.into_lua_multi(lua)?;
+                values.push_front(Value::Boolean(true));
+                Ok(values)
+            }
+            Err(e) => match lib_error(&e) {
+                Some((msg, positioned)) => Ok(mlua::MultiValue::from_iter([
+                    Value::Boolean(false),
+                    Value::String(lua.create_string(msg)?),
+                    Value::Boolean(positioned),
+                ])),
+                None => Err(e),
+            },
+        }
+    })?;
     c_function(lua, inner, results)
 }
 
-/// What [`c_function`]'s inner Rust function returns.
+/// What [`c_function`]'s inner Rust function returns after its status
+/// (true, or false with an error message and whether to position it).
 #[derive(Clone, Copy, PartialEq)]
 pub enum Results {
     /// Its own return values, as they are.
@@ -218,7 +266,8 @@ pub enum Results {
 ///   [`LuaArgs`] reads exactly;
 /// - many results: returning thousands of strings or tables from Rust
 ///   needs as many mlua references at once, which are limited; with
-///   [`Results::Spread`] the trampoline pushes them from a table itself.
+///   [`Results::Spread`] the trampoline pushes them from a table itself;
+/// - errors as C libraries raise them (see [`lib_function`]).
 ///
 /// Being a C function, it keeps its caller's frame in a tail call (so
 /// errors still name the script line), and the inner function names it
@@ -238,6 +287,25 @@ pub fn c_function(
     }
 }
 
+/// Raises the error whose message is at `status + 1` (positioned if
+/// `status + 2` is true), as `luaL_error` would from this C function.
+///
+/// # Safety
+/// `state` runs the trampoline; the values are on its stack.
+unsafe fn raise(state: *mut ffi::lua_State, status: c_int) -> ! {
+    // SAFETY: see the function's contract; lua_error does not return.
+    unsafe {
+        let positioned = ffi::lua_toboolean(state, status + 2) != 0;
+        ffi::lua_pushvalue(state, status + 1);
+        if positioned {
+            ffi::luaL_where(state, 1);
+            ffi::lua_insert(state, -2);
+            ffi::lua_concat(state, 2);
+        }
+        ffi::lua_error(state)
+    }
+}
+
 /// The C side of [`c_function`]. No Rust value with a destructor is alive
 /// across the Lua calls that may raise (longjmp) an error.
 unsafe extern "C-unwind" fn trampoline(state: *mut ffi::lua_State) -> c_int {
@@ -245,7 +313,7 @@ unsafe extern "C-unwind" fn trampoline(state: *mut ffi::lua_State) -> c_int {
     // the stack is checked before pushing beyond LUA_MINSTACK.
     unsafe {
         // Lua guarantees LUA_MINSTACK free slots to a C function: enough
-        // for the three values pushed here, however many arguments came.
+        // for the values pushed here, however many arguments came.
         let nargs = ffi::lua_gettop(state);
         ffi::lua_pushvalue(state, ffi::lua_upvalueindex(1));
         ffi::lua_pushinteger(state, nargs as ffi::lua_Integer);
@@ -254,14 +322,23 @@ unsafe extern "C-unwind" fn trampoline(state: *mut ffi::lua_State) -> c_int {
             ffi::lua_pushvalue(state, i);
             ffi::lua_rawseti_(state, -2, i);
         }
+        let status = nargs + 1;
         if ffi::lua_toboolean(state, ffi::lua_upvalueindex(2)) == 0 {
             ffi::lua_call(state, 2, ffi::LUA_MULTRET);
+            if ffi::lua_toboolean(state, status) == 0 {
+                raise(state, status);
+            }
+            ffi::lua_remove(state, status);
             return ffi::lua_gettop(state) - nargs;
         }
-        ffi::lua_call(state, 2, 3);
+        ffi::lua_call(state, 2, 4);
+        if ffi::lua_toboolean(state, status) == 0 {
+            raise(state, status);
+        }
         let n = ffi::lua_tointeger_(state, -2) as c_int;
         let keep_args = ffi::lua_toboolean(state, -1) != 0;
         ffi::lua_settop(state, -3);
+        ffi::lua_remove(state, status);
         // The table takes the first argument's slot.
         if nargs == 0 {
             ffi::lua_pushnil(state);
@@ -287,4 +364,51 @@ pub fn exact_value(t: &mlua::Table, k: &Value, v: Value) -> mlua::Result<Value> 
         Value::Integer(_) => Value::Number(t.raw_get::<f64>(k.clone())?),
         v => v,
     })
+}
+
+/// A table walk with Lua's `next`: `walk_next(step, t, keys, slot)` gives
+/// the pair after the key in `keys[slot]` (nil: the first), and keeps the
+/// new key there. The keys stay on the Lua side because mlua reads a
+/// number key lossily (see [`c_function`]), and `next` needs it exact.
+pub fn table_walker(lua: &Lua) -> mlua::Result<mlua::Function> {
+    lua.load(
+        "local next = next \
+         return function(t, keys, slot) \
+           local k, v = next(t, keys[slot]) keys[slot] = k return k ~= nil, v \
+         end",
+    )
+    .set_name("=walker")
+    .call(())
+}
+
+/// Table walks (see [`table_walker`]), one per slot, numbers exact.
+pub struct Walker {
+    step: mlua::Function,
+    keys: mlua::Table,
+}
+
+impl Walker {
+    pub fn new(lua: &Lua, step: &mlua::Function) -> mlua::Result<Walker> {
+        Ok(Walker {
+            step: step.clone(),
+            keys: lua.create_table()?,
+        })
+    }
+
+    /// Starts the walk in `slot` over.
+    pub fn restart(&self, slot: usize) -> mlua::Result<()> {
+        self.keys.raw_set(slot, Value::Nil)
+    }
+
+    /// The next (key, value) of the walk of `t` in `slot`.
+    pub fn next(&self, t: &mlua::Table, slot: usize) -> mlua::Result<Option<(Value, Value)>> {
+        let (more, v): (bool, Value) = self.step.call((t, &self.keys, slot))?;
+        if !more {
+            return Ok(None);
+        }
+        let slot_key = Value::Integer(slot as i64);
+        let k = exact_value(&self.keys, &slot_key, self.keys.raw_get(slot)?)?;
+        let v = exact_value(t, &k, v)?;
+        Ok(Some((k, v)))
+    }
 }
