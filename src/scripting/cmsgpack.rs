@@ -482,15 +482,16 @@ pub fn install(lua: &Lua) -> Result<()> {
         let s = args.string(1)?;
         unpack_full(args.lua, &s.as_bytes(), None, 0, args.len())
     };
+    // The numbers are read before the string, as lua-cmsgpack does.
     let unpack_one: Unpacker = |args| {
-        let s = args.string(1)?;
         let offset = args.opt_integer(2, 0)?;
+        let s = args.string(1)?;
         unpack_full(args.lua, &s.as_bytes(), Some(1), offset, 1)
     };
     let unpack_limit: Unpacker = |args| {
-        let s = args.string(1)?;
         let limit = args.integer(2)?;
         let offset = args.opt_integer(3, 0)?;
+        let s = args.string(1)?;
         // A limit of 0 means no limit (and no offset returned).
         let limit = (limit != 0).then_some(limit);
         unpack_full(args.lua, &s.as_bytes(), limit, offset, 1)

@@ -46,7 +46,8 @@ pub fn type_name(v: Option<&Value>) -> &'static str {
 }
 
 /// `luaL_argerror` for the function running at stack `level` (0: the
-/// Rust function itself; 1: a Lua wrapper that called it): "bad argument
+/// Rust function itself; 1: the C function of [`c_function`] that called
+/// it): "bad argument
 /// #n to 'name' (msg)", the name being how that function was called (as
 /// `debug.getinfo` names it).
 pub fn arg_error(lua: &Lua, level: usize, narg: usize, msg: &str) -> mlua::Error {
