@@ -128,6 +128,7 @@ fn script_flush(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     let mut guard = srv.scripting.vm(srv).map_err(Error::owned)?;
     if let Some(vm) = guard.as_mut() {
         vm.scripts.clear();
+        crate::scripting::libs::reset(&vm.lua);
         vm.lua.gc_collect().ok();
     }
     ctx.out.ok();

@@ -20,11 +20,13 @@
 
 pub mod bit;
 pub mod cjson;
+pub mod cmsgpack;
 pub mod convert;
 pub mod function_dump;
 pub mod functions;
 pub mod libs;
 pub mod run;
+pub mod struct_lib;
 pub mod vm;
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
