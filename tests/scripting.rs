@@ -288,3 +288,25 @@ fn undeclared_keys_in_scripts_next_to_multi_key_commands() {
         assert_eq!(a, b);
     }
 }
+
+/// A script returning a table nested 100,000 deep: the reply goes as deep
+/// as Lua's stack allows (as deep as Redis's, byte for byte: 8,000 levels
+/// then the error in place of the innermost element) and the server lives.
+#[test]
+fn deeply_nested_script_reply_ends_in_stack_limit_error() {
+    let srv = common::Server::start();
+    let mut raw = srv.raw();
+    let script = "local t = {} local c = t for i=1,100000 do c[1] = {} c = c[1] end return t";
+    let cmd = format!(
+        "*3\r\n$4\r\nEVAL\r\n${}\r\n{script}\r\n$1\r\n0\r\n",
+        script.len()
+    );
+    let error = b"-ERR reached lua stack limit\r\n";
+    // What redis-server 7.0.15 answers: 7,995 nested one-element arrays.
+    let expected_len = 7995 * 4 + error.len();
+    let reply = raw.roundtrip(cmd.as_bytes(), expected_len);
+    assert_eq!(reply.len(), expected_len);
+    assert!(reply.starts_with(b"*1\r\n*1\r\n"));
+    assert!(reply.ends_with(error));
+    assert_eq!(raw.roundtrip(b"PING\r\n", 7), b"+PONG\r\n");
+}

@@ -63,7 +63,7 @@ fn eval_generic(ctx: &mut Ctx<'_>, args: &Args<'_>, by_sha: bool, read_only: boo
         sha1_hex(&args[1])
     };
     let (f, no_writes) = match vm.scripts.get(&sha) {
-        Some(entry) => entry.clone(),
+        Some(entry) => entry,
         None if by_sha => return Err(Error::msg(NOSCRIPT)),
         None => {
             let entry = vm.compile(&args[1]).map_err(Error::owned)?;

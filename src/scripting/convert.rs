@@ -223,6 +223,11 @@ pub unsafe fn write_reply(
     depth: usize,
 ) {
     unsafe {
+        // As Redis: every value needs room on the Lua stack; a reply nested
+        // deeper than the stack allows ends in an error where it stopped.
+        if ffi::lua_checkstack(l, 4) == 0 {
+            return out.error("ERR reached lua stack limit");
+        }
         let idx = absolute(l, idx);
         match ffi::lua_type(l, idx) {
             ffi::LUA_TSTRING => out.bulk(to_bytes(l, idx)),
@@ -237,9 +242,7 @@ pub unsafe fn write_reply(
                     out.null()
                 }
             }
-            ffi::LUA_TTABLE if depth < MAX_DEPTH && ffi::lua_checkstack(l, 4) != 0 => {
-                write_table(l, idx, out, resp3_script, depth)
-            }
+            ffi::LUA_TTABLE => write_table(l, idx, out, resp3_script, depth),
             _ => out.null(),
         }
     }

@@ -19,7 +19,7 @@ pub struct Vm {
     pub lua: Lua,
     /// Compiled EVAL bodies by lowercase SHA1 hex, with their shebang's
     /// `no-writes` flag.
-    pub scripts: HashMap<String, (Function, bool)>,
+    pub scripts: ScriptCache,
     /// Private helpers shared with the prelude (its error handler, ...).
     pub hidden: Table,
     /// The message handler scripts run under: it turns whatever was raised
@@ -86,9 +86,13 @@ impl Vm {
             lua.create_function(move |lua, err: Value| describe_error(srv, lua, err))?,
         )?;
         let handler = hidden.raw_get("handler")?;
+        let scripts = ScriptCache {
+            flags: HashMap::new(),
+            fns: lua.create_table()?,
+        };
         Ok(Vm {
             lua,
-            scripts: HashMap::new(),
+            scripts,
             hidden,
             handler,
         })
@@ -121,6 +125,38 @@ impl Vm {
                 };
                 format!("ERR Error compiling script (new function): {msg}")
             })
+    }
+}
+
+/// The EVAL script cache. The compiled functions live in a Lua table, not
+/// as handles on the Rust side: mlua can hold only a few thousand handles,
+/// and a cache may hold any number of scripts.
+pub struct ScriptCache {
+    flags: HashMap<String, bool>,
+    fns: Table,
+}
+
+impl ScriptCache {
+    /// The script and its `no-writes` flag.
+    pub fn get(&self, sha: &str) -> Option<(Function, bool)> {
+        let no_writes = *self.flags.get(sha)?;
+        let f = self.fns.raw_get::<Function>(sha).ok()?;
+        Some((f, no_writes))
+    }
+
+    pub fn insert(&mut self, sha: String, (f, no_writes): (Function, bool)) {
+        if self.fns.raw_set(sha.as_str(), f).is_ok() {
+            self.flags.insert(sha, no_writes);
+        }
+    }
+
+    pub fn contains_key(&self, sha: &str) -> bool {
+        self.flags.contains_key(sha)
+    }
+
+    pub fn clear(&mut self) {
+        self.flags.clear();
+        let _ = self.fns.clear();
     }
 }
 

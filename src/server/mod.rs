@@ -243,6 +243,7 @@ pub fn run(srv: &'static Server) -> anyhow::Result<()> {
     };
     srv.tcp_port.store(port, Ordering::Relaxed);
     let workers = srv.workers.load(Ordering::Relaxed).max(1);
+    const WORKER_STACK: usize = 16 << 20;
 
     let mut handles = Vec::new();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -252,6 +253,10 @@ pub fn run(srv: &'static Server) -> anyhow::Result<()> {
         let tx = tx.clone();
         std::thread::Builder::new()
             .name(format!("ferrokv-w{i}"))
+            // Converting a script's deeply nested reply recurses about 8,000
+            // levels (Lua's C stack limit) before Redis's "reached lua stack
+            // limit"; the stack is reserved, not committed, until used.
+            .stack_size(WORKER_STACK)
             .spawn(move || {
                 let rt = tokio::runtime::Builder::new_current_thread()
                     .enable_all()

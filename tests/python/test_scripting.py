@@ -20,6 +20,20 @@ def test_script_object_loads_on_noscript_and_runs(r):
         r.evalsha("0" * 40, 0)
 
 
+def test_script_cache_holds_many_scripts(r):
+    """The cache is not bounded by how many handles the Lua binding can keep:
+    12,000 distinct scripts all run, then all stay runnable by SHA."""
+    r.script_flush()
+    pipe = r.pipeline(transaction=False)
+    for i in range(12000):
+        pipe.eval(f"return {i}", 0)
+    assert pipe.execute() == list(range(12000))
+    sha = r.script_load("return 11999")
+    assert r.evalsha(sha, 0) == 11999
+    r.script_flush()
+    assert r.script_exists(sha) == [False]
+
+
 def test_eval_conversions(r):
     assert r.eval("return {1, 'two', 3.9, nil, 5}", 0) == [1, "two", 3]
     assert r.eval("return false", 0) is None
