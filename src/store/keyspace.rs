@@ -438,15 +438,20 @@ impl Locks {
             self.held.is_empty(),
             "a command must take all its shards as one batch (lock_keys / lock_plan)"
         );
-        let mut wait_for = gids[0];
+        // Wait (holding nothing) for the first shard, try the others; on a
+        // busy one let go of all, wait for that one to be free, start over.
+        let mut busy = None;
         'retry: loop {
-            drop(Self::mutex(ks, wait_for).lock());
-            for &gid in &gids {
+            if let Some(gid) = busy.take() {
+                drop(Self::mutex(ks, gid).lock());
+            }
+            self.held.push((gids[0], Self::mutex(ks, gids[0]).lock()));
+            for &gid in &gids[1..] {
                 match Self::mutex(ks, gid).try_lock() {
                     Some(guard) => self.held.push((gid, guard)),
                     None => {
                         self.held.clear();
-                        wait_for = gid;
+                        busy = Some(gid);
                         continue 'retry;
                     }
                 }
