@@ -8,24 +8,7 @@ use std::time::{Duration, Instant};
 
 use redis::{Commands, Value};
 
-fn blocked_clients(c: &mut redis::Connection) -> i64 {
-    let info: String = redis::cmd("INFO").arg("clients").query(c).unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix("blocked_clients:"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
-}
-
-/// Waits until `n` clients are blocked (so a push cannot race the block).
-fn wait_blocked(c: &mut redis::Connection, n: i64) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while blocked_clients(c) != n {
-        assert!(Instant::now() < deadline, "never saw {n} blocked clients");
-        thread::sleep(Duration::from_millis(5));
-    }
-}
+use common::{blocked_clients, wait_blocked};
 
 #[test]
 fn blpop_wakes_on_push_and_times_out_with_nil() {

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ferrokv::testkit::Harness;
 use redis::Value;
@@ -173,48 +173,22 @@ fn dump_flush_restore_round_trip() {
     );
 }
 
-/// Runs `cmd` on a thread of its own connection; returns its error text.
-fn spawn_fcall(url: String, name: &'static str) -> std::thread::JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut con = redis::Client::open(url).unwrap().get_connection().unwrap();
-        redis::cmd("FCALL")
-            .arg(name)
-            .arg(1)
-            .arg("somekey")
-            .query::<()>(&mut con)
-            .unwrap_err()
-            .to_string()
-    })
-}
-
 #[test]
 fn function_kill_stops_a_busy_function() {
     let srv = common::Server::start();
     let mut admin = srv.client();
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("busy-reply-threshold")
-        .arg("100")
-        .query(&mut admin)
-        .unwrap();
     load(
         &mut admin,
         "#!lua name=busy\nredis.register_function('spin', function() while true do end end)",
     )
     .unwrap();
-    let runner = spawn_fcall(srv.url(), "spin");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let r: redis::RedisResult<Option<String>> = redis::cmd("GET").arg("x").query(&mut admin);
-        match r {
-            Err(e) if e.to_string().contains("BUSY") => {
-                assert!(e.to_string().contains("FUNCTION KILL"), "{e}");
-                break;
-            }
-            _ if Instant::now() > deadline => panic!("never got BUSY"),
-            _ => std::thread::sleep(Duration::from_millis(20)),
-        }
-    }
+    let mut spin = redis::cmd("FCALL");
+    spin.arg("spin").arg(1).arg("somekey");
+    let runner = common::spawn_busy_script(&srv, &mut admin, spin);
+    let mut probe = redis::cmd("GET");
+    probe.arg("x");
+    let busy = common::wait_busy(&mut admin, &probe);
+    assert!(busy.contains("FUNCTION KILL"), "{busy}");
     // STATS answers while the function runs, and names it.
     let stats: Value = redis::cmd("FUNCTION")
         .arg("STATS")
@@ -328,38 +302,14 @@ fn payloads_move_between_redis_and_ferrokv() {
 fn function_commands_while_an_eval_script_runs() {
     let srv = common::Server::start();
     let mut admin = srv.client();
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("busy-reply-threshold")
-        .arg("100")
-        .query(&mut admin)
-        .unwrap();
-    let url = srv.url();
-    let runner = std::thread::spawn(move || {
-        let mut con = redis::Client::open(url).unwrap().get_connection().unwrap();
-        redis::cmd("EVAL")
-            .arg("while true do end")
-            .arg(0)
-            .query::<()>(&mut con)
-            .unwrap_err()
-            .to_string()
-    });
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut spin = redis::cmd("EVAL");
+    spin.arg("while true do end").arg(0);
+    let runner = common::spawn_busy_script(&srv, &mut admin, spin);
     // FUNCTION STATS passes the busy gate but refuses to describe a script.
-    loop {
-        let r: redis::RedisResult<Value> = redis::cmd("FUNCTION").arg("STATS").query(&mut admin);
-        match r {
-            Err(e) => {
-                assert!(
-                    e.to_string().contains("You can only call SCRIPT KILL"),
-                    "{e}"
-                );
-                break;
-            }
-            _ if Instant::now() > deadline => panic!("the script never started"),
-            _ => std::thread::sleep(Duration::from_millis(10)),
-        }
-    }
+    let mut probe = redis::cmd("FUNCTION");
+    probe.arg("STATS");
+    let busy = common::wait_busy(&mut admin, &probe);
+    assert!(busy.contains("You can only call SCRIPT KILL"), "{busy}");
     let err = redis::cmd("FUNCTION")
         .arg("KILL")
         .query::<()>(&mut admin)

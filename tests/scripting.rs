@@ -75,31 +75,12 @@ fn a_script_publishes_its_writes_as_a_transaction() {
 fn busy_then_script_kill() {
     let srv = common::Server::start();
     let mut admin = srv.client();
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("busy-reply-threshold")
-        .arg("100")
-        .query(&mut admin)
-        .unwrap();
-    let url = srv.url();
-    let runner = std::thread::spawn(move || {
-        let mut con = redis::Client::open(url).unwrap().get_connection().unwrap();
-        redis::cmd("EVAL")
-            .arg("while true do end")
-            .arg(0)
-            .query::<()>(&mut con)
-            .unwrap_err()
-            .to_string()
-    });
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let r: redis::RedisResult<Option<String>> = redis::cmd("GET").arg("x").query(&mut admin);
-        match r {
-            Err(e) if e.to_string().contains("BUSY") => break,
-            _ if Instant::now() > deadline => panic!("never got BUSY"),
-            _ => std::thread::sleep(Duration::from_millis(20)),
-        }
-    }
+    let mut spin = redis::cmd("EVAL");
+    spin.arg("while true do end").arg(0);
+    let runner = common::spawn_busy_script(&srv, &mut admin, spin);
+    let mut probe = redis::cmd("GET");
+    probe.arg("x");
+    common::wait_busy(&mut admin, &probe);
     let _: () = redis::cmd("SCRIPT").arg("KILL").query(&mut admin).unwrap();
     let err = runner.join().unwrap();
     assert!(

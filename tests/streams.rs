@@ -11,24 +11,7 @@ use std::time::{Duration, Instant};
 use ferrokv::testkit::Harness;
 use redis::Value;
 
-fn blocked_clients(c: &mut redis::Connection) -> i64 {
-    let info: String = redis::cmd("INFO").arg("clients").query(c).unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix("blocked_clients:"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
-}
-
-/// Waits until `n` clients are blocked (so an XADD cannot race the block).
-fn wait_blocked(c: &mut redis::Connection, n: i64) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while blocked_clients(c) != n {
-        assert!(Instant::now() < deadline, "never saw {n} blocked clients");
-        thread::sleep(Duration::from_millis(5));
-    }
-}
+use common::{blocked_clients, wait_blocked};
 
 /// A reply in a compact text form: arrays as [..], bulk strings bare, nil.
 fn show(v: &Value) -> String {

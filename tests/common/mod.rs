@@ -134,3 +134,54 @@ pub fn resp(args: &[&[u8]]) -> Vec<u8> {
     }
     v
 }
+
+/// INFO's `blocked_clients`.
+pub fn blocked_clients(c: &mut redis::Connection) -> i64 {
+    let info: String = redis::cmd("INFO").arg("clients").query(c).unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("blocked_clients:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Waits until `n` clients are blocked (so a write cannot race the block).
+pub fn wait_blocked(c: &mut redis::Connection, n: i64) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while blocked_clients(c) != n {
+        assert!(Instant::now() < deadline, "never saw {n} blocked clients");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Lowers `busy-reply-threshold` to 100 ms, then runs `cmd` (a script that
+/// never ends by itself) on a connection of its own; the thread returns
+/// the error the script is stopped with.
+pub fn spawn_busy_script(
+    srv: &Server,
+    admin: &mut redis::Connection,
+    cmd: redis::Cmd,
+) -> std::thread::JoinHandle<String> {
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("busy-reply-threshold")
+        .arg("100")
+        .query(admin)
+        .unwrap();
+    let mut con = srv.client();
+    std::thread::spawn(move || cmd.query::<()>(&mut con).unwrap_err().to_string())
+}
+
+/// Sends `probe` until it fails with a BUSY error (the script has run past
+/// the threshold); returns that error's text.
+pub fn wait_busy(admin: &mut redis::Connection, probe: &redis::Cmd) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match probe.query::<redis::Value>(admin) {
+            Err(e) if e.to_string().contains("BUSY") => return e.to_string(),
+            _ if Instant::now() > deadline => panic!("never got BUSY"),
+            _ => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
