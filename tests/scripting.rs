@@ -69,6 +69,22 @@ fn a_script_publishes_its_writes_as_a_transaction() {
     );
     h.run(&["EVAL", "return redis.call('GET', 'k')", "0"]);
     assert!(h.take_effects().is_empty());
+    // redis.set_repl(REPL_NONE) keeps the writes after it out of the stream.
+    h.run(&[
+        "EVAL",
+        "redis.call('SET', 'a', '1') redis.set_repl(redis.REPL_NONE) \
+         redis.call('SET', 'b', '2') redis.set_repl(redis.REPL_ALL) \
+         return redis.call('SET', 'c', '3')",
+        "0",
+    ]);
+    assert_eq!(
+        h.take_effects(),
+        ["0: MULTI", "0: SET a 1", "0: SET c 3", "0: EXEC"]
+    );
+    assert_eq!(
+        h.run(&["MGET", "a", "b", "c"]),
+        "*3\r\n$1\r\n1\r\n$1\r\n2\r\n$1\r\n3\r\n"
+    );
 }
 
 #[test]

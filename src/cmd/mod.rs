@@ -398,6 +398,9 @@ pub(crate) fn run(
 }
 
 fn publish_effect(ctx: &Ctx<'_>, args: &Args<'_>) {
+    if crate::scripting::run::effects_suppressed() {
+        return;
+    }
     let db = ctx.db.index;
     match &ctx.effect {
         Effect::Argv => {

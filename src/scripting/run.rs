@@ -40,6 +40,9 @@ struct CallState<'c, 'a> {
     multi_open: bool,
     /// The protocol chosen with `redis.setresp`.
     resp3: bool,
+    /// `redis.set_repl` flags: with neither REPL_AOF (1) nor REPL_REPLICA
+    /// (2), the script's writes are not published as effects.
+    repl: u8,
     /// Reused by every `redis.call` of the run.
     argbuf: Vec<u8>,
     spans: Vec<(usize, usize)>,
@@ -86,6 +89,24 @@ pub fn set_resp(resp3: bool) {
     with_current(|st| st.resp3 = resp3);
 }
 
+pub const REPL_ALL: u8 = 3;
+
+/// `redis.set_repl(flags)` of the running script.
+pub fn set_repl(flags: u8) {
+    with_current(|st| st.repl = flags);
+}
+
+thread_local! {
+    /// Set while a script that turned replication off runs a command.
+    static EFFECTS_OFF: Cell<bool> = const { Cell::new(false) };
+}
+
+/// True while the command running on this thread must not publish its
+/// effect (a script called `redis.set_repl(redis.REPL_NONE)`).
+pub fn effects_suppressed() -> bool {
+    EFFECTS_OFF.with(|c| c.get())
+}
+
 /// How a run ended.
 enum Outcome {
     Ok,
@@ -114,6 +135,7 @@ pub fn run_script(
         read_only: script.read_only,
         multi_open: false,
         resp3: false,
+        repl: REPL_ALL,
         argbuf: Vec::new(),
         spans: Vec::new(),
         reply: Reply {
@@ -273,22 +295,8 @@ unsafe fn call_command(l: *mut lua_State, raise: bool) -> bool {
         return fail(b"ERR reached lua stack limit");
     }
     let ran = with_current(|st| {
-        if n == 0 {
-            return Err(&b"ERR Please specify at least one argument for this redis lib call"[..]);
-        }
-        st.argbuf.clear();
-        st.spans.clear();
-        for i in 1..=n {
-            // SAFETY: `i` is one of the arguments.
-            let t = unsafe { ffi::lua_type(l, i) };
-            if t != ffi::LUA_TSTRING && t != ffi::LUA_TNUMBER {
-                return Err(b"ERR Lua redis lib command arguments must be strings or integers");
-            }
-            let start = st.argbuf.len();
-            // SAFETY: a string or a number (converted in place).
-            st.argbuf.extend_from_slice(unsafe { to_bytes(l, i) });
-            st.spans.push((start, st.argbuf.len()));
-        }
+        // SAFETY: arguments 1..=n are on this C function's stack.
+        unsafe { read_args(l, n, st) }?;
         exec(st)
     });
     match ran {
@@ -308,6 +316,80 @@ unsafe fn call_command(l: *mut lua_State, raise: bool) -> bool {
     }
 }
 
+/// Copies the C function's arguments 1..=n into `st.argbuf`/`st.spans`.
+///
+/// # Safety
+/// `l` must be the state of a C function called with `n` arguments.
+unsafe fn read_args(
+    l: *mut lua_State,
+    n: c_int,
+    st: &mut CallState<'_, '_>,
+) -> Result<(), &'static [u8]> {
+    if n == 0 {
+        return Err(b"ERR Please specify at least one argument for this redis lib call");
+    }
+    st.argbuf.clear();
+    st.spans.clear();
+    for i in 1..=n {
+        // SAFETY: `i` is one of the arguments.
+        let t = unsafe { ffi::lua_type(l, i) };
+        if t != ffi::LUA_TSTRING && t != ffi::LUA_TNUMBER {
+            return Err(b"ERR Lua redis lib command arguments must be strings or integers");
+        }
+        let start = st.argbuf.len();
+        // SAFETY: a string or a number (converted in place).
+        st.argbuf.extend_from_slice(unsafe { to_bytes(l, i) });
+        st.spans.push((start, st.argbuf.len()));
+    }
+    Ok(())
+}
+
+/// `redis.acl_check_cmd(command, ...)`: whether the caller may run the
+/// command (every client may run every command until ACLs exist); an
+/// unknown command or subcommand is an error.
+///
+/// # Safety
+/// Only Lua calls it, as a C function.
+pub unsafe extern "C-unwind" fn redis_acl_check_cmd(l: *mut lua_State) -> c_int {
+    // SAFETY: Lua hands this C function its own state; nothing with a
+    // destructor is alive when `lua_error` unwinds.
+    unsafe {
+        let n = ffi::lua_gettop(l);
+        let known = with_current(|st| {
+            read_args(l, n, st)?;
+            let argv = Parser::args_over(&st.argbuf, &st.spans);
+            let table = &st.ctx.srv.commands;
+            let cmd = table.lookup(&argv[0]);
+            let known = match cmd {
+                Some(c) if c.subcommands.is_some() && argv.len() > 1 => {
+                    table.lookup_sub(c, &argv[1]).is_some()
+                }
+                Some(_) => true,
+                None => false,
+            };
+            if known {
+                Ok(())
+            } else {
+                Err(&b"ERR Invalid command passed to redis.acl_check_cmd()"[..])
+            }
+        });
+        match known {
+            Some(Ok(())) => {
+                ffi::lua_pushboolean(l, 1);
+                1
+            }
+            Some(Err(msg)) => {
+                push_error_table(l, msg);
+                ffi::lua_error(l)
+            }
+            None => {
+                push_error_table(l, b"ERR redis.acl_check_cmd is not available here");
+                ffi::lua_error(l)
+            }
+        }
+    }
+}
+
 /// Runs the command in `st.argbuf`; its reply is left in `st.reply`.
 /// Ok(failed) once it ran, Err(message) when a script may not run it.
 fn exec(st: &mut CallState<'_, '_>) -> Result<bool, &'static [u8]> {
@@ -316,10 +398,12 @@ fn exec(st: &mut CallState<'_, '_>) -> Result<bool, &'static [u8]> {
         read_only,
         multi_open,
         resp3,
+        repl,
         argbuf,
         spans,
         reply,
     } = st;
+    let publish = *repl & REPL_ALL != 0;
     let argv = Parser::args_over(argbuf, spans);
     let srv = ctx.srv;
     let cmd = match resolve(&srv.commands, &argv) {
@@ -337,13 +421,14 @@ fn exec(st: &mut CallState<'_, '_>) -> Result<bool, &'static [u8]> {
             return Err(b"ERR Write commands are not allowed from read-only scripts.");
         }
         srv.scripting.mark_write();
-        if !*multi_open && srv.ks.effects_enabled() {
+        if publish && !*multi_open && srv.ks.effects_enabled() {
             *multi_open = true;
             srv.ks.emit(ctx.db.index, &[b"MULTI"]);
         }
     }
     reply.buf.clear();
     reply.resp3 = *resp3;
+    let outer = EFFECTS_OFF.with(|c| c.replace(!publish));
     let ran = run(
         srv,
         ctx.client,
@@ -355,6 +440,7 @@ fn exec(st: &mut CallState<'_, '_>) -> Result<bool, &'static [u8]> {
         ctx.db.now_ms,
         None,
     );
+    EFFECTS_OFF.with(|c| c.set(outer));
     // A script may take shards in any order: mark what the command could
     // not reach under its locks now rather than after the script.
     for (db, key) in &ran.later {

@@ -273,11 +273,62 @@ fn root_cause(e: &mlua::Error) -> Result<String, String> {
 /// functions, they keep the caller's frame (and so its line number) even
 /// in `return redis.call(...)`.
 fn install_helpers(lua: &Lua, hidden: &Table, redis: &Table) -> mlua::Result<()> {
-    // SAFETY: both are C functions that only touch their own stack.
+    // SAFETY: C functions that only touch their own stack.
     unsafe {
         redis.raw_set("call", lua.create_c_function(super::run::redis_call)?)?;
         redis.raw_set("pcall", lua.create_c_function(super::run::redis_pcall)?)?;
+        redis.raw_set(
+            "acl_check_cmd",
+            lua.create_c_function(super::run::redis_acl_check_cmd)?,
+        )?;
     }
+    // Redis 7 always replicates a script's effects, so asking is a yes.
+    redis.raw_set(
+        "replicate_commands",
+        lua.create_function(|_, _: MultiValue| Ok(true))?,
+    )?;
+    // The script debugger's hooks do nothing outside a debugging session.
+    redis.raw_set(
+        "breakpoint",
+        lua.create_function(|_, _: MultiValue| Ok(false))?,
+    )?;
+    redis.raw_set("debug", lua.create_function(|_, _: MultiValue| Ok(()))?)?;
+    for (name, flags) in [
+        ("REPL_NONE", 0),
+        ("REPL_AOF", 1),
+        ("REPL_SLAVE", 2),
+        ("REPL_REPLICA", 2),
+        ("REPL_ALL", 3),
+    ] {
+        redis.raw_set(name, flags)?;
+    }
+    redis.raw_set(
+        "set_repl",
+        lua.create_function(|lua, args: MultiValue| {
+            if args.len() != 1 {
+                return raise("ERR redis.set_repl() requires two arguments.");
+            }
+            let v = args.into_iter().next().unwrap_or(Value::Nil);
+            // As Lua's tonumber: anything else counts as 0 (REPL_NONE).
+            let n = match v {
+                Value::Integer(n) => n as f64,
+                Value::Number(n) => n,
+                Value::String(_) => lua
+                    .coerce_number(v)
+                    .ok()
+                    .flatten()
+                    .unwrap_or(0.0),
+                _ => 0.0,
+            } as i64;
+            if !(0..=3).contains(&n) {
+                return raise(
+                    "ERR Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.",
+                );
+            }
+            super::run::set_repl(n as u8);
+            Ok(())
+        })?,
+    )?;
     redis.raw_set(
         "sha1hex",
         lua.create_function(move |lua, args: MultiValue| {
