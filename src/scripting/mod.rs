@@ -167,10 +167,11 @@ impl Scripting {
         self.waiters.fetch_add(1, Ordering::SeqCst);
         let mut g = self.wait_lock.lock();
         let busy = loop {
-            if self.idle_for(client_id) {
+            // Read once: a script may end between two reads.
+            let since = self.running_since.load(Ordering::SeqCst);
+            if since == 0 || self.runner.load(Ordering::Relaxed) == client_id {
                 break None;
             }
-            let since = self.running_since.load(Ordering::SeqCst);
             let threshold = srv.config.busy_reply_threshold.get();
             let left = since + threshold - crate::server::now_ms();
             if left <= 0 {
