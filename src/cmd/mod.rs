@@ -273,6 +273,15 @@ pub fn execute(
         out.error(msg);
         return finish_reply(client, out, reply_start);
     }
+    // maxmemory: evict what the policy allows, refuse what may grow memory.
+    if crate::server::evict::rejects(srv, client, cmd) {
+        stats.cmds[cmd.id].rejected.add(1);
+        multi::flag_failed(client);
+        let msg = crate::server::evict::OOM_ERROR;
+        stats.count_error(msg);
+        out.error(msg);
+        return finish_reply(client, out, reply_start);
+    }
     if client.multi.is_some() && !multi::runs_in_multi(cmd) {
         multi::queue(client, out, stats, cmd, args);
         return finish_reply(client, out, reply_start);

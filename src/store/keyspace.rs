@@ -61,6 +61,8 @@ pub struct Keyspace {
     dbs: Box<[Db]>,
     shard_mask: usize,
     pub expired_keys: AtomicU64,
+    /// Keys removed to stay under `maxmemory` (INFO `evicted_keys`).
+    pub evicted_keys: AtomicU64,
     effects_on: AtomicBool,
     effects: RwLock<Vec<Arc<dyn EffectSink>>>,
     /// (key, client) WATCH registrations alive: writes look for watchers
@@ -77,6 +79,7 @@ impl Keyspace {
             dbs: (0..databases).map(|_| Db::new(n)).collect(),
             shard_mask: n - 1,
             expired_keys: AtomicU64::new(0),
+            evicted_keys: AtomicU64::new(0),
             effects_on: AtomicBool::new(false),
             effects: RwLock::new(Vec::new()),
             watches: AtomicUsize::new(0),
@@ -349,7 +352,10 @@ fn sweep(ks: &Keyspace, db: usize, g: &mut Shard, now_ms: i64, budget: usize) ->
 fn free_tables(tables: Vec<Table>, lazy: bool) {
     let total: usize = tables.iter().map(|t| t.len()).sum();
     if lazy || total > 64 * 1024 {
-        std::thread::spawn(move || drop(tables));
+        std::thread::spawn(move || {
+            drop(tables);
+            crate::alloc::flush_thread();
+        });
     } else {
         drop(tables);
     }
