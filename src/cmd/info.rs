@@ -302,8 +302,18 @@ fn memory(srv: &Server, lines: &mut Vec<String>) {
     );
     field!(lines, "mem_allocator:mimalloc");
     field!(lines, "active_defrag_running:0");
-    field!(lines, "lazyfree_pending_objects:0");
-    field!(lines, "lazyfreed_objects:0");
+    // Objects freed in the background by eviction (FLUSHALL ASYNC's
+    // tables are not counted).
+    field!(
+        lines,
+        "lazyfree_pending_objects:{}",
+        crate::server::evict::lazyfree_pending()
+    );
+    field!(
+        lines,
+        "lazyfreed_objects:{}",
+        crate::server::evict::lazyfreed()
+    );
 }
 
 fn persistence(srv: &Server, lines: &mut Vec<String>) {

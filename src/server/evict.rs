@@ -14,7 +14,7 @@
 
 use std::cell::Cell;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
@@ -188,15 +188,23 @@ pub fn perform(srv: &Server) -> Outcome {
     let mut ev = EVICTOR.lock();
     let started = Instant::now();
     let budget = time_limit(srv.config.maxmemory_eviction_tenacity.get());
+    // Waits for the lazy-free thread are bounded even without a budget.
+    let deadline = started + budget.unwrap_or(Duration::from_millis(100));
     let samples = (srv.config.maxmemory_samples.get().max(1) as usize).min(MAX_SAMPLES);
     let lazy = srv.config.lazyfree_lazy_eviction.get();
     let mut evicted = 0u64;
     while used_memory() > limit {
+        // Memory already on its way out: give the freeing thread the rest
+        // of the budget before taking more keys than needed.
+        if lazy && wait_lazy_free(limit, deadline) {
+            break;
+        }
         let Some(entry) = ev.evict_one(&srv.ks, policy, samples) else {
-            return if used_memory() > limit {
-                Outcome::Fail
-            } else {
+            // Out of keys; what the freeing thread holds may still do.
+            return if wait_lazy_free(limit, deadline) || used_memory() <= limit {
                 Outcome::Ok
+            } else {
+                Outcome::Fail
             };
         };
         free(entry, lazy);
@@ -210,6 +218,36 @@ pub fn perform(srv: &Server) -> Outcome {
         }
     }
     Outcome::Ok
+}
+
+/// Objects handed to the lazy-free thread and not freed yet.
+static LAZY_PENDING: AtomicUsize = AtomicUsize::new(0);
+/// Objects the lazy-free thread freed.
+static LAZY_FREED: AtomicU64 = AtomicU64::new(0);
+
+/// INFO memory `lazyfree_pending_objects`.
+pub fn lazyfree_pending() -> usize {
+    LAZY_PENDING.load(Ordering::Relaxed)
+}
+
+/// INFO memory `lazyfreed_objects`.
+pub fn lazyfreed() -> u64 {
+    LAZY_FREED.load(Ordering::Relaxed)
+}
+
+/// While lazily freed objects are pending, waits (until `deadline`) for
+/// memory to come under `limit`; true once it has.
+fn wait_lazy_free(limit: u64, deadline: Instant) -> bool {
+    loop {
+        if used_memory() <= limit {
+            return true;
+        }
+        let now = Instant::now();
+        if LAZY_PENDING.load(Ordering::Acquire) == 0 || now >= deadline {
+            return false;
+        }
+        std::thread::sleep((deadline - now).min(Duration::from_micros(100)));
+    }
 }
 
 /// The cron's part: tracks the peak and goes on evicting while over.
@@ -351,13 +389,17 @@ fn lazy_free(entry: Entry) {
                 for e in rx {
                     drop(e);
                     crate::alloc::flush_thread();
+                    LAZY_FREED.fetch_add(1, Ordering::Relaxed);
+                    LAZY_PENDING.fetch_sub(1, Ordering::AcqRel);
                 }
             })
             .expect("lazy-free thread");
         tx
     });
+    LAZY_PENDING.fetch_add(1, Ordering::AcqRel);
     if let Err(e) = tx.send(entry) {
         drop(e.0);
+        LAZY_PENDING.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
