@@ -209,7 +209,7 @@ pub fn perform(srv: &Server) -> Outcome {
         };
         free(entry, lazy);
         evicted += 1;
-        if evicted % 16 == 0 && budget.is_some_and(|b| started.elapsed() > b) {
+        if evicted.is_multiple_of(16) && budget.is_some_and(|b| started.elapsed() > b) {
             return if used_memory() > limit {
                 Outcome::Running
             } else {
