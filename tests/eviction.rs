@@ -335,3 +335,57 @@ fn lazy_eviction_of_big_values_stays_bounded() {
     assert!(info_field(&mut c, "stats", "evicted_keys") > 0);
     assert!(info_field(&mut c, "memory", "lazyfreed_objects") > 0);
 }
+
+#[test]
+fn allkeys_lfu_keeps_frequently_read_keys() {
+    let srv = Server::start_with(&[
+        "--maxmemory",
+        "4mb",
+        "--maxmemory-policy",
+        "allkeys-lfu",
+        "--maxmemory-samples",
+        "10",
+    ]);
+    let mut c = srv.client();
+    let value = "v".repeat(1000);
+    let mut p = redis::pipe();
+    for i in 0..200 {
+        p.cmd("SET").arg(format!("rare:{i}")).arg(&value).ignore();
+        p.cmd("SET").arg(format!("often:{i}")).arg(&value).ignore();
+    }
+    let _: () = p.query(&mut c).unwrap();
+    for _ in 0..20 {
+        let mut p = redis::pipe();
+        for i in 0..200 {
+            p.cmd("GET").arg(format!("often:{i}")).ignore();
+        }
+        let _: () = p.query(&mut c).unwrap();
+    }
+    let freq: i64 = redis::cmd("OBJECT")
+        .arg("FREQ")
+        .arg("often:0")
+        .query(&mut c)
+        .unwrap();
+    assert!(freq > 5, "20 reads count: {freq}");
+    let mut n = 0;
+    // New keys start with the counter rare keys have, so both go.
+    while info_field(&mut c, "stats", "evicted_keys") < 600 {
+        let mut p = redis::pipe();
+        for _ in 0..10 {
+            p.cmd("SET").arg(format!("new:{n}")).arg(&value).ignore();
+            n += 1;
+        }
+        let _: () = p.query(&mut c).unwrap();
+        assert!(n < 100_000, "nothing was evicted");
+    }
+    let survivors = |c: &mut Connection, prefix: &str| {
+        (0..200)
+            .filter(|i| exists(c, &format!("{prefix}:{i}")))
+            .count()
+    };
+    let (often, rare) = (survivors(&mut c, "often"), survivors(&mut c, "rare"));
+    assert!(
+        often > rare + 30,
+        "frequently read keys should survive: often {often}, rare {rare}"
+    );
+}

@@ -105,6 +105,7 @@ fn set(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     if names.contains(&"maxmemory") {
         warn_if_over_maxmemory(config);
     }
+    crate::server::evict::sync_access_tracking(ctx.srv);
     ctx.out.ok();
     Ok(())
 }

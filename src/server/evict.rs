@@ -9,8 +9,10 @@
 //! - The work per call is bounded by `maxmemory-eviction-tenacity`'s time
 //!   budget; past it the command runs anyway and the cron (or the next
 //!   command) goes on evicting, as Redis's eviction timer does.
-//! - LFU policies use the access time (entries carry no frequency
-//!   counter), so they behave as their LRU counterparts.
+//! - With an LFU policy the entries' access field holds Redis's LFU data
+//!   (minute clock and logarithmic counter, see `store::evict`); the
+//!   switch happens when the policy is set, and existing keys' fields are
+//!   reinterpreted, as in Redis.
 
 use std::cell::Cell;
 use std::sync::OnceLock;
@@ -74,6 +76,23 @@ impl Policy {
     fn random(self) -> bool {
         matches!(self, Policy::VolatileRandom | Policy::AllkeysRandom)
     }
+
+    pub fn lfu(self) -> bool {
+        matches!(self, Policy::VolatileLfu | Policy::AllkeysLfu)
+    }
+}
+
+/// Makes the store track frequency or time as the policy needs (start-up,
+/// CONFIG SET, and the cron as a backstop).
+pub fn sync_access_tracking(srv: &Server) {
+    let c = &srv.config;
+    let lfu = Policy::from_index(c.maxmemory_policy.get()).lfu();
+    let clamp = |v: i64| v.clamp(0, u32::MAX as i64) as u32;
+    crate::store::evict::set_lfu(
+        lfu,
+        clamp(c.lfu_log_factor.get()),
+        clamp(c.lfu_decay_time.get()),
+    );
 }
 
 /// How one round of eviction ended.
@@ -195,9 +214,15 @@ pub fn perform(srv: &Server) -> Outcome {
     let mut evicted = 0u64;
     while used_memory() > limit {
         // Memory already on its way out: give the freeing thread the rest
-        // of the budget before taking more keys than needed.
-        if lazy && wait_lazy_free(limit, deadline) {
-            break;
+        // of the budget, and rather than take more keys than needed, let
+        // the command run while it catches up.
+        if lazy && LAZY_PENDING.load(Ordering::Acquire) > 0 {
+            if wait_lazy_free(limit, deadline) {
+                break;
+            }
+            if LAZY_PENDING.load(Ordering::Acquire) > 0 {
+                return Outcome::Running;
+            }
         }
         let Some(entry) = ev.evict_one(&srv.ks, policy, samples) else {
             // Out of keys; what the freeing thread holds may still do.
@@ -252,6 +277,7 @@ fn wait_lazy_free(limit: u64, deadline: Instant) -> bool {
 
 /// The cron's part: tracks the peak and goes on evicting while over.
 pub fn cron(srv: &Server) {
+    sync_access_tracking(srv);
     note_peak(used_memory());
     perform(srv);
 }
@@ -323,7 +349,8 @@ impl Evictor {
             self.pool_policy = Some(policy);
         }
         let volatile = policy.volatile();
-        let now_s = (super::now_ms() / 1000) as u32;
+        let now_ms = super::now_ms();
+        let now_s = (now_ms / 1000) as u32;
         let mut fresh = Vec::with_capacity(samples * self.live.len());
         self.rand();
         let mut rng = self.rng;
@@ -336,6 +363,9 @@ impl Evictor {
                 &mut rnd,
                 |e| match policy {
                     Policy::VolatileTtl => u64::MAX - e.expire().unwrap_or(i64::MAX).max(0) as u64,
+                    Policy::VolatileLfu | Policy::AllkeysLfu => {
+                        255 - crate::store::evict::lfu_counter(e.lru(), now_ms) as u64
+                    }
                     _ => now_s.saturating_sub(e.lru()) as u64,
                 },
                 &mut fresh,

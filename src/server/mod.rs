@@ -271,6 +271,7 @@ pub fn run(srv: &'static Server) -> anyhow::Result<()> {
         let (rt, _) = &handles[0];
         rt.spawn(conn::accept_loop(srv, l, handles));
     }
+    evict::sync_access_tracking(srv);
     std::thread::Builder::new()
         .name("ferrokv-cron".into())
         .spawn(move || cron(srv))?;

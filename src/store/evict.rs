@@ -6,11 +6,90 @@
 //! command takes its own locks, and a shard held by someone else (a long
 //! script, a transaction) is skipped rather than waited for.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use super::entry::{Entry, EntryRef};
 use super::keyspace::{Keyspace, hash_key};
 use super::shard::Shard;
+
+/// Whether entries' access field holds LFU data (an LFU policy is set).
+static LFU: AtomicBool = AtomicBool::new(false);
+static LFU_LOG_FACTOR: AtomicU32 = AtomicU32::new(10);
+static LFU_DECAY_MINUTES: AtomicU32 = AtomicU32::new(1);
+
+/// The counter a new key starts with, so it is not evicted at once.
+pub const LFU_INIT: u32 = 5;
+
+/// Switches the access field's meaning, as `maxmemory-policy` says, and
+/// sets `lfu-log-factor` / `lfu-decay-time`. Stores only what changed (it
+/// is called from the cron, and shared lines should stay clean).
+pub fn set_lfu(on: bool, log_factor: u32, decay_minutes: u32) {
+    for (cell, v) in [
+        (&LFU_LOG_FACTOR, log_factor),
+        (&LFU_DECAY_MINUTES, decay_minutes),
+    ] {
+        if cell.load(Ordering::Relaxed) != v {
+            cell.store(v, Ordering::Relaxed);
+        }
+    }
+    if LFU.load(Ordering::Relaxed) != on {
+        LFU.store(on, Ordering::Relaxed);
+    }
+}
+
+/// True while entries track access frequency rather than time.
+#[inline]
+pub fn lfu_on() -> bool {
+    LFU.load(Ordering::Relaxed)
+}
+
+/// Minutes on a 16-bit clock, as Redis keeps the LFU decay time.
+fn lfu_minutes(now_ms: i64) -> u32 {
+    ((now_ms / 60_000) & 0xffff) as u32
+}
+
+/// The access field of a new entry: the access time in seconds, or with
+/// an LFU policy the minute clock and the initial counter.
+#[inline]
+pub fn fresh_access(now_ms: i64) -> u32 {
+    if lfu_on() {
+        lfu_minutes(now_ms) << 8 | LFU_INIT
+    } else {
+        (now_ms / 1000) as u32
+    }
+}
+
+/// An LFU field's counter after the decay for the minutes since it was
+/// last touched (`lfu-decay-time` minutes per step).
+pub fn lfu_counter(field: u32, now_ms: i64) -> u32 {
+    let last = (field >> 8) & 0xffff;
+    let counter = field & 0xff;
+    let now = lfu_minutes(now_ms);
+    let elapsed = if now >= last {
+        now - last
+    } else {
+        0xffff - last + now
+    };
+    let decay = LFU_DECAY_MINUTES.load(Ordering::Relaxed);
+    let periods = elapsed.checked_div(decay).unwrap_or(0);
+    counter.saturating_sub(periods)
+}
+
+/// An LFU field after one access: decayed, then incremented with a
+/// probability that falls as the counter grows (logarithmic counting).
+pub fn lfu_touched(field: u32, now_ms: i64, rnd: u64) -> u32 {
+    let mut counter = lfu_counter(field, now_ms);
+    if counter < 255 {
+        let base = counter.saturating_sub(LFU_INIT) as f64;
+        let factor = LFU_LOG_FACTOR.load(Ordering::Relaxed) as f64;
+        let p = 1.0 / (base * factor + 1.0);
+        let r = (rnd >> 11) as f64 / (1u64 << 53) as f64;
+        if r < p {
+            counter += 1;
+        }
+    }
+    lfu_minutes(now_ms) << 8 | counter
+}
 
 /// A sampled key and how good a victim it is (higher is evicted first).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,6 +262,26 @@ mod tests {
     fn rnd() -> impl FnMut() -> u64 {
         let mut x = 42u64;
         move || crate::util::rand::next(&mut x)
+    }
+
+    #[test]
+    fn lfu_counts_logarithmically_and_decays_by_minutes() {
+        set_lfu(false, 10, 1);
+        let now = 1_000 * 60_000;
+        let mut f = lfu_minutes(now) << 8 | LFU_INIT;
+        // Below the initial value (and at it) every access counts.
+        assert_eq!(lfu_counter(lfu_touched(f, now, u64::MAX), now), 6);
+        let mut r = rnd();
+        for _ in 0..1000 {
+            f = lfu_touched(f, now, r());
+        }
+        let c = lfu_counter(f, now);
+        assert!((10..40).contains(&c), "1000 hits with factor 10: {c}");
+        assert_eq!(lfu_counter(f, now + 3 * 60_000), c - 3);
+        assert_eq!(lfu_counter(f, now + 1000 * 60_000), 0);
+        // The minute clock wraps at 16 bits.
+        let late = 0xfffe << 8 | 9;
+        assert_eq!(lfu_counter(late, (0x10000 + 1) * 60_000), 7);
     }
 
     #[test]

@@ -627,6 +627,12 @@ impl<'s, 'k> KeySlot<'s, 'k> {
     }
 
     pub fn touch(&mut self, idx: usize) {
+        if super::evict::lfu_on() {
+            let mut e = self.shard.get_mut(idx);
+            let field = super::evict::lfu_touched(e.lru(), self.now_ms, crate::util::rand::u64());
+            e.set_lru(field);
+            return;
+        }
         let now_s = (self.now_ms / 1000) as u32;
         let mut e = self.shard.get_mut(idx);
         if e.lru() != now_s {
@@ -644,7 +650,8 @@ impl<'s, 'k> KeySlot<'s, 'k> {
 
     /// Inserts the key, which the caller found absent with `lookup`.
     pub fn insert(&mut self, value: Value<'_>, expire: Option<i64>) -> usize {
-        let e = Entry::new(self.key, value, expire, (self.now_ms / 1000) as u32);
+        let access = super::evict::fresh_access(self.now_ms);
+        let e = Entry::new(self.key, value, expire, access);
         self.ks
             .key_event(self.db, crate::config::notify::NEW, "new", self.key);
         self.shard.insert(self.hash, e, hash_key)

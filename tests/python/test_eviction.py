@@ -147,3 +147,34 @@ def test_info_fields_are_those_of_the_reference(start):
     r.delete("big")
     time.sleep(0.05)
     assert r.info("memory")["used_memory"] < after - 3 * MB
+
+
+def _lfu_session(r: redis.Redis) -> list[object]:
+    out: list[object] = []
+
+    def run(*args):
+        try:
+            out.append(r.execute_command(*args))
+        except redis.ResponseError as e:
+            out.append(f"error: {e}")
+
+    run("SET", "k", "v")
+    run("OBJECT", "FREQ", "k")
+    run("GET", "k")
+    run("OBJECT", "FREQ", "k")
+    run("OBJECT", "IDLETIME", "k")
+    run("COPY", "k", "k2")
+    run("OBJECT", "FREQ", "k2")
+    run("OBJECT", "FREQ", "missing")
+    r.config_set("maxmemory-policy", "allkeys-lru")
+    run("OBJECT", "FREQ", "k")
+    return out
+
+
+def test_lfu_counters_match_the_reference(start):
+    args = ("--maxmemory-policy", "allkeys-lfu")
+    got = _lfu_session(ours(start, *args))
+    want = _lfu_session(start(harness.reference_binary(), *args))
+    assert got == want
+    # A new key starts at 5; its first read always counts.
+    assert got[1] == 5 and got[3] == 6
