@@ -141,9 +141,11 @@ fn allkeys_lru_stays_bounded_and_keeps_recently_read_keys() {
 /// time budget lets commands through while it goes on).
 fn set_until_oom(c: &mut Connection) -> String {
     for _ in 0..1000 {
-        let r = redis::cmd("SET").arg("x").arg("y").query::<redis::Value>(c);
-        if r.is_err() {
-            return error_of(c, &["SET", "x", "y"]);
+        if let Err(err) = redis::cmd("SET").arg("x").arg("y").query::<redis::Value>(c) {
+            return match (err.code(), err.detail()) {
+                (Some(code), Some(detail)) => format!("{code} {detail}"),
+                _ => err.to_string(),
+            };
         }
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -277,11 +279,12 @@ fn evictions_fire_events_and_break_watch() {
 
     // Nothing fits in one byte: every key goes, then the write is refused.
     set_config(&mut c, "maxmemory", "1");
-    assert_eq!(error_of(&mut c, &["SET", "x", "y"]), OOM);
+    assert_eq!(set_until_oom(&mut c), OOM);
     set_config(&mut c, "maxmemory", "0");
     let dbsize: u64 = redis::cmd("DBSIZE").query(&mut c).unwrap();
     assert_eq!(dbsize, 0);
-    assert_eq!(info_field(&mut c, "stats", "evicted_keys"), 3);
+    // (A first SET may have got through while eviction was running.)
+    assert!(info_field(&mut c, "stats", "evicted_keys") >= 3);
 
     let got = String::from_utf8_lossy(&sub.read_to_close()).into_owned();
     for i in 0..3 {

@@ -228,6 +228,10 @@ pub fn perform(srv: &Server) -> Outcome {
             // Out of keys; what the freeing thread holds may still do.
             return if wait_lazy_free(limit, deadline) || used_memory() <= limit {
                 Outcome::Ok
+            } else if !ev.live.is_empty() {
+                // Keys sit in shards held right now (a running script or
+                // transaction): never wait for those, let the command run.
+                Outcome::Running
             } else {
                 Outcome::Fail
             };

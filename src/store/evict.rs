@@ -134,12 +134,12 @@ fn pick_slot(g: &Shard, volatile: bool, rnd: &mut impl FnMut() -> u64) -> Option
 }
 
 impl Keyspace {
-    /// Whether `db` has a key eviction may take (one with a deadline if
-    /// `volatile`), looking only at shards free right now.
+    /// Whether `db` may have a key eviction can take (one with a deadline
+    /// if `volatile`). A shard someone holds right now counts as maybe.
     pub fn has_evictable(&self, db: usize, volatile: bool) -> bool {
         let d = self.db(db);
         (0..d.shard_count()).any(|s| {
-            d.shard(s).try_lock().is_some_and(|g| {
+            d.shard(s).try_lock().is_none_or(|g| {
                 if volatile {
                     g.expires() > 0
                 } else {
@@ -294,6 +294,10 @@ mod tests {
         put(ks, "v2", Some(9_000));
         assert!(ks.has_evictable(0, true));
         assert!(!ks.has_evictable(1, false));
+        // A shard held elsewhere (a script, a transaction) may have keys.
+        let held = ks.db(1).shard(0).lock();
+        assert!(ks.has_evictable(1, false));
+        drop(held);
         let mut out = Vec::new();
         let mut r = rnd();
         ks.evict_sample(
