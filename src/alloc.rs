@@ -4,8 +4,10 @@
 //! Design decision: no shared cache line per allocation. Each thread adds
 //! to its own counter and folds it into one global atomic only once its
 //! drift passes [`FLUSH_BYTES`], so the global figure is exact to within
-//! that much per thread. The counted size is the requested layout size
-//! (what `dealloc` is handed back too, so the two always cancel).
+//! that much per thread. The counted size is the allocator's block size
+//! (mimalloc's `mi_usable_size`: the size class, as Redis counts with its
+//! allocator's `malloc_size`), asked for the same pointer at allocation and
+//! at free, so the two always cancel.
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::cell::Cell;
@@ -61,47 +63,89 @@ pub fn flush_thread() {
     });
 }
 
+/// How many bytes an allocation really occupies.
+pub trait BlockSize {
+    /// # Safety
+    /// `ptr` must be a live allocation of this allocator, of `requested`
+    /// bytes.
+    unsafe fn block_size(&self, ptr: *mut u8, requested: usize) -> usize;
+}
+
+impl BlockSize for std::alloc::System {
+    #[inline]
+    unsafe fn block_size(&self, _ptr: *mut u8, requested: usize) -> usize {
+        requested
+    }
+}
+
+mod mi {
+    unsafe extern "C" {
+        /// The usable size of the block behind `p` (mimalloc's stable API;
+        /// the `mimalloc` crate links the library, but exports this only
+        /// with a feature that needs another crate).
+        pub fn mi_usable_size(p: *const core::ffi::c_void) -> usize;
+    }
+}
+
+impl BlockSize for mimalloc::MiMalloc {
+    #[inline]
+    unsafe fn block_size(&self, ptr: *mut u8, _requested: usize) -> usize {
+        // SAFETY: the caller passes a live mimalloc allocation.
+        unsafe { mi::mi_usable_size(ptr as *const core::ffi::c_void) }
+    }
+}
+
 /// Counts every allocation made through the allocator it wraps.
 pub struct Counting<A>(pub A);
 
 // SAFETY: every call is forwarded unchanged to the wrapped allocator; the
 // counting only touches a thread-local cell and an atomic.
-unsafe impl<A: GlobalAlloc> GlobalAlloc for Counting<A> {
+unsafe impl<A: GlobalAlloc + BlockSize> GlobalAlloc for Counting<A> {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: the caller's contract is passed through.
-        let p = unsafe { self.0.alloc(layout) };
-        if !p.is_null() {
-            account(layout.size() as i64);
+        // SAFETY: the caller's contract is passed through; `p` is live.
+        unsafe {
+            let p = self.0.alloc(layout);
+            if !p.is_null() {
+                account(self.0.block_size(p, layout.size()) as i64);
+            }
+            p
         }
-        p
     }
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         // SAFETY: as above.
-        let p = unsafe { self.0.alloc_zeroed(layout) };
-        if !p.is_null() {
-            account(layout.size() as i64);
+        unsafe {
+            let p = self.0.alloc_zeroed(layout);
+            if !p.is_null() {
+                account(self.0.block_size(p, layout.size()) as i64);
+            }
+            p
         }
-        p
     }
 
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: as above.
-        unsafe { self.0.dealloc(ptr, layout) };
-        account(-(layout.size() as i64));
+        // SAFETY: as above; the size is read while `ptr` is still live.
+        unsafe {
+            let size = self.0.block_size(ptr, layout.size());
+            self.0.dealloc(ptr, layout);
+            account(-(size as i64));
+        }
     }
 
     #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: as above.
-        let p = unsafe { self.0.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
-            account(new_size as i64 - layout.size() as i64);
+        // SAFETY: as above; the old size is read before `ptr` may go.
+        unsafe {
+            let old = self.0.block_size(ptr, layout.size());
+            let p = self.0.realloc(ptr, layout, new_size);
+            if !p.is_null() {
+                account(self.0.block_size(p, new_size) as i64 - old as i64);
+            }
+            p
         }
-        p
     }
 }
 
@@ -152,6 +196,28 @@ mod tests {
             // SAFETY: p came from A with layout l.
             unsafe { A.dealloc(p, l) };
             assert_eq!(local(), 0);
+        });
+    }
+
+    #[test]
+    fn mimalloc_counts_whole_blocks_and_cancels() {
+        static M: Counting<mimalloc::MiMalloc> = Counting(mimalloc::MiMalloc);
+        on_thread(|| {
+            let before = local();
+            let l = Layout::from_size_align(100, 8).unwrap();
+            // SAFETY: valid layouts; each block is freed with its layout.
+            unsafe {
+                let p = M.alloc(l);
+                let counted = local() - before;
+                assert!((100..=128).contains(&counted), "{counted}");
+                let p = M.realloc(p, l, 5000);
+                assert!(local() - before >= 5000);
+                M.dealloc(p, Layout::from_size_align(5000, 8).unwrap());
+                let big = Layout::from_size_align(4096, 4096).unwrap();
+                let q = M.alloc_zeroed(big);
+                M.dealloc(q, big);
+            }
+            assert_eq!(local(), before);
         });
     }
 
