@@ -180,6 +180,22 @@ fn noeviction_refuses_writes_but_reads_and_deletes_work() {
     let got = raw.roundtrip(&[multi, set, exec].concat(), want.len());
     assert_eq!(String::from_utf8_lossy(&got), want);
 
+    // A transaction queued before the limit was hit: EXEC is refused and
+    // the transaction discarded.
+    set_config(&mut c, "maxmemory", "0");
+    let queued = "+OK\r\n+QUEUED\r\n";
+    let got = raw.roundtrip(
+        &[resp(&[b"MULTI"]), resp(&[b"SET", b"a", b"b"])].concat(),
+        queued.len(),
+    );
+    assert_eq!(String::from_utf8_lossy(&got), queued);
+    set_config(&mut c, "maxmemory", "1");
+    let want = format!(
+        "-EXECABORT Transaction discarded because of: {OOM}\r\n-ERR EXEC without MULTI\r\n"
+    );
+    let got = raw.roundtrip(&[resp(&[b"EXEC"]), resp(&[b"EXEC"])].concat(), want.len());
+    assert_eq!(String::from_utf8_lossy(&got), want);
+
     // A script's first denyoom call is refused; allow-oom scripts may write.
     let err = error_of(&mut c, &["EVAL", "return redis.call('set','s','1')", "0"]);
     assert!(err.starts_with(&format!("{OOM} script: ")), "{err}");

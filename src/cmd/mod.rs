@@ -276,10 +276,17 @@ pub fn execute(
     // maxmemory: evict what the policy allows, refuse what may grow memory.
     if crate::server::evict::rejects(srv, client, cmd) {
         stats.cmds[cmd.id].rejected.add(1);
-        multi::flag_failed(client);
-        let msg = crate::server::evict::OOM_ERROR;
-        stats.count_error(msg);
-        out.error(msg);
+        let oom = crate::server::evict::OOM_ERROR;
+        // A refused EXEC discards its transaction, as Redis does.
+        let msg = if cmd.name == "exec" && client.multi.is_some() {
+            multi::reset(&srv.ks, client, locks);
+            format!("EXECABORT Transaction discarded because of: {oom}")
+        } else {
+            multi::flag_failed(client);
+            oom.to_string()
+        };
+        stats.count_error(&msg);
+        out.error(&msg);
         return finish_reply(client, out, reply_start);
     }
     if client.multi.is_some() && !multi::runs_in_multi(cmd) {

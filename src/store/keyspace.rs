@@ -627,6 +627,7 @@ impl<'s, 'k> KeySlot<'s, 'k> {
     }
 
     pub fn touch(&mut self, idx: usize) {
+        // Under an LFU policy the field counts accesses instead.
         if super::evict::lfu_on() {
             let mut e = self.shard.get_mut(idx);
             let field = super::evict::lfu_touched(e.lru(), self.now_ms, crate::util::rand::u64());
