@@ -4,6 +4,7 @@
 //! the central pre-execution check, the command families), [`store`] (the
 //! sharded keyspace), [`server`] (threads, connections), [`config`].
 
+pub mod alloc;
 pub mod blocking;
 pub mod cmd;
 pub mod config;

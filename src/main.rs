@@ -6,7 +6,8 @@ use ferrokv::config::{Config, SetError, split_line};
 use ferrokv::server::{self, Server};
 
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: ferrokv::alloc::Counting<mimalloc::MiMalloc> =
+    ferrokv::alloc::Counting(mimalloc::MiMalloc);
 
 /// One directive: its line in the config file (0 for the command line) and its words.
 type Directive = (usize, Vec<String>);

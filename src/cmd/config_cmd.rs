@@ -102,8 +102,24 @@ fn set(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     for p in pending {
         config.apply(p);
     }
+    if names.contains(&"maxmemory") {
+        warn_if_over_maxmemory(config);
+    }
+    crate::server::evict::sync_access_tracking(ctx.srv);
     ctx.out.ok();
     Ok(())
+}
+
+/// A limit below what is in use takes effect at the next command (and in
+/// the cron); Redis says so in its log.
+fn warn_if_over_maxmemory(config: &crate::config::Config) {
+    let max = config.maxmemory.get();
+    let used = crate::alloc::used_memory();
+    if max > 0 && (max as u64) < used {
+        crate::warning!(
+            "WARNING: the new maxmemory value set via CONFIG SET ({max}) is smaller than the current memory usage ({used}). This will result in key eviction and/or the inability to accept new write commands depending on the maxmemory-policy."
+        );
+    }
 }
 
 fn failed(name: &str, why: &str) -> Error {
@@ -126,6 +142,7 @@ pub fn reset_stats(srv: &crate::server::Server) {
     srv.stats.connections_received.store(0, Ordering::Relaxed);
     srv.stats.rejected_connections.store(0, Ordering::Relaxed);
     srv.ks.expired_keys.store(0, Ordering::Relaxed);
+    srv.ks.evicted_keys.store(0, Ordering::Relaxed);
     super::info::reset_ops_samples();
 }
 

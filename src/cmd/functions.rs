@@ -5,7 +5,7 @@
 use super::{CmdResult, Ctx, Error};
 use crate::resp::Args;
 use crate::scripting::function_dump;
-use crate::scripting::functions::{FLAG_NAMES, Libraries, NO_WRITES, Running};
+use crate::scripting::functions::{ALLOW_OOM, FLAG_NAMES, Libraries, NO_WRITES, Running};
 use crate::scripting::run::{Inputs, Script, run_script};
 use crate::util::glob::glob_match;
 use crate::util::num::parse_i64;
@@ -63,6 +63,10 @@ fn fcall_generic(ctx: &mut Ctx<'_>, args: &Args<'_>, read_only: bool) -> CmdResu
             "ERR Can not execute a script with write flag using *_ro command.",
         ));
     }
+    let allow_oom = flags & ALLOW_OOM != 0;
+    if !no_writes && !allow_oom && crate::server::evict::oom_at_command_start() {
+        return Err(Error::msg(crate::server::evict::OOM_ERROR));
+    }
     let fvm = reg.vm(srv).map_err(Error::owned)?;
     functions.set_running(Some(Running {
         name: name.clone(),
@@ -72,6 +76,7 @@ fn fcall_generic(ctx: &mut Ctx<'_>, args: &Args<'_>, read_only: bool) -> CmdResu
         sha: &name,
         read_only: read_only || no_writes,
         is_function: true,
+        allow_oom,
     };
     let inputs = Inputs {
         args,

@@ -241,8 +241,7 @@ pub fn human_bytes(n: u64) -> String {
     format!("{:.2}{unit}", n as f64 / div as f64)
 }
 
-/// Resident set size in bytes, from /proc/self/statm. ferrokv reports RSS
-/// as `used_memory` too: the allocator's own counters are not exported.
+/// Resident set size in bytes, from /proc/self/statm.
 fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
     let pages: u64 = statm
@@ -265,17 +264,16 @@ fn total_system_memory() -> u64 {
         .unwrap_or(0)
 }
 
-static PEAK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
 fn memory(srv: &Server, lines: &mut Vec<String>) {
-    let used = rss_bytes();
-    let peak = PEAK.fetch_max(used, Ordering::Relaxed).max(used);
+    let used = crate::alloc::used_memory();
+    let rss = rss_bytes();
+    let peak = crate::server::evict::note_peak(used);
     let total = total_system_memory();
     let maxmemory = srv.config.maxmemory.get().max(0) as u64;
     field!(lines, "used_memory:{used}");
     field!(lines, "used_memory_human:{}", human_bytes(used));
-    field!(lines, "used_memory_rss:{used}");
-    field!(lines, "used_memory_rss_human:{}", human_bytes(used));
+    field!(lines, "used_memory_rss:{rss}");
+    field!(lines, "used_memory_rss_human:{}", human_bytes(rss));
     field!(lines, "used_memory_peak:{peak}");
     field!(lines, "used_memory_peak_human:{}", human_bytes(peak));
     field!(
@@ -292,11 +290,30 @@ fn memory(srv: &Server, lines: &mut Vec<String>) {
         "maxmemory_policy:{}",
         srv.config.maxmemory_policy.name()
     );
-    field!(lines, "mem_fragmentation_ratio:1.00");
+    field!(
+        lines,
+        "mem_fragmentation_ratio:{:.2}",
+        rss as f64 / used.max(1) as f64
+    );
+    field!(
+        lines,
+        "mem_fragmentation_bytes:{}",
+        rss as i64 - used as i64
+    );
     field!(lines, "mem_allocator:mimalloc");
     field!(lines, "active_defrag_running:0");
-    field!(lines, "lazyfree_pending_objects:0");
-    field!(lines, "lazyfreed_objects:0");
+    // Objects freed in the background by eviction (FLUSHALL ASYNC's
+    // tables are not counted).
+    field!(
+        lines,
+        "lazyfree_pending_objects:{}",
+        crate::server::evict::lazyfree_pending()
+    );
+    field!(
+        lines,
+        "lazyfreed_objects:{}",
+        crate::server::evict::lazyfreed()
+    );
 }
 
 fn persistence(srv: &Server, lines: &mut Vec<String>) {
@@ -419,7 +436,11 @@ fn stats(srv: &Server, lines: &mut Vec<String>) {
     );
     field!(lines, "expired_stale_perc:0.00");
     field!(lines, "expired_time_cap_reached_count:0");
-    field!(lines, "evicted_keys:0");
+    field!(
+        lines,
+        "evicted_keys:{}",
+        srv.ks.evicted_keys.load(Ordering::Relaxed)
+    );
     field!(lines, "evicted_clients:0");
     field!(lines, "keyspace_hits:{}", t.hits);
     field!(lines, "keyspace_misses:{}", t.misses);

@@ -278,7 +278,7 @@ fn copy(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     // The copy is built while the source is borrowed, then inserted.
     let copied = {
         let mut slot = ctx.db.key_in(src_db, src);
-        let lru = (slot.now_ms() / 1000) as u32;
+        let lru = crate::store::evict::fresh_access(slot.now_ms());
         slot.get().map(|e| copy_entry(&e, dst, lru))
     };
     ctx.hit(copied.is_some());

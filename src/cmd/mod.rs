@@ -260,6 +260,22 @@ pub fn execute(
         out.error(msg);
         return finish_reply(client, out, reply_start);
     }
+    // maxmemory: evict what the policy allows, refuse what may grow memory.
+    if crate::server::evict::rejects(srv, client, cmd) {
+        stats.cmds[cmd.id].rejected.add(1);
+        let oom = crate::server::evict::OOM_ERROR;
+        // A refused EXEC discards its transaction, as Redis does.
+        let msg = if cmd.name == "exec" && client.multi.is_some() {
+            multi::reset(&srv.ks, client, locks);
+            format!("EXECABORT Transaction discarded because of: {oom}")
+        } else {
+            multi::flag_failed(client);
+            oom.to_string()
+        };
+        stats.count_error(&msg);
+        out.error(&msg);
+        return finish_reply(client, out, reply_start);
+    }
     if client.multi.is_some() && !multi::runs_in_multi(cmd) {
         multi::queue(client, out, stats, cmd, args);
         return finish_reply(client, out, reply_start);

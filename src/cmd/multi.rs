@@ -40,6 +40,14 @@ pub struct Queue {
     failed: bool,
 }
 
+impl Queue {
+    /// Whether a queued command has `flag` (EXEC is refused under OOM
+    /// when one is `denyoom`).
+    pub fn has_flag(&self, flag: u32) -> bool {
+        self.cmds.iter().any(|q| q.cmd.has(flag))
+    }
+}
+
 /// One queued command, its arguments copied into one buffer.
 struct Queued {
     cmd: &'static Command,

@@ -82,13 +82,14 @@ fn encoding(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
 
 fn freq(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     let lfu = lfu_policy(ctx);
+    let now_ms = ctx.db.now_ms;
     let mut slot = ctx.db.key(&args[2]);
-    let found = slot.lookup().is_some();
-    ctx.hit(found);
-    if !found {
+    let field = slot.lookup().map(|idx| slot.entry(idx).lru());
+    ctx.hit(field.is_some());
+    let Some(field) = field else {
         ctx.out.null();
         return Ok(());
-    }
+    };
     if !lfu {
         return Err(Error::msg(
             "ERR An LFU maxmemory policy is not selected, access frequency not tracked. \
@@ -96,10 +97,9 @@ fn freq(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
              will take some time to adjust.",
         ));
     }
-    // Entries keep an access time, not an LFU counter.
-    Err(Error::msg(
-        "ERR access frequency is not tracked by this server",
-    ))
+    ctx.out
+        .int(crate::store::evict::lfu_counter(field, now_ms) as i64);
+    Ok(())
 }
 
 fn idletime(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
@@ -110,7 +110,7 @@ fn idletime(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     });
     if r.is_some() && lfu {
         return Err(Error::msg(
-            "ERR An LRU maxmemory policy is not selected, access time not tracked. \
+            "ERR An LFU maxmemory policy is selected, idle time not tracked. \
              Please note that when switching between policies at runtime LRU and LFU data \
              will take some time to adjust.",
         ));

@@ -5,6 +5,7 @@ use super::{CmdResult, Ctx, Error};
 use crate::resp::Args;
 use crate::scripting::run::{Inputs, Script, run_script};
 use crate::scripting::sha1_hex;
+use crate::server::evict::{OOM_ERROR, oom_at_command_start};
 use crate::util::num::parse_i64;
 
 pub const COMMANDS: &[(&str, super::Handler)] = &[
@@ -62,7 +63,7 @@ fn eval_generic(ctx: &mut Ctx<'_>, args: &Args<'_>, by_sha: bool, read_only: boo
     } else {
         sha1_hex(&args[1])
     };
-    let (f, no_writes) = match vm.scripts.get(&sha) {
+    let (f, flags) = match vm.scripts.get(&sha) {
         Some(entry) => entry,
         None if by_sha => return Err(Error::msg(NOSCRIPT)),
         None => {
@@ -71,10 +72,16 @@ fn eval_generic(ctx: &mut Ctx<'_>, args: &Args<'_>, by_sha: bool, read_only: boo
             entry
         }
     };
+    // A script with a shebang that may write is refused up front under
+    // OOM; one without runs, and its first `denyoom` call is refused.
+    if flags.shebang && !flags.no_writes && !flags.allow_oom && oom_at_command_start() {
+        return Err(Error::msg(OOM_ERROR));
+    }
     let script = Script {
         sha: &sha,
-        read_only: read_only || no_writes,
+        read_only: read_only || flags.no_writes,
         is_function: false,
+        allow_oom: flags.allow_oom,
     };
     let inputs = Inputs {
         args,

@@ -21,6 +21,8 @@ pub struct Script<'a> {
     pub sha: &'a str,
     pub read_only: bool,
     pub is_function: bool,
+    /// `allow-oom`: `denyoom` commands run even over `maxmemory`.
+    pub allow_oom: bool,
 }
 
 /// The keys and arguments a script gets: `args[first..first + nkeys]` are
@@ -36,6 +38,10 @@ pub struct Inputs<'a, 'b> {
 struct CallState<'c, 'a> {
     ctx: &'c mut Ctx<'a>,
     read_only: bool,
+    allow_oom: bool,
+    /// A write command ran: past that point the script is never stopped
+    /// for memory (it would be left half done).
+    wrote: bool,
     /// MULTI was published before the script's first write.
     multi_open: bool,
     /// The protocol chosen with `redis.setresp`.
@@ -133,6 +139,8 @@ pub fn run_script(
     let state = RefCell::new(CallState {
         ctx,
         read_only: script.read_only,
+        allow_oom: script.allow_oom,
+        wrote: false,
         multi_open: false,
         resp3: false,
         repl: REPL_ALL,
@@ -396,6 +404,8 @@ fn exec(st: &mut CallState<'_, '_>) -> Result<bool, &'static [u8]> {
     let CallState {
         ctx,
         read_only,
+        allow_oom,
+        wrote,
         multi_open,
         resp3,
         repl,
@@ -416,10 +426,18 @@ fn exec(st: &mut CallState<'_, '_>) -> Result<bool, &'static [u8]> {
     if cmd.has(flags::NOSCRIPT) {
         return Err(b"ERR This Redis command is not allowed from script");
     }
+    if cmd.has(flags::WRITE) && *read_only {
+        return Err(b"ERR Write commands are not allowed from read-only scripts.");
+    }
+    if cmd.has(flags::DENYOOM)
+        && !*allow_oom
+        && !*wrote
+        && crate::server::evict::oom_at_command_start()
+    {
+        return Err(crate::server::evict::OOM_ERROR.as_bytes());
+    }
     if cmd.has(flags::WRITE) {
-        if *read_only {
-            return Err(b"ERR Write commands are not allowed from read-only scripts.");
-        }
+        *wrote = true;
         srv.scripting.mark_write();
         if publish && !*multi_open && srv.ks.effects_enabled() {
             *multi_open = true;

@@ -15,10 +15,20 @@ const HOOK_EVERY: u32 = 100_000;
 
 pub const KILLED_MSG: &str = "ERR Script killed by user with SCRIPT KILL...";
 
+/// What an EVAL script declared in its `#!lua flags=...` line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ShebangFlags {
+    /// The script has a shebang (without one it runs in Redis's
+    /// compatibility mode: no up-front checks).
+    pub shebang: bool,
+    pub no_writes: bool,
+    pub allow_oom: bool,
+}
+
 pub struct Vm {
     pub lua: Lua,
     /// Compiled EVAL bodies by lowercase SHA1 hex, with their shebang's
-    /// `no-writes` flag.
+    /// flags.
     pub scripts: ScriptCache,
     /// Private helpers shared with the prelude (its error handler, ...).
     pub hidden: Table,
@@ -100,11 +110,11 @@ impl Vm {
 
     /// Compiles a script body the way EVAL does (chunk name `@user_script`),
     /// reading its `#!lua flags=...` shebang line if it has one. Returns the
-    /// function and whether the script declared `no-writes`.
-    pub fn compile(&self, body: &[u8]) -> Result<(Function, bool), String> {
-        let (no_writes, body) = parse_shebang(body)?;
+    /// function and the flags the script declared.
+    pub fn compile(&self, body: &[u8]) -> Result<(Function, ShebangFlags), String> {
+        let (flags, body) = parse_shebang(body)?;
         let f = self.compile_chunk(&body, "@user_script")?;
-        Ok((f, no_writes))
+        Ok((f, flags))
     }
 
     /// Calls `f` without arguments under the error handler: Err((message,
@@ -132,21 +142,21 @@ impl Vm {
 /// as handles on the Rust side: mlua can hold only a few thousand handles,
 /// and a cache may hold any number of scripts.
 pub struct ScriptCache {
-    flags: HashMap<String, bool>,
+    flags: HashMap<String, ShebangFlags>,
     fns: Table,
 }
 
 impl ScriptCache {
-    /// The script and its `no-writes` flag.
-    pub fn get(&self, sha: &str) -> Option<(Function, bool)> {
-        let no_writes = *self.flags.get(sha)?;
+    /// The script and its shebang's flags.
+    pub fn get(&self, sha: &str) -> Option<(Function, ShebangFlags)> {
+        let flags = *self.flags.get(sha)?;
         let f = self.fns.raw_get::<Function>(sha).ok()?;
-        Some((f, no_writes))
+        Some((f, flags))
     }
 
-    pub fn insert(&mut self, sha: String, (f, no_writes): (Function, bool)) {
+    pub fn insert(&mut self, sha: String, (f, flags): (Function, ShebangFlags)) {
         if self.fns.raw_set(sha.as_str(), f).is_ok() {
-            self.flags.insert(sha, no_writes);
+            self.flags.insert(sha, flags);
         }
     }
 
@@ -171,9 +181,9 @@ const SHEBANG_FLAGS: &[&str] = &[
 
 /// Reads `#!lua [flags=a,b]` off the first line. The line is blanked, not
 /// removed, so error line numbers stay those of the text sent.
-fn parse_shebang(body: &[u8]) -> Result<(bool, std::borrow::Cow<'_, [u8]>), String> {
+fn parse_shebang(body: &[u8]) -> Result<(ShebangFlags, std::borrow::Cow<'_, [u8]>), String> {
     if !body.starts_with(b"#!") {
-        return Ok((false, body.into()));
+        return Ok((ShebangFlags::default(), body.into()));
     }
     let Some(nl) = body.iter().position(|&b| b == b'\n') else {
         return Err("ERR Invalid script shebang".into());
@@ -184,7 +194,10 @@ fn parse_shebang(body: &[u8]) -> Result<(bool, std::borrow::Cow<'_, [u8]>), Stri
     if engine != "#!lua" {
         return Err(format!("ERR Unexpected engine in script shebang: {engine}"));
     }
-    let mut no_writes = false;
+    let mut flags = ShebangFlags {
+        shebang: true,
+        ..ShebangFlags::default()
+    };
     for w in words {
         let Some(list) = w.strip_prefix("flags=") else {
             return Err(format!("ERR Unknown lua shebang option: {w}"));
@@ -193,10 +206,11 @@ fn parse_shebang(body: &[u8]) -> Result<(bool, std::borrow::Cow<'_, [u8]>), Stri
             if !SHEBANG_FLAGS.contains(&flag) {
                 return Err(format!("ERR Unexpected flag in script shebang: {flag}"));
             }
-            no_writes |= flag == "no-writes";
+            flags.no_writes |= flag == "no-writes";
+            flags.allow_oom |= flag == "allow-oom";
         }
     }
-    Ok((no_writes, body[nl..].to_vec().into()))
+    Ok((flags, body[nl..].to_vec().into()))
 }
 
 /// Makes the global table read-only: assigning a global and reading a

@@ -7,6 +7,7 @@
 
 pub mod client;
 pub mod conn;
+pub mod evict;
 pub mod stats;
 
 use std::net::{SocketAddr, TcpListener as StdListener};
@@ -275,6 +276,7 @@ pub fn run(srv: &'static Server) -> anyhow::Result<()> {
         let (rt, _) = &handles[0];
         rt.spawn(conn::accept_loop(srv, l, handles));
     }
+    evict::sync_access_tracking(srv);
     std::thread::Builder::new()
         .name("ferrokv-cron".into())
         .spawn(move || cron(srv))?;
@@ -285,7 +287,7 @@ pub fn run(srv: &'static Server) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Periodic work: active expiry at `hz`.
+/// Periodic work at `hz`: eviction while over `maxmemory`, active expiry.
 fn cron(srv: &'static Server) {
     loop {
         let hz = srv.config.hz.get().clamp(1, 500) as u64;
@@ -293,6 +295,7 @@ fn cron(srv: &'static Server) {
         if srv.shutting_down() {
             return;
         }
+        evict::cron(srv);
         // Keep sweeping while a pass reclaims a lot, as Redis's cycle repeats
         // while more than a quarter of the sampled keys were expired.
         if !srv.active_expire.load(Ordering::Relaxed) {

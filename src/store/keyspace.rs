@@ -61,6 +61,8 @@ pub struct Keyspace {
     dbs: Box<[Db]>,
     shard_mask: usize,
     pub expired_keys: AtomicU64,
+    /// Keys removed to stay under `maxmemory` (INFO `evicted_keys`).
+    pub evicted_keys: AtomicU64,
     effects_on: AtomicBool,
     effects: RwLock<Vec<Arc<dyn EffectSink>>>,
     /// (key, client) WATCH registrations alive: writes look for watchers
@@ -77,6 +79,7 @@ impl Keyspace {
             dbs: (0..databases).map(|_| Db::new(n)).collect(),
             shard_mask: n - 1,
             expired_keys: AtomicU64::new(0),
+            evicted_keys: AtomicU64::new(0),
             effects_on: AtomicBool::new(false),
             effects: RwLock::new(Vec::new()),
             watches: AtomicUsize::new(0),
@@ -349,7 +352,10 @@ fn sweep(ks: &Keyspace, db: usize, g: &mut Shard, now_ms: i64, budget: usize) ->
 fn free_tables(tables: Vec<Table>, lazy: bool) {
     let total: usize = tables.iter().map(|t| t.len()).sum();
     if lazy || total > 64 * 1024 {
-        std::thread::spawn(move || drop(tables));
+        std::thread::spawn(move || {
+            drop(tables);
+            crate::alloc::flush_thread();
+        });
     } else {
         drop(tables);
     }
@@ -676,6 +682,13 @@ impl<'s, 'k> KeySlot<'s, 'k> {
     }
 
     pub fn touch(&mut self, idx: usize) {
+        // Under an LFU policy the field counts accesses instead.
+        if super::evict::lfu_on() {
+            let mut e = self.shard.get_mut(idx);
+            let field = super::evict::lfu_touched(e.lru(), self.now_ms, crate::util::rand::u64());
+            e.set_lru(field);
+            return;
+        }
         let now_s = (self.now_ms / 1000) as u32;
         let mut e = self.shard.get_mut(idx);
         if e.lru() != now_s {
@@ -693,7 +706,8 @@ impl<'s, 'k> KeySlot<'s, 'k> {
 
     /// Inserts the key, which the caller found absent with `lookup`.
     pub fn insert(&mut self, value: Value<'_>, expire: Option<i64>) -> usize {
-        let e = Entry::new(self.key, value, expire, (self.now_ms / 1000) as u32);
+        let access = super::evict::fresh_access(self.now_ms);
+        let e = Entry::new(self.key, value, expire, access);
         self.ks
             .key_event(self.db, crate::config::notify::NEW, "new", self.key);
         self.shard.insert(self.hash, e, hash_key)

@@ -5,6 +5,7 @@
 //! a command locks only the shards of its keys, in ascending order.
 
 pub mod entry;
+pub mod evict;
 pub mod keyspace;
 pub mod object;
 pub mod shard;
