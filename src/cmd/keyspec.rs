@@ -3,10 +3,6 @@
 //! generic extraction that COMMAND GETKEYS, transactions and cluster
 //! routing share.
 
-use std::collections::HashMap;
-use std::sync::OnceLock;
-
-use parking_lot::RwLock;
 use serde_json::Value as Json;
 
 use super::{Command, Error, flags};
@@ -138,25 +134,16 @@ fn parse_spec(ks: &Json) -> KeySpec {
     }
 }
 
-type Cache = RwLock<HashMap<usize, &'static [KeySpec]>>;
-
-/// The command's key specs, parsed once and kept for the process's life
-/// (the table itself is static).
-pub fn specs(cmd: &Command) -> &'static [KeySpec] {
-    static CACHE: OnceLock<Cache> = OnceLock::new();
-    let cache = CACHE.get_or_init(Default::default);
-    let id = cmd.spec as *const Json as usize;
-    if let Some(s) = cache.read().get(&id) {
-        return s;
-    }
-    let parsed: Vec<KeySpec> = cmd
-        .spec
-        .get("key_specs")
-        .and_then(|v| v.as_array())
-        .map(|a| a.iter().map(parse_spec).collect())
-        .unwrap_or_default();
-    let leaked: &'static [KeySpec] = Box::leak(parsed.into_boxed_slice());
-    cache.write().entry(id).or_insert(leaked)
+/// The command's key specs, parsed once (on first use) and kept with the
+/// command.
+pub fn specs(cmd: &Command) -> &[KeySpec] {
+    cmd.key_specs.get_or_init(|| {
+        cmd.spec
+            .get("key_specs")
+            .and_then(|v| v.as_array())
+            .map(|a| a.iter().map(parse_spec).collect())
+            .unwrap_or_default()
+    })
 }
 
 /// True if the command takes key arguments at all (specs that only name

@@ -99,6 +99,9 @@ pub struct Command {
     pub spec: &'static Json,
     /// Subcommand ids, for container commands.
     pub subcommands: Option<NameMap<usize>>,
+    /// The key specs parsed from `spec`, on first use
+    /// ([`super::keyspec::specs`]).
+    pub key_specs: std::sync::OnceLock<Vec<super::keyspec::KeySpec>>,
 }
 
 impl Command {
@@ -184,6 +187,7 @@ impl CommandTable {
                 handler,
                 spec,
                 subcommands: None,
+                key_specs: std::sync::OnceLock::new(),
             });
         }
         for (name, _) in handlers {
