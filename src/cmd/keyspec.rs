@@ -167,17 +167,28 @@ pub fn keys_and_flags(cmd: &Command, args: &Args<'_>) -> Result<Vec<(usize, u32)
         return Err(Error::msg("ERR The command has no key arguments"));
     }
     let specs = specs(cmd);
-    let argv: Vec<&[u8]> = args.iter().collect();
+    // The arguments as a slice, on the stack for the usual short command.
+    let mut short: [&[u8]; 16] = [&[]; 16];
+    let long: Vec<&[u8]>;
+    let argv: &[&[u8]] = if args.len() <= short.len() {
+        for (slot, a) in short.iter_mut().zip(args.iter()) {
+            *slot = a;
+        }
+        &short[..args.len()]
+    } else {
+        long = args.iter().collect();
+        &long
+    };
     let variable = specs.iter().any(|s| s.flags & kflags::VARIABLE_FLAGS != 0);
     let mut found = None;
     if !variable {
-        found = from_specs(cmd, specs, &argv);
+        found = from_specs(cmd, specs, argv);
     }
     // As Redis, fall back to the command's own key finder when the specs
     // cannot say (unknown steps, bad counts) or their flags vary.
     let keys = match found {
         Some(k) => k,
-        None => special_keys(cmd.name, &argv).unwrap_or_default(),
+        None => special_keys(cmd.name, argv).unwrap_or_default(),
     };
     if keys.is_empty() && !cmd.has(flags::NO_MANDATORY_KEYS) {
         return Err(Error::msg("ERR Invalid arguments specified for command"));

@@ -125,7 +125,10 @@ fn multi(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
     if ctx.client.multi.is_some() {
         return Err(Error::msg("ERR MULTI calls can not be nested"));
     }
-    ctx.client.multi = Some(Queue::default());
+    ctx.client.multi = Some(Queue {
+        cmds: Vec::with_capacity(8),
+        failed: false,
+    });
     ctx.client.info.multi.store(0, Ordering::Relaxed);
     ctx.client.info.set_flag(list_flags::MULTI, true);
     ctx.out.ok();
