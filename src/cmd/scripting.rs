@@ -59,7 +59,11 @@ fn eval_generic(ctx: &mut Ctx<'_>, args: &Args<'_>, by_sha: bool, read_only: boo
     let mut guard = srv.scripting.vm(srv).map_err(Error::owned)?;
     let vm = guard.as_mut().expect("vm created");
     let sha = if by_sha {
-        String::from_utf8_lossy(&args[1]).to_ascii_lowercase()
+        // A SHA is hex: anything else names no cached script.
+        match std::str::from_utf8(&args[1]) {
+            Ok(s) => s.to_ascii_lowercase(),
+            Err(_) => return Err(Error::msg(NOSCRIPT)),
+        }
     } else {
         sha1_hex(&args[1])
     };

@@ -96,10 +96,7 @@ impl Vm {
             lua.create_function(move |lua, err: Value| describe_error(srv, lua, err))?,
         )?;
         let handler = hidden.raw_get("handler")?;
-        let scripts = ScriptCache {
-            flags: HashMap::new(),
-            fns: lua.create_table()?,
-        };
+        let scripts = ScriptCache::new(&lua)?;
         Ok(Vm {
             lua,
             scripts,
@@ -142,31 +139,45 @@ impl Vm {
 /// as handles on the Rust side: mlua can hold only a few thousand handles,
 /// and a cache may hold any number of scripts.
 pub struct ScriptCache {
-    flags: HashMap<String, ShebangFlags>,
+    /// SHA -> (slot in `fns`, flags).
+    index: HashMap<String, (i64, ShebangFlags)>,
+    /// The functions, by integer slot (cheaper to reach than by SHA string).
     fns: Table,
+    next: i64,
 }
 
 impl ScriptCache {
+    fn new(lua: &Lua) -> mlua::Result<ScriptCache> {
+        Ok(ScriptCache {
+            index: HashMap::new(),
+            fns: lua.create_table()?,
+            next: 0,
+        })
+    }
+
     /// The script and its shebang's flags.
     pub fn get(&self, sha: &str) -> Option<(Function, ShebangFlags)> {
-        let flags = *self.flags.get(sha)?;
-        let f = self.fns.raw_get::<Function>(sha).ok()?;
+        let &(slot, flags) = self.index.get(sha)?;
+        let f = self.fns.raw_get::<Function>(slot).ok()?;
         Some((f, flags))
     }
 
     pub fn insert(&mut self, sha: String, (f, flags): (Function, ShebangFlags)) {
-        if self.fns.raw_set(sha.as_str(), f).is_ok() {
-            self.flags.insert(sha, flags);
+        let slot = self.next + 1;
+        if self.fns.raw_set(slot, f).is_ok() {
+            self.next = slot;
+            self.index.insert(sha, (slot, flags));
         }
     }
 
     pub fn contains_key(&self, sha: &str) -> bool {
-        self.flags.contains_key(sha)
+        self.index.contains_key(sha)
     }
 
     pub fn clear(&mut self) {
-        self.flags.clear();
+        self.index.clear();
         let _ = self.fns.clear();
+        self.next = 0;
     }
 }
 
