@@ -1,6 +1,6 @@
-//! Stream commands without consumer groups: XADD XRANGE XREVRANGE XLEN
-//! XDEL XTRIM XREAD XSETID XINFO STREAM. The groups family (XGROUP,
-//! XREADGROUP, XACK, ...) has no handlers, so it answers unknown command.
+//! Stream commands: XADD XRANGE XREVRANGE XLEN XDEL XTRIM XREAD XSETID
+//! XINFO here and in `info`; consumer groups (XGROUP, XREADGROUP, XACK,
+//! XPENDING, XCLAIM, XAUTOCLAIM) in `groups`, `readgroup` and `claim`.
 
 use super::{CmdResult, Ctx, Error, Handler};
 use crate::config::notify::STREAM;
@@ -18,6 +18,15 @@ pub const COMMANDS: &[(&str, Handler)] = &[
     ("xread", xread),
     ("xsetid", xsetid),
     ("xinfo|stream", xinfo_stream),
+    ("xgroup|create", groups::xgroup_create),
+    ("xgroup|setid", groups::xgroup_setid),
+    ("xgroup|destroy", groups::xgroup_destroy),
+    ("xgroup|createconsumer", groups::xgroup_createconsumer),
+    ("xgroup|delconsumer", groups::xgroup_delconsumer),
+    ("xgroup|help", groups::xgroup_help),
+    ("xack", groups::xack),
+    ("xpending", groups::xpending),
+    ("xreadgroup", readgroup::xreadgroup),
     ("xinfo|help", xinfo_help),
 ];
 
@@ -389,8 +398,10 @@ fn xdel(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     Ok(())
 }
 
+mod groups;
 mod info;
 mod read;
+mod readgroup;
 
 use info::{xinfo_stream, xsetid};
 use read::xread;
