@@ -27,6 +27,8 @@ pub const COMMANDS: &[(&str, Handler)] = &[
     ("xack", groups::xack),
     ("xpending", groups::xpending),
     ("xreadgroup", readgroup::xreadgroup),
+    ("xinfo|groups", info::xinfo_groups),
+    ("xinfo|consumers", info::xinfo_consumers),
     ("xinfo|help", xinfo_help),
 ];
 
@@ -38,6 +40,10 @@ fn xinfo_help(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
             "STREAM <key> [FULL [COUNT <count>]]",
             "    Report the stream's length, ids and edge entries; with FULL, its entries",
             "    (the first <count>, default 10, 0 for all).",
+            "GROUPS <key>",
+            "    Report the stream's consumer groups.",
+            "CONSUMERS <key> <groupname>",
+            "    Report the consumers of a group.",
         ],
     );
     Ok(())
