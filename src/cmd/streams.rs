@@ -27,6 +27,8 @@ pub const COMMANDS: &[(&str, Handler)] = &[
     ("xack", groups::xack),
     ("xpending", groups::xpending),
     ("xreadgroup", readgroup::xreadgroup),
+    ("xclaim", claim::xclaim),
+    ("xautoclaim", claim::xautoclaim),
     ("xinfo|groups", info::xinfo_groups),
     ("xinfo|consumers", info::xinfo_consumers),
     ("xinfo|help", xinfo_help),
@@ -404,6 +406,7 @@ fn xdel(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     Ok(())
 }
 
+mod claim;
 mod groups;
 mod info;
 mod read;
