@@ -5,7 +5,8 @@
 //! cursor and (without NOACK) recording each in the pending entries list
 //! as owned by the consumer. An explicit id re-reads the consumer's own
 //! pending entries after it. A blocked reader is served like `>` when an
-//! entry arrives, and answered NOGROUP if its group is destroyed.
+//! entry arrives, answered NOGROUP if its group is destroyed and UNBLOCKED
+//! if its key is deleted or overwritten.
 //!
 //! Effect: the command's own argv (a `>` read replays to the same
 //! deliveries on the same state; a blocked read publishes its served form
@@ -214,15 +215,22 @@ fn serve_blocked(
 ) -> Option<Served> {
     let now = sctx.now_ms;
     let mut slot = sctx.key(key);
-    let idx = slot.lookup()?;
-    let s = stream::of(slot.entry(idx).value())?;
-    let Some(g) = s.groups.get(&rd.group) else {
+    let s = slot
+        .lookup()
+        .and_then(|idx| stream::of(slot.entry(idx).value()));
+    let fail = |msg: &str| {
         let mut out = Reply::new(w.resp3);
-        out.error("NOGROUP the consumer group this client was blocked on no longer exists");
-        return Some(Served {
+        out.error(msg);
+        Some(Served {
             reply: out.buf,
             then: None,
-        });
+        })
+    };
+    let Some(s) = s else {
+        return fail("UNBLOCKED the stream key no longer exists");
+    };
+    let Some(g) = s.groups.get(&rd.group) else {
+        return fail("NOGROUP the consumer group this client was blocked on no longer exists");
     };
     if s.last_id <= g.last_id {
         return None;
