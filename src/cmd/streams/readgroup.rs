@@ -241,7 +241,6 @@ fn serve_blocked(
     .ok()
     .flatten()
     .flatten()?;
-    drop(slot);
     let mut argv: Vec<&[u8]> = vec![b"XREADGROUP", b"GROUP", &rd.group, &rd.consumer];
     let count = rd.count.to_string();
     if rd.count > 0 {
