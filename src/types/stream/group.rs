@@ -170,3 +170,79 @@ impl Stream {
         g.last_id = id;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The group PEL and the consumers' id sets describe the same thing.
+    fn check(g: &Group) {
+        let owned: usize = g.consumers.values().map(|c| c.pel.len()).sum();
+        assert_eq!(owned, g.pel.len());
+        for (id, p) in &g.pel {
+            assert!(
+                g.consumers[&p.consumer].pel.contains(id),
+                "{id} of {:?}",
+                p.consumer
+            );
+        }
+    }
+
+    #[test]
+    fn pel_and_consumers_stay_in_step_under_random_operations() {
+        let mut g = Group::new(StreamId::MIN, None);
+        let names: [&[u8]; 3] = [b"a", b"b", b"c"];
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for step in 0..5_000i64 {
+            // xorshift64
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let id = StreamId::new(x % 40, 0);
+            let name = names[(x >> 8) as usize % 3];
+            match (x >> 16) % 4 {
+                0 | 1 => {
+                    g.consumer(name, step);
+                    let n = g.pel.get(&id).map_or(1, |p| p.delivery_count + 1);
+                    g.deliver(id, name, step, n);
+                    assert_eq!(g.pel[&id].consumer, name);
+                }
+                2 => {
+                    let was = g.pel.contains_key(&id);
+                    assert_eq!(g.ack(id), was);
+                    assert!(!g.pel.contains_key(&id));
+                }
+                _ => {
+                    let had = g.consumers.get(name).map(|c| c.pel.len());
+                    assert_eq!(g.remove_consumer(name), had);
+                }
+            }
+            check(&g);
+        }
+    }
+
+    #[test]
+    fn lag_is_unknown_across_a_deletion_until_the_last_entry() {
+        let lim = super::super::NodeLimits::new(4096, 100);
+        let mut s = Stream::new();
+        for i in 1..=5 {
+            s.append(StreamId::new(i, 0), &[b"f", b"v"], lim);
+        }
+        let mut g = Group::new(StreamId::MIN, None);
+        // Before the first entry: everything is lag.
+        assert_eq!(s.group_lag(&g), Some(5));
+        s.advance_group(&mut g, StreamId::new(1, 0));
+        assert_eq!((g.entries_read, s.group_lag(&g)), (Some(1), Some(4)));
+        s.delete(StreamId::new(3, 0));
+        // A tombstone ahead of the cursor: the count is unknown...
+        assert_eq!(s.group_lag(&g), None);
+        // ...and stays so while reading past it (entry by entry, as
+        // XREADGROUP does)...
+        s.advance_group(&mut g, StreamId::new(2, 0));
+        s.advance_group(&mut g, StreamId::new(4, 0));
+        assert_eq!((g.entries_read, s.group_lag(&g)), (None, None));
+        // ...until the cursor reaches the last entry, whose count is known.
+        s.advance_group(&mut g, StreamId::new(5, 0));
+        assert_eq!((g.entries_read, s.group_lag(&g)), (Some(5), Some(0)));
+    }
+}
