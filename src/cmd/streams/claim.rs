@@ -24,6 +24,13 @@ fn check_group(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     }
 }
 
+/// Counts the keyspace hit or miss of the command's key, looked up before
+/// its arguments are read (as Redis does for XCLAIM and XAUTOCLAIM).
+fn count_lookup(ctx: &mut Ctx<'_>, key: &[u8]) {
+    let found = ctx.db.key(key).lookup().is_some();
+    ctx.hit(found);
+}
+
 /// What one claim run did.
 struct Claimed {
     reply: Reply,
@@ -120,6 +127,7 @@ fn finish(ctx: &mut Ctx<'_>, args: &Args<'_>, c: &Claimed, extra: &[Vec<u8>]) {
 /// XCLAIM key group consumer min-idle-time id [id ...] [IDLE ms]
 /// [TIME unix-ms] [RETRYCOUNT count] [FORCE] [JUSTID] [LASTID id]
 pub fn xclaim(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
+    count_lookup(ctx, &args[1]);
     check_group(ctx, args)?;
     let min_idle = int_or(&args[4], "ERR Invalid min-idle-time argument for XCLAIM")?.max(0);
     let ids: Vec<StreamId> = args
@@ -229,6 +237,7 @@ pub fn xclaim(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
 
 /// XAUTOCLAIM key group consumer min-idle-time start [COUNT count] [JUSTID]
 pub fn xautoclaim(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
+    count_lookup(ctx, &args[1]);
     let min_idle = int_or(
         &args[4],
         "ERR Invalid min-idle-time argument for XAUTOCLAIM",

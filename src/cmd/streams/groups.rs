@@ -213,10 +213,9 @@ pub fn xgroup_delconsumer(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
 /// XACK key group id [id ...]
 pub fn xack(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     let mut slot = ctx.db.key(&args[1]);
-    let has_group = match stream::get(&mut slot)? {
-        Some(s) => s.groups.contains_key(&args[2][..]),
-        None => false,
-    };
+    let s = stream::get(&mut slot)?;
+    super::read::count_lookup(ctx.stats, s.is_some());
+    let has_group = s.is_some_and(|s| s.groups.contains_key(&args[2][..]));
     // Every id is checked before anything is acknowledged.
     let ids = args
         .iter()
@@ -290,6 +289,7 @@ pub fn xpending(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     let now = ctx.db.now_ms;
     let mut slot = ctx.db.key(&args[1]);
     let s = stream::get(&mut slot)?;
+    super::read::count_lookup(ctx.stats, s.is_some());
     let Some(g) = s.and_then(|s| s.groups.get(&args[2][..])) else {
         return Err(no_key_or_group(&args[1], &args[2], ""));
     };

@@ -70,6 +70,9 @@ pub fn xreadgroup(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     let resp3 = ctx.out.resp3;
     let mut parts: Vec<Vec<u8>> = Vec::new();
     for (key, &after) in keys.iter().zip(&afters) {
+        // Redis looks each key up again to read it; it exists (checked
+        // above under the same locks).
+        ctx.stats.keyspace_hits.add(1);
         let mut slot = ctx.db.key(key);
         let served = stream::with_mut(&mut slot, false, |s| {
             read_key(s, &rd, after, now, resp3, key)
