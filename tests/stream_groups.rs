@@ -198,7 +198,61 @@ fn blocked_readers_fail_when_the_group_or_the_key_goes() {
         h.join().unwrap().unwrap_err(),
         "UNBLOCKED the stream key no longer exists"
     );
+    // An overwrite by another type counts as a deletion.
+    cmd(&mut c, &["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"]);
+    let h = spawn_readgroup(
+        srv.url(),
+        &["GROUP", "g", "c", "BLOCK", "0", "STREAMS", "s", ">"],
+    );
+    wait_blocked(&mut c, 1);
+    cmd(&mut c, &["SET", "s", "x"]);
+    assert_eq!(
+        h.join().unwrap().unwrap_err(),
+        "UNBLOCKED the stream key no longer exists"
+    );
     assert_eq!(blocked_clients(&mut c), 0);
+}
+
+#[test]
+fn a_blocked_history_read_is_answered_its_history() {
+    let srv = common::Server::start();
+    let mut c = srv.client();
+    cmd(&mut c, &["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"]);
+    // An empty stream has no history to serve: the reader blocks, and when
+    // an entry arrives it gets its (empty) history, as Redis 7.0 answers.
+    let h = spawn_readgroup(
+        srv.url(),
+        &[
+            "GROUP", "g", "c", "NOACK", "BLOCK", "0", "STREAMS", "s", "0",
+        ],
+    );
+    wait_blocked(&mut c, 1);
+    cmd(&mut c, &["XADD", "s", "1-0", "a", "1"]);
+    assert_eq!(h.join().unwrap().unwrap(), "[[s []]]");
+    assert_eq!(cmd(&mut c, &["XPENDING", "s", "g"]), "[0 nil nil nil]");
+    assert_eq!(
+        cmd(&mut c, &["XINFO", "GROUPS", "s"]),
+        "[[name g consumers 1 pending 0 last-delivered-id 0-0 entries-read nil lag 1]]"
+    );
+    // A `>` reader is served from the group's cursor, wherever SETID put it.
+    assert_eq!(
+        cmd(
+            &mut c,
+            &["XREADGROUP", "GROUP", "g", "c", "STREAMS", "s", ">"]
+        ),
+        "[[s [[1-0 [a 1]]]]]"
+    );
+    let h = spawn_readgroup(
+        srv.url(),
+        &["GROUP", "g", "c", "BLOCK", "0", "STREAMS", "s", ">"],
+    );
+    wait_blocked(&mut c, 1);
+    cmd(&mut c, &["XGROUP", "SETID", "s", "g", "0"]);
+    cmd(&mut c, &["XADD", "s", "2-0", "b", "2"]);
+    assert_eq!(
+        h.join().unwrap().unwrap(),
+        "[[s [[1-0 [a 1]] [2-0 [b 2]]]]]"
+    );
 }
 
 #[test]

@@ -112,8 +112,8 @@ impl Shard {
 
     /// Replaces the value; `keep_ttl` keeps the deadline, otherwise it goes.
     pub fn set_value(&mut self, idx: usize, value: Value<'_>, keep_ttl: bool) {
-        if !self.waiters.is_empty() {
-            // An overwritten stream ends its XREADGROUP waits, as a deletion.
+        // An overwritten stream ends its XREADGROUP waits, as a deletion.
+        if !self.waiters.is_empty() && self.waiters.contains_key(self.table.get(idx).key()) {
             let key: Box<[u8]> = self.table.get(idx).key().into();
             self.signal_ready(&key);
         }

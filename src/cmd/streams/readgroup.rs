@@ -4,13 +4,14 @@
 //! `>` delivers entries past the group's last delivered id, moving the
 //! cursor and (without NOACK) recording each in the pending entries list
 //! as owned by the consumer. An explicit id re-reads the consumer's own
-//! pending entries after it. A blocked reader is served like `>` when an
-//! entry arrives, answered NOGROUP if its group is destroyed and UNBLOCKED
+//! pending entries after it (an empty stream has none to serve, so such a
+//! read may block, and is answered its history when an entry arrives).
+//! A blocked reader is served when an entry arrives, answered NOGROUP if its group is destroyed and UNBLOCKED
 //! if its key is deleted or overwritten.
 //!
 //! Effect: the command's own argv (a `>` read replays to the same
-//! deliveries on the same state; a blocked read publishes its served form
-//! with `>` on the served key).
+//! deliveries on the same state; a blocked read publishes its served form,
+//! without BLOCK, on the served key).
 
 use super::groups::no_key_or_group;
 use super::notify;
@@ -98,12 +99,14 @@ pub fn xreadgroup(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         return Ok(());
     };
     let db = ctx.db.index;
+    let targets: Vec<(Vec<u8>, After)> = keys.iter().map(|k| k.to_vec()).zip(afters).collect();
     block(
         ctx,
         keys.iter().map(|k| k.to_vec()).collect(),
         timeout,
         Box::new(move |sctx: &mut ServeCtx<'_>, key: &[u8], w: &Waiter| {
-            serve_blocked(sctx, key, w, &rd, db)
+            let after = targets.iter().find(|(k, _)| k == key)?.1;
+            serve_blocked(sctx, key, after, w, &rd, db)
         }),
     );
     Ok(())
@@ -208,10 +211,13 @@ fn replay_history(
     mine.len()
 }
 
-/// Serves a blocked reader from `key` as a `>` read.
+/// Serves a blocked reader from `key` once the stream grew past what it
+/// waits for: new entries for `>`, else its history after its id (which
+/// an empty stream could not serve when it blocked).
 fn serve_blocked(
     sctx: &mut ServeCtx<'_>,
     key: &[u8],
+    after: After,
     w: &Waiter,
     rd: &Reader,
     db: usize,
@@ -235,11 +241,11 @@ fn serve_blocked(
     let Some(g) = s.groups.get(&rd.group) else {
         return fail("NOGROUP the consumer group this client was blocked on no longer exists");
     };
-    if s.last_id <= g.last_id {
+    if s.last_id <= after.unwrap_or(g.last_id) {
         return None;
     }
     let (part, created) = stream::with_mut(&mut slot, false, |s| {
-        read_key(s, rd, None, now, w.resp3, key)
+        read_key(s, rd, after, now, w.resp3, key)
     })
     .ok()
     .flatten()
@@ -252,7 +258,8 @@ fn serve_blocked(
     if rd.noack {
         argv.push(b"NOACK");
     }
-    argv.extend([b"STREAMS".as_slice(), key, b">"]);
+    let id = after.map_or(b">".to_vec(), |id| id.to_bytes());
+    argv.extend([b"STREAMS".as_slice(), key, &id]);
     sctx.ks.emit(db, &argv);
     if created {
         sctx.ks.key_event(db, STREAM, "xgroup-createconsumer", key);
