@@ -325,7 +325,8 @@ fn group_commands_publish_replayable_effects() {
         "s",
         ">",
     ]);
-    // Nothing new: no effect.
+    // BLOCK goes from a read served at once; a history read is a change
+    // (delivery counts), as in Redis.
     h.run(&["XREADGROUP", "GROUP", "g", "c", "STREAMS", "s", "9-9"]);
     h.run(&["XCLAIM", "s", "g", "d", "0", "1-0", "9-0", "IDLE", "10"]);
     h.now_ms = Some(6_000);

@@ -88,6 +88,10 @@ pub fn xreadgroup(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         }
     }
     if !parts.is_empty() {
+        if r.block.is_some() {
+            // Served at once: the replay must not be able to wait.
+            ctx.rewrite_effect(without_block(args));
+        }
         keys_header(ctx.out, parts.len());
         for p in parts {
             ctx.out.buf.extend_from_slice(&p);
@@ -110,6 +114,37 @@ pub fn xreadgroup(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         }),
     );
     Ok(())
+}
+
+/// The argv less its `BLOCK ms`. Options come before STREAMS; the values
+/// that could read as an option name (GROUP's, COUNT's) are copied whole.
+fn without_block(args: &Args<'_>) -> Vec<Vec<u8>> {
+    let mut argv = Vec::with_capacity(args.len());
+    let mut i = 0;
+    while i < args.len() {
+        let a = &args[i];
+        if a.eq_ignore_ascii_case(b"streams") {
+            argv.extend(args.iter().skip(i).map(<[u8]>::to_vec));
+            break;
+        }
+        if a.eq_ignore_ascii_case(b"group") && i + 2 < args.len() {
+            argv.extend(args.iter().skip(i).take(3).map(<[u8]>::to_vec));
+            i += 3;
+            continue;
+        }
+        if a.eq_ignore_ascii_case(b"block") {
+            i += 2;
+            continue;
+        }
+        if a.eq_ignore_ascii_case(b"count") {
+            argv.extend([a.to_vec(), args[i + 1].to_vec()]);
+            i += 2;
+            continue;
+        }
+        argv.push(a.to_vec());
+        i += 1;
+    }
+    argv
 }
 
 /// Reads one key for the reader: the encoded `[key, entries]` part and
