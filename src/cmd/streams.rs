@@ -41,7 +41,8 @@ fn xinfo_help(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
         &[
             "STREAM <key> [FULL [COUNT <count>]]",
             "    Report the stream's length, ids and edge entries; with FULL, its entries",
-            "    (the first <count>, default 10, 0 for all).",
+            "    and its groups' pending entries (the first <count> of each, default 10,",
+            "    0 for all).",
             "GROUPS <key>",
             "    Report the stream's consumer groups.",
             "CONSUMERS <key> <groupname>",
