@@ -309,32 +309,3 @@ fn stream_commands_notify_their_events() {
         .collect();
     assert_eq!(read_pmessages(&mut sub, want.len()), want);
 }
-
-#[test]
-fn consumer_group_commands_stay_unknown() {
-    let srv = common::Server::start();
-    let mut c = srv.client();
-    for args in [
-        &["XGROUP", "CREATE", "s", "g", "$"][..],
-        &["XREADGROUP", "GROUP", "g", "c", "STREAMS", "s", ">"],
-        &["XACK", "s", "g", "1-1"],
-        &["XPENDING", "s", "g"],
-        &["XCLAIM", "s", "g", "c", "0", "1-1"],
-        &["XAUTOCLAIM", "s", "g", "c", "0", "0"],
-    ] {
-        let e = redis::cmd(args[0])
-            .arg(&args[1..])
-            .query::<Value>(&mut c)
-            .unwrap_err();
-        assert!(e.to_string().contains("unknown command"), "{args:?}: {e}");
-    }
-    for sub in ["GROUPS", "CONSUMERS"] {
-        let e = redis::cmd("XINFO")
-            .arg(sub)
-            .arg("s")
-            .arg("g")
-            .query::<Value>(&mut c)
-            .unwrap_err();
-        assert!(e.to_string().contains("unknown subcommand"), "{sub}: {e}");
-    }
-}

@@ -1,6 +1,6 @@
-//! Stream commands without consumer groups: XADD XRANGE XREVRANGE XLEN
-//! XDEL XTRIM XREAD XSETID XINFO STREAM. The groups family (XGROUP,
-//! XREADGROUP, XACK, ...) has no handlers, so it answers unknown command.
+//! Stream commands: XADD XRANGE XREVRANGE XLEN XDEL XTRIM XREAD XSETID
+//! XINFO here and in `info`; consumer groups (XGROUP, XREADGROUP, XACK,
+//! XPENDING, XCLAIM, XAUTOCLAIM) in `groups`, `readgroup` and `claim`.
 
 use super::{CmdResult, Ctx, Error, Handler};
 use crate::config::notify::STREAM;
@@ -18,6 +18,19 @@ pub const COMMANDS: &[(&str, Handler)] = &[
     ("xread", xread),
     ("xsetid", xsetid),
     ("xinfo|stream", xinfo_stream),
+    ("xgroup|create", groups::xgroup_create),
+    ("xgroup|setid", groups::xgroup_setid),
+    ("xgroup|destroy", groups::xgroup_destroy),
+    ("xgroup|createconsumer", groups::xgroup_createconsumer),
+    ("xgroup|delconsumer", groups::xgroup_delconsumer),
+    ("xgroup|help", groups::xgroup_help),
+    ("xack", groups::xack),
+    ("xpending", groups::xpending),
+    ("xreadgroup", readgroup::xreadgroup),
+    ("xclaim", claim::xclaim),
+    ("xautoclaim", claim::xautoclaim),
+    ("xinfo|groups", info::xinfo_groups),
+    ("xinfo|consumers", info::xinfo_consumers),
     ("xinfo|help", xinfo_help),
 ];
 
@@ -28,7 +41,12 @@ fn xinfo_help(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
         &[
             "STREAM <key> [FULL [COUNT <count>]]",
             "    Report the stream's length, ids and edge entries; with FULL, its entries",
-            "    (the first <count>, default 10, 0 for all).",
+            "    and its groups' pending entries (the first <count> of each, default 10,",
+            "    0 for all).",
+            "GROUPS <key>",
+            "    Report the stream's consumer groups.",
+            "CONSUMERS <key> <groupname>",
+            "    Report the consumers of a group.",
         ],
     );
     Ok(())
@@ -389,8 +407,11 @@ fn xdel(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     Ok(())
 }
 
+mod claim;
+mod groups;
 mod info;
 mod read;
+mod readgroup;
 
 use info::{xinfo_stream, xsetid};
 use read::xread;

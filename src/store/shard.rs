@@ -92,6 +92,8 @@ impl Shard {
         // Deletion by any path (DEL, RENAME, lazy or active expiry) changes
         // the key for its watchers.
         self.touch_watched(e.key());
+        // Blocked XREADGROUP readers learn that their stream is gone.
+        self.signal_ready(e.key());
         if e.expire().is_some() {
             self.expires -= 1;
         }
@@ -110,6 +112,11 @@ impl Shard {
 
     /// Replaces the value; `keep_ttl` keeps the deadline, otherwise it goes.
     pub fn set_value(&mut self, idx: usize, value: Value<'_>, keep_ttl: bool) {
+        // An overwritten stream ends its XREADGROUP waits, as a deletion.
+        if !self.waiters.is_empty() && self.waiters.contains_key(self.table.get(idx).key()) {
+            let key: Box<[u8]> = self.table.get(idx).key().into();
+            self.signal_ready(&key);
+        }
         let mut slot = self.table.get_mut(idx);
         if !keep_ttl && slot.expire().is_some() {
             self.expires -= 1;

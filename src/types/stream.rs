@@ -1,4 +1,4 @@
-//! The stream type (without consumer groups).
+//! The stream type and its consumer groups.
 //!
 //! A stream is an append-only log of entries, each an id ([`StreamId`])
 //! and field/value pairs. It is kept as a deque of [`Node`]s in id order,
@@ -12,15 +12,17 @@
 //! reports them and XADD/XSETID check against them. An emptied stream stays
 //! a key, as in Redis.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use crate::cmd::Error;
 use crate::config::Config;
 use crate::store::{KeySlot, Object, Value, ValueRef};
 
+pub mod group;
 pub mod id;
 pub mod node;
 
+pub use group::{Consumer, Group, Pending};
 pub use id::StreamId;
 use node::{EntryView, Node};
 
@@ -78,6 +80,8 @@ pub struct Stream {
     pub first_id: StreamId,
     pub max_deleted_id: StreamId,
     pub entries_added: u64,
+    /// Consumer groups by name.
+    pub groups: BTreeMap<Vec<u8>, Group>,
 }
 
 /// One entry as commands see it.

@@ -1,9 +1,10 @@
-//! XINFO STREAM and XSETID: a stream's bookkeeping, read and set.
+//! XINFO STREAM/GROUPS/CONSUMERS and XSETID: a stream's bookkeeping,
+//! read and set.
 
 use super::{eq, int_arg, notify, reply_entry};
 use crate::cmd::{CmdResult, Ctx, Error};
 use crate::resp::{Args, Reply};
-use crate::types::stream::{self, Stream, StreamId, id};
+use crate::types::stream::{self, Group, Stream, StreamId, id};
 
 /// XINFO STREAM key [FULL [COUNT count]]
 pub fn xinfo_stream(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
@@ -60,16 +61,130 @@ pub fn xinfo_stream(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
             out.bulk(b"entries");
             super::reply_range(out, s, StreamId::MIN, StreamId::MAX, false, count);
             out.bulk(b"groups");
-            out.array(0);
+            full_groups(out, s, count);
         }
         None => {
             out.bulk(b"groups");
-            out.int(0);
+            out.int(s.groups.len() as i64);
             out.bulk(b"first-entry");
             edge(out, s, false);
             out.bulk(b"last-entry");
             edge(out, s, true);
         }
+    }
+    Ok(())
+}
+
+/// A group's `entries-read` and `lag`, null when unknown.
+fn read_and_lag(out: &mut Reply, s: &Stream, g: &Group) {
+    out.bulk(b"entries-read");
+    match g.entries_read {
+        Some(n) => out.int(n),
+        None => out.null(),
+    }
+    out.bulk(b"lag");
+    match s.group_lag(g) {
+        Some(n) => out.int(n),
+        None => out.null(),
+    }
+}
+
+/// XINFO STREAM FULL's `groups`: each group with its PEL and consumers,
+/// every pending list cut at `count` entries (0: all).
+fn full_groups(out: &mut Reply, s: &Stream, count: usize) {
+    let cap = if count == 0 { usize::MAX } else { count };
+    out.array(s.groups.len());
+    for (name, g) in &s.groups {
+        out.map(7);
+        out.bulk(b"name");
+        out.bulk(name);
+        out.bulk(b"last-delivered-id");
+        out.bulk(&g.last_id.to_bytes());
+        read_and_lag(out, s, g);
+        out.bulk(b"pel-count");
+        out.int(g.pel.len() as i64);
+        out.bulk(b"pending");
+        out.array(g.pel.len().min(cap));
+        for (id, p) in g.pel.iter().take(cap) {
+            out.array(4);
+            out.bulk(&id.to_bytes());
+            out.bulk(&p.consumer);
+            out.int(p.delivery_time);
+            out.int(p.delivery_count as i64);
+        }
+        out.bulk(b"consumers");
+        out.array(g.consumers.len());
+        for (cname, c) in &g.consumers {
+            out.map(4);
+            out.bulk(b"name");
+            out.bulk(cname);
+            out.bulk(b"seen-time");
+            out.int(c.seen_time);
+            out.bulk(b"pel-count");
+            out.int(c.pel.len() as i64);
+            out.bulk(b"pending");
+            out.array(c.pel.len().min(cap));
+            for id in c.pel.iter().take(cap) {
+                let p = &g.pel[id];
+                out.array(3);
+                out.bulk(&id.to_bytes());
+                out.int(p.delivery_time);
+                out.int(p.delivery_count as i64);
+            }
+        }
+    }
+}
+
+/// The stream at `key` for XINFO GROUPS/CONSUMERS (`no such key` if absent).
+fn info_stream<'s>(
+    slot: &'s mut crate::store::KeySlot<'_, '_>,
+    stats: &crate::server::stats::ThreadStats,
+) -> Result<&'s Stream, Error> {
+    let s = stream::get(slot)?;
+    super::read::count_lookup(stats, s.is_some());
+    s.ok_or(Error::NoSuchKey)
+}
+
+/// XINFO GROUPS key
+pub fn xinfo_groups(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
+    let mut slot = ctx.db.key(&args[2]);
+    let s = info_stream(&mut slot, ctx.stats)?;
+    let out = &mut *ctx.out;
+    out.array(s.groups.len());
+    for (name, g) in &s.groups {
+        out.map(6);
+        out.bulk(b"name");
+        out.bulk(name);
+        out.bulk(b"consumers");
+        out.int(g.consumers.len() as i64);
+        out.bulk(b"pending");
+        out.int(g.pel.len() as i64);
+        out.bulk(b"last-delivered-id");
+        out.bulk(&g.last_id.to_bytes());
+        read_and_lag(out, s, g);
+    }
+    Ok(())
+}
+
+/// XINFO CONSUMERS key group
+pub fn xinfo_consumers(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
+    let now = ctx.db.now_ms;
+    let mut slot = ctx.db.key(&args[2]);
+    let s = info_stream(&mut slot, ctx.stats)?;
+    let g = s
+        .groups
+        .get(&args[3][..])
+        .ok_or_else(|| super::groups::no_group(&args[2], &args[3]))?;
+    let out = &mut *ctx.out;
+    out.array(g.consumers.len());
+    for (name, c) in &g.consumers {
+        out.map(3);
+        out.bulk(b"name");
+        out.bulk(name);
+        out.bulk(b"pending");
+        out.int(c.pel.len() as i64);
+        out.bulk(b"idle");
+        out.int((now - c.seen_time).max(0));
     }
     Ok(())
 }

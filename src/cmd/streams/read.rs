@@ -15,20 +15,26 @@ use crate::resp::{Args, Reply};
 use crate::server::stats::ThreadStats;
 use crate::types::stream::{self, Stream, StreamId, id};
 
-struct ReadArgs {
-    count: usize,
+pub(super) struct ReadArgs {
+    pub count: usize,
     /// `None`: no BLOCK; `Some(None)`: BLOCK 0 (forever).
-    block: Option<Option<Duration>>,
-    streams_at: usize,
-    n: usize,
+    pub block: Option<Option<Duration>>,
+    pub streams_at: usize,
+    pub n: usize,
+    /// XREADGROUP: where the group name sits (the consumer follows).
+    pub group_at: usize,
+    pub noack: bool,
 }
 
-fn parse(args: &Args<'_>, in_script: bool) -> Result<ReadArgs, Error> {
+/// XREAD's arguments, or XREADGROUP's when `group`.
+pub(super) fn parse(args: &Args<'_>, in_script: bool, group: bool) -> Result<ReadArgs, Error> {
     let mut r = ReadArgs {
         count: 0,
         block: None,
         streams_at: 0,
         n: 0,
+        group_at: 0,
+        noack: false,
     };
     let mut i = 1;
     while i < args.len() {
@@ -61,6 +67,11 @@ fn parse(args: &Args<'_>, in_script: bool) -> Result<ReadArgs, Error> {
             }
             r.n = n / 2;
             break;
+        } else if group && eq(o, "group") && more >= 2 {
+            r.group_at = i + 1;
+            i += 2;
+        } else if group && eq(o, "noack") {
+            r.noack = true;
         } else if eq(o, "group") && more >= 2 {
             return Err(Error::msg(
                 "ERR The GROUP option is only supported by XREADGROUP. You called XREAD instead.",
@@ -76,6 +87,9 @@ fn parse(args: &Args<'_>, in_script: bool) -> Result<ReadArgs, Error> {
     }
     if r.streams_at == 0 {
         return Err(Error::Syntax);
+    }
+    if group && r.group_at == 0 {
+        return Err(Error::msg("ERR Missing GROUP option for XREADGROUP"));
     }
     Ok(r)
 }
@@ -104,7 +118,7 @@ fn resolve_ids(ctx: &mut Ctx<'_>, args: &Args<'_>, r: &ReadArgs) -> Result<Vec<S
 }
 
 /// A keyspace hit or miss (while the key's slot still borrows the context).
-fn count_lookup(stats: &ThreadStats, found: bool) {
+pub(super) fn count_lookup(stats: &ThreadStats, found: bool) {
     if found {
         stats.keyspace_hits.add(1);
     } else {
@@ -126,7 +140,7 @@ fn entries_after<'s>(
 
 /// The reply header for `n` keys: an array of [key, entries] pairs, a map
 /// in RESP3.
-fn keys_header(out: &mut Reply, n: usize) {
+pub(super) fn keys_header(out: &mut Reply, n: usize) {
     if out.resp3 {
         out.map(n);
     } else {
@@ -147,7 +161,7 @@ fn key_entries(out: &mut Reply, key: &[u8], entries: &[stream::Entry<'_>]) {
 
 pub fn xread(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     let in_script = ctx.srv.scripting.runs_for(ctx.client.id());
-    let r = parse(args, in_script)?;
+    let r = parse(args, in_script, false)?;
     let keys: Vec<&[u8]> = (0..r.n).map(|i| &args[r.streams_at + i]).collect();
     ctx.db.lock_keys(keys.iter().copied());
     let ids = resolve_ids(ctx, args, &r)?;

@@ -1,0 +1,309 @@
+//! XREADGROUP GROUP group consumer [COUNT n] [BLOCK ms] [NOACK]
+//! STREAMS key [key ...] id [id ...]
+//!
+//! `>` delivers entries past the group's last delivered id, moving the
+//! cursor and (without NOACK) recording each in the pending entries list
+//! as owned by the consumer. An explicit id re-reads the consumer's own
+//! pending entries after it (an empty stream has none to serve, so such a
+//! read may block, and is answered its history when an entry arrives).
+//! A blocked reader is served when an entry arrives, answered NOGROUP if its group is destroyed and UNBLOCKED
+//! if its key is deleted or overwritten.
+//!
+//! Effect: the command's own argv (a `>` read replays to the same
+//! deliveries on the same state; a blocked read publishes its served form,
+//! without BLOCK, on the served key).
+
+use super::groups::no_key_or_group;
+use super::notify;
+use super::read::{count_lookup, keys_header, parse};
+use crate::blocking::{ServeCtx, Served, Waiter};
+use crate::cmd::blocking::block;
+use crate::cmd::{CmdResult, Ctx, Error};
+use crate::config::notify::STREAM;
+use crate::resp::{Args, Reply};
+use crate::types::stream::{self, Stream, StreamId, id};
+
+/// What one key's read is for: `None` is `>`, else the history after it.
+type After = Option<StreamId>;
+
+/// The parts of the read that stay fixed.
+#[derive(Clone)]
+struct Reader {
+    group: Vec<u8>,
+    consumer: Vec<u8>,
+    count: usize,
+    noack: bool,
+}
+
+pub fn xreadgroup(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
+    let in_script = ctx.srv.scripting.runs_for(ctx.client.id());
+    let r = parse(args, in_script, true)?;
+    let rd = Reader {
+        group: args[r.group_at].to_vec(),
+        consumer: args[r.group_at + 1].to_vec(),
+        count: r.count,
+        noack: r.noack,
+    };
+    let keys: Vec<&[u8]> = (0..r.n).map(|i| &args[r.streams_at + i]).collect();
+    ctx.db.lock_keys(keys.iter().copied());
+    let mut afters = Vec::with_capacity(r.n);
+    for (i, key) in keys.iter().enumerate() {
+        let mut slot = ctx.db.key(key);
+        let s = stream::get(&mut slot)?;
+        count_lookup(ctx.stats, s.is_some());
+        if !s.is_some_and(|s| s.groups.contains_key(&rd.group)) {
+            return Err(no_key_or_group(
+                key,
+                &rd.group,
+                " in XREADGROUP with GROUP option",
+            ));
+        }
+        let arg = &args[r.streams_at + r.n + i];
+        afters.push(match arg {
+            b">" => None,
+            b"$" => return Err(Error::msg(
+                "ERR The $ ID is meaningless in the context of XREADGROUP: you want to read the history of this consumer by specifying a proper ID, or use the > ID to get new messages. The $ ID would just return an empty result set.",
+            )),
+            _ => Some(id::parse_id(arg, 0, true)?),
+        });
+    }
+    let now = ctx.db.now_ms;
+    let resp3 = ctx.out.resp3;
+    let mut parts: Vec<Vec<u8>> = Vec::new();
+    for (key, &after) in keys.iter().zip(&afters) {
+        // Redis looks each key up again to read it; it exists (checked
+        // above under the same locks).
+        ctx.stats.keyspace_hits.add(1);
+        let mut slot = ctx.db.key(key);
+        let served = stream::with_mut(&mut slot, false, |s| {
+            read_key(s, &rd, after, now, resp3, key)
+        })?
+        .flatten();
+        if let Some((part, created)) = served {
+            parts.push(part);
+            ctx.dirty += 1;
+            if created {
+                notify(ctx, "xgroup-createconsumer", key);
+            }
+        }
+    }
+    if !parts.is_empty() {
+        if r.block.is_some() {
+            // Served at once: the replay must not be able to wait.
+            ctx.rewrite_effect(without_block(args));
+        }
+        keys_header(ctx.out, parts.len());
+        for p in parts {
+            ctx.out.buf.extend_from_slice(&p);
+        }
+        return Ok(());
+    }
+    let Some(timeout) = r.block else {
+        ctx.out.null_array();
+        return Ok(());
+    };
+    let db = ctx.db.index;
+    let targets: Vec<(Vec<u8>, After)> = keys.iter().map(|k| k.to_vec()).zip(afters).collect();
+    block(
+        ctx,
+        keys.iter().map(|k| k.to_vec()).collect(),
+        timeout,
+        Box::new(move |sctx: &mut ServeCtx<'_>, key: &[u8], w: &Waiter| {
+            let after = targets.iter().find(|(k, _)| k == key)?.1;
+            serve_blocked(sctx, key, after, w, &rd, db)
+        }),
+    );
+    Ok(())
+}
+
+/// The argv less its `BLOCK ms`. Options come before STREAMS; the values
+/// that could read as an option name (GROUP's, COUNT's) are copied whole.
+fn without_block(args: &Args<'_>) -> Vec<Vec<u8>> {
+    let mut argv = Vec::with_capacity(args.len());
+    let mut i = 0;
+    while i < args.len() {
+        let a = &args[i];
+        if a.eq_ignore_ascii_case(b"streams") {
+            argv.extend(args.iter().skip(i).map(<[u8]>::to_vec));
+            break;
+        }
+        if a.eq_ignore_ascii_case(b"group") && i + 2 < args.len() {
+            argv.extend(args.iter().skip(i).take(3).map(<[u8]>::to_vec));
+            i += 3;
+            continue;
+        }
+        if a.eq_ignore_ascii_case(b"block") {
+            i += 2;
+            continue;
+        }
+        if a.eq_ignore_ascii_case(b"count") {
+            argv.extend([a.to_vec(), args[i + 1].to_vec()]);
+            i += 2;
+            continue;
+        }
+        argv.push(a.to_vec());
+        i += 1;
+    }
+    argv
+}
+
+/// Reads one key for the reader: the encoded `[key, entries]` part and
+/// whether the consumer was created, or `None` when the key has nothing
+/// to serve (so the consumer is not created either).
+fn read_key(
+    s: &mut Stream,
+    rd: &Reader,
+    after: After,
+    now: i64,
+    resp3: bool,
+    key: &[u8],
+) -> Option<(Vec<u8>, bool)> {
+    let mut g = s.groups.remove(&rd.group)?;
+    let serve = match after {
+        None => s.edge(true).is_some_and(|e| e.id > g.last_id),
+        Some(_) => !s.is_empty(),
+    };
+    let out = serve.then(|| {
+        let created = g.consumer(&rd.consumer, now).1;
+        let mut entries = Reply::new(resp3);
+        let n = match after {
+            None => deliver_new(s, &mut g, rd, now, &mut entries),
+            Some(after) => replay_history(s, &mut g, rd, after, now, &mut entries),
+        };
+        let mut part = Reply::new(resp3);
+        if !resp3 {
+            part.array(2);
+        }
+        part.bulk(key);
+        part.array(n);
+        part.buf.extend_from_slice(&entries.buf);
+        (part.buf, created)
+    });
+    s.groups.insert(rd.group.clone(), g);
+    out
+}
+
+/// `>`: the entries past the group's cursor, each moved into the PEL.
+fn deliver_new(s: &Stream, g: &mut stream::Group, rd: &Reader, now: i64, out: &mut Reply) -> usize {
+    let Some(start) = g.last_id.next() else {
+        return 0;
+    };
+    let mut ids = Vec::new();
+    s.range(start, StreamId::MAX, false, rd.count, |e| {
+        super::reply_entry(out, &e);
+        ids.push(e.id);
+    });
+    for &id in &ids {
+        s.advance_group(g, id);
+        if !rd.noack {
+            g.deliver(id, &rd.consumer, now, 1);
+        }
+    }
+    if let Some(c) = g.consumers.get_mut(&rd.consumer) {
+        c.seen_time = now;
+    }
+    ids.len()
+}
+
+/// An explicit id: the consumer's pending entries after it, each counted
+/// as delivered again; an entry deleted since shows as `[id, nil]`.
+fn replay_history(
+    s: &Stream,
+    g: &mut stream::Group,
+    rd: &Reader,
+    after: StreamId,
+    now: i64,
+    out: &mut Reply,
+) -> usize {
+    let Some(start) = after.next() else {
+        return 0;
+    };
+    let c = g.consumers.get_mut(&rd.consumer).expect("created");
+    c.seen_time = now;
+    let mine: Vec<StreamId> = c
+        .pel
+        .range(start..)
+        .take(if rd.count == 0 { usize::MAX } else { rd.count })
+        .copied()
+        .collect();
+    for &id in &mine {
+        let mut found = false;
+        s.range(id, id, false, 1, |e| {
+            super::reply_entry(out, &e);
+            found = true;
+        });
+        if found {
+            if let Some(p) = g.pel.get_mut(&id) {
+                p.delivery_time = now;
+                p.delivery_count += 1;
+            }
+        } else {
+            out.array(2);
+            out.bulk(&id.to_bytes());
+            out.null_array();
+        }
+    }
+    mine.len()
+}
+
+/// Serves a blocked reader from `key` once the stream grew past what it
+/// waits for: new entries for `>`, else its history after its id (which
+/// an empty stream could not serve when it blocked).
+fn serve_blocked(
+    sctx: &mut ServeCtx<'_>,
+    key: &[u8],
+    after: After,
+    w: &Waiter,
+    rd: &Reader,
+    db: usize,
+) -> Option<Served> {
+    let now = sctx.now_ms;
+    let mut slot = sctx.key(key);
+    let s = slot
+        .lookup()
+        .and_then(|idx| stream::of(slot.entry(idx).value()));
+    let fail = |msg: &str| {
+        let mut out = Reply::new(w.resp3);
+        out.error(msg);
+        Some(Served {
+            reply: out.buf,
+            then: None,
+        })
+    };
+    let Some(s) = s else {
+        return fail("UNBLOCKED the stream key no longer exists");
+    };
+    let Some(g) = s.groups.get(&rd.group) else {
+        return fail("NOGROUP the consumer group this client was blocked on no longer exists");
+    };
+    if s.last_id <= after.unwrap_or(g.last_id) {
+        return None;
+    }
+    let (part, created) = stream::with_mut(&mut slot, false, |s| {
+        read_key(s, rd, after, now, w.resp3, key)
+    })
+    .ok()
+    .flatten()
+    .flatten()?;
+    let mut argv: Vec<&[u8]> = vec![b"XREADGROUP", b"GROUP", &rd.group, &rd.consumer];
+    let count = rd.count.to_string();
+    if rd.count > 0 {
+        argv.extend([b"COUNT".as_slice(), count.as_bytes()]);
+    }
+    if rd.noack {
+        argv.push(b"NOACK");
+    }
+    let id = after.map_or(b">".to_vec(), |id| id.to_bytes());
+    argv.extend([b"STREAMS".as_slice(), key, &id]);
+    sctx.ks.emit(db, &argv);
+    if created {
+        sctx.ks.key_event(db, STREAM, "xgroup-createconsumer", key);
+    }
+    let mut out = Reply::new(w.resp3);
+    keys_header(&mut out, 1);
+    out.buf.extend_from_slice(&part);
+    Some(Served {
+        reply: out.buf,
+        then: None,
+    })
+}
