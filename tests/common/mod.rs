@@ -19,31 +19,74 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// True if the server on `port` answers INFO with process id `pid` (or,
+/// when it wants a password first, is answering at all).
+fn answers_as(port: u16, pid: u32) -> bool {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    if s.write_all(b"*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 4096];
+    let want = format!("process_id:{pid}\r\n");
+    while let Ok(n) = s.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        reply.extend_from_slice(&buf[..n]);
+        if reply.starts_with(b"-NOAUTH") {
+            return true;
+        }
+        let text = String::from_utf8_lossy(&reply);
+        if text.contains(&want) {
+            return true;
+        }
+        if text.contains("process_id:") && text.ends_with("\r\n\r\n") {
+            break;
+        }
+    }
+    false
+}
+
 impl Server {
     pub fn start() -> Server {
         Server::start_with(&[])
     }
 
-    /// Starts with extra `--name value` arguments; waits until it accepts connections.
+    /// Starts with extra `--name value` arguments; waits until it accepts
+    /// connections. A free port can be taken by another test's server
+    /// between choosing it and binding it: a server that exits (it could not
+    /// bind) is started again on another port, and one only counts as up
+    /// when the server answering on the port is this process.
     pub fn start_with(extra: &[&str]) -> Server {
-        let port = free_port();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ferrokv"))
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn ferrokv");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Server { port, child };
+        for _ in 0..5 {
+            let port = free_port();
+            let mut child = Command::new(env!("CARGO_BIN_EXE_ferrokv"))
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(extra)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn ferrokv");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if matches!(child.try_wait(), Ok(Some(_))) {
+                    break;
+                }
+                if answers_as(port, child.id()) && matches!(child.try_wait(), Ok(None)) {
+                    return Server { port, child };
+                }
+                std::thread::sleep(Duration::from_millis(20));
             }
-            std::thread::sleep(Duration::from_millis(20));
+            let _ = child.kill();
+            let _ = child.wait();
         }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("ferrokv did not start on port {port}");
+        panic!("ferrokv did not start");
     }
 
     pub fn url(&self) -> String {
