@@ -6,7 +6,6 @@
 mod common;
 
 use std::thread;
-use std::time::Duration;
 
 use ferrokv::testkit::Harness;
 use redis::Value;
@@ -372,38 +371,10 @@ fn rename_and_copy_keep_the_groups() {
     assert_eq!(h.run(&["XPENDING", "u", "g"]), summary);
 }
 
-/// Reads pmessage frames until `n` arrived; returns their payloads' events.
-fn read_events(raw: &mut common::Raw, n: usize) -> Vec<String> {
-    use std::io::Read;
-    let mut buf = Vec::new();
-    let mut out = Vec::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while out.len() < n && std::time::Instant::now() < deadline {
-        let mut chunk = [0u8; 4096];
-        match raw.0.read(&mut chunk) {
-            Ok(0) | Err(_) => break,
-            Ok(k) => buf.extend_from_slice(&chunk[..k]),
-        }
-        let text = String::from_utf8_lossy(&buf).into_owned();
-        out = text
-            .split("*4\r\n")
-            .filter_map(|f| {
-                let parts: Vec<&str> = f.split("\r\n").collect();
-                (parts.len() >= 8)
-                    .then(|| parts[5].trim_start_matches("__keyevent@0__:").to_string())
-            })
-            .collect();
-    }
-    out
-}
-
 #[test]
 fn group_commands_notify_their_events() {
     let srv = common::Server::start_with(&["--notify-keyspace-events", "Et"]);
-    let mut sub = srv.raw();
-    let want = b"*3\r\n$10\r\npsubscribe\r\n$15\r\n__keyevent@0__*\r\n:1\r\n";
-    sub.send(&common::resp(&[b"PSUBSCRIBE", b"__keyevent@0__*"]));
-    assert_eq!(sub.read_n(want.len()), want);
+    let mut sub = common::keyevent_subscriber(&srv);
     let mut c = srv.client();
     let script: &[&[&str]] = &[
         &["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"],
@@ -426,7 +397,10 @@ fn group_commands_notify_their_events() {
     }
     // As Redis 7.0.15 sends them (XACK and the claims themselves send none).
     assert_eq!(
-        read_events(&mut sub, 9),
+        common::read_pmessages(&mut sub, 9)
+            .into_iter()
+            .map(|(channel, _)| channel.trim_start_matches("__keyevent@0__:").to_string())
+            .collect::<Vec<_>>(),
         [
             "xgroup-create",
             "xadd",

@@ -258,36 +258,10 @@ fn stream_writes_publish_replayable_effects() {
     );
 }
 
-/// Reads pmessage frames until `n` arrived; returns (channel, payload) pairs.
-fn read_pmessages(raw: &mut common::Raw, n: usize) -> Vec<(String, String)> {
-    let mut buf = Vec::new();
-    let mut out = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while out.len() < n && Instant::now() < deadline {
-        let mut chunk = [0u8; 4096];
-        match raw.0.read(&mut chunk) {
-            Ok(0) | Err(_) => break,
-            Ok(k) => buf.extend_from_slice(&chunk[..k]),
-        }
-        let text = String::from_utf8_lossy(&buf).into_owned();
-        out = text
-            .split("*4\r\n")
-            .filter_map(|f| {
-                let parts: Vec<&str> = f.split("\r\n").collect();
-                (parts.len() >= 8).then(|| (parts[5].to_string(), parts[7].to_string()))
-            })
-            .collect();
-    }
-    out
-}
-
 #[test]
 fn stream_commands_notify_their_events() {
     let srv = common::Server::start_with(&["--notify-keyspace-events", "Et"]);
-    let mut sub = srv.raw();
-    let want = b"*3\r\n$10\r\npsubscribe\r\n$15\r\n__keyevent@0__*\r\n:1\r\n";
-    sub.send(&common::resp(&[b"PSUBSCRIBE", b"__keyevent@0__*"]));
-    assert_eq!(sub.read_n(want.len()), want);
+    let mut sub = common::keyevent_subscriber(&srv);
     let mut c = srv.client();
     let script: &[&[&str]] = &[
         &["XADD", "s", "1-0", "a", "1"],
@@ -307,5 +281,5 @@ fn stream_commands_notify_their_events() {
         .iter()
         .map(|e| (format!("__keyevent@0__:{e}"), "s".to_string()))
         .collect();
-    assert_eq!(read_pmessages(&mut sub, want.len()), want);
+    assert_eq!(common::read_pmessages(&mut sub, want.len()), want);
 }

@@ -228,3 +228,36 @@ pub fn wait_busy(admin: &mut redis::Connection, probe: &redis::Cmd) -> String {
         }
     }
 }
+
+/// A raw connection subscribed to every keyevent of database 0 (the server
+/// must have been started with keyevent notifications on).
+pub fn keyevent_subscriber(srv: &Server) -> Raw {
+    let mut sub = srv.raw();
+    let want = b"*3\r\n$10\r\npsubscribe\r\n$15\r\n__keyevent@0__*\r\n:1\r\n";
+    sub.send(&resp(&[b"PSUBSCRIBE", b"__keyevent@0__*"]));
+    assert_eq!(sub.read_n(want.len()), want);
+    sub
+}
+
+/// Reads pmessage frames until `n` arrived; returns (channel, payload) pairs.
+pub fn read_pmessages(raw: &mut Raw, n: usize) -> Vec<(String, String)> {
+    let mut buf = Vec::new();
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while out.len() < n && Instant::now() < deadline {
+        let mut chunk = [0u8; 4096];
+        match raw.0.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => buf.extend_from_slice(&chunk[..k]),
+        }
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        out = text
+            .split("*4\r\n")
+            .filter_map(|f| {
+                let parts: Vec<&str> = f.split("\r\n").collect();
+                (parts.len() >= 8).then(|| (parts[5].to_string(), parts[7].to_string()))
+            })
+            .collect();
+    }
+    out
+}
