@@ -49,6 +49,28 @@ fn error_of(c: &mut Connection, args: &[&str]) -> String {
     }
 }
 
+/// Writes new keys (`new:<n>`, `value` each) until INFO counts `evicted`
+/// evicted keys.
+fn write_until_evicted(c: &mut Connection, value: &str, evicted: u64) {
+    let mut n = 0;
+    while info_field(c, "stats", "evicted_keys") < evicted {
+        let mut p = redis::pipe();
+        for _ in 0..10 {
+            p.cmd("SET").arg(format!("new:{n}")).arg(value).ignore();
+            n += 1;
+        }
+        let _: () = p.query(c).unwrap();
+        assert!(n < 100_000, "nothing was evicted");
+    }
+}
+
+/// How many of `<prefix>:0` .. `<prefix>:199` are still there.
+fn survivors(c: &mut Connection, prefix: &str) -> usize {
+    (0..200)
+        .filter(|i| exists(c, &format!("{prefix}:{i}")))
+        .count()
+}
+
 fn exists(c: &mut Connection, key: &str) -> bool {
     redis::cmd("EXISTS").arg(key).query::<i64>(c).unwrap() == 1
 }
@@ -90,21 +112,7 @@ fn allkeys_lru_stays_bounded_and_keeps_recently_read_keys() {
     }
     let _: () = p.query(&mut c).unwrap();
     std::thread::sleep(Duration::from_millis(1100));
-    let mut n = 0;
-    while info_field(&mut c, "stats", "evicted_keys") < 150 {
-        let mut p = redis::pipe();
-        for _ in 0..10 {
-            p.cmd("SET").arg(format!("new:{n}")).arg(&value).ignore();
-            n += 1;
-        }
-        let _: () = p.query(&mut c).unwrap();
-        assert!(n < 100_000, "nothing was evicted");
-    }
-    let survivors = |c: &mut Connection, prefix: &str| {
-        (0..200)
-            .filter(|i| exists(c, &format!("{prefix}:{i}")))
-            .count()
-    };
+    write_until_evicted(&mut c, &value, 150);
     let (hot, cold) = (survivors(&mut c, "hot"), survivors(&mut c, "cold"));
     assert!(
         hot > cold + 30,
@@ -386,22 +394,8 @@ fn allkeys_lfu_keeps_frequently_read_keys() {
         .query(&mut c)
         .unwrap();
     assert!(freq > 5, "20 reads count: {freq}");
-    let mut n = 0;
     // New keys start with the counter rare keys have, so both go.
-    while info_field(&mut c, "stats", "evicted_keys") < 600 {
-        let mut p = redis::pipe();
-        for _ in 0..10 {
-            p.cmd("SET").arg(format!("new:{n}")).arg(&value).ignore();
-            n += 1;
-        }
-        let _: () = p.query(&mut c).unwrap();
-        assert!(n < 100_000, "nothing was evicted");
-    }
-    let survivors = |c: &mut Connection, prefix: &str| {
-        (0..200)
-            .filter(|i| exists(c, &format!("{prefix}:{i}")))
-            .count()
-    };
+    write_until_evicted(&mut c, &value, 600);
     let (often, rare) = (survivors(&mut c, "often"), survivors(&mut c, "rare"));
     assert!(
         often > rare + 30,

@@ -10,23 +10,7 @@ use std::thread;
 use ferrokv::testkit::Harness;
 use redis::Value;
 
-use common::{blocked_clients, wait_blocked};
-
-/// A reply in a compact text form: arrays as [..], bulk strings bare, nil.
-fn show(v: &Value) -> String {
-    match v {
-        Value::Nil => "nil".into(),
-        Value::Int(n) => n.to_string(),
-        Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
-        Value::SimpleString(s) => s.clone(),
-        Value::Okay => "OK".into(),
-        Value::Array(items) => {
-            let inner: Vec<String> = items.iter().map(show).collect();
-            format!("[{}]", inner.join(" "))
-        }
-        other => format!("{other:?}"),
-    }
-}
+use common::{blocked_clients, show, wait_blocked};
 
 fn cmd(c: &mut redis::Connection, args: &[&str]) -> String {
     let v: Value = redis::cmd(args[0]).arg(&args[1..]).query(c).unwrap();

@@ -261,3 +261,19 @@ pub fn read_pmessages(raw: &mut Raw, n: usize) -> Vec<(String, String)> {
     }
     out
 }
+
+/// A reply in a compact text form: arrays as [..], bulk strings bare, nil.
+pub fn show(v: &redis::Value) -> String {
+    match v {
+        redis::Value::Nil => "nil".into(),
+        redis::Value::Int(n) => n.to_string(),
+        redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+        redis::Value::SimpleString(s) => s.clone(),
+        redis::Value::Okay => "OK".into(),
+        redis::Value::Array(items) => {
+            let inner: Vec<String> = items.iter().map(show).collect();
+            format!("[{}]", inner.join(" "))
+        }
+        other => format!("{other:?}"),
+    }
+}
