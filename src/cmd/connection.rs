@@ -52,7 +52,21 @@ fn credentials_ok(ctx: &Ctx<'_>, user: &[u8], pass: &[u8]) -> bool {
             .srv
             .config
             .requirepass
-            .with(|p| p.is_empty() || p.as_bytes() == pass)
+            .with(|p| p.is_empty() || secret_eq(p.as_bytes(), pass))
+}
+
+/// Compares a password with the configured one in time that depends on
+/// neither where they differ nor the configured one's length: it compares
+/// their SHA-1 digests (as Redis compares hashes) by folding every byte's
+/// XOR, with no early exit.
+fn secret_eq(secret: &[u8], given: &[u8]) -> bool {
+    let a = sha1_smol::Sha1::from(secret).digest().bytes();
+    let b = sha1_smol::Sha1::from(given).digest().bytes();
+    let diff = a
+        .iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | std::hint::black_box(x ^ y));
+    std::hint::black_box(diff) == 0
 }
 
 fn wrongpass() -> Error {
@@ -202,4 +216,19 @@ fn reset(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
         .set_flag(list_flags::NO_EVICT | list_flags::NO_TOUCH, false);
     ctx.out.simple("RESET");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::secret_eq;
+
+    #[test]
+    fn secret_comparison_is_exact() {
+        assert!(secret_eq(b"foobar", b"foobar"));
+        assert!(secret_eq(b"", b""));
+        assert!(!secret_eq(b"foobar", b"foobaz"));
+        assert!(!secret_eq(b"foobar", b"foobar\0"));
+        assert!(!secret_eq(b"foobar", b"fooba"));
+        assert!(!secret_eq(b"foobar", b""));
+    }
 }

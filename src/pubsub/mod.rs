@@ -17,7 +17,7 @@
 pub mod notify;
 mod outbox;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -186,46 +186,78 @@ impl PubSub {
     }
 }
 
-/// One client's subscriptions, in the order they were made.
+/// One client's subscriptions, in the order they were made. A set per
+/// space, so subscribing to (and dropping) many names stays linear.
 #[derive(Default)]
 pub struct ClientSubs {
-    names: [Vec<Vec<u8>>; 3],
+    names: [Names; 3],
     /// Set on the first subscription and never cleared: the connection then
     /// also waits on its outbox.
     pub ever: bool,
 }
 
+/// An insertion-ordered set of names: UNSUBSCRIBE without arguments
+/// confirms in the order the subscriptions were made (Redis 7.0 lists
+/// patterns in that order; its channel order is its hash table's, which no
+/// client can rely on).
+#[derive(Default)]
+struct Names {
+    next: u64,
+    seq: HashMap<Arc<[u8]>, u64>,
+    order: BTreeMap<u64, Arc<[u8]>>,
+}
+
 impl ClientSubs {
     pub fn has(&self, kind: Kind, name: &[u8]) -> bool {
-        self.names[kind.index()].iter().any(|n| n == name)
+        self.names[kind.index()].seq.contains_key(name)
     }
 
-    pub fn insert(&mut self, kind: Kind, name: &[u8]) {
+    /// Adds `name`; false if it was there already.
+    pub fn insert(&mut self, kind: Kind, name: &[u8]) -> bool {
         self.ever = true;
-        self.names[kind.index()].push(name.to_vec());
+        let set = &mut self.names[kind.index()];
+        if set.seq.contains_key(name) {
+            return false;
+        }
+        let name: Arc<[u8]> = Arc::from(name);
+        set.next += 1;
+        set.seq.insert(name.clone(), set.next);
+        set.order.insert(set.next, name);
+        true
     }
 
     pub fn remove(&mut self, kind: Kind, name: &[u8]) -> bool {
-        let v = &mut self.names[kind.index()];
-        match v.iter().position(|n| n == name) {
-            Some(i) => {
-                v.remove(i);
+        let set = &mut self.names[kind.index()];
+        match set.seq.remove(name) {
+            Some(n) => {
+                set.order.remove(&n);
                 true
             }
             None => false,
         }
     }
 
-    pub fn names(&self, kind: Kind) -> &[Vec<u8>] {
-        &self.names[kind.index()]
+    /// The names of one space, oldest subscription first.
+    pub fn names(&self, kind: Kind) -> Vec<Vec<u8>> {
+        self.names[kind.index()]
+            .order
+            .values()
+            .map(|n| n.to_vec())
+            .collect()
+    }
+
+    /// Removes and returns every name of one space, oldest first.
+    pub fn take_all(&mut self, kind: Kind) -> Vec<Arc<[u8]>> {
+        let set = std::mem::take(&mut self.names[kind.index()]);
+        set.order.into_values().collect()
     }
 
     pub fn len(&self, kind: Kind) -> usize {
-        self.names[kind.index()].len()
+        self.names[kind.index()].seq.len()
     }
 
     pub fn total(&self) -> usize {
-        self.names.iter().map(|v| v.len()).sum()
+        self.names.iter().map(|s| s.seq.len()).sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -257,10 +289,24 @@ mod tests {
         s.insert(Kind::Pattern, b"p*");
         s.insert(Kind::Channel, b"b");
         assert!(s.has(Kind::Channel, b"b"));
+        assert!(!s.insert(Kind::Channel, b"a"));
         assert_eq!(s.names(Kind::Channel), [b"a".to_vec(), b"b".to_vec()]);
         assert!(s.remove(Kind::Channel, b"a"));
         assert!(!s.remove(Kind::Channel, b"a"));
         assert_eq!(s.total(), 2);
         assert!(s.ever);
+        s.insert(Kind::Channel, b"c");
+        s.insert(Kind::Channel, b"a");
+        assert_eq!(
+            s.names(Kind::Channel),
+            [b"b".to_vec(), b"c".to_vec(), b"a".to_vec()]
+        );
+        let all: Vec<Vec<u8>> = s
+            .take_all(Kind::Channel)
+            .iter()
+            .map(|n| n.to_vec())
+            .collect();
+        assert_eq!(all, [b"b".to_vec(), b"c".to_vec(), b"a".to_vec()]);
+        assert_eq!(s.len(Kind::Channel), 0);
     }
 }
