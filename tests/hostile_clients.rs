@@ -546,3 +546,23 @@ fn running_out_of_descriptors_backs_off_and_logs_once_a_second() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn idle_connections_give_back_the_buffer_a_big_command_needed() {
+    let srv = Server::start();
+    let mut admin = srv.client();
+    let used = |c: &mut redis::Connection| -> i64 {
+        info_field(c, "memory", "used_memory").parse().unwrap()
+    };
+    let before = used(&mut admin);
+    let value = vec![b'e'; 8 << 20];
+    let mut idle = Vec::new();
+    for _ in 0..16 {
+        let mut c = srv.client();
+        let echoed: Vec<u8> = redis::cmd("ECHO").arg(&value).query(&mut c).unwrap();
+        assert_eq!(echoed.len(), value.len());
+        idle.push(c);
+    }
+    let grown = used(&mut admin) - before;
+    assert!(grown < 32 << 20, "16 idle clients hold {grown} bytes");
+}

@@ -53,7 +53,59 @@ impl Kind {
     }
 }
 
-type Subscribers = Vec<Arc<ClientInfo>>;
+/// The clients subscribed to one name. Long lists get an index by client
+/// id, so many subscribers leaving one channel is not quadratic (with the
+/// registry's lock held, which every PUBLISH waits on).
+#[derive(Default)]
+struct Subscribers {
+    list: Vec<Arc<ClientInfo>>,
+    at: Option<HashMap<u64, usize>>,
+}
+
+/// Lists longer than this are indexed.
+const INDEX_FROM: usize = 32;
+
+impl Subscribers {
+    fn push(&mut self, c: Arc<ClientInfo>) {
+        if let Some(at) = &mut self.at {
+            at.insert(c.id, self.list.len());
+        }
+        self.list.push(c);
+        if self.at.is_none() && self.list.len() > INDEX_FROM {
+            self.at = Some(
+                self.list
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| (c.id, i))
+                    .collect(),
+            );
+        }
+    }
+
+    fn remove(&mut self, id: u64) {
+        let found = match &mut self.at {
+            Some(at) => at.remove(&id),
+            None => self.list.iter().position(|c| c.id == id),
+        };
+        let Some(i) = found else { return };
+        self.list.swap_remove(i);
+        if let (Some(at), Some(moved)) = (&mut self.at, self.list.get(i)) {
+            at.insert(moved.id, i);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    fn iter(&self) -> std::slice::Iter<'_, Arc<ClientInfo>> {
+        self.list.iter()
+    }
+}
 
 /// Every subscription of every client.
 #[derive(Default)]
@@ -118,9 +170,7 @@ impl PubSub {
     pub fn remove(&self, kind: Kind, name: &[u8], id: u64) {
         let mut space = self.space(kind).write();
         if let Some(subs) = space.get_mut(name) {
-            if let Some(i) = subs.iter().position(|c| c.id == id) {
-                subs.swap_remove(i);
-            }
+            subs.remove(id);
             if subs.is_empty() {
                 space.remove(name);
             }
@@ -133,7 +183,7 @@ impl PubSub {
         let mut n = 0;
         if let Some(subs) = self.space(Kind::Channel).read().get(channel) {
             let mut msg = Encoded::new(&[b"message", channel, message]);
-            for c in subs {
+            for c in subs.iter() {
                 deliver(c, &mut msg, limits, now_ms);
             }
             n += subs.len();
@@ -142,7 +192,7 @@ impl PubSub {
         for (pattern, subs) in patterns.iter() {
             if glob_match(pattern, channel, false) {
                 let mut msg = Encoded::new(&[b"pmessage", pattern, channel, message]);
-                for c in subs {
+                for c in subs.iter() {
                     deliver(c, &mut msg, limits, now_ms);
                 }
                 n += subs.len();
@@ -158,7 +208,7 @@ impl PubSub {
             return 0;
         };
         let mut msg = Encoded::new(&[b"smessage", channel, message]);
-        for c in subs {
+        for c in subs.iter() {
             deliver(c, &mut msg, limits, now_ms);
         }
         subs.len()
@@ -308,5 +358,33 @@ mod tests {
             .collect();
         assert_eq!(all, [b"b".to_vec(), b"c".to_vec(), b"a".to_vec()]);
         assert_eq!(s.len(Kind::Channel), 0);
+    }
+
+    #[test]
+    fn subscriber_lists_stay_consistent_once_indexed() {
+        let reg = crate::server::client::ClientRegistry::default();
+        let addr = "127.0.0.1:1".parse().unwrap();
+        let clients: Vec<_> = (0..100).map(|_| reg.register(addr, addr, -1, 0)).collect();
+        let mut subs = Subscribers::default();
+        for c in &clients {
+            subs.push(c.clone());
+        }
+        assert!(subs.at.is_some());
+        for c in clients.iter().step_by(3) {
+            subs.remove(c.id);
+        }
+        subs.remove(9999);
+        let mut left: Vec<u64> = subs.iter().map(|c| c.id).collect();
+        left.sort();
+        let want: Vec<u64> = clients
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % 3 != 0)
+            .map(|(_, c)| c.id)
+            .collect();
+        assert_eq!(left, want);
+        for (i, c) in subs.iter().enumerate() {
+            assert_eq!(subs.at.as_ref().unwrap()[&c.id], i);
+        }
     }
 }

@@ -16,6 +16,8 @@ use crate::resp::{Frame, Limits, Parser, Reply};
 use crate::store::Locks;
 
 const READ_CHUNK: usize = 16 * 1024;
+/// An empty read buffer bigger than this is given back.
+const SHRINK_ABOVE: usize = 1024 * 1024;
 /// Replies beyond this are written before parsing more of a long pipeline.
 const FLUSH_AT: usize = 64 * 1024;
 
@@ -237,6 +239,7 @@ pub async fn serve(srv: &'static Server, mut sock: TcpStream, stats: Arc<ThreadS
         if rbuf.len() < need {
             continue;
         }
+        let big_buffer = rbuf.capacity() > SHRINK_ABOVE;
         let mut now = now_ms();
         let mut pos = 0;
         loop {
@@ -297,6 +300,11 @@ pub async fn serve(srv: &'static Server, mut sock: TcpStream, stats: Arc<ThreadS
             }
         }
         rbuf.advance(pos);
+        // A connection keeps no more than a read's worth of buffer once a
+        // big command is done with.
+        if big_buffer && rbuf.is_empty() {
+            rbuf = BytesMut::with_capacity(READ_CHUNK);
+        }
         info.qbuf.store(rbuf.len() as u64, Ordering::Relaxed);
         info.last_interaction_ms.store(now, Ordering::Relaxed);
         if !out.is_empty() && flush(&mut sock, &mut out, &stats).await.is_err() {
