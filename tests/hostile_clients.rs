@@ -565,4 +565,24 @@ fn idle_connections_give_back_the_buffer_a_big_command_needed() {
     }
     let grown = used(&mut admin) - before;
     assert!(grown < 32 << 20, "16 idle clients hold {grown} bytes");
+    // Idle for two seconds, a connection keeps no read buffer at all (as
+    // Redis frees an idle client's query buffer).
+    let mut c = srv.client();
+    let _: () = redis::cmd("CLIENT")
+        .arg("SETNAME")
+        .arg("idler")
+        .query(&mut c)
+        .unwrap();
+    let line = |admin: &mut redis::Connection| -> String {
+        let list: String = redis::cmd("CLIENT").arg("LIST").query(admin).unwrap();
+        list.lines()
+            .find(|l| l.contains("name=idler"))
+            .unwrap()
+            .to_string()
+    };
+    assert!(line(&mut admin).contains(" qbuf=0 qbuf-free=16384 "));
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(line(&mut admin).contains(" qbuf=0 qbuf-free=0 "));
+    let pong: String = redis::cmd("PING").query(&mut c).unwrap();
+    assert_eq!(pong, "PONG");
 }

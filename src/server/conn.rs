@@ -16,8 +16,14 @@ use crate::resp::{Frame, Limits, Parser, Reply};
 use crate::store::Locks;
 
 const READ_CHUNK: usize = 16 * 1024;
-/// An empty read buffer bigger than this is given back.
+/// An emptied read buffer bigger than this is given back at once.
 const SHRINK_ABOVE: usize = 1024 * 1024;
+/// One bigger than this is given back once a batch used less than half of
+/// it (Redis's `PROTO_RESIZE_THRESHOLD`: its query buffer follows its
+/// recent peak).
+const RESIZE_ABOVE: usize = 32 * 1024;
+/// A connection idle this long with nothing buffered frees its buffer.
+const IDLE_RELEASE: std::time::Duration = std::time::Duration::from_secs(2);
 /// Replies beyond this are written before parsing more of a long pipeline.
 const FLUSH_AT: usize = 64 * 1024;
 
@@ -196,7 +202,7 @@ pub async fn serve(srv: &'static Server, mut sock: TcpStream, stats: Arc<ThreadS
             if timeout > 0 {
                 match tokio::time::timeout(
                     std::time::Duration::from_secs(timeout as u64),
-                    sock.read_buf(&mut rbuf),
+                    read_some(&mut sock, &mut rbuf, &info),
                 )
                 .await
                 {
@@ -204,7 +210,7 @@ pub async fn serve(srv: &'static Server, mut sock: TcpStream, stats: Arc<ThreadS
                     Err(_) => Ok(0),
                 }
             } else {
-                sock.read_buf(&mut rbuf).await
+                read_some(&mut sock, &mut rbuf, &info).await
             }
         };
         // Only a client that has subscribed also waits on its outbox: the
@@ -239,7 +245,8 @@ pub async fn serve(srv: &'static Server, mut sock: TcpStream, stats: Arc<ThreadS
         if rbuf.len() < need {
             continue;
         }
-        let big_buffer = rbuf.capacity() > SHRINK_ABOVE;
+        // What this batch holds and has room for, to size the buffer after it.
+        let (peak, room) = (rbuf.len(), rbuf.capacity());
         let mut now = now_ms();
         let mut pos = 0;
         loop {
@@ -300,12 +307,12 @@ pub async fn serve(srv: &'static Server, mut sock: TcpStream, stats: Arc<ThreadS
             }
         }
         rbuf.advance(pos);
-        // A connection keeps no more than a read's worth of buffer once a
-        // big command is done with.
-        if big_buffer && rbuf.is_empty() {
-            rbuf = BytesMut::with_capacity(READ_CHUNK);
+        if rbuf.is_empty() {
+            resize_idle_buffer(&mut rbuf, peak, room);
         }
         info.qbuf.store(rbuf.len() as u64, Ordering::Relaxed);
+        info.qbuf_free
+            .store((rbuf.capacity() - rbuf.len()) as u64, Ordering::Relaxed);
         info.last_interaction_ms.store(now, Ordering::Relaxed);
         if !out.is_empty() && flush(&mut sock, &mut out, &stats).await.is_err() {
             break 'conn;
@@ -352,6 +359,47 @@ fn repr(bytes: &[u8]) -> String {
     }
     s.push('"');
     s
+}
+
+/// Sizes an emptied read buffer after a batch that buffered `peak` bytes in
+/// `room`: a big command's buffer is given back, a small one's front (the
+/// bytes consumed) is reclaimed so the room shown in CLIENT LIST stays put.
+fn resize_idle_buffer(rbuf: &mut BytesMut, peak: usize, room: usize) {
+    if room > SHRINK_ABOVE || (room > RESIZE_ABOVE && peak < room / 2) {
+        *rbuf = BytesMut::with_capacity(READ_CHUNK);
+    } else {
+        // An empty buffer reuses its consumed front without copying.
+        rbuf.reserve(room);
+    }
+}
+
+/// Reads what the socket has. A connection with nothing buffered that stays
+/// idle frees its buffer meanwhile (as Redis frees idle clients' query
+/// buffers), taking a new one when bytes arrive.
+async fn read_some(
+    sock: &mut TcpStream,
+    rbuf: &mut BytesMut,
+    info: &super::client::ClientInfo,
+) -> std::io::Result<usize> {
+    if rbuf.is_empty() && rbuf.capacity() > 0 {
+        // Bytes already there need no timer.
+        match sock.try_read_buf(rbuf) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            r => return r,
+        }
+        if tokio::time::timeout(IDLE_RELEASE, sock.readable())
+            .await
+            .is_err()
+        {
+            *rbuf = BytesMut::new();
+            info.qbuf_free.store(0, Ordering::Relaxed);
+        }
+        sock.readable().await?;
+    }
+    if rbuf.capacity() == 0 {
+        rbuf.reserve(READ_CHUNK);
+    }
+    sock.read_buf(rbuf).await
 }
 
 /// What woke an idle connection.
