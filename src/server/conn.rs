@@ -117,10 +117,10 @@ impl AcceptBackoff {
             .is_none_or(|t| now.duration_since(t) >= std::time::Duration::from_secs(1))
         {
             self.last_log = Some(now);
-            // Redis logs strerror's text, without Rust's "(os error N)".
+            // Redis logs "accept: " and strerror's text, without Rust's "(os error N)".
             let text = e.to_string();
             let text = text.split(" (os error").next().unwrap_or(&text);
-            crate::warning!("Accepting client connection: {text}");
+            crate::warning!("Accepting client connection: accept: {text}");
         }
         self.delay_ms = (self.delay_ms * 2).clamp(10, 200);
         tokio::time::sleep(std::time::Duration::from_millis(self.delay_ms)).await;
@@ -186,10 +186,13 @@ pub async fn serve(srv: &'static Server, mut sock: TcpStream, stats: Arc<ThreadS
 
     'conn: loop {
         if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
-            // A bulk header announces its size: room for all of it, but not
-            // past the query buffer limit, which would close the client first.
+            // A bulk header announces its size: room for it, but never more
+            // than twice what arrived (a header alone must not commit memory)
+            // nor past the query buffer limit, which closes the client first.
             let qlimit = srv.config.client_query_buffer_limit.get().max(0) as usize;
-            let want = need.min(qlimit.saturating_add(1));
+            let want = need
+                .min(qlimit.saturating_add(1))
+                .min(rbuf.len().saturating_mul(2).saturating_add(READ_CHUNK));
             rbuf.reserve(READ_CHUNK.max(want.saturating_sub(rbuf.len())));
         }
         // Subscribers are exempt from the idle timeout, as in Redis.
