@@ -533,7 +533,6 @@ mod tests {
         assert!(!srv.ks.has_watches());
         assert_eq!(srv.pubsub.count(Kind::Channel, b"ch"), 0);
         assert_eq!(srv.pubsub.active(Kind::Pattern), 0);
-        assert_eq!(crate::blocking::BLOCKED_CLIENTS.load(Ordering::Relaxed), 0);
         // The key no longer has a waiter: a push stays in the list.
         assert_eq!(h.run(&["RPUSH", "nokey", "x"]), ":1\r\n");
         assert_eq!(h.run(&["LLEN", "nokey"]), ":1\r\n");
