@@ -158,13 +158,6 @@ impl Parser {
         frame
     }
 
-    /// Drops any partly framed command (the buffer it was read from is gone).
-    pub fn reset(&mut self) {
-        self.partial = None;
-        self.scanned = 0;
-        self.spans.clear();
-    }
-
     /// The end of the line starting at `from` (the offset of its `byte`),
     /// searching only bytes not searched before.
     fn find_line_end(&mut self, buf: &[u8], from: usize, byte: u8) -> Option<usize> {
@@ -183,9 +176,20 @@ impl Parser {
 
     fn start_frame(&mut self, inline: bool) {
         self.is_inline = inline;
-        self.spans.clear();
-        if self.spans.capacity() > KEEP_SPANS {
-            self.spans.shrink_to(PREALLOC_ARGS);
+        self.trim();
+    }
+
+    /// Gives back the argument storage a huge command needed (between
+    /// commands: it forgets the last command's arguments).
+    pub fn trim(&mut self) {
+        if self.partial.is_none() {
+            self.spans.clear();
+            if self.spans.capacity() > KEEP_SPANS {
+                self.spans.shrink_to(PREALLOC_ARGS);
+            }
+            if self.inline.capacity() > MAX_INLINE {
+                self.inline = Vec::new();
+            }
         }
     }
 

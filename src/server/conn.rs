@@ -312,6 +312,7 @@ pub async fn serve(srv: &'static Server, mut sock: TcpStream, stats: Arc<ThreadS
         rbuf.advance(pos);
         if rbuf.is_empty() {
             resize_idle_buffer(&mut rbuf, peak, room);
+            parser.trim();
         }
         info.qbuf.store(rbuf.len() as u64, Ordering::Relaxed);
         info.qbuf_free
