@@ -47,21 +47,26 @@ fn echo(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
 /// Whether `user`/`pass` authenticate. Only the `default` user exists; with
 /// no `requirepass` it has no password and any password is accepted.
 fn credentials_ok(ctx: &Ctx<'_>, user: &[u8], pass: &[u8]) -> bool {
+    // Hashed before the configuration is looked at: a huge argument is
+    // not hashed while holding it.
+    let given = digest(pass);
     user == b"default"
         && ctx
             .srv
             .config
             .requirepass
-            .with(|p| p.is_empty() || secret_eq(p.as_bytes(), pass))
+            .with(|p| p.is_empty() || digests_equal(&digest(p.as_bytes()), &given))
+}
+
+fn digest(secret: &[u8]) -> [u8; 20] {
+    sha1_smol::Sha1::from(secret).digest().bytes()
 }
 
 /// Compares a password with the configured one in time that depends on
-/// neither where they differ nor the configured one's length: it compares
-/// their SHA-1 digests (as Redis compares hashes) by folding every byte's
+/// neither where they differ nor the configured one's length: their SHA-1
+/// digests are compared (as Redis compares hashes) by folding every byte's
 /// XOR, with no early exit.
-fn secret_eq(secret: &[u8], given: &[u8]) -> bool {
-    let a = sha1_smol::Sha1::from(secret).digest().bytes();
-    let b = sha1_smol::Sha1::from(given).digest().bytes();
+fn digests_equal(a: &[u8; 20], b: &[u8; 20]) -> bool {
     let diff = a
         .iter()
         .zip(b.iter())
@@ -220,7 +225,11 @@ fn reset(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
 
 #[cfg(test)]
 mod tests {
-    use super::secret_eq;
+    use super::{digest, digests_equal};
+
+    fn secret_eq(a: &[u8], b: &[u8]) -> bool {
+        digests_equal(&digest(a), &digest(b))
+    }
 
     #[test]
     fn secret_comparison_is_exact() {
