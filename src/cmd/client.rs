@@ -166,6 +166,7 @@ fn info_line(ctx: &Ctx<'_>, c: &ClientInfo, now_ms: i64) -> String {
         c.obl.load(Ordering::Relaxed)
     };
     let qbuf = c.qbuf.load(Ordering::Relaxed);
+    let qbuf_free = c.qbuf_free.load(Ordering::Relaxed);
     let idle_ms = if me {
         0
     } else {
@@ -175,7 +176,7 @@ fn info_line(ctx: &Ctx<'_>, c: &ClientInfo, now_ms: i64) -> String {
     let _ = write!(
         s,
         "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} \
-         qbuf={} qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl={} oll=0 omem=0 tot-mem={} \
+         qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl={} oll=0 omem=0 tot-mem={} \
          events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
         c.id,
         c.addr,
@@ -191,8 +192,9 @@ fn info_line(ctx: &Ctx<'_>, c: &ClientInfo, now_ms: i64) -> String {
         c.subs[2].load(Ordering::Relaxed),
         c.multi.load(Ordering::Relaxed),
         qbuf,
+        qbuf_free,
         obl,
-        qbuf + obl + 16384,
+        qbuf + qbuf_free + obl + 16384,
         cmd,
         c.user.lock(),
         c.resp.load(Ordering::Relaxed),

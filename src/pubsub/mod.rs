@@ -17,7 +17,7 @@
 pub mod notify;
 mod outbox;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -53,7 +53,59 @@ impl Kind {
     }
 }
 
-type Subscribers = Vec<Arc<ClientInfo>>;
+/// The clients subscribed to one name. Long lists get an index by client
+/// id, so many subscribers leaving one channel is not quadratic (with the
+/// registry's lock held, which every PUBLISH waits on).
+#[derive(Default)]
+struct Subscribers {
+    list: Vec<Arc<ClientInfo>>,
+    at: Option<HashMap<u64, usize>>,
+}
+
+/// Lists longer than this are indexed.
+const INDEX_FROM: usize = 32;
+
+impl Subscribers {
+    fn push(&mut self, c: Arc<ClientInfo>) {
+        if let Some(at) = &mut self.at {
+            at.insert(c.id, self.list.len());
+        }
+        self.list.push(c);
+        if self.at.is_none() && self.list.len() > INDEX_FROM {
+            self.at = Some(
+                self.list
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| (c.id, i))
+                    .collect(),
+            );
+        }
+    }
+
+    fn remove(&mut self, id: u64) {
+        let found = match &mut self.at {
+            Some(at) => at.remove(&id),
+            None => self.list.iter().position(|c| c.id == id),
+        };
+        let Some(i) = found else { return };
+        self.list.swap_remove(i);
+        if let (Some(at), Some(moved)) = (&mut self.at, self.list.get(i)) {
+            at.insert(moved.id, i);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    fn iter(&self) -> std::slice::Iter<'_, Arc<ClientInfo>> {
+        self.list.iter()
+    }
+}
 
 /// Every subscription of every client.
 #[derive(Default)]
@@ -118,9 +170,7 @@ impl PubSub {
     pub fn remove(&self, kind: Kind, name: &[u8], id: u64) {
         let mut space = self.space(kind).write();
         if let Some(subs) = space.get_mut(name) {
-            if let Some(i) = subs.iter().position(|c| c.id == id) {
-                subs.swap_remove(i);
-            }
+            subs.remove(id);
             if subs.is_empty() {
                 space.remove(name);
             }
@@ -133,7 +183,7 @@ impl PubSub {
         let mut n = 0;
         if let Some(subs) = self.space(Kind::Channel).read().get(channel) {
             let mut msg = Encoded::new(&[b"message", channel, message]);
-            for c in subs {
+            for c in subs.iter() {
                 deliver(c, &mut msg, limits, now_ms);
             }
             n += subs.len();
@@ -142,7 +192,7 @@ impl PubSub {
         for (pattern, subs) in patterns.iter() {
             if glob_match(pattern, channel, false) {
                 let mut msg = Encoded::new(&[b"pmessage", pattern, channel, message]);
-                for c in subs {
+                for c in subs.iter() {
                     deliver(c, &mut msg, limits, now_ms);
                 }
                 n += subs.len();
@@ -158,7 +208,7 @@ impl PubSub {
             return 0;
         };
         let mut msg = Encoded::new(&[b"smessage", channel, message]);
-        for c in subs {
+        for c in subs.iter() {
             deliver(c, &mut msg, limits, now_ms);
         }
         subs.len()
@@ -186,46 +236,78 @@ impl PubSub {
     }
 }
 
-/// One client's subscriptions, in the order they were made.
+/// One client's subscriptions, in the order they were made. A set per
+/// space, so subscribing to (and dropping) many names stays linear.
 #[derive(Default)]
 pub struct ClientSubs {
-    names: [Vec<Vec<u8>>; 3],
+    names: [Names; 3],
     /// Set on the first subscription and never cleared: the connection then
     /// also waits on its outbox.
     pub ever: bool,
 }
 
+/// An insertion-ordered set of names: UNSUBSCRIBE without arguments
+/// confirms in the order the subscriptions were made (Redis 7.0 lists
+/// patterns in that order; its channel order is its hash table's, which no
+/// client can rely on).
+#[derive(Default)]
+struct Names {
+    next: u64,
+    seq: HashMap<Arc<[u8]>, u64>,
+    order: BTreeMap<u64, Arc<[u8]>>,
+}
+
 impl ClientSubs {
     pub fn has(&self, kind: Kind, name: &[u8]) -> bool {
-        self.names[kind.index()].iter().any(|n| n == name)
+        self.names[kind.index()].seq.contains_key(name)
     }
 
-    pub fn insert(&mut self, kind: Kind, name: &[u8]) {
+    /// Adds `name`; false if it was there already.
+    pub fn insert(&mut self, kind: Kind, name: &[u8]) -> bool {
         self.ever = true;
-        self.names[kind.index()].push(name.to_vec());
+        let set = &mut self.names[kind.index()];
+        if set.seq.contains_key(name) {
+            return false;
+        }
+        let name: Arc<[u8]> = Arc::from(name);
+        set.next += 1;
+        set.seq.insert(name.clone(), set.next);
+        set.order.insert(set.next, name);
+        true
     }
 
     pub fn remove(&mut self, kind: Kind, name: &[u8]) -> bool {
-        let v = &mut self.names[kind.index()];
-        match v.iter().position(|n| n == name) {
-            Some(i) => {
-                v.remove(i);
+        let set = &mut self.names[kind.index()];
+        match set.seq.remove(name) {
+            Some(n) => {
+                set.order.remove(&n);
                 true
             }
             None => false,
         }
     }
 
-    pub fn names(&self, kind: Kind) -> &[Vec<u8>] {
-        &self.names[kind.index()]
+    /// The names of one space, oldest subscription first.
+    pub fn names(&self, kind: Kind) -> Vec<Vec<u8>> {
+        self.names[kind.index()]
+            .order
+            .values()
+            .map(|n| n.to_vec())
+            .collect()
+    }
+
+    /// Removes and returns every name of one space, oldest first.
+    pub fn take_all(&mut self, kind: Kind) -> Vec<Arc<[u8]>> {
+        let set = std::mem::take(&mut self.names[kind.index()]);
+        set.order.into_values().collect()
     }
 
     pub fn len(&self, kind: Kind) -> usize {
-        self.names[kind.index()].len()
+        self.names[kind.index()].seq.len()
     }
 
     pub fn total(&self) -> usize {
-        self.names.iter().map(|v| v.len()).sum()
+        self.names.iter().map(|s| s.seq.len()).sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -257,10 +339,52 @@ mod tests {
         s.insert(Kind::Pattern, b"p*");
         s.insert(Kind::Channel, b"b");
         assert!(s.has(Kind::Channel, b"b"));
+        assert!(!s.insert(Kind::Channel, b"a"));
         assert_eq!(s.names(Kind::Channel), [b"a".to_vec(), b"b".to_vec()]);
         assert!(s.remove(Kind::Channel, b"a"));
         assert!(!s.remove(Kind::Channel, b"a"));
         assert_eq!(s.total(), 2);
         assert!(s.ever);
+        s.insert(Kind::Channel, b"c");
+        s.insert(Kind::Channel, b"a");
+        assert_eq!(
+            s.names(Kind::Channel),
+            [b"b".to_vec(), b"c".to_vec(), b"a".to_vec()]
+        );
+        let all: Vec<Vec<u8>> = s
+            .take_all(Kind::Channel)
+            .iter()
+            .map(|n| n.to_vec())
+            .collect();
+        assert_eq!(all, [b"b".to_vec(), b"c".to_vec(), b"a".to_vec()]);
+        assert_eq!(s.len(Kind::Channel), 0);
+    }
+
+    #[test]
+    fn subscriber_lists_stay_consistent_once_indexed() {
+        let reg = crate::server::client::ClientRegistry::default();
+        let addr = "127.0.0.1:1".parse().unwrap();
+        let clients: Vec<_> = (0..100).map(|_| reg.register(addr, addr, -1, 0)).collect();
+        let mut subs = Subscribers::default();
+        for c in &clients {
+            subs.push(c.clone());
+        }
+        assert!(subs.at.is_some());
+        for c in clients.iter().step_by(3) {
+            subs.remove(c.id);
+        }
+        subs.remove(9999);
+        let mut left: Vec<u64> = subs.iter().map(|c| c.id).collect();
+        left.sort();
+        let want: Vec<u64> = clients
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % 3 != 0)
+            .map(|(_, c)| c.id)
+            .collect();
+        assert_eq!(left, want);
+        for (i, c) in subs.iter().enumerate() {
+            assert_eq!(subs.at.as_ref().unwrap()[&c.id], i);
+        }
     }
 }

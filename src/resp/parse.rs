@@ -36,12 +36,35 @@ pub enum Frame {
 }
 
 /// Reusable parser state: argument spans and the buffer for unquoted inline args.
+///
+/// A multibulk that is not complete yet is not framed again from its start
+/// on the next read: the arguments framed so far stay in `spans` and
+/// `partial` says where to go on, so a command trickling in over many reads
+/// costs time linear in its size. The caller passes the same buffer (grown
+/// at its end) until a frame other than `Incomplete` comes back.
 #[derive(Default)]
 pub struct Parser {
     spans: Vec<(usize, usize)>,
     inline: Vec<u8>,
     is_inline: bool,
+    partial: Option<Partial>,
+    /// The bytes before this offset were searched for the end of the line
+    /// being read without finding it (so a long header or inline line
+    /// arriving a byte at a time is searched once).
+    scanned: usize,
 }
+
+/// A multibulk whose header was read and whose first `spans.len()`
+/// arguments were framed.
+#[derive(Clone, Copy)]
+struct Partial {
+    count: usize,
+    /// Where the next argument's `$` header starts.
+    pos: usize,
+}
+
+/// Spans kept allocated between commands; a huge command's are given back.
+const KEEP_SPANS: usize = 64 * 1024;
 
 /// The arguments of the command just parsed.
 #[derive(Clone, Copy)]
@@ -117,17 +140,62 @@ impl Parser {
     }
 
     pub fn parse(&mut self, buf: &[u8], limits: Limits) -> Frame {
-        match buf.first() {
-            None => Frame::Incomplete { need: 1 },
-            Some(b'*') => self.parse_multibulk(buf, limits),
-            Some(_) => self.parse_inline(buf),
+        let frame = match self.partial {
+            Some(p) if p.pos <= buf.len() => self.multibulk_args(buf, limits, p),
+            _ => {
+                self.partial = None;
+                match buf.first() {
+                    None => Frame::Incomplete { need: 1 },
+                    Some(b'*') => self.parse_multibulk(buf, limits),
+                    Some(_) => self.parse_inline(buf),
+                }
+            }
+        };
+        if !matches!(frame, Frame::Incomplete { .. }) {
+            self.partial = None;
+            self.scanned = 0;
+        }
+        frame
+    }
+
+    /// The end of the line starting at `from` (the offset of its `byte`),
+    /// searching only bytes not searched before.
+    fn find_line_end(&mut self, buf: &[u8], from: usize, byte: u8) -> Option<usize> {
+        let start = self.scanned.max(from).min(buf.len());
+        match memchr::memchr(byte, &buf[start..]) {
+            Some(i) => {
+                self.scanned = 0;
+                Some(start + i)
+            }
+            None => {
+                self.scanned = buf.len();
+                None
+            }
+        }
+    }
+
+    fn start_frame(&mut self, inline: bool) {
+        self.is_inline = inline;
+        self.trim();
+    }
+
+    /// Gives back the argument storage a huge command needed (between
+    /// commands: it forgets the last command's arguments).
+    pub fn trim(&mut self) {
+        if self.partial.is_none() {
+            self.spans.clear();
+            if self.spans.capacity() > KEEP_SPANS {
+                self.spans.shrink_to(PREALLOC_ARGS);
+            }
+            if self.inline.capacity() > MAX_INLINE {
+                self.inline = Vec::new();
+            }
         }
     }
 
     fn parse_multibulk(&mut self, buf: &[u8], limits: Limits) -> Frame {
-        self.is_inline = false;
-        self.spans.clear();
-        let Some(nl) = memchr::memchr(b'\r', buf) else {
+        self.start_frame(false);
+        let Some(nl) = self.find_line_end(buf, 0, b'\r') else {
             return if buf.len() > MAX_INLINE {
                 Frame::Error(Cow::Borrowed("too big mbulk count string"))
             } else {
@@ -146,20 +214,34 @@ impl Parser {
         if !limits.authenticated && count > UNAUTH_MULTIBULK {
             return Frame::Error(Cow::Borrowed("unauthenticated multibulk length"));
         }
-        let mut pos = nl + 2;
+        let pos = nl + 2;
         if count <= 0 {
             return Frame::Empty { consumed: pos };
         }
         self.spans.reserve((count as usize).min(PREALLOC_ARGS));
-        for _ in 0..count {
+        let p = Partial {
+            count: count as usize,
+            pos,
+        };
+        self.multibulk_args(buf, limits, p)
+    }
+
+    /// Frames the arguments of a multibulk from `p` on; remembers where it
+    /// stopped if the buffer ends first.
+    fn multibulk_args(&mut self, buf: &[u8], limits: Limits, mut p: Partial) -> Frame {
+        let frame = loop {
+            if self.spans.len() >= p.count {
+                break Frame::Command { consumed: p.pos };
+            }
+            let pos = p.pos;
             if pos >= buf.len() {
-                return Frame::Incomplete { need: pos + 1 };
+                break Frame::Incomplete { need: pos + 1 };
             }
             if buf[pos] != b'$' {
-                return expected_dollar(buf[pos]);
+                break expected_dollar(buf[pos]);
             }
-            let Some(rel) = memchr::memchr(b'\r', &buf[pos..]) else {
-                return if buf.len() - pos > MAX_INLINE {
+            let Some(line_end) = self.find_line_end(buf, pos, b'\r') else {
+                break if buf.len() - pos > MAX_INLINE {
                     Frame::Error(Cow::Borrowed("too big bulk count string"))
                 } else {
                     Frame::Incomplete {
@@ -167,33 +249,32 @@ impl Parser {
                     }
                 };
             };
-            let line_end = pos + rel;
             if line_end + 1 >= buf.len() {
-                return Frame::Incomplete { need: line_end + 2 };
+                break Frame::Incomplete { need: line_end + 2 };
             }
             let len = match parse_len(&buf[pos + 1..line_end]) {
                 Some(n) if (0..=limits.max_bulk).contains(&n) => n,
-                _ => return Frame::Error(Cow::Borrowed("invalid bulk length")),
+                _ => break Frame::Error(Cow::Borrowed("invalid bulk length")),
             };
             if !limits.authenticated && len > UNAUTH_BULK {
-                return Frame::Error(Cow::Borrowed("unauthenticated bulk length"));
+                break Frame::Error(Cow::Borrowed("unauthenticated bulk length"));
             }
             let start = line_end + 2;
             let end = start + len as usize;
             if end + 2 > buf.len() {
-                return Frame::Incomplete { need: end + 2 };
+                break Frame::Incomplete { need: end + 2 };
             }
             self.spans.push((start, end));
-            pos = end + 2;
-        }
-        Frame::Command { consumed: pos }
+            p.pos = end + 2;
+        };
+        self.partial = matches!(frame, Frame::Incomplete { .. }).then_some(p);
+        frame
     }
 
     fn parse_inline(&mut self, buf: &[u8]) -> Frame {
-        self.is_inline = true;
-        self.spans.clear();
+        self.start_frame(true);
         self.inline.clear();
-        let Some(nl) = memchr::memchr(b'\n', buf) else {
+        let Some(nl) = self.find_line_end(buf, 0, b'\n') else {
             return if buf.len() > MAX_INLINE {
                 Frame::Error(Cow::Borrowed("too big inline request"))
             } else {
@@ -414,5 +495,69 @@ mod tests {
         );
         assert_eq!(p.parse(b"   \r\n", L), Frame::Empty { consumed: 5 });
         assert!(matches!(p.parse(b"ping", L), Frame::Incomplete { .. }));
+    }
+
+    #[test]
+    fn resumes_a_partial_multibulk_where_it_stopped() {
+        let mut p = Parser::default();
+        let mut cmd = b"*4\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nvalue\r\n$0\r\n\r\n".to_vec();
+        for cut in 1..cmd.len() {
+            let f = p.parse(&cmd[..cut], L);
+            assert!(matches!(f, Frame::Incomplete { .. }), "cut {cut}: {f:?}");
+        }
+        let whole = cmd.len();
+        assert_eq!(p.parse(&cmd, L), Frame::Command { consumed: whole });
+        assert_eq!(
+            args(&p, &cmd),
+            vec![b"SET".to_vec(), b"k".to_vec(), b"value".to_vec(), vec![]]
+        );
+        // The next command starts fresh, and an error mid-way is still seen.
+        cmd = b"*2\r\n$1\r\na\r\n+x\r\n".to_vec();
+        assert!(matches!(p.parse(&cmd[..9], L), Frame::Incomplete { .. }));
+        assert_eq!(
+            p.parse(&cmd, L),
+            Frame::Error(Cow::Borrowed("expected '$', got '+'"))
+        );
+        assert_eq!(
+            p.parse(b"*1\r\n$1\r\nx\r\n", L),
+            Frame::Command { consumed: 11 }
+        );
+    }
+
+    #[test]
+    fn many_arguments_in_small_pieces_are_framed_once() {
+        let n = 200_000;
+        let mut cmd = format!("*{n}\r\n").into_bytes();
+        for _ in 0..n {
+            cmd.extend_from_slice(b"$1\r\nx\r\n");
+        }
+        let mut p = Parser::default();
+        let started = std::time::Instant::now();
+        let mut cut = 0;
+        while cut < cmd.len() {
+            cut = (cut + 5).min(cmd.len());
+            if let Frame::Command { consumed } = p.parse(&cmd[..cut], L) {
+                assert_eq!(consumed, cmd.len());
+                assert_eq!(p.args(&cmd).len(), n);
+                // Re-framing from the start every time would be ~3e11 steps.
+                assert!(started.elapsed() < std::time::Duration::from_secs(20));
+                return;
+            }
+        }
+        panic!("never complete");
+    }
+
+    #[test]
+    fn a_long_header_line_arriving_bytewise_stays_an_error_past_the_limit() {
+        let mut p = Parser::default();
+        let mut buf = b"*1\r\n$".to_vec();
+        buf.resize(MAX_INLINE + 8, b'1');
+        for cut in (6..buf.len()).step_by(997) {
+            assert!(matches!(p.parse(&buf[..cut], L), Frame::Incomplete { .. }));
+        }
+        assert_eq!(
+            p.parse(&buf, L),
+            Frame::Error(Cow::Borrowed("too big bulk count string"))
+        );
     }
 }

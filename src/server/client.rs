@@ -54,6 +54,8 @@ pub struct ClientInfo {
     /// lock keeps a kill from reaching a descriptor number already reused.
     live_fd: Mutex<i32>,
     pub qbuf: AtomicU64,
+    /// Room left in the read buffer (`qbuf-free`).
+    pub qbuf_free: AtomicU64,
     pub obl: AtomicU64,
     /// The wait this client is parked in, for CLIENT UNBLOCK.
     pub waiter: Mutex<Option<Arc<Waiter>>>,
@@ -190,6 +192,7 @@ impl ClientRegistry {
             killed: AtomicBool::new(false),
             live_fd: Mutex::new(fd),
             qbuf: AtomicU64::new(0),
+            qbuf_free: AtomicU64::new(0),
             obl: AtomicU64::new(0),
             waiter: Mutex::new(None),
             flags: AtomicU32::new(0),

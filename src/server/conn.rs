@@ -16,6 +16,14 @@ use crate::resp::{Frame, Limits, Parser, Reply};
 use crate::store::Locks;
 
 const READ_CHUNK: usize = 16 * 1024;
+/// An emptied read buffer bigger than this is given back at once.
+const SHRINK_ABOVE: usize = 1024 * 1024;
+/// One bigger than this is given back once a batch used less than half of
+/// it (Redis's `PROTO_RESIZE_THRESHOLD`: its query buffer follows its
+/// recent peak).
+const RESIZE_ABOVE: usize = 32 * 1024;
+/// A connection idle this long with nothing buffered frees its buffer.
+const IDLE_RELEASE: std::time::Duration = std::time::Duration::from_secs(2);
 /// Replies beyond this are written before parsing more of a long pipeline.
 const FLUSH_AT: usize = 64 * 1024;
 
@@ -32,29 +40,36 @@ pub async fn accept_loop(
         }
     };
     let mut next = 0usize;
+    let mut backoff = AcceptBackoff::default();
     loop {
-        let (sock, _) = match listener.accept().await {
+        let (sock, peer) = match listener.accept().await {
             Ok(x) => x,
             Err(e) => {
-                crate::warning!("Accepting client connection: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                backoff.failed(&e).await;
                 continue;
             }
         };
-        srv.stats
-            .connections_received
-            .fetch_add(1, Ordering::Relaxed);
+        backoff.reset();
         let _ = sock.set_nodelay(true);
+        // Both refusals write once without waiting: a peer that does not
+        // read must not hold up the accept loop.
         if srv.clients.len() as i64 >= srv.config.maxclients.get() {
             srv.stats
                 .rejected_connections
                 .fetch_add(1, Ordering::Relaxed);
-            let mut sock = sock;
-            let _ = sock
-                .write_all(b"-ERR max number of clients reached\r\n")
-                .await;
+            let _ = sock.try_write(b"-ERR max number of clients reached\r\n");
             continue;
         }
+        if protected_mode_denies(srv, peer.ip()) {
+            srv.stats
+                .rejected_connections
+                .fetch_add(1, Ordering::Relaxed);
+            let _ = sock.try_write(DENIED);
+            continue;
+        }
+        srv.stats
+            .connections_received
+            .fetch_add(1, Ordering::Relaxed);
         let (rt, stats) = &workers[next % workers.len()];
         next = next.wrapping_add(1);
         let stats = stats.clone();
@@ -71,6 +86,83 @@ pub async fn accept_loop(
     }
 }
 
+/// Redis 7.0's refusal of a non-local peer in protected mode.
+const DENIED: &[u8] = b"-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Setup a an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
+
+/// Protected mode with no password for the default user accepts only
+/// 127.0.0.1 and ::1, as Redis 7.0 does: it compares the peer's address
+/// with those two, so another 127.x address counts as remote.
+fn protected_mode_denies(srv: &Server, peer: std::net::IpAddr) -> bool {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+    srv.config.protected_mode.get()
+        && srv.config.requirepass.with(|p| p.is_empty())
+        && peer != Ipv4Addr::LOCALHOST
+        && peer != Ipv6Addr::LOCALHOST
+}
+
+/// Failed accepts (out of descriptors, most often: the connection stays in
+/// the backlog and accept fails again at once) back off up to a fifth of a
+/// second and log at most once a second; existing clients go on meanwhile.
+#[derive(Default)]
+struct AcceptBackoff {
+    delay_ms: u64,
+    last_log: Option<std::time::Instant>,
+}
+
+impl AcceptBackoff {
+    async fn failed(&mut self, e: &std::io::Error) {
+        let now = std::time::Instant::now();
+        if self
+            .last_log
+            .is_none_or(|t| now.duration_since(t) >= std::time::Duration::from_secs(1))
+        {
+            self.last_log = Some(now);
+            // Redis logs "accept: " and strerror's text, without Rust's "(os error N)".
+            let text = e.to_string();
+            let text = text.split(" (os error").next().unwrap_or(&text);
+            crate::warning!("Accepting client connection: accept: {text}");
+        }
+        self.delay_ms = (self.delay_ms * 2).clamp(10, 200);
+        tokio::time::sleep(std::time::Duration::from_millis(self.delay_ms)).await;
+    }
+
+    fn reset(&mut self) {
+        self.delay_ms = 0;
+    }
+}
+
+/// What a connection holds in the server: dropped however the connection's
+/// task ends (a panic outside a command handler included), it drops the
+/// client's watches, subscriptions and blocking wait and removes it from
+/// CLIENT LIST.
+struct Registered {
+    srv: &'static Server,
+    client: Client,
+    locks: Locks,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        let (srv, client, locks) = (self.srv, &mut self.client, &mut self.locks);
+        let info = client.info.clone();
+        // Before the socket closes, so a CLIENT KILL cannot reach a reused descriptor.
+        info.mark_closed();
+        // A panic can leave shard locks held.
+        locks.release();
+        let waiter = client.blocked.take().map(|b| b.waiter);
+        let waiter = waiter.or_else(|| info.waiter.lock().take());
+        if let Some(w) = waiter {
+            w.finish(crate::blocking::Outcome::TimedOut);
+            crate::blocking::unregister(&srv.ks, locks, &w);
+        }
+        // Watches live in the shards: drop them with the connection.
+        crate::cmd::multi::reset(&srv.ks, client, locks);
+        locks.release();
+        crate::cmd::pubsub::unsubscribe_all(srv, client);
+        srv.clients.unregister(info.id);
+    }
+}
+
 /// Serves one client until it quits, errs, or is killed.
 pub async fn serve(srv: &'static Server, mut sock: TcpStream, stats: Arc<ThreadStats>) {
     use std::os::fd::AsRawFd;
@@ -81,16 +173,27 @@ pub async fn serve(srv: &'static Server, mut sock: TcpStream, stats: Arc<ThreadS
         .clients
         .register(peer, local, sock.as_raw_fd(), now_ms());
     let needs_auth = srv.config.requirepass.with(|p| !p.is_empty());
-    let mut client = Client::new(info.clone(), !needs_auth);
+    let mut reg = Registered {
+        srv,
+        client: Client::new(info.clone(), !needs_auth),
+        locks: Locks::default(),
+    };
+    let (client, locks) = (&mut reg.client, &mut reg.locks);
     let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut parser = Parser::default();
     let mut out = Reply::new(false);
-    let mut locks = Locks::default();
     let mut need = 0usize;
 
     'conn: loop {
         if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
-            rbuf.reserve(READ_CHUNK.max(need.saturating_sub(rbuf.len())));
+            // A bulk header announces its size: room for it, but never more
+            // than twice what arrived (a header alone must not commit memory)
+            // nor past the query buffer limit, which closes the client first.
+            let qlimit = srv.config.client_query_buffer_limit.get().max(0) as usize;
+            let want = need
+                .min(qlimit.saturating_add(1))
+                .min(rbuf.len().saturating_mul(2).saturating_add(READ_CHUNK));
+            rbuf.reserve(READ_CHUNK.max(want.saturating_sub(rbuf.len())));
         }
         // Subscribers are exempt from the idle timeout, as in Redis.
         let timeout = if client.pubsub.is_empty() {
@@ -102,7 +205,7 @@ pub async fn serve(srv: &'static Server, mut sock: TcpStream, stats: Arc<ThreadS
             if timeout > 0 {
                 match tokio::time::timeout(
                     std::time::Duration::from_secs(timeout as u64),
-                    sock.read_buf(&mut rbuf),
+                    read_some(&mut sock, &mut rbuf, &info),
                 )
                 .await
                 {
@@ -110,7 +213,7 @@ pub async fn serve(srv: &'static Server, mut sock: TcpStream, stats: Arc<ThreadS
                     Err(_) => Ok(0),
                 }
             } else {
-                sock.read_buf(&mut rbuf).await
+                read_some(&mut sock, &mut rbuf, &info).await
             }
         };
         // Only a client that has subscribed also waits on its outbox: the
@@ -139,13 +242,14 @@ pub async fn serve(srv: &'static Server, mut sock: TcpStream, stats: Arc<ThreadS
         }
         stats.net_input_bytes.add(n as u64);
         info.qbuf.store(rbuf.len() as u64, Ordering::Relaxed);
-        if rbuf.len() as i64 > srv.config.client_query_buffer_limit.get() {
-            crate::warning!("Closing client that reached max query buffer length");
+        if over_query_limit(srv, &info, &rbuf) {
             break 'conn;
         }
         if rbuf.len() < need {
             continue;
         }
+        // What this batch holds and has room for, to size the buffer after it.
+        let (peak, room) = (rbuf.len(), rbuf.capacity());
         let mut now = now_ms();
         let mut pos = 0;
         loop {
@@ -160,13 +264,13 @@ pub async fn serve(srv: &'static Server, mut sock: TcpStream, stats: Arc<ThreadS
             match parser.parse(&rbuf[pos..], limits) {
                 Frame::Command { consumed } => {
                     let args = parser.args(&rbuf[pos..]);
-                    crate::cmd::execute(srv, &mut client, &mut out, &mut locks, &stats, &args, now);
+                    crate::cmd::execute(srv, client, &mut out, locks, &stats, &args, now);
                     pos += consumed;
                     if let Some(blocked) = client.blocked.take() {
                         let alive = wait_blocked(
                             srv,
                             (&mut sock, &mut rbuf, &mut out),
-                            &mut locks,
+                            locks,
                             &stats,
                             &info,
                             blocked,
@@ -206,18 +310,100 @@ pub async fn serve(srv: &'static Server, mut sock: TcpStream, stats: Arc<ThreadS
             }
         }
         rbuf.advance(pos);
+        if rbuf.is_empty() {
+            resize_idle_buffer(&mut rbuf, peak, room);
+            parser.trim();
+        }
         info.qbuf.store(rbuf.len() as u64, Ordering::Relaxed);
+        info.qbuf_free
+            .store((rbuf.capacity() - rbuf.len()) as u64, Ordering::Relaxed);
         info.last_interaction_ms.store(now, Ordering::Relaxed);
         if !out.is_empty() && flush(&mut sock, &mut out, &stats).await.is_err() {
             break 'conn;
         }
     }
-    // Watches live in the shards: drop them with the connection.
-    crate::cmd::multi::reset(&srv.ks, &mut client, &mut locks);
-    locks.release();
-    crate::cmd::pubsub::unsubscribe_all(srv, &mut client);
-    info.mark_closed();
-    srv.clients.unregister(info.id);
+    // `reg` drops here: the client leaves the server.
+}
+
+/// Past `client-query-buffer-limit`: logs Redis's line; the caller closes
+/// the connection. Checked after every read, a blocked client's included.
+fn over_query_limit(srv: &Server, info: &super::client::ClientInfo, rbuf: &[u8]) -> bool {
+    if (rbuf.len() as i64) <= srv.config.client_query_buffer_limit.get() {
+        return false;
+    }
+    crate::warning!(
+        "Closing client that reached max query buffer length: id={} addr={} laddr={} fd={} name={} qbuf={} (qbuf initial bytes: {})",
+        info.id,
+        info.addr,
+        info.laddr,
+        info.fd,
+        String::from_utf8_lossy(&info.name()),
+        rbuf.len(),
+        repr(&rbuf[..rbuf.len().min(64)])
+    );
+    true
+}
+
+/// Bytes quoted the way Redis's logs show them (`sdscatrepr`).
+fn repr(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() + 2);
+    s.push('"');
+    for &b in bytes {
+        match b {
+            b'\\' => s.push_str("\\\\"),
+            b'"' => s.push_str("\\\""),
+            b'\n' => s.push_str("\\n"),
+            b'\r' => s.push_str("\\r"),
+            b'\t' => s.push_str("\\t"),
+            7 => s.push_str("\\a"),
+            8 => s.push_str("\\b"),
+            0x20..=0x7e => s.push(b as char),
+            _ => s.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    s.push('"');
+    s
+}
+
+/// Sizes an emptied read buffer after a batch that buffered `peak` bytes in
+/// `room`: a big command's buffer is given back, a small one's front (the
+/// bytes consumed) is reclaimed so the room shown in CLIENT LIST stays put.
+fn resize_idle_buffer(rbuf: &mut BytesMut, peak: usize, room: usize) {
+    if room > SHRINK_ABOVE || (room > RESIZE_ABOVE && peak < room / 2) {
+        *rbuf = BytesMut::with_capacity(READ_CHUNK);
+    } else {
+        // An empty buffer reuses its consumed front without copying.
+        rbuf.reserve(room);
+    }
+}
+
+/// Reads what the socket has. A connection with nothing buffered that stays
+/// idle frees its buffer meanwhile (as Redis frees idle clients' query
+/// buffers), taking a new one when bytes arrive.
+async fn read_some(
+    sock: &mut TcpStream,
+    rbuf: &mut BytesMut,
+    info: &super::client::ClientInfo,
+) -> std::io::Result<usize> {
+    if rbuf.is_empty() && rbuf.capacity() > 0 {
+        // Bytes already there need no timer.
+        match sock.try_read_buf(rbuf) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            r => return r,
+        }
+        if tokio::time::timeout(IDLE_RELEASE, sock.readable())
+            .await
+            .is_err()
+        {
+            *rbuf = BytesMut::new();
+            info.qbuf_free.store(0, Ordering::Relaxed);
+        }
+        sock.readable().await?;
+    }
+    if rbuf.capacity() == 0 {
+        rbuf.reserve(READ_CHUNK);
+    }
+    sock.read_buf(rbuf).await
 }
 
 /// What woke an idle connection.
@@ -262,7 +448,13 @@ async fn wait_blocked(
             _ = sleep => break w.finish(Outcome::TimedOut),
             r = sock.read_buf(rbuf) => match r {
                 Ok(0) | Err(_) => alive = false,
-                Ok(n) => stats.net_input_bytes.add(n as u64),
+                Ok(n) => {
+                    stats.net_input_bytes.add(n as u64);
+                    info.qbuf.store(rbuf.len() as u64, Ordering::Relaxed);
+                    if over_query_limit(srv, info, rbuf) {
+                        alive = false;
+                    }
+                }
             },
         }
         if info.killed.load(Ordering::Relaxed) {
@@ -304,4 +496,51 @@ async fn flush(sock: &mut TcpStream, out: &mut Reply, stats: &ThreadStats) -> st
         out.buf.shrink_to(16 * 1024);
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pubsub::Kind;
+
+    #[test]
+    fn a_connection_task_that_panics_still_leaves_the_server() {
+        let mut h = crate::testkit::Harness::new();
+        let srv = h.srv;
+        assert_eq!(h.run(&["WATCH", "k"]), "+OK\r\n");
+        h.run(&["BLPOP", "nokey", "0"]);
+        assert!(h.client.blocked.is_some());
+        h.run(&["SUBSCRIBE", "ch"]);
+        h.run(&["PSUBSCRIBE", "p*"]);
+        assert_eq!(srv.pubsub.count(Kind::Channel, b"ch"), 1);
+        assert!(srv.ks.has_watches());
+        assert_eq!(srv.clients.len(), 1);
+        let info = h.client.info.clone();
+        let client = std::mem::replace(&mut h.client, Client::new(info, true));
+        let locks = std::mem::take(&mut h.locks);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let task = rt.spawn(async move {
+            let reg = Registered { srv, client, locks };
+            tokio::task::yield_now().await;
+            // Say, serving another client's blocked pop went wrong.
+            if reg.client.info.id > 0 {
+                panic!("outside a command handler");
+            }
+        });
+        assert!(rt.block_on(task).unwrap_err().is_panic());
+        assert_eq!(srv.clients.len(), 0);
+        assert!(!srv.ks.has_watches());
+        assert_eq!(srv.pubsub.count(Kind::Channel, b"ch"), 0);
+        assert_eq!(srv.pubsub.active(Kind::Pattern), 0);
+        // The key no longer has a waiter: a push stays in the list.
+        assert_eq!(h.run(&["RPUSH", "nokey", "x"]), ":1\r\n");
+        assert_eq!(h.run(&["LLEN", "nokey"]), ":1\r\n");
+    }
+
+    #[test]
+    fn logged_bytes_are_quoted_like_redis() {
+        assert_eq!(repr(b"a\"b\\\r\n\x01 "), "\"a\\\"b\\\\\\r\\n\\x01 \"");
+    }
 }

@@ -309,6 +309,10 @@ fn cron(srv: &'static Server) {
 }
 
 fn install_signal_handlers(srv: &'static Server) {
+    // Redis ignores SIGHUP (a closed terminal must not stop the server);
+    // Rust already ignores SIGPIPE.
+    // SAFETY: installs the standard "ignore" disposition; no handler code runs.
+    unsafe { libc::signal(libc::SIGHUP, libc::SIG_IGN) };
     std::thread::Builder::new()
         .name("ferrokv-signals".into())
         .spawn(move || {
