@@ -122,7 +122,12 @@ impl Command {
 
 pub struct CommandTable {
     commands: Vec<Command>,
+    /// Implemented top-level commands by the name clients call them
+    /// (`rename-command` changes it).
     top: NameMap<usize>,
+    /// Every top-level command Redis 7.0 has, implemented or not, by its
+    /// current name: what `rename-command` may rename.
+    names: NameMap<usize>,
 }
 
 static FACTS: &str = include_str!("../../data/commands.json");
@@ -175,6 +180,7 @@ impl CommandTable {
         let mut table = CommandTable {
             commands: Vec::new(),
             top: NameMap::default(),
+            names: NameMap::default(),
         };
         for (name, spec) in &all {
             let id = table.commands.len();
@@ -216,6 +222,7 @@ impl CommandTable {
                 table.top.insert(name.as_bytes().into(), id);
             }
         }
+        table.names = table.top.clone();
         // Containers with no implemented subcommand stay out of dispatch.
         table
             .top
@@ -223,12 +230,41 @@ impl CommandTable {
         table
     }
 
+    /// `rename-command old new`: the command answers to `new` only; an
+    /// empty `new` removes it. Names are any case. The command keeps its
+    /// own name in replies (COMMAND INFO, errors, statistics), as in Redis.
+    /// A command Redis has but ferrokv does not implement yet can be
+    /// renamed too (it stays unknown under either name).
+    pub fn rename(&mut self, old: &str, new: &str) -> Result<(), &'static str> {
+        let old = old.to_ascii_lowercase();
+        let Some(id) = self.names.remove(old.as_bytes()) else {
+            return Err("No such command in rename-command");
+        };
+        let implemented = self.top.remove(old.as_bytes()).is_some();
+        if new.is_empty() {
+            return Ok(());
+        }
+        let new: Box<[u8]> = new.to_ascii_lowercase().into_bytes().into();
+        if self.names.contains_key(&new) {
+            return Err("Target command name already exists");
+        }
+        if implemented {
+            self.top.insert(new.clone(), id);
+        }
+        self.names.insert(new, id);
+        Ok(())
+    }
+
     /// A top-level command by (any-case) name.
     #[inline]
     pub fn lookup(&self, name: &[u8]) -> Option<&Command> {
         let mut buf = [0u8; 64];
-        let key = lower(name, &mut buf)?;
-        self.top.get(key).map(|&id| &self.commands[id])
+        let id = match lower(name, &mut buf) {
+            Some(key) => self.top.get(key),
+            // Only a name given by rename-command can be this long.
+            None => self.top.get(name.to_ascii_lowercase().as_slice()),
+        };
+        id.map(|&id| &self.commands[id])
     }
 
     /// A subcommand of `parent` by (any-case) name.
