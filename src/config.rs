@@ -194,6 +194,12 @@ pub struct Param<'a> {
 }
 
 impl Param<'_> {
+    /// Whether a config line may give it several words (or none); the
+    /// others take exactly one, as in Redis.
+    pub fn multi_arg(&self) -> bool {
+        matches!(self.kind, Kind::Save(_) | Kind::BufferLimits(_)) || self.name == "bind"
+    }
+
     /// Whether CONFIG SET may change it; `protected_ok` is whether this
     /// client may change protected ones ([`Config::protected_configs_allowed`]).
     pub fn check_settable(&self, protected_ok: bool) -> Result<(), SetError> {

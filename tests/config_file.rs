@@ -450,3 +450,75 @@ fn local_means_loopback_and_protected_mode_turns_others_away() {
         .query(&mut c)
         .unwrap();
 }
+
+#[test]
+fn command_line_words_group_as_redis_groups_them() {
+    let dir = TempDir::new("argv");
+    for (args, line, text, reason) in [
+        // Lines 2 and 3 are the --port and --bind that run_to_exit adds.
+        (&["--hz"][..], 4, "hz", "wrong number of arguments"),
+        (
+            &["--hz", "5", "6"][..],
+            4,
+            "hz \"5\" \"6\"",
+            "wrong number of arguments",
+        ),
+        (
+            &["--hz", "--loglevel", "verbose"][..],
+            4,
+            "hz \"--loglevel\" \"verbose\"",
+            "wrong number of arguments",
+        ),
+        (
+            &["--logfile", "--my--log", "--loglevel", "--bla"][..],
+            5,
+            "loglevel \"--bla\"",
+            "argument(s) must be one of the following: debug, verbose, notice, warning",
+        ),
+    ] {
+        let (code, out) = run_to_exit(dir.path(), args);
+        assert_eq!(code, Some(1), "{args:?}: {out}");
+        assert!(
+            out.contains(&fatal_block(line, text, reason)),
+            "{args:?}: {out}"
+        );
+    }
+    // Options are numbered after the file's lines and an empty one.
+    dir.write("three.conf", "hz 5\n\n# x\n");
+    let (_, out) = run_to_exit(dir.path(), &["three.conf", "--hz", "a\"b"]);
+    assert!(
+        out.contains(&fatal_block(
+            7,
+            "hz \"a\\\"b\"",
+            "argument couldn't be parsed into an integer"
+        )),
+        "{out}"
+    );
+    // Name and value in one word; a bare --save before another option or
+    // at the end means save ""; words before any option form a line;
+    // several save lines add up.
+    dir.write("s.conf", "save 900 1\n");
+    let get = |srv: &Server, name: &str| -> String {
+        let v: Vec<String> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg(name)
+            .query(&mut srv.client())
+            .unwrap();
+        v[1].clone()
+    };
+    let srv = Server::start_in(
+        Some(dir.path()),
+        Some("s.conf"),
+        &["--maxmemory 700mb", "--save", "--loglevel", "verbose"],
+    );
+    assert_eq!(get(&srv, "maxmemory"), "734003200");
+    assert_eq!(get(&srv, "save"), "");
+    assert_eq!(get(&srv, "loglevel"), "verbose");
+    drop(srv);
+    let srv = Server::start_in(
+        Some(dir.path()),
+        Some("s.conf"),
+        &["--save", "10", "1", "--save", "20 2"],
+    );
+    assert_eq!(get(&srv, "save"), "900 1 10 1 20 2");
+}

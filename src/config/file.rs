@@ -18,7 +18,7 @@ use crate::cmd::CommandTable;
 #[derive(Debug, Clone)]
 pub struct Line {
     /// Line number in its own file (an included file counts from 1 again,
-    /// as in Redis); 0 for the command line.
+    /// as in Redis); command-line options count on after the file.
     pub line: usize,
     /// The line as written (trimmed), for error messages.
     pub text: String,
@@ -53,8 +53,7 @@ impl Fatal {
             Fatal::Directive { line, text, reason } => format!(
                 "\n*** FATAL CONFIG FILE ERROR (Redis {}) ***\nReading the configuration file, at line {}\n>>> '{text}'\n{reason}",
                 crate::REDIS_VERSION,
-                // The command line follows the file in Redis's numbering.
-                if *line > 0 { *line } else { 2 }
+                line
             ),
             Fatal::Message(m) => m.clone(),
         }
@@ -78,41 +77,33 @@ pub fn collect(argv: &[String]) -> Result<(Option<String>, Vec<Line>), Fatal> {
     let mut out = Vec::new();
     let mut config_file = None;
     let mut rest = argv;
+    // Options are numbered as if they followed the file after an empty
+    // line, as Redis appends them.
+    let mut first_option_line = 2;
+    // A first word not starting with `-` is the file; `-` is stdin.
     if let Some(first) = argv.first()
-        && !first.starts_with("--")
+        && (!first.starts_with('-') || first == "-")
     {
         rest = &argv[1..];
-        if first == "-" {
-            let text = read_bounded(std::io::stdin().lock(), "stdin")?;
-            expand(&text, &mut Vec::new(), &mut out)?;
+        let text = if first == "-" {
+            read_bounded(std::io::stdin().lock(), "stdin")?
         } else {
-            let mut stack = Vec::new();
-            include(first, &mut stack, &mut out)?;
+            let file = std::fs::File::open(first).map_err(|e| open_error(first, &e))?;
             config_file = std::fs::canonicalize(first)
                 .ok()
                 .map(|p| p.display().to_string());
-        }
-    }
-    // `--name value ...` groups; the name's own words come before its values.
-    let mut cur: Option<Vec<String>> = None;
-    let mut options = Vec::new();
-    for a in rest {
-        if let Some(name) = a.strip_prefix("--") {
-            options.extend(cur.take());
-            cur = Some(vec![name.to_string()]);
-        } else if let Some(c) = cur.as_mut() {
-            c.push(a.clone());
-        } else {
-            return Err(Fatal::Message(format!("Invalid argument: {a}")));
-        }
-    }
-    options.extend(cur);
-    for args in options {
-        let l = Line {
-            line: 0,
-            text: args.join(" "),
-            args,
+            read_bounded(file, first)?
         };
+        first_option_line += text.iter().filter(|&&b| b == b'\n').count();
+        let mut stack = Vec::new();
+        stack.extend(std::fs::canonicalize(first).ok().filter(|_| first != "-"));
+        expand(&text, &mut stack, &mut out)?;
+    }
+    for (i, mut l) in options(rest)?.into_iter().enumerate() {
+        l.line = first_option_line + i;
+        if l.args.is_empty() {
+            continue;
+        }
         if l.args[0].eq_ignore_ascii_case("include") {
             include_directive(&l, &mut Vec::new(), &mut out)?;
         } else {
@@ -120,6 +111,73 @@ pub fn collect(argv: &[String]) -> Result<(Option<String>, Vec<Line>), Fatal> {
         }
     }
     Ok((config_file, out))
+}
+
+/// Groups the command line into directives, as redis-server 7.0 does:
+/// `--name` starts a directive (its text may hold values too:
+/// `"--maxmemory 700mb"`), and the words after it are its values. A name
+/// given alone takes the next word as a value even if it starts with `--`
+/// (`--logfile --my--log`); once it has a value, a `--` word starts the next
+/// directive. `--save` directly before another `--` word, or last, means
+/// `save ""`. Words before any `--name` form a directive of their own.
+fn options(words: &[String]) -> Result<Vec<Line>, Fatal> {
+    let mut out: Vec<Line> = Vec::new();
+    let mut has_value = true;
+    for (i, w) in words.iter().enumerate() {
+        if has_value && let Some(name) = w.strip_prefix("--") {
+            let mut l = Line {
+                line: 0,
+                text: name.to_string(),
+                args: Vec::new(),
+            };
+            l.args = split_line(name)
+                .map_err(|_| Fatal::at(&l, "Unbalanced quotes in configuration line"))?;
+            has_value = l.args.len() > 1;
+            let next_is_option = words.get(i + 1).is_none_or(|n| n.starts_with("--"));
+            if !has_value && name.eq_ignore_ascii_case("save") && next_is_option {
+                l.args.push(String::new());
+                l.text.push_str(" \"\"");
+                has_value = true;
+            }
+            out.push(l);
+            continue;
+        }
+        if out.is_empty() {
+            out.push(Line {
+                line: 0,
+                text: String::new(),
+                args: Vec::new(),
+            });
+        }
+        let l = out.last_mut().expect("a line");
+        if !l.text.is_empty() {
+            l.text.push(' ');
+        }
+        l.text.push_str(&repr(w));
+        l.args.push(w.clone());
+        has_value = true;
+    }
+    Ok(out)
+}
+
+/// A value quoted as Redis prints command-line values in its messages.
+fn repr(s: &str) -> String {
+    let mut out = String::from("\"");
+    for b in s.bytes() {
+        match b {
+            b'\\' => out.push_str("\\\\"),
+            b'"' => out.push_str("\\\""),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            7 => out.push_str("\\a"),
+            8 => out.push_str("\\b"),
+            0x20..=0x7e => out.push(b as char),
+            _ => out.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// Reads at most [`MAX_FILE_BYTES`] from `r`.
@@ -227,6 +285,7 @@ pub fn apply(
 ) -> Result<Vec<String>, Fatal> {
     let mut warnings = Vec::new();
     let mut inert: Vec<&'static str> = Vec::new();
+    let mut saved = false;
     for l in lines {
         let name = l.args[0].to_ascii_lowercase();
         let values: Vec<&str> = l.args[1..].iter().map(String::as_str).collect();
@@ -239,6 +298,23 @@ pub fn apply(
             };
             commands.rename(old, new).map_err(|why| Fatal::at(l, why))?;
             continue;
+        }
+        if config
+            .find(&name)
+            .is_some_and(|p| !p.multi_arg() && values.len() != 1)
+        {
+            return Err(Fatal::at(l, "wrong number of arguments"));
+        }
+        // Several `save` lines add up (the first replaces the default);
+        // `save ""` clears, as in Redis.
+        let mut values = values;
+        let so_far;
+        if name == "save" {
+            if saved && non_empty(&values) {
+                so_far = config.save.get();
+                values.insert(0, &so_far);
+            }
+            saved = true;
         }
         match config.set(&name, &values, false) {
             Ok(()) => {

@@ -290,13 +290,18 @@ pub fn show(v: &redis::Value) -> String {
     }
 }
 
-/// Runs the binary with `args` in `dir` and expects it to exit (within 10
+/// Runs the binary with `args` (and a free port) in `dir` and expects it to exit (within 10
 /// seconds): its exit code and what it wrote to stdout and stderr.
 pub fn run_to_exit(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
+    // The port goes after the config file, before the options under test
+    // (a `--name` word right after an option without a value is its value).
+    let file = args.first().filter(|a| !a.starts_with('-'));
+    let options = &args[file.is_some() as usize..];
     let mut child = Command::new(env!("CARGO_BIN_EXE_ferrokv"))
         .current_dir(dir)
-        .args(args)
+        .args(file)
         .args(["--port", &free_port().to_string(), "--bind", "127.0.0.1"])
+        .args(options)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
