@@ -522,3 +522,19 @@ fn command_line_words_group_as_redis_groups_them() {
     );
     assert_eq!(get(&srv, "save"), "900 1 10 1 20 2");
 }
+
+#[test]
+fn a_config_on_stdin_is_read() {
+    let dir = TempDir::new("stdin");
+    let (code, out) =
+        common::run_to_exit_with_input(dir.path(), &["-"], b"hz 5\nrename-command nosuch x\n");
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains(&fatal_block(
+            2,
+            "rename-command nosuch x",
+            "No such command in rename-command"
+        )),
+        "{out}"
+    );
+}

@@ -236,22 +236,23 @@ impl CommandTable {
     /// A command Redis has but ferrokv does not implement yet can be
     /// renamed too (it stays unknown under either name).
     pub fn rename(&mut self, old: &str, new: &str) -> Result<(), &'static str> {
-        let old = old.to_ascii_lowercase();
-        let Some(id) = self.names.remove(old.as_bytes()) else {
+        let old: Box<[u8]> = old.to_ascii_lowercase().into_bytes().into();
+        let new: Box<[u8]> = new.to_ascii_lowercase().into_bytes().into();
+        let Some(&id) = self.names.get(&old) else {
             return Err("No such command in rename-command");
         };
-        let implemented = self.top.remove(old.as_bytes()).is_some();
-        if new.is_empty() {
-            return Ok(());
-        }
-        let new: Box<[u8]> = new.to_ascii_lowercase().into_bytes().into();
-        if self.names.contains_key(&new) {
+        // Checked before anything changes; renaming to itself is allowed.
+        if !new.is_empty() && new != old && self.names.contains_key(&new) {
             return Err("Target command name already exists");
         }
-        if implemented {
-            self.top.insert(new.clone(), id);
+        self.names.remove(&old);
+        let implemented = self.top.remove(&old).is_some();
+        if !new.is_empty() {
+            if implemented {
+                self.top.insert(new.clone(), id);
+            }
+            self.names.insert(new, id);
         }
-        self.names.insert(new, id);
         Ok(())
     }
 
@@ -360,5 +361,47 @@ impl CommandTable {
             ));
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rename_moves_the_name_and_keeps_the_command_s_own() {
+        let mut t = CommandTable::build(&crate::cmd::handlers());
+        let count = t.top_level().count();
+        t.rename("GET", "MyGet").unwrap();
+        assert!(t.lookup(b"get").is_none());
+        assert_eq!(t.lookup(b"MYGET").unwrap().name, "get");
+        assert_eq!(t.top_level().count(), count);
+        assert_eq!(
+            t.rename("get", "x"),
+            Err("No such command in rename-command")
+        );
+        assert_eq!(
+            t.rename("myget", "set"),
+            Err("Target command name already exists")
+        );
+        // Renaming to itself works (the old name is gone first).
+        t.rename("set", "SET").unwrap();
+        assert!(t.lookup(b"set").is_some());
+        // Removal, and names longer than the lookup's stack buffer.
+        t.rename("ping", "").unwrap();
+        assert!(t.lookup(b"ping").is_none());
+        assert_eq!(t.top_level().count(), count - 1);
+        let long = "p".repeat(100);
+        t.rename("echo", &long).unwrap();
+        assert_eq!(
+            t.lookup(long.to_uppercase().as_bytes()).unwrap().name,
+            "echo"
+        );
+        // Subcommands are not top-level names; unimplemented commands can
+        // be renamed (they stay unknown).
+        assert!(t.rename("client|id", "x").is_err());
+        t.rename("bgsave", "").unwrap();
+        t.rename("sync", "sync2").unwrap();
+        assert!(t.lookup(b"sync2").is_none());
     }
 }

@@ -437,3 +437,116 @@ pub fn is_redis_directive(name: &str) -> bool {
         .any(|l| l.eq_ignore_ascii_case(name))
         || HIDDEN.contains(&name)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(w: &[&str]) -> Vec<(String, Vec<String>)> {
+        let w: Vec<String> = w.iter().map(|s| s.to_string()).collect();
+        options(&w)
+            .unwrap()
+            .into_iter()
+            .map(|l| (l.text, l.args))
+            .collect()
+    }
+
+    fn line(text: &str, args: &[&str]) -> (String, Vec<String>) {
+        (text.into(), args.iter().map(|s| s.to_string()).collect())
+    }
+
+    #[test]
+    fn command_line_grouping() {
+        assert_eq!(
+            words(&["--port", "--loglevel", "verbose"]),
+            [line(
+                "port \"--loglevel\" \"verbose\"",
+                &["port", "--loglevel", "verbose"]
+            )]
+        );
+        assert_eq!(
+            words(&["--port", "--bla", "--loglevel", "verbose"]),
+            [
+                line("port \"--bla\"", &["port", "--bla"]),
+                line("loglevel \"verbose\"", &["loglevel", "verbose"])
+            ]
+        );
+        assert_eq!(
+            words(&["loglevel", "verbose", "--maxmemory '700mb'"]),
+            [
+                line("\"loglevel\" \"verbose\"", &["loglevel", "verbose"]),
+                line("maxmemory '700mb'", &["maxmemory", "700mb"])
+            ]
+        );
+        assert_eq!(
+            words(&["--save", "--x", "1", "--save"]),
+            [
+                line("save \"\"", &["save", ""]),
+                line("x \"1\"", &["x", "1"]),
+                line("save \"\"", &["save", ""])
+            ]
+        );
+        assert_eq!(repr("a\"b\\\n\x01é"), "\"a\\\"b\\\\\\n\\x01\\xc3\\xa9\"");
+    }
+
+    #[test]
+    fn refusals_name_the_directive() {
+        for (name, v) in [
+            ("user", &["default", "on"][..]),
+            ("aclfile", &["/x"][..]),
+            ("loadmodule", &["/x.so"][..]),
+            ("replicaof", &["h", "1"][..]),
+            ("tls-port", &["6380"][..]),
+            ("maxmemory-clients", &["1%"][..]),
+        ] {
+            let why = refusal(name, v).unwrap();
+            assert!(
+                why.starts_with(&format!("'{name}' is not supported: ")),
+                "{why}"
+            );
+        }
+        for (name, v) in [
+            ("tls-port", &["0"][..]),
+            ("tls-replication", &["no"][..]),
+            ("maxmemory-clients", &["0"][..]),
+            ("min-replicas-to-write", &["0"][..]),
+            ("save", &["900", "1"][..]),
+        ] {
+            assert_eq!(refusal(name, v), None, "{name}");
+        }
+    }
+
+    #[test]
+    fn apply_renames_warns_and_refuses_in_order() {
+        let config = Config::default();
+        let mut t = CommandTable::build(&crate::cmd::handlers());
+        let l = |n: usize, text: &str| Line {
+            line: n,
+            text: text.into(),
+            args: split_line(text).unwrap(),
+        };
+        let warnings = apply(
+            &config,
+            &mut t,
+            &[
+                l(1, "rename-command get g2"),
+                l(2, "syslog-enabled yes"),
+                l(3, "save 900 1"),
+                l(4, "hz 20"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert_eq!(t.lookup(b"g2").unwrap().name, "get");
+        assert_eq!(config.hz.get(), 20);
+        let e = apply(&config, &mut t, &[l(7, "hz 1 2"), l(8, "user x")]).unwrap_err();
+        assert_eq!(
+            e,
+            Fatal::Directive {
+                line: 7,
+                text: "hz 1 2".into(),
+                reason: "wrong number of arguments".into()
+            }
+        );
+    }
+}

@@ -293,19 +293,28 @@ pub fn show(v: &redis::Value) -> String {
 /// Runs the binary with `args` (and a free port) in `dir` and expects it to exit (within 10
 /// seconds): its exit code and what it wrote to stdout and stderr.
 pub fn run_to_exit(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
+    run_to_exit_with_input(dir, args, b"")
+}
+
+/// [`run_to_exit`] with `input` on the process's stdin.
+pub fn run_to_exit_with_input(dir: &Path, args: &[&str], input: &[u8]) -> (Option<i32>, String) {
     // The port goes after the config file, before the options under test
     // (a `--name` word right after an option without a value is its value).
-    let file = args.first().filter(|a| !a.starts_with('-'));
+    let file = args.first().filter(|a| !a.starts_with('-') || **a == "-");
     let options = &args[file.is_some() as usize..];
     let mut child = Command::new(env!("CARGO_BIN_EXE_ferrokv"))
         .current_dir(dir)
         .args(file)
         .args(["--port", &free_port().to_string(), "--bind", "127.0.0.1"])
         .args(options)
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn ferrokv");
+    let mut stdin = child.stdin.take().unwrap();
+    let _ = stdin.write_all(input);
+    drop(stdin);
     let deadline = Instant::now() + Duration::from_secs(10);
     let status = loop {
         if let Some(st) = child.try_wait().unwrap() {
