@@ -475,6 +475,25 @@ fn command_line_words_group_as_redis_groups_them() {
             "loglevel \"--bla\"",
             "argument(s) must be one of the following: debug, verbose, notice, warning",
         ),
+        // Directives ferrokv does not implement still get Redis's checks.
+        (
+            &["--shutdown-on-sigint", "now force", "--shutdown-on-sigterm"][..],
+            5,
+            "shutdown-on-sigterm",
+            "argument(s) must be one of the following: default, save, nosave, now, force",
+        ),
+        (
+            &["--replicaof", "--127.0.0.1", "abc"][..],
+            4,
+            "replicaof \"--127.0.0.1\" \"abc\"",
+            "Invalid master port",
+        ),
+        (
+            &["--replicaof", "--127.0.0.1", "--abc"][..],
+            4,
+            "replicaof \"--127.0.0.1\"",
+            "wrong number of arguments",
+        ),
     ] {
         let (code, out) = run_to_exit(dir.path(), args);
         assert_eq!(code, Some(1), "{args:?}: {out}");

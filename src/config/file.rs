@@ -289,6 +289,9 @@ pub fn apply(
     for l in lines {
         let name = l.args[0].to_ascii_lowercase();
         let values: Vec<&str> = l.args[1..].iter().map(String::as_str).collect();
+        if let Some(why) = invalid(&name, &values) {
+            return Err(Fatal::at(l, why));
+        }
         if let Some(why) = refusal(&name, &values) {
             return Err(Fatal::at(l, why));
         }
@@ -363,13 +366,44 @@ fn non_zero(v: &[&str]) -> bool {
     })
 }
 
+/// Redis's own complaint about the value of a directive ferrokv does not
+/// implement (checked first, so a bad line gets Redis's message).
+fn invalid(name: &str, v: &[&str]) -> Option<&'static str> {
+    match name {
+        "replicaof" | "slaveof" if v.len() != 2 => Some("wrong number of arguments"),
+        "replicaof" | "slaveof"
+            if !is_no_one(v) && crate::util::num::parse_i64(v[1].as_bytes())
+                .is_none_or(|p| !(0..=65535).contains(&p)) =>
+        {
+            Some("Invalid master port")
+        }
+        "shutdown-on-sigint" | "shutdown-on-sigterm"
+            // One word may hold several flags ("now force"), as in Redis.
+            if v.iter().all(|f| f.trim().is_empty())
+                || v.iter().flat_map(|f| f.split_whitespace()).any(|f| {
+                    !["default", "save", "nosave", "now", "force"]
+                        .iter()
+                        .any(|ok| ok.eq_ignore_ascii_case(f))
+                }) =>
+        {
+            Some("argument(s) must be one of the following: default, save, nosave, now, force")
+        }
+        _ => None,
+    }
+}
+
+/// `replicaof no one`: be a master, which ferrokv is.
+fn is_no_one(v: &[&str]) -> bool {
+    matches!(v, [a, b] if a.eq_ignore_ascii_case("no") && b.eq_ignore_ascii_case("one"))
+}
+
 /// Why a directive stops the server: ignoring it would weaken security or
 /// lose data. `None` for everything else.
 fn refusal(name: &str, v: &[&str]) -> Option<String> {
     let why = match name {
         "user" | "aclfile" => "ACL users are not implemented in ferrokv yet",
         "loadmodule" => "ferrokv cannot load Redis modules",
-        "replicaof" | "slaveof" => {
+        "replicaof" | "slaveof" if !is_no_one(v) => {
             "replication is not implemented in ferrokv (it would run as a writable master)"
         }
         "tls-port" if v.len() == 1 && v[0].parse::<i64>().is_ok_and(|p| p != 0) => {
