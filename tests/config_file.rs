@@ -313,6 +313,20 @@ fn harmless_directives_start_with_a_warning() {
 fn protected_configs_need_enable_protected_configs() {
     let srv = Server::start();
     let mut c = srv.client();
+    // No AOF: CONFIG SET refuses to promise one, `no` stays accepted.
+    assert_eq!(
+        err(
+            &mut c,
+            redis::cmd("CONFIG").arg("SET").arg("appendonly").arg("yes")
+        ),
+        "ERR CONFIG SET failed (possibly related to argument 'appendonly') - appendonly yes is not supported: ferrokv has no AOF persistence"
+    );
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("appendonly")
+        .arg("no")
+        .query(&mut c)
+        .unwrap();
     for name in ["dir", "dbfilename"] {
         assert_eq!(
             err(&mut c, redis::cmd("CONFIG").arg("SET").arg(name).arg("x")),
