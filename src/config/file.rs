@@ -434,7 +434,12 @@ const INERT: &[(&str, InertWhen)] = &[
     ("unixsocket", non_empty),
     ("pidfile", non_empty),
     ("cluster-enabled", yes),
+    ("supervised", supervised),
 ];
+
+fn supervised(v: &[&str]) -> bool {
+    !(v.len() == 1 && v[0].eq_ignore_ascii_case("no"))
+}
 
 fn inert_why(param: &str) -> &'static str {
     match param {
@@ -442,6 +447,7 @@ fn inert_why(param: &str) -> &'static str {
         "daemonize" => "the server stays in the foreground",
         "unixsocket" => "only TCP is served",
         "pidfile" => "no pid file is written",
+        "supervised" => "no readiness is reported to upstart or systemd",
         _ => "the server runs standalone",
     }
 }
