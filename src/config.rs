@@ -702,6 +702,11 @@ impl Config {
             param.check_settable(false)?;
         }
         let value = parse_value(param.name, param.kind, value).map_err(SetError::Invalid)?;
+        // `dir` moves the process there when applied, as in Redis: check
+        // now that it can.
+        if param.name == "dir" {
+            check_dir(value_str(&value)).map_err(SetError::Invalid)?;
+        }
         Ok(Pending {
             kind: param.kind,
             value,
@@ -725,6 +730,13 @@ impl Config {
                 p.v.store(i, Ordering::Relaxed);
                 if std::ptr::eq(p, &self.loglevel) {
                     crate::log::set_level(i);
+                }
+            }
+            (Kind::Str(p), Value::Str(s)) if std::ptr::eq(p, &self.dir) => {
+                // Checked by prepare; a directory removed since then keeps
+                // the old working directory (CONFIG GET dir reports it).
+                if std::env::set_current_dir(&s).is_ok() {
+                    p.set(&s);
                 }
             }
             (Kind::Str(p) | Kind::Save(p), Value::Str(s)) => p.set(&s),
@@ -822,6 +834,28 @@ fn parse_value(name: &str, kind: Kind<'_>, s: &str) -> Result<Value, String> {
         ),
         Kind::BufferLimits(p) => Value::Limits(parse_buffer_limits(p.all(), s)?),
     })
+}
+
+fn value_str(v: &Value) -> &str {
+    match v {
+        Value::Str(s) => s,
+        _ => "",
+    }
+}
+
+/// Whether the working directory can move to `path`; the error is the
+/// system's words, as Redis gives them.
+fn check_dir(path: &str) -> Result<(), String> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err("Not a directory".into()),
+        Err(e) => Err(e
+            .to_string()
+            .split(" (os error")
+            .next()
+            .unwrap_or_default()
+            .to_string()),
+    }
 }
 
 /// Why `appendonly yes` is refused.

@@ -105,7 +105,8 @@ fn main() {
     let (config_file, directives) = file::collect(&argv).unwrap_or_else(|e| fail(e));
     let config = Config::default();
     let mut commands = CommandTable::build(&ferrokv::cmd::handlers());
-    let warnings = file::apply(&config, &mut commands, &directives).unwrap_or_else(|e| fail(e));
+    let warnings = file::apply(&config, &mut commands, &directives, config_file.as_deref())
+        .unwrap_or_else(|e| fail(e));
     ferrokv::log::set_level(config.loglevel.get());
     let logfile = config.logfile.get();
     if !logfile.is_empty()
@@ -116,12 +117,6 @@ fn main() {
     }
     for w in &warnings {
         ferrokv::warning!("{w}");
-    }
-    if !config.dir.get().is_empty()
-        && let Err(e) = std::env::set_current_dir(config.dir.get())
-    {
-        eprintln!("Can't chdir to '{}': {e}", config.dir.get());
-        std::process::exit(1);
     }
     adjust_open_files_limit(&config);
     ferrokv::store::Keyspace::seed_hash(ferrokv::util::rand::seed());

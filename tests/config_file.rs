@@ -177,6 +177,26 @@ fn includes_nest_resolve_against_the_working_directory_and_apply_in_order() {
     assert_eq!(get(&mut c, "hz"), "30");
     assert_eq!(get(&mut c, "maxmemory"), "5242880");
     drop(srv);
+    // `dir` moves the server at once: a later relative include is read
+    // from there, as in Redis.
+    dir.write("d1/x.conf", "hz 33\n");
+    dir.write("x.conf", "hz 44\n");
+    dir.write("dir.conf", "dir d1\ninclude x.conf\n");
+    let srv = Server::start_in(Some(dir.path()), Some("dir.conf"), &[]);
+    let mut c = srv.client();
+    assert_eq!(get(&mut c, "hz"), "33");
+    let d1 = std::fs::canonicalize(dir.path().join("d1")).unwrap();
+    assert_eq!(get(&mut c, "dir"), d1.display().to_string());
+    drop(srv);
+    let out = fails_with_conf("dir /nonexistent/dir\n");
+    assert!(
+        out.contains(&fatal_block(
+            1,
+            "dir /nonexistent/dir",
+            "No such file or directory"
+        )),
+        "{out}"
+    );
     // The command line can include too, after the file.
     let srv = Server::start_in(
         Some(dir.path()),
@@ -349,6 +369,43 @@ fn protected_configs_need_enable_protected_configs() {
     for mode in ["yes", "local"] {
         let srv = Server::start_with(&["--enable-protected-configs", mode]);
         let mut c = srv.client();
+        // CONFIG SET dir moves the server, or says why it cannot.
+        let tmp = TempDir::new("dir");
+        let tmp_path = std::fs::canonicalize(tmp.path()).unwrap();
+        let tmp_dir = tmp_path.display().to_string();
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("dir")
+            .arg(&tmp_dir)
+            .query(&mut c)
+            .unwrap();
+        let v: Vec<String> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("dir")
+            .query(&mut c)
+            .unwrap();
+        assert_eq!(v[1], tmp_dir);
+        assert_eq!(
+            err(
+                &mut c,
+                redis::cmd("CONFIG")
+                    .arg("SET")
+                    .arg("dir")
+                    .arg("/nonexistent/x")
+            ),
+            "ERR CONFIG SET failed (possibly related to argument 'dir') - No such file or directory"
+        );
+        let file = tmp.write("f", "");
+        assert_eq!(
+            err(
+                &mut c,
+                redis::cmd("CONFIG")
+                    .arg("SET")
+                    .arg("dir")
+                    .arg(file.to_str().unwrap())
+            ),
+            "ERR CONFIG SET failed (possibly related to argument 'dir') - Not a directory"
+        );
         let _: () = redis::cmd("CONFIG")
             .arg("SET")
             .arg("dbfilename")

@@ -71,8 +71,10 @@ pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
 const MAX_INCLUDE_DEPTH: usize = 32;
 
 /// The config file's absolute path (for INFO), if any, and every directive
-/// in the order Redis applies them: the file with its includes expanded in
-/// place, then the command-line options. `argv` excludes the program name.
+/// in the order Redis applies them: the file's, then the command-line
+/// options. `include`s are read when [`apply`] reaches them (an earlier
+/// `dir` changes what a relative path means, as in Redis). `argv`
+/// excludes the program name.
 pub fn collect(argv: &[String]) -> Result<(Option<String>, Vec<Line>), Fatal> {
     let mut out = Vec::new();
     let mut config_file = None;
@@ -95,18 +97,11 @@ pub fn collect(argv: &[String]) -> Result<(Option<String>, Vec<Line>), Fatal> {
             read_bounded(file, first)?
         };
         first_option_line += text.iter().filter(|&&b| b == b'\n').count();
-        let mut stack = Vec::new();
-        stack.extend(std::fs::canonicalize(first).ok().filter(|_| first != "-"));
-        expand(&text, &mut stack, &mut out)?;
+        out = parse_text(&text)?;
     }
     for (i, mut l) in options(rest)?.into_iter().enumerate() {
         l.line = first_option_line + i;
-        if l.args.is_empty() {
-            continue;
-        }
-        if l.args[0].eq_ignore_ascii_case("include") {
-            include_directive(&l, &mut Vec::new(), &mut out)?;
-        } else {
+        if !l.args.is_empty() {
             out.push(l);
         }
     }
@@ -203,43 +198,9 @@ fn open_error(path: &str, e: &std::io::Error) -> Fatal {
     ))
 }
 
-/// Reads `path` (relative to the working directory, as Redis resolves it)
-/// and expands it into `out`; `stack` holds the files being read.
-fn include(path: &str, stack: &mut Vec<PathBuf>, out: &mut Vec<Line>) -> Result<(), Fatal> {
-    let file = std::fs::File::open(path).map_err(|e| open_error(path, &e))?;
-    let text = read_bounded(file, path)?;
-    stack.push(std::fs::canonicalize(path).unwrap_or_else(|_| path.into()));
-    let r = expand(&text, stack, out);
-    stack.pop();
-    r
-}
-
-/// `include PATH` at line `l`: refuses a file that is already being read
-/// (Redis would recurse until it crashes) and chains too deep.
-fn include_directive(l: &Line, stack: &mut Vec<PathBuf>, out: &mut Vec<Line>) -> Result<(), Fatal> {
-    if l.args.len() != 2 {
-        return Err(Fatal::at(l, BAD_DIRECTIVE));
-    }
-    let path = &l.args[1];
-    if let Ok(canon) = std::fs::canonicalize(path)
-        && stack.contains(&canon)
-    {
-        return Err(Fatal::at(
-            l,
-            format!("Include cycle: '{path}' is already being read"),
-        ));
-    }
-    if stack.len() >= MAX_INCLUDE_DEPTH {
-        return Err(Fatal::at(
-            l,
-            format!("Includes nested deeper than {MAX_INCLUDE_DEPTH} files"),
-        ));
-    }
-    include(path, stack, out)
-}
-
-/// Splits a file's text into directives, expanding includes in place.
-fn expand(text: &[u8], stack: &mut Vec<PathBuf>, out: &mut Vec<Line>) -> Result<(), Fatal> {
+/// Splits a file's text into directives.
+fn parse_text(text: &[u8]) -> Result<Vec<Line>, Fatal> {
+    let mut out = Vec::new();
     for (n, raw) in text.split(|&b| b == b'\n').enumerate() {
         let line = String::from_utf8_lossy(raw);
         let line = line.trim_matches([' ', '\t', '\r', '\n']);
@@ -256,13 +217,9 @@ fn expand(text: &[u8], stack: &mut Vec<PathBuf>, out: &mut Vec<Line>) -> Result<
             Ok(_) => continue,
             Err(_) => return Err(Fatal::at(&l, "Unbalanced quotes in configuration line")),
         }
-        if l.args[0].eq_ignore_ascii_case("include") {
-            include_directive(&l, stack, out)?;
-        } else {
-            out.push(l);
-        }
+        out.push(l);
     }
-    Ok(())
+    Ok(out)
 }
 
 /// Splits one redis.conf line into arguments (same quoting as inline commands).
@@ -277,18 +234,88 @@ pub fn split_line(line: &str) -> Result<Vec<String>, crate::resp::parse::Unbalan
 }
 
 /// Applies the directives in order: parameters to `config`, renames to
-/// `commands`. Returns the warnings to log once logging is set up.
+/// `commands`, included files where they are included. `config_file` is
+/// the file `lines` came from (an include of it is a cycle). Returns the
+/// warnings to log once logging is set up.
 pub fn apply(
     config: &Config,
     commands: &mut CommandTable,
     lines: &[Line],
+    config_file: Option<&str>,
 ) -> Result<Vec<String>, Fatal> {
-    let mut warnings = Vec::new();
-    let mut inert: Vec<&'static str> = Vec::new();
-    let mut saved = false;
-    for l in lines {
+    let mut st = Applying {
+        config,
+        commands,
+        warnings: Vec::new(),
+        inert: Vec::new(),
+        saved: false,
+        stack: config_file.map(PathBuf::from).into_iter().collect(),
+    };
+    st.lines(lines)?;
+    let mut warnings = st.warnings;
+    for param in st.inert {
+        warnings.push(format!(
+            "Directive '{param}' is accepted but has no effect in ferrokv: {}",
+            inert_why(param)
+        ));
+    }
+    Ok(warnings)
+}
+
+struct Applying<'a> {
+    config: &'a Config,
+    commands: &'a mut CommandTable,
+    warnings: Vec<String>,
+    /// Parameters set to a value that does nothing here (warned once).
+    inert: Vec<&'static str>,
+    /// A `save` line was seen (the next one adds to it).
+    saved: bool,
+    /// The files being read, outermost first (canonical paths).
+    stack: Vec<PathBuf>,
+}
+
+impl Applying<'_> {
+    fn lines(&mut self, lines: &[Line]) -> Result<(), Fatal> {
+        lines.iter().try_for_each(|l| self.line(l))
+    }
+
+    /// `include PATH`: read now, relative to the working directory (which
+    /// an earlier `dir` may have changed). A file already being read is
+    /// refused (Redis would recurse until it crashes), and so are chains
+    /// deeper than [`MAX_INCLUDE_DEPTH`].
+    fn include(&mut self, l: &Line) -> Result<(), Fatal> {
+        if l.args.len() != 2 {
+            return Err(Fatal::at(l, BAD_DIRECTIVE));
+        }
+        let path = &l.args[1];
+        let canon = std::fs::canonicalize(path).unwrap_or_else(|_| path.into());
+        if self.stack.contains(&canon) {
+            return Err(Fatal::at(
+                l,
+                format!("Include cycle: '{path}' is already being read"),
+            ));
+        }
+        if self.stack.len() >= MAX_INCLUDE_DEPTH {
+            return Err(Fatal::at(
+                l,
+                format!("Includes nested deeper than {MAX_INCLUDE_DEPTH} files"),
+            ));
+        }
+        let file = std::fs::File::open(path).map_err(|e| open_error(path, &e))?;
+        let lines = parse_text(&read_bounded(file, path)?)?;
+        self.stack.push(canon);
+        let r = self.lines(&lines);
+        self.stack.pop();
+        r
+    }
+
+    fn line(&mut self, l: &Line) -> Result<(), Fatal> {
+        let config = self.config;
         let name = l.args[0].to_ascii_lowercase();
         let values: Vec<&str> = l.args[1..].iter().map(String::as_str).collect();
+        if name == "include" {
+            return self.include(l);
+        }
         if let Some(why) = invalid(&name, &values) {
             return Err(Fatal::at(l, why));
         }
@@ -299,8 +326,10 @@ pub fn apply(
             let [old, new] = values[..] else {
                 return Err(Fatal::at(l, BAD_DIRECTIVE));
             };
-            commands.rename(old, new).map_err(|why| Fatal::at(l, why))?;
-            continue;
+            return self
+                .commands
+                .rename(old, new)
+                .map_err(|why| Fatal::at(l, why));
         }
         if config
             .find(&name)
@@ -313,11 +342,11 @@ pub fn apply(
         let mut values = values;
         let so_far;
         if name == "save" {
-            if saved && non_empty(&values) {
+            if self.saved && non_empty(&values) {
                 so_far = config.save.get();
                 values.insert(0, &so_far);
             }
-            saved = true;
+            self.saved = true;
         }
         match config.set(&name, &values, false) {
             Ok(()) => {
@@ -325,13 +354,13 @@ pub fn apply(
                 if let Some((param, _)) = INERT
                     .iter()
                     .find(|(p, on)| canon == Some(*p) && on(&values))
-                    && !inert.contains(param)
+                    && !self.inert.contains(param)
                 {
-                    inert.push(param);
+                    self.inert.push(param);
                 }
             }
             Err(SetError::Unknown) if DEPRECATED.contains(&name.as_str()) => {}
-            Err(SetError::Unknown) if is_redis_directive(&name) => warnings.push(format!(
+            Err(SetError::Unknown) if is_redis_directive(&name) => self.warnings.push(format!(
                 "Directive '{name}' is a Redis option ferrokv does not implement yet; ignored"
             )),
             Err(SetError::Unknown) => return Err(Fatal::at(l, BAD_DIRECTIVE)),
@@ -340,14 +369,8 @@ pub fn apply(
             }
             Err(SetError::Invalid(why)) => return Err(Fatal::at(l, why)),
         }
+        Ok(())
     }
-    for param in inert {
-        warnings.push(format!(
-            "Directive '{param}' is accepted but has no effect in ferrokv: {}",
-            inert_why(param)
-        ));
-    }
-    Ok(warnings)
 }
 
 fn yes(v: &[&str]) -> bool {
@@ -574,12 +597,13 @@ mod tests {
                 l(3, "save 900 1"),
                 l(4, "hz 20"),
             ],
+            None,
         )
         .unwrap();
         assert_eq!(warnings.len(), 2, "{warnings:?}");
         assert_eq!(t.lookup(b"g2").unwrap().name, "get");
         assert_eq!(config.hz.get(), 20);
-        let e = apply(&config, &mut t, &[l(7, "hz 1 2"), l(8, "user x")]).unwrap_err();
+        let e = apply(&config, &mut t, &[l(7, "hz 1 2"), l(8, "user x")], None).unwrap_err();
         assert_eq!(
             e,
             Fatal::Directive {
