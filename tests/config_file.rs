@@ -628,3 +628,16 @@ fn a_config_on_stdin_is_read() {
         "{out}"
     );
 }
+
+#[test]
+fn a_password_set_in_an_included_file_is_required() {
+    // Ignoring `include` used to start this server without its password.
+    let dir = TempDir::new("include");
+    dir.write("secrets/auth.conf", "requirepass s3cret\n");
+    dir.write("main.conf", "include secrets/auth.conf\n");
+    let srv = Server::start_in(Some(dir.path()), Some("main.conf"), &[]);
+    let mut raw = srv.raw();
+    let want = b"-NOAUTH Authentication required.\r\n+OK\r\n+PONG\r\n";
+    let got = raw.roundtrip(b"PING\r\nAUTH s3cret\r\nPING\r\n", want.len());
+    assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(want));
+}
