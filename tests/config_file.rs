@@ -641,3 +641,18 @@ fn a_password_set_in_an_included_file_is_required() {
     let got = raw.roundtrip(b"PING\r\nAUTH s3cret\r\nPING\r\n", want.len());
     assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(want));
 }
+
+#[test]
+fn protected_mode_lets_remote_clients_reach_auth_when_a_password_is_set() {
+    let Some(ip) = outside_address() else {
+        eprintln!("no non-loopback address: skipped");
+        return;
+    };
+    let srv = Server::start_with(&["--bind", "0.0.0.0", "--requirepass", "pw"]);
+    let mut far = common::Raw(std::net::TcpStream::connect((ip, srv.port)).unwrap());
+    far.0
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let want = b"-NOAUTH Authentication required.\r\n";
+    assert_eq!(far.roundtrip(b"PING\r\n", want.len()), want);
+}
