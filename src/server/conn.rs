@@ -33,7 +33,7 @@ pub async fn accept_loop(
     };
     let mut next = 0usize;
     loop {
-        let (sock, peer) = match listener.accept().await {
+        let (sock, _) = match listener.accept().await {
             Ok(x) => x,
             Err(e) => {
                 crate::warning!("Accepting client connection: {e}");
@@ -55,14 +55,6 @@ pub async fn accept_loop(
                 .await;
             continue;
         }
-        if protected_mode_denies(srv, &peer) {
-            srv.stats
-                .rejected_connections
-                .fetch_add(1, Ordering::Relaxed);
-            let mut sock = sock;
-            let _ = sock.write_all(PROTECTED_MODE_DENIED).await;
-            continue;
-        }
         let (rt, stats) = &workers[next % workers.len()];
         next = next.wrapping_add(1);
         let stats = stats.clone();
@@ -78,16 +70,6 @@ pub async fn accept_loop(
         }
     }
 }
-
-/// `protected-mode yes` with no password: only loopback clients are served
-/// (whatever `bind` says), as in Redis 7.0.
-fn protected_mode_denies(srv: &Server, peer: &std::net::SocketAddr) -> bool {
-    srv.config.protected_mode.get()
-        && srv.config.requirepass.with(str::is_empty)
-        && !super::client::is_local_peer(peer)
-}
-
-const PROTECTED_MODE_DENIED: &[u8] = b"-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Setup a an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
 
 /// Serves one client until it quits, errs, or is killed.
 pub async fn serve(srv: &'static Server, mut sock: TcpStream, stats: Arc<ThreadStats>) {
