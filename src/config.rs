@@ -7,6 +7,8 @@
 //! 7.0's; a parameter ferrokv does not act on is not listed here at all, so
 //! CONFIG GET does not pretend it works.
 
+pub mod file;
+
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicUsize, Ordering};
 
 use parking_lot::RwLock;
@@ -179,7 +181,7 @@ pub enum Kind<'a> {
 pub enum Access {
     Mutable,
     Immutable,
-    /// Changeable only with `enable-protected-configs` (not supported: never).
+    /// Changeable only with `enable-protected-configs` (`dir`, `dbfilename`).
     Protected,
 }
 
@@ -192,11 +194,19 @@ pub struct Param<'a> {
 }
 
 impl Param<'_> {
-    /// Whether CONFIG SET may change it.
-    pub fn check_settable(&self) -> Result<(), SetError> {
+    /// Whether a config line may give it several words (or none); the
+    /// others take exactly one, as in Redis.
+    pub fn multi_arg(&self) -> bool {
+        matches!(self.kind, Kind::Save(_) | Kind::BufferLimits(_)) || self.name == "bind"
+    }
+
+    /// Whether CONFIG SET may change it; `protected_ok` is whether this
+    /// client may change protected ones ([`Config::protected_configs_allowed`]).
+    pub fn check_settable(&self, protected_ok: bool) -> Result<(), SetError> {
         match self.access {
             Access::Mutable => Ok(()),
             Access::Immutable => Err(SetError::Immutable),
+            Access::Protected if protected_ok => Ok(()),
             Access::Protected => Err(SetError::Protected),
         }
     }
@@ -245,6 +255,8 @@ pub struct Config {
     pub hz: IntParam,
     pub dynamic_hz: BoolParam,
     pub enable_debug_command: EnumParam,
+    pub enable_protected_configs: EnumParam,
+    pub enable_module_command: EnumParam,
     pub save: StrParam,
     pub appendonly: BoolParam,
     pub appendfsync: EnumParam,
@@ -323,6 +335,8 @@ impl Default for Config {
             hz: IntParam::new(10, 0, INT_MAX).clamped(1, 500),
             dynamic_hz: BoolParam::new(true),
             enable_debug_command: EnumParam::new(0, YES_NO_LOCAL),
+            enable_protected_configs: EnumParam::new(0, YES_NO_LOCAL),
+            enable_module_command: EnumParam::new(0, YES_NO_LOCAL),
             save: StrParam::new("3600 1 300 100 60 10000"),
             appendonly: BoolParam::new(false),
             appendfsync: EnumParam::new(0, APPENDFSYNC),
@@ -461,6 +475,18 @@ impl Config {
                 "enable-debug-command",
                 None,
                 Enum(&self.enable_debug_command),
+                Immutable,
+            ),
+            p(
+                "enable-protected-configs",
+                None,
+                Enum(&self.enable_protected_configs),
+                Immutable,
+            ),
+            p(
+                "enable-module-command",
+                None,
+                Enum(&self.enable_module_command),
                 Immutable,
             ),
             p("save", None, Save(&self.save), Mutable),
@@ -673,9 +699,14 @@ impl Config {
     ) -> Result<Pending<'_>, SetError> {
         let param = self.find(name).ok_or(SetError::Unknown)?;
         if at_runtime {
-            param.check_settable()?;
+            param.check_settable(false)?;
         }
         let value = parse_value(param.name, param.kind, value).map_err(SetError::Invalid)?;
+        // `dir` moves the process there when applied, as in Redis: check
+        // now that it can.
+        if param.name == "dir" {
+            check_dir(value_str(&value)).map_err(SetError::Invalid)?;
+        }
         Ok(Pending {
             kind: param.kind,
             value,
@@ -699,6 +730,13 @@ impl Config {
                 p.v.store(i, Ordering::Relaxed);
                 if std::ptr::eq(p, &self.loglevel) {
                     crate::log::set_level(i);
+                }
+            }
+            (Kind::Str(p), Value::Str(s)) if std::ptr::eq(p, &self.dir) => {
+                // Checked by prepare; a directory removed since then keeps
+                // the old working directory (CONFIG GET dir reports it).
+                if std::env::set_current_dir(&s).is_ok() {
+                    p.set(&s);
                 }
             }
             (Kind::Str(p) | Kind::Save(p), Value::Str(s)) => p.set(&s),
@@ -746,6 +784,21 @@ impl Config {
         }
     }
 
+    /// Whether a client may use what an `enable-*` option (value `no`,
+    /// `yes` or `local`) guards; `local` is whether it is a loopback client.
+    pub fn enabled_for(option: &EnumParam, local: bool) -> bool {
+        match option.name() {
+            "yes" => true,
+            "local" => local,
+            _ => false,
+        }
+    }
+
+    /// Whether a client may CONFIG SET protected parameters.
+    pub fn protected_configs_allowed(&self, local: bool) -> bool {
+        Config::enabled_for(&self.enable_protected_configs, local)
+    }
+
     /// The keyspace notification classes enabled (see [`notify`]).
     pub fn notify_flags(&self) -> u32 {
         self.notify_keyspace_events.load(Ordering::Relaxed)
@@ -755,6 +808,11 @@ impl Config {
 fn parse_value(name: &str, kind: Kind<'_>, s: &str) -> Result<Value, String> {
     Ok(match kind {
         Kind::Int(p) => Value::Int(parse_int(name, p, s)?),
+        // ferrokv has no AOF: accepting `yes` would promise durability it
+        // does not give (at start-up and at run time alike).
+        Kind::Bool(_) if name == "appendonly" && s.eq_ignore_ascii_case("yes") => {
+            return Err(APPENDONLY_UNSUPPORTED.into());
+        }
         Kind::Bool(_) => match s.to_ascii_lowercase().as_str() {
             "yes" => Value::Bool(true),
             "no" => Value::Bool(false),
@@ -777,6 +835,32 @@ fn parse_value(name: &str, kind: Kind<'_>, s: &str) -> Result<Value, String> {
         Kind::BufferLimits(p) => Value::Limits(parse_buffer_limits(p.all(), s)?),
     })
 }
+
+fn value_str(v: &Value) -> &str {
+    match v {
+        Value::Str(s) => s,
+        _ => "",
+    }
+}
+
+/// Whether the working directory can move to `path`; the error is the
+/// system's words, as Redis gives them.
+fn check_dir(path: &str) -> Result<(), String> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err("Not a directory".into()),
+        Err(e) => Err(e
+            .to_string()
+            .split(" (os error")
+            .next()
+            .unwrap_or_default()
+            .to_string()),
+    }
+}
+
+/// Why `appendonly yes` is refused.
+pub const APPENDONLY_UNSUPPORTED: &str =
+    "appendonly yes is not supported: ferrokv has no AOF persistence";
 
 fn parse_int(name: &str, p: &IntParam, s: &str) -> Result<i64, String> {
     let v = if p.memory {
@@ -909,31 +993,6 @@ fn parse_buffer_limits(mut cur: [[i64; 3]; 3], s: &str) -> Result<[[i64; 3]; 3],
         cur[class] = [hard, soft, secs];
     }
     Ok(cur)
-}
-
-/// Splits one redis.conf line into arguments (same quoting as inline commands).
-#[allow(clippy::result_unit_err)] // the caller words its own error
-pub fn split_line(line: &str) -> Result<Vec<String>, crate::resp::parse::UnbalancedQuotes> {
-    let mut out = Vec::new();
-    let mut spans = Vec::new();
-    crate::resp::parse::split_args(line.as_bytes(), &mut out, &mut spans)?;
-    Ok(spans
-        .iter()
-        .map(|&(s, e)| String::from_utf8_lossy(&out[s..e]).into_owned())
-        .collect())
-}
-
-static REDIS_DIRECTIVES: &str = include_str!("../data/redis-config-names.txt");
-
-/// True for a directive Redis 7.0 knows (so an unimplemented one only warns).
-pub fn is_redis_directive(name: &str) -> bool {
-    REDIS_DIRECTIVES
-        .lines()
-        .any(|l| l.eq_ignore_ascii_case(name))
-        || matches!(
-            name,
-            "include" | "rename-command" | "user" | "loadmodule" | "sentinel"
-        )
 }
 
 #[cfg(test)]

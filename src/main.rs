@@ -2,81 +2,13 @@
 //!
 //! `ferrokv [/path/to/redis.conf] [--name value ...]`
 
-use ferrokv::config::{Config, SetError, split_line};
+use ferrokv::cmd::CommandTable;
+use ferrokv::config::{Config, file};
 use ferrokv::server::{self, Server};
 
 #[global_allocator]
 static GLOBAL: ferrokv::alloc::Counting<mimalloc::MiMalloc> =
     ferrokv::alloc::Counting(mimalloc::MiMalloc);
-
-/// One directive: its line in the config file (0 for the command line) and its words.
-type Directive = (usize, Vec<String>);
-
-/// The config file's path, if any, and every directive in the order applied.
-fn collect_directives(argv: &[String]) -> anyhow::Result<(Option<String>, Vec<Directive>)> {
-    let mut out = Vec::new();
-    let mut i = 0;
-    let mut config_file = None;
-    if let Some(first) = argv.first()
-        && !first.starts_with("--")
-    {
-        let path = first.clone();
-        if path != "-" {
-            let text = std::fs::read_to_string(&path).map_err(|e| {
-                anyhow::anyhow!("Fatal error, can't open config file '{path}': {e}")
-            })?;
-            for (n, line) in text.lines().enumerate() {
-                let line = line.trim();
-                if line.is_empty() || line.starts_with('#') {
-                    continue;
-                }
-                match split_line(line) {
-                    Ok(args) if !args.is_empty() => out.push((n + 1, args)),
-                    Ok(_) => {}
-                    Err(_) => fatal_config(n + 1, line, "Unbalanced quotes in configuration line"),
-                }
-            }
-            config_file = std::fs::canonicalize(&path)
-                .ok()
-                .map(|p| p.display().to_string());
-        }
-        i = 1;
-    }
-    let mut cur: Option<Vec<String>> = None;
-    while i < argv.len() {
-        let a = &argv[i];
-        if let Some(name) = a.strip_prefix("--") {
-            if let Some(c) = cur.take() {
-                out.push((0, c));
-            }
-            cur = Some(vec![name.to_string()]);
-        } else if let Some(c) = cur.as_mut() {
-            c.push(a.clone());
-        } else {
-            anyhow::bail!("Invalid argument: {a}");
-        }
-        i += 1;
-    }
-    if let Some(c) = cur {
-        out.push((0, c));
-    }
-    Ok((config_file, out))
-}
-
-fn fatal_config(line: usize, text: &str, reason: &str) -> ! {
-    eprintln!(
-        "\n*** FATAL CONFIG FILE ERROR (Redis {}) ***",
-        ferrokv::REDIS_VERSION
-    );
-    if line > 0 {
-        eprintln!("Reading the configuration file, at line {line}");
-    } else {
-        eprintln!("Reading the configuration file, at line 2");
-    }
-    eprintln!(">>> '{text}'");
-    eprintln!("{reason}");
-    std::process::exit(1);
-}
 
 /// Descriptors Redis keeps for itself beyond one per client.
 const RESERVED_FDS: libc::rlim_t = 32;
@@ -163,34 +95,18 @@ fn main() {
         );
         return;
     }
-    let (config_file, directives) = match collect_directives(&argv) {
-        Ok(x) => x,
-        Err(e) => {
-            eprintln!("{e}");
-            std::process::exit(1);
+    let fail = |e: file::Fatal| -> ! {
+        match e {
+            file::Fatal::Directive { .. } => eprintln!("{}", e.render()),
+            file::Fatal::Message(m) => ferrokv::warning!("{m}"),
         }
+        std::process::exit(1);
     };
+    let (config_file, directives) = file::collect(&argv).unwrap_or_else(|e| fail(e));
     let config = Config::default();
-    let mut unimplemented = Vec::new();
-    for (line, args) in &directives {
-        let name = args[0].to_ascii_lowercase();
-        let values: Vec<&str> = args[1..].iter().map(|s| s.as_str()).collect();
-        match config.set(&name, &values, false) {
-            Ok(()) => {}
-            Err(SetError::Unknown) if ferrokv::config::is_redis_directive(&name) => {
-                unimplemented.push(name)
-            }
-            Err(SetError::Unknown) => fatal_config(
-                *line,
-                &args.join(" "),
-                "Bad directive or wrong number of arguments",
-            ),
-            Err(SetError::Immutable | SetError::Protected) => {
-                unreachable!("start-up sets every parameter")
-            }
-            Err(SetError::Invalid(why)) => fatal_config(*line, &args.join(" "), &why),
-        }
-    }
+    let mut commands = CommandTable::build(&ferrokv::cmd::handlers());
+    let warnings = file::apply(&config, &mut commands, &directives, config_file.as_deref())
+        .unwrap_or_else(|e| fail(e));
     ferrokv::log::set_level(config.loglevel.get());
     let logfile = config.logfile.get();
     if !logfile.is_empty()
@@ -199,20 +115,16 @@ fn main() {
         eprintln!("Can't open the log file: {e}");
         std::process::exit(1);
     }
-    for name in &unimplemented {
-        ferrokv::warning!(
-            "Directive '{name}' is a Redis option ferrokv does not implement yet; ignored"
-        );
-    }
-    if !config.dir.get().is_empty()
-        && let Err(e) = std::env::set_current_dir(config.dir.get())
-    {
-        eprintln!("Can't chdir to '{}': {e}", config.dir.get());
-        std::process::exit(1);
+    for w in &warnings {
+        ferrokv::warning!("{w}");
     }
     adjust_open_files_limit(&config);
     ferrokv::store::Keyspace::seed_hash(ferrokv::util::rand::seed());
-    let srv: &'static Server = Box::leak(Box::new(Server::new(config, config_file)));
+    let srv: &'static Server = Box::leak(Box::new(Server::with_commands(
+        config,
+        config_file,
+        commands,
+    )));
     ferrokv::notice!("oO0OoO0OoO0Oo ferrokv is starting oO0OoO0OoO0Oo");
     ferrokv::notice!(
         "ferrokv version={} (Redis {} compatible), pid={}, just started",

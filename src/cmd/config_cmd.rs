@@ -69,6 +69,7 @@ fn set(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
             )
         })
         .collect();
+    let protected_ok = config.protected_configs_allowed(ctx.client.info.is_local());
     // Names first, in order: unknown, immutable and duplicate names are
     // reported before any value is looked at, as Redis does.
     let mut names: Vec<&'static str> = Vec::new();
@@ -78,7 +79,7 @@ fn set(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
                 "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
             )));
         };
-        if let Err(e) = param.check_settable() {
+        if let Err(e) = param.check_settable(protected_ok) {
             return Err(failed(name, &e.reason()));
         }
         // An alias is its own entry (named as such in errors, and not a
@@ -94,7 +95,8 @@ fn set(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     }
     let mut pending = Vec::with_capacity(pairs.len());
     for ((_, value), canon) in pairs.iter().zip(&names) {
-        match config.prepare(canon, value, true) {
+        // Mutability was checked above, with this client's rights.
+        match config.prepare(canon, value, false) {
             Ok(p) => pending.push(p),
             Err(e) => return Err(failed(canon, &e.reason())),
         }

@@ -1,4 +1,5 @@
-//! DEBUG, gated by `enable-debug-command` (off by default, as in Redis).
+//! DEBUG, gated by `enable-debug-command` (off by default, as in Redis;
+//! the gate is in dispatch, see [`super::protected_denied`]).
 //! Subcommands: SLEEP, SET-ACTIVE-EXPIRE, OBJECT, LOG, HELP.
 
 use std::sync::atomic::Ordering;
@@ -9,26 +10,7 @@ use crate::store::ValueRef;
 
 pub const COMMANDS: &[(&str, Handler)] = &[("debug", debug)];
 
-const NOT_ALLOWED: &str = "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.";
-
-/// `enable-debug-command`: `yes`, or `local` for loopback clients.
-fn allowed(ctx: &Ctx<'_>) -> bool {
-    match ctx.srv.config.enable_debug_command.name() {
-        "yes" => true,
-        "local" => ctx
-            .client
-            .info
-            .addr
-            .parse::<std::net::SocketAddr>()
-            .is_ok_and(|a| a.ip().is_loopback()),
-        _ => false,
-    }
-}
-
 fn debug(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
-    if !allowed(ctx) {
-        return Err(Error::msg(NOT_ALLOWED));
-    }
     let sub = args[1].to_ascii_lowercase();
     match (sub.as_slice(), args.len()) {
         (b"help", 2) => help(ctx),

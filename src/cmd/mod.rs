@@ -21,6 +21,7 @@ pub mod info;
 pub mod keys;
 pub mod keyspec;
 pub mod lists;
+pub mod module;
 pub mod multi;
 pub mod object;
 pub mod pubsub;
@@ -65,6 +66,7 @@ pub fn handlers() -> Vec<(&'static str, Handler)> {
         command_info::COMMANDS,
         config_cmd::COMMANDS,
         debug::COMMANDS,
+        module::COMMANDS,
         sets::COMMANDS,
         multi::COMMANDS,
         scripting::COMMANDS,
@@ -171,11 +173,13 @@ fn unknown_command(args: &Args<'_>) -> String {
     format!("ERR unknown command '{name}', with args beginning with: {tail}")
 }
 
-fn unknown_subcommand(parent: &Command, sub: &[u8]) -> String {
+/// `called` is the container's name as the client typed it (a renamed
+/// container is named by its new name, as in Redis).
+fn unknown_subcommand(called: &[u8], sub: &[u8]) -> String {
     format!(
         "ERR unknown subcommand '{}'. Try {} HELP.",
         String::from_utf8_lossy(&sub[..sub.len().min(128)]),
-        parent.name.to_ascii_uppercase()
+        String::from_utf8_lossy(called).to_ascii_uppercase()
     )
 }
 
@@ -192,7 +196,7 @@ pub fn resolve(table: &'static CommandTable, args: &Args<'_>) -> Result<&'static
         }
         match table.lookup_sub(cmd, &args[1]) {
             Some(sub) => cmd = sub,
-            None => return Err(unknown_subcommand(cmd, &args[1])),
+            None => return Err(unknown_subcommand(&args[0], &args[1])),
         }
     }
     let n = args.len() as i32;
@@ -200,6 +204,22 @@ pub fn resolve(table: &'static CommandTable, args: &Args<'_>) -> Result<&'static
         return Err(Error::WrongArity(cmd.name.into()).message().into_owned());
     }
     Ok(cmd)
+}
+
+const DEBUG_NOT_ALLOWED: &str = "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.";
+const MODULE_NOT_ALLOWED: &str = "ERR MODULE command not allowed. If the enable-module-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.";
+
+/// The refusal of a PROTECTED command (DEBUG, MODULE LOAD/LOADEX/UNLOAD)
+/// that `enable-debug-command` / `enable-module-command` does not allow
+/// this client (`local`: loopback clients only).
+pub fn protected_denied(srv: &Server, client: &Client, cmd: &Command) -> Option<&'static str> {
+    let (option, msg) = if cmd.name.starts_with("module|") {
+        (&srv.config.enable_module_command, MODULE_NOT_ALLOWED)
+    } else {
+        (&srv.config.enable_debug_command, DEBUG_NOT_ALLOWED)
+    };
+    let allowed = crate::config::Config::enabled_for(option, client.info.is_local());
+    (!allowed).then_some(msg)
 }
 
 /// Runs one command: resolve, check, execute, publish its effect, count it.
@@ -230,6 +250,16 @@ pub fn execute(
             return finish_reply(client, out, reply_start);
         }
     };
+    // Protected commands are refused before authentication, as in Redis.
+    if cmd.has(flags::PROTECTED)
+        && let Some(msg) = protected_denied(srv, client, cmd)
+    {
+        stats.cmds[cmd.id].rejected.add(1);
+        multi::flag_failed(client);
+        stats.count_error(msg);
+        out.error(msg);
+        return finish_reply(client, out, reply_start);
+    }
     if !client.authenticated && !cmd.has(flags::NO_AUTH) {
         stats.cmds[cmd.id].rejected.add(1);
         multi::flag_failed(client);

@@ -122,7 +122,12 @@ impl Command {
 
 pub struct CommandTable {
     commands: Vec<Command>,
+    /// Implemented top-level commands by the name clients call them
+    /// (`rename-command` changes it).
     top: NameMap<usize>,
+    /// Every top-level command Redis 7.0 has, implemented or not, by its
+    /// current name: what `rename-command` may rename.
+    names: NameMap<usize>,
 }
 
 static FACTS: &str = include_str!("../../data/commands.json");
@@ -175,6 +180,7 @@ impl CommandTable {
         let mut table = CommandTable {
             commands: Vec::new(),
             top: NameMap::default(),
+            names: NameMap::default(),
         };
         for (name, spec) in &all {
             let id = table.commands.len();
@@ -216,6 +222,7 @@ impl CommandTable {
                 table.top.insert(name.as_bytes().into(), id);
             }
         }
+        table.names = table.top.clone();
         // Containers with no implemented subcommand stay out of dispatch.
         table
             .top
@@ -223,12 +230,42 @@ impl CommandTable {
         table
     }
 
+    /// `rename-command old new`: the command answers to `new` only; an
+    /// empty `new` removes it. Names are any case. The command keeps its
+    /// own name in replies (COMMAND INFO, errors, statistics), as in Redis.
+    /// A command Redis has but ferrokv does not implement yet can be
+    /// renamed too (it stays unknown under either name).
+    pub fn rename(&mut self, old: &str, new: &str) -> Result<(), &'static str> {
+        let old: Box<[u8]> = old.to_ascii_lowercase().into_bytes().into();
+        let new: Box<[u8]> = new.to_ascii_lowercase().into_bytes().into();
+        let Some(&id) = self.names.get(&old) else {
+            return Err("No such command in rename-command");
+        };
+        // Checked before anything changes; renaming to itself is allowed.
+        if !new.is_empty() && new != old && self.names.contains_key(&new) {
+            return Err("Target command name already exists");
+        }
+        self.names.remove(&old);
+        let implemented = self.top.remove(&old).is_some();
+        if !new.is_empty() {
+            if implemented {
+                self.top.insert(new.clone(), id);
+            }
+            self.names.insert(new, id);
+        }
+        Ok(())
+    }
+
     /// A top-level command by (any-case) name.
     #[inline]
     pub fn lookup(&self, name: &[u8]) -> Option<&Command> {
         let mut buf = [0u8; 64];
-        let key = lower(name, &mut buf)?;
-        self.top.get(key).map(|&id| &self.commands[id])
+        let id = match lower(name, &mut buf) {
+            Some(key) => self.top.get(key),
+            // Only a name given by rename-command can be this long.
+            None => self.top.get(name.to_ascii_lowercase().as_slice()),
+        };
+        id.map(|&id| &self.commands[id])
     }
 
     /// A subcommand of `parent` by (any-case) name.
@@ -324,5 +361,47 @@ impl CommandTable {
             ));
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rename_moves_the_name_and_keeps_the_command_s_own() {
+        let mut t = CommandTable::build(&crate::cmd::handlers());
+        let count = t.top_level().count();
+        t.rename("GET", "MyGet").unwrap();
+        assert!(t.lookup(b"get").is_none());
+        assert_eq!(t.lookup(b"MYGET").unwrap().name, "get");
+        assert_eq!(t.top_level().count(), count);
+        assert_eq!(
+            t.rename("get", "x"),
+            Err("No such command in rename-command")
+        );
+        assert_eq!(
+            t.rename("myget", "set"),
+            Err("Target command name already exists")
+        );
+        // Renaming to itself works (the old name is gone first).
+        t.rename("set", "SET").unwrap();
+        assert!(t.lookup(b"set").is_some());
+        // Removal, and names longer than the lookup's stack buffer.
+        t.rename("ping", "").unwrap();
+        assert!(t.lookup(b"ping").is_none());
+        assert_eq!(t.top_level().count(), count - 1);
+        let long = "p".repeat(100);
+        t.rename("echo", &long).unwrap();
+        assert_eq!(
+            t.lookup(long.to_uppercase().as_bytes()).unwrap().name,
+            "echo"
+        );
+        // Subcommands are not top-level names; unimplemented commands can
+        // be renamed (they stay unknown).
+        assert!(t.rename("client|id", "x").is_err());
+        t.rename("bgsave", "").unwrap();
+        t.rename("sync", "sync2").unwrap();
+        assert!(t.lookup(b"sync2").is_none());
     }
 }

@@ -176,7 +176,7 @@ impl Reply {
             self.simple(l);
         }
         self.simple("HELP");
-        self.simple("    Print this help.");
+        self.simple("    Prints this help.");
     }
 
     pub fn len(&self) -> usize {

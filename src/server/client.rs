@@ -69,7 +69,28 @@ pub struct ClientInfo {
     pub outbox: crate::pubsub::Outbox,
 }
 
+/// Whether a peer counts as local for `protected-mode` and the `local`
+/// value of the `enable-*` options: exactly 127.0.0.1 or ::1, as Redis
+/// decides (an IPv4 loopback peer reaching an IPv6 socket shows as
+/// `::ffff:127.0.0.1`, which is the same peer).
+pub fn is_local_peer(peer: &std::net::SocketAddr) -> bool {
+    match peer.ip() {
+        std::net::IpAddr::V4(ip) => ip == std::net::Ipv4Addr::LOCALHOST,
+        std::net::IpAddr::V6(ip) => {
+            ip == std::net::Ipv6Addr::LOCALHOST
+                || ip.to_ipv4_mapped() == Some(std::net::Ipv4Addr::LOCALHOST)
+        }
+    }
+}
+
 impl ClientInfo {
+    /// See [`is_local_peer`].
+    pub fn is_local(&self) -> bool {
+        self.addr
+            .parse::<std::net::SocketAddr>()
+            .is_ok_and(|a| is_local_peer(&a))
+    }
+
     /// Asks the connection to close (CLIENT KILL). Shutting the socket down
     /// wakes the connection's pending read with end-of-file, so the read
     /// path needs no second thing to wait on.

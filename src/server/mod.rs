@@ -65,11 +65,21 @@ struct Shutdown {
 
 impl Server {
     pub fn new(config: Config, config_file: Option<String>) -> Server {
+        let commands = CommandTable::build(&crate::cmd::handlers());
+        Server::with_commands(config, config_file, commands)
+    }
+
+    /// A server with a command table already built (and renamed by the
+    /// config file's `rename-command`s).
+    pub fn with_commands(
+        config: Config,
+        config_file: Option<String>,
+        commands: CommandTable,
+    ) -> Server {
         let databases = config.databases.get() as usize;
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1);
-        let commands = CommandTable::build(&crate::cmd::handlers());
         let started_ms = now_ms();
         Server {
             ks: Keyspace::new(databases, (cores * 8).max(16)),

@@ -3,6 +3,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -64,9 +65,20 @@ impl Server {
     /// bind) is started again on another port, and one only counts as up
     /// when the server answering on the port is this process.
     pub fn start_with(extra: &[&str]) -> Server {
+        Server::start_in(None, None, extra)
+    }
+
+    /// Starts with a config file (`config`, before the options, as
+    /// redis-server takes it) in working directory `dir` when given.
+    pub fn start_in(dir: Option<&Path>, config: Option<&str>, extra: &[&str]) -> Server {
         for _ in 0..5 {
             let port = free_port();
-            let mut child = Command::new(env!("CARGO_BIN_EXE_ferrokv"))
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrokv"));
+            if let Some(dir) = dir {
+                cmd.current_dir(dir);
+            }
+            let mut child = cmd
+                .args(config)
                 .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
                 .args(extra)
                 .stdout(Stdio::null())
@@ -275,5 +287,94 @@ pub fn show(v: &redis::Value) -> String {
             format!("[{}]", inner.join(" "))
         }
         other => format!("{other:?}"),
+    }
+}
+
+/// Runs the binary with `args` (and a free port) in `dir` and expects it to exit (within 10
+/// seconds): its exit code and what it wrote to stdout and stderr.
+pub fn run_to_exit(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
+    run_to_exit_with_input(dir, args, b"")
+}
+
+/// [`run_to_exit`] with `input` on the process's stdin.
+pub fn run_to_exit_with_input(dir: &Path, args: &[&str], input: &[u8]) -> (Option<i32>, String) {
+    // The port goes after the config file, before the options under test
+    // (a `--name` word right after an option without a value is its value).
+    let file = args.first().filter(|a| !a.starts_with('-') || **a == "-");
+    let options = &args[file.is_some() as usize..];
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferrokv"))
+        .current_dir(dir)
+        .args(file)
+        .args(["--port", &free_port().to_string(), "--bind", "127.0.0.1"])
+        .args(options)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ferrokv");
+    let mut stdin = child.stdin.take().unwrap();
+    let _ = stdin.write_all(input);
+    drop(stdin);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("ferrokv {args:?} did not exit");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut text = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut text)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut text)
+        .unwrap();
+    (status.code(), text)
+}
+
+/// A fresh directory under the system's temp dir, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "ferrokv-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    /// Writes `text` to `name` (relative to the directory; parents created).
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
