@@ -70,17 +70,15 @@ pub struct ClientInfo {
 }
 
 /// Whether a peer counts as local for `protected-mode` and the `local`
-/// value of the `enable-*` options: exactly 127.0.0.1 or ::1, as Redis
-/// decides (an IPv4 loopback peer reaching an IPv6 socket shows as
-/// `::ffff:127.0.0.1`, which is the same peer).
+/// value of the `enable-*` options (see [`is_local_ip`]).
 pub fn is_local_peer(peer: &std::net::SocketAddr) -> bool {
-    match peer.ip() {
-        std::net::IpAddr::V4(ip) => ip == std::net::Ipv4Addr::LOCALHOST,
-        std::net::IpAddr::V6(ip) => {
-            ip == std::net::Ipv6Addr::LOCALHOST
-                || ip.to_ipv4_mapped() == Some(std::net::Ipv4Addr::LOCALHOST)
-        }
-    }
+    is_local_ip(peer.ip())
+}
+
+/// Exactly 127.0.0.1 or ::1: Redis compares the peer's printed address with
+/// those two, so another 127.x address (or an IPv4-mapped one) is remote.
+pub fn is_local_ip(ip: std::net::IpAddr) -> bool {
+    ip == std::net::Ipv4Addr::LOCALHOST || ip == std::net::Ipv6Addr::LOCALHOST
 }
 
 impl ClientInfo {

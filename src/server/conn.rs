@@ -93,11 +93,9 @@ const DENIED: &[u8] = b"-DENIED Redis is running in protected mode because prote
 /// 127.0.0.1 and ::1, as Redis 7.0 does: it compares the peer's address
 /// with those two, so another 127.x address counts as remote.
 fn protected_mode_denies(srv: &Server, peer: std::net::IpAddr) -> bool {
-    use std::net::{Ipv4Addr, Ipv6Addr};
     srv.config.protected_mode.get()
         && srv.config.requirepass.with(|p| p.is_empty())
-        && peer != Ipv4Addr::LOCALHOST
-        && peer != Ipv6Addr::LOCALHOST
+        && !super::client::is_local_ip(peer)
 }
 
 /// Failed accepts (out of descriptors, most often: the connection stays in
