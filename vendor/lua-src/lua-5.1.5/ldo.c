@@ -493,10 +493,12 @@ static void f_parser (lua_State *L, void *ud) {
   Proto *tf;
   Closure *cl;
   struct SParser *p = cast(struct SParser *, ud);
-  int c = luaZ_lookahead(p->z);
   luaC_checkGC(L);
-  tf = ((c == LUA_SIGNATURE[0]) ? luaU_undump : luaY_parser)(L, p->z,
-                                                             &p->buff, p->name);
+  /* ferrokv: every chunk is parsed as text. Lua 5.1 does not verify
+  ** precompiled bytecode, so loading it from a script would give that
+  ** script arbitrary memory access; a binary chunk now fails to parse
+  ** ("unexpected symbol near 'char(27)'"), as in Redis. */
+  tf = luaY_parser(L, p->z, &p->buff, p->name);
   cl = luaF_newLclosure(L, tf->nups, hvalue(gt(L)));
   cl->l.p = tf;
   for (i = 0; i < tf->nups; i++)  /* initialize eventual upvalues */

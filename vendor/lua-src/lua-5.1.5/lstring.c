@@ -75,9 +75,12 @@ static TString *newlstr (lua_State *L, const char *str, size_t l,
 TString *luaS_newlstr (lua_State *L, const char *str, size_t l) {
   GCObject *o;
   unsigned int h = cast(unsigned int, l);  /* seed */
-  size_t step = (l>>5)+1;  /* if string is too long, don't hash all its chars */
   size_t l1;
-  for (l1=l; l1>=step; l1-=step)  /* compute hash */
+  /* ferrokv: hash every byte. Stock 5.1 samples only every (l>>5)+1-th
+  ** byte of a long string, so strings that differ elsewhere all collide
+  ** and interning them (script arguments, for one) takes quadratic time.
+  ** Strings under 32 bytes hash exactly as before. */
+  for (l1=l; l1>=1; l1--)  /* compute hash */
     h = h ^ ((h<<5)+(h>>2)+cast(unsigned char, str[l1-1]));
   for (o = G(L)->strt.hash[lmod(h, G(L)->strt.size)];
        o != NULL;
