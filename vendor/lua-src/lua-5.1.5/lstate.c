@@ -6,6 +6,7 @@
 
 
 #include <stddef.h>
+#include <time.h>
 
 #define lstate_c
 #define LUA_CORE
@@ -140,6 +141,27 @@ void luaE_freethread (lua_State *L, lua_State *L1) {
 }
 
 
+/*
+** ferrokv: the seed of long strings' hash (lstring.c): unknown outside
+** the process (addresses under ASLR, the time), different per state.
+*/
+static unsigned long long makeseed (lua_State *L) {
+  unsigned long long h = (unsigned long long)time(NULL);
+  size_t parts[4];
+  int i;
+  parts[0] = (size_t)L;
+  parts[1] = (size_t)&h;
+  parts[2] = (size_t)&makeseed;
+  parts[3] = (size_t)clock();
+  for (i = 0; i < 4; i++) {
+    h ^= (unsigned long long)parts[i];
+    h *= 0x9E3779B185EBCA87ULL;
+    h ^= h >> 29;
+  }
+  return h;
+}
+
+
 LUA_API lua_State *lua_newstate (lua_Alloc f, void *ud) {
   int i;
   lua_State *L;
@@ -162,6 +184,7 @@ LUA_API lua_State *lua_newstate (lua_Alloc f, void *ud) {
   g->GCthreshold = 0;  /* mark it as unfinished state */
   g->strt.size = 0;
   g->strt.nuse = 0;
+  g->strhashseed = makeseed(L);
   g->strt.hash = NULL;
   setnilvalue(registry(L));
   luaZ_initbuffer(L, &g->buff);
