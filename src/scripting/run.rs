@@ -254,7 +254,9 @@ unsafe fn push_inputs(l: *mut lua_State, inputs: &Inputs<'_, '_>) -> c_int {
         let args = inputs.args;
         let split = inputs.first + inputs.nkeys;
         // The globals are read-only to scripts; KEYS and ARGV are replaced
-        // with the protection lifted for the moment (as Redis does).
+        // with the protection lifted for the moment (as Redis does). Should
+        // building them fail, no script runs before the next run's inputs
+        // put the protection back.
         if !inputs.as_params {
             lua_enablereadonlytable(l, ffi::LUA_GLOBALSINDEX, 0);
         }

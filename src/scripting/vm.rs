@@ -4,7 +4,6 @@
 //! running script.
 
 use std::collections::HashMap;
-
 use std::ffi::c_int;
 
 use mlua::{
