@@ -61,9 +61,9 @@ pub(crate) fn block(
     timeout: Option<Duration>,
     serve: ServeFn,
 ) {
-    // Inside EXEC nothing can arrive while the transaction runs: answer
-    // the timeout reply at once (a null bulk for the moves, as Redis does).
-    if ctx.client.in_exec {
+    // Inside EXEC or a script nothing can arrive while it runs: answer the
+    // timeout reply at once (a null bulk for the moves, as Redis does).
+    if ctx.client.in_exec || crate::scripting::run::in_script() {
         match ctx.cmd.name {
             "blmove" | "brpoplpush" => ctx.out.null(),
             _ => ctx.out.null_array(),

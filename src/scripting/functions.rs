@@ -344,10 +344,15 @@ impl FunctionVm {
         ] {
             load_redis.raw_set(field, redis.raw_get::<Value>(field)?)?;
         }
-        let env: Table = lua
+        let (env, load_api): (Table, Table) = lua
             .load(include_str!("functions_env.lua"))
             .set_name("=functions")
-            .call((vm.hidden.clone(), lua.globals(), load_redis))?;
+            .call((vm.hidden.clone(), lua.globals(), load_redis.clone()))?;
+        // A function keeping the load-time `redis` could otherwise change
+        // what later FUNCTION LOADs run with.
+        for t in [&env, &load_api, &load_redis] {
+            super::vm::protect(lua, Value::Table(t.clone()))?;
+        }
         // The VM's own hook, plus the load-time limit.
         let limit = deadline.clone();
         lua.set_hook(

@@ -20,6 +20,7 @@ local load_api = {redis = setmetatable({}, {
   __newindex = readonly,
 })}
 
+-- The environment, and the load-time API for the VM to make read-only.
 return setmetatable({}, {
   __index = function(t, k)
     local v = rawget(hidden.loading and load_api or globals, k)
@@ -29,4 +30,4 @@ return setmetatable({}, {
     return v
   end,
   __newindex = readonly,
-})
+}), load_api

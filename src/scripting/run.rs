@@ -12,7 +12,7 @@ use mlua::Function;
 use mlua::ffi::{self, lua_State};
 
 use super::convert::{push_bytes, push_error_table, push_reply, to_bytes, write_reply};
-use super::vm::Vm;
+use super::vm::{Vm, lua_enablereadonlytable};
 use crate::cmd::{Ctx, Effect, flags, resolve, run};
 use crate::resp::{Args, Parser, Reply};
 
@@ -75,6 +75,12 @@ impl Drop for Current {
     fn drop(&mut self) {
         CURRENT.with(|c| c.set(self.0));
     }
+}
+
+/// True while a script runs on this thread: the commands it calls must not
+/// block (they answer as if their timeout had passed).
+pub fn in_script() -> bool {
+    CURRENT.with(|c| !c.get().is_null())
 }
 
 /// Runs `f` with the script's state, if a script runs on this thread.
@@ -151,6 +157,11 @@ pub fn run_script(
             resp3: false,
         },
     });
+    let end = RunEnd {
+        srv,
+        state: &state,
+        was_script,
+    };
     let mut outcome = Outcome::Ok;
     let guard = Current::enter(&state);
     // SAFETY: the closure gets this thread's state with the handler and the
@@ -172,14 +183,8 @@ pub fn run_script(
     if let Err(e) = r {
         outcome = Outcome::Internal(format!("ERR {e}"));
     }
-    srv.scripting.finish();
-    let CallState {
-        ctx, multi_open, ..
-    } = state.into_inner();
-    ctx.db.locks.leave_script(was_script);
-    if multi_open {
-        srv.ks.emit(ctx.db.index, &[b"EXEC"]);
-    }
+    drop(end);
+    let CallState { ctx, .. } = state.into_inner();
     // The script's own writes were published one by one.
     ctx.effect = Effect::Nothing;
     match outcome {
@@ -197,6 +202,27 @@ pub fn run_script(
             ));
         }
         Outcome::Internal(msg) => ctx.out.error(&msg),
+    }
+}
+
+/// Ends a run however it ends, a panic included: the effects' MULTI is
+/// closed and the "a script runs" state other clients wait on is cleared
+/// (else every later command would get BUSY for good).
+struct RunEnd<'s, 'c, 'a> {
+    srv: &'static crate::server::Server,
+    state: &'s RefCell<CallState<'c, 'a>>,
+    was_script: bool,
+}
+
+impl Drop for RunEnd<'_, '_, '_> {
+    fn drop(&mut self) {
+        if let Ok(mut st) = self.state.try_borrow_mut() {
+            st.ctx.db.locks.leave_script(self.was_script);
+            if std::mem::take(&mut st.multi_open) {
+                self.srv.ks.emit(st.ctx.db.index, &[b"EXEC"]);
+            }
+        }
+        self.srv.scripting.finish();
     }
 }
 
@@ -227,6 +253,13 @@ unsafe fn push_inputs(l: *mut lua_State, inputs: &Inputs<'_, '_>) -> c_int {
     unsafe {
         let args = inputs.args;
         let split = inputs.first + inputs.nkeys;
+        // The globals are read-only to scripts; KEYS and ARGV are replaced
+        // with the protection lifted for the moment (as Redis does). Should
+        // building them fail, no script runs before the next run's inputs
+        // put the protection back.
+        if !inputs.as_params {
+            lua_enablereadonlytable(l, ffi::LUA_GLOBALSINDEX, 0);
+        }
         for (name, from, to) in [(c"KEYS", inputs.first, split), (c"ARGV", split, args.len())] {
             ffi::lua_createtable(l, (to - from) as c_int, 0);
             for (i, a) in (from..to).enumerate() {
@@ -238,6 +271,9 @@ unsafe fn push_inputs(l: *mut lua_State, inputs: &Inputs<'_, '_>) -> c_int {
                 ffi::lua_insert(l, -2);
                 ffi::lua_rawset(l, ffi::LUA_GLOBALSINDEX);
             }
+        }
+        if !inputs.as_params {
+            lua_enablereadonlytable(l, ffi::LUA_GLOBALSINDEX, 1);
         }
         if inputs.as_params { 2 } else { 0 }
     }
@@ -270,7 +306,7 @@ pub unsafe extern "C-unwind" fn redis_call(l: *mut lua_State) -> c_int {
     // SAFETY: Lua hands this C function its own state. Nothing with a
     // destructor is alive here when `lua_error` unwinds.
     unsafe {
-        if call_command(l, true) {
+        if call_command_caught(l, true) {
             ffi::lua_error(l);
         }
     }
@@ -283,8 +319,27 @@ pub unsafe extern "C-unwind" fn redis_call(l: *mut lua_State) -> c_int {
 /// Only Lua calls it, as a C function.
 pub unsafe extern "C-unwind" fn redis_pcall(l: *mut lua_State) -> c_int {
     // SAFETY: as `redis_call`.
-    unsafe { call_command(l, false) };
+    unsafe { call_command_caught(l, false) };
     1
+}
+
+/// [`call_command`], with a panic turned into an error: unwinding through
+/// Lua's C frames would leave the VM inconsistent.
+unsafe fn call_command_caught(l: *mut lua_State, raise: bool) -> bool {
+    let top = unsafe { ffi::lua_gettop(l) };
+    // SAFETY: as the caller's.
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe {
+        call_command(l, raise)
+    }));
+    r.unwrap_or_else(|_| {
+        crate::warning!("a script's redis.call panicked");
+        // SAFETY: back to the arguments, then room for one table.
+        unsafe {
+            ffi::lua_settop(l, top);
+            push_error_table(l, b"ERR internal error");
+        }
+        raise
+    })
 }
 
 /// Runs the command in the C function's arguments with the script's locks,

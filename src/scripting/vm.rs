@@ -4,8 +4,11 @@
 //! running script.
 
 use std::collections::HashMap;
+use std::ffi::c_int;
 
-use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
+use mlua::{
+    Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState, ffi,
+};
 
 use super::convert::error_code_form;
 use crate::server::Server;
@@ -78,6 +81,10 @@ impl Vm {
         prelude.call::<()>((hidden.clone(), raw_pcall, select, type_fn, getinfo))?;
         g.raw_set("debug", Value::Nil)?;
         lock_globals(&lua)?;
+        // Everything a script can reach by name becomes read-only, so no
+        // script changes what later ones run with.
+        protect(&lua, Value::Table(g))?;
+        protect(&lua, Value::Table(string_metatable(&lua)?))?;
         lua.set_hook(
             HookTriggers {
                 every_nth_instruction: Some(HOOK_EVERY),
@@ -224,22 +231,72 @@ fn parse_shebang(body: &[u8]) -> Result<(ShebangFlags, std::borrow::Cow<'_, [u8]
     Ok((flags, body[nl..].to_vec().into()))
 }
 
-/// Makes the global table read-only: assigning a global and reading a
-/// missing one are errors, with Redis's wording.
+/// Gives reading a missing global Redis's error. (Writes are refused by
+/// the read-only flag [`protect`] sets, so, as in Redis, the metatable has
+/// no `__newindex`.)
 fn lock_globals(lua: &Lua) -> mlua::Result<()> {
     let mt = lua.create_table()?;
     let code = r#"
         local error, tostring = error, tostring
-        return function(t, k, v) error("Attempt to modify a readonly table", 2) end,
-               function(t, k)
-                 error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
-               end
+        return function(t, k)
+          error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
+        end
     "#;
-    let (newindex, index): (Function, Function) = lua.load(code).set_name("=sandbox").call(())?;
-    mt.raw_set("__newindex", newindex)?;
+    let index: Function = lua.load(code).set_name("=sandbox").call(())?;
     mt.raw_set("__index", index)?;
     lua.globals().set_metatable(Some(mt));
     Ok(())
+}
+
+// The read-only table flag of ferrokv's patched Lua (vendor/lua-src): every
+// write to a marked table (assignment, rawset, the table library,
+// setmetatable) raises "Attempt to modify a readonly table".
+unsafe extern "C-unwind" {
+    pub fn lua_enablereadonlytable(l: *mut ffi::lua_State, idx: c_int, enabled: c_int);
+    fn lua_isreadonlytable(l: *mut ffi::lua_State, idx: c_int) -> c_int;
+}
+
+/// Marks `root` read-only, with every table reachable from it through
+/// values and metatables (as Redis protects its scripting globals).
+pub fn protect(lua: &Lua, root: Value) -> mlua::Result<()> {
+    /// Depth of nested tables followed; the sandbox's own are shallow.
+    const MAX_DEPTH: usize = 32;
+    // SAFETY: the stack holds what the recursion pushed, checked for room
+    // before each push; it is left as found.
+    unsafe fn walk(l: *mut ffi::lua_State, idx: c_int, depth: usize) {
+        unsafe {
+            if lua_isreadonlytable(l, idx) != 0 || depth > MAX_DEPTH {
+                return;
+            }
+            lua_enablereadonlytable(l, idx, 1);
+            if ffi::lua_checkstack(l, 3) == 0 {
+                return;
+            }
+            ffi::lua_pushnil(l);
+            while ffi::lua_next(l, idx) != 0 {
+                if ffi::lua_type(l, -1) == ffi::LUA_TTABLE {
+                    walk(l, ffi::lua_gettop(l), depth + 1);
+                }
+                ffi::lua_pop(l, 1);
+            }
+            if ffi::lua_getmetatable(l, idx) != 0 {
+                walk(l, ffi::lua_gettop(l), depth + 1);
+                ffi::lua_pop(l, 1);
+            }
+        }
+    }
+    if !root.is_table() {
+        return Ok(());
+    }
+    // SAFETY: `root`, a table, is at index 1 of the fresh stack.
+    unsafe { lua.exec_raw::<()>(root, |l| walk(l, 1, 0)) }
+}
+
+/// The metatable strings share (`getmetatable('')`).
+fn string_metatable(lua: &Lua) -> mlua::Result<Table> {
+    lua.load("return getmetatable('')")
+        .set_name("=sandbox")
+        .call(())
 }
 
 /// An error a Rust helper raises with Redis's exact text (code included).
