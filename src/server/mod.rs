@@ -251,6 +251,7 @@ pub fn run(srv: &'static Server) -> anyhow::Result<()> {
     for i in 0..workers {
         let stats = Arc::new(ThreadStats::new(srv.commands.len()));
         srv.thread_stats.lock().push(stats.clone());
+        srv.scripting.register_worker(stats.clone());
         let tx = tx.clone();
         std::thread::Builder::new()
             .name(format!("ferrokv-w{i}"))

@@ -64,9 +64,40 @@ impl Server {
     /// bind) is started again on another port, and one only counts as up
     /// when the server answering on the port is this process.
     pub fn start_with(extra: &[&str]) -> Server {
+        Server::start_under(&[], extra)
+    }
+
+    /// Starts on one core (`taskset -c 0`, so with one worker thread), or
+    /// like [`Server::start_with`] where `taskset` is missing.
+    pub fn start_pinned(extra: &[&str]) -> Server {
+        let has_taskset = Command::new("taskset")
+            .arg("-V")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if has_taskset {
+            Server::start_under(&["taskset", "-c", "0"], extra)
+        } else {
+            Server::start_with(extra)
+        }
+    }
+
+    /// Starts the binary through `wrapper` (a command and its arguments
+    /// that run the rest), if any.
+    fn start_under(wrapper: &[&str], extra: &[&str]) -> Server {
         for _ in 0..5 {
             let port = free_port();
-            let mut child = Command::new(env!("CARGO_BIN_EXE_ferrokv"))
+            let bin = env!("CARGO_BIN_EXE_ferrokv");
+            let mut cmd = match wrapper.split_first() {
+                Some((first, rest)) => {
+                    let mut c = Command::new(first);
+                    c.args(rest).arg(bin);
+                    c
+                }
+                None => Command::new(bin),
+            };
+            let mut child = cmd
                 .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
                 .args(extra)
                 .stdout(Stdio::null())
