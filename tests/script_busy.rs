@@ -115,6 +115,33 @@ fn runaway_script_on_one_core_others_get_busy_and_script_kill_stops_it() {
     );
 }
 
+/// Redis's "Timedout read-only scripts can be killed by SCRIPT KILL even
+/// when use pcall": once killed, the script stops at its next line, also
+/// outside the `pcall` that catches the kill error where it loops.
+#[test]
+fn script_kill_stops_a_script_that_catches_errors_with_pcall() {
+    let srv = one_core();
+    let body = "local f = function() while 1 do redis.call('ping') end end while 1 do pcall(f) end";
+    let mut runner = start(&srv, &["EVAL", body, "0"]);
+    wait_for(&srv, BUSY);
+    let mut admin = srv.raw();
+    assert_eq!(call(&mut admin, &["SCRIPT", "KILL"]), "+OK");
+    let err = reply(&mut runner);
+    assert!(
+        err.starts_with("-ERR Script killed by user with SCRIPT KILL... script: "),
+        "{err}"
+    );
+    assert_eq!(call(&mut admin, &["PING"]), "+PONG");
+    // The VM's own hook is back: the next script runs to its end.
+    assert_eq!(
+        call(
+            &mut runner,
+            &["EVAL", "for i=1,300000 do end return 1", "0"]
+        ),
+        ":1"
+    );
+}
+
 #[test]
 fn runaway_function_on_one_core_is_stopped_by_function_kill() {
     let srv = one_core();

@@ -9,10 +9,14 @@
 //! ([`Scripting::gate`]), then a VM, then shards; an EXEC whose queue runs
 //! scripts takes the gate before its shards.
 //!
-//! While a script runs, [`Scripting`] records since when: once it has run
-//! longer than `busy-reply-threshold`, the dispatcher answers BUSY to other
-//! clients (before they wait on any shard), and SCRIPT KILL sets a flag the
-//! VM's instruction-count hook turns into an error.
+//! Every command that runs Lua is a job of the script thread
+//! ([`thread`]), so a runaway script never holds a worker thread. A job
+//! starts only once no worker has a command past the script check
+//! ([`Scripting::check`], [`Scripting::begin_job`]): no command ever waits
+//! on a shard a script holds. While a job runs, other clients' commands
+//! wait asynchronously ([`Scripting::wait_turn`]) and get BUSY once the
+//! script has run longer than `busy-reply-threshold`; SCRIPT KILL sets a
+//! flag the VM's instruction-count hook turns into an error.
 //!
 //! Effects: the write commands a script runs are published one by one, as
 //! they run (locks held), wrapped in MULTI ... EXEC as Redis 7 propagates

@@ -49,6 +49,11 @@ struct CallState<'c, 'a> {
     /// `redis.set_repl` flags: with neither REPL_AOF (1) nor REPL_REPLICA
     /// (2), the script's writes are not published as effects.
     repl: u8,
+    /// The Lua thread the script body runs on.
+    top: *mut lua_State,
+    /// The VM's own hook while a line hook stops a killed script
+    /// ([`arm_kill_hook`]); put back when the run ends.
+    saved_hook: Option<SavedHook>,
     /// Reused by every `redis.call` of the run.
     argbuf: Vec<u8>,
     spans: Vec<(usize, usize)>,
@@ -144,6 +149,8 @@ pub fn run_script(
         multi_open: false,
         resp3: false,
         repl: REPL_ALL,
+        top: std::ptr::null_mut(),
+        saved_hook: None,
         argbuf: Vec::new(),
         spans: Vec::new(),
         reply: Reply {
@@ -157,6 +164,7 @@ pub fn run_script(
     // function on its stack (indexes 1 and 2); it leaves nothing behind.
     let r = unsafe {
         vm.lua.exec_raw::<()>((&vm.handler, f), |l| {
+            state.borrow_mut().top = l;
             let nargs = push_inputs(l, &inputs);
             if ffi::lua_pcall(l, nargs, 1, 1) == 0 {
                 let mut st = state.borrow_mut();
@@ -174,8 +182,16 @@ pub fn run_script(
     }
     srv.scripting.finish();
     let CallState {
-        ctx, multi_open, ..
+        ctx,
+        multi_open,
+        saved_hook,
+        ..
     } = state.into_inner();
+    if let Some(h) = saved_hook {
+        // SAFETY: the thread the script ran on, which the VM keeps; the
+        // hook, mask and count it had before the run.
+        unsafe { ffi::lua_sethook(h.l, h.hook, h.mask, h.count) };
+    }
     ctx.db.locks.leave_script(was_script);
     if multi_open {
         srv.ks.emit(ctx.db.index, &[b"EXEC"]);
@@ -303,6 +319,10 @@ unsafe fn call_command(l: *mut lua_State, raise: bool) -> bool {
         return fail(b"ERR reached lua stack limit");
     }
     let ran = with_current(|st| {
+        if st.ctx.srv.scripting.kill_requested() {
+            // SAFETY: `l` is this C function's state.
+            unsafe { arm_kill_hook(l, st) };
+        }
         // SAFETY: arguments 1..=n are on this C function's stack.
         unsafe { read_args(l, n, st) }?;
         exec(st)
@@ -321,6 +341,49 @@ unsafe fn call_command(l: *mut lua_State, raise: bool) -> bool {
             }
             failed && raise
         }
+    }
+}
+
+/// The hook a Lua thread had before [`arm_kill_hook`] replaced it.
+struct SavedHook {
+    l: *mut lua_State,
+    hook: Option<ffi::lua_Hook>,
+    mask: c_int,
+    count: c_int,
+}
+
+/// A killed script that calls Redis: from now on every line it runs
+/// raises the kill error. The VM's instruction-count hook alone fires
+/// mostly inside a `pcall` that loops around `redis.call` (where the
+/// script spends its time) and is caught there; a line hook also fires
+/// in the code around that `pcall`, as Redis's does once a kill is
+/// requested. The run puts the VM's own hook back when it ends.
+///
+/// # Safety
+/// `l` is the state of the running `redis.call`.
+unsafe fn arm_kill_hook(l: *mut lua_State, st: &mut CallState<'_, '_>) {
+    if st.saved_hook.is_some() || l != st.top {
+        return;
+    }
+    // SAFETY: `l` is a live Lua thread (the caller's).
+    unsafe {
+        st.saved_hook = Some(SavedHook {
+            l,
+            hook: ffi::lua_gethook(l),
+            mask: ffi::lua_gethookmask(l),
+            count: ffi::lua_gethookcount(l),
+        });
+        ffi::lua_sethook(l, Some(kill_hook), ffi::LUA_MASKLINE, 0);
+    }
+}
+
+/// Raises the kill error (see [`arm_kill_hook`]).
+unsafe extern "C-unwind" fn kill_hook(l: *mut lua_State, _ar: *mut ffi::lua_Debug) {
+    // SAFETY: Lua calls a hook with its own state; nothing with a
+    // destructor is alive when `lua_error` unwinds.
+    unsafe {
+        push_error_table(l, super::vm::KILLED_MSG.as_bytes());
+        ffi::lua_error(l);
     }
 }
 
@@ -412,6 +475,7 @@ fn exec(st: &mut CallState<'_, '_>) -> Result<bool, &'static [u8]> {
         argbuf,
         spans,
         reply,
+        ..
     } = st;
     let publish = *repl & REPL_ALL != 0;
     let argv = Parser::args_over(argbuf, spans);
