@@ -311,3 +311,36 @@ fn scripts_and_commands_on_one_core_all_complete() {
     let total: i64 = redis::cmd("GET").arg("total").query(&mut con).unwrap();
     assert_eq!(total, 6 * rounds as i64);
 }
+
+/// What scripts do for other clients is unchanged by their running on the
+/// script thread: a push inside a script (alone or inside MULTI) serves a
+/// blocked BLPOP, and a script's write breaks another client's WATCH.
+#[test]
+fn script_writes_serve_blocked_clients_and_break_watches() {
+    let srv = Server::start_pinned(&[]);
+    let mut admin = srv.client();
+    let push = "redis.call('rpush', KEYS[1], ARGV[1]) return 1";
+    let mut blocked = start(&srv, &["BLPOP", "q", "5"]);
+    common::wait_blocked(&mut admin, 1);
+    let mut c = srv.raw();
+    assert_eq!(call(&mut c, &["EVAL", push, "1", "q", "a"]), ":1");
+    assert_eq!(reply(&mut blocked), "*2");
+    assert_eq!(reply(&mut blocked), "$q");
+    assert_eq!(reply(&mut blocked), "$a");
+    blocked.send(&resp(&[b"BLPOP", b"q", b"5"]));
+    common::wait_blocked(&mut admin, 1);
+    assert_eq!(call(&mut c, &["MULTI"]), "+OK");
+    assert_eq!(call(&mut c, &["EVAL", push, "1", "q", "b"]), "+QUEUED");
+    assert_eq!(call(&mut c, &["EXEC"]), "*1");
+    assert_eq!(reply(&mut c), ":1");
+    assert_eq!(reply(&mut blocked), "*2");
+    assert_eq!(reply(&mut blocked), "$q");
+    assert_eq!(reply(&mut blocked), "$b");
+
+    let mut w = srv.raw();
+    assert_eq!(call(&mut w, &["WATCH", "x"]), "+OK");
+    assert_eq!(call(&mut c, &["EVAL", push, "1", "x", "1"]), ":1");
+    assert_eq!(call(&mut w, &["MULTI"]), "+OK");
+    assert_eq!(call(&mut w, &["LLEN", "x"]), "+QUEUED");
+    assert_eq!(call(&mut w, &["EXEC"]), "*-1");
+}

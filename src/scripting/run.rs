@@ -181,17 +181,14 @@ pub fn run_script(
         outcome = Outcome::Internal(format!("ERR {e}"));
     }
     srv.scripting.finish();
+    // The VM's own hook is back once `saved_hook` drops (also when a panic
+    // unwinds through here).
     let CallState {
         ctx,
         multi_open,
-        saved_hook,
+        saved_hook: _saved_hook,
         ..
     } = state.into_inner();
-    if let Some(h) = saved_hook {
-        // SAFETY: the thread the script ran on, which the VM keeps; the
-        // hook, mask and count it had before the run.
-        unsafe { ffi::lua_sethook(h.l, h.hook, h.mask, h.count) };
-    }
     ctx.db.locks.leave_script(was_script);
     if multi_open {
         srv.ks.emit(ctx.db.index, &[b"EXEC"]);
@@ -344,12 +341,21 @@ unsafe fn call_command(l: *mut lua_State, raise: bool) -> bool {
     }
 }
 
-/// The hook a Lua thread had before [`arm_kill_hook`] replaced it.
+/// The hook a Lua thread had before [`arm_kill_hook`] replaced it; put
+/// back when dropped.
 struct SavedHook {
     l: *mut lua_State,
     hook: Option<ffi::lua_Hook>,
     mask: c_int,
     count: c_int,
+}
+
+impl Drop for SavedHook {
+    fn drop(&mut self) {
+        // SAFETY: the Lua thread the script ran on, which the VM keeps; the
+        // hook, mask and count it had before the run.
+        unsafe { ffi::lua_sethook(self.l, self.hook, self.mask, self.count) };
+    }
 }
 
 /// A killed script that calls Redis: from now on every line it runs

@@ -3,7 +3,8 @@
 //! Design decision: one single-threaded tokio runtime per core. A
 //! connection lives on one worker for its whole life and runs each command
 //! to completion there, locking only the shards it touches; there is no
-//! hand-off between threads on the command path.
+//! hand-off between threads on the command path, except that commands
+//! running Lua go to the script thread (`crate::scripting::thread`).
 
 pub mod client;
 pub mod conn;
