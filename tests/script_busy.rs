@@ -179,6 +179,8 @@ fn write_script_is_unkillable_others_get_busy_and_shutdown_nosave_stops_the_serv
     assert_eq!(call(&mut admin, &["SHUTDOWN"]), BUSY);
     admin.send(&resp(&[b"SHUTDOWN", b"NOSAVE"]));
     assert!(admin.is_closed());
+    // Gone at once, as Redis's suite checks: nothing accepts any more.
+    assert!(std::net::TcpStream::connect(("127.0.0.1", srv.port)).is_err());
     let deadline = Instant::now() + Duration::from_secs(10);
     while srv.alive() {
         assert!(Instant::now() < deadline, "server still running");

@@ -65,7 +65,5 @@ fn shutdown(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     if save || (snapshot_configured && !nosave) {
         crate::warning!("Not saving a final RDB snapshot: ferrokv has no persistence yet.");
     }
-    ctx.srv.request_shutdown();
-    ctx.client.close_after_reply = true;
-    Ok(())
+    ctx.srv.exit_now()
 }

@@ -103,6 +103,16 @@ impl Server {
         self.shutdown.cv.notify_all();
     }
 
+    /// Ends the process now (SHUTDOWN): the listeners and every connection
+    /// close together, so once the client that asked sees its connection
+    /// close, new connections are refused, as with Redis. A running script
+    /// stops with the process.
+    pub fn exit_now(&self) -> ! {
+        self.request_shutdown();
+        crate::warning!("ferrokv is now ready to exit, bye bye...");
+        std::process::exit(0)
+    }
+
     pub fn shutting_down(&self) -> bool {
         self.shutdown.flag.load(Ordering::Relaxed)
     }
