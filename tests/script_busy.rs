@@ -346,3 +346,55 @@ fn script_writes_serve_blocked_clients_and_break_watches() {
     assert_eq!(call(&mut w, &["LLEN", "x"]), "+QUEUED");
     assert_eq!(call(&mut w, &["EXEC"]), "*-1");
 }
+
+/// Redis's "Timedout scripts and unblocked command": HELLO (allowed while
+/// a script is busy) is served during the script and changes what the
+/// script sees; the client blocked on the script's key is served once the
+/// script has finished, with what the script left last.
+#[test]
+fn hello_is_served_during_a_busy_script_and_blocked_clients_wait_for_its_end() {
+    let srv = Server::start_pinned(&["--enable-debug-command", "yes"]);
+    let mut admin = srv.raw();
+    assert_eq!(
+        call(
+            &mut admin,
+            &["CONFIG", "SET", "busy-reply-threshold", "100"]
+        ),
+        "+OK"
+    );
+    assert_eq!(
+        call(&mut admin, &["DEBUG", "SET-DISABLE-DENY-SCRIPTS", "1"]),
+        "+OK"
+    );
+    let mut blocked = start(&srv, &["BLPOP", "x", "0"]);
+    let mut admin_con = srv.client();
+    common::wait_blocked(&mut admin_con, 1);
+    let body = "redis.call('lpush', KEYS[1], 'y') \
+        local clients \
+        while true do \
+            clients = redis.call('client', 'list') \
+            if string.find(clients, 'abortscript') ~= nil then break end \
+        end \
+        redis.call('lpush', KEYS[1], 'z') \
+        return 'done'";
+    let mut runner = start(&srv, &["EVAL", body, "1", "x"]);
+    wait_for(&srv, BUSY);
+    let mut r3 = srv.raw();
+    r3.send(&resp(&[b"HELLO", b"2", b"SETNAME", b"abortscript"]));
+    assert_eq!(reply(&mut runner), "$done");
+    assert_eq!(reply(&mut blocked), "*2");
+    assert_eq!(reply(&mut blocked), "$x");
+    assert_eq!(reply(&mut blocked), "$z");
+    assert_eq!(
+        call(&mut admin, &["DEBUG", "SET-DISABLE-DENY-SCRIPTS", "0"]),
+        "+OK"
+    );
+    let denied = call(
+        &mut admin,
+        &["EVAL", "return redis.call('client', 'list')", "0"],
+    );
+    assert!(
+        denied.starts_with("-ERR This Redis command is not allowed from script script: "),
+        "{denied}"
+    );
+}

@@ -1,5 +1,6 @@
 //! DEBUG, gated by `enable-debug-command` (off by default, as in Redis).
-//! Subcommands: SLEEP, SET-ACTIVE-EXPIRE, OBJECT, LOG, HELP.
+//! Subcommands: SLEEP, SET-ACTIVE-EXPIRE, SET-DISABLE-DENY-SCRIPTS, OBJECT,
+//! LOG, HELP.
 
 use std::sync::atomic::Ordering;
 
@@ -43,6 +44,14 @@ fn debug(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         (b"set-active-expire", 3) => {
             let on = parse_int_prefix(&args[2]) != 0;
             ctx.srv.active_expire.store(on, Ordering::Relaxed);
+            ctx.out.ok();
+        }
+        (b"set-disable-deny-scripts", 3) => {
+            let on = parse_int_prefix(&args[2]) != 0;
+            ctx.srv
+                .scripting
+                .disable_deny_script
+                .store(on, Ordering::Relaxed);
             ctx.out.ok();
         }
         (b"object", 3) => object(ctx, &args[2])?,
@@ -155,6 +164,8 @@ fn help(ctx: &mut Ctx<'_>) {
             "    Block the connection's worker for <seconds> (may be fractional).",
             "SET-ACTIVE-EXPIRE <0|1>",
             "    Turn the background expiry of keys off (0) or on (1).",
+            "SET-DISABLE-DENY-SCRIPTS <0|1>",
+            "    Let scripts call commands they may not call (1), or not (0).",
             "OBJECT <key>",
             "    Low-level facts about the value stored at <key>.",
             "LOG <message>",

@@ -76,6 +76,9 @@ pub struct Scripting {
     pub functions: functions::Functions,
     /// Where script jobs run.
     pub thread: thread::ScriptThread,
+    /// DEBUG SET-DISABLE-DENY-SCRIPTS: scripts may call `noscript`
+    /// commands (Redis's tests use it).
+    pub disable_deny_script: AtomicBool,
     /// Held around every script run (EVAL, FCALL) and around a whole EXEC
     /// whose queue runs scripts, taken before any VM or shard lock. Jobs
     /// run one at a time on the script thread, so it is never contended

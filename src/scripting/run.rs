@@ -493,7 +493,12 @@ fn exec(st: &mut CallState<'_, '_>) -> Result<bool, &'static [u8]> {
         }
         Err(_) => return Err(b"ERR Wrong number of args calling Redis command from script"),
     };
-    if cmd.has(flags::NOSCRIPT) {
+    if cmd.has(flags::NOSCRIPT)
+        && !srv
+            .scripting
+            .disable_deny_script
+            .load(std::sync::atomic::Ordering::Relaxed)
+    {
         return Err(b"ERR This Redis command is not allowed from script");
     }
     if cmd.has(flags::WRITE) && *read_only {

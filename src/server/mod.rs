@@ -54,6 +54,8 @@ pub struct Server {
     pub scripting: crate::scripting::Scripting,
     /// Subscriptions of every client (PUBLISH delivers through it).
     pub pubsub: crate::pubsub::PubSub,
+    /// The listening sockets, closed first at SHUTDOWN.
+    listen_fds: Mutex<Vec<i32>>,
     shutdown: Shutdown,
 }
 
@@ -92,6 +94,7 @@ impl Server {
             active_expire: AtomicBool::new(true),
             scripting: Default::default(),
             pubsub: Default::default(),
+            listen_fds: Mutex::new(Vec::new()),
             shutdown: Shutdown::default(),
         }
     }
@@ -109,6 +112,13 @@ impl Server {
     /// stops with the process.
     pub fn exit_now(&self) -> ! {
         self.request_shutdown();
+        // The kernel closes a process's sockets in no promised order: stop
+        // listening first, as Redis does.
+        for &fd in self.listen_fds.lock().iter() {
+            // SAFETY: a listening socket this process owns; it stays open
+            // (shutdown, not close) until the process ends just below.
+            unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+        }
         crate::warning!("ferrokv is now ready to exit, bye bye...");
         std::process::exit(0)
     }
@@ -285,6 +295,8 @@ pub fn run(srv: &'static Server) -> anyhow::Result<()> {
     let handles: &'static [(tokio::runtime::Handle, Arc<ThreadStats>)] = handles.leak();
 
     for l in listeners {
+        use std::os::fd::AsRawFd;
+        srv.listen_fds.lock().push(l.as_raw_fd());
         let (rt, _) = &handles[0];
         rt.spawn(conn::accept_loop(srv, l, handles));
     }
