@@ -1,6 +1,7 @@
 //! DEBUG, gated by `enable-debug-command` (off by default, as in Redis;
 //! the gate is in dispatch, see [`super::protected_denied`]).
-//! Subcommands: SLEEP, SET-ACTIVE-EXPIRE, OBJECT, LOG, HELP.
+//! Subcommands: SLEEP, SET-ACTIVE-EXPIRE, SET-DISABLE-DENY-SCRIPTS, OBJECT,
+//! LOG, HELP.
 
 use std::sync::atomic::Ordering;
 
@@ -25,6 +26,14 @@ fn debug(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         (b"set-active-expire", 3) => {
             let on = parse_int_prefix(&args[2]) != 0;
             ctx.srv.active_expire.store(on, Ordering::Relaxed);
+            ctx.out.ok();
+        }
+        (b"set-disable-deny-scripts", 3) => {
+            let on = parse_int_prefix(&args[2]) != 0;
+            ctx.srv
+                .scripting
+                .disable_deny_script
+                .store(on, Ordering::Relaxed);
             ctx.out.ok();
         }
         (b"object", 3) => object(ctx, &args[2])?,
@@ -137,6 +146,8 @@ fn help(ctx: &mut Ctx<'_>) {
             "    Block the connection's worker for <seconds> (may be fractional).",
             "SET-ACTIVE-EXPIRE <0|1>",
             "    Turn the background expiry of keys off (0) or on (1).",
+            "SET-DISABLE-DENY-SCRIPTS <0|1>",
+            "    Let scripts call commands they may not call (1), or not (0).",
             "OBJECT <key>",
             "    Low-level facts about the value stored at <key>.",
             "LOG <message>",

@@ -40,6 +40,7 @@ pub use error::{CmdResult, Error};
 pub use table::{Command, CommandTable, flags};
 
 use crate::resp::{Args, Reply};
+use crate::scripting::Turn;
 use crate::server::Server;
 use crate::server::client::{Client, ReplyMode, list_flags};
 use crate::server::stats::ThreadStats;
@@ -222,9 +223,46 @@ pub fn protected_denied(srv: &Server, client: &Client, cmd: &Command) -> Option<
     (!allowed).then_some(msg)
 }
 
-/// Runs one command: resolve, check, execute, publish its effect, count it.
-/// `now_ms` is the clock of the batch the command arrived in, as Redis
-/// fixes the time a command sees when it starts.
+/// What the connection does after [`dispatch`].
+pub enum Next {
+    /// The command ran (or was refused or queued): its reply is in `out`.
+    Done,
+    /// Another client's script job holds the script thread: wait for it
+    /// (`Scripting::wait_turn`, without blocking the thread) and dispatch
+    /// the command again.
+    Wait { until_idle: bool },
+    /// The command runs scripts: run it with [`run_job`] on the script
+    /// thread (`scripting::thread`). Nothing was written yet.
+    Script(&'static Command),
+}
+
+/// Whether `cmd` runs Lua, so that it must run as a job of the script
+/// thread: EVAL and FCALL and their variants, FUNCTION LOAD and RESTORE
+/// (a library body runs), an EXEC whose queue holds one of those.
+pub fn runs_scripts(cmd: &Command, client: &Client) -> bool {
+    fn lua(name: &str) -> bool {
+        matches!(
+            name,
+            "eval"
+                | "eval_ro"
+                | "evalsha"
+                | "evalsha_ro"
+                | "fcall"
+                | "fcall_ro"
+                | "function|load"
+                | "function|restore"
+        )
+    }
+    lua(cmd.name)
+        || (cmd.name == "exec"
+            && client
+                .multi
+                .as_ref()
+                .is_some_and(|q| q.any_command(|c| lua(c.name))))
+}
+
+/// Runs one command to completion on this thread, scripts included (the
+/// in-process test harness). The connection uses [`dispatch`].
 pub fn execute(
     srv: &'static Server,
     client: &mut Client,
@@ -234,6 +272,29 @@ pub fn execute(
     args: &Args<'_>,
     now_ms: i64,
 ) {
+    loop {
+        match dispatch(srv, client, out, locks, stats, args, now_ms) {
+            Next::Done => return,
+            Next::Script(cmd) => return run_job(srv, client, out, stats, cmd, args, now_ms),
+            // Only while another thread runs a job.
+            Next::Wait { .. } => std::thread::sleep(std::time::Duration::from_millis(1)),
+        }
+    }
+}
+
+/// Resolves and checks one command, then runs it, unless it must wait for
+/// another client's script or runs scripts itself (see [`Next`]).
+/// `now_ms` is the clock of the batch the command arrived in, as Redis
+/// fixes the time a command sees when it starts.
+pub fn dispatch(
+    srv: &'static Server,
+    client: &mut Client,
+    out: &mut Reply,
+    locks: &mut Locks,
+    stats: &ThreadStats,
+    args: &Args<'_>,
+    now_ms: i64,
+) -> Next {
     if client.reply_mode == ReplyMode::SkipNext {
         client.reply_mode = ReplyMode::Skip;
     }
@@ -247,7 +308,8 @@ pub fn execute(
             multi::flag_failed(client);
             stats.count_error(&msg);
             out.error(&msg);
-            return finish_reply(client, out, reply_start);
+            finish_reply(client, out, reply_start);
+            return Next::Done;
         }
     };
     // Protected commands are refused before authentication, as in Redis.
@@ -258,7 +320,8 @@ pub fn execute(
         multi::flag_failed(client);
         stats.count_error(msg);
         out.error(msg);
-        return finish_reply(client, out, reply_start);
+        finish_reply(client, out, reply_start);
+        return Next::Done;
     }
     if !client.authenticated && !cmd.has(flags::NO_AUTH) {
         stats.cmds[cmd.id].rejected.add(1);
@@ -266,7 +329,8 @@ pub fn execute(
         let msg = Error::NoAuth.message();
         stats.count_error(&msg);
         out.error(&msg);
-        return finish_reply(client, out, reply_start);
+        finish_reply(client, out, reply_start);
+        return Next::Done;
     }
     // A RESP2 connection with subscriptions only takes the subscribe family
     // (its replies and messages share one stream of arrays).
@@ -282,13 +346,31 @@ pub fn execute(
         );
         stats.count_error(&msg);
         out.error(&msg);
-        return finish_reply(client, out, reply_start);
+        finish_reply(client, out, reply_start);
+        return Next::Done;
     }
-    if let Some(msg) = srv.scripting.busy_error(srv, cmd, client.info.id) {
-        stats.cmds[cmd.id].rejected.add(1);
-        stats.count_error(msg);
-        out.error(msg);
-        return finish_reply(client, out, reply_start);
+    // From here on this command may hold shards: it is in flight until
+    // `_flight` drops, and a script job does not start meanwhile.
+    let (turn, _flight) = srv.scripting.check(srv, &stats.in_flight, cmd, client);
+    match turn {
+        Turn::Go => {}
+        Turn::Wait { until_idle } => return Next::Wait { until_idle },
+        Turn::Busy(msg) => {
+            stats.cmds[cmd.id].rejected.add(1);
+            // As Redis rejects: the transaction is flagged, a refused EXEC
+            // discards it (no watches here: see `Scripting::check`).
+            let msg = if cmd.name == "exec" && client.multi.is_some() {
+                multi::reset(&srv.ks, client, locks);
+                format!("EXECABORT Transaction discarded because of: {msg}")
+            } else {
+                multi::flag_failed(client);
+                msg.to_string()
+            };
+            stats.count_error(&msg);
+            out.error(&msg);
+            finish_reply(client, out, reply_start);
+            return Next::Done;
+        }
     }
     // maxmemory: evict what the policy allows, refuse what may grow memory.
     if crate::server::evict::rejects(srv, client, cmd) {
@@ -304,12 +386,78 @@ pub fn execute(
         };
         stats.count_error(&msg);
         out.error(&msg);
-        return finish_reply(client, out, reply_start);
+        finish_reply(client, out, reply_start);
+        return Next::Done;
     }
     if client.multi.is_some() && !multi::runs_in_multi(cmd) {
         multi::queue(client, out, stats, cmd, args);
-        return finish_reply(client, out, reply_start);
+        finish_reply(client, out, reply_start);
+        return Next::Done;
     }
+    if runs_scripts(cmd, client) {
+        return Next::Script(cmd);
+    }
+    run_checked(
+        srv,
+        client,
+        out,
+        locks,
+        stats,
+        cmd,
+        args,
+        now_ms,
+        reply_start,
+    );
+    Next::Done
+}
+
+/// Runs a command that runs scripts ([`runs_scripts`]; [`dispatch`]
+/// checked it) as a job: on the script thread, or inline in tests. The job
+/// waits until no other command holds shards, and other clients' commands
+/// wait for it (or get BUSY) until it ends, also if it panics.
+/// `crate::server::evict::rejects` ran for it on the dispatching thread.
+pub fn run_job(
+    srv: &'static Server,
+    client: &mut Client,
+    out: &mut Reply,
+    stats: &ThreadStats,
+    cmd: &'static Command,
+    args: &Args<'_>,
+    now_ms: i64,
+) {
+    let reply_start = out.len();
+    let _job = srv.scripting.begin_job(client.info.id);
+    // Released before the job ends (declared after it).
+    let mut locks = Locks::default();
+    run_checked(
+        srv,
+        client,
+        out,
+        &mut locks,
+        stats,
+        cmd,
+        args,
+        now_ms,
+        reply_start,
+    );
+    locks.release();
+}
+
+/// Runs a checked command and finishes it: blocked clients served, locks
+/// released, watchers its locks did not reach marked, the reply mode
+/// applied.
+#[allow(clippy::too_many_arguments)]
+fn run_checked(
+    srv: &'static Server,
+    client: &mut Client,
+    out: &mut Reply,
+    locks: &mut Locks,
+    stats: &ThreadStats,
+    cmd: &'static Command,
+    args: &Args<'_>,
+    now_ms: i64,
+    reply_start: usize,
+) {
     client
         .info
         .last_cmd

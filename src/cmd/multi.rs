@@ -46,6 +46,11 @@ impl Queue {
     pub fn has_flag(&self, flag: u32) -> bool {
         self.cmds.iter().any(|q| q.cmd.has(flag))
     }
+
+    /// Whether a queued command satisfies `f`.
+    pub fn any_command(&self, f: impl Fn(&Command) -> bool) -> bool {
+        self.cmds.iter().any(|q| f(q.cmd))
+    }
 }
 
 /// One queued command, its arguments copied into one buffer.

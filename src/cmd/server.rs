@@ -55,12 +55,15 @@ fn shutdown(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     if abort {
         return Err(Error::msg("ERR No shutdown in progress."));
     }
+    // Past `busy-reply-threshold` a script only lets SHUTDOWN NOSAVE stop
+    // the server, as in Redis.
+    if !nosave && let Some(busy) = ctx.srv.scripting.busy_message(ctx.srv) {
+        return Err(Error::msg(busy));
+    }
     crate::warning!("User requested shutdown...");
     let snapshot_configured = ctx.srv.config.save.with(|s| !s.is_empty());
     if save || (snapshot_configured && !nosave) {
         crate::warning!("Not saving a final RDB snapshot: ferrokv has no persistence yet.");
     }
-    ctx.srv.request_shutdown();
-    ctx.client.close_after_reply = true;
-    Ok(())
+    ctx.srv.exit_now()
 }

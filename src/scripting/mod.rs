@@ -9,10 +9,14 @@
 //! ([`Scripting::gate`]), then a VM, then shards; an EXEC whose queue runs
 //! scripts takes the gate before its shards.
 //!
-//! While a script runs, [`Scripting`] records since when: once it has run
-//! longer than `busy-reply-threshold`, the dispatcher answers BUSY to other
-//! clients (before they wait on any shard), and SCRIPT KILL sets a flag the
-//! VM's instruction-count hook turns into an error.
+//! Every command that runs Lua is a job of the script thread
+//! ([`thread`]), so a runaway script never holds a worker thread. A job
+//! starts only once no worker has a command past the script check
+//! ([`Scripting::check`], [`Scripting::begin_job`]): no command ever waits
+//! on a shard a script holds. While a job runs, other clients' commands
+//! wait asynchronously ([`Scripting::wait_turn`]) and get BUSY once the
+//! script has run longer than `busy-reply-threshold`; SCRIPT KILL sets a
+//! flag the VM's instruction-count hook turns into an error.
 //!
 //! Effects: the write commands a script runs are published one by one, as
 //! they run (locks held), wrapped in MULTI ... EXEC as Redis 7 propagates
@@ -27,15 +31,18 @@ pub mod functions;
 pub mod libs;
 pub mod run;
 pub mod struct_lib;
+pub mod thread;
 pub mod vm;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use parking_lot::{Condvar, Mutex, MutexGuard, ReentrantMutex};
+use parking_lot::{Mutex, MutexGuard, ReentrantMutex};
 
 use crate::cmd::{Command, flags};
 use crate::server::Server;
+use crate::server::stats::ThreadStats;
 use vm::Vm;
 
 pub const BUSY_MSG: &str =
@@ -46,6 +53,10 @@ pub const BUSY_FUNCTION_MSG: &str =
 #[derive(Default)]
 pub struct Scripting {
     vm: Mutex<Option<Vm>>,
+    /// Client id whose job (a command that runs scripts) holds the script
+    /// thread; 0 when none. Set before the job takes any lock, cleared
+    /// after it released them all (see [`Scripting::begin_job`]).
+    active: AtomicU64,
     /// Unix ms at which the running script started; 0 when none runs.
     running_since: AtomicI64,
     /// Client id of the script's caller.
@@ -55,18 +66,68 @@ pub struct Scripting {
     wrote: AtomicBool,
     /// The running script is a function (FCALL), not an EVAL script.
     is_function: AtomicBool,
-    /// Other clients' commands waiting for the running script to end.
-    waiters: AtomicUsize,
-    wait_lock: Mutex<()>,
-    done: Condvar,
+    /// Woken when a job ends and when a script starts running, for the
+    /// commands waiting their turn ([`Scripting::wait_turn`]).
+    turn: tokio::sync::Notify,
+    /// The in-flight marks of every worker thread ([`InFlight`]), read by
+    /// a job before it starts.
+    flights: Mutex<Vec<Arc<ThreadStats>>>,
     /// FUNCTION libraries, in their own VM.
     pub functions: functions::Functions,
+    /// Where script jobs run.
+    pub thread: thread::ScriptThread,
+    /// DEBUG SET-DISABLE-DENY-SCRIPTS: scripts may call `noscript`
+    /// commands (Redis's tests use it).
+    pub disable_deny_script: AtomicBool,
     /// Held around every script run (EVAL, FCALL) and around a whole EXEC
-    /// whose queue runs scripts, taken before any VM or shard lock: one
-    /// script at a time, and an EXEC that holds shards never waits for a
-    /// VM that a script waiting for those shards holds. Reentrant, for the
-    /// scripts EXEC itself runs.
+    /// whose queue runs scripts, taken before any VM or shard lock. Jobs
+    /// run one at a time on the script thread, so it is never contended
+    /// there; it keeps the in-process harness (which runs jobs inline)
+    /// under the same rule. Reentrant, for the scripts EXEC itself runs.
     pub gate: ReentrantMutex<()>,
+}
+
+/// What the dispatcher does with a command while a job may hold the
+/// script thread ([`Scripting::check`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Turn {
+    /// Run it now.
+    Go,
+    /// Another client's script has run past `busy-reply-threshold`.
+    Busy(&'static str),
+    /// Wait ([`Scripting::wait_turn`]) and check again: until the job ends
+    /// or the threshold passes, or (`until_idle`) until the job ends.
+    Wait { until_idle: bool },
+}
+
+/// A worker thread's mark that a command of its own is past the script
+/// check and may hold shards: a job does not start until every worker's
+/// mark is clear. Restores the mark when dropped.
+pub struct InFlight<'a> {
+    mark: &'a AtomicUsize,
+    was: usize,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.mark.store(self.was, Ordering::Release);
+    }
+}
+
+/// Ends a job when dropped, also when it panicked: the script state and
+/// the job's mark are cleared and waiting commands are woken.
+pub struct JobGuard<'a> {
+    scripting: &'a Scripting,
+}
+
+impl Drop for JobGuard<'_> {
+    fn drop(&mut self) {
+        let s = self.scripting;
+        s.running_since.store(0, Ordering::SeqCst);
+        s.kill.store(false, Ordering::Relaxed);
+        s.active.store(0, Ordering::SeqCst);
+        s.turn.notify_waiters();
+    }
 }
 
 impl Scripting {
@@ -89,6 +150,145 @@ impl Scripting {
         self.kill.load(Ordering::Relaxed)
     }
 
+    /// Registers a worker thread's in-flight mark (`ThreadStats::in_flight`,
+    /// at start-up).
+    pub fn register_worker(&self, stats: Arc<ThreadStats>) {
+        self.flights.lock().push(stats);
+    }
+
+    /// Marks a command of this worker as in flight, then says whether it
+    /// may run. The mark is stored before `active` is read and a job
+    /// stores `active` before it reads the marks (both SeqCst): either the
+    /// command sees the job and does not touch shards, or the job sees the
+    /// command and waits for it to leave them. No job: one atomic load.
+    #[inline]
+    pub fn check<'m>(
+        &self,
+        srv: &Server,
+        mark: &'m AtomicUsize,
+        cmd: &Command,
+        client: &crate::server::client::Client,
+    ) -> (Turn, Option<InFlight<'m>>) {
+        let was = mark.load(Ordering::Relaxed);
+        mark.store(was + 1, Ordering::SeqCst);
+        let flight = InFlight { mark, was };
+        let active = self.active.load(Ordering::SeqCst);
+        if active == 0 || active == client.info.id {
+            return (Turn::Go, Some(flight));
+        }
+        let turn = self.turn_of(srv, cmd, client);
+        (turn, (turn == Turn::Go).then_some(flight))
+    }
+
+    /// The turn of another client's command while a job runs.
+    #[cold]
+    fn turn_of(&self, srv: &Server, cmd: &Command, client: &crate::server::client::Client) -> Turn {
+        // Commands that must be served during a busy script; those that
+        // reach shards (the job may hold them) wait for the job instead.
+        if cmd.has(flags::ALLOW_BUSY) {
+            let needs_shards = match cmd.name {
+                "watch" => true,
+                "unwatch" | "discard" | "reset" => client.watch.is_some(),
+                _ => false,
+            };
+            return if needs_shards {
+                Turn::Wait { until_idle: true }
+            } else {
+                Turn::Go
+            };
+        }
+        match self.busy_message(srv) {
+            // A refused EXEC also discards the transaction, which unwatches
+            // its keys: with watches that needs shards, so it waits.
+            Some(_) if cmd.name == "exec" && client.multi.is_some() && client.watch.is_some() => {
+                Turn::Wait { until_idle: true }
+            }
+            Some(msg) => Turn::Busy(msg),
+            None => Turn::Wait { until_idle: false },
+        }
+    }
+
+    /// The BUSY error once the running script has run longer than
+    /// `busy-reply-threshold`.
+    pub fn busy_message(&self, srv: &Server) -> Option<&'static str> {
+        let since = self.running_since.load(Ordering::SeqCst);
+        if since == 0 || crate::server::now_ms() - since < srv.config.busy_reply_threshold.get() {
+            return None;
+        }
+        Some(if self.is_function.load(Ordering::Relaxed) {
+            BUSY_FUNCTION_MSG
+        } else {
+            BUSY_MSG
+        })
+    }
+
+    /// Waits, without blocking the thread, for the job to end or (unless
+    /// `until_idle`) for its script to pass `busy-reply-threshold`.
+    pub async fn wait_turn(&self, srv: &Server, until_idle: bool) {
+        loop {
+            let notified = self.turn.notified();
+            tokio::pin!(notified);
+            // Registered before the state is read: a wake-up in between
+            // is not lost.
+            notified.as_mut().enable();
+            if self.active.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            let since = self.running_since.load(Ordering::SeqCst);
+            if until_idle || since == 0 {
+                notified.await;
+                continue;
+            }
+            let left = since + srv.config.busy_reply_threshold.get() - crate::server::now_ms();
+            if left <= 0 {
+                return;
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(left as u64), notified).await;
+        }
+    }
+
+    /// Waits (without blocking the thread) until no job runs, then marks
+    /// this worker in flight: for work outside the dispatcher that takes
+    /// shards (a connection closing, a blocked client leaving).
+    pub async fn enter<'m>(&self, mark: &'m AtomicUsize) -> InFlight<'m> {
+        loop {
+            let was = mark.load(Ordering::Relaxed);
+            mark.store(was + 1, Ordering::SeqCst);
+            if self.active.load(Ordering::SeqCst) == 0 {
+                return InFlight { mark, was };
+            }
+            mark.store(was, Ordering::Release);
+            let notified = self.turn.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.active.load(Ordering::SeqCst) != 0 {
+                notified.await;
+            }
+        }
+    }
+
+    /// Starts a job for `client_id`: marks it active, then waits until no
+    /// worker has a command in flight (those that passed the check before
+    /// leave their shards; those after it wait for the job). Called on the
+    /// thread that runs the job, holding no lock.
+    pub fn begin_job(&self, client_id: u64) -> JobGuard<'_> {
+        self.active.store(client_id.max(1), Ordering::SeqCst);
+        let guard = JobGuard { scripting: self };
+        // Only start-up takes this lock otherwise.
+        for stats in self.flights.lock().iter() {
+            let mut spins = 0u32;
+            while stats.in_flight.load(Ordering::SeqCst) != 0 {
+                spins += 1;
+                if spins < 64 {
+                    std::thread::yield_now();
+                } else {
+                    std::thread::sleep(Duration::from_micros(50));
+                }
+            }
+        }
+        guard
+    }
+
     pub(crate) fn start(&self, client_id: u64, is_function: bool) {
         self.kill.store(false, Ordering::Relaxed);
         self.wrote.store(false, Ordering::Relaxed);
@@ -96,17 +296,13 @@ impl Scripting {
         self.runner.store(client_id, Ordering::Relaxed);
         self.running_since
             .store(crate::server::now_ms().max(1), Ordering::SeqCst);
+        // Waiting commands now know when their BUSY is due.
+        self.turn.notify_waiters();
     }
 
     pub(crate) fn finish(&self) {
         self.running_since.store(0, Ordering::SeqCst);
         self.kill.store(false, Ordering::Relaxed);
-        // A waiter counts itself before it looks at `running_since` (both
-        // SeqCst): either it sees 0, or it is counted here and woken.
-        if self.waiters.load(Ordering::SeqCst) > 0 {
-            let _g = self.wait_lock.lock();
-            self.done.notify_all();
-        }
     }
 
     /// What runs now: None, or (is a function, milliseconds it has run).
@@ -152,47 +348,6 @@ impl Scripting {
         }
         self.kill.store(true, Ordering::Relaxed);
         Ok(())
-    }
-
-    /// Called by the dispatcher before a command takes any lock. While a
-    /// script runs, another client's command waits here (not on a shard
-    /// mutex, where it could wait forever on a runaway script and hold its
-    /// worker thread, maybe the one SCRIPT KILL would arrive on) until the
-    /// script ends, or gets BUSY once the script has run longer than
-    /// `busy-reply-threshold`. ALLOW_BUSY commands (SCRIPT KILL, ...) pass.
-    pub fn busy_error(&self, srv: &Server, cmd: &Command, client_id: u64) -> Option<&'static str> {
-        if cmd.has(flags::ALLOW_BUSY) || self.idle_for(client_id) {
-            return None;
-        }
-        self.waiters.fetch_add(1, Ordering::SeqCst);
-        let mut g = self.wait_lock.lock();
-        let busy = loop {
-            // Read once: a script may end between two reads.
-            let since = self.running_since.load(Ordering::SeqCst);
-            if since == 0 || self.runner.load(Ordering::Relaxed) == client_id {
-                break None;
-            }
-            let threshold = srv.config.busy_reply_threshold.get();
-            let left = since + threshold - crate::server::now_ms();
-            if left <= 0 {
-                break Some(if self.is_function.load(Ordering::Relaxed) {
-                    BUSY_FUNCTION_MSG
-                } else {
-                    BUSY_MSG
-                });
-            }
-            self.done
-                .wait_for(&mut g, Duration::from_millis(left as u64));
-        };
-        drop(g);
-        self.waiters.fetch_sub(1, Ordering::SeqCst);
-        busy
-    }
-
-    /// No script runs, or the one running is this client's own.
-    fn idle_for(&self, client_id: u64) -> bool {
-        self.running_since.load(Ordering::SeqCst) == 0
-            || self.runner.load(Ordering::Relaxed) == client_id
     }
 }
 

@@ -49,6 +49,11 @@ struct CallState<'c, 'a> {
     /// `redis.set_repl` flags: with neither REPL_AOF (1) nor REPL_REPLICA
     /// (2), the script's writes are not published as effects.
     repl: u8,
+    /// The Lua thread the script body runs on.
+    top: *mut lua_State,
+    /// The VM's own hook while a line hook stops a killed script
+    /// ([`arm_kill_hook`]); put back when the run ends.
+    saved_hook: Option<SavedHook>,
     /// Reused by every `redis.call` of the run.
     argbuf: Vec<u8>,
     spans: Vec<(usize, usize)>,
@@ -150,6 +155,8 @@ pub fn run_script(
         multi_open: false,
         resp3: false,
         repl: REPL_ALL,
+        top: std::ptr::null_mut(),
+        saved_hook: None,
         argbuf: Vec::new(),
         spans: Vec::new(),
         reply: Reply {
@@ -168,6 +175,7 @@ pub fn run_script(
     // function on its stack (indexes 1 and 2); it leaves nothing behind.
     let r = unsafe {
         vm.lua.exec_raw::<()>((&vm.handler, f), |l| {
+            state.borrow_mut().top = l;
             let nargs = push_inputs(l, &inputs);
             if ffi::lua_pcall(l, nargs, 1, 1) == 0 {
                 let mut st = state.borrow_mut();
@@ -184,7 +192,13 @@ pub fn run_script(
         outcome = Outcome::Internal(format!("ERR {e}"));
     }
     drop(end);
-    let CallState { ctx, .. } = state.into_inner();
+    // The VM's own hook is back once `saved_hook` drops (also when a panic
+    // unwinds through here).
+    let CallState {
+        ctx,
+        saved_hook: _saved_hook,
+        ..
+    } = state.into_inner();
     // The script's own writes were published one by one.
     ctx.effect = Effect::Nothing;
     match outcome {
@@ -358,6 +372,10 @@ unsafe fn call_command(l: *mut lua_State, raise: bool) -> bool {
         return fail(b"ERR reached lua stack limit");
     }
     let ran = with_current(|st| {
+        if st.ctx.srv.scripting.kill_requested() {
+            // SAFETY: `l` is this C function's state.
+            unsafe { arm_kill_hook(l, st) };
+        }
         // SAFETY: arguments 1..=n are on this C function's stack.
         unsafe { read_args(l, n, st) }?;
         exec(st)
@@ -376,6 +394,58 @@ unsafe fn call_command(l: *mut lua_State, raise: bool) -> bool {
             }
             failed && raise
         }
+    }
+}
+
+/// The hook a Lua thread had before [`arm_kill_hook`] replaced it; put
+/// back when dropped.
+struct SavedHook {
+    l: *mut lua_State,
+    hook: Option<ffi::lua_Hook>,
+    mask: c_int,
+    count: c_int,
+}
+
+impl Drop for SavedHook {
+    fn drop(&mut self) {
+        // SAFETY: the Lua thread the script ran on, which the VM keeps; the
+        // hook, mask and count it had before the run.
+        unsafe { ffi::lua_sethook(self.l, self.hook, self.mask, self.count) };
+    }
+}
+
+/// A killed script that calls Redis: from now on every line it runs
+/// raises the kill error. The VM's instruction-count hook alone fires
+/// mostly inside a `pcall` that loops around `redis.call` (where the
+/// script spends its time) and is caught there; a line hook also fires
+/// in the code around that `pcall`, as Redis's does once a kill is
+/// requested. The run puts the VM's own hook back when it ends.
+///
+/// # Safety
+/// `l` is the state of the running `redis.call`.
+unsafe fn arm_kill_hook(l: *mut lua_State, st: &mut CallState<'_, '_>) {
+    if st.saved_hook.is_some() || l != st.top {
+        return;
+    }
+    // SAFETY: `l` is a live Lua thread (the caller's).
+    unsafe {
+        st.saved_hook = Some(SavedHook {
+            l,
+            hook: ffi::lua_gethook(l),
+            mask: ffi::lua_gethookmask(l),
+            count: ffi::lua_gethookcount(l),
+        });
+        ffi::lua_sethook(l, Some(kill_hook), ffi::LUA_MASKLINE, 0);
+    }
+}
+
+/// Raises the kill error (see [`arm_kill_hook`]).
+unsafe extern "C-unwind" fn kill_hook(l: *mut lua_State, _ar: *mut ffi::lua_Debug) {
+    // SAFETY: Lua calls a hook with its own state; nothing with a
+    // destructor is alive when `lua_error` unwinds.
+    unsafe {
+        push_error_table(l, super::vm::KILLED_MSG.as_bytes());
+        ffi::lua_error(l);
     }
 }
 
@@ -467,6 +537,7 @@ fn exec(st: &mut CallState<'_, '_>) -> Result<bool, &'static [u8]> {
         argbuf,
         spans,
         reply,
+        ..
     } = st;
     let publish = *repl & REPL_ALL != 0;
     let argv = Parser::args_over(argbuf, spans);
@@ -478,7 +549,12 @@ fn exec(st: &mut CallState<'_, '_>) -> Result<bool, &'static [u8]> {
         }
         Err(_) => return Err(b"ERR Wrong number of args calling Redis command from script"),
     };
-    if cmd.has(flags::NOSCRIPT) {
+    if cmd.has(flags::NOSCRIPT)
+        && !srv
+            .scripting
+            .disable_deny_script
+            .load(std::sync::atomic::Ordering::Relaxed)
+    {
         return Err(b"ERR This Redis command is not allowed from script");
     }
     if cmd.has(flags::WRITE) && *read_only {

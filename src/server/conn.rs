@@ -12,7 +12,9 @@ use tokio::net::{TcpListener, TcpStream};
 use super::client::Client;
 use super::stats::ThreadStats;
 use super::{Server, now_ms};
+use crate::cmd::{Next, dispatch};
 use crate::resp::{Frame, Limits, Parser, Reply};
+use crate::scripting::thread as script_thread;
 use crate::store::Locks;
 
 const READ_CHUNK: usize = 16 * 1024;
@@ -262,7 +264,19 @@ pub async fn serve(srv: &'static Server, mut sock: TcpStream, stats: Arc<ThreadS
             match parser.parse(&rbuf[pos..], limits) {
                 Frame::Command { consumed } => {
                     let args = parser.args(&rbuf[pos..]);
-                    crate::cmd::execute(srv, client, &mut out, locks, &stats, &args, now);
+                    let ran = execute(
+                        srv,
+                        (&mut sock, &mut out),
+                        client,
+                        locks,
+                        &stats,
+                        &args,
+                        &mut now,
+                    )
+                    .await;
+                    if !ran {
+                        break 'conn;
+                    }
                     pos += consumed;
                     if let Some(blocked) = client.blocked.take() {
                         let alive = wait_blocked(
@@ -320,7 +334,15 @@ pub async fn serve(srv: &'static Server, mut sock: TcpStream, stats: Arc<ThreadS
             break 'conn;
         }
     }
-    // `reg` drops here: the client leaves the server.
+    // Watches live in the shards, which a script job may hold: wait for it
+    // to end (without blocking the worker) before `reg` drops them and the
+    // client leaves the server.
+    let flight = match client.watch {
+        Some(_) => Some(srv.scripting.enter(&stats.in_flight).await),
+        None => None,
+    };
+    drop(reg);
+    drop(flight);
 }
 
 /// Past `client-query-buffer-limit`: logs Redis's line; the caller closes
@@ -404,6 +426,41 @@ async fn read_some(
     sock.read_buf(rbuf).await
 }
 
+/// Runs one command; false if the client went away. A command that runs
+/// scripts goes to the script thread, and one that must wait for another
+/// client's script waits here: either way this task waits and the worker
+/// serves its other connections meanwhile.
+async fn execute(
+    srv: &'static Server,
+    (sock, out): (&mut TcpStream, &mut Reply),
+    client: &mut Client,
+    locks: &mut Locks,
+    stats: &ThreadStats,
+    args: &crate::resp::Args<'_>,
+    now: &mut i64,
+) -> bool {
+    let mut next = dispatch(srv, client, out, locks, stats, args, *now);
+    loop {
+        match next {
+            Next::Done => return true,
+            Next::Script(cmd) => {
+                script_thread::run(srv, client, out, cmd, args, *now).await;
+                *now = now_ms();
+                return true;
+            }
+            Next::Wait { until_idle } => {
+                // Earlier replies of the pipeline go out before the wait.
+                if flush(sock, out, stats).await.is_err() {
+                    return false;
+                }
+                srv.scripting.wait_turn(srv, until_idle).await;
+                *now = now_ms();
+                next = dispatch(srv, client, out, locks, stats, args, *now);
+            }
+        }
+    }
+}
+
 /// What woke an idle connection.
 enum Woke {
     Read(std::io::Result<usize>),
@@ -460,6 +517,9 @@ async fn wait_blocked(
         }
     };
     *info.waiter.lock() = None;
+    // The waiter's shards may be held by a script job: wait for it to end
+    // without blocking the worker.
+    let _flight = srv.scripting.enter(&stats.in_flight).await;
     crate::blocking::unregister(&srv.ks, locks, &w);
     match outcome {
         Outcome::Served(served) => {

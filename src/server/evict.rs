@@ -173,6 +173,12 @@ pub fn rejects(srv: &Server, client: &Client, cmd: &Command) -> bool {
     oom && denied_when_oom(client, cmd)
 }
 
+/// Carries [`rejects`]'s finding to the thread that runs the command (the
+/// script thread).
+pub fn set_oom_at_command_start(oom: bool) {
+    OOM_AT_START.with(|c| c.set(oom));
+}
+
 /// Was memory over the limit, with nothing evictable, when the command
 /// now running on this thread started?
 pub fn oom_at_command_start() -> bool {

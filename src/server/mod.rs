@@ -3,7 +3,8 @@
 //! Design decision: one single-threaded tokio runtime per core. A
 //! connection lives on one worker for its whole life and runs each command
 //! to completion there, locking only the shards it touches; there is no
-//! hand-off between threads on the command path.
+//! hand-off between threads on the command path, except that commands
+//! running Lua go to the script thread (`crate::scripting::thread`).
 
 pub mod client;
 pub mod conn;
@@ -53,6 +54,8 @@ pub struct Server {
     pub scripting: crate::scripting::Scripting,
     /// Subscriptions of every client (PUBLISH delivers through it).
     pub pubsub: crate::pubsub::PubSub,
+    /// The listening sockets, closed first at SHUTDOWN.
+    listen_fds: Mutex<Vec<i32>>,
     shutdown: Shutdown,
 }
 
@@ -101,6 +104,7 @@ impl Server {
             active_expire: AtomicBool::new(true),
             scripting: Default::default(),
             pubsub: Default::default(),
+            listen_fds: Mutex::new(Vec::new()),
             shutdown: Shutdown::default(),
         }
     }
@@ -110,6 +114,23 @@ impl Server {
         self.shutdown.flag.store(true, Ordering::Relaxed);
         *self.shutdown.requested.lock() = true;
         self.shutdown.cv.notify_all();
+    }
+
+    /// Ends the process now (SHUTDOWN): the listeners and every connection
+    /// close together, so once the client that asked sees its connection
+    /// close, new connections are refused, as with Redis. A running script
+    /// stops with the process.
+    pub fn exit_now(&self) -> ! {
+        self.request_shutdown();
+        // The kernel closes a process's sockets in no promised order: stop
+        // listening first, as Redis does.
+        for &fd in self.listen_fds.lock().iter() {
+            // SAFETY: a listening socket this process owns; it stays open
+            // (shutdown, not close) until the process ends just below.
+            unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+        }
+        crate::warning!("ferrokv is now ready to exit, bye bye...");
+        std::process::exit(0)
     }
 
     pub fn shutting_down(&self) -> bool {
@@ -261,6 +282,7 @@ pub fn run(srv: &'static Server) -> anyhow::Result<()> {
     for i in 0..workers {
         let stats = Arc::new(ThreadStats::new(srv.commands.len()));
         srv.thread_stats.lock().push(stats.clone());
+        srv.scripting.register_worker(stats.clone());
         let tx = tx.clone();
         std::thread::Builder::new()
             .name(format!("ferrokv-w{i}"))
@@ -283,6 +305,8 @@ pub fn run(srv: &'static Server) -> anyhow::Result<()> {
     let handles: &'static [(tokio::runtime::Handle, Arc<ThreadStats>)] = handles.leak();
 
     for l in listeners {
+        use std::os::fd::AsRawFd;
+        srv.listen_fds.lock().push(l.as_raw_fd());
         let (rt, _) = &handles[0];
         rt.spawn(conn::accept_loop(srv, l, handles));
     }

@@ -3,7 +3,7 @@
 //! them up across threads.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 
@@ -52,6 +52,9 @@ pub struct ThreadStats {
     /// Error replies by code (`ERR`, `WRONGTYPE`...). Locked only when an
     /// error is sent or INFO reads it, so never contended in practice.
     pub errors: Mutex<HashMap<Box<str>, u64>>,
+    /// Commands of this thread past the script check (they may hold
+    /// shards): a script job waits for it to be 0 (`Scripting::check`).
+    pub in_flight: AtomicUsize,
 }
 
 impl ThreadStats {
@@ -65,6 +68,7 @@ impl ThreadStats {
             keyspace_misses: Counter::default(),
             error_replies: Counter::default(),
             errors: Mutex::new(HashMap::new()),
+            in_flight: AtomicUsize::new(0),
         }
     }
 

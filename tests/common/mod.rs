@@ -68,12 +68,47 @@ impl Server {
         Server::start_in(None, None, extra)
     }
 
+    /// Starts on one core (`taskset -c 0`, so with one worker thread), or
+    /// like [`Server::start_with`] where `taskset` is missing.
+    pub fn start_pinned(extra: &[&str]) -> Server {
+        let has_taskset = Command::new("taskset")
+            .arg("-V")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if has_taskset {
+            Server::start_under(&["taskset", "-c", "0"], None, None, extra)
+        } else {
+            Server::start_with(extra)
+        }
+    }
+
     /// Starts with a config file (`config`, before the options, as
     /// redis-server takes it) in working directory `dir` when given.
     pub fn start_in(dir: Option<&Path>, config: Option<&str>, extra: &[&str]) -> Server {
+        Server::start_under(&[], dir, config, extra)
+    }
+
+    /// Starts the binary through `wrapper` (a command and its arguments
+    /// that run the rest), if any.
+    fn start_under(
+        wrapper: &[&str],
+        dir: Option<&Path>,
+        config: Option<&str>,
+        extra: &[&str],
+    ) -> Server {
         for _ in 0..5 {
             let port = free_port();
-            let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrokv"));
+            let bin = env!("CARGO_BIN_EXE_ferrokv");
+            let mut cmd = match wrapper.split_first() {
+                Some((first, rest)) => {
+                    let mut c = Command::new(first);
+                    c.args(rest).arg(bin);
+                    c
+                }
+                None => Command::new(bin),
+            };
             if let Some(dir) = dir {
                 cmd.current_dir(dir);
             }
