@@ -165,6 +165,10 @@ fn spop(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
 }
 
 fn srandmember(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
+    // Redis checks the argument count before the count's value.
+    if args.len() > 3 {
+        return Err(Error::Syntax);
+    }
     let count = match args.get(2) {
         None => None,
         Some(a) => match parse_i64(a) {
@@ -177,9 +181,6 @@ fn srandmember(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
             None => return Err(Error::NotInteger),
         },
     };
-    if args.len() > 3 {
-        return Err(Error::Syntax);
-    }
     let mut slot = ctx.db.key(&args[1]);
     let set = read(&mut slot, ctx.stats)?;
     let Some(count) = count else {
