@@ -331,6 +331,10 @@ fn random_fields(h: HashRef<'_>, count: i64, with_values: bool, out: &mut Reply)
         for _ in 0..n {
             let p = random_pair(h).expect("stored hashes are not empty");
             reply_pair(out, p, with_values);
+            // Over the output limit: the client is closed, stop building.
+            if out.full() {
+                break;
+            }
         }
         return;
     }

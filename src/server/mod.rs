@@ -8,6 +8,7 @@
 pub mod client;
 pub mod conn;
 pub mod evict;
+mod obuf;
 pub mod stats;
 
 use std::net::{SocketAddr, TcpListener as StdListener};

@@ -210,7 +210,13 @@ fn srandmember(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         // Negative: exactly |count| independent picks, repeats allowed.
         let n = count.unsigned_abs() as usize;
         ctx.out.array(n);
-        (0..n).for_each(|_| indexed.random().reply(ctx.out));
+        for _ in 0..n {
+            indexed.random().reply(ctx.out);
+            // Over the output limit: the client is closed, stop building.
+            if ctx.out.full() {
+                break;
+            }
+        }
     }
     Ok(())
 }
