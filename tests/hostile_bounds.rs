@@ -333,3 +333,35 @@ fn client_not_reading_is_cut_off_at_the_hard_limit() {
         "used_memory {before} -> {after}"
     );
 }
+
+fn clients(c: &mut Connection) -> usize {
+    let list: String = cmd("CLIENT").arg("LIST").query(c).unwrap();
+    list.lines().count()
+}
+
+#[test]
+fn soft_limit_closes_a_client_that_stopped_reading_and_sending() {
+    let srv = common::Server::start();
+    let mut c = srv.client();
+    let _: () = cmd("SET")
+        .arg("big")
+        .arg("x".repeat(20 << 20))
+        .query(&mut c)
+        .unwrap();
+    let _: () = cmd("CONFIG")
+        .arg("SET")
+        .arg("client-output-buffer-limit")
+        .arg("normal 0 1mb 1")
+        .query(&mut c)
+        .unwrap();
+    let mut raw = srv.raw();
+    // 20 MB of reply, more than the socket buffers hold; then silence.
+    raw.send(&common::resp(&[b"GET", b"big"]));
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(clients(&mut c), 2, "not closed before the soft seconds");
+    let start = Instant::now();
+    while clients(&mut c) > 1 {
+        assert!(start.elapsed() < Duration::from_secs(20), "still connected");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -94,9 +94,13 @@ pub async fn serve(srv: &'static Server, mut sock: TcpStream, stats: Arc<ThreadS
         // Replies not yet taken (only with an output limit, see obuf.rs):
         // keep writing them, and keep reading commands meanwhile.
         if !out.is_empty() {
-            match obuf::wait_pending(&sock, &mut out, &stats).await {
-                Ok(true) => {}
-                Ok(false) => continue 'conn,
+            match obuf::wait_pending(&sock, &mut out, &stats, &mut obuf).await {
+                Ok(obuf::Pending::Input) => {}
+                Ok(obuf::Pending::Drained) => continue 'conn,
+                Ok(obuf::Pending::OverLimit) => {
+                    obuf::log_close(&info);
+                    break 'conn;
+                }
                 Err(_) => break 'conn,
             }
         }

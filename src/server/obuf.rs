@@ -79,6 +79,19 @@ impl OutputLimit {
     }
 }
 
+/// Once a second from the cron thread: subscribers over the pubsub soft
+/// limit for longer than its seconds are cut off even when nothing more is
+/// published (the hard limit is checked as messages are appended).
+pub fn cron(srv: &Server, now_ms: i64) {
+    let limits = srv.config.client_output_buffer_limit.get(PUBSUB);
+    if limits[1] <= 0 {
+        return;
+    }
+    for c in srv.clients.snapshot() {
+        c.outbox.enforce(&c, limits, now_ms);
+    }
+}
+
 /// Redis's log line for a client closed for its output.
 pub fn log_close(info: &ClientInfo) {
     crate::warning!(
@@ -115,24 +128,45 @@ pub fn write_some(sock: &TcpStream, out: &mut Reply, stats: &ThreadStats) -> io:
     result
 }
 
+/// What ended [`wait_pending`].
+pub enum Pending {
+    /// The client sent something (or closed): read it.
+    Input,
+    /// Everything pending was written.
+    Drained,
+    /// Still over the soft limit after its seconds, with no traffic.
+    OverLimit,
+}
+
 /// With output pending: waits until the socket takes more of it (written at
-/// once) or the client sent something. Returns whether there is input to
-/// read; Err when the socket failed.
+/// once) or the client sent something. Checks the limits once a second
+/// meanwhile, as Redis's client cron does, so a client over its soft limit
+/// is closed even when nothing more is added. Err when the socket failed.
 pub async fn wait_pending(
     sock: &TcpStream,
     out: &mut Reply,
     stats: &ThreadStats,
-) -> io::Result<bool> {
+    limit: &mut OutputLimit,
+) -> io::Result<Pending> {
     loop {
-        let ready = sock.ready(Interest::READABLE | Interest::WRITABLE).await?;
+        let tick = tokio::time::sleep(std::time::Duration::from_secs(1));
+        let ready = tokio::select! {
+            r = sock.ready(Interest::READABLE | Interest::WRITABLE) => r?,
+            _ = tick => {
+                if limit.over(out.buf.len(), super::now_ms()) {
+                    return Ok(Pending::OverLimit);
+                }
+                continue;
+            }
+        };
         if ready.is_writable() {
             write_some(sock, out, stats)?;
         }
         if ready.is_readable() || ready.is_read_closed() {
-            return Ok(true);
+            return Ok(Pending::Input);
         }
         if out.buf.is_empty() {
-            return Ok(false);
+            return Ok(Pending::Drained);
         }
     }
 }
