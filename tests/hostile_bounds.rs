@@ -147,6 +147,15 @@ fn glob_bombs_in_pubsub_do_not_freeze_publishers() {
             .unwrap()
     });
     assert!(channels.is_empty());
+
+    // As in Redis, a pattern (even `*`) never matches the empty channel.
+    let mut star = srv.raw();
+    star.roundtrip(&common::resp(&[b"PSUBSCRIBE", b"*"]), 32);
+    let mut c = srv.client();
+    let n: i64 = cmd("PUBLISH").arg("").arg("m").query(&mut c).unwrap();
+    assert_eq!(n, 0);
+    let n: i64 = cmd("PUBLISH").arg("x").arg("m").query(&mut c).unwrap();
+    assert_eq!(n, 1);
 }
 
 #[test]
