@@ -374,3 +374,33 @@ fn soft_limit_closes_a_client_that_stopped_reading_and_sending() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn inline_command_with_nul_waits_like_redis() {
+    let srv = common::Server::start();
+    let mut c = srv.client();
+    let before = used_memory(&mut c);
+    let mut raw = srv.raw();
+    raw.0
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    // Redis never finds the newline past a NUL: no reply, nothing run. This
+    // used to split the line into empty arguments forever.
+    raw.send(b"ECHO a\0b\r\nPING\r\n");
+    assert_eq!(raw.read_n(1), b"");
+    std::thread::sleep(Duration::from_millis(300));
+    let pong: String = cmd("PING").query(&mut c).unwrap();
+    assert_eq!(pong, "PONG");
+    let after = used_memory(&mut c);
+    assert!(
+        after < before + 8 * 1024 * 1024,
+        "used_memory {before} -> {after}"
+    );
+    // Past the inline limit it is a protocol error, as in Redis.
+    raw.0
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    raw.send(&vec![b'x'; 70 * 1024]);
+    let reply = raw.read_to_close();
+    assert_eq!(reply, b"-ERR Protocol error: too big inline request\r\n");
+}

@@ -193,7 +193,10 @@ impl Parser {
         self.is_inline = true;
         self.spans.clear();
         self.inline.clear();
-        let Some(nl) = memchr::memchr(b'\n', buf) else {
+        // Redis looks for the newline in a C string: a NUL before it means
+        // the line is not complete yet (until it is too big).
+        let nl = memchr::memchr2(b'\n', 0, buf).filter(|&i| buf[i] == b'\n');
+        let Some(nl) = nl else {
             return if buf.len() > MAX_INLINE {
                 Frame::Error(Cow::Borrowed("too big inline request"))
             } else {
@@ -224,6 +227,11 @@ fn expected_dollar(got: u8) -> Frame {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UnbalancedQuotes;
 
+/// C's isspace(): Rust's ASCII whitespace plus the vertical tab.
+fn is_space(c: u8) -> bool {
+    c.is_ascii_whitespace() || c == 0x0b
+}
+
 fn is_hex(c: u8) -> bool {
     c.is_ascii_hexdigit()
 }
@@ -239,16 +247,18 @@ fn hex_val(c: u8) -> u8 {
 /// Splits an inline line into arguments the way redis-cli and Redis do:
 /// whitespace separates, "double quotes" take C-like escapes (\n \r \t \b
 /// \a \\ \" \xHH), 'single quotes' take only \', and a closing quote must
-/// be followed by a space or the end of the line.
+/// be followed by a space or the end of the line. Like Redis, which splits C
+/// strings, the line ends at its first NUL.
 pub fn split_args(
     line: &[u8],
     out: &mut Vec<u8>,
     spans: &mut Vec<(usize, usize)>,
 ) -> Result<(), UnbalancedQuotes> {
+    let line = &line[..memchr::memchr(0, line).unwrap_or(line.len())];
     let mut i = 0;
     let n = line.len();
     loop {
-        while i < n && line[i].is_ascii_whitespace() {
+        while i < n && is_space(line[i]) {
             i += 1;
         }
         if i >= n {
@@ -282,7 +292,7 @@ pub fn split_args(
                         other => other,
                     });
                 } else if c == b'"' {
-                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                    if i + 1 < n && !is_space(line[i + 1]) {
                         return Err(UnbalancedQuotes);
                     }
                     i += 1;
@@ -299,7 +309,7 @@ pub fn split_args(
                     out.push(b'\'');
                     i += 1;
                 } else if c == b'\'' {
-                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                    if i + 1 < n && !is_space(line[i + 1]) {
                         return Err(UnbalancedQuotes);
                     }
                     i += 1;
@@ -414,5 +424,32 @@ mod tests {
         );
         assert_eq!(p.parse(b"   \r\n", L), Frame::Empty { consumed: 5 });
         assert!(matches!(p.parse(b"ping", L), Frame::Incomplete { .. }));
+    }
+
+    #[test]
+    fn inline_nul_and_vertical_tab_as_redis() {
+        let mut p = Parser::default();
+        // A NUL hides the newline from Redis: the line never completes, until
+        // it is too big. (This used to split forever into empty arguments.)
+        assert!(matches!(
+            p.parse(b"ECHO a\0b\r\nPING\r\n", L),
+            Frame::Incomplete { .. }
+        ));
+        let big = [b"ECHO \0".as_slice(), &[b'x'; 70 * 1024], b"\r\n"].concat();
+        assert_eq!(
+            p.parse(&big, L),
+            Frame::Error(Cow::Borrowed("too big inline request"))
+        );
+        // Vertical tab separates like other C whitespace, but does not end
+        // an argument.
+        let line = b"ECHO \x0bb c\x0b\r\n";
+        assert!(matches!(p.parse(line, L), Frame::Command { .. }));
+        assert_eq!(
+            args(&p, line),
+            vec![b"ECHO".to_vec(), b"b".to_vec(), b"c\x0b".to_vec()]
+        );
+        let (mut out, mut spans) = (Vec::new(), Vec::new());
+        split_args(b"a\0b c", &mut out, &mut spans).unwrap();
+        assert_eq!(spans.len(), 1);
     }
 }
