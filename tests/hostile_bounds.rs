@@ -404,3 +404,53 @@ fn inline_command_with_nul_waits_like_redis() {
     let reply = raw.read_to_close();
     assert_eq!(reply, b"-ERR Protocol error: too big inline request\r\n");
 }
+
+#[test]
+fn one_client_with_many_subscriptions_stays_linear() {
+    let srv = common::Server::start();
+    let n = 100_000;
+    let names: Vec<Vec<u8>> = (0..n).map(|i| format!("ch{i}").into_bytes()).collect();
+    let mut args: Vec<&[u8]> = vec![b"SUBSCRIBE"];
+    args.extend(names.iter().map(|n| n.as_slice()));
+    let mut raw = srv.raw();
+    let start = Instant::now();
+    raw.send(&common::resp(&args));
+    // Each name used to be looked up (and removed) by a linear search over
+    // the client's subscriptions: quadratic, minutes of a stalled worker.
+    let last = format!(":{n}\r\n").into_bytes();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1 << 16];
+    while !got.ends_with(&last) {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "SUBSCRIBE still running"
+        );
+        let k = std::io::Read::read(&mut raw.0, &mut buf).unwrap();
+        assert!(k > 0);
+        got.extend_from_slice(&buf[..k]);
+    }
+    let mut c = srv.client();
+    let (_, subs): (String, i64) = cmd("PUBSUB")
+        .arg("NUMSUB")
+        .arg("ch777")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(subs, 1);
+    drop(raw);
+    let start = Instant::now();
+    loop {
+        let numsub: (String, i64) = cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg("ch99999")
+            .query(&mut c)
+            .unwrap();
+        if numsub.1 == 0 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "unsubscribing on close still running"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -108,7 +108,7 @@ fn unsubscribe_from(ctx: &mut Ctx<'_>, args: &Args<'_>, kind: Kind) -> CmdResult
     let names: Vec<Vec<u8>> = if args.len() > 1 {
         args.iter().skip(1).map(|a| a.to_vec()).collect()
     } else {
-        ctx.client.pubsub.names(kind).to_vec()
+        ctx.client.pubsub.names(kind)
     };
     let client = &mut *ctx.client;
     if names.is_empty() {
@@ -130,7 +130,7 @@ fn unsubscribe_from(ctx: &mut Ctx<'_>, args: &Args<'_>, kind: Kind) -> CmdResult
 /// Drops every subscription without confirmations (RESET, disconnect).
 pub fn unsubscribe_all(srv: &Server, client: &mut Client) {
     for kind in Kind::ALL {
-        for name in client.pubsub.names(kind).to_vec() {
+        for name in client.pubsub.names(kind) {
             client.pubsub.remove(kind, &name);
             srv.pubsub.remove(kind, &name, client.id());
         }

@@ -17,7 +17,7 @@
 pub mod notify;
 mod outbox;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -187,46 +187,66 @@ impl PubSub {
     }
 }
 
-/// One client's subscriptions, in the order they were made.
+/// One client's subscriptions, in the order they were made. Lookups and
+/// removals are O(log n): a client may hold millions (SUBSCRIBE with a huge
+/// argument list), and a linear search per name made that quadratic, a
+/// stalled worker thread.
 #[derive(Default)]
 pub struct ClientSubs {
-    names: [Vec<Vec<u8>>; 3],
+    names: [Ordered; 3],
     /// Set on the first subscription and never cleared: the connection then
     /// also waits on its outbox.
     pub ever: bool,
 }
 
+/// A set of names that remembers insertion order.
+#[derive(Default)]
+struct Ordered {
+    next: u64,
+    seq_of: HashMap<Vec<u8>, u64>,
+    by_seq: BTreeMap<u64, Vec<u8>>,
+}
+
 impl ClientSubs {
     pub fn has(&self, kind: Kind, name: &[u8]) -> bool {
-        self.names[kind.index()].iter().any(|n| n == name)
+        self.names[kind.index()].seq_of.contains_key(name)
     }
 
+    /// Adds a name the client does not have yet (callers check [`Self::has`]).
     pub fn insert(&mut self, kind: Kind, name: &[u8]) {
         self.ever = true;
-        self.names[kind.index()].push(name.to_vec());
+        let set = &mut self.names[kind.index()];
+        if set.seq_of.contains_key(name) {
+            return;
+        }
+        let seq = set.next;
+        set.next += 1;
+        set.seq_of.insert(name.to_vec(), seq);
+        set.by_seq.insert(seq, name.to_vec());
     }
 
     pub fn remove(&mut self, kind: Kind, name: &[u8]) -> bool {
-        let v = &mut self.names[kind.index()];
-        match v.iter().position(|n| n == name) {
-            Some(i) => {
-                v.remove(i);
+        let set = &mut self.names[kind.index()];
+        match set.seq_of.remove(name) {
+            Some(seq) => {
+                set.by_seq.remove(&seq);
                 true
             }
             None => false,
         }
     }
 
-    pub fn names(&self, kind: Kind) -> &[Vec<u8>] {
-        &self.names[kind.index()]
+    /// The names of one kind, oldest first.
+    pub fn names(&self, kind: Kind) -> Vec<Vec<u8>> {
+        self.names[kind.index()].by_seq.values().cloned().collect()
     }
 
     pub fn len(&self, kind: Kind) -> usize {
-        self.names[kind.index()].len()
+        self.names[kind.index()].seq_of.len()
     }
 
     pub fn total(&self) -> usize {
-        self.names.iter().map(|v| v.len()).sum()
+        self.names.iter().map(|s| s.seq_of.len()).sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -262,6 +282,8 @@ mod tests {
         assert!(s.remove(Kind::Channel, b"a"));
         assert!(!s.remove(Kind::Channel, b"a"));
         assert_eq!(s.total(), 2);
+        s.insert(Kind::Channel, b"a");
+        assert_eq!(s.names(Kind::Channel), [b"b".to_vec(), b"a".to_vec()]);
         assert!(s.ever);
     }
 }
