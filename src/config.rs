@@ -293,6 +293,9 @@ pub struct Config {
     pub slowlog_log_slower_than: IntParam,
     pub slowlog_max_len: IntParam,
     pub latency_monitor_threshold: IntParam,
+    /// Accepted, not acted on: ferrokv keeps no per-command latency
+    /// percentiles (INFO latencystats).
+    pub latency_tracking: BoolParam,
     pub active_expire_effort: IntParam,
     pub activerehashing: BoolParam,
     pub lazyfree_lazy_eviction: BoolParam,
@@ -374,6 +377,7 @@ impl Default for Config {
             slowlog_log_slower_than: IntParam::new(10000, -1, LONG_MAX),
             slowlog_max_len: IntParam::new(128, 0, LONG_MAX),
             latency_monitor_threshold: IntParam::new(0, 0, LONG_MAX),
+            latency_tracking: BoolParam::new(true),
             active_expire_effort: IntParam::new(1, 1, 10),
             activerehashing: BoolParam::new(true),
             lazyfree_lazy_eviction: BoolParam::new(false),
@@ -632,6 +636,12 @@ impl Config {
                 "activerehashing",
                 None,
                 Bool(&self.activerehashing),
+                Mutable,
+            ),
+            p(
+                "latency-tracking",
+                None,
+                Bool(&self.latency_tracking),
                 Mutable,
             ),
             p(

@@ -165,6 +165,8 @@ fn info_line(ctx: &Ctx<'_>, c: &ClientInfo, now_ms: i64) -> String {
     } else {
         c.obl.load(Ordering::Relaxed)
     };
+    // Published messages waiting for a subscriber that is not reading.
+    let omem = c.outbox.pending() as u64;
     let qbuf = c.qbuf.load(Ordering::Relaxed);
     let qbuf_free = c.qbuf_free.load(Ordering::Relaxed);
     let idle_ms = if me {
@@ -176,7 +178,7 @@ fn info_line(ctx: &Ctx<'_>, c: &ClientInfo, now_ms: i64) -> String {
     let _ = write!(
         s,
         "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} \
-         qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl={} oll=0 omem=0 tot-mem={} \
+         qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl={} oll=0 omem={} tot-mem={} \
          events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
         c.id,
         c.addr,
@@ -194,7 +196,8 @@ fn info_line(ctx: &Ctx<'_>, c: &ClientInfo, now_ms: i64) -> String {
         qbuf,
         qbuf_free,
         obl,
-        qbuf + qbuf_free + obl + 16384,
+        omem,
+        qbuf + qbuf_free + obl + omem + 16384,
         cmd,
         c.user.lock(),
         c.resp.load(Ordering::Relaxed),

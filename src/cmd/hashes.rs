@@ -273,13 +273,18 @@ fn hrandfield(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         return Ok(());
     }
     let count = parse_i64(&args[2]).ok_or(Error::NotInteger)?;
+    if count == i64::MIN {
+        return Err(Error::msg(
+            "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807",
+        ));
+    }
     let with_values = match args.get(3) {
         None => false,
         Some(a) if args.len() == 4 && a.eq_ignore_ascii_case(b"withvalues") => true,
         Some(_) => return Err(Error::Syntax),
     };
-    // Twice |count| replies must fit a long.
-    if with_values && count < -(i64::MAX / 2) {
+    // Twice |count| replies must fit a long (either sign, as Redis checks).
+    if with_values && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&count) {
         return Err(Error::msg("ERR value is out of range"));
     }
     let out = &mut *ctx.out;
@@ -326,6 +331,10 @@ fn random_fields(h: HashRef<'_>, count: i64, with_values: bool, out: &mut Reply)
         for _ in 0..n {
             let p = random_pair(h).expect("stored hashes are not empty");
             reply_pair(out, p, with_values);
+            // Over the output limit: the client is closed, stop building.
+            if out.full() {
+                break;
+            }
         }
         return;
     }

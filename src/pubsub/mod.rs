@@ -137,6 +137,7 @@ impl<'a> Encoded<'a> {
             let mut r = Reply {
                 buf: Vec::new(),
                 resp3,
+                limit: 0,
             };
             r.push(n);
             for p in &parts[..n] {

@@ -73,20 +73,37 @@ impl Outbox {
         let len = buf.len();
         self.len.store(len, Ordering::Release);
         if self.over_limit(len as i64, limits, now_ms) {
-            self.dropped.store(true, Ordering::Relaxed);
-            *buf = Vec::new();
-            self.len.store(0, Ordering::Release);
-            drop(buf);
-            crate::warning!(
-                "Client id={} addr={} scheduled to be closed ASAP for overcoming of output buffer limits.",
-                owner.id,
-                owner.addr
-            );
-            owner.request_kill();
+            self.drop_client(owner, buf);
         } else {
             drop(buf);
         }
         self.wake.notify_one();
+    }
+
+    /// The periodic check (Redis's client cron): a subscriber that stays
+    /// over the soft limit past its seconds is cut off even when nothing
+    /// more is published to it.
+    pub fn enforce(&self, owner: &ClientInfo, limits: [i64; 3], now_ms: i64) {
+        if self.pending() == 0 || self.dropped.load(Ordering::Relaxed) {
+            return;
+        }
+        let buf = self.buf.lock();
+        if self.over_limit(buf.len() as i64, limits, now_ms) {
+            self.drop_client(owner, buf);
+        }
+    }
+
+    fn drop_client(&self, owner: &ClientInfo, mut buf: parking_lot::MutexGuard<'_, Vec<u8>>) {
+        self.dropped.store(true, Ordering::Relaxed);
+        *buf = Vec::new();
+        self.len.store(0, Ordering::Release);
+        drop(buf);
+        crate::warning!(
+            "Client id={} addr={} scheduled to be closed ASAP for overcoming of output buffer limits.",
+            owner.id,
+            owner.addr
+        );
+        owner.request_kill();
     }
 
     fn over_limit(&self, len: i64, [hard, soft, soft_secs]: [i64; 3], now_ms: i64) -> bool {

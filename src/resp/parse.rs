@@ -274,7 +274,12 @@ impl Parser {
     fn parse_inline(&mut self, buf: &[u8]) -> Frame {
         self.start_frame(true);
         self.inline.clear();
-        let Some(nl) = self.find_line_end(buf, 0, b'\n') else {
+        // Redis looks for the newline in a C string: a NUL before it means
+        // the line is not complete yet (until it is too big).
+        let nl = self
+            .find_line_end(buf, 0, b'\n')
+            .filter(|&i| memchr::memchr(0, &buf[..i]).is_none());
+        let Some(nl) = nl else {
             return if buf.len() > MAX_INLINE {
                 Frame::Error(Cow::Borrowed("too big inline request"))
             } else {
@@ -305,6 +310,11 @@ fn expected_dollar(got: u8) -> Frame {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UnbalancedQuotes;
 
+/// C's isspace(): Rust's ASCII whitespace plus the vertical tab.
+fn is_space(c: u8) -> bool {
+    c.is_ascii_whitespace() || c == 0x0b
+}
+
 fn is_hex(c: u8) -> bool {
     c.is_ascii_hexdigit()
 }
@@ -320,16 +330,18 @@ fn hex_val(c: u8) -> u8 {
 /// Splits an inline line into arguments the way redis-cli and Redis do:
 /// whitespace separates, "double quotes" take C-like escapes (\n \r \t \b
 /// \a \\ \" \xHH), 'single quotes' take only \', and a closing quote must
-/// be followed by a space or the end of the line.
+/// be followed by a space or the end of the line. Like Redis, which splits C
+/// strings, the line ends at its first NUL.
 pub fn split_args(
     line: &[u8],
     out: &mut Vec<u8>,
     spans: &mut Vec<(usize, usize)>,
 ) -> Result<(), UnbalancedQuotes> {
+    let line = &line[..memchr::memchr(0, line).unwrap_or(line.len())];
     let mut i = 0;
     let n = line.len();
     loop {
-        while i < n && line[i].is_ascii_whitespace() {
+        while i < n && is_space(line[i]) {
             i += 1;
         }
         if i >= n {
@@ -363,7 +375,7 @@ pub fn split_args(
                         other => other,
                     });
                 } else if c == b'"' {
-                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                    if i + 1 < n && !is_space(line[i + 1]) {
                         return Err(UnbalancedQuotes);
                     }
                     i += 1;
@@ -380,7 +392,7 @@ pub fn split_args(
                     out.push(b'\'');
                     i += 1;
                 } else if c == b'\'' {
-                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                    if i + 1 < n && !is_space(line[i + 1]) {
                         return Err(UnbalancedQuotes);
                     }
                     i += 1;
@@ -559,5 +571,32 @@ mod tests {
             p.parse(&buf, L),
             Frame::Error(Cow::Borrowed("too big bulk count string"))
         );
+    }
+
+    #[test]
+    fn inline_nul_and_vertical_tab_as_redis() {
+        let mut p = Parser::default();
+        // A NUL hides the newline from Redis: the line never completes, until
+        // it is too big. (This used to split forever into empty arguments.)
+        assert!(matches!(
+            p.parse(b"ECHO a\0b\r\nPING\r\n", L),
+            Frame::Incomplete { .. }
+        ));
+        let big = [b"ECHO \0".as_slice(), &[b'x'; 70 * 1024], b"\r\n"].concat();
+        assert_eq!(
+            p.parse(&big, L),
+            Frame::Error(Cow::Borrowed("too big inline request"))
+        );
+        // Vertical tab separates like other C whitespace, but does not end
+        // an argument.
+        let line = b"ECHO \x0bb c\x0b\r\n";
+        assert!(matches!(p.parse(line, L), Frame::Command { .. }));
+        assert_eq!(
+            args(&p, line),
+            vec![b"ECHO".to_vec(), b"b".to_vec(), b"c\x0b".to_vec()]
+        );
+        let (mut out, mut spans) = (Vec::new(), Vec::new());
+        split_args(b"a\0b c", &mut out, &mut spans).unwrap();
+        assert_eq!(spans.len(), 1);
     }
 }

@@ -5,6 +5,12 @@
 pub struct Reply {
     pub buf: Vec<u8>,
     pub resp3: bool,
+    /// The client's hard output limit in bytes (0: none), set by the
+    /// connection. A client over it is closed after the command, so a loop
+    /// whose reply size comes from an argument (SRANDMEMBER with a count of
+    /// -10^12) stops once [`Reply::full`] says so, as Redis's loops stop for
+    /// a client scheduled to close: what it built is never sent.
+    pub limit: usize,
 }
 
 impl Reply {
@@ -12,7 +18,14 @@ impl Reply {
         Reply {
             buf: Vec::with_capacity(16 * 1024),
             resp3,
+            limit: 0,
         }
+    }
+
+    /// Whether the pending output is past the client's hard limit.
+    #[inline]
+    pub fn full(&self) -> bool {
+        self.limit != 0 && self.buf.len() > self.limit
     }
 
     #[inline]

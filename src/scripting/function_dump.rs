@@ -123,10 +123,12 @@ impl Reader<'_> {
         })
     }
 
+    /// A length where no encoding is expected: as in Redis, an encoding
+    /// byte then reads as its low six bits.
     fn plain_len(&mut self) -> Option<usize> {
         match self.len()? {
             Len::Plain(n) => Some(n),
-            Len::Encoded(_) => None,
+            Len::Encoded(n) => Some(n as usize),
         }
     }
 
@@ -146,6 +148,11 @@ impl Reader<'_> {
                 let clen = self.plain_len()?;
                 let len = self.plain_len()?;
                 let c = self.bytes(clen)?;
+                // Redis takes an expected length of 0 as met whatever the
+                // input (its decompressor answers 0 for "did not fit").
+                if len == 0 {
+                    return Some(Vec::new());
+                }
                 lzf::decompress(c, len)
             }
             Len::Encoded(_) => None,

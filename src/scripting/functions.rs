@@ -245,13 +245,18 @@ fn parse_metadata(code: &[u8]) -> Result<Metadata<'_>, String> {
     if !code.starts_with(b"#!") {
         return Err("ERR Missing library metadata".into());
     }
-    let Some(nl) = memchr::memchr(b'\n', code) else {
+    // Redis looks for the newline in a C string: a NUL before it means
+    // there is none.
+    let Some(nl) = memchr::memchr2(b'\n', 0, code).filter(|&i| code[i] == b'\n') else {
         return Err("ERR Invalid library metadata".into());
     };
-    // Words separated by C isspace() characters.
-    let mut words = code[..nl]
-        .split(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\x0b' | b'\x0c'))
-        .filter(|w| !w.is_empty());
+    // Redis splits the line with its argument quoting rules (redis-cli's);
+    // unbalanced quotes make the metadata invalid.
+    let (mut buf, mut spans) = (Vec::new(), Vec::new());
+    if crate::resp::parse::split_args(&code[..nl], &mut buf, &mut spans).is_err() {
+        return Err("ERR Invalid library metadata".into());
+    }
+    let mut words = spans.iter().map(|&(s, e)| &buf[s..e]);
     let first = words.next().unwrap_or(b"#!");
     let engine = String::from_utf8_lossy(&first[2..]).into_owned();
     let mut name = None;
@@ -571,6 +576,16 @@ mod tests {
         assert_eq!((md.engine.as_str(), md.name.as_str()), ("LUA", "x"));
         let err = |code: &[u8]| parse_metadata(code).err().unwrap();
         assert_eq!(err(b"return 1"), "ERR Missing library metadata");
+        assert_eq!(
+            err(b"#!lua name=x\0\nreturn 1"),
+            "ERR Invalid library metadata"
+        );
+        assert_eq!(
+            err(b"#!lua name=my'lib\nreturn 1"),
+            "ERR Invalid library metadata"
+        );
+        let md = parse_metadata(b"#!lua \"name=my\\x41lib\"\n").unwrap();
+        assert_eq!(md.name, "myAlib");
         assert_eq!(err(b"#!lua name=x"), "ERR Invalid library metadata");
         assert_eq!(err(b"#!lua\n"), "ERR Library name was not given");
         assert_eq!(

@@ -162,6 +162,7 @@ pub fn run_script(
         reply: Reply {
             buf: Vec::new(),
             resp3: false,
+            limit: 0,
         },
     });
     let end = RunEnd {

@@ -10,6 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::client::Client;
+use super::obuf::{self, OutputLimit};
 use super::stats::ThreadStats;
 use super::{Server, now_ms};
 use crate::cmd::{Next, dispatch};
@@ -183,8 +184,22 @@ pub async fn serve(srv: &'static Server, mut sock: TcpStream, stats: Arc<ThreadS
     let mut parser = Parser::default();
     let mut out = Reply::new(false);
     let mut need = 0usize;
+    let mut obuf = OutputLimit::default();
 
     'conn: loop {
+        // Replies not yet taken (only with an output limit, see obuf.rs):
+        // keep writing them, and keep reading commands meanwhile.
+        if !out.is_empty() {
+            match obuf::wait_pending(&sock, &mut out, &stats, &mut obuf).await {
+                Ok(obuf::Pending::Input) => {}
+                Ok(obuf::Pending::Drained) => continue 'conn,
+                Ok(obuf::Pending::OverLimit) => {
+                    obuf::log_close(&info);
+                    break 'conn;
+                }
+                Err(_) => break 'conn,
+            }
+        }
         if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
             // A bulk header announces its size: room for it, but never more
             // than twice what arrived (a header alone must not commit memory)
@@ -252,6 +267,7 @@ pub async fn serve(srv: &'static Server, mut sock: TcpStream, stats: Arc<ThreadS
         let (peak, room) = (rbuf.len(), rbuf.capacity());
         let mut now = now_ms();
         let mut pos = 0;
+        obuf.refresh(srv, !client.pubsub.is_empty(), &mut out);
         loop {
             let limits = Limits {
                 max_bulk: srv.config.proto_max_bulk_len.get(),
@@ -278,6 +294,10 @@ pub async fn serve(srv: &'static Server, mut sock: TcpStream, stats: Arc<ThreadS
                         break 'conn;
                     }
                     pos += consumed;
+                    if obuf.over(out.len(), now) {
+                        obuf::log_close(&info);
+                        break 'conn;
+                    }
                     if let Some(blocked) = client.blocked.take() {
                         let alive = wait_blocked(
                             srv,
@@ -297,8 +317,13 @@ pub async fn serve(srv: &'static Server, mut sock: TcpStream, stats: Arc<ThreadS
                         let _ = flush(&mut sock, &mut out, &stats).await;
                         break 'conn;
                     }
-                    if out.len() >= FLUSH_AT {
-                        if flush(&mut sock, &mut out, &stats).await.is_err() {
+                    // With a hard output limit a batch's replies go out
+                    // after it ran, as in Redis (the limit bounds them).
+                    if out.len() >= FLUSH_AT && !obuf.has_hard() {
+                        if flush_batch(&mut sock, &mut out, &stats, &obuf)
+                            .await
+                            .is_err()
+                        {
                             break 'conn;
                         }
                         now = now_ms();
@@ -330,7 +355,11 @@ pub async fn serve(srv: &'static Server, mut sock: TcpStream, stats: Arc<ThreadS
         info.qbuf_free
             .store((rbuf.capacity() - rbuf.len()) as u64, Ordering::Relaxed);
         info.last_interaction_ms.store(now, Ordering::Relaxed);
-        if !out.is_empty() && flush(&mut sock, &mut out, &stats).await.is_err() {
+        if !out.is_empty()
+            && flush_batch(&mut sock, &mut out, &stats, &obuf)
+                .await
+                .is_err()
+        {
             break 'conn;
         }
     }
@@ -541,6 +570,21 @@ async fn wait_blocked(
         }
     }
     alive
+}
+
+/// Writes a batch's replies: all of them, or with an output limit what the
+/// socket takes now (the rest stays pending and counts against the limit).
+async fn flush_batch(
+    sock: &mut TcpStream,
+    out: &mut Reply,
+    stats: &ThreadStats,
+    limit: &OutputLimit,
+) -> std::io::Result<()> {
+    if limit.active() {
+        obuf::write_some(sock, out, stats)
+    } else {
+        flush(sock, out, stats).await
+    }
 }
 
 async fn flush(sock: &mut TcpStream, out: &mut Reply, stats: &ThreadStats) -> std::io::Result<()> {

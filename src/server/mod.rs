@@ -9,6 +9,7 @@
 pub mod client;
 pub mod conn;
 pub mod evict;
+mod obuf;
 pub mod stats;
 
 use std::net::{SocketAddr, TcpListener as StdListener};
@@ -323,6 +324,7 @@ pub fn run(srv: &'static Server) -> anyhow::Result<()> {
 
 /// Periodic work at `hz`: eviction while over `maxmemory`, active expiry.
 fn cron(srv: &'static Server) {
+    let mut last_clients_check = Instant::now();
     loop {
         let hz = srv.config.hz.get().clamp(1, 500) as u64;
         std::thread::sleep(Duration::from_millis(1000 / hz));
@@ -330,6 +332,10 @@ fn cron(srv: &'static Server) {
             return;
         }
         evict::cron(srv);
+        if last_clients_check.elapsed() >= Duration::from_secs(1) {
+            last_clients_check = Instant::now();
+            obuf::cron(srv, now_ms());
+        }
         // Keep sweeping while a pass reclaims a lot, as Redis's cycle repeats
         // while more than a quarter of the sampled keys were expired.
         if !srv.active_expire.load(Ordering::Relaxed) {

@@ -141,8 +141,19 @@ pub fn compress(input: &[u8], max_out: usize) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// The most one input byte can expand to: a long back reference is 3 bytes
+/// for up to 264 bytes of output.
+const MAX_EXPANSION: usize = 88;
+
 /// Decompresses `input`, which must expand to exactly `out_len` bytes.
+///
+/// `out_len` comes from the payload: a length no input of this size can
+/// produce is refused before anything is allocated, so a forged header
+/// (2^62 bytes) cannot make the allocation abort the process.
 pub fn decompress(input: &[u8], out_len: usize) -> Option<Vec<u8>> {
+    if out_len > input.len().saturating_mul(MAX_EXPANSION) {
+        return None;
+    }
     let mut out = Vec::with_capacity(out_len);
     let mut ip = 0;
     while ip < input.len() {
@@ -242,5 +253,20 @@ mod tests {
         assert!(decompress(b"\x05ab", 6).is_none());
         assert!(decompress(b"\x20\x05", 3).is_none());
         assert!(decompress(b"\x00a", 2).is_none());
+    }
+
+    #[test]
+    fn forged_lengths_allocate_nothing() {
+        assert!(decompress(b"\x00", 1 << 62).is_none());
+        assert!(decompress(b"", usize::MAX).is_none());
+        // The largest expansion there is: one literal, then a long back
+        // reference of 264 bytes per 3 input bytes.
+        let mut c = vec![0x00, b'a'];
+        for _ in 0..10 {
+            c.extend_from_slice(&[0xe0, 0xff, 0x00]);
+        }
+        let out = decompress(&c, 1 + 2640).unwrap();
+        assert!(out.iter().all(|&b| b == b'a'));
+        assert!(2641 <= c.len() * MAX_EXPANSION);
     }
 }

@@ -165,6 +165,10 @@ fn spop(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
 }
 
 fn srandmember(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
+    // Redis checks the argument count before the count's value.
+    if args.len() > 3 {
+        return Err(Error::Syntax);
+    }
     let count = match args.get(2) {
         None => None,
         Some(a) => match parse_i64(a) {
@@ -177,9 +181,6 @@ fn srandmember(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
             None => return Err(Error::NotInteger),
         },
     };
-    if args.len() > 3 {
-        return Err(Error::Syntax);
-    }
     let mut slot = ctx.db.key(&args[1]);
     let set = read(&mut slot, ctx.stats)?;
     let Some(count) = count else {
@@ -209,7 +210,13 @@ fn srandmember(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         // Negative: exactly |count| independent picks, repeats allowed.
         let n = count.unsigned_abs() as usize;
         ctx.out.array(n);
-        (0..n).for_each(|_| indexed.random().reply(ctx.out));
+        for _ in 0..n {
+            indexed.random().reply(ctx.out);
+            // Over the output limit: the client is closed, stop building.
+            if ctx.out.full() {
+                break;
+            }
+        }
     }
     Ok(())
 }

@@ -159,6 +159,10 @@ pub fn zrandmember(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         for _ in 0..n {
             let (m, s) = z.random().expect("non-empty set");
             scored_item(out, m, s, withscores);
+            // Over the output limit: the client is closed, stop building.
+            if out.full() {
+                break;
+            }
         }
         return Ok(());
     }

@@ -1,0 +1,200 @@
+//! `client-output-buffer-limit` for a connection's own replies (the pubsub
+//! class's limit on published messages is enforced where they are appended,
+//! `pubsub/outbox.rs`).
+//!
+//! A client's class is `pubsub` while it has subscriptions, `normal`
+//! otherwise. When its class has a limit, the connection never waits for the
+//! client to read: it writes what the socket takes, keeps the rest pending
+//! and goes on reading and running commands, as Redis does; the pending
+//! bytes are checked after every command, so a client that does not read its
+//! replies is closed at the hard limit (or after the soft limit's seconds)
+//! instead of holding server memory. Nothing pending is sent then, as in
+//! Redis, which drops the output of a client scheduled to close.
+//!
+//! Without a limit (the `normal` default, `0 0 0`) the connection writes
+//! everything before reading more, so a client that does not read stalls
+//! its own pipeline but cannot grow the server's buffers past one batch.
+
+use std::io;
+
+use tokio::io::Interest;
+use tokio::net::TcpStream;
+
+use super::Server;
+use super::client::ClientInfo;
+use super::stats::ThreadStats;
+use crate::resp::Reply;
+
+/// Index of the class in `client-output-buffer-limit` (`config::CLIENT_CLASSES`).
+const NORMAL: usize = 0;
+const PUBSUB: usize = 2;
+
+/// One connection's output limit state.
+#[derive(Default)]
+pub struct OutputLimit {
+    /// `[hard, soft, soft_seconds]` of the client's class, read per batch.
+    limits: [i64; 3],
+    /// When the pending output first went over the soft limit (0: under it).
+    soft_since_ms: i64,
+}
+
+impl OutputLimit {
+    /// Reads the limits of the client's class and hands the hard one to the
+    /// reply buffer (whose loops stop once past it). Called per batch.
+    pub fn refresh(&mut self, srv: &Server, subscribed: bool, out: &mut Reply) {
+        let class = if subscribed { PUBSUB } else { NORMAL };
+        self.limits = srv.config.client_output_buffer_limit.get(class);
+        out.limit = usize::try_from(self.limits[0]).unwrap_or(0);
+    }
+
+    /// Whether the class has any limit (then writes never wait).
+    pub fn active(&self) -> bool {
+        self.limits[0] > 0 || self.limits[1] > 0
+    }
+
+    /// Whether a hard limit applies (then long pipelines are not flushed
+    /// part-way: Redis writes a batch's replies only after running it).
+    pub fn has_hard(&self) -> bool {
+        self.limits[0] > 0
+    }
+
+    /// Whether `pending` bytes put the client over its limits at `now_ms`:
+    /// at or past the hard limit, or at or past the soft one for longer than
+    /// its seconds (Redis's rules).
+    pub fn over(&mut self, pending: usize, now_ms: i64) -> bool {
+        let [hard, soft, soft_secs] = self.limits;
+        let pending = pending as i64;
+        if hard > 0 && pending >= hard {
+            return true;
+        }
+        if soft > 0 && pending >= soft {
+            if self.soft_since_ms == 0 {
+                self.soft_since_ms = now_ms;
+                return false;
+            }
+            return now_ms - self.soft_since_ms > soft_secs * 1000;
+        }
+        self.soft_since_ms = 0;
+        false
+    }
+}
+
+/// Once a second from the cron thread: subscribers over the pubsub soft
+/// limit for longer than its seconds are cut off even when nothing more is
+/// published (the hard limit is checked as messages are appended).
+pub fn cron(srv: &Server, now_ms: i64) {
+    let limits = srv.config.client_output_buffer_limit.get(PUBSUB);
+    if limits[1] <= 0 {
+        return;
+    }
+    for c in srv.clients.snapshot() {
+        c.outbox.enforce(&c, limits, now_ms);
+    }
+}
+
+/// Redis's log line for a client closed for its output.
+pub fn log_close(info: &ClientInfo) {
+    crate::warning!(
+        "Client id={} addr={} scheduled to be closed ASAP for overcoming of output buffer limits.",
+        info.id,
+        info.addr
+    );
+}
+
+/// Writes as much of `out` as the socket takes without waiting and keeps
+/// the rest in `out`.
+pub fn write_some(sock: &TcpStream, out: &mut Reply, stats: &ThreadStats) -> io::Result<()> {
+    let mut done = 0;
+    let mut result = Ok(());
+    while done < out.buf.len() {
+        match sock.try_write(&out.buf[done..]) {
+            Ok(0) => {
+                result = Err(io::ErrorKind::WriteZero.into());
+                break;
+            }
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+    }
+    stats.net_output_bytes.add(done as u64);
+    out.buf.drain(..done);
+    if out.buf.is_empty() && out.buf.capacity() > 1024 * 1024 {
+        out.buf.shrink_to(16 * 1024);
+    }
+    result
+}
+
+/// What ended [`wait_pending`].
+pub enum Pending {
+    /// The client sent something (or closed): read it.
+    Input,
+    /// Everything pending was written.
+    Drained,
+    /// Still over the soft limit after its seconds, with no traffic.
+    OverLimit,
+}
+
+/// With output pending: waits until the socket takes more of it (written at
+/// once) or the client sent something. Checks the limits once a second
+/// meanwhile, as Redis's client cron does, so a client over its soft limit
+/// is closed even when nothing more is added. Err when the socket failed.
+pub async fn wait_pending(
+    sock: &TcpStream,
+    out: &mut Reply,
+    stats: &ThreadStats,
+    limit: &mut OutputLimit,
+) -> io::Result<Pending> {
+    loop {
+        let tick = tokio::time::sleep(std::time::Duration::from_secs(1));
+        let ready = tokio::select! {
+            r = sock.ready(Interest::READABLE | Interest::WRITABLE) => r?,
+            _ = tick => {
+                if limit.over(out.buf.len(), super::now_ms()) {
+                    return Ok(Pending::OverLimit);
+                }
+                continue;
+            }
+        };
+        if ready.is_writable() {
+            write_some(sock, out, stats)?;
+        }
+        if ready.is_readable() || ready.is_read_closed() {
+            return Ok(Pending::Input);
+        }
+        if out.buf.is_empty() {
+            return Ok(Pending::Drained);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OutputLimit;
+
+    #[test]
+    fn hard_and_soft_limits_as_redis() {
+        let mut l = OutputLimit {
+            limits: [100, 0, 0],
+            soft_since_ms: 0,
+        };
+        assert!(!l.over(99, 0));
+        assert!(l.over(100, 0));
+        let mut l = OutputLimit {
+            limits: [0, 50, 2],
+            soft_since_ms: 0,
+        };
+        assert!(!l.over(60, 1_000));
+        assert!(!l.over(60, 3_000), "exactly the soft seconds is allowed");
+        assert!(
+            !l.over(10, 3_100),
+            "under the soft limit restarts the clock"
+        );
+        assert!(!l.over(60, 3_200));
+        assert!(!l.over(60, 5_200));
+        assert!(l.over(60, 5_201));
+    }
+}
