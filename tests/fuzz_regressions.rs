@@ -22,6 +22,26 @@ fn a_nul_in_an_inline_request_waits_until_too_big_as_redis_does() {
     assert_eq!(redis::cmd("PING").query::<String>(&mut c).unwrap(), "PONG");
 }
 
+/// The same holds for multibulk header lines: a NUL before the `\r` keeps
+/// the header incomplete (an invalid length error before).
+#[test]
+fn a_nul_in_a_multibulk_header_waits_until_too_big_as_redis_does() {
+    let srv = common::Server::start();
+    for (head, reply) in [
+        (&b"*1\0\r\n"[..], "too big mbulk count string"),
+        (b"*1\r\n$1\0\r\n", "too big bulk count string"),
+    ] {
+        let mut raw = srv.raw();
+        let mut input = head.to_vec();
+        input.resize(input.len() + 70_000, b'x');
+        raw.send(&input);
+        assert_eq!(
+            String::from_utf8_lossy(&raw.read_to_close()),
+            format!("-ERR Protocol error: {reply}\r\n")
+        );
+    }
+}
+
 /// Redis's `isspace` includes the vertical tab: it separates arguments
 /// before one and after a closing quote.
 #[test]
