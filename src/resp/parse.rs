@@ -160,15 +160,24 @@ impl Parser {
 
     /// The end of the line starting at `from` (the offset of its `byte`),
     /// searching only bytes not searched before.
+    ///
+    /// Redis looks for line ends with `strchr`, which stops at a NUL byte:
+    /// a line with a NUL before its end is never complete (the request
+    /// waits until it is too big). The NUL is remembered, so the line is
+    /// not searched again as more bytes arrive.
     fn find_line_end(&mut self, buf: &[u8], from: usize, byte: u8) -> Option<usize> {
         let start = self.scanned.max(from).min(buf.len());
-        match memchr::memchr(byte, &buf[start..]) {
-            Some(i) => {
+        match memchr::memchr2(byte, 0, &buf[start..]) {
+            Some(i) if buf[start + i] == byte => {
                 self.scanned = 0;
                 Some(start + i)
             }
+            Some(_) => {
+                self.scanned = usize::MAX;
+                None
+            }
             None => {
-                self.scanned = buf.len();
+                self.scanned = self.scanned.max(buf.len());
                 None
             }
         }
@@ -276,10 +285,7 @@ impl Parser {
         self.inline.clear();
         // Redis looks for the newline in a C string: a NUL before it means
         // the line is not complete yet (until it is too big).
-        let nl = self
-            .find_line_end(buf, 0, b'\n')
-            .filter(|&i| memchr::memchr(0, &buf[..i]).is_none());
-        let Some(nl) = nl else {
+        let Some(nl) = self.find_line_end(buf, 0, b'\n') else {
             return if buf.len() > MAX_INLINE {
                 Frame::Error(Cow::Borrowed("too big inline request"))
             } else {
@@ -310,8 +316,9 @@ fn expected_dollar(got: u8) -> Frame {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UnbalancedQuotes;
 
-/// C's isspace(): Rust's ASCII whitespace plus the vertical tab.
-fn is_space(c: u8) -> bool {
+/// C's `isspace`: ASCII whitespace and the vertical tab, which Rust's
+/// `is_ascii_whitespace` leaves out.
+fn is_c_space(c: u8) -> bool {
     c.is_ascii_whitespace() || c == 0x0b
 }
 
@@ -330,8 +337,11 @@ fn hex_val(c: u8) -> u8 {
 /// Splits an inline line into arguments the way redis-cli and Redis do:
 /// whitespace separates, "double quotes" take C-like escapes (\n \r \t \b
 /// \a \\ \" \xHH), 'single quotes' take only \', and a closing quote must
-/// be followed by a space or the end of the line. Like Redis, which splits C
-/// strings, the line ends at its first NUL.
+/// be followed by a space or the end of the line.
+///
+/// Redis splits a C string: a NUL byte ends the line (an unquoted
+/// argument must not stop at a NUL without consuming it either, or the
+/// split would never end).
 pub fn split_args(
     line: &[u8],
     out: &mut Vec<u8>,
@@ -341,7 +351,7 @@ pub fn split_args(
     let mut i = 0;
     let n = line.len();
     loop {
-        while i < n && is_space(line[i]) {
+        while i < n && is_c_space(line[i]) {
             i += 1;
         }
         if i >= n {
@@ -375,7 +385,7 @@ pub fn split_args(
                         other => other,
                     });
                 } else if c == b'"' {
-                    if i + 1 < n && !is_space(line[i + 1]) {
+                    if i + 1 < n && !is_c_space(line[i + 1]) {
                         return Err(UnbalancedQuotes);
                     }
                     i += 1;
@@ -392,7 +402,7 @@ pub fn split_args(
                     out.push(b'\'');
                     i += 1;
                 } else if c == b'\'' {
-                    if i + 1 < n && !is_space(line[i + 1]) {
+                    if i + 1 < n && !is_c_space(line[i + 1]) {
                         return Err(UnbalancedQuotes);
                     }
                     i += 1;
@@ -405,7 +415,7 @@ pub fn split_args(
                     break;
                 }
                 match line[i] {
-                    b' ' | b'\n' | b'\r' | b'\t' | 0 => break,
+                    b' ' | b'\n' | b'\r' | b'\t' => break,
                     b'"' => in_dq = true,
                     b'\'' => in_sq = true,
                     c => out.push(c),
@@ -557,6 +567,59 @@ mod tests {
             }
         }
         panic!("never complete");
+    }
+
+    #[test]
+    fn a_nul_before_the_line_end_keeps_the_request_incomplete_as_in_redis() {
+        // Found by the resp_parse fuzz target: an unquoted argument stopped
+        // at a NUL without consuming it, so "\0\r\n" split forever.
+        for prefix in [&b"\0"[..], b"get a\0b", b"*1\0", b"*1\r\n$1\0"] {
+            let mut p = Parser::default();
+            let mut buf = prefix.to_vec();
+            buf.extend_from_slice(b"\r\n$1\r\nx\r\nping\r\n");
+            let f = p.parse(&buf, L);
+            assert!(
+                matches!(f, Frame::Incomplete { need } if need > buf.len()),
+                "{prefix:?}: {f:?}"
+            );
+            buf.resize(MAX_INLINE + 16, b'\n');
+            assert!(matches!(p.parse(&buf, L), Frame::Error(_)), "{prefix:?}");
+        }
+        let mut p = Parser::default();
+        let mut buf = b"get a\0b\r\n".to_vec();
+        buf.resize(MAX_INLINE + 2, b'x');
+        assert_eq!(
+            p.parse(&buf, L),
+            Frame::Error(Cow::Borrowed("too big inline request"))
+        );
+    }
+
+    #[test]
+    fn split_args_ends_at_a_nul_and_takes_vertical_tab_as_space() {
+        let split = |line: &[u8]| {
+            let (mut out, mut spans) = (Vec::new(), Vec::new());
+            split_args(line, &mut out, &mut spans).map(|()| {
+                spans
+                    .iter()
+                    .map(|&(s, e)| out[s..e].to_vec())
+                    .collect::<Vec<_>>()
+            })
+        };
+        assert_eq!(split(b"\0"), Ok(vec![]));
+        assert_eq!(split(b"a\0b c"), Ok(vec![b"a".to_vec()]));
+        assert_eq!(split(b"\"a\0\""), Err(UnbalancedQuotes));
+        assert_eq!(split(b"\"a\"\0x"), Ok(vec![b"a".to_vec()]));
+        // As redis-server 7.0.15: `\v` separates before an argument and
+        // after a closing quote; inside an unquoted one it is a byte.
+        assert_eq!(
+            split(b"\x0bping \"a\"\x0bb c\x0bd"),
+            Ok(vec![
+                b"ping".to_vec(),
+                b"a".to_vec(),
+                b"b".to_vec(),
+                b"c\x0bd".to_vec()
+            ])
+        );
     }
 
     #[test]

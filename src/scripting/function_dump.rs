@@ -23,10 +23,16 @@ const ENC_LZF: u8 = 3;
 pub const BAD_PAYLOAD: &str = "ERR DUMP payload version or checksum are wrong";
 
 pub fn dump(libs: &Libraries) -> Vec<u8> {
+    encode_libraries(libs.libs.values().map(|lib| &lib.code[..]))
+}
+
+/// The payload for libraries with these codes (dump's encoder; the fuzz
+/// target round-trips it through [`for_each_library`]).
+pub fn encode_libraries<'a>(codes: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
     let mut out = Vec::new();
-    for lib in libs.libs.values() {
+    for code in codes {
         out.push(OPCODE_FUNCTION2);
-        write_string(&mut out, &lib.code);
+        write_string(&mut out, code);
     }
     out.extend_from_slice(&RDB_VERSION.to_le_bytes());
     let crc = crc64(0, &out);
@@ -171,8 +177,21 @@ pub fn load_payload(
     srv: &'static Server,
     payload: &[u8],
 ) -> Result<Libraries, String> {
-    verify(payload)?;
     let mut staging = Libraries::default();
+    for_each_library(payload, |code| {
+        reg.load_into(srv, &mut staging, code).map(|_| ())
+    })?;
+    Ok(staging)
+}
+
+/// Checks the footer, then decodes the libraries one at a time and hands
+/// each one's code to `f`, stopping at the first error (as Redis compiles
+/// each library as it reads it). Pure: the fuzz target drives it directly.
+pub fn for_each_library(
+    payload: &[u8],
+    mut f: impl FnMut(&[u8]) -> Result<(), String>,
+) -> Result<(), String> {
+    verify(payload)?;
     let mut r = Reader {
         data: payload,
         pos: 0,
@@ -183,9 +202,9 @@ pub fn load_payload(
             Some(OPCODE_FUNCTION_PRE_GA) => read_pre_ga(&mut r)?,
             _ => return Err("ERR given type is not a function".into()),
         };
-        reg.load_into(srv, &mut staging, &code)?;
+        f(&code)?;
     }
-    Ok(staging)
+    Ok(())
 }
 
 /// A release-candidate entry: name, engine, optional description, code.
