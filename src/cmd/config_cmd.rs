@@ -101,8 +101,18 @@ fn set(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
             Err(e) => return Err(failed(canon, &e.reason())),
         }
     }
+    let tls_before = tls_snapshot(config, &names);
+    if let Some(Err(e)) = tls_before
+        .as_ref()
+        .map(|_| tls_port_unchanged(ctx.srv, &pairs))
+    {
+        return Err(e);
+    }
     for p in pending {
         config.apply(p);
+    }
+    if let Some(before) = tls_before {
+        reload_tls(ctx.srv, before)?;
     }
     if names.contains(&"maxmemory") {
         warn_if_over_maxmemory(config);
@@ -122,6 +132,56 @@ fn warn_if_over_maxmemory(config: &crate::config::Config) {
             "WARNING: the new maxmemory value set via CONFIG SET ({max}) is smaller than the current memory usage ({used}). This will result in key eviction and/or the inability to accept new write commands depending on the maxmemory-policy."
         );
     }
+}
+
+/// The `tls-*` values before a CONFIG SET that changes one of them (they
+/// are loaded again after it, and restored if that fails, as in Redis).
+fn tls_snapshot(config: &crate::config::Config, names: &[&str]) -> Option<Vec<(String, String)>> {
+    let name = names.iter().find(|n| n.starts_with("tls-"))?;
+    let mut values = vec![(name.to_string(), String::new())];
+    values.extend(
+        config
+            .params()
+            .iter()
+            .filter(|p| p.name.starts_with("tls-"))
+            .map(|p| (p.name.to_string(), crate::config::Config::get_value(p))),
+    );
+    Some(values)
+}
+
+/// ferrokv binds its TLS listeners at start-up only.
+fn tls_port_unchanged(
+    srv: &crate::server::Server,
+    pairs: &[(String, String)],
+) -> Result<(), Error> {
+    let current = srv.config.tls_port.get().to_string();
+    match pairs
+        .iter()
+        .find(|(n, v)| n.eq_ignore_ascii_case("tls-port") && v.trim() != current)
+    {
+        None => Ok(()),
+        Some(_) => {
+            crate::warning!(
+                "Changing tls-port at run time is not supported by ferrokv: set it in the configuration and restart"
+            );
+            Err(failed("tls-port", crate::server::tls::UPDATE_FAILED))
+        }
+    }
+}
+
+fn reload_tls(srv: &crate::server::Server, before: Vec<(String, String)>) -> Result<(), Error> {
+    let Err(why) = crate::server::tls::reload(srv) else {
+        return Ok(());
+    };
+    let name = &before[0].0;
+    crate::warning!("{why}");
+    crate::warning!(
+        "Failed applying new configuration. Possibly related to new {name} setting. Restoring previous settings."
+    );
+    for (n, v) in &before[1..] {
+        let _ = srv.config.set(n, &[v.as_str()], false);
+    }
+    Err(failed(name, crate::server::tls::UPDATE_FAILED))
 }
 
 fn failed(name: &str, why: &str) -> Error {
