@@ -186,8 +186,10 @@ fn protocols(spec: &str) -> Result<Vec<&'static rustls::SupportedProtocolVersion
 /// The suites `tls-ciphersuites` (TLS 1.3, IANA/OpenSSL names) and
 /// `tls-ciphers` (TLS 1.2, OpenSSL names) allow; empty allows every suite
 /// ring offers. Names are separated by `:` (or `,` and spaces, as OpenSSL
-/// accepts). Only plain names are understood: an OpenSSL cipher expression
-/// (`HIGH`, `!aNULL`...) is refused rather than guessed at.
+/// accepts). `tls-ciphers` also takes `DEFAULT`, `HIGH` and `ALL` (every
+/// suite rustls has is in them) and exclusions (`!name`, `-name`) of its
+/// names or of what rustls never offers; any other OpenSSL cipher
+/// expression is refused rather than guessed at.
 fn cipher_suites(tls13: &str, tls12: &str) -> Result<Vec<SupportedCipherSuite>, String> {
     use rustls::CipherSuite as C;
     const TLS13: &[(&str, C)] = &[
@@ -241,9 +243,36 @@ fn cipher_suites(tls13: &str, tls12: &str) -> Result<Vec<SupportedCipherSuite>, 
                 .copied()
                 .collect());
         }
-        let mut out = Vec::new();
+        let every = || all.iter().filter(|s| s.tls13().is_some() == is13).copied();
+        let mut out: Vec<SupportedCipherSuite> = Vec::new();
         for w in words {
-            let Some((_, id)) = table.iter().find(|(n, _)| n.eq_ignore_ascii_case(w)) else {
+            // OpenSSL's cipher-list keywords, in `tls-ciphers` only.
+            let (exclude, name) = match w.strip_prefix(['!', '-']) {
+                Some(rest) if !is13 => (true, rest),
+                _ => (false, w),
+            };
+            let found = table.iter().find(|(n, _)| n.eq_ignore_ascii_case(name));
+            if !is13 && found.is_none() {
+                // Every suite rustls has is in OpenSSL's DEFAULT, HIGH and
+                // ALL, so these are all of them.
+                if !exclude && ["DEFAULT", "HIGH", "ALL"].contains(&name) {
+                    for s in every() {
+                        if !out.contains(&s) {
+                            out.push(s);
+                        }
+                    }
+                    continue;
+                }
+                // Excluding what rustls never offers changes nothing.
+                if exclude && never_offered(name) {
+                    continue;
+                }
+            }
+            if exclude && let Some((_, id)) = found {
+                out.retain(|s| s.suite() != *id);
+                continue;
+            }
+            let Some((_, id)) = found.filter(|_| !exclude) else {
                 return Err(format!(
                     "Failed to configure {which}: {w} (ferrokv's rustls knows only {})",
                     table.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(":")
@@ -260,6 +289,25 @@ fn cipher_suites(tls13: &str, tls12: &str) -> Result<Vec<SupportedCipherSuite>, 
     let mut suites = pick(tls13, TLS13, "ciphersuites", true)?;
     suites.extend(pick(tls12, TLS12, "ciphers", false)?);
     Ok(suites)
+}
+
+/// OpenSSL cipher-list names rustls never offers: weak classes, and exact
+/// names of CBC suites (`AES128-SHA256`, `ECDHE-RSA-AES128-SHA`). A class
+/// that could also match a suite rustls has (`ECDSA`, `AESGCM`...) is not
+/// here, so excluding it is refused rather than ignored.
+fn never_offered(name: &str) -> bool {
+    const CLASSES: &[&str] = &[
+        "aNULL", "eNULL", "NULL", "MD5", "RC4", "DES", "3DES", "EXPORT", "EXP", "LOW", "MEDIUM",
+        "PSK", "SRP", "DSS", "kRSA", "aDH", "ADH", "AECDH", "SEED", "IDEA", "CAMELLIA", "ARIA",
+        "CBC", "SHA1",
+    ];
+    CLASSES.contains(&name)
+        || (name.contains('-')
+            && ["-SHA", "-SHA256", "-SHA384"]
+                .iter()
+                .any(|end| name.ends_with(end))
+            && !name.contains("GCM")
+            && !name.contains("POLY1305"))
 }
 
 fn read_pem(path: &str) -> Result<Vec<u8>, String> {
@@ -432,6 +480,18 @@ mod tests {
         let s = cipher_suites("TLS_AES_128_GCM_SHA256", "ECDHE-RSA-AES128-GCM-SHA256").unwrap();
         assert_eq!(s.len(), 2);
         assert!(cipher_suites("TLS_FOO", "").is_err());
-        assert!(cipher_suites("", "HIGH:!aNULL").is_err());
+        assert_eq!(cipher_suites("", "HIGH:!aNULL:!MD5").unwrap().len(), 9);
+        // Redis's own test values: DEFAULT less a CBC suite rustls lacks.
+        assert_eq!(
+            cipher_suites("", "DEFAULT:-AES128-SHA256").unwrap().len(),
+            9
+        );
+        let s = cipher_suites(
+            "TLS_AES_128_GCM_SHA256",
+            "DEFAULT:!ECDHE-RSA-AES128-GCM-SHA256",
+        );
+        assert_eq!(s.unwrap().len(), 6);
+        assert!(cipher_suites("", "DEFAULT:!ECDSA").is_err());
+        assert!(cipher_suites("", "AES128-SHA256").is_err());
     }
 }
