@@ -234,12 +234,26 @@ fn tls_and_plain_ports_serve_side_by_side() {
         .query(&mut plain)
         .unwrap();
     assert_eq!(all.len(), 40, "{all:?}");
-    // A long pipeline's replies all arrive (TLS buffers what the socket
-    // does not take at once).
-    let value = "x".repeat(100_000);
+    // A reply bigger than the socket takes at once all arrives (TLS keeps
+    // the rest until flushed).
+    let value = "x".repeat(8 << 20);
     assert_eq!(t.cmd(&["SET", "big", &value]).unwrap(), "+OK\r\n");
     let got = t.cmd(&["GET", "big"]).unwrap();
-    assert_eq!(got, format!("$100000\r\n{value}\r\n"));
+    assert_eq!(got, format!("${}\r\n{value}\r\n", value.len()));
+    // Idle past the read buffer's release (2 s): bytes are still read.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(t.cmd(&["PING"]).unwrap(), "+PONG\r\n");
+    // CLIENT KILL closes a TLS client too.
+    let id = t.cmd(&["CLIENT", "ID"]).unwrap();
+    let id = id.trim().trim_start_matches(':');
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("ID")
+        .arg(id)
+        .query(&mut plain)
+        .unwrap();
+    assert_eq!(killed, 1);
+    assert!(t.cmd(&["PING"]).is_err());
 }
 
 #[test]
