@@ -38,6 +38,10 @@ pub trait Stream: AsyncRead + AsyncWrite + Unpin {
     const LAYERED: bool;
     /// The socket under it (addresses, descriptor, readiness).
     fn tcp(&self) -> &TcpStream;
+    /// Writes what the stream takes now, without waiting: `WouldBlock`
+    /// when it takes nothing (for a caller that must not wait on a client
+    /// that does not read).
+    fn try_write_now(&mut self, buf: &[u8]) -> std::io::Result<usize>;
 }
 
 impl Stream for TcpStream {
@@ -45,12 +49,32 @@ impl Stream for TcpStream {
     fn tcp(&self) -> &TcpStream {
         self
     }
+    fn try_write_now(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.try_write(buf)
+    }
 }
 
 impl Stream for tokio_rustls::server::TlsStream<TcpStream> {
     const LAYERED: bool = true;
     fn tcp(&self) -> &TcpStream {
         self.get_ref().0
+    }
+    /// rustls takes plaintext into its bounded send buffer, then sends what
+    /// the socket takes; the rest goes with the next write or flush.
+    fn try_write_now(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        use std::task::{Context, Poll, Waker};
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut me = std::pin::Pin::new(self);
+        let r = match me.as_mut().poll_write(&mut cx, buf) {
+            Poll::Ready(r) => r,
+            Poll::Pending => Err(std::io::ErrorKind::WouldBlock.into()),
+        };
+        if let Poll::Ready(Err(e)) = me.poll_flush(&mut cx)
+            && e.kind() != std::io::ErrorKind::WouldBlock
+        {
+            return Err(e);
+        }
+        r
     }
 }
 

@@ -466,6 +466,81 @@ mod tests {
     use super::*;
 
     #[test]
+    fn try_write_now_never_waits_on_a_client_that_does_not_read() {
+        use crate::server::conn::Stream;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let provider = Arc::new(ring::default_provider());
+        let server = ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+            )
+            .unwrap();
+        let mut roots = RootCertStore::empty();
+        roots.add(cert.der().clone()).unwrap();
+        let client = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let connect = async {
+                let sock = TcpStream::connect(addr).await.unwrap();
+                let name = "localhost".try_into().unwrap();
+                let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
+                connector.connect(name, sock).await.unwrap()
+            };
+            let accept = async {
+                let (sock, _) = listener.accept().await.unwrap();
+                TlsAcceptor::from(Arc::new(server))
+                    .accept(sock)
+                    .await
+                    .unwrap()
+            };
+            let (mut c, mut s) = tokio::join!(connect, accept);
+            let chunk = vec![7u8; 1 << 20];
+            let mut sent = 0usize;
+            loop {
+                match s.try_write_now(&chunk) {
+                    Ok(n) => sent += n,
+                    Err(e) => {
+                        assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock);
+                        break;
+                    }
+                }
+                assert!(
+                    sent < 256 << 20,
+                    "the client does not read: it must fill up"
+                );
+            }
+            assert!(sent > 0);
+            // Nothing taken was lost: the rest goes with a flush.
+            let read = async {
+                let mut buf = vec![0u8; sent];
+                c.read_exact(&mut buf).await.unwrap();
+                buf.iter().all(|&b| b == 7)
+            };
+            let (all_sevens, flushed) = tokio::join!(read, s.flush());
+            flushed.unwrap();
+            assert!(all_sevens);
+        });
+    }
+
+    #[test]
     fn protocols_follow_redis_names() {
         assert_eq!(protocols("").unwrap().len(), 2);
         assert_eq!(protocols("TLSv1.2").unwrap().len(), 1);
