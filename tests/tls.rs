@@ -92,7 +92,17 @@ impl Pki {
 
     /// A TLS connection to `port` that completed its handshake, or why not.
     fn connect(&self, port: u16, ca: &str, cert: Option<&str>) -> Result<Tls, String> {
-        let sock = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+        self.connect_to("127.0.0.1", port, ca, cert)
+    }
+
+    fn connect_to(
+        &self,
+        host: &str,
+        port: u16,
+        ca: &str,
+        cert: Option<&str>,
+    ) -> Result<Tls, String> {
+        let sock = TcpStream::connect((host, port)).map_err(|e| e.to_string())?;
         sock.set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
         let name = ServerName::try_from("localhost").unwrap();
@@ -396,6 +406,37 @@ fn a_connection_still_handshaking_is_not_a_client_and_maxclients_applies() {
         third.cmd(&["PING"]).unwrap(),
         "-ERR max number of clients reached\r\n"
     );
+}
+
+/// This machine's first IPv4 address other than loopback, if any.
+fn non_loopback_ipv4() -> Option<String> {
+    let out = Command::new("hostname").arg("-I").output().ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .find(|a| {
+            a.parse::<std::net::Ipv4Addr>()
+                .is_ok_and(|ip| !ip.is_loopback())
+        })
+        .map(String::from)
+}
+
+#[test]
+fn protected_mode_turns_remote_tls_clients_away_over_tls() {
+    let Some(ip) = non_loopback_ipv4() else {
+        eprintln!("skipped: no non-loopback IPv4 address");
+        return;
+    };
+    let pki = Pki::new();
+    let bind = format!("127.0.0.1 {ip}");
+    let (_srv, port) = start(&pki, &["--bind", &bind]);
+    let mut t = pki.connect_to(&ip, port, "ca.crt", Some("client")).unwrap();
+    let reply = t.cmd(&["PING"]).unwrap();
+    assert!(
+        reply.starts_with("-DENIED Redis is running in protected mode"),
+        "{reply}"
+    );
+    let mut local = pki.connect(port, "ca.crt", Some("client")).unwrap();
+    assert_eq!(local.cmd(&["PING"]).unwrap(), "+PONG\r\n");
 }
 
 #[test]
