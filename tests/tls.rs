@@ -382,6 +382,50 @@ fn config_set_reloads_or_keeps_the_old_settings() {
 }
 
 #[test]
+fn config_set_tls_port_moves_the_listener() {
+    let pki = Pki::new();
+    let srv = Server::start_with(
+        &pki.server_args()
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    let mut plain = srv.client();
+    let mut set_port = |port: u16| -> redis::RedisResult<()> {
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("tls-port")
+            .arg(port)
+            .query(&mut plain)
+    };
+    let first = free_port();
+    set_port(first).unwrap();
+    assert!(pki.connect(first, "ca.crt", Some("client")).is_ok());
+    // A port in use: Redis's answer, and the old listener stays.
+    let e = set_port(srv.port).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("Unable to listen on this port. Check server logs."),
+        "{e}"
+    );
+    assert!(pki.connect(first, "ca.crt", Some("client")).is_ok());
+    let second = free_port();
+    set_port(second).unwrap();
+    assert!(pki.connect(second, "ca.crt", Some("client")).is_ok());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while TcpStream::connect(("127.0.0.1", first)).is_ok() {
+        assert!(Instant::now() < deadline, "the old TLS port still listens");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    set_port(0).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while TcpStream::connect(("127.0.0.1", second)).is_ok() {
+        assert!(Instant::now() < deadline, "tls-port 0 still listens");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
 fn tls_only_server_with_port_0() {
     let pki = Pki::new();
     let srv = start_tls_only(&pki);

@@ -102,12 +102,6 @@ fn set(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         }
     }
     let tls_before = tls_snapshot(config, &names);
-    if let Some(Err(e)) = tls_before
-        .as_ref()
-        .map(|_| tls_port_unchanged(ctx.srv, &pairs))
-    {
-        return Err(e);
-    }
     for p in pending {
         config.apply(p);
     }
@@ -149,31 +143,27 @@ fn tls_snapshot(config: &crate::config::Config, names: &[&str]) -> Option<Vec<(S
     Some(values)
 }
 
-/// ferrokv binds its TLS listeners at start-up only.
-fn tls_port_unchanged(
-    srv: &crate::server::Server,
-    pairs: &[(String, String)],
+/// Loads the TLS settings again and, when `tls-port` changed, listens on
+/// the new port; on failure restores the values in `before` (whose first
+/// entry names the parameter to blame).
+fn reload_tls(
+    srv: &'static crate::server::Server,
+    before: Vec<(String, String)>,
 ) -> Result<(), Error> {
-    let current = srv.config.tls_port.get().to_string();
-    match pairs
+    use crate::server::tls;
+    let old_port = before
         .iter()
-        .find(|(n, v)| n.eq_ignore_ascii_case("tls-port") && v.trim() != current)
-    {
-        None => Ok(()),
-        Some(_) => {
-            crate::warning!(
-                "Changing tls-port at run time is not supported by ferrokv: set it in the configuration and restart"
-            );
-            Err(failed("tls-port", crate::server::tls::UPDATE_FAILED))
-        }
-    }
-}
-
-fn reload_tls(srv: &crate::server::Server, before: Vec<(String, String)>) -> Result<(), Error> {
-    let Err(why) = crate::server::tls::reload(srv) else {
-        return Ok(());
+        .find(|(n, _)| n == "tls-port")
+        .and_then(|(_, v)| v.parse::<i64>().ok());
+    let new_port = srv.config.tls_port.get();
+    let (name, why, answer) = match tls::reload(srv) {
+        Err(why) => (before[0].0.as_str(), why, tls::UPDATE_FAILED),
+        Ok(()) if old_port == Some(new_port) => return Ok(()),
+        Ok(()) => match tls::rebind(srv, new_port as u16) {
+            Ok(()) => return Ok(()),
+            Err(why) => ("tls-port", why, tls::LISTEN_FAILED),
+        },
     };
-    let name = &before[0].0;
     crate::warning!("{why}");
     crate::warning!(
         "Failed applying new configuration. Possibly related to new {name} setting. Restoring previous settings."
@@ -181,7 +171,8 @@ fn reload_tls(srv: &crate::server::Server, before: Vec<(String, String)>) -> Res
     for (n, v) in &before[1..] {
         let _ = srv.config.set(n, &[v.as_str()], false);
     }
-    Err(failed(name, crate::server::tls::UPDATE_FAILED))
+    let _ = tls::reload(srv);
+    Err(failed(name, answer))
 }
 
 fn failed(name: &str, why: &str) -> Error {

@@ -315,13 +315,13 @@ pub fn run(srv: &'static Server) -> anyhow::Result<()> {
     }
     let handles: &'static [(tokio::runtime::Handle, Arc<ThreadStats>)] = handles.leak();
 
-    let tagged = listeners.into_iter().map(|l| (l, false));
-    for (l, is_tls) in tagged.chain(tls_listeners.into_iter().map(|l| (l, true))) {
+    for l in listeners {
         use std::os::fd::AsRawFd;
         srv.listen_fds.lock().push(l.as_raw_fd());
         let (rt, _) = &handles[0];
-        rt.spawn(conn::accept_loop(srv, l, handles, is_tls));
+        rt.spawn(conn::accept_loop(srv, l, handles, false));
     }
+    tls::start(srv, tls_listeners, handles);
     evict::sync_access_tracking(srv);
     std::thread::Builder::new()
         .name("ferrokv-cron".into())

@@ -42,6 +42,55 @@ pub struct Tls {
     acceptor: RwLock<Option<TlsAcceptor>>,
     /// Connections accepted on a TLS port whose handshake is under way.
     handshaking: AtomicUsize,
+    /// The worker runtimes, to start accept loops on after start-up.
+    workers: std::sync::OnceLock<Workers>,
+    /// The TLS listeners' descriptors and accept loops.
+    listeners: parking_lot::Mutex<Vec<(i32, tokio::task::AbortHandle)>>,
+}
+
+type Workers = &'static [(tokio::runtime::Handle, Arc<ThreadStats>)];
+
+/// Redis's CONFIG SET answer when the new TLS port cannot be bound.
+pub const LISTEN_FAILED: &str = "Unable to listen on this port. Check server logs.";
+
+/// Starts the accept loops of the TLS listeners bound at start-up.
+pub fn start(srv: &'static Server, listeners: Vec<std::net::TcpListener>, workers: Workers) {
+    let _ = srv.tls.workers.set(workers);
+    add_listeners(srv, listeners);
+}
+
+fn add_listeners(srv: &'static Server, listeners: Vec<std::net::TcpListener>) {
+    let Some(&workers) = srv.tls.workers.get() else {
+        return;
+    };
+    for l in listeners {
+        use std::os::fd::AsRawFd;
+        let fd = l.as_raw_fd();
+        srv.listen_fds.lock().push(fd);
+        let (rt, _) = &workers[0];
+        let task = rt.spawn(super::conn::accept_loop(srv, l, workers, true));
+        srv.tls.listeners.lock().push((fd, task.abort_handle()));
+    }
+}
+
+/// CONFIG SET tls-port: listens on the new port (none for 0) and closes
+/// the old listeners once the new ones are bound, as Redis does.
+pub fn rebind(srv: &'static Server, port: u16) -> Result<(), String> {
+    let fresh = if port == 0 {
+        Vec::new()
+    } else {
+        super::bind_all(&srv.config.bind.get(), port).map_err(|e| e.to_string())?
+    };
+    let old = std::mem::take(&mut *srv.tls.listeners.lock());
+    srv.listen_fds
+        .lock()
+        .retain(|fd| !old.iter().any(|(o, _)| o == fd));
+    // The aborted loop drops its listener, which closes the socket.
+    for (_, task) in old {
+        task.abort();
+    }
+    add_listeners(srv, fresh);
+    Ok(())
 }
 
 /// Whether TLS settings matter now (Redis loads them only then).
