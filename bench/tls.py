@@ -9,7 +9,9 @@ Both servers run at the same time on free loopback ports (plain port and
 TLS port each, client certificates required as by default). Every
 measurement alternates ours, ref, ours, ref ... (`--rounds` pairs) so
 machine drift hits both alike; the table quotes the median requests per
-second of each and the median of the per-round ours/ref ratios.
+second of each and the median of the per-round ours/ref ratios, and each
+server's CPU time (user + system, from /proc) per request, which scatters
+less than requests per second on a busy machine.
 
 --plain measures the plain ports instead (no TLS): with
 `--ref /work/main/target/release/ferrokv` it checks that the connection
@@ -85,6 +87,13 @@ class Srv:
         self.proc.wait()
 
 
+def cpu_seconds(pid: int) -> float:
+    """The process's user + system CPU time (all threads)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def bench(srv: Srv, certs: str, pipeline: int, n: int, tls: bool) -> dict[str, float]:
     args = ["redis-benchmark", "-h", "127.0.0.1", "-c", "50", "-n", str(n),
             "-P", str(pipeline), "-t", "set,get", "--csv"]
@@ -94,8 +103,10 @@ def bench(srv: Srv, certs: str, pipeline: int, n: int, tls: bool) -> dict[str, f
                  "--cacert", c("ca.crt"), "--cert", c("client.crt"), "--key", c("client.key")]
     else:
         args += ["-p", str(srv.port)]
+    cpu0 = cpu_seconds(srv.proc.pid)
     out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
-    rps = {}
+    # Server CPU per request: steadier than requests/s on a busy machine.
+    rps = {"cpu_us": (cpu_seconds(srv.proc.pid) - cpu0) / (2 * n) * 1e6}
     for line in out.splitlines():
         cols = [x.strip('"') for x in line.split(",")]
         if len(cols) >= 2 and cols[0] in ("SET", "GET"):
@@ -133,16 +144,24 @@ def main() -> int:
                     ratio = statistics.median(x / y for x, y in zip(o, r))
                     rows.append((f"{cmd} P{p}", statistics.median(o), statistics.median(r), ratio))
                     summary.append(f"{cmd}_P{p}={ratio:.2f}")
+                o = [s["cpu_us"] for s in samples["ours"]]
+                r = [s["cpu_us"] for s in samples["ref"]]
+                ratio = statistics.median(x / y for x, y in zip(o, r))
+                rows.append((f"server CPU us/request P{p}", statistics.median(o),
+                             statistics.median(r), ratio))
         finally:
             ours.stop()
             ref.stop()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     mode = "plain" if a.plain else "TLS"
-    print(f"| {mode}, 50 clients, n={a.n}, {a.rounds} rounds | ours rps | ref rps | ours/ref |")
+    print(f"| {mode}, 50 clients, n={a.n}, {a.rounds} rounds | ours | ref | ours/ref |")
     print("|---|---:|---:|---:|")
     for name, o, r, ratio in rows:
-        print(f"| {name} | {o:,.0f} | {r:,.0f} | {ratio:.2f} |")
+        if name.startswith("server CPU"):
+            print(f"| {name} (lower is better) | {o:.3f} | {r:.3f} | {ratio:.2f} |")
+        else:
+            print(f"| {name} | {o:,.0f} | {r:,.0f} | {ratio:.2f} |")
     print(f"bench: {'plain' if a.plain else 'tls'} ours/ref " + " ".join(summary))
     return 0
 
