@@ -8,6 +8,7 @@
 //! CONFIG GET does not pretend it works.
 
 pub mod file;
+pub mod tls;
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicUsize, Ordering};
 
@@ -252,6 +253,8 @@ pub struct Config {
     pub tcp_keepalive: IntParam,
     pub tcp_backlog: IntParam,
     pub tls_port: IntParam,
+    /// The other `tls-*` parameters.
+    pub tls: tls::TlsConfig,
     pub hz: IntParam,
     pub dynamic_hz: BoolParam,
     pub enable_debug_command: EnumParam,
@@ -337,6 +340,7 @@ impl Default for Config {
             tcp_keepalive: IntParam::new(300, 0, INT_MAX),
             tcp_backlog: IntParam::new(511, 0, INT_MAX),
             tls_port: IntParam::new(0, 0, 65535),
+            tls: Default::default(),
             hz: IntParam::new(10, 0, INT_MAX).clamped(1, 500),
             dynamic_hz: BoolParam::new(true),
             enable_debug_command: EnumParam::new(0, YES_NO_LOCAL),
@@ -441,7 +445,7 @@ impl Config {
             kind,
             access,
         };
-        vec![
+        let mut all = vec![
             p("port", None, Int(&self.port), Mutable),
             p("bind", None, Str(&self.bind), Mutable),
             p("databases", None, Int(&self.databases), Immutable),
@@ -705,7 +709,9 @@ impl Config {
                 Int(&self.shutdown_timeout),
                 Mutable,
             ),
-        ]
+        ];
+        all.extend(self.tls.params());
+        all
     }
 
     /// Checks `value` for parameter `name` without storing it: the first
@@ -826,7 +832,7 @@ impl Config {
 
 fn parse_value(name: &str, kind: Kind<'_>, s: &str) -> Result<Value, String> {
     Ok(match kind {
-        Kind::Int(p) => Value::Int(parse_int(name, p, s)?),
+        Kind::Int(p) => Value::Int(parse_int(p, s)?),
         // ferrokv has no AOF: accepting `yes` would promise durability it
         // does not give (at start-up and at run time alike).
         Kind::Bool(_) if name == "appendonly" && s.eq_ignore_ascii_case("yes") => {
@@ -881,7 +887,7 @@ fn check_dir(path: &str) -> Result<(), String> {
 pub const APPENDONLY_UNSUPPORTED: &str =
     "appendonly yes is not supported: ferrokv has no AOF persistence";
 
-fn parse_int(name: &str, p: &IntParam, s: &str) -> Result<i64, String> {
+fn parse_int(p: &IntParam, s: &str) -> Result<i64, String> {
     let v = if p.memory {
         parse_memory(s)
     } else {
@@ -899,10 +905,6 @@ fn parse_int(name: &str, p: &IntParam, s: &str) -> Result<i64, String> {
             "argument must be between {} and {} inclusive",
             p.min, p.max
         ));
-    }
-    // ferrokv has no TLS listener; Redis answers this when TLS can't start.
-    if name == "tls-port" && v != 0 {
-        return Err("Unable to update TLS configuration. Check server logs.".into());
     }
     Ok(match p.clamp {
         Some((lo, hi)) => v.clamp(lo, hi),

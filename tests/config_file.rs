@@ -265,7 +265,6 @@ fn directives_ferrokv_cannot_honour_safely_refuse_to_start() {
         ("loadmodule /usr/lib/redis/x.so\n", "loadmodule"),
         ("replicaof 127.0.0.1 6379\n", "replicaof"),
         ("slaveof 127.0.0.1 6379\n", "slaveof"),
-        ("tls-port 6380\n", "tls-port"),
         ("tls-replication yes\n", "tls-replication"),
         ("min-replicas-to-write 1\n", "min-replicas-to-write"),
         ("maxmemory-clients 10%\n", "maxmemory-clients"),
@@ -304,12 +303,12 @@ fn harmless_directives_start_with_a_warning() {
     drop(srv);
     // The warnings themselves: one line each, in the log.
     let (d, srv) = start_with_conf(
-        "save 900 1\nsyslog-enabled yes\ntls-cert-file /x.crt\nsave 300 10\n",
+        "save 900 1\nsyslog-enabled yes\njemalloc-bg-thread yes\nsave 300 10\n",
         &["--logfile", "w.log"],
     );
     drop(srv);
     let log = std::fs::read_to_string(d.path().join("w.log")).unwrap();
-    for name in ["syslog-enabled", "tls-cert-file"] {
+    for name in ["syslog-enabled", "jemalloc-bg-thread"] {
         let line = format!(
             "# Directive '{name}' is a Redis option ferrokv does not implement yet; ignored\n"
         );

@@ -101,8 +101,12 @@ fn set(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
             Err(e) => return Err(failed(canon, &e.reason())),
         }
     }
+    let tls_before = tls_snapshot(config, &names);
     for p in pending {
         config.apply(p);
+    }
+    if let Some(before) = tls_before {
+        reload_tls(ctx.srv, before)?;
     }
     if names.contains(&"maxmemory") {
         warn_if_over_maxmemory(config);
@@ -122,6 +126,53 @@ fn warn_if_over_maxmemory(config: &crate::config::Config) {
             "WARNING: the new maxmemory value set via CONFIG SET ({max}) is smaller than the current memory usage ({used}). This will result in key eviction and/or the inability to accept new write commands depending on the maxmemory-policy."
         );
     }
+}
+
+/// The `tls-*` values before a CONFIG SET that changes one of them (they
+/// are loaded again after it, and restored if that fails, as in Redis).
+fn tls_snapshot(config: &crate::config::Config, names: &[&str]) -> Option<Vec<(String, String)>> {
+    let name = names.iter().find(|n| n.starts_with("tls-"))?;
+    let mut values = vec![(name.to_string(), String::new())];
+    values.extend(
+        config
+            .params()
+            .iter()
+            .filter(|p| p.name.starts_with("tls-"))
+            .map(|p| (p.name.to_string(), crate::config::Config::get_value(p))),
+    );
+    Some(values)
+}
+
+/// Loads the TLS settings again and, when `tls-port` changed, listens on
+/// the new port; on failure restores the values in `before` (whose first
+/// entry names the parameter to blame).
+fn reload_tls(
+    srv: &'static crate::server::Server,
+    before: Vec<(String, String)>,
+) -> Result<(), Error> {
+    use crate::server::tls;
+    let old_port = before
+        .iter()
+        .find(|(n, _)| n == "tls-port")
+        .and_then(|(_, v)| v.parse::<i64>().ok());
+    let new_port = srv.config.tls_port.get();
+    let (name, why, answer) = match tls::reload(srv) {
+        Err(why) => (before[0].0.as_str(), why, tls::UPDATE_FAILED),
+        Ok(()) if old_port == Some(new_port) => return Ok(()),
+        Ok(()) => match tls::rebind(srv, new_port as u16) {
+            Ok(()) => return Ok(()),
+            Err(why) => ("tls-port", why, tls::LISTEN_FAILED),
+        },
+    };
+    crate::warning!("{why}");
+    crate::warning!(
+        "Failed applying new configuration. Possibly related to new {name} setting. Restoring previous settings."
+    );
+    for (n, v) in &before[1..] {
+        let _ = srv.config.set(n, &[v.as_str()], false);
+    }
+    let _ = tls::reload(srv);
+    Err(failed(name, answer))
 }
 
 fn failed(name: &str, why: &str) -> Error {

@@ -429,10 +429,9 @@ fn refusal(name: &str, v: &[&str]) -> Option<String> {
         "replicaof" | "slaveof" if !is_no_one(v) => {
             "replication is not implemented in ferrokv (it would run as a writable master)"
         }
-        "tls-port" if v.len() == 1 && v[0].parse::<i64>().is_ok_and(|p| p != 0) => {
-            "TLS is not implemented in ferrokv"
+        "tls-replication" | "tls-cluster" if yes(v) => {
+            "ferrokv has no replication or cluster links to encrypt"
         }
-        "tls-replication" | "tls-cluster" if yes(v) => "TLS is not implemented in ferrokv",
         "min-replicas-to-write" | "min-slaves-to-write" if non_zero(v) => {
             "replication is not implemented in ferrokv (writes would not be refused)"
         }
@@ -559,7 +558,7 @@ mod tests {
             ("aclfile", &["/x"][..]),
             ("loadmodule", &["/x.so"][..]),
             ("replicaof", &["h", "1"][..]),
-            ("tls-port", &["6380"][..]),
+            ("tls-replication", &["yes"][..]),
             ("maxmemory-clients", &["1%"][..]),
         ] {
             let why = refusal(name, v).unwrap();

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::client::Client;
@@ -30,10 +30,60 @@ const IDLE_RELEASE: std::time::Duration = std::time::Duration::from_secs(2);
 /// Replies beyond this are written before parsing more of a long pipeline.
 const FLUSH_AT: usize = 64 * 1024;
 
+/// A client's byte stream: a plain TCP socket, or TLS over one. The
+/// connection code is generic over it, so the plain path stays as it was.
+pub trait Stream: AsyncRead + AsyncWrite + Unpin {
+    /// Whether read bytes can wait inside the stream (decrypted TLS
+    /// records), where the socket's readiness does not show them, and
+    /// written ones until a flush.
+    const LAYERED: bool;
+    /// The socket under it (addresses, descriptor, readiness).
+    fn tcp(&self) -> &TcpStream;
+    /// Writes what the stream takes now, without waiting: `WouldBlock`
+    /// when it takes nothing (for a caller that must not wait on a client
+    /// that does not read).
+    fn try_write_now(&mut self, buf: &[u8]) -> std::io::Result<usize>;
+}
+
+impl Stream for TcpStream {
+    const LAYERED: bool = false;
+    fn tcp(&self) -> &TcpStream {
+        self
+    }
+    fn try_write_now(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.try_write(buf)
+    }
+}
+
+impl Stream for tokio_rustls::server::TlsStream<TcpStream> {
+    const LAYERED: bool = true;
+    fn tcp(&self) -> &TcpStream {
+        self.get_ref().0
+    }
+    /// rustls takes plaintext into its bounded send buffer, then sends what
+    /// the socket takes; the rest goes with the next write or flush.
+    fn try_write_now(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        use std::task::{Context, Poll, Waker};
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut me = std::pin::Pin::new(self);
+        let r = match me.as_mut().poll_write(&mut cx, buf) {
+            Poll::Ready(r) => r,
+            Poll::Pending => Err(std::io::ErrorKind::WouldBlock.into()),
+        };
+        if let Poll::Ready(Err(e)) = me.poll_flush(&mut cx)
+            && e.kind() != std::io::ErrorKind::WouldBlock
+        {
+            return Err(e);
+        }
+        r
+    }
+}
+
 pub async fn accept_loop(
     srv: &'static Server,
     listener: StdListener,
     workers: &'static [(tokio::runtime::Handle, Arc<ThreadStats>)],
+    tls: bool,
 ) {
     let listener = match TcpListener::from_std(listener) {
         Ok(l) => l,
@@ -54,6 +104,13 @@ pub async fn accept_loop(
         };
         backoff.reset();
         let _ = sock.set_nodelay(true);
+        if tls {
+            // The handshake and the checks below happen on the worker.
+            let (rt, stats) = &workers[next % workers.len()];
+            next = next.wrapping_add(1);
+            super::tls::hand_off(srv, sock, rt, stats.clone());
+            continue;
+        }
         // Both refusals write once without waiting: a peer that does not
         // read must not hold up the accept loop.
         if srv.clients.len() as i64 >= srv.config.maxclients.get() {
@@ -90,12 +147,12 @@ pub async fn accept_loop(
 }
 
 /// Redis 7.0's refusal of a non-local peer in protected mode.
-const DENIED: &[u8] = b"-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Setup a an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
+pub(super) const DENIED: &[u8] = b"-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Setup a an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
 
 /// Protected mode with no password for the default user accepts only
 /// 127.0.0.1 and ::1, as Redis 7.0 does: it compares the peer's address
 /// with those two, so another 127.x address counts as remote.
-fn protected_mode_denies(srv: &Server, peer: std::net::IpAddr) -> bool {
+pub(super) fn protected_mode_denies(srv: &Server, peer: std::net::IpAddr) -> bool {
     srv.config.protected_mode.get()
         && srv.config.requirepass.with(|p| p.is_empty())
         && !super::client::is_local_ip(peer)
@@ -165,14 +222,14 @@ impl Drop for Registered {
 }
 
 /// Serves one client until it quits, errs, or is killed.
-pub async fn serve(srv: &'static Server, mut sock: TcpStream, stats: Arc<ThreadStats>) {
+pub async fn serve<S: Stream>(srv: &'static Server, mut sock: S, stats: Arc<ThreadStats>) {
     use std::os::fd::AsRawFd;
-    let (Ok(peer), Ok(local)) = (sock.peer_addr(), sock.local_addr()) else {
+    let (Ok(peer), Ok(local)) = (sock.tcp().peer_addr(), sock.tcp().local_addr()) else {
         return;
     };
     let info = srv
         .clients
-        .register(peer, local, sock.as_raw_fd(), now_ms());
+        .register(peer, local, sock.tcp().as_raw_fd(), now_ms());
     let needs_auth = srv.config.requirepass.with(|p| !p.is_empty());
     let mut reg = Registered {
         srv,
@@ -190,7 +247,7 @@ pub async fn serve(srv: &'static Server, mut sock: TcpStream, stats: Arc<ThreadS
         // Replies not yet taken (only with an output limit, see obuf.rs):
         // keep writing them, and keep reading commands meanwhile.
         if !out.is_empty() {
-            match obuf::wait_pending(&sock, &mut out, &stats, &mut obuf).await {
+            match obuf::wait_pending(&mut sock, &mut out, &stats, &mut obuf).await {
                 Ok(obuf::Pending::Input) => {}
                 Ok(obuf::Pending::Drained) => continue 'conn,
                 Ok(obuf::Pending::OverLimit) => {
@@ -429,25 +486,36 @@ fn resize_idle_buffer(rbuf: &mut BytesMut, peak: usize, room: usize) {
 /// Reads what the socket has. A connection with nothing buffered that stays
 /// idle frees its buffer meanwhile (as Redis frees idle clients' query
 /// buffers), taking a new one when bytes arrive.
-async fn read_some(
-    sock: &mut TcpStream,
+async fn read_some<S: Stream>(
+    sock: &mut S,
     rbuf: &mut BytesMut,
     info: &super::client::ClientInfo,
 ) -> std::io::Result<usize> {
+    if S::LAYERED && rbuf.is_empty() && rbuf.capacity() > 0 {
+        // Decrypted bytes may wait inside the stream: wait by reading
+        // (cancel-safe). Once that found nothing, only new bytes on the
+        // socket can bring more.
+        if let Ok(r) = tokio::time::timeout(IDLE_RELEASE, sock.read_buf(rbuf)).await {
+            return r;
+        }
+        *rbuf = BytesMut::new();
+        info.qbuf_free.store(0, Ordering::Relaxed);
+        sock.tcp().readable().await?;
+    }
     if rbuf.is_empty() && rbuf.capacity() > 0 {
         // Bytes already there need no timer.
-        match sock.try_read_buf(rbuf) {
+        match sock.tcp().try_read_buf(rbuf) {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
             r => return r,
         }
-        if tokio::time::timeout(IDLE_RELEASE, sock.readable())
+        if tokio::time::timeout(IDLE_RELEASE, sock.tcp().readable())
             .await
             .is_err()
         {
             *rbuf = BytesMut::new();
             info.qbuf_free.store(0, Ordering::Relaxed);
         }
-        sock.readable().await?;
+        sock.tcp().readable().await?;
     }
     if rbuf.capacity() == 0 {
         rbuf.reserve(READ_CHUNK);
@@ -459,9 +527,9 @@ async fn read_some(
 /// scripts goes to the script thread, and one that must wait for another
 /// client's script waits here: either way this task waits and the worker
 /// serves its other connections meanwhile.
-async fn execute(
+async fn execute<S: Stream>(
     srv: &'static Server,
-    (sock, out): (&mut TcpStream, &mut Reply),
+    (sock, out): (&mut S, &mut Reply),
     client: &mut Client,
     locks: &mut Locks,
     stats: &ThreadStats,
@@ -499,9 +567,9 @@ enum Woke {
 /// Parks the connection until its blocking command is served, times out or
 /// is unblocked; input that arrives meanwhile is buffered, not run. Returns
 /// false if the client went away.
-async fn wait_blocked(
+async fn wait_blocked<S: Stream>(
     srv: &'static Server,
-    (sock, rbuf, out): (&mut TcpStream, &mut BytesMut, &mut Reply),
+    (sock, rbuf, out): (&mut S, &mut BytesMut, &mut Reply),
     locks: &mut Locks,
     stats: &ThreadStats,
     info: &super::client::ClientInfo,
@@ -574,8 +642,8 @@ async fn wait_blocked(
 
 /// Writes a batch's replies: all of them, or with an output limit what the
 /// socket takes now (the rest stays pending and counts against the limit).
-async fn flush_batch(
-    sock: &mut TcpStream,
+async fn flush_batch<S: Stream>(
+    sock: &mut S,
     out: &mut Reply,
     stats: &ThreadStats,
     limit: &OutputLimit,
@@ -587,11 +655,19 @@ async fn flush_batch(
     }
 }
 
-async fn flush(sock: &mut TcpStream, out: &mut Reply, stats: &ThreadStats) -> std::io::Result<()> {
+async fn flush<S: Stream>(
+    sock: &mut S,
+    out: &mut Reply,
+    stats: &ThreadStats,
+) -> std::io::Result<()> {
     if out.is_empty() {
         return Ok(());
     }
-    let r = sock.write_all(&out.buf).await;
+    let mut r = sock.write_all(&out.buf).await;
+    // TLS keeps what the socket did not take until flushed.
+    if S::LAYERED && r.is_ok() {
+        r = sock.flush().await;
+    }
     stats.net_output_bytes.add(out.buf.len() as u64);
     out.buf.clear();
     if out.buf.capacity() > 1024 * 1024 {

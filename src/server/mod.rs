@@ -11,6 +11,7 @@ pub mod conn;
 pub mod evict;
 mod obuf;
 pub mod stats;
+pub mod tls;
 
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::sync::Arc;
@@ -55,6 +56,8 @@ pub struct Server {
     pub scripting: crate::scripting::Scripting,
     /// Subscriptions of every client (PUBLISH delivers through it).
     pub pubsub: crate::pubsub::PubSub,
+    /// The TLS listeners' settings (`tls-*`).
+    pub tls: tls::Tls,
     /// The listening sockets, closed first at SHUTDOWN.
     listen_fds: Mutex<Vec<i32>>,
     shutdown: Shutdown,
@@ -105,6 +108,7 @@ impl Server {
             active_expire: AtomicBool::new(true),
             scripting: Default::default(),
             pubsub: Default::default(),
+            tls: Default::default(),
             listen_fds: Mutex::new(Vec::new()),
             shutdown: Shutdown::default(),
         }
@@ -274,6 +278,13 @@ pub fn run(srv: &'static Server) -> anyhow::Result<()> {
     } else {
         bind_all(&srv.config.bind.get(), port)?
     };
+    tls::init(srv).map_err(anyhow::Error::msg)?;
+    let tls_port = srv.config.tls_port.get() as u16;
+    let tls_listeners = if tls_port == 0 {
+        Vec::new()
+    } else {
+        bind_all(&srv.config.bind.get(), tls_port)?
+    };
     srv.tcp_port.store(port, Ordering::Relaxed);
     let workers = srv.workers.load(Ordering::Relaxed).max(1);
     const WORKER_STACK: usize = 16 << 20;
@@ -309,8 +320,9 @@ pub fn run(srv: &'static Server) -> anyhow::Result<()> {
         use std::os::fd::AsRawFd;
         srv.listen_fds.lock().push(l.as_raw_fd());
         let (rt, _) = &handles[0];
-        rt.spawn(conn::accept_loop(srv, l, handles));
+        rt.spawn(conn::accept_loop(srv, l, handles, false));
     }
+    tls::start(srv, tls_listeners, handles);
     evict::sync_access_tracking(srv);
     std::thread::Builder::new()
         .name("ferrokv-cron".into())

@@ -17,8 +17,8 @@
 
 use std::io;
 
+use super::conn::Stream;
 use tokio::io::Interest;
-use tokio::net::TcpStream;
 
 use super::Server;
 use super::client::ClientInfo;
@@ -103,11 +103,11 @@ pub fn log_close(info: &ClientInfo) {
 
 /// Writes as much of `out` as the socket takes without waiting and keeps
 /// the rest in `out`.
-pub fn write_some(sock: &TcpStream, out: &mut Reply, stats: &ThreadStats) -> io::Result<()> {
+pub fn write_some<S: Stream>(sock: &mut S, out: &mut Reply, stats: &ThreadStats) -> io::Result<()> {
     let mut done = 0;
     let mut result = Ok(());
     while done < out.buf.len() {
-        match sock.try_write(&out.buf[done..]) {
+        match sock.try_write_now(&out.buf[done..]) {
             Ok(0) => {
                 result = Err(io::ErrorKind::WriteZero.into());
                 break;
@@ -142,8 +142,8 @@ pub enum Pending {
 /// once) or the client sent something. Checks the limits once a second
 /// meanwhile, as Redis's client cron does, so a client over its soft limit
 /// is closed even when nothing more is added. Err when the socket failed.
-pub async fn wait_pending(
-    sock: &TcpStream,
+pub async fn wait_pending<S: Stream>(
+    sock: &mut S,
     out: &mut Reply,
     stats: &ThreadStats,
     limit: &mut OutputLimit,
@@ -151,7 +151,7 @@ pub async fn wait_pending(
     loop {
         let tick = tokio::time::sleep(std::time::Duration::from_secs(1));
         let ready = tokio::select! {
-            r = sock.ready(Interest::READABLE | Interest::WRITABLE) => r?,
+            r = sock.tcp().ready(Interest::READABLE | Interest::WRITABLE) => r?,
             _ = tick => {
                 if limit.over(out.buf.len(), super::now_ms()) {
                     return Ok(Pending::OverLimit);
