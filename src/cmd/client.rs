@@ -148,23 +148,47 @@ fn flag_letters(c: &ClientInfo, closing: bool) -> String {
 /// plus 7.2's `lib-name` and `lib-ver`. For the calling connection, the
 /// values that only it knows (running command, pending output) are current.
 fn info_line(ctx: &Ctx<'_>, c: &ClientInfo, now_ms: i64) -> String {
-    let me = c.id == ctx.client.id();
+    let me = (c.id == ctx.client.id()).then(|| Me {
+        cmd: ctx.cmd.name,
+        obl: ctx.out.len() as u64,
+        closing: ctx.client.close_after_reply,
+    });
+    client_line(ctx.srv, c, me, now_ms)
+}
+
+/// What the connection asking knows about itself better than its
+/// [`ClientInfo`] does.
+pub struct Me {
+    /// The command running.
+    pub cmd: &'static str,
+    /// Reply bytes pending.
+    pub obl: u64,
+    pub closing: bool,
+}
+
+/// One CLIENT LIST line (also ACL LOG's client-info).
+pub fn client_line(
+    srv: &crate::server::Server,
+    c: &ClientInfo,
+    me: Option<Me>,
+    now_ms: i64,
+) -> String {
     let name = c.name();
     let lib_name = c.lib_name.lock().clone().unwrap_or_default();
     let lib_ver = c.lib_ver.lock().clone().unwrap_or_default();
-    let cmd = if me {
-        ctx.cmd.name
-    } else {
-        match c.last_cmd.load(Ordering::Relaxed) {
+    let cmd = match &me {
+        Some(m) => m.cmd,
+        None => match c.last_cmd.load(Ordering::Relaxed) {
             usize::MAX => "NULL",
-            id => ctx.srv.commands.get(id).name,
-        }
+            id => srv.commands.get(id).name,
+        },
     };
-    let obl = if me {
-        ctx.out.len() as u64
-    } else {
-        c.obl.load(Ordering::Relaxed)
+    let obl = match &me {
+        Some(m) => m.obl,
+        None => c.obl.load(Ordering::Relaxed),
     };
+    let closing = me.as_ref().is_some_and(|m| m.closing);
+    let me = me.is_some();
     let qbuf = c.qbuf.load(Ordering::Relaxed);
     let qbuf_free = c.qbuf_free.load(Ordering::Relaxed);
     let idle_ms = if me {
@@ -185,7 +209,7 @@ fn info_line(ctx: &Ctx<'_>, c: &ClientInfo, now_ms: i64) -> String {
         String::from_utf8_lossy(&name),
         (now_ms - c.created_ms).max(0) / 1000,
         idle_ms.max(0) / 1000,
-        flag_letters(c, me && ctx.client.close_after_reply),
+        flag_letters(c, closing),
         c.db.load(Ordering::Relaxed),
         c.subs[0].load(Ordering::Relaxed),
         c.subs[1].load(Ordering::Relaxed),

@@ -94,7 +94,7 @@ const DENIED: &[u8] = b"-DENIED Redis is running in protected mode because prote
 /// with those two, so another 127.x address counts as remote.
 fn protected_mode_denies(srv: &Server, peer: std::net::IpAddr) -> bool {
     srv.config.protected_mode.get()
-        && srv.config.requirepass.with(|p| p.is_empty())
+        && srv.acl.default_user().nopass
         && !super::client::is_local_ip(peer)
 }
 
@@ -170,7 +170,7 @@ pub async fn serve(srv: &'static Server, mut sock: TcpStream, stats: Arc<ThreadS
     let info = srv
         .clients
         .register(peer, local, sock.as_raw_fd(), now_ms());
-    let needs_auth = srv.config.requirepass.with(|p| !p.is_empty());
+    let needs_auth = srv.acl.default_needs_auth();
     let mut reg = Registered {
         srv,
         client: Client::new(info.clone(), !needs_auth),

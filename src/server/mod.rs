@@ -53,6 +53,8 @@ pub struct Server {
     pub scripting: crate::scripting::Scripting,
     /// Subscriptions of every client (PUBLISH delivers through it).
     pub pubsub: crate::pubsub::PubSub,
+    /// ACL users and the ACL LOG.
+    pub acl: crate::acl::Acl,
     shutdown: Shutdown,
 }
 
@@ -81,6 +83,7 @@ impl Server {
             .map(|n| n.get())
             .unwrap_or(1);
         let started_ms = now_ms();
+        let acl = crate::acl::Acl::new(&commands, &config.requirepass.get());
         Server {
             ks: Keyspace::new(databases, (cores * 8).max(16)),
             config,
@@ -101,6 +104,7 @@ impl Server {
             active_expire: AtomicBool::new(true),
             scripting: Default::default(),
             pubsub: Default::default(),
+            acl,
             shutdown: Shutdown::default(),
         }
     }
