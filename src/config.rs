@@ -308,6 +308,9 @@ pub struct Config {
     pub acllog_max_len: IntParam,
     /// ACL users file (ACL LOAD/SAVE); exclusive with `user` directives.
     pub aclfile: StrParam,
+    /// `user` directives (name, rules), checked as read, applied once the
+    /// server exists.
+    pub acl_users: parking_lot::Mutex<Vec<Vec<String>>>,
     /// Channels a new user may use: `resetchannels` (none) or `allchannels`.
     pub acl_pubsub_default: EnumParam,
     pub shutdown_timeout: IntParam,
@@ -392,6 +395,7 @@ impl Default for Config {
             tracking_table_max_keys: IntParam::new(1_000_000, 0, LONG_MAX),
             acllog_max_len: IntParam::new(128, 0, LONG_MAX),
             aclfile: StrParam::new(""),
+            acl_users: Default::default(),
             acl_pubsub_default: EnumParam::new(0, ACL_PUBSUB_DEFAULT),
             shutdown_timeout: IntParam::new(10, 0, INT_MAX),
         }

@@ -4,12 +4,14 @@
 use super::user::{User, merge_selector_args};
 use super::{Acl, RuleError};
 
-/// Builds a user from its name and rules (a `user` line's words).
+/// Builds a user from its name and rules (a `user` line's words). The
+/// config file's `default` line starts from `reset`, as in Redis.
 pub fn build_user(
     acl: &Acl,
     name: &str,
     rules: &[String],
     allchannels: bool,
+    from_config: bool,
 ) -> Result<User, String> {
     let words: Vec<&[u8]> = rules.iter().map(|r| r.as_bytes()).collect();
     let rules = merge_selector_args(&words).map_err(|e| {
@@ -19,12 +21,9 @@ pub fn build_user(
             .to_string()
     })?;
     let mut u = User::new(name, &acl.idx, allchannels);
-    if name == "default" {
-        // The default user starts as it always does; the line edits it.
-        for r in ["on", "nopass", "~*", "&*", "+@all"] {
-            u.apply(&acl.idx, r.as_bytes(), allchannels)
-                .expect("the default user's rules");
-        }
+    if name == "default" && from_config {
+        u.apply(&acl.idx, b"reset", allchannels)
+            .expect("reset is a rule");
     }
     for r in &rules {
         u.apply(&acl.idx, r, allchannels)
@@ -64,7 +63,7 @@ pub fn parse(acl: &Acl, path: &str, text: &str, allchannels: bool) -> Result<Vec
             ));
             continue;
         }
-        match build_user(acl, name, &words[2..], allchannels) {
+        match build_user(acl, name, &words[2..], allchannels, false) {
             Ok(u) => users.push(u),
             Err(e) => errors.push_str(&format!("{path}:{n}: {e}. ")),
         }
@@ -110,4 +109,33 @@ pub fn save(acl: &Acl, path: &str) -> Result<(), String> {
 fn strerror(e: &std::io::Error) -> String {
     let text = e.to_string();
     text.split(" (os error").next().unwrap_or(&text).to_string()
+}
+
+/// Start-up: the `user` directives, or the ACL file. The error is what
+/// Redis logs before exiting.
+pub fn load_at_startup(acl: &Acl, config: &crate::config::Config) -> Result<(), String> {
+    let lines = config.acl_users.lock().clone();
+    let path = config.aclfile.get();
+    let allchannels = config.acl_pubsub_default.name() == "allchannels";
+    if !lines.is_empty() && !path.is_empty() {
+        return Err("Configuring Redis with users defined in redis.conf and at the same setting an ACL file path is invalid. This setup is very likely to lead to configuration errors and security holes, please define either an ACL file or declare users directly in your redis.conf, but not both.".into());
+    }
+    if !path.is_empty() {
+        return load(acl, &path, allchannels)
+            .map_err(|e| format!("Aborting Redis startup because of ACL errors: {e}"));
+    }
+    if lines.is_empty() {
+        return Ok(());
+    }
+    let mut users = Vec::new();
+    for l in &lines {
+        users.push(build_user(acl, &l[0], &l[1..], allchannels, true)?);
+    }
+    acl.replace_all(users);
+    // `requirepass` applies to the default user after the `user` lines.
+    let pass = config.requirepass.get();
+    if !pass.is_empty() {
+        acl.set_requirepass(&pass);
+    }
+    Ok(())
 }
