@@ -44,6 +44,13 @@ impl Denied {
         }
     }
 
+    fn pos(self) -> usize {
+        match self {
+            Denied::Command => 0,
+            Denied::Key(i) | Denied::Channel(i) => i,
+        }
+    }
+
     pub fn reason(self) -> &'static str {
         match self {
             Denied::Command => "command",

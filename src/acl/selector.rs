@@ -123,13 +123,13 @@ impl Selector {
     }
 
     fn add_key(&mut self, perm: u8, pat: &[u8]) -> Result<(), RuleError> {
-        if self.allkeys {
-            return Err(RuleError::AfterAllKeys);
-        }
         if perm == READ | WRITE && pat == b"*" {
             self.allkeys = true;
             self.keys.clear();
             return Ok(());
+        }
+        if self.allkeys {
+            return Err(RuleError::AfterAllKeys);
         }
         // The same pattern given again widens its permissions.
         if let Some(k) = self.keys.iter_mut().find(|(_, p)| p == pat) {
@@ -141,13 +141,15 @@ impl Selector {
     }
 
     fn add_channel(&mut self, pat: &[u8]) -> Result<(), RuleError> {
-        if self.allchannels {
-            return Err(RuleError::AfterAllChannels);
-        }
         if pat == b"*" {
             self.allchannels = true;
             self.channels.clear();
-        } else if !self.channels.iter().any(|c| c == pat) {
+            return Ok(());
+        }
+        if self.allchannels {
+            return Err(RuleError::AfterAllChannels);
+        }
+        if !self.channels.iter().any(|c| c == pat) {
             self.channels.push(pat.to_vec());
         }
         Ok(())

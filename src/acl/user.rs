@@ -223,11 +223,21 @@ impl User {
         for sel in &self.selectors {
             match sel.check(idx, cmd, args, &mut keys) {
                 Ok(()) => return Ok(()),
+                // The same kind of denial: the one further in the
+                // arguments (the selector that got furthest).
                 Err(d) if d.rank() > worst.rank() => worst = d,
+                Err(d) if d.rank() == worst.rank() && d.pos() > worst.pos() => worst = d,
                 Err(_) => {}
             }
         }
         Err(worst)
+    }
+
+    /// Whether some selector lets the user subscribe to `channel`.
+    pub fn channel_allowed(&self, channel: &[u8], is_pattern: bool) -> bool {
+        std::iter::once(&self.root)
+            .chain(&self.selectors)
+            .any(|s| s.channel_allowed(channel, is_pattern))
     }
 
     /// The flags ACL GETUSER lists.

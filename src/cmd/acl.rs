@@ -3,7 +3,7 @@
 //! SAVE). The model and the per-command check live in `crate::acl`.
 
 use super::{CmdResult, Ctx, Error, Handler};
-use crate::acl::{self, Acl, Denied};
+use crate::acl::{self, Denied};
 use crate::resp::Args;
 
 pub const COMMANDS: &[(&str, Handler)] = &[
@@ -37,6 +37,11 @@ pub fn pubsub_default_all(srv: &crate::server::Server) -> bool {
 }
 
 fn setuser(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
+    if args[2].iter().any(|&b| b == b' ' || b == 0) {
+        return Err(Error::msg(
+            "ERR Usernames can't contain spaces or null characters",
+        ));
+    }
     let name = String::from_utf8_lossy(&args[2]).into_owned();
     let words: Vec<&[u8]> = args.iter().skip(3).collect();
     let rules = acl::user::merge_selector_args(&words).map_err(Error::owned)?;
@@ -45,6 +50,10 @@ fn setuser(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         .acl
         .set_user(&name, &rules, all)
         .map_err(Error::owned)?;
+    kill_revoked_subscribers(ctx.srv, &name, ctx.client.info.id);
+    if ctx.client.pubsub.ever && *ctx.client.info.user.lock() == name {
+        ctx.client.close_after_reply = revoked_own(ctx, &name);
+    }
     ctx.out.ok();
     Ok(())
 }
@@ -90,10 +99,42 @@ fn selector_fields(out: &mut crate::resp::Reply, s: &acl::selector::Selector, id
     out.bulk(s.describe_channels().as_bytes());
 }
 
-/// Closes the connections authenticated as any of `names`.
-pub fn disconnect_users(srv: &crate::server::Server, names: &[&str]) {
+/// After ACL SETUSER: connections of `name` subscribed to a channel or
+/// pattern the user may no longer use are closed, as in Redis.
+fn kill_revoked_subscribers(srv: &crate::server::Server, name: &str, except: u64) {
+    let Some(u) = srv.acl.get(name) else { return };
+    if u.root.allchannels {
+        return;
+    }
+    let refused = srv.pubsub.subscribers_refused(|kind, channel, c| {
+        c.id == except
+            || *c.user.lock() != name
+            || u.channel_allowed(channel, kind == crate::pubsub::Kind::Pattern)
+    });
+    for c in refused {
+        c.request_kill();
+    }
+}
+
+/// The same for the connection running ACL SETUSER: closed after the reply.
+fn revoked_own(ctx: &Ctx<'_>, name: &str) -> bool {
+    use crate::pubsub::Kind;
+    let Some(u) = ctx.srv.acl.get(name) else {
+        return false;
+    };
+    Kind::ALL.iter().any(|&k| {
+        ctx.client
+            .pubsub
+            .names(k)
+            .iter()
+            .any(|ch| !u.channel_allowed(ch, k == Kind::Pattern))
+    })
+}
+
+/// Closes the connections (but `except`) authenticated as any of `names`.
+pub fn disconnect_users(srv: &crate::server::Server, names: &[&str], except: u64) {
     for c in srv.clients.snapshot() {
-        if names.iter().any(|n| *c.user.lock() == *n) {
+        if c.id != except && names.iter().any(|n| *c.user.lock() == *n) {
             c.request_kill();
         }
     }
@@ -111,7 +152,8 @@ fn deluser(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     let n = ctx.srv.acl.delete(&refs);
     // The reply goes out before this connection closes, if it is one.
-    disconnect_users(ctx.srv, &refs);
+    let me = ctx.client.info.id;
+    disconnect_users(ctx.srv, &refs, me);
     if refs.iter().any(|n| *ctx.client.info.user.lock() == *n) {
         ctx.client.close_after_reply = true;
     }
@@ -319,19 +361,19 @@ fn load(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
     }
     let all = pubsub_default_all(ctx.srv);
     acl::file::load(&ctx.srv.acl, &path, all).map_err(|e| Error::owned(format!("ERR {e}")))?;
-    disconnect_stale(ctx.srv, &ctx.srv.acl);
-    ctx.out.ok();
-    Ok(())
-}
-
-/// After ACL LOAD: connections of users that no longer exist close.
-fn disconnect_stale(srv: &crate::server::Server, acl: &Acl) {
-    for c in srv.clients.snapshot() {
-        let name = c.user.lock().clone();
-        if acl.get(&name).is_none() {
+    // Every user but `default` was replaced: their connections close (this
+    // one after its reply), as in Redis.
+    let me = ctx.client.info.id;
+    for c in ctx.srv.clients.snapshot() {
+        if c.id != me && *c.user.lock() != "default" {
             c.request_kill();
         }
     }
+    if *ctx.client.info.user.lock() != "default" {
+        ctx.client.close_after_reply = true;
+    }
+    ctx.out.ok();
+    Ok(())
 }
 
 fn save(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
