@@ -21,6 +21,10 @@ pub struct CmdIndex {
     by_name: HashMap<&'static str, usize>,
     /// Channel arguments, per command id (see [`ChannelArgs`]).
     pub channels: Vec<ChannelArgs>,
+    /// Commands with exactly one key at a fixed position: (position, key
+    /// spec flags), so the check needs no key extraction. SET's flags
+    /// depend on its GET option and are worked out by the check.
+    pub single_key: Vec<Option<(usize, u32)>>,
 }
 
 /// Which arguments of a command are Pub/Sub channels ACLs check.
@@ -46,6 +50,7 @@ impl CmdIndex {
             names: vec![""; len],
             by_name: HashMap::with_capacity(len),
             channels: vec![ChannelArgs::None; len],
+            single_key: vec![None; len],
         };
         for c in table.all() {
             idx.names[c.id] = c.name;
@@ -57,6 +62,7 @@ impl CmdIndex {
                 }
             }
             idx.cats[c.id] = bits;
+            idx.single_key[c.id] = single_key(c);
             idx.channels[c.id] = match c.name {
                 "publish" | "spublish" => ChannelArgs::First,
                 "subscribe" | "ssubscribe" => ChannelArgs::All,
@@ -97,4 +103,22 @@ pub fn category_index(name: &str) -> Option<usize> {
     ACL_CATEGORIES
         .iter()
         .position(|c| c.eq_ignore_ascii_case(name))
+}
+
+/// `(position, flags)` when the command's only key is at a fixed position.
+fn single_key(c: &crate::cmd::Command) -> Option<(usize, u32)> {
+    use crate::cmd::keyspec::{BeginSearch, FindKeys, kflags, specs};
+    if c.name == "set" {
+        return Some((1, kflags::OW | kflags::UPDATE));
+    }
+    let [spec] = specs(c) else { return None };
+    if spec.flags & (kflags::INCOMPLETE | kflags::VARIABLE_FLAGS | kflags::NOT_KEY) != 0 {
+        return None;
+    }
+    match (&spec.begin, &spec.find) {
+        (BeginSearch::Index(pos), FindKeys::Range { lastkey: 0, .. }) if *pos > 0 => {
+            Some((*pos as usize, spec.flags))
+        }
+        _ => None,
+    }
 }

@@ -24,8 +24,8 @@ pub struct Selector {
     /// Allowed first arguments of commands otherwise denied (`+select|0`).
     first_args: Vec<(usize, Vec<Vec<u8>>)>,
     pub allkeys: bool,
-    /// (permissions, pattern), in the order given.
-    pub keys: Vec<(u8, Vec<u8>)>,
+    /// Key patterns, in the order given.
+    pub keys: Vec<KeyPattern>,
     pub allchannels: bool,
     pub channels: Vec<Vec<u8>>,
 }
@@ -132,10 +132,10 @@ impl Selector {
             return Err(RuleError::AfterAllKeys);
         }
         // The same pattern given again widens its permissions.
-        if let Some(k) = self.keys.iter_mut().find(|(_, p)| p == pat) {
-            k.0 |= perm;
+        if let Some(k) = self.keys.iter_mut().find(|k| k.pat == pat) {
+            k.perm |= perm;
         } else {
-            self.keys.push((perm, pat.to_vec()));
+            self.keys.push(KeyPattern::new(perm, pat));
         }
         Ok(())
     }
@@ -235,7 +235,17 @@ impl Selector {
                 return Err(Denied::Command);
             }
         }
-        if !self.allkeys && keyspec::has_keys(cmd) {
+        if !self.allkeys
+            && let Some((pos, mut flags)) = idx.single_key[cmd.id]
+        {
+            // SET ... GET also reads the key.
+            if cmd.name == "set" && args.iter().skip(3).any(|a| a.eq_ignore_ascii_case(b"get")) {
+                flags |= kflags::ACCESS;
+            }
+            if pos < args.len() && !self.key_allowed(&args[pos], flags) {
+                return Err(Denied::Key(pos));
+            }
+        } else if !self.allkeys && keyspec::has_keys(cmd) {
             let keys =
                 keys.get_or_insert_with(|| keyspec::keys_and_flags(cmd, args).unwrap_or_default());
             for &(pos, flags) in keys.iter() {
@@ -275,7 +285,7 @@ impl Selector {
         }
         self.keys
             .iter()
-            .any(|(perm, pat)| perm & need == need && glob_match(pat, key, false))
+            .any(|k| k.perm & need == need && k.matches(key))
     }
 
     /// A channel; a PSUBSCRIBE pattern must be one of the patterns as
@@ -286,7 +296,7 @@ impl Selector {
                 if is_pattern {
                     pat == channel
                 } else {
-                    glob_match(pat, channel, false)
+                    pattern_match(pat, channel)
                 }
             })
     }
@@ -299,7 +309,7 @@ impl Selector {
         let parts: Vec<String> = self
             .keys
             .iter()
-            .map(|(perm, pat)| {
+            .map(|KeyPattern { perm, pat, .. }| {
                 let prefix = match *perm {
                     READ => "%R~",
                     WRITE => "%W~",
@@ -424,5 +434,102 @@ impl Selector {
             }
         }
         rules.join(" ")
+    }
+}
+
+/// A key pattern with its literal prefix worked out once: most patterns
+/// are `prefix*`, decided by comparing the prefix.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyPattern {
+    pub perm: u8,
+    pub pat: Vec<u8>,
+    /// Bytes before the first glob special character.
+    lit: usize,
+    shape: Shape,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Shape {
+    Exact,
+    Prefix,
+    Glob,
+}
+
+impl KeyPattern {
+    fn new(perm: u8, pat: &[u8]) -> KeyPattern {
+        let lit = literal_len(pat);
+        let shape = match &pat[lit..] {
+            b"" => Shape::Exact,
+            b"*" => Shape::Prefix,
+            _ => Shape::Glob,
+        };
+        KeyPattern {
+            perm,
+            pat: pat.to_vec(),
+            lit,
+            shape,
+        }
+    }
+
+    #[inline]
+    fn matches(&self, key: &[u8]) -> bool {
+        // Most patterns that don't match differ in the first byte.
+        if self.lit > 0 && key.first() != self.pat.first() {
+            return false;
+        }
+        if !key.starts_with(&self.pat[..self.lit]) {
+            return false;
+        }
+        match self.shape {
+            Shape::Exact => key.len() == self.lit,
+            Shape::Prefix => true,
+            Shape::Glob => glob_match(&self.pat, key, false),
+        }
+    }
+}
+
+fn literal_len(pat: &[u8]) -> usize {
+    pat.iter()
+        .position(|b| matches!(b, b'*' | b'?' | b'[' | b'\\'))
+        .unwrap_or(pat.len())
+}
+
+/// Glob matching, deciding `prefix*` patterns by their prefix.
+fn pattern_match(pat: &[u8], text: &[u8]) -> bool {
+    let lit = literal_len(pat);
+    if !text.starts_with(&pat[..lit]) {
+        return false;
+    }
+    match &pat[lit..] {
+        b"" => text.len() == lit,
+        b"*" => true,
+        _ => glob_match(pat, text, false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pattern_match;
+    use crate::util::glob::glob_match;
+
+    #[test]
+    fn pattern_shortcuts_agree_with_glob() {
+        let pats: [&[u8]; 9] = [
+            b"*",
+            b"key:*",
+            b"key",
+            b"k?y",
+            b"",
+            b"a\\*b",
+            b"[a-k]ey*",
+            b"key:**",
+            b"ke",
+        ];
+        let texts: [&[u8]; 7] = [b"key", b"key:1", b"", b"a*b", b"kay", b"ke", b"key:"];
+        for p in pats {
+            for t in texts {
+                assert_eq!(pattern_match(p, t), glob_match(p, t, false), "{p:?} {t:?}");
+            }
+        }
     }
 }
