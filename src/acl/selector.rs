@@ -26,6 +26,11 @@ pub struct Selector {
     pub allkeys: bool,
     /// Key patterns, in the order given.
     pub keys: Vec<KeyPattern>,
+    /// (first byte, index) of the patterns with a literal first byte,
+    /// sorted: a key is compared only with the patterns it could match.
+    by_first: Vec<(u8, usize)>,
+    /// Patterns starting with a glob character.
+    wild: Vec<usize>,
     pub allchannels: bool,
     pub channels: Vec<Vec<u8>>,
 }
@@ -39,6 +44,8 @@ impl Selector {
             first_args: Vec::new(),
             allkeys: false,
             keys: Vec::new(),
+            by_first: Vec::new(),
+            wild: Vec::new(),
             allchannels,
             channels: Vec::new(),
         }
@@ -80,6 +87,7 @@ impl Selector {
             b"resetkeys" => {
                 self.allkeys = false;
                 self.keys.clear();
+                self.index_keys();
                 return Ok(true);
             }
             b"allchannels" => return self.add_channel(b"*").map(|_| true),
@@ -126,6 +134,7 @@ impl Selector {
         if perm == READ | WRITE && pat == b"*" {
             self.allkeys = true;
             self.keys.clear();
+            self.index_keys();
             return Ok(());
         }
         if self.allkeys {
@@ -137,7 +146,20 @@ impl Selector {
         } else {
             self.keys.push(KeyPattern::new(perm, pat));
         }
+        self.index_keys();
         Ok(())
+    }
+
+    fn index_keys(&mut self) {
+        self.by_first.clear();
+        self.wild.clear();
+        for (i, k) in self.keys.iter().enumerate() {
+            match k.first_literal() {
+                Some(b) => self.by_first.push((b, i)),
+                None => self.wild.push(i),
+            }
+        }
+        self.by_first.sort_unstable();
     }
 
     fn add_channel(&mut self, pat: &[u8]) -> Result<(), RuleError> {
@@ -283,9 +305,21 @@ impl Selector {
         if spec_flags & (kflags::INSERT | kflags::DELETE | kflags::UPDATE) != 0 {
             need |= WRITE;
         }
-        self.keys
-            .iter()
-            .any(|k| k.perm & need == need && k.matches(key))
+        let ok = |i: &usize| {
+            let k = &self.keys[*i];
+            k.perm & need == need && k.matches(key)
+        };
+        if let Some(&b) = key.first() {
+            let from = self.by_first.partition_point(|(f, _)| *f < b);
+            if self.by_first[from..]
+                .iter()
+                .take_while(|(f, _)| *f == b)
+                .any(|(_, i)| ok(i))
+            {
+                return true;
+            }
+        }
+        self.wild.iter().any(ok)
     }
 
     /// A channel; a PSUBSCRIBE pattern must be one of the patterns as
@@ -469,6 +503,10 @@ impl KeyPattern {
             lit,
             shape,
         }
+    }
+
+    fn first_literal(&self) -> Option<u8> {
+        (self.lit > 0).then(|| self.pat[0])
     }
 
     #[inline]
