@@ -305,21 +305,22 @@ impl Selector {
         if spec_flags & (kflags::INSERT | kflags::DELETE | kflags::UPDATE) != 0 {
             need |= WRITE;
         }
-        let ok = |i: &usize| {
-            let k = &self.keys[*i];
-            k.perm & need == need && k.matches(key)
-        };
         if let Some(&b) = key.first() {
             let from = self.by_first.partition_point(|(f, _)| *f < b);
-            if self.by_first[from..]
-                .iter()
-                .take_while(|(f, _)| *f == b)
-                .any(|(_, i)| ok(i))
-            {
-                return true;
+            for &(f, i) in &self.by_first[from..] {
+                if f != b {
+                    break;
+                }
+                let k = &self.keys[i];
+                if k.perm & need == need && k.matches(key) {
+                    return true;
+                }
             }
         }
-        self.wild.iter().any(ok)
+        self.wild.iter().any(|&i| {
+            let k = &self.keys[i];
+            k.perm & need == need && k.matches(key)
+        })
     }
 
     /// A channel; a PSUBSCRIBE pattern must be one of the patterns as
@@ -515,7 +516,9 @@ impl KeyPattern {
         if self.lit > 0 && key.first() != self.pat.first() {
             return false;
         }
-        if !key.starts_with(&self.pat[..self.lit]) {
+        // A short prefix compares faster byte by byte than through memcmp.
+        let prefix = &self.pat[..self.lit];
+        if key.len() < prefix.len() || prefix.iter().zip(key).any(|(a, b)| a != b) {
             return false;
         }
         match self.shape {
