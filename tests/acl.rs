@@ -511,3 +511,41 @@ fn client_list_shows_the_user() {
     let me: String = redis::cmd("CLIENT").arg("INFO").query(&mut c).unwrap();
     assert!(me.contains(" user=u "), "{me}");
 }
+
+#[test]
+fn hello_auth_with_a_user_and_pubsub_default() {
+    let srv = Server::start();
+    let mut admin = srv.client();
+    ok(
+        &mut admin,
+        &["ACL", "SETUSER", "h", "on", ">p", "+@all", "~*"],
+    );
+    let mut raw = srv.raw();
+    raw_reply(
+        &mut raw,
+        &[b"HELLO", b"3", b"AUTH", b"h", b"bad"],
+        b"-WRONGPASS invalid username-password pair or user is disabled.\r\n",
+    );
+    raw.send(&resp(&[b"HELLO", b"3", b"AUTH", b"h", b"p"]));
+    let _ = raw.read_n(10);
+    let mut c = srv.client();
+    ok(&mut c, &["AUTH", "h", "p"]);
+    // New users get no channels by default (Redis 7), all with allchannels.
+    assert!(err(&mut c, &["PUBLISH", "x", "1"]).contains("channels"));
+    ok(
+        &mut admin,
+        &["CONFIG", "SET", "acl-pubsub-default", "allchannels"],
+    );
+    ok(
+        &mut admin,
+        &["ACL", "SETUSER", "h2", "on", ">p", "+@all", "~*"],
+    );
+    let mut c2 = as_user(&srv, "h2", "p");
+    ok(&mut c2, &["PUBLISH", "x", "1"]);
+    let v: redis::Value = cmd(&mut admin, &["ACL", "GETUSER", "h2"]).unwrap();
+    assert!(
+        common::show(&v).contains("channels &*"),
+        "{}",
+        common::show(&v)
+    );
+}
