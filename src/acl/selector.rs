@@ -83,7 +83,7 @@ impl Selector {
     pub fn apply(&mut self, idx: &CmdIndex, rule: &[u8]) -> Result<bool, RuleError> {
         let lower = rule.to_ascii_lowercase();
         match lower.as_slice() {
-            b"allkeys" => return self.add_key(READ | WRITE, b"*").map(|_| true),
+            b"allkeys" => return self.add_key(READ | WRITE, b"*", true).map(|_| true),
             b"resetkeys" => {
                 self.allkeys = false;
                 self.keys.clear();
@@ -101,7 +101,7 @@ impl Selector {
             _ => {}
         }
         match rule.first() {
-            Some(b'~') => self.add_key(READ | WRITE, &rule[1..]).map(|_| true),
+            Some(b'~') => self.add_key(READ | WRITE, &rule[1..], true).map(|_| true),
             Some(b'%') => {
                 let tilde = rule
                     .iter()
@@ -122,7 +122,7 @@ impl Selector {
                 if perm == 0 {
                     return Err(RuleError::Syntax);
                 }
-                self.add_key(perm, &rule[tilde + 1..]).map(|_| true)
+                self.add_key(perm, &rule[tilde + 1..], false).map(|_| true)
             }
             Some(b'&') => self.add_channel(&rule[1..]).map(|_| true),
             Some(b'+' | b'-') => self.command_rule(idx, rule).map(|_| true),
@@ -130,8 +130,9 @@ impl Selector {
         }
     }
 
-    fn add_key(&mut self, perm: u8, pat: &[u8]) -> Result<(), RuleError> {
-        if perm == READ | WRITE && pat == b"*" {
+    fn add_key(&mut self, perm: u8, pat: &[u8], all: bool) -> Result<(), RuleError> {
+        // Only `~*` itself means all keys; `%RW~*` is a pattern like others.
+        if perm == READ | WRITE && pat == b"*" && all {
             self.allkeys = true;
             self.keys.clear();
             self.index_keys();
