@@ -26,9 +26,11 @@ pub struct Selector {
     pub allkeys: bool,
     /// Key patterns, in the order given.
     pub keys: Vec<KeyPattern>,
-    /// (first byte, index) of the patterns with a literal first byte,
-    /// sorted: a key is compared only with the patterns it could match.
-    by_first: Vec<(u8, usize)>,
+    /// Indexes of the patterns with a literal first byte, grouped by that
+    /// byte: a key is compared only with the patterns it could match.
+    by_first: Vec<usize>,
+    /// Where each first byte's group starts in `by_first` (`b` to `b + 1`).
+    starts: Vec<u32>,
     /// Patterns starting with a glob character.
     wild: Vec<usize>,
     pub allchannels: bool,
@@ -45,6 +47,7 @@ impl Selector {
             allkeys: false,
             keys: Vec::new(),
             by_first: Vec::new(),
+            starts: Vec::new(),
             wild: Vec::new(),
             allchannels,
             channels: Vec::new(),
@@ -152,15 +155,25 @@ impl Selector {
     }
 
     fn index_keys(&mut self) {
-        self.by_first.clear();
+        let mut firsts: Vec<(u8, usize)> = Vec::new();
         self.wild.clear();
         for (i, k) in self.keys.iter().enumerate() {
             match k.first_literal() {
-                Some(b) => self.by_first.push((b, i)),
+                Some(b) => firsts.push((b, i)),
                 None => self.wild.push(i),
             }
         }
-        self.by_first.sort_unstable();
+        firsts.sort_unstable();
+        self.by_first = firsts.iter().map(|&(_, i)| i).collect();
+        self.starts.clear();
+        if firsts.is_empty() {
+            return;
+        }
+        // Each pattern is an argument of one ACL SETUSER: far fewer than
+        // u32::MAX.
+        self.starts = (0..=256usize)
+            .map(|b| firsts.partition_point(|&(f, _)| usize::from(f) < b) as u32)
+            .collect();
     }
 
     fn add_channel(&mut self, pat: &[u8]) -> Result<(), RuleError> {
@@ -306,12 +319,11 @@ impl Selector {
         if spec_flags & (kflags::INSERT | kflags::DELETE | kflags::UPDATE) != 0 {
             need |= WRITE;
         }
-        if let Some(&b) = key.first() {
-            let from = self.by_first.partition_point(|(f, _)| *f < b);
-            for &(f, i) in &self.by_first[from..] {
-                if f != b {
-                    break;
-                }
+        if let Some(&b) = key.first()
+            && !self.starts.is_empty()
+        {
+            let (from, to) = (self.starts[b as usize], self.starts[b as usize + 1]);
+            for &i in &self.by_first[from as usize..to as usize] {
                 let k = &self.keys[i];
                 if k.perm & need == need && k.matches(key) {
                     return true;
@@ -551,8 +563,32 @@ fn pattern_match(pat: &[u8], text: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::pattern_match;
-    use crate::util::glob::glob_match;
+    use super::*;
+
+    #[test]
+    fn key_index_finds_every_matching_pattern() {
+        let mut s = Selector::new(1, false);
+        for p in [&b"kb*"[..], b"ka*", b"*x", b"", b"k", b"[z]*", b"zz"] {
+            s.add_key(READ | WRITE, p, true).unwrap();
+        }
+        s.add_key(READ, b"r*", false).unwrap();
+        let rw = kflags::ACCESS | kflags::UPDATE;
+        for (key, want) in [
+            (&b"ka1"[..], true),
+            (b"kb1", true),
+            (b"kc1", false),
+            (b"k", true),
+            (b"", true),
+            (b"yx", true),
+            (b"zz", true),
+            (b"za", true),
+            (b"y", false),
+        ] {
+            assert_eq!(s.key_allowed(key, rw), want, "{key:?}");
+        }
+        assert!(s.key_allowed(b"r1", kflags::ACCESS));
+        assert!(!s.key_allowed(b"r1", rw));
+    }
 
     #[test]
     fn pattern_shortcuts_agree_with_glob() {
