@@ -23,7 +23,7 @@ pub struct CmdIndex {
     pub channels: Vec<ChannelArgs>,
     /// Commands with exactly one key at a fixed position: (position, key
     /// spec flags), so the check needs no key extraction. SET's flags
-    /// depend on its GET option and are worked out by the check.
+    /// depend on its GET option (it alone has VARIABLE_FLAGS here).
     pub single_key: Vec<Option<(usize, u32)>>,
 }
 
@@ -109,7 +109,8 @@ pub fn category_index(name: &str) -> Option<usize> {
 fn single_key(c: &crate::cmd::Command) -> Option<(usize, u32)> {
     use crate::cmd::keyspec::{BeginSearch, FindKeys, kflags, specs};
     if c.name == "set" {
-        return Some((1, kflags::OW | kflags::UPDATE));
+        // VARIABLE_FLAGS marks it: a GET option adds ACCESS.
+        return Some((1, kflags::OW | kflags::UPDATE | kflags::VARIABLE_FLAGS));
     }
     let [spec] = specs(c) else { return None };
     if spec.flags & (kflags::INCOMPLETE | kflags::VARIABLE_FLAGS | kflags::NOT_KEY) != 0 {

@@ -275,7 +275,9 @@ impl Selector {
             && let Some((pos, mut flags)) = idx.single_key[cmd.id]
         {
             // SET ... GET also reads the key.
-            if cmd.name == "set" && args.iter().skip(3).any(|a| a.eq_ignore_ascii_case(b"get")) {
+            if flags & kflags::VARIABLE_FLAGS != 0
+                && args.iter().skip(3).any(|a| a.eq_ignore_ascii_case(b"get"))
+            {
                 flags |= kflags::ACCESS;
             }
             if pos < args.len() && !self.key_allowed(&args[pos], flags) {
