@@ -230,7 +230,15 @@ pub fn client_line(
 
 /// CLIENT LIST [TYPE type] | [ID id ...]
 fn list(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
-    let all = ctx.srv.clients.snapshot();
+    // A connection told to close (CLIENT KILL, ACL changes) is gone for
+    // Redis, which frees it at once; here its task is still finishing.
+    let all: Vec<_> = ctx
+        .srv
+        .clients
+        .snapshot()
+        .into_iter()
+        .filter(|c| !c.killed.load(Ordering::Relaxed))
+        .collect();
     let chosen: Vec<_> = if args.len() == 4 && args[2].eq_ignore_ascii_case(b"type") {
         let t = parse_type(&args[3])?;
         all.into_iter().filter(|c| type_of(c) == t).collect()
