@@ -215,6 +215,7 @@ impl Param<'_> {
 
 pub const LOGLEVELS: &[&str] = &["debug", "verbose", "notice", "warning"];
 pub const YES_NO_LOCAL: &[&str] = &["no", "yes", "local"];
+pub const ACL_PUBSUB_DEFAULT: &[&str] = &["resetchannels", "allchannels"];
 pub const MAXMEMORY_POLICIES: &[&str] = &[
     "volatile-lru",
     "volatile-lfu",
@@ -311,6 +312,13 @@ pub struct Config {
     pub cluster_enabled: BoolParam,
     pub tracking_table_max_keys: IntParam,
     pub acllog_max_len: IntParam,
+    /// ACL users file (ACL LOAD/SAVE); exclusive with `user` directives.
+    pub aclfile: StrParam,
+    /// `user` directives (name, rules), checked as read, applied once the
+    /// server exists.
+    pub acl_users: parking_lot::Mutex<Vec<Vec<String>>>,
+    /// Channels a new user may use: `resetchannels` (none) or `allchannels`.
+    pub acl_pubsub_default: EnumParam,
     pub shutdown_timeout: IntParam,
 }
 
@@ -394,6 +402,9 @@ impl Default for Config {
             cluster_enabled: BoolParam::new(false),
             tracking_table_max_keys: IntParam::new(1_000_000, 0, LONG_MAX),
             acllog_max_len: IntParam::new(128, 0, LONG_MAX),
+            aclfile: StrParam::new(""),
+            acl_users: Default::default(),
+            acl_pubsub_default: EnumParam::new(0, ACL_PUBSUB_DEFAULT),
             shutdown_timeout: IntParam::new(10, 0, INT_MAX),
         }
     }
@@ -703,6 +714,13 @@ impl Config {
                 Mutable,
             ),
             p("acllog-max-len", None, Int(&self.acllog_max_len), Mutable),
+            p("aclfile", None, Str(&self.aclfile), Immutable),
+            p(
+                "acl-pubsub-default",
+                None,
+                Enum(&self.acl_pubsub_default),
+                Mutable,
+            ),
             p(
                 "shutdown-timeout",
                 None,

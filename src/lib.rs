@@ -4,6 +4,7 @@
 //! the central pre-execution check, the command families), [`store`] (the
 //! sharded keyspace), [`server`] (threads, connections), [`config`].
 
+pub mod acl;
 pub mod alloc;
 pub mod blocking;
 pub mod cmd;

@@ -125,6 +125,10 @@ fn main() {
         config_file,
         commands,
     )));
+    if let Err(e) = ferrokv::acl::file::load_at_startup(&srv.acl, &srv.config) {
+        ferrokv::warning!("{e}");
+        std::process::exit(1);
+    }
     ferrokv::notice!("oO0OoO0OoO0Oo ferrokv is starting oO0OoO0OoO0Oo");
     ferrokv::notice!(
         "ferrokv version={} (Redis {} compatible), pid={}, just started",

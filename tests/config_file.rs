@@ -260,8 +260,6 @@ fn include_errors_stop_the_server() {
 #[test]
 fn directives_ferrokv_cannot_honour_safely_refuse_to_start() {
     for (conf, name) in [
-        ("user alice on >pw ~* +@all\n", "user"),
-        ("aclfile /etc/redis/users.acl\n", "aclfile"),
         ("loadmodule /usr/lib/redis/x.so\n", "loadmodule"),
         ("replicaof 127.0.0.1 6379\n", "replicaof"),
         ("slaveof 127.0.0.1 6379\n", "slaveof"),

@@ -148,25 +148,49 @@ fn flag_letters(c: &ClientInfo, closing: bool) -> String {
 /// plus 7.2's `lib-name` and `lib-ver`. For the calling connection, the
 /// values that only it knows (running command, pending output) are current.
 fn info_line(ctx: &Ctx<'_>, c: &ClientInfo, now_ms: i64) -> String {
-    let me = c.id == ctx.client.id();
+    let me = (c.id == ctx.client.id()).then(|| Me {
+        cmd: ctx.cmd.name,
+        obl: ctx.out.len() as u64,
+        closing: ctx.client.close_after_reply,
+    });
+    client_line(ctx.srv, c, me, now_ms)
+}
+
+/// What the connection asking knows about itself better than its
+/// [`ClientInfo`] does.
+pub struct Me {
+    /// The command running.
+    pub cmd: &'static str,
+    /// Reply bytes pending.
+    pub obl: u64,
+    pub closing: bool,
+}
+
+/// One CLIENT LIST line (also ACL LOG's client-info).
+pub fn client_line(
+    srv: &crate::server::Server,
+    c: &ClientInfo,
+    me: Option<Me>,
+    now_ms: i64,
+) -> String {
     let name = c.name();
     let lib_name = c.lib_name.lock().clone().unwrap_or_default();
     let lib_ver = c.lib_ver.lock().clone().unwrap_or_default();
-    let cmd = if me {
-        ctx.cmd.name
-    } else {
-        match c.last_cmd.load(Ordering::Relaxed) {
+    let cmd = match &me {
+        Some(m) => m.cmd,
+        None => match c.last_cmd.load(Ordering::Relaxed) {
             usize::MAX => "NULL",
-            id => ctx.srv.commands.get(id).name,
-        }
+            id => srv.commands.get(id).name,
+        },
     };
-    let obl = if me {
-        ctx.out.len() as u64
-    } else {
-        c.obl.load(Ordering::Relaxed)
+    let obl = match &me {
+        Some(m) => m.obl,
+        None => c.obl.load(Ordering::Relaxed),
     };
     // Published messages waiting for a subscriber that is not reading.
     let omem = c.outbox.pending() as u64;
+    let closing = me.as_ref().is_some_and(|m| m.closing);
+    let me = me.is_some();
     let qbuf = c.qbuf.load(Ordering::Relaxed);
     let qbuf_free = c.qbuf_free.load(Ordering::Relaxed);
     let idle_ms = if me {
@@ -187,7 +211,7 @@ fn info_line(ctx: &Ctx<'_>, c: &ClientInfo, now_ms: i64) -> String {
         String::from_utf8_lossy(&name),
         (now_ms - c.created_ms).max(0) / 1000,
         idle_ms.max(0) / 1000,
-        flag_letters(c, me && ctx.client.close_after_reply),
+        flag_letters(c, closing),
         c.db.load(Ordering::Relaxed),
         c.subs[0].load(Ordering::Relaxed),
         c.subs[1].load(Ordering::Relaxed),
@@ -209,7 +233,15 @@ fn info_line(ctx: &Ctx<'_>, c: &ClientInfo, now_ms: i64) -> String {
 
 /// CLIENT LIST [TYPE type] | [ID id ...]
 fn list(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
-    let all = ctx.srv.clients.snapshot();
+    // A connection told to close (CLIENT KILL, ACL changes) is gone for
+    // Redis, which frees it at once; here its task is still finishing.
+    let all: Vec<_> = ctx
+        .srv
+        .clients
+        .snapshot()
+        .into_iter()
+        .filter(|c| !c.killed.load(Ordering::Relaxed))
+        .collect();
     let chosen: Vec<_> = if args.len() == 4 && args[2].eq_ignore_ascii_case(b"type") {
         let t = parse_type(&args[3])?;
         all.into_iter().filter(|c| type_of(c) == t).collect()

@@ -111,6 +111,15 @@ fn set(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     if names.contains(&"maxmemory") {
         warn_if_over_maxmemory(config);
     }
+    if names.contains(&"requirepass") {
+        ctx.srv.acl.set_requirepass(&config.requirepass.get());
+    }
+    if names.contains(&"acllog-max-len") {
+        ctx.srv
+            .acl
+            .log
+            .trim(config.acllog_max_len.get().max(0) as usize);
+    }
     crate::server::evict::sync_access_tracking(ctx.srv);
     ctx.out.ok();
     Ok(())

@@ -44,53 +44,28 @@ fn echo(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     Ok(())
 }
 
-/// Whether `user`/`pass` authenticate. Only the `default` user exists; with
-/// no `requirepass` it has no password and any password is accepted.
-fn credentials_ok(ctx: &Ctx<'_>, user: &[u8], pass: &[u8]) -> bool {
-    // Hashed before the configuration is looked at: a huge argument is
-    // not hashed while holding it.
-    let given = digest(pass);
-    user == b"default"
-        && ctx
-            .srv
-            .config
-            .requirepass
-            .with(|p| p.is_empty() || digests_equal(&digest(p.as_bytes()), &given))
-}
-
-fn digest(secret: &[u8]) -> [u8; 20] {
-    sha1_smol::Sha1::from(secret).digest().bytes()
-}
-
-/// Compares a password with the configured one in time that depends on
-/// neither where they differ nor the configured one's length: their SHA-1
-/// digests are compared (as Redis compares hashes) by folding every byte's
-/// XOR, with no early exit.
-fn digests_equal(a: &[u8; 20], b: &[u8; 20]) -> bool {
-    let diff = a
-        .iter()
-        .zip(b.iter())
-        .fold(0u8, |acc, (x, y)| acc | std::hint::black_box(x ^ y));
-    std::hint::black_box(diff) == 0
-}
-
 fn wrongpass() -> Error {
     Error::msg("WRONGPASS invalid username-password pair or user is disabled.")
 }
 
+/// AUTH / HELLO AUTH: the connection is `user`'s from now on; a failure is
+/// recorded in the ACL LOG.
 fn authenticate(ctx: &mut Ctx<'_>, user: &[u8], pass: &[u8]) -> CmdResult {
-    if !credentials_ok(ctx, user, pass) {
+    let Some(u) = ctx.srv.acl.authenticate(user, pass) else {
+        let info = crate::acl::client_info(ctx.srv, ctx.client, ctx.cmd.name, ctx.out.len());
+        crate::acl::log_auth_failure(ctx.srv, user, info);
         return Err(wrongpass());
-    }
+    };
     ctx.client.authenticated = true;
-    *ctx.client.info.user.lock() = "default".to_string();
+    *ctx.client.info.user.lock() = u.name.clone();
+    ctx.client.user = Some(u);
     Ok(())
 }
 
 fn auth(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     let (user, pass): (&[u8], &[u8]) = match args.len() {
         2 => {
-            if ctx.srv.config.requirepass.with(|p| p.is_empty()) {
+            if ctx.srv.acl.default_user().nopass {
                 return Err(Error::msg(
                     "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
                 ));
@@ -210,8 +185,9 @@ fn reset(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
     super::pubsub::unsubscribe_all(ctx.srv, ctx.client);
     select_db(ctx, 0);
     set_protocol(ctx, 2);
-    ctx.client.authenticated = ctx.srv.config.requirepass.with(|p| p.is_empty());
+    ctx.client.authenticated = !ctx.srv.acl.default_needs_auth();
     *ctx.client.info.user.lock() = "default".to_string();
+    ctx.client.user = None;
     *ctx.client.info.name.lock() = None;
     ctx.client.reply_mode = ReplyMode::On;
     ctx.client.no_evict = false;
@@ -221,23 +197,4 @@ fn reset(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
         .set_flag(list_flags::NO_EVICT | list_flags::NO_TOUCH, false);
     ctx.out.simple("RESET");
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{digest, digests_equal};
-
-    fn secret_eq(a: &[u8], b: &[u8]) -> bool {
-        digests_equal(&digest(a), &digest(b))
-    }
-
-    #[test]
-    fn secret_comparison_is_exact() {
-        assert!(secret_eq(b"foobar", b"foobar"));
-        assert!(secret_eq(b"", b""));
-        assert!(!secret_eq(b"foobar", b"foobaz"));
-        assert!(!secret_eq(b"foobar", b"foobar\0"));
-        assert!(!secret_eq(b"foobar", b"fooba"));
-        assert!(!secret_eq(b"foobar", b""));
-    }
 }

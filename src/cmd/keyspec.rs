@@ -344,7 +344,21 @@ fn special_keys(name: &str, argv: &[&[u8]]) -> Option<Vec<(usize, u32)>> {
         "migrate" => {
             let f = RW | ACCESS | DELETE;
             if argc > 6 && argv[3].is_empty() {
-                let kw = (6..argc).find(|&i| argv[i].eq_ignore_ascii_case(b"keys"))?;
+                // AUTH and AUTH2 take a password (and a user) that may be
+                // spelled KEYS.
+                let mut i = 6;
+                let kw = loop {
+                    let a = argv.get(i)?;
+                    if a.eq_ignore_ascii_case(b"auth") {
+                        i += 2;
+                    } else if a.eq_ignore_ascii_case(b"auth2") {
+                        i += 3;
+                    } else if a.eq_ignore_ascii_case(b"keys") {
+                        break i;
+                    } else {
+                        i += 1;
+                    }
+                };
                 Some((kw + 1..argc).map(|i| (i, f)).collect())
             } else {
                 (argc > 3).then(|| vec![(3, f)])

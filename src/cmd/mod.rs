@@ -7,6 +7,7 @@
 //! [`error`]. Adding a command is one handler plus one line in its family's
 //! `COMMANDS` list.
 
+pub mod acl;
 pub mod blocking;
 pub mod client;
 pub mod command_info;
@@ -53,6 +54,7 @@ pub fn handlers() -> Vec<(&'static str, Handler)> {
     let mut all = Vec::new();
     for family in [
         strings::COMMANDS,
+        acl::COMMANDS,
         lists::COMMANDS,
         hashes::COMMANDS,
         keys::COMMANDS,
@@ -327,6 +329,15 @@ pub fn dispatch(
         stats.cmds[cmd.id].rejected.add(1);
         multi::flag_failed(client);
         let msg = Error::NoAuth.message();
+        stats.count_error(&msg);
+        out.error(&msg);
+        finish_reply(client, out, reply_start);
+        return Next::Done;
+    }
+    if let Err(denied) = crate::acl::check(srv, client, cmd, args) {
+        stats.cmds[cmd.id].rejected.add(1);
+        multi::flag_failed(client);
+        let msg = crate::acl::refuse(srv, client, out.len(), denied, cmd, args);
         stats.count_error(&msg);
         out.error(&msg);
         finish_reply(client, out, reply_start);

@@ -332,6 +332,13 @@ fn run_queue(ctx: &mut Ctx<'_>, queue: Queue) -> CmdResult {
     let mut published_multi = false;
     ctx.client.in_exec = true;
     for (q, args) in queue.cmds.iter().zip(&all_args) {
+        // ACL rules may have changed since the command was queued.
+        if let Err(d) = crate::acl::check(ctx.srv, ctx.client, q.cmd, args) {
+            let msg =
+                crate::acl::refuse_in_exec(ctx.srv, ctx.client, ctx.out.len(), d, q.cmd, args);
+            ctx.out.error(&msg);
+            continue;
+        }
         super::run(
             ctx.srv,
             ctx.client,

@@ -3,7 +3,7 @@
 //!
 //! Security fails closed: a directive whose effect ferrokv does not have
 //! and whose absence would leave the server more open, or lose data it was
-//! told to keep (`user`, `aclfile`, `loadmodule`, `replicaof`...), stops the
+//! told to keep (`loadmodule`, `replicaof`...), stops the
 //! server with a message naming it. A Redis directive that is merely not
 //! implemented (tuning, logging, replication details) is accepted with one
 //! warning. An unknown directive is Redis's fatal "Bad directive" error.
@@ -275,6 +275,30 @@ struct Applying<'a> {
 }
 
 impl Applying<'_> {
+    /// `user <name> <rules...>`: checked now (Redis's message at this
+    /// line), applied when the server starts.
+    fn user(&mut self, l: &Line) -> Result<(), Fatal> {
+        if l.args.len() < 2 {
+            return Err(Fatal::at(l, BAD_DIRECTIVE));
+        }
+        let name = &l.args[1];
+        let mut users = self.config.acl_users.lock();
+        let why = if users.iter().any(|u| &u[0] == name) {
+            Some("Duplicate user found. A user can only be defined once in config files".into())
+        } else {
+            let acl = crate::acl::Acl::new(self.commands, "");
+            crate::acl::file::build_user(&acl, name, &l.args[2..], false, true).err()
+        };
+        if let Some(why) = why {
+            return Err(Fatal::at(
+                l,
+                format!("Error in user declaration '{name}': {why}"),
+            ));
+        }
+        users.push(l.args[1..].to_vec());
+        Ok(())
+    }
+
     fn lines(&mut self, lines: &[Line]) -> Result<(), Fatal> {
         lines.iter().try_for_each(|l| self.line(l))
     }
@@ -321,6 +345,9 @@ impl Applying<'_> {
         }
         if let Some(why) = refusal(&name, &values) {
             return Err(Fatal::at(l, why));
+        }
+        if name == "user" {
+            return self.user(l);
         }
         if name == "rename-command" {
             let [old, new] = values[..] else {
@@ -424,7 +451,6 @@ fn is_no_one(v: &[&str]) -> bool {
 /// lose data. `None` for everything else.
 fn refusal(name: &str, v: &[&str]) -> Option<String> {
     let why = match name {
-        "user" | "aclfile" => "ACL users are not implemented in ferrokv yet",
         "loadmodule" => "ferrokv cannot load Redis modules",
         "replicaof" | "slaveof" if !is_no_one(v) => {
             "replication is not implemented in ferrokv (it would run as a writable master)"
@@ -554,8 +580,6 @@ mod tests {
     #[test]
     fn refusals_name_the_directive() {
         for (name, v) in [
-            ("user", &["default", "on"][..]),
-            ("aclfile", &["/x"][..]),
             ("loadmodule", &["/x.so"][..]),
             ("replicaof", &["h", "1"][..]),
             ("tls-replication", &["yes"][..]),
@@ -602,7 +626,7 @@ mod tests {
         assert_eq!(warnings.len(), 2, "{warnings:?}");
         assert_eq!(t.lookup(b"g2").unwrap().name, "get");
         assert_eq!(config.hz.get(), 20);
-        let e = apply(&config, &mut t, &[l(7, "hz 1 2"), l(8, "user x")], None).unwrap_err();
+        let e = apply(&config, &mut t, &[l(7, "hz 1 2"), l(8, "user x x")], None).unwrap_err();
         assert_eq!(
             e,
             Fatal::Directive {

@@ -225,6 +225,24 @@ impl PubSub {
             .collect()
     }
 
+    /// Clients with a subscription `keep` refuses (ACL changes close them).
+    pub fn subscribers_refused(
+        &self,
+        keep: impl Fn(Kind, &[u8], &ClientInfo) -> bool,
+    ) -> Vec<Arc<ClientInfo>> {
+        let mut out: Vec<Arc<ClientInfo>> = Vec::new();
+        for kind in Kind::ALL {
+            for (name, subs) in self.space(kind).read().iter() {
+                for c in subs.iter() {
+                    if !keep(kind, name, c) && !out.iter().any(|o| o.id == c.id) {
+                        out.push(c.clone());
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// Subscribers of one channel.
     pub fn count(&self, kind: Kind, name: &[u8]) -> usize {
         self.space(kind).read().get(name).map_or(0, |s| s.len())

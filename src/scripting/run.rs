@@ -478,9 +478,9 @@ unsafe fn read_args(
     Ok(())
 }
 
-/// `redis.acl_check_cmd(command, ...)`: whether the caller may run the
-/// command (every client may run every command until ACLs exist); an
-/// unknown command or subcommand is an error.
+/// `redis.acl_check_cmd(command, ...)`: whether the caller's ACL user may
+/// run the command with those arguments; an unknown command or subcommand
+/// is an error.
 ///
 /// # Safety
 /// Only Lua calls it, as a C function.
@@ -494,22 +494,20 @@ pub unsafe extern "C-unwind" fn redis_acl_check_cmd(l: *mut lua_State) -> c_int 
             let argv = Parser::args_over(&st.argbuf, &st.spans);
             let table = &st.ctx.srv.commands;
             let cmd = table.lookup(&argv[0]);
-            let known = match cmd {
+            let cmd = match cmd {
                 Some(c) if c.subcommands.is_some() && argv.len() > 1 => {
-                    table.lookup_sub(c, &argv[1]).is_some()
+                    table.lookup_sub(c, &argv[1])
                 }
-                Some(_) => true,
-                None => false,
+                c => c,
             };
-            if known {
-                Ok(())
-            } else {
-                Err(&b"ERR Invalid command passed to redis.acl_check_cmd()"[..])
+            match cmd {
+                Some(c) => Ok(crate::acl::check(st.ctx.srv, st.ctx.client, c, &argv).is_ok()),
+                None => Err(&b"ERR Invalid command passed to redis.acl_check_cmd()"[..]),
             }
         });
         match known {
-            Some(Ok(())) => {
-                ffi::lua_pushboolean(l, 1);
+            Some(Ok(allowed)) => {
+                ffi::lua_pushboolean(l, c_int::from(allowed));
                 1
             }
             Some(Err(msg)) => {
@@ -557,6 +555,12 @@ fn exec(st: &mut CallState<'_, '_>) -> Result<bool, &'static [u8]> {
             .load(std::sync::atomic::Ordering::Relaxed)
     {
         return Err(b"ERR This Redis command is not allowed from script");
+    }
+    if let Err(d) = crate::acl::check(srv, ctx.client, cmd, &argv) {
+        let running = ctx.cmd.name;
+        return Err(
+            crate::acl::refuse_in_script(srv, ctx.client, d, cmd, &argv, running).as_bytes(),
+        );
     }
     if cmd.has(flags::WRITE) && *read_only {
         return Err(b"ERR Write commands are not allowed from read-only scripts.");

@@ -146,6 +146,9 @@ pub struct Client {
     pub in_exec: bool,
     /// Channels, patterns and shard channels subscribed to.
     pub pubsub: crate::pubsub::ClientSubs,
+    /// The ACL user authenticated as (`None`: looked up by the name in
+    /// `info.user` on the next check).
+    pub user: Option<Arc<crate::acl::User>>,
 }
 
 /// A wait a blocking command started.
@@ -171,6 +174,7 @@ impl Client {
             watch: None,
             in_exec: false,
             pubsub: Default::default(),
+            user: None,
         }
     }
 

@@ -154,7 +154,7 @@ pub(super) const DENIED: &[u8] = b"-DENIED Redis is running in protected mode be
 /// with those two, so another 127.x address counts as remote.
 pub(super) fn protected_mode_denies(srv: &Server, peer: std::net::IpAddr) -> bool {
     srv.config.protected_mode.get()
-        && srv.config.requirepass.with(|p| p.is_empty())
+        && srv.acl.default_user().nopass
         && !super::client::is_local_ip(peer)
 }
 
@@ -230,7 +230,7 @@ pub async fn serve<S: Stream>(srv: &'static Server, mut sock: S, stats: Arc<Thre
     let info = srv
         .clients
         .register(peer, local, sock.tcp().as_raw_fd(), now_ms());
-    let needs_auth = srv.config.requirepass.with(|p| !p.is_empty());
+    let needs_auth = srv.acl.default_needs_auth();
     let mut reg = Registered {
         srv,
         client: Client::new(info.clone(), !needs_auth),

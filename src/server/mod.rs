@@ -60,6 +60,8 @@ pub struct Server {
     pub tls: tls::Tls,
     /// The listening sockets, closed first at SHUTDOWN.
     listen_fds: Mutex<Vec<i32>>,
+    /// ACL users and the ACL LOG.
+    pub acl: crate::acl::Acl,
     shutdown: Shutdown,
 }
 
@@ -88,6 +90,7 @@ impl Server {
             .map(|n| n.get())
             .unwrap_or(1);
         let started_ms = now_ms();
+        let acl = crate::acl::Acl::new(&commands, &config.requirepass.get());
         Server {
             ks: Keyspace::new(databases, (cores * 8).max(16)),
             config,
@@ -110,6 +113,7 @@ impl Server {
             pubsub: Default::default(),
             tls: Default::default(),
             listen_fds: Mutex::new(Vec::new()),
+            acl,
             shutdown: Shutdown::default(),
         }
     }
