@@ -538,7 +538,8 @@ impl KeyPattern {
         }
         match self.shape {
             Shape::Exact => key.len() == self.lit,
-            Shape::Prefix => true,
+            // Redis's matcher: a non-empty pattern never matches "".
+            Shape::Prefix => !key.is_empty(),
             Shape::Glob => glob_match(&self.pat, key, false),
         }
     }
@@ -550,7 +551,9 @@ fn literal_len(pat: &[u8]) -> usize {
         .unwrap_or(pat.len())
 }
 
-/// Glob matching, deciding `prefix*` patterns by their prefix.
+/// Glob matching, deciding `prefix*` patterns by their prefix. As Redis's
+/// matcher, a non-empty pattern never matches the empty key (`~*` itself
+/// is `allkeys`, decided before any pattern).
 fn pattern_match(pat: &[u8], text: &[u8]) -> bool {
     let lit = literal_len(pat);
     if !text.starts_with(&pat[..lit]) {
@@ -558,7 +561,7 @@ fn pattern_match(pat: &[u8], text: &[u8]) -> bool {
     }
     match &pat[lit..] {
         b"" => text.len() == lit,
-        b"*" => true,
+        b"*" => !text.is_empty(),
         _ => glob_match(pat, text, false),
     }
 }
