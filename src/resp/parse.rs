@@ -167,7 +167,16 @@ impl Parser {
     /// not searched again as more bytes arrive.
     fn find_line_end(&mut self, buf: &[u8], from: usize, byte: u8) -> Option<usize> {
         let start = self.scanned.max(from).min(buf.len());
-        match memchr::memchr2(byte, 0, &buf[start..]) {
+        // Header lines (`*3`, `$5`) are a few bytes: a plain scan of the
+        // first ones beats setting up the vector search.
+        let head = &buf[start..buf.len().min(start + 16)];
+        let quick = head.iter().position(|&b| b == byte || b == 0);
+        let found = match quick {
+            Some(i) => Some(i),
+            None if head.len() < 16 => None,
+            None => memchr::memchr2(byte, 0, &buf[start + 16..]).map(|i| i + 16),
+        };
+        match found {
             Some(i) if buf[start + i] == byte => {
                 self.scanned = 0;
                 Some(start + i)
