@@ -28,7 +28,7 @@ pub struct Selector {
     pub keys: Vec<KeyPattern>,
     /// Indexes of the patterns with a literal first byte, grouped by that
     /// byte: a key is compared only with the patterns it could match.
-    by_first: Vec<usize>,
+    by_first: Vec<Probe>,
     /// Where each first byte's group starts in `by_first` (`b` to `b + 1`).
     starts: Vec<u32>,
     /// Patterns starting with a glob character.
@@ -164,7 +164,10 @@ impl Selector {
             }
         }
         firsts.sort_unstable();
-        self.by_first = firsts.iter().map(|&(_, i)| i).collect();
+        self.by_first = firsts
+            .iter()
+            .map(|&(_, i)| Probe::new(&self.keys[i], i))
+            .collect();
         self.starts.clear();
         if firsts.is_empty() {
             return;
@@ -325,9 +328,8 @@ impl Selector {
             && !self.starts.is_empty()
         {
             let (from, to) = (self.starts[b as usize], self.starts[b as usize + 1]);
-            for &i in &self.by_first[from as usize..to as usize] {
-                let k = &self.keys[i];
-                if k.perm & need == need && k.matches(key) {
+            for p in &self.by_first[from as usize..to as usize] {
+                if p.perm & need == need && p.matches(key, &self.keys) {
                     return true;
                 }
             }
@@ -498,6 +500,57 @@ pub struct KeyPattern {
     shape: Shape,
 }
 
+/// A pattern with a literal first byte as the key check reads it: its
+/// permissions and literal prefix inline, so a key is decided from this
+/// array alone (one or two cache lines) unless the prefix is long or the
+/// rest of the pattern needs the glob matcher.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Probe {
+    perm: u8,
+    shape: Shape,
+    /// The literal prefix's length when it fits in `head`.
+    lit: Option<u8>,
+    head: [u8; PROBE_HEAD],
+    /// The pattern in `Selector::keys`.
+    index: u32,
+}
+
+const PROBE_HEAD: usize = 14;
+
+impl Probe {
+    fn new(k: &KeyPattern, index: usize) -> Probe {
+        let mut head = [0u8; PROBE_HEAD];
+        let lit = (k.lit <= PROBE_HEAD).then(|| {
+            head[..k.lit].copy_from_slice(&k.pat[..k.lit]);
+            k.lit as u8
+        });
+        Probe {
+            perm: k.perm,
+            shape: k.shape,
+            lit,
+            head,
+            // Patterns are arguments of ACL SETUSER: far fewer than u32::MAX.
+            index: index as u32,
+        }
+    }
+
+    #[inline]
+    fn matches(&self, key: &[u8], keys: &[KeyPattern]) -> bool {
+        let Some(lit) = self.lit else {
+            return keys[self.index as usize].matches(key);
+        };
+        let lit = usize::from(lit);
+        if key.len() < lit || key[..lit] != self.head[..lit] {
+            return false;
+        }
+        match self.shape {
+            Shape::Exact => key.len() == lit,
+            Shape::Prefix => !key.is_empty(),
+            Shape::Glob => glob_match(&keys[self.index as usize].pat, key, false),
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Shape {
     Exact,
@@ -593,6 +646,40 @@ mod tests {
         }
         assert!(s.key_allowed(b"r1", kflags::ACCESS));
         assert!(!s.key_allowed(b"r1", rw));
+    }
+
+    #[test]
+    fn probes_decide_as_the_patterns_do() {
+        let pats: [&[u8]; 8] = [
+            b"key:*",
+            b"key",
+            b"k?y",
+            b"averyveryverylongprefix:*",
+            b"averyveryverylongprefix",
+            b"k[a-z]y*",
+            b"key:**",
+            b"k\\*",
+        ];
+        let texts: [&[u8]; 9] = [
+            b"key",
+            b"key:1",
+            b"",
+            b"kay",
+            b"k*",
+            b"averyveryverylongprefix",
+            b"averyveryverylongprefix:x",
+            b"averyveryverylongprefi",
+            b"key:",
+        ];
+        for p in pats {
+            let k = KeyPattern::new(READ | WRITE, p);
+            let probe = Probe::new(&k, 0);
+            let keys = [k];
+            for t in texts {
+                assert_eq!(probe.matches(t, &keys), keys[0].matches(t), "{p:?} {t:?}");
+                assert_eq!(keys[0].matches(t), glob_match(p, t, false), "{p:?} {t:?}");
+            }
+        }
     }
 
     #[test]
