@@ -225,6 +225,24 @@ pub fn protected_denied(srv: &Server, client: &Client, cmd: &Command) -> Option<
     (!allowed).then_some(msg)
 }
 
+/// A refusal (BUSY, OOM) as Redis gives it around transactions: an open
+/// MULTI is flagged, and a refused EXEC discards its transaction.
+fn refusal_in_multi(
+    srv: &'static Server,
+    client: &mut Client,
+    locks: &mut Locks,
+    cmd: &Command,
+    reason: &str,
+) -> String {
+    if cmd.name == "exec" && client.multi.is_some() {
+        multi::reset(&srv.ks, client, locks);
+        format!("EXECABORT Transaction discarded because of: {reason}")
+    } else {
+        multi::flag_failed(client);
+        reason.to_string()
+    }
+}
+
 /// What the connection does after [`dispatch`].
 pub enum Next {
     /// The command ran (or was refused or queued): its reply is in `out`.
@@ -242,25 +260,11 @@ pub enum Next {
 /// thread: EVAL and FCALL and their variants, FUNCTION LOAD and RESTORE
 /// (a library body runs), an EXEC whose queue holds one of those.
 pub fn runs_scripts(cmd: &Command, client: &Client) -> bool {
-    fn lua(name: &str) -> bool {
-        matches!(
-            name,
-            "eval"
-                | "eval_ro"
-                | "evalsha"
-                | "evalsha_ro"
-                | "fcall"
-                | "fcall_ro"
-                | "function|load"
-                | "function|restore"
-        )
-    }
-    lua(cmd.name)
-        || (cmd.name == "exec"
-            && client
-                .multi
-                .as_ref()
-                .is_some_and(|q| q.any_command(|c| lua(c.name))))
+    cmd.has(flags::RUNS_SCRIPTS)
+        || client
+            .multi
+            .as_ref()
+            .is_some_and(|q| cmd.name == "exec" && q.any_command(|c| c.has(flags::RUNS_SCRIPTS)))
 }
 
 /// Runs one command to completion on this thread, scripts included (the
@@ -368,15 +372,8 @@ pub fn dispatch(
         Turn::Wait { until_idle } => return Next::Wait { until_idle },
         Turn::Busy(msg) => {
             stats.cmds[cmd.id].rejected.add(1);
-            // As Redis rejects: the transaction is flagged, a refused EXEC
-            // discards it (no watches here: see `Scripting::check`).
-            let msg = if cmd.name == "exec" && client.multi.is_some() {
-                multi::reset(&srv.ks, client, locks);
-                format!("EXECABORT Transaction discarded because of: {msg}")
-            } else {
-                multi::flag_failed(client);
-                msg.to_string()
-            };
+            // No watches here: see `Scripting::check`.
+            let msg = refusal_in_multi(srv, client, locks, cmd, msg);
             stats.count_error(&msg);
             out.error(&msg);
             finish_reply(client, out, reply_start);
@@ -386,15 +383,7 @@ pub fn dispatch(
     // maxmemory: evict what the policy allows, refuse what may grow memory.
     if crate::server::evict::rejects(srv, client, cmd) {
         stats.cmds[cmd.id].rejected.add(1);
-        let oom = crate::server::evict::OOM_ERROR;
-        // A refused EXEC discards its transaction, as Redis does.
-        let msg = if cmd.name == "exec" && client.multi.is_some() {
-            multi::reset(&srv.ks, client, locks);
-            format!("EXECABORT Transaction discarded because of: {oom}")
-        } else {
-            multi::flag_failed(client);
-            oom.to_string()
-        };
+        let msg = refusal_in_multi(srv, client, locks, cmd, crate::server::evict::OOM_ERROR);
         stats.count_error(&msg);
         out.error(&msg);
         finish_reply(client, out, reply_start);

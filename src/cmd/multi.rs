@@ -312,12 +312,10 @@ fn run_queue(ctx: &mut Ctx<'_>, queue: Queue) -> CmdResult {
     for (q, args) in queue.cmds.iter().zip(&all_args) {
         plan(ks, q.cmd, args, &mut db, &mut keys, &mut dbs);
     }
-    let runs_scripts = queue.cmds.iter().any(|q| {
-        matches!(
-            q.cmd.name,
-            "eval" | "eval_ro" | "evalsha" | "evalsha_ro" | "fcall" | "fcall_ro"
-        )
-    });
+    let runs_scripts = queue
+        .cmds
+        .iter()
+        .any(|q| q.cmd.has(super::flags::RUNS_SCRIPTS));
     let _gate = runs_scripts.then(|| ctx.srv.scripting.gate.lock());
     ctx.db.locks.lock_plan(ks, &keys, &dbs);
     drop(keys);

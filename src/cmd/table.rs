@@ -35,6 +35,9 @@ pub mod flags {
     pub const NO_MULTI: u32 = 1 << 20;
     pub const ALLOW_BUSY: u32 = 1 << 21;
     pub const TOUCHES_ARBITRARY_KEYS: u32 = 1 << 22;
+    /// ferrokv's own (not a Redis flag, never shown): the command runs Lua
+    /// (see `RUNS_LUA`), so it runs on the script thread.
+    pub const RUNS_SCRIPTS: u32 = 1 << 31;
 
     pub const NAMES: [(&str, u32); 23] = [
         ("WRITE", WRITE),
@@ -86,6 +89,19 @@ impl Hasher for NameHasher {
 }
 
 type NameMap<V> = HashMap<Box<[u8]>, V, BuildHasherDefault<NameHasher>>;
+
+/// Commands that run Lua: EVAL and FCALL and their variants, and FUNCTION
+/// LOAD and RESTORE (a library body runs). They get `flags::RUNS_SCRIPTS`.
+const RUNS_LUA: [&str; 8] = [
+    "eval",
+    "eval_ro",
+    "evalsha",
+    "evalsha_ro",
+    "fcall",
+    "fcall_ro",
+    "function|load",
+    "function|restore",
+];
 
 pub struct Command {
     /// Lowercase full name: `get`, `client|list`.
@@ -189,7 +205,12 @@ impl CommandTable {
                 name,
                 id,
                 arity: spec.get("arity").and_then(|v| v.as_i64()).unwrap_or(-1) as i32,
-                flags: parse_flags(spec),
+                flags: parse_flags(spec)
+                    | if RUNS_LUA.contains(name) {
+                        flags::RUNS_SCRIPTS
+                    } else {
+                        0
+                    },
                 handler,
                 spec,
                 subcommands: None,
