@@ -25,6 +25,26 @@ pub struct CmdIndex {
     /// spec flags), so the check needs no key extraction. SET's flags
     /// depend on its GET option (it alone has VARIABLE_FLAGS here).
     pub single_key: Vec<Option<(usize, u32)>>,
+    /// What the per-command check of a single-selector user needs to look
+    /// at, per command id (see [`Quick`]).
+    pub quick: Vec<Quick>,
+}
+
+/// A command's shape as the quick ACL check sees it: no keys and no
+/// channels, one key at a fixed position (with the permission it needs),
+/// or anything else (the full check decides).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Quick {
+    NoKeys,
+    /// `need` is [`super::selector::READ`] / `WRITE` bits. `variable`: the
+    /// need changes with options (SET's GET), so it holds only when the
+    /// command has no arguments past the value.
+    OneKey {
+        pos: u8,
+        need: u8,
+        variable: bool,
+    },
+    Other,
 }
 
 /// Which arguments of a command are Pub/Sub channels ACLs check.
@@ -51,6 +71,7 @@ impl CmdIndex {
             by_name: HashMap::with_capacity(len),
             channels: vec![ChannelArgs::None; len],
             single_key: vec![None; len],
+            quick: vec![Quick::Other; len],
         };
         for c in table.all() {
             idx.names[c.id] = c.name;
@@ -69,6 +90,7 @@ impl CmdIndex {
                 "psubscribe" => ChannelArgs::AllPatterns,
                 _ => ChannelArgs::None,
             };
+            idx.quick[c.id] = quick(c, idx.single_key[c.id], idx.channels[c.id]);
         }
         for c in table.all() {
             if let Some((parent, _)) = c.name.split_once('|')
@@ -103,6 +125,25 @@ pub fn category_index(name: &str) -> Option<usize> {
     ACL_CATEGORIES
         .iter()
         .position(|c| c.eq_ignore_ascii_case(name))
+}
+
+fn quick(c: &crate::cmd::Command, single: Option<(usize, u32)>, channels: ChannelArgs) -> Quick {
+    use crate::cmd::keyspec::{has_keys, kflags};
+    if channels != ChannelArgs::None {
+        return Quick::Other;
+    }
+    match single {
+        Some((pos, flags)) => match u8::try_from(pos) {
+            Ok(pos) => Quick::OneKey {
+                pos,
+                need: super::selector::need_of(flags),
+                variable: flags & kflags::VARIABLE_FLAGS != 0,
+            },
+            Err(_) => Quick::Other,
+        },
+        None if has_keys(c) => Quick::Other,
+        None => Quick::NoKeys,
+    }
 }
 
 /// `(position, flags)` when the command's only key is at a fixed position.

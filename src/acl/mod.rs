@@ -24,6 +24,7 @@ use crate::resp::Args;
 use crate::server::Server;
 use crate::server::client::Client;
 pub use index::CmdIndex;
+use user::Mode;
 pub use user::User;
 
 /// Why a command is refused, with the argument at fault.
@@ -270,7 +271,8 @@ impl Acl {
 }
 
 /// The per-command check: whether the client's user may run `cmd` with
-/// `args`. The default user costs one branch.
+/// `args`. The default user costs one branch; a user with only its root
+/// selector is usually decided by [`selector::Selector::quick_allows`].
 #[inline]
 pub fn check(
     srv: &Server,
@@ -278,10 +280,14 @@ pub fn check(
     cmd: &Command,
     args: &Args<'_>,
 ) -> Result<(), Denied> {
-    if let Some(u) = &client.user
-        && u.fast_path()
-    {
-        return Ok(());
+    if let Some(u) = &client.user {
+        match u.mode() {
+            Mode::Open => return Ok(()),
+            Mode::Root if u.root.quick_allows(cmd.id, srv.acl.idx.quick[cmd.id], args) => {
+                return Ok(());
+            }
+            _ => {}
+        }
     }
     check_slow(srv, client, cmd, args)
 }
@@ -431,6 +437,72 @@ pub fn refuse_in_script(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The quick check never allows what the full check denies, and
+    /// decides every allowed single-key command without SET's options.
+    #[test]
+    fn quick_check_agrees_with_the_full_check() {
+        let table = CommandTable::build(&crate::cmd::handlers());
+        let acl = Acl::new(&table, "");
+        let users: [&[&str]; 4] = [
+            &["on", "+@all", "-@dangerous", "~key:*", "%R~ro*", "%W~wo*"],
+            &[
+                "on", "+get", "+set", "+mget", "+del", "+publish", "~k?y*", "~*x",
+            ],
+            &["on", "+@read", "allkeys", "-get"],
+            &["on", "+@all", "resetkeys", "~[a-c]*", "~exact"],
+        ];
+        let commands: [&[&str]; 16] = [
+            &["set", "key:1", "v"],
+            &["set", "key:1", "v", "get"],
+            &["set", "ro1", "v"],
+            &["set", "wo1", "v"],
+            &["set", "wo1", "v", "GET"],
+            &["get", "ro1"],
+            &["get", "wo1"],
+            &["get", "kay"],
+            &["get", "x"],
+            &["get", "bx"],
+            &["get", ""],
+            &["get", "exact"],
+            &["mget", "key:1", "ro2"],
+            &["del", "key:2"],
+            &["publish", "ch", "m"],
+            &["ping"],
+        ];
+        for (n, rules) in users.iter().enumerate() {
+            let name = format!("u{n}");
+            let rules: Vec<Vec<u8>> = rules.iter().map(|r| r.as_bytes().to_vec()).collect();
+            acl.set_user(&name, &rules, false).unwrap();
+            let u = acl.get(&name).unwrap();
+            assert_eq!(u.mode(), Mode::Root, "{name}");
+            for argv in commands {
+                let mut buf = Vec::new();
+                let mut spans = Vec::new();
+                for a in argv {
+                    spans.push((buf.len(), buf.len() + a.len()));
+                    buf.extend_from_slice(a.as_bytes());
+                }
+                let args = crate::resp::parse::Parser::args_over(&buf, &spans);
+                let cmd = table.lookup(argv[0].as_bytes()).unwrap();
+                let quick = acl.idx.quick[cmd.id];
+                let full = u.check(&acl.idx, cmd, &args).is_ok();
+                let fast = u.root.quick_allows(cmd.id, quick, &args);
+                assert!(
+                    !fast || full,
+                    "{name} {argv:?}: quick allowed a denied command"
+                );
+                let decidable = match quick {
+                    index::Quick::NoKeys => true,
+                    index::Quick::OneKey { variable, .. } => !variable || argv.len() <= 3,
+                    index::Quick::Other => false,
+                };
+                if decidable {
+                    assert_eq!(fast, full, "{name} {argv:?}");
+                }
+            }
+        }
+    }
 
     /// The cost of one check for a user with 20 key patterns and category
     /// rules (run with --ignored --nocapture in release).

@@ -2,7 +2,7 @@
 //! has a root selector and any number of extra ones written `(...)`; a
 //! command is allowed when any selector allows all of it.
 
-use super::index::{ChannelArgs, CmdIndex, category_index};
+use super::index::{ChannelArgs, CmdIndex, Quick, category_index};
 use super::{Denied, RuleError};
 use crate::cmd::Command;
 use crate::cmd::keyspec::{self, kflags};
@@ -311,19 +311,43 @@ impl Selector {
         Ok(())
     }
 
+    /// The common case of [`Selector::check`], decided from precomputed
+    /// facts without key extraction: true when the command is allowed and
+    /// its one key (if any) matches a pattern. False means "not decided
+    /// here" (the full check runs and finds the reason).
+    #[inline]
+    pub fn quick_allows(&self, id: usize, quick: Quick, args: &Args<'_>) -> bool {
+        if !self.allowed(id) {
+            return false;
+        }
+        match quick {
+            Quick::NoKeys => true,
+            Quick::OneKey {
+                pos,
+                need,
+                variable,
+            } => {
+                let pos = usize::from(pos);
+                (!variable || args.len() <= pos + 2)
+                    && pos < args.len()
+                    && (self.allkeys || self.key_allowed_need(&args[pos], need))
+            }
+            Quick::Other => false,
+        }
+    }
+
     /// A key with the access its key spec declares: reading (ACCESS)
     /// needs `R`, changing (INSERT, DELETE, UPDATE) needs `W`.
     pub fn key_allowed(&self, key: &[u8], spec_flags: u32) -> bool {
         if self.allkeys {
             return true;
         }
-        let mut need = 0;
-        if spec_flags & kflags::ACCESS != 0 {
-            need |= READ;
-        }
-        if spec_flags & (kflags::INSERT | kflags::DELETE | kflags::UPDATE) != 0 {
-            need |= WRITE;
-        }
+        self.key_allowed_need(key, need_of(spec_flags))
+    }
+
+    /// A key with the permission bits `need` ([`READ`], [`WRITE`]).
+    #[inline]
+    fn key_allowed_need(&self, key: &[u8], need: u8) -> bool {
         if let Some(&b) = key.first()
             && !self.starts.is_empty()
         {
@@ -489,6 +513,18 @@ impl Selector {
     }
 }
 
+/// The pattern permissions a key spec's flags need.
+pub fn need_of(spec_flags: u32) -> u8 {
+    let mut need = 0;
+    if spec_flags & kflags::ACCESS != 0 {
+        need |= READ;
+    }
+    if spec_flags & (kflags::INSERT | kflags::DELETE | kflags::UPDATE) != 0 {
+        need |= WRITE;
+    }
+    need
+}
+
 /// A key pattern with its literal prefix worked out once: most patterns
 /// are `prefix*`, decided by comparing the prefix.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -540,7 +576,8 @@ impl Probe {
             return keys[self.index as usize].matches(key);
         };
         let lit = usize::from(lit);
-        if key.len() < lit || key[..lit] != self.head[..lit] {
+        // Byte by byte: a call to memcmp costs more than these few bytes.
+        if key.len() < lit || key.iter().zip(&self.head[..lit]).any(|(a, b)| a != b) {
             return false;
         }
         match self.shape {

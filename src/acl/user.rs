@@ -3,7 +3,7 @@
 //! edits a copy and swaps it in, marking the old one stale so connections
 //! authenticated as it pick up the new one on their next command.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use sha2::{Digest, Sha256};
 
@@ -64,10 +64,26 @@ pub struct User {
     pub sanitize: Option<bool>,
     pub root: Selector,
     pub selectors: Vec<Selector>,
-    /// Everything is allowed and this is the user's current version: the
-    /// per-command check is this one flag.
-    fast: AtomicBool,
-    stale: AtomicBool,
+    /// How the per-command check treats this version of the user (one
+    /// load): [`Mode`] as a byte.
+    mode: AtomicU8,
+}
+
+/// What [`User::mode`] answers.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Mode {
+    /// Replaced or deleted: the connection looks its user up again.
+    Stale,
+    /// Everything is allowed: the check is this one load.
+    Open,
+    /// Only the root selector: the quick check can decide.
+    Root,
+    /// Extra selectors: the full check.
+    Selectors,
+}
+
+impl Mode {
+    const ALL: [Mode; 4] = [Mode::Stale, Mode::Open, Mode::Root, Mode::Selectors];
 }
 
 impl Clone for User {
@@ -80,8 +96,7 @@ impl Clone for User {
             sanitize: self.sanitize,
             root: self.root.clone(),
             selectors: self.selectors.clone(),
-            fast: AtomicBool::new(false),
-            stale: AtomicBool::new(false),
+            mode: AtomicU8::new(Mode::Selectors as u8),
         }
     }
 }
@@ -97,32 +112,35 @@ impl User {
             sanitize: None,
             root: Selector::new(idx.len, allchannels),
             selectors: Vec::new(),
-            fast: AtomicBool::new(false),
-            stale: AtomicBool::new(false),
+            mode: AtomicU8::new(Mode::Selectors as u8),
         }
     }
 
-    /// Computes the fast-path flag; called before the user is published.
+    /// Computes the check's mode; called before the user is published.
     pub fn seal(self, idx: &CmdIndex) -> User {
-        self.fast
-            .store(self.root.is_unrestricted(idx), Ordering::Relaxed);
+        let mode = if !self.selectors.is_empty() {
+            Mode::Selectors
+        } else if self.root.is_unrestricted(idx) {
+            Mode::Open
+        } else {
+            Mode::Root
+        };
+        self.mode.store(mode as u8, Ordering::Relaxed);
         self
     }
 
-    /// True when every command on every key and channel is allowed and
-    /// this version is current.
+    /// How the per-command check treats this user now.
     #[inline]
-    pub fn fast_path(&self) -> bool {
-        self.fast.load(Ordering::Relaxed)
+    pub fn mode(&self) -> Mode {
+        Mode::ALL[usize::from(self.mode.load(Ordering::Relaxed) & 3)]
     }
 
     pub fn mark_stale(&self) {
-        self.fast.store(false, Ordering::Relaxed);
-        self.stale.store(true, Ordering::Relaxed);
+        self.mode.store(Mode::Stale as u8, Ordering::Relaxed);
     }
 
     pub fn is_stale(&self) -> bool {
-        self.stale.load(Ordering::Relaxed)
+        self.mode() == Mode::Stale
     }
 
     pub fn password_ok(&self, given: &Hash) -> bool {
