@@ -244,6 +244,14 @@ fn events_of(ctx: &mut Ctx<'_>, args: &Args<'_>, existed: &[bool]) -> Vec<Event>
             }
         }
         "append" | "setrange" | "incrbyfloat" => ev.push((S, name, key(1), db)),
+        "setbit" | "bitfield" => ev.push((S, "setbit", key(1), db)),
+        "bitop" => {
+            if ctx.db.key(&args[2]).lookup().is_some() {
+                ev.push((S, "set", key(2), db));
+            } else {
+                ev.push((G, "del", key(2), db));
+            }
+        }
         "incr" | "decr" | "incrby" | "decrby" => ev.push((S, "incrby", key(1), db)),
         "del" | "unlink" => {
             for (i, &e) in existed.iter().enumerate() {

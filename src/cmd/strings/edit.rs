@@ -19,7 +19,7 @@ fn check_length(max: i64, len: u64, extra: u64) -> CmdResult {
 /// Runs `f` on the string at `idx` as an in-place editable buffer, first
 /// turning an inline or integer value into `Object::Str` (encoding `raw`).
 /// The caller checked that the value is a string.
-fn edit_in_place<R>(
+pub(super) fn edit_in_place<R>(
     slot: &mut KeySlot<'_, '_>,
     idx: usize,
     f: impl FnOnce(&mut Vec<u8>) -> R,

@@ -5,6 +5,7 @@
 //! whole values, `Value::Int` after INCR and friends, and `Object::Str`
 //! (raw, edited in place) once APPEND or SETRANGE touched a value.
 
+mod bits;
 mod edit;
 mod lcs;
 pub(crate) mod numeric;
@@ -38,6 +39,13 @@ pub const COMMANDS: &[(&str, Handler)] = &[
     ("substr", edit::getrange),
     ("strlen", edit::strlen),
     ("lcs", lcs::lcs),
+    ("setbit", bits::setbit),
+    ("getbit", bits::getbit),
+    ("bitcount", bits::bitcount),
+    ("bitpos", bits::bitpos),
+    ("bitop", bits::bitop),
+    ("bitfield", bits::bitfield),
+    ("bitfield_ro", bits::bitfield_ro),
 ];
 
 /// A string value as the commands see it: bytes, or an integer-encoded value.

@@ -152,3 +152,22 @@ fn append_and_setrange_edit_a_raw_string_object() {
     let idx = slot.lookup().unwrap();
     assert!(matches!(slot.entry(idx).value(), ValueRef::Obj(Object::Str(s)) if s.len() == 301));
 }
+
+#[test]
+fn bit_writes_are_published_only_when_they_change_something() {
+    let mut h = Harness::new();
+    assert_eq!(h.run("SETBIT b 3 0"), ":0\r\n");
+    assert_eq!(h.effects(), ["SETBIT b 3 0"], "creating the key counts");
+    h.run("SETBIT b 3 0");
+    assert!(h.effects().is_empty());
+    h.run("SETBIT b 3 1");
+    assert_eq!(h.effects(), ["SETBIT b 3 1"]);
+    h.run("BITFIELD b SET u8 0 16 GET u8 0");
+    assert!(h.effects().is_empty(), "the byte already was 16");
+    h.run("BITFIELD b OVERFLOW FAIL INCRBY u4 0 100");
+    assert!(h.effects().is_empty(), "a failed increment changes nothing");
+    h.run("BITFIELD b INCRBY u4 0 1");
+    assert_eq!(h.effects(), ["BITFIELD b INCRBY u4 0 1"]);
+    h.run("BITOP AND d missing");
+    assert!(h.effects().is_empty(), "an empty result over no key");
+}
