@@ -52,7 +52,7 @@ impl IntParam {
         self.v.load(Ordering::Relaxed)
     }
     pub fn set(&self, v: i64) {
-        self.v.store(v, Ordering::Relaxed)
+        self.v.store(v, Ordering::Relaxed);
     }
 }
 
@@ -67,7 +67,7 @@ impl BoolParam {
         self.0.load(Ordering::Relaxed)
     }
     pub fn set(&self, v: bool) {
-        self.0.store(v, Ordering::Relaxed)
+        self.0.store(v, Ordering::Relaxed);
     }
 }
 

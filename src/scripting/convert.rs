@@ -259,11 +259,11 @@ pub unsafe fn write_reply(
             ffi::LUA_TBOOLEAN => {
                 let b = ffi::lua_toboolean(l, idx) != 0;
                 if resp3_script {
-                    out.boolean(b)
+                    out.boolean(b);
                 } else if b {
-                    out.int(1)
+                    out.int(1);
                 } else {
-                    out.null()
+                    out.null();
                 }
             }
             ffi::LUA_TTABLE => write_table(l, idx, out, resp3_script, depth),

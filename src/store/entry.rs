@@ -382,7 +382,7 @@ impl Entry {
                 }
                 Value::Int(n) => ptr::write_unaligned(raw.add(off) as *mut i64, n),
                 Value::Obj(obj) => {
-                    ptr::write_unaligned(raw.add(off) as *mut *mut Object, Box::into_raw(obj))
+                    ptr::write_unaligned(raw.add(off) as *mut *mut Object, Box::into_raw(obj));
                 }
             }
         }
@@ -537,8 +537,13 @@ impl Entry {
     pub fn take_object(&mut self) -> Box<Object> {
         let off = self.payload_offset();
         let slot = {
+            // The slot is not aligned for a pointer: it is only read and
+            // written with `read_unaligned` / `write_unaligned` below.
+            #[allow(clippy::cast_ptr_alignment)]
             // SAFETY: computed within the allocation.
-            unsafe { self.ptr.as_ptr().add(off) as *mut *mut Object }
+            unsafe {
+                self.ptr.as_ptr().add(off) as *mut *mut Object
+            }
         };
         let placeholder = Box::into_raw(Box::new(Object::placeholder()));
         // SAFETY: the caller checked the kind is KIND_OBJ; we swap in a valid object.
@@ -571,7 +576,7 @@ impl Drop for Entry {
             dealloc(
                 self.ptr.as_ptr(),
                 Layout::from_size_align_unchecked(size, ALIGN),
-            )
+            );
         };
     }
 }

@@ -96,8 +96,12 @@ impl Slots {
             }
             p as *mut u64
         } else {
+            // Aligned for u64: the layout is `Layout::array::<u64>`.
+            #[allow(clippy::cast_ptr_alignment)]
             // SAFETY: the layout is non-zero sized.
-            unsafe { std::alloc::alloc_zeroed(Self::layout(len)) as *mut u64 }
+            unsafe {
+                std::alloc::alloc_zeroed(Self::layout(len)) as *mut u64
+            }
         };
         let Some(ptr) = std::ptr::NonNull::new(raw) else {
             std::alloc::handle_alloc_error(Self::layout(len))
