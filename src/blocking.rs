@@ -219,7 +219,7 @@ impl Waiter {
 
     /// Waits for a notification (serve or unblock).
     pub async fn notified(&self) {
-        self.notify.notified().await
+        self.notify.notified().await;
     }
 }
 

@@ -1,217 +1,33 @@
 //! Configuration: redis.conf files, `--name value` options and CONFIG GET/SET.
 //!
-//! Every parameter is one row of [`Config::params`]: its name (and alias),
-//! how it parses, how CONFIG GET prints it, and whether CONFIG SET may change
-//! it. Values live in atomics or small locks so the command path reads them
-//! without taking a shared lock. Defaults, bounds and error texts are Redis
-//! 7.0's; a parameter ferrokv does not act on is not listed here at all, so
-//! CONFIG GET does not pretend it works.
+//! Every parameter is written once, as one row of the [`config_table!`]
+//! below: its field, kind, default and bounds, name (and alias), whether
+//! CONFIG SET may change it, and flags (`multi`: a config line may give it
+//! several words; `inert`: accepted but not acted on, warned about). The
+//! struct, its defaults and the rows that the config file, the command
+//! line and CONFIG GET/SET all go through ([`Config::params`]) are generated
+//! from it. Values live in atomics or small locks so the command path reads
+//! them without taking a shared lock. Defaults, bounds and error texts are
+//! Redis 7.0's; a parameter ferrokv does not act on at all is not listed, so
+//! CONFIG GET does not pretend it works. What a few parameters do beyond
+//! parsing and printing is code keyed by their field: `dir` (moves the
+//! process, printed as the working directory), `loglevel` (sets the log
+//! level), `appendonly` (refuses `yes`).
 
 pub mod file;
+mod params;
+mod parse;
 pub mod tls;
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 
-use parking_lot::RwLock;
-
-/// An integer parameter (plain numbers or memory sizes such as `512mb`).
-pub struct IntParam {
-    v: AtomicI64,
-    min: i64,
-    max: i64,
-    memory: bool,
-    /// Values outside this range are accepted but stored clamped (`hz`).
-    clamp: Option<(i64, i64)>,
-}
-
-impl IntParam {
-    pub const fn new(v: i64, min: i64, max: i64) -> IntParam {
-        IntParam {
-            v: AtomicI64::new(v),
-            min,
-            max,
-            memory: false,
-            clamp: None,
-        }
-    }
-    pub const fn memory(v: i64, min: i64, max: i64) -> IntParam {
-        IntParam {
-            v: AtomicI64::new(v),
-            min,
-            max,
-            memory: true,
-            clamp: None,
-        }
-    }
-    pub const fn clamped(mut self, lo: i64, hi: i64) -> IntParam {
-        self.clamp = Some((lo, hi));
-        self
-    }
-    #[inline]
-    pub fn get(&self) -> i64 {
-        self.v.load(Ordering::Relaxed)
-    }
-    pub fn set(&self, v: i64) {
-        self.v.store(v, Ordering::Relaxed)
-    }
-}
-
-pub struct BoolParam(AtomicBool);
-
-impl BoolParam {
-    pub const fn new(v: bool) -> BoolParam {
-        BoolParam(AtomicBool::new(v))
-    }
-    #[inline]
-    pub fn get(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
-    }
-    pub fn set(&self, v: bool) {
-        self.0.store(v, Ordering::Relaxed)
-    }
-}
-
-/// One of a fixed set of names.
-pub struct EnumParam {
-    v: AtomicUsize,
-    names: &'static [&'static str],
-}
-
-impl EnumParam {
-    pub const fn new(v: usize, names: &'static [&'static str]) -> EnumParam {
-        EnumParam {
-            v: AtomicUsize::new(v),
-            names,
-        }
-    }
-    #[inline]
-    pub fn get(&self) -> usize {
-        self.v.load(Ordering::Relaxed)
-    }
-    pub fn name(&self) -> &'static str {
-        self.names[self.get()]
-    }
-}
-
-pub struct StrParam(RwLock<String>);
-
-impl StrParam {
-    pub fn new(v: &str) -> StrParam {
-        StrParam(RwLock::new(v.to_string()))
-    }
-    pub fn get(&self) -> String {
-        self.0.read().clone()
-    }
-    pub fn set(&self, v: &str) {
-        *self.0.write() = v.to_string();
-    }
-    pub fn with<R>(&self, f: impl FnOnce(&str) -> R) -> R {
-        f(&self.0.read())
-    }
-}
-
-/// Keyspace notification classes (`notify-keyspace-events`), as bits.
-pub mod notify {
-    pub const KEYSPACE: u32 = 1 << 0;
-    pub const KEYEVENT: u32 = 1 << 1;
-    pub const GENERIC: u32 = 1 << 2;
-    pub const STRING: u32 = 1 << 3;
-    pub const LIST: u32 = 1 << 4;
-    pub const SET: u32 = 1 << 5;
-    pub const HASH: u32 = 1 << 6;
-    pub const ZSET: u32 = 1 << 7;
-    pub const EXPIRED: u32 = 1 << 8;
-    pub const EVICTED: u32 = 1 << 9;
-    pub const STREAM: u32 = 1 << 10;
-    pub const KEY_MISS: u32 = 1 << 11;
-    pub const MODULE: u32 = 1 << 12;
-    pub const NEW: u32 = 1 << 13;
-    /// What the `A` class stands for (`m` and `n` are not part of it).
-    pub const ALL: u32 =
-        GENERIC | STRING | LIST | SET | HASH | ZSET | EXPIRED | EVICTED | STREAM | MODULE;
-    /// The class letters in the order Redis prints them (inside `A`).
-    pub(super) const LETTERS: [(char, u32); 11] = [
-        ('g', GENERIC),
-        ('$', STRING),
-        ('l', LIST),
-        ('s', SET),
-        ('h', HASH),
-        ('z', ZSET),
-        ('x', EXPIRED),
-        ('e', EVICTED),
-        ('t', STREAM),
-        ('d', MODULE),
-        ('n', NEW),
-    ];
-}
-
-/// Output buffer limits per client class: `[hard, soft, soft_seconds]`.
-pub struct BufferLimits([[AtomicI64; 3]; 3]);
-
-/// The classes of `client-output-buffer-limit`, in print order.
-pub const CLIENT_CLASSES: [&str; 3] = ["normal", "slave", "pubsub"];
-
-impl BufferLimits {
-    fn new(v: [[i64; 3]; 3]) -> BufferLimits {
-        BufferLimits(v.map(|c| c.map(AtomicI64::new)))
-    }
-    /// `[hard, soft, soft_seconds]` of class `i` (see [`CLIENT_CLASSES`]).
-    pub fn get(&self, i: usize) -> [i64; 3] {
-        [0, 1, 2].map(|k| self.0[i][k].load(Ordering::Relaxed))
-    }
-    fn all(&self) -> [[i64; 3]; 3] {
-        [0, 1, 2].map(|i| self.get(i))
-    }
-}
-
-/// How a row reads and writes its value.
-#[derive(Clone, Copy)]
-pub enum Kind<'a> {
-    Int(&'a IntParam),
-    Bool(&'a BoolParam),
-    Enum(&'a EnumParam),
-    Str(&'a StrParam),
-    /// `save`: pairs of seconds and changes.
-    Save(&'a StrParam),
-    Notify(&'a AtomicU32),
-    BufferLimits(&'a BufferLimits),
-}
-
-/// Whether CONFIG SET may change a parameter.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Access {
-    Mutable,
-    Immutable,
-    /// Changeable only with `enable-protected-configs` (`dir`, `dbfilename`).
-    Protected,
-}
-
-/// One parameter as CONFIG sees it.
-pub struct Param<'a> {
-    pub name: &'static str,
-    pub alias: Option<&'static str>,
-    pub kind: Kind<'a>,
-    pub access: Access,
-}
-
-impl Param<'_> {
-    /// Whether a config line may give it several words (or none); the
-    /// others take exactly one, as in Redis.
-    pub fn multi_arg(&self) -> bool {
-        matches!(self.kind, Kind::Save(_) | Kind::BufferLimits(_)) || self.name == "bind"
-    }
-
-    /// Whether CONFIG SET may change it; `protected_ok` is whether this
-    /// client may change protected ones ([`Config::protected_configs_allowed`]).
-    pub fn check_settable(&self, protected_ok: bool) -> Result<(), SetError> {
-        match self.access {
-            Access::Mutable => Ok(()),
-            Access::Immutable => Err(SetError::Immutable),
-            Access::Protected if protected_ok => Ok(()),
-            Access::Protected => Err(SetError::Protected),
-        }
-    }
-}
+use params::config_table;
+pub use params::{
+    Access, BoolParam, BufferLimits, CLIENT_CLASSES, EnumParam, Inert, IntParam, Kind, Param,
+    StrParam, notify,
+};
+pub use parse::{APPENDONLY_UNSUPPORTED, parse_memory};
+use parse::{Value, check_dir, notify_to_string, parse_value, value_str};
 
 pub const LOGLEVELS: &[&str] = &["debug", "verbose", "notice", "warning"];
 pub const YES_NO_LOCAL: &[&str] = &["no", "yes", "local"];
@@ -234,179 +50,128 @@ const INT_MIN: i64 = i32::MIN as i64;
 const LONG_MAX: i64 = i64::MAX;
 const MB: i64 = 1024 * 1024;
 
-pub struct Config {
-    pub port: IntParam,
-    pub bind: StrParam,
-    pub databases: IntParam,
-    pub requirepass: StrParam,
-    pub masterauth: StrParam,
-    pub masteruser: StrParam,
-    pub loglevel: EnumParam,
-    pub logfile: StrParam,
-    pub pidfile: StrParam,
-    pub unixsocket: StrParam,
-    pub supervised: EnumParam,
-    pub proto_max_bulk_len: IntParam,
-    pub client_query_buffer_limit: IntParam,
-    pub client_output_buffer_limit: BufferLimits,
-    pub maxclients: IntParam,
-    pub timeout: IntParam,
-    pub tcp_keepalive: IntParam,
-    pub tcp_backlog: IntParam,
-    pub tls_port: IntParam,
-    /// The other `tls-*` parameters.
-    pub tls: tls::TlsConfig,
-    pub hz: IntParam,
-    pub dynamic_hz: BoolParam,
-    pub enable_debug_command: EnumParam,
-    pub enable_protected_configs: EnumParam,
-    pub enable_module_command: EnumParam,
-    pub save: StrParam,
-    pub appendonly: BoolParam,
-    pub appendfsync: EnumParam,
-    pub appendfilename: StrParam,
-    pub appenddirname: StrParam,
-    pub dir: StrParam,
-    pub dbfilename: StrParam,
-    pub rdbcompression: BoolParam,
-    pub rdbchecksum: BoolParam,
-    pub stop_writes_on_bgsave_error: BoolParam,
-    pub daemonize: BoolParam,
-    /// Log the start-up banner (with the pid) even when stdout is not a terminal.
-    pub always_show_logo: BoolParam,
-    pub protected_mode: BoolParam,
-    pub io_threads: IntParam,
-    pub maxmemory: IntParam,
-    pub maxmemory_policy: EnumParam,
-    pub maxmemory_samples: IntParam,
-    pub maxmemory_eviction_tenacity: IntParam,
-    pub lfu_log_factor: IntParam,
-    pub lfu_decay_time: IntParam,
-    pub busy_reply_threshold: IntParam,
-    pub notify_keyspace_events: AtomicU32,
-    pub hash_max_listpack_entries: IntParam,
-    pub hash_max_listpack_value: IntParam,
-    pub set_max_intset_entries: IntParam,
-    pub zset_max_listpack_entries: IntParam,
-    pub zset_max_listpack_value: IntParam,
-    pub list_max_listpack_size: IntParam,
-    pub list_compress_depth: IntParam,
-    pub stream_node_max_bytes: IntParam,
-    pub stream_node_max_entries: IntParam,
-    pub hll_sparse_max_bytes: IntParam,
-    pub slowlog_log_slower_than: IntParam,
-    pub slowlog_max_len: IntParam,
-    pub latency_monitor_threshold: IntParam,
-    /// Accepted, not acted on: ferrokv keeps no per-command latency
-    /// percentiles (INFO latencystats).
-    pub latency_tracking: BoolParam,
-    pub active_expire_effort: IntParam,
-    pub activerehashing: BoolParam,
-    pub lazyfree_lazy_eviction: BoolParam,
-    pub lazyfree_lazy_expire: BoolParam,
-    pub lazyfree_lazy_server_del: BoolParam,
-    pub lazyfree_lazy_user_del: BoolParam,
-    pub lazyfree_lazy_user_flush: BoolParam,
-    pub replica_read_only: BoolParam,
-    pub replica_lazy_flush: BoolParam,
-    pub cluster_enabled: BoolParam,
-    pub tracking_table_max_keys: IntParam,
-    pub acllog_max_len: IntParam,
-    /// ACL users file (ACL LOAD/SAVE); exclusive with `user` directives.
-    pub aclfile: StrParam,
-    /// `user` directives (name, rules), checked as read, applied once the
-    /// server exists.
-    pub acl_users: parking_lot::Mutex<Vec<Vec<String>>>,
-    /// Channels a new user may use: `resetchannels` (none) or `allchannels`.
-    pub acl_pubsub_default: EnumParam,
-    pub shutdown_timeout: IntParam,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            port: IntParam::new(6379, 0, 65535),
-            bind: StrParam::new("127.0.0.1 -::1"),
-            databases: IntParam::new(16, 1, INT_MAX),
-            requirepass: StrParam::new(""),
-            masterauth: StrParam::new(""),
-            masteruser: StrParam::new(""),
-            loglevel: EnumParam::new(2, LOGLEVELS),
-            logfile: StrParam::new(""),
-            pidfile: StrParam::new(""),
-            unixsocket: StrParam::new(""),
-            supervised: EnumParam::new(3, SUPERVISED),
-            proto_max_bulk_len: IntParam::memory(512 * MB, MB, LONG_MAX),
-            client_query_buffer_limit: IntParam::memory(1024 * MB, MB, LONG_MAX),
-            client_output_buffer_limit: BufferLimits::new([
-                [0, 0, 0],
-                [256 * MB, 64 * MB, 60],
-                [32 * MB, 8 * MB, 60],
-            ]),
-            maxclients: IntParam::new(10000, 1, i64::from(u32::MAX)),
-            timeout: IntParam::new(0, 0, INT_MAX),
-            tcp_keepalive: IntParam::new(300, 0, INT_MAX),
-            tcp_backlog: IntParam::new(511, 0, INT_MAX),
-            tls_port: IntParam::new(0, 0, 65535),
-            tls: Default::default(),
-            hz: IntParam::new(10, 0, INT_MAX).clamped(1, 500),
-            dynamic_hz: BoolParam::new(true),
-            enable_debug_command: EnumParam::new(0, YES_NO_LOCAL),
-            enable_protected_configs: EnumParam::new(0, YES_NO_LOCAL),
-            enable_module_command: EnumParam::new(0, YES_NO_LOCAL),
-            save: StrParam::new("3600 1 300 100 60 10000"),
-            appendonly: BoolParam::new(false),
-            appendfsync: EnumParam::new(0, APPENDFSYNC),
-            appendfilename: StrParam::new("appendonly.aof"),
-            appenddirname: StrParam::new("appendonlydir"),
-            dir: StrParam::new(""),
-            dbfilename: StrParam::new("dump.rdb"),
-            rdbcompression: BoolParam::new(true),
-            rdbchecksum: BoolParam::new(true),
-            stop_writes_on_bgsave_error: BoolParam::new(true),
-            daemonize: BoolParam::new(false),
-            always_show_logo: BoolParam::new(false),
-            protected_mode: BoolParam::new(true),
-            io_threads: IntParam::new(1, 1, 128),
-            maxmemory: IntParam::memory(0, 0, LONG_MAX),
-            maxmemory_policy: EnumParam::new(7, MAXMEMORY_POLICIES),
-            maxmemory_samples: IntParam::new(5, 1, INT_MAX),
-            maxmemory_eviction_tenacity: IntParam::new(10, 0, 100),
-            lfu_log_factor: IntParam::new(10, 0, INT_MAX),
-            lfu_decay_time: IntParam::new(1, 0, INT_MAX),
-            busy_reply_threshold: IntParam::new(5000, 0, LONG_MAX),
-            notify_keyspace_events: AtomicU32::new(0),
-            hash_max_listpack_entries: IntParam::new(512, 0, LONG_MAX),
-            hash_max_listpack_value: IntParam::new(64, 0, LONG_MAX),
-            set_max_intset_entries: IntParam::new(512, 0, LONG_MAX),
-            zset_max_listpack_entries: IntParam::new(128, 0, LONG_MAX),
-            zset_max_listpack_value: IntParam::new(64, 0, LONG_MAX),
-            list_max_listpack_size: IntParam::new(-2, INT_MIN, INT_MAX),
-            list_compress_depth: IntParam::new(0, 0, INT_MAX),
-            stream_node_max_bytes: IntParam::memory(4096, 0, LONG_MAX),
-            stream_node_max_entries: IntParam::new(100, 0, LONG_MAX),
-            hll_sparse_max_bytes: IntParam::memory(3000, 0, LONG_MAX),
-            slowlog_log_slower_than: IntParam::new(10000, -1, LONG_MAX),
-            slowlog_max_len: IntParam::new(128, 0, LONG_MAX),
-            latency_monitor_threshold: IntParam::new(0, 0, LONG_MAX),
-            latency_tracking: BoolParam::new(true),
-            active_expire_effort: IntParam::new(1, 1, 10),
-            activerehashing: BoolParam::new(true),
-            lazyfree_lazy_eviction: BoolParam::new(false),
-            lazyfree_lazy_expire: BoolParam::new(false),
-            lazyfree_lazy_server_del: BoolParam::new(false),
-            lazyfree_lazy_user_del: BoolParam::new(false),
-            lazyfree_lazy_user_flush: BoolParam::new(false),
-            replica_read_only: BoolParam::new(true),
-            replica_lazy_flush: BoolParam::new(false),
-            cluster_enabled: BoolParam::new(false),
-            tracking_table_max_keys: IntParam::new(1_000_000, 0, LONG_MAX),
-            acllog_max_len: IntParam::new(128, 0, LONG_MAX),
-            aclfile: StrParam::new(""),
-            acl_users: Default::default(),
-            acl_pubsub_default: EnumParam::new(0, ACL_PUBSUB_DEFAULT),
-            shutdown_timeout: IntParam::new(10, 0, INT_MAX),
-        }
+config_table! {
+    pub struct Config {
+        port: Int = IntParam::new(6379, 0, 65535), "port", Mutable;
+        bind: Str = StrParam::new("127.0.0.1 -::1"), "bind", Mutable, multi;
+        databases: Int = IntParam::new(16, 1, INT_MAX), "databases", Immutable;
+        requirepass: Str = StrParam::new(""), "requirepass", Mutable;
+        masterauth: Str = StrParam::new(""), "masterauth", Mutable;
+        masteruser: Str = StrParam::new(""), "masteruser", Mutable;
+        loglevel: Enum = EnumParam::new(2, LOGLEVELS), "loglevel", Mutable;
+        logfile: Str = StrParam::new(""), "logfile", Immutable;
+        pidfile: Str = StrParam::new(""), "pidfile", Immutable,
+            inert(file::non_empty, "no pid file is written");
+        unixsocket: Str = StrParam::new(""), "unixsocket", Immutable,
+            inert(file::non_empty, "only TCP is served");
+        supervised: Enum = EnumParam::new(3, SUPERVISED), "supervised", Immutable,
+            inert(file::supervised, "no readiness is reported to upstart or systemd");
+        proto_max_bulk_len: Int = IntParam::memory(512 * MB, MB, LONG_MAX),
+            "proto-max-bulk-len", Mutable;
+        client_query_buffer_limit: Int = IntParam::memory(1024 * MB, MB, LONG_MAX),
+            "client-query-buffer-limit", Mutable;
+        client_output_buffer_limit: BufferLimits = BufferLimits::new([[0, 0, 0], [256 * MB, 64 * MB, 60], [32 * MB, 8 * MB, 60]]),
+            "client-output-buffer-limit", Mutable, multi;
+        maxclients: Int = IntParam::new(10000, 1, i64::from(u32::MAX)), "maxclients", Mutable;
+        timeout: Int = IntParam::new(0, 0, INT_MAX), "timeout", Mutable;
+        tcp_keepalive: Int = IntParam::new(300, 0, INT_MAX), "tcp-keepalive", Mutable;
+        tcp_backlog: Int = IntParam::new(511, 0, INT_MAX), "tcp-backlog", Immutable;
+        tls_port: Int = IntParam::new(0, 0, 65535), "tls-port", Mutable;
+        hz: Int = IntParam::new(10, 0, INT_MAX).clamped(1, 500), "hz", Mutable;
+        dynamic_hz: Bool = BoolParam::new(true), "dynamic-hz", Mutable;
+        enable_debug_command: Enum = EnumParam::new(0, YES_NO_LOCAL),
+            "enable-debug-command", Immutable;
+        enable_protected_configs: Enum = EnumParam::new(0, YES_NO_LOCAL),
+            "enable-protected-configs", Immutable;
+        enable_module_command: Enum = EnumParam::new(0, YES_NO_LOCAL),
+            "enable-module-command", Immutable;
+        save: Save = StrParam::new("3600 1 300 100 60 10000"), "save", Mutable, multi,
+            inert(file::non_empty, "there are no RDB snapshots, data is not persisted");
+        appendonly: Bool = BoolParam::new(false), "appendonly", Mutable;
+        appendfsync: Enum = EnumParam::new(0, APPENDFSYNC), "appendfsync", Mutable;
+        appendfilename: Str = StrParam::new("appendonly.aof"), "appendfilename", Immutable;
+        appenddirname: Str = StrParam::new("appendonlydir"), "appenddirname", Immutable;
+        dir: Str = StrParam::new(""), "dir", Protected;
+        dbfilename: Str = StrParam::new("dump.rdb"), "dbfilename", Protected;
+        rdbcompression: Bool = BoolParam::new(true), "rdbcompression", Mutable;
+        rdbchecksum: Bool = BoolParam::new(true), "rdbchecksum", Mutable;
+        stop_writes_on_bgsave_error: Bool = BoolParam::new(true),
+            "stop-writes-on-bgsave-error", Mutable;
+        daemonize: Bool = BoolParam::new(false), "daemonize", Immutable,
+            inert(file::yes, "the server stays in the foreground");
+        /// Log the start-up banner (with the pid) even when stdout is not a terminal.
+        always_show_logo: Bool = BoolParam::new(false), "always-show-logo", Immutable;
+        protected_mode: Bool = BoolParam::new(true), "protected-mode", Mutable;
+        io_threads: Int = IntParam::new(1, 1, 128), "io-threads", Immutable;
+        maxmemory: Int = IntParam::memory(0, 0, LONG_MAX), "maxmemory", Mutable;
+        maxmemory_policy: Enum = EnumParam::new(7, MAXMEMORY_POLICIES),
+            "maxmemory-policy", Mutable;
+        maxmemory_samples: Int = IntParam::new(5, 1, INT_MAX), "maxmemory-samples", Mutable;
+        maxmemory_eviction_tenacity: Int = IntParam::new(10, 0, 100),
+            "maxmemory-eviction-tenacity", Mutable;
+        lfu_log_factor: Int = IntParam::new(10, 0, INT_MAX), "lfu-log-factor", Mutable;
+        lfu_decay_time: Int = IntParam::new(1, 0, INT_MAX), "lfu-decay-time", Mutable;
+        busy_reply_threshold: Int = IntParam::new(5000, 0, LONG_MAX),
+            "busy-reply-threshold" | "lua-time-limit", Mutable;
+        notify_keyspace_events: Notify = AtomicU32::new(0), "notify-keyspace-events", Mutable;
+        hash_max_listpack_entries: Int = IntParam::new(512, 0, LONG_MAX),
+            "hash-max-listpack-entries" | "hash-max-ziplist-entries", Mutable;
+        hash_max_listpack_value: Int = IntParam::new(64, 0, LONG_MAX),
+            "hash-max-listpack-value" | "hash-max-ziplist-value", Mutable;
+        set_max_intset_entries: Int = IntParam::new(512, 0, LONG_MAX),
+            "set-max-intset-entries", Mutable;
+        zset_max_listpack_entries: Int = IntParam::new(128, 0, LONG_MAX),
+            "zset-max-listpack-entries" | "zset-max-ziplist-entries", Mutable;
+        zset_max_listpack_value: Int = IntParam::new(64, 0, LONG_MAX),
+            "zset-max-listpack-value" | "zset-max-ziplist-value", Mutable;
+        list_max_listpack_size: Int = IntParam::new(-2, INT_MIN, INT_MAX),
+            "list-max-listpack-size" | "list-max-ziplist-size", Mutable;
+        list_compress_depth: Int = IntParam::new(0, 0, INT_MAX), "list-compress-depth", Mutable;
+        stream_node_max_bytes: Int = IntParam::memory(4096, 0, LONG_MAX),
+            "stream-node-max-bytes", Mutable;
+        stream_node_max_entries: Int = IntParam::new(100, 0, LONG_MAX),
+            "stream-node-max-entries", Mutable;
+        hll_sparse_max_bytes: Int = IntParam::memory(3000, 0, LONG_MAX),
+            "hll-sparse-max-bytes", Mutable;
+        slowlog_log_slower_than: Int = IntParam::new(10000, -1, LONG_MAX),
+            "slowlog-log-slower-than", Mutable;
+        slowlog_max_len: Int = IntParam::new(128, 0, LONG_MAX), "slowlog-max-len", Mutable;
+        latency_monitor_threshold: Int = IntParam::new(0, 0, LONG_MAX),
+            "latency-monitor-threshold", Mutable;
+        active_expire_effort: Int = IntParam::new(1, 1, 10), "active-expire-effort", Mutable;
+        activerehashing: Bool = BoolParam::new(true), "activerehashing", Mutable;
+        /// Accepted, not acted on: ferrokv keeps no per-command latency
+        /// percentiles (INFO latencystats).
+        latency_tracking: Bool = BoolParam::new(true), "latency-tracking", Mutable;
+        lazyfree_lazy_eviction: Bool = BoolParam::new(false), "lazyfree-lazy-eviction", Mutable;
+        lazyfree_lazy_expire: Bool = BoolParam::new(false), "lazyfree-lazy-expire", Mutable;
+        lazyfree_lazy_server_del: Bool = BoolParam::new(false),
+            "lazyfree-lazy-server-del", Mutable;
+        lazyfree_lazy_user_del: Bool = BoolParam::new(false), "lazyfree-lazy-user-del", Mutable;
+        lazyfree_lazy_user_flush: Bool = BoolParam::new(false),
+            "lazyfree-lazy-user-flush", Mutable;
+        replica_read_only: Bool = BoolParam::new(true),
+            "replica-read-only" | "slave-read-only", Mutable;
+        replica_lazy_flush: Bool = BoolParam::new(false),
+            "replica-lazy-flush" | "slave-lazy-flush", Mutable;
+        cluster_enabled: Bool = BoolParam::new(false), "cluster-enabled", Immutable,
+            inert(file::yes, "the server runs standalone");
+        tracking_table_max_keys: Int = IntParam::new(1_000_000, 0, LONG_MAX),
+            "tracking-table-max-keys", Mutable;
+        acllog_max_len: Int = IntParam::new(128, 0, LONG_MAX), "acllog-max-len", Mutable;
+        /// ACL users file (ACL LOAD/SAVE); exclusive with `user` directives.
+        aclfile: Str = StrParam::new(""), "aclfile", Immutable;
+        /// Channels a new user may use: `resetchannels` (none) or `allchannels`.
+        acl_pubsub_default: Enum = EnumParam::new(0, ACL_PUBSUB_DEFAULT),
+            "acl-pubsub-default", Mutable;
+        shutdown_timeout: Int = IntParam::new(10, 0, INT_MAX), "shutdown-timeout", Mutable;
+    }
+    extra {
+        /// The other `tls-*` parameters.
+        tls: tls::TlsConfig = tls::TlsConfig::default();
+        /// `user` directives (name, rules), checked as read, applied once the
+        /// server exists.
+        acl_users: parking_lot::Mutex<Vec<Vec<String>>> = Default::default();
     }
 }
 
@@ -414,15 +179,6 @@ impl Default for Config {
 pub struct Pending<'a> {
     kind: Kind<'a>,
     value: Value,
-}
-
-enum Value {
-    Int(i64),
-    Bool(bool),
-    Enum(usize),
-    Str(String),
-    Notify(u32),
-    Limits([[i64; 3]; 3]),
 }
 
 #[derive(Debug)]
@@ -446,289 +202,11 @@ impl SetError {
 }
 
 impl Config {
-    /// Every parameter, in CONFIG GET order.
+    /// Every parameter, in CONFIG GET order: this table's rows, then the
+    /// `tls-*` ones.
     pub fn params(&self) -> Vec<Param<'_>> {
-        use Access::*;
-        use Kind::*;
-        let p = |name, alias, kind, access| Param {
-            name,
-            alias,
-            kind,
-            access,
-        };
-        let mut all = vec![
-            p("port", None, Int(&self.port), Mutable),
-            p("bind", None, Str(&self.bind), Mutable),
-            p("databases", None, Int(&self.databases), Immutable),
-            p("requirepass", None, Str(&self.requirepass), Mutable),
-            p("masterauth", None, Str(&self.masterauth), Mutable),
-            p("masteruser", None, Str(&self.masteruser), Mutable),
-            p("loglevel", None, Enum(&self.loglevel), Mutable),
-            p("logfile", None, Str(&self.logfile), Immutable),
-            p("pidfile", None, Str(&self.pidfile), Immutable),
-            p("unixsocket", None, Str(&self.unixsocket), Immutable),
-            p("supervised", None, Enum(&self.supervised), Immutable),
-            p(
-                "proto-max-bulk-len",
-                None,
-                Int(&self.proto_max_bulk_len),
-                Mutable,
-            ),
-            p(
-                "client-query-buffer-limit",
-                None,
-                Int(&self.client_query_buffer_limit),
-                Mutable,
-            ),
-            p(
-                "client-output-buffer-limit",
-                None,
-                BufferLimits(&self.client_output_buffer_limit),
-                Mutable,
-            ),
-            p("maxclients", None, Int(&self.maxclients), Mutable),
-            p("timeout", None, Int(&self.timeout), Mutable),
-            p("tcp-keepalive", None, Int(&self.tcp_keepalive), Mutable),
-            p("tcp-backlog", None, Int(&self.tcp_backlog), Immutable),
-            p("tls-port", None, Int(&self.tls_port), Mutable),
-            p("hz", None, Int(&self.hz), Mutable),
-            p("dynamic-hz", None, Bool(&self.dynamic_hz), Mutable),
-            p(
-                "enable-debug-command",
-                None,
-                Enum(&self.enable_debug_command),
-                Immutable,
-            ),
-            p(
-                "enable-protected-configs",
-                None,
-                Enum(&self.enable_protected_configs),
-                Immutable,
-            ),
-            p(
-                "enable-module-command",
-                None,
-                Enum(&self.enable_module_command),
-                Immutable,
-            ),
-            p("save", None, Save(&self.save), Mutable),
-            p("appendonly", None, Bool(&self.appendonly), Mutable),
-            p("appendfsync", None, Enum(&self.appendfsync), Mutable),
-            p("appendfilename", None, Str(&self.appendfilename), Immutable),
-            p("appenddirname", None, Str(&self.appenddirname), Immutable),
-            p("dir", None, Str(&self.dir), Protected),
-            p("dbfilename", None, Str(&self.dbfilename), Protected),
-            p("rdbcompression", None, Bool(&self.rdbcompression), Mutable),
-            p("rdbchecksum", None, Bool(&self.rdbchecksum), Mutable),
-            p(
-                "stop-writes-on-bgsave-error",
-                None,
-                Bool(&self.stop_writes_on_bgsave_error),
-                Mutable,
-            ),
-            p("daemonize", None, Bool(&self.daemonize), Immutable),
-            p(
-                "always-show-logo",
-                None,
-                Bool(&self.always_show_logo),
-                Immutable,
-            ),
-            p("protected-mode", None, Bool(&self.protected_mode), Mutable),
-            p("io-threads", None, Int(&self.io_threads), Immutable),
-            p("maxmemory", None, Int(&self.maxmemory), Mutable),
-            p(
-                "maxmemory-policy",
-                None,
-                Enum(&self.maxmemory_policy),
-                Mutable,
-            ),
-            p(
-                "maxmemory-samples",
-                None,
-                Int(&self.maxmemory_samples),
-                Mutable,
-            ),
-            p(
-                "maxmemory-eviction-tenacity",
-                None,
-                Int(&self.maxmemory_eviction_tenacity),
-                Mutable,
-            ),
-            p("lfu-log-factor", None, Int(&self.lfu_log_factor), Mutable),
-            p("lfu-decay-time", None, Int(&self.lfu_decay_time), Mutable),
-            p(
-                "busy-reply-threshold",
-                Some("lua-time-limit"),
-                Int(&self.busy_reply_threshold),
-                Mutable,
-            ),
-            p(
-                "notify-keyspace-events",
-                None,
-                Notify(&self.notify_keyspace_events),
-                Mutable,
-            ),
-            p(
-                "hash-max-listpack-entries",
-                Some("hash-max-ziplist-entries"),
-                Int(&self.hash_max_listpack_entries),
-                Mutable,
-            ),
-            p(
-                "hash-max-listpack-value",
-                Some("hash-max-ziplist-value"),
-                Int(&self.hash_max_listpack_value),
-                Mutable,
-            ),
-            p(
-                "set-max-intset-entries",
-                None,
-                Int(&self.set_max_intset_entries),
-                Mutable,
-            ),
-            p(
-                "zset-max-listpack-entries",
-                Some("zset-max-ziplist-entries"),
-                Int(&self.zset_max_listpack_entries),
-                Mutable,
-            ),
-            p(
-                "zset-max-listpack-value",
-                Some("zset-max-ziplist-value"),
-                Int(&self.zset_max_listpack_value),
-                Mutable,
-            ),
-            p(
-                "list-max-listpack-size",
-                Some("list-max-ziplist-size"),
-                Int(&self.list_max_listpack_size),
-                Mutable,
-            ),
-            p(
-                "list-compress-depth",
-                None,
-                Int(&self.list_compress_depth),
-                Mutable,
-            ),
-            p(
-                "stream-node-max-bytes",
-                None,
-                Int(&self.stream_node_max_bytes),
-                Mutable,
-            ),
-            p(
-                "stream-node-max-entries",
-                None,
-                Int(&self.stream_node_max_entries),
-                Mutable,
-            ),
-            p(
-                "hll-sparse-max-bytes",
-                None,
-                Int(&self.hll_sparse_max_bytes),
-                Mutable,
-            ),
-            p(
-                "slowlog-log-slower-than",
-                None,
-                Int(&self.slowlog_log_slower_than),
-                Mutable,
-            ),
-            p("slowlog-max-len", None, Int(&self.slowlog_max_len), Mutable),
-            p(
-                "latency-monitor-threshold",
-                None,
-                Int(&self.latency_monitor_threshold),
-                Mutable,
-            ),
-            p(
-                "active-expire-effort",
-                None,
-                Int(&self.active_expire_effort),
-                Mutable,
-            ),
-            p(
-                "activerehashing",
-                None,
-                Bool(&self.activerehashing),
-                Mutable,
-            ),
-            p(
-                "latency-tracking",
-                None,
-                Bool(&self.latency_tracking),
-                Mutable,
-            ),
-            p(
-                "lazyfree-lazy-eviction",
-                None,
-                Bool(&self.lazyfree_lazy_eviction),
-                Mutable,
-            ),
-            p(
-                "lazyfree-lazy-expire",
-                None,
-                Bool(&self.lazyfree_lazy_expire),
-                Mutable,
-            ),
-            p(
-                "lazyfree-lazy-server-del",
-                None,
-                Bool(&self.lazyfree_lazy_server_del),
-                Mutable,
-            ),
-            p(
-                "lazyfree-lazy-user-del",
-                None,
-                Bool(&self.lazyfree_lazy_user_del),
-                Mutable,
-            ),
-            p(
-                "lazyfree-lazy-user-flush",
-                None,
-                Bool(&self.lazyfree_lazy_user_flush),
-                Mutable,
-            ),
-            p(
-                "replica-read-only",
-                Some("slave-read-only"),
-                Bool(&self.replica_read_only),
-                Mutable,
-            ),
-            p(
-                "replica-lazy-flush",
-                Some("slave-lazy-flush"),
-                Bool(&self.replica_lazy_flush),
-                Mutable,
-            ),
-            p(
-                "cluster-enabled",
-                None,
-                Bool(&self.cluster_enabled),
-                Immutable,
-            ),
-            p(
-                "tracking-table-max-keys",
-                None,
-                Int(&self.tracking_table_max_keys),
-                Mutable,
-            ),
-            p("acllog-max-len", None, Int(&self.acllog_max_len), Mutable),
-            p("aclfile", None, Str(&self.aclfile), Immutable),
-            p(
-                "acl-pubsub-default",
-                None,
-                Enum(&self.acl_pubsub_default),
-                Mutable,
-            ),
-            p(
-                "shutdown-timeout",
-                None,
-                Int(&self.shutdown_timeout),
-                Mutable,
-            ),
-        ];
-        all.extend(self.tls.params());
+        let mut all = self.rows();
+        all.extend(self.tls.rows());
         all
     }
 
@@ -848,206 +326,9 @@ impl Config {
     }
 }
 
-fn parse_value(name: &str, kind: Kind<'_>, s: &str) -> Result<Value, String> {
-    Ok(match kind {
-        Kind::Int(p) => Value::Int(parse_int(p, s)?),
-        // ferrokv has no AOF: accepting `yes` would promise durability it
-        // does not give (at start-up and at run time alike).
-        Kind::Bool(_) if name == "appendonly" && s.eq_ignore_ascii_case("yes") => {
-            return Err(APPENDONLY_UNSUPPORTED.into());
-        }
-        Kind::Bool(_) => match s.to_ascii_lowercase().as_str() {
-            "yes" => Value::Bool(true),
-            "no" => Value::Bool(false),
-            _ => return Err("argument must be 'yes' or 'no'".into()),
-        },
-        Kind::Enum(p) => match p.names.iter().position(|n| n.eq_ignore_ascii_case(s)) {
-            Some(i) => Value::Enum(i),
-            None => {
-                return Err(format!(
-                    "argument(s) must be one of the following: {}",
-                    p.names.join(", ")
-                ));
-            }
-        },
-        Kind::Str(_) => Value::Str(s.to_string()),
-        Kind::Save(_) => Value::Str(parse_save(s).ok_or("Invalid save parameters")?),
-        Kind::Notify(_) => Value::Notify(
-            parse_notify(s).ok_or("Invalid event class character. Use 'Ag$lshzxeKEtmdn'.")?,
-        ),
-        Kind::BufferLimits(p) => Value::Limits(parse_buffer_limits(p.all(), s)?),
-    })
-}
-
-fn value_str(v: &Value) -> &str {
-    match v {
-        Value::Str(s) => s,
-        _ => "",
-    }
-}
-
-/// Whether the working directory can move to `path`; the error is the
-/// system's words, as Redis gives them.
-fn check_dir(path: &str) -> Result<(), String> {
-    match std::fs::metadata(path) {
-        Ok(m) if m.is_dir() => Ok(()),
-        Ok(_) => Err("Not a directory".into()),
-        Err(e) => Err(e
-            .to_string()
-            .split(" (os error")
-            .next()
-            .unwrap_or_default()
-            .to_string()),
-    }
-}
-
-/// Why `appendonly yes` is refused.
-pub const APPENDONLY_UNSUPPORTED: &str =
-    "appendonly yes is not supported: ferrokv has no AOF persistence";
-
-fn parse_int(p: &IntParam, s: &str) -> Result<i64, String> {
-    let v = if p.memory {
-        parse_memory(s)
-    } else {
-        crate::util::num::parse_i64(s.as_bytes())
-    };
-    let v = v.ok_or_else(|| {
-        if p.memory {
-            "argument must be a memory value".to_string()
-        } else {
-            "argument couldn't be parsed into an integer".to_string()
-        }
-    })?;
-    if v < p.min || v > p.max {
-        return Err(format!(
-            "argument must be between {} and {} inclusive",
-            p.min, p.max
-        ));
-    }
-    Ok(match p.clamp {
-        Some((lo, hi)) => v.clamp(lo, hi),
-        None => v,
-    })
-}
-
-/// Parses a memory value as Redis's memtoull: digits, then an optional unit
-/// (`b`, `k`/`m`/`g` powers of 1000, `kb`/`mb`/`gb` powers of 1024, any
-/// case). No sign, no spaces, no fraction; an empty string is 0.
-pub fn parse_memory(s: &str) -> Option<i64> {
-    let digits_end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(digits_end);
-    let mul: i64 = match unit.to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" => 1000,
-        "kb" => 1024,
-        "m" => 1000 * 1000,
-        "mb" => 1024 * 1024,
-        "g" => 1000 * 1000 * 1000,
-        "gb" => 1024 * 1024 * 1024,
-        _ => return None,
-    };
-    let n: i64 = if num.is_empty() { 0 } else { num.parse().ok()? };
-    n.checked_mul(mul)
-}
-
-/// `save`: an empty value disables snapshots; otherwise pairs of seconds (>= 1)
-/// and changes (>= 0). Returns the canonical form CONFIG GET prints.
-fn parse_save(s: &str) -> Option<String> {
-    if s.is_empty() {
-        return Some(String::new());
-    }
-    let parts: Vec<&str> = s.split_whitespace().collect();
-    if parts.is_empty() || !parts.len().is_multiple_of(2) {
-        return None;
-    }
-    let mut out = Vec::with_capacity(parts.len());
-    for (i, p) in parts.iter().enumerate() {
-        let v: i64 = p.strip_prefix('+').unwrap_or(p).parse().ok()?;
-        if (i % 2 == 0 && v < 1) || v < 0 {
-            return None;
-        }
-        out.push(v.to_string());
-    }
-    Some(out.join(" "))
-}
-
-fn parse_notify(s: &str) -> Option<u32> {
-    let mut flags = 0;
-    for c in s.chars() {
-        flags |= match c {
-            'A' => notify::ALL,
-            'K' => notify::KEYSPACE,
-            'E' => notify::KEYEVENT,
-            'm' => notify::KEY_MISS,
-            _ => notify::LETTERS.iter().find(|(l, _)| *l == c)?.1,
-        };
-    }
-    Some(flags)
-}
-
-fn notify_to_string(flags: u32) -> String {
-    let mut s = String::new();
-    if flags & notify::ALL == notify::ALL {
-        s.push('A');
-    } else {
-        s.extend(
-            notify::LETTERS
-                .iter()
-                .filter(|(_, f)| flags & f != 0)
-                .map(|(l, _)| *l),
-        );
-    }
-    for (l, f) in [
-        ('K', notify::KEYSPACE),
-        ('E', notify::KEYEVENT),
-        ('m', notify::KEY_MISS),
-    ] {
-        if flags & f != 0 {
-            s.push(l);
-        }
-    }
-    s
-}
-
-/// `client-output-buffer-limit`: groups of `<class> <hard> <soft> <seconds>`;
-/// classes not named keep their current limits.
-fn parse_buffer_limits(mut cur: [[i64; 3]; 3], s: &str) -> Result<[[i64; 3]; 3], String> {
-    let parts: Vec<&str> = s.split_whitespace().collect();
-    if !parts.len().is_multiple_of(4) {
-        return Err("Wrong number of arguments in buffer limit configuration.".into());
-    }
-    for group in parts.chunks(4) {
-        let class = match group[0].to_ascii_lowercase().as_str() {
-            "normal" => 0,
-            "slave" | "replica" => 1,
-            "pubsub" => 2,
-            _ => {
-                return Err("Invalid client class specified in buffer limit configuration.".into());
-            }
-        };
-        let bad = || "Error in hard, soft or soft_seconds setting in buffer limit configuration.";
-        let hard = parse_memory(group[1]).ok_or_else(bad)?;
-        let soft = parse_memory(group[2]).ok_or_else(bad)?;
-        let secs: i64 = group[3].parse().ok().filter(|v| *v >= 0).ok_or_else(bad)?;
-        cur[class] = [hard, soft, secs];
-    }
-    Ok(cur)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn memory_units() {
-        assert_eq!(parse_memory("1gb"), Some(1 << 30));
-        assert_eq!(parse_memory("100k"), Some(100_000));
-        assert_eq!(parse_memory("512MB"), Some(512 << 20));
-        assert_eq!(parse_memory(""), Some(0));
-        assert_eq!(parse_memory("x"), None);
-        assert_eq!(parse_memory("-1"), None);
-        assert_eq!(parse_memory("1.5gb"), None);
-    }
 
     #[test]
     fn set_checks_names_ranges_and_mutability() {
@@ -1081,23 +362,7 @@ mod tests {
     }
 
     #[test]
-    fn notify_classes_round_trip_as_redis_prints_them() {
-        assert_eq!(notify_to_string(parse_notify("KEA").unwrap()), "AKE");
-        assert_eq!(
-            notify_to_string(parse_notify("Ag$lshzxeKEtmdn").unwrap()),
-            "AKEm"
-        );
-        assert_eq!(notify_to_string(parse_notify("xK").unwrap()), "xK");
-        assert!(parse_notify("Q").is_none());
-    }
-
-    #[test]
-    fn save_and_buffer_limits() {
-        assert_eq!(parse_save("100 1 200 2").as_deref(), Some("100 1 200 2"));
-        assert_eq!(parse_save("").as_deref(), Some(""));
-        assert!(parse_save("  ").is_none());
-        assert!(parse_save("100").is_none());
-        assert!(parse_save("0 1").is_none());
+    fn buffer_limits() {
         let c = Config::default();
         c.set(
             "client-output-buffer-limit",
@@ -1105,11 +370,7 @@ mod tests {
             true,
         )
         .unwrap();
-        let p = &c
-            .params()
-            .into_iter()
-            .find(|p| p.name == "client-output-buffer-limit")
-            .unwrap();
+        let p = &c.find("client-output-buffer-limit").unwrap();
         assert_eq!(
             Config::get_value(p),
             "normal 1048576 2 3 slave 268435456 67108864 60 pubsub 1 2 3"
@@ -1118,5 +379,46 @@ mod tests {
             c.set("client-output-buffer-limit", &["master 1 2 3"], true)
                 .is_err()
         );
+    }
+
+    /// The table's rows: names and aliases unique (any case), the flags
+    /// where the config file expects them.
+    #[test]
+    fn rows_are_unique_and_flagged() {
+        let c = Config::default();
+        let params = c.params();
+        let mut names: Vec<String> = params
+            .iter()
+            .flat_map(|p| std::iter::once(p.name).chain(p.alias))
+            .map(str::to_ascii_lowercase)
+            .collect();
+        let n = names.len();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), n, "a name or alias is listed twice");
+        let multi: Vec<&str> = params
+            .iter()
+            .filter(|p| p.multi_arg())
+            .map(|p| p.name)
+            .collect();
+        assert_eq!(multi, ["bind", "client-output-buffer-limit", "save"]);
+        let inert: Vec<&str> = params
+            .iter()
+            .filter(|p| p.inert.is_some())
+            .map(|p| p.name)
+            .collect();
+        assert_eq!(
+            inert,
+            [
+                "pidfile",
+                "unixsocket",
+                "supervised",
+                "save",
+                "daemonize",
+                "cluster-enabled"
+            ]
+        );
+        assert_eq!(params[0].name, "port");
+        assert_eq!(params.last().unwrap().name, "tls-cluster");
     }
 }

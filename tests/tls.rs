@@ -126,7 +126,7 @@ impl Tls {
         let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
         self.0
             .write_all(&common::resp(&args))
-            .and_then(|_| self.0.flush())
+            .and_then(|()| self.0.flush())
             .map_err(|e| e.to_string())?;
         let mut reply = Vec::new();
         let mut buf = [0u8; 4096];

@@ -43,12 +43,9 @@ pub fn parse(acl: &Acl, path: &str, text: &str, allchannels: bool) -> Result<Vec
         if line.is_empty() {
             continue;
         }
-        let words = match crate::config::file::split_line(line) {
-            Ok(w) => w,
-            Err(_) => {
-                errors.push_str(&format!("{path}:{n}: unbalanced quotes in acl line. "));
-                continue;
-            }
+        let Ok(words) = crate::config::file::split_line(line) else {
+            errors.push_str(&format!("{path}:{n}: unbalanced quotes in acl line. "));
+            continue;
         };
         if words.len() < 2 || words[0] != "user" {
             errors.push_str(&format!(
@@ -98,7 +95,7 @@ pub fn save(acl: &Acl, path: &str) -> Result<(), String> {
         text.push('\n');
     }
     let tmp = format!("{path}.tmp-{}", std::process::id());
-    let write = std::fs::write(&tmp, text.as_bytes()).and_then(|_| std::fs::rename(&tmp, path));
+    let write = std::fs::write(&tmp, text.as_bytes()).and_then(|()| std::fs::rename(&tmp, path));
     write.map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
         format!("Opening temp ACL file for ACL SAVE: {}", strerror(&e))

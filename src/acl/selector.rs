@@ -86,25 +86,25 @@ impl Selector {
     pub fn apply(&mut self, idx: &CmdIndex, rule: &[u8]) -> Result<bool, RuleError> {
         let lower = rule.to_ascii_lowercase();
         match lower.as_slice() {
-            b"allkeys" => return self.add_key(READ | WRITE, b"*", true).map(|_| true),
+            b"allkeys" => return self.add_key(READ | WRITE, b"*", true).map(|()| true),
             b"resetkeys" => {
                 self.allkeys = false;
                 self.keys.clear();
                 self.index_keys();
                 return Ok(true);
             }
-            b"allchannels" => return self.add_channel(b"*").map(|_| true),
+            b"allchannels" => return self.add_channel(b"*").map(|()| true),
             b"resetchannels" => {
                 self.allchannels = false;
                 self.channels.clear();
                 return Ok(true);
             }
-            b"allcommands" => return self.command_rule(idx, b"+@all").map(|_| true),
-            b"nocommands" => return self.command_rule(idx, b"-@all").map(|_| true),
+            b"allcommands" => return self.command_rule(idx, b"+@all").map(|()| true),
+            b"nocommands" => return self.command_rule(idx, b"-@all").map(|()| true),
             _ => {}
         }
         match rule.first() {
-            Some(b'~') => self.add_key(READ | WRITE, &rule[1..], true).map(|_| true),
+            Some(b'~') => self.add_key(READ | WRITE, &rule[1..], true).map(|()| true),
             Some(b'%') => {
                 let tilde = rule
                     .iter()
@@ -125,10 +125,10 @@ impl Selector {
                 if perm == 0 {
                     return Err(RuleError::Syntax);
                 }
-                self.add_key(perm, &rule[tilde + 1..], false).map(|_| true)
+                self.add_key(perm, &rule[tilde + 1..], false).map(|()| true)
             }
-            Some(b'&') => self.add_channel(&rule[1..]).map(|_| true),
-            Some(b'+' | b'-') => self.command_rule(idx, rule).map(|_| true),
+            Some(b'&') => self.add_channel(&rule[1..]).map(|()| true),
+            Some(b'+' | b'-') => self.command_rule(idx, rule).map(|()| true),
             _ => Ok(false),
         }
     }

@@ -253,10 +253,9 @@ pub fn apply(
     };
     st.lines(lines)?;
     let mut warnings = st.warnings;
-    for param in st.inert {
+    for (param, why) in st.inert {
         warnings.push(format!(
-            "Directive '{param}' is accepted but has no effect in ferrokv: {}",
-            inert_why(param)
+            "Directive '{param}' is accepted but has no effect in ferrokv: {why}"
         ));
     }
     Ok(warnings)
@@ -266,8 +265,9 @@ struct Applying<'a> {
     config: &'a Config,
     commands: &'a mut CommandTable,
     warnings: Vec<String>,
-    /// Parameters set to a value that does nothing here (warned once).
-    inert: Vec<&'static str>,
+    /// Parameters set to a value that does nothing here, and why (warned
+    /// once each).
+    inert: Vec<(&'static str, &'static str)>,
     /// A `save` line was seen (the next one adds to it).
     saved: bool,
     /// The files being read, outermost first (canonical paths).
@@ -377,13 +377,12 @@ impl Applying<'_> {
         }
         match config.set(&name, &values, false) {
             Ok(()) => {
-                let canon = config.find(&name).map(|p| p.name);
-                if let Some((param, _)) = INERT
-                    .iter()
-                    .find(|(p, on)| canon == Some(*p) && on(&values))
-                    && !self.inert.contains(param)
+                if let Some(p) = config.find(&name)
+                    && let Some(inert) = p.inert
+                    && (inert.when)(&values)
+                    && !self.inert.iter().any(|(n, _)| *n == p.name)
                 {
-                    self.inert.push(param);
+                    self.inert.push((p.name, inert.why));
                 }
             }
             Err(SetError::Unknown) if DEPRECATED.contains(&name.as_str()) => {}
@@ -400,11 +399,11 @@ impl Applying<'_> {
     }
 }
 
-fn yes(v: &[&str]) -> bool {
+pub(super) fn yes(v: &[&str]) -> bool {
     v.len() == 1 && v[0].eq_ignore_ascii_case("yes")
 }
 
-fn non_empty(v: &[&str]) -> bool {
+pub(super) fn non_empty(v: &[&str]) -> bool {
     v.iter().any(|s| !s.is_empty())
 }
 
@@ -473,31 +472,9 @@ fn refusal(name: &str, v: &[&str]) -> Option<String> {
     ))
 }
 
-/// Parameters CONFIG GET shows but ferrokv does not act on, and the values
-/// that would make someone expect an effect (warned about once).
-type InertWhen = fn(&[&str]) -> bool;
-const INERT: &[(&str, InertWhen)] = &[
-    ("save", non_empty),
-    ("daemonize", yes),
-    ("unixsocket", non_empty),
-    ("pidfile", non_empty),
-    ("cluster-enabled", yes),
-    ("supervised", supervised),
-];
-
-fn supervised(v: &[&str]) -> bool {
+/// `supervised` set to anything but `no` (an `inert` flag's test).
+pub(super) fn supervised(v: &[&str]) -> bool {
     !(v.len() == 1 && v[0].eq_ignore_ascii_case("no"))
-}
-
-fn inert_why(param: &str) -> &'static str {
-    match param {
-        "save" => "there are no RDB snapshots, data is not persisted",
-        "daemonize" => "the server stays in the foreground",
-        "unixsocket" => "only TCP is served",
-        "pidfile" => "no pid file is written",
-        "supervised" => "no readiness is reported to upstart or systemd",
-        _ => "the server runs standalone",
-    }
 }
 
 /// Names Redis 7.0 still accepts in a config file and ignores.

@@ -394,7 +394,7 @@ mod tests {
         }
         subs.remove(9999);
         let mut left: Vec<u64> = subs.iter().map(|c| c.id).collect();
-        left.sort();
+        left.sort_unstable();
         let want: Vec<u64> = clients
             .iter()
             .enumerate()

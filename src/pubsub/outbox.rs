@@ -29,7 +29,7 @@ impl Outbox {
 
     /// Resolves once something was appended since the last wake-up.
     pub async fn notified(&self) {
-        self.wake.notified().await
+        self.wake.notified().await;
     }
 
     /// Moves every waiting byte to the end of `dst`.

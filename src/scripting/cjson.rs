@@ -455,9 +455,14 @@ impl Parser<'_> {
                 && !rest.starts_with(b"null")
                 && self.is_invalid_number())
         {
-            // SAFETY: `data` is NUL-terminated, so strtod stops inside it.
             let mut end: *mut libc::c_char = std::ptr::null_mut();
+            // SAFETY: `c`, the byte at `ptr`, is not 0 (0 returned
+            // `Tok::End` above, and `at` gives 0 past the end), so `ptr` is
+            // inside `data` and the offset stays in the allocation.
             let start = unsafe { self.data.as_ptr().add(self.ptr) } as *const libc::c_char;
+            // SAFETY: `data` ends with the NUL `decode_with` appended, so
+            // strtod stops inside it; `end` is set to a pointer between
+            // `start` and that NUL, and nothing else is written.
             let n = unsafe { libc::strtod(start, &mut end) };
             if std::ptr::eq(end, start) {
                 return self.token(Tok::Error("invalid number"), index);
@@ -697,7 +702,7 @@ fn decode_with(lua: &Lua, cfg: Config, input: &[u8]) -> Result<Value> {
 }
 
 /// cjson's `json_arg_init`: at most `max` arguments.
-fn check_max_args(a: &LuaArgs, max: usize) -> Result<()> {
+fn check_max_args(a: &LuaArgs<'_>, max: usize) -> Result<()> {
     if a.len() > max {
         return Err(a.arg_error(max + 1, "found too many arguments"));
     }
@@ -707,7 +712,7 @@ fn check_max_args(a: &LuaArgs, max: usize) -> Result<()> {
 /// cjson's `json_enum_option`: a boolean, or one of `options` by name
 /// (the first two meaning false and true). Returns the setting as a
 /// boolean when it is one, else by name.
-fn enum_option(a: &LuaArgs, narg: usize, setting: &mut i32, options: &[&str]) -> Result<Value> {
+fn enum_option(a: &LuaArgs<'_>, narg: usize, setting: &mut i32, options: &[&str]) -> Result<Value> {
     match a.get(narg)? {
         None | Some(Value::Nil) => {}
         Some(Value::Boolean(b)) => *setting = b as i32,
@@ -731,7 +736,13 @@ fn enum_option(a: &LuaArgs, narg: usize, setting: &mut i32, options: &[&str]) ->
 
 /// cjson's `json_integer_option` (a C int; its range error always names
 /// argument #1).
-fn integer_option(a: &LuaArgs, narg: usize, setting: &mut i32, min: i32, max: i32) -> Result<i64> {
+fn integer_option(
+    a: &LuaArgs<'_>,
+    narg: usize,
+    setting: &mut i32,
+    min: i32,
+    max: i32,
+) -> Result<i64> {
     if !matches!(a.get(narg)?, None | Some(Value::Nil)) {
         let value = a.integer(narg)? as i32;
         if !(min..=max).contains(&value) {
@@ -744,7 +755,7 @@ fn integer_option(a: &LuaArgs, narg: usize, setting: &mut i32, min: i32, max: i3
 
 const BOOL_OPTIONS: &[&str] = &["off", "on"];
 
-type ConfigFn = fn(&LuaArgs, &mut Config) -> Result<Vec<Value>>;
+type ConfigFn = fn(&LuaArgs<'_>, &mut Config) -> Result<Vec<Value>>;
 
 const CONFIG_FNS: &[(&str, ConfigFn)] = &[
     ("encode_sparse_array", |a, c| {
@@ -803,7 +814,7 @@ const CONFIG_FNS: &[(&str, ConfigFn)] = &[
 fn lib_fn<R: mlua::IntoLuaMulti>(
     lua: &Lua,
     cfg: &Shared,
-    f: impl Fn(&LuaArgs, &Shared) -> Result<R> + Send + 'static,
+    f: impl Fn(&LuaArgs<'_>, &Shared) -> Result<R> + Send + 'static,
 ) -> Result<Function> {
     let cfg = cfg.clone();
     lib_function(lua, Results::Direct, move |a| f(a, &cfg))

@@ -154,7 +154,7 @@ fn encode_value(walk: &Walker, v: &Value, level: usize, out: &mut Vec<u8>) -> Re
 }
 
 /// `cmsgpack.pack`: the arguments encoded one after the other.
-fn pack(args: &LuaArgs, step: &Function) -> Result<Vec<u8>> {
+fn pack(args: &LuaArgs<'_>, step: &Function) -> Result<Vec<u8>> {
     if args.is_empty() {
         return Err(args.arg_error(0, "MessagePack pack needs input."));
     }
@@ -469,7 +469,7 @@ fn unpack_full(
     Ok((out, first + count, base_slots > 1))
 }
 
-type Unpacker = fn(&LuaArgs) -> Result<(Table, usize, bool)>;
+type Unpacker = fn(&LuaArgs<'_>) -> Result<(Table, usize, bool)>;
 
 pub fn install(lua: &Lua) -> Result<()> {
     let m = lua.create_table()?;

@@ -15,6 +15,16 @@
 //!
 //! Safety: every function here takes a valid `lua_State` owned by the
 //! calling thread, as handed to a C function or a raw closure.
+//!
+//! Raising: a Lua API call that raises an error `longjmp`s over the Rust
+//! frames between it and the catching `lua_pcall`, skipping their
+//! destructors (undefined behaviour unless they hold none). The calls made
+//! here raise only on a memory error, and the VM has no memory limit
+//! (`Vm::new` sets none): mlua's allocator then never returns NULL to Lua,
+//! it aborts the process on out-of-memory like any Rust allocation. So the
+//! Rust frames here may hold values with destructors (a `Vec`, a
+//! `RefMut`) across these calls. Setting a Lua memory limit would break
+//! this; do not add one without reworking the callers.
 
 use std::ffi::c_int;
 
@@ -31,6 +41,9 @@ const MAX_DEPTH: usize = 1000;
 /// # Safety
 /// `l` must be a valid Lua state of the current thread.
 pub unsafe fn push_reply(l: *mut lua_State, buf: &[u8], pos: &mut usize, depth: usize) -> bool {
+    // SAFETY: `l` is valid (the caller's contract). Every level first makes
+    // room for 4 values, and pushes at most 2 (a table and a string) before
+    // the next level checks again; nothing here raises (module doc).
     unsafe {
         if depth > MAX_DEPTH || ffi::lua_checkstack(l, 4) == 0 {
             return false;
@@ -142,6 +155,8 @@ fn read_bytes<'a>(buf: &'a [u8], pos: &mut usize, n: usize) -> &'a [u8] {
 /// # Safety
 /// `l` must be a valid Lua state with room for one value.
 pub unsafe fn push_bytes(l: *mut lua_State, b: &[u8]) {
+    // SAFETY: `l` is valid with a free slot (the caller's contract); the
+    // pointer and length come from one live slice, which Lua copies.
     unsafe {
         ffi::lua_pushlstring(l, b.as_ptr().cast(), b.len());
     }
@@ -149,6 +164,8 @@ pub unsafe fn push_bytes(l: *mut lua_State, b: &[u8]) {
 
 /// Pushes `{<field>=text}`.
 unsafe fn push_field_table(l: *mut lua_State, field: &std::ffi::CStr, text: &[u8]) {
+    // SAFETY: the caller leaves room for two values (the table, then the
+    // string `lua_setfield` pops); `field` is NUL-terminated by its type.
     unsafe {
         ffi::lua_createtable(l, 0, 1);
         push_bytes(l, text);
@@ -161,6 +178,7 @@ unsafe fn push_field_table(l: *mut lua_State, field: &std::ffi::CStr, text: &[u8
 /// # Safety
 /// `l` must be a valid Lua state with room for two values.
 pub unsafe fn push_error_table(l: *mut lua_State, msg: &[u8]) {
+    // SAFETY: the same contract as this function's.
     unsafe { push_field_table(l, c"err", msg) }
 }
 
@@ -200,6 +218,9 @@ pub fn lua_number_to_i64(n: f64) -> i64 {
 /// `l` must be a valid Lua state and `idx` a valid index; the slice lives
 /// as long as the value stays on the stack.
 pub unsafe fn to_bytes<'l>(l: *mut lua_State, idx: c_int) -> &'l [u8] {
+    // SAFETY: `idx` is valid (the caller's contract). A non-NULL result
+    // points at `len` bytes of a Lua string that stays alive while the value
+    // is on the stack, which the caller promises for `'l`.
     unsafe {
         let mut len = 0usize;
         let p = ffi::lua_tolstring(l, idx, &mut len);
@@ -222,6 +243,9 @@ pub unsafe fn write_reply(
     resp3_script: bool,
     depth: usize,
 ) {
+    // SAFETY: `l` and `idx` are valid (the caller's contract); 4 slots are
+    // made free before anything is pushed (`write_table` uses up to 3), and
+    // the string and number reads do not touch the stack.
     unsafe {
         // As Redis: every value needs room on the Lua stack; a reply nested
         // deeper than the stack allows ends in an error where it stopped.
@@ -235,11 +259,11 @@ pub unsafe fn write_reply(
             ffi::LUA_TBOOLEAN => {
                 let b = ffi::lua_toboolean(l, idx) != 0;
                 if resp3_script {
-                    out.boolean(b)
+                    out.boolean(b);
                 } else if b {
-                    out.int(1)
+                    out.int(1);
                 } else {
-                    out.null()
+                    out.null();
                 }
             }
             ffi::LUA_TTABLE => write_table(l, idx, out, resp3_script, depth),
@@ -250,6 +274,7 @@ pub unsafe fn write_reply(
 
 unsafe fn absolute(l: *mut lua_State, idx: c_int) -> c_int {
     if idx < 0 && idx > ffi::LUA_REGISTRYINDEX {
+        // SAFETY: `lua_gettop` only reads the valid state's stack size.
         unsafe { ffi::lua_gettop(l) + idx + 1 }
     } else {
         idx
@@ -258,6 +283,9 @@ unsafe fn absolute(l: *mut lua_State, idx: c_int) -> c_int {
 
 /// Pushes `t[field]` (raw) and returns its type.
 unsafe fn get_field(l: *mut lua_State, t: c_int, field: &std::ffi::CStr) -> c_int {
+    // SAFETY: `t` is a table's absolute index (callers pass one) and the
+    // caller left a free slot; `lua_rawget` replaces the pushed key with the
+    // value, calling no metamethod.
     unsafe {
         ffi::lua_pushstring(l, field.as_ptr());
         ffi::lua_rawget(l, t);
@@ -266,6 +294,9 @@ unsafe fn get_field(l: *mut lua_State, t: c_int, field: &std::ffi::CStr) -> c_in
 }
 
 unsafe fn write_table(l: *mut lua_State, t: c_int, out: &mut Reply, resp3: bool, depth: usize) {
+    // SAFETY: `t` is the absolute index of a table (`write_reply` checked
+    // the type) and `write_reply` left 4 free slots; each probe below pops
+    // what it pushed (3 values at most), so the stack is left as found.
     unsafe {
         if get_field(l, t, c"err") == ffi::LUA_TSTRING {
             out.error(&String::from_utf8_lossy(to_bytes(l, -1)));
@@ -331,6 +362,11 @@ unsafe fn write_table(l: *mut lua_State, t: c_int, out: &mut Reply, resp3: bool,
 /// The table on top of the stack as a map (keys and values) or a set (its
 /// keys).
 unsafe fn write_pairs(l: *mut lua_State, out: &mut Reply, resp3: bool, depth: usize, map: bool) {
+    // SAFETY: the table is on top (the caller pushed it) with free slots for
+    // `lua_next`'s key and value. `lua_next` needs the previous key
+    // unchanged: `write_reply` reads a key with `to_bytes` only when it is
+    // already a string (never converting a number in place) and leaves the
+    // stack as found.
     unsafe {
         let t = ffi::lua_gettop(l);
         let mut n = 0;

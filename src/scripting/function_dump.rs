@@ -46,7 +46,7 @@ fn write_len(out: &mut Vec<u8>, len: usize) {
     } else if len < 1 << 14 {
         out.push(0x40 | (len >> 8) as u8);
         out.push(len as u8);
-    } else if len <= u32::MAX as usize {
+    } else if u32::try_from(len).is_ok() {
         out.push(0x80);
         out.extend_from_slice(&(len as u32).to_be_bytes());
     } else {

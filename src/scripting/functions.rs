@@ -412,7 +412,7 @@ impl FunctionVm {
         let _ = self.vm.hidden.raw_set("loading", Value::Nil);
         let functions = self.registered.lock().take().unwrap_or_default();
         match result {
-            Ok(_) => Ok(functions),
+            Ok(()) => Ok(functions),
             Err((msg, _line)) => Err(format!(
                 "ERR Error registering functions: {}",
                 String::from_utf8_lossy(&msg)

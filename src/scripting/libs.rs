@@ -225,7 +225,7 @@ fn lib_error(e: &mlua::Error) -> Option<(String, bool)> {
 pub fn lib_function<R: mlua::IntoLuaMulti>(
     lua: &Lua,
     results: Results,
-    f: impl Fn(&LuaArgs) -> mlua::Result<R> + Send + 'static,
+    f: impl Fn(&LuaArgs<'_>) -> mlua::Result<R> + Send + 'static,
 ) -> mlua::Result<mlua::Function> {
     let inner = lua.create_function(move |lua, (n, t): (usize, mlua::Table)| {
         match f(&LuaArgs::new(lua, n, t, 1)) {

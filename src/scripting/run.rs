@@ -265,6 +265,11 @@ pub fn call_protected(vm: &Vm, f: &Function) -> Result<(), (Vec<u8>, i64)> {
 /// Builds the KEYS and ARGV tables: as globals (returns 0 arguments) or
 /// left on the stack as the call's two arguments.
 unsafe fn push_inputs(l: *mut lua_State, inputs: &Inputs<'_, '_>) -> c_int {
+    // SAFETY: `l` runs the `exec_raw` closure, a C function with
+    // LUA_MINSTACK (20) free slots; this uses 3 at a time (two tables, or a
+    // table, a string and a name) plus the 2 it leaves. The globals table
+    // is a valid pseudo-index; the read-only flag is put back before
+    // returning. Nothing here raises (convert.rs, "Raising").
     unsafe {
         let args = inputs.args;
         let split = inputs.first + inputs.nkeys;
@@ -296,6 +301,9 @@ unsafe fn push_inputs(l: *mut lua_State, inputs: &Inputs<'_, '_>) -> c_int {
 
 /// The error table the handler made of a failure: `{err=..., line=...}`.
 unsafe fn error_of(l: *mut lua_State) -> Outcome {
+    // SAFETY: called after a failed `lua_pcall`, with its error value on
+    // top of a stack with free slots (the 20 of the closure's C function);
+    // `lua_getfield` on a checked table pushes one value each, both popped.
     unsafe {
         if ffi::lua_type(l, -1) != ffi::LUA_TTABLE {
             return Outcome::Failed(b"ERR unknown error".to_vec(), 0);
@@ -341,6 +349,8 @@ pub unsafe extern "C-unwind" fn redis_pcall(l: *mut lua_State) -> c_int {
 /// [`call_command`], with a panic turned into an error: unwinding through
 /// Lua's C frames would leave the VM inconsistent.
 unsafe fn call_command_caught(l: *mut lua_State, raise: bool) -> bool {
+    // SAFETY: `l` is the state Lua handed the C function (the caller's
+    // contract); `lua_gettop` only reads it.
     let top = unsafe { ffi::lua_gettop(l) };
     // SAFETY: as the caller's.
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe {
@@ -369,6 +379,8 @@ unsafe fn call_command(l: *mut lua_State, raise: bool) -> bool {
     };
     // SAFETY: arguments 1..=n are on this C function's stack.
     let n = unsafe { ffi::lua_gettop(l) };
+    // SAFETY: `l` is this C function's state; growing the stack never raises
+    // (it returns 0 when it cannot).
     if unsafe { ffi::lua_checkstack(l, 4) } == 0 {
         return fail(b"ERR reached lua stack limit");
     }

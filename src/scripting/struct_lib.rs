@@ -100,7 +100,7 @@ impl Format<'_> {
     }
 
     /// Endianness, alignment and spaces; anything else is an error.
-    fn control(&mut self, args: &LuaArgs, opt: u8, h: &mut Header) -> Result<()> {
+    fn control(&mut self, args: &LuaArgs<'_>, opt: u8, h: &mut Header) -> Result<()> {
         match opt {
             b' ' => {}
             b'>' => h.big = true,
@@ -180,7 +180,7 @@ fn float_bytes<const N: usize>(mut b: [u8; N], big: bool) -> [u8; N] {
     b
 }
 
-fn pack(a: &LuaArgs) -> Result<Vec<u8>> {
+fn pack(a: &LuaArgs<'_>) -> Result<Vec<u8>> {
     let fmt = a.string(1)?;
     let fmt = fmt.as_bytes();
     // Then the C function pushes a nil after its arguments: the first
@@ -234,7 +234,7 @@ fn pack(a: &LuaArgs) -> Result<Vec<u8>> {
 
 /// Returns the results for [`Results::Spread`]: the values, then the
 /// position after the last item read.
-fn unpack(a: &LuaArgs) -> Result<(Table, usize, bool)> {
+fn unpack(a: &LuaArgs<'_>) -> Result<(Table, usize, bool)> {
     let lua = a.lua;
     let fmt = a.string(1)?;
     let fmt = fmt.as_bytes();
@@ -252,7 +252,7 @@ fn unpack(a: &LuaArgs) -> Result<(Table, usize, bool)> {
     let mut n = 0usize;
     let mut f = Format::new(&fmt);
     let mut h = Header::default();
-    let too_short = |a: &LuaArgs| a.arg_error(2, "data string too short");
+    let too_short = |a: &LuaArgs<'_>| a.arg_error(2, "data string too short");
     while let Some(opt) = f.next() {
         let mut size = f.size(opt)?;
         pos = pos.wrapping_add(padding(pos, &h, opt, size));
@@ -321,7 +321,7 @@ fn unpack(a: &LuaArgs) -> Result<(Table, usize, bool)> {
     Ok((out, n + 1, true))
 }
 
-fn size(a: &LuaArgs) -> Result<i64> {
+fn size(a: &LuaArgs<'_>) -> Result<i64> {
     let fmt = a.string(1)?;
     let fmt = fmt.as_bytes();
     let mut f = Format::new(&fmt);

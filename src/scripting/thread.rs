@@ -91,7 +91,7 @@ fn serve(srv: &'static Server, stats: &ThreadStats, job: Job) {
     // `run_job` ends the job (script state, locks) even when it unwinds;
     // the client and its buffer are plain data and go back either way.
     let r = catch_unwind(AssertUnwindSafe(|| {
-        crate::cmd::run_job(srv, &mut client, &mut out, stats, cmd, &args, now_ms)
+        crate::cmd::run_job(srv, &mut client, &mut out, stats, cmd, &args, now_ms);
     }));
     if r.is_err() {
         crate::warning!("command '{}' panicked on the script thread", cmd.name);

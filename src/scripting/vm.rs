@@ -264,6 +264,10 @@ pub fn protect(lua: &Lua, root: Value) -> mlua::Result<()> {
     // SAFETY: the stack holds what the recursion pushed, checked for room
     // before each push; it is left as found.
     unsafe fn walk(l: *mut ffi::lua_State, idx: c_int, depth: usize) {
+        // SAFETY: `idx` is the absolute index of a table (the root, or a
+        // value/metatable checked to be one). The traversal pushes only after
+        // `lua_checkstack` and pops what it pushed, and never converts a key,
+        // so `lua_next` sees each key unchanged.
         unsafe {
             if lua_isreadonlytable(l, idx) != 0 || depth > MAX_DEPTH {
                 return;

@@ -293,7 +293,7 @@ pub async fn serve<S: Stream>(srv: &'static Server, mut sock: S, stats: Arc<Thre
         let woke = if client.pubsub.ever {
             tokio::select! {
                 r = read => Woke::Read(r),
-                _ = info.outbox.notified() => Woke::Outbox,
+                () = info.outbox.notified() => Woke::Outbox,
             }
         } else {
             Woke::Read(read.await)
@@ -591,13 +591,13 @@ async fn wait_blocked<S: Stream>(
         };
         rbuf.reserve(READ_CHUNK);
         tokio::select! {
-            _ = w.notified() => {}
+            () = w.notified() => {}
             // A RESP3 subscriber may block: its messages keep flowing.
-            _ = info.outbox.notified() => {
+            () = info.outbox.notified() => {
                 info.outbox.drain_into(&mut out.buf);
                 alive = flush(sock, out, stats).await.is_ok();
             }
-            _ = sleep => break w.finish(Outcome::TimedOut),
+            () = sleep => break w.finish(Outcome::TimedOut),
             r = sock.read_buf(rbuf) => match r {
                 Ok(0) | Err(_) => alive = false,
                 Ok(n) => {

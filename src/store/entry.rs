@@ -382,7 +382,7 @@ impl Entry {
                 }
                 Value::Int(n) => ptr::write_unaligned(raw.add(off) as *mut i64, n),
                 Value::Obj(obj) => {
-                    ptr::write_unaligned(raw.add(off) as *mut *mut Object, Box::into_raw(obj))
+                    ptr::write_unaligned(raw.add(off) as *mut *mut Object, Box::into_raw(obj));
                 }
             }
         }
@@ -518,7 +518,8 @@ impl Entry {
     /// A new entry holding this entry's value (an object is moved out).
     fn moved_into(&mut self, key: Option<&[u8]>, expire: Option<i64>, lru: u32) -> Entry {
         if self.tag() & KIND_MASK == KIND_OBJ {
-            let obj = self.take_object();
+            // SAFETY: the kind was just checked.
+            let obj = unsafe { self.take_object() };
             return Entry::new(key.unwrap_or(self.key()), Value::Obj(obj), expire, lru);
         }
         let value = match self.value() {
@@ -534,14 +535,28 @@ impl Entry {
     }
 
     /// Takes the object out, leaving an empty string object behind so that drop stays sound.
-    pub fn take_object(&mut self) -> Box<Object> {
+    ///
+    /// # Safety
+    /// The entry's kind must be `KIND_OBJ`. (This was a safe `pub fn` that
+    /// trusted its callers to check: on a string entry it would have read
+    /// 8 bytes past a short payload and freed them as a `Box`.)
+    unsafe fn take_object(&mut self) -> Box<Object> {
+        debug_assert_eq!(self.tag() & KIND_MASK, KIND_OBJ);
         let off = self.payload_offset();
         let slot = {
-            // SAFETY: computed within the allocation.
-            unsafe { self.ptr.as_ptr().add(off) as *mut *mut Object }
+            // The slot is not aligned for a pointer: it is only read and
+            // written with `read_unaligned` / `write_unaligned` below.
+            #[allow(clippy::cast_ptr_alignment)]
+            // SAFETY: a KIND_OBJ payload (the caller's contract) is the 8
+            // bytes at `off`, inside the allocation.
+            unsafe {
+                self.ptr.as_ptr().add(off) as *mut *mut Object
+            }
         };
         let placeholder = Box::into_raw(Box::new(Object::placeholder()));
-        // SAFETY: the caller checked the kind is KIND_OBJ; we swap in a valid object.
+        // SAFETY: the slot holds the `Box<Object>` pointer `new` wrote (the
+        // kind is KIND_OBJ); ownership moves to the returned Box and the
+        // slot gets a fresh one, so `Drop` frees exactly one object.
         unsafe {
             let old = ptr::read_unaligned(slot);
             ptr::write_unaligned(slot, placeholder);
@@ -571,7 +586,7 @@ impl Drop for Entry {
             dealloc(
                 self.ptr.as_ptr(),
                 Layout::from_size_align_unchecked(size, ALIGN),
-            )
+            );
         };
     }
 }

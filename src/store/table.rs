@@ -96,8 +96,12 @@ impl Slots {
             }
             p as *mut u64
         } else {
+            // Aligned for u64: the layout is `Layout::array::<u64>`.
+            #[allow(clippy::cast_ptr_alignment)]
             // SAFETY: the layout is non-zero sized.
-            unsafe { std::alloc::alloc_zeroed(Self::layout(len)) as *mut u64 }
+            unsafe {
+                std::alloc::alloc_zeroed(Self::layout(len)) as *mut u64
+            }
         };
         let Some(ptr) = std::ptr::NonNull::new(raw) else {
             std::alloc::handle_alloc_error(Self::layout(len))
@@ -184,9 +188,13 @@ impl Table {
     #[inline]
     pub fn get(&self, idx: usize) -> EntryRef<'_> {
         let slot = self.slots[idx];
-        debug_assert!(slot != 0);
-        // SAFETY: non-empty slots hold live entries owned by this table, which
-        // cannot change while `self` is borrowed.
+        // A safe fn: an index that is not an occupied slot (a caller's bug)
+        // must stop here, not become a null entry pointer. One compare,
+        // predicted, on the lookup path.
+        assert!(slot != 0, "table slot {idx} is empty");
+        // SAFETY: the slot is occupied (just checked), and occupied slots hold
+        // live entries owned by this table, which cannot change while `self`
+        // is borrowed.
         unsafe { EntryRef::from_raw(slot_ptr(slot)) }
     }
 
@@ -215,8 +223,10 @@ impl Table {
     /// (reallocated); the slot is rewritten when the handle drops.
     pub fn get_mut(&mut self, idx: usize) -> SlotMut<'_> {
         let slot = self.slots[idx];
-        // SAFETY: the slot holds a live entry; SlotMut writes the (possibly
-        // new) pointer back and never drops the entry itself.
+        assert!(slot != 0, "table slot {idx} is empty");
+        // SAFETY: the slot is occupied (just checked), so it holds a live
+        // entry this table owns; SlotMut writes the (possibly new) pointer
+        // back and never drops the entry itself.
         let entry = unsafe { Entry::from_raw(slot_ptr(slot)) };
         SlotMut {
             slot: &mut self.slots[idx],
@@ -257,7 +267,9 @@ impl Table {
     /// Removes and returns the entry in slot `idx`.
     pub fn remove_at(&mut self, idx: usize, rehash: HashFn) -> Entry {
         let slot = self.slots[idx];
-        // SAFETY: the slot owned this entry; it is cleared below.
+        assert!(slot != 0, "table slot {idx} is empty");
+        // SAFETY: the slot is occupied (just checked) and owned this entry;
+        // it is cleared below, so ownership moves to the returned Entry.
         let entry = unsafe { Entry::from_raw(slot_ptr(slot)) };
         let mask = self.mask();
         let mut hole = idx;
@@ -423,6 +435,18 @@ mod tests {
 
     fn entry(k: &[u8], v: i64) -> Entry {
         Entry::new(k, Value::Int(v), None, 0)
+    }
+
+    /// An index that is not an occupied slot (a caller's bug) used to turn
+    /// into an entry made from a null pointer (UB; an abort under the
+    /// debug-build precondition checks); the safe accessors now panic.
+    #[test]
+    #[should_panic(expected = "is empty")]
+    fn an_empty_slot_panics_rather_than_forging_an_entry() {
+        let mut t = Table::new();
+        t.insert_new(h(b"k"), entry(b"k", 1), h);
+        let empty = (0..t.slots.len()).find(|&i| t.slots[i] == 0).unwrap();
+        let _ = t.remove_at(empty, h);
     }
 
     #[test]

@@ -662,9 +662,8 @@ pub fn retain(
     mut keep: impl FnMut(usize, &[u8]) -> bool,
 ) -> usize {
     let (q, dropped) = {
-        let list = match ListRef::of(slot.entry(idx).value()) {
-            Ok(l) => l,
-            Err(_) => return 0,
+        let Ok(list) = ListRef::of(slot.entry(idx).value()) else {
+            return 0;
         };
         let before = list.len();
         let q = QuickList::rebuild(

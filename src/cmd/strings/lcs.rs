@@ -69,7 +69,7 @@ fn backtrack(t: &Table, a: &[u8], b: &[u8]) -> (Vec<u8>, Vec<Match>) {
                     current = Some(Match {
                         a: (i - 1, i - 1),
                         b: (j - 1, j - 1),
-                    })
+                    });
                 }
                 // Contiguous with the run being built: extend it backwards.
                 Some(m) if m.a.0 == i && m.b.0 == j => {

@@ -111,7 +111,9 @@ pub fn add_long_double(current: Option<&[u8]>, incr: &[u8]) -> Result<Vec<u8>, E
         None => (std::ptr::null(), 0),
     };
     // SAFETY: both inputs are valid for their lengths (the C side copies
-    // them before reading) and `out` has `out.len()` writable bytes.
+    // them before reading, refusing any longer than its buffer; `a` may be
+    // NULL with length 0, which it reads as 0) and `out` has `out.len()`
+    // writable bytes, which bounds its snprintf.
     let n = unsafe {
         ferrokv_incrbyfloat(
             a as *const libc::c_char,

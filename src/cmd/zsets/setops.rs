@@ -40,12 +40,12 @@ impl Agg {
             }
             Agg::Min => {
                 if v < *acc {
-                    *acc = v
+                    *acc = v;
                 }
             }
             Agg::Max => {
                 if v > *acc {
-                    *acc = v
+                    *acc = v;
                 }
             }
         }

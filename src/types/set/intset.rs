@@ -9,9 +9,8 @@
 
 /// The smallest width that holds every value of a sorted slice.
 fn width_for(sorted: &[i64]) -> usize {
-    let (lo, hi) = match (sorted.first(), sorted.last()) {
-        (Some(&lo), Some(&hi)) => (lo, hi),
-        _ => return 2,
+    let (Some(&lo), Some(&hi)) = (sorted.first(), sorted.last()) else {
+        return 2;
     };
     if lo >= i16::MIN as i64 && hi <= i16::MAX as i64 {
         2

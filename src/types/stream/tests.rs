@@ -54,7 +54,7 @@ fn collect(
 ) -> Vec<(StreamId, Vec<Vec<u8>>)> {
     let mut out = Vec::new();
     s.range(a, b, rev, count, |e| {
-        out.push((e.id, e.pairs.iter().map(|p| p.to_vec()).collect()))
+        out.push((e.id, e.pairs.iter().map(|p| p.to_vec()).collect()));
     });
     out
 }
