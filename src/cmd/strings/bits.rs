@@ -188,7 +188,7 @@ fn find_bit(s: &[u8], bit: bool, from: u64, to: u64) -> Option<u64> {
     while i <= to {
         let byte = s[(i >> 3) as usize];
         // Whole bytes that cannot hold the bit are skipped at once.
-        if i & 7 == 0 && i + 7 <= to && byte == if bit { 0 } else { 0xff } {
+        if i.is_multiple_of(8) && i + 7 <= to && byte == if bit { 0 } else { 0xff } {
             i += 8;
             continue;
         }
