@@ -67,7 +67,7 @@ fn reinit(c: &mut redis::Connection) {
 fn check(c: &mut redis::Connection, rng: &mut Rng) {
     let g = rng.below(GROUPS);
     let (a, b) = pair(g);
-    match rng.below(5) {
+    match rng.below(6) {
         0 => {
             let (x, y): (Option<String>, Option<String>) =
                 redis::cmd("MGET").arg(&a).arg(&b).query(c).unwrap();
@@ -117,6 +117,21 @@ fn check(c: &mut redis::Connection, rng: &mut Rng) {
                 "LMOVE torn: {l1}+{l2}"
             );
         }
+        4 => {
+            // SELECT inside the transaction: the plan follows it.
+            let ((), (x, y), ()): ((), (Option<String>, Option<String>), ()) = redis::pipe()
+                .atomic()
+                .cmd("SELECT")
+                .arg(1)
+                .cmd("MGET")
+                .arg(&a)
+                .arg(&b)
+                .cmd("SELECT")
+                .arg(0)
+                .query(c)
+                .unwrap();
+            assert_eq!(x, y, "EXEC in database 1 saw a torn write on {a} {b}");
+        }
         _ => {
             let n: usize = redis::cmd("EXISTS")
                 .arg("tok:1")
@@ -133,7 +148,7 @@ fn write(c: &mut redis::Connection, rng: &mut Rng, id: usize, round: usize) {
     let v = format!("v{id}-{round}");
     let (a, b) = pair(rng.below(GROUPS));
     let (a2, b2) = pair(rng.below(GROUPS));
-    let r: redis::RedisResult<Value> = match rng.below(16) {
+    let r: redis::RedisResult<Value> = match rng.below(19) {
         0 | 1 => redis::cmd("MSET")
             .arg(&[&a, &v, &b, &v, &a2, &v, &b2, &v])
             .query(c),
@@ -228,6 +243,32 @@ fn write(c: &mut redis::Connection, rng: &mut Rng, id: usize, round: usize) {
             // Database 1 holds only what a swap left there: it keeps the
             // invariants too (or is empty, set up again here).
             let r = redis::cmd("SWAPDB").arg(0).arg(1).query(c);
+            reinit(c);
+            r
+        }
+        15 => redis::cmd("LPUSH").arg("bl:1").arg(&v).query(c),
+        16 => {
+            // Served by an LPUSH above, or times out; the destination is
+            // trimmed so the lists stay small.
+            let r = redis::cmd("BLMOVE")
+                .arg(&["bl:1", "bl:2", "LEFT", "RIGHT", "0.01"])
+                .query(c);
+            let _: () = redis::cmd("LTRIM")
+                .arg("bl:2")
+                .arg(0)
+                .arg(9)
+                .query(c)
+                .unwrap();
+            r
+        }
+        17 if rng.below(8) == 0 => {
+            let r = redis::pipe()
+                .atomic()
+                .cmd("INFO")
+                .arg("keyspace")
+                .cmd("FLUSHALL")
+                .cmd("DBSIZE")
+                .query(c);
             reinit(c);
             r
         }

@@ -13,8 +13,10 @@
 //!   footprint as they run (the job's locks may wait, see `Locks::for_job`);
 //! - serving blocked clients: a BLMOVE destination is only *tried*
 //!   (`Locks::try_key`);
-//! - paths that are not commands (a connection closing drops its watches,
-//!   a served BLMOVE finishes its push) lock holding nothing.
+//! - paths that are not commands (a connection closing drops its watches or
+//!   its blocked wait, a served BLMOVE finishes its push, watchers of keys
+//!   a command changed outside its locks are marked once it released them:
+//!   `multi::touch_later`) lock holding nothing.
 
 use super::keyspec::{self, BeginSearch, FindKeys, kflags};
 use super::{Command, flags};
