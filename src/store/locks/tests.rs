@@ -166,3 +166,68 @@ fn random_footprints_never_deadlock_nor_tear() {
             .expect("a thread deadlocked (or failed: see its panic)");
     }
 }
+
+/// Two keys of database 0 in different shards.
+fn two_shards(ks: &'static Keyspace) -> (Vec<u8>, Vec<u8>) {
+    let a = b"k0".to_vec();
+    let sa = ks.shard_of(hash_key(&a));
+    let b = (1..)
+        .map(|i| format!("k{i}").into_bytes())
+        .find(|k| ks.shard_of(hash_key(k)) != sa)
+        .unwrap();
+    (a, b)
+}
+
+#[test]
+fn holding_shards_a_busy_undeclared_one_is_refused_not_waited_for() {
+    let ks = keyspace();
+    let (a, b) = two_shards(ks);
+    let (held, release) = (mpsc::channel(), mpsc::channel::<()>());
+    let (b2, held_tx, release_rx) = (b.clone(), held.0, release.1);
+    let holder = std::thread::spawn(move || {
+        let mut other = Locks::default();
+        other.lock_keys(ks, 0, [b2.as_slice()]).unwrap();
+        held_tx.send(()).unwrap();
+        release_rx.recv().unwrap();
+    });
+    held.1.recv().unwrap();
+    let mut mine = Locks::default();
+    mine.lock_keys(ks, 0, [a.as_slice()]).unwrap();
+    // A batch is refused, and so is a handler's access (a panic the
+    // dispatcher turns into an error reply): neither waits.
+    assert_eq!(mine.lock_keys(ks, 0, [b.as_slice()]), Err(Undeclared));
+    let reached = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        mine.key(ks, 0, &b, 0).lookup();
+    }));
+    assert!(reached.is_err());
+    // Holding nothing, the same key is simply waited for.
+    mine.release();
+    release.0.send(()).unwrap();
+    mine.lock_keys(ks, 0, [b.as_slice()]).unwrap();
+    holder.join().unwrap();
+}
+
+#[test]
+fn the_script_job_waits_while_holding() {
+    let ks = keyspace();
+    let (a, b) = two_shards(ks);
+    let (held_tx, held_rx) = mpsc::channel();
+    let b2 = b.clone();
+    let holder = std::thread::spawn(move || {
+        let mut other = Locks::default();
+        other.lock_keys(ks, 0, [b2.as_slice()]).unwrap();
+        held_tx.send(()).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+    });
+    held_rx.recv().unwrap();
+    let scripting = crate::scripting::Scripting::default();
+    let job = scripting.begin_job(1);
+    let mut locks = Locks::for_job(&job);
+    locks.key(ks, 0, &a, 0).set(Value::Int(1), None);
+    // Waits for the holder to finish, holding `a`'s shard.
+    locks.key(ks, 0, &b, 0).set(Value::Int(1), None);
+    assert!(locks.holds(ks, 0, &a) && locks.holds(ks, 0, &b));
+    locks.release();
+    drop(job);
+    holder.join().unwrap();
+}
