@@ -151,10 +151,22 @@ fn move_key(ks: &Keyspace, args: &Args<'_>, db: usize, b: &mut Batch<'_>) {
     }
 }
 
-/// The COPY ... DB destination, if given.
+/// The COPY ... DB destination, if given: read as the handler reads the
+/// options (the last DB wins; a syntax error ends the options).
 pub fn copy_db(ks: &Keyspace, args: &Args<'_>) -> Option<usize> {
-    let i = (3..args.len()).find(|&i| args[i].eq_ignore_ascii_case(b"db"))?;
-    db_arg(ks, args.get(i + 1))
+    let mut dst = None;
+    let mut i = 3;
+    while i < args.len() {
+        if args[i].eq_ignore_ascii_case(b"replace") {
+            i += 1;
+        } else if args[i].eq_ignore_ascii_case(b"db") && i + 1 < args.len() {
+            dst = db_arg(ks, args.get(i + 1));
+            i += 2;
+        } else {
+            break;
+        }
+    }
+    dst
 }
 
 /// COPY source destination [DB n]: the destination may be in database n.
