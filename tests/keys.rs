@@ -306,3 +306,44 @@ fn object_reports_redis_encodings_and_refcounts() {
     let help: Vec<String> = cmd("OBJECT").arg("HELP").query(&mut c).unwrap();
     assert!(help.iter().any(|l| l.starts_with("REFCOUNT")));
 }
+
+/// COPY reads its options in order, so the last DB wins (as in Redis); a
+/// transaction locks that database's key, not the first one named.
+#[test]
+fn copy_with_two_db_options_copies_into_the_last_also_inside_exec() {
+    let srv = common::Server::start();
+    let mut c = srv.client();
+    set(&mut c, "a", "1");
+    assert_eq!(int(&mut c, &["COPY", "a", "b", "DB", "1", "DB", "2"]), 1);
+    let (copied,): (i64,) = redis::pipe()
+        .atomic()
+        .cmd("COPY")
+        .arg(&["a", "c", "DB", "1", "DB", "3"])
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(copied, 1);
+    let found: (i64, i64, i64, i64) = redis::pipe()
+        .cmd("SELECT")
+        .arg(2)
+        .ignore()
+        .cmd("EXISTS")
+        .arg("b")
+        .cmd("SELECT")
+        .arg(3)
+        .ignore()
+        .cmd("EXISTS")
+        .arg("c")
+        .cmd("SELECT")
+        .arg(1)
+        .ignore()
+        .cmd("EXISTS")
+        .arg("b")
+        .cmd("EXISTS")
+        .arg("c")
+        .cmd("SELECT")
+        .arg(0)
+        .ignore()
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(found, (1, 1, 0, 0));
+}

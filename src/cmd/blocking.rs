@@ -123,7 +123,6 @@ fn pop_or_block<T: 'static>(
     reply: fn(&mut Reply, &[u8], &T),
     effect: impl Fn(&[u8], &T) -> Vec<Vec<u8>> + Send + Sync + 'static,
 ) -> CmdResult {
-    ctx.db.lock_keys(keys.iter().map(Vec::as_slice));
     for key in &keys {
         if let Some(v) = pop(&mut ctx.db.key(key))? {
             reply(ctx.out, key, &v);
@@ -212,7 +211,6 @@ fn bmove(
     timeout: Option<Duration>,
 ) -> CmdResult {
     let fill_n = fill(ctx);
-    ctx.db.lock_keys([src, dst]);
     if list::find(&mut ctx.db.key(src))?.is_some() {
         // The non-blocking form does the whole job (and its checks).
         list::find(&mut ctx.db.key(dst))?;

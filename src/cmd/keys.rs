@@ -53,7 +53,6 @@ pub fn parse_db_index(ctx: &Ctx<'_>, arg: &[u8]) -> Result<usize, Error> {
 /// DEL and UNLINK (freeing is cheap enough to do inline for both).
 fn del(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     let keys = args.tail(1);
-    ctx.db.lock_keys(keys.iter());
     let mut n = 0;
     for k in keys.iter() {
         if ctx.db.key(k).remove().is_some() {
@@ -77,7 +76,6 @@ fn touch(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
 
 fn count_live(ctx: &mut Ctx<'_>, args: &Args<'_>, touch: bool) -> CmdResult {
     let keys = args.tail(1);
-    ctx.db.lock_keys(keys.iter());
     let mut n = 0;
     for k in keys.iter() {
         let mut slot = ctx.db.key(k);
@@ -217,7 +215,6 @@ fn renamenx(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
 /// RENAME / RENAMENX: the value moves with its deadline and access time.
 fn rename_generic(ctx: &mut Ctx<'_>, args: &Args<'_>, nx: bool) -> CmdResult {
     let (src, dst) = (&args[1], &args[2]);
-    ctx.db.lock_keys([src, dst]);
     // A write lookup marks the key accessed; the access time moves with it.
     if ctx.db.key(src).get().is_none() {
         return Err(Error::NoSuchKey);
@@ -274,7 +271,6 @@ fn copy(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     if src_db == dst_db && src == dst {
         return Err(Error::msg(SAME_OBJECT));
     }
-    ctx.db.lock_keys_in(&[(src_db, src), (dst_db, dst)]);
     // The copy is built while the source is borrowed, then inserted.
     let copied = {
         let mut slot = ctx.db.key_in(src_db, src);
@@ -322,7 +318,6 @@ fn move_cmd(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     if src_db == dst_db {
         return Err(Error::msg(SAME_OBJECT));
     }
-    ctx.db.lock_keys_in(&[(src_db, key), (dst_db, key)]);
     let moved =
         ctx.db.key_in(src_db, key).get().is_some() && ctx.db.key_in(dst_db, key).lookup().is_none();
     if moved {
@@ -383,7 +378,6 @@ fn flushall(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     let mut removed = 0;
     let all: Vec<usize> = (0..ks.db_count()).collect();
     // Every database at once: FLUSHALL is atomic for other clients.
-    ctx.db.locks.lock_dbs(ks, &all);
     for db in all {
         removed += ks.dbsize(ctx.db.locks, db);
         ks.flush_db(ctx.db.locks, db, lazy);

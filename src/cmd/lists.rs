@@ -404,7 +404,6 @@ fn move_generic(
 ) -> CmdResult {
     let fill_n = fill(ctx);
     let fill = Fill::new(fill_n);
-    ctx.db.lock_keys([src, dst]);
     let mut slot = ctx.db.key(src);
     let Some(src_idx) = list::find(&mut slot)? else {
         ctx.out.null();
@@ -475,7 +474,6 @@ pub(crate) fn parse_lmpop(args: &Args<'_>) -> Result<(Vec<Vec<u8>>, bool, usize)
 /// LMPOP numkeys key [key ...] LEFT|RIGHT [COUNT count]
 fn lmpop(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     let (keys, left, count) = parse_lmpop(args)?;
-    ctx.db.lock_keys(keys.iter().map(Vec::as_slice));
     for key in &keys {
         let mut slot = ctx.db.key(key);
         let Some(items) = list::pop(&mut slot, left, count)? else {

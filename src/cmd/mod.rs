@@ -16,6 +16,7 @@ pub mod connection;
 pub mod debug;
 pub mod error;
 pub mod expire;
+pub mod footprint;
 pub mod functions;
 pub mod hashes;
 pub mod info;
@@ -107,17 +108,6 @@ impl DbCtx<'_> {
         self.locks
             .key(self.ks, db, key, self.now_ms)
             .with_no_touch(self.no_touch)
-    }
-
-    /// Locks the shards of several keys up front, in the order that avoids
-    /// deadlock. Multi-key commands call this before touching any key.
-    pub fn lock_keys<'k>(&mut self, keys: impl IntoIterator<Item = &'k [u8]>) {
-        self.locks.lock_keys(self.ks, self.index, keys);
-    }
-
-    /// Locks keys that live in different databases (MOVE, COPY ... DB).
-    pub fn lock_keys_in(&mut self, keys: &[(usize, &[u8])]) {
-        self.locks.lock_plan(self.ks, keys, &[]);
     }
 }
 
@@ -258,13 +248,10 @@ pub enum Next {
 
 /// Whether `cmd` runs Lua, so that it must run as a job of the script
 /// thread: EVAL and FCALL and their variants, FUNCTION LOAD and RESTORE
-/// (a library body runs), an EXEC whose queue holds one of those.
+/// (a library body runs), an EXEC whose queue holds one of those (their
+/// footprint says so: [`footprint::runs_as_job`]).
 pub fn runs_scripts(cmd: &Command, client: &Client) -> bool {
-    cmd.has(flags::RUNS_SCRIPTS)
-        || client
-            .multi
-            .as_ref()
-            .is_some_and(|q| cmd.name == "exec" && q.any_command(|c| c.has(flags::RUNS_SCRIPTS)))
+    footprint::runs_as_job(cmd, client)
 }
 
 /// Runs one command to completion on this thread, scripts included (the
@@ -426,9 +413,10 @@ pub fn run_job(
     now_ms: i64,
 ) {
     let reply_start = out.len();
-    let _job = srv.scripting.begin_job(client.info.id);
-    // Released before the job ends (declared after it).
-    let mut locks = Locks::default();
+    let job = srv.scripting.begin_job(client.info.id);
+    // Released before the job ends (declared after it). The only locks
+    // that may wait for a shard while holding others (see `store::locks`).
+    let mut locks = Locks::for_job(&job);
     run_checked(
         srv,
         client,
@@ -508,6 +496,10 @@ pub(crate) fn run(
     let db_index = client.db;
     let handler = cmd.handler.expect("resolved commands have handlers");
     let reply_start = out.len();
+    // The shards the command declares, before its handler runs.
+    if footprint::acquire(&srv.ks, client, locks, cmd, args, db_index).is_err() {
+        return refuse_undeclared(client, out, stats, cmd);
+    }
     // TOUCH itself still updates access times, as in Redis.
     let no_touch = client.no_touch && cmd.name != "touch";
     let mut ctx = Ctx {
@@ -589,6 +581,34 @@ pub(crate) fn run(
     }
     stats.commands_processed.add(1);
     Ran { later, failed }
+}
+
+/// A command whose footprint was not held by the transaction or script it
+/// runs in, and could not be had without waiting while holding: refused
+/// (a footprint bug; `store::locks`).
+#[cold]
+fn refuse_undeclared(
+    client: &mut Client,
+    out: &mut Reply,
+    stats: &ThreadStats,
+    cmd: &Command,
+) -> Ran {
+    crate::warning!(
+        "command '{}' (client {}) needed shards its transaction did not hold",
+        cmd.name,
+        client.id()
+    );
+    let msg = format!("ERR internal error in '{}' command", cmd.name);
+    out.error(&msg);
+    let st = &stats.cmds[cmd.id];
+    st.calls.add(1);
+    st.failed.add(1);
+    stats.count_error(&msg);
+    stats.commands_processed.add(1);
+    Ran {
+        later: Vec::new(),
+        failed: true,
+    }
 }
 
 fn publish_effect(ctx: &Ctx<'_>, args: &Args<'_>) {

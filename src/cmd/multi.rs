@@ -1,9 +1,10 @@
 //! Transactions: MULTI EXEC DISCARD WATCH UNWATCH.
 //!
 //! Between MULTI and EXEC the central dispatcher queues every command that
-//! passed its checks (see [`queue`]). EXEC works out every key and database
-//! the queue can touch, locks all of their shards in one ascending pass,
-//! checks the WATCHed keys, and runs the queue with those locks held: no
+//! passed its checks (see [`queue`]). EXEC's footprint is the union of its
+//! queued commands' footprints (`footprint::plan_transaction`): the
+//! dispatcher locks all of their shards in one ascending pass, then EXEC
+//! checks the WATCHed keys and runs the queue with those locks held: no
 //! other client sees the transaction half done, whatever shards it spans,
 //! and clients on other shards are not held up at all.
 //!
@@ -22,7 +23,6 @@ use crate::server::client::{Client, list_flags};
 use crate::server::stats::ThreadStats;
 use crate::store::keyspace::hash_key;
 use crate::store::{Keyspace, Locks};
-use crate::util::num::parse_i64;
 
 pub const COMMANDS: &[(&str, Handler)] = &[
     ("multi", multi),
@@ -50,6 +50,16 @@ impl Queue {
     /// Whether a queued command satisfies `f`.
     pub fn any_command(&self, f: impl Fn(&Command) -> bool) -> bool {
         self.cmds.iter().any(|q| f(q.cmd))
+    }
+
+    /// A command was rejected while queuing: EXEC will abort.
+    pub fn is_failed(&self) -> bool {
+        self.failed
+    }
+
+    /// The queued commands with their arguments.
+    pub fn commands(&self) -> impl Iterator<Item = (&'static Command, Args<'_>)> {
+        self.cmds.iter().map(|q| (q.cmd, q.args()))
     }
 }
 
@@ -162,7 +172,6 @@ fn watch(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     let ks = &ctx.srv.ks;
     let db = ctx.db.index;
     let keys: Vec<&[u8]> = args.iter().skip(1).collect();
-    ctx.db.lock_keys(keys.iter().copied());
     let w = ctx
         .client
         .watch
@@ -189,21 +198,29 @@ fn unwatch(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
     Ok(())
 }
 
-/// Removes every WATCH of the client. Locks the watched keys' shards if
-/// not held; the caller releases them.
+/// Removes every WATCH of the client; the caller releases the locks.
+/// UNWATCH, DISCARD, RESET and EXEC hold the watched keys already (their
+/// footprints declare them). A connection closing, and a refused EXEC,
+/// are no command's footprint: they come here holding nothing, and the
+/// batch below takes the keys (it cannot wait while holding others).
 pub fn unwatch_all(ks: &'static Keyspace, client: &mut Client, locks: &mut Locks) {
     let Some(w) = client.watch.take() else {
         return;
     };
-    let keys: Vec<(usize, &[u8])> = client
-        .watched
-        .iter()
-        .map(|(db, k)| (*db, k.as_slice()))
-        .collect();
-    locks.lock_plan(ks, &keys, &[]);
+    let mut b = locks.batch(ks);
+    for (db, k) in &client.watched {
+        b.key(*db, k);
+    }
+    if b.take().is_err() {
+        // Only if a caller held other shards (a footprint bug): the
+        // registrations then stay until their keys change or go.
+        crate::warning!("UNWATCH could not take the watched keys' shards");
+        client.watched.clear();
+        return;
+    }
     let mut removed = 0;
-    for &(db, k) in &keys {
-        if locks.shard_for(ks, db, k).remove_watcher(k, &w) {
+    for (db, k) in &client.watched {
+        if locks.shard_for(ks, *db, k).remove_watcher(k, &w) {
             removed += 1;
         }
     }
@@ -226,63 +243,6 @@ fn watch_broken(ks: &'static Keyspace, client: &Client, locks: &mut Locks, now_m
         })
 }
 
-/// A database index argument, if valid.
-fn db_arg(ks: &Keyspace, arg: Option<&[u8]>) -> Option<usize> {
-    let n = parse_i64(arg?)?;
-    (0..ks.db_count() as i64).contains(&n).then_some(n as usize)
-}
-
-/// The COPY ... DB destination, if given.
-fn copy_db(ks: &Keyspace, args: &Args<'_>) -> Option<usize> {
-    let i = (3..args.len()).find(|&i| args[i].eq_ignore_ascii_case(b"db"))?;
-    db_arg(ks, args.get(i + 1))
-}
-
-/// What a queued command needs locked: keys as (db, key) and whole
-/// databases. `db` is the database selected when it runs (SELECT inside
-/// the transaction moves it).
-fn plan<'q>(
-    ks: &Keyspace,
-    cmd: &Command,
-    args: &Args<'q>,
-    db: &mut usize,
-    keys: &mut Vec<(usize, &'q [u8])>,
-    dbs: &mut Vec<usize>,
-) {
-    let all = || 0..ks.db_count();
-    match cmd.name {
-        "select" => {
-            if let Some(d) = db_arg(ks, args.get(1)) {
-                *db = d;
-            }
-        }
-        "flushall" | "info" => dbs.extend(all()),
-        // Scripts (their declared keys planned below) lock what else they
-        // reach as they run, holding the script gate.
-        "flushdb" | "keys" | "scan" | "randomkey" | "dbsize" => dbs.push(*db),
-        "swapdb" => {
-            dbs.push(*db);
-            dbs.extend(db_arg(ks, args.get(1)));
-            dbs.extend(db_arg(ks, args.get(2)));
-        }
-        "move" => {
-            dbs.push(*db);
-            dbs.extend(db_arg(ks, args.get(2)));
-        }
-        "copy" => {
-            dbs.push(*db);
-            dbs.extend(copy_db(ks, args));
-        }
-        name if name.starts_with("debug") => dbs.extend(all()),
-        _ if super::keyspec::has_keys(cmd) => match super::keyspec::keys_of(cmd, args) {
-            Ok(idx) => keys.extend(idx.into_iter().map(|i| (*db, args.arg(i)))),
-            // Keys that can't be located: the whole database is safe.
-            Err(_) => dbs.push(*db),
-        },
-        _ => {}
-    }
-}
-
 fn exec(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
     let Some(queue) = ctx.client.multi.take() else {
         return Err(Error::msg("ERR EXEC without MULTI"));
@@ -301,24 +261,10 @@ fn run_queue(ctx: &mut Ctx<'_>, queue: Queue) -> CmdResult {
         ));
     }
     let all_args: Vec<Args<'_>> = queue.cmds.iter().map(Queued::args).collect();
-    let mut keys: Vec<(usize, &[u8])> = ctx
-        .client
-        .watched
-        .iter()
-        .map(|(d, k)| (*d, k.as_slice()))
-        .collect();
-    let mut dbs = Vec::new();
-    let mut db = ctx.db.index;
-    for (q, args) in queue.cmds.iter().zip(&all_args) {
-        plan(ks, q.cmd, args, &mut db, &mut keys, &mut dbs);
-    }
-    let runs_scripts = queue
-        .cmds
-        .iter()
-        .any(|q| q.cmd.has(super::flags::RUNS_SCRIPTS));
-    let _gate = runs_scripts.then(|| ctx.srv.scripting.gate.lock());
-    ctx.db.locks.lock_plan(ks, &keys, &dbs);
-    drop(keys);
+    // The dispatcher took the transaction's footprint before this handler
+    // ran (`footprint::plan_transaction`): every shard the queue can touch
+    // and the watched keys, in one ascending batch. An EXEC that runs
+    // scripts is the script job: they lock what else they reach.
     let broken = watch_broken(ks, ctx.client, ctx.db.locks, ctx.db.now_ms);
     // Our own writes must not mark our watches: drop them first.
     unwatch_all(ks, ctx.client, ctx.db.locks);
@@ -374,8 +320,8 @@ pub fn touch_written(
     };
     // MOVE and COPY ... DB change the key in a second database too.
     let other = match cmd.name {
-        "move" => db_arg(ks, args.get(2)),
-        "copy" => copy_db(ks, args),
+        "move" => super::footprint::db_arg(ks, args.get(2)),
+        "copy" => super::footprint::copy_db(ks, args),
         _ => None,
     };
     for i in idx {

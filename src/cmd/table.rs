@@ -118,6 +118,9 @@ pub struct Command {
     /// The key specs parsed from `spec`, on first use
     /// ([`super::keyspec::specs`]).
     pub key_specs: std::sync::OnceLock<Vec<super::keyspec::KeySpec>>,
+    /// What it may touch, declared once ([`super::footprint::declare`]);
+    /// the dispatcher and EXEC lock from it.
+    pub footprint: super::footprint::Scope,
 }
 
 impl Command {
@@ -215,7 +218,10 @@ impl CommandTable {
                 spec,
                 subcommands: None,
                 key_specs: std::sync::OnceLock::new(),
+                footprint: super::footprint::Scope::None,
             });
+            let footprint = super::footprint::declare(&table.commands[id]);
+            table.commands[id].footprint = footprint;
         }
         for (name, _) in handlers {
             assert!(

@@ -116,7 +116,6 @@ fn keys_to_check<'a>(name: &str, args: &Args<'a>) -> Option<Vec<&'a [u8]>> {
 /// Existence of the keys [`keys_to_check`] names, before the command runs.
 pub fn before(ctx: &mut Ctx<'_>, args: &Args<'_>) -> Option<Vec<bool>> {
     let keys = keys_to_check(ctx.cmd.name, args)?;
-    ctx.db.lock_keys(keys.iter().copied());
     Some(
         keys.iter()
             .map(|k| ctx.db.key(k).lookup().is_some())

@@ -1,13 +1,14 @@
 //! Lua scripting: EVAL and friends run Lua 5.1 scripts atomically.
 //!
 //! Design: one Lua VM for EVAL scripts and one for FUNCTION libraries,
-//! each behind a mutex (Redis has the same two). A script locks every shard
-//! of its selected database for its whole run, so it is atomic for every
-//! other client and may touch keys it did not declare; `redis.call` runs
-//! handlers through the normal command table with those locks already held
+//! each behind a mutex (Redis has the same two). A script runs as the one
+//! job of the script thread, with the job's locks (`Locks::for_job`): each
+//! `redis.call` takes its command's footprint (`crate::cmd::footprint`) as
+//! it runs, waiting if need be, and everything stays locked to the end of
+//! the job, so a script is atomic and may touch keys it did not declare.
+//! `redis.call` runs handlers through the normal command table
 //! (`crate::cmd::run`). Lock order is always the script gate
-//! ([`Scripting::gate`]), then a VM, then shards; an EXEC whose queue runs
-//! scripts takes the gate before its shards.
+//! ([`Scripting::gate`], held for the whole job), then a VM, then shards.
 //!
 //! Every command that runs Lua is a job of the script thread
 //! ([`thread`]), so a runaway script never holds a worker thread. A job
@@ -79,11 +80,12 @@ pub struct Scripting {
     /// DEBUG SET-DISABLE-DENY-SCRIPTS: scripts may call `noscript`
     /// commands (Redis's tests use it).
     pub disable_deny_script: AtomicBool,
-    /// Held around every script run (EVAL, FCALL) and around a whole EXEC
-    /// whose queue runs scripts, taken before any VM or shard lock. Jobs
-    /// run one at a time on the script thread, so it is never contended
-    /// there; it keeps the in-process harness (which runs jobs inline)
-    /// under the same rule. Reentrant, for the scripts EXEC itself runs.
+    /// Held for the whole of every job ([`Scripting::begin_job`]: EVAL,
+    /// FCALL, an EXEC whose queue runs scripts...), taken before any VM or
+    /// shard lock. Jobs run one at a time on the script thread, so it is
+    /// never contended there; it keeps the in-process harness (which runs
+    /// jobs inline) under the same rule. Reentrant, for the handlers that
+    /// take it again.
     pub gate: ReentrantMutex<()>,
 }
 
@@ -118,6 +120,10 @@ impl Drop for InFlight<'_> {
 /// the job's mark are cleared and waiting commands are woken.
 pub struct JobGuard<'a> {
     scripting: &'a Scripting,
+    /// The script gate, held for the whole job: one job at a time, also
+    /// in the in-process harness, which is what lets the job's `Locks`
+    /// (`Locks::for_job`) wait for a shard while holding others.
+    _gate: parking_lot::ReentrantMutexGuard<'a, ()>,
 }
 
 impl Drop for JobGuard<'_> {
@@ -272,8 +278,12 @@ impl Scripting {
     /// leave their shards; those after it wait for the job). Called on the
     /// thread that runs the job, holding no lock.
     pub fn begin_job(&self, client_id: u64) -> JobGuard<'_> {
+        let gate = self.gate.lock();
         self.active.store(client_id.max(1), Ordering::SeqCst);
-        let guard = JobGuard { scripting: self };
+        let guard = JobGuard {
+            scripting: self,
+            _gate: gate,
+        };
         // Only start-up takes this lock otherwise.
         for stats in self.flights.lock().iter() {
             let mut spins = 0u32;

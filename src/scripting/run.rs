@@ -1,4 +1,4 @@
-//! Running one script: locking, `redis.call`, the reply, the effects.
+//! Running one script: `redis.call`, the reply, the effects.
 //!
 //! The hot path (set KEYS/ARGV, call the script, each `redis.call`, convert
 //! the reply) works on the Lua stack directly: `redis.call` is a plain C
@@ -141,11 +141,8 @@ pub fn run_script(
     script: &Script<'_>,
 ) {
     let srv = ctx.srv;
-    let split = inputs.first + inputs.nkeys;
-    ctx.db
-        .lock_keys((inputs.first..split).map(|i| &inputs.args[i]));
-    // Keys it did not declare are locked as it reaches them (see `Locks`).
-    let was_script = ctx.db.locks.enter_script();
+    // No locks here: each `redis.call` takes its command's footprint with
+    // the job's locks, declared keys or not (`crate::cmd::footprint`).
     srv.scripting.start(ctx.client.info.id, script.is_function);
     let state = RefCell::new(CallState {
         ctx,
@@ -165,11 +162,7 @@ pub fn run_script(
             limit: 0,
         },
     });
-    let end = RunEnd {
-        srv,
-        state: &state,
-        was_script,
-    };
+    let end = RunEnd { srv, state: &state };
     let mut outcome = Outcome::Ok;
     let guard = Current::enter(&state);
     // SAFETY: the closure gets this thread's state with the handler and the
@@ -226,16 +219,14 @@ pub fn run_script(
 struct RunEnd<'s, 'c, 'a> {
     srv: &'static crate::server::Server,
     state: &'s RefCell<CallState<'c, 'a>>,
-    was_script: bool,
 }
 
 impl Drop for RunEnd<'_, '_, '_> {
     fn drop(&mut self) {
-        if let Ok(mut st) = self.state.try_borrow_mut() {
-            st.ctx.db.locks.leave_script(self.was_script);
-            if std::mem::take(&mut st.multi_open) {
-                self.srv.ks.emit(st.ctx.db.index, &[b"EXEC"]);
-            }
+        if let Ok(mut st) = self.state.try_borrow_mut()
+            && std::mem::take(&mut st.multi_open)
+        {
+            self.srv.ks.emit(st.ctx.db.index, &[b"EXEC"]);
         }
         self.srv.scripting.finish();
     }

@@ -3,7 +3,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
-use parking_lot::{Mutex, MutexGuard, RwLock};
+use parking_lot::{Mutex, RwLock};
+
+pub use super::locks::Locks;
 
 use super::entry::{Entry, EntryRef, Value};
 use super::shard::Shard;
@@ -159,7 +161,7 @@ impl Keyspace {
         }
     }
 
-    fn expired(&self, db: usize, entry: Entry) {
+    pub(super) fn expired(&self, db: usize, entry: Entry) {
         self.expired_keys.fetch_add(1, Ordering::Relaxed);
         if self.effects_enabled() {
             self.emit(db, &[b"DEL", entry.key()]);
@@ -181,22 +183,22 @@ impl Keyspace {
         })
     }
 
-    /// Empties one database (all its shards locked at once); big tables
-    /// are freed on a background thread.
+    /// Empties one database; big tables are freed on a background thread.
+    /// The command holds every shard of `db` (its footprint declares the
+    /// database), so the flush is atomic for other clients.
     pub fn flush_db(&'static self, locks: &mut Locks, db: usize, lazy: bool) {
-        locks.lock_dbs(self, &[db]);
         let tables: Vec<Table> = (0..self.shard_count())
             .map(|s| locks.with_shard(self, db, s, |g| g.take_all()))
             .collect();
         free_tables(tables, lazy);
     }
 
-    /// Swaps the contents of two databases, atomically for every other client.
+    /// Swaps the contents of two databases, atomically for every other
+    /// client: the command holds every shard of both (its footprint).
     pub fn swap_dbs(&'static self, locks: &mut Locks, a: usize, b: usize) {
         if a == b {
             return;
         }
-        locks.lock_dbs(self, &[a, b]);
         let n = self.shard_count();
         for s in 0..n {
             let (x, y) = locks.pair_mut(a * n + s, b * n + s);
@@ -361,290 +363,16 @@ fn free_tables(tables: Vec<Table>, lazy: bool) {
     }
 }
 
-/// The shard locks one command holds, in ascending (db, shard) order.
-/// Owned per connection and reused, so taking a lock allocates nothing.
-///
-/// Deadlock freedom: a command takes all the shards it needs in one batch
-/// ([`Locks::lock_keys`], [`Locks::lock_dbs`], [`Locks::lock_plan`]); a
-/// batch waits only for its first shard and tries the others, and if one is
-/// busy it lets go of everything, waits for that one to be free and starts
-/// over. So no command ever waits while holding a shard, except a running
-/// script (or an EXEC that runs scripts): it locks its declared keys as a
-/// batch, then takes any other shard it reaches, in any order, waiting if
-/// need be ([`Locks::enter_script`]). One script runs at a time (the script
-/// gate), and everyone it can wait for holds nothing it waits for, so no
-/// cycle can form.
-#[derive(Default)]
-pub struct Locks {
-    held: Vec<(usize, MutexGuard<'static, Shard>)>,
-    /// A script runs with these locks: shards may be added in any order.
-    script: bool,
-}
-
-impl Locks {
-    /// Releases every lock.
-    #[inline]
-    pub fn release(&mut self) {
-        self.held.clear();
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.held.is_empty()
-    }
-
-    fn position(&self, gid: usize) -> Option<usize> {
-        self.held.iter().position(|(g, _)| *g == gid)
-    }
-
-    /// Marks these locks as a running script's (shards may then be added
-    /// in any order); returns the previous mark for [`Locks::leave_script`].
-    pub fn enter_script(&mut self) -> bool {
-        std::mem::replace(&mut self.script, true)
-    }
-
-    pub fn leave_script(&mut self, was: bool) {
-        self.script = was;
-    }
-
-    fn mutex(ks: &'static Keyspace, gid: usize) -> &'static Mutex<Shard> {
-        let n = ks.shard_count();
-        &ks.dbs[gid / n].shards[gid % n].0
-    }
-
-    /// Locks the shard with global id `gid` unless already held: a single
-    /// shard for a command holding nothing, any shard for a script.
-    fn acquire(&mut self, ks: &'static Keyspace, gid: usize) -> usize {
-        if let Some(i) = self.position(gid) {
-            return i;
-        }
-        debug_assert!(
-            self.script || self.held.is_empty(),
-            "a command must take all its shards as one batch (lock_keys / lock_plan)"
-        );
-        let guard = Self::mutex(ks, gid).lock();
-        let i = self.held.partition_point(|(g, _)| *g < gid);
-        self.held.insert(i, (gid, guard));
-        i
-    }
-
-    /// Takes the shards `gids` (sorted, distinct) as one batch: see the
-    /// type's notes on deadlock.
-    fn acquire_batch(&mut self, ks: &'static Keyspace, mut gids: Vec<usize>) {
-        gids.retain(|g| self.position(*g).is_none());
-        if gids.is_empty() {
-            return;
-        }
-        if self.script {
-            for gid in gids {
-                self.acquire(ks, gid);
-            }
-            return;
-        }
-        debug_assert!(
-            self.held.is_empty(),
-            "a command must take all its shards as one batch (lock_keys / lock_plan)"
-        );
-        // Wait (holding nothing) for the first shard, try the others; on a
-        // busy one let go of all, wait for that one to be free, start over.
-        let mut busy = None;
-        'retry: loop {
-            if let Some(gid) = busy.take() {
-                drop(Self::mutex(ks, gid).lock());
-            }
-            self.held.push((gids[0], Self::mutex(ks, gids[0]).lock()));
-            for &gid in &gids[1..] {
-                match Self::mutex(ks, gid).try_lock() {
-                    Some(guard) => self.held.push((gid, guard)),
-                    None => {
-                        self.held.clear();
-                        busy = Some(gid);
-                        continue 'retry;
-                    }
-                }
-            }
-            return;
-        }
-    }
-
-    /// Locks the shards of all `keys` in `db` at once.
-    pub fn lock_keys<'k>(
-        &mut self,
-        ks: &'static Keyspace,
-        db: usize,
-        keys: impl IntoIterator<Item = &'k [u8]>,
-    ) {
-        let n = ks.shard_count();
-        let mut gids: Vec<usize> = keys
-            .into_iter()
-            .map(|k| db * n + ks.shard_of(hash_key(k)))
-            .collect();
-        gids.sort_unstable();
-        gids.dedup();
-        self.acquire_batch(ks, gids);
-    }
-
-    /// Locks the whole of the given databases at once (SWAPDB-like commands).
-    pub fn lock_dbs(&mut self, ks: &'static Keyspace, dbs: &[usize]) {
-        let n = ks.shard_count();
-        let mut dbs = dbs.to_vec();
-        dbs.sort_unstable();
-        dbs.dedup();
-        let gids = dbs
-            .iter()
-            .flat_map(|&db| (0..n).map(move |s| db * n + s))
-            .collect();
-        self.acquire_batch(ks, gids);
-    }
-
-    /// Runs `f` on shard `s` of `db`: through the guard this command holds,
-    /// or under a lock taken just for `f` (keyspace-wide reads visit one
-    /// shard at a time, so other clients run in between). A transaction
-    /// pre-locks what it needs, so this never re-locks a held mutex; a
-    /// script keeps what it reads locked to its end, for atomicity.
-    pub fn with_shard<R>(
-        &mut self,
-        ks: &'static Keyspace,
-        db: usize,
-        s: usize,
-        f: impl FnOnce(&mut Shard) -> R,
-    ) -> R {
-        let gid = db * ks.shard_count() + s;
-        match self.position(gid) {
-            Some(i) => f(&mut self.held[i].1),
-            None if self.script => {
-                let i = self.acquire(ks, gid);
-                f(&mut self.held[i].1)
-            }
-            None => f(&mut ks.dbs[db].shards[s].0.lock()),
-        }
-    }
-
-    /// Two distinct held shards, both mutable (SWAPDB).
-    fn pair_mut(&mut self, a: usize, b: usize) -> (&mut Shard, &mut Shard) {
-        let (i, j) = (
-            self.position(a).expect("locked"),
-            self.position(b).expect("locked"),
-        );
-        assert_ne!(i, j);
-        if i < j {
-            let (lo, hi) = self.held.split_at_mut(j);
-            (&mut lo[i].1, &mut hi[0].1)
-        } else {
-            let (lo, hi) = self.held.split_at_mut(i);
-            (&mut hi[0].1, &mut lo[j].1)
-        }
-    }
-
-    /// True if the command holds the shard of `key` in `db`.
-    pub fn holds(&self, ks: &Keyspace, db: usize, key: &[u8]) -> bool {
-        let gid = db * ks.shard_count() + ks.shard_of(hash_key(key));
-        self.position(gid).is_some()
-    }
-
-    /// Locks, in one ascending pass, the shards of `keys` (as (db, key))
-    /// and every shard of `dbs`: what a transaction needs up front.
-    pub fn lock_plan(&mut self, ks: &'static Keyspace, keys: &[(usize, &[u8])], dbs: &[usize]) {
-        let n = ks.shard_count();
-        let mut gids: Vec<usize> = keys
-            .iter()
-            .map(|&(db, k)| db * n + ks.shard_of(hash_key(k)))
-            .chain(dbs.iter().flat_map(|&db| (0..n).map(move |s| db * n + s)))
-            .collect();
-        gids.sort_unstable();
-        gids.dedup();
-        self.acquire_batch(ks, gids);
-    }
-
-    /// The shard holding `key` in `db`, locking it if not held yet.
-    pub fn shard_for(&mut self, ks: &'static Keyspace, db: usize, key: &[u8]) -> &mut Shard {
-        let gid = db * ks.shard_count() + ks.shard_of(hash_key(key));
-        let i = self.acquire(ks, gid);
-        &mut self.held[i].1
-    }
-
-    /// Like [`Locks::key`], but never waits: a shard not held yet is taken
-    /// only if it is free, whatever the order (so it cannot deadlock).
-    pub fn try_key<'s, 'k>(
-        &'s mut self,
-        ks: &'static Keyspace,
-        db: usize,
-        key: &'k [u8],
-        now_ms: i64,
-    ) -> Option<KeySlot<'s, 'k>> {
-        let hash = hash_key(key);
-        let gid = db * ks.shard_count() + ks.shard_of(hash);
-        let i = match self.position(gid) {
-            Some(i) => i,
-            None => {
-                let guard = Self::mutex(ks, gid).try_lock()?;
-                let i = self.held.partition_point(|(g, _)| *g < gid);
-                self.held.insert(i, (gid, guard));
-                i
-            }
-        };
-        Some(KeySlot {
-            shard: &mut self.held[i].1,
-            hash,
-            key,
-            now_ms,
-            ks,
-            db,
-            no_touch: false,
-        })
-    }
-
-    /// Keys that became ready in the held shards, as (db, key).
-    pub fn take_ready(&mut self, ks: &Keyspace) -> Vec<(usize, Box<[u8]>)> {
-        let n = ks.shard_count();
-        let mut out = Vec::new();
-        for (gid, g) in self.held.iter_mut() {
-            if g.has_ready() {
-                out.extend(g.take_ready().into_iter().map(|k| (*gid / n, k)));
-            }
-        }
-        out
-    }
-
-    /// True if any held shard has keys ready for blocked clients.
-    #[inline]
-    pub fn any_ready(&self) -> bool {
-        self.held.iter().any(|(_, g)| g.has_ready())
-    }
-
-    /// The key's slot handle, locking its shard if this command does not hold it yet.
-    #[inline]
-    pub fn key<'s, 'k>(
-        &'s mut self,
-        ks: &'static Keyspace,
-        db: usize,
-        key: &'k [u8],
-        now_ms: i64,
-    ) -> KeySlot<'s, 'k> {
-        let hash = hash_key(key);
-        let gid = db * ks.shard_count() + ks.shard_of(hash);
-        let i = self.acquire(ks, gid);
-        KeySlot {
-            shard: &mut self.held[i].1,
-            hash,
-            key,
-            now_ms,
-            ks,
-            db,
-            no_touch: false,
-        }
-    }
-}
-
 /// One key inside a locked shard.
 pub struct KeySlot<'s, 'k> {
-    shard: &'s mut Shard,
-    hash: u64,
-    key: &'k [u8],
-    now_ms: i64,
-    ks: &'static Keyspace,
-    db: usize,
+    pub(super) shard: &'s mut Shard,
+    pub(super) hash: u64,
+    pub(super) key: &'k [u8],
+    pub(super) now_ms: i64,
+    pub(super) ks: &'static Keyspace,
+    pub(super) db: usize,
     /// Reads leave the access time alone (CLIENT NO-TOUCH).
-    no_touch: bool,
+    pub(super) no_touch: bool,
 }
 
 impl<'s, 'k> KeySlot<'s, 'k> {

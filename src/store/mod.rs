@@ -7,12 +7,14 @@
 pub mod entry;
 pub mod evict;
 pub mod keyspace;
+pub mod locks;
 pub mod object;
 pub mod shard;
 pub mod table;
 
 pub use entry::{Entry, EntryRef, Packed, Value, ValueRef};
-pub use keyspace::{Db, KeySlot, Keyspace, Locks};
+pub use keyspace::{Db, KeySlot, Keyspace};
+pub use locks::{Batch, Locks, Undeclared};
 pub use object::Object;
 pub use shard::{Shard, Watch};
 

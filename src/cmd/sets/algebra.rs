@@ -32,7 +32,6 @@ fn prepare(ctx: &mut Ctx<'_>, keys: &[&[u8]], out: Out<'_>) -> Result<Vec<Option
         Out::Store(d) => Some(d),
         _ => None,
     };
-    ctx.db.lock_keys(keys.iter().copied().chain(dst));
     let mut sizes = Vec::with_capacity(keys.len());
     for k in keys {
         let mut slot = ctx.db.key(k);

@@ -223,7 +223,6 @@ fn srandmember(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
 
 fn smove(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     let (src, dst, member) = (&args[1], &args[2], &args[3]);
-    ctx.db.lock_keys([src, dst]);
     let lim = Limits::of(&ctx.srv.config);
     // Redis's order: a missing source answers 0 before any type check.
     let mut slot = ctx.db.key(src);

@@ -163,7 +163,6 @@ pub fn xread(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     let in_script = ctx.srv.scripting.runs_for(ctx.client.id());
     let r = parse(args, in_script, false)?;
     let keys: Vec<&[u8]> = (0..r.n).map(|i| &args[r.streams_at + i]).collect();
-    ctx.db.lock_keys(keys.iter().copied());
     let ids = resolve_ids(ctx, args, &r)?;
     // Collect the keys with news, then reply: one slot is alive at a time,
     // so each key's part is encoded while its slot is held.

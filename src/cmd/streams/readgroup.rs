@@ -45,7 +45,6 @@ pub fn xreadgroup(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         noack: r.noack,
     };
     let keys: Vec<&[u8]> = (0..r.n).map(|i| &args[r.streams_at + i]).collect();
-    ctx.db.lock_keys(keys.iter().copied());
     let mut afters = Vec::with_capacity(r.n);
     for (i, key) in keys.iter().enumerate() {
         let mut slot = ctx.db.key(key);

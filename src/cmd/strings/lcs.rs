@@ -144,7 +144,6 @@ fn read_string(ctx: &mut Ctx<'_>, key: &[u8]) -> Option<Vec<u8>> {
 }
 
 pub fn lcs(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
-    ctx.db.lock_keys([&args[1], &args[2]]);
     let (a, b) = (read_string(ctx, &args[1]), read_string(ctx, &args[2]));
     let (Some(a), Some(b)) = (a, b) else {
         return Err(Error::msg(

@@ -165,7 +165,6 @@ fn getset(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
 
 fn mget(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     let keys = args.tail(1);
-    ctx.db.lock_keys(keys.iter());
     ctx.out.array(keys.len());
     for key in keys.iter() {
         let mut slot = ctx.db.key(key);

@@ -286,7 +286,6 @@ fn set_pairs(ctx: &mut Ctx<'_>, args: &Args<'_>) {
 
 pub fn mset(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     check_pairs(ctx, args)?;
-    ctx.db.lock_keys(args.tail(1).iter().step_by(2));
     set_pairs(ctx, args);
     ctx.out.ok();
     Ok(())
@@ -294,7 +293,6 @@ pub fn mset(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
 
 pub fn msetnx(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     check_pairs(ctx, args)?;
-    ctx.db.lock_keys(args.tail(1).iter().step_by(2));
     // All or nothing: the locks are held, so no key can appear in between.
     let any = args
         .tail(1)

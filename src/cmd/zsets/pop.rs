@@ -102,7 +102,6 @@ pub(crate) fn parse_zmpop(args: &Args<'_>) -> Result<(Vec<Vec<u8>>, bool, usize)
 
 pub fn zmpop(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     let (keys, max, count) = parse_zmpop(args)?;
-    ctx.db.lock_keys(keys.iter().map(|k| k.as_slice()));
     for key in &keys {
         let mut slot = ctx.db.key(key);
         let Some(items) = zset::pop(&mut slot, max, count)? else {

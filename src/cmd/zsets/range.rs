@@ -194,7 +194,6 @@ pub(super) fn store(ctx: &mut Ctx<'_>, dst: &[u8], items: &[(Vec<u8>, f64)]) -> 
 
 pub fn zrangestore(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     let req = parse(args, 2, true, By::Auto, None)?;
-    ctx.db.lock_keys([&args[1], &args[2]]);
     let mut items = Vec::new();
     {
         let mut slot = ctx.db.key(&args[2]);

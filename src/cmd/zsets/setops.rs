@@ -147,7 +147,6 @@ fn parse(
     }
     let n = n as usize;
     let keys: Vec<&[u8]> = (at + 1..at + 1 + n).map(|i| &args[i]).collect();
-    ctx.db.lock_keys(keys.iter().copied().chain(dst));
     let mut srcs = Vec::with_capacity(n);
     for k in keys {
         let len = with_input(ctx, k, |i| i.len())?.unwrap_or(0);
