@@ -273,7 +273,6 @@ pub fn bitop(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
             "ERR BITOP NOT must be called with a single source key.",
         ));
     }
-    ctx.db.lock_keys(args.tail(2).iter());
     let mut values: Vec<Option<Vec<u8>>> = Vec::with_capacity(sources.len());
     for key in sources.iter() {
         let mut slot = ctx.db.key(key);
