@@ -50,35 +50,22 @@ impl ServeCtx<'_> {
         self.locks.try_key(self.ks, self.db, key, self.now_ms)
     }
 
-    /// Publishes an effect of the serving, and its keyspace events: the
-    /// effect is the pop as a command (LPOP RPOP ZPOPMIN ZPOPMAX key, or
-    /// LMOVE src dst from to), whose name is the event Redis sends.
-    pub fn emit(&mut self, argv: &[&[u8]]) {
+    /// Publishes the effect of the serving (the pop as a command), under
+    /// the locks the serve holds.
+    pub fn effect(&mut self, argv: &[&[u8]]) {
         self.ks.emit(self.db, argv);
-        use crate::config::notify::{GENERIC, LIST, ZSET};
-        let (Some(cmd), Some(&key)) = (argv.first(), argv.get(1)) else {
-            return;
-        };
-        let cmd = cmd.to_ascii_lowercase();
-        let side = |a: Option<&&[u8]>| a.is_some_and(|s| s.eq_ignore_ascii_case(b"left"));
-        match cmd.as_slice() {
-            b"lmove" => {
-                let (Some(&dst), from_left) = (argv.get(2), side(argv.get(3))) else {
-                    return;
-                };
-                let push = if side(argv.get(4)) { "lpush" } else { "rpush" };
-                self.ks.key_event(self.db, LIST, push, dst);
-                let pop = if from_left { "lpop" } else { "rpop" };
-                self.ks.key_event(self.db, LIST, pop, key);
-            }
-            b"lpop" => self.ks.key_event(self.db, LIST, "lpop", key),
-            b"rpop" => self.ks.key_event(self.db, LIST, "rpop", key),
-            b"zpopmin" => self.ks.key_event(self.db, ZSET, "zpopmin", key),
-            b"zpopmax" => self.ks.key_event(self.db, ZSET, "zpopmax", key),
-            _ => return,
-        }
+    }
+
+    /// Publishes a keyspace event of the serving, as it happens (the
+    /// serving command's own events were published before).
+    pub fn event(&mut self, class: u32, name: &str, key: &[u8]) {
+        self.ks.key_event(self.db, class, name, key);
+    }
+
+    /// `del` if the serve emptied `key`.
+    pub fn event_if_emptied(&mut self, key: &[u8]) {
         if self.key(key).lookup().is_none() {
-            self.ks.key_event(self.db, GENERIC, "del", key);
+            self.event(crate::config::notify::GENERIC, "del", key);
         }
     }
 }
@@ -91,24 +78,38 @@ pub type ServeFn = Box<dyn Fn(&mut ServeCtx<'_>, &[u8], &Waiter) -> Option<Serve
 pub struct Served {
     /// The reply, already encoded in the waiter's protocol.
     pub reply: Vec<u8>,
-    /// Work the waiter finishes itself before replying (a BLMOVE push whose
-    /// destination shard was busy at serve time).
-    pub then: Option<Deferred>,
+    /// Nothing was done: the serve needs a key whose shard the serving
+    /// command neither holds nor could take without waiting (a BLMOVE
+    /// destination). The waiter keeps its place and is woken to serve
+    /// itself with all its shards taken in order ([`serve_self`]).
+    pub retry: bool,
 }
 
-/// A push the waiter does on wake-up.
-pub struct Deferred {
-    pub key: Vec<u8>,
-    pub left: bool,
-    pub value: Vec<u8>,
-    pub push: fn(&mut KeySlot<'_, '_>, bool, &[u8]) -> bool,
+impl Served {
+    pub fn reply(reply: Vec<u8>) -> Served {
+        Served {
+            reply,
+            retry: false,
+        }
+    }
+
+    pub fn retry() -> Served {
+        Served {
+            reply: Vec::new(),
+            retry: true,
+        }
+    }
 }
 
 enum State {
     Waiting,
+    /// Woken to serve itself ([`Served::retry`]); still registered.
+    Retry,
     Served(Served),
     TimedOut,
-    Unblocked { error: bool },
+    Unblocked {
+        error: bool,
+    },
     Gone,
 }
 
@@ -123,6 +124,9 @@ pub struct Waiter {
     pub client_id: u64,
     pub db: usize,
     pub keys: Vec<Vec<u8>>,
+    /// Keys the serve also writes (a BLMOVE destination): locked with
+    /// `keys` when the waiter serves itself.
+    pub also: Vec<Vec<u8>>,
     pub resp3: bool,
     /// The reply on timeout (and on CLIENT UNBLOCK ... TIMEOUT).
     pub timeout_reply: Vec<u8>,
@@ -148,11 +152,13 @@ impl Waiter {
         resp3: bool,
         timeout_reply: Vec<u8>,
         serve: ServeFn,
+        also: Vec<Vec<u8>>,
     ) -> Arc<Waiter> {
         Arc::new(Waiter {
             client_id,
             db,
             keys,
+            also,
             resp3,
             timeout_reply,
             serve,
@@ -162,17 +168,26 @@ impl Waiter {
     }
 
     pub fn is_waiting(&self) -> bool {
-        matches!(*self.state.lock(), State::Waiting)
+        matches!(*self.state.lock(), State::Waiting | State::Retry)
     }
 
     /// Serves the waiter from `key` if it is still waiting. The state lock is
     /// held across the serve, so a concurrent timeout cannot slip between.
     pub fn try_serve(&self, sctx: &mut ServeCtx<'_>, key: &[u8]) -> Attempt {
         let mut st = self.state.lock();
-        if !matches!(*st, State::Waiting) {
-            return Attempt::Stale;
+        match *st {
+            State::Waiting => {}
+            // Woken to serve itself: it keeps its place.
+            State::Retry => return Attempt::NotServed,
+            _ => return Attempt::Stale,
         }
         match (self.serve)(sctx, key, self) {
+            Some(served) if served.retry => {
+                *st = State::Retry;
+                drop(st);
+                self.notify.notify_one();
+                Attempt::NotServed
+            }
             Some(served) => {
                 *st = State::Served(served);
                 drop(st);
@@ -188,7 +203,7 @@ impl Waiter {
     pub fn finish(&self, why: Outcome) -> Outcome {
         let mut st = self.state.lock();
         match std::mem::replace(&mut *st, State::Gone) {
-            State::Waiting => why,
+            State::Waiting | State::Retry => why,
             State::Served(s) => Outcome::Served(s),
             State::TimedOut => Outcome::TimedOut,
             State::Unblocked { error } => Outcome::Unblocked { error },
@@ -199,7 +214,7 @@ impl Waiter {
     /// CLIENT UNBLOCK: true if the client was waiting.
     pub fn unblock(&self, error: bool) -> bool {
         let mut st = self.state.lock();
-        if !matches!(*st, State::Waiting) {
+        if !matches!(*st, State::Waiting | State::Retry) {
             return false;
         }
         *st = if error {
@@ -210,6 +225,17 @@ impl Waiter {
         drop(st);
         self.notify.notify_one();
         true
+    }
+
+    /// True (once) if the waiter was woken to serve itself: it is waiting
+    /// again, and the caller runs [`serve_self`].
+    pub fn take_retry(&self) -> bool {
+        let mut st = self.state.lock();
+        if matches!(*st, State::Retry) {
+            *st = State::Waiting;
+            return true;
+        }
+        false
     }
 
     /// True once something other than waiting happened.
@@ -257,6 +283,32 @@ pub fn serve_ready(ks: &'static Keyspace, locks: &mut Locks, now_ms: i64) {
             }
         }
     }
+}
+
+/// A waiter woken with [`Served::retry`] serves itself from its own
+/// connection: it takes all its shards (keys and `also`, in the
+/// deadlock-free order) and tries its keys in order, so the whole move,
+/// its effect and its events happen under both locks. If nothing can serve
+/// it any more it goes on waiting, in the place it had.
+pub fn serve_self(ks: &'static Keyspace, locks: &mut Locks, w: &Waiter, now_ms: i64) {
+    let keys = w.keys.iter().chain(&w.also).map(Vec::as_slice);
+    locks.lock_keys(ks, w.db, keys);
+    for key in &w.keys {
+        let mut sctx = ServeCtx {
+            ks,
+            locks,
+            db: w.db,
+            now_ms,
+        };
+        match w.try_serve(&mut sctx, key) {
+            Attempt::NotServed => continue,
+            Attempt::Served | Attempt::Stale => break,
+        }
+    }
+    if locks.any_ready() {
+        serve_ready(ks, locks, now_ms);
+    }
+    locks.release();
 }
 
 /// Registers `w` on all its keys. The caller holds the keys' shards.
