@@ -13,6 +13,7 @@ use crate::blocking::{ServeCtx, ServeFn, Served, Waiter};
 use crate::resp::{Args, Reply};
 use crate::server::client::Blocked;
 use crate::store::KeySlot;
+use crate::types::list::Fill;
 use crate::types::{list, zset};
 
 pub const COMMANDS: &[(&str, Handler)] = &[
@@ -219,15 +220,7 @@ fn bmove(
     ctx.db.lock_keys([src, dst]);
     if list::find(&mut ctx.db.key(src))?.is_some() {
         // The non-blocking form does the whole job (and its checks).
-        list::find(&mut ctx.db.key(dst))?;
-        let mut v = list::pop(&mut ctx.db.key(src), from, 1)?.unwrap_or_default();
-        let elem = v.pop().unwrap_or_default();
-        list::push(&mut ctx.db.key(dst), to, [elem.as_slice()], false, fill_n)?;
-        ctx.dirty += 1;
-        ctx.event(class::LIST, push_event(to), dst);
-        ctx.event(class::LIST, pop_event(from), src);
-        ctx.event_if_emptied(src);
-        ctx.out.bulk(&elem);
+        super::lists::move_generic(ctx, src, dst, from, to)?;
         ctx.rewrite_effect(lmove_effect(src, dst, from, to));
         return Ok(());
     }
@@ -253,10 +246,23 @@ fn bmove(
                 r.error(&e.message());
                 return Some(Served::reply(r.buf));
             }
-            let elem = list::pop(&mut sctx.key(key), from, 1).ok()??.pop()?;
-            let mut d = sctx.try_key(&dst).expect("held above");
-            // The type was checked, so the push cannot fail.
-            list::push(&mut d, to, [elem.as_slice()], false, fill_n).ok()?;
+            let elem = if key == dst.as_slice() {
+                // Rotation: one edit, so the list never goes away.
+                let mut s = sctx.key(key);
+                let idx = list::find(&mut s).ok()??;
+                let fill = Fill::new(fill_n);
+                list::edit(&mut s, idx, fill, |q| {
+                    let v = q.pop(from)?;
+                    q.push(to, &v, fill);
+                    Some(v)
+                })?
+            } else {
+                let elem = list::pop(&mut sctx.key(key), from, 1).ok()??.pop()?;
+                let mut d = sctx.try_key(&dst)?;
+                // The type was checked, so the push cannot fail.
+                list::push(&mut d, to, [elem.as_slice()], false, fill_n).ok()?;
+                elem
+            };
             let effect = lmove_effect(key, &dst, from, to);
             let argv: Vec<&[u8]> = effect.iter().map(Vec::as_slice).collect();
             sctx.effect(&argv);

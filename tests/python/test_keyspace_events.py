@@ -294,3 +294,46 @@ def test_blocked_move_into_wrong_type_matches_reference(ferrokv, reference_serve
     assert ours == _blocked_move_events(ref.host, ref.port)
     assert ours[0] == ["foo"]
     assert ours[1].startswith("error: WRONGTYPE")
+
+
+def _served_events(host: str, port: int) -> list[tuple[str, str]]:
+    """Blocked pops served by a later write, with `new` events on: a move
+    into a new list, a move of a list onto itself, the multi-pops."""
+    c = redis.Redis(host=host, port=port, decode_responses=True)
+    blocked = redis.Redis(host=host, port=port, decode_responses=True)
+    ps = c.pubsub()
+    try:
+        c.flushall()
+        c.config_set("notify-keyspace-events", "KEAn")
+        ps.psubscribe("__keyevent*")
+        assert ps.get_message(timeout=5)["type"] == "psubscribe"
+        cases = [
+            (("BLMOVE", "src", "dst", "RIGHT", "LEFT", "0"), ("LPUSH", "src", "x")),
+            (("BLMPOP", "0", "2", "a", "b", "RIGHT", "COUNT", "5"), ("RPUSH", "b", "1", "2")),
+            (("BZMPOP", "0", "1", "z", "MAX"), ("ZADD", "z", "1", "a", "2", "b")),
+            (("BRPOPLPUSH", "q", "q", "0"), ("RPUSH", "q", "foo")),
+        ]
+        for wait, push in cases:
+            t = threading.Thread(target=blocked.execute_command, args=wait)
+            t.start()
+            deadline = time.monotonic() + 5
+            while int(c.info("clients")["blocked_clients"]) < 1:
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            c.execute_command(*push)
+            t.join(timeout=5)
+        got = []
+        while (msg := ps.get_message(timeout=0.3)) is not None:
+            got.append((msg["channel"], msg["data"]))
+        got.append(("q", ",".join(c.lrange("q", 0, -1))))
+        return got
+    finally:
+        c.config_set("notify-keyspace-events", "")
+        ps.close()
+        c.close()
+        blocked.close()
+
+
+def test_served_pops_with_new_events_match_reference(ferrokv, reference_server):
+    ref = reference_server.endpoint
+    assert _served_events(ferrokv.host, ferrokv.port) == _served_events(ref.host, ref.port)
