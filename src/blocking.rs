@@ -80,8 +80,9 @@ pub struct Served {
     pub reply: Vec<u8>,
     /// Nothing was done: the serve needs a key whose shard the serving
     /// command neither holds nor could take without waiting (a BLMOVE
-    /// destination). The waiter keeps its place and is woken to serve
-    /// itself with all its shards taken in order ([`serve_self`]).
+    /// destination). The waiter keeps its place, those behind it wait for
+    /// it, and it is woken to serve itself with all its shards taken in
+    /// order ([`serve_self`]).
     pub retry: bool,
 }
 
@@ -133,6 +134,9 @@ pub struct Waiter {
     serve: ServeFn,
     state: Mutex<State>,
     notify: Notify,
+    /// Set once the waiter was woken to serve itself: when its wait ends,
+    /// the waiters behind it, which waited for it, are served.
+    retried: std::sync::atomic::AtomicBool,
 }
 
 /// The outcome of one serve attempt.
@@ -142,6 +146,9 @@ pub enum Attempt {
     Stale,
     /// The key cannot serve this waiter now.
     NotServed,
+    /// The waiter serves itself (see [`Served::retry`]); those behind it
+    /// wait until it did.
+    Retry,
 }
 
 impl Waiter {
@@ -164,6 +171,7 @@ impl Waiter {
             serve,
             state: Mutex::new(State::Waiting),
             notify: Notify::new(),
+            retried: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -178,15 +186,16 @@ impl Waiter {
         match *st {
             State::Waiting => {}
             // Woken to serve itself: it keeps its place.
-            State::Retry => return Attempt::NotServed,
+            State::Retry => return Attempt::Retry,
             _ => return Attempt::Stale,
         }
         match (self.serve)(sctx, key, self) {
             Some(served) if served.retry => {
                 *st = State::Retry;
+                self.retried.store(true, Ordering::Relaxed);
                 drop(st);
                 self.notify.notify_one();
-                Attempt::NotServed
+                Attempt::Retry
             }
             Some(served) => {
                 *st = State::Served(served);
@@ -279,6 +288,9 @@ pub fn serve_ready(ks: &'static Keyspace, locks: &mut Locks, now_ms: i64) {
                         break;
                     }
                     Attempt::NotServed => i += 1,
+                    // First come, first served: the rest of the queue waits
+                    // for this waiter to serve itself (`serve_self`).
+                    Attempt::Retry => break,
                 }
             }
         }
@@ -301,14 +313,23 @@ pub fn serve_self(ks: &'static Keyspace, locks: &mut Locks, w: &Waiter, now_ms: 
             now_ms,
         };
         match w.try_serve(&mut sctx, key) {
-            Attempt::NotServed => continue,
+            Attempt::NotServed | Attempt::Retry => continue,
             Attempt::Served | Attempt::Stale => break,
         }
+    }
+    serve_behind(ks, locks, w, now_ms);
+    locks.release();
+}
+
+/// Serves the waiters queued behind `w` on its keys, which waited for it
+/// to serve itself. The caller holds `w`'s shards.
+fn serve_behind(ks: &'static Keyspace, locks: &mut Locks, w: &Waiter, now_ms: i64) {
+    for key in &w.keys {
+        locks.key(ks, w.db, key, now_ms).signal_ready();
     }
     if locks.any_ready() {
         serve_ready(ks, locks, now_ms);
     }
-    locks.release();
 }
 
 /// Registers `w` on all its keys. The caller holds the keys' shards.
@@ -324,6 +345,10 @@ pub fn unregister(ks: &'static Keyspace, locks: &mut Locks, w: &Arc<Waiter>) {
     locks.lock_keys(ks, w.db, w.keys.iter().map(|k| k.as_slice()));
     for key in &w.keys {
         locks.shard_for(ks, w.db, key).remove_waiter(key, w);
+    }
+    // It left while those behind waited for it to serve itself.
+    if w.retried.load(Ordering::Relaxed) {
+        serve_behind(ks, locks, w, crate::server::now_ms());
     }
     locks.release();
     BLOCKED_CLIENTS.fetch_sub(1, Ordering::Relaxed);

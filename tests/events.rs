@@ -82,8 +82,9 @@ fn a_served_move_into_a_wrong_type_destination_answers_wrongtype_and_moves_nothi
 }
 
 /// A BLMOVE waiter whose destination's shard is busy when its source is
-/// pushed to: nothing is popped or published then; woken, the waiter does
-/// the whole move itself holding both shards.
+/// pushed to: nothing is popped or published then, and the BLPOP queued
+/// behind it waits its turn; woken, the waiter does the whole move itself
+/// holding both shards, then the BLPOP is served.
 #[test]
 fn a_move_whose_destination_is_busy_waits_for_the_waiter_to_serve_itself() {
     let mut h = Harness::new();
@@ -97,22 +98,89 @@ fn a_move_whose_destination_is_busy_waits_for_the_waiter_to_serve_itself() {
     other.release();
     assert_eq!(h.run(&["BLMOVE", &src, "dst", "LEFT", "RIGHT", "0"]), "");
     let blocked = h.client.blocked.take().expect("the client blocks");
+    assert_eq!(h.run(&["BLPOP", &src, "0"]), "");
+    let behind = h.client.blocked.take().expect("the client blocks");
     h.take_effects();
 
     other.lock_keys(ks, 0, [b"dst".as_slice()]);
-    assert_eq!(h.run(&["RPUSH", &src, "a"]), ":1\r\n");
-    assert_eq!(h.take_effects(), [format!("0: RPUSH {src} a")]);
+    assert_eq!(h.run(&["RPUSH", &src, "a", "b"]), ":2\r\n");
+    assert_eq!(h.take_effects(), [format!("0: RPUSH {src} a b")]);
     assert!(blocked.waiter.is_waiting());
+    assert!(behind.waiter.is_waiting(), "first come, first served");
     assert!(blocked.waiter.take_retry(), "the waiter is woken to retry");
     other.release();
-    assert_eq!(h.run(&["LLEN", &src]), ":1\r\n");
+    assert_eq!(h.run(&["LLEN", &src]), ":2\r\n");
 
     blocking::serve_self(ks, &mut h.locks, &blocked.waiter, ferrokv::server::now_ms());
-    assert_eq!(h.take_effects(), [format!("0: LMOVE {src} dst LEFT RIGHT")]);
+    assert_eq!(
+        h.take_effects(),
+        [
+            format!("0: LMOVE {src} dst LEFT RIGHT"),
+            format!("0: LPOP {src}")
+        ]
+    );
     assert_eq!(
         served_reply(blocked.waiter.finish(Outcome::TimedOut)),
         "$1\r\na\r\n"
     );
+    assert_eq!(
+        served_reply(behind.waiter.finish(Outcome::TimedOut)),
+        format!("*2\r\n${}\r\n{src}\r\n$1\r\nb\r\n", src.len())
+    );
     assert_eq!(h.run(&["LRANGE", "dst", "0", "-1"]), "*1\r\n$1\r\na\r\n");
     assert_eq!(h.run(&["EXISTS", &src]), ":0\r\n");
+}
+
+/// The (event, key) pairs of the keyevent messages the subscribed client
+/// got with a reply.
+fn pushed_events(reply: &str) -> Vec<(String, String)> {
+    reply
+        .split("pmessage\r\n")
+        .skip(1)
+        .filter_map(|m| {
+            let parts: Vec<&str> = m.split("\r\n").collect();
+            let event = parts.get(3)?.strip_prefix("__keyevent@0__:")?;
+            Some((event.to_string(), parts.get(5)?.to_string()))
+        })
+        .collect()
+}
+
+/// Keys a command finds expired are announced where the lookup happened,
+/// among the command's own events (as Redis 7.0.15 orders them).
+#[test]
+fn lazy_expiry_events_fall_between_the_commands_own_events() {
+    let mut h = Harness::new();
+    h.resp3 = true;
+    h.run(&["CONFIG", "SET", "notify-keyspace-events", "KEAnm"]);
+    h.run(&["PSUBSCRIBE", "__keyevent@0__:*"]);
+    h.now_ms = Some(1_000);
+    for key in ["b", "d", "g"] {
+        h.run(&["SET", key, "v", "PX", "100"]);
+    }
+    h.now_ms = Some(2_000);
+    let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+        list.iter()
+            .map(|(e, k)| (e.to_string(), k.to_string()))
+            .collect()
+    };
+    assert_eq!(
+        pushed_events(&h.run(&["MSET", "a", "1", "b", "2", "c", "3"])),
+        pairs(&[
+            ("new", "a"),
+            ("set", "a"),
+            ("expired", "b"),
+            ("new", "b"),
+            ("set", "b"),
+            ("new", "c"),
+            ("set", "c"),
+        ])
+    );
+    assert_eq!(
+        pushed_events(&h.run(&["DEL", "a", "d"])),
+        pairs(&[("del", "a"), ("expired", "d")])
+    );
+    assert_eq!(
+        pushed_events(&h.run(&["GET", "g"])),
+        pairs(&[("expired", "g"), ("keymiss", "g")])
+    );
 }

@@ -52,10 +52,16 @@ pub struct Notifier(pub &'static Server);
 impl KeyEventSink for Notifier {
     fn event(&self, db: usize, class_bit: u32, event: &str, key: &[u8]) {
         let flags = self.0.config.notify_flags();
-        if class_bit == class::NEW && flags & class::NEW != 0 {
-            let held = PENDING_NEW.with_borrow_mut(|p| match p {
-                Some(keys) => {
-                    keys.push((db, key.to_vec()));
+        if flags & class_bit == 0 {
+            return;
+        }
+        // Inside a command, the store's events join the command's own in
+        // the order they happened (a key expired by the lookup of MSET's
+        // second pair comes after the first pair's `set`).
+        if let Some(name) = STORE_EVENTS.iter().find(|n| **n == event) {
+            let held = PENDING.with_borrow_mut(|p| match p {
+                Some(list) => {
+                    list.push((class_bit, name, key.to_vec(), db));
                     true
                 }
                 None => false,
@@ -68,26 +74,30 @@ impl KeyEventSink for Notifier {
     }
 }
 
-/// Keys (with their database) whose `new` event is held back.
-pub type NewKeys = Vec<(usize, Vec<u8>)>;
+/// The events the store raises itself.
+const STORE_EVENTS: [&str; 3] = ["new", "expired", "evicted"];
+
+/// Store events held back for the running command's [`Events`].
+pub type Held = Vec<Event>;
 
 thread_local! {
-    /// Keys a running command created whose `new` event is not yet in its
-    /// [`Events`]; None outside a command.
-    static PENDING_NEW: std::cell::RefCell<Option<NewKeys>> =
+    /// Events the store raised while a command runs that are not yet in
+    /// its [`Events`]; None outside a command.
+    static PENDING: std::cell::RefCell<Option<Held>> =
         const { std::cell::RefCell::new(None) };
 }
 
-/// Starts holding back `new` events for the command about to run; returns
-/// what an enclosing command (EVAL, EXEC) held, for [`end_command`].
-pub fn begin_command() -> Option<NewKeys> {
-    PENDING_NEW.with_borrow_mut(|p| p.replace(Vec::new()))
+/// Starts holding back the store's events for the command about to run;
+/// returns what an enclosing command (EVAL, EXEC) held, for
+/// [`end_command`].
+pub fn begin_command() -> Option<Held> {
+    PENDING.with_borrow_mut(|p| p.replace(Vec::new()))
 }
 
-/// Gives the enclosing command its held-back `new` events back (this
-/// command's were published by [`Events::publish`]).
-pub fn end_command(outer: Option<NewKeys>) {
-    PENDING_NEW.with_borrow_mut(|p| *p = outer);
+/// Gives the enclosing command its held-back events back (this command's
+/// were published by [`Events::publish`]).
+pub fn end_command(outer: Option<Held>) {
+    PENDING.with_borrow_mut(|p| *p = outer);
 }
 
 /// `keymiss` for each key a command looked up for reading and did not
@@ -126,7 +136,7 @@ pub fn key_misses(ctx: &mut Ctx<'_>, args: &Args<'_>) {
             continue;
         }
         if ctx.db.locks.holds(&srv.ks, db, key) && ctx.db.key(key).lookup().is_none() {
-            emit(srv, flags, class::KEY_MISS, "keymiss", key, db);
+            ctx.events.record_miss(key, db);
         }
     }
 }
@@ -170,35 +180,49 @@ impl Events {
         self.flags & class != 0
     }
 
-    /// Records one event (if its class is enabled), after the `new` events
-    /// of the keys created so far: Redis announces a key when it adds it,
-    /// so before the event of the change that added it.
+    /// Records one event (if its class is enabled), after the events the
+    /// store raised so far: Redis announces a key when it adds it (`new`)
+    /// or finds it expired, so before the event of the change that
+    /// followed.
     #[inline]
     pub fn record(&mut self, class: u32, name: &'static str, key: &[u8], db: usize) {
         if self.flags & class == 0 {
             return;
         }
-        self.take_new();
+        self.take_held();
         self.list.push((class, name, key.to_vec(), db));
     }
 
-    fn take_new(&mut self) {
-        if self.flags & class::NEW == 0 {
+    /// Records `keymiss` for a key the command looked up and did not
+    /// find. Worked out after the handler, it goes where the lookups were:
+    /// after the expiries they caused, before what the command did.
+    pub fn record_miss(&mut self, key: &[u8], db: usize) {
+        if self.flags & class::KEY_MISS == 0 {
             return;
         }
-        PENDING_NEW.with_borrow_mut(|p| {
-            if let Some(news) = p {
-                for (db, key) in news.drain(..) {
-                    self.list.push((class::NEW, "new", key, db));
-                }
+        self.take_held();
+        let lookups = class::EXPIRED | class::EVICTED | class::KEY_MISS;
+        let at = self
+            .list
+            .iter()
+            .position(|e| e.0 & lookups == 0)
+            .unwrap_or(self.list.len());
+        self.list
+            .insert(at, (class::KEY_MISS, "keymiss", key.to_vec(), db));
+    }
+
+    fn take_held(&mut self) {
+        PENDING.with_borrow_mut(|p| {
+            if let Some(held) = p {
+                self.list.append(held);
             }
         });
     }
 
-    /// Publishes what was recorded, in order (and the `new` events of keys
-    /// created after the last recorded event).
+    /// Publishes what was recorded, in order (and the store's events
+    /// raised after the last recorded event).
     pub fn publish(&mut self, srv: &Server) {
-        self.take_new();
+        self.take_held();
         for (c, event, key, db) in self.list.drain(..) {
             emit(srv, self.flags, c, event, &key, db);
         }
