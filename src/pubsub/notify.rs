@@ -10,10 +10,12 @@
 //! handler knows which key it popped and whether a member was added; the
 //! argv does not). Events the store produces on its own reach [`Notifier`]
 //! through the keyspace's event hook: `expired` (lazy and active expiry),
-//! `evicted`, and `new` (held back into the running command's [`Events`]
-//! so it lands before the event of the change that created the key, the
-//! order Redis's `dbAdd` gives). A blocked client's serve records its pops
-//! through `ServeCtx::event`, published at once.
+//! `evicted` and `new`. Raised while a command runs, they are held and
+//! join its [`Events`] in the order they happened (a key is `new` just
+//! before the event of the change that created it, the order Redis's
+//! `dbAdd` gives); raised outside one (the cron) they are published at
+//! once. A blocked client's serve publishes its pops through
+//! `ServeCtx::event` as it goes.
 
 use crate::cmd::Ctx;
 use crate::config::notify as class;
