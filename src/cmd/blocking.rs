@@ -3,13 +3,13 @@
 //! empty it parks the client (see `crate::blocking`) with a serve function
 //! that performs the same pop later, under the pushing command's locks.
 
-use crate::config::notify as class;
 use std::time::Duration;
 
 use super::lists::{parse_end, parse_lmpop, pop_event, push_event};
 use super::zsets::pop::{parse_zmpop, pop_event as zpop_event, reply_pairs};
 use super::{CmdResult, Ctx, Error, Handler};
 use crate::blocking::{ServeCtx, ServeFn, Served, Waiter};
+use crate::config::notify as class;
 use crate::resp::{Args, Reply};
 use crate::server::client::Blocked;
 use crate::store::KeySlot;

@@ -1,11 +1,11 @@
 //! ZPOPMIN, ZPOPMAX, ZMPOP (on `types::zset::pop`), ZRANDMEMBER, ZSCAN.
 
-use crate::config::notify as class;
 use std::collections::HashSet;
 
 use super::{hit, read, scored_header, scored_item};
 use crate::cmd::keys::parse_cursor;
 use crate::cmd::{CmdResult, Ctx, Error};
+use crate::config::notify as class;
 use crate::resp::{Args, Reply};
 use crate::types::zset::{self, View};
 use crate::util::glob::glob_match;
