@@ -50,35 +50,22 @@ impl ServeCtx<'_> {
         self.locks.try_key(self.ks, self.db, key, self.now_ms)
     }
 
-    /// Publishes an effect of the serving, and its keyspace events: the
-    /// effect is the pop as a command (LPOP RPOP ZPOPMIN ZPOPMAX key, or
-    /// LMOVE src dst from to), whose name is the event Redis sends.
-    pub fn emit(&mut self, argv: &[&[u8]]) {
+    /// Publishes the effect of the serving (the pop as a command), under
+    /// the locks the serve holds.
+    pub fn effect(&mut self, argv: &[&[u8]]) {
         self.ks.emit(self.db, argv);
-        use crate::config::notify::{GENERIC, LIST, ZSET};
-        let (Some(cmd), Some(&key)) = (argv.first(), argv.get(1)) else {
-            return;
-        };
-        let cmd = cmd.to_ascii_lowercase();
-        let side = |a: Option<&&[u8]>| a.is_some_and(|s| s.eq_ignore_ascii_case(b"left"));
-        match cmd.as_slice() {
-            b"lmove" => {
-                let (Some(&dst), from_left) = (argv.get(2), side(argv.get(3))) else {
-                    return;
-                };
-                let push = if side(argv.get(4)) { "lpush" } else { "rpush" };
-                self.ks.key_event(self.db, LIST, push, dst);
-                let pop = if from_left { "lpop" } else { "rpop" };
-                self.ks.key_event(self.db, LIST, pop, key);
-            }
-            b"lpop" => self.ks.key_event(self.db, LIST, "lpop", key),
-            b"rpop" => self.ks.key_event(self.db, LIST, "rpop", key),
-            b"zpopmin" => self.ks.key_event(self.db, ZSET, "zpopmin", key),
-            b"zpopmax" => self.ks.key_event(self.db, ZSET, "zpopmax", key),
-            _ => return,
-        }
+    }
+
+    /// Publishes a keyspace event of the serving, as it happens (the
+    /// serving command's own events were published before).
+    pub fn event(&mut self, class: u32, name: &str, key: &[u8]) {
+        self.ks.key_event(self.db, class, name, key);
+    }
+
+    /// `del` if the serve emptied `key`.
+    pub fn event_if_emptied(&mut self, key: &[u8]) {
         if self.key(key).lookup().is_none() {
-            self.ks.key_event(self.db, GENERIC, "del", key);
+            self.event(crate::config::notify::GENERIC, "del", key);
         }
     }
 }
@@ -91,24 +78,39 @@ pub type ServeFn = Box<dyn Fn(&mut ServeCtx<'_>, &[u8], &Waiter) -> Option<Serve
 pub struct Served {
     /// The reply, already encoded in the waiter's protocol.
     pub reply: Vec<u8>,
-    /// Work the waiter finishes itself before replying (a BLMOVE push whose
-    /// destination shard was busy at serve time).
-    pub then: Option<Deferred>,
+    /// Nothing was done: the serve needs a key whose shard the serving
+    /// command neither holds nor could take without waiting (a BLMOVE
+    /// destination). The waiter keeps its place, those behind it wait for
+    /// it, and it is woken to serve itself with all its shards taken in
+    /// order ([`serve_self`]).
+    pub retry: bool,
 }
 
-/// A push the waiter does on wake-up.
-pub struct Deferred {
-    pub key: Vec<u8>,
-    pub left: bool,
-    pub value: Vec<u8>,
-    pub push: fn(&mut KeySlot<'_, '_>, bool, &[u8]) -> bool,
+impl Served {
+    pub fn reply(reply: Vec<u8>) -> Served {
+        Served {
+            reply,
+            retry: false,
+        }
+    }
+
+    pub fn retry() -> Served {
+        Served {
+            reply: Vec::new(),
+            retry: true,
+        }
+    }
 }
 
 enum State {
     Waiting,
+    /// Woken to serve itself ([`Served::retry`]); still registered.
+    Retry,
     Served(Served),
     TimedOut,
-    Unblocked { error: bool },
+    Unblocked {
+        error: bool,
+    },
     Gone,
 }
 
@@ -123,12 +125,18 @@ pub struct Waiter {
     pub client_id: u64,
     pub db: usize,
     pub keys: Vec<Vec<u8>>,
+    /// Keys the serve also writes (a BLMOVE destination): locked with
+    /// `keys` when the waiter serves itself.
+    pub also: Vec<Vec<u8>>,
     pub resp3: bool,
     /// The reply on timeout (and on CLIENT UNBLOCK ... TIMEOUT).
     pub timeout_reply: Vec<u8>,
     serve: ServeFn,
     state: Mutex<State>,
     notify: Notify,
+    /// Set once the waiter was woken to serve itself: when its wait ends,
+    /// the waiters behind it, which waited for it, are served.
+    retried: std::sync::atomic::AtomicBool,
 }
 
 /// The outcome of one serve attempt.
@@ -138,6 +146,9 @@ pub enum Attempt {
     Stale,
     /// The key cannot serve this waiter now.
     NotServed,
+    /// The waiter serves itself (see [`Served::retry`]); those behind it
+    /// wait until it did.
+    Retry,
 }
 
 impl Waiter {
@@ -148,31 +159,44 @@ impl Waiter {
         resp3: bool,
         timeout_reply: Vec<u8>,
         serve: ServeFn,
+        also: Vec<Vec<u8>>,
     ) -> Arc<Waiter> {
         Arc::new(Waiter {
             client_id,
             db,
             keys,
+            also,
             resp3,
             timeout_reply,
             serve,
             state: Mutex::new(State::Waiting),
             notify: Notify::new(),
+            retried: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
     pub fn is_waiting(&self) -> bool {
-        matches!(*self.state.lock(), State::Waiting)
+        matches!(*self.state.lock(), State::Waiting | State::Retry)
     }
 
     /// Serves the waiter from `key` if it is still waiting. The state lock is
     /// held across the serve, so a concurrent timeout cannot slip between.
     pub fn try_serve(&self, sctx: &mut ServeCtx<'_>, key: &[u8]) -> Attempt {
         let mut st = self.state.lock();
-        if !matches!(*st, State::Waiting) {
-            return Attempt::Stale;
+        match *st {
+            State::Waiting => {}
+            // Woken to serve itself: it keeps its place.
+            State::Retry => return Attempt::Retry,
+            _ => return Attempt::Stale,
         }
         match (self.serve)(sctx, key, self) {
+            Some(served) if served.retry => {
+                *st = State::Retry;
+                self.retried.store(true, Ordering::Relaxed);
+                drop(st);
+                self.notify.notify_one();
+                Attempt::Retry
+            }
             Some(served) => {
                 *st = State::Served(served);
                 drop(st);
@@ -188,7 +212,7 @@ impl Waiter {
     pub fn finish(&self, why: Outcome) -> Outcome {
         let mut st = self.state.lock();
         match std::mem::replace(&mut *st, State::Gone) {
-            State::Waiting => why,
+            State::Waiting | State::Retry => why,
             State::Served(s) => Outcome::Served(s),
             State::TimedOut => Outcome::TimedOut,
             State::Unblocked { error } => Outcome::Unblocked { error },
@@ -199,7 +223,7 @@ impl Waiter {
     /// CLIENT UNBLOCK: true if the client was waiting.
     pub fn unblock(&self, error: bool) -> bool {
         let mut st = self.state.lock();
-        if !matches!(*st, State::Waiting) {
+        if !matches!(*st, State::Waiting | State::Retry) {
             return false;
         }
         *st = if error {
@@ -210,6 +234,17 @@ impl Waiter {
         drop(st);
         self.notify.notify_one();
         true
+    }
+
+    /// True (once) if the waiter was woken to serve itself: it is waiting
+    /// again, and the caller runs [`serve_self`].
+    pub fn take_retry(&self) -> bool {
+        let mut st = self.state.lock();
+        if matches!(*st, State::Retry) {
+            *st = State::Waiting;
+            return true;
+        }
+        false
     }
 
     /// True once something other than waiting happened.
@@ -253,9 +288,53 @@ pub fn serve_ready(ks: &'static Keyspace, locks: &mut Locks, now_ms: i64) {
                         break;
                     }
                     Attempt::NotServed => i += 1,
+                    // First come, first served: the rest of the queue waits
+                    // for this waiter to serve itself (`serve_self`).
+                    Attempt::Retry => break,
                 }
             }
         }
+    }
+}
+
+/// A waiter woken with [`Served::retry`] serves itself from its own
+/// connection: it takes all its shards (keys and `also`, in the
+/// deadlock-free order) and tries its keys in order, so the whole move,
+/// its effect and its events happen under both locks. If nothing can serve
+/// it any more it goes on waiting, in the place it had.
+pub fn serve_self(ks: &'static Keyspace, locks: &mut Locks, w: &Waiter, now_ms: i64) {
+    let keys = w.keys.iter().chain(&w.also).map(Vec::as_slice);
+    // Holding nothing, the batch waits for its shards and is never refused.
+    locks.release();
+    if locks.lock_keys(ks, w.db, keys).is_err() {
+        return;
+    }
+    for key in &w.keys {
+        let mut sctx = ServeCtx {
+            ks,
+            locks,
+            db: w.db,
+            now_ms,
+        };
+        if matches!(
+            w.try_serve(&mut sctx, key),
+            Attempt::Served | Attempt::Stale
+        ) {
+            break;
+        }
+    }
+    serve_behind(ks, locks, w, now_ms);
+    locks.release();
+}
+
+/// Serves the waiters queued behind `w` on its keys, which waited for it
+/// to serve itself. The caller holds `w`'s shards.
+fn serve_behind(ks: &'static Keyspace, locks: &mut Locks, w: &Waiter, now_ms: i64) {
+    for key in &w.keys {
+        locks.key(ks, w.db, key, now_ms).signal_ready();
+    }
+    if locks.any_ready() {
+        serve_ready(ks, locks, now_ms);
     }
 }
 
@@ -275,6 +354,10 @@ pub fn unregister(ks: &'static Keyspace, locks: &mut Locks, w: &Arc<Waiter>) {
     let _ = locks.lock_keys(ks, w.db, w.keys.iter().map(|k| k.as_slice()));
     for key in &w.keys {
         locks.shard_for(ks, w.db, key).remove_waiter(key, w);
+    }
+    // It left while those behind waited for it to serve itself.
+    if w.retried.load(Ordering::Relaxed) {
+        serve_behind(ks, locks, w, crate::server::now_ms());
     }
     locks.release();
     BLOCKED_CLIENTS.fetch_sub(1, Ordering::Relaxed);

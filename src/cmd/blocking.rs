@@ -5,13 +5,15 @@
 
 use std::time::Duration;
 
-use super::lists::{parse_end, parse_lmpop};
-use super::zsets::pop::{parse_zmpop, reply_pairs};
+use super::lists::{parse_end, parse_lmpop, pop_event, push_event};
+use super::zsets::pop::{parse_zmpop, pop_event as zpop_event, reply_pairs};
 use super::{CmdResult, Ctx, Error, Handler};
-use crate::blocking::{Deferred, ServeCtx, ServeFn, Served, Waiter};
+use crate::blocking::{ServeCtx, ServeFn, Served, Waiter};
+use crate::config::notify as class;
 use crate::resp::{Args, Reply};
 use crate::server::client::Blocked;
 use crate::store::KeySlot;
+use crate::types::list::Fill;
 use crate::types::{list, zset};
 
 pub const COMMANDS: &[(&str, Handler)] = &[
@@ -54,12 +56,14 @@ fn timeout_reply(resp3: bool) -> Vec<u8> {
     r.buf
 }
 
-/// Parks the client on `keys` (whose shards the command holds).
+/// Parks the client on `keys` (whose shards the command holds). `also`:
+/// other keys the serve writes (see `Waiter::also`).
 pub(crate) fn block(
     ctx: &mut Ctx<'_>,
     keys: Vec<Vec<u8>>,
     timeout: Option<Duration>,
     serve: ServeFn,
+    also: Vec<Vec<u8>>,
 ) {
     // Inside EXEC or a script nothing can arrive while it runs: answer the
     // timeout reply at once (a null bulk for the moves, as Redis does).
@@ -78,6 +82,7 @@ pub(crate) fn block(
         resp3,
         timeout_reply(resp3),
         serve,
+        also,
     );
     crate::blocking::register(ctx.db.ks, ctx.db.locks, &w);
     let deadline = timeout.and_then(|d| tokio::time::Instant::now().checked_add(d));
@@ -114,7 +119,8 @@ fn keys_before_timeout(args: &Args<'_>) -> Vec<Vec<u8>> {
 
 /// The shared shape of the blocking pops: try `pop` on each key now, and
 /// if all are empty park the client with the same `pop` as its serve
-/// function. `reply` writes the result, `effect` is what is published.
+/// function. `reply` writes the result, `effect` is what is published,
+/// `event` (class, name) what the pop announces.
 fn pop_or_block<T: 'static>(
     ctx: &mut Ctx<'_>,
     keys: Vec<Vec<u8>>,
@@ -122,11 +128,14 @@ fn pop_or_block<T: 'static>(
     pop: impl Fn(&mut KeySlot<'_, '_>) -> Result<Option<T>, Error> + Send + Sync + 'static,
     reply: fn(&mut Reply, &[u8], &T),
     effect: impl Fn(&[u8], &T) -> Vec<Vec<u8>> + Send + Sync + 'static,
+    (class, event): (u32, &'static str),
 ) -> CmdResult {
     for key in &keys {
         if let Some(v) = pop(&mut ctx.db.key(key))? {
             reply(ctx.out, key, &v);
             ctx.dirty += 1;
+            ctx.event(class, event, key);
+            ctx.event_if_emptied(key);
             ctx.rewrite_effect(effect(key, &v));
             return Ok(());
         }
@@ -139,14 +148,14 @@ fn pop_or_block<T: 'static>(
             let v = pop(&mut sctx.key(key)).ok()??;
             let e = effect(key, &v);
             let argv: Vec<&[u8]> = e.iter().map(Vec::as_slice).collect();
-            sctx.emit(&argv);
+            sctx.effect(&argv);
+            sctx.event(class, event, key);
+            sctx.event_if_emptied(key);
             let mut r = Reply::new(w.resp3);
             reply(&mut r, key, &v);
-            Some(Served {
-                reply: r.buf,
-                then: None,
-            })
+            Some(Served::reply(r.buf))
         }),
+        Vec::new(),
     );
     Ok(())
 }
@@ -165,6 +174,7 @@ fn bpop(ctx: &mut Ctx<'_>, args: &Args<'_>, left: bool) -> CmdResult {
             out.bulk(elem);
         },
         move |key, _| vec![side_cmd(left).to_vec(), key.to_vec()],
+        (class::LIST, pop_event(left)),
     )
 }
 
@@ -178,11 +188,6 @@ fn blmove(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
 fn brpoplpush(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     let timeout = parse_timeout(&args[3])?;
     bmove(ctx, &args[1], &args[2], false, true, timeout)
-}
-
-/// The push half of a served BLMOVE; false if the destination is not a list.
-fn push_one(slot: &mut KeySlot<'_, '_>, left: bool, value: &[u8], fill: i64) -> bool {
-    list::push(slot, left, [value], false, fill).is_ok()
 }
 
 fn lmove_effect(src: &[u8], dst: &[u8], from: bool, to: bool) -> Vec<Vec<u8>> {
@@ -213,47 +218,60 @@ fn bmove(
     let fill_n = fill(ctx);
     if list::find(&mut ctx.db.key(src))?.is_some() {
         // The non-blocking form does the whole job (and its checks).
-        list::find(&mut ctx.db.key(dst))?;
-        let mut v = list::pop(&mut ctx.db.key(src), from, 1)?.unwrap_or_default();
-        let elem = v.pop().unwrap_or_default();
-        list::push(&mut ctx.db.key(dst), to, [elem.as_slice()], false, fill_n)?;
-        ctx.dirty += 1;
-        ctx.out.bulk(&elem);
+        super::lists::move_generic(ctx, src, dst, from, to)?;
         ctx.rewrite_effect(lmove_effect(src, dst, from, to));
         return Ok(());
     }
     let dst = dst.to_vec();
+    let also = vec![dst.clone()];
     block(
         ctx,
         vec![src.to_vec()],
         timeout,
         Box::new(move |sctx: &mut ServeCtx<'_>, key: &[u8], w: &Waiter| {
-            // Serve only if the destination can take the element now or later.
-            if let Some(mut d) = sctx.try_key(&dst)
-                && list::find(&mut d).is_err()
-            {
-                return None;
+            // Only a list with elements serves a move.
+            list::find(&mut sctx.key(key)).ok()??;
+            // The whole move happens under both shards' locks or not at all:
+            // with the destination's shard busy nothing is popped, and the
+            // waiter serves itself holding both (`blocking::serve_self`).
+            let Some(mut d) = sctx.try_key(&dst) else {
+                return Some(Served::retry());
+            };
+            // A destination of another type: the client gets WRONGTYPE and
+            // the element stays where it is, as in Redis.
+            if let Err(e) = list::find(&mut d) {
+                let mut r = Reply::new(w.resp3);
+                r.error(&e.message());
+                return Some(Served::reply(r.buf));
             }
-            let elem = list::pop(&mut sctx.key(key), from, 1).ok()??.pop()?;
-            let then = match sctx.try_key(&dst) {
-                Some(mut d) => {
-                    push_one(&mut d, to, &elem, fill_n);
-                    None
-                }
-                None => Some(Deferred {
-                    key: dst.clone(),
-                    left: to,
-                    value: elem.clone(),
-                    push: |slot, left, v| push_one(slot, left, v, -2),
-                }),
+            let elem = if key == dst.as_slice() {
+                // Rotation: one edit, so the list never goes away.
+                let mut s = sctx.key(key);
+                let idx = list::find(&mut s).ok()??;
+                let fill = Fill::new(fill_n);
+                list::edit(&mut s, idx, fill, |q| {
+                    let v = q.pop(from)?;
+                    q.push(to, &v, fill);
+                    Some(v)
+                })?
+            } else {
+                let elem = list::pop(&mut sctx.key(key), from, 1).ok()??.pop()?;
+                let mut d = sctx.try_key(&dst)?;
+                // The type was checked, so the push cannot fail.
+                list::push(&mut d, to, [elem.as_slice()], false, fill_n).ok()?;
+                elem
             };
             let effect = lmove_effect(key, &dst, from, to);
             let argv: Vec<&[u8]> = effect.iter().map(Vec::as_slice).collect();
-            sctx.emit(&argv);
+            sctx.effect(&argv);
+            sctx.event(class::LIST, push_event(to), &dst);
+            sctx.event(class::LIST, pop_event(from), key);
+            sctx.event_if_emptied(key);
             let mut r = Reply::new(w.resp3);
             r.bulk(&elem);
-            Some(Served { reply: r.buf, then })
+            Some(Served::reply(r.buf))
         }),
+        also,
     );
     Ok(())
 }
@@ -270,6 +288,7 @@ fn blmpop(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         move |slot| list::pop(slot, left, count),
         |out, key, items: &Vec<Vec<u8>>| reply_mpop_list(out, key, items),
         move |key, items| count_effect(side_cmd(left), key, items.len()),
+        (class::LIST, pop_event(left)),
     )
 }
 
@@ -317,6 +336,7 @@ fn bzpop(ctx: &mut Ctx<'_>, args: &Args<'_>, max: bool) -> CmdResult {
         move |slot| Ok(zset::pop(slot, max, 1)?.and_then(|mut v| v.pop())),
         |out, key, (member, score): &(Vec<u8>, f64)| reply_bzpop(out, key, member, *score),
         move |key, _| vec![zpop_cmd(max).to_vec(), key.to_vec()],
+        (class::ZSET, zpop_event(max)),
     )
 }
 
@@ -331,6 +351,7 @@ fn bzmpop(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         move |slot| zset::pop(slot, max, count),
         |out, key, items: &Vec<(Vec<u8>, f64)>| reply_mpop_zset(out, key, items),
         move |key, _| count_effect(zpop_cmd(max), key, count),
+        (class::ZSET, zpop_event(max)),
     )
 }
 

@@ -7,6 +7,7 @@
 //! key and is published as `DEL key`.
 
 use super::{CmdResult, Ctx, Error, Handler};
+use crate::config::notify as class;
 use crate::resp::Args;
 use crate::util::num::parse_i64;
 
@@ -131,9 +132,11 @@ fn expire_generic(ctx: &mut Ctx<'_>, args: &Args<'_>, base: i64, unit: Unit) -> 
     }
     let effect = if when <= now {
         slot.remove_at(idx);
+        ctx.event(class::GENERIC, "del", key);
         vec![b"DEL".to_vec(), key.to_vec()]
     } else {
         slot.set_expire(idx, Some(when));
+        ctx.event(class::GENERIC, "expire", key);
         vec![
             b"PEXPIREAT".to_vec(),
             key.to_vec(),
@@ -202,6 +205,9 @@ fn persist(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         _ => false,
     };
     ctx.dirty += removed as u64;
+    if removed {
+        ctx.event(class::GENERIC, "persist", &args[1]);
+    }
     ctx.out.int(removed as i64);
     Ok(())
 }

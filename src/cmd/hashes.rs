@@ -1,6 +1,7 @@
 //! Hash commands.
 
 use super::{CmdResult, Ctx, Error, Handler};
+use crate::config::notify as class;
 use crate::resp::{Args, Reply};
 use crate::types::hash::{self, HashRef, Limits};
 use crate::util::glob::glob_match;
@@ -45,6 +46,7 @@ fn set_generic(ctx: &mut Ctx<'_>, args: &Args<'_>) -> Result<usize, Error> {
     let idx = hash::find_or_create(&mut slot)?;
     let added = hash::set(&mut slot, idx, &pairs, lim);
     ctx.dirty += pairs.len() as u64;
+    ctx.event(class::HASH, "hset", &args[1]);
     Ok(added)
 }
 
@@ -78,6 +80,7 @@ fn hsetnx(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     };
     hash::set(&mut slot, idx, &[(&args[2], &args[3])], lim);
     ctx.dirty += 1;
+    ctx.event(class::HASH, "hset", &args[1]);
     ctx.out.int(1);
     Ok(())
 }
@@ -168,6 +171,10 @@ fn hdel(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         None => 0,
     };
     ctx.dirty += removed as u64;
+    if removed > 0 {
+        ctx.event(class::HASH, "hdel", &args[1]);
+        ctx.event_if_emptied(&args[1]);
+    }
     ctx.out.int(removed as i64);
     Ok(())
 }
@@ -228,6 +235,7 @@ fn hincrby(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         n = cur.checked_add(by).ok_or(Error::Overflow)?;
         Ok(itoa::Buffer::new().format(n).as_bytes().to_vec())
     })?;
+    ctx.event(class::HASH, "hincrby", &args[1]);
     ctx.out.int(n);
     Ok(())
 }
@@ -247,6 +255,7 @@ fn hincrbyfloat(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
             e => e,
         }),
     })?;
+    ctx.event(class::HASH, "hincrbyfloat", &args[1]);
     ctx.out.bulk(&sum);
     // Replicas get the result, not the arithmetic.
     ctx.rewrite_effect(vec![

@@ -4,6 +4,7 @@
 //! The expiry commands live in [`super::expire`], OBJECT in [`super::object`].
 
 use super::{CmdResult, Ctx, Error, Handler};
+use crate::config::notify as class;
 use crate::resp::Args;
 use crate::store::{Entry, EntryRef, Value, ValueRef};
 use crate::util::glob::glob_match;
@@ -57,6 +58,7 @@ fn del(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     for k in keys.iter() {
         if ctx.db.key(k).remove().is_some() {
             n += 1;
+            ctx.event(class::GENERIC, "del", k);
         }
     }
     ctx.dirty += n as u64;
@@ -246,6 +248,8 @@ fn rename_generic(ctx: &mut Ctx<'_>, args: &Args<'_>, nx: bool) -> CmdResult {
         .expect("source checked above, under lock");
     ctx.db.key(dst).insert_entry(entry.rekeyed(dst));
     ctx.dirty += 1;
+    ctx.event(class::GENERIC, "rename_from", src);
+    ctx.event(class::GENERIC, "rename_to", dst);
     done(ctx, true)
 }
 
@@ -292,6 +296,7 @@ fn copy(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     }
     target.insert_entry(copied);
     ctx.dirty += 1;
+    ctx.event_in(dst_db, class::GENERIC, "copy_to", dst);
     ctx.out.int(1);
     Ok(())
 }
@@ -328,6 +333,8 @@ fn move_cmd(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
             .expect("checked under lock");
         ctx.db.key_in(dst_db, key).insert_entry(entry);
         ctx.dirty += 1;
+        ctx.event_in(src_db, class::GENERIC, "move_from", key);
+        ctx.event_in(dst_db, class::GENERIC, "move_to", key);
     }
     ctx.out.int(moved as i64);
     Ok(())

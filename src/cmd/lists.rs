@@ -2,6 +2,7 @@
 //! [`crate::types::list::pop`] and [`crate::types::list::push`]).
 
 use super::{CmdResult, Ctx, Error, Handler};
+use crate::config::notify as class;
 use crate::resp::Args;
 use crate::types::list::{self, Fill, ListRef};
 use crate::util::num::parse_i64;
@@ -52,6 +53,7 @@ fn push_generic(ctx: &mut Ctx<'_>, args: &Args<'_>, left: bool, only_if_exists: 
     let len = list::push(&mut slot, left, values.iter(), only_if_exists, fill)?;
     if len > 0 {
         ctx.dirty += values.len() as u64;
+        ctx.event(class::LIST, push_event(left), &args[1]);
     }
     ctx.out.int(len as i64);
     Ok(())
@@ -73,6 +75,16 @@ fn rpushx(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     push_generic(ctx, args, false, true)
 }
 
+/// The event of a push at the head (`left`) or the tail.
+pub(crate) fn push_event(left: bool) -> &'static str {
+    if left { "lpush" } else { "rpush" }
+}
+
+/// The event of a pop from the head (`left`) or the tail.
+pub(crate) fn pop_event(left: bool) -> &'static str {
+    if left { "lpop" } else { "rpop" }
+}
+
 /// A count that must be a non-negative integer (LPOP/RPOP).
 fn positive_count(arg: &[u8]) -> Result<usize, Error> {
     match parse_i64(arg) {
@@ -92,6 +104,10 @@ fn pop_generic(ctx: &mut Ctx<'_>, args: &Args<'_>, left: bool) -> CmdResult {
     let mut slot = ctx.db.key(&args[1]);
     let popped = list::pop(&mut slot, left, count.unwrap_or(1))?;
     ctx.hit(popped.is_some());
+    if popped.as_ref().is_some_and(|p| !p.is_empty()) {
+        ctx.event(class::LIST, pop_event(left), &args[1]);
+        ctx.event_if_emptied(&args[1]);
+    }
     match (popped, count) {
         (None, Some(_)) => ctx.out.null_array(),
         (None, None) => ctx.out.null(),
@@ -189,6 +205,7 @@ fn lset(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         .ok_or(Error::msg("ERR index out of range"))?;
     list::edit(&mut slot, idx, fill, |q| q.set(i, &args[3], fill));
     ctx.dirty += 1;
+    ctx.event(class::LIST, "lset", &args[1]);
     ctx.out.ok();
     Ok(())
 }
@@ -220,6 +237,7 @@ fn linsert(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         q.len()
     });
     ctx.dirty += 1;
+    ctx.event(class::LIST, "linsert", &args[1]);
     ctx.out.int(len as i64);
     Ok(())
 }
@@ -265,6 +283,10 @@ fn lrem(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         })
     };
     ctx.dirty += removed as u64;
+    if removed > 0 {
+        ctx.event(class::LIST, "lrem", &args[1]);
+        ctx.event_if_emptied(&args[1]);
+    }
     ctx.out.int(removed as i64);
     Ok(())
 }
@@ -281,6 +303,9 @@ fn ltrim(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
             list::edit(&mut slot, idx, fill, |q| q.trim(from, keep));
         }
         ctx.dirty += removed as u64;
+        // Redis announces the trim even when it removed nothing.
+        ctx.event(class::LIST, "ltrim", &args[1]);
+        ctx.event_if_emptied(&args[1]);
     }
     ctx.out.ok();
     Ok(())
@@ -395,7 +420,7 @@ fn lpos(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
 
 /// Pops one element from `src` and pushes it onto `dst`; replies it (or
 /// null when `src` is missing). Both types are checked before anything moves.
-fn move_generic(
+pub(crate) fn move_generic(
     ctx: &mut Ctx<'_>,
     src: &[u8],
     dst: &[u8],
@@ -417,6 +442,8 @@ fn move_generic(
             v
         });
         ctx.dirty += 1;
+        ctx.event(class::LIST, push_event(to_left), dst);
+        ctx.event(class::LIST, pop_event(from_left), src);
         ctx.out.bulk(&v);
         return Ok(());
     }
@@ -427,6 +454,9 @@ fn move_generic(
         .expect("the source list was checked");
     list::push(&mut ctx.db.key(dst), to_left, [v.as_slice()], false, fill_n)?;
     ctx.dirty += 1;
+    ctx.event(class::LIST, push_event(to_left), dst);
+    ctx.event(class::LIST, pop_event(from_left), src);
+    ctx.event_if_emptied(src);
     ctx.out.bulk(&v);
     Ok(())
 }
@@ -480,6 +510,8 @@ fn lmpop(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
             continue;
         };
         ctx.dirty += items.len() as u64;
+        ctx.event(class::LIST, pop_event(left), key);
+        ctx.event_if_emptied(key);
         ctx.out.array(2);
         ctx.out.bulk(key);
         ctx.out.bulk_array(items.iter().map(Vec::as_slice));

@@ -133,6 +133,8 @@ pub struct Ctx<'a> {
     /// Changes made; a command with `dirty > 0` publishes an effect.
     pub dirty: u64,
     pub effect: Effect,
+    /// Keyspace events the handler recorded, published after it (§5).
+    pub events: crate::pubsub::notify::Events,
 }
 
 impl Ctx<'_> {
@@ -143,6 +145,26 @@ impl Ctx<'_> {
             self.stats.keyspace_hits.add(1);
         } else {
             self.stats.keyspace_misses.add(1);
+        }
+    }
+
+    /// Records keyspace event `name` (class `class`) on `key` in the
+    /// selected database; a no-op unless that class is enabled.
+    #[inline]
+    pub fn event(&mut self, class: u32, name: &'static str, key: &[u8]) {
+        self.events.record(class, name, key, self.db.index);
+    }
+
+    /// [`Ctx::event`] for a key in database `db` (COPY, MOVE).
+    pub fn event_in(&mut self, db: usize, class: u32, name: &'static str, key: &[u8]) {
+        self.events.record(class, name, key, db);
+    }
+
+    /// Records `del` if `key` is gone: the command emptied the collection.
+    pub fn event_if_emptied(&mut self, key: &[u8]) {
+        if self.events.wants(crate::config::notify::GENERIC) && self.db.key(key).lookup().is_none()
+        {
+            self.event(crate::config::notify::GENERIC, "del", key);
         }
     }
 
@@ -517,14 +539,10 @@ pub(crate) fn run(
         cmd,
         dirty: 0,
         effect: Effect::Argv,
+        events: crate::pubsub::notify::Events::new(srv),
     };
-    let notify = crate::pubsub::notify::enabled(srv);
-    let (existed, outer_news) = if notify {
-        let existed = crate::pubsub::notify::before(&mut ctx, args);
-        (existed, Some(crate::pubsub::notify::begin_command()))
-    } else {
-        (None, None)
-    };
+    let notify = ctx.events.on();
+    let outer_news = notify.then(crate::pubsub::notify::begin_command);
     let result = catch_unwind(AssertUnwindSafe(|| handler(&mut ctx, args)));
     let failed_msg = match result {
         Ok(Ok(())) => None,
@@ -565,11 +583,9 @@ pub(crate) fn run(
     if notify && failed_msg.is_none() {
         crate::pubsub::notify::key_misses(&mut ctx, args);
     }
-    if notify && ctx.dirty > 0 {
-        crate::pubsub::notify::after(&mut ctx, args, existed);
-    }
     if let Some(outer) = outer_news {
-        crate::pubsub::notify::end_command(srv, outer);
+        ctx.events.publish(srv);
+        crate::pubsub::notify::end_command(outer);
     }
     let st = &stats.cmds[cmd.id];
     st.calls.add(1);

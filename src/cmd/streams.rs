@@ -60,12 +60,9 @@ fn int_arg(a: &[u8]) -> Result<i64, Error> {
     crate::util::num::parse_i64(a).ok_or(Error::NotInteger)
 }
 
-/// Publishes a stream keyspace event (class `t`) on `key`.
-fn notify(ctx: &Ctx<'_>, event: &str, key: &[u8]) {
-    if crate::pubsub::notify::enabled(ctx.srv) {
-        let flags = ctx.srv.config.notify_flags();
-        crate::pubsub::notify::emit(ctx.srv, flags, STREAM, event, key, ctx.db.index);
-    }
+/// Records a stream keyspace event (class `t`) on `key`.
+fn notify(ctx: &mut Ctx<'_>, event: &'static str, key: &[u8]) {
+    ctx.event(STREAM, event, key);
 }
 
 // ---- replies ------------------------------------------------------------------

@@ -2,20 +2,20 @@
 //! its events, published on `__keyspace@<db>__:<key>` (message: the event)
 //! and `__keyevent@<db>__:<event>` (message: the key).
 //!
-//! Design decision: events are derived in one place, from the command that
-//! ran, its arguments and the keys' state after it, rather than from the
-//! effect record. The effect is the command as it must be replayed and is
-//! often rewritten (SET EX becomes SET PXAT, INCRBYFLOAT becomes SET
-//! KEEPTTL, a pop that empties a list replays as the pop alone), so it does
-//! not carry Redis's event names; the command name does, and the table
-//! below maps it. Two facts need the state before the command: which keys
-//! DEL/UNLINK actually removed and which key an LMPOP-like pop took (the
-//! first non-empty one), so [`before`] records key existence for those.
-//! Events the store produces on its own reach [`Notifier`] through the
-//! keyspace's event hook: expired keys (lazy and active expiry both go
-//! through it) and pops that serve a blocked client (`ServeCtx::emit`,
-//! whose effect argv is already the pop's name: LPOP RPOP ZPOPMIN ZPOPMAX
-//! LMOVE).
+//! Design decision: an event comes from the operation that caused it. A
+//! handler that changes a key records what it did (`Ctx::event`: `lpush`,
+//! `del` when a collection empties, ...) into the command's [`Events`],
+//! which the dispatcher publishes after the handler, under the command's
+//! locks. Nothing is re-derived from the command's name or arguments (the
+//! handler knows which key it popped and whether a member was added; the
+//! argv does not). Events the store produces on its own reach [`Notifier`]
+//! through the keyspace's event hook: `expired` (lazy and active expiry),
+//! `evicted` and `new`. Raised while a command runs, they are held and
+//! join its [`Events`] in the order they happened (a key is `new` just
+//! before the event of the change that created it, the order Redis's
+//! `dbAdd` gives); raised outside one (the cron) they are published at
+//! once. A blocked client's serve publishes its pops through
+//! `ServeCtx::event` as it goes.
 
 use crate::cmd::Ctx;
 use crate::config::notify as class;
@@ -54,10 +54,16 @@ pub struct Notifier(pub &'static Server);
 impl KeyEventSink for Notifier {
     fn event(&self, db: usize, class_bit: u32, event: &str, key: &[u8]) {
         let flags = self.0.config.notify_flags();
-        if class_bit == class::NEW && flags & class::NEW != 0 {
-            let held = PENDING_NEW.with_borrow_mut(|p| match p {
-                Some(keys) => {
-                    keys.push((db, key.to_vec()));
+        if flags & class_bit == 0 {
+            return;
+        }
+        // Inside a command, the store's events join the command's own in
+        // the order they happened (a key expired by the lookup of MSET's
+        // second pair comes after the first pair's `set`).
+        if let Some(name) = STORE_EVENTS.iter().find(|n| **n == event) {
+            let held = PENDING.with_borrow_mut(|p| match p {
+                Some(list) => {
+                    list.push((class_bit, name, key.to_vec(), db));
                     true
                 }
                 None => false,
@@ -70,57 +76,30 @@ impl KeyEventSink for Notifier {
     }
 }
 
-/// Keys (with their database) whose `new` event is held back.
-pub type NewKeys = Vec<(usize, Vec<u8>)>;
+/// The events the store raises itself.
+const STORE_EVENTS: [&str; 3] = ["new", "expired", "evicted"];
+
+/// Store events held back for the running command's [`Events`].
+pub type Held = Vec<Event>;
 
 thread_local! {
-    /// Keys a running command created, whose `new` event waits for the
-    /// command's own events (see [`after`]); None outside a command.
-    static PENDING_NEW: std::cell::RefCell<Option<NewKeys>> =
+    /// Events the store raised while a command runs that are not yet in
+    /// its [`Events`]; None outside a command.
+    static PENDING: std::cell::RefCell<Option<Held>> =
         const { std::cell::RefCell::new(None) };
 }
 
-/// Starts holding back `new` events for the command about to run; returns
-/// what an enclosing command (EVAL, EXEC) held, for [`end_command`].
-pub fn begin_command() -> Option<NewKeys> {
-    PENDING_NEW.with_borrow_mut(|p| p.replace(Vec::new()))
+/// Starts holding back the store's events for the command about to run;
+/// returns what an enclosing command (EVAL, EXEC) held, for
+/// [`end_command`].
+pub fn begin_command() -> Option<Held> {
+    PENDING.with_borrow_mut(|p| p.replace(Vec::new()))
 }
 
-/// Publishes the `new` events [`after`] did not place, and gives the
-/// enclosing command its own back.
-pub fn end_command(srv: &Server, outer: Option<NewKeys>) {
-    let left = PENDING_NEW.with_borrow_mut(|p| std::mem::replace(p, outer));
-    let flags = srv.config.notify_flags();
-    for (db, key) in left.unwrap_or_default() {
-        emit(srv, flags, class::NEW, "new", &key, db);
-    }
-}
-
-/// The keys a command names, for the commands whose events depend on which
-/// of them existed before it ran.
-fn keys_to_check<'a>(name: &str, args: &Args<'a>) -> Option<Vec<&'a [u8]>> {
-    let all: Vec<&[u8]> = args.iter().collect();
-    let numkeys_at = |i: usize| -> Option<Vec<&'a [u8]>> {
-        let n = crate::util::num::parse_i64(all.get(i)?)? as usize;
-        Some(all.get(i + 1..i + 1 + n)?.to_vec())
-    };
-    match name {
-        "del" | "unlink" => Some(all[1..].to_vec()),
-        "lmpop" | "zmpop" => numkeys_at(1),
-        "blmpop" | "bzmpop" => numkeys_at(2),
-        "blpop" | "brpop" | "bzpopmin" | "bzpopmax" => Some(all[1..all.len() - 1].to_vec()),
-        _ => None,
-    }
-}
-
-/// Existence of the keys [`keys_to_check`] names, before the command runs.
-pub fn before(ctx: &mut Ctx<'_>, args: &Args<'_>) -> Option<Vec<bool>> {
-    let keys = keys_to_check(ctx.cmd.name, args)?;
-    Some(
-        keys.iter()
-            .map(|k| ctx.db.key(k).lookup().is_some())
-            .collect(),
-    )
+/// Gives the enclosing command its held-back events back (this command's
+/// were published by [`Events::publish`]).
+pub fn end_command(outer: Option<Held>) {
+    PENDING.with_borrow_mut(|p| *p = outer);
 }
 
 /// `keymiss` for each key a command looked up for reading and did not
@@ -159,244 +138,95 @@ pub fn key_misses(ctx: &mut Ctx<'_>, args: &Args<'_>) {
             continue;
         }
         if ctx.db.locks.holds(&srv.ks, db, key) && ctx.db.key(key).lookup().is_none() {
-            emit(srv, flags, class::KEY_MISS, "keymiss", key, db);
+            ctx.events.record_miss(key, db);
         }
     }
 }
 
-/// One event to publish: class, event name, key, database.
+/// One recorded event: class, event name, key, database.
 type Event = (u32, &'static str, Vec<u8>, usize);
 
-/// Publishes the events of the command that just changed data.
-pub fn after(ctx: &mut Ctx<'_>, args: &Args<'_>, existed: Option<Vec<bool>>) {
-    let events = events_of(ctx, args, existed.as_deref().unwrap_or(&[]));
-    let flags = ctx.srv.config.notify_flags();
-    // Redis announces a key as `new` when it adds it: before the command's
-    // events, except where the command adds keys as it goes (MSET, SMOVE's
-    // destination), where each comes right before its key's first event.
-    let mut pending = PENDING_NEW.with_borrow_mut(|p| p.as_mut().map(std::mem::take));
-    let interleave = matches!(ctx.cmd.name, "mset" | "msetnx" | "smove");
-    if let Some(news) = pending.as_mut().filter(|_| !interleave) {
-        for (db, key) in news.drain(..) {
-            emit(ctx.srv, flags, class::NEW, "new", &key, db);
+/// The keyspace events one command records as it changes keys
+/// (`Ctx::event`), published by the dispatcher after the handler, with the
+/// command's locks still held. Empty and never allocating while
+/// notifications are off.
+pub struct Events {
+    /// `notify-keyspace-events` when the command started; 0 if nothing can
+    /// be published.
+    flags: u32,
+    list: Vec<Event>,
+}
+
+impl Events {
+    pub fn new(srv: &Server) -> Events {
+        let flags = if enabled(srv) {
+            srv.config.notify_flags()
+        } else {
+            0
+        };
+        Events {
+            flags,
+            list: Vec::new(),
         }
     }
-    for (c, event, key, db) in events {
-        if let Some(news) = pending.as_mut()
-            && let Some(i) = news.iter().position(|(d, k)| *d == db && *k == key)
-        {
-            let (d, k) = news.remove(i);
-            emit(ctx.srv, flags, class::NEW, "new", &k, d);
-        }
-        emit(ctx.srv, flags, c, event, &key, db);
+
+    /// Whether events are being recorded at all.
+    #[inline]
+    pub fn on(&self) -> bool {
+        self.flags != 0
     }
-    if let Some(news) = pending {
-        PENDING_NEW.with_borrow_mut(|p| {
-            if let Some(p) = p {
-                p.extend(news);
+
+    /// Whether events of `class` are recorded.
+    #[inline]
+    pub fn wants(&self, class: u32) -> bool {
+        self.flags & class != 0
+    }
+
+    /// Records one event (if its class is enabled), after the events the
+    /// store raised so far: Redis announces a key when it adds it (`new`)
+    /// or finds it expired, so before the event of the change that
+    /// followed.
+    #[inline]
+    pub fn record(&mut self, class: u32, name: &'static str, key: &[u8], db: usize) {
+        if self.flags & class == 0 {
+            return;
+        }
+        self.take_held();
+        self.list.push((class, name, key.to_vec(), db));
+    }
+
+    /// Records `keymiss` for a key the command looked up and did not
+    /// find. Worked out after the handler, it goes where the lookups were:
+    /// after the expiries they caused, before what the command did.
+    pub fn record_miss(&mut self, key: &[u8], db: usize) {
+        if self.flags & class::KEY_MISS == 0 {
+            return;
+        }
+        self.take_held();
+        let lookups = class::EXPIRED | class::EVICTED | class::KEY_MISS;
+        let at = self
+            .list
+            .iter()
+            .position(|e| e.0 & lookups == 0)
+            .unwrap_or(self.list.len());
+        self.list
+            .insert(at, (class::KEY_MISS, "keymiss", key.to_vec(), db));
+    }
+
+    fn take_held(&mut self) {
+        PENDING.with_borrow_mut(|p| {
+            if let Some(held) = p {
+                self.list.append(held);
             }
         });
     }
-}
 
-fn has_opt(args: &Args<'_>, from: usize, opts: &[&str]) -> bool {
-    args.iter()
-        .skip(from)
-        .any(|a| opts.iter().any(|o| a.eq_ignore_ascii_case(o.as_bytes())))
-}
-
-fn events_of(ctx: &mut Ctx<'_>, args: &Args<'_>, existed: &[bool]) -> Vec<Event> {
-    use class::{GENERIC as G, HASH as H, LIST as L, SET as T, STRING as S, ZSET as Z};
-    let db = ctx.db.index;
-    let name = ctx.cmd.name;
-    let key = |i: usize| args[i].to_vec();
-    let mut ev: Vec<Event> = Vec::new();
-    // The key a command's first container event is about, then `del` if the
-    // command emptied it.
-    let mut emptied: Option<Vec<u8>> = None;
-    let expire_opts = ["ex", "px", "exat", "pxat"];
-    match name {
-        "set" => {
-            ev.push((S, "set", key(1), db));
-            if has_opt(args, 3, &expire_opts) {
-                ev.push((G, "expire", key(1), db));
-            }
+    /// Publishes what was recorded, in order (and the store's events
+    /// raised after the last recorded event).
+    pub fn publish(&mut self, srv: &Server) {
+        self.take_held();
+        for (c, event, key, db) in self.list.drain(..) {
+            emit(srv, self.flags, c, event, &key, db);
         }
-        "setnx" | "getset" => ev.push((S, "set", key(1), db)),
-        "setex" | "psetex" => {
-            ev.push((S, "set", key(1), db));
-            ev.push((G, "expire", key(1), db));
-        }
-        "mset" | "msetnx" => {
-            for i in (1..args.len()).step_by(2) {
-                ev.push((S, "set", key(i), db));
-            }
-        }
-        "getdel" => ev.push((G, "del", key(1), db)),
-        "getex" => {
-            if has_opt(args, 2, &["persist"]) {
-                ev.push((G, "persist", key(1), db));
-            } else if ctx.db.key(&args[1]).lookup().is_some() {
-                ev.push((G, "expire", key(1), db));
-            } else {
-                ev.push((G, "del", key(1), db));
-            }
-        }
-        "append" | "setrange" | "incrbyfloat" => ev.push((S, name, key(1), db)),
-        "setbit" | "bitfield" => ev.push((S, "setbit", key(1), db)),
-        "bitop" => {
-            if ctx.db.key(&args[2]).lookup().is_some() {
-                ev.push((S, "set", key(2), db));
-            } else {
-                ev.push((G, "del", key(2), db));
-            }
-        }
-        "incr" | "decr" | "incrby" | "decrby" => ev.push((S, "incrby", key(1), db)),
-        "del" | "unlink" => {
-            for (i, &e) in existed.iter().enumerate() {
-                if e {
-                    ev.push((G, "del", key(i + 1), db));
-                }
-            }
-        }
-        "expire" | "pexpire" | "expireat" | "pexpireat" => {
-            let alive = ctx.db.key(&args[1]).lookup().is_some();
-            ev.push((G, if alive { "expire" } else { "del" }, key(1), db));
-        }
-        "persist" => ev.push((G, "persist", key(1), db)),
-        "rename" | "renamenx" => {
-            ev.push((G, "rename_from", key(1), db));
-            ev.push((G, "rename_to", key(2), db));
-        }
-        "copy" => {
-            let to = db_option(args).unwrap_or(db);
-            ev.push((G, "copy_to", key(2), to));
-        }
-        "move" => {
-            let to = crate::util::num::parse_i64(&args[2]).unwrap_or(0) as usize;
-            ev.push((G, "move_from", key(1), db));
-            ev.push((G, "move_to", key(1), to));
-        }
-        "lpush" | "lpushx" => ev.push((L, "lpush", key(1), db)),
-        "rpush" | "rpushx" => ev.push((L, "rpush", key(1), db)),
-        "linsert" | "lset" => ev.push((L, name, key(1), db)),
-        "lpop" | "rpop" | "lrem" | "ltrim" => {
-            ev.push((L, name, key(1), db));
-            emptied = Some(key(1));
-        }
-        "lmove" | "rpoplpush" | "blmove" | "brpoplpush" => {
-            let (from, to) = match name {
-                "lmove" | "blmove" => (&args[3], &args[4]),
-                _ => (&b"RIGHT"[..], &b"LEFT"[..]),
-            };
-            let push = if to.eq_ignore_ascii_case(b"left") {
-                "lpush"
-            } else {
-                "rpush"
-            };
-            let pop = if from.eq_ignore_ascii_case(b"left") {
-                "lpop"
-            } else {
-                "rpop"
-            };
-            ev.push((L, push, key(2), db));
-            ev.push((L, pop, key(1), db));
-            emptied = Some(key(1));
-        }
-        "blpop" | "brpop" | "lmpop" | "blmpop" => {
-            let Some(i) = existed.iter().position(|&e| e) else {
-                return ev;
-            };
-            let first = if name.starts_with("bl") && name != "blmpop" {
-                1
-            } else if name == "lmpop" {
-                2
-            } else {
-                3
-            };
-            let k = key(first + i);
-            let left = match name {
-                "blpop" => true,
-                "brpop" => false,
-                _ => args.iter().any(|a| a.eq_ignore_ascii_case(b"left")),
-            };
-            ev.push((L, if left { "lpop" } else { "rpop" }, k.clone(), db));
-            emptied = Some(k);
-        }
-        "hset" | "hmset" | "hsetnx" => ev.push((H, "hset", key(1), db)),
-        "hincrby" | "hincrbyfloat" => ev.push((H, name, key(1), db)),
-        "hdel" => {
-            ev.push((H, "hdel", key(1), db));
-            emptied = Some(key(1));
-        }
-        "sadd" => ev.push((T, "sadd", key(1), db)),
-        "srem" | "spop" => {
-            ev.push((T, name, key(1), db));
-            emptied = Some(key(1));
-        }
-        "smove" => {
-            ev.push((T, "srem", key(1), db));
-            if ctx.db.key(&args[1]).lookup().is_none() {
-                ev.push((G, "del", key(1), db));
-            }
-            if args[1] != args[2] {
-                ev.push((T, "sadd", key(2), db));
-            }
-        }
-        "sinterstore" | "sunionstore" | "sdiffstore" => {
-            if ctx.db.key(&args[1]).lookup().is_some() {
-                ev.push((T, name, key(1), db));
-            } else {
-                ev.push((G, "del", key(1), db));
-            }
-        }
-        "zadd" => {
-            let incr = has_opt(args, 2, &["incr"]);
-            ev.push((Z, if incr { "zincr" } else { "zadd" }, key(1), db));
-        }
-        "zincrby" => ev.push((Z, "zincr", key(1), db)),
-        "zrem" | "zremrangebyrank" | "zremrangebyscore" | "zremrangebylex" | "zpopmin"
-        | "zpopmax" => {
-            ev.push((Z, name, key(1), db));
-            emptied = Some(key(1));
-        }
-        "bzpopmin" | "bzpopmax" | "zmpop" | "bzmpop" => {
-            let Some(i) = existed.iter().position(|&e| e) else {
-                return ev;
-            };
-            let first = match name {
-                "zmpop" => 2,
-                "bzmpop" => 3,
-                _ => 1,
-            };
-            let k = key(first + i);
-            let min = match name {
-                "bzpopmin" => true,
-                "bzpopmax" => false,
-                _ => args.iter().any(|a| a.eq_ignore_ascii_case(b"min")),
-            };
-            ev.push((Z, if min { "zpopmin" } else { "zpopmax" }, k.clone(), db));
-            emptied = Some(k);
-        }
-        "zunionstore" | "zinterstore" | "zdiffstore" | "zrangestore" => {
-            if ctx.db.key(&args[1]).lookup().is_some() {
-                ev.push((Z, name, key(1), db));
-            } else {
-                ev.push((G, "del", key(1), db));
-            }
-        }
-        _ => {}
     }
-    if let Some(k) = emptied
-        && ctx.db.key(&k).lookup().is_none()
-    {
-        ev.push((G, "del", k, db));
-    }
-    ev
-}
-
-/// `COPY src dst DB n`: the destination database.
-fn db_option(args: &Args<'_>) -> Option<usize> {
-    let i = (3..args.len()).find(|&i| args[i].eq_ignore_ascii_case(b"db"))?;
-    crate::util::num::parse_i64(args.iter().nth(i + 1)?).map(|n| n as usize)
 }

@@ -583,6 +583,13 @@ async fn wait_blocked<S: Stream>(
         if !alive || w.is_settled() {
             break w.finish(Outcome::TimedOut);
         }
+        // Woken to serve itself (a BLMOVE whose destination's shard the
+        // pushing command could not take): take the shards in order here.
+        if w.take_retry() {
+            let _flight = srv.scripting.enter(&stats.in_flight).await;
+            crate::blocking::serve_self(&srv.ks, locks, &w, now_ms());
+            continue;
+        }
         let sleep = async {
             match blocked.deadline {
                 Some(d) => tokio::time::sleep_until(d).await,
@@ -619,19 +626,7 @@ async fn wait_blocked<S: Stream>(
     let _flight = srv.scripting.enter(&stats.in_flight).await;
     crate::blocking::unregister(&srv.ks, locks, &w);
     match outcome {
-        Outcome::Served(served) => {
-            if let Some(d) = served.then {
-                let now = now_ms();
-                locks.shard_for(&srv.ks, w.db, &d.key).touch_watched(&d.key);
-                let mut slot = locks.key(&srv.ks, w.db, &d.key, now);
-                (d.push)(&mut slot, d.left, &d.value);
-                if locks.any_ready() {
-                    crate::blocking::serve_ready(&srv.ks, locks, now);
-                }
-                locks.release();
-            }
-            out.buf.extend_from_slice(&served.reply);
-        }
+        Outcome::Served(served) => out.buf.extend_from_slice(&served.reply),
         Outcome::TimedOut => out.buf.extend_from_slice(&w.timeout_reply),
         Outcome::Unblocked { .. } => {
             out.error("UNBLOCKED client unblocked via CLIENT UNBLOCK");

@@ -482,6 +482,15 @@ impl<'s, 'k> KeySlot<'s, 'k> {
         self.shard.remove(idx, hash_key)
     }
 
+    /// Replaces the entry at `idx` by a fresh one (a new value with a new
+    /// deadline): the key was there all along, so it is not `new`.
+    pub fn replace_at(&mut self, idx: usize, value: Value<'_>, expire: Option<i64>) -> usize {
+        drop(self.shard.remove(idx, hash_key));
+        let access = super::evict::fresh_access(self.now_ms);
+        let e = Entry::new(self.key, value, expire, access);
+        self.shard.insert(self.hash, e, hash_key)
+    }
+
     pub fn now_ms(&self) -> i64 {
         self.now_ms
     }

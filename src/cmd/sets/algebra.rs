@@ -8,6 +8,7 @@
 
 use super::hit;
 use crate::cmd::{CmdResult, Ctx, Error};
+use crate::config::notify as class;
 use crate::resp::Args;
 use crate::types::set::{self, Limits, Member, SetBuf};
 use crate::util::num::parse_i64;
@@ -19,8 +20,9 @@ enum Out<'a> {
     Members,
     /// Reply with the size, stopping at `limit` (0 = no limit).
     Card(usize),
-    /// Replace this key with the result; reply with its size.
-    Store(&'a [u8]),
+    /// Replace this key with the result; reply with its size. The event
+    /// names the command (`sinterstore`, ...).
+    Store(&'a [u8], &'static str),
 }
 
 /// Locks every key and checks each source's type, in argument order (a
@@ -29,7 +31,7 @@ enum Out<'a> {
 /// the STORE forms look their sources up for writing, which does not.
 fn prepare(ctx: &mut Ctx<'_>, keys: &[&[u8]], out: Out<'_>) -> Result<Vec<Option<usize>>, Error> {
     let dst = match out {
-        Out::Store(d) => Some(d),
+        Out::Store(d, _) => Some(d),
         _ => None,
     };
     let mut sizes = Vec::with_capacity(keys.len());
@@ -85,10 +87,15 @@ fn finish(ctx: &mut Ctx<'_>, out: Out<'_>, buf: SetBuf) {
             };
             ctx.out.int(n as i64);
         }
-        Out::Store(dst) => {
+        Out::Store(dst, event) => {
             let lim = Limits::of(&ctx.srv.config);
             let (n, changed) = set::store(&mut ctx.db.key(dst), buf, &lim);
             ctx.dirty += changed as u64;
+            match (n, changed) {
+                (0, true) => ctx.event(class::GENERIC, "del", dst),
+                (0, false) => {}
+                _ => ctx.event(class::SET, event, dst),
+            }
             ctx.out.int(n as i64);
         }
     }
@@ -126,7 +133,7 @@ fn inter(ctx: &mut Ctx<'_>, keys: &[&[u8]], out: Out<'_>) -> CmdResult {
             };
             ctx.out.int(n as i64);
         }
-        Out::Store(_) => {
+        Out::Store(..) => {
             let lim = Limits::of(&ctx.srv.config);
             finish(ctx, out, build(&cands, &lim));
         }
@@ -210,7 +217,11 @@ pub fn sinter(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
 }
 
 pub fn sinterstore(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
-    inter(ctx, &keys_from(args, 2), Out::Store(&args[1]))
+    inter(
+        ctx,
+        &keys_from(args, 2),
+        Out::Store(&args[1], "sinterstore"),
+    )
 }
 
 pub fn sunion(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
@@ -218,7 +229,11 @@ pub fn sunion(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
 }
 
 pub fn sunionstore(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
-    union(ctx, &keys_from(args, 2), Out::Store(&args[1]))
+    union(
+        ctx,
+        &keys_from(args, 2),
+        Out::Store(&args[1], "sunionstore"),
+    )
 }
 
 pub fn sdiff(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
@@ -226,7 +241,7 @@ pub fn sdiff(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
 }
 
 pub fn sdiffstore(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
-    diff(ctx, &keys_from(args, 2), Out::Store(&args[1]))
+    diff(ctx, &keys_from(args, 2), Out::Store(&args[1], "sdiffstore"))
 }
 
 /// SINTERCARD numkeys key [key ...] [LIMIT limit]

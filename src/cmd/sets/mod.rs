@@ -6,6 +6,7 @@ mod algebra;
 mod tests;
 
 use super::{CmdResult, Ctx, Error, Handler};
+use crate::config::notify as class;
 use crate::resp::Args;
 use crate::server::stats::ThreadStats;
 use crate::store::KeySlot;
@@ -59,6 +60,9 @@ fn sadd(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     let mut slot = ctx.db.key(&args[1]);
     let added = set::add(&mut slot, &members, &lim)?;
     ctx.dirty += added as u64;
+    if added > 0 {
+        ctx.event(class::SET, "sadd", &args[1]);
+    }
     ctx.out.int(added as i64);
     Ok(())
 }
@@ -68,6 +72,10 @@ fn srem(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     let mut slot = ctx.db.key(&args[1]);
     let removed = set::remove(&mut slot, &members)?;
     ctx.dirty += removed as u64;
+    if removed > 0 {
+        ctx.event(class::SET, "srem", &args[1]);
+        ctx.event_if_emptied(&args[1]);
+    }
     ctx.out.int(removed as i64);
     Ok(())
 }
@@ -148,6 +156,8 @@ fn spop(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         return Ok(());
     }
     ctx.dirty += popped.members.len() as u64;
+    ctx.event(class::SET, "spop", key);
+    ctx.event_if_emptied(key);
     // Replicas must remove the same members: a random pop is replayed as SREM
     // (one SREM for all of them; Redis 7.0 sends one per member inside
     // MULTI/EXEC), or as DEL when SPOP with a count took the whole set.
@@ -237,7 +247,12 @@ fn smove(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         return Ok(());
     }
     set::remove(&mut ctx.db.key(src), &[member])?;
-    set::add(&mut ctx.db.key(dst), &[member], &lim)?;
+    ctx.event(class::SET, "srem", src);
+    ctx.event_if_emptied(src);
+    // The destination is told only if the member was not there yet.
+    if set::add(&mut ctx.db.key(dst), &[member], &lim)? > 0 {
+        ctx.event(class::SET, "sadd", dst);
+    }
     ctx.dirty += 1;
     ctx.out.int(1);
     Ok(())

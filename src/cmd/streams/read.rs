@@ -213,11 +213,9 @@ pub fn xread(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
             let mut out = Reply::new(w.resp3);
             keys_header(&mut out, 1);
             key_entries(&mut out, key, &entries);
-            Some(Served {
-                reply: out.buf,
-                then: None,
-            })
+            Some(Served::reply(out.buf))
         }),
+        Vec::new(),
     );
     Ok(())
 }

@@ -101,7 +101,6 @@ pub fn xreadgroup(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         ctx.out.null_array();
         return Ok(());
     };
-    let db = ctx.db.index;
     let targets: Vec<(Vec<u8>, After)> = keys.iter().map(|k| k.to_vec()).zip(afters).collect();
     block(
         ctx,
@@ -109,8 +108,9 @@ pub fn xreadgroup(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         timeout,
         Box::new(move |sctx: &mut ServeCtx<'_>, key: &[u8], w: &Waiter| {
             let after = targets.iter().find(|(k, _)| k == key)?.1;
-            serve_blocked(sctx, key, after, w, &rd, db)
+            serve_blocked(sctx, key, after, w, &rd)
         }),
+        Vec::new(),
     );
     Ok(())
 }
@@ -254,7 +254,6 @@ fn serve_blocked(
     after: After,
     w: &Waiter,
     rd: &Reader,
-    db: usize,
 ) -> Option<Served> {
     let now = sctx.now_ms;
     let mut slot = sctx.key(key);
@@ -264,10 +263,7 @@ fn serve_blocked(
     let fail = |msg: &str| {
         let mut out = Reply::new(w.resp3);
         out.error(msg);
-        Some(Served {
-            reply: out.buf,
-            then: None,
-        })
+        Some(Served::reply(out.buf))
     };
     let Some(s) = s else {
         return fail("UNBLOCKED the stream key no longer exists");
@@ -294,15 +290,12 @@ fn serve_blocked(
     }
     let id = after.map_or(b">".to_vec(), |id| id.to_bytes());
     argv.extend([b"STREAMS".as_slice(), key, &id]);
-    sctx.ks.emit(db, &argv);
+    sctx.effect(&argv);
     if created {
-        sctx.ks.key_event(db, STREAM, "xgroup-createconsumer", key);
+        sctx.event(STREAM, "xgroup-createconsumer", key);
     }
     let mut out = Reply::new(w.resp3);
     keys_header(&mut out, 1);
     out.buf.extend_from_slice(&part);
-    Some(Served {
-        reply: out.buf,
-        then: None,
-    })
+    Some(Served::reply(out.buf))
 }

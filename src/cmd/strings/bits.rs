@@ -5,6 +5,7 @@
 use super::edit::edit_in_place;
 use super::{Str, find, hit};
 use crate::cmd::{CmdResult, Ctx, Error};
+use crate::config::notify as class;
 use crate::resp::Args;
 use crate::store::{KeySlot, Object, Value};
 use crate::util::num::parse_i64;
@@ -93,6 +94,7 @@ pub fn setbit(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     // Only a change counts (and is propagated), as in Redis 7.0.
     if created || old != on {
         ctx.dirty += 1;
+        ctx.event(class::STRING, "setbit", &args[1]);
     }
     ctx.out.int(i64::from(old));
     Ok(())
@@ -299,10 +301,12 @@ pub fn bitop(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
             drop(slot.remove_at(idx));
             ctx.dirty += 1;
             ctx.rewrite_effect(vec![b"DEL".to_vec(), args[2].to_vec()]);
+            ctx.event(class::GENERIC, "del", &args[2]);
         }
     } else {
         slot.set(Value::Obj(Box::new(Object::Str(result))), None);
         ctx.dirty += 1;
+        ctx.event(class::STRING, "set", &args[2]);
     }
     ctx.out.int(len as i64);
     Ok(())
@@ -526,7 +530,11 @@ fn bitfield_generic(ctx: &mut Ctx<'_>, args: &Args<'_>, read_only: bool) -> CmdR
         }
         changes
     })?;
-    ctx.dirty += changes.max(u64::from(created));
+    let changes = changes.max(u64::from(created));
+    if changes > 0 {
+        ctx.dirty += changes;
+        ctx.event(class::STRING, "setbit", &args[1]);
+    }
     Ok(())
 }
 

@@ -2,6 +2,7 @@
 
 use super::{Str, find, hit};
 use crate::cmd::{CmdResult, Ctx, Error};
+use crate::config::notify as class;
 use crate::resp::Args;
 use crate::store::{KeySlot, Object, Value};
 use crate::util::num::parse_i64;
@@ -57,6 +58,7 @@ pub fn append(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         }
     };
     ctx.dirty += 1;
+    ctx.event(class::STRING, "append", key);
     ctx.out.int(len as i64);
     Ok(())
 }
@@ -104,6 +106,7 @@ pub fn setrange(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         }),
     };
     ctx.dirty += 1;
+    ctx.event(class::STRING, "setrange", key);
     ctx.out.int(len as i64);
     Ok(())
 }

@@ -12,6 +12,7 @@ pub(crate) mod numeric;
 mod set;
 
 use super::{CmdResult, Ctx, Error, Handler};
+use crate::config::notify as class;
 use crate::resp::{Args, Reply};
 use crate::server::stats::ThreadStats;
 use crate::store::{KeySlot, Object, ValueRef};
@@ -149,6 +150,7 @@ fn getdel(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     if let Some(idx) = get_generic(&mut slot, ctx.out, ctx.stats)? {
         drop(slot.remove_at(idx));
         ctx.dirty += 1;
+        ctx.event(class::GENERIC, "del", &args[1]);
         ctx.rewrite_effect(vec![b"DEL".to_vec(), args[1].to_vec()]);
     }
     Ok(())
@@ -159,6 +161,7 @@ fn getset(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     get_generic(&mut slot, ctx.out, ctx.stats)?;
     slot.set(crate::store::Value::from_string(&args[2]), None);
     ctx.dirty += 1;
+    ctx.event(class::STRING, "set", &args[1]);
     ctx.rewrite_effect(vec![b"SET".to_vec(), args[1].to_vec(), args[2].to_vec()]);
     Ok(())
 }

@@ -2,6 +2,7 @@
 
 use super::{Str, find};
 use crate::cmd::{CmdResult, Ctx, Error};
+use crate::config::notify as class;
 use crate::resp::Args;
 use crate::store::Value;
 use crate::util::num::parse_i64;
@@ -52,6 +53,7 @@ fn incr_decr(ctx: &mut Ctx<'_>, key: &[u8], by: i64) -> CmdResult {
         }
     }
     ctx.dirty += 1;
+    ctx.event(class::STRING, "incrby", key);
     ctx.out.int(n);
     Ok(())
 }
@@ -77,6 +79,7 @@ pub fn incrbyfloat(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         }
     }
     ctx.dirty += 1;
+    ctx.event(class::STRING, "incrbyfloat", key);
     ctx.out.bulk(&sum);
     // Replicas and the AOF get the result, not the arithmetic.
     ctx.rewrite_effect(vec![

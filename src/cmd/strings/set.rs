@@ -3,6 +3,7 @@
 
 use super::{Str, find, get_generic, hit};
 use crate::cmd::{CmdResult, Ctx, Error};
+use crate::config::notify as class;
 use crate::resp::Args;
 use crate::store::Value;
 use crate::util::num::parse_i64;
@@ -156,14 +157,17 @@ fn set_generic(
         // A new value with a new deadline: one fresh entry instead of
         // rebuilding the old one twice.
         (Some(i), Some(_)) => {
-            drop(slot.remove_at(i));
-            slot.insert(v, expire);
+            slot.replace_at(i, v, expire);
         }
         (None, _) => {
             slot.insert(v, expire);
         }
     }
     ctx.dirty += 1;
+    ctx.event(class::STRING, "set", key);
+    if expire.is_some() {
+        ctx.event(class::GENERIC, "expire", key);
+    }
     if let Some(at) = expire {
         // Replayed with an absolute deadline so that replicas and the AOF agree.
         let argv = vec![
@@ -247,14 +251,17 @@ pub fn getex(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         // An absolute deadline already past deletes the key.
         Some((ExpireKind::Exat | ExpireKind::Pxat, at)) if at <= now => {
             drop(slot.remove_at(idx));
+            ctx.event(class::GENERIC, "del", key);
             vec![b"DEL".to_vec(), key.to_vec()]
         }
         Some((_, at)) => {
             slot.set_expire(idx, Some(at));
+            ctx.event(class::GENERIC, "expire", key);
             vec![b"PEXPIREAT".to_vec(), key.to_vec(), decimal(at)]
         }
         None if opts.persist && slot.entry(idx).expire().is_some() => {
             slot.set_expire(idx, None);
+            ctx.event(class::GENERIC, "persist", key);
             vec![b"PERSIST".to_vec(), key.to_vec()]
         }
         None => return Ok(()),
@@ -281,6 +288,7 @@ fn set_pairs(ctx: &mut Ctx<'_>, args: &Args<'_>) {
         let (k, v) = (&args[1 + 2 * pair], &args[2 + 2 * pair]);
         ctx.db.key(k).set(Value::from_string(v), None);
         ctx.dirty += 1;
+        ctx.event(class::STRING, "set", k);
     }
 }
 

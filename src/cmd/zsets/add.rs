@@ -2,6 +2,7 @@
 
 use super::{parse_score, read};
 use crate::cmd::{CmdResult, Ctx, Error};
+use crate::config::notify as class;
 use crate::resp::Args;
 use crate::types::zset::{self, Edit, Limits};
 
@@ -132,6 +133,9 @@ fn add_generic(ctx: &mut Ctx<'_>, args: &Args<'_>, mut f: Flags) -> CmdResult {
         r?;
     }
     ctx.dirty += (added + updated) as u64;
+    if added + updated > 0 {
+        ctx.event(class::ZSET, if f.incr { "zincr" } else { "zadd" }, &args[1]);
+    }
     if f.incr {
         match last {
             Some(s) => ctx.out.double(s),
@@ -151,6 +155,10 @@ pub fn zrem(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     })?
     .unwrap_or(0);
     ctx.dirty += removed as u64;
+    if removed > 0 {
+        ctx.event(class::ZSET, "zrem", &args[1]);
+        ctx.event_if_emptied(&args[1]);
+    }
     ctx.out.int(removed as i64);
     Ok(())
 }

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use super::{hit, read, scored_header, scored_item};
 use crate::cmd::keys::parse_cursor;
 use crate::cmd::{CmdResult, Ctx, Error};
+use crate::config::notify as class;
 use crate::resp::{Args, Reply};
 use crate::types::zset::{self, View};
 use crate::util::glob::glob_match;
@@ -34,6 +35,11 @@ pub(crate) fn reply_pairs(out: &mut Reply, items: &[(Vec<u8>, f64)], nested: boo
     }
 }
 
+/// The event of a pop of the lowest or (`max`) highest scores.
+pub(crate) fn pop_event(max: bool) -> &'static str {
+    if max { "zpopmax" } else { "zpopmin" }
+}
+
 fn pop_generic(ctx: &mut Ctx<'_>, args: &Args<'_>, max: bool) -> CmdResult {
     if args.len() > 3 {
         return Err(Error::Syntax);
@@ -56,6 +62,10 @@ fn pop_generic(ctx: &mut Ctx<'_>, args: &Args<'_>, max: bool) -> CmdResult {
     };
     let items = popped.unwrap_or_default();
     ctx.dirty += items.len() as u64;
+    if !items.is_empty() {
+        ctx.event(class::ZSET, pop_event(max), &args[1]);
+        ctx.event_if_emptied(&args[1]);
+    }
     let nested = ctx.out.resp3 && args.len() == 3;
     reply_pairs(ctx.out, &items, nested);
     Ok(())
@@ -108,6 +118,8 @@ pub fn zmpop(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
             continue;
         };
         ctx.dirty += items.len() as u64;
+        ctx.event(class::ZSET, pop_event(max), key);
+        ctx.event_if_emptied(key);
         ctx.out.array(2);
         ctx.out.bulk(key);
         reply_pairs(ctx.out, &items, true);

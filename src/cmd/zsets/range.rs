@@ -4,6 +4,7 @@
 
 use super::{LexRange, ScoreRange, rank_span, read, scored_header, scored_item};
 use crate::cmd::{CmdResult, Ctx, Error};
+use crate::config::notify as class;
 use crate::resp::Args;
 use crate::types::zset::{self, Limits, View};
 use crate::util::num::parse_i64;
@@ -175,18 +176,26 @@ pub fn zrevrangebylex(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
 
 /// Stores `items` (in order) at `dst` in the encoding its size calls for,
 /// replacing any value; an empty result deletes `dst`. Returns the size.
-pub(super) fn store(ctx: &mut Ctx<'_>, dst: &[u8], items: &[(Vec<u8>, f64)]) -> usize {
+/// `event` is what storing a result announces (`zunionstore`, ...).
+pub(super) fn store(
+    ctx: &mut Ctx<'_>,
+    dst: &[u8],
+    items: &[(Vec<u8>, f64)],
+    event: &'static str,
+) -> usize {
     let limits = Limits::of(&ctx.srv.config);
     let mut slot = ctx.db.key(dst);
     match zset::build(items, limits) {
         None => {
             if slot.remove().is_some() {
                 ctx.dirty += 1;
+                ctx.event(class::GENERIC, "del", dst);
             }
         }
         Some(mut built) => {
             slot.set(built.value(), None);
             ctx.dirty += 1;
+            ctx.event(class::ZSET, event, dst);
         }
     }
     items.len()
@@ -211,7 +220,7 @@ pub fn zrangestore(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     if req.rev {
         items.reverse();
     }
-    let n = store(ctx, &args[1], &items);
+    let n = store(ctx, &args[1], &items, "zrangestore");
     ctx.out.int(n as i64);
     Ok(())
 }
@@ -248,6 +257,11 @@ fn count_generic(
 /// ZREMRANGEBY*: the bounds are parsed before the key is looked at.
 fn remrange(ctx: &mut Ctx<'_>, args: &Args<'_>, bounds: Bounds<'_>) -> CmdResult {
     let limits = Limits::of(&ctx.srv.config);
+    let event = match &bounds {
+        Bounds::Rank(..) => "zremrangebyrank",
+        Bounds::Score(_) => "zremrangebyscore",
+        Bounds::Lex(_) => "zremrangebylex",
+    };
     let mut slot = ctx.db.key(&args[1]);
     let removed = zset::edit(&mut slot, limits, false, |z| {
         let count_while = |p: &dyn Fn(f64, &[u8]) -> bool| z.count_while(p);
@@ -260,6 +274,10 @@ fn remrange(ctx: &mut Ctx<'_>, args: &Args<'_>, bounds: Bounds<'_>) -> CmdResult
     })?
     .unwrap_or(0);
     ctx.dirty += removed as u64;
+    if removed > 0 {
+        ctx.event(class::ZSET, event, &args[1]);
+        ctx.event_if_emptied(&args[1]);
+    }
     ctx.out.int(removed as i64);
     Ok(())
 }

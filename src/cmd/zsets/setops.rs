@@ -284,7 +284,12 @@ fn generic(ctx: &mut Ctx<'_>, args: &Args<'_>, op: Op, store_to: bool) -> CmdRes
     match (op, dst) {
         (Op::Card, _) => ctx.out.int(result.len() as i64),
         (_, Some(d)) => {
-            let n = store(ctx, d, &result);
+            let event = match op {
+                Op::Union => "zunionstore",
+                Op::Inter => "zinterstore",
+                _ => "zdiffstore",
+            };
+            let n = store(ctx, d, &result, event);
             ctx.out.int(n as i64);
         }
         (_, None) => scored_list(ctx.out, &result, withscores),

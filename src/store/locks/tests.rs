@@ -171,7 +171,7 @@ fn random_footprints_never_deadlock_nor_tear() {
 fn two_shards(ks: &'static Keyspace) -> (Vec<u8>, Vec<u8>) {
     let a = b"k0".to_vec();
     let sa = ks.shard_of(hash_key(&a));
-    let b = (1..)
+    let b = (1..10_000)
         .map(|i| format!("k{i}").into_bytes())
         .find(|k| ks.shard_of(hash_key(k)) != sa)
         .unwrap();
