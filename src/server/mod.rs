@@ -130,14 +130,15 @@ impl Server {
     /// close, new connections are refused, as with Redis. A running script
     /// stops with the process.
     pub fn exit_now(&self) -> ! {
-        self.request_shutdown();
         // The kernel closes a process's sockets in no promised order: stop
-        // listening first, as Redis does.
+        // listening first, as Redis does, and only then wake the main
+        // thread (whose own exit would otherwise race this one).
         for &fd in self.listen_fds.lock().iter() {
             // SAFETY: a listening socket this process owns; it stays open
             // (shutdown, not close) until the process ends just below.
             unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
         }
+        self.request_shutdown();
         crate::warning!("ferrokv is now ready to exit, bye bye...");
         std::process::exit(0)
     }
