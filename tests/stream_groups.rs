@@ -196,6 +196,30 @@ fn blocked_readers_fail_when_the_group_or_the_key_goes() {
     assert_eq!(blocked_clients(&mut c), 0);
 }
 
+/// Issue 11: whole-database removals (FLUSHALL, FLUSHDB, SWAPDB) answer
+/// a blocked XREADGROUP as a DEL does (they used to leave it waiting).
+#[test]
+fn blocked_readers_fail_when_the_database_is_flushed_or_swapped() {
+    let srv = common::Server::start();
+    let mut c = srv.client();
+    for remove in [&["FLUSHALL"][..], &["FLUSHDB"], &["SWAPDB", "0", "1"]] {
+        cmd(&mut c, &["FLUSHALL"]);
+        cmd(&mut c, &["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"]);
+        let h = spawn_readgroup(
+            srv.url(),
+            &["GROUP", "g", "c", "BLOCK", "0", "STREAMS", "s", ">"],
+        );
+        wait_blocked(&mut c, 1);
+        cmd(&mut c, remove);
+        assert_eq!(
+            h.join().unwrap().unwrap_err(),
+            "UNBLOCKED the stream key no longer exists",
+            "{remove:?}"
+        );
+    }
+    assert_eq!(blocked_clients(&mut c), 0);
+}
+
 #[test]
 fn a_blocked_history_read_is_answered_its_history() {
     let srv = common::Server::start();

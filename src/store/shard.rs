@@ -127,6 +127,8 @@ impl Shard {
     /// Drops everything, returning the old table so a caller may free it elsewhere.
     pub fn take_all(&mut self) -> Table {
         self.touch_existing_watched();
+        // A blocked XREADGROUP learns that its stream is gone.
+        self.mark_existing_ready();
         self.expires = 0;
         self.sweep_pos = 0;
         std::mem::take(&mut self.table)
@@ -135,9 +137,12 @@ impl Shard {
     /// Swaps the data of two shards (SWAPDB). Blocked clients stay with
     /// their database; any whose key now exists becomes ready.
     pub fn swap(&mut self, other: &mut Shard) {
-        // A watched key that exists before or after the swap changes.
+        // A watched key that exists before or after the swap changes; so
+        // does the key a client waits on (a stream may be gone or replaced).
         self.touch_existing_watched();
         other.touch_existing_watched();
+        self.mark_existing_ready();
+        other.mark_existing_ready();
         std::mem::swap(&mut self.table, &mut other.table);
         std::mem::swap(&mut self.expires, &mut other.expires);
         self.sweep_pos = 0;
@@ -157,6 +162,7 @@ impl Shard {
                     .find(crate::store::keyspace::hash_key(k), k)
                     .is_some()
             })
+            .filter(|k| !self.ready.contains(k))
             .cloned()
             .collect();
         self.ready.extend(keys);
