@@ -236,3 +236,60 @@ fn digests_match_redis() {
         assert_eq!(run(con, &words("DEBUG DIGEST")), zero);
     }
 }
+
+/// Digests Redis 7.0.15 gave for small datasets, for machines without a
+/// redis-server (and through the in-process harness, every encoding).
+#[test]
+fn known_redis_digests() {
+    use ferrokv::testkit::Harness;
+    let (config, _) = {
+        let argv = vec!["--enable-debug-command".to_string(), "yes".to_string()];
+        let (cf, lines) = ferrokv::config::file::collect(&argv).unwrap();
+        let config = ferrokv::config::Config::default();
+        let mut commands = ferrokv::cmd::CommandTable::build(&ferrokv::cmd::handlers());
+        ferrokv::config::file::apply(&config, &mut commands, &lines, cf.as_deref()).unwrap();
+        (config, commands)
+    };
+    let mut h = Harness::with_config(config);
+    let zero = format!("+{}\r\n", "0".repeat(40));
+    assert_eq!(h.run(&["DEBUG", "DIGEST"]), zero);
+    h.run(&["SET", "k", "v"]);
+    assert_eq!(
+        h.run(&["DEBUG", "DIGEST"]),
+        "+264ccf65edec66bccfa7cc659414ccca432057d2\r\n"
+    );
+    let value = |h: &mut Harness, k: &str| h.run(&["DEBUG", "DIGEST-VALUE", k]);
+    assert_eq!(
+        value(&mut h, "k"),
+        "*1\r\n+d79ee9fe5d5ad902d7f6620efc3b07b75ddd742f\r\n"
+    );
+    h.run(&["EXPIRE", "k", "100"]);
+    assert_eq!(
+        value(&mut h, "k"),
+        "*1\r\n+311b17018163335616e089f6b951c82c477335ac\r\n"
+    );
+    // A score %.17g writes long; packed and skiplist encodings alike.
+    h.run(&["ZADD", "z", "0.1", "m"]);
+    h.run(&["CONFIG", "SET", "zset-max-listpack-entries", "0"]);
+    h.run(&["ZADD", "z2", "0.1", "m"]);
+    for k in ["z", "z2"] {
+        assert_eq!(
+            value(&mut h, k),
+            "*1\r\n+285a6e508750d13f749019c7cddbd43bf282cb72\r\n"
+        );
+    }
+    // Consumer groups are not part of a stream's digest in 7.0.
+    h.run(&["XADD", "s", "1-1", "a", "b"]);
+    let before = value(&mut h, "s");
+    assert_eq!(
+        before,
+        "*1\r\n+db20534e81d36b705394fcfc8a61996efb6e5a7c\r\n"
+    );
+    h.run(&["XGROUP", "CREATE", "s", "g", "0"]);
+    h.run(&["XREADGROUP", "GROUP", "g", "c", "STREAMS", "s", ">"]);
+    assert_eq!(value(&mut h, "s"), before);
+    assert_eq!(
+        h.run(&["DEBUG", "DIGEST-VALUE", "nokey"]),
+        format!("*1\r\n{zero}")
+    );
+}
