@@ -826,3 +826,21 @@ fn replaying_the_effect_stream_rebuilds_the_dataset() {
         started.elapsed().as_secs_f64()
     );
 }
+
+/// Found by the replay test: BLMOVE served at once rotated a one-element
+/// list onto itself by pop then push, so the key went away and came back
+/// without its TTL (LMOVE, its effect, keeps it, as Redis does).
+#[test]
+fn blmove_rotating_one_element_keeps_the_ttl() {
+    for cmd in [
+        &["BLMOVE", "l", "l", "RIGHT", "LEFT", "0"][..],
+        &["BRPOPLPUSH", "l", "l", "0"],
+    ] {
+        let mut h = Harness::new();
+        h.run(&["RPUSH", "l", "a"]);
+        h.run(&["PEXPIRE", "l", "100000"]);
+        assert_eq!(h.run(cmd), "$1\r\na\r\n");
+        assert_eq!(h.run(&["EXISTS", "l"]), ":1\r\n");
+        assert_ne!(h.run(&["PTTL", "l"]), ":-1\r\n", "{cmd:?}");
+    }
+}

@@ -214,13 +214,9 @@ fn bmove(
     let fill_n = fill(ctx);
     ctx.db.lock_keys([src, dst]);
     if list::find(&mut ctx.db.key(src))?.is_some() {
-        // The non-blocking form does the whole job (and its checks).
-        list::find(&mut ctx.db.key(dst))?;
-        let mut v = list::pop(&mut ctx.db.key(src), from, 1)?.unwrap_or_default();
-        let elem = v.pop().unwrap_or_default();
-        list::push(&mut ctx.db.key(dst), to, [elem.as_slice()], false, fill_n)?;
-        ctx.dirty += 1;
-        ctx.out.bulk(&elem);
+        // The non-blocking form does the whole job (and its checks; a
+        // one-element list rotated onto itself keeps its TTL).
+        super::lists::move_generic(ctx, src, dst, from, to)?;
         ctx.rewrite_effect(lmove_effect(src, dst, from, to));
         return Ok(());
     }

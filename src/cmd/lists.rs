@@ -395,7 +395,7 @@ fn lpos(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
 
 /// Pops one element from `src` and pushes it onto `dst`; replies it (or
 /// null when `src` is missing). Both types are checked before anything moves.
-fn move_generic(
+pub(crate) fn move_generic(
     ctx: &mut Ctx<'_>,
     src: &[u8],
     dst: &[u8],
