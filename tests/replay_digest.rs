@@ -674,6 +674,7 @@ fn replaying_the_effect_stream_rebuilds_the_dataset() {
     let mut records = 0usize;
     let mut history: Vec<Record> = Vec::new();
     let mut families = std::collections::BTreeMap::new();
+    let (mut depth, mut interleaved) = (0usize, 0usize);
     let mut round = 0usize;
     loop {
         // Eviction on for the round: a little above what is in use now (the
@@ -734,6 +735,15 @@ fn replaying_the_effect_stream_rebuilds_the_dataset() {
         records += batch.len();
         for (_, argv) in &batch {
             let name = String::from_utf8_lossy(&argv[0]).to_ascii_uppercase();
+            // Other connections' effects may fall between a transaction's
+            // MULTI and EXEC (they touch other shards, so they commute);
+            // counted to report how often the replay sees that.
+            match name.as_str() {
+                "MULTI" if depth > 0 => interleaved += 1,
+                "MULTI" => depth += 1,
+                "EXEC" => depth = depth.saturating_sub(1),
+                _ => {}
+            }
             *families.entry(name).or_insert(0usize) += 1;
         }
         for r in &batch {
@@ -820,6 +830,7 @@ fn replaying_the_effect_stream_rebuilds_the_dataset() {
         stat("evicted_keys"),
         ERRORS.lock()
     );
+    eprintln!("replay_digest: {interleaved} MULTI records inside another MULTI ... EXEC");
     eprintln!(
         "replay_digest: {round} rounds, {} ops, {records} effect records, {:.1} s",
         total_ops.load(Ordering::Relaxed),
