@@ -926,3 +926,34 @@ fn blmove_served_while_destination_is_busy() {
         replay.h.take_effects();
     }
 }
+
+/// The serve path's form of the TTL bug fixed above: a BLMOVE waiter
+/// rotating `l` onto itself, served by a transaction that creates `l` and
+/// gives it a TTL, pops the key away and pushes it back without the TTL
+/// (Redis keeps it), while its effect (LMOVE l l) replays keeping it.
+/// Ignored until the serve path (being reworked on another branch) moves
+/// within one key as LMOVE does; run with `--ignored`.
+#[test]
+#[ignore]
+fn blmove_served_onto_itself_keeps_the_ttl() {
+    let port = start_recorder(Arc::new(Sink::new()));
+    let waiter = std::thread::spawn(move || {
+        let mut c = connect(port).unwrap();
+        query(&mut c, &["BLMOVE", "l", "l", "RIGHT", "LEFT", "5"])
+    });
+    let mut c = connect(port).unwrap();
+    while text(&query(&mut c, &["INFO", "clients"])).contains("blocked_clients:0") {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let mut p = redis::pipe();
+    p.atomic()
+        .cmd("RPUSH")
+        .arg("l")
+        .arg("a")
+        .cmd("PEXPIRE")
+        .arg("l")
+        .arg(100_000);
+    let _: redis::Value = p.query(&mut c).unwrap();
+    assert_eq!(text(&waiter.join().unwrap()), "a");
+    assert_ne!(text(&query(&mut c, &["PTTL", "l"])), "-1");
+}
