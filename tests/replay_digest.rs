@@ -25,6 +25,12 @@
 //! live key count); those DELs are part of the stream. TTLs are otherwise
 //! long, and the digest records only whether a key has a TTL, not when.
 //!
+//! Framing: other connections' effects can fall between a transaction's
+//! MULTI and EXEC records (even another MULTI); the replay, one connection,
+//! queues them into the open transaction (a nested MULTI and the extra EXEC
+//! answer errors), which keeps the order and so the result. The count is
+//! printed.
+//!
 //! Rounds: each round runs the workload, quiesces, replays what was
 //! recorded since the last round and compares. `REPLAY_SOAK_SECS=n` keeps
 //! running rounds for n seconds (scripts/soak_replay.sh, release build);
