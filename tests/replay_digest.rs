@@ -59,9 +59,9 @@ static GLOBAL: ferrokv::alloc::Counting<std::alloc::System> =
 /// Client threads.
 const CLIENTS: usize = 8;
 /// Operations per client per round (debug build default; REPLAY_OPS).
-const DEFAULT_OPS: usize = 600;
+const DEFAULT_OPS: usize = 1000;
 /// Rounds when not soaking.
-const DEFAULT_ROUNDS: usize = 2;
+const DEFAULT_ROUNDS: usize = 3;
 /// Databases the workload uses.
 const DBS: usize = 3;
 /// Include BLMOVE and BRPOPLPUSH (REPLAY_BLMOVE=0 turns them off).

@@ -93,6 +93,7 @@ impl Client {
             13 => format!("MSET {k} {v} {} {v}", self.key("s")),
             14 => format!("PSETEX {t} {} {v}", self.short_ttl()),
             15 => format!("SETEX {k} 3600 {v}"),
+            16 if self.rng.below(2) == 0 => format!("GETSET {k} {v}"),
             16 => format!("DECR {k}"),
             _ => format!("MSETNX {k} {v} {} {v}", self.key("s")),
         };
@@ -186,6 +187,13 @@ impl Client {
             10 => format!("BZMPOP {} 1 {a} MIN", self.timeout()),
             11 => format!("ZUNIONSTORE {c} 2 {a} {b} WEIGHTS 1 2"),
             12 => format!("ZINTERSTORE {c} 2 {a} {b} AGGREGATE MAX"),
+            13 => format!("ZREMRANGEBYSCORE {a} -inf {sc}"),
+            14 => format!("ZREMRANGEBYRANK {a} 0 1"),
+            15 => format!("ZDIFFSTORE {c} 2 {a} {b}"),
+            16 => format!(
+                "ZADD {a} {} {m}",
+                self.rng.pick(&["inf", "-inf", "1e308", "-0"])
+            ),
             _ => format!("ZRANGESTORE {c} {a} 0 2"),
         };
         words(&s)
@@ -202,7 +210,7 @@ impl Client {
             .nth(self.rng.below(8) as usize)
             .filter(|(key, _)| *key == k)
             .map_or_else(|| "0-1".to_string(), |(_, id)| id.clone());
-        let s = match self.rng.below(14) {
+        let s = match self.rng.below(19) {
             0..=3 => format!("XADD {k} MAXLEN ~ 40 * f {} g {}", self.val(), self.val()),
             4 => format!("XTRIM {k} MAXLEN 10"),
             5 => format!("XGROUP CREATE {k} {g} 0 MKSTREAM"),
@@ -213,7 +221,11 @@ impl Client {
             10 => format!("XAUTOCLAIM {k} {g} {c} 0 0-0 COUNT 3"),
             11 => format!("XDEL {k} {id}"),
             12 => format!("XGROUP SETID {k} {g} 0"),
-            _ => format!("XGROUP DELCONSUMER {k} {g} {c}"),
+            13 => format!("XGROUP DELCONSUMER {k} {g} {c}"),
+            14 => format!("XGROUP CREATECONSUMER {k} {g} {c}"),
+            15 => format!("XADD {k} NOMKSTREAM * f {}", self.val()),
+            16 => format!("XTRIM {k} MINID {id}"),
+            _ => format!("XGROUP DESTROY {k} {g}"),
         };
         words(&s)
     }
