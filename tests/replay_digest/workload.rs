@@ -171,7 +171,7 @@ impl Client {
         let (a, b, c) = (self.key("z"), self.key("z"), self.key("z"));
         let m = format!("m{}", self.rng.below(20));
         let sc = format!("{}.{}", self.rng.below(100), self.rng.below(10));
-        let s = match self.rng.below(14) {
+        let s = match self.rng.below(18) {
             0..=2 => format!(
                 "ZADD {a} {sc} {m} {} m{}",
                 self.rng.below(9),
