@@ -457,8 +457,15 @@ fn replaying_the_effect_stream_rebuilds_the_dataset() {
                 let touching: Vec<String> = history
                     .iter()
                     .chain(&batch)
-                    .filter(|(_, argv)| {
-                        argv.iter().any(|a| a == key.as_bytes())
+                    .filter(|(rdb, argv)| {
+                        // The key in this database, or moved across
+                        // databases (MOVE, COPY ... DB), or whole
+                        // databases swapped or flushed.
+                        let names = argv.iter().any(|a| a == key.as_bytes());
+                        let across = [&b"MOVE"[..], b"COPY"]
+                            .iter()
+                            .any(|c| argv[0].eq_ignore_ascii_case(c));
+                        (names && (*rdb == db || across))
                             || [&b"SWAPDB"[..], b"FLUSHDB", b"FLUSHALL"]
                                 .iter()
                                 .any(|c| argv[0].eq_ignore_ascii_case(c))
@@ -469,7 +476,7 @@ fn replaying_the_effect_stream_rebuilds_the_dataset() {
                         format!("    {db}: {}", words.join(" "))
                     })
                     .collect();
-                let from = touching.len().saturating_sub(30);
+                let from = touching.len().saturating_sub(40);
                 for t in &touching[from..] {
                     report.push_str(&format!("{}\n", &t[..t.len().min(160)]));
                 }
