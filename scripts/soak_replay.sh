@@ -8,7 +8,9 @@
 #
 # Environment passed through: REPLAY_OPS (operations per client per round,
 # default here 5000), REPLAY_SEED (reproduce a run; the seed is printed),
-# REPLAY_BLMOVE=0 (leave BLMOVE/BRPOPLPUSH out). Prints the test's summary
+# REPLAY_BLMOVE=0 (leave BLMOVE/BRPOPLPUSH out), REPLAY_WORKERS (recorder
+# worker threads, default 4), REPLAY_LIST_KEYS (list keys per database,
+# default 8; 2 for heavy contention on lists). Prints the test's summary
 # (rounds, operations, effect records, seconds) or its failure report: the
 # first keys whose values differ, both values, and the last records that
 # named them.
