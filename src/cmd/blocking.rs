@@ -217,7 +217,8 @@ fn bmove(
 ) -> CmdResult {
     let fill_n = fill(ctx);
     if list::find(&mut ctx.db.key(src))?.is_some() {
-        // The non-blocking form does the whole job (and its checks).
+        // The non-blocking form does the whole job (and its checks; a
+        // one-element list rotated onto itself keeps its TTL).
         super::lists::move_generic(ctx, src, dst, from, to)?;
         ctx.rewrite_effect(lmove_effect(src, dst, from, to));
         return Ok(());

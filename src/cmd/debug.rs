@@ -1,7 +1,7 @@
 //! DEBUG, gated by `enable-debug-command` (off by default, as in Redis;
 //! the gate is in dispatch, see [`super::protected_denied`]).
 //! Subcommands: SLEEP, SET-ACTIVE-EXPIRE, SET-DISABLE-DENY-SCRIPTS, OBJECT,
-//! LOG, HELP.
+//! LOG, DIGEST, DIGEST-VALUE, HELP.
 
 use std::sync::atomic::Ordering;
 
@@ -37,6 +37,11 @@ fn debug(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
             ctx.out.ok();
         }
         (b"object", 3) => object(ctx, &args[2])?,
+        (b"digest", 2) => {
+            let d = crate::store::digest::dataset_digest(ctx.db.ks, ctx.db.locks);
+            ctx.out.simple(&crate::store::digest::hex(&d));
+        }
+        (b"digest-value", _) => digest_values(ctx, args),
         (b"log", 3) => {
             crate::warning!("DEBUG LOG: {}", String::from_utf8_lossy(&args[2]));
             ctx.out.ok();
@@ -49,6 +54,26 @@ fn debug(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         }
     }
     Ok(())
+}
+
+/// DEBUG DIGEST-VALUE key...: one status line per key (40 zeros for a
+/// missing key). Like Redis it reads logically expired keys too, so it
+/// looks entries up without reclaiming them.
+fn digest_values(ctx: &mut Ctx<'_>, args: &Args<'_>) {
+    let ks = ctx.db.ks;
+    let db = ctx.db.index;
+    ctx.out.array(args.len() - 2);
+    for key in args.iter().skip(2) {
+        let hash = crate::store::keyspace::hash_key(key);
+        let d = ctx.db.locks.with_shard(ks, db, ks.shard_of(hash), |g| {
+            g.find(hash, key).map(|i| {
+                let e = g.get(i);
+                crate::store::digest::value_digest(e.value(), e.expire().is_some())
+            })
+        });
+        ctx.out
+            .simple(&crate::store::digest::hex(&d.unwrap_or([0; 20])));
+    }
 }
 
 /// C's atof: the longest numeric prefix, 0 when there is none.
@@ -152,6 +177,10 @@ fn help(ctx: &mut Ctx<'_>) {
             "    Low-level facts about the value stored at <key>.",
             "LOG <message>",
             "    Write <message> to the server log.",
+            "DIGEST",
+            "    Output a hex signature representing the current DB content.",
+            "DIGEST-VALUE <key> [<key> ...]",
+            "    Output a hex signature of the values of all the specified keys.",
         ],
     );
 }

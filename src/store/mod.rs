@@ -4,6 +4,7 @@
 //! its shard (one mutex each) and, inside the shard's table, its home slot;
 //! a command locks only the shards of its keys, in ascending order.
 
+pub mod digest;
 pub mod entry;
 pub mod evict;
 pub mod keyspace;
