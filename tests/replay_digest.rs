@@ -82,7 +82,11 @@ struct Sink {
 
 impl Sink {
     fn new() -> Sink {
-        let path = std::env::temp_dir().join(format!("ferrokv-replay-{}.bin", std::process::id()));
+        // One file per sink: the tests of this file run in one process.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("ferrokv-replay-{}-{n}.bin", std::process::id()));
         let file = std::fs::File::create(&path).expect("effect file");
         Sink {
             path,
@@ -98,28 +102,39 @@ impl Sink {
         f.seek(std::io::SeekFrom::Start(*from)).unwrap();
         let mut bytes = Vec::new();
         f.read_to_end(&mut bytes).unwrap();
-        *from += bytes.len() as u64;
-        let mut pos = 0;
-        let word = |pos: &mut usize| {
-            let n = u32::from_le_bytes(bytes[*pos..*pos + 4].try_into().unwrap()) as usize;
+        // A record being written right now (expiry on the cron thread) may
+        // be cut short: only whole records are taken, the rest waits.
+        let word = |pos: &mut usize| -> Option<usize> {
+            let b = bytes.get(*pos..*pos + 4)?;
             *pos += 4;
-            n
+            Some(u32::from_le_bytes(b.try_into().unwrap()) as usize)
         };
         let mut out = Vec::new();
-        while pos < bytes.len() {
-            let db = word(&mut pos);
-            let argc = word(&mut pos);
-            let lens: Vec<usize> = (0..argc).map(|_| word(&mut pos)).collect();
-            let argv = lens
-                .iter()
-                .map(|&n| {
-                    let a = bytes[pos..pos + n].to_vec();
-                    pos += n;
-                    a
-                })
-                .collect();
+        let mut pos = 0;
+        let mut whole = 0;
+        'records: while pos < bytes.len() {
+            let (Some(db), Some(argc)) = (word(&mut pos), word(&mut pos)) else {
+                break;
+            };
+            let mut lens = Vec::with_capacity(argc.min(1024));
+            for _ in 0..argc {
+                let Some(n) = word(&mut pos) else {
+                    break 'records;
+                };
+                lens.push(n);
+            }
+            let mut argv = Vec::with_capacity(lens.len());
+            for n in lens {
+                let Some(a) = bytes.get(pos..pos + n) else {
+                    break 'records;
+                };
+                argv.push(a.to_vec());
+                pos += n;
+            }
             out.push((db, argv));
+            whole = pos;
         }
+        *from += whole as u64;
         out
     }
 }
@@ -303,7 +318,7 @@ fn show_value(run: &mut dyn FnMut(&[&str]) -> redis::Value, db: usize, key: &str
     let v = match ty.as_str() {
         "string" => run(&["GET", key]),
         "list" => run(&["LRANGE", key, "0", "-1"]),
-        "set" => run(&["SORT", key, "ALPHA"]),
+        "set" => run(&["SMEMBERS", key]),
         "zset" => run(&["ZRANGE", key, "0", "-1", "WITHSCORES"]),
         "hash" => run(&["HGETALL", key]),
         "stream" => run(&["XRANGE", key, "-", "+"]),

@@ -76,7 +76,21 @@ impl Client {
         let k = self.key("s");
         let t = self.key("t");
         let v = self.val();
-        let s = match self.rng.below(18) {
+        let s = match self.rng.below(21) {
+            18 => format!("SETBIT {k} {} {}", self.rng.below(200), self.rng.below(2)),
+            19 => format!(
+                "BITFIELD {k} OVERFLOW {} INCRBY u8 #{} {} SET i5 {} -3",
+                self.rng.pick(&["WRAP", "SAT", "FAIL"]),
+                self.rng.below(4),
+                self.rng.below(300),
+                self.rng.below(40)
+            ),
+            20 => format!(
+                "BITOP {} {k} {} {}",
+                self.rng.pick(&["AND", "OR", "XOR"]),
+                self.key("s"),
+                self.key("s")
+            ),
             0 => format!("SET {k} {v}"),
             1 => format!("SET {k} {v} EX 3600"),
             2 => format!("SET {k} {v} KEEPTTL GET"),

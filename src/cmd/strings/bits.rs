@@ -30,8 +30,9 @@ fn bit_offset(ctx: &Ctx<'_>, arg: &[u8], hash_width: Option<u32>) -> Result<u64,
 }
 
 /// Runs `f` on the string at the key as an editable buffer of at least
-/// `bytes` bytes (zero-filled growth), creating the key if missing (the
-/// flag returned with `f`'s result). WRONGTYPE for other types.
+/// `bytes` bytes (zero-filled growth), creating the key if missing. The
+/// flag returned with `f`'s result says whether the key was created or
+/// grew: a change even when no bit differs. WRONGTYPE for other types.
 fn with_writable<R>(
     slot: &mut KeySlot<'_, '_>,
     bytes: usize,
@@ -48,8 +49,10 @@ fn with_writable<R>(
             true,
         ),
     };
+    let mut grown = false;
     let out = edit_in_place(slot, idx, |s| {
         if s.len() < bytes {
+            grown = true;
             if bytes > s.capacity() {
                 let mut grown = vec![0; bytes];
                 grown[..s.len()].copy_from_slice(s);
@@ -60,7 +63,7 @@ fn with_writable<R>(
         }
         f(s)
     });
-    Ok((out, created))
+    Ok((out, created || grown))
 }
 
 fn get_bit(s: &[u8], bit: u64) -> bool {
@@ -86,13 +89,13 @@ pub fn setbit(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         _ => return Err(Error::msg("ERR bit is not an integer or out of range")),
     };
     let mut slot = ctx.db.key(&args[1]);
-    let (old, created) = with_writable(&mut slot, (offset >> 3) as usize + 1, |s| {
+    let (old, reshaped) = with_writable(&mut slot, (offset >> 3) as usize + 1, |s| {
         let old = get_bit(s, offset);
         set_bit(s, offset, on);
         old
     })?;
     // Only a change counts (and is propagated), as in Redis 7.0.
-    if created || old != on {
+    if reshaped || old != on {
         ctx.dirty += 1;
         ctx.event(class::STRING, "setbit", &args[1]);
     }
@@ -498,7 +501,7 @@ fn bitfield_generic(ctx: &mut Ctx<'_>, args: &Args<'_>, read_only: bool) -> CmdR
         .max()
         .unwrap_or(0);
     let out = &mut *ctx.out;
-    let (changes, created) = with_writable(&mut slot, reach as usize, |s| {
+    let (changes, reshaped) = with_writable(&mut slot, reach as usize, |s| {
         let mut changes = 0;
         out.array(ops.len());
         for op in &ops {
@@ -530,7 +533,7 @@ fn bitfield_generic(ctx: &mut Ctx<'_>, args: &Args<'_>, read_only: bool) -> CmdR
         }
         changes
     })?;
-    let changes = changes.max(u64::from(created));
+    let changes = changes.max(u64::from(reshaped));
     if changes > 0 {
         ctx.dirty += changes;
         ctx.event(class::STRING, "setbit", &args[1]);

@@ -168,6 +168,12 @@ fn bit_writes_are_published_only_when_they_change_something() {
     assert!(h.effects().is_empty(), "a failed increment changes nothing");
     h.run("BITFIELD b INCRBY u4 0 1");
     assert_eq!(h.effects(), ["BITFIELD b INCRBY u4 0 1"]);
+    h.run("BITFIELD b SET u8 40 0");
+    assert_eq!(
+        h.effects(),
+        ["BITFIELD b SET u8 40 0"],
+        "growing the string is a change"
+    );
     h.run("BITOP AND d missing");
     assert!(h.effects().is_empty(), "an empty result over no key");
 }
