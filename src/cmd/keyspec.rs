@@ -3,8 +3,6 @@
 //! generic extraction that COMMAND GETKEYS, transactions and cluster
 //! routing share.
 
-use serde_json::Value as Json;
-
 use super::{Command, Error, flags};
 use crate::resp::Args;
 
@@ -45,7 +43,7 @@ pub enum BeginSearch {
     /// The first key follows `keyword`, searched from `startfrom` (negative:
     /// from the end, backwards).
     Keyword {
-        keyword: String,
+        keyword: &'static str,
         startfrom: i32,
     },
     Unknown,
@@ -70,80 +68,17 @@ pub enum FindKeys {
     Unknown,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeySpec {
     pub flags: u32,
     pub begin: BeginSearch,
     pub find: FindKeys,
 }
 
-fn int(v: &Json, k: &str) -> i32 {
-    v.get(k).and_then(|x| x.as_i64()).unwrap_or(0) as i32
-}
-
-fn parse_spec(ks: &Json) -> KeySpec {
-    let mut f = 0;
-    for name in ks
-        .get("flags")
-        .and_then(|v| v.as_array())
-        .into_iter()
-        .flatten()
-    {
-        if let Some((_, _, bit)) = kflags::NAMES
-            .iter()
-            .find(|(n, _, _)| Some(*n) == name.as_str())
-        {
-            f |= bit;
-        }
-    }
-    let bs = &ks["begin_search"];
-    let begin = if let Some(i) = bs.get("index") {
-        BeginSearch::Index(int(i, "pos"))
-    } else if let Some(k) = bs.get("keyword") {
-        BeginSearch::Keyword {
-            keyword: k
-                .get("keyword")
-                .and_then(|v| v.as_str())
-                .unwrap_or("")
-                .to_string(),
-            startfrom: int(k, "startfrom"),
-        }
-    } else {
-        BeginSearch::Unknown
-    };
-    let fk = &ks["find_keys"];
-    let find = if let Some(r) = fk.get("range") {
-        FindKeys::Range {
-            lastkey: int(r, "lastkey"),
-            step: int(r, "step"),
-            limit: int(r, "limit"),
-        }
-    } else if let Some(k) = fk.get("keynum") {
-        FindKeys::Keynum {
-            keynumidx: int(k, "keynumidx"),
-            firstkey: int(k, "firstkey"),
-            step: int(k, "step"),
-        }
-    } else {
-        FindKeys::Unknown
-    };
-    KeySpec {
-        flags: f,
-        begin,
-        find,
-    }
-}
-
-/// The command's key specs, parsed once (on first use) and kept with the
-/// command.
-pub fn specs(cmd: &Command) -> &[KeySpec] {
-    cmd.key_specs.get_or_init(|| {
-        cmd.spec
-            .get("key_specs")
-            .and_then(|v| v.as_array())
-            .map(|a| a.iter().map(parse_spec).collect())
-            .unwrap_or_default()
-    })
+/// The command's key specs (compiled in from the reference specs).
+#[inline]
+pub fn specs(cmd: &Command) -> &'static [KeySpec] {
+    cmd.spec.key_specs
 }
 
 /// True if the command takes key arguments at all (specs that only name
