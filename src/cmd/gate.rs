@@ -307,6 +307,7 @@ impl Refusal {
 /// command: counted as rejected, an open transaction flagged (its EXEC
 /// aborts), and a refused EXEC itself discards the transaction and its
 /// watches, answering `EXECABORT Transaction discarded because of: ...`.
+#[cold]
 #[allow(clippy::too_many_arguments)]
 pub fn refuse(
     srv: &'static Server,
