@@ -208,11 +208,18 @@ impl CommandTable {
             top: NameMap::default(),
             names: NameMap::default(),
         };
+        // Handlers by name (binary search: SPECS is long, so is this).
+        let mut by_name: Vec<(&str, Handler)> = handlers.to_vec();
+        by_name.sort_unstable_by_key(|(n, _)| *n);
         // The one place a command record is made from its spec.
+        table.commands.reserve(all.len());
         for spec in all {
             let name = spec.name;
             let id = table.commands.len();
-            let handler = handlers.iter().find(|(n, _)| *n == name).map(|(_, h)| *h);
+            let handler = by_name
+                .binary_search_by_key(&name, |(n, _)| *n)
+                .ok()
+                .map(|i| by_name[i].1);
             table.commands.push(Command {
                 name,
                 id,
@@ -232,15 +239,17 @@ impl CommandTable {
                     .map(|(_, f)| *f),
             });
         }
-        for name in handlers.iter().map(|(n, _)| n) {
+        // SPECS is sorted by name (build.rs).
+        let known = |name: &str| all.binary_search_by_key(&name, |s| s.name).is_ok();
+        for (name, _) in handlers {
             assert!(
-                all.iter().any(|s| s.name == *name),
+                known(name),
                 "handler registered for `{name}`, which has no spec in data/"
             );
         }
         for (name, _) in KEY_FINDERS {
             assert!(
-                all.iter().any(|s| s.name == *name),
+                known(name),
                 "key finder for `{name}`, which has no spec in data/"
             );
         }
@@ -253,8 +262,7 @@ impl CommandTable {
                 }
                 let pid = table
                     .commands
-                    .iter()
-                    .position(|c| c.name == parent)
+                    .binary_search_by_key(&parent, |c| c.name)
                     .expect("container");
                 table.commands[pid]
                     .subcommands
@@ -409,6 +417,15 @@ impl CommandTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn generated_specs_are_sorted_and_unique() {
+        // `build` binary-searches them.
+        assert!(SPECS.windows(2).all(|w| w[0].name < w[1].name));
+        let t = CommandTable::build(&crate::cmd::handlers());
+        let client = t.lookup(b"CLIENT").unwrap();
+        assert_eq!(t.lookup_sub(client, b"list").unwrap().name, "client|list");
+    }
 
     #[test]
     fn rename_moves_the_name_and_keeps_the_command_s_own() {
