@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+use ferrokv::cmd::keyspec::{BeginSearch, FindKeys, KeySpec, kflags};
 use ferrokv::cmd::{CommandTable, flags, handlers};
 use serde_json::Value;
 
@@ -54,19 +55,53 @@ fn strings(v: Option<&Value>) -> Vec<String> {
     s
 }
 
-fn without_notes(specs: Option<&Value>) -> Vec<Value> {
-    specs
-        .and_then(|v| v.as_array())
-        .map(|a| {
-            a.iter()
-                .map(|ks| {
-                    let mut ks = ks.clone();
-                    ks.as_object_mut().unwrap().remove("notes");
-                    ks
-                })
-                .collect()
+fn sorted(v: &[&str]) -> Vec<String> {
+    let mut s: Vec<String> = v.iter().map(|x| x.to_string()).collect();
+    s.sort();
+    s
+}
+
+/// The reference's key specs in the compiled-in form (notes dropped).
+fn key_specs(specs: Option<&Value>) -> Vec<KeySpec> {
+    let int = |v: &Value, k: &str| v.get(k).and_then(Value::as_i64).unwrap() as i32;
+    let all = specs.and_then(Value::as_array).cloned().unwrap_or_default();
+    all.iter()
+        .map(|ks| {
+            let flags = strings(ks.get("flags")).iter().fold(0, |acc, f| {
+                acc | kflags::NAMES.iter().find(|(n, _, _)| n == f).unwrap().2
+            });
+            let (bs, fk) = (&ks["begin_search"], &ks["find_keys"]);
+            let begin = if let Some(i) = bs.get("index") {
+                BeginSearch::Index(int(i, "pos"))
+            } else if let Some(k) = bs.get("keyword") {
+                let word = k["keyword"].as_str().unwrap().to_string();
+                BeginSearch::Keyword {
+                    keyword: Box::leak(word.into_boxed_str()),
+                    startfrom: int(k, "startfrom"),
+                }
+            } else {
+                assert!(bs.get("unknown").is_some());
+                BeginSearch::Unknown
+            };
+            let find = if let Some(r) = fk.get("range") {
+                FindKeys::Range {
+                    lastkey: int(r, "lastkey"),
+                    step: int(r, "step"),
+                    limit: int(r, "limit"),
+                }
+            } else if let Some(k) = fk.get("keynum") {
+                FindKeys::Keynum {
+                    keynumidx: int(k, "keynumidx"),
+                    firstkey: int(k, "firstkey"),
+                    step: int(k, "step"),
+                }
+            } else {
+                assert!(fk.get("unknown").is_some());
+                FindKeys::Unknown
+            };
+            KeySpec { flags, begin, find }
         })
-        .unwrap_or_default()
+        .collect()
 }
 
 #[test]
@@ -79,10 +114,7 @@ fn implemented_commands_match_the_reference_specs() {
         // Commands newer than 7.0 (data/commands-extra.json) have no 7.0 spec.
         let Some(spec) = reference.get(cmd.name) else {
             assert!(
-                cmd.spec
-                    .get("since")
-                    .and_then(|s| s.as_str())
-                    .is_some_and(|s| s > "7.0.15"),
+                cmd.spec.since.is_some_and(|s| s > "7.0.15"),
                 "{} has no reference spec",
                 cmd.name
             );
@@ -109,14 +141,14 @@ fn implemented_commands_match_the_reference_specs() {
         expected.dedup();
         assert_eq!(names, expected, "flags of {}", cmd.name);
         assert_eq!(
-            strings(cmd.spec.get("acl_categories")),
+            sorted(cmd.spec.acl_categories),
             strings(spec.get("acl_categories")),
             "ACL categories of {}",
             cmd.name
         );
         assert_eq!(
-            without_notes(cmd.spec.get("key_specs")),
-            without_notes(spec.get("key_specs")),
+            cmd.spec.key_specs,
+            key_specs(spec.get("key_specs")).as_slice(),
             "key specs of {}",
             cmd.name
         );

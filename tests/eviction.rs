@@ -77,10 +77,7 @@ fn exists(c: &mut Connection, key: &str) -> bool {
 
 #[test]
 fn allkeys_lru_stays_bounded_and_keeps_recently_read_keys() {
-    let limit: u64 = 4 * 1024 * 1024;
     let srv = Server::start_with(&[
-        "--maxmemory",
-        "4mb",
         "--maxmemory-policy",
         "allkeys-lru",
         // Redis's approximation needs 10 samples to tell keys one second
@@ -89,6 +86,11 @@ fn allkeys_lru_stays_bounded_and_keeps_recently_read_keys() {
         "10",
     ]);
     let mut c = srv.client();
+    // About 1.6 MB of room above what the empty server uses: enough for
+    // the 400 keys below and some 1,000 more, so evicting 150 keys samples
+    // a population where the cold keys are findable.
+    let limit = used_memory(&mut c) + 1_600_000;
+    set_config(&mut c, "maxmemory", &limit.to_string());
     let value = "v".repeat(1000);
     let set_all = |c: &mut Connection, prefix: &str| {
         let mut p = redis::pipe();
@@ -366,14 +368,15 @@ fn lazy_eviction_of_big_values_stays_bounded() {
 #[test]
 fn allkeys_lfu_keeps_frequently_read_keys() {
     let srv = Server::start_with(&[
-        "--maxmemory",
-        "4mb",
         "--maxmemory-policy",
         "allkeys-lfu",
         "--maxmemory-samples",
         "10",
     ]);
     let mut c = srv.client();
+    // The same room as in the LRU test above.
+    let limit = used_memory(&mut c) + 1_600_000;
+    set_config(&mut c, "maxmemory", &limit.to_string());
     let value = "v".repeat(1000);
     let mut p = redis::pipe();
     for i in 0..200 {

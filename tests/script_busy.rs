@@ -239,6 +239,33 @@ fn exec_during_busy_script_discards_the_transaction() {
     assert_eq!(call(&mut c, &["PING", "asdf"]), "$asdf");
 }
 
+/// Every refusal of EXEC is an EXECABORT in Redis 7.0, also without MULTI
+/// (checked against redis-server 7.0.15); with WATCHes the EXEC waits for
+/// the script (unwatching needs the shards it may hold) and then runs.
+#[test]
+fn exec_without_multi_during_busy_script_is_an_execabort() {
+    let srv = one_core();
+    let mut c = srv.raw();
+    let mut w = srv.raw();
+    assert_eq!(call(&mut w, &["WATCH", "wk"]), "+OK");
+    let mut runner = start(&srv, &["EVAL", "while true do end", "0"]);
+    wait_for(&srv, BUSY);
+    assert_eq!(
+        call(&mut c, &["EXEC"]),
+        format!(
+            "-EXECABORT Transaction discarded because of: {}",
+            &BUSY[1..]
+        )
+    );
+    let args: Vec<&[u8]> = vec![b"EXEC"];
+    w.send(&resp(&args));
+    let mut admin = srv.raw();
+    assert_eq!(call(&mut admin, &["SCRIPT", "KILL"]), "+OK");
+    assert!(reply(&mut runner).contains("Script killed by user"));
+    assert_eq!(reply(&mut w), "-ERR EXEC without MULTI");
+    assert_eq!(call(&mut c, &["PING"]), "+PONG");
+}
+
 /// A client blocked on a key the running script holds times out and
 /// leaves meanwhile (its waiter is removed once the script ends), a client
 /// with WATCHes disconnects, another WATCHes: none of it stops the only

@@ -3,9 +3,8 @@
 //! Everything printed comes from the spec facts; only implemented commands
 //! are listed.
 
-use serde_json::Value as Json;
-
 use super::keyspec::{self, BeginSearch, FindKeys, kflags};
+use super::table::Arg;
 use super::{CmdResult, Command, Ctx, Error, Handler, flags};
 use crate::resp::{Args, Reply};
 use crate::util::glob::glob_match;
@@ -72,7 +71,10 @@ pub const ACL_CATEGORIES: [&str; 21] = [
 /// The command's ACL categories: the declared ones plus those its flags
 /// imply (a command that isn't `@fast` is `@slow`).
 pub fn acl_categories(cmd: &Command) -> Vec<&'static str> {
-    let declared: Vec<String> = strings(&cmd.spec["acl_categories"])
+    let declared: Vec<String> = cmd
+        .spec
+        .acl_categories
+        .iter()
         .map(|s| s.to_ascii_lowercase())
         .collect();
     let has = |c: &str| declared.iter().any(|d| d == c);
@@ -106,13 +108,6 @@ pub fn acl_categories(cmd: &Command) -> Vec<&'static str> {
         .copied()
         .filter(|c| has(c) || implied.contains(c))
         .collect()
-}
-
-fn strings(v: &Json) -> impl Iterator<Item = &str> {
-    v.as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|x| x.as_str())
 }
 
 /// The legacy (first key, last key, step) triple and whether the keys can
@@ -191,7 +186,10 @@ fn reply_info(out: &mut Reply, cmd: &Command, table: &crate::cmd::CommandTable) 
     let cats = acl_categories(cmd);
     out.set(cats.len());
     cats.iter().for_each(|c| out.simple(&format!("@{c}")));
-    let tips: Vec<String> = strings(&cmd.spec["command_tips"])
+    let tips: Vec<String> = cmd
+        .spec
+        .command_tips
+        .iter()
         .map(|t| t.to_ascii_lowercase())
         .collect();
     out.set(tips.len());
@@ -289,12 +287,14 @@ fn reply_key_specs(out: &mut Reply, cmd: &Command) {
 /// history prose are not carried).
 fn reply_docs(out: &mut Reply, cmd: &Command, table: &crate::cmd::CommandTable) {
     let spec = cmd.spec;
-    let since = spec["since"].as_str();
-    let doc_flags: Vec<String> = strings(&spec["doc_flags"])
+    let since = spec.since;
+    let doc_flags: Vec<String> = spec
+        .doc_flags
+        .iter()
         .map(|f| f.to_ascii_lowercase())
         .collect();
-    let deprecated = spec["deprecated_since"].as_str();
-    let args = spec["arguments"].as_array();
+    let deprecated = spec.deprecated_since;
+    let args = spec.arguments;
     let container = cmd.subcommands.is_some();
     let n = 1
         + usize::from(since.is_some())
@@ -309,13 +309,7 @@ fn reply_docs(out: &mut Reply, cmd: &Command, table: &crate::cmd::CommandTable) 
     }
     out.bulk(b"group");
     // The spec files spell `sorted_set`; Redis prints `sorted-set`.
-    out.bulk(
-        spec["group"]
-            .as_str()
-            .unwrap_or("")
-            .replace('_', "-")
-            .as_bytes(),
-    );
+    out.bulk(spec.group.replace('_', "-").as_bytes());
     if !doc_flags.is_empty() {
         out.bulk(b"doc_flags");
         out.set(doc_flags.len());
@@ -340,38 +334,37 @@ fn reply_docs(out: &mut Reply, cmd: &Command, table: &crate::cmd::CommandTable) 
     }
 }
 
-fn reply_args(out: &mut Reply, args: &[Json]) {
+fn reply_args(out: &mut Reply, args: &[Arg]) {
     out.array(args.len());
     for a in args {
-        let str_field = |k: &str| a.get(k).and_then(|v| v.as_str());
-        let flag_names: Vec<&str> = ["optional", "multiple", "multiple_token"]
-            .into_iter()
-            .filter(|f| a.get(*f).and_then(|v| v.as_bool()).unwrap_or(false))
-            .collect();
-        let ksi = a.get("key_spec_index").and_then(|v| v.as_i64());
-        let nested = a.get("arguments").and_then(|v| v.as_array());
+        let flag_names: Vec<&str> = [
+            ("optional", a.optional),
+            ("multiple", a.multiple),
+            ("multiple_token", a.multiple_token),
+        ]
+        .into_iter()
+        .filter(|(_, on)| *on)
+        .map(|(f, _)| f)
+        .collect();
+        let ksi = a.key_spec_index;
+        let nested = a.arguments;
         let n = 2
             + usize::from(ksi.is_some())
-            + usize::from(str_field("token").is_some())
-            + usize::from(str_field("since").is_some())
+            + usize::from(a.token.is_some())
+            + usize::from(a.since.is_some())
             + usize::from(!flag_names.is_empty())
             + usize::from(nested.is_some());
         out.map(n);
         // Redis's generated tables lowercase argument names.
         out.bulk(b"name");
-        out.bulk(
-            str_field("name")
-                .unwrap_or("")
-                .to_ascii_lowercase()
-                .as_bytes(),
-        );
+        out.bulk(a.name.to_ascii_lowercase().as_bytes());
         out.bulk(b"type");
-        out.bulk(str_field("type").unwrap_or("").as_bytes());
+        out.bulk(a.kind.as_bytes());
         if let Some(i) = ksi {
             out.bulk(b"key_spec_index");
             out.int(i);
         }
-        if let Some(t) = str_field("token") {
+        if let Some(t) = a.token {
             // As Redis's generated tables: tokens uppercase, `""` the empty string.
             out.bulk(b"token");
             out.bulk(
@@ -383,7 +376,7 @@ fn reply_args(out: &mut Reply, args: &[Json]) {
                 .as_bytes(),
             );
         }
-        if let Some(v) = str_field("since") {
+        if let Some(v) = a.since {
             out.bulk(b"since");
             out.bulk(v.as_bytes());
         }

@@ -3,8 +3,6 @@
 //! generic extraction that COMMAND GETKEYS, transactions and cluster
 //! routing share.
 
-use serde_json::Value as Json;
-
 use super::{Command, Error, flags};
 use crate::resp::Args;
 
@@ -45,7 +43,7 @@ pub enum BeginSearch {
     /// The first key follows `keyword`, searched from `startfrom` (negative:
     /// from the end, backwards).
     Keyword {
-        keyword: String,
+        keyword: &'static str,
         startfrom: i32,
     },
     Unknown,
@@ -70,80 +68,17 @@ pub enum FindKeys {
     Unknown,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeySpec {
     pub flags: u32,
     pub begin: BeginSearch,
     pub find: FindKeys,
 }
 
-fn int(v: &Json, k: &str) -> i32 {
-    v.get(k).and_then(|x| x.as_i64()).unwrap_or(0) as i32
-}
-
-fn parse_spec(ks: &Json) -> KeySpec {
-    let mut f = 0;
-    for name in ks
-        .get("flags")
-        .and_then(|v| v.as_array())
-        .into_iter()
-        .flatten()
-    {
-        if let Some((_, _, bit)) = kflags::NAMES
-            .iter()
-            .find(|(n, _, _)| Some(*n) == name.as_str())
-        {
-            f |= bit;
-        }
-    }
-    let bs = &ks["begin_search"];
-    let begin = if let Some(i) = bs.get("index") {
-        BeginSearch::Index(int(i, "pos"))
-    } else if let Some(k) = bs.get("keyword") {
-        BeginSearch::Keyword {
-            keyword: k
-                .get("keyword")
-                .and_then(|v| v.as_str())
-                .unwrap_or("")
-                .to_string(),
-            startfrom: int(k, "startfrom"),
-        }
-    } else {
-        BeginSearch::Unknown
-    };
-    let fk = &ks["find_keys"];
-    let find = if let Some(r) = fk.get("range") {
-        FindKeys::Range {
-            lastkey: int(r, "lastkey"),
-            step: int(r, "step"),
-            limit: int(r, "limit"),
-        }
-    } else if let Some(k) = fk.get("keynum") {
-        FindKeys::Keynum {
-            keynumidx: int(k, "keynumidx"),
-            firstkey: int(k, "firstkey"),
-            step: int(k, "step"),
-        }
-    } else {
-        FindKeys::Unknown
-    };
-    KeySpec {
-        flags: f,
-        begin,
-        find,
-    }
-}
-
-/// The command's key specs, parsed once (on first use) and kept with the
-/// command.
-pub fn specs(cmd: &Command) -> &[KeySpec] {
-    cmd.key_specs.get_or_init(|| {
-        cmd.spec
-            .get("key_specs")
-            .and_then(|v| v.as_array())
-            .map(|a| a.iter().map(parse_spec).collect())
-            .unwrap_or_default()
-    })
+/// The command's key specs (compiled in from the reference specs).
+#[inline]
+pub fn specs(cmd: &Command) -> &'static [KeySpec] {
+    cmd.spec.key_specs
 }
 
 /// True if the command takes key arguments at all (specs that only name
@@ -188,7 +123,7 @@ pub fn keys_and_flags(cmd: &Command, args: &Args<'_>) -> Result<Vec<(usize, u32)
     // cannot say (unknown steps, bad counts) or their flags vary.
     let keys = match found {
         Some(k) => k,
-        None => special_keys(cmd.name, argv).unwrap_or_default(),
+        None => cmd.find_keys.and_then(|f| f(argv)).unwrap_or_default(),
     };
     if keys.is_empty() && !cmd.has(flags::NO_MANDATORY_KEYS) {
         return Err(Error::msg("ERR Invalid arguments specified for command"));
@@ -290,81 +225,104 @@ fn find_keyword(argv: &[&[u8]], keyword: &str, startfrom: i64) -> Option<i64> {
     }
 }
 
-/// Key finders for the commands whose specs can't locate every key or
-/// whose key flags depend on the arguments.
-fn special_keys(name: &str, argv: &[&[u8]]) -> Option<Vec<(usize, u32)>> {
+/// A command's own key finder: the key positions of `argv` and each key's
+/// flags, or `None` when they can't be found. Used by every key extraction
+/// ([`keys_and_flags`]: GETKEYS, ACL key checks, transactions' lock plan,
+/// watchers, notifications) where the key specs can't locate every key
+/// (INCOMPLETE, unknown steps, bad counts) or the key flags depend on the
+/// arguments (VARIABLE_FLAGS).
+pub type KeyFinder = fn(&[&[u8]]) -> Option<Vec<(usize, u32)>>;
+
+/// The commands with their own key finder; [`super::CommandTable::build`]
+/// puts each on its command's record (`Command::find_keys`).
+pub const KEY_FINDERS: &[(&str, KeyFinder)] = &[
+    ("set", set_keys),
+    ("bitfield", bitfield_keys),
+    ("sort", sort_keys),
+    ("sort_ro", sort_ro_keys),
+    ("migrate", migrate_keys),
+];
+
+/// SET's key is read too with GET.
+fn set_keys(argv: &[&[u8]]) -> Option<Vec<(usize, u32)>> {
+    use kflags::*;
+    let get = argv.iter().skip(3).any(|a| a.eq_ignore_ascii_case(b"get"));
+    let f = if get {
+        RW | ACCESS | UPDATE
+    } else {
+        OW | UPDATE
+    };
+    (argv.len() > 1).then(|| vec![(1, f)])
+}
+
+/// BITFIELD writes only with SET or INCRBY.
+fn bitfield_keys(argv: &[&[u8]]) -> Option<Vec<(usize, u32)>> {
+    use kflags::*;
+    let read_only = argv
+        .iter()
+        .skip(2)
+        .all(|a| !a.eq_ignore_ascii_case(b"set") && !a.eq_ignore_ascii_case(b"incrby"));
+    let f = if read_only {
+        RO | ACCESS
+    } else {
+        RW | ACCESS | UPDATE
+    };
+    (argv.len() > 1).then(|| vec![(1, f)])
+}
+
+fn sort_ro_keys(_argv: &[&[u8]]) -> Option<Vec<(usize, u32)>> {
+    Some(vec![(1, kflags::RO | kflags::ACCESS)])
+}
+
+/// SORT's source, and its STORE destination: the last STORE wins; LIMIT and
+/// GET/BY take arguments.
+fn sort_keys(argv: &[&[u8]]) -> Option<Vec<(usize, u32)>> {
     use kflags::*;
     let argc = argv.len();
-    match name {
-        "set" => {
-            let get = argv.iter().skip(3).any(|a| a.eq_ignore_ascii_case(b"get"));
-            let f = if get {
-                RW | ACCESS | UPDATE
-            } else {
-                OW | UPDATE
-            };
-            (argc > 1).then(|| vec![(1, f)])
+    let mut keys = vec![(1, RO | ACCESS)];
+    let mut store = None;
+    let mut i = 2;
+    while i < argc {
+        let a = argv[i];
+        if a.eq_ignore_ascii_case(b"limit") {
+            i += 2;
+        } else if (a.eq_ignore_ascii_case(b"get") || a.eq_ignore_ascii_case(b"by")) && i + 1 < argc
+        {
+            i += 1;
+        } else if a.eq_ignore_ascii_case(b"store") && i + 1 < argc {
+            store = Some(i + 1);
+            i += 1;
         }
-        "bitfield" => {
-            let read_only = argv
-                .iter()
-                .skip(2)
-                .all(|a| !a.eq_ignore_ascii_case(b"set") && !a.eq_ignore_ascii_case(b"incrby"));
-            let f = if read_only {
-                RO | ACCESS
+        i += 1;
+    }
+    keys.extend(store.map(|i| (i, OW | UPDATE)));
+    Some(keys)
+}
+
+/// MIGRATE's one key, or (with an empty key argument) the keys after KEYS.
+fn migrate_keys(argv: &[&[u8]]) -> Option<Vec<(usize, u32)>> {
+    use kflags::*;
+    let argc = argv.len();
+    let f = RW | ACCESS | DELETE;
+    if argc > 6 && argv[3].is_empty() {
+        // AUTH and AUTH2 take a password (and a user) that may be
+        // spelled KEYS.
+        let mut i = 6;
+        let kw = loop {
+            let a = argv.get(i)?;
+            if a.eq_ignore_ascii_case(b"auth") {
+                i += 2;
+            } else if a.eq_ignore_ascii_case(b"auth2") {
+                i += 3;
+            } else if a.eq_ignore_ascii_case(b"keys") {
+                break i;
             } else {
-                RW | ACCESS | UPDATE
-            };
-            (argc > 1).then(|| vec![(1, f)])
-        }
-        "sort" | "sort_ro" => {
-            let mut keys = vec![(1, RO | ACCESS)];
-            if name == "sort" {
-                // The last STORE wins; LIMIT and GET/BY take arguments.
-                let mut store = None;
-                let mut i = 2;
-                while i < argc {
-                    let a = argv[i];
-                    if a.eq_ignore_ascii_case(b"limit") {
-                        i += 2;
-                    } else if (a.eq_ignore_ascii_case(b"get") || a.eq_ignore_ascii_case(b"by"))
-                        && i + 1 < argc
-                    {
-                        i += 1;
-                    } else if a.eq_ignore_ascii_case(b"store") && i + 1 < argc {
-                        store = Some(i + 1);
-                        i += 1;
-                    }
-                    i += 1;
-                }
-                keys.extend(store.map(|i| (i, OW | UPDATE)));
+                i += 1;
             }
-            Some(keys)
-        }
-        "migrate" => {
-            let f = RW | ACCESS | DELETE;
-            if argc > 6 && argv[3].is_empty() {
-                // AUTH and AUTH2 take a password (and a user) that may be
-                // spelled KEYS.
-                let mut i = 6;
-                let kw = loop {
-                    let a = argv.get(i)?;
-                    if a.eq_ignore_ascii_case(b"auth") {
-                        i += 2;
-                    } else if a.eq_ignore_ascii_case(b"auth2") {
-                        i += 3;
-                    } else if a.eq_ignore_ascii_case(b"keys") {
-                        break i;
-                    } else {
-                        i += 1;
-                    }
-                };
-                Some((kw + 1..argc).map(|i| (i, f)).collect())
-            } else {
-                (argc > 3).then(|| vec![(3, f)])
-            }
-        }
-        _ => None,
+        };
+        Some((kw + 1..argc).map(|i| (i, f)).collect())
+    } else {
+        (argc > 3).then(|| vec![(3, f)])
     }
 }
 
@@ -383,7 +341,24 @@ mod tests {
     #[test]
     fn sort_finds_its_store_key() {
         let argv: Vec<&[u8]> = vec![b"sort", b"a", b"by", b"store", b"store", b"b"];
-        let k = special_keys("sort", &argv).unwrap();
+        let k = sort_keys(&argv).unwrap();
         assert_eq!(k.iter().map(|x| x.0).collect::<Vec<_>>(), vec![1, 5]);
+    }
+
+    #[test]
+    fn every_command_the_specs_cannot_cover_has_a_key_finder() {
+        let table = super::super::CommandTable::build(&super::super::handlers());
+        for cmd in table.all() {
+            let partial = specs(cmd).iter().any(|s| {
+                s.flags & (kflags::INCOMPLETE | kflags::VARIABLE_FLAGS) != 0
+                    || s.begin == BeginSearch::Unknown
+                    || s.find == FindKeys::Unknown
+            });
+            assert_eq!(partial, cmd.find_keys.is_some(), "{}", cmd.name);
+        }
+        let set = table.lookup(b"set").unwrap();
+        let argv: Vec<&[u8]> = vec![b"set", b"k", b"v", b"GET"];
+        let k = (set.find_keys.unwrap())(&argv).unwrap();
+        assert_eq!(k, vec![(1, kflags::RW | kflags::ACCESS | kflags::UPDATE)]);
     }
 }

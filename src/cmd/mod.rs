@@ -1,5 +1,5 @@
-//! Commands: the table, the per-command context, and the one central check
-//! before execution (unknown command, arity, authentication).
+//! Commands: the table, the per-command context, and dispatch through the
+//! one pre-execution gate ([`gate`]).
 //!
 //! A handler is `fn(&mut Ctx, &Args) -> CmdResult`: it parses its arguments,
 //! runs against the keyspace through `ctx.db`, and writes its reply into
@@ -18,6 +18,7 @@ pub mod error;
 pub mod expire;
 pub mod footprint;
 pub mod functions;
+pub mod gate;
 pub mod hashes;
 pub mod info;
 pub mod keys;
@@ -44,7 +45,7 @@ pub use table::{Command, CommandTable, flags};
 use crate::resp::{Args, Reply};
 use crate::scripting::Turn;
 use crate::server::Server;
-use crate::server::client::{Client, ReplyMode, list_flags};
+use crate::server::client::{Client, ReplyMode};
 use crate::server::stats::ThreadStats;
 use crate::store::{KeySlot, Keyspace, Locks};
 
@@ -174,86 +175,7 @@ impl Ctx<'_> {
     }
 }
 
-fn unknown_command(args: &Args<'_>) -> String {
-    let name = String::from_utf8_lossy(&args[0][..args[0].len().min(128)]);
-    let mut tail = String::new();
-    for a in args.iter().skip(1) {
-        if tail.len() >= 128 {
-            break;
-        }
-        let room = 128 - tail.len();
-        let a = String::from_utf8_lossy(&a[..a.len().min(room)]).into_owned();
-        tail.push_str(&format!("'{a}' "));
-    }
-    format!("ERR unknown command '{name}', with args beginning with: {tail}")
-}
-
-/// `called` is the container's name as the client typed it (a renamed
-/// container is named by its new name, as in Redis).
-fn unknown_subcommand(called: &[u8], sub: &[u8]) -> String {
-    format!(
-        "ERR unknown subcommand '{}'. Try {} HELP.",
-        String::from_utf8_lossy(&sub[..sub.len().min(128)]),
-        String::from_utf8_lossy(called).to_ascii_uppercase()
-    )
-}
-
-/// Finds the command for `args` (descending into subcommands) and checks
-/// its arity. The error is the exact reply Redis gives.
-pub fn resolve(table: &'static CommandTable, args: &Args<'_>) -> Result<&'static Command, String> {
-    let Some(mut cmd) = table.lookup(&args[0]) else {
-        return Err(unknown_command(args));
-    };
-    // A container runs its own handler when called bare (COMMAND).
-    if cmd.subcommands.is_some() && !(args.len() == 1 && cmd.handler.is_some()) {
-        if args.len() < 2 {
-            return Err(Error::WrongArity(cmd.name.into()).message().into_owned());
-        }
-        match table.lookup_sub(cmd, &args[1]) {
-            Some(sub) => cmd = sub,
-            None => return Err(unknown_subcommand(&args[0], &args[1])),
-        }
-    }
-    let n = args.len() as i32;
-    if (cmd.arity > 0 && n != cmd.arity) || n < -cmd.arity {
-        return Err(Error::WrongArity(cmd.name.into()).message().into_owned());
-    }
-    Ok(cmd)
-}
-
-const DEBUG_NOT_ALLOWED: &str = "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.";
-const MODULE_NOT_ALLOWED: &str = "ERR MODULE command not allowed. If the enable-module-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.";
-
-/// The refusal of a PROTECTED command (DEBUG, MODULE LOAD/LOADEX/UNLOAD)
-/// that `enable-debug-command` / `enable-module-command` does not allow
-/// this client (`local`: loopback clients only).
-pub fn protected_denied(srv: &Server, client: &Client, cmd: &Command) -> Option<&'static str> {
-    let (option, msg) = if cmd.name.starts_with("module|") {
-        (&srv.config.enable_module_command, MODULE_NOT_ALLOWED)
-    } else {
-        (&srv.config.enable_debug_command, DEBUG_NOT_ALLOWED)
-    };
-    let allowed = crate::config::Config::enabled_for(option, client.info.is_local());
-    (!allowed).then_some(msg)
-}
-
-/// A refusal (BUSY, OOM) as Redis gives it around transactions: an open
-/// MULTI is flagged, and a refused EXEC discards its transaction.
-fn refusal_in_multi(
-    srv: &'static Server,
-    client: &mut Client,
-    locks: &mut Locks,
-    cmd: &Command,
-    reason: &str,
-) -> String {
-    if cmd.name == "exec" && client.multi.is_some() {
-        multi::reset(&srv.ks, client, locks);
-        format!("EXECABORT Transaction discarded because of: {reason}")
-    } else {
-        multi::flag_failed(client);
-        reason.to_string()
-    }
-}
+pub use gate::{protected_denied, resolve};
 
 /// What the connection does after [`dispatch`].
 pub enum Next {
@@ -316,90 +238,33 @@ pub fn dispatch(
     let reply_start = out.len();
     let cmd = match resolve(&srv.commands, args) {
         Ok(cmd) => cmd,
-        Err(msg) => {
-            if let Some(c) = srv.commands.lookup(&args[0]) {
-                stats.cmds[c.id].rejected.add(1);
-            }
-            multi::flag_failed(client);
-            stats.count_error(&msg);
-            out.error(&msg);
+        Err(refusal) => {
+            gate::refuse(srv, client, out, locks, stats, None, args, refusal);
             finish_reply(client, out, reply_start);
             return Next::Done;
         }
     };
-    // Protected commands are refused before authentication, as in Redis.
-    if cmd.has(flags::PROTECTED)
-        && let Some(msg) = protected_denied(srv, client, cmd)
-    {
-        stats.cmds[cmd.id].rejected.add(1);
-        multi::flag_failed(client);
-        stats.count_error(msg);
-        out.error(msg);
-        finish_reply(client, out, reply_start);
-        return Next::Done;
-    }
-    if !client.authenticated && !cmd.has(flags::NO_AUTH) {
-        stats.cmds[cmd.id].rejected.add(1);
-        multi::flag_failed(client);
-        let msg = Error::NoAuth.message();
-        stats.count_error(&msg);
-        out.error(&msg);
-        finish_reply(client, out, reply_start);
-        return Next::Done;
-    }
-    if let Err(denied) = crate::acl::check(srv, client, cmd, args) {
-        stats.cmds[cmd.id].rejected.add(1);
-        multi::flag_failed(client);
-        let msg = crate::acl::refuse(srv, client, out.len(), denied, cmd, args);
-        stats.count_error(&msg);
-        out.error(&msg);
-        finish_reply(client, out, reply_start);
-        return Next::Done;
-    }
-    // A RESP2 connection with subscriptions only takes the subscribe family
-    // (its replies and messages share one stream of arrays).
-    if client.pubsub.ever
-        && !out.resp3
-        && client.info.has_flag(list_flags::PUBSUB)
-        && !pubsub::allowed_in_subscribed_mode(cmd.name)
-    {
-        stats.cmds[cmd.id].rejected.add(1);
-        let msg = format!(
-            "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
-            cmd.name
-        );
-        stats.count_error(&msg);
-        out.error(&msg);
+    if let Err(refusal) = gate::admit(srv, client, cmd, args, out.resp3) {
+        gate::refuse(srv, client, out, locks, stats, Some(cmd), args, refusal);
         finish_reply(client, out, reply_start);
         return Next::Done;
     }
     // From here on this command may hold shards: it is in flight until
     // `_flight` drops, and a script job does not start meanwhile.
     let (turn, _flight) = srv.scripting.check(srv, &stats.in_flight, cmd, client);
-    match turn {
-        Turn::Go => {}
+    let checked = match turn {
+        Turn::Go => gate::memory(srv, client, cmd),
         Turn::Wait { until_idle } => return Next::Wait { until_idle },
-        Turn::Busy(msg) => {
-            stats.cmds[cmd.id].rejected.add(1);
-            // No watches here: see `Scripting::check`.
-            let msg = refusal_in_multi(srv, client, locks, cmd, msg);
-            stats.count_error(&msg);
-            out.error(&msg);
-            finish_reply(client, out, reply_start);
-            return Next::Done;
-        }
-    }
-    // maxmemory: evict what the policy allows, refuse what may grow memory.
-    if crate::server::evict::rejects(srv, client, cmd) {
-        stats.cmds[cmd.id].rejected.add(1);
-        let msg = refusal_in_multi(srv, client, locks, cmd, crate::server::evict::OOM_ERROR);
-        stats.count_error(&msg);
-        out.error(&msg);
+        // No watches here: see `Scripting::check`.
+        Turn::Busy(msg) => Err(gate::Refusal::Busy(msg)),
+    };
+    if let Err(refusal) = checked {
+        gate::refuse(srv, client, out, locks, stats, Some(cmd), args, refusal);
         finish_reply(client, out, reply_start);
         return Next::Done;
     }
     if client.multi.is_some() && !multi::runs_in_multi(cmd) {
-        multi::queue(client, out, stats, cmd, args);
+        multi::queue(client, out, cmd, args);
         finish_reply(client, out, reply_start);
         return Next::Done;
     }

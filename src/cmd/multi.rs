@@ -17,10 +17,9 @@
 
 use std::sync::atomic::Ordering;
 
-use super::{CmdResult, Command, Ctx, Error, Handler, flags};
+use super::{CmdResult, Command, Ctx, Error, Handler};
 use crate::resp::{Args, Parser, Reply};
 use crate::server::client::{Client, list_flags};
-use crate::server::stats::ThreadStats;
 use crate::store::keyspace::hash_key;
 use crate::store::{Keyspace, Locks};
 
@@ -91,26 +90,12 @@ pub fn flag_failed(client: &mut Client) {
     }
 }
 
-/// Queues `args` in the client's transaction, or rejects a command that
-/// may not run inside one.
-pub fn queue(
-    client: &mut Client,
-    out: &mut Reply,
-    stats: &ThreadStats,
-    cmd: &'static Command,
-    args: &Args<'_>,
-) {
+/// Queues `args` in the client's transaction (the gate refused what may
+/// not run inside one, see [`super::gate`]).
+pub fn queue(client: &mut Client, out: &mut Reply, cmd: &'static Command, args: &Args<'_>) {
     let Some(q) = client.multi.as_mut() else {
         return;
     };
-    if cmd.has(flags::NO_MULTI) {
-        q.failed = true;
-        let msg = "ERR Command not allowed inside a transaction";
-        stats.cmds[cmd.id].rejected.add(1);
-        stats.count_error(msg);
-        out.error(msg);
-        return;
-    }
     let mut buf = Vec::with_capacity(args.iter().map(<[u8]>::len).sum());
     let mut spans = Vec::with_capacity(args.len());
     for a in args.iter() {
@@ -277,7 +262,9 @@ fn run_queue(ctx: &mut Ctx<'_>, queue: Queue) -> CmdResult {
     ctx.client.in_exec = true;
     for (q, args) in queue.cmds.iter().zip(&all_args) {
         // ACL rules may have changed since the command was queued.
-        if let Err(d) = crate::acl::check(ctx.srv, ctx.client, q.cmd, args) {
+        if let Err(super::gate::Refusal::Acl(d)) =
+            super::gate::exec_queued(ctx.srv, ctx.client, q.cmd, args)
+        {
             let msg =
                 crate::acl::refuse_in_exec(ctx.srv, ctx.client, ctx.out.len(), d, q.cmd, args);
             ctx.out.error(&msg);

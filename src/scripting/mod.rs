@@ -204,9 +204,10 @@ impl Scripting {
             };
         }
         match self.busy_message(srv) {
-            // A refused EXEC also discards the transaction, which unwatches
-            // its keys: with watches that needs shards, so it waits.
-            Some(_) if cmd.name == "exec" && client.multi.is_some() && client.watch.is_some() => {
+            // A refused EXEC also discards the transaction and unwatches
+            // its keys (with or without MULTI, as in Redis): with watches
+            // that needs shards, so it waits.
+            Some(_) if cmd.name == "exec" && client.watch.is_some() => {
                 Turn::Wait { until_idle: true }
             }
             Some(msg) => Turn::Busy(msg),

@@ -13,6 +13,7 @@ use mlua::ffi::{self, lua_State};
 
 use super::convert::{push_bytes, push_error_table, push_reply, to_bytes, write_reply};
 use super::vm::{Vm, lua_enablereadonlytable};
+use crate::cmd::gate::{self, ScriptCall};
 use crate::cmd::{Ctx, Effect, flags, resolve, run};
 use crate::resp::{Args, Parser, Reply};
 
@@ -544,36 +545,24 @@ fn exec(st: &mut CallState<'_, '_>) -> Result<bool, &'static [u8]> {
     let publish = *repl & REPL_ALL != 0;
     let argv = Parser::args_over(argbuf, spans);
     let srv = ctx.srv;
+    let running = ctx.cmd.name;
     let cmd = match resolve(&srv.commands, &argv) {
         Ok(c) => c,
-        Err(m) if m.starts_with("ERR unknown") => {
-            return Err(b"ERR Unknown Redis command called from script");
+        Err(r) => {
+            return Err(r
+                .script_message(srv, ctx.client, None, &argv, running)
+                .as_bytes());
         }
-        Err(_) => return Err(b"ERR Wrong number of args calling Redis command from script"),
     };
-    if cmd.has(flags::NOSCRIPT)
-        && !srv
-            .scripting
-            .disable_deny_script
-            .load(std::sync::atomic::Ordering::Relaxed)
-    {
-        return Err(b"ERR This Redis command is not allowed from script");
-    }
-    if let Err(d) = crate::acl::check(srv, ctx.client, cmd, &argv) {
-        let running = ctx.cmd.name;
-        return Err(
-            crate::acl::refuse_in_script(srv, ctx.client, d, cmd, &argv, running).as_bytes(),
-        );
-    }
-    if cmd.has(flags::WRITE) && *read_only {
-        return Err(b"ERR Write commands are not allowed from read-only scripts.");
-    }
-    if cmd.has(flags::DENYOOM)
-        && !*allow_oom
-        && !*wrote
-        && crate::server::evict::oom_at_command_start()
-    {
-        return Err(crate::server::evict::OOM_ERROR.as_bytes());
+    let situation = ScriptCall {
+        read_only: *read_only,
+        allow_oom: *allow_oom,
+        wrote: *wrote,
+    };
+    if let Err(r) = gate::script_call(srv, ctx.client, cmd, &argv, situation) {
+        return Err(r
+            .script_message(srv, ctx.client, Some(cmd), &argv, running)
+            .as_bytes());
     }
     if cmd.has(flags::WRITE) {
         *wrote = true;
