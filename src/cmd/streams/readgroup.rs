@@ -4,8 +4,9 @@
 //! `>` delivers entries past the group's last delivered id, moving the
 //! cursor and (without NOACK) recording each in the pending entries list
 //! as owned by the consumer. An explicit id re-reads the consumer's own
-//! pending entries after it (an empty stream has none to serve, so such a
-//! read may block, and is answered its history when an entry arrives).
+//! pending entries after it, and is always answered at once (BLOCK is
+//! ignored; an empty history answers the key with an empty list), as in
+//! Redis 7.0.
 //! A blocked reader is served when an entry arrives, answered NOGROUP if its group is destroyed and UNBLOCKED
 //! if its key is deleted or overwritten.
 //!
@@ -160,7 +161,7 @@ fn read_key(
     let mut g = s.groups.remove(&rd.group)?;
     let serve = match after {
         None => s.edge(true).is_some_and(|e| e.id > g.last_id),
-        Some(_) => !s.is_empty(),
+        Some(_) => true,
     };
     let out = serve.then(|| {
         let created = g.consumer(&rd.consumer, now).1;
