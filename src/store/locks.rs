@@ -307,7 +307,21 @@ impl Locks {
                 self.insert_sorted(gid, guard)
             }
         };
-        Some(KeySlot {
+        Some(self.slot_at(i, ks, db, hash, key, now_ms))
+    }
+
+    /// The slot handle of `key` in the held shard at index `i`.
+    #[inline]
+    fn slot_at<'s, 'k>(
+        &'s mut self,
+        i: usize,
+        ks: &'static Keyspace,
+        db: usize,
+        hash: u64,
+        key: &'k [u8],
+        now_ms: i64,
+    ) -> KeySlot<'s, 'k> {
+        KeySlot {
             shard: &mut self.held[i].1,
             hash,
             key,
@@ -315,7 +329,7 @@ impl Locks {
             ks,
             db,
             no_touch: false,
-        })
+        }
     }
 
     /// Keys that became ready in the held shards, as (db, key).
@@ -350,15 +364,7 @@ impl Locks {
         let hash = hash_key(key);
         let gid = db * ks.shard_count() + ks.shard_of(hash);
         let i = self.acquire(ks, gid);
-        KeySlot {
-            shard: &mut self.held[i].1,
-            hash,
-            key,
-            now_ms,
-            ks,
-            db,
-            no_touch: false,
-        }
+        self.slot_at(i, ks, db, hash, key, now_ms)
     }
 }
 

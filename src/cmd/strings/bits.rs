@@ -251,6 +251,14 @@ pub fn bitpos(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     Ok(())
 }
 
+/// The value `word` names in `table` (any case).
+fn keyword<T: Copy>(word: &[u8], table: &[(&str, T)]) -> Option<T> {
+    table
+        .iter()
+        .find(|(name, _)| word.eq_ignore_ascii_case(name.as_bytes()))
+        .map(|&(_, v)| v)
+}
+
 #[derive(Clone, Copy)]
 enum BitOp {
     And,
@@ -260,18 +268,13 @@ enum BitOp {
 }
 
 pub fn bitop(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
-    let op = &args[1];
-    let op = if op.eq_ignore_ascii_case(b"and") {
-        BitOp::And
-    } else if op.eq_ignore_ascii_case(b"or") {
-        BitOp::Or
-    } else if op.eq_ignore_ascii_case(b"xor") {
-        BitOp::Xor
-    } else if op.eq_ignore_ascii_case(b"not") {
-        BitOp::Not
-    } else {
-        return Err(Error::Syntax);
-    };
+    let ops = [
+        ("and", BitOp::And),
+        ("or", BitOp::Or),
+        ("xor", BitOp::Xor),
+        ("not", BitOp::Not),
+    ];
+    let op = keyword(&args[1], &ops).ok_or(Error::Syntax)?;
     let sources = args.tail(3);
     if matches!(op, BitOp::Not) && sources.len() != 1 {
         return Err(Error::msg(
@@ -426,16 +429,13 @@ fn parse_ops(ctx: &Ctx<'_>, args: &Args<'_>, read_only: bool) -> Result<Vec<Fiel
         let word = &args[i];
         let remaining = args.len() - i - 1;
         if word.eq_ignore_ascii_case(b"overflow") && remaining >= 1 {
-            let rule = &args[i + 1];
-            overflow = if rule.eq_ignore_ascii_case(b"wrap") {
-                Overflow::Wrap
-            } else if rule.eq_ignore_ascii_case(b"sat") {
-                Overflow::Sat
-            } else if rule.eq_ignore_ascii_case(b"fail") {
-                Overflow::Fail
-            } else {
-                return Err(Error::msg("ERR Invalid OVERFLOW type specified"));
-            };
+            let rules = [
+                ("wrap", Overflow::Wrap),
+                ("sat", Overflow::Sat),
+                ("fail", Overflow::Fail),
+            ];
+            overflow = keyword(&args[i + 1], &rules)
+                .ok_or_else(|| Error::msg("ERR Invalid OVERFLOW type specified"))?;
             i += 2;
             continue;
         }
