@@ -11,13 +11,13 @@ pub mod cmd;
 pub mod config;
 pub mod log;
 pub mod pubsub;
-pub mod resp;
+pub use ferrokv_resp as resp;
 pub mod scripting;
 pub mod server;
 pub mod store;
 pub mod testkit;
 pub mod types;
-pub mod util;
+pub use ferrokv_util as util;
 
 /// The Redis version ferrokv reports (clients pick features from it).
 pub const REDIS_VERSION: &str = "7.0.15";

@@ -122,7 +122,7 @@ impl Index<usize> for Args<'_> {
 
 /// Redis's strict decimal parse for protocol lengths.
 fn parse_len(s: &[u8]) -> Option<i64> {
-    crate::util::num::parse_i64(s)
+    ferrokv_util::num::parse_i64(s)
 }
 
 impl Parser {

@@ -140,7 +140,7 @@ impl Reply {
     /// A double: `,x` in RESP3, a bulk string in RESP2, formatted as Redis does.
     pub fn double(&mut self, d: f64) {
         let mut tmp = [0u8; 64];
-        let s = crate::util::num::fmt_double(d, &mut tmp);
+        let s = ferrokv_util::num::fmt_double(d, &mut tmp);
         if self.resp3 {
             self.line(b',', s);
         } else {

@@ -204,9 +204,9 @@ fn agrees_with_reference_on_random_inputs() {
     const TXT: &[u8] = b"abAB]-\\\x80\xff";
     let mut seed = 0x5eed_u64;
     let mut pick = |set: &[u8], max: u64| -> Vec<u8> {
-        let n = crate::util::rand::next(&mut seed) % (max + 1);
+        let n = crate::rand::next(&mut seed) % (max + 1);
         (0..n)
-            .map(|_| set[(crate::util::rand::next(&mut seed) % set.len() as u64) as usize])
+            .map(|_| set[(crate::rand::next(&mut seed) % set.len() as u64) as usize])
             .collect()
     };
     for _ in 0..200_000 {
