@@ -193,3 +193,34 @@ fn commands_after_a_blocking_one_wait_their_turn() {
     let expect = b"*2\r\n$1\r\np\r\n$1\r\nv\r\n+PONG\r\n";
     assert_eq!(raw.read_n(expect.len()), expect);
 }
+
+/// An error a blocked client is answered with later (WRONGTYPE for a move
+/// onto a string, UNBLOCKED by CLIENT UNBLOCK ... ERROR) counts in
+/// errorstats and as a failed call of its command, as in Redis.
+#[test]
+fn errors_answered_to_blocked_clients_count_in_errorstats() {
+    let srv = common::Server::start();
+    let mut c = srv.client();
+    let _: () = redis::cmd("SET").arg("dst").arg("x").query(&mut c).unwrap();
+    let url = srv.url();
+    let h = thread::spawn(move || {
+        let mut w = redis::Client::open(url).unwrap().get_connection().unwrap();
+        redis::cmd("BRPOPLPUSH")
+            .arg(&["src", "dst", "0"])
+            .query::<Value>(&mut w)
+            .unwrap_err()
+            .code()
+            .map(str::to_string)
+    });
+    wait_blocked(&mut c, 1);
+    let _: i64 = c.rpush("src", "a").unwrap();
+    assert_eq!(h.join().unwrap().as_deref(), Some("WRONGTYPE"));
+    let errors: String = redis::cmd("INFO").arg("errorstats").query(&mut c).unwrap();
+    assert!(errors.contains("errorstat_WRONGTYPE:count=1"), "{errors}");
+    let stats: String = redis::cmd("INFO").arg("commandstats").query(&mut c).unwrap();
+    let line = stats
+        .lines()
+        .find(|l| l.starts_with("cmdstat_brpoplpush:"))
+        .unwrap_or_default();
+    assert!(line.ends_with("failed_calls=1"), "{line}");
+}

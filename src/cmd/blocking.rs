@@ -89,6 +89,7 @@ pub(crate) fn block(
     ctx.client.blocked = Some(Blocked {
         waiter: w,
         deadline,
+        cmd_id: ctx.cmd.id,
     });
 }
 

@@ -156,6 +156,9 @@ pub struct Blocked {
     pub waiter: Arc<Waiter>,
     /// None waits forever (timeout 0).
     pub deadline: Option<tokio::time::Instant>,
+    /// The blocking command's id: an error it is answered with later counts
+    /// as a failed call of it.
+    pub cmd_id: usize,
 }
 
 impl Client {

@@ -577,6 +577,7 @@ async fn wait_blocked<S: Stream>(
 ) -> bool {
     use crate::blocking::Outcome;
     let w = blocked.waiter;
+    let failed = &stats.cmds[blocked.cmd_id].failed;
     *info.waiter.lock() = Some(w.clone());
     let mut alive = flush(sock, out, stats).await.is_ok();
     let outcome = loop {
@@ -626,10 +627,22 @@ async fn wait_blocked<S: Stream>(
     let _flight = srv.scripting.enter(&stats.in_flight).await;
     crate::blocking::unregister(&srv.ks, locks, &w);
     match outcome {
-        Outcome::Served(served) => out.buf.extend_from_slice(&served.reply),
+        Outcome::Served(served) => {
+            // An error a blocked client is answered with (WRONGTYPE,
+            // NOGROUP, UNBLOCKED) counts in errorstats, as in Redis.
+            if let Some(text) = served.reply.strip_prefix(b"-") {
+                let end = memchr::memchr(b'\r', text).unwrap_or(text.len());
+                stats.count_error(&String::from_utf8_lossy(&text[..end]));
+                failed.add(1);
+            }
+            out.buf.extend_from_slice(&served.reply);
+        }
         Outcome::TimedOut => out.buf.extend_from_slice(&w.timeout_reply),
         Outcome::Unblocked { .. } => {
-            out.error("UNBLOCKED client unblocked via CLIENT UNBLOCK");
+            let msg = "UNBLOCKED client unblocked via CLIENT UNBLOCK";
+            stats.count_error(msg);
+            failed.add(1);
+            out.error(msg);
         }
     }
     alive
