@@ -217,10 +217,58 @@ fn errors_answered_to_blocked_clients_count_in_errorstats() {
     assert_eq!(h.join().unwrap().as_deref(), Some("WRONGTYPE"));
     let errors: String = redis::cmd("INFO").arg("errorstats").query(&mut c).unwrap();
     assert!(errors.contains("errorstat_WRONGTYPE:count=1"), "{errors}");
-    let stats: String = redis::cmd("INFO").arg("commandstats").query(&mut c).unwrap();
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut c)
+        .unwrap();
     let line = stats
         .lines()
         .find(|l| l.starts_with("cmdstat_brpoplpush:"))
         .unwrap_or_default();
     assert!(line.ends_with("failed_calls=1"), "{line}");
+}
+
+/// Keys one transaction makes ready in several shards serve their waiters
+/// in the order they became ready (Redis's "BLMPOP with multiple blocked
+/// clients"). Repeated over key pairs, as which shard comes first varies.
+#[test]
+fn keys_readied_by_one_transaction_are_served_in_the_order_they_became_ready() {
+    let srv = common::Server::start();
+    let mut c = srv.client();
+    for round in 0..8 {
+        let (a, b) = (format!("a{round}"), format!("b{round}"));
+        let spawn = |dir: &'static str, count: &'static str| {
+            let (url, a, b) = (srv.url(), a.clone(), b.clone());
+            thread::spawn(move || {
+                let mut w = redis::Client::open(url).unwrap().get_connection().unwrap();
+                redis::cmd("BLMPOP")
+                    .arg(&["0", "2", &a, &b, dir, "COUNT", count])
+                    .query::<Value>(&mut w)
+                    .unwrap()
+            })
+        };
+        let first = spawn("LEFT", "1");
+        wait_blocked(&mut c, 1);
+        let second = spawn("RIGHT", "10");
+        wait_blocked(&mut c, 2);
+        let mut p = redis::pipe();
+        p.atomic()
+            .cmd("LPUSH")
+            .arg(&a)
+            .arg(&["a", "b", "c"])
+            .cmd("LPUSH")
+            .arg(&b)
+            .arg(&["1", "2"]);
+        let _: Value = p.query(&mut c).unwrap();
+        let key_of = |v: Value| match v {
+            Value::Array(mut parts) => match parts.remove(0) {
+                Value::BulkString(k) => String::from_utf8(k).unwrap(),
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(key_of(first.join().unwrap()), a, "round {round}");
+        assert_eq!(key_of(second.join().unwrap()), a, "round {round}");
+        let _: () = redis::cmd("DEL").arg(&a).arg(&b).query(&mut c).unwrap();
+    }
 }

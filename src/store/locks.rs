@@ -333,15 +333,21 @@ impl Locks {
     }
 
     /// Keys that became ready in the held shards, as (db, key).
+    /// In the order they became ready (across shards, as in Redis).
     pub fn take_ready(&mut self, ks: &Keyspace) -> Vec<(usize, Box<[u8]>)> {
         let n = ks.shard_count();
         let mut out = Vec::new();
         for (gid, g) in self.held.iter_mut() {
             if g.has_ready() {
-                out.extend(g.take_ready().into_iter().map(|k| (*gid / n, k)));
+                out.extend(
+                    g.take_ready()
+                        .into_iter()
+                        .map(|(seq, k)| (seq, *gid / n, k)),
+                );
             }
         }
-        out
+        out.sort_unstable_by_key(|&(seq, ..)| seq);
+        out.into_iter().map(|(_, db, k)| (db, k)).collect()
     }
 
     /// True if any held shard has keys ready for blocked clients.

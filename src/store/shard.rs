@@ -19,10 +19,20 @@ pub struct Shard {
     /// Clients blocked on keys of this shard, FIFO per key.
     waiters: HashMap<Box<[u8]>, VecDeque<Arc<Waiter>>>,
     /// Keys with waiters that came into existence during the running
-    /// command; served before the command releases this shard.
-    ready: Vec<Box<[u8]>>,
+    /// command, each with its [`ready_seq`]; served before the command
+    /// releases this shard, in the order they became ready.
+    ready: Vec<(u64, Box<[u8]>)>,
     /// WATCHed keys of this shard and the transactions watching them.
     watchers: HashMap<Box<[u8]>, Vec<Arc<Watch>>>,
+}
+
+/// A number that orders the moments keys became ready across shards: one
+/// command (EXEC, a script) can ready keys in several shards, and their
+/// waiters are served in the order the keys became ready, as in Redis.
+/// Taken only when a key with waiters is readied.
+fn ready_seq() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// One client's WATCH state: set dirty when any watched key changes, so
@@ -82,7 +92,7 @@ impl Shard {
             self.expires += 1;
         }
         if !self.waiters.is_empty() && self.waiters.contains_key(entry.key()) {
-            self.ready.push(entry.key().into());
+            self.ready.push((ready_seq(), entry.key().into()));
         }
         self.table.insert_new(hash, entry, rehash)
     }
@@ -154,7 +164,7 @@ impl Shard {
     }
 
     fn mark_existing_ready(&mut self) {
-        let keys: Vec<Box<[u8]>> = self
+        let keys: Vec<(u64, Box<[u8]>)> = self
             .waiters
             .keys()
             .filter(|k| {
@@ -162,8 +172,8 @@ impl Shard {
                     .find(crate::store::keyspace::hash_key(k), k)
                     .is_some()
             })
-            .filter(|k| !self.ready.contains(k))
-            .cloned()
+            .filter(|k| !self.ready.iter().any(|(_, r)| r == *k))
+            .map(|k| (ready_seq(), k.clone()))
             .collect();
         self.ready.extend(keys);
     }
@@ -178,9 +188,9 @@ impl Shard {
     pub fn signal_ready(&mut self, key: &[u8]) {
         if !self.waiters.is_empty()
             && self.waiters.contains_key(key)
-            && !self.ready.iter().any(|k| &**k == key)
+            && !self.ready.iter().any(|(_, k)| &**k == key)
         {
-            self.ready.push(key.into());
+            self.ready.push((ready_seq(), key.into()));
         }
     }
 
@@ -218,7 +228,8 @@ impl Shard {
         !self.ready.is_empty()
     }
 
-    pub fn take_ready(&mut self) -> Vec<Box<[u8]>> {
+    /// The ready keys with their [`ready_seq`], emptied.
+    pub fn take_ready(&mut self) -> Vec<(u64, Box<[u8]>)> {
         std::mem::take(&mut self.ready)
     }
 
