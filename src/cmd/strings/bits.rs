@@ -2,7 +2,7 @@
 //! BITFIELD_RO. Bits are numbered from the most significant bit of the
 //! first byte; a string grows (zero-filled) as far as a write reaches.
 
-use super::edit::edit_in_place;
+use super::edit::{clamp_range, edit_in_place};
 use super::{Str, find, hit};
 use crate::cmd::{CmdResult, Ctx, Error};
 use crate::config::notify as class;
@@ -120,33 +120,16 @@ pub fn getbit(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
 /// over a string of `len` bytes: first and last bit (inclusive), or None
 /// when empty.
 fn bit_range(start: i64, end: i64, bit_unit: bool, len: usize) -> Option<(u64, u64)> {
-    let total = if bit_unit { len as i64 * 8 } else { len as i64 };
-    if start < 0 && end < 0 && start > end {
-        return None;
-    }
-    let start = if start < 0 {
-        (total + start).max(0)
-    } else {
-        start
-    };
-    let end = if end < 0 { (total + end).max(0) } else { end };
-    let end = end.min(total - 1);
-    if start > end || total == 0 {
-        return None;
-    }
-    let (s, e) = (start as u64, end as u64);
+    // The same negative-index rules as GETRANGE, over bits or bytes.
+    let total = if bit_unit { len * 8 } else { len };
+    let (from, to) = clamp_range(start, end, total)?;
+    let (s, e) = (from as u64, to as u64 - 1);
     Some(if bit_unit { (s, e) } else { (s * 8, e * 8 + 7) })
 }
 
 /// `BYTE` or `BIT`: whether the range counts bits.
 fn unit(arg: &[u8]) -> Result<bool, Error> {
-    if arg.eq_ignore_ascii_case(b"bit") {
-        Ok(true)
-    } else if arg.eq_ignore_ascii_case(b"byte") {
-        Ok(false)
-    } else {
-        Err(Error::Syntax)
-    }
+    keyword(arg, &[("bit", true), ("byte", false)]).ok_or(Error::Syntax)
 }
 
 /// Set bits among bits `from..=to` of `s` (both within the string).
