@@ -473,13 +473,13 @@ fn bitfield_generic(ctx: &mut Ctx<'_>, args: &Args<'_>, read_only: bool) -> CmdR
         }
         return Ok(());
     }
-    // The string grows to cover the furthest field any operation names.
+    // The string grows to cover the furthest field a write names.
     let reach = ops
         .iter()
         .map(|op| match *op {
-            FieldOp::Get(f, o) | FieldOp::Set(f, o, ..) | FieldOp::Incr(f, o, ..) => {
-                (o + u64::from(f.bits)).div_ceil(8)
-            }
+            // A read past the end reads zeros and grows nothing (Redis).
+            FieldOp::Get(..) => 0,
+            FieldOp::Set(f, o, ..) | FieldOp::Incr(f, o, ..) => (o + u64::from(f.bits)).div_ceil(8),
         })
         .max()
         .unwrap_or(0);
