@@ -15,6 +15,7 @@
 //! level), `appendonly` (refuses `yes`).
 
 pub mod file;
+mod limits;
 mod params;
 mod parse;
 pub mod tls;

@@ -5,8 +5,7 @@
 //! sharded keyspace), [`server`] (threads, connections), [`config`].
 
 pub mod acl;
-pub mod alloc;
-pub mod blocking;
+pub use ferrokv_engine::{alloc, blocking, store, types};
 pub mod cmd;
 pub mod config;
 pub mod log;
@@ -14,9 +13,7 @@ pub mod pubsub;
 pub use ferrokv_resp as resp;
 pub mod scripting;
 pub mod server;
-pub mod store;
 pub mod testkit;
-pub mod types;
 pub use ferrokv_util as util;
 
 /// The Redis version ferrokv reports (clients pick features from it).

@@ -49,7 +49,7 @@ fn numkeys(args: &Args<'_>) -> Result<usize, Error> {
 
 fn fcall_generic(ctx: &mut Ctx<'_>, args: &Args<'_>, read_only: bool) -> CmdResult {
     let srv = ctx.srv;
-    let _gate = srv.scripting.gate.lock();
+    let _gate = srv.scripting.gate.enter();
     let functions = &srv.scripting.functions;
     let mut reg = functions.lock();
     let (name, callback, flags) = match reg.libs.find(&args[1]) {
@@ -103,7 +103,7 @@ fn function_load(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     }
     let code = &args[args.len() - 1];
     let srv = ctx.srv;
-    let _gate = srv.scripting.gate.lock();
+    let _gate = srv.scripting.gate.enter();
     let functions = &srv.scripting.functions;
     let mut reg = functions.lock();
     let name = reg.load(srv, code, replace).map_err(Error::owned)?;
@@ -250,7 +250,7 @@ fn function_restore(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         }
     };
     let srv = ctx.srv;
-    let _gate = srv.scripting.gate.lock();
+    let _gate = srv.scripting.gate.enter();
     let functions = &srv.scripting.functions;
     let mut reg = functions.lock();
     let staged: Libraries =

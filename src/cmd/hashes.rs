@@ -3,7 +3,7 @@
 use super::{CmdResult, Ctx, Error, Handler};
 use crate::config::notify as class;
 use crate::resp::{Args, Reply};
-use crate::types::hash::{self, HashRef, Limits};
+use crate::types::hash::{self, HashRef};
 use crate::util::glob::glob_match;
 use crate::util::num::parse_i64;
 
@@ -41,7 +41,7 @@ fn pairs<'a>(ctx: &Ctx<'_>, args: &Args<'a>) -> Result<Pairs<'a>, Error> {
 
 fn set_generic(ctx: &mut Ctx<'_>, args: &Args<'_>) -> Result<usize, Error> {
     let pairs = pairs(ctx, args)?;
-    let lim = Limits::of(ctx.srv);
+    let lim = ctx.srv.config.hash_limits();
     let mut slot = ctx.db.key(&args[1]);
     let idx = hash::find_or_create(&mut slot)?;
     let added = hash::set(&mut slot, idx, &pairs, lim);
@@ -63,7 +63,7 @@ fn hmset(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
 }
 
 fn hsetnx(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
-    let lim = Limits::of(ctx.srv);
+    let lim = ctx.srv.config.hash_limits();
     let mut slot = ctx.db.key(&args[1]);
     let idx = match hash::find(&mut slot)? {
         Some(idx) => {
@@ -207,7 +207,7 @@ fn update_field(
     args: &Args<'_>,
     f: impl FnOnce(Option<&[u8]>) -> Result<Vec<u8>, Error>,
 ) -> Result<Vec<u8>, Error> {
-    let lim = Limits::of(ctx.srv);
+    let lim = ctx.srv.config.hash_limits();
     let mut slot = ctx.db.key(&args[1]);
     let idx = hash::find(&mut slot)?;
     let current = match idx {

@@ -14,7 +14,7 @@ pub mod command_info;
 pub mod config_cmd;
 pub mod connection;
 pub mod debug;
-pub mod error;
+pub use ferrokv_engine::error;
 pub mod expire;
 pub mod footprint;
 pub mod functions;
@@ -303,7 +303,7 @@ pub fn run_job(
     let job = srv.scripting.begin_job(client.info.id);
     // Released before the job ends (declared after it). The only locks
     // that may wait for a shard while holding others (see `store::locks`).
-    let mut locks = Locks::for_job(&job);
+    let mut locks = Locks::for_job(job.pass());
     run_checked(
         srv,
         client,

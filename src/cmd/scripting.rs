@@ -55,7 +55,7 @@ pub fn numkeys(args: &Args<'_>, at: usize) -> Result<usize, Error> {
 fn eval_generic(ctx: &mut Ctx<'_>, args: &Args<'_>, by_sha: bool, read_only: bool) -> CmdResult {
     let nkeys = numkeys(args, 2)?;
     let srv = ctx.srv;
-    let _gate = srv.scripting.gate.lock();
+    let _gate = srv.scripting.gate.enter();
     let mut guard = srv.scripting.vm(srv).map_err(Error::owned)?;
     let vm = guard.as_mut().expect("vm created");
     let sha = if by_sha {

@@ -242,7 +242,7 @@ fn next_id(s: &Stream, wanted: Option<Parsed>, now_ms: i64) -> Result<StreamId, 
 
 /// XADD key [NOMKSTREAM] [MAXLEN|MINID [=|~] threshold [LIMIT count]] *|id field value ...
 fn xadd(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
-    let lim = NodeLimits::of(&ctx.srv.config);
+    let lim = ctx.srv.config.stream_limits();
     let a = parse_add_or_trim(args, true, lim)?;
     let fields_at = a.id_at + 1;
     let n = args.len() as isize - fields_at as isize;
@@ -294,7 +294,7 @@ fn xadd(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
 
 /// XTRIM key MAXLEN|MINID [=|~] threshold [LIMIT count]
 fn xtrim(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
-    let lim = NodeLimits::of(&ctx.srv.config);
+    let lim = ctx.srv.config.stream_limits();
     let a = parse_add_or_trim(args, false, lim)?;
     let trim = a.trim.expect("checked");
     let mut slot = ctx.db.key(&args[1]);

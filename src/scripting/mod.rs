@@ -39,11 +39,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use parking_lot::{Mutex, MutexGuard, ReentrantMutex};
+use parking_lot::{Mutex, MutexGuard};
 
 use crate::cmd::{Command, flags};
 use crate::server::Server;
 use crate::server::stats::ThreadStats;
+use crate::store::{JobGate, JobPass};
 use vm::Vm;
 
 pub const BUSY_MSG: &str =
@@ -86,7 +87,7 @@ pub struct Scripting {
     /// never contended there; it keeps the in-process harness (which runs
     /// jobs inline) under the same rule. Reentrant, for the handlers that
     /// take it again.
-    pub gate: ReentrantMutex<()>,
+    pub gate: JobGate,
 }
 
 /// What the dispatcher does with a command while a job may hold the
@@ -123,7 +124,14 @@ pub struct JobGuard<'a> {
     /// The script gate, held for the whole job: one job at a time, also
     /// in the in-process harness, which is what lets the job's `Locks`
     /// (`Locks::for_job`) wait for a shard while holding others.
-    _gate: parking_lot::ReentrantMutexGuard<'a, ()>,
+    pass: JobPass<'a>,
+}
+
+impl<'a> JobGuard<'a> {
+    /// The held job gate, for the job's [`crate::store::Locks::for_job`].
+    pub fn pass(&self) -> &JobPass<'a> {
+        &self.pass
+    }
 }
 
 impl Drop for JobGuard<'_> {
@@ -279,11 +287,11 @@ impl Scripting {
     /// leave their shards; those after it wait for the job). Called on the
     /// thread that runs the job, holding no lock.
     pub fn begin_job(&self, client_id: u64) -> JobGuard<'_> {
-        let gate = self.gate.lock();
+        let pass = self.gate.enter();
         self.active.store(client_id.max(1), Ordering::SeqCst);
         let guard = JobGuard {
             scripting: self,
-            _gate: gate,
+            pass,
         };
         // Only start-up takes this lock otherwise.
         for stats in self.flights.lock().iter() {

@@ -26,14 +26,7 @@ use crate::store::Keyspace;
 use client::ClientRegistry;
 use stats::{GlobalStats, ThreadStats};
 
-/// Milliseconds since the Unix epoch.
-#[inline]
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub use ferrokv_engine::now_ms;
 
 pub struct Server {
     pub ks: Keyspace,

@@ -88,7 +88,7 @@ fn finish(ctx: &mut Ctx<'_>, out: Out<'_>, buf: SetBuf) {
             ctx.out.int(n as i64);
         }
         Out::Store(dst, event) => {
-            let lim = Limits::of(&ctx.srv.config);
+            let lim = ctx.srv.config.set_limits();
             let (n, changed) = set::store(&mut ctx.db.key(dst), buf, &lim);
             ctx.dirty += changed as u64;
             match (n, changed) {
@@ -134,7 +134,7 @@ fn inter(ctx: &mut Ctx<'_>, keys: &[&[u8]], out: Out<'_>) -> CmdResult {
             ctx.out.int(n as i64);
         }
         Out::Store(..) => {
-            let lim = Limits::of(&ctx.srv.config);
+            let lim = ctx.srv.config.set_limits();
             finish(ctx, out, build(&cands, &lim));
         }
     }
@@ -143,7 +143,7 @@ fn inter(ctx: &mut Ctx<'_>, keys: &[&[u8]], out: Out<'_>) -> CmdResult {
 
 fn union(ctx: &mut Ctx<'_>, keys: &[&[u8]], out: Out<'_>) -> CmdResult {
     let sizes = prepare(ctx, keys, out)?;
-    let lim = Limits::of(&ctx.srv.config);
+    let lim = ctx.srv.config.set_limits();
     let mut buf = SetBuf::new();
     for (k, size) in keys.iter().zip(&sizes) {
         if size.is_none() {
@@ -162,7 +162,7 @@ fn union(ctx: &mut Ctx<'_>, keys: &[&[u8]], out: Out<'_>) -> CmdResult {
 
 fn diff(ctx: &mut Ctx<'_>, keys: &[&[u8]], out: Out<'_>) -> CmdResult {
     let sizes = prepare(ctx, keys, out)?;
-    let lim = Limits::of(&ctx.srv.config);
+    let lim = ctx.srv.config.set_limits();
     let first = sizes[0].unwrap_or(0);
     if first == 0 {
         finish(ctx, out, SetBuf::new());

@@ -10,7 +10,7 @@ use crate::config::notify as class;
 use crate::resp::Args;
 use crate::server::stats::ThreadStats;
 use crate::store::KeySlot;
-use crate::types::set::{self, Limits, Member, SetRef};
+use crate::types::set::{self, Member, SetRef};
 use crate::util::glob::glob_match;
 use crate::util::num::parse_i64;
 
@@ -55,7 +55,7 @@ fn read<'s>(
 }
 
 fn sadd(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
-    let lim = Limits::of(&ctx.srv.config);
+    let lim = ctx.srv.config.set_limits();
     let members: Vec<&[u8]> = args.iter().skip(2).collect();
     let mut slot = ctx.db.key(&args[1]);
     let added = set::add(&mut slot, &members, &lim)?;
@@ -128,7 +128,7 @@ fn spop(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         return Err(Error::Syntax);
     }
     let key = &args[1];
-    let lim = Limits::of(&ctx.srv.config);
+    let lim = ctx.srv.config.set_limits();
     let mut slot = ctx.db.key(key);
     let popped = match count {
         // Still a type check, but nothing to take.
@@ -233,7 +233,7 @@ fn srandmember(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
 
 fn smove(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     let (src, dst, member) = (&args[1], &args[2], &args[3]);
-    let lim = Limits::of(&ctx.srv.config);
+    let lim = ctx.srv.config.set_limits();
     // Redis's order: a missing source answers 0 before any type check.
     let mut slot = ctx.db.key(src);
     let Some(s) = set::get(&mut slot)? else {

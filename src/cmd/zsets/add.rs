@@ -4,7 +4,7 @@ use super::{parse_score, read};
 use crate::cmd::{CmdResult, Ctx, Error};
 use crate::config::notify as class;
 use crate::resp::Args;
-use crate::types::zset::{self, Edit, Limits};
+use crate::types::zset::{self, Edit};
 
 #[derive(Default, Clone, Copy)]
 struct Flags {
@@ -115,7 +115,7 @@ fn add_generic(ctx: &mut Ctx<'_>, args: &Args<'_>, mut f: Flags) -> CmdResult {
         .collect::<Option<_>>()
         .ok_or(Error::NotFloat)?;
 
-    let limits = Limits::of(&ctx.srv.config);
+    let limits = ctx.srv.config.zset_limits();
     let mut slot = ctx.db.key(&args[1]);
     let (mut added, mut updated, mut last) = (0, 0, None);
     // XX never creates the key.
@@ -148,7 +148,7 @@ fn add_generic(ctx: &mut Ctx<'_>, args: &Args<'_>, mut f: Flags) -> CmdResult {
 }
 
 pub fn zrem(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
-    let limits = Limits::of(&ctx.srv.config);
+    let limits = ctx.srv.config.zset_limits();
     let mut slot = ctx.db.key(&args[1]);
     let removed = zset::edit(&mut slot, limits, false, |z| {
         args.iter().skip(2).filter(|m| z.remove(m)).count()

@@ -6,7 +6,7 @@ use super::{LexRange, ScoreRange, rank_span, read, scored_header, scored_item};
 use crate::cmd::{CmdResult, Ctx, Error};
 use crate::config::notify as class;
 use crate::resp::Args;
-use crate::types::zset::{self, Limits, View};
+use crate::types::zset::{self, View};
 use crate::util::num::parse_i64;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -183,7 +183,7 @@ pub(super) fn store(
     items: &[(Vec<u8>, f64)],
     event: &'static str,
 ) -> usize {
-    let limits = Limits::of(&ctx.srv.config);
+    let limits = ctx.srv.config.zset_limits();
     let mut slot = ctx.db.key(dst);
     match zset::build(items, limits) {
         None => {
@@ -256,7 +256,7 @@ fn count_generic(
 
 /// ZREMRANGEBY*: the bounds are parsed before the key is looked at.
 fn remrange(ctx: &mut Ctx<'_>, args: &Args<'_>, bounds: Bounds<'_>) -> CmdResult {
-    let limits = Limits::of(&ctx.srv.config);
+    let limits = ctx.srv.config.zset_limits();
     let event = match &bounds {
         Bounds::Rank(..) => "zremrangebyrank",
         Bounds::Score(_) => "zremrangebyscore",

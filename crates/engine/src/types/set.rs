@@ -22,8 +22,7 @@ pub mod table;
 
 pub use table::SetTable;
 
-use crate::cmd::Error;
-use crate::config::Config;
+use crate::error::Error;
 use crate::resp::Reply;
 use crate::store::{KeySlot, Object, Packed, Value, ValueRef};
 use crate::types::listpack;
@@ -41,15 +40,6 @@ pub struct Limits {
     pub intset_entries: usize,
     pub packed_entries: usize,
     pub packed_value: usize,
-}
-
-impl Limits {
-    pub fn of(config: &Config) -> Limits {
-        Limits {
-            intset_entries: usize::try_from(config.set_max_intset_entries.get()).unwrap_or(0),
-            ..Limits::default()
-        }
-    }
 }
 
 impl Default for Limits {

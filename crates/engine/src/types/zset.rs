@@ -19,8 +19,7 @@ pub mod tree;
 
 pub use full::Full;
 
-use crate::cmd::Error;
-use crate::config::Config;
+use crate::error::Error;
 use crate::store::{KeySlot, Object, Packed, Value, ValueRef};
 
 /// The encoding thresholds in force.
@@ -31,13 +30,6 @@ pub struct Limits {
 }
 
 impl Limits {
-    pub fn of(cfg: &Config) -> Limits {
-        Limits {
-            entries: cfg.zset_max_listpack_entries.get().max(0) as usize,
-            value: cfg.zset_max_listpack_value.get().max(0) as usize,
-        }
-    }
-
     fn fit(&self, len: usize, longest: usize) -> bool {
         len <= self.entries && longest <= self.value
     }

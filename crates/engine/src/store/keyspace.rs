@@ -166,7 +166,7 @@ impl Keyspace {
         if self.effects_enabled() {
             self.emit(db, &[b"DEL", entry.key()]);
         }
-        self.key_event(db, crate::config::notify::EXPIRED, "expired", entry.key());
+        self.key_event(db, crate::notify::EXPIRED, "expired", entry.key());
         drop(entry);
     }
 
@@ -437,7 +437,7 @@ impl<'s, 'k> KeySlot<'s, 'k> {
         let access = super::evict::fresh_access(self.now_ms);
         let e = Entry::new(self.key, value, expire, access);
         self.ks
-            .key_event(self.db, crate::config::notify::NEW, "new", self.key);
+            .key_event(self.db, crate::notify::NEW, "new", self.key);
         self.shard.insert(self.hash, e, hash_key)
     }
 
@@ -445,7 +445,7 @@ impl<'s, 'k> KeySlot<'s, 'k> {
     pub fn insert_entry(&mut self, entry: Entry) -> usize {
         debug_assert_eq!(entry.key(), self.key);
         self.ks
-            .key_event(self.db, crate::config::notify::NEW, "new", self.key);
+            .key_event(self.db, crate::notify::NEW, "new", self.key);
         self.shard.insert(self.hash, entry, hash_key)
     }
 

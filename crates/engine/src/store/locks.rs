@@ -91,11 +91,27 @@ impl Batch<'_> {
     }
 }
 
+/// The gate of the one job whose locks may wait for a shard while holding
+/// others (the script job): held for the whole job, so at most one such
+/// [`Locks`] is in use at a time. Reentrant, for code that takes it again
+/// inside the job.
+#[derive(Default)]
+pub struct JobGate(parking_lot::ReentrantMutex<()>);
+
+/// Proof that the [`JobGate`] is held (see [`Locks::for_job`]).
+pub struct JobPass<'a>(#[allow(dead_code)] parking_lot::ReentrantMutexGuard<'a, ()>);
+
+impl JobGate {
+    /// Waits for the gate.
+    pub fn enter(&self) -> JobPass<'_> {
+        JobPass(self.0.lock())
+    }
+}
+
 impl Locks {
-    /// The locks of the script job: the only ones that may wait for a shard
-    /// while holding others. A `JobGuard` holds the script gate, so there
-    /// is one such `Locks` in use at a time.
-    pub fn for_job(_job: &crate::scripting::JobGuard<'_>) -> Locks {
+    /// The locks of the job holding the [`JobGate`]: the only ones that may
+    /// wait for a shard while holding others, since no other job's can.
+    pub fn for_job(_pass: &JobPass<'_>) -> Locks {
         Locks {
             job: true,
             ..Locks::default()

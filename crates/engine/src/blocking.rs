@@ -65,7 +65,7 @@ impl ServeCtx<'_> {
     /// `del` if the serve emptied `key`.
     pub fn event_if_emptied(&mut self, key: &[u8]) {
         if self.key(key).lookup().is_none() {
-            self.event(crate::config::notify::GENERIC, "del", key);
+            self.event(crate::notify::GENERIC, "del", key);
         }
     }
 }
@@ -357,7 +357,7 @@ pub fn unregister(ks: &'static Keyspace, locks: &mut Locks, w: &Arc<Waiter>) {
     }
     // It left while those behind waited for it to serve itself.
     if w.retried.load(Ordering::Relaxed) {
-        serve_behind(ks, locks, w, crate::server::now_ms());
+        serve_behind(ks, locks, w, crate::now_ms());
     }
     locks.release();
     BLOCKED_CLIENTS.fetch_sub(1, Ordering::Relaxed);

@@ -23,7 +23,7 @@
 
 use std::collections::VecDeque;
 
-use crate::cmd::Error;
+use crate::error::Error;
 use crate::store::{KeySlot, Object, Packed, Value, ValueRef};
 
 mod codec;

@@ -14,8 +14,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use crate::cmd::Error;
-use crate::config::Config;
+use crate::error::Error;
 use crate::store::{KeySlot, Object, Value, ValueRef};
 
 pub mod group;
@@ -47,13 +46,6 @@ impl NodeLimits {
             max_bytes,
             max_entries: max_entries.max(0) as u64,
         }
-    }
-
-    pub fn of(config: &Config) -> NodeLimits {
-        NodeLimits::new(
-            config.stream_node_max_bytes.get(),
-            config.stream_node_max_entries.get(),
-        )
     }
 
     /// How many entries a `~` trim without LIMIT may remove at most.

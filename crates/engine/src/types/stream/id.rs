@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::cmd::Error;
+use crate::error::Error;
 
 /// An entry id: milliseconds, then a sequence number within them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -14,7 +14,7 @@
 //! exactly the buckets with the same low n bits in a bigger table.
 
 use super::listpack;
-use crate::cmd::Error;
+use crate::error::Error;
 use crate::store::keyspace::hash_key;
 use crate::store::{KeySlot, Object, Packed, Value, ValueRef};
 
@@ -279,16 +279,6 @@ impl<'a> HashRef<'a> {
 pub struct Limits {
     pub entries: usize,
     pub value: usize,
-}
-
-impl Limits {
-    pub fn of(srv: &crate::server::Server) -> Limits {
-        let c = &srv.config;
-        Limits {
-            entries: c.hash_max_listpack_entries.get().max(0) as usize,
-            value: c.hash_max_listpack_value.get().max(0) as usize,
-        }
-    }
 }
 
 // ---- editing a key --------------------------------------------------------------

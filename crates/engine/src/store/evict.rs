@@ -238,7 +238,7 @@ impl Keyspace {
         if self.effects_enabled() {
             self.emit(db, &[b"DEL", e.key()]);
         }
-        self.key_event(db, crate::config::notify::EVICTED, "evicted", e.key());
+        self.key_event(db, crate::notify::EVICTED, "evicted", e.key());
         e
     }
 }

@@ -130,9 +130,9 @@ fn random_footprints_never_deadlock_nor_tear() {
     // The script job: keys one at a time, any order, waiting while holding.
     let job_done = done.clone();
     std::thread::spawn(move || {
-        let scripting = crate::scripting::Scripting::default();
-        let job = scripting.begin_job(1);
-        let mut locks = Locks::for_job(&job);
+        let gate = super::JobGate::default();
+        let pass = gate.enter();
+        let mut locks = Locks::for_job(&pass);
         let mut rng = Rng(99);
         for round in 0..3000i64 {
             let g = rng.below(GROUPS);
@@ -157,7 +157,7 @@ fn random_footprints_never_deadlock_nor_tear() {
             }
         }
         locks.release();
-        drop(job);
+        drop(pass);
         job_done.send(()).unwrap();
     });
     for _ in 0..threads + 1 {
@@ -220,14 +220,14 @@ fn the_script_job_waits_while_holding() {
         std::thread::sleep(Duration::from_millis(50));
     });
     held_rx.recv().unwrap();
-    let scripting = crate::scripting::Scripting::default();
-    let job = scripting.begin_job(1);
-    let mut locks = Locks::for_job(&job);
+    let gate = super::JobGate::default();
+    let pass = gate.enter();
+    let mut locks = Locks::for_job(&pass);
     locks.key(ks, 0, &a, 0).set(Value::Int(1), None);
     // Waits for the holder to finish, holding `a`'s shard.
     locks.key(ks, 0, &b, 0).set(Value::Int(1), None);
     assert!(locks.holds(ks, 0, &a) && locks.holds(ks, 0, &b));
     locks.release();
-    drop(job);
+    drop(pass);
     holder.join().unwrap();
 }

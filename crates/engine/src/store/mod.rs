@@ -15,7 +15,7 @@ pub mod table;
 
 pub use entry::{Entry, EntryRef, Packed, Value, ValueRef};
 pub use keyspace::{Db, KeySlot, Keyspace};
-pub use locks::{Batch, Locks, Undeclared};
+pub use locks::{Batch, JobGate, JobPass, Locks, Undeclared};
 pub use object::Object;
 pub use shard::{Shard, Watch};
 
@@ -27,7 +27,7 @@ pub trait EffectSink: Send + Sync {
 
 /// Keyspace events the store itself produces (expiry, pops that serve a
 /// blocked client), for keyspace notifications. Called with the key's shard
-/// still locked. `class` is a [`crate::config::notify`] bit.
+/// still locked. `class` is a [`crate::notify`] bit.
 pub trait KeyEventSink: Send + Sync {
     fn event(&self, db: usize, class: u32, event: &str, key: &[u8]);
 }
