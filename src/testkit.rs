@@ -11,19 +11,25 @@ use crate::resp::{Parser, Reply};
 use crate::server::Server;
 use crate::server::client::Client;
 use crate::server::stats::ThreadStats;
-use crate::store::{EffectSink, Locks};
+use crate::store::{Effect, EffectSink, Locks};
 
-/// Effects as `"<db>: <argv joined by spaces>"`, in publication order.
+/// Effects as `"<db>: <argv joined by spaces>"`, in publication order, and
+/// how many records each call to the sink brought (a group is one call).
 #[derive(Default)]
-pub struct Recorder(Mutex<Vec<String>>);
+pub struct Recorder(Mutex<Vec<String>>, Mutex<Vec<usize>>);
 
 impl EffectSink for Recorder {
-    fn effect(&self, db: usize, argv: &[&[u8]]) {
-        let words: Vec<String> = argv
-            .iter()
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect();
-        self.0.lock().push(format!("{db}: {}", words.join(" ")));
+    fn effects(&self, records: &[Effect<'_>]) {
+        let mut out = self.0.lock();
+        self.1.lock().push(records.len());
+        for r in records {
+            let words: Vec<String> = r
+                .argv
+                .iter()
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            out.push(format!("{}: {}", r.db, words.join(" ")));
+        }
     }
 }
 
@@ -103,5 +109,11 @@ impl Harness {
     /// The effects published since the last call.
     pub fn take_effects(&self) -> Vec<String> {
         std::mem::take(&mut *self.effects.0.lock())
+    }
+
+    /// The sizes of the sink calls since the last take: one per command,
+    /// one per transaction or script (its records arrive together).
+    pub fn take_effect_calls(&self) -> Vec<usize> {
+        std::mem::take(&mut *self.effects.1.lock())
     }
 }

@@ -48,7 +48,7 @@ use std::time::{Duration, Instant};
 use ferrokv::cmd::CommandTable;
 use ferrokv::config::{Config, file};
 use ferrokv::server::{self, Server};
-use ferrokv::store::EffectSink;
+use ferrokv::store::{Effect, EffectSink};
 use ferrokv::testkit::Harness;
 use parking_lot::Mutex;
 
@@ -146,18 +146,21 @@ impl Drop for Sink {
 }
 
 impl EffectSink for Sink {
-    fn effect(&self, db: usize, argv: &[&[u8]]) {
+    fn effects(&self, records: &[Effect<'_>]) {
         use std::io::Write;
+        // One lock for the whole group: a transaction's records stay together.
         let mut out = self.out.lock();
-        let mut head = Vec::with_capacity(8 + 4 * argv.len());
-        head.extend_from_slice(&(db as u32).to_le_bytes());
-        head.extend_from_slice(&(argv.len() as u32).to_le_bytes());
-        for a in argv {
-            head.extend_from_slice(&(a.len() as u32).to_le_bytes());
-        }
-        out.write_all(&head).expect("record effect");
-        for a in argv {
-            out.write_all(a).expect("record effect");
+        for r in records {
+            let mut head = Vec::with_capacity(8 + 4 * r.argv.len());
+            head.extend_from_slice(&(r.db as u32).to_le_bytes());
+            head.extend_from_slice(&(r.argv.len() as u32).to_le_bytes());
+            for a in r.argv {
+                head.extend_from_slice(&(a.len() as u32).to_le_bytes());
+            }
+            out.write_all(&head).expect("record effect");
+            for a in r.argv {
+                out.write_all(a).expect("record effect");
+            }
         }
     }
 }

@@ -258,6 +258,9 @@ fn run_queue(ctx: &mut Ctx<'_>, queue: Queue) -> CmdResult {
         return Ok(());
     }
     ctx.out.array(queue.cmds.len());
+    // The transaction's records reach consumers as one group, published
+    // when this returns, before the dispatcher releases the shards.
+    let _group = ks.begin_group();
     let mut published_multi = false;
     ctx.client.in_exec = true;
     for (q, args) in queue.cmds.iter().zip(&all_args) {

@@ -163,6 +163,9 @@ pub fn run_script(
             limit: 0,
         },
     });
+    // The script's records reach consumers as one group (dropped after
+    // `end`, which closes it with EXEC; the job still holds its shards).
+    let _group = srv.ks.begin_group();
     let end = RunEnd { srv, state: &state };
     let mut outcome = Outcome::Ok;
     let guard = Current::enter(&state);

@@ -10,7 +10,17 @@ pub use super::locks::Locks;
 use super::entry::{Entry, EntryRef, Value};
 use super::shard::Shard;
 use super::table::{SlotMut, Table};
-use super::{EffectSink, KeyEventSink};
+use super::{Effect, EffectSink, KeyEventSink};
+
+thread_local! {
+    /// The effect group open on this thread ([`Keyspace::begin_group`]):
+    /// the keyspace it belongs to and the records buffered so far.
+    static GROUP: std::cell::RefCell<Option<OpenGroup>> = const { std::cell::RefCell::new(None) };
+}
+
+/// An open group: the keyspace it belongs to (its address) and the records
+/// buffered so far, each a database and an argv.
+type OpenGroup = (usize, Vec<(usize, Vec<Box<[u8]>>)>);
 
 static SEED: AtomicU64 = AtomicU64::new(0x5eed_f00d_1234_5678);
 
@@ -124,12 +134,48 @@ impl Keyspace {
 
     /// Publishes one effect. Callers hold the locks of the keys it names, so
     /// effects on one key reach consumers in the order they were applied.
+    /// Inside a group opened on this thread, the record joins the group.
     pub fn emit(&self, db: usize, argv: &[&[u8]]) {
-        if self.effects_enabled() {
-            for sink in self.effects.read().iter() {
-                sink.effect(db, argv);
-            }
+        if !self.effects_enabled() {
+            return;
         }
+        let me = self as *const Keyspace as usize;
+        let grouped = GROUP.with(|g| match &mut *g.borrow_mut() {
+            Some((owner, records)) if *owner == me => {
+                records.push((db, argv.iter().map(|a| Box::from(*a)).collect()));
+                true
+            }
+            _ => false,
+        });
+        if !grouped {
+            self.publish(&[Effect { db, argv }]);
+        }
+    }
+
+    fn publish(&self, records: &[Effect<'_>]) {
+        for sink in self.effects.read().iter() {
+            sink.effects(records);
+        }
+    }
+
+    /// Opens an effect group on this thread, for a transaction or a script:
+    /// every record emitted on this thread until the guard drops (the
+    /// command's own, expiry it causes, blocked clients it serves) is
+    /// published then, in one call, so consumers see the group whole. The
+    /// caller must still hold the shards of every key the records name when
+    /// the guard drops. A group opened inside another joins it (EXEC of a
+    /// queue holding EVAL).
+    pub fn begin_group(&self) -> EffectGroup<'_> {
+        let me = self as *const Keyspace as usize;
+        let outer = GROUP.with(|g| {
+            let mut g = g.borrow_mut();
+            if g.is_some() {
+                return false;
+            }
+            *g = Some((me, Vec::new()));
+            true
+        });
+        EffectGroup { ks: self, outer }
     }
 
     /// True while some client WATCHes a key.
@@ -499,6 +545,38 @@ impl<'s, 'k> KeySlot<'s, 'k> {
     /// though the key already existed (see [`Shard::signal_ready`]).
     pub fn signal_ready(&mut self) {
         self.shard.signal_ready(self.key);
+    }
+}
+
+/// An open effect group ([`Keyspace::begin_group`]); publishes it when
+/// dropped, also during a panic's unwinding (what was applied is published).
+pub struct EffectGroup<'k> {
+    ks: &'k Keyspace,
+    /// False for a group opened inside another (it publishes nothing).
+    outer: bool,
+}
+
+impl Drop for EffectGroup<'_> {
+    fn drop(&mut self) {
+        if !self.outer {
+            return;
+        }
+        let Some((_, records)) = GROUP.with(|g| g.borrow_mut().take()) else {
+            return;
+        };
+        if records.is_empty() {
+            return;
+        }
+        let argvs: Vec<Vec<&[u8]>> = records
+            .iter()
+            .map(|(_, argv)| argv.iter().map(|a| &a[..]).collect())
+            .collect();
+        let effects: Vec<Effect<'_>> = records
+            .iter()
+            .zip(&argvs)
+            .map(|((db, _), argv)| Effect { db: *db, argv })
+            .collect();
+        self.ks.publish(&effects);
     }
 }
 

@@ -14,15 +14,27 @@ pub mod shard;
 pub mod table;
 
 pub use entry::{Entry, EntryRef, Packed, Value, ValueRef};
-pub use keyspace::{Db, KeySlot, Keyspace};
+pub use keyspace::{Db, EffectGroup, KeySlot, Keyspace};
 pub use locks::{Batch, JobGate, JobPass, Locks, Undeclared};
 pub use object::Object;
 pub use shard::{Shard, Watch};
 
+/// One record of the effect stream: a command as it must be replayed.
+#[derive(Clone, Copy, Debug)]
+pub struct Effect<'a> {
+    pub db: usize,
+    pub argv: &'a [&'a [u8]],
+}
+
 /// A consumer of write effects: every write produces one record, the command
-/// as it must be replayed (AOF, replicas and keyspace notifications later).
+/// as it must be replayed (AOF, replicas).
 pub trait EffectSink: Send + Sync {
-    fn effect(&self, db: usize, argv: &[&[u8]]);
+    /// One command's record, or every record of a transaction or script
+    /// (framed `MULTI` ... `EXEC`) in one call, so that no other client's
+    /// record falls between them: a consumer that takes its own lock once
+    /// per call keeps them together. Called while the command still holds
+    /// the shards of the keys the records name.
+    fn effects(&self, records: &[Effect<'_>]);
 }
 
 /// Keyspace events the store itself produces (expiry, pops that serve a
