@@ -235,6 +235,44 @@ pub type KeyFinder = fn(&[&[u8]]) -> Option<Vec<(usize, u32)>>;
 
 /// The commands with their own key finder; [`super::CommandTable::build`]
 /// puts each on its command's record (`Command::find_keys`).
+/// Which keys a command reports as missed (`keymiss` events), declared
+/// once per command when the table is built ([`keymiss_of`]) and read
+/// after the handler ran (`pubsub::notify::key_misses`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyMiss {
+    /// None (OBJECT looks its key up without notifying; not a data command).
+    Never,
+    /// Every key (a read-only command).
+    Read,
+    /// The read-only keys (sources) of a write command.
+    Sources,
+    /// Every key, when the command changed nothing (GETEX/GETDEL read their
+    /// key as a read command does, then maybe write it).
+    ReadUnlessWritten,
+}
+
+/// Commands whose keymiss reporting the flags do not tell.
+const KEYMISS_EXCEPTIONS: &[(&str, KeyMiss)] = &[
+    ("object", KeyMiss::Never),
+    ("getex", KeyMiss::ReadUnlessWritten),
+    ("getdel", KeyMiss::ReadUnlessWritten),
+];
+
+/// The [`KeyMiss`] of a command (subcommands follow their container's
+/// exception).
+pub fn keymiss_of(name: &str, flags: u32) -> KeyMiss {
+    let top = name.split('|').next().unwrap_or(name);
+    if let Some((_, k)) = KEYMISS_EXCEPTIONS.iter().find(|(n, _)| *n == top) {
+        *k
+    } else if flags & super::flags::READONLY != 0 {
+        KeyMiss::Read
+    } else if flags & super::flags::WRITE != 0 {
+        KeyMiss::Sources
+    } else {
+        KeyMiss::Never
+    }
+}
+
 pub const KEY_FINDERS: &[(&str, KeyFinder)] = &[
     ("set", set_keys),
     ("bitfield", bitfield_keys),

@@ -162,6 +162,8 @@ pub struct Command {
     /// What it may touch, declared once ([`super::footprint::declare`]);
     /// the dispatcher and EXEC lock from it.
     pub footprint: super::footprint::Scope,
+    /// Which missing keys it reports as `keymiss` events.
+    pub keymiss: super::keyspec::KeyMiss,
 }
 
 impl Command {
@@ -223,16 +225,17 @@ impl CommandTable {
                 .binary_search_by_key(&name, |(n, _)| *n)
                 .ok()
                 .map(|i| by_name[i].1);
+            let flags = spec.flags
+                | if RUNS_LUA.contains(&name) {
+                    flags::RUNS_SCRIPTS
+                } else {
+                    0
+                };
             table.commands.push(Command {
                 name,
                 id,
                 arity: spec.arity,
-                flags: spec.flags
-                    | if RUNS_LUA.contains(&name) {
-                        flags::RUNS_SCRIPTS
-                    } else {
-                        0
-                    },
+                flags,
                 handler,
                 spec,
                 subcommands: None,
@@ -241,6 +244,7 @@ impl CommandTable {
                     .find(|(n, _)| *n == name)
                     .map(|(_, f)| *f),
                 footprint: super::footprint::Scope::None,
+                keymiss: super::keyspec::keymiss_of(name, flags),
             });
             let footprint = super::footprint::declare(&table.commands[id]);
             table.commands[id].footprint = footprint;

@@ -109,17 +109,17 @@ pub fn end_command(outer: Option<Held>) {
 /// has run with its keys' shards still held; sources are as it saw them.
 /// Keys whose shard it does not hold are not looked at.
 pub fn key_misses(ctx: &mut Ctx<'_>, args: &Args<'_>) {
-    use crate::cmd::{flags, keyspec};
-    let flags = ctx.srv.config.notify_flags();
-    let name = ctx.cmd.name;
-    if flags & class::KEY_MISS == 0 || name.starts_with("object") {
+    use crate::cmd::keyspec::{self, KeyMiss};
+    if ctx.srv.config.notify_flags() & class::KEY_MISS == 0 {
         return;
     }
-    let read_cmd = ctx.cmd.has(flags::READONLY);
-    let read_write = matches!(name, "getex" | "getdel") && ctx.dirty == 0;
-    if !read_cmd && !read_write && !ctx.cmd.has(flags::WRITE) {
-        return;
-    }
+    let (read_cmd, read_write) = match ctx.cmd.keymiss {
+        KeyMiss::Never => return,
+        KeyMiss::Read => (true, false),
+        KeyMiss::Sources => (false, false),
+        KeyMiss::ReadUnlessWritten if ctx.dirty == 0 => (false, true),
+        KeyMiss::ReadUnlessWritten => (false, false),
+    };
     let Ok(keys) = keyspec::keys_and_flags(ctx.cmd, args) else {
         return;
     };
