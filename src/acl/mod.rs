@@ -311,6 +311,19 @@ fn check_slow(
     }
 }
 
+/// Whether the client's user may read every key with `cmd`: SORT's BY and
+/// GET patterns read keys no argument names, so Redis asks for a selector
+/// allowing the command with all keys (`allkeys`, or a `*` pattern with
+/// read permission).
+pub fn reads_all_keys(srv: &Server, client: &mut Client, cmd: &Command) -> bool {
+    let Some(u) = current_user(srv, client) else {
+        return false;
+    };
+    std::iter::once(&u.root)
+        .chain(&u.selectors)
+        .any(|s| s.allowed(cmd.id) && s.reads_all_keys())
+}
+
 /// The client's user as it is now (after any ACL SETUSER).
 pub fn current_user(srv: &Server, client: &mut Client) -> Option<Arc<User>> {
     if let Some(u) = &client.user

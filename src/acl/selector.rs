@@ -336,6 +336,15 @@ impl Selector {
         }
     }
 
+    /// Whether every key may be read (`allkeys`, or `*` with `R`).
+    pub fn reads_all_keys(&self) -> bool {
+        self.allkeys
+            || self
+                .keys
+                .iter()
+                .any(|k| k.pat == b"*" && k.perm & READ != 0)
+    }
+
     /// A key with the access its key spec declares: reading (ACCESS)
     /// needs `R`, changing (INSERT, DELETE, UPDATE) needs `W`.
     pub fn key_allowed(&self, key: &[u8], spec_flags: u32) -> bool {

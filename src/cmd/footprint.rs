@@ -85,6 +85,7 @@ pub fn declare(cmd: &Command) -> Scope {
         "move" => Scope::ByArgs(move_key),
         "copy" => Scope::ByArgs(copy),
         "debug" => Scope::ByArgs(debug),
+        "sort" | "sort_ro" => Scope::ByArgs(super::sort::footprint),
         _ => from_specs(cmd),
     }
 }

@@ -31,6 +31,7 @@ pub mod pubsub;
 pub mod scripting;
 pub mod server;
 pub mod sets;
+pub mod sort;
 pub mod streams;
 pub mod strings;
 pub mod table;
@@ -78,6 +79,7 @@ pub fn handlers() -> Vec<(&'static str, Handler)> {
         functions::COMMANDS,
         pubsub::COMMANDS,
         streams::COMMANDS,
+        sort::COMMANDS,
     ] {
         all.extend_from_slice(family);
     }

@@ -56,7 +56,7 @@ pub const COMMANDS: &[(&str, Handler)] = &[
 /// C `strtod` over the argument: the whole argument must be consumed
 /// (bytes after a NUL are never seen, as in Redis). Returns the value and
 /// whether the conversion overflowed or underflowed (ERANGE).
-fn strtod(arg: &[u8]) -> Option<(f64, bool)> {
+pub(crate) fn strtod(arg: &[u8]) -> Option<(f64, bool)> {
     let mut buf = Vec::with_capacity(arg.len() + 1);
     buf.extend_from_slice(arg);
     buf.push(0);
