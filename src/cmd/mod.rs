@@ -19,6 +19,7 @@ pub mod expire;
 pub mod footprint;
 pub mod functions;
 pub mod gate;
+pub mod geo;
 pub mod hashes;
 pub mod info;
 pub mod keys;
@@ -80,6 +81,7 @@ pub fn handlers() -> Vec<(&'static str, Handler)> {
         pubsub::COMMANDS,
         streams::COMMANDS,
         sort::COMMANDS,
+        geo::COMMANDS,
     ] {
         all.extend_from_slice(family);
     }

@@ -148,6 +148,16 @@ impl Reply {
         }
     }
 
+    /// A double already formatted by the caller (GEOPOS's 17 decimals):
+    /// `,text` in RESP3, a bulk string in RESP2.
+    pub fn double_text(&mut self, text: &[u8]) {
+        if self.resp3 {
+            self.line(b',', text);
+        } else {
+            self.bulk(text);
+        }
+    }
+
     /// A boolean: `#t`/`#f` in RESP3, `:1`/`:0` in RESP2.
     pub fn boolean(&mut self, b: bool) {
         if self.resp3 {

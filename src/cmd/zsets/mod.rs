@@ -5,9 +5,9 @@
 //! Blocking pops (BZPOPMIN, BZPOPMAX, BZMPOP) are built elsewhere on
 //! `types::zset::pop`.
 
-mod add;
+pub(crate) mod add;
 pub(crate) mod pop;
-mod range;
+pub(crate) mod range;
 mod setops;
 #[cfg(test)]
 mod tests;
@@ -240,7 +240,10 @@ fn hit(stats: &ThreadStats, found: bool) {
 
 /// The sorted set at `slot` for reading (marking the key accessed), or
 /// None; WRONGTYPE for another type.
-fn read<'s>(slot: &'s mut KeySlot<'_, '_>, stats: &ThreadStats) -> Result<Option<View<'s>>, Error> {
+pub(crate) fn read<'s>(
+    slot: &'s mut KeySlot<'_, '_>,
+    stats: &ThreadStats,
+) -> Result<Option<View<'s>>, Error> {
     let e = slot.get();
     hit(stats, e.is_some());
     e.map(|e| View::of(e.value())).transpose()

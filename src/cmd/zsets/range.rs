@@ -177,7 +177,7 @@ pub fn zrevrangebylex(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
 /// Stores `items` (in order) at `dst` in the encoding its size calls for,
 /// replacing any value; an empty result deletes `dst`. Returns the size.
 /// `event` is what storing a result announces (`zunionstore`, ...).
-pub(super) fn store(
+pub(crate) fn store(
     ctx: &mut Ctx<'_>,
     dst: &[u8],
     items: &[(Vec<u8>, f64)],

@@ -2,6 +2,7 @@
 //! type (the commands call only that), its small packed encoding, and its
 //! full encoding, converting one way at Redis's thresholds.
 
+pub mod geohash;
 pub mod hash;
 pub mod list;
 pub mod listpack;
