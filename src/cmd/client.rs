@@ -120,6 +120,9 @@ fn type_of(c: &ClientInfo) -> ClientType {
 fn flag_letters(c: &ClientInfo, closing: bool) -> String {
     let flags = c.flags.load(Ordering::Relaxed);
     let mut s = String::new();
+    if flags & list_flags::MONITOR != 0 {
+        s.push('O');
+    }
     for (bit, letter) in [
         (list_flags::PUBSUB, 'P'),
         (list_flags::MULTI, 'x'),

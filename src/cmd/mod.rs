@@ -412,6 +412,11 @@ pub(crate) fn run(
     };
     let notify = ctx.events.on();
     let outer_news = notify.then(crate::pubsub::notify::begin_command);
+    // MONITOR shows a command once it ran; a script before what it calls.
+    let monitor = srv.pubsub.monitors.active() && !cmd.has(flags::ADMIN);
+    if monitor && cmd.has(flags::SKIP_MONITOR) {
+        feed_monitors(&mut ctx, args);
+    }
     let result = catch_unwind(AssertUnwindSafe(|| handler(&mut ctx, args)));
     let failed_msg = match result {
         Ok(Ok(())) => None,
@@ -433,6 +438,9 @@ pub(crate) fn run(
             Some(msg)
         }
     };
+    if monitor && !cmd.has(flags::SKIP_MONITOR) {
+        feed_monitors(&mut ctx, args);
+    }
     let mut later = Vec::new();
     if ctx.dirty > 0 {
         if srv.ks.has_watches() {
@@ -494,6 +502,16 @@ fn refuse_undeclared(
         later: Vec::new(),
         failed: true,
     }
+}
+
+/// Sends the command's MONITOR line (`[db lua]` inside a script).
+#[cold]
+fn feed_monitors(ctx: &mut Ctx<'_>, args: &Args<'_>) {
+    let from = (!crate::scripting::run::in_script()).then_some(&*ctx.client.info);
+    ctx.srv
+        .pubsub
+        .monitors
+        .feed(ctx.srv, from, ctx.client.db, args, ctx.out);
 }
 
 fn publish_effect(ctx: &Ctx<'_>, args: &Args<'_>) {

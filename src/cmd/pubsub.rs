@@ -25,6 +25,7 @@ pub const COMMANDS: &[(&str, Handler)] = &[
     ("pubsub|shardnumsub", shardnumsub),
     ("pubsub|numpat", numpat),
     ("pubsub|help", help),
+    ("monitor", monitor),
 ];
 
 /// Commands a RESP2 client may run while it has subscriptions.
@@ -162,6 +163,27 @@ fn sunsubscribe(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
 }
 
 /// The `pubsub` class of `client-output-buffer-limit`: `[hard, soft, seconds]`.
+/// MONITOR: from now on the client receives a line for every command run
+/// (`pubsub::monitor`). A client already monitoring gets no reply, as in
+/// Redis.
+fn monitor(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
+    if ctx.srv.pubsub.monitors.add(&ctx.client.info) {
+        // The connection now also waits on its outbox.
+        ctx.client.pubsub.ever = true;
+        ctx.client.info.set_flag(list_flags::MONITOR, true);
+        ctx.out.ok();
+    }
+    Ok(())
+}
+
+/// Leaves MONITOR mode (RESET, disconnect).
+pub fn stop_monitoring(srv: &Server, client: &mut Client) {
+    if client.info.has_flag(list_flags::MONITOR) {
+        srv.pubsub.monitors.remove(client.info.id);
+        client.info.set_flag(list_flags::MONITOR, false);
+    }
+}
+
 pub fn pubsub_limits(srv: &Server) -> [i64; 3] {
     let class = crate::config::CLIENT_CLASSES
         .iter()

@@ -14,6 +14,7 @@
 //! outbox too, written before the subscription is registered, so no message
 //! can overtake the confirmation of the subscription that let it in.
 
+pub mod monitor;
 pub mod notify;
 mod outbox;
 
@@ -111,6 +112,8 @@ impl Subscribers {
 #[derive(Default)]
 pub struct PubSub {
     spaces: [RwLock<HashMap<Vec<u8>, Subscribers>>; 3],
+    /// MONITOR clients.
+    pub monitors: monitor::Monitors,
 }
 
 /// A message encoded for both protocols, built on first need.

@@ -31,6 +31,8 @@ pub mod list_flags {
     pub const DIRTY_CAS: u32 = 1 << 3;
     pub const NO_EVICT: u32 = 1 << 4;
     pub const NO_TOUCH: u32 = 1 << 5;
+    /// MONITOR (`O`).
+    pub const MONITOR: u32 = 1 << 6;
 }
 
 /// What other connections can see of a client.

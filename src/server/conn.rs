@@ -217,6 +217,7 @@ impl Drop for Registered {
         crate::cmd::multi::reset(&srv.ks, client, locks);
         locks.release();
         crate::cmd::pubsub::unsubscribe_all(srv, client);
+        crate::cmd::pubsub::stop_monitoring(srv, client);
         srv.clients.unregister(info.id);
     }
 }
