@@ -21,6 +21,8 @@ pub const COMMANDS: &[(&str, Handler)] = &[
     ("client|no-touch", no_touch),
     ("client|unblock", unblock),
     ("client|help", help),
+    ("client|pause", pause),
+    ("client|unpause", unpause),
 ];
 
 /// Names and library attributes are shown unquoted in CLIENT LIST, so they
@@ -425,6 +427,36 @@ fn no_evict(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     Ok(())
 }
 
+/// CLIENT PAUSE timeout [WRITE|ALL] (`server::pause`).
+fn pause(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
+    if args.len() > 4 {
+        return Err(Error::msg(
+            "ERR unknown subcommand or wrong number of arguments for 'pause'. Try CLIENT HELP.",
+        ));
+    }
+    let ms = crate::util::num::parse_i64(&args[2])
+        .ok_or(Error::msg("ERR timeout is not an integer or out of range"))?;
+    if ms < 0 {
+        return Err(Error::msg("ERR timeout is negative"));
+    }
+    let all = match args.get(3) {
+        None => true,
+        Some(m) if m.eq_ignore_ascii_case(b"all") => true,
+        Some(m) if m.eq_ignore_ascii_case(b"write") => false,
+        Some(_) => return Err(Error::msg("ERR CLIENT PAUSE mode must be WRITE or ALL")),
+    };
+    let until = crate::server::now_ms().saturating_add(ms);
+    ctx.srv.pause.pause(until, all);
+    ctx.out.ok();
+    Ok(())
+}
+
+fn unpause(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
+    ctx.srv.pause.unpause();
+    ctx.out.ok();
+    Ok(())
+}
+
 /// CLIENT UNBLOCK id [TIMEOUT|ERROR]: ends another client's blocking wait,
 /// as a timeout (its null reply) or with an UNBLOCKED error.
 fn unblock(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
@@ -493,6 +525,10 @@ const HELP: &[&str] = &[
     "      Only connections of this type.",
     "    * ID <client-id> [<client-id> ...]",
     "      Only the connections with these ids.",
+    "PAUSE <timeout> [WRITE|ALL]",
+    "    Hold back every command, or those that may write, for <timeout> milliseconds.",
+    "UNPAUSE",
+    "    End a CLIENT PAUSE now.",
     "REPLY (ON|OFF|SKIP)",
     "    Turn replies to this connection on or off, or skip the next one.",
     "SETNAME <name>",

@@ -165,7 +165,9 @@ pub fn script_call(
         return Err(Refusal::NoScript);
     }
     crate::acl::check(srv, client, cmd, args).map_err(Refusal::Acl)?;
-    if cmd.has(flags::WRITE) && sc.read_only {
+    // May-replicate commands (PUBLISH, PFCOUNT) count as writes here, so a
+    // read-only script never needs to wait for CLIENT PAUSE WRITE.
+    if cmd.has(flags::WRITE | flags::MAY_REPLICATE) && sc.read_only {
         return Err(Refusal::ReadOnlyScript);
     }
     if cmd.has(flags::DENYOOM)

@@ -192,6 +192,9 @@ pub enum Next {
     /// The command runs scripts: run it with [`run_job`] on the script
     /// thread (`scripting::thread`). Nothing was written yet.
     Script(&'static Command),
+    /// CLIENT PAUSE holds it back: wait for the pause to end
+    /// (`Pause::wait`, counted as blocked) and dispatch it again.
+    Paused,
 }
 
 /// Whether `cmd` runs Lua, so that it must run as a job of the script
@@ -217,8 +220,10 @@ pub fn execute(
         match dispatch(srv, client, out, locks, stats, args, now_ms) {
             Next::Done => return,
             Next::Script(cmd) => return run_job(srv, client, out, stats, cmd, args, now_ms),
-            // Only while another thread runs a job.
-            Next::Wait { .. } => std::thread::sleep(std::time::Duration::from_millis(1)),
+            // Only while another thread runs a job, or a pause lasts.
+            Next::Wait { .. } | Next::Paused => {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
         }
     }
 }
@@ -252,6 +257,9 @@ pub fn dispatch(
         gate::refuse(srv, client, out, locks, stats, Some(cmd), args, refusal);
         finish_reply(client, out, reply_start);
         return Next::Done;
+    }
+    if srv.pause.holds(srv, client, cmd, args, now_ms) {
+        return Next::Paused;
     }
     // From here on this command may hold shards: it is in flight until
     // `_flight` drops, and a script job does not start meanwhile.

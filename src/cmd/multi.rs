@@ -40,6 +40,11 @@ pub struct Queue {
 }
 
 impl Queue {
+    /// Whether a queued command satisfies `f` (with its arguments).
+    pub fn any(&self, mut f: impl FnMut(&'static Command, &Args<'_>) -> bool) -> bool {
+        self.cmds.iter().any(|q| f(q.cmd, &q.args()))
+    }
+
     /// Whether a queued command has `flag` (EXEC is refused under OOM
     /// when one is `denyoom`).
     pub fn has_flag(&self, flag: u32) -> bool {

@@ -163,6 +163,11 @@ impl Functions {
         self.registry.lock()
     }
 
+    /// The registry if no one holds it (a running function does).
+    pub fn try_lock(&self) -> Option<MutexGuard<'_, Registry>> {
+        self.registry.try_lock()
+    }
+
     /// Refreshes the counters FUNCTION STATS reads without the lock.
     pub fn update_counts(&self, reg: &Registry) {
         self.libraries.store(reg.libs.libs.len(), Ordering::Relaxed);

@@ -371,6 +371,36 @@ impl Scripting {
 }
 
 /// Lowercase hex SHA1, as SCRIPT LOAD answers.
+/// Whether a command that runs Lua may write (what CLIENT PAUSE WRITE holds
+/// back): the `_RO` forms and scripts or functions declaring `no-writes`
+/// may not. A script or function that cannot be looked up without waiting
+/// (one runs) or is unknown counts as writing: it then waits for the pause,
+/// and its own checks answer once it runs.
+pub fn may_write(srv: &Server, cmd: &Command, args: &crate::resp::Args<'_>) -> bool {
+    match cmd.name {
+        "eval_ro" | "evalsha_ro" | "fcall_ro" => false,
+        "eval" => !vm::declares_no_writes(args.get(1).unwrap_or_default()),
+        "evalsha" => {
+            let sha = String::from_utf8_lossy(args.get(1).unwrap_or_default()).to_ascii_lowercase();
+            let Some(g) = srv.scripting.vm.try_lock() else {
+                return true;
+            };
+            g.as_ref()
+                .and_then(|vm| vm.scripts.get(&sha))
+                .is_none_or(|(_, f)| !f.no_writes)
+        }
+        "fcall" => {
+            let Some(reg) = srv.scripting.functions.try_lock() else {
+                return true;
+            };
+            reg.libs
+                .find(args.get(1).unwrap_or_default())
+                .is_none_or(|f| f.flags & functions::NO_WRITES == 0)
+        }
+        _ => cmd.has(flags::WRITE | flags::MAY_REPLICATE),
+    }
+}
+
 pub fn sha1_hex(data: &[u8]) -> String {
     sha1_smol::Sha1::from(data).digest().to_string()
 }

@@ -197,6 +197,12 @@ const SHEBANG_FLAGS: &[&str] = &[
     "allow-cross-slot-keys",
 ];
 
+/// Whether a script body's shebang declares `no-writes` (an invalid
+/// shebang declares nothing: the script fails when it runs).
+pub fn declares_no_writes(body: &[u8]) -> bool {
+    parse_shebang(body).is_ok_and(|(f, _)| f.no_writes)
+}
+
 /// Reads `#!lua [flags=a,b]` off the first line. The line is blanked, not
 /// removed, so error line numbers stay those of the text sent.
 fn parse_shebang(body: &[u8]) -> Result<(ShebangFlags, std::borrow::Cow<'_, [u8]>), String> {

@@ -555,8 +555,34 @@ async fn execute<S: Stream>(
                 *now = now_ms();
                 next = dispatch(srv, client, out, locks, stats, args, *now);
             }
+            Next::Paused => {
+                if flush(sock, out, stats).await.is_err() {
+                    return false;
+                }
+                wait_paused(srv, &client.info).await;
+                *now = now_ms();
+                next = dispatch(srv, client, out, locks, stats, args, *now);
+            }
         }
     }
+}
+
+/// Waits out a CLIENT PAUSE, counted as a blocked client meanwhile (the
+/// count and flag drop however the wait ends, the connection closing
+/// included).
+async fn wait_paused(srv: &'static Server, info: &super::client::ClientInfo) {
+    use super::client::list_flags;
+    struct Counted<'a>(&'a super::client::ClientInfo);
+    impl Drop for Counted<'_> {
+        fn drop(&mut self) {
+            crate::blocking::BLOCKED_CLIENTS.fetch_sub(1, Ordering::Relaxed);
+            self.0.set_flag(list_flags::BLOCKED, false);
+        }
+    }
+    crate::blocking::BLOCKED_CLIENTS.fetch_add(1, Ordering::Relaxed);
+    info.set_flag(list_flags::BLOCKED, true);
+    let _counted = Counted(info);
+    srv.pause.wait().await;
 }
 
 /// What woke an idle connection.

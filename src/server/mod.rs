@@ -10,6 +10,7 @@ pub mod client;
 pub mod conn;
 pub mod evict;
 mod obuf;
+pub mod pause;
 pub mod stats;
 pub mod tls;
 
@@ -49,6 +50,8 @@ pub struct Server {
     pub scripting: crate::scripting::Scripting,
     /// Subscriptions of every client (PUBLISH delivers through it).
     pub pubsub: crate::pubsub::PubSub,
+    /// CLIENT PAUSE.
+    pub pause: pause::Pause,
     /// The TLS listeners' settings (`tls-*`).
     pub tls: tls::Tls,
     /// The listening sockets, closed first at SHUTDOWN.
@@ -104,6 +107,7 @@ impl Server {
             active_expire: AtomicBool::new(true),
             scripting: Default::default(),
             pubsub: Default::default(),
+            pause: Default::default(),
             tls: Default::default(),
             listen_fds: Mutex::new(Vec::new()),
             acl,
@@ -348,7 +352,8 @@ fn cron(srv: &'static Server) {
         }
         // Keep sweeping while a pass reclaims a lot, as Redis's cycle repeats
         // while more than a quarter of the sampled keys were expired.
-        if !srv.active_expire.load(Ordering::Relaxed) {
+        // CLIENT PAUSE stops the sweep too.
+        if !srv.active_expire.load(Ordering::Relaxed) || srv.pause.active(now_ms()) {
             continue;
         }
         let started = Instant::now();

@@ -1,0 +1,116 @@
+//! CLIENT PAUSE: for a while, clients' commands wait before running —
+//! every command (`ALL`), or those that may change data or be propagated
+//! (`WRITE`: write and may-replicate commands, scripts that may write, an
+//! EXEC whose queue holds one). A waiting client counts as blocked; when the
+//! pause ends (its deadline, or CLIENT UNPAUSE) the waiting commands are
+//! dispatched again, in the order each connection sent them. The active
+//! expiry sweep also stops meanwhile, as in Redis.
+//!
+//! While nothing is paused the command path pays one relaxed load.
+
+use std::sync::atomic::{AtomicI64, AtomicU8, Ordering};
+
+use tokio::sync::Notify;
+
+use crate::cmd::{Command, flags};
+use crate::resp::Args;
+use crate::server::Server;
+
+const NONE: u8 = 0;
+const WRITE: u8 = 1;
+const ALL: u8 = 2;
+
+#[derive(Default)]
+pub struct Pause {
+    mode: AtomicU8,
+    until_ms: AtomicI64,
+    ended: Notify,
+}
+
+impl Pause {
+    /// Pauses until `until_ms`; a pause already running keeps the later end
+    /// and the stronger mode, as Redis merges them.
+    pub fn pause(&self, until_ms: i64, all: bool) {
+        let mode = if all { ALL } else { WRITE };
+        self.until_ms.fetch_max(until_ms, Ordering::SeqCst);
+        self.mode.fetch_max(mode, Ordering::SeqCst);
+    }
+
+    /// Ends the pause; waiting clients go on.
+    pub fn unpause(&self) {
+        self.mode.store(NONE, Ordering::SeqCst);
+        self.until_ms.store(0, Ordering::SeqCst);
+        self.ended.notify_waiters();
+    }
+
+    /// The mode in force at `now_ms` (`NONE` once the deadline passed).
+    #[inline]
+    fn mode_at(&self, now_ms: i64) -> u8 {
+        let m = self.mode.load(Ordering::Relaxed);
+        if m == NONE || now_ms >= self.until_ms.load(Ordering::Relaxed) {
+            NONE
+        } else {
+            m
+        }
+    }
+
+    /// Whether anything is paused now (the expiry sweep stops).
+    pub fn active(&self, now_ms: i64) -> bool {
+        self.mode_at(now_ms) != NONE
+    }
+
+    /// Whether `cmd` must wait for the pause to end before running.
+    #[inline]
+    pub fn holds(
+        &self,
+        srv: &Server,
+        client: &crate::server::client::Client,
+        cmd: &Command,
+        args: &Args<'_>,
+        now_ms: i64,
+    ) -> bool {
+        match self.mode_at(now_ms) {
+            NONE => false,
+            ALL => true,
+            _ => may_replicate(srv, client, cmd, args),
+        }
+    }
+
+    /// Waits until the pause ends (CLIENT UNPAUSE, or its deadline).
+    pub async fn wait(&self) {
+        loop {
+            let ended = self.ended.notified();
+            let now = crate::server::now_ms();
+            if !self.active(now) {
+                return;
+            }
+            let left = self.until_ms.load(Ordering::Relaxed).saturating_sub(now);
+            let left = std::time::Duration::from_millis(u64::try_from(left).unwrap_or(0));
+            tokio::select! {
+                () = ended => {}
+                () = tokio::time::sleep(left) => {}
+            }
+        }
+    }
+}
+
+/// Whether a command may change data or be propagated: what a WRITE pause
+/// holds back. Scripts count by what they declare (`no-writes`, the `_RO`
+/// forms); an EXEC by its queue.
+fn may_replicate(
+    srv: &Server,
+    client: &crate::server::client::Client,
+    cmd: &Command,
+    args: &Args<'_>,
+) -> bool {
+    if cmd.name == "exec" {
+        return client
+            .multi
+            .as_ref()
+            .is_some_and(|q| q.any(|c, a| may_replicate(srv, client, c, a)));
+    }
+    if cmd.has(flags::RUNS_SCRIPTS) {
+        return crate::scripting::may_write(srv, cmd, args);
+    }
+    cmd.has(flags::WRITE | flags::MAY_REPLICATE)
+}
