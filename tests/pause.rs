@@ -66,3 +66,41 @@ fn all_pause_ends_by_itself() {
         .unwrap();
     assert_eq!(other.read_n(7), b"+PONG\r\n");
 }
+
+fn expired_keys(c: &mut redis::Connection) -> i64 {
+    let info: String = redis::cmd("INFO").arg("stats").query(c).unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("expired_keys:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn keys_do_not_expire_during_a_pause() {
+    let srv = Server::start();
+    let mut c = srv.client();
+    let _: () = redis::cmd("SET")
+        .arg("k")
+        .arg("v")
+        .arg("PX")
+        .arg(50)
+        .query(&mut c)
+        .unwrap();
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(60_000)
+        .arg("WRITE")
+        .query(&mut c)
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    // Logically gone, but not reclaimed (no DEL, no count) while paused.
+    let got: Option<String> = redis::cmd("GET").arg("k").query(&mut c).unwrap();
+    assert_eq!(got, None);
+    assert_eq!(expired_keys(&mut c), 0);
+    let _: () = redis::cmd("CLIENT").arg("UNPAUSE").query(&mut c).unwrap();
+    let got: Option<String> = redis::cmd("GET").arg("k").query(&mut c).unwrap();
+    assert_eq!(got, None);
+    assert_eq!(expired_keys(&mut c), 1);
+}

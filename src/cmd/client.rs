@@ -446,13 +446,13 @@ fn pause(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         Some(_) => return Err(Error::msg("ERR CLIENT PAUSE mode must be WRITE or ALL")),
     };
     let until = crate::server::now_ms().saturating_add(ms);
-    ctx.srv.pause.pause(until, all);
+    ctx.srv.pause.pause(&ctx.srv.ks, until, all);
     ctx.out.ok();
     Ok(())
 }
 
 fn unpause(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
-    ctx.srv.pause.unpause();
+    ctx.srv.pause.unpause(&ctx.srv.ks);
     ctx.out.ok();
     Ok(())
 }

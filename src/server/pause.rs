@@ -3,8 +3,9 @@
 //! (`WRITE`: write and may-replicate commands, scripts that may write, an
 //! EXEC whose queue holds one). A waiting client counts as blocked; when the
 //! pause ends (its deadline, or CLIENT UNPAUSE) the waiting commands are
-//! dispatched again, in the order each connection sent them. The active
-//! expiry sweep also stops meanwhile, as in Redis.
+//! dispatched again, in the order each connection sent them. Keys do not
+//! expire meanwhile (the sweep stops; lookups miss an expired key but leave
+//! it, publishing no DEL), as in Redis.
 //!
 //! While nothing is paused the command path pays one relaxed load.
 
@@ -15,6 +16,7 @@ use tokio::sync::Notify;
 use crate::cmd::{Command, flags};
 use crate::resp::Args;
 use crate::server::Server;
+use crate::store::Keyspace;
 
 const NONE: u8 = 0;
 const WRITE: u8 = 1;
@@ -30,16 +32,22 @@ pub struct Pause {
 impl Pause {
     /// Pauses until `until_ms`; a pause already running keeps the later end
     /// and the stronger mode, as Redis merges them.
-    pub fn pause(&self, until_ms: i64, all: bool) {
+    /// Keys do not expire meanwhile (`Keyspace::hold_expiry`).
+    pub fn pause(&self, ks: &Keyspace, until_ms: i64, all: bool) {
         let mode = if all { ALL } else { WRITE };
-        self.until_ms.fetch_max(until_ms, Ordering::SeqCst);
+        let until = self
+            .until_ms
+            .fetch_max(until_ms, Ordering::SeqCst)
+            .max(until_ms);
         self.mode.fetch_max(mode, Ordering::SeqCst);
+        ks.hold_expiry(until);
     }
 
     /// Ends the pause; waiting clients go on.
-    pub fn unpause(&self) {
+    pub fn unpause(&self, ks: &Keyspace) {
         self.mode.store(NONE, Ordering::SeqCst);
         self.until_ms.store(0, Ordering::SeqCst);
+        ks.hold_expiry(0);
         self.ended.notify_waiters();
     }
 

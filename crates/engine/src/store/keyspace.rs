@@ -1,7 +1,7 @@
 //! Databases, shard locking and the operations that span shards.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 
@@ -81,6 +81,9 @@ pub struct Keyspace {
     /// only while there are some.
     watches: AtomicUsize,
     event_sink: std::sync::OnceLock<Box<dyn KeyEventSink>>,
+    /// Until when (Unix ms) lookups leave expired entries in place: a
+    /// CLIENT PAUSE holds expiry, as Redis does; 0 when not held.
+    expiry_held_until: AtomicI64,
 }
 
 impl Keyspace {
@@ -92,6 +95,7 @@ impl Keyspace {
             shard_mask: n - 1,
             expired_keys: AtomicU64::new(0),
             evicted_keys: AtomicU64::new(0),
+            expiry_held_until: AtomicI64::new(0),
             effects_on: AtomicBool::new(false),
             effects: RwLock::new(Vec::new()),
             watches: AtomicUsize::new(0),
@@ -119,6 +123,18 @@ impl Keyspace {
     #[inline]
     pub fn shard_of(&self, hash: u64) -> usize {
         (hash >> SHARD_SHIFT) as usize & self.shard_mask
+    }
+
+    /// Holds expiry until `until_ms` (0: release): expired keys read as
+    /// missing but are not reclaimed, nor is a DEL published (CLIENT PAUSE).
+    pub fn hold_expiry(&self, until_ms: i64) {
+        self.expiry_held_until.store(until_ms, Ordering::Relaxed);
+    }
+
+    #[inline]
+    fn expiry_held(&self, now_ms: i64) -> bool {
+        let until = self.expiry_held_until.load(Ordering::Relaxed);
+        until != 0 && now_ms < until
     }
 
     /// Registers a consumer of the write effect stream.
@@ -438,6 +454,9 @@ impl<'s, 'k> KeySlot<'s, 'k> {
     pub fn lookup(&mut self) -> Option<usize> {
         let idx = self.shard.find(self.hash, self.key)?;
         if self.shard.get(idx).is_expired(self.now_ms) {
+            if self.ks.expiry_held(self.now_ms) {
+                return None;
+            }
             let e = self.shard.remove(idx, hash_key);
             self.ks.expired(self.db, e);
             return None;
@@ -478,8 +497,21 @@ impl<'s, 'k> KeySlot<'s, 'k> {
         self.shard.get_mut(idx)
     }
 
+    /// While expiry is held an expired entry stays in the table though
+    /// lookups miss it: a write that still reaches the key (one that began
+    /// before the pause) replaces it.
+    #[inline]
+    fn drop_held_expired(&mut self) {
+        if self.ks.expiry_held(self.now_ms)
+            && let Some(i) = self.shard.find(self.hash, self.key)
+        {
+            drop(self.shard.remove(i, hash_key));
+        }
+    }
+
     /// Inserts the key, which the caller found absent with `lookup`.
     pub fn insert(&mut self, value: Value<'_>, expire: Option<i64>) -> usize {
+        self.drop_held_expired();
         let access = super::evict::fresh_access(self.now_ms);
         let e = Entry::new(self.key, value, expire, access);
         self.ks
@@ -490,6 +522,7 @@ impl<'s, 'k> KeySlot<'s, 'k> {
     /// Inserts an entry built elsewhere (RENAME, MOVE); its key must be ours.
     pub fn insert_entry(&mut self, entry: Entry) -> usize {
         debug_assert_eq!(entry.key(), self.key);
+        self.drop_held_expired();
         self.ks
             .key_event(self.db, crate::notify::NEW, "new", self.key);
         self.shard.insert(self.hash, entry, hash_key)
