@@ -3,6 +3,8 @@
 //! commands use while the walk runs, and the image must be the keyspace as
 //! it was at the start, every key once, with no MULTI-style pair torn.
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -194,4 +196,57 @@ fn snapshots_under_concurrent_writers_are_exact_images_of_their_start() {
     let want = image_now(ks, &mut locks);
     locks.release();
     assert_eq!(collect(snap, |_| {}).unwrap().0, want);
+}
+
+/// BGSAVE's replies; the snapshot under it is the one tested above.
+#[test]
+fn bgsave_starts_refuses_and_schedules() {
+    let srv = common::Server::start();
+    let mut c = srv.client();
+    let mut pipe = redis::pipe();
+    for i in 0..20_000 {
+        pipe.cmd("SET").arg(format!("k{i}")).arg(i).ignore();
+    }
+    let _: () = pipe.query(&mut c).unwrap();
+    let bgsave = |c: &mut redis::Connection, args: &[&str]| -> String {
+        match redis::cmd("BGSAVE").arg(args).query::<String>(c) {
+            Ok(s) => s,
+            Err(e) => format!("ERR {}", e.detail().unwrap_or_default()),
+        }
+    };
+    // Until the last one ends, another is refused; then one starts again.
+    let started = |c: &mut redis::Connection| {
+        for _ in 0..500 {
+            match bgsave(c, &[]).as_str() {
+                "Background saving started" => return,
+                "ERR Background save already in progress" => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                other => panic!("{other}"),
+            }
+        }
+        panic!("BGSAVE never finished");
+    };
+    started(&mut c);
+    started(&mut c);
+    assert_eq!(bgsave(&mut c, &["now"]), "ERR syntax error");
+    assert_eq!(bgsave(&mut c, &["schedule", "x"]), "ERR syntax error");
+    // Inside EXEC it is scheduled, for the cron, as in Redis.
+    std::thread::sleep(Duration::from_millis(300));
+    let (r,): (String,) = redis::pipe()
+        .atomic()
+        .cmd("SET")
+        .arg("x")
+        .arg(1)
+        .ignore()
+        .cmd("BGSAVE")
+        .query(&mut c)
+        .unwrap();
+    assert!(
+        r == "Background saving scheduled" || r == "ERR Background save already in progress",
+        "{r}"
+    );
+    started(&mut c);
+    let n: i64 = redis::cmd("DBSIZE").query(&mut c).unwrap();
+    assert_eq!(n, 20_001);
 }
