@@ -42,7 +42,7 @@
 //!   home slots with the SCAN cursor (reverse binary, which visits every
 //!   entry present for the whole walk even if the table grows or shrinks
 //!   between steps; see `Table::scan`), encodes each old entry and
-//!   recolours it, up to [`CHUNK`] bytes or [`HOMES_PER_STEP`] home slots,
+//!   recolours it, up to [`STEP_BYTES`] or [`HOMES_PER_STEP`] home slots,
 //!   and lets go so writers interleave. A per-state count of old entries
 //!   says when a table is done; its state is dropped under the same lock,
 //!   after which nothing more is saved for it.
@@ -70,11 +70,12 @@ use super::table::Table;
 /// writers, under a shard lock: it must not take locks of its own.
 pub type Encoder = Arc<dyn Fn(EntryRef<'_>, &mut Vec<u8>) + Send + Sync>;
 
-/// Bytes the walk encodes before it hands a chunk out (and, under a lock,
-/// before it lets go).
+/// Bytes the walk encodes before it hands a chunk out.
 pub const CHUNK: usize = 64 * 1024;
+/// Bytes one locked step of the walk encodes at most (past one record).
+pub const STEP_BYTES: usize = 16 * 1024;
 /// Home slots one locked step of the walk visits at most.
-pub const HOMES_PER_STEP: usize = 512;
+pub const HOMES_PER_STEP: usize = 128;
 
 /// `Registry::loc` of a database shard that has no state (empty at the
 /// start, or already walked).
@@ -501,7 +502,8 @@ impl Snapshot {
         self.detached.append(&mut st.detached);
         let table = &mut shard.table;
         let mut homes = 0;
-        while st.old_left > 0 && homes < HOMES_PER_STEP && self.out.len() < CHUNK {
+        let stop_at = self.out.len() + STEP_BYTES;
+        while st.old_left > 0 && homes < HOMES_PER_STEP && self.out.len() < stop_at {
             self.idxs.clear();
             let next = table.scan_slots(st.cursor, |i| self.idxs.push(i));
             for &i in &self.idxs {
