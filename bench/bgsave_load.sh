@@ -47,6 +47,7 @@ p99() { # redis-benchmark --csv output -> p99 (ms) of its one test
 
 phase() { # phase NAME PID -> "rssKB pssKB p99ms saves"
   local name=$1 pid=$2 saves=0
+  rm -f "$work/$name.mem.stop"
   sample $pid "$work/$name.mem" &
   local sp=$!
   redis-benchmark -p $PORT -t set -n $REQ -r $KEYS -d $VALUE -c $CLIENTS --csv \
@@ -79,6 +80,8 @@ run() { # run LABEL CMD... -> one result line
   # Let the last BGSAVE of redis finish before the measurements are read.
   read -r brss bpss bp99 saves <<< "$(phase bgsave $pid)"
   redis-cli -p $PORT shutdown nosave >/dev/null 2>&1; wait 2>/dev/null
+  # The next server must not find this one still answering on the port.
+  for _ in $(seq 100); do redis-cli -p $PORT ping >/dev/null 2>&1 || break; sleep 0.1; done
   awk -v l="$label" -v k="$dbsize" -v ir="$irss" -v br="$brss" -v ip="$ipss" -v bp="$bpss" \
       -v i9="$ip99" -v b9="$bp99" -v s="$saves" 'BEGIN {
     printf "| %s | %d | %.0f | %.0f | %.2f | %.0f | %.0f | %.2f | %.3f | %.3f | %.2f | %d |\n",
