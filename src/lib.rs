@@ -9,6 +9,7 @@ pub use ferrokv_engine::{alloc, blocking, store, types};
 pub mod cmd;
 pub mod config;
 pub mod log;
+pub mod persist;
 pub mod pubsub;
 pub use ferrokv_resp as resp;
 pub mod scripting;

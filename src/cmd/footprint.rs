@@ -78,7 +78,8 @@ pub fn declare(cmd: &Command) -> Scope {
         "discard" | "unwatch" | "reset" => Scope::Watched,
         "select" => Scope::Select,
         "flushdb" => Scope::Db,
-        "flushall" => Scope::AllDbs,
+        // BGSAVE: the snapshot's start is an instant of the whole keyspace.
+        "flushall" | "bgsave" => Scope::AllDbs,
         "keys" | "scan" | "randomkey" | "dbsize" => Scope::DbByShard,
         "info" => Scope::AllDbsByShard,
         "swapdb" => Scope::ByArgs(swapdb),

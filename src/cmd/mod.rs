@@ -82,6 +82,7 @@ pub fn handlers() -> Vec<(&'static str, Handler)> {
         streams::COMMANDS,
         sort::COMMANDS,
         geo::COMMANDS,
+        crate::persist::bgsave::COMMANDS,
     ] {
         all.extend_from_slice(family);
     }
@@ -451,6 +452,7 @@ pub(crate) fn run(
     }
     let mut later = Vec::new();
     if ctx.dirty > 0 {
+        crate::persist::bgsave::note_changes(ctx.dirty);
         if srv.ks.has_watches() {
             multi::touch_written(&srv.ks, ctx.db.locks, cmd, args, db_index, &mut later);
         }

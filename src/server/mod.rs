@@ -346,6 +346,7 @@ fn cron(srv: &'static Server) {
             return;
         }
         evict::cron(srv);
+        crate::persist::bgsave::cron(srv);
         if last_clients_check.elapsed() >= Duration::from_secs(1) {
             last_clients_check = Instant::now();
             obuf::cron(srv, now_ms());

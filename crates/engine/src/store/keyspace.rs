@@ -84,6 +84,8 @@ pub struct Keyspace {
     /// Until when (Unix ms) lookups leave expired entries in place: a
     /// CLIENT PAUSE holds expiry, as Redis does; 0 when not held.
     expiry_held_until: AtomicI64,
+    /// The running snapshot, if any (`store::snapshot`).
+    pub(super) snapshots: super::snapshot::Registry,
 }
 
 impl Keyspace {
@@ -100,6 +102,7 @@ impl Keyspace {
             effects: RwLock::new(Vec::new()),
             watches: AtomicUsize::new(0),
             event_sink: std::sync::OnceLock::new(),
+            snapshots: super::snapshot::Registry::new(databases * n),
         }
     }
 
@@ -265,6 +268,9 @@ impl Keyspace {
         for s in 0..n {
             let (x, y) = locks.pair_mut(a * n + s, b * n + s);
             x.swap(y);
+            // A running snapshot's state moved with the tables.
+            self.snapshots.relocated(x, a);
+            self.snapshots.relocated(y, b);
         }
     }
 
@@ -476,16 +482,16 @@ impl<'s, 'k> KeySlot<'s, 'k> {
 
     pub fn touch(&mut self, idx: usize) {
         // Under an LFU policy the field counts accesses instead.
+        // Not `get_mut`: an access time is no change for a snapshot.
+        let lru = self.shard.get(idx).lru();
         if super::evict::lfu_on() {
-            let mut e = self.shard.get_mut(idx);
-            let field = super::evict::lfu_touched(e.lru(), self.now_ms, crate::util::rand::u64());
-            e.set_lru(field);
+            let field = super::evict::lfu_touched(lru, self.now_ms, crate::util::rand::u64());
+            self.shard.set_lru(idx, field);
             return;
         }
         let now_s = (self.now_ms / 1000) as u32;
-        let mut e = self.shard.get_mut(idx);
-        if e.lru() != now_s {
-            e.set_lru(now_s);
+        if lru != now_s {
+            self.shard.set_lru(idx, now_s);
         }
     }
 

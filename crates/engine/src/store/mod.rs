@@ -11,6 +11,7 @@ pub mod keyspace;
 pub mod locks;
 pub mod object;
 pub mod shard;
+pub mod snapshot;
 pub mod table;
 
 pub use entry::{Entry, EntryRef, Packed, Value, ValueRef};

@@ -6,12 +6,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::entry::{Entry, EntryRef, Value};
+use super::snapshot::ShardSnap;
 use super::table::{HashFn, SlotMut, Table};
 use crate::blocking::Waiter;
 
 #[derive(Default)]
 pub struct Shard {
-    table: Table,
+    pub(super) table: Table,
+    /// Set while a snapshot walk has not finished this table: every write
+    /// first hands the entry's old value to it (see `store::snapshot`).
+    /// The only cost of snapshots on the write path is this one test.
+    pub(super) snap: Option<Box<ShardSnap>>,
     /// Entries that carry a deadline (INFO keyspace `expires=`).
     expires: usize,
     /// Where the active expiry sweep resumes.
@@ -84,7 +89,23 @@ impl Shard {
     /// [`Shard::set_expire`] so that the count stays exact.
     #[inline]
     pub fn get_mut(&mut self, idx: usize) -> SlotMut<'_> {
+        self.before_write(idx);
         self.table.get_mut(idx)
+    }
+
+    /// Sets the access time (LRU/LFU field), which is no part of a snapshot.
+    #[inline]
+    pub fn set_lru(&mut self, idx: usize, lru: u32) {
+        self.table.get_mut(idx).set_lru(lru);
+    }
+
+    /// A snapshot that has not saved the entry in `idx` yet saves it now,
+    /// before it changes (see `store::snapshot`).
+    #[inline]
+    fn before_write(&mut self, idx: usize) {
+        if let Some(snap) = &mut self.snap {
+            snap.save_old(&mut self.table, idx);
+        }
     }
 
     pub fn insert(&mut self, hash: u64, entry: Entry, rehash: HashFn) -> usize {
@@ -98,6 +119,7 @@ impl Shard {
     }
 
     pub fn remove(&mut self, idx: usize, rehash: HashFn) -> Entry {
+        self.before_write(idx);
         let e = self.table.remove_at(idx, rehash);
         // Deletion by any path (DEL, RENAME, lazy or active expiry) changes
         // the key for its watchers.
@@ -111,6 +133,7 @@ impl Shard {
     }
 
     pub fn set_expire(&mut self, idx: usize, at: Option<i64>) {
+        self.before_write(idx);
         let mut slot = self.table.get_mut(idx);
         match (slot.expire().is_some(), at.is_some()) {
             (false, true) => self.expires += 1,
@@ -127,11 +150,14 @@ impl Shard {
             let key: Box<[u8]> = self.table.get(idx).key().into();
             self.signal_ready(&key);
         }
-        let mut slot = self.table.get_mut(idx);
-        if !keep_ttl && slot.expire().is_some() {
+        if !keep_ttl && self.table.get(idx).expire().is_some() {
             self.expires -= 1;
         }
-        slot.set_value(value, keep_ttl);
+        if let Some(snap) = &mut self.snap {
+            // Keeps the old entry for the walk rather than freeing it.
+            return snap.replace_value(&mut self.table, idx, value, keep_ttl);
+        }
+        self.table.get_mut(idx).set_value(value, keep_ttl);
     }
 
     /// Drops everything, returning the old table so a caller may free it elsewhere.
@@ -141,7 +167,14 @@ impl Shard {
         self.mark_existing_ready();
         self.expires = 0;
         self.sweep_pos = 0;
-        std::mem::take(&mut self.table)
+        let fresh = self.table.empty_like();
+        let old = std::mem::replace(&mut self.table, fresh);
+        match &mut self.snap {
+            // A snapshot walk still needs the old entries: it takes the
+            // table (and frees it) instead of the caller.
+            Some(snap) => snap.detach(old),
+            None => old,
+        }
     }
 
     /// Swaps the data of two shards (SWAPDB). Blocked clients stay with
@@ -155,6 +188,8 @@ impl Shard {
         other.mark_existing_ready();
         std::mem::swap(&mut self.table, &mut other.table);
         std::mem::swap(&mut self.expires, &mut other.expires);
+        // A snapshot's state describes its table's entries: it goes along.
+        std::mem::swap(&mut self.snap, &mut other.snap);
         self.sweep_pos = 0;
         other.sweep_pos = 0;
         self.touch_existing_watched();

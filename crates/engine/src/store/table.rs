@@ -10,13 +10,20 @@
 //! while the table grows or shrinks between calls. Deletion shifts the rest of
 //! the run back (no tombstones); the stored distance gives every entry's home
 //! without touching the entry, so only a resize reads the keys again.
+//!
+//! Entries are 8-byte aligned, so the pointer's low bit is free: it holds the
+//! entry's snapshot *colour* (see `store::snapshot`). Every entry of a table
+//! has the table's colour except while a snapshot walk has not reached it;
+//! the bit travels with the slot word through probing, shifting and resizes.
 
 use std::mem::ManuallyDrop;
 use std::ops::{Deref, DerefMut};
 
 use super::entry::{Entry, EntryRef};
 
-const PTR_MASK: u64 = (1 << 48) - 1;
+/// The snapshot colour bit (the low bit of an aligned entry pointer).
+const COLOUR: u64 = 1;
+const PTR_MASK: u64 = ((1 << 48) - 1) & !COLOUR;
 const DIST_SHIFT: u32 = 48;
 const TAG_SHIFT: u32 = 56;
 const MAX_DIST: usize = 255;
@@ -48,6 +55,8 @@ pub type HashFn = fn(&[u8]) -> u64;
 pub struct Table {
     slots: Slots,
     len: usize,
+    /// The colour new entries get: 0 or [`COLOUR`].
+    colour: u64,
 }
 
 /// The slot array. Large arrays are mapped straight from the kernel so that
@@ -163,6 +172,7 @@ impl Table {
         Table {
             slots: Slots::empty(),
             len: 0,
+            colour: 0,
         }
     }
 
@@ -239,7 +249,7 @@ impl Table {
         if (self.len + 1) * 4 > self.slots.len() * 3 {
             self.resize((self.slots.len() * 2).max(MIN_SLOTS), rehash);
         }
-        let tagged = (tag_of(hash) << TAG_SHIFT) | (entry.into_raw() as usize as u64);
+        let tagged = (tag_of(hash) << TAG_SHIFT) | (entry.into_raw() as usize as u64) | self.colour;
         debug_assert!(slot_ptr(tagged) as usize as u64 & !PTR_MASK == 0);
         loop {
             if let Some(idx) = self.place(hash, tagged) {
@@ -366,6 +376,11 @@ impl Table {
     /// for the whole scan is visited even if the table is resized between
     /// steps (some may be visited twice).
     pub fn scan(&self, cursor: u64, mut f: impl FnMut(EntryRef<'_>)) -> u64 {
+        self.scan_slots(cursor, |i| f(self.get(i)))
+    }
+
+    /// [`Table::scan`] by slot index.
+    pub(super) fn scan_slots(&self, cursor: u64, mut f: impl FnMut(usize)) -> u64 {
         if self.slots.is_empty() {
             return 0;
         }
@@ -378,7 +393,7 @@ impl Table {
                 break;
             }
             if idx.wrapping_sub(slot_dist(slot)) & self.mask() == home {
-                f(self.get(idx));
+                f(idx);
             }
             idx = (idx + 1) & self.mask();
             if idx == home {
@@ -391,6 +406,33 @@ impl Table {
         v = v.reverse_bits();
         v = v.wrapping_add(1);
         v.reverse_bits()
+    }
+}
+
+/// Snapshot colours (`store::snapshot`).
+impl Table {
+    /// An empty table whose entries will get this table's colour.
+    pub(super) fn empty_like(&self) -> Table {
+        let mut t = Table::new();
+        t.colour = self.colour;
+        t
+    }
+
+    /// Gives new entries the other colour: every entry present is now "old".
+    pub(super) fn flip_colour(&mut self) {
+        self.colour ^= COLOUR;
+    }
+
+    /// True if the entry in occupied slot `idx` is not of the table's colour.
+    #[inline]
+    pub(super) fn is_old(&self, idx: usize) -> bool {
+        self.slots[idx] & COLOUR != self.colour
+    }
+
+    /// Gives the entry in slot `idx` the table's colour.
+    pub(super) fn recolour(&mut self, idx: usize) {
+        let s = &mut self.slots[idx];
+        *s = (*s & !COLOUR) | self.colour;
     }
 }
 

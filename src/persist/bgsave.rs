@@ -1,0 +1,307 @@
+//! BGSAVE without fork: a background thread writes a point-in-time
+//! snapshot of the keyspace (`store::snapshot`) to `dir`/`dbfilename`
+//! through the file format plugged in with [`set_format`] (the RDB
+//! writer), and the cron starts one at the `save` points.
+//!
+//! The start of the snapshot is the instant of the image: BGSAVE declares
+//! every database (`cmd::footprint`), so the dispatcher holds every shard
+//! when the handler starts the snapshot, and the reply "Background saving
+//! started" comes after that instant. Inside a transaction BGSAVE is only
+//! scheduled, as in Redis (the image must not fall between two commands
+//! of one EXEC); the cron starts it.
+//!
+//! Until a format is plugged in there is no file to write: BGSAVE still
+//! walks (so its replies and states behave), writes nothing, and the save
+//! points start nothing.
+
+use std::io::{self, Write};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+
+use crate::cmd::{CmdResult, Ctx, Error, Handler};
+use crate::resp::Args;
+use crate::server::{Server, now_ms};
+use crate::store::Locks;
+use crate::store::snapshot::{Encoder, Snapshot, StartError};
+
+/// A file format for snapshots.
+pub struct Format {
+    /// Writes one entry's record. Runs under shard locks (the walk's and
+    /// writers'): it must not lock anything.
+    pub encoder: Encoder,
+    /// Writes the whole file: its header, then every chunk of the snapshot
+    /// ([`Snapshot::next_chunk`]: a database's start, then its records),
+    /// then its trailer. The writer is buffered; the caller flushes,
+    /// fsyncs and renames.
+    pub write: fn(&mut Snapshot, &mut dyn Write) -> io::Result<()>,
+}
+
+static FORMAT: OnceLock<Format> = OnceLock::new();
+
+/// Plugs in the file format (once; false if one was already set).
+pub fn set_format(format: Format) -> bool {
+    FORMAT.set(format).is_ok()
+}
+
+/// Seconds to wait before the cron retries after a failed save (Redis's
+/// CONFIG_BGSAVE_RETRY_DELAY).
+const RETRY_DELAY_MS: i64 = 5_000;
+
+struct State {
+    /// A BGSAVE's thread runs.
+    running: AtomicBool,
+    /// BGSAVE SCHEDULE (or BGSAVE in a transaction) waits for the cron.
+    scheduled: AtomicBool,
+    /// Changes since the last successful save (the save points' count).
+    changes: AtomicU64,
+    /// `changes` when the running save started: what a success clears.
+    changes_at_start: AtomicU64,
+    last_ok: AtomicBool,
+    /// When the last save was tried (ms), for the retry delay.
+    last_try_ms: AtomicI64,
+    /// When the running save started (ms).
+    started_ms: AtomicI64,
+    /// How long the last save took (s), -1 before the first.
+    last_time_s: AtomicI64,
+}
+
+static STATE: State = State {
+    running: AtomicBool::new(false),
+    scheduled: AtomicBool::new(false),
+    changes: AtomicU64::new(0),
+    changes_at_start: AtomicU64::new(0),
+    last_ok: AtomicBool::new(true),
+    last_try_ms: AtomicI64::new(0),
+    started_ms: AtomicI64::new(0),
+    last_time_s: AtomicI64::new(-1),
+};
+
+/// Counts changes a command made (called after every write command).
+#[inline]
+pub fn note_changes(n: u64) {
+    STATE.changes.fetch_add(n, Ordering::Relaxed);
+}
+
+/// Changes since the last successful save.
+pub fn changes_since_last_save() -> u64 {
+    STATE.changes.load(Ordering::Relaxed)
+}
+
+/// True while a BGSAVE runs (`rdb_bgsave_in_progress`).
+pub fn in_progress() -> bool {
+    STATE.running.load(Ordering::Acquire)
+}
+
+/// True unless the last save failed (`rdb_last_bgsave_status`).
+pub fn last_ok() -> bool {
+    STATE.last_ok.load(Ordering::Relaxed)
+}
+
+/// Seconds the last save took, -1 before the first (`rdb_last_bgsave_time_sec`).
+pub fn last_time_sec() -> i64 {
+    STATE.last_time_s.load(Ordering::Relaxed)
+}
+
+/// Seconds the running save has taken, -1 when none runs
+/// (`rdb_current_bgsave_time_sec`).
+pub fn current_time_sec() -> i64 {
+    if !in_progress() {
+        return -1;
+    }
+    (now_ms() - STATE.started_ms.load(Ordering::Relaxed)) / 1000
+}
+
+/// Starts a BGSAVE: the snapshot now (`locks` holds every shard or none),
+/// the file on a thread.
+pub fn start(srv: &'static Server, locks: &mut Locks) -> Result<(), StartError> {
+    if STATE
+        .running
+        .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        return Err(StartError::InProgress);
+    }
+    let encoder: Encoder = match FORMAT.get() {
+        Some(f) => f.encoder.clone(),
+        None => std::sync::Arc::new(stand_in_record),
+    };
+    let snap = match srv.ks.snapshot(locks, encoder) {
+        Ok(s) => s,
+        Err(e) => {
+            STATE.running.store(false, Ordering::Release);
+            return Err(e);
+        }
+    };
+    let now = now_ms();
+    STATE.last_try_ms.store(now, Ordering::Relaxed);
+    STATE.started_ms.store(now, Ordering::Relaxed);
+    STATE
+        .changes_at_start
+        .store(STATE.changes.load(Ordering::Relaxed), Ordering::Relaxed);
+    STATE.scheduled.store(false, Ordering::Relaxed);
+    crate::notice!("Background saving started");
+    let spawned = std::thread::Builder::new()
+        .name("ferrokv-bgsave".into())
+        .spawn(move || finish(srv, snap));
+    if let Err(e) = spawned {
+        // The snapshot went with the closure and was dropped: walked out.
+        crate::warning!("Can't save in background: {e}");
+        STATE.last_ok.store(false, Ordering::Relaxed);
+        STATE.running.store(false, Ordering::Release);
+    }
+    Ok(())
+}
+
+/// Until a format is plugged in: a record about as costly as an RDB one
+/// (the key and a string's bytes copied), so that the walk's cost and the
+/// memory writers' saves take can be measured; it is thrown away.
+fn stand_in_record(e: crate::store::EntryRef<'_>, out: &mut Vec<u8>) {
+    use crate::store::ValueRef;
+    out.extend_from_slice(e.key());
+    match e.value() {
+        ValueRef::Bytes(b) | ValueRef::Packed(_, b) => out.extend_from_slice(b),
+        ValueRef::Int(n) => out.extend_from_slice(&n.to_le_bytes()),
+        ValueRef::Obj(_) => {}
+    }
+}
+
+/// The BGSAVE thread: writes the file and records the outcome.
+fn finish(srv: &'static Server, mut snap: Snapshot) {
+    // The walk yields the CPU to the workers serving clients (on Linux
+    // the nice value is per thread). Failure to lower it changes nothing.
+    // SAFETY: setpriority only reads its integer arguments.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+    }
+    let started = std::time::Instant::now();
+    let result = match FORMAT.get() {
+        Some(format) => write_file(srv, &mut snap, format),
+        None => {
+            while snap.next_chunk().is_some() {}
+            Ok(false)
+        }
+    };
+    drop(snap);
+    STATE
+        .last_time_s
+        .store(started.elapsed().as_secs() as i64, Ordering::Relaxed);
+    match result {
+        Ok(true) => {
+            let done = STATE.changes_at_start.load(Ordering::Relaxed);
+            let _ = STATE
+                .changes
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| {
+                    Some(c.saturating_sub(done))
+                });
+            srv.last_save_ms.store(now_ms(), Ordering::Relaxed);
+            STATE.last_ok.store(true, Ordering::Relaxed);
+            crate::notice!("Background saving terminated with success");
+        }
+        Ok(false) => {
+            crate::warning!("Background saving walked the keyspace, but no RDB writer is built in");
+        }
+        Err(e) => {
+            STATE.last_ok.store(false, Ordering::Relaxed);
+            crate::warning!("Background saving error: {e}");
+        }
+    }
+    STATE.running.store(false, Ordering::Release);
+}
+
+/// Writes to a temporary file, fsyncs it, renames it over `dbfilename` and
+/// fsyncs the directory (the process runs in `dir`).
+fn write_file(srv: &'static Server, snap: &mut Snapshot, format: &Format) -> io::Result<bool> {
+    let tmp = format!("temp-{}-bg.rdb", std::process::id());
+    let dest = srv.config.dbfilename.get();
+    let written = (|| {
+        let file = std::fs::File::create(&tmp)?;
+        let mut w = io::BufWriter::with_capacity(1 << 20, file);
+        (format.write)(snap, &mut w)?;
+        let file = w.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, &dest)?;
+        std::fs::File::open(".")?.sync_all()
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.map(|()| true)
+}
+
+/// The `save` points: (seconds, changes) pairs.
+fn save_points(srv: &Server) -> Vec<(i64, u64)> {
+    srv.config.save.with(|s| {
+        let nums: Vec<&str> = s.split_whitespace().collect();
+        nums.chunks_exact(2)
+            .filter_map(|p| Some((p[0].parse().ok()?, p[1].parse().ok()?)))
+            .collect()
+    })
+}
+
+/// From the server cron: starts a scheduled BGSAVE, or one a save point
+/// calls for (after a failure, not before the retry delay).
+pub fn cron(srv: &'static Server) {
+    if in_progress() || srv.ks.snapshot_in_progress() {
+        return;
+    }
+    let now = now_ms();
+    let may_retry = last_ok() || now - STATE.last_try_ms.load(Ordering::Relaxed) > RETRY_DELAY_MS;
+    if !may_retry {
+        return;
+    }
+    let scheduled = STATE.scheduled.load(Ordering::Relaxed);
+    let changes = changes_since_last_save();
+    let since_s = (now - srv.last_save_ms.load(Ordering::Relaxed)) / 1000;
+    // Without a format, save points would only walk: they start nothing.
+    let points = if FORMAT.get().is_some() {
+        save_points(srv)
+    } else {
+        Vec::new()
+    };
+    let due = points
+        .into_iter()
+        .find(|&(secs, min)| changes >= min && since_s > secs);
+    if !scheduled && due.is_none() {
+        return;
+    }
+    if let Some((secs, _)) = due {
+        crate::notice!("{changes} changes in {secs} seconds. Saving...");
+    }
+    let mut locks = Locks::default();
+    let _ = start(srv, &mut locks);
+}
+
+pub const COMMANDS: &[(&str, Handler)] = &[("bgsave", bgsave)];
+
+/// BGSAVE [SCHEDULE].
+fn bgsave(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
+    let schedule = match args.len() {
+        1 => false,
+        2 if args[1].eq_ignore_ascii_case(b"schedule") => true,
+        _ => return Err(Error::Syntax),
+    };
+    if in_progress() {
+        return Err(Error::msg("ERR Background save already in progress"));
+    }
+    // Another snapshot (an AOF rewrite), or inside EXEC: later, by the cron.
+    if ctx.client.in_exec || ctx.srv.ks.snapshot_in_progress() {
+        if schedule || ctx.client.in_exec {
+            STATE.scheduled.store(true, Ordering::Relaxed);
+            ctx.out.simple("Background saving scheduled");
+            return Ok(());
+        }
+        return Err(Error::msg(
+            "ERR Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible.",
+        ));
+    }
+    match start(ctx.srv, ctx.db.locks) {
+        Ok(()) => {
+            ctx.out.simple("Background saving started");
+            Ok(())
+        }
+        Err(StartError::InProgress) => Err(Error::msg("ERR Background save already in progress")),
+        Err(StartError::LocksHeld) => {
+            Err(Error::msg("ERR internal error: BGSAVE without its locks"))
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! Persistence: snapshots written to disk.
+
+pub mod bgsave;
