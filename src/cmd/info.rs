@@ -242,7 +242,7 @@ pub fn human_bytes(n: u64) -> String {
 }
 
 /// Resident set size in bytes, from /proc/self/statm.
-fn rss_bytes() -> u64 {
+pub(crate) fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
     let pages: u64 = statm
         .split_whitespace()

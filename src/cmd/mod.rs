@@ -24,6 +24,7 @@ pub mod info;
 pub mod keys;
 pub mod keyspec;
 pub mod lists;
+pub mod memory;
 pub mod module;
 pub mod multi;
 pub mod object;
@@ -78,6 +79,7 @@ pub fn handlers() -> Vec<(&'static str, Handler)> {
         functions::COMMANDS,
         pubsub::COMMANDS,
         streams::COMMANDS,
+        memory::COMMANDS,
     ] {
         all.extend_from_slice(family);
     }

@@ -109,8 +109,20 @@ impl ThreadStats {
 }
 
 /// Counters updated from any thread (rare events only).
-#[derive(Default)]
 pub struct GlobalStats {
     pub connections_received: AtomicU64,
     pub rejected_connections: AtomicU64,
+    /// Memory in use when the server was built (MEMORY STATS
+    /// `startup.allocated`): the server makes its stats after its keyspace.
+    pub startup_allocated: u64,
+}
+
+impl Default for GlobalStats {
+    fn default() -> GlobalStats {
+        GlobalStats {
+            connections_received: AtomicU64::new(0),
+            rejected_connections: AtomicU64::new(0),
+            startup_allocated: crate::alloc::used_memory(),
+        }
+    }
 }

@@ -94,6 +94,15 @@ impl QuickList {
         self.len
     }
 
+    /// Heap bytes (MEMORY USAGE): the node deque plus the nodes' buffers,
+    /// the first `samples` nodes measured and the rest assumed alike.
+    pub fn mem_usage(&self, samples: usize) -> usize {
+        let n = samples.max(1).min(self.nodes.len());
+        let bytes: usize = self.nodes.iter().take(n).map(|x| x.data.capacity()).sum();
+        let deque = self.nodes.capacity() * std::mem::size_of::<Node>();
+        deque + (bytes * self.nodes.len()).checked_div(n).unwrap_or(0)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
