@@ -115,3 +115,174 @@ fn memory_stats_fields_add_up() {
         int("total.allocated") - int("overhead.total")
     );
 }
+
+fn slowlog(c: &mut redis::Connection, n: i64) -> Vec<Value> {
+    redis::cmd("SLOWLOG").arg("GET").arg(n).query(c).unwrap()
+}
+
+/// An entry's arguments as strings.
+fn argv(entry: &Value) -> Vec<String> {
+    let Value::Array(fields) = entry else {
+        panic!("{entry:?}")
+    };
+    assert_eq!(fields.len(), 6);
+    let Value::Array(args) = &fields[3] else {
+        panic!("{entry:?}")
+    };
+    args.iter()
+        .map(|a| match a {
+            Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+            other => panic!("{other:?}"),
+        })
+        .collect()
+}
+
+fn ok(c: &mut redis::Connection, args: &[&str]) {
+    let mut cmd = redis::cmd(args[0]);
+    for a in &args[1..] {
+        cmd.arg(*a);
+    }
+    let _: Value = cmd.query(c).unwrap();
+}
+
+#[test]
+fn slowlog_trims_redacts_and_skips_what_redis_skips() {
+    let srv = common::Server::start();
+    let mut c = srv.client();
+    ok(&mut c, &["CONFIG", "SET", "slowlog-log-slower-than", "0"]);
+    ok(&mut c, &["SLOWLOG", "RESET"]);
+    ok(&mut c, &["CLIENT", "SETNAME", "probe"]);
+    let many: Vec<String> = (0..33).map(|i| i.to_string()).collect();
+    let mut sadd = redis::cmd("SADD");
+    sadd.arg("set").arg(&many);
+    let _: i64 = sadd.query(&mut c).unwrap();
+    let long = "A".repeat(130);
+    ok(&mut c, &["SET", "k", &long]);
+    let _: redis::RedisResult<Value> = redis::cmd("AUTH").arg("nosuch").arg("pw").query(&mut c);
+    ok(&mut c, &["CONFIG", "SET", "requirepass", ""]);
+    ok(&mut c, &["ACL", "SETUSER", "someone", "+get"]);
+    ok(&mut c, &["EVAL", "redis.call('set','x','1') return 1", "0"]);
+    let _: Value = redis::pipe()
+        .atomic()
+        .cmd("INCR")
+        .arg("n")
+        .query(&mut c)
+        .unwrap();
+    let log = slowlog(&mut c, -1);
+    let all: Vec<Vec<String>> = log.iter().map(argv).collect();
+    // Newest first; EXEC itself and the script's SET are not logged.
+    assert_eq!(all[0], ["INCR", "n"]);
+    assert_eq!(all[1], ["MULTI"]);
+    assert_eq!(all[2][0], "EVAL");
+    assert!(!all.iter().any(|a| a[0].eq_ignore_ascii_case("exec")));
+    assert!(!all.iter().any(|a| a[0] == "set"));
+    assert_eq!(all[3], ["ACL", "SETUSER", "(redacted)", "(redacted)"]);
+    assert_eq!(all[4], ["CONFIG", "SET", "requirepass", "(redacted)"]);
+    assert_eq!(all[5], ["AUTH", "(redacted)", "(redacted)"]);
+    assert_eq!(all[6][2], format!("{}... (2 more bytes)", &long[..128]));
+    assert_eq!(all[7].len(), 32);
+    assert_eq!(all[7][31], "... (4 more arguments)");
+    assert_eq!(all[7][30], "28");
+    // Ids grow, the client's name and address are there.
+    let Value::Array(first) = &log[0] else {
+        panic!()
+    };
+    let Value::Array(second) = &log[1] else {
+        panic!()
+    };
+    match (&first[0], &second[0], &first[5], &first[4]) {
+        (Value::Int(a), Value::Int(b), Value::BulkString(name), Value::BulkString(addr)) => {
+            assert_eq!(*a, b + 1);
+            assert_eq!(name, b"probe");
+            assert!(addr.starts_with(b"127.0.0.1:"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(slowlog(&mut c, 2).len(), 2);
+    // A shorter maximum cuts the log at once; -1 turns logging off.
+    ok(&mut c, &["CONFIG", "SET", "slowlog-max-len", "3"]);
+    let n: i64 = redis::cmd("SLOWLOG").arg("LEN").query(&mut c).unwrap();
+    assert_eq!(n, 3);
+    ok(&mut c, &["CONFIG", "SET", "slowlog-log-slower-than", "-1"]);
+    ok(&mut c, &["SLOWLOG", "RESET"]);
+    ok(&mut c, &["PING"]);
+    let n: i64 = redis::cmd("SLOWLOG").arg("LEN").query(&mut c).unwrap();
+    assert_eq!(n, 0);
+}
+
+fn info_latency(c: &mut redis::Connection) -> String {
+    redis::cmd("INFO").arg("latencystats").query(c).unwrap()
+}
+
+#[test]
+fn latency_monitor_and_per_command_histograms() {
+    let srv = common::Server::start_with(&["--enable-debug-command", "yes"]);
+    let mut c = srv.client();
+    ok(&mut c, &["CONFIG", "SET", "latency-monitor-threshold", "5"]);
+    ok(&mut c, &["DEBUG", "SLEEP", "0.02"]);
+    ok(&mut c, &["GET", "fast"]);
+    let latest: Vec<Value> = redis::cmd("LATENCY").arg("LATEST").query(&mut c).unwrap();
+    assert_eq!(latest.len(), 1, "{latest:?}");
+    let Value::Array(e) = &latest[0] else {
+        panic!()
+    };
+    assert_eq!(e[0], Value::BulkString(b"command".to_vec()));
+    assert!(matches!(e[2], Value::Int(ms) if ms >= 20), "{e:?}");
+    let history: Vec<Vec<i64>> = redis::cmd("LATENCY")
+        .arg("HISTORY")
+        .arg("command")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(history.len(), 1);
+    let graph: String = redis::cmd("LATENCY")
+        .arg("GRAPH")
+        .arg("command")
+        .query(&mut c)
+        .unwrap();
+    assert!(graph.starts_with("command - high "), "{graph}");
+    let doctor: String = redis::cmd("LATENCY").arg("DOCTOR").query(&mut c).unwrap();
+    assert!(doctor.contains("1. command: 1 latency spikes"), "{doctor}");
+    let n: i64 = redis::cmd("LATENCY").arg("RESET").query(&mut c).unwrap();
+    assert_eq!(n, 1);
+
+    // Histograms: per command, summed over the worker threads.
+    ok(&mut c, &["CONFIG", "RESETSTAT"]);
+    for _ in 0..10 {
+        ok(&mut c, &["SET", "a", "b"]);
+    }
+    ok(&mut c, &["CLIENT", "ID"]);
+    let info = info_latency(&mut c);
+    assert!(
+        info.contains("latency_percentiles_usec_set:p50=") && info.contains(",p99.9="),
+        "{info}"
+    );
+    assert!(
+        info.contains("latency_percentiles_usec_client|id:"),
+        "{info}"
+    );
+    let h: Vec<Value> = redis::cmd("LATENCY")
+        .arg("HISTOGRAM")
+        .arg("set")
+        .arg("client")
+        .arg("nosuch")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(h.len(), 4, "{h:?}");
+    assert_eq!(h[0], Value::BulkString(b"set".to_vec()));
+    let Value::Array(set) = &h[1] else { panic!() };
+    assert_eq!(set[1], Value::Int(10));
+    let Value::Array(cdf) = &set[3] else { panic!() };
+    assert_eq!(cdf.last(), Some(&Value::Int(10)), "cumulative: {cdf:?}");
+    ok(
+        &mut c,
+        &[
+            "CONFIG",
+            "SET",
+            "latency-tracking-info-percentiles",
+            "0 100",
+        ],
+    );
+    assert!(info_latency(&mut c).contains(",p100="));
+    ok(&mut c, &["CONFIG", "SET", "latency-tracking", "no"]);
+    assert!(!info_latency(&mut c).contains("latency_percentiles_usec_set"));
+}

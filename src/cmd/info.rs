@@ -120,8 +120,10 @@ fn render(ctx: &Ctx<'_>, wanted: &[&str], sizes: &[(usize, usize)]) -> String {
                 errorstats(ctx.srv, &mut lines);
                 "Errorstats"
             }
-            // Per-command latency percentiles are not tracked yet.
-            "latencystats" => "Latencystats",
+            "latencystats" => {
+                super::latency::info_lines(ctx.srv, &mut lines);
+                "Latencystats"
+            }
             "cluster" => {
                 lines.push("cluster_enabled:0".into());
                 "Cluster"
