@@ -286,3 +286,79 @@ fn latency_monitor_and_per_command_histograms() {
     ok(&mut c, &["CONFIG", "SET", "latency-tracking", "no"]);
     assert!(!info_latency(&mut c).contains("latency_percentiles_usec_set"));
 }
+
+#[test]
+fn debug_populate_protocol_and_encoding_probes() {
+    let srv = common::Server::start_with(&["--enable-debug-command", "yes"]);
+    let mut c = srv.client();
+    ok(&mut c, &["SET", "key:0", "mine"]);
+    ok(&mut c, &["DEBUG", "POPULATE", "3"]);
+    ok(&mut c, &["DEBUG", "POPULATE", "1", "p", "10"]);
+    let got: Vec<Vec<u8>> = redis::cmd("MGET")
+        .arg(&["key:0", "key:1", "key:2", "p:0"])
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(got[0], b"mine", "existing keys are left alone");
+    assert_eq!(got[2], b"value:2");
+    assert_eq!(got[3], b"value:0\0\0\0");
+    let err = redis::cmd("DEBUG")
+        .arg("POPULATE")
+        .arg("-1")
+        .query::<Value>(&mut c)
+        .unwrap_err();
+    assert!(err.to_string().contains("must be positive"), "{err}");
+
+    ok(&mut c, &["RPUSH", "l", "a", "b", "c"]);
+    ok(&mut c, &["HSET", "h", "f", "v"]);
+    let obj: String = redis::cmd("DEBUG")
+        .arg("OBJECT")
+        .arg("l")
+        .query(&mut c)
+        .unwrap();
+    assert!(
+        obj.contains("encoding:quicklist") && obj.contains(" ql_nodes:1 ql_avg_node:3.00 "),
+        "{obj}"
+    );
+    let lp: String = redis::cmd("DEBUG")
+        .arg("LISTPACK")
+        .arg("h")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(lp, "Listpack structure printed on stdout");
+    let err = redis::cmd("DEBUG")
+        .arg("QUICKLIST")
+        .arg("h")
+        .query::<Value>(&mut c)
+        .unwrap_err();
+    assert!(err.to_string().contains("Not a quicklist encoded object"));
+    ok(&mut c, &["DEBUG", "QUICKLIST-PACKED-THRESHOLD", "1k"]);
+    assert!(
+        redis::cmd("DEBUG")
+            .arg("QUICKLIST-PACKED-THRESHOLD")
+            .arg("4gb")
+            .query::<Value>(&mut c)
+            .is_err()
+    );
+
+    // RESP3 types, byte for byte as Redis sends them.
+    let mut raw = srv.raw();
+    raw.send(&common::resp(&[b"HELLO", b"3"]));
+    let mut hello = Vec::new();
+    while !hello.ends_with(b"modules\r\n*0\r\n") {
+        let b = raw.read_n(1);
+        assert!(!b.is_empty());
+        hello.extend_from_slice(&b);
+    }
+    for (t, want) in [
+        (&b"bignum"[..], &b"(1234567999999999999999999999999999999\r\n"[..]),
+        (b"map", b"%3\r\n:0\r\n#f\r\n:1\r\n#t\r\n:2\r\n#f\r\n"),
+        (
+            b"attrib",
+            b"|1\r\n$14\r\nkey-popularity\r\n*2\r\n$7\r\nkey:123\r\n:90\r\n$39\r\nSome real reply following the attribute\r\n",
+        ),
+        (b"verbatim", b"=29\r\ntxt:This is a verbatim\nstring\r\n"),
+    ] {
+        let got = raw.roundtrip(&common::resp(&[b"DEBUG", b"PROTOCOL", t]), want.len());
+        assert_eq!(got, want, "{}", String::from_utf8_lossy(t));
+    }
+}

@@ -343,7 +343,8 @@ impl<'a> ListRef<'a> {
         self.len() == 0
     }
 
-    fn chunks(&self) -> usize {
+    /// Nodes (chunks of packed elements): 1 for an inline list.
+    pub fn chunks(&self) -> usize {
         match self {
             ListRef::Inline { .. } => 1,
             ListRef::Quick(q) => q.nodes.len(),
@@ -351,7 +352,7 @@ impl<'a> ListRef<'a> {
     }
 
     /// (packed elements, element count) of chunk `i`.
-    fn chunk(&self, i: usize) -> (&'a [u8], usize) {
+    pub fn chunk(&self, i: usize) -> (&'a [u8], usize) {
         match *self {
             ListRef::Inline { len, data } => (data, len),
             ListRef::Quick(q) => (&q.nodes[i].data, q.nodes[i].count as usize),
