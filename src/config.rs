@@ -405,7 +405,15 @@ mod tests {
             .filter(|p| p.multi_arg())
             .map(|p| p.name)
             .collect();
-        assert_eq!(multi, ["bind", "client-output-buffer-limit", "save"]);
+        assert_eq!(
+            multi,
+            [
+                "bind",
+                "client-output-buffer-limit",
+                "save",
+                "latency-tracking-info-percentiles"
+            ]
+        );
         let inert: Vec<&str> = params
             .iter()
             .filter(|p| p.inert.is_some())
