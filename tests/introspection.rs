@@ -362,3 +362,29 @@ fn debug_populate_protocol_and_encoding_probes() {
         assert_eq!(got, want, "{}", String::from_utf8_lossy(t));
     }
 }
+
+#[test]
+fn slowlog_logs_a_blocked_command_when_served() {
+    let srv = common::Server::start();
+    let mut c = srv.client();
+    ok(&mut c, &["CONFIG", "SET", "slowlog-log-slower-than", "0"]);
+    let mut waiter = srv.client();
+    let pending = std::thread::spawn(move || {
+        let v: Vec<String> = redis::cmd("BLPOP")
+            .arg("l")
+            .arg(0)
+            .query(&mut waiter)
+            .unwrap();
+        v
+    });
+    common::wait_blocked(&mut c, 1);
+    ok(&mut c, &["SLOWLOG", "RESET"]);
+    ok(&mut c, &["LPUSH", "l", "foo"]);
+    assert_eq!(pending.join().unwrap(), ["l", "foo"]);
+    let log = slowlog(&mut c, -1);
+    let all: Vec<Vec<String>> = log.iter().map(argv).collect();
+    assert!(
+        all.contains(&vec!["BLPOP".into(), "l".into(), "0".into()]),
+        "{all:?}"
+    );
+}

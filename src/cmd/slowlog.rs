@@ -17,7 +17,7 @@ use parking_lot::Mutex;
 use super::{CmdResult, Command, Ctx, Error, Handler, flags};
 use crate::resp::Args;
 use crate::server::Server;
-use crate::server::client::Client;
+use crate::server::client::{Client, ClientInfo};
 
 pub const COMMANDS: &[(&str, Handler)] = &[
     ("slowlog|get", get),
@@ -86,10 +86,18 @@ pub fn sync(srv: &Server) {
 /// script calls and a command that blocked are not logged here, as in
 /// Redis (the script is; a blocked command when it is served).
 #[cold]
-pub fn slow_command(srv: &Server, client: &Client, cmd: &Command, args: &Args<'_>, usec: u64) {
+pub fn slow_command(srv: &Server, client: &mut Client, cmd: &Command, args: &Args<'_>, usec: u64) {
     let f = floor(srv);
     srv.stats.slowlog.floor.store(f, Ordering::Relaxed);
-    if usec < f || crate::scripting::run::in_script() || client.blocked.is_some() {
+    if usec < f || crate::scripting::run::in_script() {
+        return;
+    }
+    if let Some(blocked) = &mut client.blocked {
+        // Served later in no measurable time: logged then only if every
+        // command is.
+        if srv.config.slowlog_log_slower_than.get() == 0 {
+            blocked.slowlog_argv = Some(trimmed_argv(args));
+        }
         return;
     }
     record(srv, client, cmd, args, usec);
@@ -112,14 +120,22 @@ pub fn record(srv: &Server, client: &Client, cmd: &Command, args: &Args<'_>, use
     if cmd.has(flags::SKIP_SLOWLOG) || slow < 0 || usec < slow as u64 || max <= 0 {
         return;
     }
-    let argv = trimmed_argv(args);
+    push(srv, &client.info, trimmed_argv(args), usec);
+}
+
+/// Adds an entry (`argv` already trimmed), cutting the log to its length.
+pub fn push(srv: &Server, info: &ClientInfo, argv: Vec<Vec<u8>>, usec: u64) {
+    let max = srv.config.slowlog_max_len.get();
+    if max <= 0 {
+        return;
+    }
     let entry = Entry {
         id: 0,
         unix_s: crate::server::now_ms() / 1000,
         usec,
         argv,
-        addr: client.info.addr.clone(),
-        name: client.info.name(),
+        addr: info.addr.clone(),
+        name: info.name(),
     };
     let mut log = srv.stats.slowlog.entries.lock();
     let entry = Entry {
