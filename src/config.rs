@@ -141,9 +141,13 @@ config_table! {
             "latency-monitor-threshold", Mutable;
         active_expire_effort: Int = IntParam::new(1, 1, 10), "active-expire-effort", Mutable;
         activerehashing: Bool = BoolParam::new(true), "activerehashing", Mutable;
-        /// Accepted, not acted on: ferrokv keeps no per-command latency
-        /// percentiles (INFO latencystats).
+        /// Per-command latency histograms (INFO latencystats, LATENCY
+        /// HISTOGRAM).
         latency_tracking: Bool = BoolParam::new(true), "latency-tracking", Mutable;
+        /// The percentiles INFO latencystats prints (checked in
+        /// `parse::parse_value`, stored as CONFIG GET prints them).
+        latency_tracking_info_percentiles: Str = StrParam::new("50 99 99.9"),
+            "latency-tracking-info-percentiles", Mutable, multi;
         lazyfree_lazy_eviction: Bool = BoolParam::new(false), "lazyfree-lazy-eviction", Mutable;
         lazyfree_lazy_expire: Bool = BoolParam::new(false), "lazyfree-lazy-expire", Mutable;
         lazyfree_lazy_server_del: Bool = BoolParam::new(false),
@@ -402,7 +406,15 @@ mod tests {
             .filter(|p| p.multi_arg())
             .map(|p| p.name)
             .collect();
-        assert_eq!(multi, ["bind", "client-output-buffer-limit", "save"]);
+        assert_eq!(
+            multi,
+            [
+                "bind",
+                "client-output-buffer-limit",
+                "save",
+                "latency-tracking-info-percentiles"
+            ]
+        );
         let inert: Vec<&str> = params
             .iter()
             .filter(|p| p.inert.is_some())

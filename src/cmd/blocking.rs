@@ -90,6 +90,7 @@ pub(crate) fn block(
         waiter: w,
         deadline,
         cmd_id: ctx.cmd.id,
+        slowlog_argv: None,
     });
 }
 

@@ -121,6 +121,7 @@ fn set(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
             .trim(config.acllog_max_len.get().max(0) as usize);
     }
     crate::server::evict::sync_access_tracking(ctx.srv);
+    super::slowlog::sync(ctx.srv);
     ctx.out.ok();
     Ok(())
 }

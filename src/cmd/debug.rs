@@ -1,8 +1,10 @@
 //! DEBUG, gated by `enable-debug-command` (off by default, as in Redis;
 //! the gate is in dispatch, see [`super::protected_denied`]).
 //! Subcommands: SLEEP, SET-ACTIVE-EXPIRE, SET-DISABLE-DENY-SCRIPTS, OBJECT,
-//! LOG, DIGEST, DIGEST-VALUE, HELP.
+//! LOG, DIGEST, DIGEST-VALUE, POPULATE, PROTOCOL, LISTPACK, QUICKLIST,
+//! QUICKLIST-PACKED-THRESHOLD, CHANGE-REPL-ID, HELP.
 
+use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
 use super::{CmdResult, Ctx, Error, Handler};
@@ -42,6 +44,43 @@ fn debug(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
             ctx.out.simple(&crate::store::digest::hex(&d));
         }
         (b"digest-value", _) => digest_values(ctx, args),
+        (b"populate", 3..=5) => populate(ctx, args)?,
+        (b"protocol", 3) => protocol(ctx, &args[2])?,
+        (b"listpack", 3) => {
+            let mut slot = ctx.db.key(&args[2]);
+            let idx = slot.lookup().ok_or(Error::NoSuchKey)?;
+            let e = slot.entry(idx);
+            if super::object::encoding_name(&e) != "listpack" {
+                return Err(Error::msg("ERR Not a listpack encoded object."));
+            }
+            // Redis dumps the structure on its stdout; ferrokv's differs
+            // from a listpack, so nothing is printed.
+            ctx.out.simple("Listpack structure printed on stdout");
+        }
+        (b"quicklist", 3..=4) => {
+            let mut slot = ctx.db.key(&args[2]);
+            let idx = slot.lookup().ok_or(Error::NoSuchKey)?;
+            if super::object::encoding_name(&slot.entry(idx)) != "quicklist" {
+                return Err(Error::msg("ERR Not a quicklist encoded object."));
+            }
+            ctx.out.simple("Quicklist structure printed on stdout");
+        }
+        (b"quicklist-packed-threshold", 3) => {
+            // Accepted with Redis's bounds; ferrokv's list nodes have no
+            // separate "plain" form for large elements, so it changes nothing.
+            let ok = std::str::from_utf8(&args[2])
+                .ok()
+                .and_then(crate::config::parse_memory)
+                .is_some_and(|v| (0..1 << 32).contains(&v));
+            if !ok {
+                return Err(Error::msg(
+                    "ERR argument must be a memory value bigger than 1 and smaller than 4gb",
+                ));
+            }
+            ctx.out.ok();
+        }
+        // There is no replication: no id to change.
+        (b"change-repl-id", 2) => ctx.out.ok(),
         (b"log", 3) => {
             crate::warning!("DEBUG LOG: {}", String::from_utf8_lossy(&args[2]));
             ctx.out.ok();
@@ -74,6 +113,109 @@ fn digest_values(ctx: &mut Ctx<'_>, args: &Args<'_>) {
         ctx.out
             .simple(&crate::store::digest::hex(&d.unwrap_or([0; 20])));
     }
+}
+
+/// DEBUG POPULATE count [prefix [size]]: keys `prefix:N` (default `key`)
+/// holding `value:N`, padded with zero bytes or cut to `size` when given;
+/// existing keys are left alone. The footprint holds the whole database.
+fn populate(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
+    let positive = |a: &[u8]| {
+        crate::util::num::parse_i64(a)
+            .filter(|n| *n >= 0)
+            .ok_or(Error::msg("ERR value is out of range, must be positive"))
+    };
+    let count = positive(&args[2])?;
+    let prefix: &[u8] = args.get(3).unwrap_or(b"key");
+    let size = match args.get(4) {
+        Some(a) => positive(a)? as usize,
+        None => 0,
+    };
+    let mut key = Vec::new();
+    let mut value = Vec::new();
+    for i in 0..count {
+        key.clear();
+        key.extend_from_slice(prefix);
+        key.extend_from_slice(format!(":{i}").as_bytes());
+        value.clear();
+        value.extend_from_slice(format!("value:{i}").as_bytes());
+        if size > 0 {
+            value.resize(size, 0);
+        }
+        let mut slot = ctx.db.key(&key);
+        if slot.lookup().is_none() {
+            slot.insert(crate::store::Value::from_string(&value), None);
+        }
+    }
+    ctx.effect = super::Effect::Nothing;
+    ctx.out.ok();
+    Ok(())
+}
+
+/// DEBUG PROTOCOL type: one reply of each RESP type, as Redis sends them
+/// (RESP3 types fall back to their RESP2 forms on a RESP2 connection).
+fn protocol(ctx: &mut Ctx<'_>, name: &[u8]) -> CmdResult {
+    let out = &mut *ctx.out;
+    match name.to_ascii_lowercase().as_slice() {
+        b"string" => out.bulk(b"Hello World"),
+        b"integer" => out.int(12345),
+        // Redis's test value, not an approximation of pi.
+        #[allow(clippy::approx_constant)]
+        b"double" => out.double(3.141),
+        b"bignum" => {
+            const BIG: &[u8] = b"1234567999999999999999999999999999999";
+            if out.resp3 {
+                out.buf.extend_from_slice(b"(");
+                out.buf.extend_from_slice(BIG);
+                out.buf.extend_from_slice(b"\r\n");
+            } else {
+                out.bulk(BIG);
+            }
+        }
+        b"null" => out.null(),
+        b"array" | b"set" => {
+            if name.eq_ignore_ascii_case(b"set") {
+                out.set(3);
+            } else {
+                out.array(3);
+            }
+            (0..3).for_each(|j| out.int(j));
+        }
+        b"map" => {
+            out.map(3);
+            for j in 0..3 {
+                out.int(j);
+                out.boolean(j == 1);
+            }
+        }
+        b"attrib" => {
+            if out.resp3 {
+                out.buf.extend_from_slice(b"|1\r\n");
+                out.bulk(b"key-popularity");
+                out.array(2);
+                out.bulk(b"key:123");
+                out.int(90);
+            }
+            out.bulk(b"Some real reply following the attribute");
+        }
+        b"push" => {
+            if !out.resp3 {
+                return Err(Error::msg("ERR RESP2 is not supported by this command"));
+            }
+            out.push(2);
+            out.bulk(b"server-cpu-usage");
+            out.int(42);
+            out.bulk(b"Some real reply following the push reply");
+        }
+        b"true" => out.boolean(true),
+        b"false" => out.boolean(false),
+        b"verbatim" => out.verbatim(b"This is a verbatim\nstring"),
+        _ => {
+            return Err(Error::msg(
+                "ERR Wrong protocol type name. Please use one of the following: string|integer|double|bignum|null|array|set|map|attrib|push|verbatim|true|false",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// C's atof: the longest numeric prefix, 0 when there is none.
@@ -152,13 +294,24 @@ fn object(ctx: &mut Ctx<'_>, key: &[u8]) -> CmdResult {
         _ => 1,
     };
     let lru = i64::from(e.lru());
-    let line = format!(
+    let mut line = format!(
         "Value at:{:p} refcount:{refcount} encoding:{encoding} serializedlength:{} lru:{} lru_seconds_idle:{}",
         e.key().as_ptr(),
         serialized_len(&v),
         lru & ((1 << 24) - 1),
         (now_s - lru).max(0)
     );
+    if let Ok(list) = crate::types::list::ListRef::of(v) {
+        // Node sizes as Redis's listpacks (7 bytes of header and end).
+        let nodes = list.chunks();
+        let bytes: usize = (0..nodes).map(|i| list.chunk(i).0.len() + 7).sum();
+        let _ = write!(
+            line,
+            " ql_nodes:{nodes} ql_avg_node:{:.2} ql_listpack_max:{} ql_compressed:0 ql_uncompressed_size:{bytes}",
+            list.len() as f64 / nodes.max(1) as f64,
+            ctx.srv.config.list_max_listpack_size.get()
+        );
+    }
     ctx.out.simple(&line);
     Ok(())
 }
@@ -181,6 +334,26 @@ fn help(ctx: &mut Ctx<'_>) {
             "    Output a hex signature representing the current DB content.",
             "DIGEST-VALUE <key> [<key> ...]",
             "    Output a hex signature of the values of all the specified keys.",
+            "POPULATE <count> [<prefix>] [<size>]",
+            "    Create <count> string keys named key:<num>. If <prefix> is specified then",
+            "    it is used instead of the 'key' prefix. These are not propagated to",
+            "    replicas. Cluster slots are not respected so keys not belonging to the",
+            "    current node can be created in cluster mode.",
+            "PROTOCOL <type>",
+            "    Reply with a test value of the specified type. <type> can be: string,",
+            "    integer, double, bignum, null, array, set, map, attrib, push, verbatim,",
+            "    true, false.",
+            "LISTPACK <key>",
+            "    Show low level info about the ziplist encoding of <key>.",
+            "QUICKLIST <key> [<0|1>]",
+            "    Show low level info about the quicklist encoding of <key>.",
+            "    The optional argument (0 by default) sets the level of detail",
+            "QUICKLIST-PACKED-THRESHOLD <size>",
+            "    Sets the threshold for elements to be inserted as plain vs packed nodes",
+            "    Default value is 1GB, allows values up to 4GB. Setting to 0 restores to default.",
+            "CHANGE-REPL-ID",
+            "    Change the replication IDs of the instance.",
+            "    Dangerous: should be used only for testing the replication subsystem.",
         ],
     );
 }

@@ -177,10 +177,14 @@ fn copy(ks: &Keyspace, args: &Args<'_>, db: usize, b: &mut Batch<'_>) {
     b.key(copy_db(ks, args).unwrap_or(db), &args[2]);
 }
 
-/// DEBUG OBJECT key reads one key; the other subcommands touch none.
+/// DEBUG OBJECT, LISTPACK and QUICKLIST read one key, POPULATE writes
+/// anywhere in the database; the other subcommands touch none.
 fn debug(_ks: &Keyspace, args: &Args<'_>, db: usize, b: &mut Batch<'_>) {
-    if args.len() == 3 && args[1].eq_ignore_ascii_case(b"object") {
+    let sub = |name: &[u8]| args[1].eq_ignore_ascii_case(name);
+    if args.len() >= 3 && (sub(b"object") || sub(b"listpack") || sub(b"quicklist")) {
         b.key(db, &args[2]);
+    } else if sub(b"populate") {
+        b.db(db);
     }
 }
 

@@ -120,8 +120,10 @@ fn render(ctx: &Ctx<'_>, wanted: &[&str], sizes: &[(usize, usize)]) -> String {
                 errorstats(ctx.srv, &mut lines);
                 "Errorstats"
             }
-            // Per-command latency percentiles are not tracked yet.
-            "latencystats" => "Latencystats",
+            "latencystats" => {
+                super::latency::info_lines(ctx.srv, &mut lines);
+                "Latencystats"
+            }
             "cluster" => {
                 lines.push("cluster_enabled:0".into());
                 "Cluster"
@@ -242,7 +244,7 @@ pub fn human_bytes(n: u64) -> String {
 }
 
 /// Resident set size in bytes, from /proc/self/statm.
-fn rss_bytes() -> u64 {
+pub(crate) fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
     let pages: u64 = statm
         .split_whitespace()

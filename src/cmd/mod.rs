@@ -24,7 +24,9 @@ pub mod hashes;
 pub mod info;
 pub mod keys;
 pub mod keyspec;
+pub mod latency;
 pub mod lists;
+pub mod memory;
 pub mod module;
 pub mod multi;
 pub mod object;
@@ -32,6 +34,7 @@ pub mod pubsub;
 pub mod scripting;
 pub mod server;
 pub mod sets;
+pub mod slowlog;
 pub mod sort;
 pub mod streams;
 pub mod strings;
@@ -83,6 +86,9 @@ pub fn handlers() -> Vec<(&'static str, Handler)> {
         sort::COMMANDS,
         geo::COMMANDS,
         crate::persist::bgsave::COMMANDS,
+        memory::COMMANDS,
+        slowlog::COMMANDS,
+        latency::COMMANDS,
     ] {
         all.extend_from_slice(family);
     }
@@ -475,8 +481,22 @@ pub(crate) fn run(
         crate::pubsub::notify::end_command(outer);
     }
     let st = &stats.cmds[cmd.id];
+    let usec = started.elapsed().as_micros() as u64;
     st.calls.add(1);
-    st.usec.add(started.elapsed().as_micros() as u64);
+    st.usec.add(usec);
+    if srv.config.latency_tracking.get() {
+        st.record_latency(usec);
+    }
+    // One relaxed load unless the command was slow (see `slowlog`).
+    if usec
+        >= srv
+            .stats
+            .slowlog
+            .floor
+            .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        slowlog::slow_command(srv, ctx.client, cmd, args, usec);
+    }
     let failed = failed_msg.is_some();
     if let Some(msg) = failed_msg {
         st.failed.add(1);

@@ -35,6 +35,9 @@ pub(super) fn parse_value(name: &str, kind: Kind<'_>, s: &str) -> Result<Value, 
                 ));
             }
         },
+        Kind::Str(_) if name == "latency-tracking-info-percentiles" => {
+            Value::Str(parse_percentiles(s)?)
+        }
         Kind::Str(_) => Value::Str(s.to_string()),
         Kind::Save(_) => Value::Str(parse_save(s).ok_or("Invalid save parameters")?),
         Kind::Notify(_) => Value::Notify(
@@ -42,6 +45,27 @@ pub(super) fn parse_value(name: &str, kind: Kind<'_>, s: &str) -> Result<Value, 
         ),
         Kind::BufferLimits(p) => Value::Limits(parse_buffer_limits(p.all(), s)?),
     })
+}
+
+/// `latency-tracking-info-percentiles`: numbers in [0, 100], printed back
+/// in their shortest form (`50.0` -> `50`), with Redis 7.0's errors.
+fn parse_percentiles(s: &str) -> Result<String, String> {
+    let mut out = Vec::new();
+    for w in s.split_whitespace() {
+        let v: f64 = w
+            .parse::<f64>()
+            .ok()
+            .filter(|v| !v.is_nan())
+            .ok_or("Invalid latency-tracking-info-percentiles parameters")?;
+        if !(0.0..=100.0).contains(&v) {
+            return Err(
+                "latency-tracking-info-percentiles parameters should sit between [0.0,100.0]"
+                    .into(),
+            );
+        }
+        out.push(format!("{v}"));
+    }
+    Ok(out.join(" "))
 }
 
 pub(super) fn value_str(v: &Value) -> &str {

@@ -161,6 +161,9 @@ pub struct Blocked {
     /// The blocking command's id: an error it is answered with later counts
     /// as a failed call of it.
     pub cmd_id: usize,
+    /// The command as the slow log keeps it, when it logs every command:
+    /// logged once served, as Redis logs a blocked command (`cmd::slowlog`).
+    pub slowlog_argv: Option<Vec<Vec<u8>>>,
 }
 
 impl Client {

@@ -655,6 +655,9 @@ async fn wait_blocked<S: Stream>(
     crate::blocking::unregister(&srv.ks, locks, &w);
     match outcome {
         Outcome::Served(served) => {
+            if let Some(argv) = blocked.slowlog_argv {
+                crate::cmd::slowlog::push(srv, info, argv, 0);
+            }
             // An error a blocked client is answered with (WRONGTYPE,
             // NOGROUP, UNBLOCKED) counts in errorstats, as in Redis.
             if let Some(text) = served.reply.strip_prefix(b"-") {

@@ -345,7 +345,9 @@ fn cron(srv: &'static Server) {
         if srv.shutting_down() {
             return;
         }
+        let evicting = Instant::now();
         evict::cron(srv);
+        crate::cmd::latency::sample(srv, "eviction-cycle", evicting.elapsed());
         crate::persist::bgsave::cron(srv);
         if last_clients_check.elapsed() >= Duration::from_secs(1) {
             last_clients_check = Instant::now();
@@ -361,6 +363,7 @@ fn cron(srv: &'static Server) {
         while srv.ks.active_expire(now_ms(), 64) > 16
             && started.elapsed() < Duration::from_millis(25)
         {}
+        crate::cmd::latency::sample(srv, "expire-cycle", started.elapsed());
     }
 }
 

@@ -194,6 +194,11 @@ impl<'a> EntryRef<'a> {
     pub fn is_raw_flagged(&self) -> bool {
         self.raw().tag() & F_RAW != 0
     }
+
+    /// Bytes of the entry's own allocation (MEMORY USAGE).
+    pub fn alloc_size(&self) -> usize {
+        self.raw().alloc_size()
+    }
 }
 
 /// Accessors over a live entry pointer, shared by `Entry` and `EntryRef`.

@@ -56,6 +56,11 @@ use crate::util::varint::get as get_varint;
 
 const MIN_BUCKETS: usize = 4;
 
+/// An allocation's size as `alloc.rs` counts it: rounded up to a word.
+fn words(n: usize) -> usize {
+    n.div_ceil(8) * 8
+}
+
 /// A hash past the listpack thresholds.
 #[derive(Clone, Debug, Default)]
 pub struct HashTable {
@@ -175,6 +180,22 @@ impl HashTable {
                 self.buckets[b] = Some(n);
             }
         }
+    }
+
+    /// Heap bytes (MEMORY USAGE): the bucket array plus the nodes, the
+    /// first `samples` of them measured and the rest assumed alike.
+    pub fn mem_usage(&self, samples: usize) -> usize {
+        let nodes = self
+            .buckets
+            .iter()
+            .flat_map(|b| std::iter::successors(b.as_deref(), |n| n.next.as_deref()));
+        let (n, bytes) = nodes.take(samples.max(1)).fold((0, 0), |(n, b), node| {
+            (
+                n + 1,
+                b + words(std::mem::size_of::<HNode>()) + words(node.data.len()),
+            )
+        });
+        self.buckets.len() * 8 + (bytes * self.len).checked_div(n).unwrap_or(0)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {

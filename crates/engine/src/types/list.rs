@@ -94,6 +94,15 @@ impl QuickList {
         self.len
     }
 
+    /// Heap bytes (MEMORY USAGE): the node deque plus the nodes' buffers,
+    /// the first `samples` nodes measured and the rest assumed alike.
+    pub fn mem_usage(&self, samples: usize) -> usize {
+        let n = samples.max(1).min(self.nodes.len());
+        let bytes: usize = self.nodes.iter().take(n).map(|x| x.data.capacity()).sum();
+        let deque = self.nodes.capacity() * std::mem::size_of::<Node>();
+        deque + (bytes * self.nodes.len()).checked_div(n).unwrap_or(0)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -334,7 +343,8 @@ impl<'a> ListRef<'a> {
         self.len() == 0
     }
 
-    fn chunks(&self) -> usize {
+    /// Nodes (chunks of packed elements): 1 for an inline list.
+    pub fn chunks(&self) -> usize {
         match self {
             ListRef::Inline { .. } => 1,
             ListRef::Quick(q) => q.nodes.len(),
@@ -342,7 +352,7 @@ impl<'a> ListRef<'a> {
     }
 
     /// (packed elements, element count) of chunk `i`.
-    fn chunk(&self, i: usize) -> (&'a [u8], usize) {
+    pub fn chunk(&self, i: usize) -> (&'a [u8], usize) {
         match *self {
             ListRef::Inline { len, data } => (data, len),
             ListRef::Quick(q) => (&q.nodes[i].data, q.nodes[i].count as usize),

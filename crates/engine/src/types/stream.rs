@@ -101,6 +101,52 @@ impl Stream {
         self.len
     }
 
+    /// Heap bytes (MEMORY USAGE): the node deque and the first `samples`
+    /// nodes' buffers (the rest assumed alike), plus the consumer groups'
+    /// pending entries and consumers, counted by number (B-tree slack
+    /// included as 3/2).
+    pub fn mem_usage(&self, samples: usize) -> usize {
+        let n = samples.max(1).min(self.nodes.len());
+        let bytes: usize = self.nodes.iter().take(n).map(Node::heap_size).sum();
+        let nodes = (bytes * self.nodes.len()).checked_div(n).unwrap_or(0);
+        let deque = self.nodes.capacity() * std::mem::size_of::<Node>();
+        // Groups: each pending entry and consumer costs a B-tree slot
+        // (slack counted as 3/2) plus what it owns; the first `samples` of
+        // each measured, the rest assumed alike.
+        let sampled = |count: usize, sizes: &mut dyn Iterator<Item = usize>| {
+            let (k, b) = sizes
+                .take(samples.max(1))
+                .fold((0, 0), |(k, b), x| (k + 1, b + x));
+            (b * count).checked_div(k).unwrap_or(0) * 3 / 2
+        };
+        let groups: usize = self
+            .groups
+            .iter()
+            .take(samples.max(1))
+            .map(|(name, g)| {
+                let pel = sampled(
+                    g.pel.len(),
+                    &mut g
+                        .pel
+                        .values()
+                        .map(|p| 16 + std::mem::size_of::<Pending>() + p.consumer.capacity()),
+                );
+                let consumers = sampled(
+                    g.consumers.len(),
+                    &mut g.consumers.iter().map(|(name, c)| {
+                        24 + name.capacity()
+                            + std::mem::size_of::<Consumer>()
+                            + c.pel.len() * 16 * 3 / 2
+                    }),
+                );
+                name.capacity() + std::mem::size_of::<Group>() + pel + consumers
+            })
+            .sum::<usize>()
+            * self.groups.len()
+            / samples.max(1).min(self.groups.len()).max(1);
+        deque + nodes + groups
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }

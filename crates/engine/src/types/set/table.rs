@@ -214,6 +214,19 @@ impl SetTable {
         pos as u64
     }
 
+    /// Heap bytes (MEMORY USAGE): the index and member vector, plus the
+    /// first `samples` members measured and the rest assumed alike.
+    pub fn mem_usage(&self, samples: usize) -> usize {
+        let n = samples.max(1).min(self.members.len());
+        let bytes: usize = self.members[..n]
+            .iter()
+            .map(|m| m.len().div_ceil(8) * 8)
+            .sum();
+        let fixed =
+            self.slots.len() * 8 + self.members.capacity() * std::mem::size_of::<Box<[u8]>>();
+        fixed + (bytes * self.members.len()).checked_div(n).unwrap_or(0)
+    }
+
     /// Heap bytes this table holds (for memory reports and tests).
     pub fn heap_size(&self) -> usize {
         self.slots.len() * 8

@@ -92,6 +92,11 @@ impl Node {
         }
     }
 
+    /// Bytes of this node's own buffers (MEMORY USAGE).
+    pub fn heap_size(&self) -> usize {
+        self.fields.len() + self.data.capacity()
+    }
+
     /// The size Redis's listpack for this node has now.
     pub fn lp_bytes(&self) -> usize {
         lp::HEADER_AND_END

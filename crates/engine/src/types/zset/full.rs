@@ -90,6 +90,22 @@ impl Full {
         Item { score, entry }
     }
 
+    /// Heap bytes (MEMORY USAGE): the member table's slots and entries (the
+    /// first `samples` measured, the rest assumed alike) and the tree, whose
+    /// nodes are kept at least a quarter full (counted as 3/4 full here).
+    pub fn mem_usage(&self, samples: usize) -> usize {
+        let n = samples.max(1).min(self.len());
+        let bytes: usize = self
+            .map
+            .iter()
+            .take(n)
+            .map(|e| e.alloc_size().div_ceil(8) * 8)
+            .sum();
+        let entries = (bytes * self.len()).checked_div(n).unwrap_or(0);
+        let tree = self.len() * std::mem::size_of::<Item>() * 4 / 3;
+        self.map.capacity() * 8 + entries + tree
+    }
+
     pub fn len(&self) -> usize {
         self.tree.len()
     }
