@@ -145,6 +145,10 @@ pub struct Ctx<'a> {
     /// Changes made; a command with `dirty > 0` publishes an effect.
     pub dirty: u64,
     pub effect: Effect,
+    /// A key argument the command names as written but left as it was
+    /// (SMOVE's destination already holding the member): its WATCHers are
+    /// not marked.
+    pub unchanged_arg: Option<usize>,
     /// Keyspace events the handler recorded, published after it (§5).
     pub events: crate::pubsub::notify::Events,
 }
@@ -423,6 +427,7 @@ pub(crate) fn run(
         cmd,
         dirty: 0,
         effect: Effect::Argv,
+        unchanged_arg: None,
         events: crate::pubsub::notify::Events::new(srv),
     };
     let notify = ctx.events.on();
@@ -460,7 +465,8 @@ pub(crate) fn run(
     if ctx.dirty > 0 {
         crate::persist::bgsave::note_changes(ctx.dirty);
         if srv.ks.has_watches() {
-            multi::touch_written(&srv.ks, ctx.db.locks, cmd, args, db_index, &mut later);
+            let skip = ctx.unchanged_arg;
+            multi::touch_written(&srv.ks, ctx.db.locks, cmd, args, db_index, skip, &mut later);
         }
         if srv.ks.effects_enabled() {
             // A transaction's effects are framed by MULTI ... EXEC.

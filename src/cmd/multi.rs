@@ -308,6 +308,7 @@ pub fn touch_written(
     cmd: &Command,
     args: &Args<'_>,
     db: usize,
+    skip: Option<usize>,
     later: &mut Vec<(usize, Vec<u8>)>,
 ) {
     let Ok(idx) = super::keyspec::keys_of(cmd, args) else {
@@ -319,7 +320,7 @@ pub fn touch_written(
         "copy" => super::footprint::copy_db(ks, args),
         _ => None,
     };
-    for i in idx {
+    for i in idx.into_iter().filter(|&i| Some(i) != skip) {
         let key = args.arg(i);
         for d in std::iter::once(db).chain(other) {
             if locks.holds(ks, d, key) {

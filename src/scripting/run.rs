@@ -478,8 +478,18 @@ unsafe fn read_args(
             return Err(b"ERR Lua redis lib command arguments must be strings or integers");
         }
         let start = st.argbuf.len();
-        // SAFETY: a string or a number (converted in place).
-        st.argbuf.extend_from_slice(unsafe { to_bytes(l, i) });
+        if t == ffi::LUA_TNUMBER {
+            // Numbers go as C's `%.17g` prints them (Redis 7.0), not as Lua's
+            // tostring (`%.14g`, which loses digits: 2^53-1).
+            // SAFETY: `i` is a number argument.
+            let n = unsafe { ffi::lua_tonumber(l, i) };
+            let mut buf = [0u8; 64];
+            st.argbuf
+                .extend_from_slice(crate::util::num::fmt_double(n, &mut buf));
+        } else {
+            // SAFETY: a string argument.
+            st.argbuf.extend_from_slice(unsafe { to_bytes(l, i) });
+        }
         st.spans.push((start, st.argbuf.len()));
     }
     Ok(())

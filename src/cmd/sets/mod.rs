@@ -252,6 +252,8 @@ fn smove(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     // The destination is told only if the member was not there yet.
     if set::add(&mut ctx.db.key(dst), &[member], &lim)? > 0 {
         ctx.event(class::SET, "sadd", dst);
+    } else {
+        ctx.unchanged_arg = Some(2);
     }
     ctx.dirty += 1;
     ctx.out.int(1);
