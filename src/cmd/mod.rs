@@ -20,6 +20,7 @@ pub mod footprint;
 pub mod functions;
 pub mod gate;
 pub mod hashes;
+pub mod hll;
 pub mod info;
 pub mod keys;
 pub mod keyspec;
@@ -78,6 +79,7 @@ pub fn handlers() -> Vec<(&'static str, Handler)> {
         functions::COMMANDS,
         pubsub::COMMANDS,
         streams::COMMANDS,
+        hll::COMMANDS,
     ] {
         all.extend_from_slice(family);
     }

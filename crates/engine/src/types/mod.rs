@@ -3,6 +3,7 @@
 //! full encoding, converting one way at Redis's thresholds.
 
 pub mod hash;
+pub mod hll;
 pub mod list;
 pub mod listpack;
 pub mod set;
