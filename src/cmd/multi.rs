@@ -305,9 +305,16 @@ pub fn touch_written(
     db: usize,
     later: &mut Vec<(usize, Vec<u8>)>,
 ) {
-    let Ok(idx) = super::keyspec::keys_of(cmd, args) else {
+    let Ok(keys) = super::keyspec::keys_and_flags(cmd, args) else {
         return;
     };
+    // Read-only keys (the sources of PFMERGE, SUNIONSTORE, COPY...) are
+    // not modified: Redis signals only the keys written.
+    let ro = super::keyspec::kflags::RO;
+    let idx = keys
+        .into_iter()
+        .filter(|&(_, f)| f & ro == 0)
+        .map(|(i, _)| i);
     // MOVE and COPY ... DB change the key in a second database too.
     let other = match cmd.name {
         "move" => super::footprint::db_arg(ks, args.get(2)),
