@@ -142,7 +142,7 @@ fn random_operations_agree_with_redis_byte_for_byte() {
                 let mut a = args(&[b"PFADD", key]);
                 for _ in 0..n {
                     let e = rng.below(50_000);
-                    a.push(if e % 7 == 0 {
+                    a.push(if e.is_multiple_of(7) {
                         e.to_le_bytes().to_vec()
                     } else {
                         format!("el{e}").into_bytes()
