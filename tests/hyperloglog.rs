@@ -214,3 +214,39 @@ fn random_operations_agree_with_redis_byte_for_byte() {
     assert!(ops.iter().any(|r| r.contains("dense")));
     assert!(ops.iter().any(|r| r.contains("sparse")));
 }
+
+/// What replicas and the AOF get: PFADD and PFMERGE when they change
+/// something, PFCOUNT when it wrote the cached cardinality, PFDEBUG when
+/// it changed the encoding; nothing for a union count or a failure.
+#[test]
+fn effects_follow_redis_propagation() {
+    let mut h = ferrokv::testkit::Harness::new();
+    assert_eq!(h.run(&["PFADD", "h", "a"]), ":1\r\n");
+    assert_eq!(h.run(&["PFADD", "h", "a"]), ":0\r\n");
+    assert_eq!(h.run(&["PFCOUNT", "h"]), ":1\r\n");
+    assert_eq!(h.run(&["PFCOUNT", "h"]), ":1\r\n");
+    assert_eq!(h.run(&["PFCOUNT", "h", "other"]), ":1\r\n");
+    assert_eq!(h.run(&["PFMERGE", "m", "h"]), "+OK\r\n");
+    assert_eq!(h.run(&["PFDEBUG", "TODENSE", "m"]), ":1\r\n");
+    assert_eq!(h.run(&["PFDEBUG", "TODENSE", "m"]), ":0\r\n");
+    h.run(&["APPEND", "h", "junk"]);
+    // The cache is valid until marked otherwise.
+    assert_eq!(h.run(&["PFCOUNT", "h"]), ":1\r\n");
+    // An add inside the valid opcodes works, and invalidates the cache.
+    assert_eq!(h.run(&["PFADD", "h", "b"]), ":1\r\n");
+    assert_eq!(
+        h.run(&["PFCOUNT", "h"]),
+        "-INVALIDOBJ Corrupted HLL object detected\r\n"
+    );
+    assert_eq!(
+        h.take_effects(),
+        [
+            "0: PFADD h a",
+            "0: PFCOUNT h",
+            "0: PFMERGE m h",
+            "0: PFDEBUG TODENSE m",
+            "0: APPEND h junk",
+            "0: PFADD h b"
+        ]
+    );
+}
