@@ -10,7 +10,7 @@ hits both, and quotes only ratios (ours/ref, higher is better):
   PFCOUNT  PFCOUNT hll              (that key, its cached cardinality)
   PFCOUNT3 PFCOUNT hll h2 h3        (a union: three HLLs merged per call)
 
-Memory: RSS growth per key for N dense HLLs (PFADD with
+Memory: RSS growth per key for N dense HLLs (PFADD of 100 elements with
 hll-sparse-max-bytes 0, so every key is promoted at once), on a fresh
 server each.
 
@@ -113,7 +113,10 @@ def memory_per_key(binary, keys, pin):
     try:
         s.call("CONFIG", "SET", "hll-sparse-max-bytes", "0")
         before = s.rss_kib()
-        s.load([resp("PFADD", "hll:%08d" % i, "x%d" % i) for i in range(keys)])
+        # 100 elements each: registers on every page of the dense array
+        # are written, as a real counter's are.
+        s.load([resp("PFADD", "hll:%08d" % i, *["x%d:%d" % (i, j) for j in range(100)])
+                 for i in range(keys)], batch=50)
         time.sleep(0.5)
         return (s.rss_kib() - before) * 1024 / keys
     finally:
