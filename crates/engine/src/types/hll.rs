@@ -61,20 +61,25 @@ pub fn new_sparse() -> Vec<u8> {
 }
 
 pub fn is_sparse(v: &[u8]) -> bool {
-    v[4] == SPARSE
+    v.get(4) == Some(&SPARSE)
 }
 
 /// The cached cardinality, if valid.
 pub fn cached(v: &[u8]) -> Option<u64> {
-    (v[15] & 0x80 == 0).then(|| u64::from_le_bytes(v[8..16].try_into().unwrap_or([0; 8])))
+    let card: [u8; 8] = v.get(8..16)?.try_into().ok()?;
+    (card[7] & 0x80 == 0).then(|| u64::from_le_bytes(card))
 }
 
 pub fn set_cached(v: &mut [u8], card: u64) {
-    v[8..16].copy_from_slice(&card.to_le_bytes());
+    if let Some(c) = v.get_mut(8..16) {
+        c.copy_from_slice(&card.to_le_bytes());
+    }
 }
 
 pub fn invalidate(v: &mut [u8]) {
-    v[15] |= 0x80;
+    if let Some(b) = v.get_mut(15) {
+        *b |= 0x80;
+    }
 }
 
 /// MurmurHash64A (Austin Appleby), little-endian blocks.
@@ -253,6 +258,9 @@ fn sparse_to_dense(v: &[u8]) -> Result<Vec<u8>, Corrupt> {
 
 /// Converts a sparse HLL to dense in place; whether it was sparse.
 pub fn to_dense(v: &mut Vec<u8>) -> Result<bool, Corrupt> {
+    if !is_hll(v) {
+        return Err(Corrupt);
+    }
     if !is_sparse(v) {
         return Ok(false);
     }
@@ -364,6 +372,10 @@ pub fn set_register(
     count: u8,
     max_bytes: usize,
 ) -> Result<bool, Corrupt> {
+    // The functions below index by the layout `is_hll` guarantees.
+    if !is_hll(v) {
+        return Err(Corrupt);
+    }
     if is_sparse(v) {
         sparse_set(v, index, count, max_bytes)
     } else {
@@ -384,6 +396,9 @@ pub fn add(v: &mut Vec<u8>, elem: &[u8], max_bytes: usize) -> Result<bool, Corru
 
 /// Folds an HLL's registers into `max` (register-wise maximum).
 pub fn merge_into(max: &mut [u8; REGISTERS], v: &[u8]) -> Result<(), Corrupt> {
+    if !is_hll(v) {
+        return Err(Corrupt);
+    }
     if !is_sparse(v) {
         dense_each(v, |i, r| max[i] = max[i].max(r));
         return Ok(());
@@ -414,6 +429,9 @@ pub fn merge_into(max: &mut [u8; REGISTERS], v: &[u8]) -> Result<(), Corrupt> {
 type Histogram = [u32; 64];
 
 fn histogram(v: &[u8]) -> Result<Histogram, Corrupt> {
+    if !is_hll(v) {
+        return Err(Corrupt);
+    }
     let mut h = [0u32; 64];
     if !is_sparse(v) {
         dense_each(v, |_, r| h[usize::from(r)] += 1);
@@ -502,6 +520,9 @@ fn tau(mut x: f64) -> f64 {
 
 /// Every register of an HLL (PFDEBUG GETREG), dense or sparse.
 pub fn registers(v: &[u8]) -> Result<Vec<u8>, Corrupt> {
+    if !is_hll(v) {
+        return Err(Corrupt);
+    }
     let converted;
     let dense = if is_sparse(v) {
         converted = sparse_to_dense(v)?;

@@ -192,3 +192,26 @@ fn truncated_opcodes_are_bounded() {
 fn self_test_passes() {
     assert_eq!(self_test(), Ok(()));
 }
+
+#[test]
+fn values_that_are_not_hlls_are_refused_not_indexed() {
+    for bad in [
+        &b""[..],
+        b"HYLL",
+        b"HYLL\x00short",
+        b"HYLL\x02\0\0\0\0\0\0\0\0\0\0\0\x7f\xff",
+    ] {
+        let mut v = bad.to_vec();
+        assert!(!is_hll(&v));
+        assert_eq!(count(&v), Err(Corrupt));
+        assert_eq!(add(&mut v, b"x", 3000), Err(Corrupt));
+        assert_eq!(to_dense(&mut v), Err(Corrupt));
+        assert_eq!(registers(&v), Err(Corrupt));
+        let mut max = [0u8; REGISTERS];
+        assert_eq!(merge_into(&mut max, &v), Err(Corrupt));
+        let _ = cached(&v);
+        invalidate(&mut v);
+        set_cached(&mut v, 1);
+        let _ = decode_sparse(&v);
+    }
+}
