@@ -80,6 +80,7 @@ config_table! {
         tls_port: Int = IntParam::new(0, 0, 65535), "tls-port", Mutable;
         hz: Int = IntParam::new(10, 0, INT_MAX).clamped(1, 500), "hz", Mutable;
         dynamic_hz: Bool = BoolParam::new(true), "dynamic-hz", Mutable;
+        disable_thp: Bool = BoolParam::new(true), "disable-thp", Immutable;
         enable_debug_command: Enum = EnumParam::new(0, YES_NO_LOCAL),
             "enable-debug-command", Immutable;
         enable_protected_configs: Enum = EnumParam::new(0, YES_NO_LOCAL),

@@ -21,6 +21,7 @@ pub mod functions;
 pub mod gate;
 pub mod geo;
 pub mod hashes;
+pub mod hll;
 pub mod info;
 pub mod keys;
 pub mod keyspec;
@@ -89,6 +90,7 @@ pub fn handlers() -> Vec<(&'static str, Handler)> {
         memory::COMMANDS,
         slowlog::COMMANDS,
         latency::COMMANDS,
+        hll::COMMANDS,
     ] {
         all.extend_from_slice(family);
     }

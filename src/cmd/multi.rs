@@ -311,16 +311,23 @@ pub fn touch_written(
     skip: Option<usize>,
     later: &mut Vec<(usize, Vec<u8>)>,
 ) {
-    let Ok(idx) = super::keyspec::keys_of(cmd, args) else {
+    let Ok(keys) = super::keyspec::keys_and_flags(cmd, args) else {
         return;
     };
+    // Read-only keys (the sources of PFMERGE, SUNIONSTORE, COPY...) are
+    // not modified: Redis signals only the keys written.
+    let ro = super::keyspec::kflags::RO;
+    let idx = keys
+        .into_iter()
+        .filter(|&(_, f)| f & ro == 0)
+        .map(|(i, _)| i);
     // MOVE and COPY ... DB change the key in a second database too.
     let other = match cmd.name {
         "move" => super::footprint::db_arg(ks, args.get(2)),
         "copy" => super::footprint::copy_db(ks, args),
         _ => None,
     };
-    for i in idx.into_iter().filter(|&i| Some(i) != skip) {
+    for i in idx.filter(|&i| Some(i) != skip) {
         let key = args.arg(i);
         for d in std::iter::once(db).chain(other) {
             if locks.holds(ks, d, key) {

@@ -4,6 +4,7 @@
 
 pub mod geohash;
 pub mod hash;
+pub mod hll;
 pub mod list;
 pub mod listpack;
 pub mod set;
