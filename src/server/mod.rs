@@ -138,6 +138,7 @@ impl Server {
             // (shutdown, not close) until the process ends just below.
             unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
         }
+        crate::persist::aof::shutdown();
         self.request_shutdown();
         crate::warning!("ferrokv is now ready to exit, bye bye...");
         std::process::exit(0)
@@ -277,6 +278,7 @@ fn socket2_addr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
 /// Starts the server and blocks until it shuts down.
 pub fn run(srv: &'static Server) -> anyhow::Result<()> {
     srv.install_hooks();
+    crate::persist::aof::start(srv).map_err(anyhow::Error::msg)?;
     let port = srv.config.port.get() as u16;
     let listeners = if port == 0 {
         Vec::new()
@@ -335,6 +337,7 @@ pub fn run(srv: &'static Server) -> anyhow::Result<()> {
     install_signal_handlers(srv);
     crate::notice!("Ready to accept connections tcp");
     srv.wait_shutdown();
+    crate::persist::aof::shutdown();
     crate::warning!("ferrokv is now ready to exit, bye bye...");
     Ok(())
 }
@@ -349,6 +352,7 @@ fn cron(srv: &'static Server) {
             return;
         }
         evict::cron(srv);
+        crate::persist::aof::cron(srv);
         if last_clients_check.elapsed() >= Duration::from_secs(1) {
             last_clients_check = Instant::now();
             obuf::cron(srv, now_ms());

@@ -1,0 +1,270 @@
+//! The append path: the effect sink, the shared buffer and the thread that
+//! writes and syncs it.
+//!
+//! Group commit. A write command's effect is encoded into one shared
+//! buffer (under a short mutex) and numbered; the AOF thread takes the
+//! whole buffer, writes it with one `write`, and with `appendfsync always`
+//! `fdatasync`s it before publishing "durable up to N". A connection whose
+//! batch wrote something waits for that number before it sends its replies
+//! (`super::wait_durable`), so a reply is never seen before its record is
+//! on disk, and one sync covers every record that arrived meanwhile, from
+//! every worker thread.
+//!
+//! Transactions. Effects arrive one record at a time; a transaction's
+//! (and a script's) are framed `MULTI` ... `EXEC` and, until the effect
+//! stream delivers a transaction in one call, other connections' records
+//! could fall in between. A transaction runs to completion on one thread,
+//! so its records are gathered in a thread-local buffer from `MULTI` to
+//! `EXEC` and appended as one group: the file never interleaves them, and
+//! a crash leaves either the whole group or a torn tail.
+
+use std::cell::{Cell, RefCell};
+use std::fs::File;
+use std::io::Write;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use super::{APPENDED, Aof, DURABLE, encode};
+use crate::store::EffectSink;
+
+/// The buffer records are appended to, between writes.
+#[derive(Default)]
+pub(super) struct Log {
+    pub buf: Vec<u8>,
+    /// The database of the last record in the file (or buffer): a record
+    /// for another one is preceded by `SELECT`. `None` after a new file
+    /// was started.
+    pub db: Option<usize>,
+    /// Records appended so far.
+    pub seq: u64,
+}
+
+/// The incremental file being appended to.
+pub(super) struct Incr {
+    pub file: File,
+    /// Bytes written to it.
+    pub size: u64,
+    /// Written but not yet synced.
+    pub unsynced: bool,
+    pub last_fsync: Instant,
+}
+
+impl Incr {
+    pub fn new(file: File, size: u64) -> Incr {
+        Incr {
+            file,
+            size,
+            unsynced: false,
+            last_fsync: Instant::now(),
+        }
+    }
+}
+
+/// A transaction's records: (database, encoded command).
+type Group = Vec<(usize, Vec<u8>)>;
+
+thread_local! {
+    /// The number of the last record this thread appended.
+    static LAST: Cell<u64> = const { Cell::new(0) };
+    /// A transaction being gathered (database, encoded record).
+    static TXN: RefCell<Option<Group>> = const { RefCell::new(None) };
+}
+
+/// The number of the last record this thread appended.
+pub fn thread_seq() -> u64 {
+    LAST.with(Cell::get)
+}
+
+/// The sink registered with the keyspace (once); forwards to the AOF
+/// while it is on.
+pub(super) struct Sink;
+
+impl EffectSink for Sink {
+    fn effect(&self, db: usize, argv: &[&[u8]]) {
+        let Some(aof) = super::get() else { return };
+        if !aof.accepting() {
+            return;
+        }
+        let first = argv.first().copied().unwrap_or_default();
+        TXN.with(|t| {
+            let mut t = t.borrow_mut();
+            if first.eq_ignore_ascii_case(b"MULTI") {
+                // A MULTI while one is open: the earlier one ended without
+                // EXEC (it cannot, but nothing may be lost if it did).
+                if let Some(open) = t.take() {
+                    aof.append_group(open);
+                }
+                let mut rec = Vec::new();
+                encode::command(&mut rec, argv.iter().copied());
+                *t = Some(vec![(db, rec)]);
+                return;
+            }
+            if let Some(open) = t.as_mut() {
+                let mut rec = Vec::new();
+                encode::command(&mut rec, argv.iter().copied());
+                open.push((db, rec));
+                if first.eq_ignore_ascii_case(b"EXEC")
+                    && let Some(group) = t.take()
+                {
+                    aof.append_group(group);
+                }
+                return;
+            }
+            aof.append(db, argv);
+        });
+    }
+}
+
+impl Aof {
+    /// Appends one record.
+    fn append(&self, db: usize, argv: &[&[u8]]) {
+        let mut log = self.log.lock();
+        let was_empty = log.buf.is_empty();
+        if log.db != Some(db) {
+            encode::select(&mut log.buf, db);
+            log.db = Some(db);
+        }
+        encode::command(&mut log.buf, argv.iter().copied());
+        self.appended_locked(&mut log, was_empty);
+    }
+
+    /// Appends a transaction's records as one group.
+    fn append_group(&self, group: Group) {
+        let mut log = self.log.lock();
+        let was_empty = log.buf.is_empty();
+        for (db, rec) in group {
+            if log.db != Some(db) {
+                encode::select(&mut log.buf, db);
+                log.db = Some(db);
+            }
+            log.buf.extend_from_slice(&rec);
+        }
+        self.appended_locked(&mut log, was_empty);
+    }
+
+    fn appended_locked(&self, log: &mut Log, was_empty: bool) {
+        log.seq += 1;
+        let seq = log.seq;
+        APPENDED.store(seq, Ordering::Release);
+        LAST.with(|l| l.set(seq));
+        if was_empty {
+            self.wake.notify_one();
+        }
+    }
+
+    pub(super) fn always(&self) -> bool {
+        self.srv.config.appendfsync.name() == "always"
+    }
+
+    /// Writes what the buffer holds to the current incremental file and
+    /// syncs it as the policy (or `sync`) asks. Returns false on an error
+    /// (already reported); the unwritten bytes stay buffered.
+    pub(super) fn flush(&self, spare: &mut Vec<u8>, sync: bool) -> bool {
+        let mut file = self.file.lock();
+        let upto = {
+            let mut log = self.log.lock();
+            std::mem::swap(&mut log.buf, spare);
+            log.seq
+        };
+        let Some(incr) = file.as_mut() else {
+            // Off: nothing is kept.
+            spare.clear();
+            return true;
+        };
+        let always = self.always();
+        if !spare.is_empty() {
+            let mut done = 0;
+            let result = loop {
+                if done == spare.len() {
+                    break Ok(());
+                }
+                match incr.file.write(&spare[done..]) {
+                    Ok(0) => break Err(std::io::Error::from(std::io::ErrorKind::WriteZero)),
+                    Ok(n) => done += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => break Err(e),
+                }
+            };
+            incr.size += done as u64;
+            self.stats.written(done as u64);
+            if let Err(e) = result {
+                if always {
+                    crate::warning!(
+                        "Can't recover from AOF write error when the AOF fsync policy is 'always'. Exiting..."
+                    );
+                    std::process::exit(1);
+                }
+                self.stats.write_failed(&e);
+                // Keep what was not written, in front of what came since.
+                let mut log = self.log.lock();
+                let rest = spare.split_off(done);
+                let newer = std::mem::replace(&mut log.buf, rest);
+                log.buf.extend_from_slice(&newer);
+                spare.clear();
+                return false;
+            }
+            self.stats.write_ok();
+            incr.unsynced = true;
+            spare.clear();
+        }
+        let due = match self.srv.config.appendfsync.name() {
+            "always" => true,
+            "everysec" => incr.last_fsync.elapsed() >= Duration::from_secs(1),
+            _ => false,
+        };
+        if incr.unsynced && (sync || due) {
+            if let Err(e) = incr.file.sync_data() {
+                if always {
+                    crate::warning!(
+                        "Can't persist AOF for fsync error when the AOF fsync policy is 'always': {}. Exiting...",
+                        super::strerror(&e)
+                    );
+                    std::process::exit(1);
+                }
+                self.stats.write_failed(&e);
+                return false;
+            }
+            incr.unsynced = false;
+            incr.last_fsync = Instant::now();
+        }
+        // With `always` only synced records are durable; otherwise written
+        // ones are as durable as the policy makes them.
+        if !always || !incr.unsynced {
+            DURABLE.fetch_max(upto, Ordering::AcqRel);
+            self.durable.notify_waiters();
+        }
+        true
+    }
+
+    /// Swaps in a new incremental file: what the buffer holds goes to the
+    /// old one first (synced), and the new file starts with a `SELECT`.
+    /// The caller holds every shard, so no record lands in between.
+    pub(super) fn switch_incr(&self, new: Incr) -> std::io::Result<()> {
+        let mut spare = Vec::new();
+        if !self.flush(&mut spare, true) {
+            return Err(std::io::Error::other("the AOF buffer could not be written"));
+        }
+        let mut file = self.file.lock();
+        self.log.lock().db = None;
+        if let Some(old) = file.as_mut() {
+            old.file.sync_data()?;
+        }
+        *file = Some(new);
+        Ok(())
+    }
+}
+
+/// The AOF thread: writes the buffer as it fills; with `everysec` syncs
+/// once a second, also when idle.
+pub(super) fn run(aof: &'static Aof) {
+    let mut spare = Vec::new();
+    loop {
+        {
+            let mut log = aof.log.lock();
+            if log.buf.is_empty() {
+                aof.wake.wait_for(&mut log, Duration::from_millis(250));
+            }
+        }
+        aof.flush(&mut spare, false);
+    }
+}
