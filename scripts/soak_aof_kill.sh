@@ -4,8 +4,8 @@
 # MULTI/EXEC, EVAL, an EXECABORTed transaction), the server is SIGKILLed at
 # a random moment and restarted in the same directory, and every
 # acknowledged write must be present, nothing that failed, every
-# transaction and script whole. Auto-rewrite runs during the test, so kills
-# also land mid-rewrite.
+# transaction and script whole. BGREWRITEAOF runs at random moments, so
+# kills also land mid-rewrite.
 #
 #   scripts/soak_aof_kill.sh [KILLS]            (default 120)
 #

@@ -427,6 +427,7 @@ mod tests {
                 "unixsocket",
                 "supervised",
                 "save",
+                "aof-timestamp-enabled",
                 "daemonize",
                 "cluster-enabled"
             ]

@@ -4,8 +4,8 @@
 //! the server is killed with SIGKILL at a random moment, restarted in the
 //! same directory, and every acknowledged write must be there, nothing a
 //! client saw fail may be, and each transaction or script is whole (its
-//! counter equals its list's length). Auto-rewrite is set low so kills
-//! also land during rewrites. `AOF_KILLS` sets the rounds (default 20;
+//! counter equals its list's length). BGREWRITEAOF runs at random
+//! moments meanwhile, so kills also land during rewrites. `AOF_KILLS` sets the rounds (default 20;
 //! scripts/soak_aof_kill.sh runs more); `AOF_KILL_SEED` fixes the seed.
 
 mod common;
@@ -148,10 +148,6 @@ fn start(dir: &Path) -> Server {
             "always",
             "--aof-use-rdb-preamble",
             "no",
-            "--auto-aof-rewrite-min-size",
-            "256kb",
-            "--auto-aof-rewrite-percentage",
-            "100",
             "--save",
             "",
         ],
@@ -276,10 +272,29 @@ fn acknowledged_writes_survive_sigkill() {
                 })
             })
             .collect();
+        // Rewrites at random moments, so kills also land mid-rewrite.
+        let rewriter = {
+            let stop = stop.clone();
+            let pause = 20 + rng.below(100);
+            std::thread::spawn(move || {
+                let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
+                let Ok(mut con) = client.get_connection() else {
+                    return;
+                };
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(pause));
+                    let r = redis::cmd("BGREWRITEAOF").query::<String>(&mut con);
+                    if r.as_ref().is_err_and(is_io) {
+                        return;
+                    }
+                }
+            })
+        };
         std::thread::sleep(Duration::from_millis(50 + rng.below(400)));
         drop(srv); // SIGKILL
         stop.store(true, Ordering::Relaxed);
         states = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        rewriter.join().unwrap();
         let srv = start(d.path());
         let mut c = srv.client();
         for s in &mut states {
@@ -291,8 +306,10 @@ fn acknowledged_writes_survive_sigkill() {
         acked_total += s.list.len() + s.hash.len() + s.stream.len();
         acked_total += (s.cnt.0 + s.multi.0 + s.eval.0) as usize;
     }
+    let manifest =
+        std::fs::read_to_string(d.path().join("appendonlydir/appendonly.aof.manifest")).unwrap();
     eprintln!(
-        "aof_kill: {rounds} kills, {acked_total} acknowledged writes checked, {:.1} s",
+        "aof_kill: {rounds} kills, {acked_total} acknowledged writes checked, {:.1} s; final manifest:\n{manifest}",
         started.elapsed().as_secs_f64()
     );
     assert!(acked_total > 0);

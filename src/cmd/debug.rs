@@ -42,6 +42,10 @@ fn debug(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
             ctx.out.simple(&crate::store::digest::hex(&d));
         }
         (b"digest-value", _) => digest_values(ctx, args),
+        (b"loadaof", 2) => {
+            crate::persist::aof::debug_loadaof(ctx.srv, &ctx.stats.in_flight);
+            ctx.out.ok();
+        }
         (b"log", 3) => {
             crate::warning!("DEBUG LOG: {}", String::from_utf8_lossy(&args[2]));
             ctx.out.ok();

@@ -93,6 +93,17 @@ fn finish_upgrade(aof: &Aof, m: &Manifest) -> Result<(), String> {
     Ok(())
 }
 
+/// Empties every database (DEBUG LOADAOF), unrecorded.
+pub(super) fn empty_dataset(aof: &Aof) {
+    aof.loading.store(true, Ordering::Relaxed);
+    let mut runner = Runner::new(aof.srv);
+    let buf = b"FLUSHALL";
+    let spans = [(0, buf.len())];
+    let _ = runner.run(&Parser::args_over(buf, &spans));
+    drop(runner);
+    aof.loading.store(false, Ordering::Relaxed);
+}
+
 /// Loads every file of the manifest; true if any held data.
 pub(super) fn load_all(aof: &Aof, m: &Manifest) -> Result<bool, LoadError> {
     finish_upgrade(aof, m).map_err(LoadError)?;

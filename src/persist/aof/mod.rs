@@ -225,6 +225,7 @@ pub fn start(srv: &'static Server) -> Result<(), String> {
             strerror(&e)
         )
     })?;
+    remove_stale_temp_files(aof);
     let mut m = load::read_manifest(aof)?;
     if m.base.is_none() && m.incrs.is_empty() {
         load::upgrade_old_aof(aof, &mut m)?;
@@ -284,6 +285,21 @@ pub fn start(srv: &'static Server) -> Result<(), String> {
     Ok(())
 }
 
+/// Temp base files of rewrites a crash interrupted: never named by the
+/// manifest, so never needed.
+fn remove_stale_temp_files(aof: &Aof) {
+    let Ok(dir) = std::fs::read_dir(&aof.dir) else {
+        return;
+    };
+    for e in dir.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("temp-rewriteaof-") {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 /// CONFIG SET appendonly yes|no at run time.
 pub fn set_enabled(srv: &'static Server, on: bool) -> Result<(), String> {
     let enabled = get().is_some_and(|a| a.on.load(Ordering::Acquire));
@@ -315,6 +331,34 @@ fn stop(srv: &Server) {
     *aof.file.lock() = None;
     DURABLE.fetch_max(APPENDED.load(Ordering::Acquire), Ordering::AcqRel);
     aof.durable.notify_waiters();
+}
+
+/// DEBUG LOADAOF: writes and syncs what is buffered, empties the dataset
+/// and loads the AOF again. `in_flight` is the calling worker's in-flight
+/// mark, set by the DEBUG command itself: it is lowered while loading so a
+/// `FUNCTION LOAD` in the file (a script job, which waits for commands in
+/// flight) does not wait for this one. A failure ends the process, as in
+/// Redis.
+pub fn debug_loadaof(srv: &'static Server, in_flight: &std::sync::atomic::AtomicUsize) {
+    let aof = create(srv);
+    if aof.on.load(Ordering::Acquire) {
+        let mut spare = Vec::new();
+        aof.flush(&mut spare, true);
+    }
+    in_flight.fetch_sub(1, Ordering::SeqCst);
+    let result = (|| {
+        let m = load::read_manifest(aof)?;
+        load::empty_dataset(aof);
+        load::load_all(aof, &m).map_err(|e| e.0)
+    })();
+    in_flight.fetch_add(1, Ordering::SeqCst);
+    match result {
+        Ok(_) => crate::warning!("Append Only File loaded by DEBUG LOADAOF"),
+        Err(e) => {
+            crate::warning!("{e}");
+            std::process::exit(1);
+        }
+    }
 }
 
 /// SHUTDOWN and SIGTERM: everything buffered is written and synced.
