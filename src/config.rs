@@ -102,8 +102,7 @@ config_table! {
             "no-appendfsync-on-rewrite", Mutable;
         aof_rewrite_incremental_fsync: Bool = BoolParam::new(true),
             "aof-rewrite-incremental-fsync", Mutable;
-        aof_timestamp_enabled: Bool = BoolParam::new(false), "aof-timestamp-enabled", Mutable,
-            inert(file::yes, "no timestamp annotations are written to the AOF");
+        aof_timestamp_enabled: Bool = BoolParam::new(false), "aof-timestamp-enabled", Mutable;
         dir: Str = StrParam::new(""), "dir", Protected;
         dbfilename: Str = StrParam::new("dump.rdb"), "dbfilename", Protected;
         rdbcompression: Bool = BoolParam::new(true), "rdbcompression", Mutable;
@@ -427,7 +426,6 @@ mod tests {
                 "unixsocket",
                 "supervised",
                 "save",
-                "aof-timestamp-enabled",
                 "daemonize",
                 "cluster-enabled"
             ]

@@ -42,6 +42,11 @@ fn debug(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
             ctx.out.simple(&crate::store::digest::hex(&d));
         }
         (b"digest-value", _) => digest_values(ctx, args),
+        (b"aof-flush-sleep", 3) => {
+            let us = parse_int_prefix(&args[2]).max(0) as u64;
+            crate::persist::aof::FLUSH_SLEEP_US.store(us, Ordering::Relaxed);
+            ctx.out.ok();
+        }
         (b"loadaof", 2) => {
             crate::persist::aof::debug_loadaof(ctx.srv, &ctx.stats.in_flight);
             ctx.out.ok();

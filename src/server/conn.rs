@@ -243,8 +243,8 @@ pub async fn serve<S: Stream>(srv: &'static Server, mut sock: S, stats: Arc<Thre
     let mut out = Reply::new(false);
     let mut need = 0usize;
     let mut obuf = OutputLimit::default();
-    // The last AOF record this connection's commands appended: with
-    // `appendfsync always` no reply goes out before it is synced.
+    // The last AOF record this connection's commands appended: no reply
+    // goes out before it is on disk (`aof::must_wait`).
     let mut aof_seq = 0u64;
 
     'conn: loop {
@@ -668,8 +668,8 @@ async fn wait_blocked<S: Stream>(
     alive
 }
 
-/// With `appendfsync always`, waits until the AOF records this
-/// connection's commands appended (up to `seq`) are synced.
+/// Waits until the AOF records this connection's commands appended (up to
+/// `seq`) are on disk: synced with `appendfsync always`, written otherwise.
 async fn durable(seq: &mut u64) {
     if *seq != 0 {
         if aof::must_wait(*seq) {

@@ -278,7 +278,6 @@ fn socket2_addr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
 /// Starts the server and blocks until it shuts down.
 pub fn run(srv: &'static Server) -> anyhow::Result<()> {
     srv.install_hooks();
-    crate::persist::aof::start(srv).map_err(anyhow::Error::msg)?;
     let port = srv.config.port.get() as u16;
     let listeners = if port == 0 {
         Vec::new()
@@ -292,6 +291,9 @@ pub fn run(srv: &'static Server) -> anyhow::Result<()> {
     } else {
         bind_all(&srv.config.bind.get(), tls_port)?
     };
+    // Loaded with the listeners bound: a client connecting meanwhile waits
+    // in the backlog instead of being refused.
+    crate::persist::aof::start(srv).map_err(anyhow::Error::msg)?;
     srv.tcp_port.store(port, Ordering::Relaxed);
     let workers = srv.workers.load(Ordering::Relaxed).max(1);
     const WORKER_STACK: usize = 16 << 20;

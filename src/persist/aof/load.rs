@@ -18,7 +18,8 @@ use crate::server::stats::ThreadStats;
 use crate::server::{Server, now_ms};
 use crate::store::Locks;
 
-/// Why loading stopped (already logged as Redis logs it).
+/// Why loading stopped, in Redis's words: the caller logs it (the start-up
+/// error is the last line of the log, as Redis's exit leaves it).
 #[derive(Debug)]
 pub struct LoadError(pub String);
 
@@ -33,7 +34,7 @@ enum Loaded {
 const CHUNK: usize = 1 << 20;
 
 /// The manifest in the AOF directory, or an empty one when there is none.
-pub(super) fn read_manifest(aof: &Aof) -> Result<Manifest, String> {
+pub(crate) fn read_manifest(aof: &Aof) -> Result<Manifest, String> {
     let path = aof.path(&aof.manifest_name());
     match std::fs::read(&path) {
         Ok(bytes) => Manifest::parse(&bytes),
@@ -121,7 +122,6 @@ pub(super) fn load_all(aof: &Aof, m: &Manifest) -> Result<bool, LoadError> {
             let started = std::time::Instant::now();
             let loaded = load_file(aof, &info.name, kind == &"base")?;
             if loaded == Loaded::Truncated && !last {
-                crate::warning!("Fatal error: the truncated file is not the last file");
                 return Err(LoadError(
                     "Fatal error: the truncated file is not the last file".into(),
                 ));
@@ -197,7 +197,6 @@ impl Drop for Runner {
 }
 
 fn fail(msg: String) -> LoadError {
-    crate::warning!("{msg}");
     LoadError(msg)
 }
 

@@ -34,6 +34,10 @@ pub use load::LoadError;
 pub use rewrite::{bgrewriteaof, cron};
 pub use writer::thread_seq;
 
+/// DEBUG AOF-FLUSH-SLEEP: microseconds the AOF thread sleeps before each
+/// write (a test makes the window between a write and its reply wide).
+pub static FLUSH_SLEEP_US: AtomicU64 = AtomicU64::new(0);
+
 /// Records appended so far (all threads).
 static APPENDED: AtomicU64 = AtomicU64::new(0);
 /// Records on disk as `appendfsync` defines it: synced with `always`.
@@ -372,12 +376,13 @@ pub fn shutdown() {
     }
 }
 
-/// Whether replies must wait for record `seq` to be synced
-/// (`appendfsync always`) before they are sent.
+/// Whether replies must wait for record `seq` before they are sent: until
+/// it is synced with `appendfsync always`, written otherwise (as Redis
+/// writes the AOF before it replies, so a killed process loses nothing
+/// acknowledged under any policy; only the OS can lose what is unsynced).
 #[inline]
 pub fn must_wait(seq: u64) -> bool {
-    seq > DURABLE.load(Ordering::Acquire)
-        && get().is_some_and(|a| a.on.load(Ordering::Relaxed) && a.always())
+    seq > DURABLE.load(Ordering::Acquire) && get().is_some_and(|a| a.on.load(Ordering::Relaxed))
 }
 
 /// Records appended so far, by every thread.

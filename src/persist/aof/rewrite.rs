@@ -34,6 +34,10 @@ const ITEMS_PER_CMD: usize = 64;
 pub fn bgrewriteaof(srv: &'static Server) -> Result<&'static str, String> {
     let aof = super::create(srv);
     std::fs::create_dir_all(&aof.dir).map_err(|e| format!("ERR {}", strerror(&e)))?;
+    if !aof.on.load(Ordering::Acquire) && aof.manifest.lock().base.is_none() {
+        // Never on in this process: the files on disk are the starting point.
+        *aof.manifest.lock() = super::load::read_manifest(aof).map_err(|e| format!("ERR {e}"))?;
+    }
     super::start_thread(aof);
     start(aof, false).map_err(|e| format!("ERR {e}"))?;
     Ok("Background append only file rewriting started")
@@ -109,7 +113,12 @@ fn rewrite(aof: &'static Aof, turning_on: bool) -> Result<(), String> {
     let srv = aof.srv;
     let rdb = srv.config.aof_use_rdb_preamble.get() && RDB_HOOKS.get().is_some();
     let was_on = aof.on.load(Ordering::Acquire);
+    let off = !was_on && !turning_on;
     let image = write_base(srv, rdb, || {
+        if off {
+            // AOF off: only a base is written, no records are kept.
+            return Ok(());
+        }
         // At the cut: a new incremental file takes every record from now on.
         let mut m = aof.manifest.lock();
         let name = m.next_incr(&aof.prefix);
@@ -156,7 +165,12 @@ fn rewrite(aof: &'static Aof, turning_on: bool) -> Result<(), String> {
         )
     })?;
     crate::notice!("Successfully renamed the temporary AOF base file {tmp} into {name}");
-    m.retire_incrs_but_last();
+    if off {
+        let incrs = std::mem::take(&mut m.incrs);
+        m.history.extend(incrs);
+    } else {
+        m.retire_incrs_but_last();
+    }
     aof.persist_manifest(&m)
         .map_err(|e| format!("Can't persist the AOF manifest: {}", strerror(&e)))?;
     aof.delete_history(&mut m);
@@ -165,10 +179,6 @@ fn rewrite(aof: &'static Aof, turning_on: bool) -> Result<(), String> {
     aof.stats.current_size.store(total, Ordering::Relaxed);
     aof.stats.rewrite_base_size.store(total, Ordering::Relaxed);
     drop(m);
-    if !was_on && !turning_on {
-        // BGREWRITEAOF with AOF off: the files are written, nothing is kept.
-        *aof.file.lock() = None;
-    }
     Ok(())
 }
 
@@ -213,6 +223,9 @@ fn write_base(
             return Ok(out);
         }
         let now = crate::server::now_ms();
+        if srv.config.aof_timestamp_enabled.get() {
+            out.extend_from_slice(format!("#TS:{}\r\n", now / 1000).as_bytes());
+        }
         for db in 0..ks.db_count() {
             let mut selected = false;
             for s in 0..ks.shard_count() {
@@ -246,8 +259,15 @@ fn write_base(
             );
         }
         if !head.is_empty() {
-            head.append(&mut out);
-            out = head;
+            // After the timestamp annotation, if any.
+            let at = if out.starts_with(b"#TS:") {
+                memchr::memchr(b'\n', &out).map_or(0, |i| i + 1)
+            } else {
+                0
+            };
+            let tail = out.split_off(at);
+            out.extend_from_slice(&head);
+            out.extend_from_slice(&tail);
         }
     }
     Ok(out)

@@ -8,7 +8,9 @@
 //! batch wrote something waits for that number before it sends its replies
 //! (`super::wait_durable`), so a reply is never seen before its record is
 //! on disk, and one sync covers every record that arrived meanwhile, from
-//! every worker thread.
+//! every worker thread. With `everysec` and `no` replies wait for the
+//! write only (as Redis writes before it replies), and `everysec` syncs
+//! once a second.
 //!
 //! Transactions. Effects arrive one record at a time; a transaction's
 //! (and a script's) are framed `MULTI` ... `EXEC` and, until the effect
@@ -37,6 +39,8 @@ pub(super) struct Log {
     pub db: Option<usize>,
     /// Records appended so far.
     pub seq: u64,
+    /// The second of the last `#TS:` annotation (`aof-timestamp-enabled`).
+    pub ts: i64,
 }
 
 /// The incremental file being appended to.
@@ -120,6 +124,7 @@ impl Aof {
     fn append(&self, db: usize, argv: &[&[u8]]) {
         let mut log = self.log.lock();
         let was_empty = log.buf.is_empty();
+        self.annotate(&mut log);
         if log.db != Some(db) {
             encode::select(&mut log.buf, db);
             log.db = Some(db);
@@ -132,6 +137,7 @@ impl Aof {
     fn append_group(&self, group: Group) {
         let mut log = self.log.lock();
         let was_empty = log.buf.is_empty();
+        self.annotate(&mut log);
         for (db, rec) in group {
             if log.db != Some(db) {
                 encode::select(&mut log.buf, db);
@@ -140,6 +146,19 @@ impl Aof {
             log.buf.extend_from_slice(&rec);
         }
         self.appended_locked(&mut log, was_empty);
+    }
+
+    /// With `aof-timestamp-enabled`, a `#TS:<unix seconds>` line before
+    /// the first record of each second, as Redis writes it.
+    fn annotate(&self, log: &mut Log) {
+        if self.srv.config.aof_timestamp_enabled.get() {
+            let now = crate::server::now_ms() / 1000;
+            if now > log.ts {
+                log.ts = now;
+                log.buf
+                    .extend_from_slice(format!("#TS:{now}\r\n").as_bytes());
+            }
+        }
     }
 
     fn appended_locked(&self, log: &mut Log, was_empty: bool) {
@@ -171,6 +190,10 @@ impl Aof {
             spare.clear();
             return true;
         };
+        let pause = super::FLUSH_SLEEP_US.load(Ordering::Relaxed);
+        if pause > 0 && !spare.is_empty() {
+            std::thread::sleep(Duration::from_micros(pause));
+        }
         let always = self.always();
         if !spare.is_empty() {
             let mut done = 0;
@@ -245,7 +268,11 @@ impl Aof {
             return Err(std::io::Error::other("the AOF buffer could not be written"));
         }
         let mut file = self.file.lock();
-        self.log.lock().db = None;
+        {
+            let mut log = self.log.lock();
+            log.db = None;
+            log.ts = 0;
+        }
         if let Some(old) = file.as_mut() {
             old.file.sync_data()?;
         }
@@ -254,28 +281,16 @@ impl Aof {
     }
 }
 
-/// How long records may gather before a write when no reply waits for it.
-const COALESCE: Duration = Duration::from_micros(500);
-/// A buffer this big is written at once.
-const COALESCE_BELOW: usize = 64 * 1024;
-
 /// The AOF thread: writes the buffer as it fills; with `everysec` syncs
 /// once a second, also when idle.
 pub(super) fn run(aof: &'static Aof) {
     let mut spare = Vec::new();
     loop {
-        let small = {
+        {
             let mut log = aof.log.lock();
             if log.buf.is_empty() {
                 aof.wake.wait_for(&mut log, Duration::from_millis(250));
             }
-            log.buf.len() < COALESCE_BELOW
-        };
-        // No reply waits for this write unless the policy is `always`: let
-        // records gather briefly, so a stream of small writes costs one
-        // `write` per half millisecond rather than one per record.
-        if small && !aof.always() {
-            std::thread::sleep(COALESCE);
         }
         aof.flush(&mut spare, false);
     }
