@@ -394,6 +394,9 @@ pub fn appended() -> u64 {
 /// Waits until record `seq` is durable (see [`must_wait`]).
 pub async fn wait_durable(seq: u64) {
     let Some(aof) = get() else { return };
+    if !aof.always() && aof.write_now() && !must_wait(seq) {
+        return;
+    }
     loop {
         let notified = aof.durable.notified();
         tokio::pin!(notified);

@@ -179,7 +179,31 @@ impl Aof {
     /// syncs it as the policy (or `sync`) asks. Returns false on an error
     /// (already reported); the unwritten bytes stay buffered.
     pub(super) fn flush(&self, spare: &mut Vec<u8>, sync: bool) -> bool {
-        let mut file = self.file.lock();
+        let file = self.file.lock();
+        self.flush_locked(file, spare, sync, true)
+    }
+
+    /// A connection about to wait for its records, with `everysec` or `no`:
+    /// writes the buffer itself if no one else is writing (as Redis writes
+    /// in its own loop), sparing the hand-off to the AOF thread. True if
+    /// it wrote.
+    pub(super) fn write_now(&self) -> bool {
+        thread_local! {
+            static SPARE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+        }
+        let Some(file) = self.file.try_lock() else {
+            return false;
+        };
+        SPARE.with(|s| self.flush_locked(file, &mut s.borrow_mut(), false, false))
+    }
+
+    fn flush_locked(
+        &self,
+        mut file: parking_lot::MutexGuard<'_, Option<Incr>>,
+        spare: &mut Vec<u8>,
+        sync: bool,
+        may_sync: bool,
+    ) -> bool {
         let upto = {
             let mut log = self.log.lock();
             std::mem::swap(&mut log.buf, spare);
@@ -232,9 +256,24 @@ impl Aof {
         }
         let due = match self.srv.config.appendfsync.name() {
             "always" => true,
-            "everysec" => incr.last_fsync.elapsed() >= Duration::from_secs(1),
+            "everysec" => may_sync && incr.last_fsync.elapsed() >= Duration::from_secs(1),
             _ => false,
         };
+        if incr.unsynced && due && !always && !sync {
+            // `everysec`: the second's sync runs on a duplicate descriptor
+            // outside the lock, so writes go on meanwhile.
+            incr.unsynced = false;
+            incr.last_fsync = Instant::now();
+            let dup = incr.file.try_clone();
+            DURABLE.fetch_max(upto, Ordering::AcqRel);
+            self.durable.notify_waiters();
+            drop(file);
+            if let Err(e) = dup.and_then(|f| f.sync_data()) {
+                self.stats.write_failed(&e);
+                return false;
+            }
+            return true;
+        }
         if incr.unsynced && (sync || due) {
             if let Err(e) = incr.file.sync_data() {
                 if always {
