@@ -12,7 +12,7 @@
 //! CONFIG GET does not pretend it works. What a few parameters do beyond
 //! parsing and printing is code keyed by their field: `dir` (moves the
 //! process, printed as the working directory), `loglevel` (sets the log
-//! level), `appendonly` (refuses `yes`).
+//! level).
 
 pub mod file;
 mod limits;
@@ -27,7 +27,7 @@ pub use params::{
     Access, BoolParam, BufferLimits, CLIENT_CLASSES, EnumParam, Inert, IntParam, Kind, Param,
     StrParam, notify,
 };
-pub use parse::{APPENDONLY_UNSUPPORTED, parse_memory};
+pub use parse::parse_memory;
 use parse::{Value, check_dir, notify_to_string, parse_value, value_str};
 
 pub const LOGLEVELS: &[&str] = &["debug", "verbose", "notice", "warning"];
@@ -93,6 +93,18 @@ config_table! {
         appendfsync: Enum = EnumParam::new(0, APPENDFSYNC), "appendfsync", Mutable;
         appendfilename: Str = StrParam::new("appendonly.aof"), "appendfilename", Immutable;
         appenddirname: Str = StrParam::new("appendonlydir"), "appenddirname", Immutable;
+        aof_use_rdb_preamble: Bool = BoolParam::new(true), "aof-use-rdb-preamble", Mutable;
+        aof_load_truncated: Bool = BoolParam::new(true), "aof-load-truncated", Mutable;
+        auto_aof_rewrite_percentage: Int = IntParam::new(100, 0, INT_MAX),
+            "auto-aof-rewrite-percentage", Mutable;
+        auto_aof_rewrite_min_size: Int = IntParam::memory(64 * MB, 0, LONG_MAX),
+            "auto-aof-rewrite-min-size", Mutable;
+        /// Accepted; the AOF thread never pauses syncing during a rewrite.
+        no_appendfsync_on_rewrite: Bool = BoolParam::new(false),
+            "no-appendfsync-on-rewrite", Mutable;
+        aof_rewrite_incremental_fsync: Bool = BoolParam::new(true),
+            "aof-rewrite-incremental-fsync", Mutable;
+        aof_timestamp_enabled: Bool = BoolParam::new(false), "aof-timestamp-enabled", Mutable;
         dir: Str = StrParam::new(""), "dir", Protected;
         dbfilename: Str = StrParam::new("dump.rdb"), "dbfilename", Protected;
         rdbcompression: Bool = BoolParam::new(true), "rdbcompression", Mutable;

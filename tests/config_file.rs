@@ -276,11 +276,6 @@ fn directives_ferrokv_cannot_honour_safely_refuse_to_start() {
             "{conf}: {out}"
         );
     }
-    let out = fails_with_conf("appendonly yes\n");
-    assert!(
-        out.contains("appendonly yes is not supported: ferrokv has no AOF persistence"),
-        "{out}"
-    );
     let out = fails_with_conf("sentinel monitor m 127.0.0.1 6379 2\n");
     assert!(
         out.contains("\nsentinel directive while not in sentinel mode\n"),
@@ -330,14 +325,6 @@ fn harmless_directives_start_with_a_warning() {
 fn protected_configs_need_enable_protected_configs() {
     let srv = Server::start();
     let mut c = srv.client();
-    // No AOF: CONFIG SET refuses to promise one, `no` stays accepted.
-    assert_eq!(
-        err(
-            &mut c,
-            redis::cmd("CONFIG").arg("SET").arg("appendonly").arg("yes")
-        ),
-        "ERR CONFIG SET failed (possibly related to argument 'appendonly') - appendonly yes is not supported: ferrokv has no AOF persistence"
-    );
     let _: () = redis::cmd("CONFIG")
         .arg("SET")
         .arg("appendonly")

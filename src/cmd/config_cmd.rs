@@ -102,11 +102,19 @@ fn set(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         }
     }
     let tls_before = tls_snapshot(config, &names);
+    let aof_was = config.appendonly.get();
     for p in pending {
         config.apply(p);
     }
     if let Some(before) = tls_before {
         reload_tls(ctx.srv, before)?;
+    }
+    if names.contains(&"appendonly") && config.appendonly.get() != aof_was {
+        let on = config.appendonly.get();
+        if let Err(why) = crate::persist::aof::set_enabled(ctx.srv, on) {
+            config.appendonly.set(aof_was);
+            return Err(failed("appendonly", &why));
+        }
     }
     if names.contains(&"maxmemory") {
         warn_if_over_maxmemory(config);

@@ -81,6 +81,15 @@ fn debug(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         }
         // There is no replication: no id to change.
         (b"change-repl-id", 2) => ctx.out.ok(),
+        (b"aof-flush-sleep", 3) => {
+            let us = parse_int_prefix(&args[2]).max(0) as u64;
+            crate::persist::aof::FLUSH_SLEEP_US.store(us, Ordering::Relaxed);
+            ctx.out.ok();
+        }
+        (b"loadaof", 2) => {
+            crate::persist::aof::debug_loadaof(ctx.srv, &ctx.stats.in_flight);
+            ctx.out.ok();
+        }
         (b"log", 3) => {
             crate::warning!("DEBUG LOG: {}", String::from_utf8_lossy(&args[2]));
             ctx.out.ok();

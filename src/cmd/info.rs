@@ -333,14 +333,7 @@ fn persistence(srv: &Server, lines: &mut Vec<String>) {
     field!(lines, "rdb_last_bgsave_time_sec:-1");
     field!(lines, "rdb_current_bgsave_time_sec:-1");
     field!(lines, "rdb_saves:0");
-    field!(lines, "aof_enabled:0");
-    field!(lines, "aof_rewrite_in_progress:0");
-    field!(lines, "aof_rewrite_scheduled:0");
-    field!(lines, "aof_last_rewrite_time_sec:-1");
-    field!(lines, "aof_current_rewrite_time_sec:-1");
-    field!(lines, "aof_last_bgrewrite_status:ok");
-    field!(lines, "aof_rewrites:0");
-    field!(lines, "aof_last_write_status:ok");
+    crate::persist::aof::info_fields(lines);
 }
 
 /// Totals over every worker thread.

@@ -1,4 +1,4 @@
-//! Server commands: DBSIZE, TIME, LASTSAVE, SHUTDOWN.
+//! Server commands: DBSIZE, TIME, LASTSAVE, SHUTDOWN, BGREWRITEAOF.
 
 use std::sync::atomic::Ordering;
 
@@ -10,6 +10,7 @@ pub const COMMANDS: &[(&str, Handler)] = &[
     ("time", time),
     ("lastsave", lastsave),
     ("shutdown", shutdown),
+    ("bgrewriteaof", bgrewriteaof),
 ];
 
 fn dbsize(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
@@ -66,4 +67,13 @@ fn shutdown(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         crate::warning!("Not saving a final RDB snapshot: ferrokv has no persistence yet.");
     }
     ctx.srv.exit_now()
+}
+
+/// BGREWRITEAOF: a new AOF base and incremental file, in the background.
+fn bgrewriteaof(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
+    match crate::persist::aof::bgrewriteaof(ctx.srv) {
+        Ok(msg) => ctx.out.simple(msg),
+        Err(e) => return Err(Error::owned(e)),
+    }
+    Ok(())
 }

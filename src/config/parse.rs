@@ -16,11 +16,6 @@ pub(super) enum Value {
 pub(super) fn parse_value(name: &str, kind: Kind<'_>, s: &str) -> Result<Value, String> {
     Ok(match kind {
         Kind::Int(p) => Value::Int(parse_int(p, s)?),
-        // ferrokv has no AOF: accepting `yes` would promise durability it
-        // does not give (at start-up and at run time alike).
-        Kind::Bool(_) if name == "appendonly" && s.eq_ignore_ascii_case("yes") => {
-            return Err(APPENDONLY_UNSUPPORTED.into());
-        }
         Kind::Bool(_) => match s.to_ascii_lowercase().as_str() {
             "yes" => Value::Bool(true),
             "no" => Value::Bool(false),
@@ -89,10 +84,6 @@ pub(super) fn check_dir(path: &str) -> Result<(), String> {
             .to_string()),
     }
 }
-
-/// Why `appendonly yes` is refused.
-pub const APPENDONLY_UNSUPPORTED: &str =
-    "appendonly yes is not supported: ferrokv has no AOF persistence";
 
 fn parse_int(p: &IntParam, s: &str) -> Result<i64, String> {
     let v = if p.memory {

@@ -1,3 +1,5 @@
-//! Persistence: snapshots written to disk.
+//! Persistence: the append-only file (`aof`) and snapshots written to disk
+//! (`bgsave`).
 
+pub mod aof;
 pub mod bgsave;

@@ -14,6 +14,7 @@ use super::obuf::{self, OutputLimit};
 use super::stats::ThreadStats;
 use super::{Server, now_ms};
 use crate::cmd::{Next, dispatch};
+use crate::persist::aof;
 use crate::resp::{Frame, Limits, Parser, Reply};
 use crate::scripting::thread as script_thread;
 use crate::store::Locks;
@@ -243,6 +244,9 @@ pub async fn serve<S: Stream>(srv: &'static Server, mut sock: S, stats: Arc<Thre
     let mut out = Reply::new(false);
     let mut need = 0usize;
     let mut obuf = OutputLimit::default();
+    // The last AOF record this connection's commands appended: no reply
+    // goes out before it is on disk (`aof::must_wait`).
+    let mut aof_seq = 0u64;
 
     'conn: loop {
         // Replies not yet taken (only with an output limit, see obuf.rs):
@@ -338,6 +342,7 @@ pub async fn serve<S: Stream>(srv: &'static Server, mut sock: S, stats: Arc<Thre
             match parser.parse(&rbuf[pos..], limits) {
                 Frame::Command { consumed } => {
                     let args = parser.args(&rbuf[pos..]);
+                    let mark = aof::thread_seq();
                     let ran = execute(
                         srv,
                         (&mut sock, &mut out),
@@ -345,9 +350,12 @@ pub async fn serve<S: Stream>(srv: &'static Server, mut sock: S, stats: Arc<Thre
                         locks,
                         &stats,
                         &args,
-                        &mut now,
+                        (&mut now, &mut aof_seq),
                     )
                     .await;
+                    if aof::thread_seq() != mark {
+                        aof_seq = aof_seq.max(aof::thread_seq());
+                    }
                     if !ran {
                         break 'conn;
                     }
@@ -363,7 +371,7 @@ pub async fn serve<S: Stream>(srv: &'static Server, mut sock: S, stats: Arc<Thre
                             locks,
                             &stats,
                             &info,
-                            blocked,
+                            (blocked, &mut aof_seq),
                         )
                         .await;
                         if !alive {
@@ -372,12 +380,14 @@ pub async fn serve<S: Stream>(srv: &'static Server, mut sock: S, stats: Arc<Thre
                         now = now_ms();
                     }
                     if client.close_after_reply {
+                        durable(&mut aof_seq).await;
                         let _ = flush(&mut sock, &mut out, &stats).await;
                         break 'conn;
                     }
                     // With a hard output limit a batch's replies go out
                     // after it ran, as in Redis (the limit bounds them).
                     if out.len() >= FLUSH_AT && !obuf.has_hard() {
+                        durable(&mut aof_seq).await;
                         if flush_batch(&mut sock, &mut out, &stats, &obuf)
                             .await
                             .is_err()
@@ -399,6 +409,7 @@ pub async fn serve<S: Stream>(srv: &'static Server, mut sock: S, stats: Arc<Thre
                         info.addr
                     );
                     out.error(&format!("ERR Protocol error: {msg}"));
+                    durable(&mut aof_seq).await;
                     let _ = flush(&mut sock, &mut out, &stats).await;
                     break 'conn;
                 }
@@ -413,6 +424,7 @@ pub async fn serve<S: Stream>(srv: &'static Server, mut sock: S, stats: Arc<Thre
         info.qbuf_free
             .store((rbuf.capacity() - rbuf.len()) as u64, Ordering::Relaxed);
         info.last_interaction_ms.store(now, Ordering::Relaxed);
+        durable(&mut aof_seq).await;
         if !out.is_empty()
             && flush_batch(&mut sock, &mut out, &stats, &obuf)
                 .await
@@ -535,7 +547,7 @@ async fn execute<S: Stream>(
     locks: &mut Locks,
     stats: &ThreadStats,
     args: &crate::resp::Args<'_>,
-    now: &mut i64,
+    (now, aof_seq): (&mut i64, &mut u64),
 ) -> bool {
     let mut next = dispatch(srv, client, out, locks, stats, args, *now);
     loop {
@@ -543,11 +555,15 @@ async fn execute<S: Stream>(
             Next::Done => return true,
             Next::Script(cmd) => {
                 script_thread::run(srv, client, out, cmd, args, *now).await;
+                // Its records were appended on the script thread: wait for
+                // everything appended so far.
+                *aof_seq = (*aof_seq).max(aof::appended());
                 *now = now_ms();
                 return true;
             }
             Next::Wait { until_idle } => {
                 // Earlier replies of the pipeline go out before the wait.
+                durable(aof_seq).await;
                 if flush(sock, out, stats).await.is_err() {
                     return false;
                 }
@@ -600,12 +616,13 @@ async fn wait_blocked<S: Stream>(
     locks: &mut Locks,
     stats: &ThreadStats,
     info: &super::client::ClientInfo,
-    blocked: super::client::Blocked,
+    (blocked, aof_seq): (super::client::Blocked, &mut u64),
 ) -> bool {
     use crate::blocking::Outcome;
     let w = blocked.waiter;
     let failed = &stats.cmds[blocked.cmd_id].failed;
     *info.waiter.lock() = Some(w.clone());
+    durable(aof_seq).await;
     let mut alive = flush(sock, out, stats).await.is_ok();
     let outcome = loop {
         if !alive || w.is_settled() {
@@ -658,6 +675,9 @@ async fn wait_blocked<S: Stream>(
             if let Some(argv) = blocked.slowlog_argv {
                 crate::cmd::slowlog::push(srv, info, argv, 0);
             }
+            // Served by another client's command, whose records (the pop)
+            // were appended before it handed the reply over.
+            *aof_seq = (*aof_seq).max(aof::appended());
             // An error a blocked client is answered with (WRONGTYPE,
             // NOGROUP, UNBLOCKED) counts in errorstats, as in Redis.
             if let Some(text) = served.reply.strip_prefix(b"-") {
@@ -676,6 +696,17 @@ async fn wait_blocked<S: Stream>(
         }
     }
     alive
+}
+
+/// Waits until the AOF records this connection's commands appended (up to
+/// `seq`) are on disk: synced with `appendfsync always`, written otherwise.
+async fn durable(seq: &mut u64) {
+    if *seq != 0 {
+        if aof::must_wait(*seq) {
+            aof::wait_durable(*seq).await;
+        }
+        *seq = 0;
+    }
 }
 
 /// Writes a batch's replies: all of them, or with an output limit what the

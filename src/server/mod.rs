@@ -135,6 +135,7 @@ impl Server {
             // (shutdown, not close) until the process ends just below.
             unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
         }
+        crate::persist::aof::shutdown();
         self.request_shutdown();
         crate::warning!("ferrokv is now ready to exit, bye bye...");
         std::process::exit(0)
@@ -287,6 +288,9 @@ pub fn run(srv: &'static Server) -> anyhow::Result<()> {
     } else {
         bind_all(&srv.config.bind.get(), tls_port)?
     };
+    // Loaded with the listeners bound: a client connecting meanwhile waits
+    // in the backlog instead of being refused.
+    crate::persist::aof::start(srv).map_err(anyhow::Error::msg)?;
     srv.tcp_port.store(port, Ordering::Relaxed);
     let workers = srv.workers.load(Ordering::Relaxed).max(1);
     const WORKER_STACK: usize = 16 << 20;
@@ -332,6 +336,7 @@ pub fn run(srv: &'static Server) -> anyhow::Result<()> {
     install_signal_handlers(srv);
     crate::notice!("Ready to accept connections tcp");
     srv.wait_shutdown();
+    crate::persist::aof::shutdown();
     crate::warning!("ferrokv is now ready to exit, bye bye...");
     Ok(())
 }
@@ -349,6 +354,7 @@ fn cron(srv: &'static Server) {
         evict::cron(srv);
         crate::cmd::latency::sample(srv, "eviction-cycle", evicting.elapsed());
         crate::persist::bgsave::cron(srv);
+        crate::persist::aof::cron(srv);
         if last_clients_check.elapsed() >= Duration::from_secs(1) {
             last_clients_check = Instant::now();
             obuf::cron(srv, now_ms());

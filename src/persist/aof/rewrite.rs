@@ -1,0 +1,431 @@
+//! Rewriting the AOF: a new base file holding the dataset as of one
+//! instant, and a new incremental file that receives every record from
+//! that instant on, so nothing falls between the two. Then the manifest is
+//! replaced atomically and the old files are deleted (named `history` in
+//! between, as Redis does).
+//!
+//! The base in AOF form holds each key as the commands that recreate it,
+//! as Redis 7.0 writes them: functions first (`FUNCTION LOAD`), then per
+//! database `SELECT` and per key `SET` / `RPUSH` / `SADD` / `ZADD` /
+//! `HMSET` (64 items a command), a stream as `XADD`s, `XSETID`,
+//! `XGROUP CREATE` and an `XCLAIM ... JUSTID FORCE` per pending entry, and
+//! `PEXPIREAT` for a key with a deadline. Keys already expired are left out.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use super::writer::Incr;
+use super::{Aof, RDB_HOOKS, encode, strerror};
+use crate::server::Server;
+use crate::store::entry::{EntryRef, Packed, ValueRef};
+use crate::store::{Locks, Object};
+use crate::types::hash::HashRef;
+use crate::types::list::ListRef;
+use crate::types::set::SetRef;
+use crate::types::stream::id::StreamId;
+use crate::types::zset::View;
+
+/// Redis's `AOF_REWRITE_ITEMS_PER_CMD`.
+const ITEMS_PER_CMD: usize = 64;
+
+/// BGREWRITEAOF: the reply, or the error.
+pub fn bgrewriteaof(srv: &'static Server) -> Result<&'static str, String> {
+    let aof = super::create(srv);
+    std::fs::create_dir_all(&aof.dir).map_err(|e| format!("ERR {}", strerror(&e)))?;
+    if !aof.on.load(Ordering::Acquire) && aof.manifest.lock().base.is_none() {
+        // Never on in this process: the files on disk are the starting point.
+        *aof.manifest.lock() = super::load::read_manifest(aof).map_err(|e| format!("ERR {e}"))?;
+    }
+    super::start_thread(aof);
+    start(aof, false).map_err(|e| format!("ERR {e}"))?;
+    Ok("Background append only file rewriting started")
+}
+
+/// The automatic rewrite (`auto-aof-rewrite-percentage` and
+/// `auto-aof-rewrite-min-size`), checked by the cron.
+pub fn cron(srv: &'static Server) {
+    let Some(aof) = super::get() else { return };
+    if !aof.on.load(Ordering::Acquire) || aof.stats.rewrite_in_progress.load(Ordering::Relaxed) {
+        return;
+    }
+    let perc = srv.config.auto_aof_rewrite_percentage.get();
+    let min = srv.config.auto_aof_rewrite_min_size.get().max(0) as u64;
+    let size = aof.stats.current_size.load(Ordering::Relaxed);
+    if perc <= 0 || size <= min {
+        return;
+    }
+    let base = aof.stats.rewrite_base_size.load(Ordering::Relaxed).max(1);
+    let growth = (size * 100 / base) as i64 - 100;
+    if growth >= perc {
+        crate::notice!("Starting automatic rewriting of AOF on {growth}% growth");
+        let _ = start(aof, false);
+    }
+}
+
+/// Starts a rewrite on its own thread; `turning_on` when it is how AOF is
+/// turned on at run time (records are kept from the cut on).
+pub(super) fn start(aof: &'static Aof, turning_on: bool) -> Result<(), String> {
+    if aof.stats.rewrite_in_progress.swap(true, Ordering::AcqRel) {
+        return Err("Background append only file rewriting already in progress".into());
+    }
+    *aof.stats.rewrite_started.lock() = Some(Instant::now());
+    crate::notice!(
+        "Background append only file rewriting started by pid {}",
+        std::process::id()
+    );
+    let spawned = std::thread::Builder::new()
+        .name("ferrokv-aofrw".into())
+        .spawn(move || {
+            let started = Instant::now();
+            let result = rewrite(aof, turning_on);
+            let s = &aof.stats;
+            s.last_rewrite_secs
+                .store(started.elapsed().as_secs() as i64, Ordering::Relaxed);
+            match result {
+                Ok(()) => {
+                    s.last_rewrite_ok.store(true, Ordering::Relaxed);
+                    s.rewrites.fetch_add(1, Ordering::Relaxed);
+                    s.consecutive_failures.store(0, Ordering::Relaxed);
+                    crate::notice!("Background AOF rewrite finished successfully");
+                }
+                Err(e) => {
+                    s.last_rewrite_ok.store(false, Ordering::Relaxed);
+                    s.consecutive_failures.fetch_add(1, Ordering::Relaxed);
+                    crate::warning!("Background AOF rewrite failed: {e}");
+                }
+            }
+            *s.rewrite_started.lock() = None;
+            s.rewrite_in_progress.store(false, Ordering::Release);
+        });
+    if let Err(e) = spawned {
+        aof.stats
+            .rewrite_in_progress
+            .store(false, Ordering::Release);
+        *aof.stats.rewrite_started.lock() = None;
+        return Err(e.to_string());
+    }
+    Ok(())
+}
+
+fn rewrite(aof: &'static Aof, turning_on: bool) -> Result<(), String> {
+    let srv = aof.srv;
+    let rdb = srv.config.aof_use_rdb_preamble.get() && RDB_HOOKS.get().is_some();
+    let was_on = aof.on.load(Ordering::Acquire);
+    let off = !was_on && !turning_on;
+    let image = write_base(srv, rdb, || {
+        if off {
+            // AOF off: only a base is written, no records are kept.
+            return Ok(());
+        }
+        // At the cut: a new incremental file takes every record from now on.
+        let mut m = aof.manifest.lock();
+        let name = m.next_incr(&aof.prefix);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(aof.path(&name))
+            .map_err(|e| format!("Can't open the append-only file {name}: {}", strerror(&e)))?;
+        aof.switch_incr(Incr::new(file, 0))
+            .map_err(|e| strerror(&e))?;
+        if turning_on {
+            aof.on.store(true, Ordering::Release);
+        } else if was_on {
+            aof.persist_manifest(&m)
+                .map_err(|e| format!("Can't persist the AOF manifest: {}", strerror(&e)))?;
+        }
+        crate::notice!("Creating AOF incr file {name} on background rewrite");
+        Ok(())
+    });
+    let image = match image {
+        Ok(image) => image,
+        Err(e) => {
+            if turning_on {
+                aof.on.store(false, Ordering::Release);
+            }
+            return Err(e);
+        }
+    };
+    let tmp = format!("temp-rewriteaof-bg-{}.aof", std::process::id());
+    write_file(&aof.path(&tmp), &image).map_err(|e| {
+        format!(
+            "Can't write the temporary AOF base file {tmp}: {}",
+            strerror(&e)
+        )
+    })?;
+    crate::notice!("Successfully created the temporary AOF base file {tmp}");
+    let mut m = aof.manifest.lock();
+    let name = m.next_base(&aof.prefix, rdb);
+    std::fs::rename(aof.path(&tmp), aof.path(&name)).map_err(|e| {
+        format!(
+            "Error trying to rename the temporary AOF base file {tmp} into {name}: {}",
+            strerror(&e)
+        )
+    })?;
+    crate::notice!("Successfully renamed the temporary AOF base file {tmp} into {name}");
+    if off {
+        let incrs = std::mem::take(&mut m.incrs);
+        m.history.extend(incrs);
+    } else {
+        m.retire_incrs_but_last();
+    }
+    aof.persist_manifest(&m)
+        .map_err(|e| format!("Can't persist the AOF manifest: {}", strerror(&e)))?;
+    aof.delete_history(&mut m);
+    let (base, total) = aof.measure(&m);
+    aof.stats.base_size.store(base, Ordering::Relaxed);
+    aof.stats.current_size.store(total, Ordering::Relaxed);
+    aof.stats.rewrite_base_size.store(total, Ordering::Relaxed);
+    drop(m);
+    Ok(())
+}
+
+/// Writes `bytes` to `path` and syncs it (a temp file the caller renames,
+/// or a new base).
+pub(super) fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut f = std::fs::File::create(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+/// The base image of the dataset as it is now, outside any rewrite (the
+/// start-up base of an empty server).
+pub(super) fn base_image(srv: &'static Server) -> Result<Vec<u8>, String> {
+    let rdb = srv.config.aof_use_rdb_preamble.get() && RDB_HOOKS.get().is_some();
+    write_base(srv, rdb, || Ok(()))
+}
+
+/// The point-in-time image of the dataset, with `at_cut` called at the
+/// instant it is taken (the rewrite switches incremental files there).
+///
+/// Today: every shard of every database is held at once (as FLUSHALL
+/// holds them) while the image is encoded into memory, so no write falls
+/// on either side of the cut. The no-fork snapshot walk replaces this
+/// function: hold everything only for the cut, then walk the snapshot.
+fn write_base(
+    srv: &'static Server,
+    rdb: bool,
+    at_cut: impl FnOnce() -> Result<(), String>,
+) -> Result<Vec<u8>, String> {
+    let ks = &srv.ks;
+    let mut locks = Locks::default();
+    let mut b = locks.batch(ks);
+    b.all_dbs();
+    if b.take().is_err() {
+        return Err("could not take the keyspace".into());
+    }
+    let result = at_cut().and_then(|()| {
+        let mut out = Vec::new();
+        if let Some(hooks) = RDB_HOOKS.get().filter(|_| rdb) {
+            (hooks.save)(srv, &mut out)?;
+            return Ok(out);
+        }
+        let now = crate::server::now_ms();
+        if srv.config.aof_timestamp_enabled.get() {
+            out.extend_from_slice(format!("#TS:{}\r\n", now / 1000).as_bytes());
+        }
+        for db in 0..ks.db_count() {
+            let mut selected = false;
+            for s in 0..ks.shard_count() {
+                locks.with_shard(ks, db, s, |g| {
+                    for e in g.table().iter() {
+                        if e.is_expired(now) {
+                            continue;
+                        }
+                        if !selected {
+                            encode::select(&mut out, db);
+                            selected = true;
+                        }
+                        key_commands(&mut out, &e);
+                    }
+                });
+            }
+        }
+        Ok(out)
+    });
+    locks.release();
+    let mut out = result?;
+    if !rdb {
+        // Functions first, as Redis writes them; read after the shards are
+        // let go (a function changed in between is also in the new
+        // incremental file, where loading it again fails harmlessly).
+        let mut head = Vec::new();
+        for lib in srv.scripting.functions.lock().libs.libs.values() {
+            encode::command(
+                &mut head,
+                [&b"FUNCTION"[..], b"LOAD", &lib.code].into_iter(),
+            );
+        }
+        if !head.is_empty() {
+            // After the timestamp annotation, if any.
+            let at = if out.starts_with(b"#TS:") {
+                memchr::memchr(b'\n', &out).map_or(0, |i| i + 1)
+            } else {
+                0
+            };
+            let tail = out.split_off(at);
+            out.extend_from_slice(&head);
+            out.extend_from_slice(&tail);
+        }
+    }
+    Ok(out)
+}
+
+/// Writes `cmd key items...` in commands of at most 64 items (pairs count
+/// as one item each).
+fn batched(out: &mut Vec<u8>, cmd: &[u8], key: &[u8], items: &[Vec<u8>], per_item: usize) {
+    for chunk in items.chunks(ITEMS_PER_CMD * per_item) {
+        encode::header(out, b'*', 2 + chunk.len());
+        encode::bulk(out, cmd);
+        encode::bulk(out, key);
+        for i in chunk {
+            encode::bulk(out, i);
+        }
+    }
+}
+
+/// The commands that recreate one key.
+fn key_commands(out: &mut Vec<u8>, e: &EntryRef<'_>) {
+    let key = e.key();
+    let v = e.value();
+    match v {
+        ValueRef::Bytes(b) => encode::command(out, [&b"SET"[..], key, b].into_iter()),
+        ValueRef::Obj(Object::Str(b)) => {
+            encode::command(out, [&b"SET"[..], key, b.as_slice()].into_iter());
+        }
+        ValueRef::Int(n) => {
+            let s = itoa::Buffer::new().format(n).to_owned();
+            encode::command(out, [&b"SET"[..], key, s.as_bytes()].into_iter());
+        }
+        ValueRef::Packed(Packed::List, _) | ValueRef::Obj(Object::List(_)) => {
+            if let Ok(list) = ListRef::of(v) {
+                let items: Vec<Vec<u8>> = list.iter().map(|i| i.to_vec()).collect();
+                batched(out, b"RPUSH", key, &items, 1);
+            }
+        }
+        ValueRef::Packed(Packed::Set | Packed::IntSet, _) | ValueRef::Obj(Object::Set(_)) => {
+            if let Some(set) = SetRef::of(v) {
+                let items: Vec<Vec<u8>> =
+                    set.iter().map(|m| m.with_bytes(|b| b.to_vec())).collect();
+                batched(out, b"SADD", key, &items, 1);
+            }
+        }
+        ValueRef::Packed(Packed::ZSet, _) | ValueRef::Obj(Object::ZSet(_)) => {
+            if let Ok(z) = View::of(v) {
+                let mut items = Vec::new();
+                let mut buf = [0u8; 64];
+                z.visit(0, usize::MAX, false, |m, score| {
+                    items.push(crate::util::num::fmt_double(score, &mut buf).to_vec());
+                    items.push(m.to_vec());
+                    true
+                });
+                batched(out, b"ZADD", key, &items, 2);
+            }
+        }
+        ValueRef::Packed(Packed::Hash, _) | ValueRef::Obj(Object::Hash(_)) => {
+            if let Ok(h) = HashRef::of(v) {
+                let mut items = Vec::new();
+                for (f, val) in h.iter() {
+                    items.push(f.to_vec());
+                    items.push(val.to_vec());
+                }
+                batched(out, b"HMSET", key, &items, 2);
+            }
+        }
+        ValueRef::Obj(Object::Stream(s)) => stream_commands(out, key, s),
+        #[allow(unreachable_patterns)]
+        _ => {}
+    }
+    if let Some(at) = e.expire() {
+        let ms = itoa::Buffer::new().format(at).to_owned();
+        encode::command(out, [&b"PEXPIREAT"[..], key, ms.as_bytes()].into_iter());
+    }
+}
+
+fn id(i: StreamId) -> Vec<u8> {
+    i.to_string().into_bytes()
+}
+
+fn stream_commands(out: &mut Vec<u8>, key: &[u8], s: &crate::types::stream::Stream) {
+    if s.is_empty() {
+        // An empty stream: XADD with MAXLEN 0 creates it, XSETID below sets
+        // its real last id.
+        encode::command(
+            out,
+            [&b"XADD"[..], key, b"MAXLEN", b"0", b"0-1", b"x", b"y"].into_iter(),
+        );
+    } else {
+        s.range(StreamId::MIN, StreamId::MAX, false, 0, |e| {
+            let entry_id = id(e.id);
+            let mut argv: Vec<&[u8]> = vec![b"XADD", key, &entry_id];
+            argv.extend(e.pairs.iter().copied());
+            encode::command(out, argv.into_iter());
+        });
+    }
+    let last = id(s.last_id);
+    let added = s.entries_added.to_string();
+    let maxdel = id(s.max_deleted_id);
+    encode::command(
+        out,
+        [
+            &b"XSETID"[..],
+            key,
+            &last,
+            b"ENTRIESADDED",
+            added.as_bytes(),
+            b"MAXDELETEDID",
+            &maxdel,
+        ]
+        .into_iter(),
+    );
+    for (name, g) in &s.groups {
+        let gid = id(g.last_id);
+        let read = g.entries_read.unwrap_or(-1).to_string();
+        encode::command(
+            out,
+            [
+                &b"XGROUP"[..],
+                b"CREATE",
+                key,
+                name,
+                &gid,
+                b"ENTRIESREAD",
+                read.as_bytes(),
+            ]
+            .into_iter(),
+        );
+        for (pid, p) in &g.pel {
+            let pid = id(*pid);
+            let time = p.delivery_time.to_string();
+            let count = p.delivery_count.to_string();
+            encode::command(
+                out,
+                [
+                    &b"XCLAIM"[..],
+                    key,
+                    name,
+                    &p.consumer,
+                    b"0",
+                    &pid,
+                    b"TIME",
+                    time.as_bytes(),
+                    b"RETRYCOUNT",
+                    count.as_bytes(),
+                    b"JUSTID",
+                    b"FORCE",
+                ]
+                .into_iter(),
+            );
+        }
+        for (cname, c) in &g.consumers {
+            if c.pel.is_empty() {
+                encode::command(
+                    out,
+                    [&b"XGROUP"[..], b"CREATECONSUMER", key, name, cname].into_iter(),
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,290 @@
+//! The append path: the effect sink, the shared buffer and the thread that
+//! writes and syncs it.
+//!
+//! Group commit. A write command's effect is encoded into one shared
+//! buffer (under a short mutex) and numbered; the AOF thread takes the
+//! whole buffer, writes it with one `write`, and with `appendfsync always`
+//! `fdatasync`s it before publishing "durable up to N". A connection whose
+//! batch wrote something waits for that number before it sends its replies
+//! (`super::wait_durable`), so a reply is never seen before its record is
+//! on disk, and one sync covers every record that arrived meanwhile, from
+//! every worker thread. With `everysec` and `no` replies wait for the
+//! write only (as Redis writes before it replies), and `everysec` syncs
+//! once a second.
+//!
+//! Transactions. The keyspace hands a transaction's (or a script's)
+//! records, framed `MULTI` ... `EXEC`, to the sink in one call
+//! (`Keyspace::begin_group`); they are appended under one lock of the
+//! buffer, so the file never interleaves another client's records with
+//! them, and a crash leaves either the whole group or a torn tail.
+
+use std::cell::{Cell, RefCell};
+use std::fs::File;
+use std::io::Write;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use super::{APPENDED, Aof, DURABLE, encode};
+use crate::store::{Effect, EffectSink};
+
+/// The buffer records are appended to, between writes.
+#[derive(Default)]
+pub(super) struct Log {
+    pub buf: Vec<u8>,
+    /// The database of the last record in the file (or buffer): a record
+    /// for another one is preceded by `SELECT`. `None` after a new file
+    /// was started.
+    pub db: Option<usize>,
+    /// Records appended so far.
+    pub seq: u64,
+    /// The second of the last `#TS:` annotation (`aof-timestamp-enabled`).
+    pub ts: i64,
+}
+
+/// The incremental file being appended to.
+pub(super) struct Incr {
+    pub file: File,
+    /// Bytes written to it.
+    pub size: u64,
+    /// Written but not yet synced.
+    pub unsynced: bool,
+    pub last_fsync: Instant,
+}
+
+impl Incr {
+    pub fn new(file: File, size: u64) -> Incr {
+        Incr {
+            file,
+            size,
+            unsynced: false,
+            last_fsync: Instant::now(),
+        }
+    }
+}
+
+thread_local! {
+    /// The number of the last record this thread appended.
+    static LAST: Cell<u64> = const { Cell::new(0) };
+}
+
+/// The number of the last record this thread appended.
+pub fn thread_seq() -> u64 {
+    LAST.with(Cell::get)
+}
+
+/// The sink registered with the keyspace (once); forwards to the AOF
+/// while it is on.
+pub(super) struct Sink;
+
+impl EffectSink for Sink {
+    fn effects(&self, records: &[Effect<'_>]) {
+        let Some(aof) = super::get() else { return };
+        if aof.accepting() {
+            aof.append(records);
+        }
+    }
+}
+
+impl Aof {
+    /// Appends one command's record, or a transaction's records as one
+    /// group, under one lock of the buffer.
+    fn append(&self, records: &[Effect<'_>]) {
+        let mut log = self.log.lock();
+        let was_empty = log.buf.is_empty();
+        self.annotate(&mut log);
+        for r in records {
+            if log.db != Some(r.db) {
+                encode::select(&mut log.buf, r.db);
+                log.db = Some(r.db);
+            }
+            encode::command(&mut log.buf, r.argv.iter().copied());
+        }
+        self.appended_locked(&mut log, was_empty);
+    }
+
+    /// With `aof-timestamp-enabled`, a `#TS:<unix seconds>` line before
+    /// the first record of each second, as Redis writes it.
+    fn annotate(&self, log: &mut Log) {
+        if self.srv.config.aof_timestamp_enabled.get() {
+            let now = crate::server::now_ms() / 1000;
+            if now > log.ts {
+                log.ts = now;
+                log.buf
+                    .extend_from_slice(format!("#TS:{now}\r\n").as_bytes());
+            }
+        }
+    }
+
+    fn appended_locked(&self, log: &mut Log, was_empty: bool) {
+        log.seq += 1;
+        let seq = log.seq;
+        APPENDED.store(seq, Ordering::Release);
+        LAST.with(|l| l.set(seq));
+        if was_empty {
+            self.wake.notify_one();
+        }
+    }
+
+    pub(super) fn always(&self) -> bool {
+        self.srv.config.appendfsync.name() == "always"
+    }
+
+    /// Writes what the buffer holds to the current incremental file and
+    /// syncs it as the policy (or `sync`) asks. Returns false on an error
+    /// (already reported); the unwritten bytes stay buffered.
+    pub(super) fn flush(&self, spare: &mut Vec<u8>, sync: bool) -> bool {
+        let file = self.file.lock();
+        self.flush_locked(file, spare, sync, true)
+    }
+
+    /// A connection about to wait for its records, with `everysec` or `no`:
+    /// writes the buffer itself if no one else is writing (as Redis writes
+    /// in its own loop), sparing the hand-off to the AOF thread. True if
+    /// it wrote.
+    pub(super) fn write_now(&self) -> bool {
+        thread_local! {
+            static SPARE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+        }
+        let Some(file) = self.file.try_lock() else {
+            return false;
+        };
+        SPARE.with(|s| self.flush_locked(file, &mut s.borrow_mut(), false, false))
+    }
+
+    fn flush_locked(
+        &self,
+        mut file: parking_lot::MutexGuard<'_, Option<Incr>>,
+        spare: &mut Vec<u8>,
+        sync: bool,
+        may_sync: bool,
+    ) -> bool {
+        let upto = {
+            let mut log = self.log.lock();
+            std::mem::swap(&mut log.buf, spare);
+            log.seq
+        };
+        let Some(incr) = file.as_mut() else {
+            // Off: nothing is kept.
+            spare.clear();
+            return true;
+        };
+        let pause = super::FLUSH_SLEEP_US.load(Ordering::Relaxed);
+        if pause > 0 && !spare.is_empty() {
+            std::thread::sleep(Duration::from_micros(pause));
+        }
+        let always = self.always();
+        if !spare.is_empty() {
+            let mut done = 0;
+            let result = loop {
+                if done == spare.len() {
+                    break Ok(());
+                }
+                match incr.file.write(&spare[done..]) {
+                    Ok(0) => break Err(std::io::Error::from(std::io::ErrorKind::WriteZero)),
+                    Ok(n) => done += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => break Err(e),
+                }
+            };
+            incr.size += done as u64;
+            self.stats.written(done as u64);
+            if let Err(e) = result {
+                if always {
+                    crate::warning!(
+                        "Can't recover from AOF write error when the AOF fsync policy is 'always'. Exiting..."
+                    );
+                    std::process::exit(1);
+                }
+                self.stats.write_failed(&e);
+                // Keep what was not written, in front of what came since.
+                let mut log = self.log.lock();
+                let rest = spare.split_off(done);
+                let newer = std::mem::replace(&mut log.buf, rest);
+                log.buf.extend_from_slice(&newer);
+                spare.clear();
+                return false;
+            }
+            self.stats.write_ok();
+            incr.unsynced = true;
+            spare.clear();
+        }
+        let due = match self.srv.config.appendfsync.name() {
+            "always" => true,
+            "everysec" => may_sync && incr.last_fsync.elapsed() >= Duration::from_secs(1),
+            _ => false,
+        };
+        if incr.unsynced && due && !always && !sync {
+            // `everysec`: the second's sync runs on a duplicate descriptor
+            // outside the lock, so writes go on meanwhile.
+            incr.unsynced = false;
+            incr.last_fsync = Instant::now();
+            let dup = incr.file.try_clone();
+            DURABLE.fetch_max(upto, Ordering::AcqRel);
+            self.durable.notify_waiters();
+            drop(file);
+            if let Err(e) = dup.and_then(|f| f.sync_data()) {
+                self.stats.write_failed(&e);
+                return false;
+            }
+            return true;
+        }
+        if incr.unsynced && (sync || due) {
+            if let Err(e) = incr.file.sync_data() {
+                if always {
+                    crate::warning!(
+                        "Can't persist AOF for fsync error when the AOF fsync policy is 'always': {}. Exiting...",
+                        super::strerror(&e)
+                    );
+                    std::process::exit(1);
+                }
+                self.stats.write_failed(&e);
+                return false;
+            }
+            incr.unsynced = false;
+            incr.last_fsync = Instant::now();
+        }
+        // With `always` only synced records are durable; otherwise written
+        // ones are as durable as the policy makes them.
+        if !always || !incr.unsynced {
+            DURABLE.fetch_max(upto, Ordering::AcqRel);
+            self.durable.notify_waiters();
+        }
+        true
+    }
+
+    /// Swaps in a new incremental file: what the buffer holds goes to the
+    /// old one first (synced), and the new file starts with a `SELECT`.
+    /// The caller holds every shard, so no record lands in between.
+    pub(super) fn switch_incr(&self, new: Incr) -> std::io::Result<()> {
+        let mut spare = Vec::new();
+        if !self.flush(&mut spare, true) {
+            return Err(std::io::Error::other("the AOF buffer could not be written"));
+        }
+        let mut file = self.file.lock();
+        {
+            let mut log = self.log.lock();
+            log.db = None;
+            log.ts = 0;
+        }
+        if let Some(old) = file.as_mut() {
+            old.file.sync_data()?;
+        }
+        *file = Some(new);
+        Ok(())
+    }
+}
+
+/// The AOF thread: writes the buffer as it fills; with `everysec` syncs
+/// once a second, also when idle.
+pub(super) fn run(aof: &'static Aof) {
+    let mut spare = Vec::new();
+    loop {
+        {
+            let mut log = aof.log.lock();
+            if log.buf.is_empty() {
+                aof.wake.wait_for(&mut log, Duration::from_millis(250));
+            }
+        }
+        aof.flush(&mut spare, false);
+    }
+}
