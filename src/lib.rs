@@ -10,6 +10,7 @@ pub mod blocking;
 pub mod cmd;
 pub mod config;
 pub mod log;
+pub mod persist;
 pub mod pubsub;
 pub use ferrokv_resp as resp;
 pub mod scripting;

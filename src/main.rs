@@ -137,6 +137,10 @@ fn main() {
         std::process::id()
     );
     show_banner(srv);
+    if let Err(e) = ferrokv::persist::save::load_at_startup(srv) {
+        ferrokv::warning!("{e}");
+        std::process::exit(1);
+    }
     if let Err(e) = server::run(srv) {
         ferrokv::warning!("{e}");
         std::process::exit(1);

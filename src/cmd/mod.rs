@@ -14,6 +14,7 @@ pub mod command_info;
 pub mod config_cmd;
 pub mod connection;
 pub mod debug;
+pub mod dump;
 pub mod error;
 pub mod expire;
 pub mod footprint;
@@ -71,6 +72,7 @@ pub fn handlers() -> Vec<(&'static str, Handler)> {
         command_info::COMMANDS,
         config_cmd::COMMANDS,
         debug::COMMANDS,
+        dump::COMMANDS,
         module::COMMANDS,
         sets::COMMANDS,
         multi::COMMANDS,
@@ -431,6 +433,9 @@ pub(crate) fn run(
     };
     let mut later = Vec::new();
     if ctx.dirty > 0 {
+        srv.persist
+            .dirty
+            .fetch_add(ctx.dirty, std::sync::atomic::Ordering::Relaxed);
         if srv.ks.has_watches() {
             multi::touch_written(&srv.ks, ctx.db.locks, cmd, args, db_index, &mut later);
         }

@@ -1,0 +1,328 @@
+//! The RDB file on disk: SAVE, loading at start-up, DEBUG RELOAD, and the
+//! counters INFO persistence reports.
+//!
+//! A save serializes every database while the caller holds all shards
+//! (the command's footprint is "all databases", as FLUSHALL's), so the
+//! file is one point in time. It is written to `temp-<pid>.rdb` in `dir`
+//! (the working directory), fsynced, renamed over `dbfilename`, and the
+//! directory fsynced, so a crash leaves the old file or the new one.
+
+use std::fs::File;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::time::Instant;
+
+use super::rdb::file::{self, Sink, Stats};
+use super::rdb::read::Limits;
+use super::rdb::write::{self, Opts};
+use crate::server::{Server, now_ms};
+use crate::store::{Entry, Locks};
+
+/// Persistence counters (INFO persistence).
+pub struct State {
+    /// Changes since the last successful save.
+    pub dirty: AtomicU64,
+    pub saves: AtomicU64,
+    /// The last BGSAVE's outcome (SAVE leaves it, as in Redis).
+    pub last_ok: AtomicBool,
+    pub loaded_keys: AtomicU64,
+    pub loaded_expired: AtomicU64,
+    /// Serializes saves (SAVE from several clients, SHUTDOWN, signals).
+    lock: parking_lot::Mutex<()>,
+    /// Seconds the last load took, for the log.
+    pub last_load_ms: AtomicI64,
+}
+
+impl Default for State {
+    fn default() -> State {
+        State {
+            dirty: AtomicU64::new(0),
+            saves: AtomicU64::new(0),
+            last_ok: AtomicBool::new(true),
+            loaded_keys: AtomicU64::new(0),
+            loaded_expired: AtomicU64::new(0),
+            lock: parking_lot::Mutex::new(()),
+            last_load_ms: AtomicI64::new(0),
+        }
+    }
+}
+
+/// The file SAVE writes and start-up loads (relative to `dir`, the
+/// working directory).
+pub fn rdb_path(srv: &Server) -> String {
+    srv.config.dbfilename.get()
+}
+
+fn opts(srv: &Server) -> Opts {
+    Opts {
+        compress: srv.config.rdbcompression.get(),
+    }
+}
+
+/// The whole dataset as an RDB file; `locks` must hold every shard (or
+/// be empty: then each shard is taken in turn, which is only a point in
+/// time when nothing else runs, as at shutdown after clients stopped).
+pub fn serialize(srv: &'static Server, locks: &mut Locks) -> Vec<u8> {
+    let ks = &srv.ks;
+    let mut out = Vec::new();
+    let now = now_ms();
+    write::write_header(&mut out, now / 1000, crate::alloc::used_memory(), false);
+    {
+        let reg = srv.scripting.functions.lock();
+        for lib in reg.libs.libs.values() {
+            write::write_function(&mut out, &lib.code, opts(srv));
+        }
+    }
+    let o = opts(srv);
+    for db in 0..ks.db_count() {
+        let (mut keys, mut expires) = (0, 0);
+        for s in 0..ks.shard_count() {
+            locks.with_shard(ks, db, s, |g| {
+                keys += g.len();
+                expires += g.expires();
+            });
+        }
+        if keys == 0 {
+            continue;
+        }
+        write::write_db_start(&mut out, db, keys, expires);
+        for s in 0..ks.shard_count() {
+            locks.with_shard(ks, db, s, |g| {
+                for e in g.table().iter() {
+                    write::write_entry_with(&mut out, e.key(), e, o);
+                }
+            });
+        }
+    }
+    write::write_footer(&mut out, srv.config.rdbchecksum.get());
+    out
+}
+
+/// Writes `data` to `path` through a temporary file, fsyncs and renames it.
+fn write_file(path: &str, data: &[u8]) -> std::io::Result<()> {
+    let tmp = format!("temp-{}.rdb", std::process::id());
+    let result = (|| {
+        let mut f = File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, path)?;
+        // The rename is durable only once the directory is.
+        File::open(".")?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// SAVE: serializes under `locks` (all shards) and writes the file.
+/// Updates LASTSAVE, the dirty counter and the status on success.
+pub fn save(srv: &'static Server, locks: &mut Locks) -> std::io::Result<()> {
+    let _one = srv.persist.lock.lock();
+    let dirty_before = srv.persist.dirty.load(Ordering::Relaxed);
+    let data = serialize(srv, locks);
+    let path = rdb_path(srv);
+    match write_file(&path, &data) {
+        Ok(()) => {
+            crate::notice!("DB saved on disk");
+            srv.persist.dirty.fetch_sub(
+                dirty_before.min(srv.persist.dirty.load(Ordering::Relaxed)),
+                Ordering::Relaxed,
+            );
+            srv.last_save_ms.store(now_ms(), Ordering::Relaxed);
+            srv.persist.saves.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        }
+        Err(e) => {
+            let cwd = std::env::current_dir()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            crate::warning!(
+                "Failed opening the temp RDB file temp-{}.rdb (in server root dir {cwd}) for saving: {e}",
+                std::process::id()
+            );
+            Err(e)
+        }
+    }
+}
+
+/// Takes every shard of every database and saves (shutdown paths that
+/// hold no locks).
+pub fn save_all(srv: &'static Server) -> std::io::Result<()> {
+    let mut locks = Locks::default();
+    let mut b = locks.batch(&srv.ks);
+    b.all_dbs();
+    // A fresh Locks holds nothing, so taking everything cannot be refused.
+    let _ = b.take();
+    save(srv, &mut locks)
+}
+
+/// Whether `save` points are configured (a final save at shutdown).
+pub fn save_points_configured(srv: &Server) -> bool {
+    srv.config.save.with(|s| !s.trim().is_empty())
+}
+
+/// Places loaded keys and functions into the server.
+struct Loader<'a> {
+    srv: &'static Server,
+    locks: &'a mut Locks,
+    now_ms: i64,
+    /// Replace existing libraries (DEBUG RELOAD MERGE).
+    replace: bool,
+}
+
+impl Sink for Loader<'_> {
+    fn key(&mut self, db: usize, entry: Entry) -> Result<(), String> {
+        let key = entry.as_ref().key().to_vec();
+        let mut slot = self.locks.key(&self.srv.ks, db, &key, self.now_ms);
+        if let Some(i) = slot.lookup() {
+            if !self.replace {
+                return Err(format!(
+                    "duplicate key '{}' in DB {db}",
+                    String::from_utf8_lossy(&key)
+                ));
+            }
+            slot.remove_at(i);
+        }
+        slot.insert_entry(entry);
+        Ok(())
+    }
+
+    fn function(&mut self, code: &[u8]) -> Result<(), String> {
+        let mut reg = self.srv.scripting.functions.lock();
+        let r = reg.load(self.srv, code, self.replace).map(|_| ());
+        self.srv.scripting.functions.update_counts(&reg);
+        r
+    }
+}
+
+/// Loads `path` into the (empty) dataset. `Ok(None)` when there is no file.
+pub fn load_file(
+    srv: &'static Server,
+    locks: &mut Locks,
+    path: &str,
+    replace: bool,
+) -> Result<Option<Stats>, String> {
+    let data = match std::fs::read(path) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("Fatal error loading the DB ({path}): {e}")),
+    };
+    let lim = Limits::of(&srv.config);
+    let now = now_ms();
+    let mut sink = Loader {
+        srv,
+        locks,
+        now_ms: now,
+        replace,
+    };
+    let stats = file::parse(&data, srv.ks.db_count(), &lim, now, &mut sink)
+        .map_err(|e| format!("Fatal error loading the DB ({path}): {e}"))?;
+    srv.persist
+        .loaded_keys
+        .store(stats.keys as u64, Ordering::Relaxed);
+    srv.persist
+        .loaded_expired
+        .store(stats.expired as u64, Ordering::Relaxed);
+    Ok(Some(stats))
+}
+
+/// Start-up: loads `dir/dbfilename` before clients are accepted. A file
+/// that cannot be read whole refuses the start (the message names the
+/// file and the offset).
+pub fn load_at_startup(srv: &'static Server) -> Result<(), String> {
+    let started = Instant::now();
+    let path = rdb_path(srv);
+    let mut locks = Locks::default();
+    let mut b = locks.batch(&srv.ks);
+    b.all_dbs();
+    let _ = b.take();
+    let loaded = load_file(srv, &mut locks, &path, false)?;
+    drop(locks);
+    if let Some(st) = loaded {
+        crate::notice!(
+            "Done loading RDB, keys loaded: {}, keys expired: {}.",
+            st.keys,
+            st.expired
+        );
+        crate::notice!(
+            "DB loaded from disk: {:.3} seconds",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    srv.persist.dirty.store(0, Ordering::Relaxed);
+    Ok(())
+}
+
+/// SIGTERM / SIGINT: the final save when save points exist. False when it
+/// failed (the server then keeps running, as Redis does).
+pub fn before_signal_exit(srv: &'static Server) -> bool {
+    if !save_points_configured(srv) {
+        return true;
+    }
+    crate::notice!("Saving the final RDB snapshot before exiting.");
+    match save_all(srv) {
+        Ok(()) => true,
+        Err(_) => {
+            crate::warning!("Error trying to save the DB, can't exit.");
+            false
+        }
+    }
+}
+
+/// INFO persistence, with every field Redis 7.0.15 prints (the fork and
+/// AOF ones at their idle values).
+pub fn info_lines(srv: &Server, lines: &mut Vec<String>) {
+    let p = &srv.persist;
+    let mut f = |s: String| lines.push(s);
+    f("loading:0".into());
+    f("async_loading:0".into());
+    f("current_cow_peak:0".into());
+    f("current_cow_size:0".into());
+    f("current_cow_size_age:0".into());
+    f("current_fork_perc:0.00".into());
+    f("current_save_keys_processed:0".into());
+    f("current_save_keys_total:0".into());
+    f(format!(
+        "rdb_changes_since_last_save:{}",
+        p.dirty.load(Ordering::Relaxed)
+    ));
+    f("rdb_bgsave_in_progress:0".into());
+    f(format!(
+        "rdb_last_save_time:{}",
+        srv.last_save_ms.load(Ordering::Relaxed) / 1000
+    ));
+    f(format!(
+        "rdb_last_bgsave_status:{}",
+        if p.last_ok.load(Ordering::Relaxed) {
+            "ok"
+        } else {
+            "err"
+        }
+    ));
+    f("rdb_last_bgsave_time_sec:-1".into());
+    f("rdb_current_bgsave_time_sec:-1".into());
+    f(format!("rdb_saves:{}", p.saves.load(Ordering::Relaxed)));
+    f("rdb_last_cow_size:0".into());
+    f(format!(
+        "rdb_last_load_keys_expired:{}",
+        p.loaded_expired.load(Ordering::Relaxed)
+    ));
+    f(format!(
+        "rdb_last_load_keys_loaded:{}",
+        p.loaded_keys.load(Ordering::Relaxed)
+    ));
+    f("aof_enabled:0".into());
+    f("aof_rewrite_in_progress:0".into());
+    f("aof_rewrite_scheduled:0".into());
+    f("aof_last_rewrite_time_sec:-1".into());
+    f("aof_current_rewrite_time_sec:-1".into());
+    f("aof_last_bgrewrite_status:ok".into());
+    f("aof_rewrites:0".into());
+    f("aof_rewrites_consecutive_failures:0".into());
+    f("aof_last_write_status:ok".into());
+    f("aof_last_cow_size:0".into());
+    f("module_fork_in_progress:0".into());
+    f("module_fork_last_cow_size:0".into());
+}
