@@ -583,3 +583,34 @@ fn info_persistence_has_redis_fields() {
     assert!(info.contains("rdb_changes_since_last_save:0\r\n"), "{info}");
     assert!(info.contains("rdb_saves:1\r\n"), "{info}");
 }
+
+#[test]
+fn debug_populate_as_redis() {
+    let srv = Server::start_with(DEBUG);
+    let mut c = srv.client();
+    assert_eq!(cmd(&mut c, &["DEBUG", "POPULATE", "3"]), Value::Okay);
+    assert_eq!(
+        cmd(&mut c, &["GET", "key:2"]),
+        Value::BulkString(b"value:2".to_vec())
+    );
+    cmd(&mut c, &["DEBUG", "POPULATE", "2", "p", "3"]);
+    assert_eq!(
+        cmd(&mut c, &["GET", "p:1"]),
+        Value::BulkString(b"val".to_vec())
+    );
+    cmd(&mut c, &["DEBUG", "POPULATE", "1", "z", "10"]);
+    assert_eq!(
+        cmd(&mut c, &["GET", "z:0"]),
+        Value::BulkString(b"value:0\0\0\0".to_vec())
+    );
+    assert_eq!(cmd(&mut c, &["DBSIZE"]), Value::Int(6));
+    assert_eq!(
+        err(&mut c, &[b"DEBUG", b"POPULATE", b"abc"]),
+        "ERR value is out of range, must be positive"
+    );
+    // Accepted (ferrokv always checks payloads fully).
+    assert_eq!(
+        cmd(&mut c, &["CONFIG", "SET", "sanitize-dump-payload", "yes"]),
+        Value::Okay
+    );
+}

@@ -1,7 +1,7 @@
 //! DEBUG, gated by `enable-debug-command` (off by default, as in Redis;
 //! the gate is in dispatch, see [`super::protected_denied`]).
 //! Subcommands: SLEEP, SET-ACTIVE-EXPIRE, SET-DISABLE-DENY-SCRIPTS, OBJECT,
-//! LOG, DIGEST, DIGEST-VALUE, RELOAD (in [`super::dump`]), HELP.
+//! LOG, DIGEST, DIGEST-VALUE, RELOAD and POPULATE (in [`super::dump`]), HELP.
 
 use std::sync::atomic::Ordering;
 
@@ -43,6 +43,7 @@ fn debug(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         }
         (b"digest-value", _) => digest_values(ctx, args),
         (b"reload", _) => super::dump::debug_reload(ctx, args)?,
+        (b"populate", _) => super::dump::debug_populate(ctx, args)?,
         (b"log", 3) => {
             crate::warning!("DEBUG LOG: {}", String::from_utf8_lossy(&args[2]));
             ctx.out.ok();

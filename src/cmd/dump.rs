@@ -192,3 +192,45 @@ pub fn debug_reload(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         }
     }
 }
+
+/// DEBUG POPULATE count [prefix] [size]: keys `prefix:N` (default `key`)
+/// holding `value:N`, zero-padded or cut to `size` bytes when given;
+/// existing keys are left alone. The footprint holds the database.
+pub fn debug_populate(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
+    const RANGE: &str = "ERR value is out of range, must be positive";
+    if !(3..=5).contains(&args.len()) {
+        return Err(Error::owned(format!(
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.",
+            String::from_utf8_lossy(&args[1])
+        )));
+    }
+    let count = parse_i64(&args[2])
+        .filter(|n| *n >= 0)
+        .ok_or(Error::msg(RANGE))?;
+    let prefix: &[u8] = if args.len() > 3 { &args[3] } else { b"key" };
+    let size = match args.get(4) {
+        Some(a) => match parse_i64(a).filter(|n| *n >= 0).ok_or(Error::msg(RANGE))? {
+            0 => None,
+            n => Some(n as usize),
+        },
+        None => None,
+    };
+    let mut key = Vec::new();
+    for j in 0..count {
+        key.clear();
+        key.extend_from_slice(prefix);
+        key.push(b':');
+        key.extend_from_slice(itoa::Buffer::new().format(j).as_bytes());
+        let mut slot = ctx.db.key(&key);
+        if slot.lookup().is_some() {
+            continue;
+        }
+        let mut value = format!("value:{j}").into_bytes();
+        if let Some(n) = size {
+            value.resize(n, 0);
+        }
+        slot.insert(crate::store::Value::from_string(&value), None);
+    }
+    ctx.out.ok();
+    Ok(())
+}

@@ -175,13 +175,15 @@ fn copy(ks: &Keyspace, args: &Args<'_>, db: usize, b: &mut Batch<'_>) {
     b.key(copy_db(ks, args).unwrap_or(db), &args[2]);
 }
 
-/// DEBUG OBJECT key reads one key, DEBUG RELOAD every database; the other
-/// subcommands touch none.
+/// DEBUG OBJECT key reads one key, DEBUG RELOAD every database, DEBUG
+/// POPULATE the selected one; the other subcommands touch none.
 fn debug(_ks: &Keyspace, args: &Args<'_>, db: usize, b: &mut Batch<'_>) {
     if args.len() == 3 && args[1].eq_ignore_ascii_case(b"object") {
         b.key(db, &args[2]);
     } else if args.len() >= 2 && args[1].eq_ignore_ascii_case(b"reload") {
         b.all_dbs();
+    } else if args.len() >= 2 && args[1].eq_ignore_ascii_case(b"populate") {
+        b.db(db);
     }
 }
 

@@ -149,8 +149,13 @@ pub fn parse(
                 .try_into()
                 .expect("8 bytes"),
         );
-        if crc != 0 && crc != crc64(0, &data[..at]) {
-            return Err(Error::new(at, "wrong RDB checksum"));
+        let want = crc64(0, &data[..at]);
+        if crc != 0 && crc != want {
+            // Redis's words, which tools and its test suite look for.
+            return Err(Error::new(
+                at,
+                format!("RDB CRC error (wrong checksum: expected {want:x}, got {crc:x})"),
+            ));
         }
     }
     Ok(stats)
