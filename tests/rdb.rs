@@ -614,3 +614,76 @@ fn debug_populate_as_redis() {
         Value::Okay
     );
 }
+
+#[test]
+fn sigterm_saves_with_save_points() {
+    let dir = TempDir::new("rdb-sigterm");
+    let args = ["--save", "3600 1"];
+    {
+        let mut srv = Server::start_in(Some(dir.path()), None, &args);
+        let mut c = srv.client();
+        cmd(&mut c, &["RPUSH", "queue", "job1", "job2"]);
+        let st = std::process::Command::new("kill")
+            .args(["-TERM", &srv.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while srv.alive() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "still running after SIGTERM"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+    let srv = Server::start_in(Some(dir.path()), None, &args);
+    let mut c = srv.client();
+    assert_eq!(
+        cmd(&mut c, &["LRANGE", "queue", "0", "-1"]),
+        Value::Array(vec![
+            Value::BulkString(b"job1".to_vec()),
+            Value::BulkString(b"job2".to_vec())
+        ])
+    );
+}
+
+/// SAVE sent while a function runs completes, and so does the function
+/// (SAVE reads the libraries' codes from a copy, never waiting for the
+/// registry a running function holds while it holds every shard).
+#[test]
+fn save_during_a_running_function_does_not_deadlock() {
+    let dir = TempDir::new("rdb-fcall");
+    let srv = Server::start_in(Some(dir.path()), None, &["--save", ""]);
+    let mut c = srv.client();
+    cmd(
+        &mut c,
+        &[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=slow\nredis.register_function('slow', function(keys, args)\n\
+         local t = redis.call('TIME')\n\
+         local start = t[1] * 1000000 + t[2]\n\
+         while true do\n\
+           local n = redis.call('TIME')\n\
+           if n[1] * 1000000 + n[2] - start > 300000 then break end\n\
+         end\n\
+         return redis.call('SET', 'x', '1') end)",
+        ],
+    );
+    let url = srv.url();
+    let runner = std::thread::spawn(move || {
+        let mut c = redis::Client::open(url).unwrap().get_connection().unwrap();
+        c.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        redis::cmd("FCALL")
+            .arg("slow")
+            .arg(0)
+            .query::<Value>(&mut c)
+    });
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    c.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    assert_eq!(cmd(&mut c, &["SAVE"]), Value::Okay);
+    assert_eq!(runner.join().unwrap().unwrap(), Value::Okay);
+}

@@ -173,9 +173,16 @@ pub fn debug_reload(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         for db in 0..srv.ks.db_count() {
             srv.ks.flush_db(ctx.db.locks, db, false);
         }
-        let mut reg = srv.scripting.functions.lock();
+        // Bounded: a running FCALL may hold the registry waiting for a
+        // shard this command holds.
+        let functions = &srv.scripting.functions;
+        let Some(mut reg) = functions.try_lock_for(std::time::Duration::from_secs(2)) else {
+            return Err(Error::msg(
+                "ERR Error trying to load the RDB dump, check server logs.",
+            ));
+        };
         reg.flush();
-        srv.scripting.functions.update_counts(&reg);
+        functions.update_counts(&reg);
     }
     let path = crate::persist::save::rdb_path(srv);
     match crate::persist::save::load_file(srv, ctx.db.locks, &path, merge) {

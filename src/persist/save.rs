@@ -67,11 +67,10 @@ pub fn serialize(srv: &'static Server, locks: &mut Locks) -> Vec<u8> {
     let mut out = Vec::new();
     let now = now_ms();
     write::write_header(&mut out, now / 1000, crate::alloc::used_memory(), false);
-    {
-        let reg = srv.scripting.functions.lock();
-        for lib in reg.libs.libs.values() {
-            write::write_function(&mut out, &lib.code, opts(srv));
-        }
+    // Not the registry itself: an FCALL may hold it while waiting for a
+    // shard this save holds.
+    for code in srv.scripting.functions.codes() {
+        write::write_function(&mut out, &code, opts(srv));
     }
     let o = opts(srv);
     for db in 0..ks.db_count() {
@@ -163,6 +162,8 @@ pub fn save_points_configured(srv: &Server) -> bool {
     srv.config.save.with(|s| !s.trim().is_empty())
 }
 
+const REGISTRY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Places loaded keys and functions into the server.
 struct Loader<'a> {
     srv: &'static Server,
@@ -190,9 +191,14 @@ impl Sink for Loader<'_> {
     }
 
     fn function(&mut self, code: &[u8]) -> Result<(), String> {
-        let mut reg = self.srv.scripting.functions.lock();
+        // Shards are held: a running FCALL may hold the registry while it
+        // waits for one, so wait only a bounded time (then the load fails).
+        let functions = &self.srv.scripting.functions;
+        let mut reg = functions
+            .try_lock_for(REGISTRY_WAIT)
+            .ok_or("the function registry is busy (a function is running)")?;
         let r = reg.load(self.srv, code, self.replace).map(|_| ());
-        self.srv.scripting.functions.update_counts(&reg);
+        functions.update_counts(&reg);
         r
     }
 }
