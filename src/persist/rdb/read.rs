@@ -235,11 +235,23 @@ impl Owned {
         }
     }
 
-    /// False for a collection with no elements (Redis skips those on load).
+    /// True for a collection with no elements (Redis skips those on load,
+    /// RESTORE refuses them).
     pub fn is_empty_collection(&self) -> bool {
         match self {
             Owned::Str(_) => false,
-            Owned::Packed(_, b) => b.is_empty() || crate::types::listpack::len(b) == 0,
+            Owned::Packed(p, b) => {
+                let v = crate::store::ValueRef::Packed(*p, b);
+                b.is_empty()
+                    || match p {
+                        Packed::List => list::ListRef::of(v).map_or(true, |l| l.is_empty()),
+                        Packed::Hash => hash::HashRef::of(v).map_or(true, |h| h.is_empty()),
+                        Packed::Set | Packed::IntSet => {
+                            set::SetRef::of(v).is_none_or(|s| s.is_empty())
+                        }
+                        Packed::ZSet => zset::View::of(v).map_or(true, |z| z.is_empty()),
+                    }
+            }
             Owned::Obj(_) => false,
         }
     }

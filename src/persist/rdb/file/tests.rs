@@ -97,3 +97,14 @@ fn payload_footer() {
     bad[1] ^= 1;
     assert!(payload_body(&bad).is_none());
 }
+
+#[test]
+fn empty_collections_are_recognised() {
+    // type, count 0: list, set, zset (binary scores), hash.
+    for body in [&[1u8, 0][..], &[2, 0], &[5, 0], &[4, 0]] {
+        let v = read_payload_value(body, &limits()).unwrap();
+        assert!(v.is_empty_collection(), "{body:?}");
+    }
+    let v = read_payload_value(&[2, 1, 1, b'7'], &limits()).unwrap();
+    assert!(!v.is_empty_collection());
+}
