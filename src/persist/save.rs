@@ -59,18 +59,53 @@ fn opts(srv: &Server) -> Opts {
     }
 }
 
-/// The whole dataset as an RDB file; `locks` must hold every shard (or
+/// Bytes gathered before they go to the writer (and into the checksum).
+const CHUNK: usize = 1 << 20;
+
+/// Streams output to a writer in chunks, keeping the running CRC-64.
+struct Chunked<'w, W: Write> {
+    w: &'w mut W,
+    buf: Vec<u8>,
+    crc: u64,
+}
+
+impl<W: Write> Chunked<'_, W> {
+    fn flush_if_full(&mut self) -> std::io::Result<()> {
+        if self.buf.len() >= CHUNK {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.crc = crate::util::crc64::crc64(self.crc, &self.buf);
+        self.w.write_all(&self.buf)?;
+        self.buf.clear();
+        Ok(())
+    }
+}
+
+/// Writes the whole dataset as an RDB file to `w`, a chunk at a time (the
+/// file is never held in memory whole). `locks` must hold every shard (or
 /// be empty: then each shard is taken in turn, which is only a point in
-/// time when nothing else runs, as at shutdown after clients stopped).
-pub fn serialize(srv: &'static Server, locks: &mut Locks) -> Vec<u8> {
+/// time when nothing else runs).
+pub fn serialize_to<W: Write>(
+    srv: &'static Server,
+    locks: &mut Locks,
+    w: &mut W,
+) -> std::io::Result<()> {
     let ks = &srv.ks;
-    let mut out = Vec::new();
+    let mut out = Chunked {
+        w,
+        buf: Vec::with_capacity(CHUNK + 4096),
+        crc: 0,
+    };
     let now = now_ms();
-    write::write_header(&mut out, now / 1000, crate::alloc::used_memory(), false);
+    write::write_header(&mut out.buf, now / 1000, crate::alloc::used_memory(), false);
     // Not the registry itself: an FCALL may hold it while waiting for a
     // shard this save holds.
     for code in srv.scripting.functions.codes() {
-        write::write_function(&mut out, &code, opts(srv));
+        write::write_function(&mut out.buf, &code, opts(srv));
     }
     let o = opts(srv);
     for db in 0..ks.db_count() {
@@ -84,25 +119,44 @@ pub fn serialize(srv: &'static Server, locks: &mut Locks) -> Vec<u8> {
         if keys == 0 {
             continue;
         }
-        write::write_db_start(&mut out, db, keys, expires);
+        write::write_db_start(&mut out.buf, db, keys, expires);
         for s in 0..ks.shard_count() {
+            let mut result = Ok(());
             locks.with_shard(ks, db, s, |g| {
                 for e in g.table().iter() {
-                    write::write_entry_with(&mut out, e.key(), e, o);
+                    write::write_entry_with(&mut out.buf, e.key(), e, o);
+                    if let Err(err) = out.flush_if_full() {
+                        result = Err(err);
+                        return;
+                    }
                 }
             });
+            result?;
         }
     }
-    write::write_footer(&mut out, srv.config.rdbchecksum.get());
-    out
+    out.flush()?;
+    let crc = srv.config.rdbchecksum.get().then_some(out.crc);
+    write::write_footer_crc(&mut out.buf, crc);
+    out.w.write_all(&out.buf)
 }
 
-/// Writes `data` to `path` through a temporary file, fsyncs and renames it.
-fn write_file(path: &str, data: &[u8]) -> std::io::Result<()> {
+/// The whole dataset as an RDB file in memory (tests, small datasets).
+pub fn serialize(srv: &'static Server, locks: &mut Locks) -> Vec<u8> {
+    let mut v = Vec::new();
+    // Writing to a Vec cannot fail.
+    let _ = serialize_to(srv, locks, &mut v);
+    v
+}
+
+/// Writes the dataset to `path` through a temporary file: fsync, rename,
+/// fsync of the directory.
+fn write_file(srv: &'static Server, locks: &mut Locks, path: &str) -> std::io::Result<()> {
     let tmp = format!("temp-{}.rdb", std::process::id());
     let result = (|| {
-        let mut f = File::create(&tmp)?;
-        f.write_all(data)?;
+        let f = File::create(&tmp)?;
+        let mut bw = std::io::BufWriter::with_capacity(CHUNK, f);
+        serialize_to(srv, locks, &mut bw)?;
+        let f = bw.into_inner().map_err(|e| e.into_error())?;
         f.sync_all()?;
         drop(f);
         std::fs::rename(&tmp, path)?;
@@ -120,9 +174,8 @@ fn write_file(path: &str, data: &[u8]) -> std::io::Result<()> {
 pub fn save(srv: &'static Server, locks: &mut Locks) -> std::io::Result<()> {
     let _one = srv.persist.lock.lock();
     let dirty_before = srv.persist.dirty.load(Ordering::Relaxed);
-    let data = serialize(srv, locks);
     let path = rdb_path(srv);
-    match write_file(&path, &data) {
+    match write_file(srv, locks, &path) {
         Ok(()) => {
             crate::notice!("DB saved on disk");
             srv.persist.dirty.fetch_sub(
