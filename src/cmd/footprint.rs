@@ -78,7 +78,7 @@ pub fn declare(cmd: &Command) -> Scope {
         "discard" | "unwatch" | "reset" => Scope::Watched,
         "select" => Scope::Select,
         "flushdb" => Scope::Db,
-        "flushall" | "save" | "shutdown" => Scope::AllDbs,
+        "flushall" | "save" => Scope::AllDbs,
         "keys" | "scan" | "randomkey" | "dbsize" => Scope::DbByShard,
         "info" => Scope::AllDbsByShard,
         "swapdb" => Scope::ByArgs(swapdb),

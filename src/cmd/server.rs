@@ -36,10 +36,10 @@ fn lastsave(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
 }
 
 /// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]. With save points (or
-/// SAVE) the dataset is saved first, under every shard's lock (the
-/// footprint); if that fails the server keeps running and the client gets
-/// Redis's error, unless FORCE. Then the process exits at once and the
-/// client gets no reply, as in Redis.
+/// SAVE) the dataset is saved first, under every shard's lock; if that
+/// fails the server keeps running and the client gets Redis's error,
+/// unless FORCE. Then the process exits at once and the client gets no
+/// reply, as in Redis.
 fn shutdown(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     let (mut nosave, mut save, mut others, mut abort, mut force) =
         (false, false, false, false, false);
@@ -70,7 +70,11 @@ fn shutdown(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     crate::warning!("User requested shutdown...");
     if save || (crate::persist::save::save_points_configured(ctx.srv) && !nosave) {
         crate::notice!("Saving the final RDB snapshot before exiting.");
-        if crate::persist::save::save(ctx.srv, ctx.db.locks).is_err() && !force {
+        // Every shard is taken here, after the BUSY check (a footprint
+        // would wait behind a running script's shards). Whatever a
+        // transaction held is let go first: the process is about to end.
+        ctx.db.locks.release();
+        if crate::persist::save::save_all(ctx.srv).is_err() && !force {
             crate::warning!("Error trying to save the DB, can't exit.");
             return Err(Error::msg("ERR Errors trying to SHUTDOWN. Check logs."));
         }
