@@ -687,3 +687,42 @@ fn save_during_a_running_function_does_not_deadlock() {
     assert_eq!(cmd(&mut c, &["SAVE"]), Value::Okay);
     assert_eq!(runner.join().unwrap().unwrap(), Value::Okay);
 }
+
+/// RESTORE with a relative TTL is replayed with the absolute deadline and
+/// ABSTTL; an already expired ABSTTL over an existing key with REPLACE is
+/// replayed as DEL (the key goes).
+#[test]
+fn restore_effects_carry_the_absolute_deadline() {
+    use ferrokv::persist::rdb::write::{Opts, dump_payload};
+    use ferrokv::store::ValueRef;
+    use ferrokv::testkit::Harness;
+    // A string value whose payload (CRC included) is plain text, so it can
+    // go through the harness's &str arguments.
+    let (value, payload) = (0..100_000)
+        .map(|i| format!("v{i}"))
+        .find_map(|v| {
+            let p = dump_payload(ValueRef::Bytes(v.as_bytes()), Opts::default());
+            let ok = p
+                .iter()
+                .all(|&b| (0x20..0x7f).contains(&b) || b < 0x20 && b != b'\r');
+            ok.then(|| (v.clone(), String::from_utf8(p).unwrap()))
+        })
+        .expect("some value has a text payload");
+    let mut h = Harness::new();
+    h.now_ms = Some(1_000_000);
+    assert_eq!(h.run(&["RESTORE", "k", "5000", &payload]), "+OK\r\n");
+    assert_eq!(
+        h.run(&["GET", "k"]),
+        format!("${}\r\n{value}\r\n", value.len())
+    );
+    assert_eq!(
+        h.take_effects(),
+        [format!("0: RESTORE k 1005000 {payload} ABSTTL")]
+    );
+    assert_eq!(
+        h.run(&["RESTORE", "k", "1", &payload, "REPLACE", "ABSTTL"]),
+        "+OK\r\n"
+    );
+    assert_eq!(h.run(&["EXISTS", "k"]), ":0\r\n");
+    assert_eq!(h.take_effects(), ["0: DEL k"]);
+}
