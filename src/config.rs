@@ -32,6 +32,9 @@ use parse::{Value, check_dir, notify_to_string, parse_value, value_str};
 
 pub const LOGLEVELS: &[&str] = &["debug", "verbose", "notice", "warning"];
 pub const YES_NO_LOCAL: &[&str] = &["no", "yes", "local"];
+/// `sanitize-dump-payload`: ferrokv checks every RDB and DUMP value fully
+/// whatever the setting (a bounds-checked decode costs no more).
+pub const SANITIZE_DUMP: &[&str] = &["no", "yes", "clients"];
 pub const ACL_PUBSUB_DEFAULT: &[&str] = &["resetchannels", "allchannels"];
 pub const MAXMEMORY_POLICIES: &[&str] = &[
     "volatile-lru",
@@ -87,8 +90,7 @@ config_table! {
             "enable-protected-configs", Immutable;
         enable_module_command: Enum = EnumParam::new(0, YES_NO_LOCAL),
             "enable-module-command", Immutable;
-        save: Save = StrParam::new("3600 1 300 100 60 10000"), "save", Mutable, multi,
-            inert(file::non_empty, "there are no RDB snapshots, data is not persisted");
+        save: Save = StrParam::new("3600 1 300 100 60 10000"), "save", Mutable, multi;
         appendonly: Bool = BoolParam::new(false), "appendonly", Mutable;
         appendfsync: Enum = EnumParam::new(0, APPENDFSYNC), "appendfsync", Mutable;
         appendfilename: Str = StrParam::new("appendonly.aof"), "appendfilename", Immutable;
@@ -109,6 +111,8 @@ config_table! {
         dbfilename: Str = StrParam::new("dump.rdb"), "dbfilename", Protected;
         rdbcompression: Bool = BoolParam::new(true), "rdbcompression", Mutable;
         rdbchecksum: Bool = BoolParam::new(true), "rdbchecksum", Mutable;
+        sanitize_dump_payload: Enum = EnumParam::new(0, SANITIZE_DUMP),
+            "sanitize-dump-payload", Mutable;
         stop_writes_on_bgsave_error: Bool = BoolParam::new(true),
             "stop-writes-on-bgsave-error", Mutable;
         daemonize: Bool = BoolParam::new(false), "daemonize", Immutable,

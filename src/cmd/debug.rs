@@ -1,8 +1,9 @@
 //! DEBUG, gated by `enable-debug-command` (off by default, as in Redis;
 //! the gate is in dispatch, see [`super::protected_denied`]).
 //! Subcommands: SLEEP, SET-ACTIVE-EXPIRE, SET-DISABLE-DENY-SCRIPTS, OBJECT,
-//! LOG, DIGEST, DIGEST-VALUE, POPULATE, PROTOCOL, LISTPACK, QUICKLIST,
-//! QUICKLIST-PACKED-THRESHOLD, CHANGE-REPL-ID, HELP.
+//! LOG, DIGEST, DIGEST-VALUE, RELOAD (in [`super::dump`]), POPULATE,
+//! PROTOCOL, LISTPACK, QUICKLIST, QUICKLIST-PACKED-THRESHOLD,
+//! CHANGE-REPL-ID, AOF-FLUSH-SLEEP, LOADAOF, HELP.
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
@@ -44,6 +45,7 @@ fn debug(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
             ctx.out.simple(&crate::store::digest::hex(&d));
         }
         (b"digest-value", _) => digest_values(ctx, args),
+        (b"reload", _) => super::dump::debug_reload(ctx, args)?,
         (b"populate", 3..=5) => populate(ctx, args)?,
         (b"protocol", 3) => protocol(ctx, &args[2])?,
         (b"listpack", 3) => {

@@ -79,7 +79,7 @@ pub fn declare(cmd: &Command) -> Scope {
         "select" => Scope::Select,
         "flushdb" => Scope::Db,
         // BGSAVE: the snapshot's start is an instant of the whole keyspace.
-        "flushall" | "bgsave" => Scope::AllDbs,
+        "flushall" | "bgsave" | "save" => Scope::AllDbs,
         "keys" | "scan" | "randomkey" | "dbsize" => Scope::DbByShard,
         "info" => Scope::AllDbsByShard,
         "swapdb" => Scope::ByArgs(swapdb),
@@ -177,12 +177,15 @@ fn copy(ks: &Keyspace, args: &Args<'_>, db: usize, b: &mut Batch<'_>) {
     b.key(copy_db(ks, args).unwrap_or(db), &args[2]);
 }
 
-/// DEBUG OBJECT, LISTPACK and QUICKLIST read one key, POPULATE writes
-/// anywhere in the database; the other subcommands touch none.
+/// DEBUG OBJECT, LISTPACK and QUICKLIST read one key, RELOAD every
+/// database, POPULATE writes anywhere in the selected one; the other
+/// subcommands touch none.
 fn debug(_ks: &Keyspace, args: &Args<'_>, db: usize, b: &mut Batch<'_>) {
     let sub = |name: &[u8]| args[1].eq_ignore_ascii_case(name);
     if args.len() >= 3 && (sub(b"object") || sub(b"listpack") || sub(b"quicklist")) {
         b.key(db, &args[2]);
+    } else if sub(b"reload") {
+        b.all_dbs();
     } else if sub(b"populate") {
         b.db(db);
     }

@@ -319,21 +319,7 @@ fn memory(srv: &Server, lines: &mut Vec<String>) {
 }
 
 fn persistence(srv: &Server, lines: &mut Vec<String>) {
-    field!(lines, "loading:0");
-    field!(lines, "async_loading:0");
-    // Changes are not counted between saves yet (there is no saving).
-    field!(lines, "rdb_changes_since_last_save:0");
-    field!(lines, "rdb_bgsave_in_progress:0");
-    field!(
-        lines,
-        "rdb_last_save_time:{}",
-        srv.last_save_ms.load(Ordering::Relaxed) / 1000
-    );
-    field!(lines, "rdb_last_bgsave_status:ok");
-    field!(lines, "rdb_last_bgsave_time_sec:-1");
-    field!(lines, "rdb_current_bgsave_time_sec:-1");
-    field!(lines, "rdb_saves:0");
-    crate::persist::aof::info_fields(lines);
+    crate::persist::save::info_lines(srv, lines);
 }
 
 /// Totals over every worker thread.

@@ -14,6 +14,7 @@ pub mod command_info;
 pub mod config_cmd;
 pub mod connection;
 pub mod debug;
+pub mod dump;
 pub use ferrokv_engine::error;
 pub mod expire;
 pub mod footprint;
@@ -77,6 +78,7 @@ pub fn handlers() -> Vec<(&'static str, Handler)> {
         command_info::COMMANDS,
         config_cmd::COMMANDS,
         debug::COMMANDS,
+        dump::COMMANDS,
         module::COMMANDS,
         sets::COMMANDS,
         multi::COMMANDS,
@@ -465,7 +467,9 @@ pub(crate) fn run(
     }
     let mut later = Vec::new();
     if ctx.dirty > 0 {
-        crate::persist::bgsave::note_changes(ctx.dirty);
+        srv.persist
+            .dirty
+            .fetch_add(ctx.dirty, std::sync::atomic::Ordering::Relaxed);
         if srv.ks.has_watches() {
             let skip = ctx.unchanged_arg;
             multi::touch_written(&srv.ks, ctx.db.locks, cmd, args, db_index, skip, &mut later);

@@ -1,4 +1,5 @@
-//! Server commands: DBSIZE, TIME, LASTSAVE, SHUTDOWN, BGREWRITEAOF.
+//! Server commands: DBSIZE, TIME, LASTSAVE, SHUTDOWN, BGREWRITEAOF (SAVE is
+//! in [`super::dump`]).
 
 use std::sync::atomic::Ordering;
 
@@ -36,16 +37,23 @@ fn lastsave(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
     Ok(())
 }
 
-/// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]. Nothing is persisted yet,
-/// so there is no snapshot to write and no shutdown to wait for: the
-/// process exits at once and the client gets no reply, as in Redis.
+/// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]. With save points (or
+/// SAVE) the dataset is saved first, under every shard's lock; if that
+/// fails the server keeps running and the client gets Redis's error,
+/// unless FORCE. Then the process exits at once and the client gets no
+/// reply, as in Redis.
 fn shutdown(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
-    let (mut nosave, mut save, mut others, mut abort) = (false, false, false, false);
+    let (mut nosave, mut save, mut others, mut abort, mut force) =
+        (false, false, false, false, false);
     for a in args.iter().skip(1) {
         match a.to_ascii_lowercase().as_slice() {
             b"nosave" => nosave = true,
             b"save" => save = true,
-            b"now" | b"force" => others = true,
+            b"now" => others = true,
+            b"force" => {
+                others = true;
+                force = true;
+            }
             b"abort" => abort = true,
             _ => return Err(Error::Syntax),
         }
@@ -62,9 +70,16 @@ fn shutdown(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         return Err(Error::msg(busy));
     }
     crate::warning!("User requested shutdown...");
-    let snapshot_configured = ctx.srv.config.save.with(|s| !s.is_empty());
-    if save || (snapshot_configured && !nosave) {
-        crate::warning!("Not saving a final RDB snapshot: ferrokv has no persistence yet.");
+    if save || (crate::persist::save::save_points_configured(ctx.srv) && !nosave) {
+        crate::notice!("Saving the final RDB snapshot before exiting.");
+        // Every shard is taken here, after the BUSY check (a footprint
+        // would wait behind a running script's shards). Whatever a
+        // transaction held is let go first: the process is about to end.
+        ctx.db.locks.release();
+        if crate::persist::save::save_all(ctx.srv).is_err() && !force {
+            crate::warning!("Error trying to save the DB, can't exit.");
+            return Err(Error::msg("ERR Errors trying to SHUTDOWN. Check logs."));
+        }
     }
     ctx.srv.exit_now()
 }

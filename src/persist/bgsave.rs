@@ -1,7 +1,7 @@
 //! BGSAVE without fork: a background thread writes a point-in-time
-//! snapshot of the keyspace (`store::snapshot`) to `dir`/`dbfilename`
-//! through the file format plugged in with [`set_format`] (the RDB
-//! writer), and the cron starts one at the `save` points.
+//! snapshot of the keyspace (`store::snapshot`) to `dir`/`dbfilename` in
+//! the RDB format (`rdb::snap`), and the cron starts one at the `save`
+//! points.
 //!
 //! The start of the snapshot is the instant of the image: BGSAVE declares
 //! every database (`cmd::footprint`), so the dispatcher holds every shard
@@ -9,39 +9,15 @@
 //! started" comes after that instant. Inside a transaction BGSAVE is only
 //! scheduled, as in Redis (the image must not fall between two commands
 //! of one EXEC); the cron starts it.
-//!
-//! Until a format is plugged in there is no file to write: BGSAVE still
-//! walks (so its replies and states behave), writes nothing, and the save
-//! points start nothing.
 
-use std::io::{self, Write};
-use std::sync::OnceLock;
+use std::io;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 use crate::cmd::{CmdResult, Ctx, Error, Handler};
 use crate::resp::Args;
 use crate::server::{Server, now_ms};
 use crate::store::Locks;
-use crate::store::snapshot::{Encoder, Snapshot, StartError};
-
-/// A file format for snapshots.
-pub struct Format {
-    /// Writes one entry's record. Runs under shard locks (the walk's and
-    /// writers'): it must not lock anything.
-    pub encoder: Encoder,
-    /// Writes the whole file: its header, then every chunk of the snapshot
-    /// ([`Snapshot::next_chunk`]: a database's start, then its records),
-    /// then its trailer. The writer is buffered; the caller flushes,
-    /// fsyncs and renames.
-    pub write: fn(&mut Snapshot, &mut dyn Write) -> io::Result<()>,
-}
-
-static FORMAT: OnceLock<Format> = OnceLock::new();
-
-/// Plugs in the file format (once; false if one was already set).
-pub fn set_format(format: Format) -> bool {
-    FORMAT.set(format).is_ok()
-}
+use crate::store::snapshot::{Snapshot, StartError};
 
 /// Seconds to wait before the cron retries after a failed save (Redis's
 /// CONFIG_BGSAVE_RETRY_DELAY).
@@ -53,8 +29,8 @@ struct State {
     /// BGSAVE SCHEDULE (or BGSAVE in a transaction) waits for the cron.
     scheduled: AtomicBool,
     /// Changes since the last successful save (the save points' count).
-    changes: AtomicU64,
-    /// `changes` when the running save started: what a success clears.
+    /// The change counter (`Persist::dirty`) when the running save
+    /// started: what a success clears.
     changes_at_start: AtomicU64,
     last_ok: AtomicBool,
     /// When the last save was tried (ms), for the retry delay.
@@ -68,7 +44,6 @@ struct State {
 static STATE: State = State {
     running: AtomicBool::new(false),
     scheduled: AtomicBool::new(false),
-    changes: AtomicU64::new(0),
     changes_at_start: AtomicU64::new(0),
     last_ok: AtomicBool::new(true),
     last_try_ms: AtomicI64::new(0),
@@ -76,15 +51,10 @@ static STATE: State = State {
     last_time_s: AtomicI64::new(-1),
 };
 
-/// Counts changes a command made (called after every write command).
-#[inline]
-pub fn note_changes(n: u64) {
-    STATE.changes.fetch_add(n, Ordering::Relaxed);
-}
-
-/// Changes since the last successful save.
-pub fn changes_since_last_save() -> u64 {
-    STATE.changes.load(Ordering::Relaxed)
+/// Changes since the last successful save (`rdb_changes_since_last_save`,
+/// counted by the dispatcher into `Persist::dirty`).
+fn changes_since_last_save(srv: &Server) -> u64 {
+    srv.persist.dirty.load(Ordering::Relaxed)
 }
 
 /// True while a BGSAVE runs (`rdb_bgsave_in_progress`).
@@ -121,11 +91,7 @@ pub fn start(srv: &'static Server, locks: &mut Locks) -> Result<(), StartError> 
     {
         return Err(StartError::InProgress);
     }
-    let encoder: Encoder = match FORMAT.get() {
-        Some(f) => f.encoder.clone(),
-        None => std::sync::Arc::new(stand_in_record),
-    };
-    let snap = match srv.ks.snapshot(locks, encoder) {
+    let snap = match srv.ks.snapshot(locks, super::rdb::snap::encoder(srv)) {
         Ok(s) => s,
         Err(e) => {
             STATE.running.store(false, Ordering::Release);
@@ -137,7 +103,7 @@ pub fn start(srv: &'static Server, locks: &mut Locks) -> Result<(), StartError> 
     STATE.started_ms.store(now, Ordering::Relaxed);
     STATE
         .changes_at_start
-        .store(STATE.changes.load(Ordering::Relaxed), Ordering::Relaxed);
+        .store(changes_since_last_save(srv), Ordering::Relaxed);
     STATE.scheduled.store(false, Ordering::Relaxed);
     crate::notice!("Background saving started");
     let spawned = std::thread::Builder::new()
@@ -152,19 +118,6 @@ pub fn start(srv: &'static Server, locks: &mut Locks) -> Result<(), StartError> 
     Ok(())
 }
 
-/// Until a format is plugged in: a record about as costly as an RDB one
-/// (the key and a string's bytes copied), so that the walk's cost and the
-/// memory writers' saves take can be measured; it is thrown away.
-fn stand_in_record(e: crate::store::EntryRef<'_>, out: &mut Vec<u8>) {
-    use crate::store::ValueRef;
-    out.extend_from_slice(e.key());
-    match e.value() {
-        ValueRef::Bytes(b) | ValueRef::Packed(_, b) => out.extend_from_slice(b),
-        ValueRef::Int(n) => out.extend_from_slice(&n.to_le_bytes()),
-        ValueRef::Obj(_) => {}
-    }
-}
-
 /// The BGSAVE thread: writes the file and records the outcome.
 fn finish(srv: &'static Server, mut snap: Snapshot) {
     // The walk yields the CPU to the workers serving clients (on Linux
@@ -174,31 +127,24 @@ fn finish(srv: &'static Server, mut snap: Snapshot) {
         libc::setpriority(libc::PRIO_PROCESS, 0, 10);
     }
     let started = std::time::Instant::now();
-    let result = match FORMAT.get() {
-        Some(format) => write_file(srv, &mut snap, format),
-        None => {
-            while snap.next_chunk().is_some() {}
-            Ok(false)
-        }
-    };
+    let result = write_file(srv, &mut snap);
     drop(snap);
     STATE
         .last_time_s
         .store(started.elapsed().as_secs() as i64, Ordering::Relaxed);
     match result {
-        Ok(true) => {
+        Ok(()) => {
             let done = STATE.changes_at_start.load(Ordering::Relaxed);
-            let _ = STATE
-                .changes
+            let _ = srv
+                .persist
+                .dirty
                 .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| {
                     Some(c.saturating_sub(done))
                 });
+            srv.persist.saves.fetch_add(1, Ordering::Relaxed);
             srv.last_save_ms.store(now_ms(), Ordering::Relaxed);
             STATE.last_ok.store(true, Ordering::Relaxed);
             crate::notice!("Background saving terminated with success");
-        }
-        Ok(false) => {
-            crate::warning!("Background saving walked the keyspace, but no RDB writer is built in");
         }
         Err(e) => {
             STATE.last_ok.store(false, Ordering::Relaxed);
@@ -210,13 +156,13 @@ fn finish(srv: &'static Server, mut snap: Snapshot) {
 
 /// Writes to a temporary file, fsyncs it, renames it over `dbfilename` and
 /// fsyncs the directory (the process runs in `dir`).
-fn write_file(srv: &'static Server, snap: &mut Snapshot, format: &Format) -> io::Result<bool> {
+fn write_file(srv: &'static Server, snap: &mut Snapshot) -> io::Result<()> {
     let tmp = format!("temp-{}-bg.rdb", std::process::id());
     let dest = srv.config.dbfilename.get();
     let written = (|| {
         let file = std::fs::File::create(&tmp)?;
         let mut w = io::BufWriter::with_capacity(1 << 20, file);
-        (format.write)(snap, &mut w)?;
+        super::rdb::snap::write(srv, snap, &mut w, false)?;
         let file = w.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
         std::fs::rename(&tmp, &dest)?;
@@ -225,7 +171,7 @@ fn write_file(srv: &'static Server, snap: &mut Snapshot, format: &Format) -> io:
     if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
-    written.map(|()| true)
+    written
 }
 
 /// The `save` points: (seconds, changes) pairs.
@@ -250,14 +196,9 @@ pub fn cron(srv: &'static Server) {
         return;
     }
     let scheduled = STATE.scheduled.load(Ordering::Relaxed);
-    let changes = changes_since_last_save();
+    let changes = changes_since_last_save(srv);
     let since_s = (now - srv.last_save_ms.load(Ordering::Relaxed)) / 1000;
-    // Without a format, save points would only walk: they start nothing.
-    let points = if FORMAT.get().is_some() {
-        save_points(srv)
-    } else {
-        Vec::new()
-    };
+    let points = save_points(srv);
     let due = points
         .into_iter()
         .find(|&(secs, min)| changes >= min && since_s > secs);

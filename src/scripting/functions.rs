@@ -156,6 +156,10 @@ pub struct Functions {
     libraries: AtomicUsize,
     functions: AtomicUsize,
     running: Mutex<Option<Running>>,
+    /// Every library's code, refreshed with the counters: SAVE reads it
+    /// while holding every shard, when taking `registry` could deadlock
+    /// with an FCALL that holds it and waits for a shard.
+    codes: Mutex<Vec<Vec<u8>>>,
 }
 
 impl Functions {
@@ -168,11 +172,22 @@ impl Functions {
         self.registry.try_lock()
     }
 
+    /// The registry if no one holds it (callers that hold shard locks).
+    pub fn try_lock_for(&self, wait: std::time::Duration) -> Option<MutexGuard<'_, Registry>> {
+        self.registry.try_lock_for(wait)
+    }
+
+    /// Every library's code, as of the last change (see `codes`).
+    pub fn codes(&self) -> Vec<Vec<u8>> {
+        self.codes.lock().clone()
+    }
+
     /// Refreshes the counters FUNCTION STATS reads without the lock.
     pub fn update_counts(&self, reg: &Registry) {
         self.libraries.store(reg.libs.libs.len(), Ordering::Relaxed);
         self.functions
             .store(reg.libs.function_count(), Ordering::Relaxed);
+        *self.codes.lock() = reg.libs.libs.values().map(|l| l.code.clone()).collect();
     }
 
     /// (libraries, functions).

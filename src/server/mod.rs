@@ -58,6 +58,8 @@ pub struct Server {
     listen_fds: Mutex<Vec<i32>>,
     /// ACL users and the ACL LOG.
     pub acl: crate::acl::Acl,
+    /// RDB counters (INFO persistence) and the save lock.
+    pub persist: crate::persist::save::State,
     shutdown: Shutdown,
 }
 
@@ -111,6 +113,7 @@ impl Server {
             tls: Default::default(),
             listen_fds: Mutex::new(Vec::new()),
             acl,
+            persist: Default::default(),
             shutdown: Shutdown::default(),
         }
     }
@@ -393,12 +396,22 @@ fn install_signal_handlers(srv: &'static Server) {
                 ) else {
                     return;
                 };
-                let which = tokio::select! {
-                    _ = term.recv() => "SIGTERM",
-                    _ = int.recv() => "SIGINT",
-                };
-                crate::warning!("Received {which} scheduling shutdown...");
-                crate::notice!("User requested shutdown...");
+                loop {
+                    let which = tokio::select! {
+                        _ = term.recv() => "SIGTERM",
+                        _ = int.recv() => "SIGINT",
+                    };
+                    crate::warning!("Received {which} scheduling shutdown...");
+                    crate::notice!("User requested shutdown...");
+                    // With save points, a final save first; if it fails the
+                    // server keeps running, as Redis does.
+                    if crate::persist::save::before_signal_exit(srv) {
+                        break;
+                    }
+                    crate::warning!(
+                        "{which} received but errors trying to shut down the server, check the logs for more information"
+                    );
+                }
                 srv.request_shutdown();
             });
         })

@@ -10,6 +10,10 @@ use std::time::{Duration, Instant};
 pub struct Server {
     pub port: u16,
     child: Child,
+    /// The working directory made for a server started without one: the
+    /// server saves `dump.rdb` there (and loads it at start), so one test's
+    /// file never reaches another test's server. Removed on drop.
+    scratch: Option<TempDir>,
 }
 
 fn free_port() -> u16 {
@@ -98,6 +102,8 @@ impl Server {
         config: Option<&str>,
         extra: &[&str],
     ) -> Server {
+        let scratch = dir.is_none().then(|| TempDir::new("cwd"));
+        let dir = dir.or(scratch.as_ref().map(|t| t.path()));
         for _ in 0..5 {
             let port = free_port();
             let bin = env!("CARGO_BIN_EXE_ferrokv");
@@ -126,7 +132,11 @@ impl Server {
                     break;
                 }
                 if answers_as(port, child.id()) && matches!(child.try_wait(), Ok(None)) {
-                    return Server { port, child };
+                    return Server {
+                        port,
+                        child,
+                        scratch,
+                    };
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }

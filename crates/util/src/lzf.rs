@@ -36,16 +36,75 @@ fn push_literal(out: &mut [u8], op: &mut usize, lit: &mut usize, byte: u8) {
     }
 }
 
+/// The hash table, reused across calls: a slot counts only if it was
+/// written during the current call (its generation), so no call pays for
+/// clearing 64K slots (which made an RDB save of a million short strings
+/// spend most of its time zeroing memory).
+struct Table {
+    generation: u32,
+    slots: Vec<(u32, usize)>,
+}
+
+impl Table {
+    fn begin(&mut self) {
+        if self.slots.is_empty() {
+            self.slots = vec![(0, 0); HSIZE];
+        }
+        self.generation = self.generation.wrapping_add(1);
+        if self.generation == 0 {
+            self.slots.fill((0, 0));
+            self.generation = 1;
+        }
+    }
+
+    #[inline]
+    fn get(&self, slot: usize) -> usize {
+        let (g, pos) = self.slots[slot];
+        if g == self.generation { pos } else { 0 }
+    }
+
+    #[inline]
+    fn set(&mut self, slot: usize, pos: usize) {
+        self.slots[slot] = (self.generation, pos);
+    }
+}
+
+thread_local! {
+    static TABLE: std::cell::RefCell<Table> = const {
+        std::cell::RefCell::new(Table { generation: 0, slots: Vec::new() })
+    };
+}
+
 /// Compresses `input` into at most `max_out` bytes; None when the result
 /// would not fit (the caller then stores the data uncompressed).
 pub fn compress(input: &[u8], max_out: usize) -> Option<Vec<u8>> {
+    if input.len() < 3 || max_out == 0 {
+        return None;
+    }
+    TABLE.with(|t| match t.try_borrow_mut() {
+        Ok(mut t) => {
+            t.begin();
+            compress_with(input, max_out, &mut t)
+        }
+        // Re-entered on this thread (cannot happen today): a fresh table.
+        Err(_) => {
+            let mut own = Table {
+                generation: 0,
+                slots: Vec::new(),
+            };
+            own.begin();
+            compress_with(input, max_out, &mut own)
+        }
+    })
+}
+
+fn compress_with(input: &[u8], max_out: usize, htab: &mut Table) -> Option<Vec<u8>> {
     let len = input.len();
     if len < 3 || max_out == 0 {
         return None;
     }
     // Table slots hold positions; 0 doubles as "empty" since a match at
     // position 0 is never taken (as in liblzf).
-    let mut htab = vec![0usize; HSIZE];
     // Slack so the bounded checks below (those of liblzf) never index past
     // the buffer; the result is cut at `op`.
     let mut out = vec![0u8; max_out + 4];
@@ -57,8 +116,8 @@ pub fn compress(input: &[u8], max_out: usize) -> Option<Vec<u8>> {
     while ip + 2 < len {
         hval = next(hval, input, ip);
         let slot = idx(hval);
-        let r = htab[slot];
-        htab[slot] = ip;
+        let r = htab.get(slot);
+        htab.set(slot, ip);
         let matched = r < ip
             && ip - r - 1 < MAX_OFF
             && r > 0
@@ -114,10 +173,10 @@ pub fn compress(input: &[u8], max_out: usize) -> Option<Vec<u8>> {
             ip -= 2;
             hval = first(input, ip);
             hval = next(hval, input, ip);
-            htab[idx(hval)] = ip;
+            htab.set(idx(hval), ip);
             ip += 1;
             hval = next(hval, input, ip);
-            htab[idx(hval)] = ip;
+            htab.set(idx(hval), ip);
             ip += 1;
         } else {
             if op >= out_end {

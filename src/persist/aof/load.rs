@@ -11,7 +11,7 @@ use std::io::Read;
 use std::sync::atomic::Ordering;
 
 use super::manifest::{Info, Manifest};
-use super::{Aof, RDB_HOOKS, strerror};
+use super::{Aof, strerror};
 use crate::resp::{Frame, Limits, Parser, Reply};
 use crate::server::client::Client;
 use crate::server::stats::ThreadStats;
@@ -237,18 +237,13 @@ fn load_file(aof: &Aof, name: &str, base: bool) -> Result<Loaded, LoadError> {
     let mut file_off = 0u64;
     let mut pos = 0usize;
     if &magic[..n] == b"REDIS" {
-        let Some(hooks) = RDB_HOOKS.get() else {
-            return Err(fail(format!(
-                "Can't load the AOF file {name}: it starts with an RDB preamble, which this build does not read"
-            )));
-        };
         if base {
             crate::notice!("Reading RDB base file on AOF loading...");
         } else {
             crate::notice!("Reading RDB preamble from AOF file...");
         }
         f.read_to_end(&mut buf).map_err(read_err)?;
-        let used = (hooks.load)(aof.srv, &buf).map_err(|e| {
+        let used = crate::persist::save::load_preamble(aof.srv, &buf).map_err(|e| {
             fail(format!(
                 "Error reading the RDB base file {name}, AOF loading aborted: {e}"
             ))

@@ -44,19 +44,6 @@ static APPENDED: AtomicU64 = AtomicU64::new(0);
 static DURABLE: AtomicU64 = AtomicU64::new(0);
 static AOF: OnceLock<Aof> = OnceLock::new();
 
-/// How an RDB-format base is read and written (`aof-use-rdb-preamble`):
-/// installed by the RDB module when it exists. Without it, bases are
-/// written in AOF form and an RDB base refuses to load.
-pub struct RdbHooks {
-    /// Loads an RDB image from the start of `bytes`; returns how many bytes
-    /// it used (the rest is an AOF tail).
-    pub load: fn(&'static Server, &[u8]) -> Result<usize, String>,
-    /// Writes the whole dataset as an RDB image.
-    pub save: fn(&'static Server, &mut Vec<u8>) -> Result<(), String>,
-}
-
-pub static RDB_HOOKS: OnceLock<RdbHooks> = OnceLock::new();
-
 pub(crate) struct Aof {
     srv: &'static Server,
     /// `dir/appenddirname`, absolute.
@@ -244,7 +231,7 @@ pub fn start(srv: &'static Server) -> Result<(), String> {
     }
     // An empty start gets a base file, as Redis does.
     if m.base.is_none() && m.incrs.is_empty() {
-        let rdb = srv.config.aof_use_rdb_preamble.get() && RDB_HOOKS.get().is_some();
+        let rdb = srv.config.aof_use_rdb_preamble.get();
         let name = m.next_base(&aof.prefix, rdb);
         let bytes = rewrite::base_image(srv).map_err(|e| format!("AOF base: {e}"))?;
         rewrite::write_file(&aof.path(&name), &bytes)

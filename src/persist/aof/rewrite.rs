@@ -13,13 +13,15 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::writer::Incr;
-use super::{Aof, RDB_HOOKS, encode, strerror};
+use super::{Aof, encode, strerror};
 use crate::server::Server;
 use crate::store::entry::{EntryRef, Packed, ValueRef};
+use crate::store::snapshot::{Chunk, Encoder, StartError};
 use crate::store::{Locks, Object};
 use crate::types::hash::HashRef;
 use crate::types::list::ListRef;
@@ -111,7 +113,7 @@ pub(super) fn start(aof: &'static Aof, turning_on: bool) -> Result<(), String> {
 
 fn rewrite(aof: &'static Aof, turning_on: bool) -> Result<(), String> {
     let srv = aof.srv;
-    let rdb = srv.config.aof_use_rdb_preamble.get() && RDB_HOOKS.get().is_some();
+    let rdb = srv.config.aof_use_rdb_preamble.get();
     let was_on = aof.on.load(Ordering::Acquire);
     let off = !was_on && !turning_on;
     let image = write_base(srv, rdb, || {
@@ -193,81 +195,64 @@ pub(super) fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// The base image of the dataset as it is now, outside any rewrite (the
 /// start-up base of an empty server).
 pub(super) fn base_image(srv: &'static Server) -> Result<Vec<u8>, String> {
-    let rdb = srv.config.aof_use_rdb_preamble.get() && RDB_HOOKS.get().is_some();
+    let rdb = srv.config.aof_use_rdb_preamble.get();
     write_base(srv, rdb, || Ok(()))
 }
 
 /// The point-in-time image of the dataset, with `at_cut` called at the
 /// instant it is taken (the rewrite switches incremental files there).
 ///
-/// Today: every shard of every database is held at once (as FLUSHALL
-/// holds them) while the image is encoded into memory, so no write falls
-/// on either side of the cut. The no-fork snapshot walk replaces this
-/// function: hold everything only for the cut, then walk the snapshot.
+/// The image is a snapshot walk (`store::snapshot`, the mechanism BGSAVE
+/// uses): every shard is held only for the cut, then the walk encodes the
+/// keys a shard step at a time while clients keep writing (a writer saves
+/// an old entry before changing it). One snapshot runs at a time, so a
+/// rewrite that starts during a BGSAVE waits for it here, on its own
+/// thread, holding nothing.
 fn write_base(
     srv: &'static Server,
     rdb: bool,
     at_cut: impl FnOnce() -> Result<(), String>,
 ) -> Result<Vec<u8>, String> {
-    let ks = &srv.ks;
-    let mut locks = Locks::default();
-    let mut b = locks.batch(ks);
-    b.all_dbs();
-    if b.take().is_err() {
-        return Err("could not take the keyspace".into());
-    }
-    let result = at_cut().and_then(|()| {
-        let mut out = Vec::new();
-        if let Some(hooks) = RDB_HOOKS.get().filter(|_| rdb) {
-            (hooks.save)(srv, &mut out)?;
-            return Ok(out);
-        }
-        let now = crate::server::now_ms();
-        if srv.config.aof_timestamp_enabled.get() {
-            out.extend_from_slice(format!("#TS:{}\r\n", now / 1000).as_bytes());
-        }
-        for db in 0..ks.db_count() {
-            let mut selected = false;
-            for s in 0..ks.shard_count() {
-                locks.with_shard(ks, db, s, |g| {
-                    for e in g.table().iter() {
-                        if e.is_expired(now) {
-                            continue;
-                        }
-                        if !selected {
-                            encode::select(&mut out, db);
-                            selected = true;
-                        }
-                        key_commands(&mut out, &e);
-                    }
-                });
+    let now = crate::server::now_ms();
+    let encoder: Encoder = if rdb {
+        crate::persist::rdb::snap::encoder(srv)
+    } else {
+        Arc::new(move |e: EntryRef<'_>, out: &mut Vec<u8>| {
+            if !e.is_expired(now) {
+                key_commands(out, &e);
             }
+        })
+    };
+    let mut locks = Locks::default();
+    let mut snap = loop {
+        match srv.ks.snapshot(&mut locks, encoder.clone()) {
+            Ok(s) => break s,
+            Err(StartError::InProgress) => std::thread::sleep(Duration::from_millis(10)),
+            Err(StartError::LocksHeld) => return Err("could not take the keyspace".into()),
         }
-        Ok(out)
-    });
+    };
+    let cut = at_cut();
     locks.release();
-    let mut out = result?;
-    if !rdb {
-        // Functions first, as Redis writes them; read after the shards are
-        // let go (a function changed in between is also in the new
-        // incremental file, where loading it again fails harmlessly).
-        let mut head = Vec::new();
-        for lib in srv.scripting.functions.lock().libs.libs.values() {
-            encode::command(
-                &mut head,
-                [&b"FUNCTION"[..], b"LOAD", &lib.code].into_iter(),
-            );
-        }
-        if !head.is_empty() {
-            // After the timestamp annotation, if any.
-            let at = if out.starts_with(b"#TS:") {
-                memchr::memchr(b'\n', &out).map_or(0, |i| i + 1)
-            } else {
-                0
-            };
-            let tail = out.split_off(at);
-            out.extend_from_slice(&head);
-            out.extend_from_slice(&tail);
+    // On an error the snapshot walks itself out when dropped.
+    cut?;
+    let mut out = Vec::new();
+    if rdb {
+        crate::persist::rdb::snap::write(srv, &mut snap, &mut out, true)
+            .map_err(|e| strerror(&e))?;
+        return Ok(out);
+    }
+    if srv.config.aof_timestamp_enabled.get() {
+        out.extend_from_slice(format!("#TS:{}\r\n", now / 1000).as_bytes());
+    }
+    // Functions first, as Redis writes them (the code as of the last
+    // change: a running FCALL may hold the registry).
+    for code in srv.scripting.functions.codes() {
+        encode::command(&mut out, [&b"FUNCTION"[..], b"LOAD", &code].into_iter());
+    }
+    while let Some(chunk) = snap.next_chunk() {
+        match chunk {
+            Chunk::Db { db, .. } => encode::select(&mut out, db),
+            Chunk::Bytes(b) => out.extend_from_slice(b),
         }
     }
     Ok(out)

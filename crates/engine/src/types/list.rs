@@ -416,6 +416,11 @@ impl<'a> ListRef<'a> {
         self.iter_from(0)
     }
 
+    /// The elements node by node (RDB writes one listpack per node).
+    pub fn nodes(&self) -> impl Iterator<Item = impl Iterator<Item = &'a [u8]>> + '_ {
+        (0..self.chunks()).map(|i| Fwd::new(self.chunk(i).0))
+    }
+
     /// Elements from the tail.
     pub fn iter_rev(&self) -> RevIter<'a> {
         RevIter {
@@ -469,6 +474,34 @@ impl<'a> Iterator for RevIter<'a> {
             }
             self.chunk -= 1;
             self.cur = Rev::new(self.list.chunk(self.chunk).0);
+        }
+    }
+}
+
+/// A list built whole (RDB loading, RESTORE), in the encoding its size
+/// calls for. `None` when `items` is empty.
+pub fn build<'a>(items: impl IntoIterator<Item = &'a [u8]>, fill: Fill) -> Option<Built> {
+    let q = QuickList::rebuild(items, fill);
+    if q.is_empty() {
+        return None;
+    }
+    Some(match q.to_inline(fill) {
+        Some(b) if q.nodes.len() <= 1 => Built::Inline(b),
+        _ => Built::Quick(Box::new(Object::List(Box::new(q)))),
+    })
+}
+
+/// A built list, ready to become a keyspace value.
+pub enum Built {
+    Inline(Vec<u8>),
+    Quick(Box<Object>),
+}
+
+impl Built {
+    pub fn value(&mut self) -> Value<'_> {
+        match self {
+            Built::Inline(b) => Value::Packed(Packed::List, b),
+            Built::Quick(o) => Value::Obj(std::mem::replace(o, Box::new(Object::placeholder()))),
         }
     }
 }

@@ -23,7 +23,8 @@ pub mod node;
 
 pub use group::{Consumer, Group, Pending};
 pub use id::StreamId;
-use node::{EntryView, Node};
+use node::EntryView;
+pub use node::Node;
 
 /// Where Redis closes a node and starts the next.
 #[derive(Clone, Copy, Debug)]
@@ -149,6 +150,11 @@ impl Stream {
 
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// The nodes in id order (RDB writes one listpack per node).
+    pub fn nodes(&self) -> impl Iterator<Item = &Node> {
+        self.nodes.iter()
     }
 
     /// Nodes (XINFO STREAM `radix-tree-keys`).

@@ -106,7 +106,8 @@ impl Node {
             + self.lp_entries
     }
 
-    fn master_fields(&self) -> impl Iterator<Item = &[u8]> {
+    /// The master entry's field names.
+    pub fn master_fields(&self) -> impl Iterator<Item = &[u8]> {
         let mut pos = 0;
         let n = varint::get(&self.fields, &mut pos);
         (0..n).map(move |_| get_str(&self.fields, &mut pos))

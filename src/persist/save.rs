@@ -1,0 +1,403 @@
+//! The RDB file on disk: SAVE, loading at start-up, DEBUG RELOAD, and the
+//! counters INFO persistence reports.
+//!
+//! A save serializes every database while the caller holds all shards
+//! (the command's footprint is "all databases", as FLUSHALL's), so the
+//! file is one point in time. It is written to `temp-<pid>.rdb` in `dir`
+//! (the working directory), fsynced, renamed over `dbfilename`, and the
+//! directory fsynced, so a crash leaves the old file or the new one.
+
+use std::fs::File;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::time::Instant;
+
+use super::rdb::file::{self, Sink, Stats};
+use super::rdb::read::Limits;
+use super::rdb::write::{self, Opts};
+use crate::server::{Server, now_ms};
+use crate::store::{Entry, Locks};
+
+/// Persistence counters (INFO persistence).
+pub struct State {
+    /// Changes since the last successful save.
+    pub dirty: AtomicU64,
+    pub saves: AtomicU64,
+    /// The last BGSAVE's outcome (SAVE leaves it, as in Redis).
+    pub last_ok: AtomicBool,
+    pub loaded_keys: AtomicU64,
+    pub loaded_expired: AtomicU64,
+    /// Serializes saves (SAVE from several clients, SHUTDOWN, signals).
+    lock: parking_lot::Mutex<()>,
+    /// Seconds the last load took, for the log.
+    pub last_load_ms: AtomicI64,
+}
+
+impl Default for State {
+    fn default() -> State {
+        State {
+            dirty: AtomicU64::new(0),
+            saves: AtomicU64::new(0),
+            last_ok: AtomicBool::new(true),
+            loaded_keys: AtomicU64::new(0),
+            loaded_expired: AtomicU64::new(0),
+            lock: parking_lot::Mutex::new(()),
+            last_load_ms: AtomicI64::new(0),
+        }
+    }
+}
+
+/// The file SAVE writes and start-up loads (relative to `dir`, the
+/// working directory).
+pub fn rdb_path(srv: &Server) -> String {
+    srv.config.dbfilename.get()
+}
+
+fn opts(srv: &Server) -> Opts {
+    Opts {
+        compress: srv.config.rdbcompression.get(),
+    }
+}
+
+/// Bytes gathered before they go to the writer (and into the checksum).
+const CHUNK: usize = 1 << 20;
+
+/// Streams output to a writer in chunks, keeping the running CRC-64.
+struct Chunked<'w, W: Write> {
+    w: &'w mut W,
+    buf: Vec<u8>,
+    crc: u64,
+}
+
+impl<W: Write> Chunked<'_, W> {
+    fn flush_if_full(&mut self) -> std::io::Result<()> {
+        if self.buf.len() >= CHUNK {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.crc = crate::util::crc64::crc64(self.crc, &self.buf);
+        self.w.write_all(&self.buf)?;
+        self.buf.clear();
+        Ok(())
+    }
+}
+
+/// Writes the whole dataset as an RDB file to `w`, a chunk at a time (the
+/// file is never held in memory whole). `locks` must hold every shard (or
+/// be empty: then each shard is taken in turn, which is only a point in
+/// time when nothing else runs).
+pub fn serialize_to<W: Write>(
+    srv: &'static Server,
+    locks: &mut Locks,
+    w: &mut W,
+) -> std::io::Result<()> {
+    let ks = &srv.ks;
+    let mut out = Chunked {
+        w,
+        buf: Vec::with_capacity(CHUNK + 4096),
+        crc: 0,
+    };
+    let now = now_ms();
+    write::write_header(&mut out.buf, now / 1000, crate::alloc::used_memory(), false);
+    // Not the registry itself: an FCALL may hold it while waiting for a
+    // shard this save holds.
+    for code in srv.scripting.functions.codes() {
+        write::write_function(&mut out.buf, &code, opts(srv));
+    }
+    let o = opts(srv);
+    for db in 0..ks.db_count() {
+        let (mut keys, mut expires) = (0, 0);
+        for s in 0..ks.shard_count() {
+            locks.with_shard(ks, db, s, |g| {
+                keys += g.len();
+                expires += g.expires();
+            });
+        }
+        if keys == 0 {
+            continue;
+        }
+        write::write_db_start(&mut out.buf, db, keys, expires);
+        for s in 0..ks.shard_count() {
+            let mut result = Ok(());
+            locks.with_shard(ks, db, s, |g| {
+                for e in g.table().iter() {
+                    write::write_entry_with(&mut out.buf, e.key(), e, o);
+                    if let Err(err) = out.flush_if_full() {
+                        result = Err(err);
+                        return;
+                    }
+                }
+            });
+            result?;
+        }
+    }
+    out.flush()?;
+    let crc = srv.config.rdbchecksum.get().then_some(out.crc);
+    write::write_footer_crc(&mut out.buf, crc);
+    out.w.write_all(&out.buf)
+}
+
+/// The whole dataset as an RDB file in memory (tests, small datasets).
+pub fn serialize(srv: &'static Server, locks: &mut Locks) -> Vec<u8> {
+    let mut v = Vec::new();
+    // Writing to a Vec cannot fail.
+    let _ = serialize_to(srv, locks, &mut v);
+    v
+}
+
+/// Writes the dataset to `path` through a temporary file: fsync, rename,
+/// fsync of the directory.
+fn write_file(srv: &'static Server, locks: &mut Locks, path: &str) -> std::io::Result<()> {
+    let tmp = format!("temp-{}.rdb", std::process::id());
+    let result = (|| {
+        let f = File::create(&tmp)?;
+        let mut bw = std::io::BufWriter::with_capacity(CHUNK, f);
+        serialize_to(srv, locks, &mut bw)?;
+        let f = bw.into_inner().map_err(|e| e.into_error())?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, path)?;
+        // The rename is durable only once the directory is.
+        File::open(".")?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// SAVE: serializes under `locks` (all shards) and writes the file.
+/// Updates LASTSAVE, the dirty counter and the status on success.
+pub fn save(srv: &'static Server, locks: &mut Locks) -> std::io::Result<()> {
+    let _one = srv.persist.lock.lock();
+    let dirty_before = srv.persist.dirty.load(Ordering::Relaxed);
+    let path = rdb_path(srv);
+    match write_file(srv, locks, &path) {
+        Ok(()) => {
+            crate::notice!("DB saved on disk");
+            srv.persist.dirty.fetch_sub(
+                dirty_before.min(srv.persist.dirty.load(Ordering::Relaxed)),
+                Ordering::Relaxed,
+            );
+            srv.last_save_ms.store(now_ms(), Ordering::Relaxed);
+            srv.persist.saves.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        }
+        Err(e) => {
+            let cwd = std::env::current_dir()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            crate::warning!(
+                "Failed opening the temp RDB file temp-{}.rdb (in server root dir {cwd}) for saving: {e}",
+                std::process::id()
+            );
+            Err(e)
+        }
+    }
+}
+
+/// Takes every shard of every database and saves (shutdown paths that
+/// hold no locks).
+pub fn save_all(srv: &'static Server) -> std::io::Result<()> {
+    let mut locks = Locks::default();
+    let mut b = locks.batch(&srv.ks);
+    b.all_dbs();
+    // A fresh Locks holds nothing, so taking everything cannot be refused.
+    let _ = b.take();
+    save(srv, &mut locks)
+}
+
+/// Whether `save` points are configured (a final save at shutdown).
+pub fn save_points_configured(srv: &Server) -> bool {
+    srv.config.save.with(|s| !s.trim().is_empty())
+}
+
+const REGISTRY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Places loaded keys and functions into the server.
+struct Loader<'a> {
+    srv: &'static Server,
+    locks: &'a mut Locks,
+    now_ms: i64,
+    /// Replace existing libraries (DEBUG RELOAD MERGE).
+    replace: bool,
+}
+
+impl Sink for Loader<'_> {
+    fn key(&mut self, db: usize, entry: Entry) -> Result<(), String> {
+        let key = entry.as_ref().key().to_vec();
+        let mut slot = self.locks.key(&self.srv.ks, db, &key, self.now_ms);
+        if let Some(i) = slot.lookup() {
+            if !self.replace {
+                return Err(format!(
+                    "duplicate key '{}' in DB {db}",
+                    String::from_utf8_lossy(&key)
+                ));
+            }
+            slot.remove_at(i);
+        }
+        slot.insert_entry(entry);
+        Ok(())
+    }
+
+    fn function(&mut self, code: &[u8]) -> Result<(), String> {
+        // Shards are held: a running FCALL may hold the registry while it
+        // waits for one, so wait only a bounded time (then the load fails).
+        let functions = &self.srv.scripting.functions;
+        let mut reg = functions
+            .try_lock_for(REGISTRY_WAIT)
+            .ok_or("the function registry is busy (a function is running)")?;
+        let r = reg.load(self.srv, code, self.replace).map(|_| ());
+        functions.update_counts(&reg);
+        r
+    }
+}
+
+/// Loads `path` into the (empty) dataset. `Ok(None)` when there is no file.
+pub fn load_file(
+    srv: &'static Server,
+    locks: &mut Locks,
+    path: &str,
+    replace: bool,
+) -> Result<Option<Stats>, String> {
+    let data = match std::fs::read(path) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("Fatal error loading the DB ({path}): {e}")),
+    };
+    let lim = Limits::of(&srv.config);
+    let now = now_ms();
+    let mut sink = Loader {
+        srv,
+        locks,
+        now_ms: now,
+        replace,
+    };
+    let stats = file::parse(&data, srv.ks.db_count(), &lim, now, &mut sink)
+        .map_err(|e| format!("Fatal error loading the DB ({path}): {e}"))?;
+    srv.persist
+        .loaded_keys
+        .store(stats.keys as u64, Ordering::Relaxed);
+    srv.persist
+        .loaded_expired
+        .store(stats.expired as u64, Ordering::Relaxed);
+    Ok(Some(stats))
+}
+
+/// Loads the RDB image at the start of `data` (an AOF base or preamble)
+/// into the dataset; returns how many bytes it used.
+pub fn load_preamble(srv: &'static Server, data: &[u8]) -> Result<usize, String> {
+    let mut locks = Locks::default();
+    let mut b = locks.batch(&srv.ks);
+    b.all_dbs();
+    // A fresh Locks holds nothing, so taking everything cannot be refused.
+    let _ = b.take();
+    let lim = Limits::of(&srv.config);
+    let now = now_ms();
+    let mut sink = Loader {
+        srv,
+        locks: &mut locks,
+        now_ms: now,
+        replace: false,
+    };
+    let stats =
+        file::parse(data, srv.ks.db_count(), &lim, now, &mut sink).map_err(|e| e.to_string())?;
+    Ok(stats.consumed)
+}
+
+/// Start-up: loads `dir/dbfilename` before clients are accepted. A file
+/// that cannot be read whole refuses the start (the message names the
+/// file and the offset).
+pub fn load_at_startup(srv: &'static Server) -> Result<(), String> {
+    let started = Instant::now();
+    let path = rdb_path(srv);
+    let mut locks = Locks::default();
+    let mut b = locks.batch(&srv.ks);
+    b.all_dbs();
+    let _ = b.take();
+    let loaded = load_file(srv, &mut locks, &path, false)?;
+    drop(locks);
+    if let Some(st) = loaded {
+        crate::notice!(
+            "Done loading RDB, keys loaded: {}, keys expired: {}.",
+            st.keys,
+            st.expired
+        );
+        crate::notice!(
+            "DB loaded from disk: {:.3} seconds",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    srv.persist.dirty.store(0, Ordering::Relaxed);
+    Ok(())
+}
+
+/// SIGTERM / SIGINT: the final save when save points exist. False when it
+/// failed (the server then keeps running, as Redis does).
+pub fn before_signal_exit(srv: &'static Server) -> bool {
+    if !save_points_configured(srv) {
+        return true;
+    }
+    crate::notice!("Saving the final RDB snapshot before exiting.");
+    match save_all(srv) {
+        Ok(()) => true,
+        Err(_) => {
+            crate::warning!("Error trying to save the DB, can't exit.");
+            false
+        }
+    }
+}
+
+/// INFO persistence, with every field Redis 7.0.15 prints (the fork and
+/// AOF ones at their idle values).
+pub fn info_lines(srv: &Server, lines: &mut Vec<String>) {
+    let p = &srv.persist;
+    let mut f = |s: String| lines.push(s);
+    f("loading:0".into());
+    f("async_loading:0".into());
+    f("current_cow_peak:0".into());
+    f("current_cow_size:0".into());
+    f("current_cow_size_age:0".into());
+    f("current_fork_perc:0.00".into());
+    f("current_save_keys_processed:0".into());
+    f("current_save_keys_total:0".into());
+    f(format!(
+        "rdb_changes_since_last_save:{}",
+        p.dirty.load(Ordering::Relaxed)
+    ));
+    let bg = super::bgsave::in_progress();
+    f(format!("rdb_bgsave_in_progress:{}", u8::from(bg)));
+    f(format!(
+        "rdb_last_save_time:{}",
+        srv.last_save_ms.load(Ordering::Relaxed) / 1000
+    ));
+    // SAVE does not change the status (as in Redis); a BGSAVE does.
+    let ok = p.last_ok.load(Ordering::Relaxed) && super::bgsave::last_ok();
+    f(format!(
+        "rdb_last_bgsave_status:{}",
+        if ok { "ok" } else { "err" }
+    ));
+    f(format!(
+        "rdb_last_bgsave_time_sec:{}",
+        super::bgsave::last_time_sec()
+    ));
+    f(format!(
+        "rdb_current_bgsave_time_sec:{}",
+        super::bgsave::current_time_sec()
+    ));
+    f(format!("rdb_saves:{}", p.saves.load(Ordering::Relaxed)));
+    f("rdb_last_cow_size:0".into());
+    f(format!(
+        "rdb_last_load_keys_expired:{}",
+        p.loaded_expired.load(Ordering::Relaxed)
+    ));
+    f(format!(
+        "rdb_last_load_keys_loaded:{}",
+        p.loaded_keys.load(Ordering::Relaxed)
+    ));
+    // aof_* and module_fork_* follow, as Redis prints them.
+    super::aof::info_fields(lines);
+}
