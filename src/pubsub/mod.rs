@@ -16,6 +16,7 @@
 
 pub mod notify;
 mod outbox;
+pub mod tracking;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

@@ -49,6 +49,8 @@ pub struct Server {
     pub scripting: crate::scripting::Scripting,
     /// Subscriptions of every client (PUBLISH delivers through it).
     pub pubsub: crate::pubsub::PubSub,
+    /// CLIENT TRACKING: tracking clients, the tracking table, prefixes.
+    pub tracking: crate::pubsub::tracking::Tracking,
     /// The TLS listeners' settings (`tls-*`).
     pub tls: tls::Tls,
     /// The listening sockets, closed first at SHUTDOWN.
@@ -104,6 +106,7 @@ impl Server {
             active_expire: AtomicBool::new(true),
             scripting: Default::default(),
             pubsub: Default::default(),
+            tracking: Default::default(),
             tls: Default::default(),
             listen_fds: Mutex::new(Vec::new()),
             acl,
@@ -342,6 +345,7 @@ fn cron(srv: &'static Server) {
             return;
         }
         evict::cron(srv);
+        crate::pubsub::tracking::cron(srv);
         if last_clients_check.elapsed() >= Duration::from_secs(1) {
             last_clients_check = Instant::now();
             obuf::cron(srv, now_ms());
