@@ -118,8 +118,7 @@ fn default_mode_pushes_once_per_read_key_and_after_own_replies() {
     nothing_pending(&mut a);
 
     // INFO and CLIENT LIST show it.
-    send(&mut b, &["INFO"]);
-    let info = String::from_utf8_lossy(&b.read_n(64 * 1024)).into_owned();
+    let info: String = redis::cmd("INFO").query(&mut srv.client()).unwrap();
     assert!(info.contains("tracking_clients:1\r\n"), "{info}");
     assert!(info.contains("tracking_total_keys:1\r\n"), "{info}");
     assert!(info.contains("tracking_total_prefixes:0\r\n"), "{info}");
@@ -186,7 +185,15 @@ fn redirect_target_gone_is_reported_to_resp3_clients() {
         format!(">2\r\n$21\r\ntracking-redir-broken\r\n:{rid}\r\n").as_bytes(),
     );
     send(&mut c, &["CLIENT", "INFO"]);
-    let line = String::from_utf8_lossy(&c.read_n(300)).into_owned();
+    // A verbatim string: `=<len>\r\ntxt:` and the line.
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n") {
+        head.extend_from_slice(&c.read_n(1));
+    }
+    let len: usize = String::from_utf8_lossy(&head[1..head.len() - 2])
+        .parse()
+        .unwrap();
+    let line = String::from_utf8_lossy(&c.read_n(len + 2)).into_owned();
     assert!(line.contains(" flags=tR "), "{line}");
     assert!(line.contains(&format!(" redir={rid} ")), "{line}");
 }
@@ -352,8 +359,10 @@ fn table_limit_evicts_with_invalidations() {
     let one = message_keys(&["k1"]).len();
     let got2 = r.read_n(2 * one);
     assert_eq!(got2.len(), 2 * one, "{}", String::from_utf8_lossy(&got2));
-    send(&mut w, &["INFO", "stats"]);
-    let info = String::from_utf8_lossy(&w.read_n(8 * 1024)).into_owned();
+    let info: String = redis::cmd("INFO")
+        .arg("stats")
+        .query(&mut srv.client())
+        .unwrap();
     assert!(info.contains("tracking_total_keys:1\r\n"), "{info}");
     assert!(info.contains("tracking_total_items:1\r\n"), "{info}");
 }
@@ -414,4 +423,21 @@ fn errors_match_redis() {
     );
     expect(&mut c, &["RESET"], b"+RESET\r\n");
     expect(&mut c, &["CLIENT", "GETREDIR"], b":-1\r\n");
+}
+
+#[test]
+fn served_blmove_gets_its_invalidation_after_the_element() {
+    let srv = Server::start();
+    let (mut c, mut w) = (srv.raw(), srv.raw());
+    hello3(&mut c);
+    expect(&mut c, &["CLIENT", "TRACKING", "on"], b"+OK\r\n");
+    expect(&mut w, &["RPUSH", "dst", "a"], b":1\r\n");
+    expect(&mut c, &["LRANGE", "dst", "0", "-1"], b"*1\r\n$1\r\na\r\n");
+    send(&mut c, &["BLMOVE", "src", "dst", "LEFT", "LEFT", "0"]);
+    let mut probe = srv.client();
+    common::wait_blocked(&mut probe, 1);
+    expect(&mut w, &["RPUSH", "src", "foo"], b":1\r\n");
+    got(&mut c, b"$3\r\nfoo\r\n");
+    got(&mut c, &push_keys(&["dst"]));
+    nothing_pending(&mut c);
 }
