@@ -349,7 +349,10 @@ fn run_checked(
         .last_cmd
         .store(cmd.id, std::sync::atomic::Ordering::Relaxed);
     // Invalidations for this client wait until its reply is written.
-    let tracking = srv.tracking.active() && crate::pubsub::tracking::begin(client.info.id);
+    let tracking = srv.tracking.active();
+    if tracking {
+        crate::pubsub::tracking::begin(client.info.id);
+    }
     let ran = run(srv, client, out, locks, stats, cmd, args, now_ms, None);
     if locks.any_ready() {
         crate::blocking::serve_ready(&srv.ks, locks, now_ms);

@@ -275,7 +275,7 @@ fn current() -> Option<u64> {
 /// Opens the batch of a top-level command (the caller checked
 /// [`Tracking::active`]). Top-level commands do not nest: one left open
 /// (only by a panic) is dropped.
-pub fn begin(client: u64) -> bool {
+pub fn begin(client: u64) {
     BATCH.with_borrow_mut(|b| {
         *b = Some(Batch {
             client,
@@ -283,7 +283,6 @@ pub fn begin(client: u64) -> bool {
             bcast: Vec::new(),
         });
     });
-    true
 }
 
 /// Closes the batch [`begin`] opened: the running client's invalidations
