@@ -227,6 +227,7 @@ fn bmove(
     }
     let dst = dst.to_vec();
     let also = vec![dst.clone()];
+    let (srv, me) = (ctx.srv, ctx.client.info.id);
     block(
         ctx,
         vec![src.to_vec()],
@@ -272,6 +273,7 @@ fn bmove(
             sctx.event_if_emptied(key);
             let mut r = Reply::new(w.resp3);
             r.bulk(&elem);
+            crate::pubsub::tracking::served_write(srv, &dst, me, &mut r.buf);
             Some(Served::reply(r.buf))
         }),
         also,

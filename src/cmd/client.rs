@@ -129,6 +129,9 @@ fn flag_letters(c: &ClientInfo, closing: bool) -> String {
         (list_flags::PUBSUB, 'P'),
         (list_flags::MULTI, 'x'),
         (list_flags::BLOCKED, 'b'),
+        (list_flags::TRACKING, 't'),
+        (list_flags::TRACKING_BROKEN, 'R'),
+        (list_flags::TRACKING_BCAST, 'B'),
         (list_flags::DIRTY_CAS, 'd'),
     ] {
         if flags & bit != 0 {
@@ -208,7 +211,7 @@ pub fn client_line(
         s,
         "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} \
          qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl={} oll=0 omem={} tot-mem={} \
-         events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}",
+         events=r cmd={} user={} redir={} resp={} lib-name={} lib-ver={}",
         c.id,
         c.addr,
         c.laddr,
@@ -229,6 +232,11 @@ pub fn client_line(
         qbuf + qbuf_free + obl + omem + 16384,
         cmd,
         c.user.lock(),
+        if c.has_flag(list_flags::TRACKING) {
+            srv.tracking.redirect_of(c.id)
+        } else {
+            -1
+        },
         c.resp.load(Ordering::Relaxed),
         String::from_utf8_lossy(&lib_name),
         String::from_utf8_lossy(&lib_ver),

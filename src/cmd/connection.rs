@@ -184,6 +184,7 @@ fn reset(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
     super::multi::reset(&ctx.srv.ks, ctx.client, ctx.db.locks);
     super::pubsub::unsubscribe_all(ctx.srv, ctx.client);
     super::pubsub::stop_monitoring(ctx.srv, ctx.client);
+    ctx.srv.tracking.disable(&ctx.client.info);
     select_db(ctx, 0);
     set_protocol(ctx, 2);
     ctx.client.authenticated = !ctx.srv.acl.default_needs_auth();

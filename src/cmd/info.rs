@@ -219,7 +219,7 @@ fn clients(srv: &Server, lines: &mut Vec<String>) {
     field!(lines, "client_recent_max_output_buffer:0");
     let blocked = crate::blocking::BLOCKED_CLIENTS.load(std::sync::atomic::Ordering::Relaxed);
     field!(lines, "blocked_clients:{blocked}");
-    field!(lines, "tracking_clients:0");
+    field!(lines, "tracking_clients:{}", srv.tracking.info().0);
     field!(lines, "clients_in_timeout_table:{blocked}");
 }
 
@@ -443,6 +443,10 @@ fn stats(srv: &Server, lines: &mut Vec<String>) {
     field!(lines, "latest_fork_usec:0");
     field!(lines, "total_forks:0");
     field!(lines, "migrate_cached_sockets:0");
+    let (_, keys, items, prefixes) = srv.tracking.info();
+    field!(lines, "tracking_total_keys:{keys}");
+    field!(lines, "tracking_total_items:{items}");
+    field!(lines, "tracking_total_prefixes:{prefixes}");
     field!(lines, "unexpected_error_replies:0");
     field!(lines, "total_error_replies:{}", t.errors);
 }

@@ -373,6 +373,7 @@ fn flushdb(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     let ks = &ctx.srv.ks;
     let removed = ks.dbsize(ctx.db.locks, ctx.db.index);
     ks.flush_db(ctx.db.locks, ctx.db.index, lazy);
+    crate::pubsub::tracking::flushed(ctx.srv);
     // Always published, even on an empty database, as Redis does.
     ctx.dirty += removed as u64 + 1;
     ctx.out.ok();
@@ -389,6 +390,7 @@ fn flushall(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         removed += ks.dbsize(ctx.db.locks, db);
         ks.flush_db(ctx.db.locks, db, lazy);
     }
+    crate::pubsub::tracking::flushed(ctx.srv);
     ctx.dirty += removed as u64 + 1;
     ctx.out.ok();
     Ok(())

@@ -41,6 +41,7 @@ pub mod sort;
 pub mod streams;
 pub mod strings;
 pub mod table;
+pub mod tracking;
 pub mod zsets;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -93,6 +94,7 @@ pub fn handlers() -> Vec<(&'static str, Handler)> {
         slowlog::COMMANDS,
         latency::COMMANDS,
         hll::COMMANDS,
+        tracking::COMMANDS,
     ] {
         all.extend_from_slice(family);
     }
@@ -259,6 +261,11 @@ pub fn dispatch(
     if client.reply_mode == ReplyMode::SkipNext {
         client.reply_mode = ReplyMode::Skip;
     }
+    if srv.tracking.active() {
+        // Past `tracking-table-max-keys`: evictions are sent before this
+        // command's reply, even one that is only queued.
+        crate::pubsub::tracking::before_command(srv, client.info.id, out);
+    }
     let reply_start = out.len();
     let cmd = match resolve(&srv.commands, args) {
         Ok(cmd) => cmd,
@@ -364,6 +371,11 @@ fn run_checked(
         .info
         .last_cmd
         .store(cmd.id, std::sync::atomic::Ordering::Relaxed);
+    // Invalidations for this client wait until its reply is written.
+    let tracking = srv.tracking.active();
+    if tracking {
+        crate::pubsub::tracking::begin(client.info.id);
+    }
     let ran = run(srv, client, out, locks, stats, cmd, args, now_ms, None);
     if locks.any_ready() {
         crate::blocking::serve_ready(&srv.ks, locks, now_ms);
@@ -375,8 +387,11 @@ fn run_checked(
     finish_reply(client, out, reply_start);
     // Confirmations and messages queued while the command ran go out before
     // its reply (a client publishing to itself sees the message first).
-    if client.pubsub.ever && client.info.outbox.pending() > 0 {
+    if (client.pubsub.ever || out.resp3) && client.info.outbox.pending() > 0 {
         client.info.outbox.drain_before(&mut out.buf, reply_start);
+    }
+    if tracking {
+        crate::pubsub::tracking::finish(srv, client, cmd, out);
     }
 }
 
@@ -464,6 +479,13 @@ pub(crate) fn run(
     };
     if monitor && !cmd.has(flags::SKIP_MONITOR) {
         feed_monitors(&mut ctx, args);
+    }
+    if srv.tracking.active() {
+        // Writes invalidate what clients cached; reads are remembered.
+        if ctx.dirty > 0 {
+            crate::pubsub::tracking::written(srv, cmd, args, ctx.client.info.id);
+        }
+        crate::pubsub::tracking::after_command(srv, ctx.client, cmd, args);
     }
     let mut later = Vec::new();
     if ctx.dirty > 0 {

@@ -17,6 +17,7 @@
 pub mod monitor;
 pub mod notify;
 mod outbox;
+pub mod tracking;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

@@ -53,6 +53,10 @@ pub struct Notifier(pub &'static Server);
 
 impl KeyEventSink for Notifier {
     fn event(&self, db: usize, class_bit: u32, event: &str, key: &[u8]) {
+        // Expiry and eviction invalidate client-side caches.
+        if class_bit & (class::EXPIRED | class::EVICTED) != 0 {
+            super::tracking::key_gone(self.0, key);
+        }
         let flags = self.0.config.notify_flags();
         if flags & class_bit == 0 {
             return;

@@ -31,8 +31,12 @@ pub mod list_flags {
     pub const DIRTY_CAS: u32 = 1 << 3;
     pub const NO_EVICT: u32 = 1 << 4;
     pub const NO_TOUCH: u32 = 1 << 5;
+    /// CLIENT TRACKING on (`t`), its redirect gone (`R`), BCAST (`B`).
+    pub const TRACKING: u32 = 1 << 6;
+    pub const TRACKING_BROKEN: u32 = 1 << 7;
+    pub const TRACKING_BCAST: u32 = 1 << 8;
     /// MONITOR (`O`).
-    pub const MONITOR: u32 = 1 << 6;
+    pub const MONITOR: u32 = 1 << 9;
 }
 
 /// What other connections can see of a client.

@@ -219,6 +219,7 @@ impl Drop for Registered {
         locks.release();
         crate::cmd::pubsub::unsubscribe_all(srv, client);
         crate::cmd::pubsub::stop_monitoring(srv, client);
+        srv.tracking.disable(&info);
         srv.clients.unregister(info.id);
     }
 }
@@ -293,9 +294,10 @@ pub async fn serve<S: Stream>(srv: &'static Server, mut sock: S, stats: Arc<Thre
                 read_some(&mut sock, &mut rbuf, &info).await
             }
         };
-        // Only a client that has subscribed also waits on its outbox: the
-        // plain request/reply path stays a single read.
-        let woke = if client.pubsub.ever {
+        // Only a client that has subscribed, or speaks RESP3 (invalidation
+        // pushes may come any time), also waits on its outbox: the plain
+        // request/reply path stays a single read.
+        let woke = if client.pubsub.ever || out.resp3 {
             tokio::select! {
                 r = read => Woke::Read(r),
                 () = info.outbox.notified() => Woke::Outbox,

@@ -52,6 +52,8 @@ pub struct Server {
     pub pubsub: crate::pubsub::PubSub,
     /// CLIENT PAUSE.
     pub pause: pause::Pause,
+    /// CLIENT TRACKING: tracking clients, the tracking table, prefixes.
+    pub tracking: crate::pubsub::tracking::Tracking,
     /// The TLS listeners' settings (`tls-*`).
     pub tls: tls::Tls,
     /// The listening sockets, closed first at SHUTDOWN.
@@ -110,6 +112,7 @@ impl Server {
             scripting: Default::default(),
             pubsub: Default::default(),
             pause: Default::default(),
+            tracking: Default::default(),
             tls: Default::default(),
             listen_fds: Mutex::new(Vec::new()),
             acl,
@@ -358,6 +361,7 @@ fn cron(srv: &'static Server) {
         crate::cmd::latency::sample(srv, "eviction-cycle", evicting.elapsed());
         crate::persist::bgsave::cron(srv);
         crate::persist::aof::cron(srv);
+        crate::pubsub::tracking::cron(srv);
         if last_clients_check.elapsed() >= Duration::from_secs(1) {
             last_clients_check = Instant::now();
             obuf::cron(srv, now_ms());
