@@ -443,7 +443,6 @@ mod tests {
                 "pidfile",
                 "unixsocket",
                 "supervised",
-                "save",
                 "daemonize",
                 "cluster-enabled"
             ]

@@ -594,7 +594,7 @@ mod tests {
             &[
                 l(1, "rename-command get g2"),
                 l(2, "syslog-enabled yes"),
-                l(3, "save 900 1"),
+                l(3, "daemonize yes"),
                 l(4, "hz 20"),
             ],
             None,
