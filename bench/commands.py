@@ -8,6 +8,7 @@ quoted (ours/ref, higher is better).
   BITCOUNT   BITCOUNT bits                       (that string)
   PFADD      PFADD hll __rand_int__              (one key, dense after a while)
   PFCOUNT    PFCOUNT hll                         (its cached cardinality)
+  PFCOUNT3   PFCOUNT hll h2 h3                   (a union: three HLLs merged per call)
   GEOADD     GEOADD geo <lon> <lat> m:__rand_int__
   GEOSEARCH  GEOSEARCH geo FROMLONLAT 13.4 52.5 BYRADIUS 50 km COUNT 10 ASC
              (1,000 points around Berlin)
@@ -23,6 +24,7 @@ TESTS = {
     "BITCOUNT": ["BITCOUNT", "bits"],
     "PFADD": ["PFADD", "hll", "__rand_int__"],
     "PFCOUNT": ["PFCOUNT", "hll"],
+    "PFCOUNT3": ["PFCOUNT", "hll", "h2", "h3"],
     "GEOADD": ["GEOADD", "geo", "13.361389", "38.115556", "m:__rand_int__"],
     "GEOSEARCH": ["GEOSEARCH", "geo", "FROMLONLAT", "13.4", "52.5", "BYRADIUS", "50",
                   "km", "COUNT", "10", "ASC"],
@@ -109,8 +111,9 @@ def prepare(server):
     """The keys the read tests use, the same on both servers."""
     rnd = random.Random(7)
     server.load([resp("SETBIT", "bits", rnd.randrange(100000), 1) for _ in range(20000)])
-    server.load([resp("PFADD", "hll", *[f"e{i}" for i in range(j, j + 100)])
-                 for j in range(0, 20000, 100)])
+    for key, tag in (("hll", "a"), ("h2", "b"), ("h3", "c")):
+        server.load([resp("PFADD", key, *[f"{tag}{i}" for i in range(j, j + 100)])
+                     for j in range(0, 20000, 100)])
     server.load([resp("GEOADD", "geo", 13.4 + rnd.uniform(-1, 1), 52.5 + rnd.uniform(-0.6, 0.6),
                       f"p{i}") for i in range(1000)])
     server.call("DEL", "list100")

@@ -150,13 +150,19 @@ fn geodist(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     Ok(())
 }
 
-/// GEOHASH key [member ...]
-fn geohash_cmd(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
+/// The scores of the members named from argument 2 on (`None` for a
+/// missing member, or all of them for a missing key).
+fn member_scores(ctx: &mut Ctx<'_>, args: &Args<'_>) -> Result<Vec<Option<f64>>, Error> {
     let members: Vec<&[u8]> = args.iter().skip(2).collect();
-    let scores = with_zset(ctx, &args[1], |z| {
+    Ok(with_zset(ctx, &args[1], |z| {
         members.iter().map(|m| z.score(m)).collect::<Vec<_>>()
     })?
-    .unwrap_or_else(|| vec![None; members.len()]);
+    .unwrap_or_else(|| vec![None; members.len()]))
+}
+
+/// GEOHASH key [member ...]
+fn geohash_cmd(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
+    let scores = member_scores(ctx, args)?;
     ctx.out.array(scores.len());
     for s in scores {
         match s.and_then(geohash::hash_string) {
@@ -169,11 +175,7 @@ fn geohash_cmd(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
 
 /// GEOPOS key [member ...]
 fn geopos(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
-    let members: Vec<&[u8]> = args.iter().skip(2).collect();
-    let scores = with_zset(ctx, &args[1], |z| {
-        members.iter().map(|m| z.score(m)).collect::<Vec<_>>()
-    })?
-    .unwrap_or_else(|| vec![None; members.len()]);
+    let scores = member_scores(ctx, args)?;
     ctx.out.array(scores.len());
     for s in scores {
         match s {
