@@ -4,8 +4,9 @@ against redis-server, side by side: both servers run at once and the runs
 alternate A, B, A, B so machine drift hits both; only medians of ratios are
 quoted (ours/ref, higher is better).
 
-  SETBIT     SETBIT bits __rand_int__ 1          (-r 100000: a 12 KB string)
-  BITCOUNT   BITCOUNT bits                       (that string)
+  SETBIT     SETBIT bit:__rand_int__ 7 1         (-r 100000; __rand_int__ is zero-padded,
+                                                  which a bit offset may not be)
+  BITCOUNT   BITCOUNT bits                       (a 12 KB string)
   PFADD      PFADD hll __rand_int__              (one key, dense after a while)
   PFCOUNT    PFCOUNT hll                         (its cached cardinality)
   PFCOUNT3   PFCOUNT hll h2 h3                   (a union: three HLLs merged per call)
@@ -20,7 +21,7 @@ usage: bench/commands.py [OURS_BIN] [--ref /usr/bin/redis-server] [--rounds 3]
 import argparse, csv, io, os, random, socket, subprocess, sys, tempfile, time
 
 TESTS = {
-    "SETBIT": ["SETBIT", "bits", "__rand_int__", "1"],
+    "SETBIT": ["SETBIT", "bit:__rand_int__", "7", "1"],
     "BITCOUNT": ["BITCOUNT", "bits"],
     "PFADD": ["PFADD", "hll", "__rand_int__"],
     "PFCOUNT": ["PFCOUNT", "hll"],

@@ -136,7 +136,13 @@ fn unit(arg: &[u8]) -> Result<bool, Error> {
 fn count_ones(s: &[u8], from: u64, to: u64) -> u64 {
     let (fb, tb) = ((from >> 3) as usize, (to >> 3) as usize);
     let bytes = &s[fb..=tb];
-    let mut n: u64 = bytes.iter().map(|b| u64::from(b.count_ones())).sum();
+    // Eight bytes at a time: one population count per word, not per byte.
+    let words = bytes.chunks_exact(8);
+    let tail = words.remainder();
+    let mut n: u64 = words
+        .map(|w| u64::from(u64::from_ne_bytes(w.try_into().unwrap_or([0; 8])).count_ones()))
+        .sum();
+    n += tail.iter().map(|b| u64::from(b.count_ones())).sum::<u64>();
     // Bits of the edge bytes outside the range.
     n -= u64::from((s[fb] & !(0xffu8 >> (from & 7))).count_ones());
     n -= u64::from((s[tb] & (0x7fu8 >> (to & 7))).count_ones());
