@@ -392,12 +392,18 @@ unsafe fn write_pairs(l: *mut lua_State, out: &mut Reply, resp3: bool, depth: us
 }
 
 fn big_number(out: &mut Reply, digits: &[u8]) {
+    // CR and LF become spaces, as Redis maps them: the text must not break
+    // the protocol (`{big_number='123\r\n123'}`).
+    let digits: Vec<u8> = digits
+        .iter()
+        .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b })
+        .collect();
     if out.resp3 {
         out.buf.push(b'(');
-        out.buf.extend_from_slice(digits);
+        out.buf.extend_from_slice(&digits);
         out.buf.extend_from_slice(b"\r\n");
     } else {
-        out.bulk(digits);
+        out.bulk(&digits);
     }
 }
 
