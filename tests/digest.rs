@@ -6,52 +6,7 @@
 
 mod common;
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
 use common::show;
-
-struct Reference {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Reference {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A redis-server of our own with DEBUG enabled, or None when there is none.
-fn reference() -> Option<Reference> {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .ok()?
-        .local_addr()
-        .ok()?
-        .port();
-    let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .args(["--enable-debug-command", "yes"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    let r = Reference { child, port };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if let Ok(c) = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
-            && let Ok(mut con) = c.get_connection()
-            && redis::cmd("PING").query::<String>(&mut con).is_ok()
-        {
-            return Some(r);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    None
-}
 
 fn run(con: &mut redis::Connection, args: &[String]) -> String {
     let mut c = redis::cmd(&args[0]);
@@ -173,7 +128,7 @@ fn digests(con: &mut redis::Connection, keys: &[String]) -> Vec<String> {
 
 #[test]
 fn digests_match_redis() {
-    let Some(reference) = reference() else {
+    let Some(reference) = common::reference() else {
         eprintln!("no redis-server installed: skipped");
         return;
     };
@@ -219,7 +174,7 @@ fn digests_match_redis() {
         run(con, &words("SWAPDB 0 5"));
         run(con, &words("SET gone v PX 1"));
     }
-    std::thread::sleep(Duration::from_millis(20));
+    std::thread::sleep(std::time::Duration::from_millis(20));
     assert_eq!(digests(&mut a, &keys), digests(&mut b, &keys));
     let extra = words("DEBUG DIGEST-VALUE gone");
     run(&mut a, &words("SELECT 0"));

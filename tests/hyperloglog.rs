@@ -7,10 +7,6 @@
 
 mod common;
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
 use common::{Server, keyevent_subscriber, read_pmessages};
 
 #[test]
@@ -36,46 +32,6 @@ fn pfadd_and_pfmerge_announce_pfadd_only_on_change() {
         .map(|(e, k)| (format!("__keyevent@0__:{e}"), k.to_string()))
         .collect();
     assert_eq!(got, want);
-}
-
-struct Reference {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Reference {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A redis-server of our own, or None when there is none.
-fn reference() -> Option<Reference> {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .ok()?
-        .local_addr()
-        .ok()?
-        .port();
-    let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    let r = Reference { child, port };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if let Ok(c) = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
-            && let Ok(mut con) = c.get_connection()
-            && redis::cmd("PING").query::<String>(&mut con).is_ok()
-        {
-            return Some(r);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    None
 }
 
 /// A reply with its bytes: errors as text, bulk strings escaped.
@@ -113,7 +69,7 @@ fn args(parts: &[&[u8]]) -> Vec<Vec<u8>> {
 
 #[test]
 fn random_operations_agree_with_redis_byte_for_byte() {
-    let Some(reference) = reference() else {
+    let Some(reference) = common::reference() else {
         eprintln!("no redis-server installed: skipped");
         return;
     };

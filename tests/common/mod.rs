@@ -423,3 +423,45 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// A reference redis-server of the test's own (DEBUG enabled), killed on
+/// drop; `None` when redis-server is not installed or does not answer.
+pub struct Reference {
+    child: Child,
+    pub port: u16,
+}
+
+impl Drop for Reference {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn reference() -> Option<Reference> {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .ok()?
+        .local_addr()
+        .ok()?
+        .port();
+    let child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .args(["--enable-debug-command", "yes"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let r = Reference { child, port };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(c) = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+            && let Ok(mut con) = c.get_connection()
+            && redis::cmd("PING").query::<String>(&mut con).is_ok()
+        {
+            return Some(r);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
