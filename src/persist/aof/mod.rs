@@ -5,6 +5,8 @@
 //!
 //! - `writer`: the effect sink, the shared buffer and the AOF thread
 //!   (group commit with `appendfsync always`).
+//! - `wait`: replies waiting for their records (one write per worker pass,
+//!   one cross-thread wake per worker per sync).
 //! - `load`: reading the files back at start-up.
 //! - `rewrite`: BGREWRITEAOF, the automatic rewrite, turning AOF on at run
 //!   time; the base file's contents.
@@ -17,6 +19,7 @@ pub mod encode;
 mod load;
 pub mod manifest;
 mod rewrite;
+mod wait;
 mod writer;
 
 use std::path::PathBuf;
@@ -380,18 +383,8 @@ pub fn appended() -> u64 {
 
 /// Waits until record `seq` is durable (see [`must_wait`]).
 pub async fn wait_durable(seq: u64) {
-    let Some(aof) = get() else { return };
-    if !aof.always() && aof.write_now() && !must_wait(seq) {
-        return;
-    }
-    loop {
-        let notified = aof.durable.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        if !must_wait(seq) {
-            return;
-        }
-        notified.await;
+    if let Some(aof) = get() {
+        wait::wait_durable(aof, seq).await;
     }
 }
 

@@ -120,7 +120,12 @@ impl Aof {
         let seq = log.seq;
         APPENDED.store(seq, Ordering::Release);
         LAST.with(|l| l.set(seq));
-        if was_empty {
+        // Only `always` hands the write to the AOF thread; with `everysec`
+        // and `no` the connection that waits for the record writes it
+        // (`write_through`), and the thread's periodic pass picks up records
+        // no connection waits for (expiry, eviction). Waking the thread for
+        // every command cost a futex wake and lock contention each.
+        if was_empty && self.always() {
             self.wake.notify_one();
         }
     }
@@ -137,18 +142,22 @@ impl Aof {
         self.flush_locked(file, spare, sync, true)
     }
 
-    /// A connection about to wait for its records, with `everysec` or `no`:
-    /// writes the buffer itself if no one else is writing (as Redis writes
-    /// in its own loop), sparing the hand-off to the AOF thread. True if
-    /// it wrote.
-    pub(super) fn write_now(&self) -> bool {
+    /// A connection about to wait for record `seq`, with `everysec` or
+    /// `no`: writes the buffer itself unless another writer already did
+    /// (as Redis writes in its own loop before it replies). Several
+    /// connections that wait for the same lock are covered by one write:
+    /// each finds its record already written once it holds the lock. True
+    /// if the record is written.
+    pub(super) fn write_through(&self, seq: u64) -> bool {
         thread_local! {
             static SPARE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
         }
-        let Some(file) = self.file.try_lock() else {
-            return false;
-        };
+        let file = self.file.lock();
+        if seq <= DURABLE.load(Ordering::Acquire) {
+            return true;
+        }
         SPARE.with(|s| self.flush_locked(file, &mut s.borrow_mut(), false, false))
+            && seq <= DURABLE.load(Ordering::Acquire)
     }
 
     fn flush_locked(
