@@ -1,4 +1,4 @@
-//! CONFIG GET / SET / RESETSTAT / HELP.
+//! CONFIG GET / SET / RESETSTAT / REWRITE / HELP.
 
 use std::sync::atomic::Ordering;
 
@@ -11,6 +11,7 @@ pub const COMMANDS: &[(&str, Handler)] = &[
     ("config|get", get),
     ("config|set", set),
     ("config|resetstat", resetstat),
+    ("config|rewrite", rewrite),
     ("config|help", help),
 ];
 
@@ -217,6 +218,33 @@ pub fn reset_stats(srv: &crate::server::Server) {
     super::info::reset_ops_samples();
 }
 
+/// CONFIG REWRITE: the config file the server started with, brought up to
+/// date (`config::rewrite`).
+fn rewrite(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
+    rewrite_file(ctx.srv, false)?;
+    ctx.out.ok();
+    Ok(())
+}
+
+/// CONFIG REWRITE, and DEBUG CONFIG-REWRITE-FORCE-ALL (`force_all`: every
+/// parameter is written, default or not).
+pub fn rewrite_file(srv: &crate::server::Server, force_all: bool) -> Result<(), Error> {
+    use crate::config::rewrite::{RewriteError, rewrite};
+    match rewrite(srv, force_all) {
+        Ok(()) => {
+            crate::warning!("CONFIG REWRITE executed with success.");
+            Ok(())
+        }
+        Err(RewriteError::NoConfigFile) => Err(Error::msg(
+            "ERR The server is running without a config file",
+        )),
+        Err(RewriteError::Io(why)) => {
+            crate::warning!("CONFIG REWRITE failed: {why}");
+            Err(Error::owned(format!("ERR Rewriting config file: {why}")))
+        }
+    }
+}
+
 fn help(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
     ctx.out.help(
         "CONFIG",
@@ -227,6 +255,8 @@ fn help(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
             "    Change parameters; either every change is made or none.",
             "RESETSTAT",
             "    Zero the statistics that INFO reports.",
+            "REWRITE",
+            "    Write the running configuration back to the config file.",
         ],
     );
     Ok(())

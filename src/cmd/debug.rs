@@ -3,7 +3,7 @@
 //! Subcommands: SLEEP, SET-ACTIVE-EXPIRE, SET-DISABLE-DENY-SCRIPTS, OBJECT,
 //! LOG, DIGEST, DIGEST-VALUE, RELOAD (in [`super::dump`]), POPULATE,
 //! PROTOCOL, LISTPACK, QUICKLIST, QUICKLIST-PACKED-THRESHOLD,
-//! CHANGE-REPL-ID, AOF-FLUSH-SLEEP, LOADAOF, HELP.
+//! CHANGE-REPL-ID, AOF-FLUSH-SLEEP, LOADAOF, CONFIG-REWRITE-FORCE-ALL, HELP.
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
@@ -46,6 +46,10 @@ fn debug(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         }
         (b"digest-value", _) => digest_values(ctx, args),
         (b"reload", _) => super::dump::debug_reload(ctx, args)?,
+        (b"config-rewrite-force-all", 2) => {
+            super::config_cmd::rewrite_file(ctx.srv, true)?;
+            ctx.out.ok();
+        }
         (b"populate", 3..=5) => populate(ctx, args)?,
         (b"protocol", 3) => protocol(ctx, &args[2])?,
         (b"listpack", 3) => {

@@ -156,7 +156,7 @@ fn options(words: &[String]) -> Result<Vec<Line>, Fatal> {
 }
 
 /// A value quoted as Redis prints command-line values in its messages.
-fn repr(s: &str) -> String {
+pub(super) fn repr(s: &str) -> String {
     let mut out = String::from("\"");
     for b in s.bytes() {
         match b {
