@@ -272,3 +272,37 @@ fn keys_readied_by_one_transaction_are_served_in_the_order_they_became_ready() {
         let _: () = redis::cmd("DEL").arg(&a).arg(&b).query(&mut c).unwrap();
     }
 }
+
+/// WAIT with no replicas: asked for none it answers 0 at once; asked for
+/// some it waits out its timeout and answers 0; with timeout 0 it waits
+/// until CLIENT UNBLOCK (TIMEOUT answers 0, ERROR the UNBLOCKED error),
+/// counted as blocked meanwhile.
+#[test]
+fn wait_without_replicas_times_out_with_zero_or_is_unblocked() {
+    let srv = common::Server::start();
+    let mut c = srv.client();
+    let n: i64 = redis::cmd("WAIT").arg(0).arg(0).query(&mut c).unwrap();
+    assert_eq!(n, 0);
+    let started = Instant::now();
+    let n: i64 = redis::cmd("WAIT").arg(1).arg(150).query(&mut c).unwrap();
+    assert_eq!(n, 0);
+    assert!(started.elapsed() >= Duration::from_millis(150));
+    for (how, expect_err) in [("TIMEOUT", false), ("ERROR", true)] {
+        let mut w = srv.client();
+        let id: i64 = redis::cmd("CLIENT").arg("ID").query(&mut w).unwrap();
+        let h = thread::spawn(move || redis::cmd("WAIT").arg(2).arg(0).query::<i64>(&mut w));
+        wait_blocked(&mut c, 1);
+        let _: i64 = redis::cmd("CLIENT")
+            .arg("UNBLOCK")
+            .arg(id)
+            .arg(how)
+            .query(&mut c)
+            .unwrap();
+        match h.join().unwrap() {
+            Err(e) if expect_err => assert_eq!(e.code(), Some("UNBLOCKED")),
+            Ok(0) if !expect_err => {}
+            other => panic!("{how}: unexpected {other:?}"),
+        }
+        wait_blocked(&mut c, 0);
+    }
+}
