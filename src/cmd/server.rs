@@ -12,6 +12,7 @@ pub const COMMANDS: &[(&str, Handler)] = &[
     ("lastsave", lastsave),
     ("shutdown", shutdown),
     ("bgrewriteaof", bgrewriteaof),
+    ("role", role),
 ];
 
 fn dbsize(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
@@ -28,6 +29,17 @@ fn time(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
     ctx.out.array(2);
     ctx.out.bulk_int(now.as_secs() as i64);
     ctx.out.bulk_int(i64::from(now.subsec_micros()));
+    Ok(())
+}
+
+/// ROLE: a standalone server is a master with no replicas, at replication
+/// offset 0 (as INFO replication's `master_repl_offset`: Redis keeps no
+/// offset until a replica attaches).
+fn role(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
+    ctx.out.array(3);
+    ctx.out.bulk(b"master");
+    ctx.out.int(0);
+    ctx.out.array(0);
     Ok(())
 }
 
