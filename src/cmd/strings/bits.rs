@@ -29,6 +29,9 @@ fn bit_offset(ctx: &Ctx<'_>, arg: &[u8], hash_width: Option<u32>) -> Result<u64,
     Ok(offset)
 }
 
+/// The longest string a bit write creates inside the entry.
+const INLINE_MAX: usize = 64;
+
 /// Runs `f` on the string at the key as an editable buffer of at least
 /// `bytes` bytes (zero-filled growth), creating the key if missing. The
 /// flag returned with `f`'s result says whether the key was created or
@@ -36,19 +39,36 @@ fn bit_offset(ctx: &Ctx<'_>, arg: &[u8], hash_width: Option<u32>) -> Result<u64,
 fn with_writable<R>(
     slot: &mut KeySlot<'_, '_>,
     bytes: usize,
-    f: impl FnOnce(&mut Vec<u8>) -> R,
+    f: impl FnOnce(&mut [u8]) -> R,
 ) -> Result<(R, bool), Error> {
     let (idx, created) = match find(slot) {
         Some(idx) => {
             Str::of(slot.entry(idx).value())?;
             (idx, false)
         }
-        // Zeroed memory from the allocator: a far bit touches one page.
+        // A short string lives in the entry (flagged raw, as Redis creates
+        // it); a long one in an object whose buffer grows by doubling, and
+        // zeroed memory from the allocator means a far bit touches one page.
+        None if bytes <= INLINE_MAX => {
+            let zeros = [0u8; INLINE_MAX];
+            let value = Value::Bytes {
+                bytes: &zeros[..bytes],
+                raw: true,
+            };
+            (slot.insert(value, None), true)
+        }
         None => (
             slot.insert(Value::Obj(Box::new(Object::Str(vec![0; bytes]))), None),
             true,
         ),
     };
+    // A string stored in the entry and long enough is edited where it is:
+    // no copy into an object, and one memory access fewer per command.
+    if let Some(s) = slot.entry_mut(idx).str_bytes_mut()
+        && s.len() >= bytes
+    {
+        return Ok((f(s), created));
+    }
     let mut grown = false;
     let out = edit_in_place(slot, idx, |s| {
         if s.len() < bytes {

@@ -474,6 +474,26 @@ impl Entry {
         self.tag() & F_RAW != 0
     }
 
+    /// An inline string's bytes, to edit in place without changing their
+    /// length (SETBIT, BITFIELD within the string). The string is flagged
+    /// `raw` from then on, as Redis turns a string it edits into a raw
+    /// one. None for any other kind of value.
+    pub fn str_bytes_mut(&mut self) -> Option<&mut [u8]> {
+        if self.tag() & KIND_MASK != KIND_STR {
+            return None;
+        }
+        let base = self.ptr.as_ptr();
+        let off = self.payload_offset();
+        // SAFETY: the tag is byte 4 of the header; a KIND_STR payload is a
+        // varint length and that many bytes, all inside our allocation, and
+        // the slice borrows self mutably.
+        unsafe {
+            *base.add(4) |= F_RAW;
+            let (len, n) = read_varint(base.add(off));
+            Some(std::slice::from_raw_parts_mut(base.add(off + n), len))
+        }
+    }
+
     /// Overwrites an integer value in place.
     pub fn set_int_in_place(&mut self, n: i64) -> bool {
         if self.tag() & KIND_MASK != KIND_INT {
