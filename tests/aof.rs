@@ -345,3 +345,41 @@ fn a_pre_7_0_appendonly_aof_is_upgraded() {
         "file appendonly.aof.2.base.aof seq 2 type b\nfile appendonly.aof.2.incr.aof seq 2 type i\n"
     );
 }
+
+/// While the file is replayed nothing expires, as in Redis: the commands
+/// after a deadline that has passed since they were written still find
+/// their key (EXPIRE, GETEX and RESTORE with a past time set it rather than
+/// delete), and the key goes once loading ends instead of coming back as a
+/// new key without a deadline.
+#[test]
+fn keys_whose_deadline_passed_do_not_come_back_after_a_replay() {
+    let d = TempDir::new("aof-expired");
+    let incr = write_and_kill(d.path(), 1);
+    let past = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        - 5_000)
+        .to_string();
+    let mut bytes = std::fs::read(&incr).unwrap();
+    for args in [
+        &["SET", "k", "5", "PXAT", &past][..],
+        &["INCR", "k"],
+        &["RPUSH", "l", "a"],
+        &["PEXPIREAT", "l", &past],
+        &["RPUSH", "l", "b"],
+        &["SET", "g", "1"],
+        &["GETEX", "g", "PXAT", &past],
+        &["APPEND", "g", "x"],
+        &["SET", "plain", "v"],
+    ] {
+        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        bytes.extend_from_slice(&common::resp(&args));
+    }
+    std::fs::write(&incr, &bytes).unwrap();
+    let srv = start(d.path(), &[]);
+    let mut c = srv.client();
+    let mut keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut c).unwrap();
+    keys.sort();
+    assert_eq!(keys, ["k0", "plain"]);
+}

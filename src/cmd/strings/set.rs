@@ -249,7 +249,9 @@ pub fn getex(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     value.reply(ctx.out);
     let effect = match expire {
         // An absolute deadline already past deletes the key.
-        Some((ExpireKind::Exat | ExpireKind::Pxat, at)) if at <= now => {
+        Some((ExpireKind::Exat | ExpireKind::Pxat, at))
+            if at <= now && !ctx.srv.ks.expiry_suspended() =>
+        {
             drop(slot.remove_at(idx));
             ctx.event(class::GENERIC, "del", key);
             vec![b"DEL".to_vec(), key.to_vec()]

@@ -116,6 +116,7 @@ pub(super) fn load_all(aof: &Aof, m: &Manifest) -> Result<bool, LoadError> {
         .collect();
     let mut any = false;
     aof.loading.store(true, Ordering::Relaxed);
+    aof.srv.ks.suspend_expiry(true);
     let result = (|| {
         for (n, (info, kind)) in files.iter().enumerate() {
             let last = n + 1 == files.len();
@@ -137,6 +138,7 @@ pub(super) fn load_all(aof: &Aof, m: &Manifest) -> Result<bool, LoadError> {
         }
         Ok(())
     })();
+    aof.srv.ks.suspend_expiry(false);
     aof.loading.store(false, Ordering::Relaxed);
     result.map(|()| any)
 }

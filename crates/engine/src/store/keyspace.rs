@@ -84,6 +84,8 @@ pub struct Keyspace {
     /// Until when (Unix ms) lookups leave expired entries in place: a
     /// CLIENT PAUSE holds expiry, as Redis does; 0 when not held.
     expiry_held_until: AtomicI64,
+    /// Set while a file is replayed: nothing expires (see `suspend_expiry`).
+    expiry_suspended: AtomicBool,
     /// The running snapshot, if any (`store::snapshot`).
     pub(super) snapshots: super::snapshot::Registry,
 }
@@ -98,6 +100,7 @@ impl Keyspace {
             expired_keys: AtomicU64::new(0),
             evicted_keys: AtomicU64::new(0),
             expiry_held_until: AtomicI64::new(0),
+            expiry_suspended: AtomicBool::new(false),
             effects_on: AtomicBool::new(false),
             effects: RwLock::new(Vec::new()),
             watches: AtomicUsize::new(0),
@@ -132,6 +135,22 @@ impl Keyspace {
     /// missing but are not reclaimed, nor is a DEL published (CLIENT PAUSE).
     pub fn hold_expiry(&self, until_ms: i64) {
         self.expiry_held_until.store(until_ms, Ordering::Relaxed);
+    }
+
+    /// While an append-only file is replayed nothing expires, as in Redis:
+    /// a key whose deadline passed since it was written is still there for
+    /// the commands after it (an INCR keeps its TTL and the key goes once
+    /// loading ends, instead of coming back as a new key without one).
+    /// Lookups find such keys and the active sweep skips them.
+    pub fn suspend_expiry(&self, on: bool) {
+        self.expiry_suspended.store(on, Ordering::Release);
+    }
+
+    /// Whether expiry is suspended (a file is being replayed): a deadline
+    /// already past is then set like any other, not acted on at once.
+    #[inline]
+    pub fn expiry_suspended(&self) -> bool {
+        self.expiry_suspended.load(Ordering::Acquire)
     }
 
     #[inline]
@@ -370,6 +389,9 @@ impl Keyspace {
     /// how many keys it reclaimed.
     pub fn active_expire(&self, now_ms: i64, slots_per_shard: usize) -> usize {
         let mut reclaimed = 0;
+        if self.expiry_suspended() {
+            return 0;
+        }
         for (db, d) in self.dbs.iter().enumerate() {
             for s in d.shards.iter() {
                 let Some(mut g) = s.0.try_lock() else {
@@ -460,6 +482,9 @@ impl<'s, 'k> KeySlot<'s, 'k> {
     pub fn lookup(&mut self) -> Option<usize> {
         let idx = self.shard.find(self.hash, self.key)?;
         if self.shard.get(idx).is_expired(self.now_ms) {
+            if self.ks.expiry_suspended() {
+                return Some(idx);
+            }
             if self.ks.expiry_held(self.now_ms) {
                 return None;
             }
