@@ -222,6 +222,13 @@ pub fn start(srv: &'static Server) -> Result<(), String> {
         load::upgrade_old_aof(aof, &mut m)?;
     }
     let started = Instant::now();
+    let total: u64 = m
+        .base
+        .iter()
+        .chain(m.incrs.iter())
+        .map(|i| std::fs::metadata(aof.path(&i.name)).map_or(0, |md| md.len()))
+        .sum();
+    srv.persist.loading.begin(total);
     let loaded = load::load_all(aof, &m).map_err(|e| e.0)?;
     if loaded {
         crate::notice!(

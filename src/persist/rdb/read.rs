@@ -135,6 +135,23 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A string, borrowed from the input when stored plain (the common
+    /// case: no copy); integers and LZF blobs are decoded into a buffer.
+    pub fn string_ref(&mut self) -> Result<std::borrow::Cow<'a, [u8]>> {
+        let at = self.pos;
+        match self.len_or_enc()? {
+            Ok(n) => {
+                let n = usize::try_from(n).map_err(|_| self.err_at(at, "string too long"))?;
+                Ok(std::borrow::Cow::Borrowed(self.bytes(n)?))
+            }
+            Err(_) => {
+                // Decoded by `string`, from the encoding byte again.
+                self.pos = at;
+                self.string().map(std::borrow::Cow::Owned)
+            }
+        }
+    }
+
     pub fn string(&mut self) -> Result<Vec<u8>> {
         let at = self.pos;
         let int = |v: i64| itoa::Buffer::new().format(v).as_bytes().to_vec();

@@ -261,6 +261,50 @@ impl Table {
         }
     }
 
+    /// Inserts `entry` unless its key is present, probing once (a lookup
+    /// followed by [`Table::insert_new`] walks the run twice): `Err` gives
+    /// the entry back when the key is there. The bulk loader's insert.
+    pub fn insert_absent(
+        &mut self,
+        hash: u64,
+        entry: Entry,
+        rehash: HashFn,
+    ) -> Result<usize, Entry> {
+        if (self.len + 1) * 4 > self.slots.len() * 3 {
+            self.resize((self.slots.len() * 2).max(MIN_SLOTS), rehash);
+        }
+        let mask = self.mask();
+        let tag = tag_of(hash);
+        let home = hash as usize & mask;
+        for dist in 0..=MAX_DIST {
+            let idx = (home + dist) & mask;
+            let slot = self.slots[idx];
+            if slot == 0 {
+                let tagged = (tag << TAG_SHIFT) | (entry.into_raw() as usize as u64) | self.colour;
+                self.slots[idx] = with_dist(tagged, dist);
+                self.len += 1;
+                return Ok(idx);
+            }
+            if slot >> TAG_SHIFT == tag && self.get(idx).key() == entry.key() {
+                return Err(entry);
+            }
+        }
+        // A run longer than the distance field holds: the key is not in it.
+        Ok(self.insert_new(hash, entry, rehash))
+    }
+
+    /// Grows the slot array so that `n` entries fit without a resize (a
+    /// loader that knows the size up front rehashes nothing).
+    pub fn reserve(&mut self, n: usize, rehash: HashFn) {
+        let want = n
+            .saturating_add(n / 3)
+            .saturating_add(1)
+            .next_power_of_two();
+        if want > self.slots.len() && n.saturating_mul(4) > self.slots.len() * 3 {
+            self.resize(want.max(MIN_SLOTS), rehash);
+        }
+    }
+
     fn place(&mut self, hash: u64, tagged: u64) -> Option<usize> {
         let mask = self.mask();
         let home = hash as usize & mask;
