@@ -536,6 +536,36 @@ mod tests {
     }
 
     #[test]
+    fn insert_absent_refuses_present_keys_and_reserve_presizes() {
+        let mut t = Table::new();
+        t.reserve(10_000, h);
+        let cap = t.capacity();
+        assert!(cap * 3 >= 10_000 * 4);
+        // Colliding home slots too: a small table first.
+        let mut small = Table::new();
+        for t in [&mut t, &mut small] {
+            for i in 0..10_000 {
+                let k = format!("k{i}").into_bytes();
+                assert!(t.insert_absent(h(&k), entry(&k, i), h).is_ok());
+            }
+            for i in (0..10_000).step_by(7) {
+                let k = format!("k{i}").into_bytes();
+                let back = t.insert_absent(h(&k), entry(&k, -1), h).unwrap_err();
+                assert_eq!(back.key(), &k[..]);
+                let at = t.find(h(&k), &k).unwrap();
+                assert!(
+                    matches!(t.get(at).value(), crate::store::ValueRef::Int(v) if v == i as i64)
+                );
+            }
+            assert_eq!(t.len(), 10_000);
+        }
+        assert_eq!(t.capacity(), cap, "no resize after reserve");
+        // A reserve below what is there changes nothing.
+        small.reserve(5, h);
+        assert_eq!(small.len(), 10_000);
+    }
+
+    #[test]
     fn behaves_like_a_hashmap_under_random_operations() {
         let mut t = Table::new();
         let mut model = HashMap::new();
