@@ -245,3 +245,33 @@ fn a_duplicate_key_in_a_large_file_refuses_the_start() {
         "{out}"
     );
 }
+
+#[test]
+fn debug_reload_answers_loading_to_other_clients() {
+    let dir = TempDir::new("reload-loading");
+    let args = ["--save", "", "--enable-debug-command", "yes"];
+    let srv = Server::start_in(Some(dir.path()), None, &args);
+    let mut c = srv.client();
+    cmd(&mut c, &["DEBUG", "POPULATE", "10000"]);
+    // 200 us a key: two seconds of reloading at least.
+    cmd(&mut c, &["CONFIG", "SET", "key-load-delay", "200"]);
+    let reload = std::thread::spawn(move || cmd(&mut c, &["DEBUG", "RELOAD"]));
+    let mut other = srv.client();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = false;
+    // A command admitted before the reload began waits for its shards; one
+    // sent once INFO says loading:1 is refused at once.
+    while !seen && !reload.is_finished() && Instant::now() < deadline {
+        let p = info(&mut other, "persistence");
+        if field(&p, "loading").as_deref() == Some("1") {
+            assert_eq!(err(&mut other, &["GET", "key:1"]), LOADING);
+            seen = true;
+        } else {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    assert!(seen, "no -LOADING during DEBUG RELOAD");
+    cmd(&mut other, &["CONFIG", "SET", "key-load-delay", "0"]);
+    assert_eq!(reload.join().unwrap(), Value::Okay);
+    assert_eq!(cmd(&mut other, &["DBSIZE"]), Value::Int(10_000));
+}

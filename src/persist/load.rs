@@ -447,15 +447,18 @@ fn parse_into(
     file::parse(data, srv.ks.db_count(), &lim, now, &mut sink)
 }
 
-/// Loads `path` into the (empty) dataset. `Ok(None)` when there is no file.
-/// `locks` hold every shard (DEBUG RELOAD) or none (start-up).
+/// DEBUG RELOAD: loads `path` into the (emptied) dataset under `locks`
+/// (every shard), other clients getting `-LOADING` meanwhile, as Redis
+/// answers them. `Ok(None)` when there is no file.
 pub fn load_file(
     srv: &'static Server,
     locks: &mut Locks,
     path: &str,
     replace: bool,
 ) -> Result<Option<Stats>, String> {
-    load_path(srv, locks, path, replace, false)
+    let r = load_path(srv, locks, path, replace, true);
+    srv.persist.loading.end();
+    r
 }
 
 fn load_path(
