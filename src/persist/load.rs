@@ -19,6 +19,7 @@
 //! already bound, commands without the `loading` flag get `-LOADING`, and
 //! INFO persistence reports `loading:1` with the progress fields.
 
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::time::Instant;
@@ -27,10 +28,10 @@ use parking_lot::Mutex;
 
 use super::rdb::Error;
 use super::rdb::file::{self, Sink, Stats};
-use super::rdb::read::Limits;
+use super::rdb::read::{Limits, Reader};
 use crate::server::{Server, now_ms};
 use crate::store::keyspace::hash_key;
-use crate::store::{Entry, Locks};
+use crate::store::{Entry, Locks, Value};
 
 /// The error clients get for a command not allowed while loading.
 pub const LOADING_ERROR: &str = "LOADING Redis is loading the dataset in memory";
@@ -256,8 +257,22 @@ impl Sink for Inline<'_> {
     }
 }
 
+/// A key on its way to a worker: built, or a string record still in the
+/// file (its key and encoded value, as ranges of it), which the worker
+/// decodes and allocates itself (the parser's share of the work is then
+/// only framing).
+enum Job {
+    Built(Entry),
+    Str {
+        key: Range<usize>,
+        value: Range<usize>,
+        expire: Option<i64>,
+        lru: u32,
+    },
+}
+
 /// One parsed key on its way to a worker: database, record offset, hash.
-type Item = (usize, usize, u64, Entry);
+type Item = (usize, usize, u64, Job);
 
 /// Entries per batch sent to a worker (one channel message).
 const BATCH: usize = 512;
@@ -275,6 +290,20 @@ struct Parallel<'e> {
 }
 
 impl Parallel<'_> {
+    fn push(&mut self, item: Item) -> super::rdb::read::Result<()> {
+        if self.failed.load(Ordering::Relaxed) {
+            // Stop parsing: the worker's error (at an earlier offset) is
+            // the one reported.
+            return Err(Error::new(usize::MAX, "stopped"));
+        }
+        let w = self.common.srv.ks.shard_of(item.2) % self.senders.len();
+        self.pending[w].push(item);
+        if self.pending[w].len() >= BATCH {
+            self.flush(w);
+        }
+        Ok(())
+    }
+
     fn flush(&mut self, w: usize) {
         let batch = std::mem::replace(&mut self.pending[w], Vec::with_capacity(BATCH));
         // A worker only stops when its channel closes, after this.
@@ -288,19 +317,28 @@ impl Sink for Parallel<'_> {
     }
 
     fn key_at(&mut self, db: usize, entry: Entry, at: usize) -> super::rdb::read::Result<()> {
-        if self.failed.load(Ordering::Relaxed) {
-            // Stop parsing: the worker's error (at an earlier offset) is
-            // the one reported.
-            return Err(Error::new(usize::MAX, "stopped"));
-        }
-        let ks = &self.common.srv.ks;
         let hash = hash_key(entry.key());
-        let w = ks.shard_of(hash) % self.senders.len();
-        self.pending[w].push((db, at, hash, entry));
-        if self.pending[w].len() >= BATCH {
-            self.flush(w);
-        }
-        Ok(())
+        self.push((db, at, hash, Job::Built(entry)))
+    }
+
+    fn string_at(
+        &mut self,
+        db: usize,
+        at: usize,
+        key: &[u8],
+        key_range: Range<usize>,
+        _value: &[u8],
+        value_range: Range<usize>,
+        expire: Option<i64>,
+        lru: u32,
+    ) -> super::rdb::read::Result<()> {
+        let job = Job::Str {
+            key: key_range,
+            value: value_range,
+            expire,
+            lru,
+        };
+        self.push((db, at, hash_key(key), job))
     }
 
     fn function(&mut self, code: &[u8]) -> Result<(), String> {
@@ -326,11 +364,22 @@ impl Sink for Parallel<'_> {
     }
 }
 
-/// A worker: inserts the batches it receives into its shards (each lock
-/// taken per key, so INFO can count keys meanwhile), until the channel
-/// closes. After a duplicate it records the error and drops the rest.
+/// Keeps the failure at the lowest offset.
+fn record(error: &Mutex<Option<Error>>, failed: &AtomicBool, e: Error) {
+    let mut slot = error.lock();
+    if slot.as_ref().is_none_or(|old| e.offset < old.offset) {
+        *slot = Some(e);
+    }
+    failed.store(true, Ordering::Relaxed);
+}
+
+/// A worker: builds the entries of string records and inserts the batches
+/// it receives into its shards (each lock taken per key, so INFO can count
+/// keys meanwhile), until the channel closes. After a failure (a duplicate
+/// key, a bad value) it records it and drops the rest.
 fn insert_worker(
     srv: &'static Server,
+    data: &[u8],
     rx: Receiver<Vec<Item>>,
     error: &Mutex<Option<Error>>,
     failed: &AtomicBool,
@@ -341,15 +390,27 @@ fn insert_worker(
         if broken {
             continue;
         }
-        for (db, at, hash, entry) in batch {
+        for (db, at, hash, job) in batch {
+            let entry = match job {
+                Job::Built(e) => e,
+                Job::Str {
+                    key,
+                    value,
+                    expire,
+                    lru,
+                } => match Reader::with_base(&data[value.clone()], value.start).string_ref() {
+                    Ok(v) => Entry::new(&data[key], Value::from_string(&v), expire, lru),
+                    Err(e) => {
+                        record(error, failed, e);
+                        broken = true;
+                        break;
+                    }
+                },
+            };
             let mut g = ks.db(db).shard(ks.shard_of(hash)).lock();
             if let Err(entry) = g.insert_absent(hash, entry, hash_key) {
                 drop(g);
-                let mut e = error.lock();
-                if e.as_ref().is_none_or(|old| at < old.offset) {
-                    *e = Some(Error::new(at, duplicate(db, entry.key())));
-                }
-                failed.store(true, Ordering::Relaxed);
+                record(error, failed, Error::new(at, duplicate(db, entry.key())));
                 broken = true;
                 break;
             }
@@ -392,7 +453,7 @@ fn parse_parallel(
             let (error, failed) = (&error, &failed);
             std::thread::Builder::new()
                 .name(format!("ferrokv-load{i}"))
-                .spawn_scoped(scope, move || insert_worker(srv, rx, error, failed))
+                .spawn_scoped(scope, move || insert_worker(srv, data, rx, error, failed))
                 .map_err(|e| Error::new(0, format!("can't start a loader thread: {e}")))?;
         }
         let mut sink = Parallel {
@@ -623,6 +684,41 @@ mod tests {
         let lim = Limits::of(&h3.srv.config);
         let e = parse_parallel(h3.srv, &worse, &lim, now_ms(), 2, false).unwrap_err();
         assert_eq!(e.to_string(), seq);
+    }
+
+    /// A corrupt LZF value is decoded by a worker: the same error, at the
+    /// same offset, as on one thread, even when its key has expired.
+    #[test]
+    fn a_bad_compressed_value_fails_alike_on_every_path() {
+        use crate::persist::rdb::write;
+        for expire in [None, Some(1)] {
+            let mut data = Vec::new();
+            write::write_header(&mut data, 0, 0, false);
+            write::write_db_start(&mut data, 0, 501, 1);
+            let opts = write::Opts { compress: true };
+            for i in 0..500 {
+                let k = format!("key:{i:03}");
+                let v = "v".repeat(10 + i % 7);
+                let e = Entry::new(k.as_bytes(), Value::from_string(v.as_bytes()), None, 0);
+                write::write_entry_with(&mut data, k.as_bytes(), e.as_ref(), opts);
+            }
+            let e = Entry::new(b"zzz", Value::from_string(&[b'a'; 100]), expire, 0);
+            write::write_entry_with(&mut data, b"zzz", e.as_ref(), opts);
+            write::write_footer(&mut data, false);
+            let k = data.windows(4).position(|w| w == b"\x03zzz").unwrap();
+            // Type, key, then 0xc3 (LZF), two lengths, the blob: its first
+            // control byte becomes a back reference before the start.
+            assert_eq!(data[k + 4], 0xc3);
+            data[k + 7] = 0xe0;
+            let seq = load_preamble(Harness::new().srv, &data).unwrap_err();
+            assert_eq!(seq, format!("invalid LZF data at offset {}", k + 4));
+            for workers in [1, 3] {
+                let h2 = Harness::new();
+                let lim = Limits::of(&h2.srv.config);
+                let e = parse_parallel(h2.srv, &data, &lim, now_ms(), workers, false).unwrap_err();
+                assert_eq!(e.to_string(), seq, "{workers} workers");
+            }
+        }
     }
 
     #[test]

@@ -36,6 +36,26 @@ pub trait Sink {
     fn key_at(&mut self, db: usize, entry: Entry, at: usize) -> Result<()> {
         self.key(db, entry).map_err(|e| Error::new(at, e))
     }
+    /// A string key at `at` whose key is plain (`key`, at `key_range` of
+    /// the input) and whose value is still encoded (`value`, at
+    /// `value_range`): a sink may decode it elsewhere. Errors decoding the
+    /// value name its offset in the input.
+    #[allow(clippy::too_many_arguments)]
+    fn string_at(
+        &mut self,
+        db: usize,
+        at: usize,
+        key: &[u8],
+        key_range: std::ops::Range<usize>,
+        value: &[u8],
+        value_range: std::ops::Range<usize>,
+        expire: Option<i64>,
+        lru: u32,
+    ) -> Result<()> {
+        let _ = key_range;
+        let v = Reader::with_base(value, value_range.start).string_ref()?;
+        self.key_at(db, Entry::new(key, Value::from_string(&v), expire, lru), at)
+    }
     /// `RESIZEDB`: database `db` holds about `keys` keys (a hint from the
     /// file, not trusted: `bytes_left` bounds what it can hold).
     fn db_size(&mut self, _db: usize, _keys: u64, _bytes_left: usize) {}
@@ -145,6 +165,30 @@ pub fn parse(
                 // Plain strings (most keys and string values) are borrowed
                 // from the input and copied once, into the entry.
                 let key = r.string_ref()?;
+                if ty == T_STRING
+                    && let std::borrow::Cow::Borrowed(k) = key
+                {
+                    // The common record: the sink gets both strings where
+                    // they lie, the value not yet decoded.
+                    let key_range = r.pos() - k.len()..r.pos();
+                    let start = r.pos();
+                    r.skip_string()?;
+                    let value_range = start..r.pos();
+                    let value = &data[value_range.clone()];
+                    let m = std::mem::take(&mut meta);
+                    if m.expire.is_some_and(|t| t < now_ms) {
+                        // Decoded all the same: a bad value fails the load
+                        // whether or not its key has expired.
+                        Reader::with_base(value, start).string_ref()?;
+                        stats.expired += 1;
+                        continue;
+                    }
+                    let lru = access_field(now_ms, m.idle, m.freq);
+                    sink.string_at(db, at, k, key_range, value, value_range, m.expire, lru)?;
+                    stats.keys += 1;
+                    sink.progress(r.pos());
+                    continue;
+                }
                 let entry = if ty == T_STRING {
                     let value = r.string_ref()?;
                     let m = std::mem::take(&mut meta);
