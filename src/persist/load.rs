@@ -263,6 +263,8 @@ impl Sink for Inline<'_> {
 /// only framing).
 enum Job {
     Built(Entry),
+    /// Moved out by the worker.
+    Taken,
     Str {
         key: Range<usize>,
         value: Range<usize>,
@@ -374,9 +376,13 @@ fn record(error: &Mutex<Option<Error>>, failed: &AtomicBool, e: Error) {
 }
 
 /// A worker: builds the entries of string records and inserts the batches
-/// it receives into its shards (each lock taken per key, so INFO can count
-/// keys meanwhile), until the channel closes. After a failure (a duplicate
-/// key, a bad value) it records it and drops the rest.
+/// it receives into its shards, until the channel closes. A batch is taken
+/// shard by shard (file order kept within a shard), each shard locked once
+/// for its part: its home slots are touched first, the entries built, then
+/// inserted, so the table's cache misses overlap. INFO can count keys
+/// between parts. A failure (a duplicate key, a bad value) ends its part;
+/// the other parts of the batch still run (one may fail at an earlier
+/// offset), later batches (all later in the file) are dropped.
 fn insert_worker(
     srv: &'static Server,
     data: &[u8],
@@ -386,33 +392,55 @@ fn insert_worker(
 ) {
     let ks = &srv.ks;
     let mut broken = false;
-    while let Ok(batch) = rx.recv() {
+    let mut built: Vec<(Entry, usize, usize, u64)> = Vec::with_capacity(BATCH);
+    while let Ok(mut batch) = rx.recv() {
         if broken {
             continue;
         }
-        for (db, at, hash, job) in batch {
-            let entry = match job {
-                Job::Built(e) => e,
-                Job::Str {
-                    key,
-                    value,
-                    expire,
-                    lru,
-                } => match Reader::with_base(&data[value.clone()], value.start).string_ref() {
-                    Ok(v) => Entry::new(&data[key], Value::from_string(&v), expire, lru),
-                    Err(e) => {
-                        record(error, failed, e);
-                        broken = true;
-                        break;
-                    }
-                },
-            };
-            let mut g = ks.db(db).shard(ks.shard_of(hash)).lock();
-            if let Err(entry) = g.insert_absent(hash, entry, hash_key) {
-                drop(g);
-                record(error, failed, Error::new(at, duplicate(db, entry.key())));
-                broken = true;
-                break;
+        // Stable: equal keys stay in file order.
+        batch.sort_by_key(|&(db, _, hash, _)| (db, ks.shard_of(hash)));
+        let mut rest = &mut batch[..];
+        while let Some(&(db, _, hash, _)) = rest.first() {
+            let shard = ks.shard_of(hash);
+            let n = rest
+                .iter()
+                .position(|&(d, _, h, _)| d != db || ks.shard_of(h) != shard)
+                .unwrap_or(rest.len());
+            let (part, tail) = std::mem::take(&mut rest).split_at_mut(n);
+            rest = tail;
+            let mut g = ks.db(db).shard(shard).lock();
+            for &(_, _, hash, _) in part.iter() {
+                g.touch_home(hash);
+            }
+            built.clear();
+            for (db, at, hash, job) in part.iter_mut() {
+                let entry = match std::mem::replace(job, Job::Taken) {
+                    Job::Built(e) => e,
+                    Job::Taken => continue,
+                    Job::Str {
+                        key,
+                        value,
+                        expire,
+                        lru,
+                    } => match Reader::with_base(&data[value.clone()], value.start).string_ref() {
+                        Ok(v) => Entry::new(&data[key], Value::from_string(&v), expire, lru),
+                        Err(e) => {
+                            // The entries before it are still inserted: a
+                            // duplicate among them comes earlier.
+                            record(error, failed, e);
+                            broken = true;
+                            break;
+                        }
+                    },
+                };
+                built.push((entry, *db, *at, *hash));
+            }
+            for (entry, db, at, hash) in built.drain(..) {
+                if let Err(entry) = g.insert_absent(hash, entry, hash_key) {
+                    record(error, failed, Error::new(at, duplicate(db, entry.key())));
+                    broken = true;
+                    break;
+                }
             }
         }
     }
@@ -424,13 +452,18 @@ fn insert_worker(
 const PARALLEL_MIN_BYTES: usize = 1 << 20;
 
 /// How many insert workers a load of `len` bytes gets: none on one core
-/// or for a small file; else one per core beside the parser's, at most 8.
+/// or for a small file; else one per core, at most 8.
 fn workers_for(len: usize) -> usize {
     if len < PARALLEL_MIN_BYTES {
         return 0;
     }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    cores.saturating_sub(1).min(8)
+    if cores < 2 {
+        return 0;
+    }
+    // The workers do most of the work (values, allocation, inserts): one
+    // per core, the parser sharing them.
+    cores.min(8)
 }
 
 /// Parses `data` on this thread while workers insert (the keyspace must be
@@ -684,6 +717,31 @@ mod tests {
         let lim = Limits::of(&h3.srv.config);
         let e = parse_parallel(h3.srv, &worse, &lim, now_ms(), 2, false).unwrap_err();
         assert_eq!(e.to_string(), seq);
+    }
+
+    /// Many duplicates in many shards: the one earliest in the file is
+    /// reported, whichever shard a worker takes first.
+    #[test]
+    fn of_many_duplicates_the_first_in_the_file_is_reported() {
+        let mut h = Harness::new();
+        for i in 0..3000 {
+            h.run(&["SET", &format!("key:{i:05}"), "v"]);
+        }
+        let mut data = file_of(&h);
+        let find = |d: &[u8], k: &[u8]| d.windows(k.len()).position(|w| w == k).unwrap();
+        for i in 0..40 {
+            let b = find(&data, format!("key:{:05}", 2000 + i).as_bytes());
+            data[b..b + 9].copy_from_slice(format!("key:{i:05}").as_bytes());
+        }
+        let n = data.len();
+        data[n - 8..].fill(0);
+        let seq = load_preamble(Harness::new().srv, &data).unwrap_err();
+        for workers in [1, 2, 5] {
+            let h2 = Harness::new();
+            let lim = Limits::of(&h2.srv.config);
+            let e = parse_parallel(h2.srv, &data, &lim, now_ms(), workers, false).unwrap_err();
+            assert_eq!(e.to_string(), seq, "{workers} workers");
+        }
     }
 
     /// A corrupt LZF value is decoded by a worker: the same error, at the

@@ -139,6 +139,12 @@ impl Shard {
         Ok(idx)
     }
 
+    /// See [`Table::touch_home`].
+    #[inline]
+    pub fn touch_home(&self, hash: u64) {
+        self.table.touch_home(hash);
+    }
+
     /// Makes room for `n` entries in all (see [`Table::reserve`]).
     pub fn reserve(&mut self, n: usize, rehash: HashFn) {
         self.table.reserve(n, rehash);
