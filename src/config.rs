@@ -188,6 +188,14 @@ config_table! {
         acl_pubsub_default: Enum = EnumParam::new(0, ACL_PUBSUB_DEFAULT),
             "acl-pubsub-default", Mutable;
         shutdown_timeout: Int = IntParam::new(10, 0, INT_MAX), "shutdown-timeout", Mutable;
+        /// Microseconds to sleep per key loaded (negative -N: one in N
+        /// keys sleeps a microsecond); for test suites, not listed.
+        key_load_delay: Int = IntParam::new(0, INT_MIN, INT_MAX), "key-load-delay", Mutable,
+            hidden;
+        /// Accepted (not listed): clients are served during a load at any
+        /// time, not every so many bytes as in Redis.
+        loading_process_events_interval_bytes: Int = IntParam::new(2 * MB, 1024, INT_MAX),
+            "loading-process-events-interval-bytes", Mutable, hidden;
     }
     extra {
         /// The other `tls-*` parameters.

@@ -143,15 +143,8 @@ fn main() {
         std::process::id()
     );
     show_banner(srv);
-    // With the AOF on, it alone is the dataset (loaded once the listeners
-    // are bound, `persist::aof::start`); the RDB file is read otherwise, as
-    // Redis chooses.
-    if !srv.config.appendonly.get()
-        && let Err(e) = ferrokv::persist::save::load_at_startup(srv)
-    {
-        ferrokv::warning!("{e}");
-        std::process::exit(1);
-    }
+    // The dataset (RDB or AOF) loads in `server::run`, once the listeners
+    // are bound.
     if let Err(e) = server::run(srv) {
         ferrokv::warning!("{e}");
         std::process::exit(1);

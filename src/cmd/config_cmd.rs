@@ -38,7 +38,7 @@ fn get(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
             }
             continue;
         }
-        for p in &params {
+        for p in params.iter().filter(|p| !p.hidden) {
             for name in std::iter::once(p.name).chain(p.alias) {
                 if !seen(&found, name) && glob_match(pat, name.as_bytes(), true) {
                     found.push((name.to_string(), Config::get_value(p)));
@@ -93,6 +93,15 @@ fn set(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
             return Err(failed(name, "duplicate parameter"));
         }
         names.push(entry);
+    }
+    // As Redis: these cannot change under a load in progress (the
+    // LOADING error, which clients may handle apart from a plain ERR).
+    if ctx.srv.persist.loading.active()
+        && names
+            .iter()
+            .any(|n| matches!(*n, "dir" | "dbfilename" | "appendonly"))
+    {
+        return Err(Error::msg(crate::persist::load::LOADING_ERROR));
     }
     let mut pending = Vec::with_capacity(pairs.len());
     for ((_, value), canon) in pairs.iter().zip(&names) {

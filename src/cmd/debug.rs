@@ -93,6 +93,10 @@ fn debug(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
             ctx.out.ok();
         }
         (b"loadaof", 2) => {
+            // Not over a load in progress (it would save part of it).
+            if ctx.srv.persist.loading.active() {
+                return Err(Error::msg(crate::persist::load::LOADING_ERROR));
+            }
             crate::persist::aof::debug_loadaof(ctx.srv, &ctx.stats.in_flight);
             ctx.out.ok();
         }

@@ -167,6 +167,10 @@ pub fn debug_reload(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         }
     }
     let srv = ctx.srv;
+    // Not over a load in progress (the save would write part of it).
+    if srv.persist.loading.active() {
+        return Err(Error::msg(crate::persist::load::LOADING_ERROR));
+    }
     if save && crate::persist::save::save(srv, ctx.db.locks).is_err() {
         return Err(Error::msg("ERR"));
     }

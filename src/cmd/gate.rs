@@ -10,8 +10,8 @@
 //! renderers below).
 //!
 //! Order on the socket path is Redis 7.0's: lookup and arity, PROTECTED,
-//! authentication, NO_MULTI inside a transaction, ACL, subscribed mode;
-//! then the script turn (BUSY, [`crate::scripting::Scripting::check`], which
+//! authentication, NO_MULTI inside a transaction, ACL, subscribed mode,
+//! loading; then the script turn (BUSY, [`crate::scripting::Scripting::check`], which
 //! also has to coordinate with a running script job) and memory
 //! ([`memory`]). In a script: lookup and arity, NOSCRIPT, ACL, writes from
 //! a read-only script, memory.
@@ -44,6 +44,8 @@ pub enum Refusal {
     Acl(Denied),
     /// A RESP2 connection in subscribed mode.
     Subscribed,
+    /// The dataset is loading and the command lacks the `loading` flag.
+    Loading,
     /// A script has run past `busy-reply-threshold` (the BUSY message).
     Busy(&'static str),
     /// Over `maxmemory` with nothing to evict, and the command may grow
@@ -116,6 +118,11 @@ pub fn admit(
         && !pubsub::allowed_in_subscribed_mode(cmd.name)
     {
         return Err(Refusal::Subscribed);
+    }
+    // While the dataset loads, only `loading` commands run (the loader's
+    // own client replays the AOF).
+    if srv.persist.loading.active() && !cmd.has(flags::LOADING) && !client.loader {
+        return Err(Refusal::Loading);
     }
     Ok(())
 }
@@ -268,6 +275,7 @@ impl Refusal {
                 cmd.map_or("", |c| c.name)
             ),
             Refusal::Oom => crate::server::evict::OOM_ERROR.into(),
+            Refusal::Loading => crate::persist::load::LOADING_ERROR.into(),
             Refusal::NoScript => "ERR This Redis command is not allowed from script".into(),
             Refusal::ReadOnlyScript => {
                 "ERR Write commands are not allowed from read-only scripts.".into()
@@ -297,6 +305,7 @@ impl Refusal {
                 None => d.script_message(),
             },
             Refusal::Oom => crate::server::evict::OOM_ERROR,
+            Refusal::Loading => crate::persist::load::LOADING_ERROR,
             Refusal::Protected(msg) | Refusal::Busy(msg) => msg,
             Refusal::NoAuth => "NOAUTH Authentication required.",
             Refusal::NoMulti => "ERR Command not allowed inside a transaction",

@@ -82,6 +82,11 @@ fn shutdown(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         return Err(Error::msg(busy));
     }
     crate::warning!("User requested shutdown...");
+    // As Redis: never a save while loading (it would replace the file
+    // with part of it).
+    if ctx.srv.persist.loading.active() {
+        (save, nosave) = (false, true);
+    }
     if save || (crate::persist::save::save_points_configured(ctx.srv) && !nosave) {
         crate::notice!("Saving the final RDB snapshot before exiting.");
         // Every shard is taken here, after the BUSY check (a footprint

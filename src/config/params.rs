@@ -165,6 +165,8 @@ pub struct Param<'a> {
     pub access: Access,
     multi: bool,
     pub inert: Option<Inert>,
+    /// Left out of CONFIG GET patterns (named exactly, it is answered).
+    pub hidden: bool,
 }
 
 impl<'a> Param<'a> {
@@ -181,12 +183,19 @@ impl<'a> Param<'a> {
             access,
             multi: false,
             inert: None,
+            hidden: false,
         }
     }
 
     /// The `multi` flag of a [`config_table!`] row.
     pub fn multi(mut self) -> Self {
         self.multi = true;
+        self
+    }
+
+    /// The `hidden` flag of a [`config_table!`] row.
+    pub fn hidden(mut self) -> Self {
+        self.hidden = true;
         self
     }
 

@@ -5,5 +5,6 @@
 
 pub mod aof;
 pub mod bgsave;
+pub mod load;
 pub mod rdb;
 pub mod save;

@@ -7,16 +7,12 @@
 //! (the working directory), fsynced, renamed over `dbfilename`, and the
 //! directory fsynced, so a crash leaves the old file or the new one.
 
+use super::rdb::write::{self, Opts};
+use crate::server::{Server, now_ms};
+use crate::store::Locks;
 use std::fs::File;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::time::Instant;
-
-use super::rdb::file::{self, Sink, Stats};
-use super::rdb::read::Limits;
-use super::rdb::write::{self, Opts};
-use crate::server::{Server, now_ms};
-use crate::store::{Entry, Locks};
 
 /// Persistence counters (INFO persistence).
 pub struct State {
@@ -31,6 +27,8 @@ pub struct State {
     lock: parking_lot::Mutex<()>,
     /// Seconds the last load took, for the log.
     pub last_load_ms: AtomicI64,
+    /// The load in progress at start-up, if any (INFO `loading:1`).
+    pub loading: super::load::Progress,
 }
 
 impl Default for State {
@@ -43,6 +41,7 @@ impl Default for State {
             loaded_expired: AtomicU64::new(0),
             lock: parking_lot::Mutex::new(()),
             last_load_ms: AtomicI64::new(0),
+            loading: Default::default(),
         }
     }
 }
@@ -215,130 +214,14 @@ pub fn save_points_configured(srv: &Server) -> bool {
     srv.config.save.with(|s| !s.trim().is_empty())
 }
 
-const REGISTRY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// Places loaded keys and functions into the server.
-struct Loader<'a> {
-    srv: &'static Server,
-    locks: &'a mut Locks,
-    now_ms: i64,
-    /// Replace existing libraries (DEBUG RELOAD MERGE).
-    replace: bool,
-}
-
-impl Sink for Loader<'_> {
-    fn key(&mut self, db: usize, entry: Entry) -> Result<(), String> {
-        let key = entry.as_ref().key().to_vec();
-        let mut slot = self.locks.key(&self.srv.ks, db, &key, self.now_ms);
-        if let Some(i) = slot.lookup() {
-            if !self.replace {
-                return Err(format!(
-                    "duplicate key '{}' in DB {db}",
-                    String::from_utf8_lossy(&key)
-                ));
-            }
-            slot.remove_at(i);
-        }
-        slot.insert_entry(entry);
-        Ok(())
-    }
-
-    fn function(&mut self, code: &[u8]) -> Result<(), String> {
-        // Shards are held: a running FCALL may hold the registry while it
-        // waits for one, so wait only a bounded time (then the load fails).
-        let functions = &self.srv.scripting.functions;
-        let mut reg = functions
-            .try_lock_for(REGISTRY_WAIT)
-            .ok_or("the function registry is busy (a function is running)")?;
-        let r = reg.load(self.srv, code, self.replace).map(|_| ());
-        functions.update_counts(&reg);
-        r
-    }
-}
-
-/// Loads `path` into the (empty) dataset. `Ok(None)` when there is no file.
-pub fn load_file(
-    srv: &'static Server,
-    locks: &mut Locks,
-    path: &str,
-    replace: bool,
-) -> Result<Option<Stats>, String> {
-    let data = match std::fs::read(path) {
-        Ok(d) => d,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("Fatal error loading the DB ({path}): {e}")),
-    };
-    let lim = Limits::of(&srv.config);
-    let now = now_ms();
-    let mut sink = Loader {
-        srv,
-        locks,
-        now_ms: now,
-        replace,
-    };
-    let stats = file::parse(&data, srv.ks.db_count(), &lim, now, &mut sink)
-        .map_err(|e| format!("Fatal error loading the DB ({path}): {e}"))?;
-    srv.persist
-        .loaded_keys
-        .store(stats.keys as u64, Ordering::Relaxed);
-    srv.persist
-        .loaded_expired
-        .store(stats.expired as u64, Ordering::Relaxed);
-    Ok(Some(stats))
-}
-
-/// Loads the RDB image at the start of `data` (an AOF base or preamble)
-/// into the dataset; returns how many bytes it used.
-pub fn load_preamble(srv: &'static Server, data: &[u8]) -> Result<usize, String> {
-    let mut locks = Locks::default();
-    let mut b = locks.batch(&srv.ks);
-    b.all_dbs();
-    // A fresh Locks holds nothing, so taking everything cannot be refused.
-    let _ = b.take();
-    let lim = Limits::of(&srv.config);
-    let now = now_ms();
-    let mut sink = Loader {
-        srv,
-        locks: &mut locks,
-        now_ms: now,
-        replace: false,
-    };
-    let stats =
-        file::parse(data, srv.ks.db_count(), &lim, now, &mut sink).map_err(|e| e.to_string())?;
-    Ok(stats.consumed)
-}
-
-/// Start-up: loads `dir/dbfilename` before clients are accepted. A file
-/// that cannot be read whole refuses the start (the message names the
-/// file and the offset).
-pub fn load_at_startup(srv: &'static Server) -> Result<(), String> {
-    let started = Instant::now();
-    let path = rdb_path(srv);
-    let mut locks = Locks::default();
-    let mut b = locks.batch(&srv.ks);
-    b.all_dbs();
-    let _ = b.take();
-    let loaded = load_file(srv, &mut locks, &path, false)?;
-    drop(locks);
-    if let Some(st) = loaded {
-        crate::notice!(
-            "Done loading RDB, keys loaded: {}, keys expired: {}.",
-            st.keys,
-            st.expired
-        );
-        crate::notice!(
-            "DB loaded from disk: {:.3} seconds",
-            started.elapsed().as_secs_f64()
-        );
-    }
-    srv.persist.dirty.store(0, Ordering::Relaxed);
-    Ok(())
-}
+pub use super::load::{load_at_startup, load_file, load_preamble};
 
 /// SIGTERM / SIGINT: the final save when save points exist. False when it
 /// failed (the server then keeps running, as Redis does).
 pub fn before_signal_exit(srv: &'static Server) -> bool {
-    if !save_points_configured(srv) {
+    // Never over the file being loaded with part of it (Redis exits
+    // without saving when signalled while loading).
+    if !save_points_configured(srv) || srv.persist.loading.active() {
         return true;
     }
     crate::notice!("Saving the final RDB snapshot before exiting.");
@@ -356,7 +239,7 @@ pub fn before_signal_exit(srv: &'static Server) -> bool {
 pub fn info_lines(srv: &Server, lines: &mut Vec<String>) {
     let p = &srv.persist;
     let mut f = |s: String| lines.push(s);
-    f("loading:0".into());
+    f(format!("loading:{}", u8::from(p.loading.active())));
     f("async_loading:0".into());
     f("current_cow_peak:0".into());
     f("current_cow_size:0".into());
@@ -400,4 +283,5 @@ pub fn info_lines(srv: &Server, lines: &mut Vec<String>) {
     ));
     // aof_* and module_fork_* follow, as Redis prints them.
     super::aof::info_fields(lines);
+    p.loading.info_lines(lines);
 }

@@ -155,6 +155,8 @@ pub struct Client {
     /// The ACL user authenticated as (`None`: looked up by the name in
     /// `info.user` on the next check).
     pub user: Option<Arc<crate::acl::User>>,
+    /// The AOF loader's own client: runs while the dataset is loading.
+    pub loader: bool,
 }
 
 /// A wait a blocking command started.
@@ -187,6 +189,7 @@ impl Client {
             in_exec: false,
             pubsub: Default::default(),
             user: None,
+            loader: false,
         }
     }
 

@@ -294,9 +294,9 @@ pub fn run(srv: &'static Server) -> anyhow::Result<()> {
     } else {
         bind_all(&srv.config.bind.get(), tls_port)?
     };
-    // Loaded with the listeners bound: a client connecting meanwhile waits
-    // in the backlog instead of being refused.
-    crate::persist::aof::start(srv).map_err(anyhow::Error::msg)?;
+    // The dataset loads once clients are served: meanwhile they get
+    // -LOADING for all but the `loading` commands (INFO, CONFIG ...).
+    srv.persist.loading.begin(0);
     srv.tcp_port.store(port, Ordering::Relaxed);
     let workers = srv.workers.load(Ordering::Relaxed).max(1);
     const WORKER_STACK: usize = 16 << 20;
@@ -340,6 +340,15 @@ pub fn run(srv: &'static Server) -> anyhow::Result<()> {
         .name("ferrokv-cron".into())
         .spawn(move || cron(srv))?;
     install_signal_handlers(srv);
+    // With the AOF on, it alone is the dataset; the RDB file otherwise,
+    // as Redis chooses.
+    let loaded = if srv.config.appendonly.get() {
+        crate::persist::aof::start(srv)
+    } else {
+        crate::persist::save::load_at_startup(srv)
+    };
+    srv.persist.loading.end();
+    loaded.map_err(anyhow::Error::msg)?;
     crate::notice!("Ready to accept connections tcp");
     srv.wait_shutdown();
     crate::persist::aof::shutdown();
@@ -355,6 +364,11 @@ fn cron(srv: &'static Server) {
         std::thread::sleep(Duration::from_millis(1000 / hz));
         if srv.shutting_down() {
             return;
+        }
+        // Nothing periodic while the dataset loads: no save of part of
+        // it, no eviction or expiry of what is being placed.
+        if srv.persist.loading.active() {
+            continue;
         }
         let evicting = Instant::now();
         evict::cron(srv);

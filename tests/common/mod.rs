@@ -91,7 +91,36 @@ impl Server {
     /// Starts with a config file (`config`, before the options, as
     /// redis-server takes it) in working directory `dir` when given.
     pub fn start_in(dir: Option<&Path>, config: Option<&str>, extra: &[&str]) -> Server {
-        Server::start_under(&[], dir, config, extra)
+        let srv = Server::start_under(&[], dir, config, extra);
+        srv.wait_loaded();
+        srv
+    }
+
+    /// Like [`Server::start_in`], but returns as soon as the server answers,
+    /// possibly still loading its dataset.
+    pub fn start_in_loading(dir: &Path, extra: &[&str]) -> Server {
+        Server::start_under(&[], Some(dir), None, extra)
+    }
+
+    /// Waits until the dataset is loaded (commands no longer get
+    /// `-LOADING`); at most a minute.
+    pub fn wait_loaded(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
+                return;
+            };
+            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut buf = [0u8; 8];
+            if s.write_all(b"*1\r\n$4\r\nPING\r\n").is_err() || s.read(&mut buf).is_err() {
+                return;
+            }
+            if !buf.starts_with(b"-LOADING") {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("ferrokv still loading after a minute");
     }
 
     /// Starts the binary through `wrapper` (a command and its arguments

@@ -114,7 +114,9 @@ class ServerProcess:
             try:
                 with socket.create_connection((self.host, self.port), timeout=1.0) as s:
                     s.sendall(b"*1\r\n$4\r\nPING\r\n")
-                    if s.recv(1)[:1] in (b"+", b"-"):
+                    reply = s.recv(8)
+                    # -LOADING: up, but the dataset is not there yet.
+                    if reply[:1] in (b"+", b"-") and not reply.startswith(b"-LOADING"):
                         return True
             except OSError:
                 pass

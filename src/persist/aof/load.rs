@@ -122,6 +122,8 @@ pub(super) fn load_all(aof: &Aof, m: &Manifest) -> Result<bool, LoadError> {
             let last = n + 1 == files.len();
             let started = std::time::Instant::now();
             let loaded = load_file(aof, &info.name, kind == &"base")?;
+            let len = std::fs::metadata(aof.path(&info.name)).map_or(0, |md| md.len());
+            aof.srv.persist.loading.file_done(len);
             if loaded == Loaded::Truncated && !last {
                 return Err(LoadError(
                     "Fatal error: the truncated file is not the last file".into(),
@@ -157,9 +159,11 @@ impl Runner {
     fn new(srv: &'static Server) -> Runner {
         let addr = "127.0.0.1:0".parse().expect("address");
         let info = srv.clients.register(addr, addr, -1, now_ms());
+        let mut client = Client::new(info, true);
+        client.loader = true;
         Runner {
             srv,
-            client: Client::new(info, true),
+            client,
             locks: Locks::default(),
             stats: ThreadStats::new(srv.commands.len()),
             out: Reply::new(false),
@@ -306,6 +310,7 @@ fn load_file(aof: &Aof, name: &str, base: bool) -> Result<Loaded, LoadError> {
             // Keep the unfinished command, read the next chunk after it.
             buf.drain(..pos);
             file_off += pos as u64;
+            aof.srv.persist.loading.set_loaded(file_off);
             pos = 0;
             let have = buf.len();
             buf.resize(have + CHUNK, 0);

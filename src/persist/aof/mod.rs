@@ -207,6 +207,15 @@ fn start_thread(aof: &'static Aof) {
 /// At start-up, before clients are accepted: with `appendonly yes`, loads
 /// the AOF (upgrading a pre-7.0 single file), creates what is missing
 /// (base, incremental file, manifest) and starts appending.
+/// The bytes of every file the manifest names (INFO `loading_total_bytes`).
+fn files_size(aof: &Aof, m: &Manifest) -> u64 {
+    m.base
+        .iter()
+        .chain(m.incrs.iter())
+        .map(|i| std::fs::metadata(aof.path(&i.name)).map_or(0, |md| md.len()))
+        .sum()
+}
+
 pub fn start(srv: &'static Server) -> Result<(), String> {
     if !srv.config.appendonly.get() {
         return Ok(());
@@ -225,6 +234,7 @@ pub fn start(srv: &'static Server) -> Result<(), String> {
         load::upgrade_old_aof(aof, &mut m)?;
     }
     let started = Instant::now();
+    srv.persist.loading.begin(files_size(aof, &m));
     let loaded = load::load_all(aof, &m).map_err(|e| e.0)?;
     if loaded {
         crate::notice!(
@@ -343,8 +353,11 @@ pub fn debug_loadaof(srv: &'static Server, in_flight: &std::sync::atomic::Atomic
     let result = (|| {
         let m = load::read_manifest(aof)?;
         load::empty_dataset(aof);
+        // Other clients get -LOADING meanwhile, as from Redis.
+        srv.persist.loading.begin(files_size(aof, &m));
         load::load_all(aof, &m).map_err(|e| e.0)
     })();
+    srv.persist.loading.end();
     in_flight.fetch_add(1, Ordering::SeqCst);
     match result {
         Ok(_) => crate::warning!("Append Only File loaded by DEBUG LOADAOF"),

@@ -2,7 +2,7 @@
 
 use super::read::{Limits, Owned, Reader, Result, read_value};
 use super::*;
-use crate::store::Entry;
+use crate::store::{Entry, Value};
 use crate::util::crc64::crc64;
 
 /// What a load found.
@@ -31,6 +31,38 @@ pub trait Sink {
     fn key(&mut self, db: usize, entry: Entry) -> std::result::Result<(), String>;
     /// A function library's code.
     fn function(&mut self, code: &[u8]) -> std::result::Result<(), String>;
+    /// A key whose record starts at offset `at`; errors name that offset.
+    /// A sink that places keys elsewhere (on other threads) overrides this.
+    fn key_at(&mut self, db: usize, entry: Entry, at: usize) -> Result<()> {
+        self.key(db, entry).map_err(|e| Error::new(at, e))
+    }
+    /// A string key at `at` whose key is plain (`key`, at `key_range` of
+    /// the input) and whose value is still encoded (`value`, at
+    /// `value_range`): a sink may decode it elsewhere. Errors decoding the
+    /// value name its offset in the input.
+    #[allow(clippy::too_many_arguments)]
+    fn string_at(
+        &mut self,
+        db: usize,
+        at: usize,
+        key: &[u8],
+        key_range: std::ops::Range<usize>,
+        value: &[u8],
+        value_range: std::ops::Range<usize>,
+        expire: Option<i64>,
+        lru: u32,
+    ) -> Result<()> {
+        let _ = key_range;
+        let v = Reader::with_base(value, value_range.start).string_ref()?;
+        self.key_at(db, Entry::new(key, Value::from_string(&v), expire, lru), at)
+    }
+    /// `RESIZEDB`: database `db` holds about `keys` keys (a hint from the
+    /// file, not trusted: `bytes_left` bounds what it can hold).
+    fn db_size(&mut self, _db: usize, _keys: u64, _bytes_left: usize) {}
+    /// An auxiliary field (`used-mem`, `redis-ver` ...).
+    fn aux(&mut self, _name: &[u8], _value: &[u8]) {}
+    /// The input up to offset `pos` has been read (after each record).
+    fn progress(&mut self, _pos: usize) {}
 }
 
 /// The access field for a loaded key: now, or `idle` seconds ago, or the
@@ -90,8 +122,9 @@ pub fn parse(
         match op {
             OP_EOF => break,
             OP_AUX => {
-                r.string()?;
-                r.string()?;
+                let name = r.string_ref()?;
+                let value = r.string_ref()?;
+                sink.aux(&name, &value);
             }
             OP_MODULE_AUX => {
                 return Err(Error::new(
@@ -111,8 +144,9 @@ pub fn parse(
                 ));
             }
             OP_RESIZEDB => {
+                let keys = r.length()?;
                 r.length()?;
-                r.length()?;
+                sink.db_size(db, keys, r.remaining());
             }
             OP_SELECTDB => {
                 let n = r.length()?;
@@ -128,19 +162,57 @@ pub fn parse(
             OP_IDLE => meta.idle = Some(r.length()?),
             OP_FREQ => meta.freq = Some(r.byte()?),
             ty => {
-                let key = r.string()?;
-                let value = read_value(&mut r, ty, lim)?;
-                let m = std::mem::take(&mut meta);
-                if value.is_empty_collection() {
+                // Plain strings (most keys and string values) are borrowed
+                // from the input and copied once, into the entry.
+                let key = r.string_ref()?;
+                if ty == T_STRING
+                    && let std::borrow::Cow::Borrowed(k) = key
+                {
+                    // The common record: the sink gets both strings where
+                    // they lie, the value not yet decoded.
+                    let key_range = r.pos() - k.len()..r.pos();
+                    let start = r.pos();
+                    r.skip_string()?;
+                    let value_range = start..r.pos();
+                    let value = &data[value_range.clone()];
+                    let m = std::mem::take(&mut meta);
+                    if m.expire.is_some_and(|t| t < now_ms) {
+                        // Decoded all the same: a bad value fails the load
+                        // whether or not its key has expired.
+                        Reader::with_base(value, start).string_ref()?;
+                        stats.expired += 1;
+                        continue;
+                    }
+                    let lru = access_field(now_ms, m.idle, m.freq);
+                    sink.string_at(db, at, k, key_range, value, value_range, m.expire, lru)?;
+                    stats.keys += 1;
+                    sink.progress(r.pos());
                     continue;
                 }
-                if m.expire.is_some_and(|t| t < now_ms) {
-                    stats.expired += 1;
-                    continue;
-                }
-                let entry = value.into_entry(&key, m.expire, access_field(now_ms, m.idle, m.freq));
-                sink.key(db, entry).map_err(|e| Error::new(at, e))?;
+                let entry = if ty == T_STRING {
+                    let value = r.string_ref()?;
+                    let m = std::mem::take(&mut meta);
+                    if m.expire.is_some_and(|t| t < now_ms) {
+                        stats.expired += 1;
+                        continue;
+                    }
+                    let lru = access_field(now_ms, m.idle, m.freq);
+                    Entry::new(&key, Value::from_string(&value), m.expire, lru)
+                } else {
+                    let value = read_value(&mut r, ty, lim)?;
+                    let m = std::mem::take(&mut meta);
+                    if value.is_empty_collection() {
+                        continue;
+                    }
+                    if m.expire.is_some_and(|t| t < now_ms) {
+                        stats.expired += 1;
+                        continue;
+                    }
+                    value.into_entry(&key, m.expire, access_field(now_ms, m.idle, m.freq))
+                };
+                sink.key_at(db, entry, at)?;
                 stats.keys += 1;
+                sink.progress(r.pos());
             }
         }
     }

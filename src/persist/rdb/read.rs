@@ -62,6 +62,11 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A cursor over `data`, which starts at offset `base` of the file.
+    pub fn with_base(data: &'a [u8], base: usize) -> Reader<'a> {
+        Reader { data, pos: 0, base }
+    }
+
     pub fn pos(&self) -> usize {
         self.pos
     }
@@ -133,6 +138,54 @@ impl<'a> Reader<'a> {
             Ok(n) if n.saturating_mul(min_each) <= self.remaining() => Ok(n),
             _ => Err(self.err_at(at, format!("count {n} larger than the data left"))),
         }
+    }
+
+    /// A string, borrowed from the input when stored plain (the common
+    /// case: no copy); integers and LZF blobs are decoded into a buffer.
+    pub fn string_ref(&mut self) -> Result<std::borrow::Cow<'a, [u8]>> {
+        let at = self.pos;
+        match self.len_or_enc()? {
+            Ok(n) => {
+                let n = usize::try_from(n).map_err(|_| self.err_at(at, "string too long"))?;
+                Ok(std::borrow::Cow::Borrowed(self.bytes(n)?))
+            }
+            Err(_) => {
+                // Decoded by `string`, from the encoding byte again.
+                self.pos = at;
+                self.string().map(std::borrow::Cow::Owned)
+            }
+        }
+    }
+
+    /// Steps over a string without decoding it: the same checks as
+    /// [`Reader::string`] up to its bytes (an LZF blob is only bounded,
+    /// not inflated: whoever decodes it later meets its errors).
+    pub fn skip_string(&mut self) -> Result<()> {
+        let at = self.pos;
+        match self.len_or_enc()? {
+            Ok(n) => {
+                let n = usize::try_from(n).map_err(|_| self.err_at(at, "string too long"))?;
+                self.bytes(n)?;
+            }
+            Err(ENC_INT8) => {
+                self.byte()?;
+            }
+            Err(ENC_INT16) => {
+                self.array::<2>()?;
+            }
+            Err(ENC_INT32) => {
+                self.array::<4>()?;
+            }
+            Err(ENC_LZF) => {
+                let clen = self.length()?;
+                let len = self.length()?;
+                let clen = usize::try_from(clen).map_err(|_| self.err_at(at, "bad LZF length"))?;
+                usize::try_from(len).map_err(|_| self.err_at(at, "bad LZF length"))?;
+                self.bytes(clen)?;
+            }
+            Err(e) => return Err(self.err_at(at, format!("unknown string encoding {e}"))),
+        }
+        Ok(())
     }
 
     pub fn string(&mut self) -> Result<Vec<u8>> {

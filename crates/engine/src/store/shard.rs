@@ -118,6 +118,38 @@ impl Shard {
         self.table.insert_new(hash, entry, rehash)
     }
 
+    /// Inserts `entry` unless its key is present (expired or not), in one
+    /// probe; `Err` gives it back. For bulk loading.
+    pub fn insert_absent(
+        &mut self,
+        hash: u64,
+        entry: Entry,
+        rehash: HashFn,
+    ) -> Result<usize, Entry> {
+        let expires = entry.expire().is_some();
+        let waited = !self.waiters.is_empty() && self.waiters.contains_key(entry.key());
+        let key: Option<Box<[u8]>> = waited.then(|| entry.key().into());
+        let idx = self.table.insert_absent(hash, entry, rehash)?;
+        if expires {
+            self.expires += 1;
+        }
+        if let Some(k) = key {
+            self.ready.push((ready_seq(), k));
+        }
+        Ok(idx)
+    }
+
+    /// See [`Table::touch_home`].
+    #[inline]
+    pub fn touch_home(&self, hash: u64) {
+        self.table.touch_home(hash);
+    }
+
+    /// Makes room for `n` entries in all (see [`Table::reserve`]).
+    pub fn reserve(&mut self, n: usize, rehash: HashFn) {
+        self.table.reserve(n, rehash);
+    }
+
     pub fn remove(&mut self, idx: usize, rehash: HashFn) -> Entry {
         self.before_write(idx);
         let e = self.table.remove_at(idx, rehash);

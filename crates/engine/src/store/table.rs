@@ -261,6 +261,60 @@ impl Table {
         }
     }
 
+    /// Inserts `entry` unless its key is present, probing once (a lookup
+    /// followed by [`Table::insert_new`] walks the run twice): `Err` gives
+    /// the entry back when the key is there. The bulk loader's insert.
+    pub fn insert_absent(
+        &mut self,
+        hash: u64,
+        entry: Entry,
+        rehash: HashFn,
+    ) -> Result<usize, Entry> {
+        if (self.len + 1) * 4 > self.slots.len() * 3 {
+            self.resize((self.slots.len() * 2).max(MIN_SLOTS), rehash);
+        }
+        let mask = self.mask();
+        let tag = tag_of(hash);
+        let home = hash as usize & mask;
+        for dist in 0..=MAX_DIST {
+            let idx = (home + dist) & mask;
+            let slot = self.slots[idx];
+            if slot == 0 {
+                let tagged = (tag << TAG_SHIFT) | (entry.into_raw() as usize as u64) | self.colour;
+                self.slots[idx] = with_dist(tagged, dist);
+                self.len += 1;
+                return Ok(idx);
+            }
+            if slot >> TAG_SHIFT == tag && self.get(idx).key() == entry.key() {
+                return Err(entry);
+            }
+        }
+        // A run longer than the distance field holds: the key is not in it.
+        Ok(self.insert_new(hash, entry, rehash))
+    }
+
+    /// Reads the home slot of `hash` and lets the value go: a bulk loader
+    /// touches a batch's slots first, so their cache misses overlap instead
+    /// of coming one insert at a time.
+    #[inline]
+    pub fn touch_home(&self, hash: u64) {
+        if !self.slots.is_empty() {
+            std::hint::black_box(self.slots[hash as usize & self.mask()]);
+        }
+    }
+
+    /// Grows the slot array so that `n` entries fit without a resize (a
+    /// loader that knows the size up front rehashes nothing).
+    pub fn reserve(&mut self, n: usize, rehash: HashFn) {
+        let want = n
+            .saturating_add(n / 3)
+            .saturating_add(1)
+            .next_power_of_two();
+        if want > self.slots.len() && n.saturating_mul(4) > self.slots.len() * 3 {
+            self.resize(want.max(MIN_SLOTS), rehash);
+        }
+    }
+
     fn place(&mut self, hash: u64, tagged: u64) -> Option<usize> {
         let mask = self.mask();
         let home = hash as usize & mask;
@@ -489,6 +543,36 @@ mod tests {
         t.insert_new(h(b"k"), entry(b"k", 1), h);
         let empty = (0..t.slots.len()).find(|&i| t.slots[i] == 0).unwrap();
         let _ = t.remove_at(empty, h);
+    }
+
+    #[test]
+    fn insert_absent_refuses_present_keys_and_reserve_presizes() {
+        let mut t = Table::new();
+        t.reserve(10_000, h);
+        let cap = t.capacity();
+        assert!(cap * 3 >= 10_000 * 4);
+        // Colliding home slots too: a small table first.
+        let mut small = Table::new();
+        for t in [&mut t, &mut small] {
+            for i in 0..10_000 {
+                let k = format!("k{i}").into_bytes();
+                assert!(t.insert_absent(h(&k), entry(&k, i), h).is_ok());
+            }
+            for i in (0..10_000).step_by(7) {
+                let k = format!("k{i}").into_bytes();
+                let back = t.insert_absent(h(&k), entry(&k, -1), h).unwrap_err();
+                assert_eq!(back.key(), &k[..]);
+                let at = t.find(h(&k), &k).unwrap();
+                assert!(
+                    matches!(t.get(at).value(), crate::store::ValueRef::Int(v) if v == i as i64)
+                );
+            }
+            assert_eq!(t.len(), 10_000);
+        }
+        assert_eq!(t.capacity(), cap, "no resize after reserve");
+        // A reserve below what is there changes nothing.
+        small.reserve(5, h);
+        assert_eq!(small.len(), 10_000);
     }
 
     #[test]

@@ -1,0 +1,795 @@
+//! Loading an RDB image into the keyspace (start-up, DEBUG RELOAD, an AOF
+//! preamble) and the loading state clients see meanwhile.
+//!
+//! The file is parsed on one thread (its format is sequential). At
+//! start-up, with more than one core and a file worth it, the parsed
+//! entries go in batches to worker threads, each owning a fixed set of
+//! shards (shard index modulo the worker count), which insert them: the
+//! shard tables fill in parallel with the parsing. Elsewhere the parsing
+//! thread inserts through the caller's locks. Either way every table is
+//! sized from `RESIZEDB` first, and an insert probes once
+//! ([`Shard::insert_absent`]).
+//!
+//! A failure (a corrupt record, a duplicate key found by a worker) is
+//! reported at the first offset in file order where anything went wrong,
+//! as a sequential load would, and the caller refuses to start: never half
+//! a dataset.
+//!
+//! While a load at start-up runs, [`Progress`] is active: the listeners are
+//! already bound, commands without the `loading` flag get `-LOADING`, and
+//! INFO persistence reports `loading:1` with the progress fields.
+
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::time::Instant;
+
+use parking_lot::Mutex;
+
+use super::rdb::Error;
+use super::rdb::file::{self, Sink, Stats};
+use super::rdb::read::{Limits, Reader};
+use crate::server::{Server, now_ms};
+use crate::store::keyspace::hash_key;
+use crate::store::{Entry, Locks, Value};
+
+/// The error clients get for a command not allowed while loading.
+pub const LOADING_ERROR: &str = "LOADING Redis is loading the dataset in memory";
+
+/// The loading state INFO persistence shows (`loading:1` and its fields).
+#[derive(Default)]
+pub struct Progress {
+    active: AtomicBool,
+    start_time: AtomicI64,
+    total_bytes: AtomicU64,
+    loaded_bytes: AtomicU64,
+    rdb_used_mem: AtomicU64,
+    /// Bytes of earlier files of the same load (an AOF's base and
+    /// increments count as one load).
+    done_bytes: AtomicU64,
+}
+
+impl Progress {
+    #[inline]
+    pub fn active(&self) -> bool {
+        self.active.load(Ordering::Relaxed)
+    }
+
+    /// A load of `total` bytes starts.
+    pub fn begin(&self, total: u64) {
+        self.start_time.store(now_ms() / 1000, Ordering::Relaxed);
+        self.total_bytes.store(total, Ordering::Relaxed);
+        self.loaded_bytes.store(0, Ordering::Relaxed);
+        self.done_bytes.store(0, Ordering::Relaxed);
+        self.rdb_used_mem.store(0, Ordering::Relaxed);
+        self.active.store(true, Ordering::Release);
+    }
+
+    pub fn end(&self) {
+        self.active.store(false, Ordering::Release);
+    }
+
+    /// Bytes read so far of the file being loaded.
+    #[inline]
+    pub fn set_loaded(&self, pos: u64) {
+        let done = self.done_bytes.load(Ordering::Relaxed);
+        self.loaded_bytes.store(done + pos, Ordering::Relaxed);
+    }
+
+    /// The file being loaded is done (`len` bytes): the next one's
+    /// positions count after it.
+    pub fn file_done(&self, len: u64) {
+        let done = self.done_bytes.fetch_add(len, Ordering::Relaxed) + len;
+        self.loaded_bytes.store(done, Ordering::Relaxed);
+    }
+
+    pub fn set_rdb_used_mem(&self, n: u64) {
+        self.rdb_used_mem.store(n, Ordering::Relaxed);
+    }
+
+    /// INFO persistence's `loading_*` lines (only while loading).
+    pub fn info_lines(&self, lines: &mut Vec<String>) {
+        if !self.active() {
+            return;
+        }
+        let start = self.start_time.load(Ordering::Relaxed);
+        let total = self.total_bytes.load(Ordering::Relaxed);
+        let loaded = self.loaded_bytes.load(Ordering::Relaxed).min(total.max(1));
+        let (perc, remaining) = if total > 0 {
+            (
+                loaded as f64 / total as f64 * 100.0,
+                total.saturating_sub(loaded),
+            )
+        } else {
+            (0.0, 1)
+        };
+        let elapsed = (now_ms() / 1000 - start).max(0) as u64;
+        // As Redis: a made-up second until a second has passed.
+        let eta = if elapsed == 0 {
+            1
+        } else {
+            elapsed.saturating_mul(remaining) / (loaded + 1)
+        };
+        lines.push(format!("loading_start_time:{start}"));
+        lines.push(format!("loading_total_bytes:{total}"));
+        lines.push(format!(
+            "loading_rdb_used_mem:{}",
+            self.rdb_used_mem.load(Ordering::Relaxed)
+        ));
+        lines.push(format!("loading_loaded_bytes:{loaded}"));
+        lines.push(format!("loading_loaded_perc:{perc:.2}"));
+        lines.push(format!("loading_eta_seconds:{eta}"));
+    }
+}
+
+/// `key-load-delay`: microseconds to sleep per key loaded; a negative
+/// value -N sleeps one microsecond for one key in N on average (the test
+/// suites use it to make a load last).
+fn key_load_delay(srv: &Server) {
+    let d = srv.config.key_load_delay.get();
+    if d == 0 {
+        return;
+    }
+    let us = if d > 0 {
+        d as u64
+    } else {
+        u64::from(crate::util::rand::u64().is_multiple_of(d.unsigned_abs()))
+    };
+    if us > 0 {
+        std::thread::sleep(std::time::Duration::from_micros(us));
+    }
+}
+
+/// What every loader does beside placing keys: presizing, `used-mem`,
+/// progress and the per-key delay.
+struct Common {
+    srv: &'static Server,
+    /// Report progress and apply `key-load-delay` (a load at start-up).
+    progress: bool,
+}
+
+impl Common {
+    fn new(srv: &'static Server, progress: bool) -> Common {
+        Common { srv, progress }
+    }
+
+    /// Per-shard capacity for a database announced to hold `keys` keys,
+    /// bounded by what the rest of the file can hold (a key record takes
+    /// at least three bytes), so a lying header allocates nothing big.
+    fn per_shard(&self, keys: u64, bytes_left: usize) -> usize {
+        let keys = usize::try_from(keys)
+            .unwrap_or(usize::MAX)
+            .min(bytes_left / 3);
+        let n = self.srv.ks.shard_count();
+        // Shards get the keys evenly, give or take a few hundred.
+        keys / n + keys / n / 32 + 64
+    }
+
+    fn aux(&self, name: &[u8], value: &[u8]) {
+        if self.progress && name == b"used-mem" {
+            let n = std::str::from_utf8(value)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            self.srv.persist.loading.set_rdb_used_mem(n);
+        }
+    }
+
+    #[inline]
+    fn progress(&self, pos: usize) {
+        if self.progress {
+            self.srv.persist.loading.set_loaded(pos as u64);
+            key_load_delay(self.srv);
+        }
+    }
+}
+
+const REGISTRY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Loads a function library's code (`replace`: over existing ones).
+fn load_function(srv: &'static Server, code: &[u8], replace: bool) -> Result<(), String> {
+    // Shards may be held: a running FCALL may hold the registry while it
+    // waits for one, so wait only a bounded time (then the load fails).
+    let functions = &srv.scripting.functions;
+    let mut reg = functions
+        .try_lock_for(REGISTRY_WAIT)
+        .ok_or("the function registry is busy (a function is running)")?;
+    let r = reg.load(srv, code, replace).map(|_| ());
+    functions.update_counts(&reg);
+    r
+}
+
+fn duplicate(db: usize, key: &[u8]) -> String {
+    format!(
+        "duplicate key '{}' in DB {db}",
+        String::from_utf8_lossy(key)
+    )
+}
+
+/// Places keys on the parsing thread, through `locks` (which hold every
+/// shard, or none: then each insert locks its shard briefly).
+struct Inline<'a> {
+    common: Common,
+    locks: &'a mut Locks,
+    /// Replace existing keys and libraries (DEBUG RELOAD MERGE).
+    replace: bool,
+}
+
+impl Sink for Inline<'_> {
+    fn key(&mut self, db: usize, entry: Entry) -> Result<(), String> {
+        let ks = &self.common.srv.ks;
+        let hash = hash_key(entry.key());
+        let replace = self.replace;
+        self.locks.with_shard(ks, db, ks.shard_of(hash), |g| {
+            match g.insert_absent(hash, entry, hash_key) {
+                Ok(_) => Ok(()),
+                Err(entry) if replace => {
+                    if let Some(i) = g.find(hash, entry.key()) {
+                        drop(g.remove(i, hash_key));
+                    }
+                    g.insert(hash, entry, hash_key);
+                    Ok(())
+                }
+                Err(entry) => Err(duplicate(db, entry.key())),
+            }
+        })
+    }
+
+    fn function(&mut self, code: &[u8]) -> Result<(), String> {
+        load_function(self.common.srv, code, self.replace)
+    }
+
+    fn db_size(&mut self, db: usize, keys: u64, bytes_left: usize) {
+        let ks = &self.common.srv.ks;
+        let n = self.common.per_shard(keys, bytes_left);
+        for s in 0..ks.shard_count() {
+            self.locks
+                .with_shard(ks, db, s, |g| g.reserve(g.len() + n, hash_key));
+        }
+    }
+
+    fn aux(&mut self, name: &[u8], value: &[u8]) {
+        self.common.aux(name, value);
+    }
+
+    fn progress(&mut self, pos: usize) {
+        self.common.progress(pos);
+    }
+}
+
+/// A key on its way to a worker: built, or a string record still in the
+/// file (its key and encoded value, as ranges of it), which the worker
+/// decodes and allocates itself (the parser's share of the work is then
+/// only framing).
+enum Job {
+    Built(Entry),
+    /// Moved out by the worker.
+    Taken,
+    Str {
+        key: Range<usize>,
+        value: Range<usize>,
+        expire: Option<i64>,
+        lru: u32,
+    },
+}
+
+/// One parsed key on its way to a worker: database, record offset, hash.
+type Item = (usize, usize, u64, Job);
+
+/// Entries per batch sent to a worker (one channel message).
+const BATCH: usize = 512;
+/// Batches queued per worker before the parser waits: bounds the memory
+/// in flight.
+const QUEUE: usize = 16;
+
+/// Hands parsed keys to the shard workers (start-up, several cores).
+struct Parallel<'e> {
+    common: Common,
+    senders: Vec<SyncSender<Vec<Item>>>,
+    pending: Vec<Vec<Item>>,
+    /// Set once a worker failed: parsing stops.
+    failed: &'e AtomicBool,
+}
+
+impl Parallel<'_> {
+    fn push(&mut self, item: Item) -> super::rdb::read::Result<()> {
+        if self.failed.load(Ordering::Relaxed) {
+            // Stop parsing: the worker's error (at an earlier offset) is
+            // the one reported.
+            return Err(Error::new(usize::MAX, "stopped"));
+        }
+        let w = self.common.srv.ks.shard_of(item.2) % self.senders.len();
+        self.pending[w].push(item);
+        if self.pending[w].len() >= BATCH {
+            self.flush(w);
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, w: usize) {
+        let batch = std::mem::replace(&mut self.pending[w], Vec::with_capacity(BATCH));
+        // A worker only stops when its channel closes, after this.
+        let _ = self.senders[w].send(batch);
+    }
+}
+
+impl Sink for Parallel<'_> {
+    fn key(&mut self, db: usize, entry: Entry) -> Result<(), String> {
+        self.key_at(db, entry, 0).map_err(|e| e.msg)
+    }
+
+    fn key_at(&mut self, db: usize, entry: Entry, at: usize) -> super::rdb::read::Result<()> {
+        let hash = hash_key(entry.key());
+        self.push((db, at, hash, Job::Built(entry)))
+    }
+
+    fn string_at(
+        &mut self,
+        db: usize,
+        at: usize,
+        key: &[u8],
+        key_range: Range<usize>,
+        _value: &[u8],
+        value_range: Range<usize>,
+        expire: Option<i64>,
+        lru: u32,
+    ) -> super::rdb::read::Result<()> {
+        let job = Job::Str {
+            key: key_range,
+            value: value_range,
+            expire,
+            lru,
+        };
+        self.push((db, at, hash_key(key), job))
+    }
+
+    fn function(&mut self, code: &[u8]) -> Result<(), String> {
+        load_function(self.common.srv, code, false)
+    }
+
+    fn db_size(&mut self, db: usize, keys: u64, bytes_left: usize) {
+        let ks = &self.common.srv.ks;
+        let n = self.common.per_shard(keys, bytes_left);
+        for s in 0..ks.shard_count() {
+            let mut g = ks.db(db).shard(s).lock();
+            let len = g.len();
+            g.reserve(len + n, hash_key);
+        }
+    }
+
+    fn aux(&mut self, name: &[u8], value: &[u8]) {
+        self.common.aux(name, value);
+    }
+
+    fn progress(&mut self, pos: usize) {
+        self.common.progress(pos);
+    }
+}
+
+/// Keeps the failure at the lowest offset.
+fn record(error: &Mutex<Option<Error>>, failed: &AtomicBool, e: Error) {
+    let mut slot = error.lock();
+    if slot.as_ref().is_none_or(|old| e.offset < old.offset) {
+        *slot = Some(e);
+    }
+    failed.store(true, Ordering::Relaxed);
+}
+
+/// A worker: builds the entries of string records and inserts the batches
+/// it receives into its shards, until the channel closes. A batch is taken
+/// shard by shard (file order kept within a shard), each shard locked once
+/// for its part: its home slots are touched first, the entries built, then
+/// inserted, so the table's cache misses overlap. INFO can count keys
+/// between parts. A failure (a duplicate key, a bad value) ends its part;
+/// the other parts of the batch still run (one may fail at an earlier
+/// offset), later batches (all later in the file) are dropped.
+fn insert_worker(
+    srv: &'static Server,
+    data: &[u8],
+    rx: Receiver<Vec<Item>>,
+    error: &Mutex<Option<Error>>,
+    failed: &AtomicBool,
+) {
+    let ks = &srv.ks;
+    let mut broken = false;
+    let mut built: Vec<(Entry, usize, usize, u64)> = Vec::with_capacity(BATCH);
+    while let Ok(mut batch) = rx.recv() {
+        if broken {
+            continue;
+        }
+        // Stable: equal keys stay in file order.
+        batch.sort_by_key(|&(db, _, hash, _)| (db, ks.shard_of(hash)));
+        let mut rest = &mut batch[..];
+        while let Some(&(db, _, hash, _)) = rest.first() {
+            let shard = ks.shard_of(hash);
+            let n = rest
+                .iter()
+                .position(|&(d, _, h, _)| d != db || ks.shard_of(h) != shard)
+                .unwrap_or(rest.len());
+            let (part, tail) = std::mem::take(&mut rest).split_at_mut(n);
+            rest = tail;
+            let mut g = ks.db(db).shard(shard).lock();
+            for &(_, _, hash, _) in part.iter() {
+                g.touch_home(hash);
+            }
+            built.clear();
+            for (db, at, hash, job) in part.iter_mut() {
+                let entry = match std::mem::replace(job, Job::Taken) {
+                    Job::Built(e) => e,
+                    Job::Taken => continue,
+                    Job::Str {
+                        key,
+                        value,
+                        expire,
+                        lru,
+                    } => match Reader::with_base(&data[value.clone()], value.start).string_ref() {
+                        Ok(v) => Entry::new(&data[key], Value::from_string(&v), expire, lru),
+                        Err(e) => {
+                            // The entries before it are still inserted: a
+                            // duplicate among them comes earlier.
+                            record(error, failed, e);
+                            broken = true;
+                            break;
+                        }
+                    },
+                };
+                built.push((entry, *db, *at, *hash));
+            }
+            for (entry, db, at, hash) in built.drain(..) {
+                if let Err(entry) = g.insert_absent(hash, entry, hash_key) {
+                    record(error, failed, Error::new(at, duplicate(db, entry.key())));
+                    broken = true;
+                    break;
+                }
+            }
+        }
+    }
+    crate::alloc::flush_thread();
+}
+
+/// Files below this size load on one thread (threads cost more than they
+/// save).
+const PARALLEL_MIN_BYTES: usize = 1 << 20;
+
+/// How many insert workers a load of `len` bytes gets: none on one core
+/// or for a small file; else one per core, at most 8.
+fn workers_for(len: usize) -> usize {
+    if len < PARALLEL_MIN_BYTES {
+        return 0;
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cores < 2 {
+        return 0;
+    }
+    // The workers do most of the work (values, allocation, inserts): one
+    // per core, the parser sharing them.
+    cores.min(8)
+}
+
+/// Parses `data` on this thread while workers insert (the keyspace must be
+/// empty and no shard held by anyone for long).
+fn parse_parallel(
+    srv: &'static Server,
+    data: &[u8],
+    lim: &Limits,
+    now: i64,
+    workers: usize,
+    progress: bool,
+) -> Result<Stats, Error> {
+    let error = Mutex::new(None);
+    let failed = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let mut senders = Vec::with_capacity(workers);
+        for i in 0..workers {
+            let (tx, rx) = sync_channel(QUEUE);
+            senders.push(tx);
+            let (error, failed) = (&error, &failed);
+            std::thread::Builder::new()
+                .name(format!("ferrokv-load{i}"))
+                .spawn_scoped(scope, move || insert_worker(srv, data, rx, error, failed))
+                .map_err(|e| Error::new(0, format!("can't start a loader thread: {e}")))?;
+        }
+        let mut sink = Parallel {
+            common: Common::new(srv, progress),
+            pending: (0..workers).map(|_| Vec::with_capacity(BATCH)).collect(),
+            senders,
+            failed: &failed,
+        };
+        let parsed = file::parse(data, srv.ks.db_count(), lim, now, &mut sink);
+        for w in 0..workers {
+            if !sink.pending[w].is_empty() {
+                sink.flush(w);
+            }
+        }
+        drop(sink);
+        Ok(parsed)
+    })
+    .and_then(|parsed| {
+        // The workers are joined: the earliest failure in file order wins.
+        match (parsed, error.into_inner()) {
+            (Ok(_), Some(e)) => Err(e),
+            (Err(p), Some(e)) => Err(if e.offset <= p.offset { e } else { p }),
+            (r, None) => r,
+        }
+    })
+}
+
+/// Parses `data` into the dataset: in parallel at start-up (`progress`)
+/// when worth it, else through `locks`.
+fn parse_into(
+    srv: &'static Server,
+    locks: &mut Locks,
+    data: &[u8],
+    replace: bool,
+    progress: bool,
+) -> Result<Stats, Error> {
+    let lim = Limits::of(&srv.config);
+    let now = now_ms();
+    let workers = if progress && locks.is_empty() && !replace {
+        workers_for(data.len())
+    } else {
+        0
+    };
+    if workers > 0 {
+        return parse_parallel(srv, data, &lim, now, workers, progress);
+    }
+    let mut sink = Inline {
+        common: Common::new(srv, progress),
+        locks,
+        replace,
+    };
+    file::parse(data, srv.ks.db_count(), &lim, now, &mut sink)
+}
+
+/// DEBUG RELOAD: loads `path` into the (emptied) dataset under `locks`
+/// (every shard), other clients getting `-LOADING` meanwhile, as Redis
+/// answers them. `Ok(None)` when there is no file.
+pub fn load_file(
+    srv: &'static Server,
+    locks: &mut Locks,
+    path: &str,
+    replace: bool,
+) -> Result<Option<Stats>, String> {
+    let r = load_path(srv, locks, path, replace, true);
+    srv.persist.loading.end();
+    r
+}
+
+fn load_path(
+    srv: &'static Server,
+    locks: &mut Locks,
+    path: &str,
+    replace: bool,
+    progress: bool,
+) -> Result<Option<Stats>, String> {
+    let data = match std::fs::read(path) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("Fatal error loading the DB ({path}): {e}")),
+    };
+    if progress {
+        srv.persist.loading.begin(data.len() as u64);
+    }
+    let stats = parse_into(srv, locks, &data, replace, progress)
+        .map_err(|e| format!("Fatal error loading the DB ({path}): {e}"))?;
+    srv.persist
+        .loaded_keys
+        .store(stats.keys as u64, Ordering::Relaxed);
+    srv.persist
+        .loaded_expired
+        .store(stats.expired as u64, Ordering::Relaxed);
+    // The file's buffer is large: free it off this thread's clock.
+    drop(data);
+    Ok(Some(stats))
+}
+
+/// Loads the RDB image at the start of `data` (an AOF base or preamble)
+/// into the dataset; returns how many bytes it used. At start-up
+/// (`srv.persist.loading` active) it reports progress and may load in
+/// parallel.
+pub fn load_preamble(srv: &'static Server, data: &[u8]) -> Result<usize, String> {
+    let mut locks = Locks::default();
+    let progress = srv.persist.loading.active();
+    let stats = parse_into(srv, &mut locks, data, false, progress).map_err(|e| e.to_string())?;
+    Ok(stats.consumed)
+}
+
+/// Start-up: loads `dir/dbfilename` while clients get `-LOADING` (the
+/// caller set the loading state). A file that cannot be read whole
+/// refuses the start (the message names the file and the offset).
+pub fn load_at_startup(srv: &'static Server) -> Result<(), String> {
+    let started = Instant::now();
+    let path = super::save::rdb_path(srv);
+    let mut locks = Locks::default();
+    let loaded = load_path(srv, &mut locks, &path, false, true)?;
+    if let Some(st) = loaded {
+        crate::notice!(
+            "Done loading RDB, keys loaded: {}, keys expired: {}.",
+            st.keys,
+            st.expired
+        );
+        crate::notice!(
+            "DB loaded from disk: {:.3} seconds",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    srv.persist.dirty.store(0, Ordering::Relaxed);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::digest::{dataset_digest, hex};
+    use crate::testkit::Harness;
+
+    /// Every type in several encodings, deadlines, three databases.
+    fn fill(h: &mut Harness) {
+        for db in ["0", "1", "7"] {
+            h.run(&["SELECT", db]);
+            for i in 0..300 {
+                let k = format!("k{db}:{i}");
+                h.run(&["SET", &format!("{k}:int"), &i.to_string()]);
+                h.run(&["SET", &format!("{k}:str"), &"v".repeat(i % 70)]);
+                h.run(&["SET", &format!("{k}:ttl"), "x", "EX", "10000"]);
+                h.run(&["RPUSH", &format!("{k}:list"), "a", "1", &k]);
+                h.run(&["SADD", &format!("{k}:iset"), "1", "2", &i.to_string()]);
+                h.run(&["SADD", &format!("{k}:set"), "a", &k]);
+                h.run(&["ZADD", &format!("{k}:zset"), "1.5", "a", "2", &k]);
+                h.run(&["HSET", &format!("{k}:hash"), "f", "v", "g", &k]);
+                h.run(&["XADD", &format!("{k}:stream"), "*", "f", &k]);
+            }
+            for j in 0..200 {
+                let m = format!("member-{j}");
+                h.run(&["SADD", &format!("big{db}:set"), &m]);
+                h.run(&["SADD", &format!("big{db}:iset"), &(j * 1000).to_string()]);
+                h.run(&["ZADD", &format!("big{db}:zset"), &j.to_string(), &m]);
+                h.run(&["HSET", &format!("big{db}:hash"), &m, &"x".repeat(j)]);
+                h.run(&["RPUSH", &format!("big{db}:list"), &m]);
+            }
+        }
+        h.run(&["SELECT", "0"]);
+    }
+
+    fn digest(h: &Harness) -> String {
+        hex(&dataset_digest(&h.srv.ks, &mut Locks::default()))
+    }
+
+    fn file_of(h: &Harness) -> Vec<u8> {
+        crate::persist::save::serialize(h.srv, &mut Locks::default())
+    }
+
+    #[test]
+    fn parallel_load_rebuilds_every_type_with_several_workers() {
+        let mut h = Harness::new();
+        fill(&mut h);
+        let want = digest(&h);
+        let data = file_of(&h);
+        for workers in [1, 3, 8] {
+            let h2 = Harness::new();
+            let lim = Limits::of(&h2.srv.config);
+            let st = parse_parallel(h2.srv, &data, &lim, now_ms(), workers, false).unwrap();
+            assert_eq!(st.keys, 3 * (300 * 9 + 5));
+            assert_eq!(digest(&h2), want, "{workers} workers");
+            // Every shard's table was sized up front: inserting again finds
+            // every key (no lost or doubled entries).
+            assert_eq!(h2.srv.ks.db(7).sizes().0, 300 * 9 + 5);
+        }
+        // The one-thread path gives the same.
+        let h3 = Harness::new();
+        load_preamble(h3.srv, &data).unwrap();
+        assert_eq!(digest(&h3), want);
+    }
+
+    /// A file whose key `b` was renamed `a`: both loaders fail at the
+    /// second record of the pair, with the same error.
+    #[test]
+    fn a_duplicate_key_fails_at_the_same_offset_on_every_path() {
+        let mut h = Harness::new();
+        for i in 0..2000 {
+            h.run(&["SET", &format!("key:{i:05}"), "v"]);
+        }
+        let mut data = file_of(&h);
+        let find = |d: &[u8], k: &[u8]| d.windows(k.len()).position(|w| w == k).unwrap();
+        let (a, b) = (find(&data, b"key:00017"), find(&data, b"key:00042"));
+        data[b..b + 9].copy_from_slice(b"key:00017");
+        // A zero checksum is not checked.
+        let n = data.len();
+        data[n - 8..].fill(0);
+        // The record starts at its type byte, before the key's length.
+        let second = a.max(b) - 2;
+        let h1 = Harness::new();
+        let seq = load_preamble(h1.srv, &data).unwrap_err();
+        assert_eq!(
+            seq,
+            format!("duplicate key 'key:00017' in DB 0 at offset {second}")
+        );
+        for workers in [1, 4] {
+            let h2 = Harness::new();
+            let lim = Limits::of(&h2.srv.config);
+            let e = parse_parallel(h2.srv, &data, &lim, now_ms(), workers, false).unwrap_err();
+            assert_eq!(e.to_string(), seq, "{workers} workers");
+        }
+        // A corrupt end after the duplicate: still the duplicate first.
+        let mut worse = data.clone();
+        worse[n - 9] = 0xf0;
+        let h3 = Harness::new();
+        let lim = Limits::of(&h3.srv.config);
+        let e = parse_parallel(h3.srv, &worse, &lim, now_ms(), 2, false).unwrap_err();
+        assert_eq!(e.to_string(), seq);
+    }
+
+    /// Many duplicates in many shards: the one earliest in the file is
+    /// reported, whichever shard a worker takes first.
+    #[test]
+    fn of_many_duplicates_the_first_in_the_file_is_reported() {
+        let mut h = Harness::new();
+        for i in 0..3000 {
+            h.run(&["SET", &format!("key:{i:05}"), "v"]);
+        }
+        let mut data = file_of(&h);
+        let find = |d: &[u8], k: &[u8]| d.windows(k.len()).position(|w| w == k).unwrap();
+        for i in 0..40 {
+            let b = find(&data, format!("key:{:05}", 2000 + i).as_bytes());
+            data[b..b + 9].copy_from_slice(format!("key:{i:05}").as_bytes());
+        }
+        let n = data.len();
+        data[n - 8..].fill(0);
+        let seq = load_preamble(Harness::new().srv, &data).unwrap_err();
+        for workers in [1, 2, 5] {
+            let h2 = Harness::new();
+            let lim = Limits::of(&h2.srv.config);
+            let e = parse_parallel(h2.srv, &data, &lim, now_ms(), workers, false).unwrap_err();
+            assert_eq!(e.to_string(), seq, "{workers} workers");
+        }
+    }
+
+    /// A corrupt LZF value is decoded by a worker: the same error, at the
+    /// same offset, as on one thread, even when its key has expired.
+    #[test]
+    fn a_bad_compressed_value_fails_alike_on_every_path() {
+        use crate::persist::rdb::write;
+        for expire in [None, Some(1)] {
+            let mut data = Vec::new();
+            write::write_header(&mut data, 0, 0, false);
+            write::write_db_start(&mut data, 0, 501, 1);
+            let opts = write::Opts { compress: true };
+            for i in 0..500 {
+                let k = format!("key:{i:03}");
+                let v = "v".repeat(10 + i % 7);
+                let e = Entry::new(k.as_bytes(), Value::from_string(v.as_bytes()), None, 0);
+                write::write_entry_with(&mut data, k.as_bytes(), e.as_ref(), opts);
+            }
+            let e = Entry::new(b"zzz", Value::from_string(&[b'a'; 100]), expire, 0);
+            write::write_entry_with(&mut data, b"zzz", e.as_ref(), opts);
+            write::write_footer(&mut data, false);
+            let k = data.windows(4).position(|w| w == b"\x03zzz").unwrap();
+            // Type, key, then 0xc3 (LZF), two lengths, the blob: its first
+            // control byte becomes a back reference before the start.
+            assert_eq!(data[k + 4], 0xc3);
+            data[k + 7] = 0xe0;
+            let seq = load_preamble(Harness::new().srv, &data).unwrap_err();
+            assert_eq!(seq, format!("invalid LZF data at offset {}", k + 4));
+            for workers in [1, 3] {
+                let h2 = Harness::new();
+                let lim = Limits::of(&h2.srv.config);
+                let e = parse_parallel(h2.srv, &data, &lim, now_ms(), workers, false).unwrap_err();
+                assert_eq!(e.to_string(), seq, "{workers} workers");
+            }
+        }
+    }
+
+    #[test]
+    fn a_lying_resizedb_allocates_nothing_big() {
+        let h = Harness::new();
+        let mut data = Vec::new();
+        crate::persist::rdb::write::write_header(&mut data, 0, 0, false);
+        crate::persist::rdb::write::write_db_start(&mut data, 0, usize::MAX >> 2, 0);
+        crate::persist::rdb::write::write_footer(&mut data, true);
+        load_preamble(h.srv, &data).unwrap();
+        let cap: usize = (0..h.srv.ks.shard_count())
+            .map(|s| h.srv.ks.db(0).shard(s).lock().table().capacity())
+            .sum();
+        assert!(cap < 1 << 16, "{cap} slots");
+    }
+}
