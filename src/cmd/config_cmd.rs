@@ -38,6 +38,10 @@ fn get(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
             continue;
         }
         for p in &params {
+            // Hidden parameters answer only to their exact name.
+            if crate::config::file::HIDDEN.contains(&p.name) {
+                continue;
+            }
             for name in std::iter::once(p.name).chain(p.alias) {
                 if !seen(&found, name) && glob_match(pat, name.as_bytes(), true) {
                     found.push((name.to_string(), Config::get_value(p)));
@@ -115,6 +119,9 @@ fn set(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
             config.appendonly.set(aof_was);
             return Err(failed("appendonly", &why));
         }
+    }
+    if names.contains(&"aof-disable-auto-gc") && !config.aof_disable_auto_gc.get() {
+        crate::persist::aof::auto_gc_enabled();
     }
     if names.contains(&"maxmemory") {
         warn_if_over_maxmemory(config);

@@ -391,7 +391,15 @@ fn flushall(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         ks.flush_db(ctx.db.locks, db, lazy);
     }
     crate::pubsub::tracking::flushed(ctx.srv);
-    ctx.dirty += removed as u64 + 1;
+    // As Redis: a running BGSAVE is stopped (it would write the old data)
+    // and, with save points, the empty dataset is saved at once.
+    crate::persist::bgsave::abort_running();
+    if crate::persist::save::save_points_configured(ctx.srv) {
+        let _ = crate::persist::save::save(ctx.srv, ctx.db.locks);
+        ctx.dirty += 1;
+    } else {
+        ctx.dirty += removed as u64 + 1;
+    }
     ctx.out.ok();
     Ok(())
 }

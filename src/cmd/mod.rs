@@ -287,7 +287,7 @@ pub fn dispatch(
     // `_flight` drops, and a script job does not start meanwhile.
     let (turn, _flight) = srv.scripting.check(srv, &stats.in_flight, cmd, client);
     let checked = match turn {
-        Turn::Go => gate::memory(srv, client, cmd),
+        Turn::Go => gate::memory_and_disk(srv, client, cmd),
         Turn::Wait { until_idle } => return Next::Wait { until_idle },
         // No watches here: see `Scripting::check`.
         Turn::Busy(msg) => Err(gate::Refusal::Busy(msg)),

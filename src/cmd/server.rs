@@ -70,6 +70,9 @@ fn shutdown(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         return Err(Error::msg(busy));
     }
     crate::warning!("User requested shutdown...");
+    // A running BGSAVE is stopped first (it walks shards: nothing held).
+    ctx.db.locks.release();
+    crate::persist::bgsave::abort_and_wait();
     if save || (crate::persist::save::save_points_configured(ctx.srv) && !nosave) {
         crate::notice!("Saving the final RDB snapshot before exiting.");
         // Every shard is taken here, after the BUSY check (a footprint
@@ -86,7 +89,7 @@ fn shutdown(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
 
 /// BGREWRITEAOF: a new AOF base and incremental file, in the background.
 fn bgrewriteaof(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
-    match crate::persist::aof::bgrewriteaof(ctx.srv) {
+    match crate::persist::aof::bgrewriteaof(ctx.srv, ctx.client.in_exec) {
         Ok(msg) => ctx.out.simple(msg),
         Err(e) => return Err(Error::owned(e)),
     }

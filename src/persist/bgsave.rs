@@ -26,6 +26,9 @@ const RETRY_DELAY_MS: i64 = 5_000;
 struct State {
     /// A BGSAVE's thread runs.
     running: AtomicBool,
+    /// FLUSHALL or SHUTDOWN asked the running save to stop (Redis kills
+    /// its child): it ends without a file and without an error status.
+    abort: AtomicBool,
     /// BGSAVE SCHEDULE (or BGSAVE in a transaction) waits for the cron.
     scheduled: AtomicBool,
     /// Changes since the last successful save (the save points' count).
@@ -43,6 +46,7 @@ struct State {
 
 static STATE: State = State {
     running: AtomicBool::new(false),
+    abort: AtomicBool::new(false),
     scheduled: AtomicBool::new(false),
     changes_at_start: AtomicU64::new(0),
     last_ok: AtomicBool::new(true),
@@ -98,6 +102,7 @@ pub fn start(srv: &'static Server, locks: &mut Locks) -> Result<(), StartError> 
             return Err(e);
         }
     };
+    STATE.abort.store(false, Ordering::Relaxed);
     let now = now_ms();
     STATE.last_try_ms.store(now, Ordering::Relaxed);
     STATE.started_ms.store(now, Ordering::Relaxed);
@@ -146,12 +151,48 @@ fn finish(srv: &'static Server, mut snap: Snapshot) {
             STATE.last_ok.store(true, Ordering::Relaxed);
             crate::notice!("Background saving terminated with success");
         }
+        Err(_) if STATE.abort.load(Ordering::Relaxed) => {
+            // Stopped on purpose: as when Redis kills its child with
+            // SIGUSR1, the status stays what it was.
+            crate::warning!("Background saving terminated by signal 10");
+        }
         Err(e) => {
             STATE.last_ok.store(false, Ordering::Relaxed);
             crate::warning!("Background saving error: {e}");
         }
     }
     STATE.running.store(false, Ordering::Release);
+}
+
+/// FLUSHALL and SHUTDOWN: a running BGSAVE stops without writing its file
+/// (its walk ends within a slice of `rdb-key-save-delay`; the rename is
+/// checked under the save lock, so a save that follows wins).
+pub fn abort_running() {
+    if in_progress() {
+        STATE.abort.store(true, Ordering::Relaxed);
+        crate::notice!("Background saving aborted: killing the saving thread");
+    }
+}
+
+/// SHUTDOWN and the exit signals (holding no shard): stops a running
+/// BGSAVE and waits, bounded, for its thread to remove its temp file, as
+/// Redis kills its child before the final save.
+pub fn abort_and_wait() {
+    if !in_progress() {
+        return;
+    }
+    crate::warning!("There is a child saving an .rdb. Killing it!");
+    STATE.abort.store(true, Ordering::Relaxed);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while in_progress() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// A successful SAVE clears a failed BGSAVE's status (and with it the
+/// MISCONF refusals), as in Redis.
+pub fn save_succeeded() {
+    STATE.last_ok.store(true, Ordering::Relaxed);
 }
 
 /// Writes to a temporary file, fsyncs it, renames it over `dbfilename` and
@@ -162,9 +203,16 @@ fn write_file(srv: &'static Server, snap: &mut Snapshot) -> io::Result<()> {
     let written = (|| {
         let file = std::fs::File::create(&tmp)?;
         let mut w = io::BufWriter::with_capacity(1 << 20, file);
-        super::rdb::snap::write(srv, snap, &mut w, false)?;
+        super::rdb::snap::write(srv, snap, &mut w, false, &STATE.abort)?;
         let file = w.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
+        // Under the save lock: an aborting FLUSHALL or SHUTDOWN sets the
+        // flag before its own save takes the lock, so this stale image
+        // never replaces the newer file.
+        let _one = srv.persist.lock.lock();
+        if STATE.abort.load(Ordering::Relaxed) {
+            return Err(io::Error::other("the save was aborted"));
+        }
         std::fs::rename(&tmp, &dest)?;
         std::fs::File::open(".")?.sync_all()
     })();

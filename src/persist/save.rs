@@ -27,8 +27,9 @@ pub struct State {
     pub last_ok: AtomicBool,
     pub loaded_keys: AtomicU64,
     pub loaded_expired: AtomicU64,
-    /// Serializes saves (SAVE from several clients, SHUTDOWN, signals).
-    lock: parking_lot::Mutex<()>,
+    /// Serializes saves (SAVE from several clients, SHUTDOWN, signals,
+    /// the rename that ends a BGSAVE).
+    pub(super) lock: parking_lot::Mutex<()>,
     /// Seconds the last load took, for the log.
     pub last_load_ms: AtomicI64,
 }
@@ -184,6 +185,7 @@ pub fn save(srv: &'static Server, locks: &mut Locks) -> std::io::Result<()> {
             );
             srv.last_save_ms.store(now_ms(), Ordering::Relaxed);
             srv.persist.saves.fetch_add(1, Ordering::Relaxed);
+            super::bgsave::save_succeeded();
             Ok(())
         }
         Err(e) => {
@@ -338,6 +340,7 @@ pub fn load_at_startup(srv: &'static Server) -> Result<(), String> {
 /// SIGTERM / SIGINT: the final save when save points exist. False when it
 /// failed (the server then keeps running, as Redis does).
 pub fn before_signal_exit(srv: &'static Server) -> bool {
+    super::bgsave::abort_and_wait();
     if !save_points_configured(srv) {
         return true;
     }

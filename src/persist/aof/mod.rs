@@ -38,6 +38,14 @@ pub use writer::thread_seq;
 /// write (a test makes the window between a write and its reply wide).
 pub static FLUSH_SLEEP_US: AtomicU64 = AtomicU64::new(0);
 
+/// The last write (or sync) of the AOF failed: writes are refused
+/// (MISCONF) until one succeeds. Mirrors `Stats::write_err` for the gate.
+static WRITE_FAILED: AtomicBool = AtomicBool::new(false);
+
+/// DEBUG AOF-WRITE-ERROR: while non-zero, every write to the AOF fails
+/// with this errno (tests simulate a full disk without root).
+pub static FAIL_WRITES_ERRNO: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
 /// Records appended so far (all threads).
 static APPENDED: AtomicU64 = AtomicU64::new(0);
 /// Records on disk as `appendfsync` defines it: synced with `always`.
@@ -98,10 +106,15 @@ impl Stats {
             crate::warning!("Error writing to the AOF file: {why}");
         }
         *self.write_err.lock() = Some(why);
+        WRITE_FAILED.store(true, Ordering::Release);
     }
 
     fn write_ok(&self) {
+        if !WRITE_FAILED.load(Ordering::Acquire) {
+            return;
+        }
         let mut err = self.write_err.lock();
+        WRITE_FAILED.store(false, Ordering::Release);
         if err.take().is_some() {
             crate::warning!("AOF write error looks solved, Redis can write again.");
         }
@@ -135,9 +148,10 @@ impl Aof {
         m.persist(&self.dir, &self.manifest_name())
     }
 
-    /// Deletes the history files and drops them from the manifest.
+    /// Deletes the history files and drops them from the manifest (unless
+    /// `aof-disable-auto-gc`: they stay listed as history).
     fn delete_history(&self, m: &mut Manifest) {
-        if m.history.is_empty() {
+        if m.history.is_empty() || self.srv.config.aof_disable_auto_gc.get() {
             return;
         }
         for h in m.history.drain(..) {
@@ -291,10 +305,23 @@ fn remove_stale_temp_files(aof: &Aof) {
     }
 }
 
+/// CONFIG SET aof-disable-auto-gc no: the history files kept meanwhile
+/// are deleted now.
+pub fn auto_gc_enabled() {
+    if let Some(aof) = get() {
+        let mut m = aof.manifest.lock();
+        aof.delete_history(&mut m);
+    }
+}
+
 /// CONFIG SET appendonly yes|no at run time.
 pub fn set_enabled(srv: &'static Server, on: bool) -> Result<(), String> {
     let enabled = get().is_some_and(|a| a.on.load(Ordering::Acquire));
     if on == enabled {
+        if !on {
+            // Turned off before a scheduled turn-on ran.
+            rewrite::unschedule();
+        }
         return Ok(());
     }
     if on {
@@ -316,6 +343,7 @@ fn stop(srv: &Server) {
     let _ = srv;
     let Some(aof) = get() else { return };
     crate::notice!("Calling fsync() on the AOF file.");
+    rewrite::unschedule();
     aof.on.store(false, Ordering::Release);
     let mut spare = Vec::new();
     aof.flush(&mut spare, true);
@@ -409,7 +437,10 @@ pub fn info_fields(out: &mut Vec<String>) {
         "aof_rewrite_in_progress:{}",
         flag(s.map(|s| &s.rewrite_in_progress))
     ));
-    out.push("aof_rewrite_scheduled:0".into());
+    out.push(format!(
+        "aof_rewrite_scheduled:{}",
+        u8::from(rewrite::scheduled())
+    ));
     out.push(format!(
         "aof_last_rewrite_time_sec:{}",
         s.map_or(-1, |s| s.last_rewrite_secs.load(Ordering::Relaxed))
@@ -453,10 +484,16 @@ pub fn info_fields(out: &mut Vec<String>) {
     }
 }
 
+/// True while AOF is on and its last write failed (writes are refused).
+#[inline]
+pub fn write_failed() -> bool {
+    WRITE_FAILED.load(Ordering::Acquire) && get().is_some_and(|a| a.on.load(Ordering::Acquire))
+}
+
 /// The error writes are refused with while the AOF cannot be written
 /// (Redis's MISCONF), if any.
 pub fn write_error() -> Option<String> {
-    let aof = get()?;
+    let aof = get().filter(|a| a.on.load(Ordering::Acquire))?;
     let err = aof.stats.write_err.lock().clone()?;
     Some(format!("MISCONF Errors writing to the AOF file: {err}"))
 }

@@ -14,7 +14,7 @@
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use super::writer::Incr;
@@ -32,15 +32,43 @@ use crate::types::zset::View;
 /// Redis's `AOF_REWRITE_ITEMS_PER_CMD`.
 const ITEMS_PER_CMD: usize = 64;
 
-/// BGREWRITEAOF: the reply, or the error.
-pub fn bgrewriteaof(srv: &'static Server) -> Result<&'static str, String> {
+/// A rewrite asked for while a BGSAVE ran (or inside EXEC), started by
+/// the cron once it can (`aof_rewrite_scheduled`): [`NONE`], [`REWRITE`],
+/// or [`TURN_ON`] (CONFIG SET appendonly yes: records are kept only from
+/// that rewrite's cut, as Redis opens no incremental file before it).
+static SCHEDULED: AtomicU8 = AtomicU8::new(NONE);
+const NONE: u8 = 0;
+const REWRITE: u8 = 1;
+const TURN_ON: u8 = 2;
+
+/// `aof_rewrite_scheduled` of INFO persistence.
+pub fn scheduled() -> bool {
+    SCHEDULED.load(Ordering::Relaxed) != NONE
+}
+
+/// Forgets a scheduled rewrite (AOF turned off before it ran).
+pub(super) fn unschedule() {
+    SCHEDULED.store(NONE, Ordering::Relaxed);
+}
+
+/// BGREWRITEAOF: the reply, or the error. `in_exec`: called inside a
+/// transaction, where Redis only schedules it.
+pub fn bgrewriteaof(srv: &'static Server, in_exec: bool) -> Result<&'static str, String> {
     let aof = super::create(srv);
+    if aof.stats.rewrite_in_progress.load(Ordering::Acquire) {
+        return Err("ERR Background append only file rewriting already in progress".into());
+    }
     std::fs::create_dir_all(&aof.dir).map_err(|e| format!("ERR {}", strerror(&e)))?;
     if !aof.on.load(Ordering::Acquire) && aof.manifest.lock().base.is_none() {
         // Never on in this process: the files on disk are the starting point.
         *aof.manifest.lock() = super::load::read_manifest(aof).map_err(|e| format!("ERR {e}"))?;
     }
     super::start_thread(aof);
+    if in_exec || crate::persist::bgsave::in_progress() {
+        let _ = SCHEDULED.compare_exchange(NONE, REWRITE, Ordering::Relaxed, Ordering::Relaxed);
+        aof.stats.consecutive_failures.store(0, Ordering::Relaxed);
+        return Ok("Background append only file rewriting scheduled");
+    }
     start(aof, false).map_err(|e| format!("ERR {e}"))?;
     Ok("Background append only file rewriting started")
 }
@@ -49,7 +77,20 @@ pub fn bgrewriteaof(srv: &'static Server) -> Result<&'static str, String> {
 /// `auto-aof-rewrite-min-size`), checked by the cron.
 pub fn cron(srv: &'static Server) {
     let Some(aof) = super::get() else { return };
-    if !aof.on.load(Ordering::Acquire) || aof.stats.rewrite_in_progress.load(Ordering::Relaxed) {
+    if aof.stats.rewrite_in_progress.load(Ordering::Relaxed) {
+        return;
+    }
+    if scheduled() && !crate::persist::bgsave::in_progress() {
+        let turning_on = SCHEDULED.swap(NONE, Ordering::Relaxed) == TURN_ON;
+        if turning_on && aof.on.load(Ordering::Acquire) {
+            return;
+        }
+        if let Err(e) = start(aof, turning_on) {
+            crate::warning!("Can't start the scheduled AOF rewrite: {e}");
+        }
+        return;
+    }
+    if !aof.on.load(Ordering::Acquire) {
         return;
     }
     let perc = srv.config.auto_aof_rewrite_percentage.get();
@@ -69,6 +110,11 @@ pub fn cron(srv: &'static Server) {
 /// Starts a rewrite on its own thread; `turning_on` when it is how AOF is
 /// turned on at run time (records are kept from the cut on).
 pub(super) fn start(aof: &'static Aof, turning_on: bool) -> Result<(), String> {
+    if turning_on && crate::persist::bgsave::in_progress() {
+        // As Redis: the rewrite that turns AOF on waits for the BGSAVE.
+        SCHEDULED.store(TURN_ON, Ordering::Relaxed);
+        return Ok(());
+    }
     if aof.stats.rewrite_in_progress.swap(true, Ordering::AcqRel) {
         return Err("Background append only file rewriting already in progress".into());
     }
@@ -168,8 +214,7 @@ fn rewrite(aof: &'static Aof, turning_on: bool) -> Result<(), String> {
     })?;
     crate::notice!("Successfully renamed the temporary AOF base file {tmp} into {name}");
     if off {
-        let incrs = std::mem::take(&mut m.incrs);
-        m.history.extend(incrs);
+        m.retire_all_incrs();
     } else {
         m.retire_incrs_but_last();
     }
@@ -236,8 +281,10 @@ fn write_base(
     // On an error the snapshot walks itself out when dropped.
     cut?;
     let mut out = Vec::new();
+    // Nothing aborts a rewrite's walk (SHUTDOWN does not wait for it).
+    let never = std::sync::atomic::AtomicBool::new(false);
     if rdb {
-        crate::persist::rdb::snap::write(srv, &mut snap, &mut out, true)
+        crate::persist::rdb::snap::write(srv, &mut snap, &mut out, true, &never)
             .map_err(|e| strerror(&e))?;
         return Ok(out);
     }
@@ -249,11 +296,13 @@ fn write_base(
     for code in srv.scripting.functions.codes() {
         encode::command(&mut out, [&b"FUNCTION"[..], b"LOAD", &code].into_iter());
     }
+    let mut pacer = crate::persist::rdb::snap::Pacer::new(srv, &never);
     while let Some(chunk) = snap.next_chunk() {
         match chunk {
             Chunk::Db { db, .. } => encode::select(&mut out, db),
             Chunk::Bytes(b) => out.extend_from_slice(b),
         }
+        pacer.pace(&snap).map_err(|e| strerror(&e))?;
     }
     Ok(out)
 }

@@ -6,6 +6,8 @@
 
 use std::io::{self, Write};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use super::write;
 use crate::server::Server;
@@ -31,7 +33,9 @@ pub fn write(
     snap: &mut Snapshot,
     w: &mut dyn Write,
     aof_base: bool,
+    abort: &AtomicBool,
 ) -> io::Result<()> {
+    let mut pacer = Pacer::new(srv, abort);
     let checksum = srv.config.rdbchecksum.get();
     let mut crc = 0u64;
     let mut emit = |bytes: &[u8], w: &mut dyn Write| {
@@ -60,8 +64,62 @@ pub fn write(
             }
             Chunk::Bytes(b) => emit(b, w)?,
         }
+        pacer.pace(snap)?;
     }
     buf.clear();
     write::write_footer_crc(&mut buf, checksum.then_some(crc));
     w.write_all(&buf)
+}
+
+/// `rdb-key-save-delay`: a save sleeps that many microseconds per key
+/// written (nanoseconds when negative), as Redis's child does, so tests can
+/// catch a save in progress. Only the walk's own thread sleeps: writers
+/// never wait for it. The sleep is cut into slices that watch `abort`
+/// (FLUSHALL, SHUTDOWN) and the setting itself, so setting it back to 0
+/// lets a crawling save finish.
+pub struct Pacer<'a> {
+    srv: &'static Server,
+    abort: &'a AtomicBool,
+    /// Keys the walk had produced at the last pause.
+    done: usize,
+}
+
+/// Longest single sleep between two looks at the abort flag.
+const SLICE: Duration = Duration::from_millis(20);
+
+impl<'a> Pacer<'a> {
+    pub fn new(srv: &'static Server, abort: &'a AtomicBool) -> Pacer<'a> {
+        Pacer {
+            srv,
+            abort,
+            done: 0,
+        }
+    }
+
+    /// After a chunk: sleeps for the keys it held; an error once aborted.
+    pub fn pace(&mut self, snap: &Snapshot) -> io::Result<()> {
+        let st = snap.stats();
+        let done = st.walked + st.saved + st.flushed;
+        let keys = done.saturating_sub(self.done) as u128;
+        self.done = done;
+        let per_key_ns = |d: i64| {
+            if d >= 0 {
+                d as u128 * 1000
+            } else {
+                d.unsigned_abs() as u128
+            }
+        };
+        let mut owed_ns = keys * per_key_ns(self.srv.config.rdb_key_save_delay.get());
+        loop {
+            if self.abort.load(Ordering::Relaxed) {
+                return Err(io::Error::other("the save was aborted"));
+            }
+            if owed_ns == 0 || self.srv.config.rdb_key_save_delay.get() == 0 {
+                return Ok(());
+            }
+            let nap = (owed_ns.min(SLICE.as_nanos())) as u64;
+            std::thread::sleep(Duration::from_nanos(nap));
+            owed_ns -= nap as u128;
+        }
+    }
 }
