@@ -13,6 +13,7 @@
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
+use super::child::Child;
 use crate::cmd::{CmdResult, Ctx, Error, Handler};
 use crate::resp::Args;
 use crate::server::{Server, now_ms};
@@ -110,10 +111,15 @@ pub fn start(srv: &'static Server, locks: &mut Locks) -> Result<(), StartError> 
         .changes_at_start
         .store(changes_since_last_save(srv), Ordering::Relaxed);
     STATE.scheduled.store(false, Ordering::Relaxed);
-    crate::notice!("Background saving started");
+    // Before the reply, so whoever looks for the save's child finds it.
+    let child = Child::spawn("ferrokv-rdb-bgsave");
+    match &child {
+        Some(c) => crate::notice!("Background saving started by pid {}", c.pid()),
+        None => crate::notice!("Background saving started"),
+    }
     let spawned = std::thread::Builder::new()
         .name("ferrokv-bgsave".into())
-        .spawn(move || finish(srv, snap));
+        .spawn(move || finish(srv, snap, child));
     if let Err(e) = spawned {
         // The snapshot went with the closure and was dropped: walked out.
         crate::warning!("Can't save in background: {e}");
@@ -124,7 +130,7 @@ pub fn start(srv: &'static Server, locks: &mut Locks) -> Result<(), StartError> 
 }
 
 /// The BGSAVE thread: writes the file and records the outcome.
-fn finish(srv: &'static Server, mut snap: Snapshot) {
+fn finish(srv: &'static Server, mut snap: Snapshot, child: Option<Child>) {
     // The walk yields the CPU to the workers serving clients (on Linux
     // the nice value is per thread). Failure to lower it changes nothing.
     // SAFETY: setpriority only reads its integer arguments.
@@ -132,8 +138,10 @@ fn finish(srv: &'static Server, mut snap: Snapshot) {
         libc::setpriority(libc::PRIO_PROCESS, 0, 10);
     }
     let started = std::time::Instant::now();
-    let result = write_file(srv, &mut snap);
+    let result = write_file(srv, &mut snap, child.as_ref());
     drop(snap);
+    let killed = child.as_ref().and_then(Child::killed);
+    drop(child);
     STATE
         .last_time_s
         .store(started.elapsed().as_secs() as i64, Ordering::Relaxed);
@@ -155,6 +163,13 @@ fn finish(srv: &'static Server, mut snap: Snapshot) {
             // Stopped on purpose: as when Redis kills its child with
             // SIGUSR1, the status stays what it was.
             crate::warning!("Background saving terminated by signal 10");
+        }
+        Err(_) if killed.is_some() => {
+            STATE.last_ok.store(false, Ordering::Relaxed);
+            crate::warning!(
+                "Background saving terminated by signal {}",
+                killed.unwrap_or(0)
+            );
         }
         Err(e) => {
             STATE.last_ok.store(false, Ordering::Relaxed);
@@ -197,22 +212,25 @@ pub fn save_succeeded() {
 
 /// Writes to a temporary file, fsyncs it, renames it over `dbfilename` and
 /// fsyncs the directory (the process runs in `dir`).
-fn write_file(srv: &'static Server, snap: &mut Snapshot) -> io::Result<()> {
-    let tmp = format!("temp-{}-bg.rdb", std::process::id());
+fn write_file(srv: &'static Server, snap: &mut Snapshot, child: Option<&Child>) -> io::Result<()> {
+    // Named after the child as Redis names it (temp-<child pid>.rdb).
+    let tmp = match child {
+        Some(c) => format!("temp-{}.rdb", c.pid()),
+        None => format!("temp-{}-bg.rdb", std::process::id()),
+    };
     let dest = srv.config.dbfilename.get();
     let written = (|| {
         let file = std::fs::File::create(&tmp)?;
         let mut w = io::BufWriter::with_capacity(1 << 20, file);
-        super::rdb::snap::write(srv, snap, &mut w, false, &STATE.abort)?;
+        let mut pacer = super::rdb::snap::Pacer::new(srv, &STATE.abort, child);
+        super::rdb::snap::write(srv, snap, &mut w, false, &mut pacer)?;
         let file = w.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
         // Under the save lock: an aborting FLUSHALL or SHUTDOWN sets the
         // flag before its own save takes the lock, so this stale image
         // never replaces the newer file.
         let _one = srv.persist.lock.lock();
-        if STATE.abort.load(Ordering::Relaxed) {
-            return Err(io::Error::other("the save was aborted"));
-        }
+        pacer.check()?;
         std::fs::rename(&tmp, &dest)?;
         std::fs::File::open(".")?.sync_all()
     })();

@@ -5,6 +5,7 @@
 
 pub mod aof;
 pub mod bgsave;
+pub mod child;
 pub mod rdb;
 pub mod save;
 

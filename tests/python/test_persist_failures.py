@@ -20,7 +20,9 @@ created (ENOENT). The full disk under the AOF is ferrokv's
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -330,3 +332,57 @@ def test_hidden_persistence_hooks(start, binary):
     assert everything["aof-disable-auto-gc"] == "no"
     assert s.r.config_get("rdb-key-save-delay") == {"rdb-key-save-delay": "0"}
     assert s.r.config_get("aof-disable-auto-gc") == {"aof-disable-auto-gc": "no"}
+
+
+def save_child(s: Server) -> int:
+    """The pid of the running save's child process (`pgrep -P`, as Redis's
+    suite finds it): a fork in Redis, ferrokv's stand-in."""
+    deadline = time.monotonic() + 5
+    while True:
+        out = subprocess.run(
+            ["pgrep", "-P", str(s.proc.pid)], capture_output=True, text=True
+        ).stdout.split()
+        if out:
+            return int(out[0])
+        assert time.monotonic() < deadline, "no child process"
+        time.sleep(0.02)
+
+
+@BOTH
+def test_killing_the_save_child_fails_the_bgsave(start, binary):
+    s = start(binary, "--save", "3600 1", "--appendonly", "no")
+    s.r.mset({f"k{i}": i for i in range(100)})
+    s.r.config_set("rdb-key-save-delay", 10_000_000)
+    assert s.raw("BGSAVE") == "Background saving started"
+    child = save_child(s)
+    if binary == "ferrokv":
+        assert (s.work / f"temp-{child}.rdb").exists()
+    os.kill(child, signal.SIGKILL)
+    s.wait_info("rdb_bgsave_in_progress", "0")
+    assert s.info("rdb_last_bgsave_status") == "err"
+    assert s.r.get("k1") == "1"
+    assert s.error("SET", "x", "y") == RDB_MISCONF
+    assert not (s.work / f"temp-{child}.rdb").exists()
+    s.r.config_set("rdb-key-save-delay", 0)
+    assert s.raw("BGSAVE") == "Background saving started"
+    s.wait_info("rdb_bgsave_in_progress", "0")
+    assert s.r.set("x", "y")
+
+
+@BOTH
+def test_killing_the_rewrite_child_fails_the_rewrite(start, binary):
+    s = start(binary, "--save", "", "--appendonly", "yes")
+    s.r.mset({f"k{i}": i for i in range(100)})
+    s.r.config_set("rdb-key-save-delay", 10_000_000)
+    before = manifest_lines(s)
+    assert s.raw("BGREWRITEAOF") == "Background append only file rewriting started"
+    os.kill(save_child(s), signal.SIGKILL)
+    s.wait_info("aof_rewrite_in_progress", "0")
+    assert s.info("aof_last_bgrewrite_status") == "err"
+    # The failed rewrite left its new incremental file in the manifest.
+    assert manifest_lines(s) == before + ["file appendonly.aof.2.incr.aof seq 2 type i"]
+    s.r.config_set("rdb-key-save-delay", 0)
+    rewrite(s)
+    assert s.info("aof_last_bgrewrite_status") == "ok"
+    s.r.execute_command("DEBUG", "LOADAOF")
+    assert s.r.get("k99") == "99"

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use super::writer::Incr;
 use super::{Aof, encode, strerror};
+use crate::persist::child::Child;
 use crate::server::Server;
 use crate::store::entry::{EntryRef, Packed, ValueRef};
 use crate::store::snapshot::{Chunk, Encoder, StartError};
@@ -96,7 +97,8 @@ pub fn cron(srv: &'static Server) {
     let perc = srv.config.auto_aof_rewrite_percentage.get();
     let min = srv.config.auto_aof_rewrite_min_size.get().max(0) as u64;
     let size = aof.stats.current_size.load(Ordering::Relaxed);
-    if perc <= 0 || size <= min {
+    // Not while a BGSAVE runs (Redis waits for its child too).
+    if perc <= 0 || size <= min || crate::persist::bgsave::in_progress() {
         return;
     }
     let base = aof.stats.rewrite_base_size.load(Ordering::Relaxed).max(1);
@@ -119,15 +121,19 @@ pub(super) fn start(aof: &'static Aof, turning_on: bool) -> Result<(), String> {
         return Err("Background append only file rewriting already in progress".into());
     }
     *aof.stats.rewrite_started.lock() = Some(Instant::now());
+    // Before the reply, so whoever looks for the rewrite's child finds it.
+    let child = Child::spawn("ferrokv-aof-rewrite");
     crate::notice!(
         "Background append only file rewriting started by pid {}",
-        std::process::id()
+        child.as_ref().map_or(std::process::id(), Child::pid)
     );
     let spawned = std::thread::Builder::new()
         .name("ferrokv-aofrw".into())
         .spawn(move || {
             let started = Instant::now();
-            let result = rewrite(aof, turning_on);
+            let result = rewrite(aof, turning_on, child.as_ref());
+            let killed = child.as_ref().and_then(Child::killed);
+            drop(child);
             let s = &aof.stats;
             s.last_rewrite_secs
                 .store(started.elapsed().as_secs() as i64, Ordering::Relaxed);
@@ -141,7 +147,12 @@ pub(super) fn start(aof: &'static Aof, turning_on: bool) -> Result<(), String> {
                 Err(e) => {
                     s.last_rewrite_ok.store(false, Ordering::Relaxed);
                     s.consecutive_failures.fetch_add(1, Ordering::Relaxed);
-                    crate::warning!("Background AOF rewrite failed: {e}");
+                    match killed {
+                        Some(sig) => {
+                            crate::warning!("Background AOF rewrite terminated by signal {sig}");
+                        }
+                        None => crate::warning!("Background AOF rewrite failed: {e}"),
+                    }
                 }
             }
             *s.rewrite_started.lock() = None;
@@ -157,12 +168,12 @@ pub(super) fn start(aof: &'static Aof, turning_on: bool) -> Result<(), String> {
     Ok(())
 }
 
-fn rewrite(aof: &'static Aof, turning_on: bool) -> Result<(), String> {
+fn rewrite(aof: &'static Aof, turning_on: bool, child: Option<&Child>) -> Result<(), String> {
     let srv = aof.srv;
     let rdb = srv.config.aof_use_rdb_preamble.get();
     let was_on = aof.on.load(Ordering::Acquire);
     let off = !was_on && !turning_on;
-    let image = write_base(srv, rdb, || {
+    let image = write_base(srv, rdb, child, || {
         if off {
             // AOF off: only a base is written, no records are kept.
             return Ok(());
@@ -196,7 +207,10 @@ fn rewrite(aof: &'static Aof, turning_on: bool) -> Result<(), String> {
             return Err(e);
         }
     };
-    let tmp = format!("temp-rewriteaof-bg-{}.aof", std::process::id());
+    let tmp = format!(
+        "temp-rewriteaof-bg-{}.aof",
+        child.map_or(std::process::id(), Child::pid)
+    );
     write_file(&aof.path(&tmp), &image).map_err(|e| {
         format!(
             "Can't write the temporary AOF base file {tmp}: {}",
@@ -204,6 +218,10 @@ fn rewrite(aof: &'static Aof, turning_on: bool) -> Result<(), String> {
         )
     })?;
     crate::notice!("Successfully created the temporary AOF base file {tmp}");
+    if let Some(sig) = child.and_then(Child::killed) {
+        let _ = std::fs::remove_file(aof.path(&tmp));
+        return Err(format!("terminated by signal {sig}"));
+    }
     let mut m = aof.manifest.lock();
     let name = m.next_base(&aof.prefix, rdb);
     std::fs::rename(aof.path(&tmp), aof.path(&name)).map_err(|e| {
@@ -241,7 +259,7 @@ pub(super) fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// start-up base of an empty server).
 pub(super) fn base_image(srv: &'static Server) -> Result<Vec<u8>, String> {
     let rdb = srv.config.aof_use_rdb_preamble.get();
-    write_base(srv, rdb, || Ok(()))
+    write_base(srv, rdb, None, || Ok(()))
 }
 
 /// The point-in-time image of the dataset, with `at_cut` called at the
@@ -256,6 +274,7 @@ pub(super) fn base_image(srv: &'static Server) -> Result<Vec<u8>, String> {
 fn write_base(
     srv: &'static Server,
     rdb: bool,
+    child: Option<&Child>,
     at_cut: impl FnOnce() -> Result<(), String>,
 ) -> Result<Vec<u8>, String> {
     let now = crate::server::now_ms();
@@ -281,10 +300,11 @@ fn write_base(
     // On an error the snapshot walks itself out when dropped.
     cut?;
     let mut out = Vec::new();
-    // Nothing aborts a rewrite's walk (SHUTDOWN does not wait for it).
+    // Only a killed stand-in child stops a rewrite's walk.
     let never = std::sync::atomic::AtomicBool::new(false);
+    let mut pacer = crate::persist::rdb::snap::Pacer::new(srv, &never, child);
     if rdb {
-        crate::persist::rdb::snap::write(srv, &mut snap, &mut out, true, &never)
+        crate::persist::rdb::snap::write(srv, &mut snap, &mut out, true, &mut pacer)
             .map_err(|e| strerror(&e))?;
         return Ok(out);
     }
@@ -296,7 +316,6 @@ fn write_base(
     for code in srv.scripting.functions.codes() {
         encode::command(&mut out, [&b"FUNCTION"[..], b"LOAD", &code].into_iter());
     }
-    let mut pacer = crate::persist::rdb::snap::Pacer::new(srv, &never);
     while let Some(chunk) = snap.next_chunk() {
         match chunk {
             Chunk::Db { db, .. } => encode::select(&mut out, db),

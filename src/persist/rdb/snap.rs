@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::write;
+use crate::persist::child::Child;
 use crate::server::Server;
 use crate::store::EntryRef;
 use crate::store::snapshot::{Chunk, Encoder, Snapshot};
@@ -33,9 +34,8 @@ pub fn write(
     snap: &mut Snapshot,
     w: &mut dyn Write,
     aof_base: bool,
-    abort: &AtomicBool,
+    pacer: &mut Pacer<'_>,
 ) -> io::Result<()> {
-    let mut pacer = Pacer::new(srv, abort);
     let checksum = srv.config.rdbchecksum.get();
     let mut crc = 0u64;
     let mut emit = |bytes: &[u8], w: &mut dyn Write| {
@@ -71,15 +71,18 @@ pub fn write(
     w.write_all(&buf)
 }
 
-/// `rdb-key-save-delay`: a save sleeps that many microseconds per key
-/// written (nanoseconds when negative), as Redis's child does, so tests can
-/// catch a save in progress. Only the walk's own thread sleeps: writers
-/// never wait for it. The sleep is cut into slices that watch `abort`
-/// (FLUSHALL, SHUTDOWN) and the setting itself, so setting it back to 0
-/// lets a crawling save finish.
+/// Between two chunks of a background save: `rdb-key-save-delay` (the
+/// save sleeps that many microseconds per key written, nanoseconds when
+/// negative, as Redis's child does, so tests can catch a save in
+/// progress) and the ways a save is stopped: `abort` (FLUSHALL, SHUTDOWN)
+/// and the stand-in child being killed. Only the walk's own thread
+/// sleeps: writers never wait for it. The sleep is cut into slices that
+/// watch both and the setting itself, so setting it back to 0 lets a
+/// crawling save finish.
 pub struct Pacer<'a> {
     srv: &'static Server,
     abort: &'a AtomicBool,
+    child: Option<&'a Child>,
     /// Keys the walk had produced at the last pause.
     done: usize,
 }
@@ -88,12 +91,24 @@ pub struct Pacer<'a> {
 const SLICE: Duration = Duration::from_millis(20);
 
 impl<'a> Pacer<'a> {
-    pub fn new(srv: &'static Server, abort: &'a AtomicBool) -> Pacer<'a> {
+    pub fn new(srv: &'static Server, abort: &'a AtomicBool, child: Option<&'a Child>) -> Pacer<'a> {
         Pacer {
             srv,
             abort,
+            child,
             done: 0,
         }
+    }
+
+    /// An error if the save must stop now.
+    pub fn check(&self) -> io::Result<()> {
+        if self.abort.load(Ordering::Relaxed) {
+            return Err(io::Error::other("the save was aborted"));
+        }
+        if let Some(sig) = self.child.and_then(Child::killed) {
+            return Err(io::Error::other(format!("terminated by signal {sig}")));
+        }
+        Ok(())
     }
 
     /// After a chunk: sleeps for the keys it held; an error once aborted.
@@ -111,9 +126,7 @@ impl<'a> Pacer<'a> {
         };
         let mut owed_ns = keys * per_key_ns(self.srv.config.rdb_key_save_delay.get());
         loop {
-            if self.abort.load(Ordering::Relaxed) {
-                return Err(io::Error::other("the save was aborted"));
-            }
+            self.check()?;
             if owed_ns == 0 || self.srv.config.rdb_key_save_delay.get() == 0 {
                 return Ok(());
             }
