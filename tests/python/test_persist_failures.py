@@ -386,3 +386,54 @@ def test_killing_the_rewrite_child_fails_the_rewrite(start, binary):
     assert s.info("aof_last_bgrewrite_status") == "ok"
     s.r.execute_command("DEBUG", "LOADAOF")
     assert s.r.get("k99") == "99"
+
+
+@BOTH
+def test_turning_aof_on_retries_a_killed_rewrite(start, binary):
+    s = start(binary, "--save", "", "--appendonly", "no")
+    s.r.mset({f"k{i}": i for i in range(100)})
+    s.r.config_set("rdb-key-save-delay", 10_000_000)
+    s.r.config_set("appendonly", "yes")
+    assert s.info("aof_rewrite_in_progress") == "1"
+    first = save_child(s)
+    # Records made meanwhile go to a temporary incremental file that no
+    # manifest names yet.
+    s.r.set("during", "1")
+    aof_dir = s.work / "appendonlydir"
+    assert (aof_dir / "temp-appendonly.aof.incr").exists()
+    os.kill(first, signal.SIGKILL)
+    # The failed rewrite is dropped with its temp file and started again.
+    deadline = time.monotonic() + 10
+    while True:
+        pids = subprocess.run(
+            ["pgrep", "-P", str(s.proc.pid)], capture_output=True, text=True
+        ).stdout.split()
+        if pids and int(pids[0]) != first and s.info("aof_rewrite_in_progress") == "1":
+            second = int(pids[0])
+            break
+        assert time.monotonic() < deadline, "the rewrite was not started again"
+        time.sleep(0.02)
+    assert not (aof_dir / "appendonly.aof.manifest").exists()
+    assert s.info("aof_last_bgrewrite_status") == "err"
+    # As Redis's suite does: no more delay, and the retry (whose child
+    # still sleeps in Redis) killed too; the next one succeeds.
+    s.r.config_set("rdb-key-save-delay", 0)
+    try:
+        os.kill(second, signal.SIGKILL)
+    except ProcessLookupError:
+        pass  # ferrokv's retry already finished
+    deadline = time.monotonic() + 10
+    while not (
+        s.info("aof_rewrite_in_progress") == "0"
+        and s.info("aof_last_bgrewrite_status") == "ok"
+    ):
+        assert time.monotonic() < deadline, "AOF was never turned on"
+        time.sleep(0.02)
+    assert manifest_lines(s) == [
+        "file appendonly.aof.1.base.rdb seq 1 type b",
+        "file appendonly.aof.1.incr.aof seq 1 type i",
+    ]
+    assert not (aof_dir / "temp-appendonly.aof.incr").exists()
+    s.r.set("after", "1")
+    s.r.execute_command("DEBUG", "LOADAOF")
+    assert s.r.get("during") == "1" and s.r.get("after") == "1" and s.r.get("k99") == "99"

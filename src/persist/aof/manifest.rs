@@ -151,11 +151,11 @@ impl Manifest {
         self.incrs.extend(keep);
     }
 
-    /// Moves every incremental file to history (each to the front).
+    /// Moves every incremental file to history, in front of what is there
+    /// (the retired ones oldest first, as Redis lists them).
     pub fn retire_all_incrs(&mut self) {
-        for i in std::mem::take(&mut self.incrs) {
-            self.history.insert(0, i);
-        }
+        let retired = std::mem::take(&mut self.incrs);
+        self.history.splice(0..0, retired);
     }
 
     /// Adds a new incremental file and returns its name.

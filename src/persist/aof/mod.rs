@@ -365,14 +365,27 @@ pub fn debug_loadaof(srv: &'static Server, in_flight: &std::sync::atomic::Atomic
         aof.flush(&mut spare, true);
     }
     in_flight.fetch_sub(1, Ordering::SeqCst);
-    let result = (|| {
+    let result: Result<(), String> = (|| {
         let m = load::read_manifest(aof)?;
         load::empty_dataset(aof);
-        load::load_all(aof, &m).map_err(|e| e.0)
+        load::load_all(aof, &m).map_err(|e| e.0)?;
+        // The manifest on disk becomes the one in use, as Redis re-reads
+        // it (an incremental file numbered after it comes next: seq 1 when
+        // it names none).
+        if !aof.stats.rewrite_in_progress.load(Ordering::Acquire) {
+            let mut current = aof.manifest.lock();
+            *current = m;
+            aof.delete_history(&mut current);
+        }
+        Ok(())
     })();
     in_flight.fetch_add(1, Ordering::SeqCst);
     match result {
-        Ok(_) => crate::warning!("Append Only File loaded by DEBUG LOADAOF"),
+        Ok(()) => {
+            // What was loaded is no change to save, as in Redis.
+            srv.persist.dirty.store(0, Ordering::Relaxed);
+            crate::warning!("Append Only File loaded by DEBUG LOADAOF");
+        }
         Err(e) => {
             crate::warning!("{e}");
             std::process::exit(1);

@@ -81,7 +81,7 @@ pub fn cron(srv: &'static Server) {
     if aof.stats.rewrite_in_progress.load(Ordering::Relaxed) {
         return;
     }
-    if scheduled() && !crate::persist::bgsave::in_progress() {
+    if scheduled() && !crate::persist::bgsave::in_progress() && !limited(aof) {
         let turning_on = SCHEDULED.swap(NONE, Ordering::Relaxed) == TURN_ON;
         if turning_on && aof.on.load(Ordering::Acquire) {
             return;
@@ -103,10 +103,48 @@ pub fn cron(srv: &'static Server) {
     }
     let base = aof.stats.rewrite_base_size.load(Ordering::Relaxed).max(1);
     let growth = (size * 100 / base) as i64 - 100;
-    if growth >= perc {
+    if growth >= perc && !limited(aof) {
         crate::notice!("Starting automatic rewriting of AOF on {growth}% growth");
         let _ = start(aof, false);
     }
+}
+
+/// Consecutive failures from which the automatic rewrite backs off.
+const LIMIT_THRESHOLD: u64 = 3;
+/// The longest back-off, in minutes.
+const LIMIT_MAX_MINUTES: i64 = 60;
+
+/// After repeated failures the automatic (and scheduled) rewrite waits 1,
+/// 2, 4, ... up to 60 minutes between tries, as Redis 7.0 does, so a
+/// rewrite that keeps failing does not keep opening incremental files.
+/// BGREWRITEAOF itself is never limited.
+fn limited(aof: &Aof) -> bool {
+    // (minutes of the current delay, when the next try may start in ms).
+    static STATE: parking_lot::Mutex<(i64, i64)> = parking_lot::Mutex::new((0, 0));
+    let mut st = STATE.lock();
+    if aof.stats.consecutive_failures.load(Ordering::Relaxed) < LIMIT_THRESHOLD {
+        *st = (0, 0);
+        return false;
+    }
+    let now = crate::server::now_ms();
+    if st.1 != 0 {
+        if now < st.1 {
+            return true;
+        }
+        st.1 = 0;
+        return false;
+    }
+    st.0 = if st.0 == 0 {
+        1
+    } else {
+        (st.0 * 2).min(LIMIT_MAX_MINUTES)
+    };
+    st.1 = now + st.0 * 60_000;
+    crate::warning!(
+        "Background AOF rewrite has repeatedly failed and triggered the limit, will retry in {} minutes",
+        st.0
+    );
+    true
 }
 
 /// Starts a rewrite on its own thread; `turning_on` when it is how AOF is
@@ -169,6 +207,36 @@ pub(super) fn start(aof: &'static Aof, turning_on: bool) -> Result<(), String> {
 }
 
 fn rewrite(aof: &'static Aof, turning_on: bool, child: Option<&Child>) -> Result<(), String> {
+    let result = rewrite_files(aof, turning_on, child);
+    if turning_on && result.is_err() {
+        abandon_turn_on(aof);
+    }
+    result
+}
+
+/// The incremental file that collects records while the rewrite that
+/// turns AOF on runs: it is named in the manifest only once that rewrite
+/// succeeds (Redis's `temp-<appendfilename>.incr`).
+fn temp_incr_name(aof: &Aof) -> String {
+    format!("temp-{}.incr", aof.prefix)
+}
+
+/// The rewrite that was to turn AOF on failed: what it collected is
+/// dropped (the next one images the dataset again) and it is tried again
+/// by the cron, as Redis stays waiting for a rewrite.
+fn abandon_turn_on(aof: &Aof) {
+    aof.on.store(false, Ordering::Release);
+    *aof.file.lock() = None;
+    aof.log.lock().buf.clear();
+    super::DURABLE.fetch_max(super::APPENDED.load(Ordering::Acquire), Ordering::AcqRel);
+    aof.durable.notify_waiters();
+    let name = temp_incr_name(aof);
+    crate::notice!("Removing the temp incr aof file {name} in the background");
+    let _ = std::fs::remove_file(aof.path(&name));
+    SCHEDULED.store(TURN_ON, Ordering::Relaxed);
+}
+
+fn rewrite_files(aof: &'static Aof, turning_on: bool, child: Option<&Child>) -> Result<(), String> {
     let srv = aof.srv;
     let rdb = srv.config.aof_use_rdb_preamble.get();
     let was_on = aof.on.load(Ordering::Acquire);
@@ -180,7 +248,11 @@ fn rewrite(aof: &'static Aof, turning_on: bool, child: Option<&Child>) -> Result
         }
         // At the cut: a new incremental file takes every record from now on.
         let mut m = aof.manifest.lock();
-        let name = m.next_incr(&aof.prefix);
+        let name = if turning_on {
+            temp_incr_name(aof)
+        } else {
+            m.next_incr(&aof.prefix)
+        };
         let file = std::fs::OpenOptions::new()
             .create(true)
             .write(true)
@@ -198,15 +270,7 @@ fn rewrite(aof: &'static Aof, turning_on: bool, child: Option<&Child>) -> Result
         crate::notice!("Creating AOF incr file {name} on background rewrite");
         Ok(())
     });
-    let image = match image {
-        Ok(image) => image,
-        Err(e) => {
-            if turning_on {
-                aof.on.store(false, Ordering::Release);
-            }
-            return Err(e);
-        }
-    };
+    let image = image?;
     let tmp = format!(
         "temp-rewriteaof-bg-{}.aof",
         child.map_or(std::process::id(), Child::pid)
@@ -231,6 +295,19 @@ fn rewrite(aof: &'static Aof, turning_on: bool, child: Option<&Child>) -> Result
         )
     })?;
     crate::notice!("Successfully renamed the temporary AOF base file {tmp} into {name}");
+    if turning_on {
+        // The records collected since the cut become the new incremental
+        // file (the descriptor being appended to follows the rename).
+        let temp = temp_incr_name(aof);
+        let incr = m.next_incr(&aof.prefix);
+        std::fs::rename(aof.path(&temp), aof.path(&incr)).map_err(|e| {
+            format!(
+                "Error trying to rename the temporary AOF incr file {temp} into {incr}: {}",
+                strerror(&e)
+            )
+        })?;
+        crate::notice!("Successfully renamed the temporary AOF incr file {temp} into {incr}");
+    }
     if off {
         m.retire_all_incrs();
     } else {
