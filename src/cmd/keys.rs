@@ -394,11 +394,11 @@ fn flushall(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     // As Redis: a running BGSAVE is stopped (it would write the old data)
     // and, with save points, the empty dataset is saved at once.
     crate::persist::bgsave::abort_running();
+    ctx.dirty += removed as u64 + 1;
     if crate::persist::save::save_points_configured(ctx.srv) {
-        let _ = crate::persist::save::save(ctx.srv, ctx.db.locks);
-        ctx.dirty += 1;
-    } else {
-        ctx.dirty += removed as u64 + 1;
+        // The change counter ends at 0 then, as in Redis (the effect and
+        // WATCH still see the change).
+        ctx.saved = crate::persist::save::save(ctx.srv, ctx.db.locks).is_ok();
     }
     ctx.out.ok();
     Ok(())

@@ -437,3 +437,29 @@ def test_turning_aof_on_retries_a_killed_rewrite(start, binary):
     s.r.set("after", "1")
     s.r.execute_command("DEBUG", "LOADAOF")
     assert s.r.get("during") == "1" and s.r.get("after") == "1" and s.r.get("k99") == "99"
+
+
+@BOTH
+def test_flushall_with_save_points_saves_and_clears_the_change_counter(start, binary):
+    s = start(binary, "--save", "3600 1", "--appendonly", "no")
+    s.r.set("key", "value")
+    assert s.info("rdb_changes_since_last_save") == "1"
+    s.r.flushall()
+    assert s.info("rdb_changes_since_last_save") == "0"
+    assert (s.work / "dump.rdb").exists()
+
+
+@BOTH
+def test_turning_aof_off_stops_a_running_rewrite(start, binary):
+    s = start(binary, "--save", "", "--appendonly", "yes")
+    s.r.set("k", "v")
+    s.r.config_set("rdb-key-save-delay", 10_000_000)
+    assert s.raw("BGREWRITEAOF") == "Background append only file rewriting started"
+    s.r.config_set("appendonly", "no")
+    s.wait_info("aof_rewrite_in_progress", "0", timeout=5.0)
+    # Stopped on purpose: not a failure.
+    assert s.info("aof_last_bgrewrite_status") == "ok"
+    assert "Killing running AOF rewrite child" in s.log.read_text()
+    s.r.config_set("rdb-key-save-delay", 0)
+    assert s.raw("BGREWRITEAOF") == "Background append only file rewriting started"
+    s.wait_info("aof_rewrite_in_progress", "0")

@@ -319,8 +319,11 @@ pub fn set_enabled(srv: &'static Server, on: bool) -> Result<(), String> {
     let enabled = get().is_some_and(|a| a.on.load(Ordering::Acquire));
     if on == enabled {
         if !on {
-            // Turned off before a scheduled turn-on ran.
+            // Turned off before the rewrite turning it on ran or ended.
             rewrite::unschedule();
+            if let Some(aof) = get() {
+                rewrite::kill_running(aof);
+            }
         }
         return Ok(());
     }
@@ -342,6 +345,7 @@ pub fn set_enabled(srv: &'static Server, on: bool) -> Result<(), String> {
 fn stop(srv: &Server) {
     let _ = srv;
     let Some(aof) = get() else { return };
+    rewrite::kill_running(aof);
     crate::notice!("Calling fsync() on the AOF file.");
     rewrite::unschedule();
     aof.on.store(false, Ordering::Release);

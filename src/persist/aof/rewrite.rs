@@ -14,7 +14,7 @@
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use super::writer::Incr;
@@ -41,6 +41,23 @@ static SCHEDULED: AtomicU8 = AtomicU8::new(NONE);
 const NONE: u8 = 0;
 const REWRITE: u8 = 1;
 const TURN_ON: u8 = 2;
+
+/// Turning AOF off stops the running rewrite (Redis kills its child).
+static ABORT: AtomicBool = AtomicBool::new(false);
+/// The running rewrite's stand-in child, for the log (0: none).
+static CHILD_PID: AtomicU32 = AtomicU32::new(0);
+
+/// CONFIG SET appendonly no: a running rewrite stops without a file and
+/// without counting as failed, as when Redis kills its child.
+pub(super) fn kill_running(aof: &Aof) {
+    if aof.stats.rewrite_in_progress.load(Ordering::Acquire) {
+        crate::notice!(
+            "Killing running AOF rewrite child: {}",
+            CHILD_PID.load(Ordering::Relaxed)
+        );
+        ABORT.store(true, Ordering::Relaxed);
+    }
+}
 
 /// `aof_rewrite_scheduled` of INFO persistence.
 pub fn scheduled() -> bool {
@@ -159,8 +176,10 @@ pub(super) fn start(aof: &'static Aof, turning_on: bool) -> Result<(), String> {
         return Err("Background append only file rewriting already in progress".into());
     }
     *aof.stats.rewrite_started.lock() = Some(Instant::now());
+    ABORT.store(false, Ordering::Relaxed);
     // Before the reply, so whoever looks for the rewrite's child finds it.
     let child = Child::spawn("ferrokv-aof-rewrite");
+    CHILD_PID.store(child.as_ref().map_or(0, Child::pid), Ordering::Relaxed);
     crate::notice!(
         "Background append only file rewriting started by pid {}",
         child.as_ref().map_or(std::process::id(), Child::pid)
@@ -176,6 +195,9 @@ pub(super) fn start(aof: &'static Aof, turning_on: bool) -> Result<(), String> {
             s.last_rewrite_secs
                 .store(started.elapsed().as_secs() as i64, Ordering::Relaxed);
             match result {
+                Err(_) if ABORT.load(Ordering::Relaxed) => {
+                    crate::notice!("Background AOF rewrite stopped: AOF was turned off");
+                }
                 Ok(()) => {
                     s.last_rewrite_ok.store(true, Ordering::Relaxed);
                     s.rewrites.fetch_add(1, Ordering::Relaxed);
@@ -233,7 +255,10 @@ fn abandon_turn_on(aof: &Aof) {
     let name = temp_incr_name(aof);
     crate::notice!("Removing the temp incr aof file {name} in the background");
     let _ = std::fs::remove_file(aof.path(&name));
-    SCHEDULED.store(TURN_ON, Ordering::Relaxed);
+    // Tried again unless AOF was turned off meanwhile.
+    if !ABORT.load(Ordering::Relaxed) {
+        SCHEDULED.store(TURN_ON, Ordering::Relaxed);
+    }
 }
 
 fn rewrite_files(aof: &'static Aof, turning_on: bool, child: Option<&Child>) -> Result<(), String> {
@@ -285,6 +310,10 @@ fn rewrite_files(aof: &'static Aof, turning_on: bool, child: Option<&Child>) -> 
     if let Some(sig) = child.and_then(Child::killed) {
         let _ = std::fs::remove_file(aof.path(&tmp));
         return Err(format!("terminated by signal {sig}"));
+    }
+    if ABORT.load(Ordering::Relaxed) {
+        let _ = std::fs::remove_file(aof.path(&tmp));
+        return Err("stopped: AOF was turned off".into());
     }
     let mut m = aof.manifest.lock();
     let name = m.next_base(&aof.prefix, rdb);
@@ -377,9 +406,8 @@ fn write_base(
     // On an error the snapshot walks itself out when dropped.
     cut?;
     let mut out = Vec::new();
-    // Only a killed stand-in child stops a rewrite's walk.
-    let never = std::sync::atomic::AtomicBool::new(false);
-    let mut pacer = crate::persist::rdb::snap::Pacer::new(srv, &never, child);
+    // Turning AOF off or killing the stand-in child stops the walk.
+    let mut pacer = crate::persist::rdb::snap::Pacer::new(srv, &ABORT, child);
     if rdb {
         crate::persist::rdb::snap::write(srv, &mut snap, &mut out, true, &mut pacer)
             .map_err(|e| strerror(&e))?;
