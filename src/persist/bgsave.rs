@@ -113,13 +113,14 @@ pub fn start(srv: &'static Server, locks: &mut Locks) -> Result<(), StartError> 
     STATE.scheduled.store(false, Ordering::Relaxed);
     // Before the reply, so whoever looks for the save's child finds it.
     let child = Child::spawn("ferrokv-rdb-bgsave");
+    let delay = srv.config.rdb_key_save_delay.get();
     match &child {
         Some(c) => crate::notice!("Background saving started by pid {}", c.pid()),
         None => crate::notice!("Background saving started"),
     }
     let spawned = std::thread::Builder::new()
         .name("ferrokv-bgsave".into())
-        .spawn(move || finish(srv, snap, child));
+        .spawn(move || finish(srv, snap, child, delay));
     if let Err(e) = spawned {
         // The snapshot went with the closure and was dropped: walked out.
         crate::warning!("Can't save in background: {e}");
@@ -130,7 +131,7 @@ pub fn start(srv: &'static Server, locks: &mut Locks) -> Result<(), StartError> 
 }
 
 /// The BGSAVE thread: writes the file and records the outcome.
-fn finish(srv: &'static Server, mut snap: Snapshot, child: Option<Child>) {
+fn finish(srv: &'static Server, mut snap: Snapshot, child: Option<Child>, delay: i64) {
     // The walk yields the CPU to the workers serving clients (on Linux
     // the nice value is per thread). Failure to lower it changes nothing.
     // SAFETY: setpriority only reads its integer arguments.
@@ -138,7 +139,7 @@ fn finish(srv: &'static Server, mut snap: Snapshot, child: Option<Child>) {
         libc::setpriority(libc::PRIO_PROCESS, 0, 10);
     }
     let started = std::time::Instant::now();
-    let result = write_file(srv, &mut snap, child.as_ref());
+    let result = write_file(srv, &mut snap, child.as_ref(), delay);
     drop(snap);
     let killed = child.as_ref().and_then(Child::killed);
     drop(child);
@@ -212,7 +213,12 @@ pub fn save_succeeded() {
 
 /// Writes to a temporary file, fsyncs it, renames it over `dbfilename` and
 /// fsyncs the directory (the process runs in `dir`).
-fn write_file(srv: &'static Server, snap: &mut Snapshot, child: Option<&Child>) -> io::Result<()> {
+fn write_file(
+    srv: &'static Server,
+    snap: &mut Snapshot,
+    child: Option<&Child>,
+    delay: i64,
+) -> io::Result<()> {
     // Named after the child as Redis names it (temp-<child pid>.rdb).
     let tmp = match child {
         Some(c) => format!("temp-{}.rdb", c.pid()),
@@ -222,7 +228,7 @@ fn write_file(srv: &'static Server, snap: &mut Snapshot, child: Option<&Child>) 
     let written = (|| {
         let file = std::fs::File::create(&tmp)?;
         let mut w = io::BufWriter::with_capacity(1 << 20, file);
-        let mut pacer = super::rdb::snap::Pacer::new(srv, &STATE.abort, child);
+        let mut pacer = super::rdb::snap::Pacer::new(delay, &STATE.abort, child);
         super::rdb::snap::write(srv, snap, &mut w, false, &mut pacer)?;
         let file = w.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;

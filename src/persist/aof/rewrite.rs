@@ -180,6 +180,7 @@ pub(super) fn start(aof: &'static Aof, turning_on: bool) -> Result<(), String> {
     // Before the reply, so whoever looks for the rewrite's child finds it.
     let child = Child::spawn("ferrokv-aof-rewrite");
     CHILD_PID.store(child.as_ref().map_or(0, Child::pid), Ordering::Relaxed);
+    let delay = aof.srv.config.rdb_key_save_delay.get();
     crate::notice!(
         "Background append only file rewriting started by pid {}",
         child.as_ref().map_or(std::process::id(), Child::pid)
@@ -188,7 +189,7 @@ pub(super) fn start(aof: &'static Aof, turning_on: bool) -> Result<(), String> {
         .name("ferrokv-aofrw".into())
         .spawn(move || {
             let started = Instant::now();
-            let result = rewrite(aof, turning_on, child.as_ref());
+            let result = rewrite(aof, turning_on, child.as_ref(), delay);
             let killed = child.as_ref().and_then(Child::killed);
             drop(child);
             let s = &aof.stats;
@@ -228,8 +229,13 @@ pub(super) fn start(aof: &'static Aof, turning_on: bool) -> Result<(), String> {
     Ok(())
 }
 
-fn rewrite(aof: &'static Aof, turning_on: bool, child: Option<&Child>) -> Result<(), String> {
-    let result = rewrite_files(aof, turning_on, child);
+fn rewrite(
+    aof: &'static Aof,
+    turning_on: bool,
+    child: Option<&Child>,
+    delay: i64,
+) -> Result<(), String> {
+    let result = rewrite_files(aof, turning_on, child, delay);
     if turning_on && result.is_err() {
         abandon_turn_on(aof);
     }
@@ -261,12 +267,17 @@ fn abandon_turn_on(aof: &Aof) {
     }
 }
 
-fn rewrite_files(aof: &'static Aof, turning_on: bool, child: Option<&Child>) -> Result<(), String> {
+fn rewrite_files(
+    aof: &'static Aof,
+    turning_on: bool,
+    child: Option<&Child>,
+    delay: i64,
+) -> Result<(), String> {
     let srv = aof.srv;
     let rdb = srv.config.aof_use_rdb_preamble.get();
     let was_on = aof.on.load(Ordering::Acquire);
     let off = !was_on && !turning_on;
-    let image = write_base(srv, rdb, child, || {
+    let image = write_base(srv, rdb, child, delay, || {
         if off {
             // AOF off: only a base is written, no records are kept.
             return Ok(());
@@ -365,7 +376,7 @@ pub(super) fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// start-up base of an empty server).
 pub(super) fn base_image(srv: &'static Server) -> Result<Vec<u8>, String> {
     let rdb = srv.config.aof_use_rdb_preamble.get();
-    write_base(srv, rdb, None, || Ok(()))
+    write_base(srv, rdb, None, 0, || Ok(()))
 }
 
 /// The point-in-time image of the dataset, with `at_cut` called at the
@@ -381,6 +392,7 @@ fn write_base(
     srv: &'static Server,
     rdb: bool,
     child: Option<&Child>,
+    delay: i64,
     at_cut: impl FnOnce() -> Result<(), String>,
 ) -> Result<Vec<u8>, String> {
     let now = crate::server::now_ms();
@@ -407,7 +419,7 @@ fn write_base(
     cut?;
     let mut out = Vec::new();
     // Turning AOF off or killing the stand-in child stops the walk.
-    let mut pacer = crate::persist::rdb::snap::Pacer::new(srv, &ABORT, child);
+    let mut pacer = crate::persist::rdb::snap::Pacer::new(delay, &ABORT, child);
     if rdb {
         crate::persist::rdb::snap::write(srv, &mut snap, &mut out, true, &mut pacer)
             .map_err(|e| strerror(&e))?;

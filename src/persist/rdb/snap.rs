@@ -76,11 +76,12 @@ pub fn write(
 /// negative, as Redis's child does, so tests can catch a save in
 /// progress) and the ways a save is stopped: `abort` (FLUSHALL, SHUTDOWN)
 /// and the stand-in child being killed. Only the walk's own thread
-/// sleeps: writers never wait for it. The sleep is cut into slices that
-/// watch both and the setting itself, so setting it back to 0 lets a
-/// crawling save finish.
+/// sleeps: writers never wait for it. The delay is the one set when the
+/// save started (Redis's child has its own copy of the configuration), and
+/// the sleep is cut into slices that watch both ways to stop.
 pub struct Pacer<'a> {
-    srv: &'static Server,
+    /// Nanoseconds per key.
+    per_key_ns: u128,
     abort: &'a AtomicBool,
     child: Option<&'a Child>,
     /// Keys the walk had produced at the last pause.
@@ -91,9 +92,15 @@ pub struct Pacer<'a> {
 const SLICE: Duration = Duration::from_millis(20);
 
 impl<'a> Pacer<'a> {
-    pub fn new(srv: &'static Server, abort: &'a AtomicBool, child: Option<&'a Child>) -> Pacer<'a> {
+    /// `delay`: `rdb-key-save-delay` when the save started.
+    pub fn new(delay: i64, abort: &'a AtomicBool, child: Option<&'a Child>) -> Pacer<'a> {
+        let per_key_ns = if delay >= 0 {
+            delay as u128 * 1000
+        } else {
+            delay.unsigned_abs() as u128
+        };
         Pacer {
-            srv,
+            per_key_ns,
             abort,
             child,
             done: 0,
@@ -117,17 +124,10 @@ impl<'a> Pacer<'a> {
         let done = st.walked + st.saved + st.flushed;
         let keys = done.saturating_sub(self.done) as u128;
         self.done = done;
-        let per_key_ns = |d: i64| {
-            if d >= 0 {
-                d as u128 * 1000
-            } else {
-                d.unsigned_abs() as u128
-            }
-        };
-        let mut owed_ns = keys * per_key_ns(self.srv.config.rdb_key_save_delay.get());
+        let mut owed_ns = keys * self.per_key_ns;
         loop {
             self.check()?;
-            if owed_ns == 0 || self.srv.config.rdb_key_save_delay.get() == 0 {
+            if owed_ns == 0 {
                 return Ok(());
             }
             let nap = (owed_ns.min(SLICE.as_nanos())) as u64;
