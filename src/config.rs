@@ -116,6 +116,12 @@ config_table! {
             "sanitize-dump-payload", Mutable;
         stop_writes_on_bgsave_error: Bool = BoolParam::new(true),
             "stop-writes-on-bgsave-error", Mutable;
+        /// Microseconds a save sleeps per key (Redis's test hook; hidden
+        /// from CONFIG GET patterns). Negative: nanoseconds.
+        rdb_key_save_delay: Int = IntParam::new(0, INT_MIN, INT_MAX), "rdb-key-save-delay", Mutable,
+            hidden;
+        /// Keep rewritten-away AOF files as `history` in the manifest.
+        aof_disable_auto_gc: Bool = BoolParam::new(false), "aof-disable-auto-gc", Mutable;
         daemonize: Bool = BoolParam::new(false), "daemonize", Immutable,
             inert(file::yes, "the server stays in the foreground");
         /// Log the start-up banner (with the pid) even when stdout is not a terminal.

@@ -126,6 +126,9 @@ fn set(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
             return Err(failed("appendonly", &why));
         }
     }
+    if names.contains(&"aof-disable-auto-gc") && !config.aof_disable_auto_gc.get() {
+        crate::persist::aof::auto_gc_enabled();
+    }
     if names.contains(&"maxmemory") {
         warn_if_over_maxmemory(config);
     }

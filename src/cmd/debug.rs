@@ -3,7 +3,8 @@
 //! Subcommands: SLEEP, SET-ACTIVE-EXPIRE, SET-DISABLE-DENY-SCRIPTS, OBJECT,
 //! LOG, DIGEST, DIGEST-VALUE, RELOAD (in [`super::dump`]), POPULATE,
 //! PROTOCOL, LISTPACK, QUICKLIST, QUICKLIST-PACKED-THRESHOLD,
-//! CHANGE-REPL-ID, AOF-FLUSH-SLEEP, LOADAOF, CONFIG-REWRITE-FORCE-ALL, HELP.
+//! CHANGE-REPL-ID, AOF-FLUSH-SLEEP, AOF-WRITE-ERROR (ferrokv's), LOADAOF,
+//! CONFIG-REWRITE-FORCE-ALL, HELP.
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
@@ -90,6 +91,14 @@ fn debug(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         (b"aof-flush-sleep", 3) => {
             let us = parse_int_prefix(&args[2]).max(0) as u64;
             crate::persist::aof::FLUSH_SLEEP_US.store(us, Ordering::Relaxed);
+            ctx.out.ok();
+        }
+        // ferrokv's own: every AOF write fails with this errno (28: no
+        // space) until set back to 0, so tests reach the MISCONF state
+        // without a full disk.
+        (b"aof-write-error", 3) => {
+            let errno = parse_int_prefix(&args[2]).clamp(0, 4095) as i32;
+            crate::persist::aof::FAIL_WRITES_ERRNO.store(errno, Ordering::Relaxed);
             ctx.out.ok();
         }
         (b"loadaof", 2) => {

@@ -67,6 +67,9 @@ fn fcall_generic(ctx: &mut Ctx<'_>, args: &Args<'_>, read_only: bool) -> CmdResu
     if !no_writes && !allow_oom && crate::server::evict::oom_at_command_start() {
         return Err(Error::msg(crate::server::evict::OOM_ERROR));
     }
+    if !no_writes && crate::persist::writes_denied(srv) {
+        return Err(Error::msg(crate::persist::write_denied_message(srv)));
+    }
     let fvm = reg.vm(srv).map_err(Error::owned)?;
     functions.set_running(Some(Running {
         name: name.clone(),

@@ -13,8 +13,8 @@
 //! authentication, NO_MULTI inside a transaction, ACL, subscribed mode,
 //! loading; then the script turn (BUSY, [`crate::scripting::Scripting::check`], which
 //! also has to coordinate with a running script job) and memory
-//! ([`memory`]). In a script: lookup and arity, NOSCRIPT, ACL, writes from
-//! a read-only script, memory.
+//! ([`memory_and_disk`]: OOM, then MISCONF). In a script: lookup and
+//! arity, NOSCRIPT, ACL, writes from a read-only script, MISCONF, memory.
 
 use super::{Command, CommandTable, Error, flags, multi, pubsub};
 use crate::acl::Denied;
@@ -51,6 +51,9 @@ pub enum Refusal {
     /// Over `maxmemory` with nothing to evict, and the command may grow
     /// memory.
     Oom,
+    /// A write (or PING) while the disk cannot be written: the last
+    /// BGSAVE failed or the AOF's last write did (MISCONF).
+    DiskError,
     /// NOSCRIPT command from a script.
     NoScript,
     /// Write command from a read-only script (EVAL_RO, FCALL_RO,
@@ -144,14 +147,35 @@ fn admit_rare(srv: &Server, client: &Client, cmd: &Command) -> Result<(), Refusa
     Ok(())
 }
 
-/// The socket path's memory check, after the script turn: evicts what the
-/// policy allows, refuses what may grow memory.
+/// The socket path's memory and disk checks, after the script turn:
+/// evicts what the policy allows, refuses what may grow memory, then
+/// refuses writes the disk cannot take, in Redis's order.
 #[inline]
-pub fn memory(srv: &Server, client: &Client, cmd: &Command) -> Result<(), Refusal> {
+pub fn memory_and_disk(srv: &Server, client: &Client, cmd: &Command) -> Result<(), Refusal> {
     if crate::server::evict::rejects(srv, client, cmd) {
         return Err(Refusal::Oom);
     }
+    if refused_for_disk(client, cmd) && crate::persist::writes_denied(srv) {
+        return Err(Refusal::DiskError);
+    }
     Ok(())
+}
+
+/// What Redis refuses while the disk cannot be written: write commands,
+/// an EXEC whose queue has one, and PING (so a health check notices).
+#[inline]
+fn refused_for_disk(client: &Client, cmd: &Command) -> bool {
+    if cmd.has(flags::WRITE) {
+        return true;
+    }
+    match cmd.name {
+        "ping" => true,
+        "exec" => client
+            .multi
+            .as_ref()
+            .is_some_and(|q| q.has_flag(flags::WRITE)),
+        _ => false,
+    }
 }
 
 /// A script's `redis.call`: NOSCRIPT, ACL, writes from a read-only script,
@@ -176,6 +200,9 @@ pub fn script_call(
     // read-only script never needs to wait for CLIENT PAUSE WRITE.
     if cmd.has(flags::WRITE | flags::MAY_REPLICATE) && sc.read_only {
         return Err(Refusal::ReadOnlyScript);
+    }
+    if cmd.has(flags::WRITE) && crate::persist::writes_denied(srv) {
+        return Err(Refusal::DiskError);
     }
     if cmd.has(flags::DENYOOM)
         && !sc.allow_oom
@@ -276,6 +303,7 @@ impl Refusal {
             ),
             Refusal::Oom => crate::server::evict::OOM_ERROR.into(),
             Refusal::Loading => crate::persist::load::LOADING_ERROR.into(),
+            Refusal::DiskError => crate::persist::write_denied_message(srv).into(),
             Refusal::NoScript => "ERR This Redis command is not allowed from script".into(),
             Refusal::ReadOnlyScript => {
                 "ERR Write commands are not allowed from read-only scripts.".into()
@@ -306,6 +334,7 @@ impl Refusal {
             },
             Refusal::Oom => crate::server::evict::OOM_ERROR,
             Refusal::Loading => crate::persist::load::LOADING_ERROR,
+            Refusal::DiskError => crate::persist::write_denied_message(srv),
             Refusal::Protected(msg) | Refusal::Busy(msg) => msg,
             Refusal::NoAuth => "NOAUTH Authentication required.",
             Refusal::NoMulti => "ERR Command not allowed inside a transaction",

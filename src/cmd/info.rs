@@ -441,7 +441,11 @@ fn stats(srv: &Server, lines: &mut Vec<String>) {
         srv.pubsub.active(Kind::Shard)
     );
     field!(lines, "latest_fork_usec:0");
-    field!(lines, "total_forks:0");
+    field!(
+        lines,
+        "total_forks:{}",
+        crate::persist::child::total_started()
+    );
     field!(lines, "migrate_cached_sockets:0");
     let (_, keys, items, prefixes) = srv.tracking.info();
     field!(lines, "tracking_total_keys:{keys}");

@@ -391,7 +391,15 @@ fn flushall(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         ks.flush_db(ctx.db.locks, db, lazy);
     }
     crate::pubsub::tracking::flushed(ctx.srv);
+    // As Redis: a running BGSAVE is stopped (it would write the old data)
+    // and, with save points, the empty dataset is saved at once.
+    crate::persist::bgsave::abort_running();
     ctx.dirty += removed as u64 + 1;
+    if crate::persist::save::save_points_configured(ctx.srv) {
+        // The change counter ends at 0 then, as in Redis (the effect and
+        // WATCH still see the change).
+        ctx.saved = crate::persist::save::save(ctx.srv, ctx.db.locks).is_ok();
+    }
     ctx.out.ok();
     Ok(())
 }

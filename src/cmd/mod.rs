@@ -155,6 +155,9 @@ pub struct Ctx<'a> {
     /// (SMOVE's destination already holding the member): its WATCHers are
     /// not marked.
     pub unchanged_arg: Option<usize>,
+    /// The command saved the dataset itself (FLUSHALL with save points):
+    /// its changes are in that file, so the change counter skips them.
+    pub saved: bool,
     /// Keyspace events the handler recorded, published after it (§5).
     pub events: crate::pubsub::notify::Events,
 }
@@ -287,7 +290,7 @@ pub fn dispatch(
     // `_flight` drops, and a script job does not start meanwhile.
     let (turn, _flight) = srv.scripting.check(srv, &stats.in_flight, cmd, client);
     let checked = match turn {
-        Turn::Go => gate::memory(srv, client, cmd),
+        Turn::Go => gate::memory_and_disk(srv, client, cmd),
         Turn::Wait { until_idle } => return Next::Wait { until_idle },
         // No watches here: see `Scripting::check`.
         Turn::Busy(msg) => Err(gate::Refusal::Busy(msg)),
@@ -447,6 +450,7 @@ pub(crate) fn run(
         dirty: 0,
         effect: Effect::Argv,
         unchanged_arg: None,
+        saved: false,
         events: crate::pubsub::notify::Events::new(srv),
     };
     let notify = ctx.events.on();
@@ -489,9 +493,11 @@ pub(crate) fn run(
     }
     let mut later = Vec::new();
     if ctx.dirty > 0 {
-        srv.persist
-            .dirty
-            .fetch_add(ctx.dirty, std::sync::atomic::Ordering::Relaxed);
+        if !ctx.saved {
+            srv.persist
+                .dirty
+                .fetch_add(ctx.dirty, std::sync::atomic::Ordering::Relaxed);
+        }
         if srv.ks.has_watches() {
             let skip = ctx.unchanged_arg;
             multi::touch_written(&srv.ks, ctx.db.locks, cmd, args, db_index, skip, &mut later);

@@ -81,6 +81,11 @@ fn eval_generic(ctx: &mut Ctx<'_>, args: &Args<'_>, by_sha: bool, read_only: boo
     if flags.shebang && !flags.no_writes && !flags.allow_oom && oom_at_command_start() {
         return Err(Error::msg(OOM_ERROR));
     }
+    // Redis counts such a script as a write command: refused while the
+    // disk cannot be written.
+    if flags.shebang && !flags.no_writes && crate::persist::writes_denied(ctx.srv) {
+        return Err(Error::msg(crate::persist::write_denied_message(ctx.srv)));
+    }
     let script = Script {
         sha: &sha,
         read_only: read_only || flags.no_writes,

@@ -82,6 +82,9 @@ fn shutdown(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         return Err(Error::msg(busy));
     }
     crate::warning!("User requested shutdown...");
+    // A running BGSAVE is stopped first (it walks shards: nothing held).
+    ctx.db.locks.release();
+    crate::persist::bgsave::abort_and_wait();
     // As Redis: never a save while loading (it would replace the file
     // with part of it).
     if ctx.srv.persist.loading.active() {
@@ -103,7 +106,7 @@ fn shutdown(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
 
 /// BGREWRITEAOF: a new AOF base and incremental file, in the background.
 fn bgrewriteaof(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
-    match crate::persist::aof::bgrewriteaof(ctx.srv) {
+    match crate::persist::aof::bgrewriteaof(ctx.srv, ctx.client.in_exec) {
         Ok(msg) => ctx.out.simple(msg),
         Err(e) => return Err(Error::owned(e)),
     }

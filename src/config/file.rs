@@ -486,9 +486,10 @@ const DEPRECATED: &[&str] = &[
 
 static REDIS_DIRECTIVES: &str = include_str!("../../data/redis-config-names.txt");
 
-/// Debug-only parameters Redis 7.0 has but CONFIG GET * does not list (its
-/// own test suite sets them).
-const HIDDEN: &[&str] = &[
+/// Debug-only directives Redis 7.0 has but CONFIG GET * does not list (its
+/// own test suite sets them); those ferrokv keeps are `hidden` rows of the
+/// config table.
+pub(crate) const HIDDEN: &[&str] = &[
     "key-load-delay",
     "rdb-key-save-delay",
     "use-exit-on-panic",

@@ -13,6 +13,7 @@
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
+use super::child::Child;
 use crate::cmd::{CmdResult, Ctx, Error, Handler};
 use crate::resp::Args;
 use crate::server::{Server, now_ms};
@@ -26,6 +27,9 @@ const RETRY_DELAY_MS: i64 = 5_000;
 struct State {
     /// A BGSAVE's thread runs.
     running: AtomicBool,
+    /// FLUSHALL or SHUTDOWN asked the running save to stop (Redis kills
+    /// its child): it ends without a file and without an error status.
+    abort: AtomicBool,
     /// BGSAVE SCHEDULE (or BGSAVE in a transaction) waits for the cron.
     scheduled: AtomicBool,
     /// Changes since the last successful save (the save points' count).
@@ -43,6 +47,7 @@ struct State {
 
 static STATE: State = State {
     running: AtomicBool::new(false),
+    abort: AtomicBool::new(false),
     scheduled: AtomicBool::new(false),
     changes_at_start: AtomicU64::new(0),
     last_ok: AtomicBool::new(true),
@@ -98,6 +103,7 @@ pub fn start(srv: &'static Server, locks: &mut Locks) -> Result<(), StartError> 
             return Err(e);
         }
     };
+    STATE.abort.store(false, Ordering::Relaxed);
     let now = now_ms();
     STATE.last_try_ms.store(now, Ordering::Relaxed);
     STATE.started_ms.store(now, Ordering::Relaxed);
@@ -105,10 +111,16 @@ pub fn start(srv: &'static Server, locks: &mut Locks) -> Result<(), StartError> 
         .changes_at_start
         .store(changes_since_last_save(srv), Ordering::Relaxed);
     STATE.scheduled.store(false, Ordering::Relaxed);
-    crate::notice!("Background saving started");
+    // Before the reply, so whoever looks for the save's child finds it.
+    let child = Child::spawn("ferrokv-rdb-bgsave");
+    let delay = srv.config.rdb_key_save_delay.get();
+    match &child {
+        Some(c) => crate::notice!("Background saving started by pid {}", c.pid()),
+        None => crate::notice!("Background saving started"),
+    }
     let spawned = std::thread::Builder::new()
         .name("ferrokv-bgsave".into())
-        .spawn(move || finish(srv, snap));
+        .spawn(move || finish(srv, snap, child, delay));
     if let Err(e) = spawned {
         // The snapshot went with the closure and was dropped: walked out.
         crate::warning!("Can't save in background: {e}");
@@ -119,7 +131,7 @@ pub fn start(srv: &'static Server, locks: &mut Locks) -> Result<(), StartError> 
 }
 
 /// The BGSAVE thread: writes the file and records the outcome.
-fn finish(srv: &'static Server, mut snap: Snapshot) {
+fn finish(srv: &'static Server, mut snap: Snapshot, child: Option<Child>, delay: i64) {
     // The walk yields the CPU to the workers serving clients (on Linux
     // the nice value is per thread). Failure to lower it changes nothing.
     // SAFETY: setpriority only reads its integer arguments.
@@ -127,8 +139,10 @@ fn finish(srv: &'static Server, mut snap: Snapshot) {
         libc::setpriority(libc::PRIO_PROCESS, 0, 10);
     }
     let started = std::time::Instant::now();
-    let result = write_file(srv, &mut snap);
+    let result = write_file(srv, &mut snap, child.as_ref(), delay);
     drop(snap);
+    let killed = child.as_ref().and_then(Child::killed);
+    drop(child);
     STATE
         .last_time_s
         .store(started.elapsed().as_secs() as i64, Ordering::Relaxed);
@@ -146,6 +160,18 @@ fn finish(srv: &'static Server, mut snap: Snapshot) {
             STATE.last_ok.store(true, Ordering::Relaxed);
             crate::notice!("Background saving terminated with success");
         }
+        Err(_) if STATE.abort.load(Ordering::Relaxed) => {
+            // Stopped on purpose: as when Redis kills its child with
+            // SIGUSR1, the status stays what it was.
+            crate::warning!("Background saving terminated by signal 10");
+        }
+        Err(_) if killed.is_some() => {
+            STATE.last_ok.store(false, Ordering::Relaxed);
+            crate::warning!(
+                "Background saving terminated by signal {}",
+                killed.unwrap_or(0)
+            );
+        }
         Err(e) => {
             STATE.last_ok.store(false, Ordering::Relaxed);
             crate::warning!("Background saving error: {e}");
@@ -154,17 +180,63 @@ fn finish(srv: &'static Server, mut snap: Snapshot) {
     STATE.running.store(false, Ordering::Release);
 }
 
+/// FLUSHALL and SHUTDOWN: a running BGSAVE stops without writing its file
+/// (its walk ends within a slice of `rdb-key-save-delay`; the rename is
+/// checked under the save lock, so a save that follows wins).
+pub fn abort_running() {
+    if in_progress() {
+        STATE.abort.store(true, Ordering::Relaxed);
+        crate::notice!("Background saving aborted: killing the saving thread");
+    }
+}
+
+/// SHUTDOWN and the exit signals (holding no shard): stops a running
+/// BGSAVE and waits, bounded, for its thread to remove its temp file, as
+/// Redis kills its child before the final save.
+pub fn abort_and_wait() {
+    if !in_progress() {
+        return;
+    }
+    crate::warning!("There is a child saving an .rdb. Killing it!");
+    STATE.abort.store(true, Ordering::Relaxed);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while in_progress() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// A successful SAVE clears a failed BGSAVE's status (and with it the
+/// MISCONF refusals), as in Redis.
+pub fn save_succeeded() {
+    STATE.last_ok.store(true, Ordering::Relaxed);
+}
+
 /// Writes to a temporary file, fsyncs it, renames it over `dbfilename` and
 /// fsyncs the directory (the process runs in `dir`).
-fn write_file(srv: &'static Server, snap: &mut Snapshot) -> io::Result<()> {
-    let tmp = format!("temp-{}-bg.rdb", std::process::id());
+fn write_file(
+    srv: &'static Server,
+    snap: &mut Snapshot,
+    child: Option<&Child>,
+    delay: i64,
+) -> io::Result<()> {
+    // Named after the child as Redis names it (temp-<child pid>.rdb).
+    let tmp = match child {
+        Some(c) => format!("temp-{}.rdb", c.pid()),
+        None => format!("temp-{}-bg.rdb", std::process::id()),
+    };
     let dest = srv.config.dbfilename.get();
     let written = (|| {
         let file = std::fs::File::create(&tmp)?;
         let mut w = io::BufWriter::with_capacity(1 << 20, file);
-        super::rdb::snap::write(srv, snap, &mut w, false)?;
+        let mut pacer = super::rdb::snap::Pacer::new(delay, &STATE.abort, child);
+        super::rdb::snap::write(srv, snap, &mut w, false, &mut pacer)?;
         let file = w.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
+        // Under the save lock: an aborting FLUSHALL or SHUTDOWN sets the
+        // flag before its own save takes the lock, so this stale image
+        // never replaces the newer file.
+        let _one = srv.persist.lock.lock();
+        pacer.check()?;
         std::fs::rename(&tmp, &dest)?;
         std::fs::File::open(".")?.sync_all()
     })();

@@ -23,8 +23,9 @@ pub struct State {
     pub last_ok: AtomicBool,
     pub loaded_keys: AtomicU64,
     pub loaded_expired: AtomicU64,
-    /// Serializes saves (SAVE from several clients, SHUTDOWN, signals).
-    lock: parking_lot::Mutex<()>,
+    /// Serializes saves (SAVE from several clients, SHUTDOWN, signals,
+    /// the rename that ends a BGSAVE).
+    pub(super) lock: parking_lot::Mutex<()>,
     /// Seconds the last load took, for the log.
     pub last_load_ms: AtomicI64,
     /// The load in progress at start-up, if any (INFO `loading:1`).
@@ -183,6 +184,7 @@ pub fn save(srv: &'static Server, locks: &mut Locks) -> std::io::Result<()> {
             );
             srv.last_save_ms.store(now_ms(), Ordering::Relaxed);
             srv.persist.saves.fetch_add(1, Ordering::Relaxed);
+            super::bgsave::save_succeeded();
             Ok(())
         }
         Err(e) => {
@@ -219,6 +221,7 @@ pub use super::load::{load_at_startup, load_file, load_preamble};
 /// SIGTERM / SIGINT: the final save when save points exist. False when it
 /// failed (the server then keeps running, as Redis does).
 pub fn before_signal_exit(srv: &'static Server) -> bool {
+    super::bgsave::abort_and_wait();
     // Never over the file being loaded with part of it (Redis exits
     // without saving when signalled while loading).
     if !save_points_configured(srv) || srv.persist.loading.active() {

@@ -132,8 +132,10 @@ impl Manifest {
             self.base_seq,
             if rdb { "rdb" } else { "aof" }
         );
+        // Retired files go to the front, as Redis lists history newest
+        // first.
         if let Some(old) = self.base.take() {
-            self.history.push(old);
+            self.history.insert(0, old);
         }
         self.base = Some(Info {
             name: name.clone(),
@@ -145,8 +147,15 @@ impl Manifest {
     /// Moves every incremental file but the last one to history.
     pub fn retire_incrs_but_last(&mut self) {
         let keep = self.incrs.pop();
-        self.history.append(&mut self.incrs);
+        self.retire_all_incrs();
         self.incrs.extend(keep);
+    }
+
+    /// Moves every incremental file to history, in front of what is there
+    /// (the retired ones oldest first, as Redis lists them).
+    pub fn retire_all_incrs(&mut self) {
+        let retired = std::mem::take(&mut self.incrs);
+        self.history.splice(0..0, retired);
     }
 
     /// Adds a new incremental file and returns its name.

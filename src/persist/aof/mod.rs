@@ -41,6 +41,14 @@ pub use writer::thread_seq;
 /// write (a test makes the window between a write and its reply wide).
 pub static FLUSH_SLEEP_US: AtomicU64 = AtomicU64::new(0);
 
+/// The last write (or sync) of the AOF failed: writes are refused
+/// (MISCONF) until one succeeds. Mirrors `Stats::write_err` for the gate.
+static WRITE_FAILED: AtomicBool = AtomicBool::new(false);
+
+/// DEBUG AOF-WRITE-ERROR: while non-zero, every write to the AOF fails
+/// with this errno (tests simulate a full disk without root).
+pub static FAIL_WRITES_ERRNO: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
 /// Records appended so far (all threads).
 static APPENDED: AtomicU64 = AtomicU64::new(0);
 /// Records on disk as `appendfsync` defines it: synced with `always`.
@@ -101,10 +109,15 @@ impl Stats {
             crate::warning!("Error writing to the AOF file: {why}");
         }
         *self.write_err.lock() = Some(why);
+        WRITE_FAILED.store(true, Ordering::Release);
     }
 
     fn write_ok(&self) {
+        if !WRITE_FAILED.load(Ordering::Acquire) {
+            return;
+        }
         let mut err = self.write_err.lock();
+        WRITE_FAILED.store(false, Ordering::Release);
         if err.take().is_some() {
             crate::warning!("AOF write error looks solved, Redis can write again.");
         }
@@ -138,9 +151,10 @@ impl Aof {
         m.persist(&self.dir, &self.manifest_name())
     }
 
-    /// Deletes the history files and drops them from the manifest.
+    /// Deletes the history files and drops them from the manifest (unless
+    /// `aof-disable-auto-gc`: they stay listed as history).
     fn delete_history(&self, m: &mut Manifest) {
-        if m.history.is_empty() {
+        if m.history.is_empty() || self.srv.config.aof_disable_auto_gc.get() {
             return;
         }
         for h in m.history.drain(..) {
@@ -304,10 +318,26 @@ fn remove_stale_temp_files(aof: &Aof) {
     }
 }
 
+/// CONFIG SET aof-disable-auto-gc no: the history files kept meanwhile
+/// are deleted now.
+pub fn auto_gc_enabled() {
+    if let Some(aof) = get() {
+        let mut m = aof.manifest.lock();
+        aof.delete_history(&mut m);
+    }
+}
+
 /// CONFIG SET appendonly yes|no at run time.
 pub fn set_enabled(srv: &'static Server, on: bool) -> Result<(), String> {
     let enabled = get().is_some_and(|a| a.on.load(Ordering::Acquire));
     if on == enabled {
+        if !on {
+            // Turned off before the rewrite turning it on ran or ended.
+            rewrite::unschedule();
+            if let Some(aof) = get() {
+                rewrite::kill_running(aof);
+            }
+        }
         return Ok(());
     }
     if on {
@@ -328,7 +358,9 @@ pub fn set_enabled(srv: &'static Server, on: bool) -> Result<(), String> {
 fn stop(srv: &Server) {
     let _ = srv;
     let Some(aof) = get() else { return };
+    rewrite::kill_running(aof);
     crate::notice!("Calling fsync() on the AOF file.");
+    rewrite::unschedule();
     aof.on.store(false, Ordering::Release);
     let mut spare = Vec::new();
     aof.flush(&mut spare, true);
@@ -350,17 +382,30 @@ pub fn debug_loadaof(srv: &'static Server, in_flight: &std::sync::atomic::Atomic
         aof.flush(&mut spare, true);
     }
     in_flight.fetch_sub(1, Ordering::SeqCst);
-    let result = (|| {
+    let result: Result<(), String> = (|| {
         let m = load::read_manifest(aof)?;
         load::empty_dataset(aof);
         // Other clients get -LOADING meanwhile, as from Redis.
         srv.persist.loading.begin(files_size(aof, &m));
-        load::load_all(aof, &m).map_err(|e| e.0)
+        load::load_all(aof, &m).map_err(|e| e.0)?;
+        // The manifest on disk becomes the one in use, as Redis re-reads
+        // it (an incremental file numbered after it comes next: seq 1 when
+        // it names none).
+        if !aof.stats.rewrite_in_progress.load(Ordering::Acquire) {
+            let mut current = aof.manifest.lock();
+            *current = m;
+            aof.delete_history(&mut current);
+        }
+        Ok(())
     })();
     srv.persist.loading.end();
     in_flight.fetch_add(1, Ordering::SeqCst);
     match result {
-        Ok(_) => crate::warning!("Append Only File loaded by DEBUG LOADAOF"),
+        Ok(()) => {
+            // What was loaded is no change to save, as in Redis.
+            srv.persist.dirty.store(0, Ordering::Relaxed);
+            crate::warning!("Append Only File loaded by DEBUG LOADAOF");
+        }
         Err(e) => {
             crate::warning!("{e}");
             std::process::exit(1);
@@ -415,7 +460,10 @@ pub fn info_fields(out: &mut Vec<String>) {
         "aof_rewrite_in_progress:{}",
         flag(s.map(|s| &s.rewrite_in_progress))
     ));
-    out.push("aof_rewrite_scheduled:0".into());
+    out.push(format!(
+        "aof_rewrite_scheduled:{}",
+        u8::from(rewrite::scheduled())
+    ));
     out.push(format!(
         "aof_last_rewrite_time_sec:{}",
         s.map_or(-1, |s| s.last_rewrite_secs.load(Ordering::Relaxed))
@@ -459,10 +507,16 @@ pub fn info_fields(out: &mut Vec<String>) {
     }
 }
 
+/// True while AOF is on and its last write failed (writes are refused).
+#[inline]
+pub fn write_failed() -> bool {
+    WRITE_FAILED.load(Ordering::Acquire) && get().is_some_and(|a| a.on.load(Ordering::Acquire))
+}
+
 /// The error writes are refused with while the AOF cannot be written
 /// (Redis's MISCONF), if any.
 pub fn write_error() -> Option<String> {
-    let aof = get()?;
+    let aof = get().filter(|a| a.on.load(Ordering::Acquire))?;
     let err = aof.stats.write_err.lock().clone()?;
     Some(format!("MISCONF Errors writing to the AOF file: {err}"))
 }

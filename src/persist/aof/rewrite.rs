@@ -14,11 +14,12 @@
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use super::writer::Incr;
 use super::{Aof, encode, strerror};
+use crate::persist::child::Child;
 use crate::server::Server;
 use crate::store::entry::{EntryRef, Packed, ValueRef};
 use crate::store::snapshot::{Chunk, Encoder, StartError};
@@ -32,15 +33,60 @@ use crate::types::zset::View;
 /// Redis's `AOF_REWRITE_ITEMS_PER_CMD`.
 const ITEMS_PER_CMD: usize = 64;
 
-/// BGREWRITEAOF: the reply, or the error.
-pub fn bgrewriteaof(srv: &'static Server) -> Result<&'static str, String> {
+/// A rewrite asked for while a BGSAVE ran (or inside EXEC), started by
+/// the cron once it can (`aof_rewrite_scheduled`): [`NONE`], [`REWRITE`],
+/// or [`TURN_ON`] (CONFIG SET appendonly yes: records are kept only from
+/// that rewrite's cut, as Redis opens no incremental file before it).
+static SCHEDULED: AtomicU8 = AtomicU8::new(NONE);
+const NONE: u8 = 0;
+const REWRITE: u8 = 1;
+const TURN_ON: u8 = 2;
+
+/// Turning AOF off stops the running rewrite (Redis kills its child).
+static ABORT: AtomicBool = AtomicBool::new(false);
+/// The running rewrite's stand-in child, for the log (0: none).
+static CHILD_PID: AtomicU32 = AtomicU32::new(0);
+
+/// CONFIG SET appendonly no: a running rewrite stops without a file and
+/// without counting as failed, as when Redis kills its child.
+pub(super) fn kill_running(aof: &Aof) {
+    if aof.stats.rewrite_in_progress.load(Ordering::Acquire) {
+        crate::notice!(
+            "Killing running AOF rewrite child: {}",
+            CHILD_PID.load(Ordering::Relaxed)
+        );
+        ABORT.store(true, Ordering::Relaxed);
+    }
+}
+
+/// `aof_rewrite_scheduled` of INFO persistence.
+pub fn scheduled() -> bool {
+    SCHEDULED.load(Ordering::Relaxed) != NONE
+}
+
+/// Forgets a scheduled rewrite (AOF turned off before it ran).
+pub(super) fn unschedule() {
+    SCHEDULED.store(NONE, Ordering::Relaxed);
+}
+
+/// BGREWRITEAOF: the reply, or the error. `in_exec`: called inside a
+/// transaction, where Redis only schedules it.
+pub fn bgrewriteaof(srv: &'static Server, in_exec: bool) -> Result<&'static str, String> {
     let aof = super::create(srv);
+    if aof.stats.rewrite_in_progress.load(Ordering::Acquire) {
+        return Err("ERR Background append only file rewriting already in progress".into());
+    }
     std::fs::create_dir_all(&aof.dir).map_err(|e| format!("ERR {}", strerror(&e)))?;
     if !aof.on.load(Ordering::Acquire) && aof.manifest.lock().base.is_none() {
         // Never on in this process: the files on disk are the starting point.
         *aof.manifest.lock() = super::load::read_manifest(aof).map_err(|e| format!("ERR {e}"))?;
     }
     super::start_thread(aof);
+    if in_exec || crate::persist::bgsave::in_progress() {
+        let _ = SCHEDULED.compare_exchange(NONE, REWRITE, Ordering::Relaxed, Ordering::Relaxed);
+        aof.stats.consecutive_failures.store(0, Ordering::Relaxed);
+        return Ok("Background append only file rewriting scheduled");
+    }
     start(aof, false).map_err(|e| format!("ERR {e}"))?;
     Ok("Background append only file rewriting started")
 }
@@ -49,43 +95,110 @@ pub fn bgrewriteaof(srv: &'static Server) -> Result<&'static str, String> {
 /// `auto-aof-rewrite-min-size`), checked by the cron.
 pub fn cron(srv: &'static Server) {
     let Some(aof) = super::get() else { return };
-    if !aof.on.load(Ordering::Acquire) || aof.stats.rewrite_in_progress.load(Ordering::Relaxed) {
+    if aof.stats.rewrite_in_progress.load(Ordering::Relaxed) {
+        return;
+    }
+    if scheduled() && !crate::persist::bgsave::in_progress() && !limited(aof) {
+        let turning_on = SCHEDULED.swap(NONE, Ordering::Relaxed) == TURN_ON;
+        if turning_on && aof.on.load(Ordering::Acquire) {
+            return;
+        }
+        if let Err(e) = start(aof, turning_on) {
+            crate::warning!("Can't start the scheduled AOF rewrite: {e}");
+        }
+        return;
+    }
+    if !aof.on.load(Ordering::Acquire) {
         return;
     }
     let perc = srv.config.auto_aof_rewrite_percentage.get();
     let min = srv.config.auto_aof_rewrite_min_size.get().max(0) as u64;
     let size = aof.stats.current_size.load(Ordering::Relaxed);
-    if perc <= 0 || size <= min {
+    // Not while a BGSAVE runs (Redis waits for its child too).
+    if perc <= 0 || size <= min || crate::persist::bgsave::in_progress() {
         return;
     }
     let base = aof.stats.rewrite_base_size.load(Ordering::Relaxed).max(1);
     let growth = (size * 100 / base) as i64 - 100;
-    if growth >= perc {
+    if growth >= perc && !limited(aof) {
         crate::notice!("Starting automatic rewriting of AOF on {growth}% growth");
         let _ = start(aof, false);
     }
 }
 
+/// Consecutive failures from which the automatic rewrite backs off.
+const LIMIT_THRESHOLD: u64 = 3;
+/// The longest back-off, in minutes.
+const LIMIT_MAX_MINUTES: i64 = 60;
+
+/// After repeated failures the automatic (and scheduled) rewrite waits 1,
+/// 2, 4, ... up to 60 minutes between tries, as Redis 7.0 does, so a
+/// rewrite that keeps failing does not keep opening incremental files.
+/// BGREWRITEAOF itself is never limited.
+fn limited(aof: &Aof) -> bool {
+    // (minutes of the current delay, when the next try may start in ms).
+    static STATE: parking_lot::Mutex<(i64, i64)> = parking_lot::Mutex::new((0, 0));
+    let mut st = STATE.lock();
+    if aof.stats.consecutive_failures.load(Ordering::Relaxed) < LIMIT_THRESHOLD {
+        *st = (0, 0);
+        return false;
+    }
+    let now = crate::server::now_ms();
+    if st.1 != 0 {
+        if now < st.1 {
+            return true;
+        }
+        st.1 = 0;
+        return false;
+    }
+    st.0 = if st.0 == 0 {
+        1
+    } else {
+        (st.0 * 2).min(LIMIT_MAX_MINUTES)
+    };
+    st.1 = now + st.0 * 60_000;
+    crate::warning!(
+        "Background AOF rewrite has repeatedly failed and triggered the limit, will retry in {} minutes",
+        st.0
+    );
+    true
+}
+
 /// Starts a rewrite on its own thread; `turning_on` when it is how AOF is
 /// turned on at run time (records are kept from the cut on).
 pub(super) fn start(aof: &'static Aof, turning_on: bool) -> Result<(), String> {
+    if turning_on && crate::persist::bgsave::in_progress() {
+        // As Redis: the rewrite that turns AOF on waits for the BGSAVE.
+        SCHEDULED.store(TURN_ON, Ordering::Relaxed);
+        return Ok(());
+    }
     if aof.stats.rewrite_in_progress.swap(true, Ordering::AcqRel) {
         return Err("Background append only file rewriting already in progress".into());
     }
     *aof.stats.rewrite_started.lock() = Some(Instant::now());
+    ABORT.store(false, Ordering::Relaxed);
+    // Before the reply, so whoever looks for the rewrite's child finds it.
+    let child = Child::spawn("ferrokv-aof-rewrite");
+    CHILD_PID.store(child.as_ref().map_or(0, Child::pid), Ordering::Relaxed);
+    let delay = aof.srv.config.rdb_key_save_delay.get();
     crate::notice!(
         "Background append only file rewriting started by pid {}",
-        std::process::id()
+        child.as_ref().map_or(std::process::id(), Child::pid)
     );
     let spawned = std::thread::Builder::new()
         .name("ferrokv-aofrw".into())
         .spawn(move || {
             let started = Instant::now();
-            let result = rewrite(aof, turning_on);
+            let result = rewrite(aof, turning_on, child.as_ref(), delay);
+            let killed = child.as_ref().and_then(Child::killed);
+            drop(child);
             let s = &aof.stats;
             s.last_rewrite_secs
                 .store(started.elapsed().as_secs() as i64, Ordering::Relaxed);
             match result {
+                Err(_) if ABORT.load(Ordering::Relaxed) => {
+                    crate::notice!("Background AOF rewrite stopped: AOF was turned off");
+                }
                 Ok(()) => {
                     s.last_rewrite_ok.store(true, Ordering::Relaxed);
                     s.rewrites.fetch_add(1, Ordering::Relaxed);
@@ -95,7 +208,12 @@ pub(super) fn start(aof: &'static Aof, turning_on: bool) -> Result<(), String> {
                 Err(e) => {
                     s.last_rewrite_ok.store(false, Ordering::Relaxed);
                     s.consecutive_failures.fetch_add(1, Ordering::Relaxed);
-                    crate::warning!("Background AOF rewrite failed: {e}");
+                    match killed {
+                        Some(sig) => {
+                            crate::warning!("Background AOF rewrite terminated by signal {sig}");
+                        }
+                        None => crate::warning!("Background AOF rewrite failed: {e}"),
+                    }
                 }
             }
             *s.rewrite_started.lock() = None;
@@ -111,19 +229,66 @@ pub(super) fn start(aof: &'static Aof, turning_on: bool) -> Result<(), String> {
     Ok(())
 }
 
-fn rewrite(aof: &'static Aof, turning_on: bool) -> Result<(), String> {
+fn rewrite(
+    aof: &'static Aof,
+    turning_on: bool,
+    child: Option<&Child>,
+    delay: i64,
+) -> Result<(), String> {
+    let result = rewrite_files(aof, turning_on, child, delay);
+    if turning_on && result.is_err() {
+        abandon_turn_on(aof);
+    }
+    result
+}
+
+/// The incremental file that collects records while the rewrite that
+/// turns AOF on runs: it is named in the manifest only once that rewrite
+/// succeeds (Redis's `temp-<appendfilename>.incr`).
+fn temp_incr_name(aof: &Aof) -> String {
+    format!("temp-{}.incr", aof.prefix)
+}
+
+/// The rewrite that was to turn AOF on failed: what it collected is
+/// dropped (the next one images the dataset again) and it is tried again
+/// by the cron, as Redis stays waiting for a rewrite.
+fn abandon_turn_on(aof: &Aof) {
+    aof.on.store(false, Ordering::Release);
+    *aof.file.lock() = None;
+    aof.log.lock().buf.clear();
+    super::DURABLE.fetch_max(super::APPENDED.load(Ordering::Acquire), Ordering::AcqRel);
+    aof.durable.notify_waiters();
+    let name = temp_incr_name(aof);
+    crate::notice!("Removing the temp incr aof file {name} in the background");
+    let _ = std::fs::remove_file(aof.path(&name));
+    // Tried again unless AOF was turned off meanwhile.
+    if !ABORT.load(Ordering::Relaxed) {
+        SCHEDULED.store(TURN_ON, Ordering::Relaxed);
+    }
+}
+
+fn rewrite_files(
+    aof: &'static Aof,
+    turning_on: bool,
+    child: Option<&Child>,
+    delay: i64,
+) -> Result<(), String> {
     let srv = aof.srv;
     let rdb = srv.config.aof_use_rdb_preamble.get();
     let was_on = aof.on.load(Ordering::Acquire);
     let off = !was_on && !turning_on;
-    let image = write_base(srv, rdb, || {
+    let image = write_base(srv, rdb, child, delay, || {
         if off {
             // AOF off: only a base is written, no records are kept.
             return Ok(());
         }
         // At the cut: a new incremental file takes every record from now on.
         let mut m = aof.manifest.lock();
-        let name = m.next_incr(&aof.prefix);
+        let name = if turning_on {
+            temp_incr_name(aof)
+        } else {
+            m.next_incr(&aof.prefix)
+        };
         let file = std::fs::OpenOptions::new()
             .create(true)
             .write(true)
@@ -141,16 +306,11 @@ fn rewrite(aof: &'static Aof, turning_on: bool) -> Result<(), String> {
         crate::notice!("Creating AOF incr file {name} on background rewrite");
         Ok(())
     });
-    let image = match image {
-        Ok(image) => image,
-        Err(e) => {
-            if turning_on {
-                aof.on.store(false, Ordering::Release);
-            }
-            return Err(e);
-        }
-    };
-    let tmp = format!("temp-rewriteaof-bg-{}.aof", std::process::id());
+    let image = image?;
+    let tmp = format!(
+        "temp-rewriteaof-bg-{}.aof",
+        child.map_or(std::process::id(), Child::pid)
+    );
     write_file(&aof.path(&tmp), &image).map_err(|e| {
         format!(
             "Can't write the temporary AOF base file {tmp}: {}",
@@ -158,6 +318,14 @@ fn rewrite(aof: &'static Aof, turning_on: bool) -> Result<(), String> {
         )
     })?;
     crate::notice!("Successfully created the temporary AOF base file {tmp}");
+    if let Some(sig) = child.and_then(Child::killed) {
+        let _ = std::fs::remove_file(aof.path(&tmp));
+        return Err(format!("terminated by signal {sig}"));
+    }
+    if ABORT.load(Ordering::Relaxed) {
+        let _ = std::fs::remove_file(aof.path(&tmp));
+        return Err("stopped: AOF was turned off".into());
+    }
     let mut m = aof.manifest.lock();
     let name = m.next_base(&aof.prefix, rdb);
     std::fs::rename(aof.path(&tmp), aof.path(&name)).map_err(|e| {
@@ -167,9 +335,21 @@ fn rewrite(aof: &'static Aof, turning_on: bool) -> Result<(), String> {
         )
     })?;
     crate::notice!("Successfully renamed the temporary AOF base file {tmp} into {name}");
+    if turning_on {
+        // The records collected since the cut become the new incremental
+        // file (the descriptor being appended to follows the rename).
+        let temp = temp_incr_name(aof);
+        let incr = m.next_incr(&aof.prefix);
+        std::fs::rename(aof.path(&temp), aof.path(&incr)).map_err(|e| {
+            format!(
+                "Error trying to rename the temporary AOF incr file {temp} into {incr}: {}",
+                strerror(&e)
+            )
+        })?;
+        crate::notice!("Successfully renamed the temporary AOF incr file {temp} into {incr}");
+    }
     if off {
-        let incrs = std::mem::take(&mut m.incrs);
-        m.history.extend(incrs);
+        m.retire_all_incrs();
     } else {
         m.retire_incrs_but_last();
     }
@@ -196,7 +376,7 @@ pub(super) fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// start-up base of an empty server).
 pub(super) fn base_image(srv: &'static Server) -> Result<Vec<u8>, String> {
     let rdb = srv.config.aof_use_rdb_preamble.get();
-    write_base(srv, rdb, || Ok(()))
+    write_base(srv, rdb, None, 0, || Ok(()))
 }
 
 /// The point-in-time image of the dataset, with `at_cut` called at the
@@ -211,6 +391,8 @@ pub(super) fn base_image(srv: &'static Server) -> Result<Vec<u8>, String> {
 fn write_base(
     srv: &'static Server,
     rdb: bool,
+    child: Option<&Child>,
+    delay: i64,
     at_cut: impl FnOnce() -> Result<(), String>,
 ) -> Result<Vec<u8>, String> {
     let now = crate::server::now_ms();
@@ -236,8 +418,10 @@ fn write_base(
     // On an error the snapshot walks itself out when dropped.
     cut?;
     let mut out = Vec::new();
+    // Turning AOF off or killing the stand-in child stops the walk.
+    let mut pacer = crate::persist::rdb::snap::Pacer::new(delay, &ABORT, child);
     if rdb {
-        crate::persist::rdb::snap::write(srv, &mut snap, &mut out, true)
+        crate::persist::rdb::snap::write(srv, &mut snap, &mut out, true, &mut pacer)
             .map_err(|e| strerror(&e))?;
         return Ok(out);
     }
@@ -254,6 +438,7 @@ fn write_base(
             Chunk::Db { db, .. } => encode::select(&mut out, db),
             Chunk::Bytes(b) => out.extend_from_slice(b),
         }
+        pacer.pace(&snap).map_err(|e| strerror(&e))?;
     }
     Ok(out)
 }

@@ -188,7 +188,13 @@ impl Aof {
                 if done == spare.len() {
                     break Ok(());
                 }
-                match incr.file.write(&spare[done..]) {
+                let injected = super::FAIL_WRITES_ERRNO.load(Ordering::Relaxed);
+                let wrote = if injected != 0 {
+                    Err(std::io::Error::from_raw_os_error(injected))
+                } else {
+                    incr.file.write(&spare[done..])
+                };
+                match wrote {
                     Ok(0) => break Err(std::io::Error::from(std::io::ErrorKind::WriteZero)),
                     Ok(n) => done += n,
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -210,7 +216,9 @@ impl Aof {
                 let rest = spare.split_off(done);
                 let newer = std::mem::replace(&mut log.buf, rest);
                 log.buf.extend_from_slice(&newer);
+                drop(log);
                 spare.clear();
+                self.release_after_error(upto);
                 return false;
             }
             self.stats.write_ok();
@@ -247,6 +255,8 @@ impl Aof {
                     std::process::exit(1);
                 }
                 self.stats.write_failed(&e);
+                // Retried by the AOF thread (`retry_sync`).
+                self.release_after_error(upto);
                 return false;
             }
             incr.unsynced = false;
@@ -259,6 +269,29 @@ impl Aof {
             self.durable.notify_waiters();
         }
         true
+    }
+
+    /// After a failed write or sync with `everysec`/`no`: the records stay
+    /// buffered (written once the disk takes them) and their replies go
+    /// out, as Redis answers them; meanwhile the gate refuses new writes
+    /// (MISCONF), so nobody waits on a disk that may stay full.
+    fn release_after_error(&self, upto: u64) {
+        DURABLE.fetch_max(upto, Ordering::AcqRel);
+        self.durable.notify_waiters();
+    }
+
+    /// A failed sync with nothing left to write: sync again, and clear the
+    /// error once it works.
+    fn retry_sync(&self) {
+        let mut file = self.file.lock();
+        if let Some(incr) = file.as_mut()
+            && self.log.lock().buf.is_empty()
+            && incr.file.sync_data().is_ok()
+        {
+            incr.unsynced = false;
+            incr.last_fsync = Instant::now();
+            self.stats.write_ok();
+        }
     }
 
     /// Swaps in a new incremental file: what the buffer holds goes to the
@@ -294,6 +327,11 @@ pub(super) fn run(aof: &'static Aof) {
                 aof.wake.wait_for(&mut log, Duration::from_millis(250));
             }
         }
-        aof.flush(&mut spare, false);
+        let ok = aof.flush(&mut spare, false);
+        if !ok || super::WRITE_FAILED.load(Ordering::Acquire) {
+            // The disk refused: retry ten times a second, not in a spin.
+            std::thread::sleep(Duration::from_millis(100));
+            aof.retry_sync();
+        }
     }
 }

@@ -6,8 +6,11 @@
 
 use std::io::{self, Write};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use super::write;
+use crate::persist::child::Child;
 use crate::server::Server;
 use crate::store::EntryRef;
 use crate::store::snapshot::{Chunk, Encoder, Snapshot};
@@ -31,6 +34,7 @@ pub fn write(
     snap: &mut Snapshot,
     w: &mut dyn Write,
     aof_base: bool,
+    pacer: &mut Pacer<'_>,
 ) -> io::Result<()> {
     let checksum = srv.config.rdbchecksum.get();
     let mut crc = 0u64;
@@ -60,8 +64,75 @@ pub fn write(
             }
             Chunk::Bytes(b) => emit(b, w)?,
         }
+        pacer.pace(snap)?;
     }
     buf.clear();
     write::write_footer_crc(&mut buf, checksum.then_some(crc));
     w.write_all(&buf)
+}
+
+/// Between two chunks of a background save: `rdb-key-save-delay` (the
+/// save sleeps that many microseconds per key written, nanoseconds when
+/// negative, as Redis's child does, so tests can catch a save in
+/// progress) and the ways a save is stopped: `abort` (FLUSHALL, SHUTDOWN)
+/// and the stand-in child being killed. Only the walk's own thread
+/// sleeps: writers never wait for it. The delay is the one set when the
+/// save started (Redis's child has its own copy of the configuration), and
+/// the sleep is cut into slices that watch both ways to stop.
+pub struct Pacer<'a> {
+    /// Nanoseconds per key.
+    per_key_ns: u128,
+    abort: &'a AtomicBool,
+    child: Option<&'a Child>,
+    /// Keys the walk had produced at the last pause.
+    done: usize,
+}
+
+/// Longest single sleep between two looks at the abort flag.
+const SLICE: Duration = Duration::from_millis(20);
+
+impl<'a> Pacer<'a> {
+    /// `delay`: `rdb-key-save-delay` when the save started.
+    pub fn new(delay: i64, abort: &'a AtomicBool, child: Option<&'a Child>) -> Pacer<'a> {
+        let per_key_ns = if delay >= 0 {
+            delay as u128 * 1000
+        } else {
+            delay.unsigned_abs() as u128
+        };
+        Pacer {
+            per_key_ns,
+            abort,
+            child,
+            done: 0,
+        }
+    }
+
+    /// An error if the save must stop now.
+    pub fn check(&self) -> io::Result<()> {
+        if self.abort.load(Ordering::Relaxed) {
+            return Err(io::Error::other("the save was aborted"));
+        }
+        if let Some(sig) = self.child.and_then(Child::killed) {
+            return Err(io::Error::other(format!("terminated by signal {sig}")));
+        }
+        Ok(())
+    }
+
+    /// After a chunk: sleeps for the keys it held; an error once aborted.
+    pub fn pace(&mut self, snap: &Snapshot) -> io::Result<()> {
+        let st = snap.stats();
+        let done = st.walked + st.saved + st.flushed;
+        let keys = done.saturating_sub(self.done) as u128;
+        self.done = done;
+        let mut owed_ns = keys * self.per_key_ns;
+        loop {
+            self.check()?;
+            if owed_ns == 0 {
+                return Ok(());
+            }
+            let nap = (owed_ns.min(SLICE.as_nanos())) as u64;
+            std::thread::sleep(Duration::from_nanos(nap));
+            owed_ns -= nap as u128;
+        }
+    }
 }
