@@ -194,6 +194,9 @@ config_table! {
         acl_pubsub_default: Enum = EnumParam::new(0, ACL_PUBSUB_DEFAULT),
             "acl-pubsub-default", Mutable;
         shutdown_timeout: Int = IntParam::new(10, 0, INT_MAX), "shutdown-timeout", Mutable;
+        /// Seconds between the PINGs sent down each replica's stream.
+        repl_ping_replica_period: Int = IntParam::new(10, 1, INT_MAX),
+            "repl-ping-replica-period", Mutable;
         /// Microseconds to sleep per key loaded (negative -N: one in N
         /// keys sleeps a microsecond); for test suites, not listed.
         key_load_delay: Int = IntParam::new(0, INT_MIN, INT_MAX), "key-load-delay", Mutable,

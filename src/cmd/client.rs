@@ -110,9 +110,12 @@ fn parse_type(name: &[u8]) -> Result<ClientType, Error> {
     Ok(t)
 }
 
-/// Only client connections exist (no replication links yet).
+/// A client's class: a replica's link after SYNC, a subscriber, or normal
+/// (this server is never a replica, so no master link exists).
 fn type_of(c: &ClientInfo) -> ClientType {
-    if c.has_flag(list_flags::PUBSUB) {
+    if c.has_flag(list_flags::REPLICA) {
+        ClientType::Replica
+    } else if c.has_flag(list_flags::PUBSUB) {
         ClientType::PubSub
     } else {
         ClientType::Normal
@@ -124,6 +127,9 @@ fn flag_letters(c: &ClientInfo, closing: bool) -> String {
     let mut s = String::new();
     if flags & list_flags::MONITOR != 0 {
         s.push('O');
+    }
+    if flags & list_flags::REPLICA != 0 {
+        s.push('S');
     }
     for (bit, letter) in [
         (list_flags::PUBSUB, 'P'),

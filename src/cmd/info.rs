@@ -104,7 +104,7 @@ fn render(ctx: &Ctx<'_>, wanted: &[&str], sizes: &[(usize, usize)]) -> String {
                 "Stats"
             }
             "replication" => {
-                replication(&mut lines);
+                replication(ctx.srv, &mut lines);
                 "Replication"
             }
             "cpu" => {
@@ -461,9 +461,9 @@ fn replid() -> &'static str {
     ID.get_or_init(|| crate::server::random_hex(40))
 }
 
-fn replication(lines: &mut Vec<String>) {
+fn replication(srv: &crate::server::Server, lines: &mut Vec<String>) {
     field!(lines, "role:master");
-    field!(lines, "connected_slaves:0");
+    field!(lines, "connected_slaves:{}", srv.replicas.count());
     field!(lines, "master_failover_state:no-failover");
     field!(lines, "master_replid:{}", replid());
     field!(lines, "master_replid2:{}", "0".repeat(40));

@@ -13,6 +13,7 @@ pub const COMMANDS: &[(&str, Handler)] = &[
     ("shutdown", shutdown),
     ("bgrewriteaof", bgrewriteaof),
     ("role", role),
+    ("sync", sync),
 ];
 
 fn dbsize(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
@@ -29,6 +30,33 @@ fn time(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
     ctx.out.array(2);
     ctx.out.bulk_int(now.as_secs() as i64);
     ctx.out.bulk_int(i64::from(now.subsec_micros()));
+    Ok(())
+}
+
+/// SYNC: the connection becomes a replica's link: the dataset as an RDB
+/// payload, then the replication stream (`server::replica`). Nothing it
+/// sends afterwards is answered (a replica's REPLCONF ACKs need no reply).
+fn sync(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
+    use crate::server::client::{ReplyMode, list_flags};
+    use crate::server::replica::{SyncError, start_sync};
+    if ctx.client.info.has_flag(list_flags::REPLICA) {
+        return Ok(());
+    }
+    match start_sync(ctx.srv, &ctx.client.info, ctx.db.locks) {
+        Ok(()) => {}
+        Err(SyncError::Busy) => {
+            return Err(Error::msg(
+                "ERR a background save is in progress; retry SYNC when it ends",
+            ));
+        }
+        Err(SyncError::Failed(why)) => {
+            return Err(Error::owned(format!("ERR SYNC failed: {why}")));
+        }
+    }
+    ctx.client.info.set_flag(list_flags::REPLICA, true);
+    // The connection now waits on its outbox, and answers nothing more.
+    ctx.client.pubsub.ever = true;
+    ctx.client.reply_mode = ReplyMode::Off;
     Ok(())
 }
 

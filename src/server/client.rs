@@ -37,6 +37,8 @@ pub mod list_flags {
     pub const TRACKING_BCAST: u32 = 1 << 8;
     /// MONITOR (`O`).
     pub const MONITOR: u32 = 1 << 9;
+    /// A replica's link, after SYNC (`S`).
+    pub const REPLICA: u32 = 1 << 10;
 }
 
 /// What other connections can see of a client.

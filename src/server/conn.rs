@@ -219,6 +219,7 @@ impl Drop for Registered {
         locks.release();
         crate::cmd::pubsub::unsubscribe_all(srv, client);
         crate::cmd::pubsub::stop_monitoring(srv, client);
+        srv.replicas.remove(info.id);
         srv.tracking.disable(&info);
         srv.clients.unregister(info.id);
     }

@@ -11,6 +11,7 @@ pub mod conn;
 pub mod evict;
 mod obuf;
 pub mod pause;
+pub mod replica;
 pub mod stats;
 pub mod tls;
 
@@ -54,6 +55,8 @@ pub struct Server {
     pub pause: pause::Pause,
     /// CLIENT TRACKING: tracking clients, the tracking table, prefixes.
     pub tracking: crate::pubsub::tracking::Tracking,
+    /// Connections that asked for SYNC: the replication stream's readers.
+    pub replicas: replica::Replicas,
     /// The TLS listeners' settings (`tls-*`).
     pub tls: tls::Tls,
     /// The listening sockets, closed first at SHUTDOWN.
@@ -113,6 +116,7 @@ impl Server {
             pubsub: Default::default(),
             pause: Default::default(),
             tracking: Default::default(),
+            replicas: Default::default(),
             tls: Default::default(),
             listen_fds: Mutex::new(Vec::new()),
             acl,
@@ -376,6 +380,7 @@ fn cron(srv: &'static Server) {
         crate::persist::bgsave::cron(srv);
         crate::persist::aof::cron(srv);
         crate::pubsub::tracking::cron(srv);
+        replica::cron(srv);
         if last_clients_check.elapsed() >= Duration::from_secs(1) {
             last_clients_check = Instant::now();
             obuf::cron(srv, now_ms());

@@ -631,6 +631,17 @@ impl Drop for EffectGroup<'_> {
         if records.is_empty() {
             return;
         }
+        // One command framed alone is atomic already: as Redis 7.0, it is
+        // published without its MULTI and EXEC.
+        let framing = |r: &(usize, Vec<Box<[u8]>>), name: &[u8]| {
+            r.1.len() == 1 && r.1[0].eq_ignore_ascii_case(name)
+        };
+        let records = match &records[..] {
+            [first, one, last] if framing(first, b"MULTI") && framing(last, b"EXEC") => {
+                std::slice::from_ref(one)
+            }
+            all => all,
+        };
         let argvs: Vec<Vec<&[u8]>> = records
             .iter()
             .map(|(_, argv)| argv.iter().map(|a| &a[..]).collect())

@@ -1,0 +1,156 @@
+//! SYNC: the payload, then the replication stream a replica (or Redis's
+//! test suite) reads, compared byte for byte with redis-server 7.0.15's for
+//! the same commands; the link shows in CLIENT LIST and INFO and goes with
+//! its connection.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+/// Sends SYNC and reads the payload; returns the link and the payload.
+fn attach(port: u16) -> (BufReader<TcpStream>, Vec<u8>) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"SYNC\r\n").unwrap();
+    let mut r = BufReader::new(s);
+    let mut line = String::new();
+    // Redis may send newlines while it prepares the payload.
+    while line.trim().is_empty() {
+        line.clear();
+        r.read_line(&mut line).unwrap();
+    }
+    assert!(line.starts_with('$'), "{line:?}");
+    let n: usize = line[1..].trim().parse().unwrap();
+    let mut payload = vec![0; n];
+    r.read_exact(&mut payload).unwrap();
+    (r, payload)
+}
+
+/// What arrives on the link within a short while after the commands.
+fn stream(r: &mut BufReader<TcpStream>, want: usize) -> Vec<u8> {
+    r.get_ref()
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while out.len() < want {
+        match r.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    out
+}
+
+fn run(c: &mut redis::Connection, args: &[&str]) {
+    let mut cmd = redis::cmd(args[0]);
+    for a in &args[1..] {
+        cmd.arg(*a);
+    }
+    let _: redis::Value = cmd.query(c).unwrap();
+}
+
+const SCRIPT: &[&[&str]] = &[
+    &["SET", "foo", "bar"],
+    // A transaction of one write is propagated bare, of several framed.
+    &["MULTI"],
+    &["SET", "one", "1"],
+    &["EXEC"],
+    &["SELECT", "3"],
+    &["MULTI"],
+    &["INCR", "x"],
+    &["PEXPIREAT", "x", "4102444800000"],
+    &["GET", "x"],
+    &["EXEC"],
+    &["SELECT", "0"],
+    &["DEL", "foo", "nothing"],
+    // Reads and writes that change nothing propagate nothing.
+    &["GET", "one"],
+    &["DEL", "nothing"],
+    &[
+        "EVAL",
+        "redis.call('set','s','1'); redis.call('incr','s')",
+        "0",
+    ],
+    &["EVAL", "redis.call('set','t','1')", "0"],
+    &["RPUSH", "l", "a", "b"],
+    &["LPOP", "l"],
+];
+
+fn replay(port: u16) -> (Vec<u8>, Vec<u8>) {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
+    let mut c = client.get_connection().unwrap();
+    run(&mut c, &["FLUSHALL"]);
+    run(&mut c, &["SET", "before", "1"]);
+    let (mut link, payload) = attach(port);
+    for args in SCRIPT {
+        run(&mut c, args);
+    }
+    // The expected stream's length bounds the read (no idle wait).
+    (payload, stream(&mut link, EXPECTED.len()))
+}
+
+const EXPECTED: &[u8] = b"*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n\
+*3\r\n$3\r\nSET\r\n$3\r\nfoo\r\n$3\r\nbar\r\n\
+*3\r\n$3\r\nSET\r\n$3\r\none\r\n$1\r\n1\r\n\
+*2\r\n$6\r\nSELECT\r\n$1\r\n3\r\n\
+*1\r\n$5\r\nMULTI\r\n\
+*2\r\n$4\r\nINCR\r\n$1\r\nx\r\n\
+*3\r\n$9\r\nPEXPIREAT\r\n$1\r\nx\r\n$13\r\n4102444800000\r\n\
+*1\r\n$4\r\nEXEC\r\n\
+*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n\
+*3\r\n$3\r\nDEL\r\n$3\r\nfoo\r\n$7\r\nnothing\r\n\
+*1\r\n$5\r\nMULTI\r\n\
+*3\r\n$3\r\nset\r\n$1\r\ns\r\n$1\r\n1\r\n\
+*2\r\n$4\r\nincr\r\n$1\r\ns\r\n\
+*1\r\n$4\r\nEXEC\r\n\
+*3\r\n$3\r\nset\r\n$1\r\nt\r\n$1\r\n1\r\n\
+*4\r\n$5\r\nRPUSH\r\n$1\r\nl\r\n$1\r\na\r\n$1\r\nb\r\n\
+*2\r\n$4\r\nLPOP\r\n$1\r\nl\r\n";
+
+#[test]
+fn sync_sends_a_payload_then_the_stream_redis_sends() {
+    let srv = common::Server::start();
+    let (payload, got) = replay(srv.port);
+    assert!(payload.starts_with(b"REDIS0010"), "{payload:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(EXPECTED)
+    );
+    if let Some(reference) = common::reference() {
+        let (_, theirs) = replay(reference.port);
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(&theirs)
+        );
+    }
+}
+
+#[test]
+fn the_link_is_listed_as_a_replica_and_leaves_with_its_connection() {
+    let srv = common::Server::start();
+    let mut c = srv.client();
+    let info = |c: &mut redis::Connection| -> String {
+        redis::cmd("INFO").arg("replication").query(c).unwrap()
+    };
+    let (link, _) = attach(srv.port);
+    assert!(info(&mut c).contains("connected_slaves:1"));
+    let list: String = redis::cmd("CLIENT").arg("LIST").query(&mut c).unwrap();
+    assert!(list.lines().any(|l| l.contains("flags=S ")), "{list}");
+    // Nothing the link sends is answered: a replica's REPLCONF ACKs would
+    // otherwise come back into its stream.
+    let mut s = link.into_inner();
+    s.write_all(b"PING\r\nREPLCONF ACK 0\r\n").unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    assert!(s.read(&mut buf).is_err(), "the link got a reply");
+    drop(s);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while info(&mut c).contains("connected_slaves:1") {
+        assert!(std::time::Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
