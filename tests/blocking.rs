@@ -306,3 +306,61 @@ fn wait_without_replicas_times_out_with_zero_or_is_unblocked() {
         wait_blocked(&mut c, 0);
     }
 }
+
+/// A blocked client shows `b` in CLIENT LIST; an EXEC that pushes to its
+/// key but sleeps past the key's deadline leaves it blocked (the key has
+/// expired by the time blocked clients are served, as in Redis).
+#[test]
+fn a_key_expired_by_the_time_exec_ends_serves_no_one() {
+    let srv = common::Server::start_with(&["--enable-debug-command", "yes"]);
+    let mut c = srv.client();
+    let mut w = srv.client();
+    let id: i64 = redis::cmd("CLIENT").arg("ID").query(&mut w).unwrap();
+    let h = thread::spawn(move || {
+        let r: redis::RedisResult<Option<(String, String)>> = w.brpop("k", 0.0);
+        r
+    });
+    wait_blocked(&mut c, 1);
+    let flags = |c: &mut redis::Connection| -> Option<String> {
+        let line: String = redis::cmd("CLIENT")
+            .arg("LIST")
+            .arg("ID")
+            .arg(id)
+            .query(c)
+            .unwrap();
+        line.split(' ')
+            .find_map(|f| f.strip_prefix("flags="))
+            .map(str::to_string)
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while flags(&mut c).as_deref() != Some("b") {
+        assert!(Instant::now() < deadline, "not listed as blocked");
+        thread::sleep(Duration::from_millis(10));
+    }
+    let _: () = redis::pipe()
+        .cmd("MULTI")
+        .ignore()
+        .cmd("RPUSH")
+        .arg("k")
+        .arg("hello")
+        .ignore()
+        .cmd("PEXPIRE")
+        .arg("k")
+        .arg(100)
+        .ignore()
+        .cmd("DEBUG")
+        .arg("SLEEP")
+        .arg("0.2")
+        .ignore()
+        .cmd("EXEC")
+        .ignore()
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(flags(&mut c).as_deref(), Some("b"));
+    let _: i64 = redis::cmd("CLIENT")
+        .arg("UNBLOCK")
+        .arg(id)
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(h.join().unwrap().unwrap(), None);
+}

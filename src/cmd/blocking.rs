@@ -94,6 +94,10 @@ pub(crate) fn block(
 fn park(ctx: &mut Ctx<'_>, w: std::sync::Arc<Waiter>, timeout: Option<Duration>) {
     crate::blocking::register(ctx.db.ks, ctx.db.locks, &w);
     let deadline = timeout.and_then(|d| tokio::time::Instant::now().checked_add(d));
+    // CLIENT LIST shows it blocked (`b`) until its wait ends.
+    ctx.client
+        .info
+        .set_flag(crate::server::client::list_flags::BLOCKED, true);
     ctx.client.blocked = Some(Blocked {
         waiter: w,
         deadline,

@@ -225,6 +225,19 @@ pub fn runs_scripts(cmd: &Command, client: &Client) -> bool {
     footprint::runs_as_job(cmd, client)
 }
 
+/// The time blocked clients are served at, once a command ran: the clock
+/// now, as Redis reads it then (an EXEC that slept past a key's deadline
+/// leaves the key expired for them), unless the command ran on a clock of
+/// its own (the in-process harness's fixed time), which is kept.
+fn serve_clock(cmd_now: i64) -> i64 {
+    let real = crate::server::now_ms();
+    if (real - cmd_now).abs() < 60_000 {
+        real.max(cmd_now)
+    } else {
+        cmd_now
+    }
+}
+
 /// Runs one command to completion on this thread, scripts included (the
 /// in-process test harness). The connection uses [`dispatch`].
 pub fn execute(
@@ -381,7 +394,7 @@ fn run_checked(
     }
     let ran = run(srv, client, out, locks, stats, cmd, args, now_ms, None);
     if locks.any_ready() {
-        crate::blocking::serve_ready(&srv.ks, locks, now_ms);
+        crate::blocking::serve_ready(&srv.ks, locks, serve_clock(now_ms));
     }
     locks.release();
     if !ran.later.is_empty() {

@@ -669,6 +669,7 @@ async fn wait_blocked<S: Stream>(
         }
     };
     *info.waiter.lock() = None;
+    info.set_flag(super::client::list_flags::BLOCKED, false);
     // The waiter's shards may be held by a script job: wait for it to end
     // without blocking the worker.
     let _flight = srv.scripting.enter(&stats.in_flight).await;
