@@ -109,6 +109,13 @@ pub fn serialize_to<W: Write>(
         write::write_function(&mut out.buf, &code, opts(srv));
     }
     let o = opts(srv);
+    // `rdb-key-save-delay` slows SAVE too, as in Redis (a test hook: the
+    // server is blocked meanwhile, as Redis is).
+    let delay = match srv.config.rdb_key_save_delay.get() {
+        0 => None,
+        d if d > 0 => Some(std::time::Duration::from_micros(d as u64)),
+        d => Some(std::time::Duration::from_nanos(d.unsigned_abs())),
+    };
     for db in 0..ks.db_count() {
         let (mut keys, mut expires) = (0, 0);
         for s in 0..ks.shard_count() {
@@ -126,6 +133,9 @@ pub fn serialize_to<W: Write>(
             locks.with_shard(ks, db, s, |g| {
                 for e in g.table().iter() {
                     write::write_entry_with(&mut out.buf, e.key(), e, o);
+                    if let Some(d) = delay {
+                        std::thread::sleep(d);
+                    }
                     if let Err(err) = out.flush_if_full() {
                         result = Err(err);
                         return;

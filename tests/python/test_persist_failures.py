@@ -463,3 +463,25 @@ def test_turning_aof_off_stops_a_running_rewrite(start, binary):
     s.r.config_set("rdb-key-save-delay", 0)
     assert s.raw("BGREWRITEAOF") == "Background append only file rewriting started"
     s.wait_info("aof_rewrite_in_progress", "0")
+
+
+@BOTH
+def test_turning_aof_on_replaces_a_running_rewrite(start, binary):
+    s = start(binary, "--save", "", "--appendonly", "no")
+    s.r.mset({f"k{i}": i for i in range(10)})
+    s.r.config_set("rdb-key-save-delay", 10_000_000)
+    assert s.raw("BGREWRITEAOF") == "Background append only file rewriting started"
+    old = save_child(s)
+    s.r.config_set("rdb-key-save-delay", 0)
+    assert s.r.config_set("appendonly", "yes")
+    assert "Stopping background AOF and starting a rewrite now" in s.log.read_text()
+    deadline = time.monotonic() + 10
+    while s.info("aof_enabled") != "1" or s.info("aof_rewrite_in_progress") != "0":
+        assert time.monotonic() < deadline, "AOF was never turned on"
+        time.sleep(0.02)
+    assert s.info("aof_last_bgrewrite_status") == "ok"
+    with pytest.raises(ProcessLookupError):
+        os.kill(old, 0)
+    s.r.set("after", "1")
+    s.r.execute_command("DEBUG", "LOADAOF")
+    assert s.r.get("k9") == "9" and s.r.get("after") == "1"

@@ -334,6 +334,9 @@ pub fn set_enabled(srv: &'static Server, on: bool) -> Result<(), String> {
             *aof.manifest.lock() = load::read_manifest(aof)?;
         }
         start_thread(aof);
+        if aof.stats.rewrite_in_progress.load(Ordering::Acquire) {
+            return rewrite::replace_running(aof);
+        }
         rewrite::start(aof, true)
     } else {
         stop(srv);

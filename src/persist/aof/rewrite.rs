@@ -59,6 +59,26 @@ pub(super) fn kill_running(aof: &Aof) {
     }
 }
 
+/// CONFIG SET appendonly yes while a rewrite (of an AOF that is off)
+/// runs: that one is stopped and the rewrite turning AOF on replaces it,
+/// as Redis does. Waits a bounded time for it to stop (holding nothing);
+/// if it has not, the turn-on is scheduled for the cron.
+pub(super) fn replace_running(aof: &'static Aof) -> Result<(), String> {
+    crate::notice!(
+        "AOF was enabled but there is already an AOF rewriting in background. Stopping background AOF and starting a rewrite now."
+    );
+    kill_running(aof);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while aof.stats.rewrite_in_progress.load(Ordering::Acquire) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    if aof.stats.rewrite_in_progress.load(Ordering::Acquire) {
+        SCHEDULED.store(TURN_ON, Ordering::Relaxed);
+        return Ok(());
+    }
+    start(aof, true)
+}
+
 /// `aof_rewrite_scheduled` of INFO persistence.
 pub fn scheduled() -> bool {
     SCHEDULED.load(Ordering::Relaxed) != NONE
