@@ -180,6 +180,12 @@ fn write_file(srv: &'static Server, locks: &mut Locks, path: &str) -> std::io::R
     result
 }
 
+/// A second SIGINT during the final save: the temp file goes, the
+/// process exits.
+pub fn remove_temp_file() {
+    let _ = std::fs::remove_file(format!("temp-{}.rdb", std::process::id()));
+}
+
 /// SAVE: serializes under `locks` (all shards) and writes the file.
 /// Updates LASTSAVE, the dirty counter and the status on success.
 pub fn save(srv: &'static Server, locks: &mut Locks) -> std::io::Result<()> {

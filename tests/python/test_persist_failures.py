@@ -485,3 +485,20 @@ def test_turning_aof_on_replaces_a_running_rewrite(start, binary):
     s.r.set("after", "1")
     s.r.execute_command("DEBUG", "LOADAOF")
     assert s.r.get("k9") == "9" and s.r.get("after") == "1"
+
+
+@BOTH
+def test_second_sigint_abandons_the_final_save(start, binary):
+    s = start(binary, "--save", "3600 1", "--appendonly", "no")
+    s.r.mset({f"k{i}": i for i in range(20)})
+    s.r.config_set("rdb-key-save-delay", 100_000)  # 2 s to save
+    temp = s.work / f"temp-{s.proc.pid}.rdb"
+    s.proc.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + 5
+    while not temp.exists():
+        assert time.monotonic() < deadline, "the final save did not start"
+        time.sleep(0.01)
+    s.proc.send_signal(signal.SIGINT)
+    assert s.proc.wait(timeout=5) != 0
+    assert not temp.exists()
+    assert not (s.work / "dump.rdb").exists()
