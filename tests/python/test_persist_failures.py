@@ -204,6 +204,24 @@ def test_failed_bgsave_refuses_writes_until_a_save_succeeds(start, binary):
 
 
 @BOTH
+def test_exec_of_a_transaction_queued_before_the_failure(start, binary):
+    s = start(binary, "--save", "3600 1", "--appendonly", "no")
+    with socket.create_connection(("127.0.0.1", s.port), timeout=10) as sock:
+        f = sock.makefile("rb")
+        sock.sendall(resp("MULTI") + resp("SET", "x", "1"))
+        assert [f.readline(), f.readline()] == [b"+OK\r\n", b"+QUEUED\r\n"]
+        fail_a_bgsave(s)
+        sock.sendall(resp("EXEC"))
+        assert f.readline().decode().rstrip() == (
+            "-EXECABORT Transaction discarded because of: " + RDB_MISCONF
+        )
+        # A transaction of reads still runs.
+        sock.sendall(resp("MULTI") + resp("GET", "x") + resp("EXEC"))
+        replies = [f.readline() for _ in range(4)]
+        assert replies == [b"+OK\r\n", b"+QUEUED\r\n", b"*1\r\n", b"$-1\r\n"]
+
+
+@BOTH
 def test_a_successful_save_lifts_misconf(start, binary):
     s = start(binary, "--save", "3600 1", "--appendonly", "no")
     fail_a_bgsave(s)
