@@ -520,3 +520,28 @@ def test_second_sigint_abandons_the_final_save(start, binary):
     assert s.proc.wait(timeout=5) != 0
     assert not temp.exists()
     assert not (s.work / "dump.rdb").exists()
+
+
+@BOTH
+def test_turning_aof_on_inside_exec_is_scheduled(start, binary):
+    s = start(binary, "--save", "", "--appendonly", "no")
+    with socket.create_connection(("127.0.0.1", s.port), timeout=10) as sock:
+        sock.sendall(
+            resp("MULTI") + resp("SET", "foo", "bar")
+            + resp("CONFIG", "SET", "appendonly", "yes") + resp("BGREWRITEAOF") + resp("EXEC")
+        )
+        f = sock.makefile("rb")
+        lines = [f.readline().decode().rstrip() for _ in range(8)]
+    assert lines[4:] == [
+        "*3", "+OK", "+OK", "+Background append only file rewriting scheduled",
+    ]
+    assert "An AOF background was scheduled to start when possible" in s.log.read_text()
+    deadline = time.monotonic() + 10
+    while s.info("aof_rewrites") != "1" or s.info("aof_rewrite_in_progress") != "0":
+        assert time.monotonic() < deadline, "AOF was never turned on"
+        time.sleep(0.02)
+    assert s.info("aof_enabled") == "1"
+    assert manifest_lines(s) == [
+        "file appendonly.aof.1.base.rdb seq 1 type b",
+        "file appendonly.aof.1.incr.aof seq 1 type i",
+    ]
