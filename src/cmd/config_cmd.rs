@@ -121,7 +121,7 @@ fn set(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     }
     if names.contains(&"appendonly") && config.appendonly.get() != aof_was {
         let on = config.appendonly.get();
-        if let Err(why) = crate::persist::aof::set_enabled(ctx.srv, on) {
+        if let Err(why) = crate::persist::aof::set_enabled(ctx.srv, on, ctx.client.in_exec) {
             config.appendonly.set(aof_was);
             return Err(failed("appendonly", &why));
         }

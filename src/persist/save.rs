@@ -108,6 +108,13 @@ pub fn serialize_to<W: Write>(
         write::write_function(&mut out.buf, &code, opts(srv));
     }
     let o = opts(srv);
+    // `rdb-key-save-delay` slows SAVE too, as in Redis (a test hook: the
+    // server is blocked meanwhile, as Redis is).
+    let delay = match srv.config.rdb_key_save_delay.get() {
+        0 => None,
+        d if d > 0 => Some(std::time::Duration::from_micros(d as u64)),
+        d => Some(std::time::Duration::from_nanos(d.unsigned_abs())),
+    };
     for db in 0..ks.db_count() {
         let (mut keys, mut expires) = (0, 0);
         for s in 0..ks.shard_count() {
@@ -125,6 +132,9 @@ pub fn serialize_to<W: Write>(
             locks.with_shard(ks, db, s, |g| {
                 for e in g.table().iter() {
                     write::write_entry_with(&mut out.buf, e.key(), e, o);
+                    if let Some(d) = delay {
+                        std::thread::sleep(d);
+                    }
                     if let Err(err) = out.flush_if_full() {
                         result = Err(err);
                         return;
@@ -167,6 +177,12 @@ fn write_file(srv: &'static Server, locks: &mut Locks, path: &str) -> std::io::R
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// A second SIGINT during the final save: the temp file goes, the
+/// process exits.
+pub fn remove_temp_file() {
+    let _ = std::fs::remove_file(format!("temp-{}.rdb", std::process::id()));
 }
 
 /// SAVE: serializes under `locks` (all shards) and writes the file.

@@ -427,8 +427,23 @@ fn install_signal_handlers(srv: &'static Server) {
                     crate::warning!("Received {which} scheduling shutdown...");
                     crate::notice!("User requested shutdown...");
                     // With save points, a final save first; if it fails the
-                    // server keeps running, as Redis does.
-                    if crate::persist::save::before_signal_exit(srv) {
+                    // server keeps running, as Redis does. A second SIGINT
+                    // meanwhile exits at once, dropping the temp file.
+                    let mut save = tokio::task::spawn_blocking(move || {
+                        crate::persist::save::before_signal_exit(srv)
+                    });
+                    let saved = loop {
+                        tokio::select! {
+                            r = &mut save => break r.unwrap_or(false),
+                            _ = int.recv() => {
+                                crate::warning!("You insist... exiting now.");
+                                crate::persist::save::remove_temp_file();
+                                std::process::exit(1);
+                            }
+                            _ = term.recv() => {}
+                        }
+                    };
+                    if saved {
                         break;
                     }
                     crate::warning!(

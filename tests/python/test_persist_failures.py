@@ -204,6 +204,24 @@ def test_failed_bgsave_refuses_writes_until_a_save_succeeds(start, binary):
 
 
 @BOTH
+def test_exec_of_a_transaction_queued_before_the_failure(start, binary):
+    s = start(binary, "--save", "3600 1", "--appendonly", "no")
+    with socket.create_connection(("127.0.0.1", s.port), timeout=10) as sock:
+        f = sock.makefile("rb")
+        sock.sendall(resp("MULTI") + resp("SET", "x", "1"))
+        assert [f.readline(), f.readline()] == [b"+OK\r\n", b"+QUEUED\r\n"]
+        fail_a_bgsave(s)
+        sock.sendall(resp("EXEC"))
+        assert f.readline().decode().rstrip() == (
+            "-EXECABORT Transaction discarded because of: " + RDB_MISCONF
+        )
+        # A transaction of reads still runs.
+        sock.sendall(resp("MULTI") + resp("GET", "x") + resp("EXEC"))
+        replies = [f.readline() for _ in range(4)]
+        assert replies == [b"+OK\r\n", b"+QUEUED\r\n", b"*1\r\n", b"$-1\r\n"]
+
+
+@BOTH
 def test_a_successful_save_lifts_misconf(start, binary):
     s = start(binary, "--save", "3600 1", "--appendonly", "no")
     fail_a_bgsave(s)
@@ -463,3 +481,67 @@ def test_turning_aof_off_stops_a_running_rewrite(start, binary):
     s.r.config_set("rdb-key-save-delay", 0)
     assert s.raw("BGREWRITEAOF") == "Background append only file rewriting started"
     s.wait_info("aof_rewrite_in_progress", "0")
+
+
+@BOTH
+def test_turning_aof_on_replaces_a_running_rewrite(start, binary):
+    s = start(binary, "--save", "", "--appendonly", "no")
+    s.r.mset({f"k{i}": i for i in range(10)})
+    s.r.config_set("rdb-key-save-delay", 10_000_000)
+    assert s.raw("BGREWRITEAOF") == "Background append only file rewriting started"
+    old = save_child(s)
+    s.r.config_set("rdb-key-save-delay", 0)
+    assert s.r.config_set("appendonly", "yes")
+    assert "Stopping background AOF and starting a rewrite now" in s.log.read_text()
+    deadline = time.monotonic() + 10
+    while s.info("aof_enabled") != "1" or s.info("aof_rewrite_in_progress") != "0":
+        assert time.monotonic() < deadline, "AOF was never turned on"
+        time.sleep(0.02)
+    assert s.info("aof_last_bgrewrite_status") == "ok"
+    with pytest.raises(ProcessLookupError):
+        os.kill(old, 0)
+    s.r.set("after", "1")
+    s.r.execute_command("DEBUG", "LOADAOF")
+    assert s.r.get("k9") == "9" and s.r.get("after") == "1"
+
+
+@BOTH
+def test_second_sigint_abandons_the_final_save(start, binary):
+    s = start(binary, "--save", "3600 1", "--appendonly", "no")
+    s.r.mset({f"k{i}": i for i in range(20)})
+    s.r.config_set("rdb-key-save-delay", 100_000)  # 2 s to save
+    temp = s.work / f"temp-{s.proc.pid}.rdb"
+    s.proc.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + 5
+    while not temp.exists():
+        assert time.monotonic() < deadline, "the final save did not start"
+        time.sleep(0.01)
+    s.proc.send_signal(signal.SIGINT)
+    assert s.proc.wait(timeout=5) != 0
+    assert not temp.exists()
+    assert not (s.work / "dump.rdb").exists()
+
+
+@BOTH
+def test_turning_aof_on_inside_exec_is_scheduled(start, binary):
+    s = start(binary, "--save", "", "--appendonly", "no")
+    with socket.create_connection(("127.0.0.1", s.port), timeout=10) as sock:
+        sock.sendall(
+            resp("MULTI") + resp("SET", "foo", "bar")
+            + resp("CONFIG", "SET", "appendonly", "yes") + resp("BGREWRITEAOF") + resp("EXEC")
+        )
+        f = sock.makefile("rb")
+        lines = [f.readline().decode().rstrip() for _ in range(8)]
+    assert lines[4:] == [
+        "*3", "+OK", "+OK", "+Background append only file rewriting scheduled",
+    ]
+    assert "An AOF background was scheduled to start when possible" in s.log.read_text()
+    deadline = time.monotonic() + 10
+    while s.info("aof_rewrites") != "1" or s.info("aof_rewrite_in_progress") != "0":
+        assert time.monotonic() < deadline, "AOF was never turned on"
+        time.sleep(0.02)
+    assert s.info("aof_enabled") == "1"
+    assert manifest_lines(s) == [
+        "file appendonly.aof.1.base.rdb seq 1 type b",
+        "file appendonly.aof.1.incr.aof seq 1 type i",
+    ]

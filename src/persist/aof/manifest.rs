@@ -235,9 +235,23 @@ mod tests {
         m.next_incr("a.aof");
         m.next_base("a.aof", false);
         m.retire_incrs_but_last();
+        // Newest retirement first, as Redis lists history.
         assert_eq!(
             m.render(),
-            "file a.aof.2.base.aof seq 2 type b\nfile a.aof.1.base.aof seq 1 type h\nfile a.aof.1.incr.aof seq 1 type h\nfile a.aof.2.incr.aof seq 2 type i\n"
+            "file a.aof.2.base.aof seq 2 type b\nfile a.aof.1.incr.aof seq 1 type h\nfile a.aof.1.base.aof seq 1 type h\nfile a.aof.2.incr.aof seq 2 type i\n"
+        );
+        // Several incremental files retire oldest first, in front.
+        m.next_incr("a.aof");
+        m.next_incr("a.aof");
+        m.next_base("a.aof", false);
+        m.retire_incrs_but_last();
+        assert_eq!(
+            m.render(),
+            "file a.aof.3.base.aof seq 3 type b\n\
+             file a.aof.2.incr.aof seq 2 type h\nfile a.aof.3.incr.aof seq 3 type h\n\
+             file a.aof.2.base.aof seq 2 type h\n\
+             file a.aof.1.incr.aof seq 1 type h\nfile a.aof.1.base.aof seq 1 type h\n\
+             file a.aof.4.incr.aof seq 4 type i\n"
         );
     }
 

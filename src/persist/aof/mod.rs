@@ -327,8 +327,9 @@ pub fn auto_gc_enabled() {
     }
 }
 
-/// CONFIG SET appendonly yes|no at run time.
-pub fn set_enabled(srv: &'static Server, on: bool) -> Result<(), String> {
+/// CONFIG SET appendonly yes|no at run time (`in_exec`: inside a
+/// transaction, where the rewrite turning AOF on is only scheduled).
+pub fn set_enabled(srv: &'static Server, on: bool, in_exec: bool) -> Result<(), String> {
     let enabled = get().is_some_and(|a| a.on.load(Ordering::Acquire));
     if on == enabled {
         if !on {
@@ -347,6 +348,13 @@ pub fn set_enabled(srv: &'static Server, on: bool) -> Result<(), String> {
             *aof.manifest.lock() = load::read_manifest(aof)?;
         }
         start_thread(aof);
+        if aof.stats.rewrite_in_progress.load(Ordering::Acquire) {
+            return rewrite::replace_running(aof);
+        }
+        if in_exec {
+            rewrite::schedule_turn_on();
+            return Ok(());
+        }
         rewrite::start(aof, true)
     } else {
         stop(srv);

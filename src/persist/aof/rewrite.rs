@@ -59,6 +59,34 @@ pub(super) fn kill_running(aof: &Aof) {
     }
 }
 
+/// CONFIG SET appendonly yes while a rewrite (of an AOF that is off)
+/// runs: that one is stopped and the rewrite turning AOF on replaces it,
+/// as Redis does. Waits a bounded time for it to stop (holding nothing);
+/// if it has not, the turn-on is scheduled for the cron.
+pub(super) fn replace_running(aof: &'static Aof) -> Result<(), String> {
+    crate::notice!(
+        "AOF was enabled but there is already an AOF rewriting in background. Stopping background AOF and starting a rewrite now."
+    );
+    kill_running(aof);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while aof.stats.rewrite_in_progress.load(Ordering::Acquire) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    if aof.stats.rewrite_in_progress.load(Ordering::Acquire) {
+        SCHEDULED.store(TURN_ON, Ordering::Relaxed);
+        return Ok(());
+    }
+    start(aof, true)
+}
+
+/// The rewrite turning AOF on waits for a BGSAVE or for the end of EXEC.
+pub(super) fn schedule_turn_on() {
+    crate::warning!(
+        "AOF was enabled but there is already another background operation. An AOF background was scheduled to start when possible."
+    );
+    SCHEDULED.store(TURN_ON, Ordering::Relaxed);
+}
+
 /// `aof_rewrite_scheduled` of INFO persistence.
 pub fn scheduled() -> bool {
     SCHEDULED.load(Ordering::Relaxed) != NONE
@@ -169,7 +197,7 @@ fn limited(aof: &Aof) -> bool {
 pub(super) fn start(aof: &'static Aof, turning_on: bool) -> Result<(), String> {
     if turning_on && crate::persist::bgsave::in_progress() {
         // As Redis: the rewrite that turns AOF on waits for the BGSAVE.
-        SCHEDULED.store(TURN_ON, Ordering::Relaxed);
+        schedule_turn_on();
         return Ok(());
     }
     if aof.stats.rewrite_in_progress.swap(true, Ordering::AcqRel) {
@@ -181,6 +209,8 @@ pub(super) fn start(aof: &'static Aof, turning_on: bool) -> Result<(), String> {
     let child = Child::spawn("ferrokv-aof-rewrite");
     CHILD_PID.store(child.as_ref().map_or(0, Child::pid), Ordering::Relaxed);
     let delay = aof.srv.config.rdb_key_save_delay.get();
+    // Counted when started, as Redis counts its forks (`aof_rewrites`).
+    aof.stats.rewrites.fetch_add(1, Ordering::Relaxed);
     crate::notice!(
         "Background append only file rewriting started by pid {}",
         child.as_ref().map_or(std::process::id(), Child::pid)
@@ -201,7 +231,6 @@ pub(super) fn start(aof: &'static Aof, turning_on: bool) -> Result<(), String> {
                 }
                 Ok(()) => {
                     s.last_rewrite_ok.store(true, Ordering::Relaxed);
-                    s.rewrites.fetch_add(1, Ordering::Relaxed);
                     s.consecutive_failures.store(0, Ordering::Relaxed);
                     crate::notice!("Background AOF rewrite finished successfully");
                 }
