@@ -175,6 +175,13 @@ impl Common {
         }
     }
 
+    fn empty_key(&self, key: &[u8]) {
+        crate::warning!(
+            "rdbLoadObject skipping empty key: {}",
+            String::from_utf8_lossy(key)
+        );
+    }
+
     #[inline]
     fn progress(&self, pos: usize) {
         if self.progress {
@@ -250,6 +257,10 @@ impl Sink for Inline<'_> {
 
     fn aux(&mut self, name: &[u8], value: &[u8]) {
         self.common.aux(name, value);
+    }
+
+    fn empty_key(&mut self, key: &[u8]) {
+        self.common.empty_key(key);
     }
 
     fn progress(&mut self, pos: usize) {
@@ -359,6 +370,10 @@ impl Sink for Parallel<'_> {
 
     fn aux(&mut self, name: &[u8], value: &[u8]) {
         self.common.aux(name, value);
+    }
+
+    fn empty_key(&mut self, key: &[u8]) {
+        self.common.empty_key(key);
     }
 
     fn progress(&mut self, pos: usize) {
@@ -603,11 +618,20 @@ pub fn load_at_startup(srv: &'static Server) -> Result<(), String> {
     let mut locks = Locks::default();
     let loaded = load_path(srv, &mut locks, &path, false, true)?;
     if let Some(st) = loaded {
-        crate::notice!(
-            "Done loading RDB, keys loaded: {}, keys expired: {}.",
-            st.keys,
-            st.expired
-        );
+        if st.empty > 0 {
+            crate::warning!(
+                "Done loading RDB, keys loaded: {}, keys expired: {}, empty keys skipped: {}.",
+                st.keys,
+                st.expired,
+                st.empty
+            );
+        } else {
+            crate::notice!(
+                "Done loading RDB, keys loaded: {}, keys expired: {}.",
+                st.keys,
+                st.expired
+            );
+        }
         crate::notice!(
             "DB loaded from disk: {:.3} seconds",
             started.elapsed().as_secs_f64()

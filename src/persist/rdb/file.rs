@@ -10,6 +10,8 @@ use crate::util::crc64::crc64;
 pub struct Stats {
     pub keys: usize,
     pub expired: usize,
+    /// Collections with no elements, skipped (as Redis 7.0 skips them).
+    pub empty: usize,
     pub functions: usize,
     pub version: u16,
     /// Bytes the file used, its checksum included (an AOF's RDB preamble
@@ -59,6 +61,8 @@ pub trait Sink {
     /// `RESIZEDB`: database `db` holds about `keys` keys (a hint from the
     /// file, not trusted: `bytes_left` bounds what it can hold).
     fn db_size(&mut self, _db: usize, _keys: u64, _bytes_left: usize) {}
+    /// A key holding an empty collection, skipped.
+    fn empty_key(&mut self, _key: &[u8]) {}
     /// An auxiliary field (`used-mem`, `redis-ver` ...).
     fn aux(&mut self, _name: &[u8], _value: &[u8]) {}
     /// The input up to offset `pos` has been read (after each record).
@@ -202,6 +206,8 @@ pub fn parse(
                     let value = read_value(&mut r, ty, lim)?;
                     let m = std::mem::take(&mut meta);
                     if value.is_empty_collection() {
+                        sink.empty_key(&key);
+                        stats.empty += 1;
                         continue;
                     }
                     if m.expire.is_some_and(|t| t < now_ms) {

@@ -345,9 +345,8 @@ pub fn read_value(r: &mut Reader<'_>, ty: u8, lim: &Limits) -> Result<Owned> {
                         } else {
                             r.blob(|b| ziplist::ziplist(b).map(items_to_vecs))?
                         };
-                        if node.is_empty() {
-                            return Err(r.err("empty quicklist node"));
-                        }
+                        // An empty node is skipped, as Redis 7.0 does (a
+                        // list left empty is an empty key, skipped too).
                         items.extend(node);
                     }
                     c => return Err(r.err(format!("unknown quicklist container {c}"))),
