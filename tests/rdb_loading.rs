@@ -275,3 +275,45 @@ fn debug_reload_answers_loading_to_other_clients() {
     assert_eq!(reload.join().unwrap(), Value::Okay);
     assert_eq!(cmd(&mut other, &["DBSIZE"]), Value::Int(10_000));
 }
+
+/// DEBUG SET-SKIP-CHECKSUM-VALIDATION: RESTORE takes a payload whose
+/// CRC-64 is wrong while it is on, as Redis does (its suite feeds corrupt
+/// payloads that way); both servers answer alike.
+#[test]
+fn skip_checksum_validation_lets_restore_take_a_bad_crc() {
+    let srv = Server::start_with(&["--enable-debug-command", "yes"]);
+    let Some(reference) = common::reference() else {
+        eprintln!("redis-server not installed: skipped");
+        return;
+    };
+    for port in [srv.port, reference.port] {
+        let mut c = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        cmd(&mut c, &["SET", "k", "hello"]);
+        let mut payload: Vec<u8> = redis::cmd("DUMP").arg("k").query(&mut c).unwrap();
+        let n = payload.len();
+        payload[n - 1] ^= 0xff;
+        let restore = |c: &mut redis::Connection, key: &str| {
+            redis::cmd("RESTORE")
+                .arg(key)
+                .arg(0)
+                .arg(&payload)
+                .query::<Value>(c)
+        };
+        let e = restore(&mut c, "a").unwrap_err();
+        assert_eq!(
+            e.detail(),
+            Some("DUMP payload version or checksum are wrong")
+        );
+        cmd(&mut c, &["DEBUG", "SET-SKIP-CHECKSUM-VALIDATION", "1"]);
+        assert_eq!(restore(&mut c, "b").unwrap(), Value::Okay);
+        assert_eq!(
+            cmd(&mut c, &["GET", "b"]),
+            Value::BulkString(b"hello".to_vec())
+        );
+        cmd(&mut c, &["DEBUG", "SET-SKIP-CHECKSUM-VALIDATION", "0"]);
+        assert!(restore(&mut c, "c").is_err(), "port {port}");
+    }
+}
