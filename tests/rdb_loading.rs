@@ -317,3 +317,29 @@ fn skip_checksum_validation_lets_restore_take_a_bad_crc() {
         assert!(restore(&mut c, "c").is_err(), "port {port}");
     }
 }
+
+/// SIGTERM while loading ends the process at once, without saving (with
+/// save points configured, a save would replace the file with part of it).
+#[test]
+fn sigterm_while_loading_exits_without_saving() {
+    let dir = TempDir::new("rdb-sigterm-loading");
+    saved_dataset(dir.path(), 20_000, &[]);
+    let path = dir.path().join("dump.rdb");
+    let before = std::fs::read(&path).unwrap();
+    let args = ["--save", "3600 1", "--key-load-delay", "500"];
+    let mut srv = Server::start_in_loading(dir.path(), &args);
+    let mut c = srv.client();
+    assert_eq!(err(&mut c, &["GET", "key:1"]), LOADING);
+    let st = std::process::Command::new("kill")
+        .args(["-TERM", &srv.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    // The whole load would take ten seconds and more.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while srv.alive() {
+        assert!(Instant::now() < deadline, "still running after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(std::fs::read(&path).unwrap() == before, "the file changed");
+}

@@ -33,6 +33,9 @@ use crate::server::{Server, now_ms};
 use crate::store::keyspace::hash_key;
 use crate::store::{Entry, Locks, Value};
 
+/// Why a load stopped when a shutdown was asked for during it.
+const SHUTDOWN_WHILE_LOADING: &str = "shutdown requested while loading";
+
 /// The error clients get for a command not allowed while loading.
 pub const LOADING_ERROR: &str = "LOADING Redis is loading the dataset in memory";
 
@@ -183,11 +186,16 @@ impl Common {
     }
 
     #[inline]
-    fn progress(&self, pos: usize) {
+    fn progress(&self, pos: usize) -> super::rdb::read::Result<()> {
         if self.progress {
             self.srv.persist.loading.set_loaded(pos as u64);
             key_load_delay(self.srv);
+            // SIGTERM while loading: stop here, nothing is saved.
+            if self.srv.shutting_down() {
+                return Err(Error::new(pos, SHUTDOWN_WHILE_LOADING));
+            }
         }
+        Ok(())
     }
 }
 
@@ -263,8 +271,8 @@ impl Sink for Inline<'_> {
         self.common.empty_key(key);
     }
 
-    fn progress(&mut self, pos: usize) {
-        self.common.progress(pos);
+    fn progress(&mut self, pos: usize) -> super::rdb::read::Result<()> {
+        self.common.progress(pos)
     }
 }
 
@@ -376,8 +384,8 @@ impl Sink for Parallel<'_> {
         self.common.empty_key(key);
     }
 
-    fn progress(&mut self, pos: usize) {
-        self.common.progress(pos);
+    fn progress(&mut self, pos: usize) -> super::rdb::read::Result<()> {
+        self.common.progress(pos)
     }
 }
 

@@ -65,8 +65,11 @@ pub trait Sink {
     fn empty_key(&mut self, _key: &[u8]) {}
     /// An auxiliary field (`used-mem`, `redis-ver` ...).
     fn aux(&mut self, _name: &[u8], _value: &[u8]) {}
-    /// The input up to offset `pos` has been read (after each record).
-    fn progress(&mut self, _pos: usize) {}
+    /// The input up to offset `pos` has been read (after each record);
+    /// `Err` stops the load (a shutdown was asked for meanwhile).
+    fn progress(&mut self, _pos: usize) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// The access field for a loaded key: now, or `idle` seconds ago, or the
@@ -190,7 +193,7 @@ pub fn parse(
                     let lru = access_field(now_ms, m.idle, m.freq);
                     sink.string_at(db, at, k, key_range, value, value_range, m.expire, lru)?;
                     stats.keys += 1;
-                    sink.progress(r.pos());
+                    sink.progress(r.pos())?;
                     continue;
                 }
                 let entry = if ty == T_STRING {
@@ -218,7 +221,7 @@ pub fn parse(
                 };
                 sink.key_at(db, entry, at)?;
                 stats.keys += 1;
-                sink.progress(r.pos());
+                sink.progress(r.pos())?;
             }
         }
     }
