@@ -343,3 +343,37 @@ fn sigterm_while_loading_exits_without_saving() {
     }
     assert!(std::fs::read(&path).unwrap() == before, "the file changed");
 }
+
+/// A RESTORE payload whose ziplist is corrupt: "Bad data format", and the
+/// log names the failed check in Redis's words (its suite looks for them).
+#[test]
+fn a_corrupt_ziplist_payload_logs_the_failed_integrity_check() {
+    let dir = TempDir::new("restore-integrity");
+    let log = dir.path().join("server.log");
+    let log_arg = log.to_str().unwrap().to_string();
+    let srv = Server::start_in(
+        Some(dir.path()),
+        None,
+        &["--loglevel", "verbose", "--logfile", &log_arg],
+    );
+    let mut c = srv.client();
+    // From Redis's corrupt-dump test "hash with valid zip list header,
+    // invalid entry len" (its checksum is right).
+    let payload: &[u8] = b"\x0D\x1B\x1B\x00\x00\x00\x16\x00\x00\x00\x04\x00\x00\x02\x61\x00\x04\x02\x62\x00\x04\x14\x63\x00\x04\x02\x64\x00\xFF\x09\x00\xD9\x10\x54\x92\x15\xF5\x5F\x52";
+    let e = redis::cmd("RESTORE")
+        .arg("key")
+        .arg(0)
+        .arg(payload)
+        .query::<Value>(&mut c)
+        .unwrap_err();
+    assert_eq!(e.detail(), Some("Bad data format"));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("Hash ziplist integrity check failed") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not logged:\n{text}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
