@@ -275,3 +275,105 @@ fn debug_reload_answers_loading_to_other_clients() {
     assert_eq!(reload.join().unwrap(), Value::Okay);
     assert_eq!(cmd(&mut other, &["DBSIZE"]), Value::Int(10_000));
 }
+
+/// DEBUG SET-SKIP-CHECKSUM-VALIDATION: RESTORE takes a payload whose
+/// CRC-64 is wrong while it is on, as Redis does (its suite feeds corrupt
+/// payloads that way); both servers answer alike.
+#[test]
+fn skip_checksum_validation_lets_restore_take_a_bad_crc() {
+    let srv = Server::start_with(&["--enable-debug-command", "yes"]);
+    let Some(reference) = common::reference() else {
+        eprintln!("redis-server not installed: skipped");
+        return;
+    };
+    for port in [srv.port, reference.port] {
+        let mut c = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        cmd(&mut c, &["SET", "k", "hello"]);
+        let mut payload: Vec<u8> = redis::cmd("DUMP").arg("k").query(&mut c).unwrap();
+        let n = payload.len();
+        payload[n - 1] ^= 0xff;
+        let restore = |c: &mut redis::Connection, key: &str| {
+            redis::cmd("RESTORE")
+                .arg(key)
+                .arg(0)
+                .arg(&payload)
+                .query::<Value>(c)
+        };
+        let e = restore(&mut c, "a").unwrap_err();
+        assert_eq!(
+            e.detail(),
+            Some("DUMP payload version or checksum are wrong")
+        );
+        cmd(&mut c, &["DEBUG", "SET-SKIP-CHECKSUM-VALIDATION", "1"]);
+        assert_eq!(restore(&mut c, "b").unwrap(), Value::Okay);
+        assert_eq!(
+            cmd(&mut c, &["GET", "b"]),
+            Value::BulkString(b"hello".to_vec())
+        );
+        cmd(&mut c, &["DEBUG", "SET-SKIP-CHECKSUM-VALIDATION", "0"]);
+        assert!(restore(&mut c, "c").is_err(), "port {port}");
+    }
+}
+
+/// SIGTERM while loading ends the process at once, without saving (with
+/// save points configured, a save would replace the file with part of it).
+#[test]
+fn sigterm_while_loading_exits_without_saving() {
+    let dir = TempDir::new("rdb-sigterm-loading");
+    saved_dataset(dir.path(), 20_000, &[]);
+    let path = dir.path().join("dump.rdb");
+    let before = std::fs::read(&path).unwrap();
+    let args = ["--save", "3600 1", "--key-load-delay", "500"];
+    let mut srv = Server::start_in_loading(dir.path(), &args);
+    let mut c = srv.client();
+    assert_eq!(err(&mut c, &["GET", "key:1"]), LOADING);
+    let st = std::process::Command::new("kill")
+        .args(["-TERM", &srv.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    // The whole load would take ten seconds and more.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while srv.alive() {
+        assert!(Instant::now() < deadline, "still running after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(std::fs::read(&path).unwrap() == before, "the file changed");
+}
+
+/// A RESTORE payload whose ziplist is corrupt: "Bad data format", and the
+/// log names the failed check in Redis's words (its suite looks for them).
+#[test]
+fn a_corrupt_ziplist_payload_logs_the_failed_integrity_check() {
+    let dir = TempDir::new("restore-integrity");
+    let log = dir.path().join("server.log");
+    let log_arg = log.to_str().unwrap().to_string();
+    let srv = Server::start_in(
+        Some(dir.path()),
+        None,
+        &["--loglevel", "verbose", "--logfile", &log_arg],
+    );
+    let mut c = srv.client();
+    // From Redis's corrupt-dump test "hash with valid zip list header,
+    // invalid entry len" (its checksum is right).
+    let payload: &[u8] = b"\x0D\x1B\x1B\x00\x00\x00\x16\x00\x00\x00\x04\x00\x00\x02\x61\x00\x04\x02\x62\x00\x04\x14\x63\x00\x04\x02\x64\x00\xFF\x09\x00\xD9\x10\x54\x92\x15\xF5\x5F\x52";
+    let e = redis::cmd("RESTORE")
+        .arg("key")
+        .arg(0)
+        .arg(payload)
+        .query::<Value>(&mut c)
+        .unwrap_err();
+    assert_eq!(e.detail(), Some("Bad data format"));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("Hash ziplist integrity check failed") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not logged:\n{text}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -1,6 +1,7 @@
 //! DEBUG, gated by `enable-debug-command` (off by default, as in Redis;
 //! the gate is in dispatch, see [`super::protected_denied`]).
-//! Subcommands: SLEEP, SET-ACTIVE-EXPIRE, SET-DISABLE-DENY-SCRIPTS, OBJECT,
+//! Subcommands: SLEEP, SET-ACTIVE-EXPIRE, SET-DISABLE-DENY-SCRIPTS,
+//! SET-SKIP-CHECKSUM-VALIDATION, OBJECT,
 //! LOG, DIGEST, DIGEST-VALUE, RELOAD (in [`super::dump`]), POPULATE,
 //! PROTOCOL, LISTPACK, QUICKLIST, QUICKLIST-PACKED-THRESHOLD,
 //! CHANGE-REPL-ID, AOF-FLUSH-SLEEP, AOF-WRITE-ERROR (ferrokv's), LOADAOF,
@@ -46,6 +47,11 @@ fn debug(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
             ctx.out.simple(&crate::store::digest::hex(&d));
         }
         (b"digest-value", _) => digest_values(ctx, args),
+        (b"set-skip-checksum-validation", 3) => {
+            let on = parse_int_prefix(&args[2]) != 0;
+            crate::persist::rdb::file::SKIP_CHECKSUM.store(on, Ordering::Relaxed);
+            ctx.out.ok();
+        }
         (b"reload", _) => super::dump::debug_reload(ctx, args)?,
         (b"config-rewrite-force-all", 2) => {
             super::config_cmd::rewrite_file(ctx.srv, true)?;
@@ -354,6 +360,8 @@ fn help(ctx: &mut Ctx<'_>) {
             "    Turn the background expiry of keys off (0) or on (1).",
             "SET-DISABLE-DENY-SCRIPTS <0|1>",
             "    Let scripts call commands they may not call (1), or not (0).",
+            "SET-SKIP-CHECKSUM-VALIDATION <0|1>",
+            "    Enables or disables checksum checks for RDB files and RESTORE's payload.",
             "OBJECT <key>",
             "    Low-level facts about the value stored at <key>.",
             "LOG <message>",

@@ -93,7 +93,15 @@ fn restore(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     }
     let body = payload_body(&args[3]).ok_or(Error::msg(BAD_PAYLOAD))?;
     let lim = Limits::of(&ctx.srv.config);
-    let value = read_payload_value(body, &lim).map_err(|_| Error::msg(BAD_DATA))?;
+    let value = read_payload_value(body, &lim).map_err(|e| {
+        // As Redis logs a corrupt payload (its suite looks for the words).
+        crate::verbose!(
+            "Internal error in RDB reading offset {} -> {}",
+            e.offset,
+            e.msg
+        );
+        Error::msg(BAD_DATA)
+    })?;
     if value.is_empty_collection() {
         return Err(Error::msg(BAD_DATA));
     }

@@ -352,8 +352,11 @@ pub fn run(srv: &'static Server) -> anyhow::Result<()> {
         crate::persist::save::load_at_startup(srv)
     };
     srv.persist.loading.end();
-    loaded.map_err(anyhow::Error::msg)?;
-    crate::notice!("Ready to accept connections tcp");
+    // A SIGTERM during the load stops it; the process then exits as asked.
+    if !srv.shutting_down() {
+        loaded.map_err(anyhow::Error::msg)?;
+        crate::notice!("Ready to accept connections tcp");
+    }
     srv.wait_shutdown();
     crate::persist::aof::shutdown();
     crate::warning!("ferrokv is now ready to exit, bye bye...");

@@ -258,14 +258,16 @@ impl<'a> Reader<'a> {
     }
 
     /// A blob (listpack, ziplist ...) decoded by `f`; its errors point at
-    /// the blob's start.
+    /// the blob's start and say, in Redis's words, which check failed
+    /// (`what`: "Ziplist", "Hash listpack" ...; its suite looks for them).
     fn blob<T>(
         &mut self,
+        what: &'static str,
         f: impl FnOnce(&[u8]) -> std::result::Result<T, &'static str>,
     ) -> Result<T> {
         let at = self.pos;
         let b = self.string()?;
-        f(&b).map_err(|m| self.err_at(at, m))
+        f(&b).map_err(|m| self.err_at(at, format!("{what} integrity check failed ({m})")))
     }
 }
 
@@ -325,7 +327,7 @@ pub fn read_value(r: &mut Reader<'_>, ty: u8, lim: &Limits) -> Result<Owned> {
             Ok(build_list(items, lim))
         }
         T_LIST_ZIPLIST => {
-            let items = r.blob(|b| ziplist::ziplist(b).map(items_to_vecs))?;
+            let items = r.blob("Ziplist", |b| ziplist::ziplist(b).map(items_to_vecs))?;
             Ok(build_list(items, lim))
         }
         T_LIST_QUICKLIST | T_LIST_QUICKLIST_2 => {
@@ -341,13 +343,12 @@ pub fn read_value(r: &mut Reader<'_>, ty: u8, lim: &Limits) -> Result<Owned> {
                     QL_PLAIN => items.push(r.string()?),
                     QL_PACKED => {
                         let node = if ty == T_LIST_QUICKLIST_2 {
-                            r.blob(|b| listpack::decode(b).map(items_to_vecs))?
+                            r.blob("Listpack", |b| listpack::decode(b).map(items_to_vecs))?
                         } else {
-                            r.blob(|b| ziplist::ziplist(b).map(items_to_vecs))?
+                            r.blob("Ziplist", |b| ziplist::ziplist(b).map(items_to_vecs))?
                         };
-                        if node.is_empty() {
-                            return Err(r.err("empty quicklist node"));
-                        }
+                        // An empty node is skipped, as Redis 7.0 does (a
+                        // list left empty is an empty key, skipped too).
                         items.extend(node);
                     }
                     c => return Err(r.err(format!("unknown quicklist container {c}"))),
@@ -365,14 +366,14 @@ pub fn read_value(r: &mut Reader<'_>, ty: u8, lim: &Limits) -> Result<Owned> {
                     }
                     m
                 }
-                T_SET_INTSET => r.blob(|b| {
+                T_SET_INTSET => r.blob("Intset", |b| {
                     ziplist::intset(b).map(|v| {
                         v.iter()
                             .map(|n| itoa::Buffer::new().format(*n).as_bytes().to_vec())
                             .collect()
                     })
                 })?,
-                _ => r.blob(|b| listpack::decode(b).map(items_to_vecs))?,
+                _ => r.blob("Set listpack", |b| listpack::decode(b).map(items_to_vecs))?,
             };
             build_set(members, lim).ok_or_else(|| Error::new(start, "duplicate set members"))
         }
@@ -392,9 +393,9 @@ pub fn read_value(r: &mut Reader<'_>, ty: u8, lim: &Limits) -> Result<Owned> {
         }
         T_ZSET_ZIPLIST | T_ZSET_LISTPACK => {
             let flat = if ty == T_ZSET_LISTPACK {
-                r.blob(|b| listpack::decode(b).map(items_to_vecs))
+                r.blob("Zset listpack", |b| listpack::decode(b).map(items_to_vecs))
             } else {
-                r.blob(|b| ziplist::ziplist(b).map(items_to_vecs))
+                r.blob("Zset ziplist", |b| ziplist::ziplist(b).map(items_to_vecs))
             };
             let flat = flat?;
             if flat.len() % 2 != 0 {
@@ -418,7 +419,7 @@ pub fn read_value(r: &mut Reader<'_>, ty: u8, lim: &Limits) -> Result<Owned> {
             build_hash(pairs, lim).ok_or_else(|| Error::new(start, "duplicate hash fields"))
         }
         T_HASH_ZIPMAP => {
-            let pairs = r.blob(|b| {
+            let pairs = r.blob("Zipmap", |b| {
                 ziplist::zipmap(b).map(|p| {
                     p.into_iter()
                         .map(|(f, v)| (f.to_vec(), v.to_vec()))
@@ -429,9 +430,9 @@ pub fn read_value(r: &mut Reader<'_>, ty: u8, lim: &Limits) -> Result<Owned> {
         }
         T_HASH_ZIPLIST | T_HASH_LISTPACK => {
             let flat = if ty == T_HASH_LISTPACK {
-                r.blob(|b| listpack::decode(b).map(items_to_vecs))
+                r.blob("Hash listpack", |b| listpack::decode(b).map(items_to_vecs))
             } else {
-                r.blob(|b| ziplist::ziplist(b).map(items_to_vecs))
+                r.blob("Hash ziplist", |b| ziplist::ziplist(b).map(items_to_vecs))
             };
             let flat = flat?;
             if flat.len() % 2 != 0 {

@@ -189,7 +189,8 @@ pub fn read(r: &mut Reader<'_>, ty: u8, lim: NodeLimits) -> Result<Stream> {
         let master = k.raw_id()?;
         let at = r.pos();
         let lp = r.string()?;
-        load_node(&mut s, master, &lp, lim).map_err(|m| Error::new(at, m))?;
+        load_node(&mut s, master, &lp, lim)
+            .map_err(|m| Error::new(at, format!("Stream listpack integrity check failed ({m})")))?;
     }
     let at = r.pos();
     let length = r.length()?;
