@@ -10,6 +10,7 @@
 pub mod acl;
 pub mod blocking;
 pub mod client;
+pub mod cluster;
 pub mod command_info;
 pub mod config_cmd;
 pub mod connection;
@@ -72,6 +73,7 @@ pub fn handlers() -> Vec<(&'static str, Handler)> {
         object::COMMANDS,
         connection::COMMANDS,
         client::COMMANDS,
+        cluster::COMMANDS,
         blocking::COMMANDS,
         server::COMMANDS,
         zsets::COMMANDS,
