@@ -151,6 +151,8 @@ pub struct ScriptCache {
     /// The functions, by integer slot (cheaper to reach than by SHA string).
     fns: Table,
     next: i64,
+    /// The cached bodies' and SHAs' bytes (INFO `used_memory_scripts_eval`).
+    bytes: usize,
 }
 
 impl ScriptCache {
@@ -159,6 +161,7 @@ impl ScriptCache {
             index: HashMap::new(),
             fns: lua.create_table()?,
             next: 0,
+            bytes: 0,
         })
     }
 
@@ -169,12 +172,26 @@ impl ScriptCache {
         Some((f, flags))
     }
 
-    pub fn insert(&mut self, sha: String, (f, flags): (Function, ShebangFlags)) {
+    /// Caches a script compiled from `body_len` bytes.
+    pub fn insert(&mut self, sha: String, (f, flags): (Function, ShebangFlags), body_len: usize) {
         let slot = self.next + 1;
         if self.fns.raw_set(slot, f).is_ok() {
             self.next = slot;
+            self.bytes += sha.len() + body_len;
             self.index.insert(sha, (slot, flags));
         }
+    }
+
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     pub fn contains_key(&self, sha: &str) -> bool {
@@ -185,6 +202,7 @@ impl ScriptCache {
         self.index.clear();
         let _ = self.fns.clear();
         self.next = 0;
+        self.bytes = 0;
     }
 }
 
