@@ -104,7 +104,7 @@ fn render(ctx: &Ctx<'_>, wanted: &[&str], sizes: &[(usize, usize)]) -> String {
                 "Stats"
             }
             "replication" => {
-                replication(&mut lines);
+                replication(ctx.srv, &mut lines);
                 "Replication"
             }
             "cpu" => {
@@ -489,7 +489,7 @@ fn replid() -> &'static str {
     ID.get_or_init(|| crate::server::random_hex(40))
 }
 
-fn replication(lines: &mut Vec<String>) {
+fn replication(srv: &Server, lines: &mut Vec<String>) {
     field!(lines, "role:master");
     field!(lines, "connected_slaves:0");
     field!(lines, "master_failover_state:no-failover");
@@ -498,7 +498,11 @@ fn replication(lines: &mut Vec<String>) {
     field!(lines, "master_repl_offset:0");
     field!(lines, "second_repl_offset:-1");
     field!(lines, "repl_backlog_active:0");
-    field!(lines, "repl_backlog_size:1048576");
+    field!(
+        lines,
+        "repl_backlog_size:{}",
+        srv.config.repl_backlog_size.get()
+    );
     field!(lines, "repl_backlog_first_byte_offset:0");
     field!(lines, "repl_backlog_histlen:0");
 }
