@@ -9,6 +9,7 @@
 pub mod client;
 pub mod conn;
 pub mod evict;
+pub mod listen;
 mod obuf;
 pub mod pause;
 pub mod stats;
@@ -58,6 +59,8 @@ pub struct Server {
     pub tls: tls::Tls,
     /// The listening sockets, closed first at SHUTDOWN.
     listen_fds: Mutex<Vec<i32>>,
+    /// The plain TCP listeners' accept loops (CONFIG SET port rebinds).
+    listeners: listen::Listeners,
     /// ACL users and the ACL LOG.
     pub acl: crate::acl::Acl,
     /// RDB counters (INFO persistence) and the save lock.
@@ -115,6 +118,7 @@ impl Server {
             tracking: Default::default(),
             tls: Default::default(),
             listen_fds: Mutex::new(Vec::new()),
+            listeners: Default::default(),
             acl,
             persist: Default::default(),
             shutdown: Shutdown::default(),
@@ -328,12 +332,7 @@ pub fn run(srv: &'static Server) -> anyhow::Result<()> {
     }
     let handles: &'static [(tokio::runtime::Handle, Arc<ThreadStats>)] = handles.leak();
 
-    for l in listeners {
-        use std::os::fd::AsRawFd;
-        srv.listen_fds.lock().push(l.as_raw_fd());
-        let (rt, _) = &handles[0];
-        rt.spawn(conn::accept_loop(srv, l, handles, false));
-    }
+    listen::start(srv, listeners, handles);
     tls::start(srv, tls_listeners, handles);
     evict::sync_access_tracking(srv);
     std::thread::Builder::new()
