@@ -273,6 +273,7 @@ pub fn reset_stats(srv: &crate::server::Server) {
     srv.stats.rejected_connections.store(0, Ordering::Relaxed);
     srv.ks.expired_keys.store(0, Ordering::Relaxed);
     srv.ks.evicted_keys.store(0, Ordering::Relaxed);
+    crate::server::evict::reset_lazyfreed();
     super::info::reset_ops_samples();
 }
 
