@@ -474,7 +474,11 @@ fn stats(srv: &Server, lines: &mut Vec<String>) {
     );
     field!(lines, "latest_fork_usec:0");
     field!(lines, "total_forks:0");
-    field!(lines, "migrate_cached_sockets:0");
+    field!(
+        lines,
+        "migrate_cached_sockets:{}",
+        super::migrate::cached_sockets()
+    );
     let (_, keys, items, prefixes) = srv.tracking.info();
     field!(lines, "tracking_total_keys:{keys}");
     field!(lines, "tracking_total_items:{items}");

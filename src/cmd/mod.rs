@@ -30,6 +30,7 @@ pub mod keyspec;
 pub mod latency;
 pub mod lists;
 pub mod memory;
+pub mod migrate;
 pub mod module;
 pub mod multi;
 pub mod object;
@@ -93,6 +94,7 @@ pub fn handlers() -> Vec<(&'static str, Handler)> {
         geo::COMMANDS,
         crate::persist::bgsave::COMMANDS,
         memory::COMMANDS,
+        migrate::COMMANDS,
         slowlog::COMMANDS,
         latency::COMMANDS,
         hll::COMMANDS,
