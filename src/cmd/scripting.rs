@@ -96,6 +96,7 @@ fn eval_generic(ctx: &mut Ctx<'_>, args: &Args<'_>, by_sha: bool, read_only: boo
         as_params: false,
     };
     run_script(ctx, vm, &f, inputs, &script);
+    vm.after_run();
     srv.scripting.note_eval_vm(Some(vm));
     Ok(())
 }

@@ -38,7 +38,14 @@ pub struct Vm {
     /// The message handler scripts run under: it turns whatever was raised
     /// into `{err=..., line=...}`.
     pub handler: Function,
+    /// Script runs until the next garbage-collection step ([`Vm::after_run`]).
+    gc_countdown: u32,
 }
+
+/// Every this many runs, the collector takes a step of this many KiB:
+/// Redis's rhythm, which keeps the VM's memory near what it holds instead
+/// of letting it grow to twice that before a cycle.
+const GC_PERIOD: u32 = 50;
 
 impl Vm {
     pub fn new(srv: &'static Server) -> mlua::Result<Vm> {
@@ -109,7 +116,17 @@ impl Vm {
             scripts,
             hidden,
             handler,
+            gc_countdown: GC_PERIOD,
         })
+    }
+
+    /// Counts a script run; every [`GC_PERIOD`] runs, a collection step.
+    pub fn after_run(&mut self) {
+        self.gc_countdown -= 1;
+        if self.gc_countdown == 0 {
+            self.gc_countdown = GC_PERIOD;
+            let _ = self.lua.gc_step_kbytes(GC_PERIOD as c_int);
+        }
     }
 
     /// Compiles a script body the way EVAL does (chunk name `@user_script`),
