@@ -18,6 +18,7 @@ pub mod file;
 mod limits;
 mod params;
 mod parse;
+pub mod rewrite;
 pub mod tls;
 
 use std::sync::atomic::{AtomicU32, Ordering};

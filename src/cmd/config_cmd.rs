@@ -11,6 +11,7 @@ pub const COMMANDS: &[(&str, Handler)] = &[
     ("config|get", get),
     ("config|set", set),
     ("config|resetstat", resetstat),
+    ("config|rewrite", rewrite),
     ("config|help", help),
 ];
 
@@ -258,6 +259,23 @@ fn failed(name: &str, why: &str) -> Error {
     ))
 }
 
+/// CONFIG REWRITE: the config file the server started from, rewritten
+/// with the current values (`config::rewrite`).
+fn rewrite(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
+    let Some(path) = ctx.srv.config_file.as_deref() else {
+        return Err(Error::msg(
+            "ERR The server is running without a config file",
+        ));
+    };
+    if let Err(why) = crate::config::rewrite::rewrite(&ctx.srv.config, path) {
+        crate::warning!("CONFIG REWRITE failed: {why}");
+        return Err(Error::owned(format!("ERR Rewriting config file: {why}")));
+    }
+    crate::notice!("CONFIG REWRITE executed with success.");
+    ctx.out.ok();
+    Ok(())
+}
+
 /// CONFIG RESETSTAT: every counter INFO reports as a total.
 fn resetstat(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
     reset_stats(ctx.srv);
@@ -287,6 +305,8 @@ fn help(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
             "    Change parameters; either every change is made or none.",
             "RESETSTAT",
             "    Zero the statistics that INFO reports.",
+            "REWRITE",
+            "    Rewrite the configuration file.",
         ],
     );
     Ok(())

@@ -155,6 +155,15 @@ fn options(words: &[String]) -> Result<Vec<Line>, Fatal> {
     Ok(out)
 }
 
+/// One config-file word for `s`: as is when it reads back as itself, else
+/// quoted (CONFIG REWRITE).
+pub(super) fn quote_arg(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.bytes()
+            .all(|b| (0x21..=0x7e).contains(&b) && !matches!(b, b'"' | b'\'' | b'\\'));
+    if plain { s.to_string() } else { repr(s) }
+}
+
 /// A value quoted as Redis prints command-line values in its messages.
 fn repr(s: &str) -> String {
     let mut out = String::from("\"");
