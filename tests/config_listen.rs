@@ -86,6 +86,22 @@ fn config_set_port_moves_the_listener_or_rolls_everything_back() {
     assert_eq!(get(&mut c, "bind"), bind);
     assert_eq!(ping_on(free), "PONG");
 
+    // An empty bind means every interface, as in Redis (not none).
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("bind")
+        .arg("")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(ping_on(free), "PONG");
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("bind")
+        .arg(&bind)
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(ping_on(free), "PONG");
+
     // Back where the harness expects it (it stops the server by pid).
     let _: () = redis::cmd("CONFIG")
         .arg("SET")

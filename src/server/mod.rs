@@ -187,15 +187,25 @@ pub fn random_hex(n: usize) -> String {
     s
 }
 
-/// Binds every address in `bind` (a leading `-` marks an optional one).
+/// Binds every address in `bind` (a leading `-` marks an optional one);
+/// none means every interface, as Redis reads an empty `bind`.
 fn bind_all(bind: &str, port: u16) -> anyhow::Result<Vec<StdListener>> {
     let mut out = Vec::new();
+    let bind = if bind.trim().is_empty() {
+        "* -::*"
+    } else {
+        bind
+    };
     for spec in bind.split_whitespace() {
         let (optional, host) = match spec.strip_prefix('-') {
             Some(h) => (true, h),
             None => (false, spec),
         };
-        let host = if host == "*" { "0.0.0.0" } else { host };
+        let host = match host {
+            "*" => "0.0.0.0",
+            "::*" => "::",
+            h => h,
+        };
         let addr: SocketAddr = if host.contains(':') {
             format!("[{host}]:{port}").parse()?
         } else {
