@@ -187,15 +187,10 @@ pub fn random_hex(n: usize) -> String {
     s
 }
 
-/// Binds every address in `bind` (a leading `-` marks an optional one);
-/// none means every interface, as Redis reads an empty `bind`.
+/// Binds every address in `bind` (a leading `-` marks an optional one;
+/// none binds nothing, as Redis 7.0 reads an empty `bind`).
 fn bind_all(bind: &str, port: u16) -> anyhow::Result<Vec<StdListener>> {
     let mut out = Vec::new();
-    let bind = if bind.trim().is_empty() {
-        "* -::*"
-    } else {
-        bind
-    };
     for spec in bind.split_whitespace() {
         let (optional, host) = match spec.strip_prefix('-') {
             Some(h) => (true, h),
