@@ -183,6 +183,18 @@ config_table! {
             "replica-read-only" | "slave-read-only", Mutable;
         replica_lazy_flush: Bool = BoolParam::new(false),
             "replica-lazy-flush" | "slave-lazy-flush", Mutable;
+        /// Always empty: ferrokv is a master (a config file naming a master
+        /// stops the server, see `file::refusal`); CONFIG SET cannot change
+        /// it, as in Redis.
+        replicaof: Str = StrParam::new(""), "replicaof" | "slaveof", Immutable;
+        /// The backlog a master would keep for replicas; reported by INFO
+        /// replication (none is allocated: no replica ever connects).
+        /// Redis raises values under 16 KiB to 16 KiB.
+        repl_backlog_size: Int = IntParam::memory(MB, 1, LONG_MAX).clamped(16 * 1024, LONG_MAX),
+            "repl-backlog-size", Mutable;
+        /// Client eviction is not implemented: only 0 is accepted, written
+        /// as Redis parses it (a memory value or a percentage).
+        maxmemory_clients: Str = StrParam::new("0"), "maxmemory-clients", Mutable;
         cluster_enabled: Bool = BoolParam::new(false), "cluster-enabled", Immutable,
             inert(file::yes, "the server runs standalone");
         tracking_table_max_keys: Int = IntParam::new(1_000_000, 0, LONG_MAX),

@@ -113,8 +113,12 @@ fn set(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     }
     let tls_before = tls_snapshot(config, &names);
     let aof_was = config.appendonly.get();
+    let listen_before = listen_snapshot(config, &names);
     for p in pending {
         config.apply(p);
+    }
+    if let Some(before) = listen_before {
+        relisten(ctx.srv, before)?;
     }
     if let Some(before) = tls_before {
         reload_tls(ctx.srv, before)?;
@@ -157,6 +161,61 @@ fn warn_if_over_maxmemory(config: &crate::config::Config) {
             "WARNING: the new maxmemory value set via CONFIG SET ({max}) is smaller than the current memory usage ({used}). This will result in key eviction and/or the inability to accept new write commands depending on the maxmemory-policy."
         );
     }
+}
+
+/// Every value a CONFIG SET changes, before it, when it changes `port`
+/// or `bind` (whose new listeners may fail to bind: then all go back).
+fn listen_snapshot(config: &Config, names: &[&'static str]) -> Option<Vec<(&'static str, String)>> {
+    if !names.iter().any(|n| matches!(*n, "port" | "bind")) {
+        return None;
+    }
+    let values = names
+        .iter()
+        .filter_map(|n| Some((*n, Config::get_value(&config.find(n)?))))
+        .collect();
+    Some(values)
+}
+
+/// Listens as the new `port` / `bind` say (when they changed); if that
+/// fails, every value of this CONFIG SET is restored from `before` and the
+/// error names the parameter, as Redis does.
+fn relisten(
+    srv: &'static crate::server::Server,
+    before: Vec<(&'static str, String)>,
+) -> Result<(), Error> {
+    use crate::server::listen;
+    let config = &srv.config;
+    let changed = |name: &str| {
+        let now = config.find(name).map(|p| Config::get_value(&p));
+        before
+            .iter()
+            .any(|(n, v)| *n == name && Some(v) != now.as_ref())
+    };
+    let (port, bind) = (changed("port"), changed("bind"));
+    if !port && !bind {
+        return Ok(());
+    }
+    // Same port, new addresses: the old listeners must close first.
+    let close_first = !port;
+    let Err(why) = listen::rebind(srv, close_first) else {
+        return Ok(());
+    };
+    let (name, answer) = if port {
+        ("port", listen::PORT_FAILED)
+    } else {
+        ("bind", listen::BIND_FAILED)
+    };
+    crate::warning!("{why}");
+    crate::warning!(
+        "Failed applying new configuration. Possibly related to new {name} setting. Restoring previous settings."
+    );
+    for (n, v) in &before {
+        let _ = config.set(n, &[v.as_str()], false);
+    }
+    if close_first && let Err(why) = listen::rebind(srv, true) {
+        crate::warning!("Failed to restore the old listening sockets: {why}");
+    }
+    Err(failed(name, answer))
 }
 
 /// The `tls-*` values before a CONFIG SET that changes one of them (they
@@ -227,6 +286,7 @@ pub fn reset_stats(srv: &crate::server::Server) {
     srv.stats.rejected_connections.store(0, Ordering::Relaxed);
     srv.ks.expired_keys.store(0, Ordering::Relaxed);
     srv.ks.evicted_keys.store(0, Ordering::Relaxed);
+    crate::server::evict::reset_lazyfreed();
     super::info::reset_ops_samples();
 }
 

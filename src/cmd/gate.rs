@@ -270,8 +270,10 @@ impl Refusal {
     /// The command the refusal is counted against (`rejected_calls`).
     pub fn command(&self, cmd: Option<&'static Command>) -> Option<&'static Command> {
         match *self {
-            Refusal::UnknownCommand => None,
-            Refusal::UnknownSubcommand(c) | Refusal::Arity(c) => Some(c),
+            // An unknown subcommand is no command: Redis counts it only
+            // in errorstats, not against its container.
+            Refusal::UnknownCommand | Refusal::UnknownSubcommand(_) => None,
+            Refusal::Arity(c) => Some(c),
             _ => cmd,
         }
     }

@@ -285,6 +285,7 @@ fn memory(srv: &Server, lines: &mut Vec<String>) {
     );
     field!(lines, "total_system_memory:{total}");
     field!(lines, "total_system_memory_human:{}", human_bytes(total));
+    scripts_memory(srv, lines);
     field!(lines, "maxmemory:{maxmemory}");
     field!(lines, "maxmemory_human:{}", human_bytes(maxmemory));
     field!(
@@ -315,6 +316,37 @@ fn memory(srv: &Server, lines: &mut Vec<String>) {
         lines,
         "lazyfreed_objects:{}",
         crate::server::evict::lazyfreed()
+    );
+}
+
+/// The Lua VMs' lines of INFO memory (figures as of the last command that
+/// changed them, see `Scripting::note_eval_vm`).
+fn scripts_memory(srv: &Server, lines: &mut Vec<String>) {
+    let (scripts, script_bytes, eval_vm) = srv.scripting.eval_vm_figures();
+    let (libraries, functions) = srv.scripting.functions.counts();
+    let (functions_vm, function_bytes) = srv.scripting.functions.memory();
+    let (eval_vm, functions_vm) = (eval_vm as u64, functions_vm as u64);
+    let script_total = (script_bytes + function_bytes) as u64;
+    field!(lines, "used_memory_lua:{eval_vm}");
+    field!(lines, "used_memory_vm_eval:{eval_vm}");
+    field!(lines, "used_memory_lua_human:{}", human_bytes(eval_vm));
+    field!(lines, "used_memory_scripts_eval:{script_bytes}");
+    field!(lines, "number_of_cached_scripts:{scripts}");
+    field!(lines, "number_of_functions:{functions}");
+    field!(lines, "number_of_libraries:{libraries}");
+    field!(lines, "used_memory_vm_functions:{functions_vm}");
+    field!(lines, "used_memory_vm_total:{}", eval_vm + functions_vm);
+    field!(
+        lines,
+        "used_memory_vm_total_human:{}",
+        human_bytes(eval_vm + functions_vm)
+    );
+    field!(lines, "used_memory_functions:{function_bytes}");
+    field!(lines, "used_memory_scripts:{script_total}");
+    field!(
+        lines,
+        "used_memory_scripts_human:{}",
+        human_bytes(script_total)
     );
 }
 
@@ -446,7 +478,11 @@ fn stats(srv: &Server, lines: &mut Vec<String>) {
         "total_forks:{}",
         crate::persist::child::total_started()
     );
-    field!(lines, "migrate_cached_sockets:0");
+    field!(
+        lines,
+        "migrate_cached_sockets:{}",
+        super::migrate::cached_sockets()
+    );
     let (_, keys, items, prefixes) = srv.tracking.info();
     field!(lines, "tracking_total_keys:{keys}");
     field!(lines, "tracking_total_items:{items}");
@@ -461,7 +497,7 @@ fn replid() -> &'static str {
     ID.get_or_init(|| crate::server::random_hex(40))
 }
 
-fn replication(srv: &crate::server::Server, lines: &mut Vec<String>) {
+fn replication(srv: &Server, lines: &mut Vec<String>) {
     field!(lines, "role:master");
     field!(lines, "connected_slaves:{}", srv.replicas.count());
     field!(lines, "master_failover_state:no-failover");
@@ -470,7 +506,11 @@ fn replication(srv: &crate::server::Server, lines: &mut Vec<String>) {
     field!(lines, "master_repl_offset:0");
     field!(lines, "second_repl_offset:-1");
     field!(lines, "repl_backlog_active:0");
-    field!(lines, "repl_backlog_size:1048576");
+    field!(
+        lines,
+        "repl_backlog_size:{}",
+        srv.config.repl_backlog_size.get()
+    );
     field!(lines, "repl_backlog_first_byte_offset:0");
     field!(lines, "repl_backlog_histlen:0");
 }

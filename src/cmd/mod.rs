@@ -10,6 +10,7 @@
 pub mod acl;
 pub mod blocking;
 pub mod client;
+pub mod cluster;
 pub mod command_info;
 pub mod config_cmd;
 pub mod connection;
@@ -29,6 +30,7 @@ pub mod keyspec;
 pub mod latency;
 pub mod lists;
 pub mod memory;
+pub mod migrate;
 pub mod module;
 pub mod multi;
 pub mod object;
@@ -72,6 +74,7 @@ pub fn handlers() -> Vec<(&'static str, Handler)> {
         object::COMMANDS,
         connection::COMMANDS,
         client::COMMANDS,
+        cluster::COMMANDS,
         blocking::COMMANDS,
         server::COMMANDS,
         zsets::COMMANDS,
@@ -91,6 +94,7 @@ pub fn handlers() -> Vec<(&'static str, Handler)> {
         geo::COMMANDS,
         crate::persist::bgsave::COMMANDS,
         memory::COMMANDS,
+        migrate::COMMANDS,
         slowlog::COMMANDS,
         latency::COMMANDS,
         hll::COMMANDS,

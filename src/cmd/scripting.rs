@@ -72,7 +72,9 @@ fn eval_generic(ctx: &mut Ctx<'_>, args: &Args<'_>, by_sha: bool, read_only: boo
         None if by_sha => return Err(Error::msg(NOSCRIPT)),
         None => {
             let entry = vm.compile(&args[1]).map_err(Error::owned)?;
-            vm.scripts.insert(sha.clone(), entry.clone());
+            vm.scripts.insert(sha.clone(), entry.clone(), args[1].len());
+            // Counted from now on (INFO inside the script sees it).
+            srv.scripting.note_eval_vm(Some(vm));
             entry
         }
     };
@@ -99,6 +101,8 @@ fn eval_generic(ctx: &mut Ctx<'_>, args: &Args<'_>, by_sha: bool, read_only: boo
         as_params: false,
     };
     run_script(ctx, vm, &f, inputs, &script);
+    vm.after_run();
+    srv.scripting.note_eval_vm(Some(vm));
     Ok(())
 }
 
@@ -109,7 +113,8 @@ fn script_load(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     let sha = sha1_hex(&args[2]);
     if !vm.scripts.contains_key(&sha) {
         let f = vm.compile(&args[2]).map_err(Error::owned)?;
-        vm.scripts.insert(sha.clone(), f);
+        vm.scripts.insert(sha.clone(), f, args[2].len());
+        srv.scripting.note_eval_vm(Some(vm));
     }
     ctx.out.bulk(sha.as_bytes());
     Ok(())
@@ -146,6 +151,7 @@ fn script_flush(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         vm.scripts.clear();
         crate::scripting::libs::reset(&vm.lua);
         vm.lua.gc_collect().ok();
+        srv.scripting.note_eval_vm(Some(vm));
     }
     ctx.out.ok();
     Ok(())

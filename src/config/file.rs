@@ -346,6 +346,11 @@ impl Applying<'_> {
         if let Some(why) = refusal(&name, &values) {
             return Err(Fatal::at(l, why));
         }
+        // Only `replicaof no one` gets here: a master, which ferrokv is
+        // (CONFIG GET replicaof stays empty, as Redis's does).
+        if matches!(name.as_str(), "replicaof" | "slaveof") {
+            return Ok(());
+        }
         if name == "user" {
             return self.user(l);
         }

@@ -33,6 +33,7 @@ pub(super) fn parse_value(name: &str, kind: Kind<'_>, s: &str) -> Result<Value, 
         Kind::Str(_) if name == "latency-tracking-info-percentiles" => {
             Value::Str(parse_percentiles(s)?)
         }
+        Kind::Str(_) if name == "maxmemory-clients" => Value::Str(parse_maxmemory_clients(s)?),
         Kind::Str(_) => Value::Str(s.to_string()),
         Kind::Save(_) => Value::Str(parse_save(s).ok_or("Invalid save parameters")?),
         Kind::Notify(_) => Value::Notify(
@@ -61,6 +62,30 @@ fn parse_percentiles(s: &str) -> Result<String, String> {
         out.push(format!("{v}"));
     }
     Ok(out.join(" "))
+}
+
+/// `maxmemory-clients`: a memory value or a whole percentage of
+/// `maxmemory`, with Redis 7.0's errors. ferrokv does not evict clients,
+/// so any limit but 0 is refused rather than silently not enforced (the
+/// config file refuses one before it gets here, `file::refusal`).
+fn parse_maxmemory_clients(s: &str) -> Result<String, String> {
+    const BAD: &str = "argument must be a memory or percent value";
+    let v = match s.strip_suffix('%') {
+        Some(pct) => {
+            let v = crate::util::num::parse_i64(pct.as_bytes())
+                .filter(|v| *v >= 0)
+                .ok_or(BAD)?;
+            if v > 100 {
+                return Err("percentage argument must be less or equal to 100".into());
+            }
+            v
+        }
+        None => parse_memory(s).ok_or(BAD)?,
+    };
+    if v != 0 {
+        return Err("client eviction is not implemented in ferrokv (only 0 is accepted)".into());
+    }
+    Ok("0".into())
 }
 
 pub(super) fn value_str(v: &Value) -> &str {

@@ -47,6 +47,11 @@ pub fn rewrite(srv: &Server, force_all: bool) -> Result<(), RewriteError> {
     let defaults = Config::default();
     let default_params = defaults.params();
     for p in srv.config.params() {
+        // A master writes no `replicaof` line (an old one goes).
+        if p.name == "replicaof" && Config::get_value(&p).is_empty() {
+            state.processed(p.name);
+            continue;
+        }
         let default = default_params.iter().find(|d| d.name == p.name);
         for (line, differs) in lines_of(&p, default) {
             state.rewrite(p.name, line, differs || force_all);

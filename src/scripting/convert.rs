@@ -61,7 +61,7 @@ pub unsafe fn push_reply(l: *mut lua_State, buf: &[u8], pos: &mut usize, depth: 
                 let mut msg = Vec::with_capacity(line.len() + 1);
                 msg.push(b'-');
                 msg.extend_from_slice(line);
-                push_error_table(l, &error_code_form(&msg));
+                push_counted_error_table(l, &error_code_form(&msg));
             }
             b':' => ffi::lua_pushnumber(l, num().unwrap_or(0) as f64),
             b'$' => match num() {
@@ -182,6 +182,25 @@ pub unsafe fn push_error_table(l: *mut lua_State, msg: &[u8]) {
     unsafe { push_field_table(l, c"err", msg) }
 }
 
+/// The field Redis sets in an error table whose error the error stats
+/// already hold (a command's error reply, a refused call): returning or
+/// raising that table does not count it again. Scripts see it, as in Redis.
+pub const COUNTED_FIELD: &std::ffi::CStr = c"ignore_error_stats_update";
+
+/// Pushes `{err=msg, ignore_error_stats_update=true}`.
+///
+/// # Safety
+/// `l` must be a valid Lua state with room for two values.
+pub unsafe fn push_counted_error_table(l: *mut lua_State, msg: &[u8]) {
+    // SAFETY: the same contract as this function's: the table, then one
+    // value `lua_setfield` pops.
+    unsafe {
+        push_field_table(l, c"err", msg);
+        ffi::lua_pushboolean(l, 1);
+        ffi::lua_setfield(l, -2, COUNTED_FIELD.as_ptr());
+    }
+}
+
 /// Redis's rule for error text handed to Lua: a leading `-` means the first
 /// word is the error code (`-WRONGTYPE x` -> `WRONGTYPE x`, but a lone word
 /// `-bad` gets `ERR bad`); anything else gets the `ERR` code.
@@ -231,6 +250,15 @@ pub unsafe fn to_bytes<'l>(l: *mut lua_State, idx: c_int) -> &'l [u8] {
     }
 }
 
+/// The error replies written from a script's return value: the command
+/// that ran the script failed when there was any, and each counts in the
+/// error stats unless its table says it already does ([`COUNTED_FIELD`]).
+#[derive(Default)]
+pub struct ReplyErrors {
+    pub any: bool,
+    pub uncounted: Vec<String>,
+}
+
 /// Writes the Lua value at `idx` as a reply. `resp3_script` is the
 /// protocol chosen with `redis.setresp` (it decides how booleans go out).
 ///
@@ -240,6 +268,7 @@ pub unsafe fn write_reply(
     l: *mut lua_State,
     idx: c_int,
     out: &mut Reply,
+    errs: &mut ReplyErrors,
     resp3_script: bool,
     depth: usize,
 ) {
@@ -250,7 +279,10 @@ pub unsafe fn write_reply(
         // As Redis: every value needs room on the Lua stack; a reply nested
         // deeper than the stack allows ends in an error where it stopped.
         if ffi::lua_checkstack(l, 4) == 0 {
-            return out.error("ERR reached lua stack limit");
+            const MSG: &str = "ERR reached lua stack limit";
+            errs.any = true;
+            errs.uncounted.push(MSG.into());
+            return out.error(MSG);
         }
         let idx = absolute(l, idx);
         match ffi::lua_type(l, idx) {
@@ -266,7 +298,7 @@ pub unsafe fn write_reply(
                     out.null();
                 }
             }
-            ffi::LUA_TTABLE => write_table(l, idx, out, resp3_script, depth),
+            ffi::LUA_TTABLE => write_table(l, idx, out, errs, resp3_script, depth),
             _ => out.null(),
         }
     }
@@ -293,13 +325,28 @@ unsafe fn get_field(l: *mut lua_State, t: c_int, field: &std::ffi::CStr) -> c_in
     }
 }
 
-unsafe fn write_table(l: *mut lua_State, t: c_int, out: &mut Reply, resp3: bool, depth: usize) {
+unsafe fn write_table(
+    l: *mut lua_State,
+    t: c_int,
+    out: &mut Reply,
+    errs: &mut ReplyErrors,
+    resp3: bool,
+    depth: usize,
+) {
     // SAFETY: `t` is the absolute index of a table (`write_reply` checked
     // the type) and `write_reply` left 4 free slots; each probe below pops
     // what it pushed (3 values at most), so the stack is left as found.
     unsafe {
         if get_field(l, t, c"err") == ffi::LUA_TSTRING {
-            out.error(&String::from_utf8_lossy(to_bytes(l, -1)));
+            let msg = String::from_utf8_lossy(to_bytes(l, -1)).into_owned();
+            out.error(&msg);
+            ffi::lua_pop(l, 1);
+            errs.any = true;
+            let counted = get_field(l, t, COUNTED_FIELD) == ffi::LUA_TBOOLEAN
+                && ffi::lua_toboolean(l, -1) != 0;
+            if !counted {
+                errs.uncounted.push(msg);
+            }
             return ffi::lua_pop(l, 1);
         }
         ffi::lua_pop(l, 1);
@@ -320,12 +367,12 @@ unsafe fn write_table(l: *mut lua_State, t: c_int, out: &mut Reply, resp3: bool,
         }
         ffi::lua_pop(l, 1);
         if get_field(l, t, c"map") == ffi::LUA_TTABLE {
-            write_pairs(l, out, resp3, depth, true);
+            write_pairs(l, out, errs, resp3, depth, true);
             return ffi::lua_pop(l, 1);
         }
         ffi::lua_pop(l, 1);
         if get_field(l, t, c"set") == ffi::LUA_TTABLE {
-            write_pairs(l, out, resp3, depth, false);
+            write_pairs(l, out, errs, resp3, depth, false);
             return ffi::lua_pop(l, 1);
         }
         ffi::lua_pop(l, 1);
@@ -353,7 +400,7 @@ unsafe fn write_table(l: *mut lua_State, t: c_int, out: &mut Reply, resp3: bool,
         out.array(n);
         for i in 1..=n {
             ffi::lua_rawgeti(l, t, i as ffi::lua_Integer);
-            write_reply(l, -1, out, resp3, depth + 1);
+            write_reply(l, -1, out, errs, resp3, depth + 1);
             ffi::lua_pop(l, 1);
         }
     }
@@ -361,7 +408,14 @@ unsafe fn write_table(l: *mut lua_State, t: c_int, out: &mut Reply, resp3: bool,
 
 /// The table on top of the stack as a map (keys and values) or a set (its
 /// keys).
-unsafe fn write_pairs(l: *mut lua_State, out: &mut Reply, resp3: bool, depth: usize, map: bool) {
+unsafe fn write_pairs(
+    l: *mut lua_State,
+    out: &mut Reply,
+    errs: &mut ReplyErrors,
+    resp3: bool,
+    depth: usize,
+    map: bool,
+) {
     // SAFETY: the table is on top (the caller pushed it) with free slots for
     // `lua_next`'s key and value. `lua_next` needs the previous key
     // unchanged: `write_reply` reads a key with `to_bytes` only when it is
@@ -382,9 +436,9 @@ unsafe fn write_pairs(l: *mut lua_State, out: &mut Reply, resp3: bool, depth: us
         }
         ffi::lua_pushnil(l);
         while ffi::lua_next(l, t) != 0 {
-            write_reply(l, -2, out, resp3, depth + 1);
+            write_reply(l, -2, out, errs, resp3, depth + 1);
             if map {
-                write_reply(l, -1, out, resp3, depth + 1);
+                write_reply(l, -1, out, errs, resp3, depth + 1);
             }
             ffi::lua_pop(l, 1);
         }
@@ -458,7 +512,7 @@ mod tests {
                 let mut pos = 0;
                 assert!(push_reply(l, input, &mut pos, 0));
                 assert_eq!(pos, input.len());
-                write_reply(l, -1, &mut out, resp3, 0);
+                write_reply(l, -1, &mut out, &mut ReplyErrors::default(), resp3, 0);
                 ffi::lua_pop(l, 1);
             })
             .unwrap();

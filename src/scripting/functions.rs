@@ -155,6 +155,10 @@ pub struct Functions {
     registry: Mutex<Registry>,
     libraries: AtomicUsize,
     functions: AtomicUsize,
+    /// The functions' VM memory and the libraries' code bytes (INFO
+    /// memory), refreshed with the counters.
+    vm_bytes: AtomicUsize,
+    code_bytes: AtomicUsize,
     running: Mutex<Option<Running>>,
     /// Every library's code, refreshed with the counters: SAVE reads it
     /// while holding every shard, when taking `registry` could deadlock
@@ -188,6 +192,18 @@ impl Functions {
         self.functions
             .store(reg.libs.function_count(), Ordering::Relaxed);
         *self.codes.lock() = reg.libs.libs.values().map(|l| l.code.clone()).collect();
+        let vm_bytes = reg.vm.as_ref().map_or(0, |f| f.vm.lua.used_memory());
+        self.vm_bytes.store(vm_bytes, Ordering::Relaxed);
+        let code: usize = reg.libs.libs.values().map(|l| l.code.len()).sum();
+        self.code_bytes.store(code, Ordering::Relaxed);
+    }
+
+    /// (the functions' VM memory, the libraries' code bytes).
+    pub fn memory(&self) -> (usize, usize) {
+        (
+            self.vm_bytes.load(Ordering::Relaxed),
+            self.code_bytes.load(Ordering::Relaxed),
+        )
     }
 
     /// (libraries, functions).

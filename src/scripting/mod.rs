@@ -74,6 +74,12 @@ pub struct Scripting {
     /// The in-flight marks of every worker thread ([`InFlight`]), read by
     /// a job before it starts.
     flights: Mutex<Vec<Arc<ThreadStats>>>,
+    /// What INFO memory says of the EVAL VM, refreshed by the commands that
+    /// change it ([`Scripting::note_eval_vm`]): INFO cannot take the VM,
+    /// which a running script holds (and INFO may run inside that script).
+    eval_scripts: AtomicUsize,
+    eval_script_bytes: AtomicUsize,
+    eval_vm_bytes: AtomicUsize,
     /// FUNCTION libraries, in their own VM.
     pub functions: functions::Functions,
     /// Where script jobs run.
@@ -158,6 +164,27 @@ impl Scripting {
     pub fn flush(&self) {
         let old = self.vm.lock().take();
         drop(old);
+        self.note_eval_vm(None);
+    }
+
+    /// Refreshes the EVAL VM's INFO memory figures (`None`: no VM).
+    pub fn note_eval_vm(&self, vm: Option<&Vm>) {
+        let (n, bytes, vm_bytes) = vm.map_or((0, 0, 0), |vm| {
+            (vm.scripts.len(), vm.scripts.bytes(), vm.lua.used_memory())
+        });
+        self.eval_scripts.store(n, Ordering::Relaxed);
+        self.eval_script_bytes.store(bytes, Ordering::Relaxed);
+        self.eval_vm_bytes.store(vm_bytes, Ordering::Relaxed);
+    }
+
+    /// (cached EVAL scripts, their bytes, the EVAL VM's memory) as of the
+    /// last [`Scripting::note_eval_vm`].
+    pub fn eval_vm_figures(&self) -> (usize, usize, usize) {
+        (
+            self.eval_scripts.load(Ordering::Relaxed),
+            self.eval_script_bytes.load(Ordering::Relaxed),
+            self.eval_vm_bytes.load(Ordering::Relaxed),
+        )
     }
 
     pub fn kill_requested(&self) -> bool {

@@ -11,7 +11,10 @@ use std::ffi::c_int;
 use mlua::Function;
 use mlua::ffi::{self, lua_State};
 
-use super::convert::{push_bytes, push_error_table, push_reply, to_bytes, write_reply};
+use super::convert::{
+    ReplyErrors, push_bytes, push_counted_error_table, push_error_table, push_reply, to_bytes,
+    write_reply,
+};
 use super::vm::{Vm, lua_enablereadonlytable};
 use crate::cmd::gate::{self, ScriptCall};
 use crate::cmd::{Ctx, Effect, flags, resolve, run};
@@ -128,7 +131,9 @@ pub fn effects_suppressed() -> bool {
 /// How a run ended.
 enum Outcome {
     Ok,
-    Failed(Vec<u8>, i64),
+    /// Raised: the message, the line, and whether the error stats already
+    /// count it.
+    Failed(Vec<u8>, i64, bool),
     Internal(String),
 }
 
@@ -142,6 +147,9 @@ pub fn run_script(
     script: &Script<'_>,
 ) {
     let srv = ctx.srv;
+    // A SELECT inside the script lasts until the script ends; the caller
+    // stays in its own database (Redis 7.0).
+    let caller_db = ctx.client.db;
     // No locks here: each `redis.call` takes its command's footprint with
     // the job's locks, declared keys or not (`crate::cmd::footprint`).
     srv.scripting.start(ctx.client.info.id, script.is_function);
@@ -168,6 +176,7 @@ pub fn run_script(
     let _group = srv.ks.begin_group();
     let end = RunEnd { srv, state: &state };
     let mut outcome = Outcome::Ok;
+    let mut errs = ReplyErrors::default();
     let guard = Current::enter(&state);
     // SAFETY: the closure gets this thread's state with the handler and the
     // function on its stack (indexes 1 and 2); it leaves nothing behind.
@@ -178,7 +187,7 @@ pub fn run_script(
             if ffi::lua_pcall(l, nargs, 1, 1) == 0 {
                 let mut st = state.borrow_mut();
                 let resp3 = st.resp3;
-                write_reply(l, -1, st.ctx.out, resp3, 0);
+                write_reply(l, -1, st.ctx.out, &mut errs, resp3, 0);
             } else {
                 outcome = error_of(l);
             }
@@ -199,21 +208,43 @@ pub fn run_script(
     } = state.into_inner();
     // The script's own writes were published one by one.
     ctx.effect = Effect::Nothing;
+    if ctx.client.db != caller_db {
+        crate::cmd::connection::select_db(ctx, caller_db);
+    }
+    // The script's command failed when its reply is an error, and that
+    // error counts in the error stats unless a refused or failed call
+    // inside already counted it (Redis 7.0's rules).
+    let stats = ctx.stats;
+    let failed = |msg: Option<&str>| {
+        stats.cmds[ctx.cmd.id].failed.add(1);
+        if let Some(msg) = msg {
+            stats.count_error(msg);
+        }
+    };
     match outcome {
-        Outcome::Ok => {}
-        Outcome::Failed(msg, line) => {
+        Outcome::Ok => {
+            if errs.any {
+                stats.cmds[ctx.cmd.id].failed.add(1);
+            }
+            for msg in &errs.uncounted {
+                stats.count_error(msg);
+            }
+        }
+        Outcome::Failed(msg, line, counted) => {
             let whence = if script.is_function {
                 "user_function"
             } else {
                 "user_script"
             };
             let msg = String::from_utf8_lossy(&msg);
-            ctx.out.error(&format!(
-                "{msg} script: {}, on @{whence}:{line}.",
-                script.sha
-            ));
+            let msg = format!("{msg} script: {}, on @{whence}:{line}.", script.sha);
+            failed((!counted).then_some(&msg));
+            ctx.out.error(&msg);
         }
-        Outcome::Internal(msg) => ctx.out.error(&msg),
+        Outcome::Internal(msg) => {
+            failed(Some(&msg));
+            ctx.out.error(&msg);
+        }
     }
 }
 
@@ -251,7 +282,7 @@ pub fn call_protected(vm: &Vm, f: &Function) -> Result<(), (Vec<u8>, i64)> {
     };
     match (r, outcome) {
         (Err(e), _) => Err((format!("ERR {e}").into_bytes(), 0)),
-        (Ok(()), Outcome::Failed(msg, line)) => Err((msg, line)),
+        (Ok(()), Outcome::Failed(msg, line, _)) => Err((msg, line)),
         (Ok(()), Outcome::Internal(msg)) => Err((msg.into_bytes(), 0)),
         (Ok(()), Outcome::Ok) => Ok(()),
     }
@@ -301,7 +332,7 @@ unsafe fn error_of(l: *mut lua_State) -> Outcome {
     // `lua_getfield` on a checked table pushes one value each, both popped.
     unsafe {
         if ffi::lua_type(l, -1) != ffi::LUA_TTABLE {
-            return Outcome::Failed(b"ERR unknown error".to_vec(), 0);
+            return Outcome::Failed(b"ERR unknown error".to_vec(), 0, false);
         }
         ffi::lua_getfield(l, -1, c"err".as_ptr());
         let msg = if ffi::lua_type(l, -1) == ffi::LUA_TSTRING {
@@ -312,7 +343,11 @@ unsafe fn error_of(l: *mut lua_State) -> Outcome {
         ffi::lua_getfield(l, -2, c"line".as_ptr());
         let line = ffi::lua_tonumber(l, -1) as i64;
         ffi::lua_pop(l, 2);
-        Outcome::Failed(msg, line)
+        ffi::lua_pushstring(l, super::convert::COUNTED_FIELD.as_ptr());
+        ffi::lua_rawget(l, -2);
+        let counted = ffi::lua_toboolean(l, -1) != 0;
+        ffi::lua_pop(l, 1);
+        Outcome::Failed(msg, line, counted)
     }
 }
 
@@ -367,30 +402,43 @@ unsafe fn call_command_caught(l: *mut lua_State, raise: bool) -> bool {
 /// pushed value must be raised.
 #[inline(never)]
 unsafe fn call_command(l: *mut lua_State, raise: bool) -> bool {
-    let fail = |msg: &[u8]| {
+    // `counted`: the error is already in the error stats (a refused call).
+    let fail = |msg: &[u8], counted: bool| {
         // SAFETY: as the caller's.
-        unsafe { push_error_table(l, msg) };
+        unsafe {
+            if counted {
+                push_counted_error_table(l, msg);
+            } else {
+                push_error_table(l, msg);
+            }
+        }
         raise
     };
     // SAFETY: arguments 1..=n are on this C function's stack.
     let n = unsafe { ffi::lua_gettop(l) };
-    // SAFETY: `l` is this C function's state; growing the stack never raises
-    // (it returns 0 when it cannot).
-    if unsafe { ffi::lua_checkstack(l, 4) } == 0 {
-        return fail(b"ERR reached lua stack limit");
-    }
     let ran = with_current(|st| {
         if st.ctx.srv.scripting.kill_requested() {
             // SAFETY: `l` is this C function's state.
             unsafe { arm_kill_hook(l, st) };
         }
         // SAFETY: arguments 1..=n are on this C function's stack.
-        unsafe { read_args(l, n, st) }?;
-        exec(st)
+        let read = unsafe { read_args(l, n, st) };
+        // The arguments are copied out: drop them, so that a call with
+        // thousands of them (`unpack` of a big table) still has room under
+        // Lua's C stack limit for its reply.
+        // SAFETY: `l` is this C function's state.
+        unsafe { ffi::lua_settop(l, 0) };
+        read.map_err(|msg| (msg, false))?;
+        exec(st).map_err(|msg| (msg, true))
     });
+    // SAFETY: `l` is this C function's state; growing the stack never raises
+    // (it returns 0 when it cannot).
+    if unsafe { ffi::lua_checkstack(l, 4) } == 0 {
+        return fail(b"ERR reached lua stack limit", false);
+    }
     match ran {
-        None => fail(b"ERR redis.call is not available here"),
-        Some(Err(msg)) => fail(msg),
+        None => fail(b"ERR redis.call is not available here", false),
+        Some(Err((msg, counted))) => fail(msg, counted),
         Some(Ok(failed)) => {
             let pushed = with_current(|st| {
                 let mut pos = 0;
@@ -398,7 +446,7 @@ unsafe fn call_command(l: *mut lua_State, raise: bool) -> bool {
                 unsafe { push_reply(l, &st.reply.buf, &mut pos, 0) }
             });
             if pushed != Some(true) {
-                return fail(b"ERR reached lua stack limit");
+                return fail(b"ERR reached lua stack limit", false);
             }
             failed && raise
         }
@@ -559,13 +607,21 @@ fn exec(st: &mut CallState<'_, '_>) -> Result<bool, &'static [u8]> {
     let argv = Parser::args_over(argbuf, spans);
     let srv = ctx.srv;
     let running = ctx.cmd.name;
+    // A refused call counts where Redis counts it: in errorstats and the
+    // command's rejected_calls, once, when refused (the error the script
+    // gets is marked counted, see `push_counted_error_table`).
+    let stats = ctx.stats;
+    let refused = |r: gate::Refusal, client: &_, cmd: Option<&'static crate::cmd::Command>| {
+        if let Some(c) = r.command(cmd) {
+            stats.cmds[c.id].rejected.add(1);
+        }
+        let msg = r.script_message(srv, client, cmd, &argv, running);
+        stats.count_error(msg);
+        Err(msg.as_bytes())
+    };
     let cmd = match resolve(&srv.commands, &argv) {
         Ok(c) => c,
-        Err(r) => {
-            return Err(r
-                .script_message(srv, ctx.client, None, &argv, running)
-                .as_bytes());
-        }
+        Err(r) => return refused(r, ctx.client, None),
     };
     let situation = ScriptCall {
         read_only: *read_only,
@@ -573,9 +629,7 @@ fn exec(st: &mut CallState<'_, '_>) -> Result<bool, &'static [u8]> {
         wrote: *wrote,
     };
     if let Err(r) = gate::script_call(srv, ctx.client, cmd, &argv, situation) {
-        return Err(r
-            .script_message(srv, ctx.client, Some(cmd), &argv, running)
-            .as_bytes());
+        return refused(r, ctx.client, Some(cmd));
     }
     if cmd.has(flags::WRITE) {
         *wrote = true;

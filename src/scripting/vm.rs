@@ -38,7 +38,14 @@ pub struct Vm {
     /// The message handler scripts run under: it turns whatever was raised
     /// into `{err=..., line=...}`.
     pub handler: Function,
+    /// Script runs until the next garbage-collection step ([`Vm::after_run`]).
+    gc_countdown: u32,
 }
+
+/// Every this many runs, the collector takes a step of this many KiB:
+/// Redis's rhythm, which keeps the VM's memory near what it holds instead
+/// of letting it grow to twice that before a cycle.
+const GC_PERIOD: u32 = 50;
 
 impl Vm {
     pub fn new(srv: &'static Server) -> mlua::Result<Vm> {
@@ -109,7 +116,17 @@ impl Vm {
             scripts,
             hidden,
             handler,
+            gc_countdown: GC_PERIOD,
         })
+    }
+
+    /// Counts a script run; every [`GC_PERIOD`] runs, a collection step.
+    pub fn after_run(&mut self) {
+        self.gc_countdown -= 1;
+        if self.gc_countdown == 0 {
+            self.gc_countdown = GC_PERIOD;
+            let _ = self.lua.gc_step_kbytes(GC_PERIOD as c_int);
+        }
     }
 
     /// Compiles a script body the way EVAL does (chunk name `@user_script`),
@@ -151,6 +168,8 @@ pub struct ScriptCache {
     /// The functions, by integer slot (cheaper to reach than by SHA string).
     fns: Table,
     next: i64,
+    /// The cached bodies' and SHAs' bytes (INFO `used_memory_scripts_eval`).
+    bytes: usize,
 }
 
 impl ScriptCache {
@@ -159,6 +178,7 @@ impl ScriptCache {
             index: HashMap::new(),
             fns: lua.create_table()?,
             next: 0,
+            bytes: 0,
         })
     }
 
@@ -169,12 +189,26 @@ impl ScriptCache {
         Some((f, flags))
     }
 
-    pub fn insert(&mut self, sha: String, (f, flags): (Function, ShebangFlags)) {
+    /// Caches a script compiled from `body_len` bytes.
+    pub fn insert(&mut self, sha: String, (f, flags): (Function, ShebangFlags), body_len: usize) {
         let slot = self.next + 1;
         if self.fns.raw_set(slot, f).is_ok() {
             self.next = slot;
+            self.bytes += sha.len() + body_len;
             self.index.insert(sha, (slot, flags));
         }
+    }
+
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     pub fn contains_key(&self, sha: &str) -> bool {
@@ -185,6 +219,7 @@ impl ScriptCache {
         self.index.clear();
         let _ = self.fns.clear();
         self.next = 0;
+        self.bytes = 0;
     }
 }
 

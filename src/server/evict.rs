@@ -270,6 +270,11 @@ pub fn lazyfreed() -> u64 {
     LAZY_FREED.load(Ordering::Relaxed)
 }
 
+/// CONFIG RESETSTAT.
+pub fn reset_lazyfreed() {
+    LAZY_FREED.store(0, Ordering::Relaxed);
+}
+
 /// While lazily freed objects are pending, waits (until `deadline`) for
 /// memory to come under `limit`; true once it has.
 fn wait_lazy_free(limit: u64, deadline: Instant) -> bool {
@@ -415,6 +420,23 @@ fn pool_insert(pool: &mut Vec<Candidate>, c: Candidate) {
 fn free(entry: Entry, lazy: bool) {
     let big = matches!(entry.value(), ValueRef::Obj(o) if !matches!(o, Object::Str(_)));
     if lazy && big {
+        lazy_free(entry);
+    }
+}
+
+/// Above this much [`Object::free_effort`], a value UNLINK removes is
+/// freed on the lazy-free thread (Redis's threshold).
+const LAZYFREE_THRESHOLD: usize = 64;
+
+/// Frees a value UNLINK (or DEL under `lazyfree-lazy-user-del`) removed:
+/// a big one on the lazy-free thread (counted in `lazyfreed_objects`), a
+/// small one here, where that costs less than the hand-off.
+pub fn free_unlinked(entry: Entry) {
+    let effort = match entry.value() {
+        ValueRef::Obj(o) => o.free_effort(),
+        _ => 1,
+    };
+    if effort > LAZYFREE_THRESHOLD {
         lazy_free(entry);
     }
 }

@@ -9,6 +9,7 @@
 pub mod client;
 pub mod conn;
 pub mod evict;
+pub mod listen;
 mod obuf;
 pub mod pause;
 pub mod replica;
@@ -61,6 +62,8 @@ pub struct Server {
     pub tls: tls::Tls,
     /// The listening sockets, closed first at SHUTDOWN.
     listen_fds: Mutex<Vec<i32>>,
+    /// The plain TCP listeners' accept loops (CONFIG SET port rebinds).
+    listeners: listen::Listeners,
     /// ACL users and the ACL LOG.
     pub acl: crate::acl::Acl,
     /// RDB counters (INFO persistence) and the save lock.
@@ -119,6 +122,7 @@ impl Server {
             replicas: Default::default(),
             tls: Default::default(),
             listen_fds: Mutex::new(Vec::new()),
+            listeners: Default::default(),
             acl,
             persist: Default::default(),
             shutdown: Shutdown::default(),
@@ -187,7 +191,8 @@ pub fn random_hex(n: usize) -> String {
     s
 }
 
-/// Binds every address in `bind` (a leading `-` marks an optional one).
+/// Binds every address in `bind` (a leading `-` marks an optional one;
+/// none binds nothing, as Redis 7.0 reads an empty `bind`).
 fn bind_all(bind: &str, port: u16) -> anyhow::Result<Vec<StdListener>> {
     let mut out = Vec::new();
     for spec in bind.split_whitespace() {
@@ -195,7 +200,11 @@ fn bind_all(bind: &str, port: u16) -> anyhow::Result<Vec<StdListener>> {
             Some(h) => (true, h),
             None => (false, spec),
         };
-        let host = if host == "*" { "0.0.0.0" } else { host };
+        let host = match host {
+            "*" => "0.0.0.0",
+            "::*" => "::",
+            h => h,
+        };
         let addr: SocketAddr = if host.contains(':') {
             format!("[{host}]:{port}").parse()?
         } else {
@@ -332,12 +341,7 @@ pub fn run(srv: &'static Server) -> anyhow::Result<()> {
     }
     let handles: &'static [(tokio::runtime::Handle, Arc<ThreadStats>)] = handles.leak();
 
-    for l in listeners {
-        use std::os::fd::AsRawFd;
-        srv.listen_fds.lock().push(l.as_raw_fd());
-        let (rt, _) = &handles[0];
-        rt.spawn(conn::accept_loop(srv, l, handles, false));
-    }
+    listen::start(srv, listeners, handles);
     tls::start(srv, tls_listeners, handles);
     evict::sync_access_tracking(srv);
     std::thread::Builder::new()

@@ -40,6 +40,24 @@ impl Object {
         }
     }
 
+    /// How much work freeing it takes, in allocations, as Redis estimates
+    /// it to decide what UNLINK frees in the background: a list's nodes,
+    /// a hash, set or sorted set's elements, a stream's nodes plus each
+    /// consumer group and its pending entries.
+    pub fn free_effort(&self) -> usize {
+        match self {
+            Object::Str(_) => 1,
+            Object::List(q) => q.node_count(),
+            Object::Hash(h) => h.len(),
+            Object::ZSet(z) => z.len(),
+            Object::Set(s) => s.len(),
+            Object::Stream(s) => {
+                let groups: usize = s.groups.values().map(|g| 1 + g.pel.len()).sum();
+                s.node_count() + groups
+            }
+        }
+    }
+
     /// The name OBJECT ENCODING replies.
     pub fn encoding(&self) -> &'static str {
         match self {

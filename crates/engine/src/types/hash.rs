@@ -66,6 +66,9 @@ fn words(n: usize) -> usize {
 pub struct HashTable {
     buckets: Box<[Option<Box<HNode>>]>,
     len: usize,
+    /// At least the longest chain's length (exact after a resize; removals
+    /// leave it as it was): the bound [`HashTable::random`] samples under.
+    max_chain: usize,
 }
 
 impl Drop for HashTable {
@@ -86,6 +89,7 @@ impl HashTable {
         HashTable {
             buckets: (0..size).map(|_| None).collect(),
             len: 0,
+            max_chain: 0,
         }
     }
 
@@ -123,16 +127,19 @@ impl HashTable {
         }
         let b = self.bucket_of(field);
         let mut cur = self.buckets[b].as_deref_mut();
+        let mut chain = 0;
         while let Some(n) = cur {
             if n.field() == field {
                 let next = n.next.take();
                 *n = *HNode::new(field, value, next);
                 return false;
             }
+            chain += 1;
             cur = n.next.as_deref_mut();
         }
         let head = self.buckets[b].take();
         self.buckets[b] = Some(HNode::new(field, value, head));
+        self.max_chain = self.max_chain.max(chain + 1);
         self.len += 1;
         if self.len > self.buckets.len() {
             self.resize(self.buckets.len() * 2);
@@ -180,6 +187,12 @@ impl HashTable {
                 self.buckets[b] = Some(n);
             }
         }
+        self.max_chain = self
+            .buckets
+            .iter()
+            .map(|b| std::iter::successors(b.as_deref(), |n| n.next.as_deref()).count())
+            .max()
+            .unwrap_or(0);
     }
 
     /// Heap bytes (MEMORY USAGE): the bucket array plus the nodes, the
@@ -222,23 +235,22 @@ impl HashTable {
         v.reverse_bits()
     }
 
-    /// A random field and value (a random non-empty bucket, then a random
-    /// link of its chain).
+    /// A random field and value, every field equally likely: a random
+    /// bucket and a random place in `0..max_chain`, drawn again until the
+    /// place holds a field (picking a random link of a random non-empty
+    /// chain would favour fields alone in their bucket).
     pub fn random(&self, mut rnd: impl FnMut() -> u64) -> Option<(&[u8], &[u8])> {
         if self.len == 0 {
             return None;
         }
         let mask = self.buckets.len() - 1;
+        let bound = self.max_chain.max(1) as u64;
         loop {
-            let Some(head) = self.buckets[rnd() as usize & mask].as_deref() else {
-                continue;
-            };
-            let chain = std::iter::successors(Some(head), |n| n.next.as_deref()).count();
-            let pick = rnd() as usize % chain;
-            let n = std::iter::successors(Some(head), |n| n.next.as_deref())
-                .nth(pick)
-                .expect("within the chain");
-            return Some(n.split());
+            let head = self.buckets[rnd() as usize & mask].as_deref();
+            let pick = (rnd() % bound) as usize;
+            if let Some(n) = std::iter::successors(head, |n| n.next.as_deref()).nth(pick) {
+                return Some(n.split());
+            }
         }
     }
 }

@@ -94,6 +94,11 @@ impl QuickList {
         self.len
     }
 
+    /// Packed nodes (the work freeing the list takes).
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
     /// Heap bytes (MEMORY USAGE): the node deque plus the nodes' buffers,
     /// the first `samples` nodes measured and the rest assumed alike.
     pub fn mem_usage(&self, samples: usize) -> usize {

@@ -74,3 +74,26 @@ fn inline_pairs_and_build_agree() {
     assert_eq!(HashRef::Inline(&b).get(b""), Some(&b""[..]));
     assert_eq!(HashRef::Inline(&b).get(b"x"), None);
 }
+
+/// Every field equally likely, whatever the chains look like (the suite's
+/// HRANDFIELD chi-square check: 10 fields, 10,000 draws).
+#[test]
+fn random_is_uniform_over_fields() {
+    let mut t = HashTable::default();
+    let fields = ["a", "b", "c", "d", "e", "6", "7", "8", "9", "a-long-field"];
+    for f in fields {
+        t.insert(f.as_bytes(), b"v");
+    }
+    let mut x = 11u64;
+    let draws = 10_000;
+    let mut counts: HashMap<Vec<u8>, u64> = HashMap::new();
+    for _ in 0..draws {
+        let (f, _) = t.random(|| crate::util::rand::next(&mut x)).unwrap();
+        *counts.entry(f.to_vec()).or_default() += 1;
+    }
+    assert_eq!(counts.len(), fields.len());
+    let p = draws as f64 / fields.len() as f64;
+    let chi2: f64 = counts.values().map(|&c| (c as f64 - p).powi(2) / p).sum();
+    // df = 9: 40 is a one-in-100,000 outcome for a uniform draw.
+    assert!(chi2 < 40.0, "chi-square {chi2}: {counts:?}");
+}
