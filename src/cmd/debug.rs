@@ -1,6 +1,6 @@
 //! DEBUG, gated by `enable-debug-command` (off by default, as in Redis;
 //! the gate is in dispatch, see [`super::protected_denied`]).
-//! Subcommands: SLEEP, SET-ACTIVE-EXPIRE, SET-DISABLE-DENY-SCRIPTS, OBJECT,
+//! Subcommands: SLEEP, SET-ACTIVE-EXPIRE, PAUSE-CRON, SET-DISABLE-DENY-SCRIPTS, OBJECT,
 //! LOG, DIGEST, DIGEST-VALUE, RELOAD (in [`super::dump`]), POPULATE,
 //! PROTOCOL, LISTPACK, QUICKLIST, QUICKLIST-PACKED-THRESHOLD,
 //! CHANGE-REPL-ID, AOF-FLUSH-SLEEP, LOADAOF, HELP.
@@ -29,6 +29,11 @@ fn debug(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         (b"set-active-expire", 3) => {
             let on = parse_int_prefix(&args[2]) != 0;
             ctx.srv.active_expire.store(on, Ordering::Relaxed);
+            ctx.out.ok();
+        }
+        (b"pause-cron", 3) => {
+            let on = parse_int_prefix(&args[2]) != 0;
+            ctx.srv.cron_paused.store(on, Ordering::Relaxed);
             ctx.out.ok();
         }
         (b"set-disable-deny-scripts", 3) => {
@@ -335,6 +340,8 @@ fn help(ctx: &mut Ctx<'_>) {
             "    Block the connection's worker for <seconds> (may be fractional).",
             "SET-ACTIVE-EXPIRE <0|1>",
             "    Turn the background expiry of keys off (0) or on (1).",
+            "PAUSE-CRON <0|1>",
+            "    Stop periodic cron job processing.",
             "SET-DISABLE-DENY-SCRIPTS <0|1>",
             "    Let scripts call commands they may not call (1), or not (0).",
             "OBJECT <key>",

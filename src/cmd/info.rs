@@ -302,6 +302,9 @@ fn memory(srv: &Server, lines: &mut Vec<String>) {
         "mem_fragmentation_bytes:{}",
         rss as i64 - used as i64
     );
+    // Eviction counts every byte (no AOF or replication buffers are left
+    // out of the figure it compares with maxmemory).
+    field!(lines, "mem_not_counted_for_evict:0");
     field!(lines, "mem_allocator:mimalloc");
     field!(lines, "active_defrag_running:0");
     // Objects freed in the background by eviction (FLUSHALL ASYNC's

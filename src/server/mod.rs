@@ -46,6 +46,9 @@ pub struct Server {
     pub executable: String,
     /// Background expiry on/off (DEBUG SET-ACTIVE-EXPIRE).
     pub active_expire: AtomicBool,
+    /// DEBUG PAUSE-CRON: the periodic work (expiry, client checks, the
+    /// tracking-table limit, save points) stops while set.
+    pub cron_paused: AtomicBool,
     /// The Lua VM, its script cache and the running script's state.
     pub scripting: crate::scripting::Scripting,
     /// Subscriptions of every client (PUBLISH delivers through it).
@@ -109,6 +112,7 @@ impl Server {
                 .map(|p| p.display().to_string())
                 .unwrap_or_default(),
             active_expire: AtomicBool::new(true),
+            cron_paused: AtomicBool::new(false),
             scripting: Default::default(),
             pubsub: Default::default(),
             pause: Default::default(),
@@ -355,6 +359,9 @@ fn cron(srv: &'static Server) {
         std::thread::sleep(Duration::from_millis(1000 / hz));
         if srv.shutting_down() {
             return;
+        }
+        if srv.cron_paused.load(Ordering::Relaxed) {
+            continue;
         }
         let evicting = Instant::now();
         evict::cron(srv);
