@@ -174,6 +174,14 @@ config_table! {
             "lazyfree-lazy-user-flush", Mutable;
         replica_read_only: Bool = BoolParam::new(true),
             "replica-read-only" | "slave-read-only", Mutable;
+        /// Seconds between the PINGs sent to attached replicas (`server::repl`).
+        repl_ping_replica_period: Int = IntParam::new(10, 1, INT_MAX),
+            "repl-ping-replica-period" | "repl-ping-slave-period", Mutable;
+        /// Accepted: a full sync always sends the RDB from memory, as a
+        /// sized bulk.
+        repl_diskless_sync: Bool = BoolParam::new(true), "repl-diskless-sync", Mutable;
+        repl_diskless_sync_delay: Int = IntParam::new(5, 0, INT_MAX),
+            "repl-diskless-sync-delay", Mutable;
         replica_lazy_flush: Bool = BoolParam::new(false),
             "replica-lazy-flush" | "slave-lazy-flush", Mutable;
         cluster_enabled: Bool = BoolParam::new(false), "cluster-enabled", Immutable,

@@ -110,9 +110,12 @@ fn parse_type(name: &[u8]) -> Result<ClientType, Error> {
     Ok(t)
 }
 
-/// Only client connections exist (no replication links yet).
+/// Replicas attached by SYNC/PSYNC, subscribers, the rest (no
+/// connection to a master exists).
 fn type_of(c: &ClientInfo) -> ClientType {
-    if c.has_flag(list_flags::PUBSUB) {
+    if c.has_flag(list_flags::REPLICA) {
+        ClientType::Replica
+    } else if c.has_flag(list_flags::PUBSUB) {
         ClientType::PubSub
     } else {
         ClientType::Normal
@@ -124,6 +127,8 @@ fn flag_letters(c: &ClientInfo, closing: bool) -> String {
     let mut s = String::new();
     if flags & list_flags::MONITOR != 0 {
         s.push('O');
+    } else if flags & list_flags::REPLICA != 0 {
+        s.push('S');
     }
     for (bit, letter) in [
         (list_flags::PUBSUB, 'P'),

@@ -455,14 +455,14 @@ fn stats(srv: &Server, lines: &mut Vec<String>) {
 }
 
 /// The replication id of this (always primary) server.
-fn replid() -> &'static str {
+pub(crate) fn replid() -> &'static str {
     static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     ID.get_or_init(|| crate::server::random_hex(40))
 }
 
 fn replication(lines: &mut Vec<String>) {
     field!(lines, "role:master");
-    field!(lines, "connected_slaves:0");
+    field!(lines, "connected_slaves:{}", crate::server::repl::count());
     field!(lines, "master_failover_state:no-failover");
     field!(lines, "master_replid:{}", replid());
     field!(lines, "master_replid2:{}", "0".repeat(40));

@@ -37,6 +37,11 @@ pub mod list_flags {
     pub const TRACKING_BCAST: u32 = 1 << 8;
     /// MONITOR (`O`).
     pub const MONITOR: u32 = 1 << 9;
+    /// Attached by SYNC/PSYNC (`S`, type `replica`).
+    pub const REPLICA: u32 = 1 << 10;
+    /// REPLCONF rdb-only / rdb-filter-only functions (not shown).
+    pub const REPL_RDB_ONLY: u32 = 1 << 11;
+    pub const REPL_FUNCTIONS_ONLY: u32 = 1 << 12;
 }
 
 /// What other connections can see of a client.

@@ -11,6 +11,7 @@ pub mod conn;
 pub mod evict;
 mod obuf;
 pub mod pause;
+pub mod repl;
 pub mod stats;
 pub mod tls;
 
@@ -373,6 +374,7 @@ fn cron(srv: &'static Server) {
             last_clients_check = Instant::now();
             obuf::cron(srv, now_ms());
         }
+        repl::cron(srv, now_ms());
         // Keep sweeping while a pass reclaims a lot, as Redis's cycle repeats
         // while more than a quarter of the sampled keys were expired.
         // CLIENT PAUSE stops the sweep too.
