@@ -179,6 +179,12 @@ config_table! {
             "repl-ping-replica-period" | "repl-ping-slave-period", Mutable;
         /// Accepted: a full sync always sends the RDB from memory, as a
         /// sized bulk.
+        /// Writes are refused (NOREPLICAS) with fewer replicas than this
+        /// acknowledging within `min-replicas-max-lag` seconds.
+        min_replicas_to_write: Int = IntParam::new(0, 0, INT_MAX),
+            "min-replicas-to-write" | "min-slaves-to-write", Mutable;
+        min_replicas_max_lag: Int = IntParam::new(10, 0, INT_MAX),
+            "min-replicas-max-lag" | "min-slaves-max-lag", Mutable;
         repl_diskless_sync: Bool = BoolParam::new(true), "repl-diskless-sync", Mutable;
         repl_diskless_sync_delay: Int = IntParam::new(5, 0, INT_MAX),
             "repl-diskless-sync-delay", Mutable;

@@ -49,6 +49,8 @@ pub enum Refusal {
     /// Over `maxmemory` with nothing to evict, and the command may grow
     /// memory.
     Oom,
+    /// A write while `min-replicas-to-write` is not met.
+    NoReplicas,
     /// NOSCRIPT command from a script.
     NoScript,
     /// Write command from a read-only script (EVAL_RO, FCALL_RO,
@@ -144,6 +146,20 @@ pub fn memory(srv: &Server, client: &Client, cmd: &Command) -> Result<(), Refusa
     if crate::server::evict::rejects(srv, client, cmd) {
         return Err(Refusal::Oom);
     }
+    // Writes (an EXEC whose queue writes included) need enough good
+    // replicas; a command queued in MULTI is judged as it queues.
+    let write = cmd.has(flags::WRITE)
+        || (cmd.name == "exec"
+            && client
+                .multi
+                .as_ref()
+                .is_some_and(|q| q.has_flag(flags::WRITE)));
+    if write
+        && srv.config.min_replicas_to_write.get() > 0
+        && !crate::server::repl::enough_good_replicas(srv)
+    {
+        return Err(Refusal::NoReplicas);
+    }
     Ok(())
 }
 
@@ -192,6 +208,7 @@ pub fn exec_queued(
     crate::acl::check(srv, client, cmd, args).map_err(Refusal::Acl)
 }
 
+const NOREPLICAS: &str = "NOREPLICAS Not enough good replicas to write.";
 const DEBUG_NOT_ALLOWED: &str = "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.";
 const MODULE_NOT_ALLOWED: &str = "ERR MODULE command not allowed. If the enable-module-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.";
 
@@ -268,6 +285,7 @@ impl Refusal {
                 cmd.map_or("", |c| c.name)
             ),
             Refusal::Oom => crate::server::evict::OOM_ERROR.into(),
+            Refusal::NoReplicas => NOREPLICAS.into(),
             Refusal::NoScript => "ERR This Redis command is not allowed from script".into(),
             Refusal::ReadOnlyScript => {
                 "ERR Write commands are not allowed from read-only scripts.".into()
@@ -297,6 +315,7 @@ impl Refusal {
                 None => d.script_message(),
             },
             Refusal::Oom => crate::server::evict::OOM_ERROR,
+            Refusal::NoReplicas => NOREPLICAS,
             Refusal::Protected(msg) | Refusal::Busy(msg) => msg,
             Refusal::NoAuth => "NOAUTH Authentication required.",
             Refusal::NoMulti => "ERR Command not allowed inside a transaction",

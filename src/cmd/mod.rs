@@ -380,7 +380,10 @@ fn run_checked(
     }
     let ran = run(srv, client, out, locks, stats, cmd, args, now_ms, None);
     if locks.any_ready() {
-        crate::blocking::serve_ready(&srv.ks, locks, now_ms);
+        // With the time as it is now, not as the command began: a key
+        // that expired meanwhile (EXEC holding DEBUG SLEEP) serves no one,
+        // as Redis updates its clock before serving blocked clients.
+        crate::blocking::serve_ready(&srv.ks, locks, crate::server::now_ms().max(now_ms));
     }
     locks.release();
     if !ran.later.is_empty() {

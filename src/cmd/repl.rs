@@ -1,5 +1,6 @@
 //! SYNC, PSYNC and REPLCONF: a client attaches as a replica
-//! (`server::repl` holds the stream). PSYNC always answers with a full
+//! (`server::repl` holds the stream); REPLICAOF NO ONE, the only form
+//! ferrokv supports. PSYNC always answers with a full
 //! resynchronization: there is no backlog to continue from.
 
 use super::{CmdResult, Ctx, Error, Handler};
@@ -7,8 +8,27 @@ use crate::persist::rdb::write;
 use crate::resp::Args;
 use crate::server::client::list_flags;
 
-pub const COMMANDS: &[(&str, Handler)] =
-    &[("sync", sync), ("psync", psync), ("replconf", replconf)];
+pub const COMMANDS: &[(&str, Handler)] = &[
+    ("sync", sync),
+    ("psync", psync),
+    ("replconf", replconf),
+    ("replicaof", replicaof),
+    ("slaveof", replicaof),
+];
+
+/// REPLICAOF NO ONE: ferrokv is always a master, so there is nothing to
+/// stop. Following a master is not implemented: an explicit error rather
+/// than a server that claims to replicate and does not.
+fn replicaof(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
+    if args[1].eq_ignore_ascii_case(b"no") && args[2].eq_ignore_ascii_case(b"one") {
+        ctx.effect = super::Effect::Nothing;
+        ctx.out.ok();
+        return Ok(());
+    }
+    Err(Error::msg(
+        "ERR REPLICAOF <host> <port> is not supported: ferrokv cannot replicate from a master",
+    ))
+}
 
 fn sync(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
     full_sync(ctx, b"")
@@ -78,7 +98,13 @@ fn replconf(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
                     .ok_or(Error::msg("ERR value is not an integer or out of range"))?;
             }
             b"ip-address" | b"capa" => {}
-            b"ack" | b"getack" => return Ok(()),
+            b"ack" => {
+                if info.has_flag(list_flags::REPLICA) {
+                    crate::server::repl::ack(info.id);
+                }
+                return Ok(());
+            }
+            b"getack" => return Ok(()),
             b"rdb-only" => {
                 let v = crate::util::num::parse_i64(val)
                     .ok_or(Error::msg("ERR value is not an integer or out of range"))?;

@@ -46,7 +46,14 @@ struct Inner {
     /// The database of the last record sent; `None` forces a `SELECT`
     /// (a replica just attached).
     db: Option<usize>,
-    replicas: Vec<(Arc<ClientInfo>, &'static Server)>,
+    replicas: Vec<Replica>,
+}
+
+struct Replica {
+    info: Arc<ClientInfo>,
+    srv: &'static Server,
+    /// When it last sent REPLCONF ACK (ms; 0: never).
+    ack_ms: i64,
 }
 
 /// Replicas attached now (INFO replication).
@@ -76,8 +83,8 @@ impl EffectSink for Sink {
 
 fn send(inner: &Inner, frame: &[u8]) {
     let now = crate::server::now_ms();
-    for (info, srv) in &inner.replicas {
-        info.outbox.append(info, frame, limits(srv), now);
+    for r in &inner.replicas {
+        r.info.outbox.append(&r.info, frame, limits(r.srv), now);
     }
 }
 
@@ -109,7 +116,11 @@ pub fn attach(srv: &'static Server, client: &mut Client, preamble: &[u8], rdb: &
     out.write(&head);
     out.write(rdb);
     inner.db = None;
-    inner.replicas.push((client.info.clone(), srv));
+    inner.replicas.push(Replica {
+        info: client.info.clone(),
+        srv,
+        ack_ms: 0,
+    });
     FEED.n.store(inner.replicas.len(), Ordering::Relaxed);
     drop(inner);
     // The connection now waits on its outbox, and a replica gets no
@@ -126,8 +137,36 @@ pub fn detach(info: &ClientInfo) {
         return;
     }
     let mut inner = FEED.inner.lock();
-    inner.replicas.retain(|(r, _)| r.id != info.id);
+    inner.replicas.retain(|r| r.info.id != info.id);
     FEED.n.store(inner.replicas.len(), Ordering::Relaxed);
+}
+
+/// REPLCONF ACK from replica `id`: it is in touch.
+pub fn ack(id: u64) {
+    let mut inner = FEED.inner.lock();
+    let now = crate::server::now_ms();
+    if let Some(r) = inner.replicas.iter_mut().find(|r| r.info.id == id) {
+        r.ack_ms = now;
+    }
+}
+
+/// Whether writes may go ahead under `min-replicas-to-write`: enough
+/// replicas acknowledged within `min-replicas-max-lag` seconds (a client
+/// attached by SYNC that never acknowledges does not count, as in Redis).
+pub fn enough_good_replicas(srv: &Server) -> bool {
+    let want = srv.config.min_replicas_to_write.get();
+    let max_lag = srv.config.min_replicas_max_lag.get();
+    if want <= 0 || max_lag <= 0 {
+        return true;
+    }
+    let now = crate::server::now_ms();
+    let inner = FEED.inner.lock();
+    let good = inner
+        .replicas
+        .iter()
+        .filter(|r| r.ack_ms > 0 && now - r.ack_ms <= max_lag * 1000)
+        .count();
+    good as i64 >= want
 }
 
 /// The cron's share: a `PING` every `repl-ping-replica-period` seconds
