@@ -175,3 +175,36 @@ fn blocked_client_shows_flag_b() {
     q(&mut c, &["RPUSH", "nokey", "v"]);
     assert_eq!(common::blocked_clients(&mut c), 0);
 }
+
+/// min-replicas-to-write: writes are refused while too few replicas
+/// acknowledge (a SYNC client that never ACKs does not count); a queued
+/// write flags the transaction; REPLICAOF NO ONE is accepted.
+#[test]
+fn min_replicas_to_write_refuses_writes() {
+    let srv = common::Server::start();
+    let mut c = srv.client();
+    assert_eq!(q(&mut c, &["REPLICAOF", "NO", "ONE"]), redis::Value::Okay);
+    let e: redis::RedisResult<()> = redis::cmd("REPLICAOF").arg("h").arg("1").query(&mut c);
+    assert!(e.unwrap_err().to_string().contains("not supported"));
+    q(&mut c, &["SET", "xx", "1"]);
+    let mut r1 = srv.client();
+    let mut raw = srv.raw();
+    raw.send(b"MULTI\r\nINCR xx\r\n");
+    assert_eq!(raw.read_n(14), b"+OK\r\n+QUEUED\r\n");
+    q(&mut r1, &["CONFIG", "SET", "min-replicas-to-write", "1"]);
+    let _attached = Stream::attach(&srv, b"SYNC\r\n");
+    let want = b"-EXECABORT Transaction discarded because of: NOREPLICAS Not enough good replicas to write.\r\n";
+    assert_eq!(raw.roundtrip(b"EXEC\r\n", want.len()), want);
+    let e: redis::RedisResult<()> = redis::cmd("SET").arg("a").arg("b").query(&mut c);
+    assert!(
+        e.unwrap_err()
+            .to_string()
+            .contains("Not enough good replicas")
+    );
+    assert_eq!(
+        q(&mut c, &["GET", "xx"]),
+        redis::Value::BulkString(b"1".to_vec())
+    );
+    q(&mut r1, &["CONFIG", "SET", "min-replicas-to-write", "0"]);
+    assert_eq!(q(&mut c, &["SET", "a", "b"]), redis::Value::Okay);
+}

@@ -152,6 +152,10 @@ pub struct Client {
     pub multi: Option<crate::cmd::multi::Queue>,
     /// WATCHed keys, as (db, key), and the flag their changes set.
     pub watched: Vec<(usize, Vec<u8>)>,
+    /// For each of `watched`: the key existed (live) at WATCH. Only such a
+    /// key reaching its deadline aborts EXEC (a stale key SWAPDB brings in
+    /// does not, as in Redis 7.0).
+    pub watched_live: Vec<bool>,
     pub watch: Option<Arc<crate::store::Watch>>,
     /// Set while EXEC runs the queue: blocking commands don't block.
     pub in_exec: bool,
@@ -188,6 +192,7 @@ impl Client {
             blocked: None,
             multi: None,
             watched: Vec::new(),
+            watched_live: Vec::new(),
             watch: None,
             in_exec: false,
             pubsub: Default::default(),
