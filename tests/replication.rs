@@ -121,11 +121,19 @@ fn psync_answers_fullresync_and_scan_reclaims_expired_keys() {
     q(&mut c, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
     q(&mut c, &["SET", "gone", "x", "PX", "1"]);
     std::thread::sleep(Duration::from_millis(20));
-    let (mut s, preamble) = Stream::attach(&srv, b"PSYNC ? -1\r\n");
+    let (mut s, preamble) = Stream::attach(
+        &srv,
+        b"REPLCONF listening-port 6380 capa eof\r\nPSYNC ? -1\r\n",
+    );
     let preamble = String::from_utf8(preamble).unwrap();
     assert!(
-        preamble.starts_with("+FULLRESYNC ") && preamble.ends_with(" 0\r\n"),
+        preamble.starts_with("+OK\r\n+FULLRESYNC ") && preamble.ends_with(" 0\r\n"),
         "{preamble}"
+    );
+    let info: String = redis::cmd("INFO").arg("replication").query(&mut c).unwrap();
+    assert!(
+        info.contains("\r\nslave0:ip=127.0.0.1,port=6380,state=online,offset=0,lag=0\r\n"),
+        "{info}"
     );
     q(&mut c, &["SCAN", "0"]);
     s.expect(&["select", "0"]);

@@ -463,6 +463,7 @@ pub(crate) fn replid() -> &'static str {
 fn replication(lines: &mut Vec<String>) {
     field!(lines, "role:master");
     field!(lines, "connected_slaves:{}", crate::server::repl::count());
+    lines.extend(crate::server::repl::info_lines());
     field!(lines, "master_failover_state:no-failover");
     field!(lines, "master_replid:{}", replid());
     field!(lines, "master_replid2:{}", "0".repeat(40));

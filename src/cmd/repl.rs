@@ -94,8 +94,9 @@ fn replconf(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         let (opt, val) = (&args[j], &args[j + 1]);
         match opt.to_ascii_lowercase().as_slice() {
             b"listening-port" => {
-                crate::util::num::parse_i64(val)
+                let port = crate::util::num::parse_i64(val)
                     .ok_or(Error::msg("ERR value is not an integer or out of range"))?;
+                crate::server::repl::announce_port(info, port.clamp(0, 65535) as u16);
             }
             b"ip-address" | b"capa" => {}
             b"ack" => {

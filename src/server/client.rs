@@ -42,6 +42,8 @@ pub mod list_flags {
     /// REPLCONF rdb-only / rdb-filter-only functions (not shown).
     pub const REPL_RDB_ONLY: u32 = 1 << 11;
     pub const REPL_FUNCTIONS_ONLY: u32 = 1 << 12;
+    /// Announced a REPLCONF listening-port (not shown).
+    pub const REPL_PORT: u32 = 1 << 13;
 }
 
 /// What other connections can see of a client.

@@ -54,6 +54,59 @@ struct Replica {
     srv: &'static Server,
     /// When it last sent REPLCONF ACK (ms; 0: never).
     ack_ms: i64,
+    /// When it attached (its lag until it acknowledges).
+    since_ms: i64,
+    /// The port it announced with REPLCONF listening-port (0: none).
+    port: u16,
+}
+
+/// Ports announced by REPLCONF listening-port before SYNC, by client id
+/// (clients flagged `REPL_PORT` have an entry).
+static PORTS: Mutex<Vec<(u64, u16)>> = Mutex::new(Vec::new());
+
+/// REPLCONF listening-port: remembered for INFO once the client syncs.
+pub fn announce_port(info: &ClientInfo, port: u16) {
+    let mut ports = PORTS.lock();
+    ports.retain(|(id, _)| *id != info.id);
+    ports.push((info.id, port));
+    info.set_flag(list_flags::REPL_PORT, true);
+}
+
+fn take_port(info: &ClientInfo) -> u16 {
+    if !info.has_flag(list_flags::REPL_PORT) {
+        return 0;
+    }
+    let mut ports = PORTS.lock();
+    let port = ports
+        .iter()
+        .find(|(id, _)| *id == info.id)
+        .map_or(0, |p| p.1);
+    ports.retain(|(id, _)| *id != info.id);
+    port
+}
+
+/// INFO replication's `slaveN:` lines, as Redis prints them (offsets are
+/// always 0: there is no backlog).
+pub fn info_lines() -> Vec<String> {
+    if count() == 0 {
+        return Vec::new();
+    }
+    let now = crate::server::now_ms();
+    let inner = FEED.inner.lock();
+    inner
+        .replicas
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let ip = r.info.addr.rsplit_once(':').map_or("", |(ip, _)| ip);
+            let last = if r.ack_ms > 0 { r.ack_ms } else { r.since_ms };
+            format!(
+                "slave{i}:ip={ip},port={},state=online,offset=0,lag={}",
+                r.port,
+                (now - last).max(0) / 1000
+            )
+        })
+        .collect()
 }
 
 /// Replicas attached now (INFO replication).
@@ -120,6 +173,8 @@ pub fn attach(srv: &'static Server, client: &mut Client, preamble: &[u8], rdb: &
         info: client.info.clone(),
         srv,
         ack_ms: 0,
+        since_ms: crate::server::now_ms(),
+        port: take_port(&client.info),
     });
     FEED.n.store(inner.replicas.len(), Ordering::Relaxed);
     drop(inner);
@@ -133,6 +188,7 @@ pub fn attach(srv: &'static Server, client: &mut Client, preamble: &[u8], rdb: &
 
 /// Detaches client `id` (disconnect).
 pub fn detach(info: &ClientInfo) {
+    take_port(info);
     if !info.has_flag(list_flags::REPLICA) {
         return;
     }
