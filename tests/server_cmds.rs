@@ -330,3 +330,45 @@ fn shutdown_closes_without_reply_and_exits() {
     }
     panic!("server still running after SHUTDOWN");
 }
+
+/// DEBUG OBJECT shows an expired key without reclaiming it (Redis reads
+/// the table directly); UNLINK of a big value frees it on the lazy-free
+/// thread (`lazyfreed_objects`, which CONFIG RESETSTAT clears).
+#[test]
+fn debug_object_sees_expired_keys_and_unlink_frees_lazily() {
+    let srv = common::Server::start_with(&["--enable-debug-command", "local"]);
+    let mut c = srv.client();
+    let run = |c: &mut redis::Connection, args: &[&str]| -> redis::Value {
+        let mut cmd = redis::cmd(args[0]);
+        for a in &args[1..] {
+            cmd.arg(*a);
+        }
+        cmd.query(c).unwrap()
+    };
+    run(&mut c, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+    run(&mut c, &["SET", "key", "value", "PX", "1"]);
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    run(&mut c, &["DEBUG", "OBJECT", "key"]);
+    assert_eq!(run(&mut c, &["EXISTS", "key"]), redis::Value::Int(0));
+
+    let mut sadd = redis::cmd("SADD");
+    sadd.arg("big");
+    for i in 0..1000 {
+        sadd.arg(i);
+    }
+    let _: i64 = sadd.query(&mut c).unwrap();
+    run(&mut c, &["CONFIG", "RESETSTAT"]);
+    run(&mut c, &["UNLINK", "big"]);
+    run(&mut c, &["SADD", "small", "a"]);
+    run(&mut c, &["UNLINK", "small"]);
+    let mut freed = None;
+    for _ in 0..200 {
+        let mem = info(&mut c, "memory");
+        if field(&mem, "lazyfree_pending_objects").as_deref() == Some("0") {
+            freed = field(&mem, "lazyfreed_objects");
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(freed.as_deref(), Some("1"));
+}

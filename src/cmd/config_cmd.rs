@@ -215,6 +215,7 @@ pub fn reset_stats(srv: &crate::server::Server) {
     srv.ks.expired_keys.store(0, Ordering::Relaxed);
     srv.ks.evicted_keys.store(0, Ordering::Relaxed);
     super::info::reset_ops_samples();
+    crate::server::evict::reset_lazyfreed();
 }
 
 fn help(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {

@@ -298,8 +298,9 @@ fn serialized_len(v: &ValueRef<'_>) -> usize {
 /// (refcount shown as INT_MAX); `at:` is the entry's address here.
 fn object(ctx: &mut Ctx<'_>, key: &[u8]) -> CmdResult {
     let now_s = ctx.db.now_ms / 1000;
-    let mut slot = ctx.db.key(key);
-    let Some(idx) = slot.lookup() else {
+    // An expired key is still shown (and not reclaimed), as in Redis.
+    let slot = ctx.db.key(key);
+    let Some(idx) = slot.find_raw() else {
         return Err(Error::NoSuchKey);
     };
     let e = slot.entry(idx);

@@ -337,6 +337,20 @@ fn random_fields(h: HashRef<'_>, count: i64, with_values: bool, out: &mut Reply)
         // Repeats allowed: independent draws.
         let n = count.unsigned_abs() as usize;
         shape(out, n);
+        // A table's random pick (random bucket, then a link of its chain)
+        // favours short chains; where listing the pairs costs no more than
+        // the reply, draw uniformly from the list instead.
+        if matches!(h, HashRef::Table(_)) && (size <= 4096 || n >= size / 4) {
+            let pairs: Vec<(&[u8], &[u8])> = h.iter().collect();
+            for _ in 0..n {
+                let p = pairs[crate::util::rand::u64() as usize % pairs.len()];
+                reply_pair(out, p, with_values);
+                if out.full() {
+                    break;
+                }
+            }
+            return;
+        }
         for _ in 0..n {
             let p = random_pair(h).expect("stored hashes are not empty");
             reply_pair(out, p, with_values);

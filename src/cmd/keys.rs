@@ -54,11 +54,15 @@ pub fn parse_db_index(ctx: &Ctx<'_>, arg: &[u8]) -> Result<usize, Error> {
 /// DEL and UNLINK (freeing is cheap enough to do inline for both).
 fn del(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     let keys = args.tail(1);
+    let lazy = ctx.cmd.name == "unlink" || ctx.srv.config.lazyfree_lazy_user_del.get();
     let mut n = 0;
     for k in keys.iter() {
-        if ctx.db.key(k).remove().is_some() {
+        if let Some(entry) = ctx.db.key(k).remove() {
             n += 1;
             ctx.event(class::GENERIC, "del", k);
+            if lazy {
+                crate::server::evict::unlink_free(entry);
+            }
         }
     }
     ctx.dirty += n as u64;

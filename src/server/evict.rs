@@ -270,6 +270,11 @@ pub fn lazyfreed() -> u64 {
     LAZY_FREED.load(Ordering::Relaxed)
 }
 
+/// CONFIG RESETSTAT.
+pub fn reset_lazyfreed() {
+    LAZY_FREED.store(0, Ordering::Relaxed);
+}
+
 /// While lazily freed objects are pending, waits (until `deadline`) for
 /// memory to come under `limit`; true once it has.
 fn wait_lazy_free(limit: u64, deadline: Instant) -> bool {
@@ -415,6 +420,26 @@ fn pool_insert(pool: &mut Vec<Candidate>, c: Candidate) {
 fn free(entry: Entry, lazy: bool) {
     let big = matches!(entry.value(), ValueRef::Obj(o) if !matches!(o, Object::Str(_)));
     if lazy && big {
+        lazy_free(entry);
+    }
+}
+
+/// Frees an entry UNLINK (or DEL with `lazyfree-lazy-user-del`) removed:
+/// on the lazy-free thread when freeing it is real work (more than 64
+/// elements, Redis's threshold), here otherwise.
+pub fn unlink_free(entry: Entry) {
+    let effort = match entry.value() {
+        ValueRef::Obj(o) => match o {
+            Object::Str(_) => 1,
+            Object::List(l) => l.len(),
+            Object::Hash(h) => h.len(),
+            Object::ZSet(z) => z.len(),
+            Object::Set(s) => s.len(),
+            Object::Stream(s) => s.len() as usize,
+        },
+        _ => 1,
+    };
+    if effort > 64 {
         lazy_free(entry);
     }
 }

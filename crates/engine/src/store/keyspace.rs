@@ -468,6 +468,12 @@ impl<'s, 'k> KeySlot<'s, 'k> {
         self
     }
 
+    /// The key's slot even if it has expired, reclaiming nothing (DEBUG
+    /// OBJECT reads the table as Redis does, without the expiry check).
+    pub fn find_raw(&self) -> Option<usize> {
+        self.shard.find(self.hash, self.key)
+    }
+
     /// The live slot of the key; an expired entry is reclaimed on the way.
     #[inline]
     pub fn lookup(&mut self) -> Option<usize> {
