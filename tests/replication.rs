@@ -216,3 +216,35 @@ fn min_replicas_to_write_refuses_writes() {
     q(&mut r1, &["CONFIG", "SET", "min-replicas-to-write", "0"]);
     assert_eq!(q(&mut c, &["SET", "a", "b"]), redis::Value::Okay);
 }
+
+/// Under min-replicas-to-write a script that may write is refused before
+/// it runs (shebang without no-writes), a `redis.call` write from a
+/// script without shebang is refused, and reads go ahead.
+#[test]
+fn min_replicas_to_write_refuses_writing_scripts() {
+    let srv = common::Server::start();
+    let mut c = srv.client();
+    q(&mut c, &["SET", "x", "v"]);
+    q(&mut c, &["CONFIG", "SET", "min-replicas-to-write", "1"]);
+    let eval = |c: &mut redis::Connection, body: &str| -> redis::RedisResult<redis::Value> {
+        redis::cmd("EVAL").arg(body).arg(1).arg("x").query(c)
+    };
+    let read = "return redis.call('get','x')";
+    assert_eq!(
+        eval(&mut c, &format!("#!lua flags=no-writes\n{read}")).unwrap(),
+        redis::Value::BulkString(b"v".to_vec())
+    );
+    assert_eq!(
+        eval(&mut c, read).unwrap(),
+        redis::Value::BulkString(b"v".to_vec())
+    );
+    let e = eval(&mut c, &format!("#!lua\n{read}")).unwrap_err();
+    assert!(e.to_string().contains("NOREPLICAS"), "{e}");
+    let e = eval(&mut c, "return redis.call('set','x','w')").unwrap_err();
+    assert!(e.to_string().contains("NOREPLICAS"), "{e}");
+    q(&mut c, &["CONFIG", "SET", "min-replicas-to-write", "0"]);
+    assert_eq!(
+        q(&mut c, &["GET", "x"]),
+        redis::Value::BulkString(b"v".to_vec())
+    );
+}

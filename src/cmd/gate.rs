@@ -186,6 +186,12 @@ pub fn script_call(
     if cmd.has(flags::WRITE | flags::MAY_REPLICATE) && sc.read_only {
         return Err(Refusal::ReadOnlyScript);
     }
+    if cmd.has(flags::WRITE)
+        && srv.config.min_replicas_to_write.get() > 0
+        && !crate::server::repl::enough_good_replicas(srv)
+    {
+        return Err(Refusal::NoReplicas);
+    }
     if cmd.has(flags::DENYOOM)
         && !sc.allow_oom
         && !sc.wrote
@@ -208,7 +214,7 @@ pub fn exec_queued(
     crate::acl::check(srv, client, cmd, args).map_err(Refusal::Acl)
 }
 
-const NOREPLICAS: &str = "NOREPLICAS Not enough good replicas to write.";
+pub const NOREPLICAS: &str = "NOREPLICAS Not enough good replicas to write.";
 const DEBUG_NOT_ALLOWED: &str = "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.";
 const MODULE_NOT_ALLOWED: &str = "ERR MODULE command not allowed. If the enable-module-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.";
 
