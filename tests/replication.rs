@@ -101,6 +101,15 @@ fn sync_streams_writes_framed_as_redis_does() {
     s.expect(&["incr", "a"]);
     s.expect(&["exec"]);
 
+    // A script whose write call changed nothing replicates nothing (no
+    // empty MULTI/EXEC).
+    let _: redis::Value = redis::cmd("EVAL")
+        .arg("return redis.call('spop', KEYS[1])")
+        .arg(1)
+        .arg("nosuchset")
+        .query(&mut c)
+        .unwrap();
+
     // PUBLISH is replicated though it writes nothing.
     q(&mut c, &["MULTI"]);
     q(&mut c, &["PUBLISH", "ch", "msg"]);

@@ -630,7 +630,9 @@ impl Drop for EffectGroup<'_> {
         let framed = |r: &(usize, Vec<Box<[u8]>>), word: &[u8]| {
             r.1.len() == 1 && r.1[0].eq_ignore_ascii_case(word)
         };
+        // A script whose write call changed nothing leaves the framing only.
         let records = match &records[..] {
+            [first, last] if framed(first, b"MULTI") && framed(last, b"EXEC") => return,
             [first, _, last] if framed(first, b"MULTI") && framed(last, b"EXEC") => &records[1..2],
             _ => &records[..],
         };
