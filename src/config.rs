@@ -181,6 +181,20 @@ config_table! {
             "lazyfree-lazy-user-flush", Mutable;
         replica_read_only: Bool = BoolParam::new(true),
             "replica-read-only" | "slave-read-only", Mutable;
+        /// Seconds between the PINGs sent to attached replicas (`server::repl`).
+        repl_ping_replica_period: Int = IntParam::new(10, 1, INT_MAX),
+            "repl-ping-replica-period" | "repl-ping-slave-period", Mutable;
+        /// Accepted: a full sync always sends the RDB from memory, as a
+        /// sized bulk.
+        /// Writes are refused (NOREPLICAS) with fewer replicas than this
+        /// acknowledging within `min-replicas-max-lag` seconds.
+        min_replicas_to_write: Int = IntParam::new(0, 0, INT_MAX),
+            "min-replicas-to-write" | "min-slaves-to-write", Mutable;
+        min_replicas_max_lag: Int = IntParam::new(10, 0, INT_MAX),
+            "min-replicas-max-lag" | "min-slaves-max-lag", Mutable;
+        repl_diskless_sync: Bool = BoolParam::new(true), "repl-diskless-sync", Mutable;
+        repl_diskless_sync_delay: Int = IntParam::new(5, 0, INT_MAX),
+            "repl-diskless-sync-delay", Mutable;
         replica_lazy_flush: Bool = BoolParam::new(false),
             "replica-lazy-flush" | "slave-lazy-flush", Mutable;
         /// Always empty: ferrokv is a master (a config file naming a master
@@ -206,9 +220,6 @@ config_table! {
         acl_pubsub_default: Enum = EnumParam::new(0, ACL_PUBSUB_DEFAULT),
             "acl-pubsub-default", Mutable;
         shutdown_timeout: Int = IntParam::new(10, 0, INT_MAX), "shutdown-timeout", Mutable;
-        /// Seconds between the PINGs sent down each replica's stream.
-        repl_ping_replica_period: Int = IntParam::new(10, 1, INT_MAX),
-            "repl-ping-replica-period", Mutable;
         /// Microseconds to sleep per key loaded (negative -N: one in N
         /// keys sleeps a microsecond); for test suites, not listed.
         key_load_delay: Int = IntParam::new(0, INT_MIN, INT_MAX), "key-load-delay", Mutable,

@@ -154,3 +154,40 @@ fn small_hash_scans_in_one_call_and_random_fields() {
     let err = c.hget::<_, _, Option<String>>("s", "f").unwrap_err();
     assert_eq!(err.code(), Some("WRONGTYPE"));
 }
+
+/// HRANDFIELD with a negative count draws every field of a table-encoded
+/// hash equally often (the suite's chi-square check: the bucket-then-chain
+/// pick favoured fields alone in their bucket).
+#[test]
+fn hrandfield_negative_count_is_uniform_on_a_table() {
+    let srv = common::Server::start();
+    let mut c = srv.client();
+    let long = "x".repeat(80);
+    let mut cmd = redis::cmd("HSET");
+    cmd.arg("h");
+    for i in 0..9 {
+        cmd.arg(format!("f{i}")).arg(i);
+    }
+    cmd.arg("long").arg(&long);
+    let _: i64 = cmd.query(&mut c).unwrap();
+    let enc: String = redis::cmd("OBJECT")
+        .arg("ENCODING")
+        .arg("h")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(enc, "hashtable");
+    let draws: Vec<String> = redis::cmd("HRANDFIELD")
+        .arg("h")
+        .arg(-10000)
+        .query(&mut c)
+        .unwrap();
+    let mut counts = std::collections::HashMap::new();
+    for d in &draws {
+        *counts.entry(d.as_str()).or_insert(0f64) += 1.0;
+    }
+    assert_eq!(counts.len(), 10);
+    let p = draws.len() as f64 / 10.0;
+    let chi: f64 = counts.values().map(|v| (v - p).powi(2) / p).sum();
+    // 9 degrees of freedom: 40 is far in the tail for a uniform draw.
+    assert!(chi < 40.0, "chi-square {chi}: {counts:?}");
+}

@@ -274,6 +274,48 @@ fn debug_is_gated_and_works_when_enabled() {
     assert!(e.unwrap_err().to_string().contains("no such key"));
 }
 
+/// DEBUG PAUSE-CRON 1 stops the periodic work (here the background expiry:
+/// DBSIZE does not expire keys itself), and 0 resumes it. INFO memory has
+/// Redis's `mem_not_counted_for_evict`, which the suite subtracts.
+#[test]
+fn debug_pause_cron_stops_background_expiry() {
+    let srv = common::Server::start_with(&["--enable-debug-command", "local"]);
+    let mut c = srv.client();
+    let dbsize = |c: &mut redis::Connection| -> i64 { redis::cmd("DBSIZE").query(c).unwrap() };
+    let pause = |c: &mut redis::Connection, on: &str| {
+        let _: () = redis::cmd("DEBUG")
+            .arg("PAUSE-CRON")
+            .arg(on)
+            .query(c)
+            .unwrap();
+    };
+    pause(&mut c, "1");
+    let _: () = redis::cmd("SET")
+        .arg("k")
+        .arg("v")
+        .arg("PX")
+        .arg("10")
+        .query(&mut c)
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    assert_eq!(dbsize(&mut c), 1, "the cron expired a key while paused");
+    pause(&mut c, "0");
+    let mut n = 1;
+    for _ in 0..500 {
+        n = dbsize(&mut c);
+        if n == 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(n, 0, "the cron did not resume");
+    let mem = info(&mut c, "memory");
+    assert_eq!(
+        field(&mem, "mem_not_counted_for_evict").as_deref(),
+        Some("0")
+    );
+}
+
 #[test]
 fn shutdown_closes_without_reply_and_exits() {
     let mut srv = common::Server::start();
@@ -287,4 +329,46 @@ fn shutdown_closes_without_reply_and_exits() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     panic!("server still running after SHUTDOWN");
+}
+
+/// DEBUG OBJECT shows an expired key without reclaiming it (Redis reads
+/// the table directly); UNLINK of a big value frees it on the lazy-free
+/// thread (`lazyfreed_objects`, which CONFIG RESETSTAT clears).
+#[test]
+fn debug_object_sees_expired_keys_and_unlink_frees_lazily() {
+    let srv = common::Server::start_with(&["--enable-debug-command", "local"]);
+    let mut c = srv.client();
+    let run = |c: &mut redis::Connection, args: &[&str]| -> redis::Value {
+        let mut cmd = redis::cmd(args[0]);
+        for a in &args[1..] {
+            cmd.arg(*a);
+        }
+        cmd.query(c).unwrap()
+    };
+    run(&mut c, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+    run(&mut c, &["SET", "key", "value", "PX", "1"]);
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    run(&mut c, &["DEBUG", "OBJECT", "key"]);
+    assert_eq!(run(&mut c, &["EXISTS", "key"]), redis::Value::Int(0));
+
+    let mut sadd = redis::cmd("SADD");
+    sadd.arg("big");
+    for i in 0..1000 {
+        sadd.arg(i);
+    }
+    let _: i64 = sadd.query(&mut c).unwrap();
+    run(&mut c, &["CONFIG", "RESETSTAT"]);
+    run(&mut c, &["UNLINK", "big"]);
+    run(&mut c, &["SADD", "small", "a"]);
+    run(&mut c, &["UNLINK", "small"]);
+    let mut freed = None;
+    for _ in 0..200 {
+        let mem = info(&mut c, "memory");
+        if field(&mem, "lazyfree_pending_objects").as_deref() == Some("0") {
+            freed = field(&mem, "lazyfreed_objects");
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(freed.as_deref(), Some("1"));
 }

@@ -348,3 +348,58 @@ fn a_script_inside_exec_runs_with_the_transaction_locks() {
         .unwrap();
     assert_eq!(n, 2);
 }
+
+fn run(c: &mut redis::Connection, args: &[&str]) -> Value {
+    let mut cmd = redis::cmd(args[0]);
+    for a in &args[1..] {
+        cmd.arg(*a);
+    }
+    cmd.query(c).unwrap()
+}
+
+/// SWAPDB bringing a stale key where a watched key was missing (or stale)
+/// is no change: EXEC runs (Redis 7.0). A live watched key that expires
+/// still aborts it.
+#[test]
+fn swapdb_with_stale_keys_does_not_break_watch() {
+    let srv = common::Server::start_with(&["--enable-debug-command", "local"]);
+    let mut c = srv.client();
+    run(&mut c, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+    run(&mut c, &["SET", "x", "foo", "PX", "1"]);
+    thread::sleep(Duration::from_millis(5));
+    run(&mut c, &["SELECT", "1"]);
+    run(&mut c, &["WATCH", "x"]);
+    run(&mut c, &["SWAPDB", "0", "1"]);
+    run(&mut c, &["MULTI"]);
+    run(&mut c, &["PING"]);
+    assert_eq!(
+        run(&mut c, &["EXEC"]),
+        Value::Array(vec![Value::SimpleString("PONG".into())])
+    );
+    run(&mut c, &["SET", "y", "1", "PX", "30"]);
+    run(&mut c, &["WATCH", "y"]);
+    thread::sleep(Duration::from_millis(60));
+    run(&mut c, &["MULTI"]);
+    run(&mut c, &["PING"]);
+    assert_eq!(run(&mut c, &["EXEC"]), Value::Nil);
+}
+
+/// A blocked client is served with the time as it is after the command:
+/// a key that expired while EXEC ran (DEBUG SLEEP) serves no one and the
+/// client stays blocked, as in Redis.
+#[test]
+fn key_expired_during_exec_does_not_serve_a_blocked_client() {
+    let srv = common::Server::start_with(&["--enable-debug-command", "local"]);
+    let mut c = srv.client();
+    run(&mut c, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+    let mut raw = srv.raw();
+    raw.send(&resp(&[b"BRPOP", b"k", b"0"]));
+    common::wait_blocked(&mut c, 1);
+    run(&mut c, &["MULTI"]);
+    run(&mut c, &["RPUSH", "k", "hello"]);
+    run(&mut c, &["PEXPIRE", "k", "100"]);
+    run(&mut c, &["DEBUG", "SLEEP", "0.2"]);
+    run(&mut c, &["EXEC"]);
+    assert_eq!(common::blocked_clients(&mut c), 1);
+    assert_eq!(run(&mut c, &["EXISTS", "k"]), Value::Int(0));
+}

@@ -93,6 +93,11 @@ pub(crate) fn block(
 /// timeout passes, CLIENT UNBLOCK or the connection ends.
 fn park(ctx: &mut Ctx<'_>, w: std::sync::Arc<Waiter>, timeout: Option<Duration>) {
     crate::blocking::register(ctx.db.ks, ctx.db.locks, &w);
+    // CLIENT LIST's `b` from the moment the wait is registered (cleared by
+    // the connection when the wait ends).
+    ctx.client
+        .info
+        .set_flag(crate::server::client::list_flags::BLOCKED, true);
     let deadline = timeout.and_then(|d| tokio::time::Instant::now().checked_add(d));
     // CLIENT LIST shows it blocked (`b`) until its wait ends.
     ctx.client
@@ -395,7 +400,8 @@ fn bzmpop(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         timeout,
         move |slot| zset::pop(slot, max, count),
         |out, key, items: &Vec<(Vec<u8>, f64)>| reply_mpop_zset(out, key, items),
-        move |key, _| count_effect(zpop_cmd(max), key, count),
+        // Replicated with the number popped, as Redis does.
+        move |key, items| count_effect(zpop_cmd(max), key, items.len()),
         (class::ZSET, zpop_event(max)),
     )
 }

@@ -110,8 +110,8 @@ fn parse_type(name: &[u8]) -> Result<ClientType, Error> {
     Ok(t)
 }
 
-/// A client's class: a replica's link after SYNC, a subscriber, or normal
-/// (this server is never a replica, so no master link exists).
+/// Replicas attached by SYNC/PSYNC, subscribers, the rest (no
+/// connection to a master exists).
 fn type_of(c: &ClientInfo) -> ClientType {
     if c.has_flag(list_flags::REPLICA) {
         ClientType::Replica
@@ -127,8 +127,7 @@ fn flag_letters(c: &ClientInfo, closing: bool) -> String {
     let mut s = String::new();
     if flags & list_flags::MONITOR != 0 {
         s.push('O');
-    }
-    if flags & list_flags::REPLICA != 0 {
+    } else if flags & list_flags::REPLICA != 0 {
         s.push('S');
     }
     for (bit, letter) in [

@@ -288,6 +288,7 @@ pub fn reset_stats(srv: &crate::server::Server) {
     srv.ks.evicted_keys.store(0, Ordering::Relaxed);
     crate::server::evict::reset_lazyfreed();
     super::info::reset_ops_samples();
+    crate::server::evict::reset_lazyfreed();
 }
 
 /// CONFIG REWRITE: the config file the server started with, brought up to

@@ -1,6 +1,6 @@
 //! DEBUG, gated by `enable-debug-command` (off by default, as in Redis;
 //! the gate is in dispatch, see [`super::protected_denied`]).
-//! Subcommands: SLEEP, SET-ACTIVE-EXPIRE, SET-DISABLE-DENY-SCRIPTS,
+//! Subcommands: SLEEP, SET-ACTIVE-EXPIRE, PAUSE-CRON, SET-DISABLE-DENY-SCRIPTS,
 //! SET-SKIP-CHECKSUM-VALIDATION, OBJECT,
 //! LOG, DIGEST, DIGEST-VALUE, RELOAD (in [`super::dump`]), POPULATE,
 //! PROTOCOL, LISTPACK, QUICKLIST, QUICKLIST-PACKED-THRESHOLD,
@@ -31,6 +31,11 @@ fn debug(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         (b"set-active-expire", 3) => {
             let on = parse_int_prefix(&args[2]) != 0;
             ctx.srv.active_expire.store(on, Ordering::Relaxed);
+            ctx.out.ok();
+        }
+        (b"pause-cron", 3) => {
+            let on = parse_int_prefix(&args[2]) != 0;
+            ctx.srv.cron_paused.store(on, Ordering::Relaxed);
             ctx.out.ok();
         }
         (b"set-disable-deny-scripts", 3) => {
@@ -316,8 +321,9 @@ fn serialized_len(v: &ValueRef<'_>) -> usize {
 /// (refcount shown as INT_MAX); `at:` is the entry's address here.
 fn object(ctx: &mut Ctx<'_>, key: &[u8]) -> CmdResult {
     let now_s = ctx.db.now_ms / 1000;
-    let mut slot = ctx.db.key(key);
-    let Some(idx) = slot.lookup() else {
+    // An expired key is still shown (and not reclaimed), as in Redis.
+    let slot = ctx.db.key(key);
+    let Some(idx) = slot.find_raw() else {
         return Err(Error::NoSuchKey);
     };
     let e = slot.entry(idx);
@@ -358,6 +364,8 @@ fn help(ctx: &mut Ctx<'_>) {
             "    Block the connection's worker for <seconds> (may be fractional).",
             "SET-ACTIVE-EXPIRE <0|1>",
             "    Turn the background expiry of keys off (0) or on (1).",
+            "PAUSE-CRON <0|1>",
+            "    Stop periodic cron job processing.",
             "SET-DISABLE-DENY-SCRIPTS <0|1>",
             "    Let scripts call commands they may not call (1), or not (0).",
             "SET-SKIP-CHECKSUM-VALIDATION <0|1>",

@@ -79,7 +79,7 @@ pub fn declare(cmd: &Command) -> Scope {
         "select" => Scope::Select,
         "flushdb" => Scope::Db,
         // BGSAVE: the snapshot's start is an instant of the whole keyspace.
-        "flushall" | "bgsave" | "save" => Scope::AllDbs,
+        "flushall" | "bgsave" | "save" | "sync" | "psync" => Scope::AllDbs,
         "keys" | "scan" | "randomkey" | "dbsize" => Scope::DbByShard,
         "info" => Scope::AllDbsByShard,
         "swapdb" => Scope::ByArgs(swapdb),

@@ -63,6 +63,9 @@ fn fcall_generic(ctx: &mut Ctx<'_>, args: &Args<'_>, read_only: bool) -> CmdResu
             "ERR Can not execute a script with write flag using *_ro command.",
         ));
     }
+    if !no_writes && !crate::server::repl::enough_good_replicas(srv) {
+        return Err(Error::msg(super::gate::NOREPLICAS));
+    }
     let allow_oom = flags & ALLOW_OOM != 0;
     if !no_writes && !allow_oom && crate::server::evict::oom_at_command_start() {
         return Err(Error::msg(crate::server::evict::OOM_ERROR));

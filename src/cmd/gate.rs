@@ -54,6 +54,8 @@ pub enum Refusal {
     /// A write (or PING) while the disk cannot be written: the last
     /// BGSAVE failed or the AOF's last write did (MISCONF).
     DiskError,
+    /// A write while `min-replicas-to-write` is not met.
+    NoReplicas,
     /// NOSCRIPT command from a script.
     NoScript,
     /// Write command from a read-only script (EVAL_RO, FCALL_RO,
@@ -158,6 +160,20 @@ pub fn memory_and_disk(srv: &Server, client: &Client, cmd: &Command) -> Result<(
     if refused_for_disk(client, cmd) && crate::persist::writes_denied(srv) {
         return Err(Refusal::DiskError);
     }
+    // Writes (an EXEC whose queue writes included) need enough good
+    // replicas; a command queued in MULTI is judged as it queues.
+    let write = cmd.has(flags::WRITE)
+        || (cmd.name == "exec"
+            && client
+                .multi
+                .as_ref()
+                .is_some_and(|q| q.has_flag(flags::WRITE)));
+    if write
+        && srv.config.min_replicas_to_write.get() > 0
+        && !crate::server::repl::enough_good_replicas(srv)
+    {
+        return Err(Refusal::NoReplicas);
+    }
     Ok(())
 }
 
@@ -204,6 +220,12 @@ pub fn script_call(
     if cmd.has(flags::WRITE) && crate::persist::writes_denied(srv) {
         return Err(Refusal::DiskError);
     }
+    if cmd.has(flags::WRITE)
+        && srv.config.min_replicas_to_write.get() > 0
+        && !crate::server::repl::enough_good_replicas(srv)
+    {
+        return Err(Refusal::NoReplicas);
+    }
     if cmd.has(flags::DENYOOM)
         && !sc.allow_oom
         && !sc.wrote
@@ -226,6 +248,7 @@ pub fn exec_queued(
     crate::acl::check(srv, client, cmd, args).map_err(Refusal::Acl)
 }
 
+pub const NOREPLICAS: &str = "NOREPLICAS Not enough good replicas to write.";
 const DEBUG_NOT_ALLOWED: &str = "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.";
 const MODULE_NOT_ALLOWED: &str = "ERR MODULE command not allowed. If the enable-module-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.";
 
@@ -306,6 +329,7 @@ impl Refusal {
             Refusal::Oom => crate::server::evict::OOM_ERROR.into(),
             Refusal::Loading => crate::persist::load::LOADING_ERROR.into(),
             Refusal::DiskError => crate::persist::write_denied_message(srv).into(),
+            Refusal::NoReplicas => NOREPLICAS.into(),
             Refusal::NoScript => "ERR This Redis command is not allowed from script".into(),
             Refusal::ReadOnlyScript => {
                 "ERR Write commands are not allowed from read-only scripts.".into()
@@ -337,6 +361,7 @@ impl Refusal {
             Refusal::Oom => crate::server::evict::OOM_ERROR,
             Refusal::Loading => crate::persist::load::LOADING_ERROR,
             Refusal::DiskError => crate::persist::write_denied_message(srv),
+            Refusal::NoReplicas => NOREPLICAS,
             Refusal::Protected(msg) | Refusal::Busy(msg) => msg,
             Refusal::NoAuth => "NOAUTH Authentication required.",
             Refusal::NoMulti => "ERR Command not allowed inside a transaction",

@@ -303,6 +303,9 @@ fn memory(srv: &Server, lines: &mut Vec<String>) {
         "mem_fragmentation_bytes:{}",
         rss as i64 - used as i64
     );
+    // Eviction counts every byte (no AOF or replication buffers are left
+    // out of the figure it compares with maxmemory).
+    field!(lines, "mem_not_counted_for_evict:0");
     field!(lines, "mem_allocator:mimalloc");
     field!(lines, "active_defrag_running:0");
     // Objects freed in the background by eviction (FLUSHALL ASYNC's
@@ -492,14 +495,15 @@ fn stats(srv: &Server, lines: &mut Vec<String>) {
 }
 
 /// The replication id of this (always primary) server.
-fn replid() -> &'static str {
+pub(crate) fn replid() -> &'static str {
     static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     ID.get_or_init(|| crate::server::random_hex(40))
 }
 
 fn replication(srv: &Server, lines: &mut Vec<String>) {
     field!(lines, "role:master");
-    field!(lines, "connected_slaves:{}", srv.replicas.count());
+    field!(lines, "connected_slaves:{}", crate::server::repl::count());
+    lines.extend(crate::server::repl::info_lines());
     field!(lines, "master_failover_state:no-failover");
     field!(lines, "master_replid:{}", replid());
     field!(lines, "master_replid2:{}", "0".repeat(40));

@@ -35,6 +35,7 @@ pub mod module;
 pub mod multi;
 pub mod object;
 pub mod pubsub;
+pub mod repl;
 pub mod scripting;
 pub mod server;
 pub mod sets;
@@ -99,6 +100,7 @@ pub fn handlers() -> Vec<(&'static str, Handler)> {
         latency::COMMANDS,
         hll::COMMANDS,
         tracking::COMMANDS,
+        repl::COMMANDS,
     ] {
         all.extend_from_slice(family);
     }
@@ -519,16 +521,19 @@ pub(crate) fn run(
             let skip = ctx.unchanged_arg;
             multi::touch_written(&srv.ks, ctx.db.locks, cmd, args, db_index, skip, &mut later);
         }
-        if srv.ks.effects_enabled() {
-            // A transaction's effects are framed by MULTI ... EXEC.
-            if let Some(published) = txn
-                && !*published
-            {
-                *published = true;
-                srv.ks.emit(db_index, &[b"MULTI"]);
-            }
-            publish_effect(&ctx, args);
+    }
+    // PUBLISH changes nothing but is replicated (never written to the AOF,
+    // whose sink leaves it out), as Redis forces its propagation.
+    let propagate = ctx.dirty > 0 || is_replicated_publish(cmd);
+    if propagate && srv.ks.effects_enabled() {
+        // A transaction's effects are framed by MULTI ... EXEC.
+        if let Some(published) = txn
+            && !*published
+        {
+            *published = true;
+            srv.ks.emit(db_index, &[b"MULTI"]);
         }
+        publish_effect(&ctx, args);
     }
     if notify && failed_msg.is_none() {
         crate::pubsub::notify::key_misses(&mut ctx, args);
@@ -599,6 +604,11 @@ fn feed_monitors(ctx: &mut Ctx<'_>, args: &Args<'_>) {
         .pubsub
         .monitors
         .feed(ctx.srv, from, ctx.client.db, args, ctx.out);
+}
+
+/// PUBLISH and SPUBLISH reach replicas although they write nothing.
+fn is_replicated_publish(cmd: &Command) -> bool {
+    matches!(cmd.name, "publish" | "spublish")
 }
 
 fn publish_effect(ctx: &Ctx<'_>, args: &Args<'_>) {

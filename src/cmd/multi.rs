@@ -173,9 +173,10 @@ fn watch(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         }
         // A key already past its deadline is reclaimed now, so that only a
         // change after WATCH counts.
-        ctx.db.key(k).lookup();
+        let live = ctx.db.key(k).lookup().is_some();
         ctx.db.locks.shard_for(ks, db, k).add_watcher(k, w.clone());
         ctx.client.watched.push((db, k.to_vec()));
+        ctx.client.watched_live.push(live);
         ks.count_watches(1);
     }
     ctx.out.ok();
@@ -206,6 +207,7 @@ pub fn unwatch_all(ks: &'static Keyspace, client: &mut Client, locks: &mut Locks
         // registrations then stay until their keys change or go.
         crate::warning!("UNWATCH could not take the watched keys' shards");
         client.watched.clear();
+        client.watched_live.clear();
         return;
     }
     let mut removed = 0;
@@ -216,6 +218,7 @@ pub fn unwatch_all(ks: &'static Keyspace, client: &mut Client, locks: &mut Locks
     }
     ks.count_watches(-removed);
     client.watched.clear();
+    client.watched_live.clear();
 }
 
 /// True if a watched key changed, or reached its deadline, since WATCH.
@@ -225,12 +228,19 @@ fn watch_broken(ks: &'static Keyspace, client: &Client, locks: &mut Locks, now_m
         return false;
     };
     w.is_dirty()
-        || client.watched.iter().any(|(db, k)| {
-            let shard = locks.shard_for(ks, *db, k);
-            shard
-                .find(hash_key(k), k)
-                .is_some_and(|i| shard.get(i).is_expired(now_ms))
-        })
+        || client
+            .watched
+            .iter()
+            .zip(&client.watched_live)
+            .any(|((db, k), live)| {
+                if !*live {
+                    return false;
+                }
+                let shard = locks.shard_for(ks, *db, k);
+                shard
+                    .find(hash_key(k), k)
+                    .is_some_and(|i| shard.get(i).is_expired(now_ms))
+            })
 }
 
 fn exec(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {

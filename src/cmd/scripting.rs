@@ -80,6 +80,10 @@ fn eval_generic(ctx: &mut Ctx<'_>, args: &Args<'_>, by_sha: bool, read_only: boo
     };
     // A script with a shebang that may write is refused up front under
     // OOM; one without runs, and its first `denyoom` call is refused.
+    // One that may write needs enough good replicas (min-replicas-to-write).
+    if flags.shebang && !flags.no_writes && !crate::server::repl::enough_good_replicas(ctx.srv) {
+        return Err(Error::msg(super::gate::NOREPLICAS));
+    }
     if flags.shebang && !flags.no_writes && !flags.allow_oom && oom_at_command_start() {
         return Err(Error::msg(OOM_ERROR));
     }

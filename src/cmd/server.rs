@@ -13,7 +13,6 @@ pub const COMMANDS: &[(&str, Handler)] = &[
     ("shutdown", shutdown),
     ("bgrewriteaof", bgrewriteaof),
     ("role", role),
-    ("sync", sync),
 ];
 
 fn dbsize(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
@@ -33,41 +32,21 @@ fn time(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
     Ok(())
 }
 
-/// SYNC: the connection becomes a replica's link: the dataset as an RDB
-/// payload, then the replication stream (`server::replica`). Nothing it
-/// sends afterwards is answered (a replica's REPLCONF ACKs need no reply).
-fn sync(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
-    use crate::server::client::{ReplyMode, list_flags};
-    use crate::server::replica::{SyncError, start_sync};
-    if ctx.client.info.has_flag(list_flags::REPLICA) {
-        return Ok(());
-    }
-    match start_sync(ctx.srv, &ctx.client.info, ctx.db.locks) {
-        Ok(()) => {}
-        Err(SyncError::Busy) => {
-            return Err(Error::msg(
-                "ERR a background save is in progress; retry SYNC when it ends",
-            ));
-        }
-        Err(SyncError::Failed(why)) => {
-            return Err(Error::owned(format!("ERR SYNC failed: {why}")));
-        }
-    }
-    ctx.client.info.set_flag(list_flags::REPLICA, true);
-    // The connection now waits on its outbox, and answers nothing more.
-    ctx.client.pubsub.ever = true;
-    ctx.client.reply_mode = ReplyMode::Off;
-    Ok(())
-}
-
-/// ROLE: a standalone server is a master with no replicas, at replication
-/// offset 0 (as INFO replication's `master_repl_offset`: Redis keeps no
-/// offset until a replica attaches).
+/// ROLE: a master (this server never replicates), at replication offset 0
+/// (INFO's `master_repl_offset`: there is no backlog), with its attached
+/// replicas (address, announced port, offset 0).
 fn role(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
+    let replicas = crate::server::repl::addresses();
     ctx.out.array(3);
     ctx.out.bulk(b"master");
     ctx.out.int(0);
-    ctx.out.array(0);
+    ctx.out.array(replicas.len());
+    for (ip, port) in replicas {
+        ctx.out.array(3);
+        ctx.out.bulk(ip.as_bytes());
+        ctx.out.bulk(port.to_string().as_bytes());
+        ctx.out.bulk(b"0");
+    }
     Ok(())
 }
 

@@ -462,9 +462,6 @@ fn refusal(name: &str, v: &[&str]) -> Option<String> {
         "tls-replication" | "tls-cluster" if yes(v) => {
             "ferrokv has no replication or cluster links to encrypt"
         }
-        "min-replicas-to-write" | "min-slaves-to-write" if non_zero(v) => {
-            "replication is not implemented in ferrokv (writes would not be refused)"
-        }
         "maxmemory-clients" if non_zero(v) => {
             "client eviction is not implemented in ferrokv (client memory would be unbounded)"
         }

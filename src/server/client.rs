@@ -37,8 +37,13 @@ pub mod list_flags {
     pub const TRACKING_BCAST: u32 = 1 << 8;
     /// MONITOR (`O`).
     pub const MONITOR: u32 = 1 << 9;
-    /// A replica's link, after SYNC (`S`).
+    /// Attached by SYNC/PSYNC (`S`, type `replica`).
     pub const REPLICA: u32 = 1 << 10;
+    /// REPLCONF rdb-only / rdb-filter-only functions (not shown).
+    pub const REPL_RDB_ONLY: u32 = 1 << 11;
+    pub const REPL_FUNCTIONS_ONLY: u32 = 1 << 12;
+    /// Announced a REPLCONF listening-port (not shown).
+    pub const REPL_PORT: u32 = 1 << 13;
 }
 
 /// What other connections can see of a client.
@@ -149,6 +154,10 @@ pub struct Client {
     pub multi: Option<crate::cmd::multi::Queue>,
     /// WATCHed keys, as (db, key), and the flag their changes set.
     pub watched: Vec<(usize, Vec<u8>)>,
+    /// For each of `watched`: the key existed (live) at WATCH. Only such a
+    /// key reaching its deadline aborts EXEC (a stale key SWAPDB brings in
+    /// does not, as in Redis 7.0).
+    pub watched_live: Vec<bool>,
     pub watch: Option<Arc<crate::store::Watch>>,
     /// Set while EXEC runs the queue: blocking commands don't block.
     pub in_exec: bool,
@@ -187,6 +196,7 @@ impl Client {
             blocked: None,
             multi: None,
             watched: Vec::new(),
+            watched_live: Vec::new(),
             watch: None,
             in_exec: false,
             pubsub: Default::default(),

@@ -219,7 +219,7 @@ impl Drop for Registered {
         locks.release();
         crate::cmd::pubsub::unsubscribe_all(srv, client);
         crate::cmd::pubsub::stop_monitoring(srv, client);
-        srv.replicas.remove(info.id);
+        super::repl::detach(&info);
         srv.tracking.disable(&info);
         srv.clients.unregister(info.id);
     }
@@ -674,6 +674,7 @@ async fn wait_blocked<S: Stream>(
     // without blocking the worker.
     let _flight = srv.scripting.enter(&stats.in_flight).await;
     crate::blocking::unregister(&srv.ks, locks, &w);
+    info.set_flag(super::client::list_flags::BLOCKED, false);
     match outcome {
         Outcome::Served(served) => {
             if let Some(argv) = blocked.slowlog_argv {

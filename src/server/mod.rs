@@ -12,7 +12,7 @@ pub mod evict;
 pub mod listen;
 mod obuf;
 pub mod pause;
-pub mod replica;
+pub mod repl;
 pub mod stats;
 pub mod tls;
 
@@ -48,6 +48,9 @@ pub struct Server {
     pub executable: String,
     /// Background expiry on/off (DEBUG SET-ACTIVE-EXPIRE).
     pub active_expire: AtomicBool,
+    /// DEBUG PAUSE-CRON: the periodic work (expiry, client checks, the
+    /// tracking-table limit, save points) stops while set.
+    pub cron_paused: AtomicBool,
     /// The Lua VM, its script cache and the running script's state.
     pub scripting: crate::scripting::Scripting,
     /// Subscriptions of every client (PUBLISH delivers through it).
@@ -56,8 +59,6 @@ pub struct Server {
     pub pause: pause::Pause,
     /// CLIENT TRACKING: tracking clients, the tracking table, prefixes.
     pub tracking: crate::pubsub::tracking::Tracking,
-    /// Connections that asked for SYNC: the replication stream's readers.
-    pub replicas: replica::Replicas,
     /// The TLS listeners' settings (`tls-*`).
     pub tls: tls::Tls,
     /// The listening sockets, closed first at SHUTDOWN.
@@ -115,11 +116,11 @@ impl Server {
                 .map(|p| p.display().to_string())
                 .unwrap_or_default(),
             active_expire: AtomicBool::new(true),
+            cron_paused: AtomicBool::new(false),
             scripting: Default::default(),
             pubsub: Default::default(),
             pause: Default::default(),
             tracking: Default::default(),
-            replicas: Default::default(),
             tls: Default::default(),
             listen_fds: Mutex::new(Vec::new()),
             listeners: Default::default(),
@@ -376,9 +377,10 @@ fn cron(srv: &'static Server) {
         if srv.shutting_down() {
             return;
         }
-        // Nothing periodic while the dataset loads: no save of part of
-        // it, no eviction or expiry of what is being placed.
-        if srv.persist.loading.active() {
+        // Nothing periodic while the dataset loads (no save of part of
+        // it, no eviction or expiry of what is being placed), nor while
+        // DEBUG PAUSE-CRON holds it.
+        if srv.persist.loading.active() || srv.cron_paused.load(Ordering::Relaxed) {
             continue;
         }
         let evicting = Instant::now();
@@ -387,11 +389,11 @@ fn cron(srv: &'static Server) {
         crate::persist::bgsave::cron(srv);
         crate::persist::aof::cron(srv);
         crate::pubsub::tracking::cron(srv);
-        replica::cron(srv);
         if last_clients_check.elapsed() >= Duration::from_secs(1) {
             last_clients_check = Instant::now();
             obuf::cron(srv, now_ms());
         }
+        repl::cron(srv, now_ms());
         // Keep sweeping while a pass reclaims a lot, as Redis's cycle repeats
         // while more than a quarter of the sampled keys were expired.
         // CLIENT PAUSE stops the sweep too.

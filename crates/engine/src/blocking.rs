@@ -137,6 +137,10 @@ pub struct Waiter {
     /// Set once the waiter was woken to serve itself: when its wait ends,
     /// the waiters behind it, which waited for it, are served.
     retried: std::sync::atomic::AtomicBool,
+    /// Counted in [`BLOCKED_CLIENTS`]: from registration until it is
+    /// served or unblocked (at once, as Redis's count drops when it serves
+    /// a client, not when the client's connection gets to run again).
+    counted: std::sync::atomic::AtomicBool,
 }
 
 /// The outcome of one serve attempt.
@@ -172,7 +176,15 @@ impl Waiter {
             state: Mutex::new(State::Waiting),
             notify: Notify::new(),
             retried: std::sync::atomic::AtomicBool::new(false),
+            counted: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Leaves [`BLOCKED_CLIENTS`] (once).
+    fn uncount(&self) {
+        if self.counted.swap(false, Ordering::Relaxed) {
+            BLOCKED_CLIENTS.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 
     pub fn is_waiting(&self) -> bool {
@@ -200,6 +212,7 @@ impl Waiter {
             Some(served) => {
                 *st = State::Served(served);
                 drop(st);
+                self.uncount();
                 self.notify.notify_one();
                 Attempt::Served
             }
@@ -232,6 +245,7 @@ impl Waiter {
             State::TimedOut
         };
         drop(st);
+        self.uncount();
         self.notify.notify_one();
         true
     }
@@ -343,7 +357,9 @@ pub fn register(ks: &'static Keyspace, locks: &mut Locks, w: &Arc<Waiter>) {
     for key in &w.keys {
         locks.shard_for(ks, w.db, key).add_waiter(key, w.clone());
     }
-    BLOCKED_CLIENTS.fetch_add(1, Ordering::Relaxed);
+    if !w.counted.swap(true, Ordering::Relaxed) {
+        BLOCKED_CLIENTS.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// Removes `w` from all its keys' queues once its wait is over.
@@ -360,5 +376,5 @@ pub fn unregister(ks: &'static Keyspace, locks: &mut Locks, w: &Arc<Waiter>) {
         serve_behind(ks, locks, w, crate::now_ms());
     }
     locks.release();
-    BLOCKED_CLIENTS.fetch_sub(1, Ordering::Relaxed);
+    w.uncount();
 }

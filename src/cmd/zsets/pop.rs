@@ -124,7 +124,8 @@ pub fn zmpop(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         ctx.out.bulk(key);
         reply_pairs(ctx.out, &items, true);
         let cmd: &[u8] = if max { b"ZPOPMAX" } else { b"ZPOPMIN" };
-        let n = itoa::Buffer::new().format(count).as_bytes().to_vec();
+        // Replicated with the number popped, as Redis does.
+        let n = itoa::Buffer::new().format(items.len()).as_bytes().to_vec();
         ctx.rewrite_effect(vec![cmd.to_vec(), key.clone(), n]);
         return Ok(());
     }

@@ -311,13 +311,26 @@ impl Keyspace {
         let max_steps = count.saturating_mul(10).max(100);
         while shard <= self.shard_mask {
             let stopped = locks.with_shard(self, db, shard, |g| {
+                let mut dead: Vec<Vec<u8>> = Vec::new();
                 loop {
                     tcursor = g.table().scan(tcursor, |e| {
                         if !e.is_expired(now_ms) {
                             seen += 1;
                             f(e);
+                        } else if !self.expiry_held(now_ms) {
+                            dead.push(e.key().to_vec());
                         }
                     });
+                    // Expired keys met are reclaimed (and replicated as
+                    // DEL), as Redis's SCAN does. An entry's bucket does
+                    // not move when another is removed, so the cursor
+                    // still covers every key.
+                    for key in dead.drain(..) {
+                        if let Some(i) = g.find(hash_key(&key), &key) {
+                            let e = g.remove(i, hash_key);
+                            self.expired(db, e);
+                        }
+                    }
                     steps += 1;
                     if tcursor == 0 {
                         return None;
@@ -477,6 +490,12 @@ impl<'s, 'k> KeySlot<'s, 'k> {
         self
     }
 
+    /// The key's slot even if it has expired, reclaiming nothing (DEBUG
+    /// OBJECT reads the table as Redis does, without the expiry check).
+    pub fn find_raw(&self) -> Option<usize> {
+        self.shard.find(self.hash, self.key)
+    }
+
     /// The live slot of the key; an expired entry is reclaimed on the way.
     #[inline]
     pub fn lookup(&mut self) -> Option<usize> {
@@ -631,16 +650,16 @@ impl Drop for EffectGroup<'_> {
         if records.is_empty() {
             return;
         }
-        // One command framed alone is atomic already: as Redis 7.0, it is
-        // published without its MULTI and EXEC.
-        let framing = |r: &(usize, Vec<Box<[u8]>>), name: &[u8]| {
-            r.1.len() == 1 && r.1[0].eq_ignore_ascii_case(name)
+        // A transaction that wrote once needs no framing: the command is
+        // atomic by itself (Redis wraps only two or more).
+        let framed = |r: &(usize, Vec<Box<[u8]>>), word: &[u8]| {
+            r.1.len() == 1 && r.1[0].eq_ignore_ascii_case(word)
         };
+        // A script whose write call changed nothing leaves the framing only.
         let records = match &records[..] {
-            [first, one, last] if framing(first, b"MULTI") && framing(last, b"EXEC") => {
-                std::slice::from_ref(one)
-            }
-            all => all,
+            [first, last] if framed(first, b"MULTI") && framed(last, b"EXEC") => return,
+            [first, _, last] if framed(first, b"MULTI") && framed(last, b"EXEC") => &records[1..2],
+            _ => &records[..],
         };
         let argvs: Vec<Vec<&[u8]>> = records
             .iter()

@@ -214,8 +214,11 @@ impl Shard {
     pub fn swap(&mut self, other: &mut Shard) {
         // A watched key that exists before or after the swap changes; so
         // does the key a client waits on (a stream may be gone or replaced).
-        self.touch_existing_watched();
-        other.touch_existing_watched();
+        // An expired key counts as absent: a missing or stale key replaced
+        // by a stale one is no change (Redis 7.0).
+        let now = crate::now_ms();
+        self.touch_live_watched(now);
+        other.touch_live_watched(now);
         self.mark_existing_ready();
         other.mark_existing_ready();
         std::mem::swap(&mut self.table, &mut other.table);
@@ -224,8 +227,8 @@ impl Shard {
         std::mem::swap(&mut self.snap, &mut other.snap);
         self.sweep_pos = 0;
         other.sweep_pos = 0;
-        self.touch_existing_watched();
-        other.touch_existing_watched();
+        self.touch_live_watched(now);
+        other.touch_live_watched(now);
         self.mark_existing_ready();
         other.mark_existing_ready();
     }
@@ -336,6 +339,18 @@ impl Shard {
 
     /// Whole-table changes (FLUSHDB, SWAPDB): as in Redis, a watched key
     /// changes only if it exists (expired or not).
+    fn touch_live_watched(&self, now_ms: i64) {
+        for (key, list) in &self.watchers {
+            let live = self
+                .table
+                .find(crate::store::keyspace::hash_key(key), key)
+                .is_some_and(|i| !self.table.get(i).is_expired(now_ms));
+            if live {
+                list.iter().for_each(|w| w.mark());
+            }
+        }
+    }
+
     fn touch_existing_watched(&self) {
         for (key, list) in &self.watchers {
             if self
