@@ -5,8 +5,8 @@
 //!
 //! - `writer`: the effect sink, the shared buffer and the AOF thread
 //!   (group commit with `appendfsync always`).
-//! - `wait`: replies waiting for their records (one write per worker pass,
-//!   one cross-thread wake per worker per sync).
+//! - `wait`: replies waiting for their records (with `everysec`/`no`, one
+//!   write per worker pass).
 //! - `load`: reading the files back at start-up.
 //! - `rewrite`: BGREWRITEAOF, the automatic rewrite, turning AOF on at run
 //!   time; the base file's contents.
