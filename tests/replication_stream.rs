@@ -154,3 +154,104 @@ fn the_link_is_listed_as_a_replica_and_leaves_with_its_connection() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// XREADGROUP, as Redis 7.0 propagates it: an XCLAIM per entry a `>` read
+/// delivered (framed when there are several), the group's new cursor for a
+/// NOACK read (after CREATECONSUMER when it made the consumer), nothing for
+/// a history read or a read that found nothing.
+const GROUP_SCRIPT: &[&[&str]] = &[
+    &["XADD", "s", "1-1", "a", "1"],
+    &["XADD", "s", "2-1", "b", "2"],
+    &["XADD", "s", "3-1", "c", "3"],
+    &["XGROUP", "CREATE", "s", "g", "0"],
+    &[
+        "XREADGROUP",
+        "GROUP",
+        "g",
+        "c1",
+        "COUNT",
+        "2",
+        "STREAMS",
+        "s",
+        ">",
+    ],
+    &["XREADGROUP", "GROUP", "g", "c1", "STREAMS", "s", "0"],
+    &[
+        "XREADGROUP",
+        "GROUP",
+        "g",
+        "c2",
+        "NOACK",
+        "STREAMS",
+        "s",
+        ">",
+    ],
+    &["XREADGROUP", "GROUP", "g", "c3", "STREAMS", "s", ">"],
+    &["XADD", "s", "4-1", "d", "4"],
+    &[
+        "XREADGROUP",
+        "GROUP",
+        "g",
+        "c1",
+        "BLOCK",
+        "10",
+        "STREAMS",
+        "s",
+        ">",
+    ],
+];
+
+const GROUP_EXPECTED: &str = "*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n\
+*5\r\n$4\r\nXADD\r\n$1\r\ns\r\n$3\r\n1-1\r\n$1\r\na\r\n$1\r\n1\r\n\
+*5\r\n$4\r\nXADD\r\n$1\r\ns\r\n$3\r\n2-1\r\n$1\r\nb\r\n$1\r\n2\r\n\
+*5\r\n$4\r\nXADD\r\n$1\r\ns\r\n$3\r\n3-1\r\n$1\r\nc\r\n$1\r\n3\r\n\
+*5\r\n$6\r\nXGROUP\r\n$6\r\nCREATE\r\n$1\r\ns\r\n$1\r\ng\r\n$1\r\n0\r\n\
+*1\r\n$5\r\nMULTI\r\n\
+*14\r\n$6\r\nXCLAIM\r\n$1\r\ns\r\n$1\r\ng\r\n$2\r\nc1\r\n$1\r\n0\r\n$3\r\n1-1\r\n$4\r\nTIME\r\n$13\r\nT\r\n\
+$10\r\nRETRYCOUNT\r\n$1\r\n1\r\n$5\r\nFORCE\r\n$6\r\nJUSTID\r\n$6\r\nLASTID\r\n$3\r\n1-1\r\n\
+*14\r\n$6\r\nXCLAIM\r\n$1\r\ns\r\n$1\r\ng\r\n$2\r\nc1\r\n$1\r\n0\r\n$3\r\n2-1\r\n$4\r\nTIME\r\n$13\r\nT\r\n\
+$10\r\nRETRYCOUNT\r\n$1\r\n1\r\n$5\r\nFORCE\r\n$6\r\nJUSTID\r\n$6\r\nLASTID\r\n$3\r\n2-1\r\n\
+*1\r\n$4\r\nEXEC\r\n\
+*1\r\n$5\r\nMULTI\r\n\
+*5\r\n$6\r\nXGROUP\r\n$14\r\nCREATECONSUMER\r\n$1\r\ns\r\n$1\r\ng\r\n$2\r\nc2\r\n\
+*7\r\n$6\r\nXGROUP\r\n$5\r\nSETID\r\n$1\r\ns\r\n$1\r\ng\r\n$3\r\n3-1\r\n$11\r\nENTRIESREAD\r\n$1\r\n3\r\n\
+*1\r\n$4\r\nEXEC\r\n\
+*5\r\n$4\r\nXADD\r\n$1\r\ns\r\n$3\r\n4-1\r\n$1\r\nd\r\n$1\r\n4\r\n\
+*14\r\n$6\r\nXCLAIM\r\n$1\r\ns\r\n$1\r\ng\r\n$2\r\nc1\r\n$1\r\n0\r\n$3\r\n4-1\r\n$4\r\nTIME\r\n$13\r\nT\r\n\
+$10\r\nRETRYCOUNT\r\n$1\r\n1\r\n$5\r\nFORCE\r\n$6\r\nJUSTID\r\n$6\r\nLASTID\r\n$3\r\n4-1\r\n";
+
+/// The stream after `script`, with each 13-digit time shown as `T`.
+fn masked_stream(port: u16, script: &[&[&str]], want: usize) -> String {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
+    let mut c = client.get_connection().unwrap();
+    run(&mut c, &["FLUSHALL"]);
+    let (mut link, _) = attach(port);
+    for args in script {
+        run(&mut c, args);
+    }
+    let got = String::from_utf8_lossy(&stream(&mut link, want)).into_owned();
+    let mut out = String::new();
+    let mut rest = got.as_str();
+    while let Some(at) = rest.find("$13\r\n") {
+        out.push_str(&rest[..at + 5]);
+        rest = &rest[at + 5..];
+        if rest.len() >= 13 && rest[..13].bytes().all(|b| b.is_ascii_digit()) {
+            out.push('T');
+            rest = &rest[13..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[test]
+fn xreadgroup_propagates_claims_and_cursors_as_redis_does() {
+    // Each `T` stands for 13 digits of the stream.
+    let want = GROUP_EXPECTED.len() + 12 * GROUP_EXPECTED.matches("\r\nT\r\n").count();
+    let srv = common::Server::start();
+    let got = masked_stream(srv.port, GROUP_SCRIPT, want);
+    assert_eq!(got, GROUP_EXPECTED);
+    if let Some(reference) = common::reference() {
+        assert_eq!(masked_stream(reference.port, GROUP_SCRIPT, want), got);
+    }
+}

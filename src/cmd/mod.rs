@@ -141,6 +141,9 @@ pub enum Effect {
     Argv,
     /// A rewritten command (SET EX -> SET PXAT, and so on).
     Rewrite(Vec<Vec<u8>>),
+    /// Several records (XREADGROUP's XCLAIMs): framed by MULTI ... EXEC
+    /// when there are two or more and no transaction or script frames them.
+    Many(Vec<Vec<Vec<u8>>>),
     /// Nothing, even though the command changed data.
     Nothing,
 }
@@ -624,6 +627,21 @@ fn publish_effect(ctx: &Ctx<'_>, args: &Args<'_>) {
         Effect::Rewrite(v) => {
             let argv: Vec<&[u8]> = v.iter().map(|a| a.as_slice()).collect();
             ctx.srv.ks.emit(db, &argv);
+        }
+        Effect::Many(records) => {
+            let ks = &ctx.srv.ks;
+            let group = ks.begin_group();
+            let frame = group.is_outer() && records.len() > 1;
+            if frame {
+                ks.emit(db, &[b"MULTI"]);
+            }
+            for r in records {
+                let argv: Vec<&[u8]> = r.iter().map(|a| a.as_slice()).collect();
+                ks.emit(db, &argv);
+            }
+            if frame {
+                ks.emit(db, &[b"EXEC"]);
+            }
         }
         Effect::Nothing => {}
     }

@@ -458,12 +458,16 @@ impl Drop for TempDir {
 pub struct Reference {
     child: Child,
     pub port: u16,
+    /// Its working directory, of its own: a `dump.rdb` left wherever the
+    /// tests run must not be loaded into it.
+    dir: PathBuf,
 }
 
 impl Drop for Reference {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -473,15 +477,19 @@ pub fn reference() -> Option<Reference> {
         .local_addr()
         .ok()?
         .port();
+    let dir = std::env::temp_dir().join(format!("ferrokv-ref-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir).ok()?;
     let child = Command::new("redis-server")
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
         .args(["--save", "", "--appendonly", "no"])
         .args(["--enable-debug-command", "yes"])
+        .arg("--dir")
+        .arg(&dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .ok()?;
-    let r = Reference { child, port };
+    let r = Reference { child, port, dir };
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
         if let Ok(c) = redis::Client::open(format!("redis://127.0.0.1:{port}/"))

@@ -10,9 +10,12 @@
 //! A blocked reader is served when an entry arrives, answered NOGROUP if its group is destroyed and UNBLOCKED
 //! if its key is deleted or overwritten.
 //!
-//! Effect: the command's own argv (a `>` read replays to the same
-//! deliveries on the same state; a blocked read publishes its served form,
-//! without BLOCK, on the served key).
+//! Effect, as Redis 7.0 propagates it (a replica or an AOF replay must not
+//! depend on reading the same entries): each entry a `>` read delivered
+//! becomes `XCLAIM key group consumer 0 id TIME ms RETRYCOUNT n FORCE JUSTID
+//! LASTID id`; a NOACK read that delivered entries becomes `XGROUP SETID key
+//! group last-id ENTRIESREAD n`, after `XGROUP CREATECONSUMER` when it
+//! created the consumer. Reading history publishes nothing.
 
 use super::groups::no_key_or_group;
 use super::notify;
@@ -70,6 +73,7 @@ pub fn xreadgroup(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     let now = ctx.db.now_ms;
     let resp3 = ctx.out.resp3;
     let mut parts: Vec<Vec<u8>> = Vec::new();
+    let mut records = Vec::new();
     for (key, &after) in keys.iter().zip(&afters) {
         // Redis looks each key up again to read it; it exists (checked
         // above under the same locks).
@@ -79,19 +83,17 @@ pub fn xreadgroup(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
             read_key(s, &rd, after, now, resp3, key)
         })?
         .flatten();
-        if let Some((part, created)) = served {
-            parts.push(part);
+        if let Some(read) = served {
+            parts.push(read.part);
+            records.extend(read.records);
             ctx.dirty += 1;
-            if created {
+            if read.created {
                 notify(ctx, "xgroup-createconsumer", key);
             }
         }
     }
     if !parts.is_empty() {
-        if r.block.is_some() {
-            // Served at once: the replay must not be able to wait.
-            ctx.rewrite_effect(without_block(args));
-        }
+        ctx.effect = crate::cmd::Effect::Many(records);
         keys_header(ctx.out, parts.len());
         for p in parts {
             ctx.out.buf.extend_from_slice(&p);
@@ -116,40 +118,18 @@ pub fn xreadgroup(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     Ok(())
 }
 
-/// The argv less its `BLOCK ms`. Options come before STREAMS; the values
-/// that could read as an option name (GROUP's, COUNT's) are copied whole.
-fn without_block(args: &Args<'_>) -> Vec<Vec<u8>> {
-    let mut argv = Vec::with_capacity(args.len());
-    let mut i = 0;
-    while i < args.len() {
-        let a = &args[i];
-        if a.eq_ignore_ascii_case(b"streams") {
-            argv.extend(args.iter().skip(i).map(<[u8]>::to_vec));
-            break;
-        }
-        if a.eq_ignore_ascii_case(b"group") && i + 2 < args.len() {
-            argv.extend(args.iter().skip(i).take(3).map(<[u8]>::to_vec));
-            i += 3;
-            continue;
-        }
-        if a.eq_ignore_ascii_case(b"block") {
-            i += 2;
-            continue;
-        }
-        if a.eq_ignore_ascii_case(b"count") {
-            argv.extend([a.to_vec(), args[i + 1].to_vec()]);
-            i += 2;
-            continue;
-        }
-        argv.push(a.to_vec());
-        i += 1;
-    }
-    argv
+/// What reading one key served.
+struct Read {
+    /// The encoded `[key, entries]` part of the reply.
+    part: Vec<u8>,
+    /// Whether the read created the consumer.
+    created: bool,
+    /// The records that replay the read (see the module's doc).
+    records: Vec<Vec<Vec<u8>>>,
 }
 
-/// Reads one key for the reader: the encoded `[key, entries]` part and
-/// whether the consumer was created, or `None` when the key has nothing
-/// to serve (so the consumer is not created either).
+/// Reads one key for the reader, or `None` when the key has nothing to
+/// serve (so the consumer is not created either).
 fn read_key(
     s: &mut Stream,
     rd: &Reader,
@@ -157,7 +137,7 @@ fn read_key(
     now: i64,
     resp3: bool,
     key: &[u8],
-) -> Option<(Vec<u8>, bool)> {
+) -> Option<Read> {
     let mut g = s.groups.remove(&rd.group)?;
     let serve = match after {
         None => s.edge(true).is_some_and(|e| e.id > g.last_id),
@@ -166,8 +146,13 @@ fn read_key(
     let out = serve.then(|| {
         let created = g.consumer(&rd.consumer, now).1;
         let mut entries = Reply::new(resp3);
+        let mut records = Vec::new();
         let n = match after {
-            None => deliver_new(s, &mut g, rd, now, &mut entries),
+            None => {
+                let ids = deliver_new(s, &mut g, rd, now, &mut entries);
+                records = replay_records(key, &g, rd, &ids, created, now);
+                ids.len()
+            }
             Some(after) => replay_history(s, &mut g, rd, after, now, &mut entries),
         };
         let mut part = Reply::new(resp3);
@@ -177,16 +162,86 @@ fn read_key(
         part.bulk(key);
         part.array(n);
         part.buf.extend_from_slice(&entries.buf);
-        (part.buf, created)
+        Read {
+            part: part.buf,
+            created,
+            records,
+        }
     });
     s.groups.insert(rd.group.clone(), g);
     out
 }
 
-/// `>`: the entries past the group's cursor, each moved into the PEL.
-fn deliver_new(s: &Stream, g: &mut stream::Group, rd: &Reader, now: i64, out: &mut Reply) -> usize {
+/// The records that make a replica's group what delivering `ids` made
+/// this one's: one XCLAIM each, or for NOACK the group's new cursor.
+fn replay_records(
+    key: &[u8],
+    g: &stream::Group,
+    rd: &Reader,
+    ids: &[StreamId],
+    created: bool,
+    now: i64,
+) -> Vec<Vec<Vec<u8>>> {
+    let word = |w: &[u8]| w.to_vec();
+    if rd.noack {
+        if ids.is_empty() {
+            return Vec::new();
+        }
+        let mut out = Vec::with_capacity(2);
+        if created {
+            out.push(vec![
+                word(b"XGROUP"),
+                word(b"CREATECONSUMER"),
+                key.to_vec(),
+                rd.group.clone(),
+                rd.consumer.clone(),
+            ]);
+        }
+        out.push(vec![
+            word(b"XGROUP"),
+            word(b"SETID"),
+            key.to_vec(),
+            rd.group.clone(),
+            g.last_id.to_bytes(),
+            word(b"ENTRIESREAD"),
+            g.entries_read.unwrap_or(-1).to_string().into_bytes(),
+        ]);
+        return out;
+    }
+    ids.iter()
+        .map(|id| {
+            let id = id.to_bytes();
+            vec![
+                word(b"XCLAIM"),
+                key.to_vec(),
+                rd.group.clone(),
+                rd.consumer.clone(),
+                word(b"0"),
+                id.clone(),
+                word(b"TIME"),
+                now.to_string().into_bytes(),
+                word(b"RETRYCOUNT"),
+                word(b"1"),
+                word(b"FORCE"),
+                word(b"JUSTID"),
+                word(b"LASTID"),
+                id,
+            ]
+        })
+        .collect()
+}
+
+/// `>`: the entries past the group's cursor, each moved into the PEL;
+/// their ids.
+fn deliver_new(
+    s: &Stream,
+    g: &mut stream::Group,
+    rd: &Reader,
+    now: i64,
+    out: &mut Reply,
+) -> Vec<StreamId> {
     let Some(start) = g.last_id.next() else {
-        return 0;
+        return Vec::new();
     };
     let mut ids = Vec::new();
     s.range(start, StreamId::MAX, false, rd.count, |e| {
@@ -202,7 +257,7 @@ fn deliver_new(s: &Stream, g: &mut stream::Group, rd: &Reader, now: i64, out: &m
     if let Some(c) = g.consumers.get_mut(&rd.consumer) {
         c.seen_time = now;
     }
-    ids.len()
+    ids
 }
 
 /// An explicit id: the consumer's pending entries after it, each counted
@@ -275,28 +330,21 @@ fn serve_blocked(
     if s.last_id <= after.unwrap_or(g.last_id) {
         return None;
     }
-    let (part, created) = stream::with_mut(&mut slot, false, |s| {
+    let read = stream::with_mut(&mut slot, false, |s| {
         read_key(s, rd, after, now, w.resp3, key)
     })
     .ok()
     .flatten()
     .flatten()?;
-    let mut argv: Vec<&[u8]> = vec![b"XREADGROUP", b"GROUP", &rd.group, &rd.consumer];
-    let count = rd.count.to_string();
-    if rd.count > 0 {
-        argv.extend([b"COUNT".as_slice(), count.as_bytes()]);
+    for r in &read.records {
+        let argv: Vec<&[u8]> = r.iter().map(|a| a.as_slice()).collect();
+        sctx.effect(&argv);
     }
-    if rd.noack {
-        argv.push(b"NOACK");
-    }
-    let id = after.map_or(b">".to_vec(), |id| id.to_bytes());
-    argv.extend([b"STREAMS".as_slice(), key, &id]);
-    sctx.effect(&argv);
-    if created {
+    if read.created {
         sctx.event(STREAM, "xgroup-createconsumer", key);
     }
     let mut out = Reply::new(w.resp3);
     keys_header(&mut out, 1);
-    out.buf.extend_from_slice(&part);
+    out.buf.extend_from_slice(&read.part);
     Some(Served::reply(out.buf))
 }

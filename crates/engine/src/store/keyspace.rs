@@ -639,6 +639,14 @@ pub struct EffectGroup<'k> {
     outer: bool,
 }
 
+impl EffectGroup<'_> {
+    /// True for the outermost group (false inside a transaction's or a
+    /// script's, which frames the records itself).
+    pub fn is_outer(&self) -> bool {
+        self.outer
+    }
+}
+
 impl Drop for EffectGroup<'_> {
     fn drop(&mut self) {
         if !self.outer {
