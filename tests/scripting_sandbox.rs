@@ -393,3 +393,18 @@ fn blocking_commands_in_scripts_answer_at_once() {
     assert_eq!(c.call_str(&["EXEC"]), "*2\r\n$-1\r\n*-1\r\n");
     assert_eq!(other.call_str(&["PING"]), "+PONG\r\n");
 }
+
+#[test]
+fn an_attribute_reply_reaches_a_script_as_the_reply_it_annotates() {
+    let srv = common::Server::start_with(&["--enable-debug-command", "yes"]);
+    let mut c = Conn::open(&srv);
+    assert_eq!(
+        c.call_str(&["DEBUG", "SET-DISABLE-DENY-SCRIPTS", "1"]),
+        "+OK\r\n"
+    );
+    let body = "redis.setresp(3) return redis.call('DEBUG','PROTOCOL','attrib')";
+    assert_eq!(
+        c.call_str(&["EVAL", body, "0"]),
+        "$39\r\nSome real reply following the attribute\r\n"
+    );
+}

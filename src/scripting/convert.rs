@@ -108,6 +108,18 @@ pub unsafe fn push_reply(l: *mut lua_State, buf: &[u8], pos: &mut usize, depth: 
                     ffi::lua_setfield(l, -2, field.as_ptr());
                 }
             }
+            // An attribute (DEBUG PROTOCOL attrib) is not shown to scripts:
+            // the reply it annotates is what the call returns.
+            b'|' => {
+                let pairs = num().filter(|n| *n >= 0).unwrap_or(0) as usize;
+                for _ in 0..pairs.saturating_mul(2) {
+                    if !push_reply(l, buf, pos, depth + 1) {
+                        return false;
+                    }
+                    ffi::lua_pop(l, 1);
+                }
+                return push_reply(l, buf, pos, depth + 1);
+            }
             b'_' => ffi::lua_pushnil(l),
             b'#' => ffi::lua_pushboolean(l, (line == b"t") as c_int),
             b',' => {
