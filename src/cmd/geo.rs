@@ -4,9 +4,10 @@
 //! cells around the centre and check each member against the shape, so
 //! results, distances and their order are Redis's.
 
+use super::zsets::add::Flags;
 use super::zsets::{self, parse_score};
 use super::{CmdResult, Ctx, Error};
-use crate::resp::{Args, Parser};
+use crate::resp::Args;
 use crate::types::geohash::{self, Areas, Shape};
 use crate::types::zset::View;
 
@@ -89,43 +90,41 @@ fn with_zset<R>(
 }
 
 /// GEOADD key [NX|XX] [CH] longitude latitude member [...]: ZADD with the
-/// points' geohashes as scores.
+/// points' geohashes as scores, published as that ZADD.
 fn geoadd(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     let mut first = 2;
-    let (mut nx, mut xx) = (false, false);
+    let mut f = Flags::default();
     while first < args.len() {
         let a = &args[first];
         if a.eq_ignore_ascii_case(b"nx") {
-            nx = true;
+            f.nx = true;
         } else if a.eq_ignore_ascii_case(b"xx") {
-            xx = true;
-        } else if !a.eq_ignore_ascii_case(b"ch") {
+            f.xx = true;
+        } else if a.eq_ignore_ascii_case(b"ch") {
+            f.ch = true;
+        } else {
             break;
         }
         first += 1;
     }
-    if !(args.len() - first).is_multiple_of(3) || (nx && xx) {
+    if !(args.len() - first).is_multiple_of(3) || (f.nx && f.xx) || first == args.len() {
         return Err(Error::Syntax);
     }
-    let mut argv: Vec<Vec<u8>> = Vec::with_capacity(first + (args.len() - first) / 3 * 2);
-    argv.push(b"zadd".to_vec());
-    argv.extend(args.iter().take(first).skip(1).map(<[u8]>::to_vec));
+    let mut pairs = Vec::with_capacity((args.len() - first) / 3);
     for p in (first..args.len()).step_by(3) {
         let (x, y) = long_lat(&args[p], &args[p + 1])?;
         let score = geohash::score_of(x, y).unwrap_or(0);
-        argv.push(score.to_string().into_bytes());
-        argv.push(args[p + 2].to_vec());
+        pairs.push((score as f64, &args[p + 2]));
     }
-    // Run ZADD over the rewritten arguments.
-    let mut buf = Vec::new();
-    let mut spans = Vec::with_capacity(argv.len());
-    for a in &argv {
-        spans.push((buf.len(), buf.len() + a.len()));
-        buf.extend_from_slice(a);
-    }
-    let zargs = Parser::args_over(&buf, &spans);
-    zsets::add::zadd(ctx, &zargs)?;
+    zsets::add::add_scored(ctx, &args[1], f, &pairs)?;
     if ctx.dirty > 0 {
+        let mut argv: Vec<Vec<u8>> = Vec::with_capacity(first + pairs.len() * 2);
+        argv.push(b"zadd".to_vec());
+        argv.extend(args.iter().take(first).skip(1).map(<[u8]>::to_vec));
+        for (score, member) in pairs {
+            argv.push(itoa::Buffer::new().format(score as u64).as_bytes().to_vec());
+            argv.push(member.to_vec());
+        }
         ctx.effect = super::Effect::Rewrite(argv);
     }
     Ok(())

@@ -7,13 +7,13 @@ use crate::resp::Args;
 use crate::types::zset::{self, Edit};
 
 #[derive(Default, Clone, Copy)]
-struct Flags {
-    nx: bool,
-    xx: bool,
-    gt: bool,
-    lt: bool,
-    ch: bool,
-    incr: bool,
+pub(crate) struct Flags {
+    pub nx: bool,
+    pub xx: bool,
+    pub gt: bool,
+    pub lt: bool,
+    pub ch: bool,
+    pub incr: bool,
 }
 
 /// What one member's update did.
@@ -114,13 +114,23 @@ fn add_generic(ctx: &mut Ctx<'_>, args: &Args<'_>, mut f: Flags) -> CmdResult {
         .map(|i| parse_score(&args[i]).map(|s| (s, &args[i + 1])))
         .collect::<Option<_>>()
         .ok_or(Error::NotFloat)?;
+    add_scored(ctx, &args[1], f, &pairs)
+}
 
+/// Adds or updates `pairs` in the sorted set at `key` (ZADD once its
+/// arguments are read; GEOADD with the points' geohashes).
+pub(crate) fn add_scored(
+    ctx: &mut Ctx<'_>,
+    key: &[u8],
+    f: Flags,
+    pairs: &[(f64, &[u8])],
+) -> CmdResult {
     let limits = ctx.srv.config.zset_limits();
-    let mut slot = ctx.db.key(&args[1]);
+    let mut slot = ctx.db.key(key);
     let (mut added, mut updated, mut last) = (0, 0, None);
     // XX never creates the key.
     let res = zset::edit(&mut slot, limits, !f.xx, |z| {
-        for &(score, member) in &pairs {
+        for &(score, member) in pairs {
             match add_one(z, f, member, score)? {
                 Outcome::Added(s) => (added, last) = (added + 1, Some(s)),
                 Outcome::Updated(s) => (updated, last) = (updated + 1, Some(s)),
@@ -134,7 +144,7 @@ fn add_generic(ctx: &mut Ctx<'_>, args: &Args<'_>, mut f: Flags) -> CmdResult {
     }
     ctx.dirty += (added + updated) as u64;
     if added + updated > 0 {
-        ctx.event(class::ZSET, if f.incr { "zincr" } else { "zadd" }, &args[1]);
+        ctx.event(class::ZSET, if f.incr { "zincr" } else { "zadd" }, key);
     }
     if f.incr {
         match last {

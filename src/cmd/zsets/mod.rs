@@ -57,6 +57,15 @@ pub const COMMANDS: &[(&str, Handler)] = &[
 /// (bytes after a NUL are never seen, as in Redis). Returns the value and
 /// whether the conversion overflowed or underflowed (ERANGE).
 pub(crate) fn strtod(arg: &[u8]) -> Option<(f64, bool)> {
+    match plain_decimal(arg) {
+        Some(v) => Some((v, false)),
+        None => libc_strtod(arg),
+    }
+}
+
+/// libc's strtod over the whole argument: the value and whether it was
+/// out of range (`ERANGE`), or `None` unless it consumed every byte.
+fn libc_strtod(arg: &[u8]) -> Option<(f64, bool)> {
     let mut buf = Vec::with_capacity(arg.len() + 1);
     buf.extend_from_slice(arg);
     buf.push(0);
@@ -70,6 +79,30 @@ pub(crate) fn strtod(arg: &[u8]) -> Option<(f64, bool)> {
         (v, range_err, *end == 0)
     };
     consumed_all.then_some((v, range_err))
+}
+
+/// A plain decimal (`[+-]digits[.digits][e[+-]digits]`, the common case)
+/// read without libc: Rust's parser rounds correctly, as strtod does, so
+/// the value is the same. `None` sends everything else to strtod: other
+/// forms (`inf`, hex, spaces), and results strtod may flag as out of
+/// range (overflows, subnormals, nonzero numbers that underflow to zero).
+fn plain_decimal(arg: &[u8]) -> Option<f64> {
+    if arg.is_empty() || arg.len() > 64 {
+        return None;
+    }
+    let mut nonzero = false;
+    let mut in_exponent = false;
+    for &c in arg {
+        match c {
+            b'1'..=b'9' if !in_exponent => nonzero = true,
+            b'0'..=b'9' | b'+' | b'-' | b'.' => {}
+            b'e' | b'E' => in_exponent = true,
+            _ => return None,
+        }
+    }
+    let v: f64 = std::str::from_utf8(arg).ok()?.parse().ok()?;
+    let normal = v.is_finite() && v.abs() >= f64::MIN_POSITIVE;
+    (normal || (v == 0.0 && !nonzero)).then_some(v)
 }
 
 /// A score or increment as Redis's getDoubleFromObject reads it: no leading

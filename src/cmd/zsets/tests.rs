@@ -354,3 +354,76 @@ fn zrandmember_distinct_and_repeated_picks_on_both_encodings() {
         assert!(one[0].starts_with('m'));
     }
 }
+
+/// The plain-decimal fast path reads exactly what libc's strtod reads.
+#[test]
+fn plain_decimals_parse_as_strtod_does() {
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut fixed: Vec<String> = [
+        "0",
+        "-0",
+        "+0",
+        "1",
+        "-1",
+        ".5",
+        "5.",
+        ".",
+        "+",
+        "-",
+        "e5",
+        "1e",
+        "1e+",
+        "1e-400",
+        "0e-400",
+        "1e309",
+        "-1e309",
+        "4.9e-324",
+        "2.4e-324",
+        "1.7976931348623157e308",
+        "13.361389",
+        "38.115556",
+        "0.1",
+        "9007199254740993",
+        "1..2",
+        "1e5e5",
+        "--1",
+        "+-1",
+        "00000000000000000000000000001",
+        "123456789012345678901234567890",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    const CH: &[u8] = b"0123456789.-+eE";
+    for _ in 0..20000 {
+        let n = 1 + (next() % 24) as usize;
+        fixed.push(
+            (0..n)
+                .map(|_| CH[(next() % CH.len() as u64) as usize] as char)
+                .collect(),
+        );
+        let mant = next() % 10_000_000_000;
+        let exp = (next() % 700) as i64 - 350;
+        fixed.push(format!("{mant}.{}e{exp}", next() % 1000));
+    }
+    for s in &fixed {
+        let b = s.as_bytes();
+        let slow = super::libc_strtod(b);
+        if let Some(v) = super::plain_decimal(b) {
+            let (w, range_err) = slow.unwrap_or_else(|| panic!("{s}: libc rejects"));
+            assert_eq!(v.to_bits(), w.to_bits(), "{s}");
+            assert!(!range_err, "{s}");
+        }
+        assert_eq!(
+            super::strtod(b).map(|(v, _)| v.to_bits()),
+            slow.map(|(v, _)| v.to_bits()),
+            "{s}"
+        );
+    }
+}
