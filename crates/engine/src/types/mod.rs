@@ -8,5 +8,6 @@ pub mod hll;
 pub mod list;
 pub mod listpack;
 pub mod set;
+pub mod small;
 pub mod stream;
 pub mod zset;

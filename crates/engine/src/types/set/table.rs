@@ -2,7 +2,8 @@
 //! open-addressing index over it.
 //!
 //! ```text
-//! members: [Box<[u8]>; len]          dense, so a random member is one index
+//! members: [SmallBytes; len]          dense, so a random member is one index;
+//!                                     short members inline (`types::small`)
 //! slots:   [u64; power of two]       0 = empty, else [hash tag: 32][index + 1: 32]
 //! ```
 //! A member's home slot is `tag & mask`, so neither a resize nor the
@@ -11,12 +12,13 @@
 //! SSCAN cursor below sound.
 
 use crate::store::keyspace::hash_key;
+use crate::types::small::SmallBytes;
 
 const MIN_SLOTS: usize = 8;
 
 #[derive(Clone, Default)]
 pub struct SetTable {
-    members: Vec<Box<[u8]>>,
+    members: Vec<SmallBytes>,
     slots: Box<[u64]>,
 }
 
@@ -112,7 +114,7 @@ impl SetTable {
         }
         let idx = self.members.len();
         assert!(idx < u32::MAX as usize, "set too large");
-        self.members.push(member.into());
+        self.members.push(SmallBytes::new(member));
         self.place(tag, idx);
         true
     }
@@ -163,7 +165,7 @@ impl SetTable {
                 .expect("member is indexed");
             self.slots[moved] = (self.slots[moved] & !0xffff_ffff) | (idx as u64 + 1);
         }
-        let member = self.members.swap_remove(idx);
+        let member = self.members.swap_remove(idx).into_boxed();
         if self.slots.len() > MIN_SLOTS && self.members.len() * 8 < self.slots.len() {
             self.resize(Self::slots_for(self.members.len()));
             self.members.shrink_to(self.members.len() * 2);
@@ -220,18 +222,18 @@ impl SetTable {
         let n = samples.max(1).min(self.members.len());
         let bytes: usize = self.members[..n]
             .iter()
-            .map(|m| m.len().div_ceil(8) * 8)
+            .map(|m| m.heap_len().div_ceil(8) * 8)
             .sum();
         let fixed =
-            self.slots.len() * 8 + self.members.capacity() * std::mem::size_of::<Box<[u8]>>();
+            self.slots.len() * 8 + self.members.capacity() * std::mem::size_of::<SmallBytes>();
         fixed + (bytes * self.members.len()).checked_div(n).unwrap_or(0)
     }
 
     /// Heap bytes this table holds (for memory reports and tests).
     pub fn heap_size(&self) -> usize {
         self.slots.len() * 8
-            + self.members.capacity() * std::mem::size_of::<Box<[u8]>>()
-            + self.members.iter().map(|m| m.len()).sum::<usize>()
+            + self.members.capacity() * std::mem::size_of::<SmallBytes>()
+            + self.members.iter().map(|m| m.heap_len()).sum::<usize>()
     }
 }
 
