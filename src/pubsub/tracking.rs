@@ -18,7 +18,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 
@@ -76,6 +76,10 @@ pub struct Tracking {
     /// Prefix → ids of the BCAST clients registered for it.
     prefixes: RwLock<BTreeMap<Vec<u8>, Vec<u64>>>,
     n_prefixes: AtomicUsize,
+    /// Bumped after every change of `prefixes`: each thread keeps a copy of
+    /// the prefix list ([`Tracking::matches_prefix`]) and refreshes it when
+    /// this moves, so a write checks its key without taking a lock.
+    prefix_gen: AtomicU64,
     table: Mutex<Table>,
     /// `table.keys.len()`, readable without the lock.
     n_keys: AtomicUsize,
@@ -145,6 +149,7 @@ impl Tracking {
                 map.entry(p).or_default().push(info.id);
             }
             self.n_prefixes.store(map.len(), Ordering::Relaxed);
+            self.prefix_gen.fetch_add(1, Ordering::Release);
         }
         info.set_flag(list_flags::TRACKING, true);
         info.set_flag(list_flags::TRACKING_BROKEN, false);
@@ -169,6 +174,7 @@ impl Tracking {
                 }
             }
             self.n_prefixes.store(map.len(), Ordering::Relaxed);
+            self.prefix_gen.fetch_add(1, Ordering::Release);
         }
         info.set_flag(
             list_flags::TRACKING | list_flags::TRACKING_BROKEN | list_flags::TRACKING_BCAST,
@@ -209,6 +215,23 @@ impl Tracking {
             t.items += added as usize;
         }
         self.n_keys.store(t.keys.len(), Ordering::Relaxed);
+    }
+
+    /// Whether some BCAST prefix is a prefix of `key`, from this thread's
+    /// copy of the list (refreshed when a registration changed it).
+    fn matches_prefix(&self, key: &[u8]) -> bool {
+        let owner = self as *const Tracking as usize;
+        let generation = self.prefix_gen.load(Ordering::Acquire);
+        PREFIXES.with_borrow_mut(|cache| {
+            if cache.0 != owner || cache.1 != generation {
+                *cache = (
+                    owner,
+                    generation,
+                    self.prefixes.read().keys().cloned().collect(),
+                );
+            }
+            cache.2.iter().any(|p| key.starts_with(p))
+        })
     }
 
     fn take(&self, key: &[u8]) -> Option<Vec<u64>> {
@@ -263,6 +286,9 @@ struct Batch {
 
 thread_local! {
     static BATCH: RefCell<Option<Batch>> = const { RefCell::new(None) };
+    /// This thread's copy of the BCAST prefixes: (the `Tracking` it is of,
+    /// its `prefix_gen` then, the prefixes).
+    static PREFIXES: RefCell<(usize, u64, Vec<Vec<u8>>)> = const { RefCell::new((0, 0, Vec::new())) };
     /// A script called a read-only command: its caller's declared keys
     /// are remembered when the script command ends.
     static SCRIPT_READ: Cell<bool> = const { Cell::new(false) };
@@ -443,7 +469,7 @@ fn invalidate(srv: &Server, key: &[u8], origin: Option<u64>) {
 }
 
 fn invalidate_to(srv: &Server, key: &[u8], origin: Option<u64>, own: Option<(u64, &mut Vec<u8>)>) {
-    if srv.tracking.n_prefixes.load(Ordering::Relaxed) > 0 {
+    if srv.tracking.n_prefixes.load(Ordering::Relaxed) > 0 && srv.tracking.matches_prefix(key) {
         let queued = BATCH.with_borrow_mut(|b| match b {
             Some(b) => {
                 b.bcast.push((key.to_vec(), origin));
