@@ -320,7 +320,12 @@ pub fn finish(srv: &Server, client: &Client, cmd: &Command, out: &mut Reply) {
         return;
     };
     let me = client.id();
-    let tracker = srv.tracking.get(me);
+    // Most clients do not track: no look-up (and no lock) for them.
+    let tracker = if client.info.has_flag(list_flags::TRACKING) {
+        srv.tracking.get(me)
+    } else {
+        None
+    };
     if let Some(tr) = &tracker {
         for item in &batch.own {
             match item {
