@@ -8,6 +8,7 @@ pub mod acl;
 pub use ferrokv_engine::{alloc, blocking, store, types};
 pub mod cmd;
 pub mod config;
+pub mod crash;
 pub mod log;
 pub mod persist;
 pub mod pubsub;

@@ -23,6 +23,7 @@ pub fn set_file(path: &str) -> std::io::Result<()> {
         .create(true)
         .append(true)
         .open(path)?;
+    crate::crash::set_fd(std::os::fd::AsRawFd::as_raw_fd(&f));
     *SINK.lock() = Some(f);
     Ok(())
 }
@@ -31,12 +32,12 @@ pub fn enabled(level: usize) -> bool {
     level >= LEVEL.load(Ordering::Relaxed)
 }
 
-const MONTHS: [&str; 12] = [
+pub(crate) const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
 
 /// Civil date from days since 1970-01-01 (proleptic Gregorian).
-fn civil(days: i64) -> (i64, u32, u32) {
+pub(crate) fn civil(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);

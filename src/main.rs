@@ -109,6 +109,7 @@ fn main() {
     let warnings = file::apply(&config, &mut commands, &directives, config_file.as_deref())
         .unwrap_or_else(|e| fail(e));
     ferrokv::log::set_level(config.loglevel.get());
+    ferrokv::crash::install();
     let logfile = config.logfile.get();
     if !logfile.is_empty()
         && let Err(e) = ferrokv::log::set_file(&logfile)

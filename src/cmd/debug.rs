@@ -1,6 +1,6 @@
 //! DEBUG, gated by `enable-debug-command` (off by default, as in Redis;
 //! the gate is in dispatch, see [`super::protected_denied`]).
-//! Subcommands: SLEEP, SET-ACTIVE-EXPIRE, PAUSE-CRON, SET-DISABLE-DENY-SCRIPTS,
+//! Subcommands: SLEEP, SEGFAULT, SET-ACTIVE-EXPIRE, PAUSE-CRON, SET-DISABLE-DENY-SCRIPTS,
 //! SET-SKIP-CHECKSUM-VALIDATION, OBJECT,
 //! LOG, DIGEST, DIGEST-VALUE, RELOAD (in [`super::dump`]), POPULATE,
 //! PROTOCOL, LISTPACK, QUICKLIST, QUICKLIST-PACKED-THRESHOLD,
@@ -47,6 +47,13 @@ fn debug(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
             ctx.out.ok();
         }
         (b"object", 3) => object(ctx, &args[2])?,
+        // Crashes the server on purpose: the crash report (`crate::crash`)
+        // goes to the log and the process ends by the signal.
+        (b"segfault", 2) => {
+            // SAFETY: raise is always safe to call; the handler then ends
+            // the process.
+            unsafe { libc::raise(libc::SIGSEGV) };
+        }
         (b"digest", 2) => {
             let d = crate::store::digest::dataset_digest(ctx.db.ks, ctx.db.locks);
             ctx.out.simple(&crate::store::digest::hex(&d));
@@ -360,6 +367,8 @@ fn help(ctx: &mut Ctx<'_>) {
     ctx.out.help(
         "DEBUG",
         &[
+            "SEGFAULT",
+            "    Crash the server with sigsegv.",
             "SLEEP <seconds>",
             "    Block the connection's worker for <seconds> (may be fractional).",
             "SET-ACTIVE-EXPIRE <0|1>",
