@@ -11,9 +11,12 @@ pub mod conn;
 pub mod evict;
 pub mod listen;
 mod obuf;
+pub mod oom;
 pub mod pause;
 pub mod repl;
+pub mod shutdown;
 pub mod stats;
+pub mod title;
 pub mod tls;
 
 use std::net::{SocketAddr, TcpListener as StdListener};
@@ -344,6 +347,10 @@ pub fn run(srv: &'static Server) -> anyhow::Result<()> {
 
     listen::start(srv, listeners, handles);
     tls::start(srv, tls_listeners, handles);
+    title::apply(srv);
+    if oom::apply(&srv.config).is_err() {
+        crate::warning!("Failed to set the OOM score: oom-score-adj-values not applied");
+    }
     evict::sync_access_tracking(srv);
     std::thread::Builder::new()
         .name("ferrokv-cron".into())
@@ -382,6 +389,10 @@ fn cron(srv: &'static Server) {
         // DEBUG PAUSE-CRON holds it.
         if srv.persist.loading.active() || srv.cron_paused.load(Ordering::Relaxed) {
             continue;
+        }
+        if shutdown::cron(srv) {
+            srv.request_shutdown();
+            return;
         }
         let evicting = Instant::now();
         evict::cron(srv);
@@ -433,31 +444,21 @@ fn install_signal_handlers(srv: &'static Server) {
                         _ = term.recv() => "SIGTERM",
                         _ = int.recv() => "SIGINT",
                     };
-                    crate::warning!("Received {which} scheduling shutdown...");
-                    crate::notice!("User requested shutdown...");
-                    // With save points, a final save first; if it fails the
-                    // server keeps running, as Redis does. A second SIGINT
-                    // meanwhile exits at once, dropping the temp file.
-                    let mut save = tokio::task::spawn_blocking(move || {
-                        crate::persist::save::before_signal_exit(srv)
-                    });
-                    let saved = loop {
-                        tokio::select! {
-                            r = &mut save => break r.unwrap_or(false),
-                            _ = int.recv() => {
-                                crate::warning!("You insist... exiting now.");
-                                crate::persist::save::remove_temp_file();
-                                std::process::exit(1);
-                            }
-                            _ = term.recv() => {}
-                        }
-                    };
-                    if saved {
+                    if !shutdown::signalled(which) {
+                        crate::warning!("You insist... exiting now.");
+                        crate::persist::save::remove_temp_file();
+                        std::process::exit(1);
+                    }
+                    // While the dataset loads the cron does nothing: the
+                    // load stops and the process exits without a save.
+                    if srv.persist.loading.active() {
+                        crate::warning!(
+                            "Received shutdown signal during loading, scheduling shutdown."
+                        );
                         break;
                     }
-                    crate::warning!(
-                        "{which} received but errors trying to shut down the server, check the logs for more information"
-                    );
+                    // The cron carries it out (`shutdown::cron`).
+                    crate::warning!("Received {which} scheduling shutdown...");
                 }
                 srv.request_shutdown();
             });

@@ -1,0 +1,326 @@
+//! Operational settings observed from outside the process, as Redis's
+//! `unit/oom-score-adj`, `unit/shutdown`, `unit/networking` and
+//! `unit/other` check them: the OOM score in /proc, shutdown by signal,
+//! the process title, the source address of outgoing connections.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Server, TempDir};
+
+fn get(c: &mut redis::Connection, name: &str) -> String {
+    let v: Vec<String> = redis::cmd("CONFIG").arg("GET").arg(name).query(c).unwrap();
+    v.get(1).cloned().unwrap_or_default()
+}
+
+fn set_err(c: &mut redis::Connection, args: &[&str]) -> String {
+    let r: redis::RedisResult<String> = redis::cmd("CONFIG").arg("SET").arg(args).query(c);
+    r.unwrap_err().to_string()
+}
+
+fn proc_score(pid: u32) -> i64 {
+    std::fs::read_to_string(format!("/proc/{pid}/oom_score_adj"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The first child process of `pid` (the background save's stand-in).
+fn child_of(pid: u32) -> Option<u32> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    for t in tasks.flatten() {
+        let kids = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+        if let Some(k) = kids.split_whitespace().next() {
+            return k.parse().ok();
+        }
+    }
+    None
+}
+
+#[test]
+fn oom_score_adj_follows_the_configuration() {
+    let srv = Server::start();
+    let pid = srv.pid();
+    let mut c = srv.client();
+    assert_eq!(get(&mut c, "oom-score-adj"), "no");
+    assert_eq!(get(&mut c, "oom-score-adj-values"), "0 200 800");
+    let base = proc_score(pid);
+
+    redis::cmd("CONFIG")
+        .arg(&[
+            "SET",
+            "oom-score-adj-values",
+            "10 20 30",
+            "oom-score-adj",
+            "yes",
+        ])
+        .exec(&mut c)
+        .unwrap();
+    assert_eq!(get(&mut c, "oom-score-adj"), "yes");
+    assert_eq!(proc_score(pid), (base + 10).min(1000));
+    redis::cmd("CONFIG")
+        .arg(&["SET", "oom-score-adj-values", "+15 20 30"])
+        .exec(&mut c)
+        .unwrap();
+    assert_eq!(get(&mut c, "oom-score-adj-values"), "15 20 30");
+    assert_eq!(proc_score(pid), (base + 15).min(1000));
+
+    // The background save's child takes the third value.
+    redis::cmd("SET").arg("k").arg("v").exec(&mut c).unwrap();
+    redis::cmd("CONFIG")
+        .arg(&["SET", "rdb-key-save-delay", "1000000"])
+        .exec(&mut c)
+        .unwrap();
+    redis::cmd("BGSAVE").exec(&mut c).unwrap();
+    let child = child_of(pid).expect("a background save child");
+    wait_for("the child's score", || {
+        proc_score(child) == (base + 30).min(1000)
+    });
+    redis::cmd("CONFIG")
+        .arg(&["SET", "rdb-key-save-delay", "0"])
+        .exec(&mut c)
+        .unwrap();
+
+    // Absolute values, then off: the original score comes back.
+    redis::cmd("CONFIG")
+        .arg(&["SET", "oom-score-adj", "absolute"])
+        .exec(&mut c)
+        .unwrap();
+    assert_eq!(proc_score(pid), 15);
+    redis::cmd("CONFIG")
+        .arg(&["SET", "oom-score-adj", "no"])
+        .exec(&mut c)
+        .unwrap();
+    assert_eq!(proc_score(pid), base);
+
+    // While off, the values do not touch the file.
+    redis::cmd("CONFIG")
+        .arg(&["SET", "oom-score-adj-values", "40 50 60"])
+        .exec(&mut c)
+        .unwrap();
+    assert_eq!(proc_score(pid), base);
+
+    for (v, why) in [
+        (
+            "-2001 0 0",
+            "Invalid oom-score-adj-values, elements must be between -2000 and 2000.",
+        ),
+        (
+            "0 0 2001",
+            "Invalid oom-score-adj-values, elements must be between -2000 and 2000.",
+        ),
+        ("1 2", "wrong number of arguments"),
+        ("1  2 3", "wrong number of arguments"),
+    ] {
+        let e = set_err(&mut c, &["oom-score-adj-values", v]);
+        assert!(
+            e.contains(&format!(
+                "CONFIG SET failed (possibly related to argument 'oom-score-adj-values') - {why}"
+            )),
+            "{v}: {e}"
+        );
+    }
+    let e = set_err(&mut c, &["oom-score-adj", "maybe"]);
+    assert!(
+        e.contains("argument(s) must be one of the following: no, yes, relative, absolute"),
+        "{e}"
+    );
+}
+
+#[test]
+fn shutdown_on_signal_flags_parse_as_redis() {
+    let srv = Server::start();
+    let mut c = srv.client();
+    assert_eq!(get(&mut c, "shutdown-on-sigterm"), "default");
+    assert_eq!(get(&mut c, "shutdown-on-sigint"), "default");
+    redis::cmd("CONFIG")
+        .arg(&["SET", "shutdown-on-sigterm", "now save force"])
+        .exec(&mut c)
+        .unwrap();
+    assert_eq!(get(&mut c, "shutdown-on-sigterm"), "save now force");
+    redis::cmd("CONFIG")
+        .arg(&["SET", "shutdown-on-sigint", "nosave default"])
+        .exec(&mut c)
+        .unwrap();
+    assert_eq!(get(&mut c, "shutdown-on-sigint"), "nosave");
+    let e = set_err(&mut c, &["shutdown-on-sigterm", "save nosave"]);
+    assert!(
+        e.contains("shutdown options SAVE and NOSAVE can't be used simultaneously"),
+        "{e}"
+    );
+    let e = set_err(&mut c, &["shutdown-on-sigterm", "force bad"]);
+    assert!(
+        e.contains("argument(s) must be one of the following: default, save, nosave, now, force"),
+        "{e}"
+    );
+}
+
+fn signal(pid: u32, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+}
+
+/// A signal schedules the shutdown for the cron: with the cron paused,
+/// SHUTDOWN ABORT cancels it, and the server keeps serving.
+#[test]
+fn shutdown_abort_cancels_a_sigterm() {
+    let mut srv = Server::start_with(&["--enable-debug-command", "yes"]);
+    let mut c = srv.client();
+    let e: redis::RedisResult<()> = redis::cmd("SHUTDOWN").arg("ABORT").query(&mut c);
+    assert!(
+        e.unwrap_err()
+            .to_string()
+            .contains("No shutdown in progress.")
+    );
+    redis::cmd("DEBUG")
+        .arg(&["PAUSE-CRON", "1"])
+        .exec(&mut c)
+        .unwrap();
+    signal(srv.pid(), "-TERM");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(srv.alive());
+    redis::cmd("SHUTDOWN").arg("ABORT").exec(&mut c).unwrap();
+    redis::cmd("DEBUG")
+        .arg(&["PAUSE-CRON", "0"])
+        .exec(&mut c)
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let pong: String = redis::cmd("PING").query(&mut c).unwrap();
+    assert_eq!(pong, "PONG");
+    // Not cancelled, it goes ahead.
+    signal(srv.pid(), "-TERM");
+    wait_for("the exit", || !srv.alive());
+}
+
+/// `shutdown-on-sigterm save` saves without save points; `nosave` never
+/// saves even with them.
+#[test]
+fn shutdown_on_sigterm_save_and_nosave() {
+    let dir = TempDir::new("sigsave");
+    let mut srv = Server::start_in(
+        Some(dir.path()),
+        None,
+        &["--save", "", "--shutdown-on-sigterm", "save"],
+    );
+    let mut c = srv.client();
+    redis::cmd("SET").arg("k").arg("v").exec(&mut c).unwrap();
+    signal(srv.pid(), "-TERM");
+    wait_for("the exit", || !srv.alive());
+    assert!(dir.path().join("dump.rdb").exists());
+    std::fs::remove_file(dir.path().join("dump.rdb")).unwrap();
+
+    let mut srv = Server::start_in(
+        Some(dir.path()),
+        None,
+        &["--save", "1 1", "--shutdown-on-sigterm", "nosave"],
+    );
+    let mut c = srv.client();
+    redis::cmd("SET").arg("k").arg("v").exec(&mut c).unwrap();
+    signal(srv.pid(), "-TERM");
+    wait_for("the exit", || !srv.alive());
+    assert!(!dir.path().join("dump.rdb").exists());
+}
+
+#[test]
+fn process_title_follows_the_template() {
+    let srv = Server::start();
+    let mut c = srv.client();
+    assert_eq!(
+        get(&mut c, "proc-title-template"),
+        "{title} {listen-addr} {server-mode}"
+    );
+    let cmdline = || {
+        let raw = std::fs::read(format!("/proc/{}/cmdline", srv.pid())).unwrap();
+        String::from_utf8_lossy(&raw)
+            .trim_end_matches('\0')
+            .to_string()
+    };
+    assert_eq!(
+        cmdline(),
+        format!("{} 127.0.0.1:{}", env!("CARGO_BIN_EXE_ferrokv"), srv.port)
+    );
+    redis::cmd("CONFIG")
+        .arg(&[
+            "SET",
+            "proc-title-template",
+            "TEST {title} {listen-addr} {port} {tls-port} {{x}} {unixsocket}",
+        ])
+        .exec(&mut c)
+        .unwrap();
+    let port = srv.port;
+    assert_eq!(
+        cmdline(),
+        format!(
+            "TEST {} 127.0.0.1:{port} {port} 0 {{x}}",
+            env!("CARGO_BIN_EXE_ferrokv")
+        )
+    );
+    for bad in ["{invalid-var}", "{title}", "{title", ""] {
+        let e = set_err(&mut c, &["proc-title-template", bad]);
+        assert!(
+            e.contains("template format is invalid or contains unknown variables"),
+            "{bad}: {e}"
+        );
+    }
+}
+
+/// MIGRATE's connection leaves from `bind-source-addr`: the target sees
+/// that address.
+#[test]
+fn bind_source_addr_is_the_source_of_migrate() {
+    let target = Server::start_with(&["--protected-mode", "no"]);
+    let srv = Server::start();
+    let mut c = srv.client();
+    assert_eq!(get(&mut c, "bind-source-addr"), "");
+    redis::cmd("CONFIG")
+        .arg(&["SET", "bind-source-addr", "127.0.0.2"])
+        .exec(&mut c)
+        .unwrap();
+    redis::cmd("SET").arg("k").arg("v").exec(&mut c).unwrap();
+    let r: String = redis::cmd("MIGRATE")
+        .arg(&[
+            "127.0.0.1",
+            &target.port.to_string(),
+            "k",
+            "0",
+            "5000",
+            "COPY",
+        ])
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(r, "OK");
+    let mut t = target.client();
+    let list: String = redis::cmd("CLIENT").arg("LIST").query(&mut t).unwrap();
+    assert!(list.contains("addr=127.0.0.2:"), "{list}");
+    // An address that is not one fails the connection.
+    let other = Server::start_with(&["--protected-mode", "no"]);
+    redis::cmd("CONFIG")
+        .arg(&["SET", "bind-source-addr", "1.2.3"])
+        .exec(&mut c)
+        .unwrap();
+    let e: redis::RedisResult<String> = redis::cmd("MIGRATE")
+        .arg(&[
+            "127.0.0.1",
+            &other.port.to_string(),
+            "k",
+            "0",
+            "1000",
+            "COPY",
+        ])
+        .query(&mut c);
+    assert!(e.unwrap_err().to_string().contains("IOERR"));
+}
