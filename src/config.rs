@@ -67,8 +67,10 @@ config_table! {
         logfile: Str = StrParam::new(""), "logfile", Immutable;
         pidfile: Str = StrParam::new(""), "pidfile", Immutable,
             inert(file::non_empty, "no pid file is written");
-        unixsocket: Str = StrParam::new(""), "unixsocket", Immutable,
-            inert(file::non_empty, "only TCP is served");
+        /// A Unix domain socket to listen on as well (`server::unix`).
+        unixsocket: Str = StrParam::new(""), "unixsocket", Immutable;
+        /// Its file mode, octal (0: as the umask leaves it).
+        unixsocketperm: Str = StrParam::new("0"), "unixsocketperm", Immutable;
         supervised: Enum = EnumParam::new(3, SUPERVISED), "supervised", Immutable,
             inert(file::supervised, "no readiness is reported to upstart or systemd");
         proto_max_bulk_len: Int = IntParam::memory(512 * MB, MB, LONG_MAX),
@@ -498,13 +500,7 @@ mod tests {
             .collect();
         assert_eq!(
             inert,
-            [
-                "pidfile",
-                "unixsocket",
-                "supervised",
-                "daemonize",
-                "cluster-enabled"
-            ]
+            ["pidfile", "supervised", "daemonize", "cluster-enabled"]
         );
         assert_eq!(params[0].name, "port");
         assert_eq!(params.last().unwrap().name, "tls-cluster");

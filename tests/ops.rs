@@ -324,3 +324,75 @@ fn bind_source_addr_is_the_source_of_migrate() {
         .query(&mut c);
     assert!(e.unwrap_err().to_string().contains("IOERR"));
 }
+
+/// `unixsocket`: served beside TCP, the client local and shown as Redis
+/// shows it; the file has `unixsocketperm` and goes away at SHUTDOWN.
+#[test]
+fn unix_socket_is_served() {
+    use std::io::{Read, Write};
+    let dir = TempDir::new("unix");
+    let path = dir.path().join("s.sock");
+    let path_s = path.to_str().unwrap().to_string();
+    // A stale file at the path is replaced.
+    std::fs::write(&path, b"stale").unwrap();
+    let mut srv = Server::start_with(&["--unixsocket", &path_s, "--unixsocketperm", "700"]);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700);
+    let mut c = srv.client();
+    assert_eq!(get(&mut c, "unixsocket"), path_s);
+    assert_eq!(get(&mut c, "unixsocketperm"), "700");
+
+    let mut u = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    u.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut roundtrip = |cmd: &[u8]| {
+        u.write_all(cmd).unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = u.read(&mut buf).unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    assert_eq!(roundtrip(b"PING\r\n"), "+PONG\r\n");
+    let info = roundtrip(b"CLIENT INFO\r\n");
+    assert!(
+        info.contains(&format!("addr={path_s}:0 laddr={path_s}:0 ")),
+        "{info}"
+    );
+    assert!(info.contains(" flags=U "), "{info}");
+    let _ = roundtrip(b"SHUTDOWN NOSAVE\r\n");
+    wait_for("the exit", || !srv.alive());
+    assert!(!path.exists());
+}
+
+/// Without a `bind`, Redis 7.0 listens on every address (protected mode
+/// keeps remote clients out): `* -::*`.
+#[test]
+fn default_bind_is_every_address() {
+    use std::process::{Command, Stdio};
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let dir = TempDir::new("bind");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferrokv"))
+        .current_dir(dir.path())
+        .args(["--port", &port.to_string(), "--save", ""])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut c = loop {
+        if let Ok(c) = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+            .unwrap()
+            .get_connection()
+        {
+            break c;
+        }
+        assert!(Instant::now() < deadline, "server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let bind = get(&mut c, "bind");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(bind, "* -::*");
+}

@@ -33,6 +33,7 @@ pub(super) fn parse_value(name: &str, kind: Kind<'_>, s: &str) -> Result<Value, 
         Kind::Str(_) if name == "latency-tracking-info-percentiles" => {
             Value::Str(parse_percentiles(s)?)
         }
+        Kind::Str(_) if name == "unixsocketperm" => Value::Str(crate::server::unix::parse_perm(s)?),
         Kind::Str(_) if name == "oom-score-adj-values" => {
             Value::Str(crate::server::oom::parse_values(s)?)
         }

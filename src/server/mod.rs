@@ -18,6 +18,7 @@ pub mod shutdown;
 pub mod stats;
 pub mod title;
 pub mod tls;
+pub mod unix;
 
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::sync::Arc;
@@ -153,6 +154,7 @@ impl Server {
             // (shutdown, not close) until the process ends just below.
             unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
         }
+        unix::remove_file(self);
         crate::persist::aof::shutdown();
         self.request_shutdown();
         crate::warning!("ferrokv is now ready to exit, bye bye...");
@@ -304,6 +306,7 @@ pub fn run(srv: &'static Server) -> anyhow::Result<()> {
     } else {
         bind_all(&srv.config.bind.get(), port)?
     };
+    let unix_listener = unix::bind(srv)?;
     tls::init(srv).map_err(anyhow::Error::msg)?;
     let tls_port = srv.config.tls_port.get() as u16;
     let tls_listeners = if tls_port == 0 {
@@ -347,6 +350,9 @@ pub fn run(srv: &'static Server) -> anyhow::Result<()> {
 
     listen::start(srv, listeners, handles);
     tls::start(srv, tls_listeners, handles);
+    if let Some(l) = unix_listener {
+        unix::start(srv, l, handles);
+    }
     title::apply(srv);
     if oom::apply(&srv.config).is_err() {
         crate::warning!("Failed to set the OOM score: oom-score-adj-values not applied");
@@ -370,6 +376,7 @@ pub fn run(srv: &'static Server) -> anyhow::Result<()> {
         crate::notice!("Ready to accept connections tcp");
     }
     srv.wait_shutdown();
+    unix::remove_file(srv);
     crate::persist::aof::shutdown();
     crate::warning!("ferrokv is now ready to exit, bye bye...");
     Ok(())
