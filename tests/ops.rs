@@ -396,3 +396,29 @@ fn default_bind_is_every_address() {
     let _ = child.wait();
     assert_eq!(bind, "* -::*");
 }
+
+/// A CONFIG SET whose `port` cannot be bound rolls back everything,
+/// the OOM score it had already written included.
+#[test]
+fn failed_config_set_restores_the_oom_score() {
+    let srv = Server::start();
+    let mut c = srv.client();
+    let base = proc_score(srv.pid());
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let e = set_err(
+        &mut c,
+        &[
+            "oom-score-adj",
+            "yes",
+            "oom-score-adj-values",
+            "1 1 1",
+            "port",
+            &port,
+        ],
+    );
+    assert!(e.contains("Unable to listen on this port"), "{e}");
+    assert_eq!(get(&mut c, "oom-score-adj"), "no");
+    assert_eq!(get(&mut c, "oom-score-adj-values"), "0 200 800");
+    assert_eq!(proc_score(srv.pid()), base);
+}

@@ -118,17 +118,26 @@ fn set(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     for p in pending {
         config.apply(p);
     }
+    let oom_changed = oom_before.is_some();
     if let Some(before) = oom_before {
         reapply_oom(config, before)?;
     }
+    // A failure below restores every value of this CONFIG SET: the OOM
+    // score written above goes back with them, as in Redis.
+    let undo_oom = |e: Error| {
+        if oom_changed {
+            let _ = crate::server::oom::apply(config);
+        }
+        e
+    };
     if names.contains(&"proc-title-template") {
         crate::server::title::apply(ctx.srv);
     }
     if let Some(before) = listen_before {
-        relisten(ctx.srv, before)?;
+        relisten(ctx.srv, before).map_err(undo_oom)?;
     }
     if let Some(before) = tls_before {
-        reload_tls(ctx.srv, before)?;
+        reload_tls(ctx.srv, before).map_err(undo_oom)?;
     }
     if names.contains(&"appendonly") && config.appendonly.get() != aof_was {
         let on = config.appendonly.get();
