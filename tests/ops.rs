@@ -422,3 +422,59 @@ fn failed_config_set_restores_the_oom_score() {
     assert_eq!(get(&mut c, "oom-score-adj-values"), "0 200 800");
     assert_eq!(proc_score(srv.pid()), base);
 }
+
+/// LOLWUT: the version line by default (and for versions other than 5
+/// and 6), pictures of the requested size for 5 and 6.
+#[test]
+fn lolwut_versions() {
+    let srv = Server::start();
+    let mut c = srv.client();
+    let text = |c: &mut redis::Connection, args: &[&str]| -> String {
+        redis::cmd("LOLWUT").arg(args).query(c).unwrap()
+    };
+    assert_eq!(text(&mut c, &[]), "Redis ver. 7.0.15\n");
+    assert_eq!(text(&mut c, &["VERSION", "4"]), "Redis ver. 7.0.15\n");
+    assert_eq!(text(&mut c, &["foo"]), "Redis ver. 7.0.15\n");
+    let v5 = text(&mut c, &["VERSION", "5", "3", "1", "1"]);
+    let lines: Vec<&str> = v5.lines().collect();
+    assert_eq!(lines.len(), 4, "{v5}");
+    assert!(
+        lines[..2].iter().all(|l| l.chars().count() == 3
+            && l.chars().all(|ch| ('\u{2800}'..='\u{28ff}').contains(&ch)))
+    );
+    assert_eq!(
+        lines[3],
+        "Georg Nees - schotter, plotter on paper, 1968. Redis ver. 7.0.15"
+    );
+    // Out of range sizes are clamped.
+    let one = text(&mut c, &["VERSION", "5", "0", "0", "0"]);
+    assert_eq!(one.lines().next().unwrap().chars().count(), 1);
+    let v6 = text(&mut c, &["VERSION", "6", "3", "2"]);
+    let lines: Vec<&str> = v6.lines().collect();
+    assert_eq!(lines.len(), 4);
+    assert_eq!(lines[0].matches(" \x1b[0m").count(), 3);
+    assert_eq!(
+        lines[3],
+        "Original 8 bit image from Plaguemon by hikikomori. Redis ver. 7.0.15"
+    );
+    let e: redis::RedisResult<String> = redis::cmd("LOLWUT")
+        .arg(&["VERSION", "5", "x"])
+        .query(&mut c);
+    assert!(
+        e.unwrap_err()
+            .to_string()
+            .contains("value is not an integer or out of range")
+    );
+    // RESP3: a verbatim string.
+    let mut raw = srv.raw();
+    raw.send(b"HELLO 3\r\n");
+    // HELLO's map ends with its empty `modules` array.
+    let mut hello = Vec::new();
+    while !hello.ends_with(b"*0\r\n") {
+        let chunk = raw.read_n(1);
+        assert!(!chunk.is_empty(), "HELLO reply cut short");
+        hello.extend_from_slice(&chunk);
+    }
+    raw.send(b"LOLWUT\r\n");
+    assert_eq!(raw.read_n(29), b"=22\r\ntxt:Redis ver. 7.0.15\n\r\n");
+}
