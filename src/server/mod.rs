@@ -374,6 +374,11 @@ pub fn run(srv: &'static Server) -> anyhow::Result<()> {
     if !srv.shutting_down() {
         loaded.map_err(anyhow::Error::msg)?;
         crate::notice!("Ready to accept connections tcp");
+        srv.config.unixsocket.with(|path| {
+            if !path.is_empty() {
+                crate::notice!("The server is now ready to accept connections at {path}");
+            }
+        });
     }
     srv.wait_shutdown();
     unix::remove_file(srv);
