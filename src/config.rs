@@ -58,7 +58,7 @@ const MB: i64 = 1024 * 1024;
 config_table! {
     pub struct Config {
         port: Int = IntParam::new(6379, 0, 65535), "port", Mutable;
-        bind: Str = StrParam::new("127.0.0.1 -::1"), "bind", Mutable, multi;
+        bind: Str = StrParam::new("* -::*"), "bind", Mutable, multi;
         databases: Int = IntParam::new(16, 1, INT_MAX), "databases", Immutable;
         requirepass: Str = StrParam::new(""), "requirepass", Mutable;
         masterauth: Str = StrParam::new(""), "masterauth", Mutable;
@@ -67,8 +67,10 @@ config_table! {
         logfile: Str = StrParam::new(""), "logfile", Immutable;
         pidfile: Str = StrParam::new(""), "pidfile", Immutable,
             inert(file::non_empty, "no pid file is written");
-        unixsocket: Str = StrParam::new(""), "unixsocket", Immutable,
-            inert(file::non_empty, "only TCP is served");
+        /// A Unix domain socket to listen on as well (`server::unix`).
+        unixsocket: Str = StrParam::new(""), "unixsocket", Immutable;
+        /// Its file mode, octal (0: as the umask leaves it).
+        unixsocketperm: Str = StrParam::new("0"), "unixsocketperm", Immutable;
         supervised: Enum = EnumParam::new(3, SUPERVISED), "supervised", Immutable,
             inert(file::supervised, "no readiness is reported to upstart or systemd");
         proto_max_bulk_len: Int = IntParam::memory(512 * MB, MB, LONG_MAX),
@@ -220,6 +222,21 @@ config_table! {
         acl_pubsub_default: Enum = EnumParam::new(0, ACL_PUBSUB_DEFAULT),
             "acl-pubsub-default", Mutable;
         shutdown_timeout: Int = IntParam::new(10, 0, INT_MAX), "shutdown-timeout", Mutable;
+        /// What SIGTERM / SIGINT do: `default`, or `save`/`nosave`, `now`,
+        /// `force` combined (`server::shutdown`), stored as CONFIG GET
+        /// prints them.
+        shutdown_on_sigterm: Str = StrParam::new("default"), "shutdown-on-sigterm", Mutable, multi;
+        shutdown_on_sigint: Str = StrParam::new("default"), "shutdown-on-sigint", Mutable, multi;
+        /// The OOM killer's score by role (`server::oom`).
+        oom_score_adj: Enum = EnumParam::new(0, crate::server::oom::MODES), "oom-score-adj", Mutable;
+        oom_score_adj_values: Str = StrParam::new("0 200 800"), "oom-score-adj-values", Mutable,
+            multi;
+        /// The local address outgoing connections (MIGRATE, a replica's
+        /// link) bind to; empty: the system chooses (`server::listen::connect`).
+        bind_source_addr: Str = StrParam::new(""), "bind-source-addr", Mutable;
+        /// What `ps` shows for the process (`server::title`).
+        proc_title_template: Str = StrParam::new("{title} {listen-addr} {server-mode}"),
+            "proc-title-template", Mutable;
         /// Microseconds to sleep per key loaded (negative -N: one in N
         /// keys sleeps a microsecond); for test suites, not listed.
         key_load_delay: Int = IntParam::new(0, INT_MIN, INT_MAX), "key-load-delay", Mutable,
@@ -470,7 +487,10 @@ mod tests {
                 "bind",
                 "client-output-buffer-limit",
                 "save",
-                "latency-tracking-info-percentiles"
+                "latency-tracking-info-percentiles",
+                "shutdown-on-sigterm",
+                "shutdown-on-sigint",
+                "oom-score-adj-values"
             ]
         );
         let inert: Vec<&str> = params
@@ -480,13 +500,7 @@ mod tests {
             .collect();
         assert_eq!(
             inert,
-            [
-                "pidfile",
-                "unixsocket",
-                "supervised",
-                "daemonize",
-                "cluster-enabled"
-            ]
+            ["pidfile", "supervised", "daemonize", "cluster-enabled"]
         );
         assert_eq!(params[0].name, "port");
         assert_eq!(params.last().unwrap().name, "tls-cluster");

@@ -81,6 +81,8 @@ fn adjust_open_files_limit(config: &Config) {
 fn main() {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     ferrokv::persist::child::run_if_asked(&argv);
+    // The title's memory is the arguments', read just above; one thread.
+    ferrokv::server::title::init();
     if argv.iter().any(|a| a == "-v" || a == "--version") {
         println!(
             "ferrokv v={} (Redis compatible v={}) malloc=mimalloc bits=64",

@@ -146,7 +146,11 @@ fn flag_letters(c: &ClientInfo, closing: bool) -> String {
     if closing {
         s.push('c');
     }
-    for (bit, letter) in [(list_flags::NO_EVICT, 'e'), (list_flags::NO_TOUCH, 'T')] {
+    for (bit, letter) in [
+        (list_flags::UNIX_SOCKET, 'U'),
+        (list_flags::NO_EVICT, 'e'),
+        (list_flags::NO_TOUCH, 'T'),
+    ] {
         if flags & bit != 0 {
             s.push(letter);
         }

@@ -114,14 +114,30 @@ fn set(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     let tls_before = tls_snapshot(config, &names);
     let aof_was = config.appendonly.get();
     let listen_before = listen_snapshot(config, &names);
+    let oom_before = oom_snapshot(config, &names);
     for p in pending {
         config.apply(p);
     }
+    let oom_changed = oom_before.is_some();
+    if let Some(before) = oom_before {
+        reapply_oom(config, before)?;
+    }
+    // A failure below restores every value of this CONFIG SET: the OOM
+    // score written above goes back with them, as in Redis.
+    let undo_oom = |e: Error| {
+        if oom_changed {
+            let _ = crate::server::oom::apply(config);
+        }
+        e
+    };
+    if names.contains(&"proc-title-template") {
+        crate::server::title::apply(ctx.srv);
+    }
     if let Some(before) = listen_before {
-        relisten(ctx.srv, before)?;
+        relisten(ctx.srv, before).map_err(undo_oom)?;
     }
     if let Some(before) = tls_before {
-        reload_tls(ctx.srv, before)?;
+        reload_tls(ctx.srv, before).map_err(undo_oom)?;
     }
     if names.contains(&"appendonly") && config.appendonly.get() != aof_was {
         let on = config.appendonly.get();
@@ -149,6 +165,34 @@ fn set(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     super::slowlog::sync(ctx.srv);
     ctx.out.ok();
     Ok(())
+}
+
+/// `oom-score-adj` and `oom-score-adj-values` before a CONFIG SET that
+/// changes either, and the first of them it names (blamed on failure).
+type OomSnapshot = (&'static str, usize, String);
+
+fn oom_snapshot(config: &Config, names: &[&'static str]) -> Option<OomSnapshot> {
+    let first = names.iter().find(|n| n.starts_with("oom-score-adj"))?;
+    Some((
+        first,
+        config.oom_score_adj.get(),
+        config.oom_score_adj_values.get(),
+    ))
+}
+
+/// Writes the new score to /proc; if the kernel refuses it (lowering a
+/// score needs privileges), both parameters go back to their values
+/// before, the old score is restored, and CONFIG SET fails as in Redis.
+fn reapply_oom(config: &Config, (name, mode, values): OomSnapshot) -> Result<(), Error> {
+    use crate::server::oom;
+    if oom::apply(config).is_ok() {
+        return Ok(());
+    }
+    let mode_name = oom::MODES.get(mode).copied().unwrap_or("no");
+    let _ = config.set("oom-score-adj", &[mode_name], false);
+    let _ = config.set("oom-score-adj-values", &[values.as_str()], false);
+    let _ = oom::apply(config);
+    Err(failed(name, oom::SET_FAILED))
 }
 
 /// A limit below what is in use takes effect at the next command (and in

@@ -58,6 +58,8 @@ struct Request<'a> {
     /// AUTH's arguments (password, or username and password).
     auth: Vec<&'a [u8]>,
     keys: Vec<&'a [u8]>,
+    /// `bind-source-addr`: the local address new connections bind to.
+    source: String,
 }
 
 fn parse<'a>(args: &'a Args<'_>) -> Result<Request<'a>, Error> {
@@ -70,6 +72,7 @@ fn parse<'a>(args: &'a Args<'_>) -> Result<Request<'a>, Error> {
         replace: false,
         auth: Vec::new(),
         keys: Vec::new(),
+        source: String::new(),
     };
     let mut keys_at = None;
     let mut j = 6;
@@ -128,7 +131,8 @@ struct Outgoing<'a> {
 }
 
 fn migrate(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
-    let req = parse(args)?;
+    let mut req = parse(args)?;
+    req.source = ctx.srv.config.bind_source_addr.get();
     let opts = Opts {
         compress: ctx.srv.config.rdbcompression.get(),
     };
@@ -294,7 +298,8 @@ fn take_connection(target: &str, req: &Request<'_>) -> Result<(Cached, bool), Fa
         .map_err(|_| fail())?
         .next()
         .ok_or_else(fail)?;
-    let stream = TcpStream::connect_timeout(&addr, req.timeout).map_err(|_| fail())?;
+    let stream =
+        crate::server::listen::connect(&req.source, &addr, req.timeout).map_err(|_| fail())?;
     let _ = stream.set_nodelay(true);
     timeouts(&stream).map_err(|_| fail())?;
     Ok((

@@ -29,6 +29,7 @@ pub mod keys;
 pub mod keyspec;
 pub mod latency;
 pub mod lists;
+pub mod lolwut;
 pub mod memory;
 pub mod migrate;
 pub mod module;
@@ -101,6 +102,7 @@ pub fn handlers() -> Vec<(&'static str, Handler)> {
         hll::COMMANDS,
         tracking::COMMANDS,
         repl::COMMANDS,
+        lolwut::COMMANDS,
     ] {
         all.extend_from_slice(family);
     }

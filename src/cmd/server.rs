@@ -81,7 +81,11 @@ fn shutdown(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         return Err(Error::Syntax);
     }
     if abort {
-        return Err(Error::msg("ERR No shutdown in progress."));
+        if !crate::server::shutdown::abort() {
+            return Err(Error::msg("ERR No shutdown in progress."));
+        }
+        ctx.out.ok();
+        return Ok(());
     }
     // Past `busy-reply-threshold` a script only lets SHUTDOWN NOSAVE stop
     // the server, as in Redis.

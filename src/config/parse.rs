@@ -33,6 +33,17 @@ pub(super) fn parse_value(name: &str, kind: Kind<'_>, s: &str) -> Result<Value, 
         Kind::Str(_) if name == "latency-tracking-info-percentiles" => {
             Value::Str(parse_percentiles(s)?)
         }
+        Kind::Str(_) if name == "unixsocketperm" => Value::Str(crate::server::unix::parse_perm(s)?),
+        Kind::Str(_) if name == "oom-score-adj-values" => {
+            Value::Str(crate::server::oom::parse_values(s)?)
+        }
+        Kind::Str(_) if name.starts_with("shutdown-on-sig") => {
+            Value::Str(crate::server::shutdown::parse_flags(s)?)
+        }
+        Kind::Str(_) if name == "proc-title-template" => {
+            crate::server::title::validate(s)?;
+            Value::Str(s.to_string())
+        }
         Kind::Str(_) if name == "maxmemory-clients" => Value::Str(parse_maxmemory_clients(s)?),
         Kind::Str(_) => Value::Str(s.to_string()),
         Kind::Save(_) => Value::Str(parse_save(s).ok_or("Invalid save parameters")?),

@@ -112,7 +112,10 @@ pub fn start(srv: &'static Server, locks: &mut Locks) -> Result<(), StartError> 
         .store(changes_since_last_save(srv), Ordering::Relaxed);
     STATE.scheduled.store(false, Ordering::Relaxed);
     // Before the reply, so whoever looks for the save's child finds it.
-    let child = Child::spawn("ferrokv-rdb-bgsave");
+    let child = Child::spawn(
+        "ferrokv-rdb-bgsave",
+        crate::server::oom::child_score(&srv.config),
+    );
     let delay = srv.config.rdb_key_save_delay.get();
     match &child {
         Some(c) => crate::notice!("Background saving started by pid {}", c.pid()),

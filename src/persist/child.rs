@@ -36,6 +36,11 @@ pub fn run_if_asked(argv: &[String]) {
     if argv.first().map(String::as_str) != Some(ARG) {
         return;
     }
+    // The OOM score the server chose for its background child
+    // (`oom-score-adj`), as Redis's fork child sets its own.
+    if let Some(score) = argv.get(1).and_then(|v| v.parse::<i64>().ok()) {
+        crate::server::oom::set_own_score(score);
+    }
     let mut buf = [0u8; 64];
     let mut stdin = std::io::stdin();
     // Until the server closes the pipe (or dies).
@@ -50,14 +55,18 @@ pub struct Child {
 
 impl Child {
     /// Starts a stand-in named `title` in `ps` (`ferrokv-rdb-bgsave`,
-    /// `ferrokv-aof-rewrite`). `None` if it cannot be started: the save
-    /// then runs without one.
-    pub fn spawn(title: &str) -> Option<Child> {
+    /// `ferrokv-aof-rewrite`), which sets its OOM score to `oom_score`
+    /// when given (`server::oom::child_score`). `None` if it cannot be
+    /// started: the save then runs without one.
+    pub fn spawn(title: &str, oom_score: Option<i64>) -> Option<Child> {
         STARTED.fetch_add(1, Ordering::Relaxed);
         let exe = std::env::current_exe().ok()?;
-        let proc = Command::new(exe)
-            .arg0(title)
-            .arg(ARG)
+        let mut cmd = Command::new(exe);
+        cmd.arg0(title).arg(ARG);
+        if let Some(score) = oom_score {
+            cmd.arg(score.to_string());
+        }
+        let proc = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -44,6 +44,8 @@ pub mod list_flags {
     pub const REPL_FUNCTIONS_ONLY: u32 = 1 << 12;
     /// Announced a REPLCONF listening-port (not shown).
     pub const REPL_PORT: u32 = 1 << 13;
+    /// Connected over the Unix domain socket (`U`).
+    pub const UNIX_SOCKET: u32 = 1 << 24;
 }
 
 /// What other connections can see of a client.
@@ -97,9 +99,12 @@ pub fn is_local_ip(ip: std::net::IpAddr) -> bool {
 impl ClientInfo {
     /// See [`is_local_peer`].
     pub fn is_local(&self) -> bool {
-        self.addr
-            .parse::<std::net::SocketAddr>()
-            .is_ok_and(|a| is_local_peer(&a))
+        // A Unix socket's client is local, as in Redis.
+        self.addr.starts_with('/')
+            || self
+                .addr
+                .parse::<std::net::SocketAddr>()
+                .is_ok_and(|a| is_local_peer(&a))
     }
 
     /// Asks the connection to close (CLIENT KILL). Shutting the socket down
@@ -224,11 +229,23 @@ impl ClientRegistry {
         fd: i32,
         now_ms: i64,
     ) -> Arc<ClientInfo> {
+        self.register_named(addr.to_string(), laddr.to_string(), fd, now_ms)
+    }
+
+    /// [`ClientRegistry::register`] with the addresses as CLIENT LIST
+    /// prints them (a Unix socket's is its path and port 0).
+    pub fn register_named(
+        &self,
+        addr: String,
+        laddr: String,
+        fd: i32,
+        now_ms: i64,
+    ) -> Arc<ClientInfo> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let info = Arc::new(ClientInfo {
             id,
-            addr: addr.to_string(),
-            laddr: laddr.to_string(),
+            addr,
+            laddr,
             fd,
             created_ms: now_ms,
             name: Mutex::new(None),

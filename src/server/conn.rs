@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpStream, UnixStream};
 
 use super::client::Client;
 use super::obuf::{self, OutputLimit};
@@ -39,7 +39,7 @@ pub trait Stream: AsyncRead + AsyncWrite + Unpin {
     /// written ones until a flush.
     const LAYERED: bool;
     /// The socket under it (addresses, descriptor, readiness).
-    fn tcp(&self) -> &TcpStream;
+    fn socket(&self) -> Socket<'_>;
     /// Writes what the stream takes now, without waiting: `WouldBlock`
     /// when it takes nothing (for a caller that must not wait on a client
     /// that does not read).
@@ -48,8 +48,8 @@ pub trait Stream: AsyncRead + AsyncWrite + Unpin {
 
 impl Stream for TcpStream {
     const LAYERED: bool = false;
-    fn tcp(&self) -> &TcpStream {
-        self
+    fn socket(&self) -> Socket<'_> {
+        Socket::Tcp(self)
     }
     fn try_write_now(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.try_write(buf)
@@ -58,8 +58,8 @@ impl Stream for TcpStream {
 
 impl Stream for tokio_rustls::server::TlsStream<TcpStream> {
     const LAYERED: bool = true;
-    fn tcp(&self) -> &TcpStream {
-        self.get_ref().0
+    fn socket(&self) -> Socket<'_> {
+        Socket::Tcp(self.get_ref().0)
     }
     /// rustls takes plaintext into its bounded send buffer, then sends what
     /// the socket takes; the rest goes with the next write or flush.
@@ -77,6 +77,67 @@ impl Stream for tokio_rustls::server::TlsStream<TcpStream> {
             return Err(e);
         }
         r
+    }
+}
+
+impl Stream for UnixStream {
+    const LAYERED: bool = false;
+    fn socket(&self) -> Socket<'_> {
+        Socket::Unix(self)
+    }
+    fn try_write_now(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.try_write(buf)
+    }
+}
+
+/// The socket under a [`Stream`]: TCP, or a Unix domain socket
+/// (`unixsocket`, `super::unix`).
+#[derive(Clone, Copy)]
+pub enum Socket<'a> {
+    Tcp(&'a TcpStream),
+    Unix(&'a UnixStream),
+}
+
+impl<'a> Socket<'a> {
+    /// The peer's and the local address as CLIENT LIST prints them (a
+    /// Unix socket's path with port 0 for both, as Redis shows it).
+    fn addrs(&self) -> Option<(String, String)> {
+        match self {
+            Socket::Tcp(s) => Some((
+                s.peer_addr().ok()?.to_string(),
+                s.local_addr().ok()?.to_string(),
+            )),
+            Socket::Unix(s) => {
+                let local = s.local_addr().ok()?;
+                let path = local.as_pathname()?.display().to_string();
+                Some((format!("{path}:0"), format!("{path}:0")))
+            }
+        }
+    }
+    fn raw_fd(&self) -> i32 {
+        use std::os::fd::AsRawFd;
+        match self {
+            Socket::Tcp(s) => s.as_raw_fd(),
+            Socket::Unix(s) => s.as_raw_fd(),
+        }
+    }
+    pub async fn readable(self) -> std::io::Result<()> {
+        match self {
+            Socket::Tcp(s) => s.readable().await,
+            Socket::Unix(s) => s.readable().await,
+        }
+    }
+    pub async fn ready(self, interest: tokio::io::Interest) -> std::io::Result<tokio::io::Ready> {
+        match self {
+            Socket::Tcp(s) => s.ready(interest).await,
+            Socket::Unix(s) => s.ready(interest).await,
+        }
+    }
+    fn try_read_buf(&self, buf: &mut BytesMut) -> std::io::Result<usize> {
+        match self {
+            Socket::Tcp(s) => s.try_read_buf(buf),
+            Socket::Unix(s) => s.try_read_buf(buf),
+        }
     }
 }
 
@@ -227,13 +288,15 @@ impl Drop for Registered {
 
 /// Serves one client until it quits, errs, or is killed.
 pub async fn serve<S: Stream>(srv: &'static Server, mut sock: S, stats: Arc<ThreadStats>) {
-    use std::os::fd::AsRawFd;
-    let (Ok(peer), Ok(local)) = (sock.tcp().peer_addr(), sock.tcp().local_addr()) else {
+    let Some((peer, local)) = sock.socket().addrs() else {
         return;
     };
     let info = srv
         .clients
-        .register(peer, local, sock.tcp().as_raw_fd(), now_ms());
+        .register_named(peer, local, sock.socket().raw_fd(), now_ms());
+    if matches!(sock.socket(), Socket::Unix(_)) {
+        info.set_flag(super::client::list_flags::UNIX_SOCKET, true);
+    }
     let needs_auth = srv.acl.default_needs_auth();
     let mut reg = Registered {
         srv,
@@ -516,22 +579,22 @@ async fn read_some<S: Stream>(
         }
         *rbuf = BytesMut::new();
         info.qbuf_free.store(0, Ordering::Relaxed);
-        sock.tcp().readable().await?;
+        sock.socket().readable().await?;
     }
     if rbuf.is_empty() && rbuf.capacity() > 0 {
         // Bytes already there need no timer.
-        match sock.tcp().try_read_buf(rbuf) {
+        match sock.socket().try_read_buf(rbuf) {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
             r => return r,
         }
-        if tokio::time::timeout(IDLE_RELEASE, sock.tcp().readable())
+        if tokio::time::timeout(IDLE_RELEASE, sock.socket().readable())
             .await
             .is_err()
         {
             *rbuf = BytesMut::new();
             info.qbuf_free.store(0, Ordering::Relaxed);
         }
-        sock.tcp().readable().await?;
+        sock.socket().readable().await?;
     }
     if rbuf.capacity() == 0 {
         rbuf.reserve(READ_CHUNK);

@@ -82,3 +82,29 @@ fn close_all(srv: &Server) {
         task.abort();
     }
 }
+
+/// Opens an outgoing TCP connection (MIGRATE, a replica's link to its
+/// master) from the address `bind-source-addr` names, when it names one;
+/// otherwise the system picks the local address. A source that cannot be
+/// parsed or bound fails the connection, as in Redis.
+/// `source` is the parameter's value (`srv.config.bind_source_addr.get()`).
+pub fn connect(
+    source: &str,
+    addr: &std::net::SocketAddr,
+    timeout: std::time::Duration,
+) -> std::io::Result<std::net::TcpStream> {
+    use socket2::{Domain, Socket, Type};
+    if source.is_empty() {
+        return std::net::TcpStream::connect_timeout(addr, timeout);
+    }
+    let ip: std::net::IpAddr = source.parse().map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("bind-source-addr {source} is not an IP address"),
+        )
+    })?;
+    let socket = Socket::new(Domain::for_address(*addr), Type::STREAM, None)?;
+    socket.bind(&std::net::SocketAddr::new(ip, 0).into())?;
+    socket.connect_timeout(&(*addr).into(), timeout)?;
+    Ok(socket.into())
+}

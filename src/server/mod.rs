@@ -11,10 +11,14 @@ pub mod conn;
 pub mod evict;
 pub mod listen;
 mod obuf;
+pub mod oom;
 pub mod pause;
 pub mod repl;
+pub mod shutdown;
 pub mod stats;
+pub mod title;
 pub mod tls;
+pub mod unix;
 
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::sync::Arc;
@@ -150,6 +154,7 @@ impl Server {
             // (shutdown, not close) until the process ends just below.
             unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
         }
+        unix::remove_file(self);
         crate::persist::aof::shutdown();
         self.request_shutdown();
         crate::warning!("ferrokv is now ready to exit, bye bye...");
@@ -301,6 +306,7 @@ pub fn run(srv: &'static Server) -> anyhow::Result<()> {
     } else {
         bind_all(&srv.config.bind.get(), port)?
     };
+    let unix_listener = unix::bind(srv)?;
     tls::init(srv).map_err(anyhow::Error::msg)?;
     let tls_port = srv.config.tls_port.get() as u16;
     let tls_listeners = if tls_port == 0 {
@@ -344,6 +350,13 @@ pub fn run(srv: &'static Server) -> anyhow::Result<()> {
 
     listen::start(srv, listeners, handles);
     tls::start(srv, tls_listeners, handles);
+    if let Some(l) = unix_listener {
+        unix::start(srv, l, handles);
+    }
+    title::apply(srv);
+    if oom::apply(&srv.config).is_err() {
+        crate::warning!("Failed to set the OOM score: oom-score-adj-values not applied");
+    }
     evict::sync_access_tracking(srv);
     std::thread::Builder::new()
         .name("ferrokv-cron".into())
@@ -361,8 +374,14 @@ pub fn run(srv: &'static Server) -> anyhow::Result<()> {
     if !srv.shutting_down() {
         loaded.map_err(anyhow::Error::msg)?;
         crate::notice!("Ready to accept connections tcp");
+        srv.config.unixsocket.with(|path| {
+            if !path.is_empty() {
+                crate::notice!("The server is now ready to accept connections at {path}");
+            }
+        });
     }
     srv.wait_shutdown();
+    unix::remove_file(srv);
     crate::persist::aof::shutdown();
     crate::warning!("ferrokv is now ready to exit, bye bye...");
     Ok(())
@@ -382,6 +401,10 @@ fn cron(srv: &'static Server) {
         // DEBUG PAUSE-CRON holds it.
         if srv.persist.loading.active() || srv.cron_paused.load(Ordering::Relaxed) {
             continue;
+        }
+        if shutdown::cron(srv) {
+            srv.request_shutdown();
+            return;
         }
         let evicting = Instant::now();
         evict::cron(srv);
@@ -433,31 +456,21 @@ fn install_signal_handlers(srv: &'static Server) {
                         _ = term.recv() => "SIGTERM",
                         _ = int.recv() => "SIGINT",
                     };
-                    crate::warning!("Received {which} scheduling shutdown...");
-                    crate::notice!("User requested shutdown...");
-                    // With save points, a final save first; if it fails the
-                    // server keeps running, as Redis does. A second SIGINT
-                    // meanwhile exits at once, dropping the temp file.
-                    let mut save = tokio::task::spawn_blocking(move || {
-                        crate::persist::save::before_signal_exit(srv)
-                    });
-                    let saved = loop {
-                        tokio::select! {
-                            r = &mut save => break r.unwrap_or(false),
-                            _ = int.recv() => {
-                                crate::warning!("You insist... exiting now.");
-                                crate::persist::save::remove_temp_file();
-                                std::process::exit(1);
-                            }
-                            _ = term.recv() => {}
-                        }
-                    };
-                    if saved {
+                    if !shutdown::signalled(which) {
+                        crate::warning!("You insist... exiting now.");
+                        crate::persist::save::remove_temp_file();
+                        std::process::exit(1);
+                    }
+                    // While the dataset loads the cron does nothing: the
+                    // load stops and the process exits without a save.
+                    if srv.persist.loading.active() {
+                        crate::warning!(
+                            "Received shutdown signal during loading, scheduling shutdown."
+                        );
                         break;
                     }
-                    crate::warning!(
-                        "{which} received but errors trying to shut down the server, check the logs for more information"
-                    );
+                    // The cron carries it out (`shutdown::cron`).
+                    crate::warning!("Received {which} scheduling shutdown...");
                 }
                 srv.request_shutdown();
             });

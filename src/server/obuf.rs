@@ -151,7 +151,7 @@ pub async fn wait_pending<S: Stream>(
     loop {
         let tick = tokio::time::sleep(std::time::Duration::from_secs(1));
         let ready = tokio::select! {
-            r = sock.tcp().ready(Interest::READABLE | Interest::WRITABLE) => r?,
+            r = sock.socket().ready(Interest::READABLE | Interest::WRITABLE) => r?,
             () = tick => {
                 if limit.over(out.buf.len(), super::now_ms()) {
                     return Ok(Pending::OverLimit);

@@ -206,7 +206,10 @@ pub(super) fn start(aof: &'static Aof, turning_on: bool) -> Result<(), String> {
     *aof.stats.rewrite_started.lock() = Some(Instant::now());
     ABORT.store(false, Ordering::Relaxed);
     // Before the reply, so whoever looks for the rewrite's child finds it.
-    let child = Child::spawn("ferrokv-aof-rewrite");
+    let child = Child::spawn(
+        "ferrokv-aof-rewrite",
+        crate::server::oom::child_score(&aof.srv.config),
+    );
     CHILD_PID.store(child.as_ref().map_or(0, Child::pid), Ordering::Relaxed);
     let delay = aof.srv.config.rdb_key_save_delay.get();
     // Counted when started, as Redis counts its forks (`aof_rewrites`).

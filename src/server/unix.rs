@@ -1,0 +1,109 @@
+//! The Unix domain socket listener (`unixsocket`, `unixsocketperm`).
+//!
+//! Bound at start-up beside the TCP listeners; its clients are served by
+//! the same connection code (`conn::Stream` for `UnixStream`), count as
+//! local (protected mode, the `local` value of `enable-*`), and show
+//! `addr=<path>:0` and flag `U` in CLIENT LIST, as in Redis. As Redis
+//! does, a file left at the path is removed before binding, and the
+//! socket file is removed when the server exits.
+
+use std::os::unix::net::UnixListener as StdUnixListener;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use tokio::net::{UnixListener, UnixStream};
+
+use super::Server;
+use super::stats::ThreadStats;
+
+type Workers = &'static [(tokio::runtime::Handle, Arc<ThreadStats>)];
+
+/// Parses `unixsocketperm` (octal, at most 0777; 0: leave the mode the
+/// umask gives).
+pub fn parse_perm(s: &str) -> Result<String, String> {
+    let v = u32::from_str_radix(s, 8)
+        .map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
+    if v > 0o777 {
+        return Err("argument must be between 0 and 777 inclusive".into());
+    }
+    Ok(format!("{v:o}"))
+}
+
+/// Binds the configured socket, if any.
+pub fn bind(srv: &Server) -> anyhow::Result<Option<StdUnixListener>> {
+    let path = srv.config.unixsocket.get();
+    if path.is_empty() {
+        return Ok(None);
+    }
+    let _ = std::fs::remove_file(&path);
+    let listener = StdUnixListener::bind(&path)
+        .map_err(|e| anyhow::anyhow!("Failed opening Unix socket: {e}"))?;
+    let perm = u32::from_str_radix(&srv.config.unixsocketperm.get(), 8).unwrap_or(0);
+    if perm != 0 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(perm))?;
+    }
+    listener.set_nonblocking(true)?;
+    Ok(Some(listener))
+}
+
+/// Starts the accept loop on the first worker.
+pub fn start(srv: &'static Server, listener: StdUnixListener, workers: Workers) {
+    use std::os::fd::AsRawFd;
+    srv.listen_fds.lock().push(listener.as_raw_fd());
+    let (rt, _) = &workers[0];
+    rt.spawn(accept_loop(srv, listener, workers));
+}
+
+/// Removes the socket file (at exit).
+pub fn remove_file(srv: &Server) {
+    let path = srv.config.unixsocket.get();
+    if !path.is_empty() {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+async fn accept_loop(srv: &'static Server, listener: StdUnixListener, workers: Workers) {
+    let listener = match UnixListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            crate::warning!("unix socket listener: {e}");
+            return;
+        }
+    };
+    let mut next = 0usize;
+    loop {
+        let sock = match listener.accept().await {
+            Ok((sock, _)) => sock,
+            Err(e) => {
+                // Out of descriptors, most often: try again shortly.
+                crate::warning!("Accepting client connection: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        if srv.clients.len() as i64 >= srv.config.maxclients.get() {
+            srv.stats
+                .rejected_connections
+                .fetch_add(1, Ordering::Relaxed);
+            let _ = sock.try_write(b"-ERR max number of clients reached\r\n");
+            continue;
+        }
+        srv.stats
+            .connections_received
+            .fetch_add(1, Ordering::Relaxed);
+        let (rt, stats) = &workers[next % workers.len()];
+        next = next.wrapping_add(1);
+        let stats = stats.clone();
+        match sock.into_std() {
+            Ok(std_sock) => {
+                rt.spawn(async move {
+                    if let Ok(sock) = UnixStream::from_std(std_sock) {
+                        super::conn::serve(srv, sock, stats).await;
+                    }
+                });
+            }
+            Err(e) => crate::warning!("handing off a connection: {e}"),
+        }
+    }
+}
