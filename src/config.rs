@@ -58,7 +58,7 @@ const MB: i64 = 1024 * 1024;
 config_table! {
     pub struct Config {
         port: Int = IntParam::new(6379, 0, 65535), "port", Mutable;
-        bind: Str = StrParam::new("* -::*"), "bind", Mutable, multi;
+        bind: Str = StrParam::new("127.0.0.1 -::1"), "bind", Mutable, multi;
         databases: Int = IntParam::new(16, 1, INT_MAX), "databases", Immutable;
         requirepass: Str = StrParam::new(""), "requirepass", Mutable;
         masterauth: Str = StrParam::new(""), "masterauth", Mutable;
