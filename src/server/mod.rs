@@ -7,6 +7,7 @@
 //! running Lua go to the script thread (`crate::scripting::thread`).
 
 pub mod client;
+pub mod client_mem;
 pub mod conn;
 pub mod evict;
 pub mod listen;
@@ -345,6 +346,7 @@ pub fn run(srv: &'static Server) -> anyhow::Result<()> {
     listen::start(srv, listeners, handles);
     tls::start(srv, tls_listeners, handles);
     evict::sync_access_tracking(srv);
+    client_mem::sync_limit(srv);
     std::thread::Builder::new()
         .name("ferrokv-cron".into())
         .spawn(move || cron(srv))?;
@@ -385,6 +387,7 @@ fn cron(srv: &'static Server) {
         }
         let evicting = Instant::now();
         evict::cron(srv);
+        client_mem::check(srv);
         crate::cmd::latency::sample(srv, "eviction-cycle", evicting.elapsed());
         crate::persist::bgsave::cron(srv);
         crate::persist::aof::cron(srv);
