@@ -104,6 +104,9 @@ pub fn sync_limit(srv: &Server) {
 /// Memory of a client's own state: the MULTI queue, watched keys,
 /// subscriptions (tracking prefixes are kept in `ClientInfo` by tracking).
 fn state_mem(client: &Client) -> (u64, u64) {
+    if client.multi.is_none() && client.watched.is_empty() && !client.pubsub.ever {
+        return (0, client.info.tracking_mem.load(Ordering::Relaxed));
+    }
     let multi = client.multi.as_ref().map_or(0, |q| q.mem() as u64);
     let other = client.watched.len() as u64 * PER_WATCH
         + client.pubsub.total() as u64 * PER_SUB

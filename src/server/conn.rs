@@ -324,16 +324,19 @@ pub async fn serve<S: Stream>(srv: &'static Server, mut sock: S, stats: Arc<Thre
             break 'conn;
         }
         stats.net_input_bytes.add(n as u64);
-        mem.update(client, (rbuf.len(), rbuf.capacity(), parser.framed()), &out);
         if over_query_limit(srv, &info, &rbuf) {
             break 'conn;
         }
-        if client_mem::evicted(srv, &info) {
-            break 'conn;
-        }
         if rbuf.len() < need {
+            // A command still arriving: its bytes count now (a batch that
+            // runs publishes its figure at its end).
+            mem.update(client, (rbuf.len(), rbuf.capacity(), parser.framed()), &out);
+            if client_mem::evicted(srv, &info) {
+                break 'conn;
+            }
             continue;
         }
+        info.qbuf.store(rbuf.len() as u64, Ordering::Relaxed);
         // What this batch holds and has room for, to size the buffer after it.
         let (peak, room) = (rbuf.len(), rbuf.capacity());
         let mut now = now_ms();
