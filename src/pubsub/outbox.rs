@@ -46,8 +46,10 @@ impl Outbox {
         let mut buf = self.buf.lock();
         dst.extend_from_slice(&buf);
         buf.clear();
-        if buf.capacity() > 1024 * 1024 {
-            buf.shrink_to(16 * 1024);
+        // Emptied: an outbox is usually empty, and what it grew to is
+        // client memory (counted towards maxmemory) until freed.
+        if buf.capacity() > 16 * 1024 {
+            *buf = Vec::new();
         }
         self.uncount();
         self.len.store(0, Ordering::Release);

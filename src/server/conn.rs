@@ -336,7 +336,6 @@ pub async fn serve<S: Stream>(srv: &'static Server, mut sock: S, stats: Arc<Thre
             }
             continue;
         }
-        info.qbuf.store(rbuf.len() as u64, Ordering::Relaxed);
         // What this batch holds and has room for, to size the buffer after it.
         let (peak, room) = (rbuf.len(), rbuf.capacity());
         let mut now = now_ms();
@@ -771,7 +770,9 @@ async fn flush<S: Stream>(
     }
     stats.net_output_bytes.add(out.buf.len() as u64);
     out.buf.clear();
-    if out.buf.capacity() > 1024 * 1024 {
+    // Back to Redis's fixed 16 KiB once written: what grew for a big
+    // reply is client memory (it counts towards maxmemory) until freed.
+    if out.buf.capacity() > crate::server::client_mem::REPLY_BUF as usize {
         out.buf.shrink_to(16 * 1024);
     }
     r

@@ -136,7 +136,7 @@ pub fn write_some<S: Stream>(sock: &mut S, out: &mut Reply, stats: &ThreadStats)
     }
     stats.net_output_bytes.add(done as u64);
     out.buf.drain(..done);
-    if out.buf.is_empty() && out.buf.capacity() > 1024 * 1024 {
+    if out.buf.is_empty() && out.buf.capacity() > super::client_mem::REPLY_BUF as usize {
         out.buf.shrink_to(16 * 1024);
     }
     result
