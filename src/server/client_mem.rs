@@ -279,7 +279,9 @@ pub fn evicted(srv: &Server, info: &ClientInfo) -> bool {
 pub fn figures(srv: &Server) -> (u64, u64, u64) {
     let (mut normal, mut max_in, mut max_out) = (0, 0, 0);
     for c in srv.clients.snapshot() {
-        if !counted(&c) {
+        // A client being closed (evicted, killed) no longer counts: Redis
+        // frees it at once.
+        if !counted(&c) || c.killed.load(Ordering::Relaxed) {
             continue;
         }
         normal += c.tot_mem();
