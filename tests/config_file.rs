@@ -264,7 +264,6 @@ fn directives_ferrokv_cannot_honour_safely_refuse_to_start() {
         ("replicaof 127.0.0.1 6379\n", "replicaof"),
         ("slaveof 127.0.0.1 6379\n", "slaveof"),
         ("tls-replication yes\n", "tls-replication"),
-        ("maxmemory-clients 10%\n", "maxmemory-clients"),
     ] {
         let out = fails_with_conf(conf);
         assert!(

@@ -200,12 +200,21 @@ pub fn client_line(
             id => srv.commands.get(id).name,
         },
     };
-    let obl = match &me {
+    // Replies not written yet: the first 16 KiB are Redis's reply buffer
+    // (`obl`), the rest its reply list (`omem`, `oll` blocks), where the
+    // published messages waiting in the outbox count too.
+    let pending = match &me {
         Some(m) => m.obl,
-        None => c.obl.load(Ordering::Relaxed),
+        None => c.out_pending.load(Ordering::Relaxed),
     };
-    // Published messages waiting for a subscriber that is not reading.
-    let omem = c.outbox.pending() as u64;
+    let reply_buf = crate::server::client_mem::REPLY_BUF;
+    let obl = pending.min(reply_buf);
+    let outbox = c.outbox.pending() as u64;
+    let omem = pending - obl + outbox;
+    let oll = (pending - obl).div_ceil(reply_buf) + outbox.div_ceil(reply_buf);
+    let tot_mem = c.tot_mem();
+    let argv_mem = c.argv_mem.load(Ordering::Relaxed);
+    let multi_mem = c.multi_mem.load(Ordering::Relaxed);
     let closing = me.as_ref().is_some_and(|m| m.closing);
     let me = me.is_some();
     let qbuf = c.qbuf.load(Ordering::Relaxed);
@@ -219,7 +228,7 @@ pub fn client_line(
     let _ = write!(
         s,
         "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} \
-         qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl={} oll=0 omem={} tot-mem={} \
+         qbuf={} qbuf-free={} argv-mem={} multi-mem={} rbs=16384 rbp=0 obl={} oll={} omem={} tot-mem={} \
          events=r cmd={} user={} redir={} resp={} lib-name={} lib-ver={}",
         c.id,
         c.addr,
@@ -236,9 +245,12 @@ pub fn client_line(
         c.multi.load(Ordering::Relaxed),
         qbuf,
         qbuf_free,
+        argv_mem,
+        multi_mem,
         obl,
+        oll,
         omem,
-        qbuf + qbuf_free + obl + omem + 16384,
+        tot_mem,
         cmd,
         c.user.lock(),
         if c.has_flag(list_flags::TRACKING) {
@@ -440,6 +452,10 @@ fn no_evict(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     let on = parse_on_off(&args[2])?;
     ctx.client.no_evict = on;
     ctx.client.info.set_flag(list_flags::NO_EVICT, on);
+    if !on {
+        // The client may be the one over the limit now.
+        crate::server::client_mem::check(ctx.srv);
+    }
     ctx.out.ok();
     Ok(())
 }

@@ -162,6 +162,15 @@ fn set(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
             .trim(config.acllog_max_len.get().max(0) as usize);
     }
     crate::server::evict::sync_access_tracking(ctx.srv);
+    if names.contains(&"maxmemory-clients") || names.contains(&"maxmemory") {
+        // A lower limit applies at once: Redis evicts clients before it
+        // answers.
+        crate::server::client_mem::sync_limit(ctx.srv);
+        let limit = ctx.srv.clients.eviction.limit();
+        if limit > 0 {
+            crate::server::client_mem::evict(ctx.srv, limit);
+        }
+    }
     super::slowlog::sync(ctx.srv);
     ctx.out.ok();
     Ok(())
@@ -330,6 +339,7 @@ pub fn reset_stats(srv: &crate::server::Server) {
     srv.stats.rejected_connections.store(0, Ordering::Relaxed);
     srv.ks.expired_keys.store(0, Ordering::Relaxed);
     srv.ks.evicted_keys.store(0, Ordering::Relaxed);
+    srv.clients.eviction.evicted.store(0, Ordering::Relaxed);
     crate::server::evict::reset_lazyfreed();
     super::info::reset_ops_samples();
     crate::server::evict::reset_lazyfreed();

@@ -5,7 +5,7 @@
 //! LOG, DIGEST, DIGEST-VALUE, RELOAD (in [`super::dump`]), POPULATE,
 //! PROTOCOL, LISTPACK, QUICKLIST, QUICKLIST-PACKED-THRESHOLD,
 //! CHANGE-REPL-ID, AOF-FLUSH-SLEEP, AOF-WRITE-ERROR (ferrokv's), LOADAOF,
-//! CONFIG-REWRITE-FORCE-ALL, HELP.
+//! CONFIG-REWRITE-FORCE-ALL, REPLYBUFFER (accepted), HELP.
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
@@ -125,6 +125,17 @@ fn debug(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
                 return Err(Error::msg(crate::persist::load::LOADING_ERROR));
             }
             crate::persist::aof::debug_loadaof(ctx.srv, &ctx.stats.in_flight);
+            ctx.out.ok();
+        }
+        // Accepted for the suite: ferrokv counts a fixed 16 KiB reply
+        // buffer per client (`server::client_mem`), with no peak to track
+        // and no resize job to pause.
+        (b"replybuffer", 4) if args[2].eq_ignore_ascii_case(b"resizing") => ctx.out.ok(),
+        (b"replybuffer", 4) if args[2].eq_ignore_ascii_case(b"peak-reset-time") => {
+            let v = &args[3];
+            if !v.eq_ignore_ascii_case(b"never") && !v.eq_ignore_ascii_case(b"reset") {
+                crate::util::num::parse_i64(v).ok_or(Error::NotInteger)?;
+            }
             ctx.out.ok();
         }
         (b"log", 3) => {
@@ -375,6 +386,10 @@ fn help(ctx: &mut Ctx<'_>) {
             "    Turn the background expiry of keys off (0) or on (1).",
             "PAUSE-CRON <0|1>",
             "    Stop periodic cron job processing.",
+            "REPLYBUFFER PEAK-RESET-TIME <NEVER||RESET|time>",
+            "    Accepted; ferrokv's reply buffers have no peak to reset.",
+            "REPLYBUFFER RESIZING <0|1>",
+            "    Accepted; ferrokv's reply buffers are counted at a fixed 16 KiB.",
             "SET-DISABLE-DENY-SCRIPTS <0|1>",
             "    Let scripts call commands they may not call (1), or not (0).",
             "SET-SKIP-CHECKSUM-VALIDATION <0|1>",

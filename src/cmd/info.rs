@@ -215,8 +215,9 @@ fn clients(srv: &Server, lines: &mut Vec<String>) {
     field!(lines, "connected_clients:{}", srv.clients.len());
     field!(lines, "cluster_connections:0");
     field!(lines, "maxclients:{}", srv.config.maxclients.get());
-    field!(lines, "client_recent_max_input_buffer:0");
-    field!(lines, "client_recent_max_output_buffer:0");
+    let (_, max_in, max_out) = crate::server::client_mem::figures(srv);
+    field!(lines, "client_recent_max_input_buffer:{max_in}");
+    field!(lines, "client_recent_max_output_buffer:{max_out}");
     let blocked = crate::blocking::BLOCKED_CLIENTS.load(std::sync::atomic::Ordering::Relaxed);
     field!(lines, "blocked_clients:{blocked}");
     field!(lines, "tracking_clients:{}", srv.tracking.info().0);
@@ -306,6 +307,17 @@ fn memory(srv: &Server, lines: &mut Vec<String>) {
     // Eviction counts every byte (no AOF or replication buffers are left
     // out of the figure it compares with maxmemory).
     field!(lines, "mem_not_counted_for_evict:0");
+    // Client memory (`server::client_mem`); replicas' buffers are theirs.
+    field!(lines, "mem_replication_backlog:0");
+    field!(lines, "mem_total_replication_buffers:0");
+    field!(lines, "mem_clients_slaves:0");
+    field!(
+        lines,
+        "mem_clients_normal:{}",
+        crate::server::client_mem::figures(srv).0
+    );
+    field!(lines, "mem_cluster_links:0");
+    field!(lines, "mem_aof_buffer:0");
     field!(lines, "mem_allocator:mimalloc");
     field!(lines, "active_defrag_running:0");
     // Objects freed in the background by eviction (FLUSHALL ASYNC's
@@ -457,7 +469,11 @@ fn stats(srv: &Server, lines: &mut Vec<String>) {
         "evicted_keys:{}",
         srv.ks.evicted_keys.load(Ordering::Relaxed)
     );
-    field!(lines, "evicted_clients:0");
+    field!(
+        lines,
+        "evicted_clients:{}",
+        srv.clients.eviction.evicted.load(Ordering::Relaxed)
+    );
     field!(lines, "keyspace_hits:{}", t.hits);
     field!(lines, "keyspace_misses:{}", t.misses);
     field!(

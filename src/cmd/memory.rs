@@ -92,18 +92,8 @@ fn figures(ctx: &mut Ctx<'_>) -> Figures {
     let total = crate::alloc::used_memory();
     let peak = crate::server::evict::note_peak(total);
     let startup = ctx.srv.stats.startup_allocated.min(total);
-    // Read and query buffers of the connected clients (their output goes
-    // straight to the socket; pending published messages count too).
-    let clients_normal: u64 = ctx
-        .srv
-        .clients
-        .snapshot()
-        .iter()
-        .map(|c| {
-            use std::sync::atomic::Ordering::Relaxed;
-            (c.qbuf.load(Relaxed) + c.qbuf_free.load(Relaxed)) + c.outbox.pending() as u64
-        })
-        .sum();
+    // Every client's memory, as CLIENT LIST's `tot-mem` sums it.
+    let clients_normal = crate::server::client_mem::figures(ctx.srv).0;
     let ks = ctx.db.ks;
     let mut dbs = Vec::new();
     let mut keys = 0u64;

@@ -35,6 +35,8 @@ pub const COMMANDS: &[(&str, Handler)] = &[
 #[derive(Default)]
 pub struct Queue {
     cmds: Vec<Queued>,
+    /// Bytes the queued commands hold (CLIENT LIST `multi-mem`).
+    bytes: usize,
     /// A command was rejected while queuing: EXEC must abort.
     failed: bool,
 }
@@ -54,6 +56,11 @@ impl Queue {
     /// Whether a queued command satisfies `f`.
     pub fn any_command(&self, f: impl Fn(&Command) -> bool) -> bool {
         self.cmds.iter().any(|q| f(q.cmd))
+    }
+
+    /// Memory the queue holds (client memory accounting).
+    pub fn mem(&self) -> usize {
+        self.bytes + self.cmds.capacity() * std::mem::size_of::<Queued>()
     }
 
     /// A command was rejected while queuing: EXEC will abort.
@@ -107,6 +114,7 @@ pub fn queue(client: &mut Client, out: &mut Reply, cmd: &'static Command, args: 
         spans.push((buf.len(), buf.len() + a.len()));
         buf.extend_from_slice(a);
     }
+    q.bytes += buf.capacity() + spans.capacity() * std::mem::size_of::<(usize, usize)>();
     q.cmds.push(Queued { cmd, buf, spans });
     client
         .info
@@ -132,6 +140,7 @@ fn multi(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
     }
     ctx.client.multi = Some(Queue {
         cmds: Vec::with_capacity(8),
+        bytes: 0,
         failed: false,
     });
     ctx.client.info.multi.store(0, Ordering::Relaxed);

@@ -412,14 +412,6 @@ pub(super) fn non_empty(v: &[&str]) -> bool {
     v.iter().any(|s| !s.is_empty())
 }
 
-/// Whether a count or memory value is other than zero (`10%` counts).
-fn non_zero(v: &[&str]) -> bool {
-    v.iter().any(|s| {
-        let s = s.strip_suffix('%').unwrap_or(s);
-        super::parse_memory(s) != Some(0)
-    })
-}
-
 /// Redis's own complaint about the value of a directive ferrokv does not
 /// implement (checked first, so a bad line gets Redis's message).
 fn invalid(name: &str, v: &[&str]) -> Option<&'static str> {
@@ -461,9 +453,6 @@ fn refusal(name: &str, v: &[&str]) -> Option<String> {
         }
         "tls-replication" | "tls-cluster" if yes(v) => {
             "ferrokv has no replication or cluster links to encrypt"
-        }
-        "maxmemory-clients" if non_zero(v) => {
-            "client eviction is not implemented in ferrokv (client memory would be unbounded)"
         }
         // Redis's own words: a Redis server is not a Sentinel.
         "sentinel" => return Some("sentinel directive while not in sentinel mode".into()),
@@ -563,7 +552,6 @@ mod tests {
             ("loadmodule", &["/x.so"][..]),
             ("replicaof", &["h", "1"][..]),
             ("tls-replication", &["yes"][..]),
-            ("maxmemory-clients", &["1%"][..]),
         ] {
             let why = refusal(name, v).unwrap();
             assert!(

@@ -75,13 +75,11 @@ fn parse_percentiles(s: &str) -> Result<String, String> {
     Ok(out.join(" "))
 }
 
-/// `maxmemory-clients`: a memory value or a whole percentage of
-/// `maxmemory`, with Redis 7.0's errors. ferrokv does not evict clients,
-/// so any limit but 0 is refused rather than silently not enforced (the
-/// config file refuses one before it gets here, `file::refusal`).
+/// `maxmemory-clients`: a memory value (kept as bytes) or a whole
+/// percentage of `maxmemory` (kept as `N%`), with Redis 7.0's errors.
 fn parse_maxmemory_clients(s: &str) -> Result<String, String> {
     const BAD: &str = "argument must be a memory or percent value";
-    let v = match s.strip_suffix('%') {
+    match s.strip_suffix('%') {
         Some(pct) => {
             let v = crate::util::num::parse_i64(pct.as_bytes())
                 .filter(|v| *v >= 0)
@@ -89,14 +87,11 @@ fn parse_maxmemory_clients(s: &str) -> Result<String, String> {
             if v > 100 {
                 return Err("percentage argument must be less or equal to 100".into());
             }
-            v
+            // Redis keeps a percentage as a negative number: 0% is plain 0.
+            Ok(if v == 0 { "0".into() } else { format!("{v}%") })
         }
-        None => parse_memory(s).ok_or(BAD)?,
-    };
-    if v != 0 {
-        return Err("client eviction is not implemented in ferrokv (only 0 is accepted)".into());
+        None => Ok(parse_memory(s).ok_or(BAD)?.to_string()),
     }
-    Ok("0".into())
 }
 
 pub(super) fn value_str(v: &Value) -> &str {

@@ -18,6 +18,15 @@ pub struct Outbox {
     soft_since_ms: AtomicI64,
     /// Disconnected for overrunning the limit: nothing more is kept.
     dropped: AtomicBool,
+    /// Bytes of `buf` counted in the clients' memory total
+    /// (`server::client_mem`): published frames, not a replica's stream.
+    counted: AtomicUsize,
+}
+
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        self.uncount();
+    }
 }
 
 impl Outbox {
@@ -37,9 +46,12 @@ impl Outbox {
         let mut buf = self.buf.lock();
         dst.extend_from_slice(&buf);
         buf.clear();
-        if buf.capacity() > 1024 * 1024 {
-            buf.shrink_to(16 * 1024);
+        // Emptied: an outbox is usually empty, and what it grew to is
+        // client memory (counted towards maxmemory) until freed.
+        if buf.capacity() > 16 * 1024 {
+            *buf = Vec::new();
         }
+        self.uncount();
         self.len.store(0, Ordering::Release);
         self.soft_since_ms.store(0, Ordering::Relaxed);
     }
@@ -71,6 +83,10 @@ impl Outbox {
         let mut buf = self.buf.lock();
         buf.extend_from_slice(frame);
         let len = buf.len();
+        if !owner.has_flag(crate::server::client::list_flags::REPLICA) {
+            self.counted.fetch_add(frame.len(), Ordering::Relaxed);
+            crate::server::client_mem::appended(frame.len());
+        }
         self.len.store(len, Ordering::Release);
         if self.over_limit(len as i64, limits, now_ms) {
             self.drop_client(owner, buf);
@@ -96,6 +112,7 @@ impl Outbox {
     fn drop_client(&self, owner: &ClientInfo, mut buf: parking_lot::MutexGuard<'_, Vec<u8>>) {
         self.dropped.store(true, Ordering::Relaxed);
         *buf = Vec::new();
+        self.uncount();
         self.len.store(0, Ordering::Release);
         drop(buf);
         crate::warning!(
@@ -120,6 +137,13 @@ impl Outbox {
         }
         self.soft_since_ms.store(0, Ordering::Relaxed);
         false
+    }
+
+    /// Takes the counted bytes out of the clients' total (the buffer was
+    /// emptied; called under its lock, or with the outbox going away).
+    fn uncount(&self) {
+        let n = self.counted.swap(0, Ordering::Relaxed);
+        crate::server::client_mem::add(-(n as i64));
     }
 
     /// Whether the client was cut off for overrunning its limit.

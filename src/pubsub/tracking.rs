@@ -133,6 +133,11 @@ impl Tracking {
         let caching = old
             .as_ref()
             .is_some_and(|t| t.caching.load(Ordering::Relaxed));
+        let prefix_mem = all
+            .iter()
+            .map(|p| p.len() as u64 + crate::server::client_mem::PER_PREFIX)
+            .sum();
+        info.tracking_mem.store(prefix_mem, Ordering::Relaxed);
         let tracker = Arc::new(Tracker {
             info: info.clone(),
             redirect,
@@ -163,6 +168,7 @@ impl Tracking {
             return;
         };
         self.count.fetch_sub(1, Ordering::Relaxed);
+        info.tracking_mem.store(0, Ordering::Relaxed);
         if !old.prefixes.is_empty() {
             let mut map = self.prefixes.write();
             for p in &old.prefixes {

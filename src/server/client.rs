@@ -71,7 +71,18 @@ pub struct ClientInfo {
     pub qbuf: AtomicU64,
     /// Room left in the read buffer (`qbuf-free`).
     pub qbuf_free: AtomicU64,
-    pub obl: AtomicU64,
+    /// Memory figures the connection publishes (`server::client_mem`):
+    /// the framed arguments of a command still arriving (`argv-mem`), the
+    /// MULTI queue (`multi-mem`), watched keys and subscriptions, replies
+    /// not yet written.
+    pub argv_mem: AtomicU64,
+    pub multi_mem: AtomicU64,
+    pub other_mem: AtomicU64,
+    pub out_pending: AtomicU64,
+    /// The reply buffer's allocation beyond Redis's fixed 16 KiB.
+    pub out_mem: AtomicU64,
+    /// BCAST prefixes' memory, kept by `pubsub::tracking`.
+    pub tracking_mem: AtomicU64,
     /// The wait this client is parked in, for CLIENT UNBLOCK.
     pub waiter: Mutex<Option<Arc<Waiter>>>,
     /// [`list_flags`] bits.
@@ -127,6 +138,21 @@ impl ClientInfo {
 
     pub fn name(&self) -> Vec<u8> {
         self.name.lock().clone().unwrap_or_default()
+    }
+
+    /// CLIENT LIST `tot-mem`: the figures the connection published
+    /// (`client_mem::Report`) and the published messages waiting in its
+    /// outbox.
+    pub fn tot_mem(&self) -> u64 {
+        let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        super::client_mem::BASE
+            + r(&self.qbuf)
+            + r(&self.qbuf_free)
+            + r(&self.argv_mem)
+            + r(&self.multi_mem)
+            + r(&self.other_mem)
+            + r(&self.out_mem)
+            + self.outbox.pending() as u64
     }
 
     pub fn has_flag(&self, flag: u32) -> bool {
@@ -217,6 +243,8 @@ impl Client {
 
 #[derive(Default)]
 pub struct ClientRegistry {
+    /// `maxmemory-clients` and its statistics.
+    pub eviction: super::client_mem::Eviction,
     next_id: AtomicU64,
     clients: Mutex<BTreeMap<u64, Arc<ClientInfo>>>,
 }
@@ -260,7 +288,12 @@ impl ClientRegistry {
             live_fd: Mutex::new(fd),
             qbuf: AtomicU64::new(0),
             qbuf_free: AtomicU64::new(0),
-            obl: AtomicU64::new(0),
+            argv_mem: AtomicU64::new(0),
+            multi_mem: AtomicU64::new(0),
+            other_mem: AtomicU64::new(0),
+            out_pending: AtomicU64::new(0),
+            out_mem: AtomicU64::new(0),
+            tracking_mem: AtomicU64::new(0),
             waiter: Mutex::new(None),
             flags: AtomicU32::new(0),
             multi: AtomicI64::new(-1),

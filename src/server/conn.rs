@@ -10,6 +10,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UnixStream};
 
 use super::client::Client;
+use super::client_mem;
 use super::obuf::{self, OutputLimit};
 use super::stats::ThreadStats;
 use super::{Server, now_ms};
@@ -259,6 +260,8 @@ struct Registered {
     srv: &'static Server,
     client: Client,
     locks: Locks,
+    /// The client's memory figure in the clients' total.
+    mem: client_mem::Report,
 }
 
 impl Drop for Registered {
@@ -282,6 +285,7 @@ impl Drop for Registered {
         crate::cmd::pubsub::stop_monitoring(srv, client);
         super::repl::detach(&info);
         srv.tracking.disable(&info);
+        self.mem.release();
         srv.clients.unregister(info.id);
     }
 }
@@ -302,8 +306,9 @@ pub async fn serve<S: Stream>(srv: &'static Server, mut sock: S, stats: Arc<Thre
         srv,
         client: Client::new(info.clone(), !needs_auth),
         locks: Locks::default(),
+        mem: client_mem::Report::default(),
     };
-    let (client, locks) = (&mut reg.client, &mut reg.locks);
+    let (client, locks, mem) = (&mut reg.client, &mut reg.locks, &mut reg.mem);
     let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut parser = Parser::default();
     let mut out = Reply::new(false);
@@ -317,7 +322,9 @@ pub async fn serve<S: Stream>(srv: &'static Server, mut sock: S, stats: Arc<Thre
         // Replies not yet taken (only with an output limit, see obuf.rs):
         // keep writing them, and keep reading commands meanwhile.
         if !out.is_empty() {
-            match obuf::wait_pending(&mut sock, &mut out, &stats, &mut obuf).await {
+            let waited = obuf::wait_pending(&mut sock, &mut out, &stats, &mut obuf).await;
+            mem.update(client, (rbuf.len(), rbuf.capacity(), 0), &out);
+            match waited {
                 Ok(obuf::Pending::Input) => {}
                 Ok(obuf::Pending::Drained) => continue 'conn,
                 Ok(obuf::Pending::OverLimit) => {
@@ -327,16 +334,7 @@ pub async fn serve<S: Stream>(srv: &'static Server, mut sock: S, stats: Arc<Thre
                 Err(_) => break 'conn,
             }
         }
-        if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
-            // A bulk header announces its size: room for it, but never more
-            // than twice what arrived (a header alone must not commit memory)
-            // nor past the query buffer limit, which closes the client first.
-            let qlimit = srv.config.client_query_buffer_limit.get().max(0) as usize;
-            let want = need
-                .min(qlimit.saturating_add(1))
-                .min(rbuf.len().saturating_mul(2).saturating_add(READ_CHUNK));
-            rbuf.reserve(READ_CHUNK.max(want.saturating_sub(rbuf.len())));
-        }
+        client_mem::make_room(srv, &mut rbuf, (need, parser.framed()), READ_CHUNK);
         // Subscribers are exempt from the idle timeout, as in Redis.
         let timeout = if client.pubsub.is_empty() {
             srv.config.timeout.get()
@@ -374,9 +372,14 @@ pub async fn serve<S: Stream>(srv: &'static Server, mut sock: S, stats: Arc<Thre
             Woke::Read(Ok(n)) => n,
             Woke::Outbox => {
                 info.outbox.drain_into(&mut out.buf);
-                if flush(&mut sock, &mut out, &stats).await.is_err() {
+                obuf.refresh(srv, !client.pubsub.is_empty(), &mut out);
+                if flush_batch(&mut sock, &mut out, &stats, &obuf)
+                    .await
+                    .is_err()
+                {
                     break 'conn;
                 }
+                mem.update(client, (rbuf.len(), rbuf.capacity(), 0), &out);
                 continue 'conn;
             }
         };
@@ -384,11 +387,16 @@ pub async fn serve<S: Stream>(srv: &'static Server, mut sock: S, stats: Arc<Thre
             break 'conn;
         }
         stats.net_input_bytes.add(n as u64);
-        info.qbuf.store(rbuf.len() as u64, Ordering::Relaxed);
         if over_query_limit(srv, &info, &rbuf) {
             break 'conn;
         }
         if rbuf.len() < need {
+            // A command still arriving: its bytes count now (a batch that
+            // runs publishes its figure at its end).
+            mem.update(client, (rbuf.len(), rbuf.capacity(), parser.framed()), &out);
+            if client_mem::evicted(srv, &info) {
+                break 'conn;
+            }
             continue;
         }
         // What this batch holds and has room for, to size the buffer after it.
@@ -430,13 +438,21 @@ pub async fn serve<S: Stream>(srv: &'static Server, mut sock: S, stats: Arc<Thre
                         obuf::log_close(&info);
                         break 'conn;
                     }
+                    // The output limit came first (it closed the client
+                    // without counting it as evicted, as in Redis).
+                    if srv.clients.eviction.limit() > 0 {
+                        mem.update(client, (rbuf.len() - pos, rbuf.capacity(), 0), &out);
+                        if client_mem::evicted(srv, &info) {
+                            break 'conn;
+                        }
+                    }
                     if let Some(blocked) = client.blocked.take() {
                         let alive = wait_blocked(
                             srv,
                             (&mut sock, &mut rbuf, &mut out),
-                            locks,
+                            (locks, &mut *mem),
                             &stats,
-                            &info,
+                            client,
                             (blocked, &mut aof_seq),
                         )
                         .await;
@@ -486,17 +502,25 @@ pub async fn serve<S: Stream>(srv: &'static Server, mut sock: S, stats: Arc<Thre
             resize_idle_buffer(&mut rbuf, peak, room);
             parser.trim();
         }
-        info.qbuf.store(rbuf.len() as u64, Ordering::Relaxed);
-        info.qbuf_free
-            .store((rbuf.capacity() - rbuf.len()) as u64, Ordering::Relaxed);
         info.last_interaction_ms.store(now, Ordering::Relaxed);
+        // Published before the replies go out: a client that saw its reply
+        // sees its state (MULTI queue, watches) counted.
+        let q = (rbuf.len(), rbuf.capacity(), parser.framed());
+        mem.update(client, q, &out);
+        if client_mem::evicted(srv, &info) {
+            break 'conn;
+        }
         durable(&mut aof_seq).await;
+        let out_cap = out.buf.capacity();
         if !out.is_empty()
             && flush_batch(&mut sock, &mut out, &stats, &obuf)
                 .await
                 .is_err()
         {
             break 'conn;
+        }
+        if !out.is_empty() || out.buf.capacity() != out_cap {
+            mem.update(client, q, &out);
         }
     }
     // Watches live in the shards, which a script job may hold: wait for it
@@ -679,12 +703,13 @@ enum Woke {
 async fn wait_blocked<S: Stream>(
     srv: &'static Server,
     (sock, rbuf, out): (&mut S, &mut BytesMut, &mut Reply),
-    locks: &mut Locks,
+    (locks, mem): (&mut Locks, &mut client_mem::Report),
     stats: &ThreadStats,
-    info: &super::client::ClientInfo,
+    client: &Client,
     (blocked, aof_seq): (super::client::Blocked, &mut u64),
 ) -> bool {
     use crate::blocking::Outcome;
+    let info = &*client.info;
     let w = blocked.waiter;
     let failed = &stats.cmds[blocked.cmd_id].failed;
     *info.waiter.lock() = Some(w.clone());
@@ -714,14 +739,15 @@ async fn wait_blocked<S: Stream>(
             () = info.outbox.notified() => {
                 info.outbox.drain_into(&mut out.buf);
                 alive = flush(sock, out, stats).await.is_ok();
+                mem.update(client, (rbuf.len(), rbuf.capacity(), 0), out);
             }
             () = sleep => break w.finish(Outcome::TimedOut),
             r = sock.read_buf(rbuf) => match r {
                 Ok(0) | Err(_) => alive = false,
                 Ok(n) => {
                     stats.net_input_bytes.add(n as u64);
-                    info.qbuf.store(rbuf.len() as u64, Ordering::Relaxed);
-                    if over_query_limit(srv, info, rbuf) {
+                    mem.update(client, (rbuf.len(), rbuf.capacity(), 0), out);
+                    if over_query_limit(srv, info, rbuf) || client_mem::evicted(srv, info) {
                         alive = false;
                     }
                 }
@@ -807,7 +833,9 @@ async fn flush<S: Stream>(
     }
     stats.net_output_bytes.add(out.buf.len() as u64);
     out.buf.clear();
-    if out.buf.capacity() > 1024 * 1024 {
+    // Back to Redis's fixed 16 KiB once written: what grew for a big
+    // reply is client memory (it counts towards maxmemory) until freed.
+    if out.buf.capacity() > crate::server::client_mem::REPLY_BUF as usize {
         out.buf.shrink_to(16 * 1024);
     }
     r
@@ -837,7 +865,12 @@ mod tests {
             .build()
             .unwrap();
         let task = rt.spawn(async move {
-            let reg = Registered { srv, client, locks };
+            let reg = Registered {
+                srv,
+                client,
+                locks,
+                mem: client_mem::Report::default(),
+            };
             tokio::task::yield_now().await;
             // Say, serving another client's blocked pop went wrong.
             if reg.client.info.id > 0 {

@@ -218,7 +218,16 @@ pub fn perform(srv: &Server) -> Outcome {
     let samples = (srv.config.maxmemory_samples.get().max(1) as usize).min(MAX_SAMPLES);
     let lazy = srv.config.lazyfree_lazy_eviction.get();
     let mut evicted = 0u64;
-    while used_memory() > limit {
+    // What evicting itself appends to clients' outboxes (invalidations of
+    // tracked keys, `evicted` events) is not memory this run must free:
+    // counting it would evict on and on (Redis measures only what each
+    // deletion frees). Later runs see it, once clients have not read it.
+    let appended_at_start = crate::server::client_mem::appended_so_far();
+    let used = || {
+        let ours = crate::server::client_mem::appended_so_far() - appended_at_start;
+        used_memory().saturating_sub(ours)
+    };
+    while used() > limit {
         // Memory already on its way out: give the freeing thread the rest
         // of the budget, and rather than take more keys than needed, let
         // the command run while it catches up.

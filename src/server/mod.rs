@@ -7,6 +7,7 @@
 //! running Lua go to the script thread (`crate::scripting::thread`).
 
 pub mod client;
+pub mod client_mem;
 pub mod conn;
 pub mod evict;
 pub mod listen;
@@ -358,6 +359,7 @@ pub fn run(srv: &'static Server) -> anyhow::Result<()> {
         crate::warning!("Failed to set the OOM score: oom-score-adj-values not applied");
     }
     evict::sync_access_tracking(srv);
+    client_mem::sync_limit(srv);
     std::thread::Builder::new()
         .name("ferrokv-cron".into())
         .spawn(move || cron(srv))?;
@@ -408,6 +410,7 @@ fn cron(srv: &'static Server) {
         }
         let evicting = Instant::now();
         evict::cron(srv);
+        client_mem::check(srv);
         crate::cmd::latency::sample(srv, "eviction-cycle", evicting.elapsed());
         crate::persist::bgsave::cron(srv);
         crate::persist::aof::cron(srv);

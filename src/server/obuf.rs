@@ -11,9 +11,15 @@
 //! instead of holding server memory. Nothing pending is sent then, as in
 //! Redis, which drops the output of a client scheduled to close.
 //!
-//! Without a limit (the `normal` default, `0 0 0`) the connection writes
-//! everything before reading more, so a client that does not read stalls
-//! its own pipeline but cannot grow the server's buffers past one batch.
+//! The same holds, without a class limit, while client memory is bounded
+//! otherwise: by `maxmemory-clients` (the biggest clients are closed,
+//! `client_mem`), or by `maxmemory` while memory is under it (replies
+//! count as used memory, so keys are evicted for them, as in Redis).
+//! Otherwise (the `normal` default, `0 0 0`, and no memory limit, or
+//! memory over `maxmemory`) the connection writes everything before
+//! reading more, so a client that does not read stalls its own pipeline
+//! but cannot grow the server's buffers past one batch: unlike Redis,
+//! whose buffers then grow without bound.
 
 use std::io;
 
@@ -36,6 +42,8 @@ pub struct OutputLimit {
     limits: [i64; 3],
     /// When the pending output first went over the soft limit (0: under it).
     soft_since_ms: i64,
+    /// Writes never wait (see the module doc).
+    buffered: bool,
 }
 
 impl OutputLimit {
@@ -45,11 +53,17 @@ impl OutputLimit {
         let class = if subscribed { PUBSUB } else { NORMAL };
         self.limits = srv.config.client_output_buffer_limit.get(class);
         out.limit = usize::try_from(self.limits[0]).unwrap_or(0);
+        let maxmemory = srv.config.maxmemory.get();
+        self.buffered = self.limits[0] > 0
+            || self.limits[1] > 0
+            || srv.clients.eviction.limit() > 0
+            || (maxmemory > 0 && crate::alloc::used_memory() <= maxmemory as u64);
     }
 
-    /// Whether the class has any limit (then writes never wait).
+    /// Whether writes never wait: the class has a limit, or client memory
+    /// is bounded otherwise (module doc).
     pub fn active(&self) -> bool {
-        self.limits[0] > 0 || self.limits[1] > 0
+        self.buffered
     }
 
     /// Whether a hard limit applies (then long pipelines are not flushed
@@ -122,7 +136,7 @@ pub fn write_some<S: Stream>(sock: &mut S, out: &mut Reply, stats: &ThreadStats)
     }
     stats.net_output_bytes.add(done as u64);
     out.buf.drain(..done);
-    if out.buf.is_empty() && out.buf.capacity() > 1024 * 1024 {
+    if out.buf.is_empty() && out.buf.capacity() > super::client_mem::REPLY_BUF as usize {
         out.buf.shrink_to(16 * 1024);
     }
     result
@@ -179,13 +193,13 @@ mod tests {
     fn hard_and_soft_limits_as_redis() {
         let mut l = OutputLimit {
             limits: [100, 0, 0],
-            soft_since_ms: 0,
+            ..Default::default()
         };
         assert!(!l.over(99, 0));
         assert!(l.over(100, 0));
         let mut l = OutputLimit {
             limits: [0, 50, 2],
-            soft_since_ms: 0,
+            ..Default::default()
         };
         assert!(!l.over(60, 1_000));
         assert!(!l.over(60, 3_000), "exactly the soft seconds is allowed");

@@ -61,6 +61,9 @@ struct Partial {
     count: usize,
     /// Where the next argument's `$` header starts.
     pos: usize,
+    /// Where that argument's bytes start, once its header was read (0
+    /// before).
+    body: usize,
 }
 
 /// Spans kept allocated between commands; a huge command's are given back.
@@ -197,6 +200,14 @@ impl Parser {
         self.trim();
     }
 
+    /// How many leading bytes of a command still arriving are framed
+    /// already (its header, complete arguments, the header of the argument
+    /// being read): Redis's query buffer no longer holds those (its
+    /// `qbuf` counts the rest). 0 between commands.
+    pub fn framed(&self) -> usize {
+        self.partial.map_or(0, |p| p.pos.max(p.body))
+    }
+
     /// Gives back the argument storage a huge command needed (between
     /// commands: it forgets the last command's arguments).
     pub fn trim(&mut self) {
@@ -240,6 +251,7 @@ impl Parser {
         let p = Partial {
             count: count as usize,
             pos,
+            body: 0,
         };
         self.multibulk_args(buf, limits, p)
     }
@@ -280,10 +292,12 @@ impl Parser {
             let start = line_end + 2;
             let end = start + len as usize;
             if end + 2 > buf.len() {
+                p.body = start;
                 break Frame::Incomplete { need: end + 2 };
             }
             self.spans.push((start, end));
             p.pos = end + 2;
+            p.body = 0;
         };
         self.partial = matches!(frame, Frame::Incomplete { .. }).then_some(p);
         frame
