@@ -181,6 +181,21 @@ config_table! {
             "lazyfree-lazy-user-flush", Mutable;
         replica_read_only: Bool = BoolParam::new(true),
             "replica-read-only" | "slave-read-only", Mutable;
+        /// Seconds of silence after which a replica drops its master link
+        /// (`server::replica`).
+        repl_timeout: Int = IntParam::new(60, 1, INT_MAX), "repl-timeout", Mutable;
+        /// Reported by a replica's INFO replication (no Sentinel here).
+        replica_priority: Int = IntParam::new(100, 0, INT_MAX),
+            "replica-priority" | "slave-priority", Mutable;
+        replica_announced: Bool = BoolParam::new(true), "replica-announced", Mutable;
+        /// With `no`, a replica whose link is down answers MASTERDOWN to
+        /// commands without the `stale` flag.
+        replica_serve_stale_data: Bool = BoolParam::new(true),
+            "replica-serve-stale-data" | "slave-serve-stale-data", Mutable;
+        /// A replica neither evicts nor refuses its clients for memory
+        /// (its master's deletions keep it in step).
+        replica_ignore_maxmemory: Bool = BoolParam::new(true),
+            "replica-ignore-maxmemory" | "slave-ignore-maxmemory", Mutable;
         /// Seconds between the PINGs sent to attached replicas (`server::repl`).
         repl_ping_replica_period: Int = IntParam::new(10, 1, INT_MAX),
             "repl-ping-replica-period" | "repl-ping-slave-period", Mutable;
@@ -197,9 +212,9 @@ config_table! {
             "repl-diskless-sync-delay", Mutable;
         replica_lazy_flush: Bool = BoolParam::new(false),
             "replica-lazy-flush" | "slave-lazy-flush", Mutable;
-        /// Always empty: ferrokv is a master (a config file naming a master
-        /// stops the server, see `file::refusal`); CONFIG SET cannot change
-        /// it, as in Redis.
+        /// The `replicaof <host> <port>` directive, followed once the dataset
+        /// is loaded (`server::replica::start_from_config`); CONFIG SET
+        /// cannot change it, as in Redis.
         replicaof: Str = StrParam::new(""), "replicaof" | "slaveof", Immutable;
         /// The backlog a master would keep for replicas; reported by INFO
         /// replication (none is allocated: no replica ever connects).

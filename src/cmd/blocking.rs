@@ -26,7 +26,6 @@ pub const COMMANDS: &[(&str, Handler)] = &[
     ("bzpopmin", bzpopmin),
     ("bzpopmax", bzpopmax),
     ("bzmpop", bzmpop),
-    ("wait", wait),
 ];
 
 unsafe extern "C" {
@@ -91,7 +90,7 @@ pub(crate) fn block(
 
 /// Registers `w` and marks the client blocked until it is served, its
 /// timeout passes, CLIENT UNBLOCK or the connection ends.
-fn park(ctx: &mut Ctx<'_>, w: std::sync::Arc<Waiter>, timeout: Option<Duration>) {
+pub(crate) fn park(ctx: &mut Ctx<'_>, w: std::sync::Arc<Waiter>, timeout: Option<Duration>) {
     crate::blocking::register(ctx.db.ks, ctx.db.locks, &w);
     // CLIENT LIST's `b` from the moment the wait is registered (cleared by
     // the connection when the wait ends).
@@ -109,34 +108,6 @@ fn park(ctx: &mut Ctx<'_>, w: std::sync::Arc<Waiter>, timeout: Option<Duration>)
         cmd_id: ctx.cmd.id,
         slowlog_argv: None,
     });
-}
-
-/// WAIT numreplicas timeout: with no replicas none ever acknowledges, so
-/// it answers 0, at once when no acknowledgement is asked for (or inside
-/// MULTI or a script, where nothing may block), else when the timeout (in
-/// milliseconds; 0 waits until CLIENT UNBLOCK or the client leaves) ends.
-fn wait(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
-    let wanted = crate::util::num::parse_i64(&args[1]).ok_or(Error::NotInteger)?;
-    let ms = crate::util::num::parse_i64(&args[2])
-        .ok_or(Error::msg("ERR timeout is not an integer or out of range"))?;
-    if ms < 0 {
-        return Err(Error::msg("ERR timeout is negative"));
-    }
-    if wanted <= 0 || ctx.client.in_exec || crate::scripting::run::in_script() {
-        ctx.out.int(0);
-        return Ok(());
-    }
-    let w = Waiter::new(
-        ctx.client.id(),
-        ctx.db.index,
-        Vec::new(),
-        ctx.out.resp3,
-        b":0\r\n".to_vec(),
-        Box::new(|_, _, _| None),
-        Vec::new(),
-    );
-    park(ctx, w, (ms > 0).then(|| Duration::from_millis(ms as u64)));
-    Ok(())
 }
 
 fn fill(ctx: &Ctx<'_>) -> i64 {

@@ -494,21 +494,24 @@ fn stats(srv: &Server, lines: &mut Vec<String>) {
     field!(lines, "total_error_replies:{}", t.errors);
 }
 
-/// The replication id of this (always primary) server.
-pub(crate) fn replid() -> &'static str {
-    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    ID.get_or_init(|| crate::server::random_hex(40))
-}
-
 fn replication(srv: &Server, lines: &mut Vec<String>) {
-    field!(lines, "role:master");
+    let replica = crate::server::replica::is_replica();
+    field!(lines, "role:{}", if replica { "slave" } else { "master" });
+    if replica {
+        crate::server::replica::info_lines(srv, lines);
+    }
     field!(lines, "connected_slaves:{}", crate::server::repl::count());
     lines.extend(crate::server::repl::info_lines());
+    let ids = crate::server::repl::ids();
     field!(lines, "master_failover_state:no-failover");
-    field!(lines, "master_replid:{}", replid());
-    field!(lines, "master_replid2:{}", "0".repeat(40));
-    field!(lines, "master_repl_offset:0");
-    field!(lines, "second_repl_offset:-1");
+    field!(lines, "master_replid:{}", ids.replid);
+    field!(lines, "master_replid2:{}", ids.replid2);
+    field!(
+        lines,
+        "master_repl_offset:{}",
+        crate::server::repl::master_offset()
+    );
+    field!(lines, "second_repl_offset:{}", ids.second_offset);
     field!(lines, "repl_backlog_active:0");
     field!(
         lines,

@@ -44,6 +44,8 @@ pub mod list_flags {
     pub const REPL_FUNCTIONS_ONLY: u32 = 1 << 12;
     /// Announced a REPLCONF listening-port (not shown).
     pub const REPL_PORT: u32 = 1 << 13;
+    /// The link to this replica's master (`M`, type `master`).
+    pub const MASTER: u32 = 1 << 14;
 }
 
 /// What other connections can see of a client.

@@ -13,6 +13,7 @@ pub mod listen;
 mod obuf;
 pub mod pause;
 pub mod repl;
+pub mod replica;
 pub mod stats;
 pub mod tls;
 
@@ -361,6 +362,7 @@ pub fn run(srv: &'static Server) -> anyhow::Result<()> {
     if !srv.shutting_down() {
         loaded.map_err(anyhow::Error::msg)?;
         crate::notice!("Ready to accept connections tcp");
+        replica::start_from_config(srv);
     }
     srv.wait_shutdown();
     crate::persist::aof::shutdown();

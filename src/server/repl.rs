@@ -7,8 +7,10 @@
 //! `MULTI` ... `EXEC`, a `PING` every `repl-ping-replica-period` seconds.
 //! What attaches this way: `redis-cli --replica` / `--rdb`, the test
 //! suite's replication-stream checks, a Redis replica doing a full sync.
-//! There is no backlog (no partial resynchronization) and no replica
-//! offsets: a replica's acknowledgements are read and ignored.
+//! There is no backlog (no partial resynchronization). The stream is
+//! counted (`master_repl_offset`) from the first replica on, as Redis
+//! counts it once its backlog exists; each replica's `REPLCONF ACK
+//! <offset>` is kept (INFO, ROLE, WAIT, `min-replicas-to-write`).
 //!
 //! Delivery goes through each replica's outbox (as pub/sub messages and
 //! MONITOR lines do), under the `replica` class of
@@ -16,15 +18,87 @@
 //! never buffered without bound. One encoding serves every replica, as
 //! Redis's single stream does.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 
+use crate::blocking::Waiter;
 use crate::persist::aof::encode;
 use crate::server::Server;
 use crate::server::client::{Client, ClientInfo, ReplyMode, list_flags};
 use crate::store::{Effect, EffectSink};
+
+/// `master_repl_offset` while this server is a master: bytes of the
+/// stream since it was first counted.
+static OFFSET: AtomicI64 = AtomicI64::new(0);
+/// Set by the first replica: from then on the stream is counted (Redis's
+/// backlog, created then, is what its offset counts).
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static IDS: Mutex<Option<Ids>> = Mutex::new(None);
+
+/// The replication ids: this server's history, and the one it continues.
+#[derive(Clone)]
+pub struct Ids {
+    pub replid: String,
+    pub replid2: String,
+    /// The offset up to which `replid2` is valid (-1: none).
+    pub second_offset: i64,
+}
+
+/// The replication ids (INFO replication, PSYNC).
+pub fn ids() -> Ids {
+    IDS.lock()
+        .get_or_insert_with(|| Ids {
+            replid: crate::server::random_hex(40),
+            replid2: "0".repeat(40),
+            second_offset: -1,
+        })
+        .clone()
+}
+
+/// `master_repl_offset`: the stream's length here, or, on a replica, what
+/// it applied of its master's.
+pub fn master_offset() -> i64 {
+    if crate::server::replica::is_replica() {
+        crate::server::replica::offset()
+    } else {
+        OFFSET.load(Ordering::Relaxed)
+    }
+}
+
+/// A replica synchronized with a master: its id and offset are ours now.
+pub fn adopt(replid: &str, offset: i64) {
+    let mut ids = IDS.lock();
+    let cur = ids.get_or_insert_with(|| Ids {
+        replid: String::new(),
+        replid2: "0".repeat(40),
+        second_offset: -1,
+    });
+    cur.replid = replid.to_string();
+    OFFSET.store(offset, Ordering::Relaxed);
+}
+
+/// REPLICAOF NO ONE: a new history starting at `offset`; the master's id
+/// stays valid up to it as the second id, as in Redis.
+pub fn promote(offset: i64) {
+    let old = ids();
+    *IDS.lock() = Some(Ids {
+        replid: crate::server::random_hex(40),
+        replid2: old.replid,
+        second_offset: offset + 1,
+    });
+    OFFSET.store(offset, Ordering::Relaxed);
+}
+
+/// Closes every replica's connection (this server's data was replaced:
+/// they synchronize again).
+pub fn disconnect_all() {
+    let inner = FEED.inner.lock();
+    for r in &inner.replicas {
+        r.info.request_kill();
+    }
+}
 
 static FEED: Feed = Feed {
     n: AtomicUsize::new(0),
@@ -58,6 +132,8 @@ struct Replica {
     since_ms: i64,
     /// The port it announced with REPLCONF listening-port (0: none).
     port: u16,
+    /// The offset it last acknowledged.
+    ack_off: i64,
 }
 
 /// Ports announced by REPLCONF listening-port before SYNC, by client id
@@ -85,8 +161,7 @@ fn take_port(info: &ClientInfo) -> u16 {
     port
 }
 
-/// INFO replication's `slaveN:` lines, as Redis prints them (offsets are
-/// always 0: there is no backlog).
+/// INFO replication's `slaveN:` lines, as Redis prints them.
 pub fn info_lines() -> Vec<String> {
     if count() == 0 {
         return Vec::new();
@@ -101,16 +176,18 @@ pub fn info_lines() -> Vec<String> {
             let ip = r.info.addr.rsplit_once(':').map_or("", |(ip, _)| ip);
             let last = if r.ack_ms > 0 { r.ack_ms } else { r.since_ms };
             format!(
-                "slave{i}:ip={ip},port={},state=online,offset=0,lag={}",
+                "slave{i}:ip={ip},port={},state=online,offset={},lag={}",
                 r.port,
+                r.ack_off,
                 (now - last).max(0) / 1000
             )
         })
         .collect()
 }
 
-/// Each attached replica's address and announced port (ROLE).
-pub fn addresses() -> Vec<(String, u16)> {
+/// Each attached replica's address, announced port and acknowledged
+/// offset (ROLE).
+pub fn addresses() -> Vec<(String, u16, i64)> {
     if count() == 0 {
         return Vec::new();
     }
@@ -120,7 +197,7 @@ pub fn addresses() -> Vec<(String, u16)> {
         .iter()
         .map(|r| {
             let ip = r.info.addr.rsplit_once(':').map_or("", |(ip, _)| ip);
-            (ip.to_string(), r.port)
+            (ip.to_string(), r.port, r.ack_off)
         })
         .collect()
 }
@@ -130,11 +207,27 @@ pub fn count() -> usize {
     FEED.n.load(Ordering::Relaxed)
 }
 
+thread_local! {
+    /// Set on a replica's link thread: what it applies comes from the
+    /// master and goes on to this server's replicas.
+    static APPLYING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks this thread as the one applying the master's stream.
+pub fn set_applying(on: bool) {
+    APPLYING.with(|a| a.set(on));
+}
+
 struct Sink;
 
 impl EffectSink for Sink {
     fn effects(&self, records: &[Effect<'_>]) {
-        if FEED.n.load(Ordering::Relaxed) == 0 {
+        if !COUNTING.load(Ordering::Relaxed) {
+            return;
+        }
+        // A replica passes on its master's stream only: its own clients'
+        // writes (a writable replica) stay local, as in Redis.
+        if crate::server::replica::is_replica() && !APPLYING.with(|a| a.get()) {
             return;
         }
         let mut inner = FEED.inner.lock();
@@ -150,7 +243,12 @@ impl EffectSink for Sink {
     }
 }
 
+/// Counts `frame` into the stream (a replica counts its master's stream
+/// instead) and appends it to every replica's outbox.
 fn send(inner: &Inner, frame: &[u8]) {
+    if !crate::server::replica::is_replica() {
+        OFFSET.fetch_add(frame.len() as i64, Ordering::Relaxed);
+    }
     let now = crate::server::now_ms();
     for r in &inner.replicas {
         r.info.outbox.append(&r.info, frame, limits(r.srv), now);
@@ -166,20 +264,26 @@ fn limits(srv: &Server) -> [i64; 3] {
     srv.config.client_output_buffer_limit.get(class)
 }
 
-/// Makes `client` a replica: `preamble` (PSYNC's `+FULLRESYNC` line, or
-/// nothing), the RDB payload as a bulk without its final CRLF (as Redis
+/// Makes `client` a replica: PSYNC's `+FULLRESYNC <id> <offset>` line
+/// (`psync`; SYNC sends none), the RDB payload as a bulk without its final CRLF (as Redis
 /// sends it), then the stream. The caller holds every shard (the command's
 /// footprint), so no write falls between the snapshot and the stream.
 /// Returns false if the client already is a replica (Redis ignores the
 /// command then).
-pub fn attach(srv: &'static Server, client: &mut Client, preamble: &[u8], rdb: &[u8]) -> bool {
+pub fn attach(srv: &'static Server, client: &mut Client, psync: bool, rdb: &[u8]) -> bool {
     if client.info.has_flag(list_flags::REPLICA) {
         return false;
     }
     SINK.get_or_init(|| srv.ks.add_effect_sink(Arc::new(Sink)));
     let mut inner = FEED.inner.lock();
+    COUNTING.store(true, Ordering::Relaxed);
     let out = &client.info.outbox;
-    out.write(preamble);
+    if psync {
+        // Under the feed's lock: no PING is counted between the offset
+        // named here and the replica's first byte of stream.
+        let line = format!("+FULLRESYNC {} {}\r\n", ids().replid, master_offset());
+        out.write(line.as_bytes());
+    }
     let mut head = Vec::new();
     encode::header(&mut head, b'$', rdb.len());
     out.write(&head);
@@ -191,6 +295,7 @@ pub fn attach(srv: &'static Server, client: &mut Client, preamble: &[u8], rdb: &
         ack_ms: 0,
         since_ms: crate::server::now_ms(),
         port: take_port(&client.info),
+        ack_off: 0,
     });
     FEED.n.store(inner.replicas.len(), Ordering::Relaxed);
     drop(inner);
@@ -213,13 +318,91 @@ pub fn detach(info: &ClientInfo) {
     FEED.n.store(inner.replicas.len(), Ordering::Relaxed);
 }
 
-/// REPLCONF ACK from replica `id`: it is in touch.
-pub fn ack(id: u64) {
+/// REPLCONF ACK <offset> from replica `id`: it is in touch, and holds
+/// the stream up to `offset`.
+pub fn ack(id: u64, offset: Option<i64>) {
     let mut inner = FEED.inner.lock();
     let now = crate::server::now_ms();
     if let Some(r) = inner.replicas.iter_mut().find(|r| r.info.id == id) {
         r.ack_ms = now;
+        if let Some(off) = offset
+            && off > r.ack_off
+        {
+            r.ack_off = off;
+        }
     }
+    drop(inner);
+    if offset.is_some() {
+        check_waits(crate::server::now_ms());
+    }
+}
+
+/// Replicas that acknowledged `offset` or more (WAIT).
+pub fn acked(offset: i64) -> i64 {
+    if count() == 0 {
+        return 0;
+    }
+    let inner = FEED.inner.lock();
+    inner
+        .replicas
+        .iter()
+        .filter(|r| r.ack_off >= offset)
+        .count() as i64
+}
+
+/// A blocked WAIT: its client's waiter, the offset to be acknowledged,
+/// how many replicas it wants and its deadline (ms; `None`: none).
+struct Wait {
+    waiter: Arc<Waiter>,
+    offset: i64,
+    want: i64,
+    deadline_ms: Option<i64>,
+}
+
+static WAITS: Mutex<Vec<Wait>> = Mutex::new(Vec::new());
+
+/// Registers a blocked WAIT, answered by [`check_waits`] with the number
+/// of replicas that acknowledged `offset` once there are `want` of them
+/// or the deadline passes.
+pub fn add_wait(waiter: Arc<Waiter>, offset: i64, want: i64, deadline_ms: Option<i64>) {
+    WAITS.lock().push(Wait {
+        waiter,
+        offset,
+        want,
+        deadline_ms,
+    });
+}
+
+/// Answers the WAITs that have enough acknowledgements or timed out (on
+/// every ACK and from the cron); forgets those whose client left.
+fn check_waits(now_ms: i64) {
+    let mut waits = WAITS.lock();
+    if waits.is_empty() {
+        return;
+    }
+    waits.retain(|w| {
+        if !w.waiter.is_waiting() {
+            return false;
+        }
+        let n = acked(w.offset);
+        if n >= w.want || w.deadline_ms.is_some_and(|d| now_ms >= d) {
+            w.waiter.complete(format!(":{n}\r\n").into_bytes());
+            return false;
+        }
+        true
+    });
+}
+
+/// Asks every replica for an acknowledgement (`REPLCONF GETACK *`, part
+/// of the stream, as Redis sends it before a WAIT blocks).
+pub fn request_acks() {
+    if count() == 0 {
+        return;
+    }
+    let inner = FEED.inner.lock();
+    let mut frame = Vec::new();
+    encode::command(&mut frame, [&b"REPLCONF"[..], b"GETACK", b"*"].into_iter());
+    send(&inner, &frame);
 }
 
 /// Whether writes may go ahead under `min-replicas-to-write`: enough
@@ -245,6 +428,7 @@ pub fn enough_good_replicas(srv: &Server) -> bool {
 /// while replicas are attached (no `SELECT`: PING names no database).
 pub fn cron(srv: &Server, now_ms: i64) {
     static LAST_PING_MS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+    check_waits(now_ms);
     if count() == 0 {
         return;
     }

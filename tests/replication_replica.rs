@@ -1,0 +1,247 @@
+//! The replica side: REPLICAOF host port makes ferrokv follow a master
+//! (ferrokv or redis-server), load its payload, apply its stream, answer
+//! GETACK and refuse writes from its own clients; WAIT on the master counts
+//! the replicas' acknowledgements.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+fn q(c: &mut redis::Connection, args: &[&str]) -> redis::Value {
+    let mut cmd = redis::cmd(args[0]);
+    for a in &args[1..] {
+        cmd.arg(*a);
+    }
+    cmd.query(c).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+}
+
+fn info_field(c: &mut redis::Connection, name: &str) -> String {
+    let info: String = redis::cmd("INFO").arg("replication").query(c).unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+        .map(|v| v.trim().to_string())
+        .unwrap_or_default()
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn digest(c: &mut redis::Connection) -> String {
+    redis::cmd("DEBUG").arg("DIGEST").query(c).unwrap()
+}
+
+/// Writes of several kinds, in two databases, a transaction and a script.
+fn write_mix(m: &mut redis::Connection) {
+    q(m, &["SET", "s", "1"]);
+    q(m, &["INCR", "s"]);
+    q(m, &["RPUSH", "l", "a", "b", "c"]);
+    q(m, &["HSET", "h", "f", "v", "g", "w"]);
+    q(m, &["ZADD", "z", "1", "a", "2", "b"]);
+    q(m, &["SET", "ttl", "v", "EX", "1000"]);
+    q(m, &["XADD", "st", "1-1", "a", "b"]);
+    q(
+        m,
+        &[
+            "EVAL",
+            "redis.call('set', KEYS[1], 'x') return redis.call('incr', 'cnt')",
+            "1",
+            "fromscript",
+        ],
+    );
+    let _: Vec<redis::Value> = redis::pipe()
+        .atomic()
+        .cmd("LPUSH")
+        .arg("tx")
+        .arg("1")
+        .cmd("SADD")
+        .arg("set")
+        .arg("m")
+        .query(m)
+        .unwrap();
+    q(m, &["SELECT", "5"]);
+    q(m, &["SET", "in5", "v"]);
+    q(m, &["SELECT", "0"]);
+}
+
+fn replicate(replica: &mut redis::Connection, port: u16) {
+    let port = port.to_string();
+    assert_eq!(
+        q(replica, &["REPLICAOF", "127.0.0.1", &port]),
+        redis::Value::Okay
+    );
+    wait_for("the link up", || {
+        info_field(replica, "master_link_status") == "up"
+    });
+}
+
+#[test]
+fn ferrokv_replica_of_ferrokv_master() {
+    let master = common::Server::start_with(&["--enable-debug-command", "local"]);
+    let replica = common::Server::start_with(&["--enable-debug-command", "local"]);
+    let mut m = master.client();
+    let mut r = replica.client();
+    q(&mut r, &["SET", "stale", "gone after the sync"]);
+    q(&mut m, &["SET", "before", "1"]);
+    q(&mut m, &["DEBUG", "POPULATE", "300"]);
+    replicate(&mut r, master.port);
+    assert_eq!(info_field(&mut r, "role"), "slave");
+    assert_eq!(info_field(&mut r, "master_port"), master.port.to_string());
+    // Replaced, not merged.
+    assert_eq!(q(&mut r, &["EXISTS", "stale"]), redis::Value::Int(0));
+    write_mix(&mut m);
+    // WAIT: the replica acknowledges what was written so far.
+    let n: i64 = redis::cmd("WAIT").arg(1).arg(5000).query(&mut m).unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(digest(&mut m), digest(&mut r));
+    let mut r5 = replica.client();
+    q(&mut r5, &["SELECT", "5"]);
+    assert_eq!(
+        q(&mut r5, &["GET", "in5"]),
+        redis::Value::BulkString(b"v".to_vec())
+    );
+    // Offsets agree once the replica acknowledged everything.
+    wait_for("the offsets to agree", || {
+        info_field(&mut m, "master_repl_offset") == info_field(&mut r, "master_repl_offset")
+    });
+    let off = info_field(&mut m, "master_repl_offset");
+    assert_ne!(off, "0");
+    wait_for("the master to see the acknowledged offset", || {
+        info_field(&mut m, "slave0").contains(&format!(",state=online,offset={off},"))
+    });
+    // Read-only for its own clients.
+    let mut raw = replica.raw();
+    raw.send(b"SET x 1\r\n");
+    let want = b"-READONLY You can't write against a read only replica.\r\n";
+    assert_eq!(raw.read_n(want.len()), want);
+    // ROLE's replica form.
+    let role: redis::Value = redis::cmd("ROLE").query(&mut r).unwrap();
+    let redis::Value::Array(items) = role else {
+        panic!("{role:?}")
+    };
+    assert_eq!(items[0], redis::Value::BulkString(b"slave".to_vec()));
+    assert_eq!(items[2], redis::Value::Int(i64::from(master.port)));
+    assert_eq!(items[3], redis::Value::BulkString(b"connected".to_vec()));
+    // A master again, with the data.
+    assert_eq!(q(&mut r, &["REPLICAOF", "NO", "ONE"]), redis::Value::Okay);
+    assert_eq!(info_field(&mut r, "role"), "master");
+    q(&mut r, &["SET", "x", "1"]);
+    assert_eq!(
+        q(&mut r, &["GET", "before"]),
+        redis::Value::BulkString(b"1".to_vec())
+    );
+    // The master's write no longer arrives.
+    q(&mut m, &["SET", "after", "1"]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(q(&mut r, &["EXISTS", "after"]), redis::Value::Int(0));
+}
+
+#[test]
+fn replica_reconnects_after_the_link_drops() {
+    let master = common::Server::start();
+    let replica = common::Server::start();
+    let mut m = master.client();
+    let mut r = replica.client();
+    replicate(&mut r, master.port);
+    q(&mut m, &["SET", "a", "1"]);
+    // Same master again: nothing to do.
+    let again: String = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(master.port)
+        .query(&mut r)
+        .unwrap();
+    assert_eq!(again, "OK Already connected to specified master");
+    q(&mut m, &["CLIENT", "KILL", "TYPE", "replica"]);
+    q(&mut m, &["SET", "b", "2"]);
+    wait_for("the replica to resync", || {
+        info_field(&mut r, "master_link_status") == "up"
+            && q(&mut r, &["GET", "b"]) == redis::Value::BulkString(b"2".to_vec())
+    });
+}
+
+#[test]
+fn ferrokv_replica_of_redis_master() {
+    let Some(reference) = common::reference() else {
+        eprintln!("redis-server not installed: skipped");
+        return;
+    };
+    let mut m = redis::Client::open(format!("redis://127.0.0.1:{}/", reference.port))
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    // Diskless: the payload comes as `$EOF:<mark>`.
+    q(&mut m, &["CONFIG", "SET", "repl-diskless-sync", "yes"]);
+    q(&mut m, &["CONFIG", "SET", "repl-diskless-sync-delay", "0"]);
+    q(&mut m, &["DEBUG", "POPULATE", "500"]);
+    q(&mut m, &["HSET", "big", "f", &"x".repeat(200)]);
+    let replica = common::Server::start_with(&["--enable-debug-command", "local"]);
+    let mut r = replica.client();
+    replicate(&mut r, reference.port);
+    write_mix(&mut m);
+    let n: i64 = redis::cmd("WAIT").arg(1).arg(5000).query(&mut m).unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(digest(&mut m), digest(&mut r));
+    // Redis's byte count of its stream and ours agree.
+    wait_for("the offsets to agree", || {
+        info_field(&mut m, "master_repl_offset") == info_field(&mut r, "slave_repl_offset")
+    });
+    assert_eq!(
+        info_field(&mut m, "master_replid"),
+        info_field(&mut r, "master_replid")
+    );
+}
+
+#[test]
+fn redis_replica_of_ferrokv_master() {
+    let Some(reference) = common::reference() else {
+        eprintln!("redis-server not installed: skipped");
+        return;
+    };
+    let master = common::Server::start_with(&["--enable-debug-command", "local"]);
+    let mut m = master.client();
+    q(&mut m, &["DEBUG", "POPULATE", "200"]);
+    let mut r = redis::Client::open(format!("redis://127.0.0.1:{}/", reference.port))
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    replicate(&mut r, master.port);
+    write_mix(&mut m);
+    let n: i64 = redis::cmd("WAIT").arg(1).arg(5000).query(&mut m).unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(digest(&mut m), digest(&mut r));
+    wait_for("the offsets to agree", || {
+        info_field(&mut m, "master_repl_offset") == info_field(&mut r, "master_repl_offset")
+    });
+}
+
+#[test]
+fn wait_counts_acknowledgements() {
+    let master = common::Server::start();
+    let mut m = master.client();
+    // No replica: nothing acknowledges; a zero count is met at once.
+    assert_eq!(q(&mut m, &["WAIT", "0", "0"]), redis::Value::Int(0));
+    let started = Instant::now();
+    assert_eq!(q(&mut m, &["WAIT", "1", "200"]), redis::Value::Int(0));
+    assert!(started.elapsed() >= Duration::from_millis(190));
+    let replica = common::Server::start();
+    let mut r = replica.client();
+    replicate(&mut r, master.port);
+    q(&mut m, &["SET", "k", "v"]);
+    assert_eq!(q(&mut m, &["WAIT", "1", "0"]), redis::Value::Int(1));
+    // More than there are: the count at the timeout.
+    assert_eq!(q(&mut m, &["WAIT", "2", "300"]), redis::Value::Int(1));
+    // A replica refuses WAIT.
+    let e = redis::cmd("WAIT").arg(1).arg(0).query::<i64>(&mut r);
+    assert!(
+        e.unwrap_err()
+            .to_string()
+            .contains("WAIT cannot be used with replica instances"),
+    );
+}
