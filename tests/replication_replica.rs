@@ -245,3 +245,59 @@ fn wait_counts_acknowledgements() {
             .contains("WAIT cannot be used with replica instances"),
     );
 }
+
+/// PSYNC with this master's id and an offset its backlog holds continues
+/// the stream from there (`+CONTINUE <id>`, then the bytes from that
+/// offset); an unknown id gets a full synchronization.
+#[test]
+fn psync_continues_from_the_backlog() {
+    let master = common::Server::start();
+    let replica = common::Server::start();
+    let mut m = master.client();
+    let mut r = replica.client();
+    replicate(&mut r, master.port);
+    q(&mut m, &["SET", "k", "v"]);
+    let id = info_field(&mut m, "master_replid");
+    let off: i64 = info_field(&mut m, "master_repl_offset").parse().unwrap();
+    assert_eq!(info_field(&mut m, "repl_backlog_active"), "1");
+    // The last command, `*3 $3 SET $1 k $1 v`, is 27 bytes.
+    let mut raw = master.raw();
+    raw.send(format!("PSYNC {id} {}\r\n", off - 26).as_bytes());
+    let want = format!("+CONTINUE {id}\r\n*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n");
+    assert_eq!(String::from_utf8(raw.read_n(want.len())).unwrap(), want);
+    let mut raw = master.raw();
+    raw.send(format!("PSYNC {} 1\r\n", "0".repeat(40)).as_bytes());
+    let head = String::from_utf8(raw.read_n(12)).unwrap();
+    assert_eq!(head, "+FULLRESYNC ");
+}
+
+/// A replica of a replica gets the master's stream as it came (same
+/// offsets); promoting the middle one keeps the chain going.
+#[test]
+fn chained_replicas_and_promotion() {
+    let master = common::Server::start_with(&["--enable-debug-command", "local"]);
+    let r1 = common::Server::start_with(&["--enable-debug-command", "local"]);
+    let r2 = common::Server::start_with(&["--enable-debug-command", "local"]);
+    let mut m = master.client();
+    let mut c1 = r1.client();
+    let mut c2 = r2.client();
+    q(&mut m, &["SELECT", "3"]);
+    q(&mut m, &["SET", "in3", "1"]);
+    replicate(&mut c1, master.port);
+    replicate(&mut c2, r1.port);
+    // The stream is in database 3 with no SELECT to come.
+    q(&mut m, &["SET", "in3", "2"]);
+    write_mix(&mut m);
+    wait_for("the chain to agree", || {
+        let off = info_field(&mut m, "master_repl_offset");
+        info_field(&mut c1, "master_repl_offset") == off
+            && info_field(&mut c2, "master_repl_offset") == off
+    });
+    assert_eq!(digest(&mut m), digest(&mut c2));
+    assert_eq!(q(&mut c1, &["REPLICAOF", "NO", "ONE"]), redis::Value::Okay);
+    q(&mut c1, &["SET", "promoted", "1"]);
+    wait_for("the new master's write", || {
+        q(&mut c2, &["GET", "promoted"]) == redis::Value::BulkString(b"1".to_vec())
+    });
+    assert_eq!(digest(&mut c1), digest(&mut c2));
+}

@@ -208,7 +208,12 @@ fn brpoplpush(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     bmove(ctx, &args[1], &args[2], false, true, timeout)
 }
 
-fn lmove_effect(src: &[u8], dst: &[u8], from: bool, to: bool) -> Vec<Vec<u8>> {
+/// What a served or immediate move propagates: BRPOPLPUSH as RPOPLPUSH,
+/// BLMOVE as LMOVE, as Redis rewrites them.
+fn lmove_effect(src: &[u8], dst: &[u8], from: bool, to: bool, rpoplpush: bool) -> Vec<Vec<u8>> {
+    if rpoplpush {
+        return vec![b"RPOPLPUSH".to_vec(), src.to_vec(), dst.to_vec()];
+    }
     let side = |l: bool| {
         if l {
             b"LEFT".to_vec()
@@ -238,10 +243,12 @@ fn bmove(
         // The non-blocking form does the whole job (and its checks; a
         // one-element list rotated onto itself keeps its TTL).
         super::lists::move_generic(ctx, src, dst, from, to)?;
-        ctx.rewrite_effect(lmove_effect(src, dst, from, to));
+        let rpoplpush = ctx.cmd.name == "brpoplpush";
+        ctx.rewrite_effect(lmove_effect(src, dst, from, to, rpoplpush));
         return Ok(());
     }
     let dst = dst.to_vec();
+    let rpoplpush = ctx.cmd.name == "brpoplpush";
     let also = vec![dst.clone()];
     let (srv, me) = (ctx.srv, ctx.client.info.id);
     block(
@@ -281,7 +288,7 @@ fn bmove(
                 list::push(&mut d, to, [elem.as_slice()], false, fill_n).ok()?;
                 elem
             };
-            let effect = lmove_effect(key, &dst, from, to);
+            let effect = lmove_effect(key, &dst, from, to, rpoplpush);
             let argv: Vec<&[u8]> = effect.iter().map(Vec::as_slice).collect();
             sctx.effect(&argv);
             sctx.event(class::LIST, push_event(to), &dst);

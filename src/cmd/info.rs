@@ -512,14 +512,15 @@ fn replication(srv: &Server, lines: &mut Vec<String>) {
         crate::server::repl::master_offset()
     );
     field!(lines, "second_repl_offset:{}", ids.second_offset);
-    field!(lines, "repl_backlog_active:0");
+    let (active, first, histlen) = crate::server::repl::backlog_info();
+    field!(lines, "repl_backlog_active:{}", i32::from(active));
     field!(
         lines,
         "repl_backlog_size:{}",
         srv.config.repl_backlog_size.get()
     );
-    field!(lines, "repl_backlog_first_byte_offset:0");
-    field!(lines, "repl_backlog_histlen:0");
+    field!(lines, "repl_backlog_first_byte_offset:{first}");
+    field!(lines, "repl_backlog_histlen:{histlen}");
 }
 
 fn rusage(who: libc::c_int) -> (String, String) {

@@ -91,8 +91,18 @@ fn sync(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
     full_sync(ctx, false)
 }
 
-fn psync(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
-    // The requested id and offset never match a backlog: full sync.
+/// PSYNC <replid> <offset>: continues from the backlog when it can,
+/// else a full synchronization.
+fn psync(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
+    let info = &ctx.client.info;
+    if !info.has_flag(list_flags::REPL_RDB_ONLY)
+        && !info.has_flag(list_flags::REPL_FUNCTIONS_ONLY)
+        && let Some(offset) = crate::util::num::parse_i64(&args[2])
+        && crate::server::repl::try_continue(ctx.srv, ctx.client, &args[1], offset)
+    {
+        ctx.effect = super::Effect::Nothing;
+        return Ok(());
+    }
     full_sync(ctx, true)
 }
 
@@ -110,6 +120,13 @@ fn full_sync(ctx: &mut Ctx<'_>, psync: bool) -> CmdResult {
         crate::persist::save::serialize(ctx.srv, ctx.db.locks)
     };
     crate::notice!("Replica {} asks for synchronization", info.addr);
+    // A replica's stream passed on carries no SELECT before its next one:
+    // the payload names the database it is in, as Redis's does.
+    let rdb = if crate::server::replica::is_replica() {
+        with_stream_db(rdb, crate::server::replica::stream_db())
+    } else {
+        rdb
+    };
     if info.has_flag(list_flags::REPL_RDB_ONLY) {
         // The dataset only, then the connection closes (redis-cli --rdb).
         if psync {
@@ -127,6 +144,27 @@ fn full_sync(ctx: &mut Ctx<'_>, psync: bool) -> CmdResult {
     }
     crate::server::repl::attach(ctx.srv, ctx.client, psync, &rdb);
     Ok(())
+}
+
+/// `rdb` with the `repl-stream-db` aux field after its header (and its
+/// checksum computed again, unless it had none).
+fn with_stream_db(rdb: Vec<u8>, db: usize) -> Vec<u8> {
+    if rdb.len() < 17 || !rdb.starts_with(b"REDIS") {
+        return rdb;
+    }
+    let body = &rdb[..rdb.len() - 8];
+    let had_crc = rdb[rdb.len() - 8..] != [0u8; 8];
+    let mut out = Vec::with_capacity(rdb.len() + 32);
+    out.extend_from_slice(&body[..9]);
+    write::write_aux(&mut out, b"repl-stream-db", db.to_string().as_bytes());
+    out.extend_from_slice(&body[9..]);
+    let crc = if had_crc {
+        crate::util::crc64::crc64(0, &out)
+    } else {
+        0
+    };
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
 }
 
 /// An RDB file holding the function libraries and no keys.

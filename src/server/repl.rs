@@ -67,8 +67,11 @@ pub fn master_offset() -> i64 {
     }
 }
 
-/// A replica synchronized with a master: its id and offset are ours now.
-pub fn adopt(replid: &str, offset: i64) {
+/// A replica synchronized with a master: its id and offset are ours now,
+/// and the backlog (kept from then on, for its own replicas) starts after
+/// `offset`.
+pub fn adopt(srv: &'static Server, replid: &str, offset: i64) {
+    drop(start(srv));
     let mut ids = IDS.lock();
     let cur = ids.get_or_insert_with(|| Ids {
         replid: String::new(),
@@ -76,7 +79,27 @@ pub fn adopt(replid: &str, offset: i64) {
         second_offset: -1,
     });
     cur.replid = replid.to_string();
+    drop(ids);
     OFFSET.store(offset, Ordering::Relaxed);
+    let mut inner = FEED.inner.lock();
+    inner.backlog.clear();
+    inner.backlog_end = offset;
+}
+
+/// PSYNC continued under a new id (the master was promoted): the old one
+/// stays valid up to here as the second id; this server's replicas
+/// reconnect to learn the new one.
+pub fn adopt_id(replid: &str) {
+    let old = ids();
+    if old.replid == replid {
+        return;
+    }
+    *IDS.lock() = Some(Ids {
+        replid: replid.to_string(),
+        replid2: old.replid,
+        second_offset: master_offset() + 1,
+    });
+    disconnect_all();
 }
 
 /// REPLICAOF NO ONE: a new history starting at `offset`; the master's id
@@ -89,6 +112,7 @@ pub fn promote(offset: i64) {
         second_offset: offset + 1,
     });
     OFFSET.store(offset, Ordering::Relaxed);
+    FEED.inner.lock().backlog_end = offset;
 }
 
 /// Closes every replica's connection (this server's data was replaced:
@@ -105,10 +129,14 @@ static FEED: Feed = Feed {
     inner: Mutex::new(Inner {
         db: None,
         replicas: Vec::new(),
+        backlog: std::collections::VecDeque::new(),
+        backlog_end: 0,
     }),
 };
 /// The effect sink is registered with the first replica.
 static SINK: OnceLock<()> = OnceLock::new();
+/// The server, for the backlog's size (set with the sink).
+static SRV: OnceLock<&'static Server> = OnceLock::new();
 
 struct Feed {
     /// Replicas attached (the effect path's one load while there are none).
@@ -121,6 +149,41 @@ struct Inner {
     /// (a replica just attached).
     db: Option<usize>,
     replicas: Vec<Replica>,
+    /// The last `repl-backlog-size` bytes of the stream (PSYNC continues
+    /// from them), and the offset of its last byte.
+    backlog: std::collections::VecDeque<u8>,
+    backlog_end: i64,
+}
+
+impl Inner {
+    fn push_backlog(&mut self, bytes: &[u8], cap: usize) {
+        self.backlog_end += bytes.len() as i64;
+        if bytes.len() >= cap {
+            self.backlog.clear();
+            self.backlog.extend(&bytes[bytes.len() - cap..]);
+            return;
+        }
+        self.backlog.extend(bytes);
+        let excess = self.backlog.len().saturating_sub(cap);
+        if excess > 0 {
+            self.backlog.drain(..excess);
+        }
+    }
+
+    /// The offset of the backlog's first byte (`backlog_end + 1` when it
+    /// is empty).
+    fn backlog_first(&self) -> i64 {
+        self.backlog_end - self.backlog.len() as i64 + 1
+    }
+}
+
+/// INFO replication's backlog lines: active, first byte's offset, length.
+pub fn backlog_info() -> (bool, i64, usize) {
+    if !COUNTING.load(Ordering::Relaxed) {
+        return (false, 0, 0);
+    }
+    let inner = FEED.inner.lock();
+    (true, inner.backlog_first(), inner.backlog.len())
 }
 
 struct Replica {
@@ -202,20 +265,19 @@ pub fn addresses() -> Vec<(String, u16, i64)> {
         .collect()
 }
 
+/// Bytes waiting in the replicas' outboxes (INFO memory's
+/// `mem_clients_slaves`, memory eviction leaves out).
+pub fn output_bytes() -> usize {
+    if count() == 0 {
+        return 0;
+    }
+    let inner = FEED.inner.lock();
+    inner.replicas.iter().map(|r| r.info.outbox.pending()).sum()
+}
+
 /// Replicas attached now (INFO replication).
 pub fn count() -> usize {
     FEED.n.load(Ordering::Relaxed)
-}
-
-thread_local! {
-    /// Set on a replica's link thread: what it applies comes from the
-    /// master and goes on to this server's replicas.
-    static APPLYING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Marks this thread as the one applying the master's stream.
-pub fn set_applying(on: bool) {
-    APPLYING.with(|a| a.set(on));
 }
 
 struct Sink;
@@ -225,9 +287,10 @@ impl EffectSink for Sink {
         if !COUNTING.load(Ordering::Relaxed) {
             return;
         }
-        // A replica passes on its master's stream only: its own clients'
-        // writes (a writable replica) stay local, as in Redis.
-        if crate::server::replica::is_replica() && !APPLYING.with(|a| a.get()) {
+        // A replica passes on its master's stream verbatim ([`proxy`]):
+        // its own clients' writes (a writable replica) stay local, as in
+        // Redis.
+        if crate::server::replica::is_replica() {
             return;
         }
         let mut inner = FEED.inner.lock();
@@ -239,15 +302,37 @@ impl EffectSink for Sink {
             }
             encode::command(&mut frame, r.argv.iter().copied());
         }
-        send(&inner, &frame);
+        send(&mut inner, &frame);
     }
+}
+
+/// A replica's share: the bytes of its master's stream it applied, passed
+/// on as they came (its offset counts them).
+pub fn proxy(srv: &Server, bytes: &[u8]) {
+    if !COUNTING.load(Ordering::Relaxed) || bytes.is_empty() {
+        return;
+    }
+    let mut inner = FEED.inner.lock();
+    inner.push_backlog(bytes, backlog_cap(srv));
+    let now = crate::server::now_ms();
+    for r in &inner.replicas {
+        r.info.outbox.append(&r.info, bytes, limits(r.srv), now);
+    }
+}
+
+fn backlog_cap(srv: &Server) -> usize {
+    srv.config.repl_backlog_size.get().max(1) as usize
 }
 
 /// Counts `frame` into the stream (a replica counts its master's stream
 /// instead) and appends it to every replica's outbox.
-fn send(inner: &Inner, frame: &[u8]) {
-    if !crate::server::replica::is_replica() {
-        OFFSET.fetch_add(frame.len() as i64, Ordering::Relaxed);
+fn send(inner: &mut Inner, frame: &[u8]) {
+    if crate::server::replica::is_replica() {
+        return;
+    }
+    OFFSET.fetch_add(frame.len() as i64, Ordering::Relaxed);
+    if let Some(srv) = SRV.get() {
+        inner.push_backlog(frame, backlog_cap(srv));
     }
     let now = crate::server::now_ms();
     for r in &inner.replicas {
@@ -274,9 +359,7 @@ pub fn attach(srv: &'static Server, client: &mut Client, psync: bool, rdb: &[u8]
     if client.info.has_flag(list_flags::REPLICA) {
         return false;
     }
-    SINK.get_or_init(|| srv.ks.add_effect_sink(Arc::new(Sink)));
-    let mut inner = FEED.inner.lock();
-    COUNTING.store(true, Ordering::Relaxed);
+    let mut inner = start(srv);
     let out = &client.info.outbox;
     if psync {
         // Under the feed's lock: no PING is counted between the offset
@@ -289,22 +372,77 @@ pub fn attach(srv: &'static Server, client: &mut Client, psync: bool, rdb: &[u8]
     out.write(&head);
     out.write(rdb);
     inner.db = None;
+    register(&mut inner, srv, client, 0);
+    true
+}
+
+/// PSYNC <replid> <offset>: if this server's history holds that offset
+/// (its id, or the previous one up to where it ended) and the backlog
+/// still has it, the replica continues from there: `+CONTINUE <replid>`,
+/// the backlog's bytes from `offset`, then the stream. False: a full
+/// synchronization is needed.
+pub fn try_continue(srv: &'static Server, client: &mut Client, replid: &[u8], offset: i64) -> bool {
+    if client.info.has_flag(list_flags::REPLICA) || !COUNTING.load(Ordering::Relaxed) {
+        return false;
+    }
+    let ids = ids();
+    let known = replid == ids.replid.as_bytes()
+        || (replid == ids.replid2.as_bytes() && offset <= ids.second_offset);
+    if !known {
+        return false;
+    }
+    let mut inner = start(srv);
+    let first = inner.backlog_first();
+    if offset < first || offset > inner.backlog_end + 1 {
+        return false;
+    }
+    let out = &client.info.outbox;
+    out.write(format!("+CONTINUE {}\r\n", ids.replid).as_bytes());
+    let skip = (offset - first) as usize;
+    let (a, b) = inner.backlog.as_slices();
+    if skip < a.len() {
+        out.write(&a[skip..]);
+        out.write(b);
+    } else {
+        out.write(&b[skip - a.len()..]);
+    }
+    crate::notice!(
+        "Partial resynchronization request from {} accepted. Sending {} bytes of backlog starting from offset {}.",
+        client.info.addr,
+        inner.backlog_end + 1 - offset,
+        offset
+    );
+    register(&mut inner, srv, client, offset - 1);
+    true
+}
+
+/// The feed's lock, the sink registered and the backlog started.
+fn start(srv: &'static Server) -> parking_lot::MutexGuard<'static, Inner> {
+    SINK.get_or_init(|| srv.ks.add_effect_sink(Arc::new(Sink)));
+    SRV.get_or_init(|| srv);
+    let mut inner = FEED.inner.lock();
+    if !COUNTING.swap(true, Ordering::Relaxed) {
+        // The backlog starts here (its first byte is the next one).
+        inner.backlog_end = master_offset();
+    }
+    inner
+}
+
+fn register(inner: &mut Inner, srv: &'static Server, client: &mut Client, ack_off: i64) {
     inner.replicas.push(Replica {
         info: client.info.clone(),
         srv,
         ack_ms: 0,
         since_ms: crate::server::now_ms(),
         port: take_port(&client.info),
-        ack_off: 0,
+        ack_off,
     });
     FEED.n.store(inner.replicas.len(), Ordering::Relaxed);
-    drop(inner);
     // The connection now waits on its outbox, and a replica gets no
     // replies to what it sends (acknowledgements, PINGs).
     client.pubsub.ever = true;
     client.reply_mode = ReplyMode::Off;
     client.info.set_flag(list_flags::REPLICA, true);
-    true
 }
 
 /// Detaches client `id` (disconnect).
@@ -399,10 +537,10 @@ pub fn request_acks() {
     if count() == 0 {
         return;
     }
-    let inner = FEED.inner.lock();
+    let mut inner = FEED.inner.lock();
     let mut frame = Vec::new();
     encode::command(&mut frame, [&b"REPLCONF"[..], b"GETACK", b"*"].into_iter());
-    send(&inner, &frame);
+    send(&mut inner, &frame);
 }
 
 /// Whether writes may go ahead under `min-replicas-to-write`: enough
@@ -442,8 +580,8 @@ pub fn cron(srv: &Server, now_ms: i64) {
         // The first tick only starts the clock, as a replica just synced.
         return;
     }
-    let inner = FEED.inner.lock();
+    let mut inner = FEED.inner.lock();
     let mut frame = Vec::new();
     encode::command(&mut frame, [&b"PING"[..]].into_iter());
-    send(&inner, &frame);
+    send(&mut inner, &frame);
 }

@@ -47,6 +47,15 @@ static GEN: AtomicU64 = AtomicU64::new(0);
 static READ_OFFSET: AtomicI64 = AtomicI64::new(0);
 static OFFSET: AtomicI64 = AtomicI64::new(0);
 static LINK: Mutex<Option<Link>> = Mutex::new(None);
+/// The database the master's stream is in (the master client's): a full
+/// synchronization's payload names it (`repl-stream-db`), for this
+/// server's replicas, whose stream carries no SELECT before its next one.
+static STREAM_DB: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// The database the stream passed on is in (see [`STREAM_DB`]).
+pub fn stream_db() -> usize {
+    STREAM_DB.load(Ordering::Relaxed)
+}
 
 /// Where the link stands (ROLE's words).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -83,8 +92,6 @@ struct Link {
     transfer_read: i64,
     /// The socket, to shut it down from REPLICAOF.
     sock: Option<TcpStream>,
-    /// The master's id and offset once synchronized (PSYNC on reconnect).
-    synced: Option<(String, i64)>,
 }
 
 /// Whether this server is a replica.
@@ -150,10 +157,12 @@ pub fn set_master(srv: &'static Server, host: &str, port: u16) -> Set {
         transfer_size: -1,
         transfer_read: 0,
         sock: None,
-        synced: None,
     });
     let generation = GEN.fetch_add(1, Ordering::SeqCst) + 1;
     drop(link);
+    if !was_replica {
+        disconnect_blocked(srv);
+    }
     crate::notice!("Connecting to MASTER {host}:{port}");
     let spawned = std::thread::Builder::new()
         .name("ferrokv-repl".into())
@@ -162,6 +171,21 @@ pub fn set_master(srv: &'static Server, host: &str, port: u16) -> Set {
         crate::warning!("Can't start the replication thread: {e}");
     }
     Set::Started
+}
+
+/// A master turned replica: its blocked clients are answered an error and
+/// disconnected (what the master's stream brings must not serve them).
+fn disconnect_blocked(srv: &Server) {
+    for info in srv.clients.snapshot() {
+        let waiter = info.waiter.lock().clone();
+        if let Some(w) = waiter {
+            w.complete(
+                b"-UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)\r\n"
+                    .to_vec(),
+            );
+            info.request_kill();
+        }
+    }
 }
 
 /// REPLICAOF NO ONE: a master again, keeping the data. The master's id
@@ -180,6 +204,8 @@ pub fn set_no_one() {
     }
     drop(link);
     crate::server::repl::promote(offset());
+    // They learn the new id by reconnecting (and continue from here).
+    crate::server::repl::disconnect_all();
     crate::notice!("MASTER MODE enabled (user request from 'id=0')");
 }
 
@@ -323,9 +349,9 @@ impl Conn {
 }
 
 fn run_link(srv: &'static Server, generation: u64) -> Result<(), String> {
-    let Some((host, port, synced)) = with_link(generation, |l| {
+    let Some((host, port)) = with_link(generation, |l| {
         l.state = State::Connecting;
-        (l.host.clone(), l.port, l.synced.clone())
+        (l.host.clone(), l.port)
     }) else {
         return Ok(());
     };
@@ -359,13 +385,11 @@ fn run_link(srv: &'static Server, generation: u64) -> Result<(), String> {
         last_io: Instant::now(),
     };
     handshake(srv, &mut conn)?;
-    let reply = match &synced {
-        Some((id, off)) => {
-            let next = (off + 1).to_string();
-            conn.ask(&[b"PSYNC", id.as_bytes(), next.as_bytes()])?
-        }
-        None => conn.ask(&[b"PSYNC", b"?", b"-1"])?,
-    };
+    // Our history (our own, or the master's we follow) and where we are
+    // in it: the master continues from there if it can.
+    let id = crate::server::repl::ids().replid;
+    let next = (offset() + 1).to_string();
+    let reply = conn.ask(&[b"PSYNC", id.as_bytes(), next.as_bytes()])?;
     if let Some(rest) = reply.strip_prefix("+FULLRESYNC ") {
         let mut w = rest.split(' ');
         let (Some(id), Some(off)) = (w.next(), w.next().and_then(|o| o.parse::<i64>().ok())) else {
@@ -375,16 +399,12 @@ fn run_link(srv: &'static Server, generation: u64) -> Result<(), String> {
         full_sync(srv, &mut conn)?;
         OFFSET.store(off, Ordering::Relaxed);
         READ_OFFSET.store(off, Ordering::Relaxed);
-        crate::server::repl::adopt(id, off);
-        let _ = with_link(generation, |l| l.synced = Some((id.to_string(), off)));
+        crate::server::repl::adopt(srv, id, off);
     } else if let Some(rest) = reply.strip_prefix("+CONTINUE") {
         crate::notice!("Successful partial resynchronization with master.");
         let id = rest.trim();
         if !id.is_empty() {
-            crate::server::repl::adopt(id, offset());
-            let _ = with_link(generation, |l| {
-                l.synced = Some((id.to_string(), offset()));
-            });
+            crate::server::repl::adopt_id(id);
         }
     } else {
         return Err(format!("Unexpected reply to PSYNC from master: {reply}"));
@@ -492,9 +512,16 @@ fn full_sync(srv: &'static Server, conn: &mut Conn) -> Result<(), String> {
     if !current(generation) {
         return Err("Replication link replaced".into());
     }
+    STREAM_DB.store(stream_db_of(&path).unwrap_or(0), Ordering::Relaxed);
     crate::notice!("MASTER <-> REPLICA sync: Flushing old data");
     crate::notice!("MASTER <-> REPLICA sync: Loading DB in memory");
-    load(srv, &path)?;
+    if let Err(e) = load(srv, &path) {
+        // The dataset is empty now: no offset of any history describes it.
+        OFFSET.store(0, Ordering::Relaxed);
+        READ_OFFSET.store(0, Ordering::Relaxed);
+        crate::server::repl::adopt(srv, &crate::server::random_hex(40), 0);
+        return Err(e);
+    }
     // The sub-replicas' data is not this one any more: they sync again.
     crate::server::repl::disconnect_all();
     if srv.config.appendonly.get() {
@@ -502,6 +529,61 @@ fn full_sync(srv: &'static Server, conn: &mut Conn) -> Result<(), String> {
     }
     crate::notice!("MASTER <-> REPLICA sync: Finished with success");
     Ok(())
+}
+
+/// The `repl-stream-db` aux field among those at the start of the RDB
+/// file at `path`, if any.
+fn stream_db_of(path: &str) -> Option<usize> {
+    let mut head = vec![0u8; 4096];
+    let n = std::fs::File::open(path).ok()?.read(&mut head).ok()?;
+    let data = head.get(..n)?;
+    let mut pos = 9; // "REDIS" and four version digits
+    if !data.starts_with(b"REDIS") {
+        return None;
+    }
+    while data.get(pos) == Some(&0xFA) {
+        let (name, next) = rdb_string(data, pos + 1)?;
+        let (value, next) = rdb_string(data, next)?;
+        if name == b"repl-stream-db" {
+            return std::str::from_utf8(&value).ok()?.parse().ok();
+        }
+        pos = next;
+    }
+    None
+}
+
+/// One RDB string at `pos` (plain or integer-encoded; others: `None`)
+/// and the position after it.
+fn rdb_string(data: &[u8], pos: usize) -> Option<(Vec<u8>, usize)> {
+    let b = *data.get(pos)?;
+    let (len, at) = match b >> 6 {
+        0 => (usize::from(b & 0x3F), pos + 1),
+        1 => (
+            (usize::from(b & 0x3F) << 8) | usize::from(*data.get(pos + 1)?),
+            pos + 2,
+        ),
+        2 if b == 0x80 => {
+            let v = data.get(pos + 1..pos + 5)?;
+            (u32::from_be_bytes(v.try_into().ok()?) as usize, pos + 5)
+        }
+        3 => {
+            let (v, at) = match b & 0x3F {
+                0 => (i64::from(*data.get(pos + 1)? as i8), pos + 2),
+                1 => {
+                    let v = data.get(pos + 1..pos + 3)?;
+                    (i64::from(i16::from_le_bytes(v.try_into().ok()?)), pos + 3)
+                }
+                2 => {
+                    let v = data.get(pos + 1..pos + 5)?;
+                    (i64::from(i32::from_le_bytes(v.try_into().ok()?)), pos + 5)
+                }
+                _ => return None,
+            };
+            return Some((v.to_string().into_bytes(), at));
+        }
+        _ => return None,
+    };
+    Some((data.get(at..at + len)?.to_vec(), at + len))
 }
 
 /// Copies the payload (the buffered bytes first) into `tmp`.
@@ -681,7 +763,7 @@ fn stream(srv: &'static Server, conn: &mut Conn) -> Result<(), String> {
         return Ok(());
     }
     let mut applier = Applier::new(srv, &conn.sock);
-    crate::server::repl::set_applying(true);
+    applier.client.db = STREAM_DB.load(Ordering::Relaxed);
     let mut parser = Parser::default();
     let limits = Limits {
         max_bulk: i64::MAX,
@@ -722,16 +804,24 @@ fn stream(srv: &'static Server, conn: &mut Conn) -> Result<(), String> {
                     } else {
                         applier.run(&args);
                     }
+                    STREAM_DB.store(applier.client.db, Ordering::Relaxed);
+                    // Passed on as it came, once applied (with its offset).
+                    crate::server::repl::proxy(srv, &conn.buf[conn.pos..conn.pos + consumed]);
                     conn.pos += consumed;
                     OFFSET.fetch_add(consumed as i64, Ordering::Relaxed);
                 }
                 Frame::Empty { consumed } => {
+                    crate::server::repl::proxy(srv, &conn.buf[conn.pos..conn.pos + consumed]);
                     conn.pos += consumed;
                     OFFSET.fetch_add(consumed as i64, Ordering::Relaxed);
                 }
                 Frame::Incomplete { .. } => break,
                 Frame::Error(e) => return Err(format!("Protocol error from MASTER: {e}")),
             }
+        }
+        // CLIENT KILL TYPE master: the link drops (and is made again).
+        if applier.client.info.killed.load(Ordering::Relaxed) {
+            return Err("Connection with master killed".into());
         }
         // Keep the unfinished command (the parser goes on from it).
         conn.buf.drain(..conn.pos);
