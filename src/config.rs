@@ -32,6 +32,7 @@ pub use parse::parse_memory;
 use parse::{Value, check_dir, notify_to_string, parse_value, value_str};
 
 pub const LOGLEVELS: &[&str] = &["debug", "verbose", "notice", "warning"];
+pub const DISKLESS_LOAD: &[&str] = &["disabled", "on-empty-db", "swapdb"];
 pub const YES_NO_LOCAL: &[&str] = &["no", "yes", "local"];
 /// `sanitize-dump-payload`: ferrokv checks every RDB and DUMP value fully
 /// whatever the setting (a bounds-checked decode costs no more).
@@ -210,6 +211,12 @@ config_table! {
         repl_diskless_sync: Bool = BoolParam::new(true), "repl-diskless-sync", Mutable;
         repl_diskless_sync_delay: Int = IntParam::new(5, 0, INT_MAX),
             "repl-diskless-sync-delay", Mutable;
+        /// Accepted: a master serves each replica's sync at once.
+        repl_diskless_sync_max_replicas: Int = IntParam::new(0, 0, INT_MAX),
+            "repl-diskless-sync-max-replicas", Mutable;
+        /// Accepted: a replica always receives the payload into a file
+        /// before it loads it (Redis's `disabled`).
+        repl_diskless_load: Enum = EnumParam::new(0, DISKLESS_LOAD), "repl-diskless-load", Mutable;
         replica_lazy_flush: Bool = BoolParam::new(false),
             "replica-lazy-flush" | "slave-lazy-flush", Mutable;
         /// The `replicaof <host> <port>` directive, followed once the dataset

@@ -172,7 +172,9 @@ fn admit_rare(srv: &Server, client: &Client, cmd: &Command) -> Result<(), Refusa
 /// refuses writes the disk cannot take, in Redis's order.
 #[inline]
 pub fn memory_and_disk(srv: &Server, client: &Client, cmd: &Command) -> Result<(), Refusal> {
-    if crate::server::evict::rejects(srv, client, cmd) {
+    if !crate::server::replica::ignores_maxmemory(srv)
+        && crate::server::evict::rejects(srv, client, cmd)
+    {
         return Err(Refusal::Oom);
     }
     if refused_for_disk(client, cmd) && crate::persist::writes_denied(srv) {

@@ -386,7 +386,9 @@ fn cron(srv: &'static Server) {
             continue;
         }
         let evicting = Instant::now();
-        evict::cron(srv);
+        if !replica::ignores_maxmemory(srv) {
+            evict::cron(srv);
+        }
         crate::cmd::latency::sample(srv, "eviction-cycle", evicting.elapsed());
         crate::persist::bgsave::cron(srv);
         crate::persist::aof::cron(srv);

@@ -108,6 +108,13 @@ pub fn stale(srv: &Server) -> bool {
     is_replica() && !UP.load(Ordering::Relaxed) && !srv.config.replica_serve_stale_data.get()
 }
 
+/// Whether memory is left to the master (`replica-ignore-maxmemory`): no
+/// eviction, no OOM refusal.
+#[inline]
+pub fn ignores_maxmemory(srv: &Server) -> bool {
+    is_replica() && srv.config.replica_ignore_maxmemory.get()
+}
+
 /// Whether writes from normal clients are refused (`replica-read-only`).
 #[inline]
 pub fn read_only(srv: &Server) -> bool {
