@@ -14,6 +14,7 @@ mod obuf;
 pub mod pause;
 pub mod repl;
 pub mod replica;
+mod replica_sync;
 pub mod stats;
 pub mod tls;
 

@@ -112,7 +112,17 @@ pub fn promote(offset: i64) {
         second_offset: offset + 1,
     });
     OFFSET.store(offset, Ordering::Relaxed);
-    FEED.inner.lock().backlog_end = offset;
+    let mut inner = FEED.inner.lock();
+    inner.backlog_end = offset;
+    // The next record starts with a SELECT: replicas continuing from
+    // here may be in any database.
+    inner.db = None;
+}
+
+/// The database this master's stream is in (`None`: the next record
+/// selects one).
+pub fn stream_db() -> Option<usize> {
+    FEED.inner.lock().db
 }
 
 /// Closes every replica's connection (this server's data was replaced:

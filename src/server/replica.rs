@@ -44,13 +44,14 @@ static UP: AtomicBool = AtomicBool::new(false);
 static GEN: AtomicU64 = AtomicU64::new(0);
 /// Bytes of the master's stream received and applied (Redis's
 /// `read_reploff` and `reploff`).
-static READ_OFFSET: AtomicI64 = AtomicI64::new(0);
-static OFFSET: AtomicI64 = AtomicI64::new(0);
+pub(super) static READ_OFFSET: AtomicI64 = AtomicI64::new(0);
+pub(super) static OFFSET: AtomicI64 = AtomicI64::new(0);
 static LINK: Mutex<Option<Link>> = Mutex::new(None);
 /// The database the master's stream is in (the master client's): a full
 /// synchronization's payload names it (`repl-stream-db`), for this
 /// server's replicas, whose stream carries no SELECT before its next one.
-static STREAM_DB: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+pub(super) static STREAM_DB: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(0);
 
 /// The database the stream passed on is in (see [`STREAM_DB`]).
 pub fn stream_db() -> usize {
@@ -59,7 +60,7 @@ pub fn stream_db() -> usize {
 
 /// Where the link stands (ROLE's words).
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum State {
+pub(super) enum State {
     Connect,
     Connecting,
     Handshake,
@@ -79,17 +80,17 @@ impl State {
     }
 }
 
-struct Link {
+pub(super) struct Link {
     host: String,
     port: u16,
-    state: State,
+    pub(super) state: State,
     /// When the link last received anything (ms).
     last_io_ms: i64,
     /// When the link went down (ms; 0: it was never up).
     down_since_ms: i64,
     /// Payload size (-1: EOF-marked) and bytes read so far.
-    transfer_size: i64,
-    transfer_read: i64,
+    pub(super) transfer_size: i64,
+    pub(super) transfer_read: i64,
     /// The socket, to shut it down from REPLICAOF.
     sock: Option<TcpStream>,
 }
@@ -150,7 +151,11 @@ pub fn set_master(srv: &'static Server, host: &str, port: u16) -> Set {
     UP.store(false, Ordering::Relaxed);
     let was_replica = REPLICA.swap(true, Ordering::Relaxed);
     if !was_replica {
-        // As Redis caches itself as master: offsets go on from ours.
+        // As Redis caches itself as master: offsets go on from ours, in
+        // the database our stream was in.
+        if let Some(db) = crate::server::repl::stream_db() {
+            STREAM_DB.store(db, Ordering::Relaxed);
+        }
         let off = crate::server::repl::master_offset();
         OFFSET.store(off, Ordering::Relaxed);
         READ_OFFSET.store(off, Ordering::Relaxed);
@@ -231,12 +236,12 @@ pub fn start_from_config(srv: &'static Server) {
     }
 }
 
-fn current(generation: u64) -> bool {
+pub(super) fn current(generation: u64) -> bool {
     GEN.load(Ordering::SeqCst) == generation
 }
 
 /// Updates the link if it is still this generation's.
-fn with_link<R>(generation: u64, f: impl FnOnce(&mut Link) -> R) -> Option<R> {
+pub(super) fn with_link<R>(generation: u64, f: impl FnOnce(&mut Link) -> R) -> Option<R> {
     let mut link = LINK.lock();
     if !current(generation) {
         return None;
@@ -277,11 +282,11 @@ fn link_thread(srv: &'static Server, generation: u64) {
 }
 
 /// The socket and what was read from it but not consumed yet.
-struct Conn {
+pub(super) struct Conn {
     sock: TcpStream,
-    buf: Vec<u8>,
-    pos: usize,
-    generation: u64,
+    pub(super) buf: Vec<u8>,
+    pub(super) pos: usize,
+    pub(super) generation: u64,
     timeout: Duration,
     last_io: Instant,
 }
@@ -297,7 +302,7 @@ impl Conn {
 
     /// Reads more bytes (waiting at most 100 ms); false if none came. The
     /// link's end (a new REPLICAOF, the master's silence) is an error.
-    fn fill(&mut self) -> Result<bool, String> {
+    pub(super) fn fill(&mut self) -> Result<bool, String> {
         if !current(self.generation) {
             return Err("Replication link replaced".into());
         }
@@ -332,7 +337,7 @@ impl Conn {
     }
 
     /// One line without its `\r\n` (at most 64 KiB).
-    fn line(&mut self) -> Result<String, String> {
+    pub(super) fn line(&mut self) -> Result<String, String> {
         loop {
             if let Some(nl) = memchr::memchr(b'\n', &self.buf[self.pos..]) {
                 let raw = &self.buf[self.pos..self.pos + nl];
@@ -403,7 +408,7 @@ fn run_link(srv: &'static Server, generation: u64) -> Result<(), String> {
             return Err(format!("Bad PSYNC reply from MASTER: {reply}"));
         };
         crate::notice!("Full resync from master: {id}:{off}");
-        full_sync(srv, &mut conn)?;
+        super::replica_sync::full_sync(srv, &mut conn)?;
         OFFSET.store(off, Ordering::Relaxed);
         READ_OFFSET.store(off, Ordering::Relaxed);
         crate::server::repl::adopt(srv, id, off);
@@ -451,241 +456,6 @@ fn handshake(srv: &Server, conn: &mut Conn) -> Result<(), String> {
         crate::notice!("(Non critical) Master does not understand REPLCONF capa: {r}");
     }
     Ok(())
-}
-
-/// Receives the payload into a temp file, renames it over `dbfilename`
-/// and loads it in place of the dataset.
-fn full_sync(srv: &'static Server, conn: &mut Conn) -> Result<(), String> {
-    let generation = conn.generation;
-    let _ = with_link(generation, |l| {
-        l.state = State::Transfer;
-        l.transfer_size = -1;
-        l.transfer_read = 0;
-    });
-    // The master sends newlines to keep the link alive while it prepares.
-    let head = loop {
-        let l = conn.line()?;
-        if !l.is_empty() {
-            break l;
-        }
-    };
-    if head.starts_with('-') {
-        return Err(format!("MASTER aborted replication with an error: {head}"));
-    }
-    let Some(spec) = head.strip_prefix('$') else {
-        return Err(format!(
-            "Bad protocol from MASTER, the first byte is not '$' (we received '{head}'), are you sure the host and port are right?"
-        ));
-    };
-    let mark = spec.strip_prefix("EOF:").map(|m| m.as_bytes().to_vec());
-    let size = match &mark {
-        Some(m) if m.len() == 40 => -1,
-        Some(_) => return Err(format!("Bad EOF mark from MASTER: {head}")),
-        None => spec
-            .parse::<i64>()
-            .ok()
-            .filter(|n| *n >= 0)
-            .ok_or_else(|| format!("Bad payload size from MASTER: {head}"))?,
-    };
-    let _ = with_link(generation, |l| l.transfer_size = size);
-    crate::notice!(
-        "MASTER <-> REPLICA sync: receiving {} from master to disk",
-        if size < 0 {
-            "streamed RDB".to_string()
-        } else {
-            format!("{size} bytes")
-        }
-    );
-    let path = crate::persist::save::rdb_path(srv);
-    let dir = std::path::Path::new(&path)
-        .parent()
-        .map(|p| p.to_path_buf())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(
-        "temp-{}.{}.rdb",
-        now_ms() / 1000,
-        std::process::id()
-    ));
-    let r = receive(conn, &tmp, size, mark.as_deref());
-    let r = r.and_then(|()| {
-        std::fs::rename(&tmp, &path).map_err(|e| {
-            format!("Failed trying to rename the temp DB into {path} in MASTER <-> REPLICA synchronization: {e}")
-        })
-    });
-    if let Err(e) = r {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
-    if !current(generation) {
-        return Err("Replication link replaced".into());
-    }
-    STREAM_DB.store(stream_db_of(&path).unwrap_or(0), Ordering::Relaxed);
-    crate::notice!("MASTER <-> REPLICA sync: Flushing old data");
-    crate::notice!("MASTER <-> REPLICA sync: Loading DB in memory");
-    if let Err(e) = load(srv, &path) {
-        // The dataset is empty now: no offset of any history describes it.
-        OFFSET.store(0, Ordering::Relaxed);
-        READ_OFFSET.store(0, Ordering::Relaxed);
-        crate::server::repl::adopt(srv, &crate::server::random_hex(40), 0);
-        return Err(e);
-    }
-    // The sub-replicas' data is not this one any more: they sync again.
-    crate::server::repl::disconnect_all();
-    if srv.config.appendonly.get() {
-        let _ = crate::persist::aof::bgrewriteaof(srv, false);
-    }
-    crate::notice!("MASTER <-> REPLICA sync: Finished with success");
-    Ok(())
-}
-
-/// The `repl-stream-db` aux field among those at the start of the RDB
-/// file at `path`, if any.
-fn stream_db_of(path: &str) -> Option<usize> {
-    let mut head = vec![0u8; 4096];
-    let n = std::fs::File::open(path).ok()?.read(&mut head).ok()?;
-    let data = head.get(..n)?;
-    let mut pos = 9; // "REDIS" and four version digits
-    if !data.starts_with(b"REDIS") {
-        return None;
-    }
-    while data.get(pos) == Some(&0xFA) {
-        let (name, next) = rdb_string(data, pos + 1)?;
-        let (value, next) = rdb_string(data, next)?;
-        if name == b"repl-stream-db" {
-            return std::str::from_utf8(&value).ok()?.parse().ok();
-        }
-        pos = next;
-    }
-    None
-}
-
-/// One RDB string at `pos` (plain or integer-encoded; others: `None`)
-/// and the position after it.
-fn rdb_string(data: &[u8], pos: usize) -> Option<(Vec<u8>, usize)> {
-    let b = *data.get(pos)?;
-    let (len, at) = match b >> 6 {
-        0 => (usize::from(b & 0x3F), pos + 1),
-        1 => (
-            (usize::from(b & 0x3F) << 8) | usize::from(*data.get(pos + 1)?),
-            pos + 2,
-        ),
-        2 if b == 0x80 => {
-            let v = data.get(pos + 1..pos + 5)?;
-            (u32::from_be_bytes(v.try_into().ok()?) as usize, pos + 5)
-        }
-        3 => {
-            let (v, at) = match b & 0x3F {
-                0 => (i64::from(*data.get(pos + 1)? as i8), pos + 2),
-                1 => {
-                    let v = data.get(pos + 1..pos + 3)?;
-                    (i64::from(i16::from_le_bytes(v.try_into().ok()?)), pos + 3)
-                }
-                2 => {
-                    let v = data.get(pos + 1..pos + 5)?;
-                    (i64::from(i32::from_le_bytes(v.try_into().ok()?)), pos + 5)
-                }
-                _ => return None,
-            };
-            return Some((v.to_string().into_bytes(), at));
-        }
-        _ => return None,
-    };
-    Some((data.get(at..at + len)?.to_vec(), at + len))
-}
-
-/// Copies the payload (the buffered bytes first) into `tmp`.
-fn receive(
-    conn: &mut Conn,
-    tmp: &std::path::Path,
-    size: i64,
-    mark: Option<&[u8]>,
-) -> Result<(), String> {
-    let mut file = std::fs::File::create(tmp).map_err(|e| {
-        format!("Opening the temp file needed for MASTER <-> REPLICA synchronization: {e}")
-    })?;
-    let write_err = |e: std::io::Error| {
-        format!(
-            "Write error or short write writing to the DB dump file needed for MASTER <-> REPLICA synchronization: {e}"
-        )
-    };
-    let mut left = size;
-    let mut read: i64 = 0;
-    loop {
-        let avail = conn.buf.len() - conn.pos;
-        if avail > 0 {
-            match mark {
-                None => {
-                    let n = avail.min(left as usize);
-                    file.write_all(&conn.buf[conn.pos..conn.pos + n])
-                        .map_err(write_err)?;
-                    conn.pos += n;
-                    left -= n as i64;
-                    read += n as i64;
-                }
-                Some(m) => {
-                    // The last 40 bytes may be the mark: keep them back.
-                    let pending = &conn.buf[conn.pos..];
-                    if pending.len() >= m.len() && pending.ends_with(m) {
-                        let body = pending.len() - m.len();
-                        file.write_all(&pending[..body]).map_err(write_err)?;
-                        conn.pos = conn.buf.len();
-                        break;
-                    }
-                    let body = pending.len().saturating_sub(m.len());
-                    file.write_all(&pending[..body]).map_err(write_err)?;
-                    conn.pos += body;
-                    read += body as i64;
-                    // The kept tail moves to the front.
-                    conn.buf.drain(..conn.pos);
-                    conn.pos = 0;
-                }
-            }
-            let _ = with_link(conn.generation, |l| l.transfer_read = read);
-        }
-        if mark.is_none() && left == 0 {
-            break;
-        }
-        conn.fill()?;
-    }
-    file.sync_all().map_err(write_err)?;
-    Ok(())
-}
-
-/// Replaces the dataset with the file at `path`; an empty dataset if it
-/// cannot be loaded whole.
-fn load(srv: &'static Server, path: &str) -> Result<(), String> {
-    let len = std::fs::metadata(path).map_or(0, |m| m.len());
-    srv.persist.loading.begin(len);
-    let mut locks = Locks::default();
-    let mut batch = locks.batch(&srv.ks);
-    batch.all_dbs();
-    let _ = batch.take();
-    let flush = |locks: &mut Locks| {
-        let lazy = srv.config.replica_lazy_flush.get();
-        for db in 0..srv.ks.db_count() {
-            srv.ks.flush_db(locks, db, lazy);
-        }
-        let functions = &srv.scripting.functions;
-        if let Some(mut reg) = functions.try_lock_for(Duration::from_secs(2)) {
-            reg.flush();
-            functions.update_counts(&reg);
-        }
-    };
-    flush(&mut locks);
-    let r = crate::persist::save::load_file(srv, &mut locks, path, false);
-    let r = match r {
-        Ok(_) => Ok(()),
-        Err(e) => {
-            flush(&mut locks);
-            Err(format!(
-                "Failed trying to load the MASTER synchronization DB from disk: {e}"
-            ))
-        }
-    };
-    locks.release();
-    srv.persist.loading.end();
-    srv.persist.dirty.store(0, Ordering::Relaxed);
-    r
 }
 
 /// The statistics of the master client's commands (INFO commandstats),
