@@ -226,6 +226,8 @@ config_table! {
         /// The backlog a master would keep for replicas; reported by INFO
         /// replication (none is allocated: no replica ever connects).
         /// Redis raises values under 16 KiB to 16 KiB.
+        /// Accepted: the backlog is kept for good once made.
+        repl_backlog_ttl: Int = IntParam::new(3600, 0, LONG_MAX), "repl-backlog-ttl", Mutable;
         repl_backlog_size: Int = IntParam::memory(MB, 1, LONG_MAX).clamped(16 * 1024, LONG_MAX),
             "repl-backlog-size", Mutable;
         /// Client eviction is not implemented: only 0 is accepted, written

@@ -130,10 +130,7 @@ fn psync_answers_fullresync_and_scan_reclaims_expired_keys() {
     q(&mut c, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
     q(&mut c, &["SET", "gone", "x", "PX", "1"]);
     std::thread::sleep(Duration::from_millis(20));
-    let (mut s, preamble) = Stream::attach(
-        &srv,
-        b"REPLCONF listening-port 6380 capa eof\r\nPSYNC ? -1\r\n",
-    );
+    let (mut s, preamble) = Stream::attach(&srv, b"REPLCONF listening-port 6380\r\nPSYNC ? -1\r\n");
     let preamble = String::from_utf8(preamble).unwrap();
     assert!(
         preamble.starts_with("+OK\r\n+FULLRESYNC ") && preamble.ends_with(" 0\r\n"),

@@ -301,3 +301,32 @@ fn chained_replicas_and_promotion() {
     });
     assert_eq!(digest(&mut c1), digest(&mut c2));
 }
+
+/// A failover: the replica is promoted and the old master follows it,
+/// continuing from where it was (its own offset, in its stream's
+/// database) without a full synchronization that would lose nothing here
+/// but must not corrupt anything either.
+#[test]
+fn roles_swap_and_the_old_master_continues() {
+    let a = common::Server::start_with(&["--enable-debug-command", "local"]);
+    let b = common::Server::start_with(&["--enable-debug-command", "local"]);
+    let mut ca = a.client();
+    let mut cb = b.client();
+    replicate(&mut ca, b.port);
+    q(&mut cb, &["SELECT", "9"]);
+    q(&mut cb, &["RPUSH", "l", "a", "b"]);
+    q(&mut cb, &["SET", "y", "2"]);
+    let n: i64 = redis::cmd("WAIT").arg(1).arg(5000).query(&mut cb).unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(q(&mut ca, &["REPLICAOF", "NO", "ONE"]), redis::Value::Okay);
+    replicate(&mut cb, a.port);
+    q(&mut ca, &["SELECT", "9"]);
+    q(&mut ca, &["RPUSH", "foo", "a", "b", "c"]);
+    let n: i64 = redis::cmd("WAIT").arg(1).arg(5000).query(&mut ca).unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(digest(&mut ca), digest(&mut cb));
+    assert_eq!(
+        info_field(&mut ca, "master_repl_offset"),
+        info_field(&mut cb, "master_repl_offset")
+    );
+}

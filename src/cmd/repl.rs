@@ -114,6 +114,23 @@ fn full_sync(ctx: &mut Ctx<'_>, psync: bool) -> CmdResult {
         return Ok(());
     }
     ctx.effect = super::Effect::Nothing;
+    // A Redis 7 replica (capa eof): the payload is streamed from a
+    // snapshot while clients go on (`server::repl_sync`).
+    if psync
+        && info.has_flag(list_flags::REPL_CAPA_EOF)
+        && !info.has_flag(list_flags::REPL_RDB_ONLY)
+        && !info.has_flag(list_flags::REPL_FUNCTIONS_ONLY)
+        && !crate::server::replica::is_replica()
+    {
+        crate::notice!(
+            "Replica {} asks for synchronization (diskless, from a snapshot)",
+            info.addr
+        );
+        if crate::server::repl_sync::start(ctx.srv, ctx.client, ctx.db.locks) {
+            return Ok(());
+        }
+    }
+    let info = &ctx.client.info;
     let rdb = if info.has_flag(list_flags::REPL_FUNCTIONS_ONLY) {
         functions_only(ctx)
     } else {
@@ -200,7 +217,12 @@ fn replconf(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
                     .ok_or(Error::msg("ERR value is not an integer or out of range"))?;
                 crate::server::repl::announce_port(info, port.clamp(0, 65535) as u16);
             }
-            b"ip-address" | b"capa" => {}
+            b"capa" => {
+                if val.eq_ignore_ascii_case(b"eof") {
+                    info.set_flag(list_flags::REPL_CAPA_EOF, true);
+                }
+            }
+            b"ip-address" => {}
             b"ack" => {
                 if info.has_flag(list_flags::REPLICA) {
                     crate::server::repl::ack(info.id, crate::util::num::parse_i64(val));

@@ -13,6 +13,7 @@ pub mod listen;
 mod obuf;
 pub mod pause;
 pub mod repl;
+pub mod repl_sync;
 pub mod replica;
 mod replica_sync;
 pub mod stats;

@@ -207,6 +207,31 @@ struct Replica {
     port: u16,
     /// The offset it last acknowledged.
     ack_off: i64,
+    /// While its payload is being sent (`repl_sync`): the stream since
+    /// the snapshot, held back until the payload is out.
+    pending: Option<Vec<u8>>,
+}
+
+impl Replica {
+    /// Queues stream bytes: held back while the payload is sent (within
+    /// the hard output limit), else into the outbox.
+    fn deliver(&mut self, bytes: &[u8], now: i64) {
+        let limits = limits(self.srv);
+        match &mut self.pending {
+            Some(p) => {
+                p.extend_from_slice(bytes);
+                if limits[0] > 0 && p.len() as i64 > limits[0] {
+                    crate::warning!(
+                        "Client {} scheduled to be closed ASAP for overcoming of output buffer limits.",
+                        self.info.addr
+                    );
+                    self.pending = Some(Vec::new());
+                    self.info.request_kill();
+                }
+            }
+            None => self.info.outbox.append(&self.info, bytes, limits, now),
+        }
+    }
 }
 
 /// Ports announced by REPLCONF listening-port before SYNC, by client id
@@ -249,8 +274,13 @@ pub fn info_lines() -> Vec<String> {
             let ip = r.info.addr.rsplit_once(':').map_or("", |(ip, _)| ip);
             let last = if r.ack_ms > 0 { r.ack_ms } else { r.since_ms };
             format!(
-                "slave{i}:ip={ip},port={},state=online,offset={},lag={}",
+                "slave{i}:ip={ip},port={},state={},offset={},lag={}",
                 r.port,
+                if r.pending.is_some() {
+                    "wait_bgsave"
+                } else {
+                    "online"
+                },
                 r.ack_off,
                 (now - last).max(0) / 1000
             )
@@ -325,8 +355,8 @@ pub fn proxy(srv: &Server, bytes: &[u8]) {
     let mut inner = FEED.inner.lock();
     inner.push_backlog(bytes, backlog_cap(srv));
     let now = crate::server::now_ms();
-    for r in &inner.replicas {
-        r.info.outbox.append(&r.info, bytes, limits(r.srv), now);
+    for r in &mut inner.replicas {
+        r.deliver(bytes, now);
     }
 }
 
@@ -345,8 +375,8 @@ fn send(inner: &mut Inner, frame: &[u8]) {
         inner.push_backlog(frame, backlog_cap(srv));
     }
     let now = crate::server::now_ms();
-    for r in &inner.replicas {
-        r.info.outbox.append(&r.info, frame, limits(r.srv), now);
+    for r in &mut inner.replicas {
+        r.deliver(frame, now);
     }
 }
 
@@ -426,6 +456,45 @@ pub fn try_continue(srv: &'static Server, client: &mut Client, replid: &[u8], of
     true
 }
 
+/// Attaches `client` for a full synchronization streamed from a snapshot
+/// taken now (`repl_sync`): `+FULLRESYNC`, the `$EOF:<mark>` header, and
+/// the stream held back until [`online`]. False if it already is a
+/// replica.
+pub fn attach_streaming(srv: &'static Server, client: &mut Client, mark: &str) -> bool {
+    if client.info.has_flag(list_flags::REPLICA) {
+        return false;
+    }
+    let mut inner = start(srv);
+    let line = format!(
+        "+FULLRESYNC {} {}\r\n$EOF:{mark}\r\n",
+        ids().replid,
+        master_offset()
+    );
+    client.info.outbox.write(line.as_bytes());
+    inner.db = None;
+    register(&mut inner, srv, client, 0);
+    if let Some(r) = inner.replicas.last_mut() {
+        r.pending = Some(Vec::new());
+    }
+    true
+}
+
+/// Whether client `id` is an attached replica.
+pub fn attached(id: u64) -> bool {
+    FEED.inner.lock().replicas.iter().any(|r| r.info.id == id)
+}
+
+/// The payload of replica `id` is sent: the stream held back follows.
+pub fn online(id: u64) {
+    let mut inner = FEED.inner.lock();
+    let now = crate::server::now_ms();
+    if let Some(r) = inner.replicas.iter_mut().find(|r| r.info.id == id)
+        && let Some(held) = r.pending.take()
+    {
+        r.info.outbox.append(&r.info, &held, limits(r.srv), now);
+    }
+}
+
 /// The feed's lock, the sink registered and the backlog started.
 fn start(srv: &'static Server) -> parking_lot::MutexGuard<'static, Inner> {
     SINK.get_or_init(|| srv.ks.add_effect_sink(Arc::new(Sink)));
@@ -446,6 +515,7 @@ fn register(inner: &mut Inner, srv: &'static Server, client: &mut Client, ack_of
         since_ms: crate::server::now_ms(),
         port: take_port(&client.info),
         ack_off,
+        pending: None,
     });
     FEED.n.store(inner.replicas.len(), Ordering::Relaxed);
     // The connection now waits on its outbox, and a replica gets no

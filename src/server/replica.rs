@@ -149,10 +149,10 @@ pub fn set_master(srv: &'static Server, host: &str, port: u16) -> Set {
         let _ = s.shutdown(Shutdown::Both);
     }
     UP.store(false, Ordering::Relaxed);
-    let was_replica = REPLICA.swap(true, Ordering::Relaxed);
+    let was_replica = is_replica();
     if !was_replica {
-        // As Redis caches itself as master: offsets go on from ours, in
-        // the database our stream was in.
+        // As Redis caches itself as master: offsets go on from ours (read
+        // while still a master), in the database our stream was in.
         if let Some(db) = crate::server::repl::stream_db() {
             STREAM_DB.store(db, Ordering::Relaxed);
         }
@@ -160,6 +160,7 @@ pub fn set_master(srv: &'static Server, host: &str, port: u16) -> Set {
         OFFSET.store(off, Ordering::Relaxed);
         READ_OFFSET.store(off, Ordering::Relaxed);
     }
+    REPLICA.store(true, Ordering::Relaxed);
     *link = Some(Link {
         host: host.to_string(),
         port,

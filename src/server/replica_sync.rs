@@ -63,18 +63,32 @@ pub(super) fn full_sync(srv: &'static Server, conn: &mut Conn) -> Result<(), Str
         now_ms() / 1000,
         std::process::id()
     ));
+    // With `repl-diskless-load` other than `disabled` Redis loads while it
+    // reads: clients see the loading state for the whole transfer (the old
+    // data stays if it fails).
+    let loading_early = srv.config.repl_diskless_load.get() != 0;
+    if loading_early {
+        srv.persist.loading.begin(size.max(0) as u64);
+    }
     let r = receive(conn, &tmp, size, mark.as_deref());
     let r = r.and_then(|()| {
         std::fs::rename(&tmp, &path).map_err(|e| {
             format!("Failed trying to rename the temp DB into {path} in MASTER <-> REPLICA synchronization: {e}")
         })
     });
+    let r = r.and_then(|()| {
+        if current(generation) {
+            Ok(())
+        } else {
+            Err("Replication link replaced".to_string())
+        }
+    });
     if let Err(e) = r {
         let _ = std::fs::remove_file(&tmp);
+        if loading_early {
+            srv.persist.loading.end();
+        }
         return Err(e);
-    }
-    if !current(generation) {
-        return Err("Replication link replaced".into());
     }
     STREAM_DB.store(stream_db_of(&path).unwrap_or(0), Ordering::Relaxed);
     crate::notice!("MASTER <-> REPLICA sync: Flushing old data");
