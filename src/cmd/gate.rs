@@ -190,6 +190,7 @@ pub fn memory_and_disk(srv: &Server, client: &Client, cmd: &Command) -> Result<(
                 .is_some_and(|q| q.has_flag(flags::WRITE)));
     if write
         && srv.config.min_replicas_to_write.get() > 0
+        && !crate::server::replica::is_replica()
         && !crate::server::repl::enough_good_replicas(srv)
     {
         return Err(Refusal::NoReplicas);
@@ -247,6 +248,7 @@ pub fn script_call(
     }
     if cmd.has(flags::WRITE)
         && srv.config.min_replicas_to_write.get() > 0
+        && !crate::server::replica::is_replica()
         && !crate::server::repl::enough_good_replicas(srv)
     {
         return Err(Refusal::NoReplicas);
