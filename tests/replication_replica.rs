@@ -330,3 +330,41 @@ fn roles_swap_and_the_old_master_continues() {
         info_field(&mut cb, "master_repl_offset")
     );
 }
+
+/// Writes flowing while a replica synchronizes: the stream after the
+/// payload waits for the replica's first ACK (a `$EOF` payload ends with
+/// its mark, nothing may follow it unread), and the replica comes up with
+/// the master's data; reconnecting continues from the backlog
+/// (`sync_partial_ok`).
+#[test]
+fn sync_under_writes_and_partial_resync_counts() {
+    let master = common::Server::start_with(&["--enable-debug-command", "local"]);
+    let replica = common::Server::start_with(&["--enable-debug-command", "local"]);
+    let mut m = master.client();
+    let mut r = replica.client();
+    q(&mut m, &["DEBUG", "POPULATE", "20000"]);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        let mut w = master.client();
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _: i64 = redis::cmd("INCR").arg("ctr").query(&mut w).unwrap();
+                n += 1;
+            }
+            n
+        })
+    };
+    replicate(&mut r, master.port);
+    q(&mut r, &["CLIENT", "KILL", "TYPE", "master"]);
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(writer.join().unwrap() > 0);
+    let n: i64 = redis::cmd("WAIT").arg(1).arg(10000).query(&mut m).unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(digest(&mut m), digest(&mut r));
+    let stats: String = redis::cmd("INFO").arg("stats").query(&mut m).unwrap();
+    assert!(stats.contains("\r\nsync_full:1\r\n"), "{stats}");
+    assert!(stats.contains("\r\nsync_partial_ok:1\r\n"), "{stats}");
+}

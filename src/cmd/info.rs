@@ -442,9 +442,10 @@ fn stats(srv: &Server, lines: &mut Vec<String>) {
         "rejected_connections:{}",
         srv.stats.rejected_connections.load(Ordering::Relaxed)
     );
-    field!(lines, "sync_full:0");
-    field!(lines, "sync_partial_ok:0");
-    field!(lines, "sync_partial_err:0");
+    let (full, partial_ok, partial_err) = crate::server::repl::sync_counts();
+    field!(lines, "sync_full:{full}");
+    field!(lines, "sync_partial_ok:{partial_ok}");
+    field!(lines, "sync_partial_err:{partial_err}");
     field!(
         lines,
         "expired_keys:{}",

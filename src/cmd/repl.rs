@@ -88,6 +88,9 @@ fn wait(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
 }
 
 fn sync(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
+    if !ctx.client.info.has_flag(list_flags::REPLICA) {
+        crate::server::repl::count_full_sync(false);
+    }
     full_sync(ctx, false)
 }
 
@@ -102,6 +105,9 @@ fn psync(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     {
         ctx.effect = super::Effect::Nothing;
         return Ok(());
+    }
+    if !ctx.client.info.has_flag(list_flags::REPLICA) {
+        crate::server::repl::count_full_sync(&args[1][..] != b"?");
     }
     full_sync(ctx, true)
 }

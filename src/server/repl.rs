@@ -32,6 +32,30 @@ use crate::store::{Effect, EffectSink};
 /// `master_repl_offset` while this server is a master: bytes of the
 /// stream since it was first counted.
 static OFFSET: AtomicI64 = AtomicI64::new(0);
+/// INFO stats: full synchronizations served, PSYNCs continued, PSYNCs
+/// that named an offset or id this server could not continue from.
+static SYNC_FULL: AtomicI64 = AtomicI64::new(0);
+static SYNC_PARTIAL_OK: AtomicI64 = AtomicI64::new(0);
+static SYNC_PARTIAL_ERR: AtomicI64 = AtomicI64::new(0);
+
+/// `sync_full`, `sync_partial_ok`, `sync_partial_err` (INFO stats).
+pub fn sync_counts() -> (i64, i64, i64) {
+    (
+        SYNC_FULL.load(Ordering::Relaxed),
+        SYNC_PARTIAL_OK.load(Ordering::Relaxed),
+        SYNC_PARTIAL_ERR.load(Ordering::Relaxed),
+    )
+}
+
+/// A full synchronization starts; `psync_refused`: a PSYNC that named a
+/// history (not `?`) could not continue.
+pub fn count_full_sync(psync_refused: bool) {
+    SYNC_FULL.fetch_add(1, Ordering::Relaxed);
+    if psync_refused {
+        SYNC_PARTIAL_ERR.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// Set by the first replica: from then on the stream is counted (Redis's
 /// backlog, created then, is what its offset counts).
 static COUNTING: AtomicBool = AtomicBool::new(false);
@@ -208,8 +232,12 @@ struct Replica {
     /// The offset it last acknowledged.
     ack_off: i64,
     /// While its payload is being sent (`repl_sync`): the stream since
-    /// the snapshot, held back until the payload is out.
+    /// the snapshot, held back until the payload is out and the replica
+    /// acknowledged it (the end of a `$EOF` payload is its last 40 bytes,
+    /// so nothing may follow them before the replica has read them).
     pending: Option<Vec<u8>>,
+    /// The payload is out: the first ACK releases `pending`.
+    payload_sent: bool,
 }
 
 impl Replica {
@@ -453,6 +481,7 @@ pub fn try_continue(srv: &'static Server, client: &mut Client, replid: &[u8], of
         offset
     );
     register(&mut inner, srv, client, offset - 1);
+    SYNC_PARTIAL_OK.fetch_add(1, Ordering::Relaxed);
     true
 }
 
@@ -484,14 +513,12 @@ pub fn attached(id: u64) -> bool {
     FEED.inner.lock().replicas.iter().any(|r| r.info.id == id)
 }
 
-/// The payload of replica `id` is sent: the stream held back follows.
+/// The payload of replica `id` is sent: the stream held back follows its
+/// first acknowledgement (as Redis starts the stream of a diskless sync).
 pub fn online(id: u64) {
     let mut inner = FEED.inner.lock();
-    let now = crate::server::now_ms();
-    if let Some(r) = inner.replicas.iter_mut().find(|r| r.info.id == id)
-        && let Some(held) = r.pending.take()
-    {
-        r.info.outbox.append(&r.info, &held, limits(r.srv), now);
+    if let Some(r) = inner.replicas.iter_mut().find(|r| r.info.id == id) {
+        r.payload_sent = true;
     }
 }
 
@@ -516,6 +543,7 @@ fn register(inner: &mut Inner, srv: &'static Server, client: &mut Client, ack_of
         port: take_port(&client.info),
         ack_off,
         pending: None,
+        payload_sent: false,
     });
     FEED.n.store(inner.replicas.len(), Ordering::Relaxed);
     // The connection now waits on its outbox, and a replica gets no
@@ -542,6 +570,11 @@ pub fn ack(id: u64, offset: Option<i64>) {
     let mut inner = FEED.inner.lock();
     let now = crate::server::now_ms();
     if let Some(r) = inner.replicas.iter_mut().find(|r| r.info.id == id) {
+        if r.payload_sent
+            && let Some(held) = r.pending.take()
+        {
+            r.info.outbox.append(&r.info, &held, limits(r.srv), now);
+        }
         r.ack_ms = now;
         if let Some(off) = offset
             && off > r.ack_off

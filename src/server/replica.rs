@@ -511,6 +511,14 @@ impl Applier {
             now_ms(),
         );
         self.out.buf.clear();
+        // A master never sends a command that blocks (it propagates what
+        // the command did); should one come, it does not wait here.
+        if let Some(b) = self.client.blocked.take() {
+            b.waiter.unblock(false);
+            crate::blocking::unregister(&self.srv.ks, &mut self.locks, &b.waiter);
+            self.locks.release();
+            self.client.info.set_flag(list_flags::BLOCKED, false);
+        }
     }
 }
 
