@@ -402,11 +402,12 @@ fn cron(srv: &'static Server) {
         repl::cron(srv, now_ms());
         // Keep sweeping while a pass reclaims a lot, as Redis's cycle repeats
         // while more than a quarter of the sampled keys were expired.
-        // CLIENT PAUSE stops the sweep too, and a replica leaves expiry to
-        // its master's DELs, as Redis's does.
+        // CLIENT PAUSE stops the sweep too, and a read-only replica leaves
+        // expiry to its master's DELs (a writable one still expires what
+        // its own clients may have written).
         if !srv.active_expire.load(Ordering::Relaxed)
             || srv.pause.active(now_ms())
-            || replica::is_replica()
+            || replica::read_only(srv)
         {
             continue;
         }
