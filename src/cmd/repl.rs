@@ -29,6 +29,8 @@ fn replicaof(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     }
     if args[1].eq_ignore_ascii_case(b"no") && args[2].eq_ignore_ascii_case(b"one") {
         crate::server::replica::set_no_one();
+        // CONFIG GET / REWRITE show the master followed, as in Redis.
+        ctx.srv.config.replicaof.set("");
         ctx.out.ok();
         return Ok(());
     }
@@ -38,6 +40,7 @@ fn replicaof(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         return Err(Error::msg("ERR Invalid master port"));
     };
     let host = String::from_utf8_lossy(&args[1]).into_owned();
+    ctx.srv.config.replicaof.set(&format!("{host} {port}"));
     match crate::server::replica::set_master(ctx.srv, &host, port) {
         crate::server::replica::Set::AlreadyConnected => {
             ctx.out.simple("OK Already connected to specified master");
