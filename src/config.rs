@@ -32,6 +32,7 @@ pub use parse::parse_memory;
 use parse::{Value, check_dir, notify_to_string, parse_value, value_str};
 
 pub const LOGLEVELS: &[&str] = &["debug", "verbose", "notice", "warning"];
+pub const DISKLESS_LOAD: &[&str] = &["disabled", "on-empty-db", "swapdb"];
 pub const YES_NO_LOCAL: &[&str] = &["no", "yes", "local"];
 /// `sanitize-dump-payload`: ferrokv checks every RDB and DUMP value fully
 /// whatever the setting (a bounds-checked decode costs no more).
@@ -183,6 +184,21 @@ config_table! {
             "lazyfree-lazy-user-flush", Mutable;
         replica_read_only: Bool = BoolParam::new(true),
             "replica-read-only" | "slave-read-only", Mutable;
+        /// Seconds of silence after which a replica drops its master link
+        /// (`server::replica`).
+        repl_timeout: Int = IntParam::new(60, 1, INT_MAX), "repl-timeout", Mutable;
+        /// Reported by a replica's INFO replication (no Sentinel here).
+        replica_priority: Int = IntParam::new(100, 0, INT_MAX),
+            "replica-priority" | "slave-priority", Mutable;
+        replica_announced: Bool = BoolParam::new(true), "replica-announced", Mutable;
+        /// With `no`, a replica whose link is down answers MASTERDOWN to
+        /// commands without the `stale` flag.
+        replica_serve_stale_data: Bool = BoolParam::new(true),
+            "replica-serve-stale-data" | "slave-serve-stale-data", Mutable;
+        /// A replica neither evicts nor refuses its clients for memory
+        /// (its master's deletions keep it in step).
+        replica_ignore_maxmemory: Bool = BoolParam::new(true),
+            "replica-ignore-maxmemory" | "slave-ignore-maxmemory", Mutable;
         /// Seconds between the PINGs sent to attached replicas (`server::repl`).
         repl_ping_replica_period: Int = IntParam::new(10, 1, INT_MAX),
             "repl-ping-replica-period" | "repl-ping-slave-period", Mutable;
@@ -197,15 +213,23 @@ config_table! {
         repl_diskless_sync: Bool = BoolParam::new(true), "repl-diskless-sync", Mutable;
         repl_diskless_sync_delay: Int = IntParam::new(5, 0, INT_MAX),
             "repl-diskless-sync-delay", Mutable;
+        /// Accepted: a master serves each replica's sync at once.
+        repl_diskless_sync_max_replicas: Int = IntParam::new(0, 0, INT_MAX),
+            "repl-diskless-sync-max-replicas", Mutable;
+        /// Accepted: a replica always receives the payload into a file
+        /// before it loads it (Redis's `disabled`).
+        repl_diskless_load: Enum = EnumParam::new(0, DISKLESS_LOAD), "repl-diskless-load", Mutable;
         replica_lazy_flush: Bool = BoolParam::new(false),
             "replica-lazy-flush" | "slave-lazy-flush", Mutable;
-        /// Always empty: ferrokv is a master (a config file naming a master
-        /// stops the server, see `file::refusal`); CONFIG SET cannot change
-        /// it, as in Redis.
+        /// The `replicaof <host> <port>` directive, followed once the dataset
+        /// is loaded (`server::replica::start_from_config`); CONFIG SET
+        /// cannot change it, as in Redis.
         replicaof: Str = StrParam::new(""), "replicaof" | "slaveof", Immutable;
         /// The backlog a master would keep for replicas; reported by INFO
         /// replication (none is allocated: no replica ever connects).
         /// Redis raises values under 16 KiB to 16 KiB.
+        /// Accepted: the backlog is kept for good once made.
+        repl_backlog_ttl: Int = IntParam::new(3600, 0, LONG_MAX), "repl-backlog-ttl", Mutable;
         repl_backlog_size: Int = IntParam::memory(MB, 1, LONG_MAX).clamped(16 * 1024, LONG_MAX),
             "repl-backlog-size", Mutable;
         /// Client eviction is not implemented: only 0 is accepted, written

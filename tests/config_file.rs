@@ -261,8 +261,6 @@ fn include_errors_stop_the_server() {
 fn directives_ferrokv_cannot_honour_safely_refuse_to_start() {
     for (conf, name) in [
         ("loadmodule /usr/lib/redis/x.so\n", "loadmodule"),
-        ("replicaof 127.0.0.1 6379\n", "replicaof"),
-        ("slaveof 127.0.0.1 6379\n", "slaveof"),
         ("tls-replication yes\n", "tls-replication"),
     ] {
         let out = fails_with_conf(conf);

@@ -26,7 +26,6 @@ pub const COMMANDS: &[(&str, Handler)] = &[
     ("bzpopmin", bzpopmin),
     ("bzpopmax", bzpopmax),
     ("bzmpop", bzmpop),
-    ("wait", wait),
 ];
 
 unsafe extern "C" {
@@ -91,7 +90,7 @@ pub(crate) fn block(
 
 /// Registers `w` and marks the client blocked until it is served, its
 /// timeout passes, CLIENT UNBLOCK or the connection ends.
-fn park(ctx: &mut Ctx<'_>, w: std::sync::Arc<Waiter>, timeout: Option<Duration>) {
+pub(crate) fn park(ctx: &mut Ctx<'_>, w: std::sync::Arc<Waiter>, timeout: Option<Duration>) {
     crate::blocking::register(ctx.db.ks, ctx.db.locks, &w);
     // CLIENT LIST's `b` from the moment the wait is registered (cleared by
     // the connection when the wait ends).
@@ -109,34 +108,6 @@ fn park(ctx: &mut Ctx<'_>, w: std::sync::Arc<Waiter>, timeout: Option<Duration>)
         cmd_id: ctx.cmd.id,
         slowlog_argv: None,
     });
-}
-
-/// WAIT numreplicas timeout: with no replicas none ever acknowledges, so
-/// it answers 0, at once when no acknowledgement is asked for (or inside
-/// MULTI or a script, where nothing may block), else when the timeout (in
-/// milliseconds; 0 waits until CLIENT UNBLOCK or the client leaves) ends.
-fn wait(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
-    let wanted = crate::util::num::parse_i64(&args[1]).ok_or(Error::NotInteger)?;
-    let ms = crate::util::num::parse_i64(&args[2])
-        .ok_or(Error::msg("ERR timeout is not an integer or out of range"))?;
-    if ms < 0 {
-        return Err(Error::msg("ERR timeout is negative"));
-    }
-    if wanted <= 0 || ctx.client.in_exec || crate::scripting::run::in_script() {
-        ctx.out.int(0);
-        return Ok(());
-    }
-    let w = Waiter::new(
-        ctx.client.id(),
-        ctx.db.index,
-        Vec::new(),
-        ctx.out.resp3,
-        b":0\r\n".to_vec(),
-        Box::new(|_, _, _| None),
-        Vec::new(),
-    );
-    park(ctx, w, (ms > 0).then(|| Duration::from_millis(ms as u64)));
-    Ok(())
 }
 
 fn fill(ctx: &Ctx<'_>) -> i64 {
@@ -237,7 +208,12 @@ fn brpoplpush(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     bmove(ctx, &args[1], &args[2], false, true, timeout)
 }
 
-fn lmove_effect(src: &[u8], dst: &[u8], from: bool, to: bool) -> Vec<Vec<u8>> {
+/// What a served or immediate move propagates: BRPOPLPUSH as RPOPLPUSH,
+/// BLMOVE as LMOVE, as Redis rewrites them.
+fn lmove_effect(src: &[u8], dst: &[u8], from: bool, to: bool, rpoplpush: bool) -> Vec<Vec<u8>> {
+    if rpoplpush {
+        return vec![b"RPOPLPUSH".to_vec(), src.to_vec(), dst.to_vec()];
+    }
     let side = |l: bool| {
         if l {
             b"LEFT".to_vec()
@@ -267,10 +243,12 @@ fn bmove(
         // The non-blocking form does the whole job (and its checks; a
         // one-element list rotated onto itself keeps its TTL).
         super::lists::move_generic(ctx, src, dst, from, to)?;
-        ctx.rewrite_effect(lmove_effect(src, dst, from, to));
+        let rpoplpush = ctx.cmd.name == "brpoplpush";
+        ctx.rewrite_effect(lmove_effect(src, dst, from, to, rpoplpush));
         return Ok(());
     }
     let dst = dst.to_vec();
+    let rpoplpush = ctx.cmd.name == "brpoplpush";
     let also = vec![dst.clone()];
     let (srv, me) = (ctx.srv, ctx.client.info.id);
     block(
@@ -310,7 +288,7 @@ fn bmove(
                 list::push(&mut d, to, [elem.as_slice()], false, fill_n).ok()?;
                 elem
             };
-            let effect = lmove_effect(key, &dst, from, to);
+            let effect = lmove_effect(key, &dst, from, to, rpoplpush);
             let argv: Vec<&[u8]> = effect.iter().map(Vec::as_slice).collect();
             sctx.effect(&argv);
             sctx.event(class::LIST, push_event(to), &dst);

@@ -110,11 +110,13 @@ fn parse_type(name: &[u8]) -> Result<ClientType, Error> {
     Ok(t)
 }
 
-/// Replicas attached by SYNC/PSYNC, subscribers, the rest (no
-/// connection to a master exists).
+/// Replicas attached by SYNC/PSYNC, a replica's link to its master,
+/// subscribers, the rest.
 fn type_of(c: &ClientInfo) -> ClientType {
     if c.has_flag(list_flags::REPLICA) {
         ClientType::Replica
+    } else if c.has_flag(list_flags::MASTER) {
+        ClientType::Master
     } else if c.has_flag(list_flags::PUBSUB) {
         ClientType::PubSub
     } else {
@@ -129,6 +131,8 @@ fn flag_letters(c: &ClientInfo, closing: bool) -> String {
         s.push('O');
     } else if flags & list_flags::REPLICA != 0 {
         s.push('S');
+    } else if flags & list_flags::MASTER != 0 {
+        s.push('M');
     }
     for (bit, letter) in [
         (list_flags::PUBSUB, 'P'),

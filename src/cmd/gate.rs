@@ -56,6 +56,10 @@ pub enum Refusal {
     DiskError,
     /// A write while `min-replicas-to-write` is not met.
     NoReplicas,
+    /// A write from a normal client on a `replica-read-only` replica.
+    ReadOnlyReplica,
+    /// A replica's link is down and `replica-serve-stale-data` is `no`.
+    MasterDown,
     /// NOSCRIPT command from a script.
     NoScript,
     /// Write command from a read-only script (EVAL_RO, FCALL_RO,
@@ -124,12 +128,26 @@ pub fn admit(
     {
         return Err(Refusal::Subscribed);
     }
+    if crate::server::replica::stale(srv) && denied_when_stale(client, cmd) {
+        return Err(Refusal::MasterDown);
+    }
     // While the dataset loads, only `loading` commands run (the loader's
     // own client replays the AOF).
     if srv.persist.loading.active() && !cmd.has(flags::LOADING) && !client.loader {
         return Err(Refusal::Loading);
     }
     Ok(())
+}
+
+/// Commands without the `stale` flag, and an EXEC queueing one.
+#[cold]
+fn denied_when_stale(client: &Client, cmd: &Command) -> bool {
+    !cmd.has(flags::STALE)
+        || (cmd.name == "exec"
+            && client
+                .multi
+                .as_ref()
+                .is_some_and(|q| q.any_command(|c| !c.has(flags::STALE))))
 }
 
 #[cold]
@@ -154,7 +172,9 @@ fn admit_rare(srv: &Server, client: &Client, cmd: &Command) -> Result<(), Refusa
 /// refuses writes the disk cannot take, in Redis's order.
 #[inline]
 pub fn memory_and_disk(srv: &Server, client: &Client, cmd: &Command) -> Result<(), Refusal> {
-    if crate::server::evict::rejects(srv, client, cmd) {
+    if !crate::server::replica::ignores_maxmemory(srv)
+        && crate::server::evict::rejects(srv, client, cmd)
+    {
         return Err(Refusal::Oom);
     }
     if refused_for_disk(client, cmd) && crate::persist::writes_denied(srv) {
@@ -170,9 +190,15 @@ pub fn memory_and_disk(srv: &Server, client: &Client, cmd: &Command) -> Result<(
                 .is_some_and(|q| q.has_flag(flags::WRITE)));
     if write
         && srv.config.min_replicas_to_write.get() > 0
+        && !crate::server::replica::is_replica()
         && !crate::server::repl::enough_good_replicas(srv)
     {
         return Err(Refusal::NoReplicas);
+    }
+    // The master's own commands always run on its replica.
+    if write && crate::server::replica::read_only(srv) && !client.info.has_flag(list_flags::MASTER)
+    {
+        return Err(Refusal::ReadOnlyReplica);
     }
     Ok(())
 }
@@ -222,9 +248,16 @@ pub fn script_call(
     }
     if cmd.has(flags::WRITE)
         && srv.config.min_replicas_to_write.get() > 0
+        && !crate::server::replica::is_replica()
         && !crate::server::repl::enough_good_replicas(srv)
     {
         return Err(Refusal::NoReplicas);
+    }
+    if cmd.has(flags::WRITE)
+        && crate::server::replica::read_only(srv)
+        && !client.info.has_flag(list_flags::MASTER)
+    {
+        return Err(Refusal::ReadOnlyReplica);
     }
     if cmd.has(flags::DENYOOM)
         && !sc.allow_oom
@@ -249,6 +282,9 @@ pub fn exec_queued(
 }
 
 pub const NOREPLICAS: &str = "NOREPLICAS Not enough good replicas to write.";
+pub const MASTERDOWN: &str =
+    "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.";
+pub const READONLY: &str = "READONLY You can't write against a read only replica.";
 const DEBUG_NOT_ALLOWED: &str = "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.";
 const MODULE_NOT_ALLOWED: &str = "ERR MODULE command not allowed. If the enable-module-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.";
 
@@ -330,6 +366,8 @@ impl Refusal {
             Refusal::Loading => crate::persist::load::LOADING_ERROR.into(),
             Refusal::DiskError => crate::persist::write_denied_message(srv).into(),
             Refusal::NoReplicas => NOREPLICAS.into(),
+            Refusal::ReadOnlyReplica => READONLY.into(),
+            Refusal::MasterDown => MASTERDOWN.into(),
             Refusal::NoScript => "ERR This Redis command is not allowed from script".into(),
             Refusal::ReadOnlyScript => {
                 "ERR Write commands are not allowed from read-only scripts.".into()
@@ -362,6 +400,8 @@ impl Refusal {
             Refusal::Loading => crate::persist::load::LOADING_ERROR,
             Refusal::DiskError => crate::persist::write_denied_message(srv),
             Refusal::NoReplicas => NOREPLICAS,
+            Refusal::ReadOnlyReplica => READONLY,
+            Refusal::MasterDown => MASTERDOWN,
             Refusal::Protected(msg) | Refusal::Busy(msg) => msg,
             Refusal::NoAuth => "NOAUTH Authentication required.",
             Refusal::NoMulti => "ERR Command not allowed inside a transaction",

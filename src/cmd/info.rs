@@ -304,13 +304,22 @@ fn memory(srv: &Server, lines: &mut Vec<String>) {
         "mem_fragmentation_bytes:{}",
         rss as i64 - used as i64
     );
-    // Eviction counts every byte (no AOF or replication buffers are left
-    // out of the figure it compares with maxmemory).
-    field!(lines, "mem_not_counted_for_evict:0");
+    // Eviction leaves replication buffers out (`evict::not_counted_for_evict`).
+    let backlog = crate::server::repl::backlog_info().2;
+    let replicas = crate::server::repl::output_bytes();
+    field!(
+        lines,
+        "mem_not_counted_for_evict:{}",
+        crate::server::evict::not_counted_for_evict()
+    );
     // Client memory (`server::client_mem`); replicas' buffers are theirs.
-    field!(lines, "mem_replication_backlog:0");
-    field!(lines, "mem_total_replication_buffers:0");
-    field!(lines, "mem_clients_slaves:0");
+    field!(lines, "mem_replication_backlog:{backlog}");
+    field!(
+        lines,
+        "mem_total_replication_buffers:{}",
+        backlog + replicas
+    );
+    field!(lines, "mem_clients_slaves:{replicas}");
     field!(
         lines,
         "mem_clients_normal:{}",
@@ -454,9 +463,10 @@ fn stats(srv: &Server, lines: &mut Vec<String>) {
         "rejected_connections:{}",
         srv.stats.rejected_connections.load(Ordering::Relaxed)
     );
-    field!(lines, "sync_full:0");
-    field!(lines, "sync_partial_ok:0");
-    field!(lines, "sync_partial_err:0");
+    let (full, partial_ok, partial_err) = crate::server::repl::sync_counts();
+    field!(lines, "sync_full:{full}");
+    field!(lines, "sync_partial_ok:{partial_ok}");
+    field!(lines, "sync_partial_err:{partial_err}");
     field!(
         lines,
         "expired_keys:{}",
@@ -510,29 +520,33 @@ fn stats(srv: &Server, lines: &mut Vec<String>) {
     field!(lines, "total_error_replies:{}", t.errors);
 }
 
-/// The replication id of this (always primary) server.
-pub(crate) fn replid() -> &'static str {
-    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    ID.get_or_init(|| crate::server::random_hex(40))
-}
-
 fn replication(srv: &Server, lines: &mut Vec<String>) {
-    field!(lines, "role:master");
+    let replica = crate::server::replica::is_replica();
+    field!(lines, "role:{}", if replica { "slave" } else { "master" });
+    if replica {
+        crate::server::replica::info_lines(srv, lines);
+    }
     field!(lines, "connected_slaves:{}", crate::server::repl::count());
     lines.extend(crate::server::repl::info_lines());
+    let ids = crate::server::repl::ids();
     field!(lines, "master_failover_state:no-failover");
-    field!(lines, "master_replid:{}", replid());
-    field!(lines, "master_replid2:{}", "0".repeat(40));
-    field!(lines, "master_repl_offset:0");
-    field!(lines, "second_repl_offset:-1");
-    field!(lines, "repl_backlog_active:0");
+    field!(lines, "master_replid:{}", ids.replid);
+    field!(lines, "master_replid2:{}", ids.replid2);
+    field!(
+        lines,
+        "master_repl_offset:{}",
+        crate::server::repl::master_offset()
+    );
+    field!(lines, "second_repl_offset:{}", ids.second_offset);
+    let (active, first, histlen) = crate::server::repl::backlog_info();
+    field!(lines, "repl_backlog_active:{}", i32::from(active));
     field!(
         lines,
         "repl_backlog_size:{}",
         srv.config.repl_backlog_size.get()
     );
-    field!(lines, "repl_backlog_first_byte_offset:0");
-    field!(lines, "repl_backlog_histlen:0");
+    field!(lines, "repl_backlog_first_byte_offset:{first}");
+    field!(lines, "repl_backlog_histlen:{histlen}");
 }
 
 fn rusage(who: libc::c_int) -> (String, String) {

@@ -32,20 +32,23 @@ fn time(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
     Ok(())
 }
 
-/// ROLE: a master (this server never replicates), at replication offset 0
-/// (INFO's `master_repl_offset`: there is no backlog), with its attached
-/// replicas (address, announced port, offset 0).
+/// ROLE: a replica's link (`server::replica`), or a master at its
+/// replication offset with its attached replicas (address, announced
+/// port, acknowledged offset).
 fn role(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
+    if crate::server::replica::role(ctx.out) {
+        return Ok(());
+    }
     let replicas = crate::server::repl::addresses();
     ctx.out.array(3);
     ctx.out.bulk(b"master");
-    ctx.out.int(0);
+    ctx.out.int(crate::server::repl::master_offset());
     ctx.out.array(replicas.len());
-    for (ip, port) in replicas {
+    for (ip, port, off) in replicas {
         ctx.out.array(3);
         ctx.out.bulk(ip.as_bytes());
         ctx.out.bulk(port.to_string().as_bytes());
-        ctx.out.bulk(b"0");
+        ctx.out.bulk(off.to_string().as_bytes());
     }
     Ok(())
 }

@@ -3,7 +3,7 @@
 //!
 //! Security fails closed: a directive whose effect ferrokv does not have
 //! and whose absence would leave the server more open, or lose data it was
-//! told to keep (`loadmodule`, `replicaof`...), stops the
+//! told to keep (`loadmodule`...), stops the
 //! server with a message naming it. A Redis directive that is merely not
 //! implemented (tuning, logging, replication details) is accepted with one
 //! warning. An unknown directive is Redis's fatal "Bad directive" error.
@@ -346,9 +346,14 @@ impl Applying<'_> {
         if let Some(why) = refusal(&name, &values) {
             return Err(Fatal::at(l, why));
         }
-        // Only `replicaof no one` gets here: a master, which ferrokv is
-        // (CONFIG GET replicaof stays empty, as Redis's does).
+        // Followed once the dataset is loaded (`server::replica`);
+        // `replicaof no one` leaves a master.
         if matches!(name.as_str(), "replicaof" | "slaveof") {
+            if !is_no_one(&values) {
+                self.config
+                    .replicaof
+                    .set(&format!("{} {}", values[0], values[1]));
+            }
             return Ok(());
         }
         if name == "user" {
@@ -448,9 +453,6 @@ fn is_no_one(v: &[&str]) -> bool {
 fn refusal(name: &str, v: &[&str]) -> Option<String> {
     let why = match name {
         "loadmodule" => "ferrokv cannot load Redis modules",
-        "replicaof" | "slaveof" if !is_no_one(v) => {
-            "replication is not implemented in ferrokv (it would run as a writable master)"
-        }
         "tls-replication" | "tls-cluster" if yes(v) => {
             "ferrokv has no replication or cluster links to encrypt"
         }
@@ -550,7 +552,6 @@ mod tests {
     fn refusals_name_the_directive() {
         for (name, v) in [
             ("loadmodule", &["/x.so"][..]),
-            ("replicaof", &["h", "1"][..]),
             ("tls-replication", &["yes"][..]),
         ] {
             let why = refusal(name, v).unwrap();

@@ -46,6 +46,10 @@ pub mod list_flags {
     pub const REPL_PORT: u32 = 1 << 13;
     /// Connected over the Unix domain socket (`U`).
     pub const UNIX_SOCKET: u32 = 1 << 24;
+    /// The link to this replica's master (`M`, type `master`).
+    pub const MASTER: u32 = 1 << 14;
+    /// Announced REPLCONF capa eof: takes a diskless payload (not shown).
+    pub const REPL_CAPA_EOF: u32 = 1 << 15;
 }
 
 /// What other connections can see of a client.

@@ -223,9 +223,12 @@ pub fn perform(srv: &Server) -> Outcome {
     // counting it would evict on and on (Redis measures only what each
     // deletion frees). Later runs see it, once clients have not read it.
     let appended_at_start = crate::server::client_mem::appended_so_far();
+    // Replication buffers (replicas' output, the backlog) are not what
+    // eviction is for, as in Redis: evicting would only feed them more.
+    let not_counted = not_counted_for_evict();
     let used = || {
         let ours = crate::server::client_mem::appended_so_far() - appended_at_start;
-        used_memory().saturating_sub(ours)
+        used_memory().saturating_sub(ours + not_counted)
     };
     while used() > limit {
         // Memory already on its way out: give the freeing thread the rest
@@ -262,6 +265,13 @@ pub fn perform(srv: &Server) -> Outcome {
         }
     }
     Outcome::Ok
+}
+
+/// Bytes eviction leaves out of used memory (INFO memory
+/// `mem_not_counted_for_evict`): what replicas have not read yet and the
+/// replication backlog.
+pub fn not_counted_for_evict() -> u64 {
+    (crate::server::repl::output_bytes() + crate::server::repl::backlog_info().2) as u64
 }
 
 /// Objects handed to the lazy-free thread and not freed yet.

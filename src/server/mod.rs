@@ -15,6 +15,9 @@ mod obuf;
 pub mod oom;
 pub mod pause;
 pub mod repl;
+pub mod repl_sync;
+pub mod replica;
+mod replica_sync;
 pub mod shutdown;
 pub mod stats;
 pub mod title;
@@ -381,6 +384,7 @@ pub fn run(srv: &'static Server) -> anyhow::Result<()> {
                 crate::notice!("The server is now ready to accept connections at {path}");
             }
         });
+        replica::start_from_config(srv);
     }
     srv.wait_shutdown();
     unix::remove_file(srv);
@@ -409,7 +413,9 @@ fn cron(srv: &'static Server) {
             return;
         }
         let evicting = Instant::now();
-        evict::cron(srv);
+        if !replica::ignores_maxmemory(srv) {
+            evict::cron(srv);
+        }
         client_mem::check(srv);
         crate::cmd::latency::sample(srv, "eviction-cycle", evicting.elapsed());
         crate::persist::bgsave::cron(srv);
@@ -422,8 +428,13 @@ fn cron(srv: &'static Server) {
         repl::cron(srv, now_ms());
         // Keep sweeping while a pass reclaims a lot, as Redis's cycle repeats
         // while more than a quarter of the sampled keys were expired.
-        // CLIENT PAUSE stops the sweep too.
-        if !srv.active_expire.load(Ordering::Relaxed) || srv.pause.active(now_ms()) {
+        // CLIENT PAUSE stops the sweep too, and a read-only replica leaves
+        // expiry to its master's DELs (a writable one still expires what
+        // its own clients may have written).
+        if !srv.active_expire.load(Ordering::Relaxed)
+            || srv.pause.active(now_ms())
+            || replica::read_only(srv)
+        {
             continue;
         }
         let started = Instant::now();

@@ -7,8 +7,10 @@
 //! `MULTI` ... `EXEC`, a `PING` every `repl-ping-replica-period` seconds.
 //! What attaches this way: `redis-cli --replica` / `--rdb`, the test
 //! suite's replication-stream checks, a Redis replica doing a full sync.
-//! There is no backlog (no partial resynchronization) and no replica
-//! offsets: a replica's acknowledgements are read and ignored.
+//! There is no backlog (no partial resynchronization). The stream is
+//! counted (`master_repl_offset`) from the first replica on, as Redis
+//! counts it once its backlog exists; each replica's `REPLCONF ACK
+//! <offset>` is kept (INFO, ROLE, WAIT, `min-replicas-to-write`).
 //!
 //! Delivery goes through each replica's outbox (as pub/sub messages and
 //! MONITOR lines do), under the `replica` class of
@@ -16,25 +18,159 @@
 //! never buffered without bound. One encoding serves every replica, as
 //! Redis's single stream does.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 
+use crate::blocking::Waiter;
 use crate::persist::aof::encode;
 use crate::server::Server;
 use crate::server::client::{Client, ClientInfo, ReplyMode, list_flags};
 use crate::store::{Effect, EffectSink};
+
+/// `master_repl_offset` while this server is a master: bytes of the
+/// stream since it was first counted.
+static OFFSET: AtomicI64 = AtomicI64::new(0);
+/// INFO stats: full synchronizations served, PSYNCs continued, PSYNCs
+/// that named an offset or id this server could not continue from.
+static SYNC_FULL: AtomicI64 = AtomicI64::new(0);
+static SYNC_PARTIAL_OK: AtomicI64 = AtomicI64::new(0);
+static SYNC_PARTIAL_ERR: AtomicI64 = AtomicI64::new(0);
+
+/// `sync_full`, `sync_partial_ok`, `sync_partial_err` (INFO stats).
+pub fn sync_counts() -> (i64, i64, i64) {
+    (
+        SYNC_FULL.load(Ordering::Relaxed),
+        SYNC_PARTIAL_OK.load(Ordering::Relaxed),
+        SYNC_PARTIAL_ERR.load(Ordering::Relaxed),
+    )
+}
+
+/// A full synchronization starts; `psync_refused`: a PSYNC that named a
+/// history (not `?`) could not continue.
+pub fn count_full_sync(psync_refused: bool) {
+    SYNC_FULL.fetch_add(1, Ordering::Relaxed);
+    if psync_refused {
+        SYNC_PARTIAL_ERR.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Set by the first replica: from then on the stream is counted (Redis's
+/// backlog, created then, is what its offset counts).
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static IDS: Mutex<Option<Ids>> = Mutex::new(None);
+
+/// The replication ids: this server's history, and the one it continues.
+#[derive(Clone)]
+pub struct Ids {
+    pub replid: String,
+    pub replid2: String,
+    /// The offset up to which `replid2` is valid (-1: none).
+    pub second_offset: i64,
+}
+
+/// The replication ids (INFO replication, PSYNC).
+pub fn ids() -> Ids {
+    IDS.lock()
+        .get_or_insert_with(|| Ids {
+            replid: crate::server::random_hex(40),
+            replid2: "0".repeat(40),
+            second_offset: -1,
+        })
+        .clone()
+}
+
+/// `master_repl_offset`: the stream's length here, or, on a replica, what
+/// it applied of its master's.
+pub fn master_offset() -> i64 {
+    if crate::server::replica::is_replica() {
+        crate::server::replica::offset()
+    } else {
+        OFFSET.load(Ordering::Relaxed)
+    }
+}
+
+/// A replica synchronized with a master: its id and offset are ours now,
+/// and the backlog (kept from then on, for its own replicas) starts after
+/// `offset`.
+pub fn adopt(srv: &'static Server, replid: &str, offset: i64) {
+    drop(start(srv));
+    let mut ids = IDS.lock();
+    let cur = ids.get_or_insert_with(|| Ids {
+        replid: String::new(),
+        replid2: "0".repeat(40),
+        second_offset: -1,
+    });
+    cur.replid = replid.to_string();
+    drop(ids);
+    OFFSET.store(offset, Ordering::Relaxed);
+    let mut inner = FEED.inner.lock();
+    inner.backlog.clear();
+    inner.backlog_end = offset;
+}
+
+/// PSYNC continued under a new id (the master was promoted): the old one
+/// stays valid up to here as the second id; this server's replicas
+/// reconnect to learn the new one.
+pub fn adopt_id(replid: &str) {
+    let old = ids();
+    if old.replid == replid {
+        return;
+    }
+    *IDS.lock() = Some(Ids {
+        replid: replid.to_string(),
+        replid2: old.replid,
+        second_offset: master_offset() + 1,
+    });
+    disconnect_all();
+}
+
+/// REPLICAOF NO ONE: a new history starting at `offset`; the master's id
+/// stays valid up to it as the second id, as in Redis.
+pub fn promote(offset: i64) {
+    let old = ids();
+    *IDS.lock() = Some(Ids {
+        replid: crate::server::random_hex(40),
+        replid2: old.replid,
+        second_offset: offset + 1,
+    });
+    OFFSET.store(offset, Ordering::Relaxed);
+    let mut inner = FEED.inner.lock();
+    inner.backlog_end = offset;
+    // The next record starts with a SELECT: replicas continuing from
+    // here may be in any database.
+    inner.db = None;
+}
+
+/// The database this master's stream is in (`None`: the next record
+/// selects one).
+pub fn stream_db() -> Option<usize> {
+    FEED.inner.lock().db
+}
+
+/// Closes every replica's connection (this server's data was replaced:
+/// they synchronize again).
+pub fn disconnect_all() {
+    let inner = FEED.inner.lock();
+    for r in &inner.replicas {
+        r.info.request_kill();
+    }
+}
 
 static FEED: Feed = Feed {
     n: AtomicUsize::new(0),
     inner: Mutex::new(Inner {
         db: None,
         replicas: Vec::new(),
+        backlog: std::collections::VecDeque::new(),
+        backlog_end: 0,
     }),
 };
 /// The effect sink is registered with the first replica.
 static SINK: OnceLock<()> = OnceLock::new();
+/// The server, for the backlog's size (set with the sink).
+static SRV: OnceLock<&'static Server> = OnceLock::new();
 
 struct Feed {
     /// Replicas attached (the effect path's one load while there are none).
@@ -47,6 +183,41 @@ struct Inner {
     /// (a replica just attached).
     db: Option<usize>,
     replicas: Vec<Replica>,
+    /// The last `repl-backlog-size` bytes of the stream (PSYNC continues
+    /// from them), and the offset of its last byte.
+    backlog: std::collections::VecDeque<u8>,
+    backlog_end: i64,
+}
+
+impl Inner {
+    fn push_backlog(&mut self, bytes: &[u8], cap: usize) {
+        self.backlog_end += bytes.len() as i64;
+        if bytes.len() >= cap {
+            self.backlog.clear();
+            self.backlog.extend(&bytes[bytes.len() - cap..]);
+            return;
+        }
+        self.backlog.extend(bytes);
+        let excess = self.backlog.len().saturating_sub(cap);
+        if excess > 0 {
+            self.backlog.drain(..excess);
+        }
+    }
+
+    /// The offset of the backlog's first byte (`backlog_end + 1` when it
+    /// is empty).
+    fn backlog_first(&self) -> i64 {
+        self.backlog_end - self.backlog.len() as i64 + 1
+    }
+}
+
+/// INFO replication's backlog lines: active, first byte's offset, length.
+pub fn backlog_info() -> (bool, i64, usize) {
+    if !COUNTING.load(Ordering::Relaxed) {
+        return (false, 0, 0);
+    }
+    let inner = FEED.inner.lock();
+    (true, inner.backlog_first(), inner.backlog.len())
 }
 
 struct Replica {
@@ -58,6 +229,37 @@ struct Replica {
     since_ms: i64,
     /// The port it announced with REPLCONF listening-port (0: none).
     port: u16,
+    /// The offset it last acknowledged.
+    ack_off: i64,
+    /// While its payload is being sent (`repl_sync`): the stream since
+    /// the snapshot, held back until the payload is out and the replica
+    /// acknowledged it (the end of a `$EOF` payload is its last 40 bytes,
+    /// so nothing may follow them before the replica has read them).
+    pending: Option<Vec<u8>>,
+    /// The payload is out: the first ACK releases `pending`.
+    payload_sent: bool,
+}
+
+impl Replica {
+    /// Queues stream bytes: held back while the payload is sent (within
+    /// the hard output limit), else into the outbox.
+    fn deliver(&mut self, bytes: &[u8], now: i64) {
+        let limits = limits(self.srv);
+        match &mut self.pending {
+            Some(p) => {
+                p.extend_from_slice(bytes);
+                if limits[0] > 0 && p.len() as i64 > limits[0] {
+                    crate::warning!(
+                        "Client {} scheduled to be closed ASAP for overcoming of output buffer limits.",
+                        self.info.addr
+                    );
+                    self.pending = Some(Vec::new());
+                    self.info.request_kill();
+                }
+            }
+            None => self.info.outbox.append(&self.info, bytes, limits, now),
+        }
+    }
 }
 
 /// Ports announced by REPLCONF listening-port before SYNC, by client id
@@ -85,8 +287,7 @@ fn take_port(info: &ClientInfo) -> u16 {
     port
 }
 
-/// INFO replication's `slaveN:` lines, as Redis prints them (offsets are
-/// always 0: there is no backlog).
+/// INFO replication's `slaveN:` lines, as Redis prints them.
 pub fn info_lines() -> Vec<String> {
     if count() == 0 {
         return Vec::new();
@@ -101,16 +302,23 @@ pub fn info_lines() -> Vec<String> {
             let ip = r.info.addr.rsplit_once(':').map_or("", |(ip, _)| ip);
             let last = if r.ack_ms > 0 { r.ack_ms } else { r.since_ms };
             format!(
-                "slave{i}:ip={ip},port={},state=online,offset=0,lag={}",
+                "slave{i}:ip={ip},port={},state={},offset={},lag={}",
                 r.port,
+                if r.pending.is_some() {
+                    "wait_bgsave"
+                } else {
+                    "online"
+                },
+                r.ack_off,
                 (now - last).max(0) / 1000
             )
         })
         .collect()
 }
 
-/// Each attached replica's address and announced port (ROLE).
-pub fn addresses() -> Vec<(String, u16)> {
+/// Each attached replica's address, announced port and acknowledged
+/// offset (ROLE).
+pub fn addresses() -> Vec<(String, u16, i64)> {
     if count() == 0 {
         return Vec::new();
     }
@@ -120,9 +328,19 @@ pub fn addresses() -> Vec<(String, u16)> {
         .iter()
         .map(|r| {
             let ip = r.info.addr.rsplit_once(':').map_or("", |(ip, _)| ip);
-            (ip.to_string(), r.port)
+            (ip.to_string(), r.port, r.ack_off)
         })
         .collect()
+}
+
+/// Bytes waiting in the replicas' outboxes (INFO memory's
+/// `mem_clients_slaves`, memory eviction leaves out).
+pub fn output_bytes() -> usize {
+    if count() == 0 {
+        return 0;
+    }
+    let inner = FEED.inner.lock();
+    inner.replicas.iter().map(|r| r.info.outbox.pending()).sum()
 }
 
 /// Replicas attached now (INFO replication).
@@ -134,7 +352,13 @@ struct Sink;
 
 impl EffectSink for Sink {
     fn effects(&self, records: &[Effect<'_>]) {
-        if FEED.n.load(Ordering::Relaxed) == 0 {
+        if !COUNTING.load(Ordering::Relaxed) {
+            return;
+        }
+        // A replica passes on its master's stream verbatim ([`proxy`]):
+        // its own clients' writes (a writable replica) stay local, as in
+        // Redis.
+        if crate::server::replica::is_replica() {
             return;
         }
         let mut inner = FEED.inner.lock();
@@ -146,14 +370,41 @@ impl EffectSink for Sink {
             }
             encode::command(&mut frame, r.argv.iter().copied());
         }
-        send(&inner, &frame);
+        send(&mut inner, &frame);
     }
 }
 
-fn send(inner: &Inner, frame: &[u8]) {
+/// A replica's share: the bytes of its master's stream it applied, passed
+/// on as they came (its offset counts them).
+pub fn proxy(srv: &Server, bytes: &[u8]) {
+    if !COUNTING.load(Ordering::Relaxed) || bytes.is_empty() {
+        return;
+    }
+    let mut inner = FEED.inner.lock();
+    inner.push_backlog(bytes, backlog_cap(srv));
     let now = crate::server::now_ms();
-    for r in &inner.replicas {
-        r.info.outbox.append(&r.info, frame, limits(r.srv), now);
+    for r in &mut inner.replicas {
+        r.deliver(bytes, now);
+    }
+}
+
+fn backlog_cap(srv: &Server) -> usize {
+    srv.config.repl_backlog_size.get().max(1) as usize
+}
+
+/// Counts `frame` into the stream (a replica counts its master's stream
+/// instead) and appends it to every replica's outbox.
+fn send(inner: &mut Inner, frame: &[u8]) {
+    if crate::server::replica::is_replica() {
+        return;
+    }
+    OFFSET.fetch_add(frame.len() as i64, Ordering::Relaxed);
+    if let Some(srv) = SRV.get() {
+        inner.push_backlog(frame, backlog_cap(srv));
+    }
+    let now = crate::server::now_ms();
+    for r in &mut inner.replicas {
+        r.deliver(frame, now);
     }
 }
 
@@ -166,40 +417,140 @@ fn limits(srv: &Server) -> [i64; 3] {
     srv.config.client_output_buffer_limit.get(class)
 }
 
-/// Makes `client` a replica: `preamble` (PSYNC's `+FULLRESYNC` line, or
-/// nothing), the RDB payload as a bulk without its final CRLF (as Redis
+/// Makes `client` a replica: PSYNC's `+FULLRESYNC <id> <offset>` line
+/// (`psync`; SYNC sends none), the RDB payload as a bulk without its final CRLF (as Redis
 /// sends it), then the stream. The caller holds every shard (the command's
 /// footprint), so no write falls between the snapshot and the stream.
 /// Returns false if the client already is a replica (Redis ignores the
 /// command then).
-pub fn attach(srv: &'static Server, client: &mut Client, preamble: &[u8], rdb: &[u8]) -> bool {
+pub fn attach(srv: &'static Server, client: &mut Client, psync: bool, rdb: &[u8]) -> bool {
     if client.info.has_flag(list_flags::REPLICA) {
         return false;
     }
-    SINK.get_or_init(|| srv.ks.add_effect_sink(Arc::new(Sink)));
-    let mut inner = FEED.inner.lock();
+    let mut inner = start(srv);
     let out = &client.info.outbox;
-    out.write(preamble);
+    if psync {
+        // Under the feed's lock: no PING is counted between the offset
+        // named here and the replica's first byte of stream.
+        let line = format!("+FULLRESYNC {} {}\r\n", ids().replid, master_offset());
+        out.write(line.as_bytes());
+    }
     let mut head = Vec::new();
     encode::header(&mut head, b'$', rdb.len());
     out.write(&head);
     out.write(rdb);
     inner.db = None;
+    register(&mut inner, srv, client, 0);
+    true
+}
+
+/// PSYNC <replid> <offset>: if this server's history holds that offset
+/// (its id, or the previous one up to where it ended) and the backlog
+/// still has it, the replica continues from there: `+CONTINUE <replid>`,
+/// the backlog's bytes from `offset`, then the stream. False: a full
+/// synchronization is needed.
+pub fn try_continue(srv: &'static Server, client: &mut Client, replid: &[u8], offset: i64) -> bool {
+    if client.info.has_flag(list_flags::REPLICA) || !COUNTING.load(Ordering::Relaxed) {
+        return false;
+    }
+    let ids = ids();
+    let known = replid == ids.replid.as_bytes()
+        || (replid == ids.replid2.as_bytes() && offset <= ids.second_offset);
+    if !known {
+        return false;
+    }
+    let mut inner = start(srv);
+    let first = inner.backlog_first();
+    if offset < first || offset > inner.backlog_end + 1 {
+        return false;
+    }
+    let out = &client.info.outbox;
+    out.write(format!("+CONTINUE {}\r\n", ids.replid).as_bytes());
+    let skip = (offset - first) as usize;
+    let (a, b) = inner.backlog.as_slices();
+    if skip < a.len() {
+        out.write(&a[skip..]);
+        out.write(b);
+    } else {
+        out.write(&b[skip - a.len()..]);
+    }
+    crate::notice!(
+        "Partial resynchronization request from {} accepted. Sending {} bytes of backlog starting from offset {}.",
+        client.info.addr,
+        inner.backlog_end + 1 - offset,
+        offset
+    );
+    register(&mut inner, srv, client, offset - 1);
+    SYNC_PARTIAL_OK.fetch_add(1, Ordering::Relaxed);
+    true
+}
+
+/// Attaches `client` for a full synchronization streamed from a snapshot
+/// taken now (`repl_sync`): `+FULLRESYNC`, the `$EOF:<mark>` header, and
+/// the stream held back until [`online`]. False if it already is a
+/// replica.
+pub fn attach_streaming(srv: &'static Server, client: &mut Client, mark: &str) -> bool {
+    if client.info.has_flag(list_flags::REPLICA) {
+        return false;
+    }
+    let mut inner = start(srv);
+    let line = format!(
+        "+FULLRESYNC {} {}\r\n$EOF:{mark}\r\n",
+        ids().replid,
+        master_offset()
+    );
+    client.info.outbox.write(line.as_bytes());
+    inner.db = None;
+    register(&mut inner, srv, client, 0);
+    if let Some(r) = inner.replicas.last_mut() {
+        r.pending = Some(Vec::new());
+    }
+    true
+}
+
+/// Whether client `id` is an attached replica.
+pub fn attached(id: u64) -> bool {
+    FEED.inner.lock().replicas.iter().any(|r| r.info.id == id)
+}
+
+/// The payload of replica `id` is sent: the stream held back follows its
+/// first acknowledgement (as Redis starts the stream of a diskless sync).
+pub fn online(id: u64) {
+    let mut inner = FEED.inner.lock();
+    if let Some(r) = inner.replicas.iter_mut().find(|r| r.info.id == id) {
+        r.payload_sent = true;
+    }
+}
+
+/// The feed's lock, the sink registered and the backlog started.
+fn start(srv: &'static Server) -> parking_lot::MutexGuard<'static, Inner> {
+    SINK.get_or_init(|| srv.ks.add_effect_sink(Arc::new(Sink)));
+    SRV.get_or_init(|| srv);
+    let mut inner = FEED.inner.lock();
+    if !COUNTING.swap(true, Ordering::Relaxed) {
+        // The backlog starts here (its first byte is the next one).
+        inner.backlog_end = master_offset();
+    }
+    inner
+}
+
+fn register(inner: &mut Inner, srv: &'static Server, client: &mut Client, ack_off: i64) {
     inner.replicas.push(Replica {
         info: client.info.clone(),
         srv,
         ack_ms: 0,
         since_ms: crate::server::now_ms(),
         port: take_port(&client.info),
+        ack_off,
+        pending: None,
+        payload_sent: false,
     });
     FEED.n.store(inner.replicas.len(), Ordering::Relaxed);
-    drop(inner);
     // The connection now waits on its outbox, and a replica gets no
     // replies to what it sends (acknowledgements, PINGs).
     client.pubsub.ever = true;
     client.reply_mode = ReplyMode::Off;
     client.info.set_flag(list_flags::REPLICA, true);
-    true
 }
 
 /// Detaches client `id` (disconnect).
@@ -213,13 +564,96 @@ pub fn detach(info: &ClientInfo) {
     FEED.n.store(inner.replicas.len(), Ordering::Relaxed);
 }
 
-/// REPLCONF ACK from replica `id`: it is in touch.
-pub fn ack(id: u64) {
+/// REPLCONF ACK <offset> from replica `id`: it is in touch, and holds
+/// the stream up to `offset`.
+pub fn ack(id: u64, offset: Option<i64>) {
     let mut inner = FEED.inner.lock();
     let now = crate::server::now_ms();
     if let Some(r) = inner.replicas.iter_mut().find(|r| r.info.id == id) {
+        if r.payload_sent
+            && let Some(held) = r.pending.take()
+        {
+            r.info.outbox.append(&r.info, &held, limits(r.srv), now);
+        }
         r.ack_ms = now;
+        if let Some(off) = offset
+            && off > r.ack_off
+        {
+            r.ack_off = off;
+        }
     }
+    drop(inner);
+    if offset.is_some() {
+        check_waits(crate::server::now_ms());
+    }
+}
+
+/// Replicas that acknowledged `offset` or more (WAIT).
+pub fn acked(offset: i64) -> i64 {
+    if count() == 0 {
+        return 0;
+    }
+    let inner = FEED.inner.lock();
+    inner
+        .replicas
+        .iter()
+        .filter(|r| r.ack_off >= offset)
+        .count() as i64
+}
+
+/// A blocked WAIT: its client's waiter, the offset to be acknowledged,
+/// how many replicas it wants and its deadline (ms; `None`: none).
+struct Wait {
+    waiter: Arc<Waiter>,
+    offset: i64,
+    want: i64,
+    deadline_ms: Option<i64>,
+}
+
+static WAITS: Mutex<Vec<Wait>> = Mutex::new(Vec::new());
+
+/// Registers a blocked WAIT, answered by [`check_waits`] with the number
+/// of replicas that acknowledged `offset` once there are `want` of them
+/// or the deadline passes.
+pub fn add_wait(waiter: Arc<Waiter>, offset: i64, want: i64, deadline_ms: Option<i64>) {
+    WAITS.lock().push(Wait {
+        waiter,
+        offset,
+        want,
+        deadline_ms,
+    });
+}
+
+/// Answers the WAITs that have enough acknowledgements or timed out (on
+/// every ACK and from the cron); forgets those whose client left.
+fn check_waits(now_ms: i64) {
+    let mut waits = WAITS.lock();
+    if waits.is_empty() {
+        return;
+    }
+    waits.retain(|w| {
+        if !w.waiter.is_waiting() {
+            return false;
+        }
+        let n = acked(w.offset);
+        if n >= w.want || w.deadline_ms.is_some_and(|d| now_ms >= d) {
+            w.waiter.complete(format!(":{n}\r\n").into_bytes());
+            return false;
+        }
+        true
+    });
+}
+
+/// Asks every replica for an acknowledgement (`REPLCONF GETACK *`, part
+/// of the stream, as Redis sends it before a WAIT blocks).
+pub fn request_acks() {
+    if count() == 0 {
+        return;
+    }
+    let mut inner = FEED.inner.lock();
+    let mut frame = Vec::new();
+    encode::command(&mut frame, [&b"REPLCONF"[..], b"GETACK", b"*"].into_iter());
+    send(&mut inner, &frame);
 }
 
 /// Whether writes may go ahead under `min-replicas-to-write`: enough
@@ -245,6 +679,7 @@ pub fn enough_good_replicas(srv: &Server) -> bool {
 /// while replicas are attached (no `SELECT`: PING names no database).
 pub fn cron(srv: &Server, now_ms: i64) {
     static LAST_PING_MS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+    check_waits(now_ms);
     if count() == 0 {
         return;
     }
@@ -258,8 +693,8 @@ pub fn cron(srv: &Server, now_ms: i64) {
         // The first tick only starts the clock, as a replica just synced.
         return;
     }
-    let inner = FEED.inner.lock();
+    let mut inner = FEED.inner.lock();
     let mut frame = Vec::new();
     encode::command(&mut frame, [&b"PING"[..]].into_iter());
-    send(&inner, &frame);
+    send(&mut inner, &frame);
 }

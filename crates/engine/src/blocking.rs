@@ -233,6 +233,19 @@ impl Waiter {
         }
     }
 
+    /// Ends a wait on no key (WAIT) with `reply`: true if it was waiting.
+    pub fn complete(&self, reply: Vec<u8>) -> bool {
+        let mut st = self.state.lock();
+        if !matches!(*st, State::Waiting | State::Retry) {
+            return false;
+        }
+        *st = State::Served(Served::reply(reply));
+        drop(st);
+        self.uncount();
+        self.notify.notify_one();
+        true
+    }
+
     /// CLIENT UNBLOCK: true if the client was waiting.
     pub fn unblock(&self, error: bool) -> bool {
         let mut st = self.state.lock();

@@ -1,0 +1,260 @@
+//! A replica's full synchronization (`server::replica`): the payload
+//! received into a temp file renamed over `dbfilename`, then loaded in
+//! place of the dataset.
+
+use std::io::{Read, Write};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use super::replica::{Conn, OFFSET, READ_OFFSET, STREAM_DB, State, current, with_link};
+use crate::server::{Server, now_ms};
+use crate::store::Locks;
+
+/// Receives the payload into a temp file, renames it over `dbfilename`
+/// and loads it in place of the dataset.
+pub(super) fn full_sync(srv: &'static Server, conn: &mut Conn) -> Result<(), String> {
+    let generation = conn.generation;
+    let _ = with_link(generation, |l| {
+        l.state = State::Transfer;
+        l.transfer_size = -1;
+        l.transfer_read = 0;
+    });
+    // The master sends newlines to keep the link alive while it prepares.
+    let head = loop {
+        let l = conn.line()?;
+        if !l.is_empty() {
+            break l;
+        }
+    };
+    if head.starts_with('-') {
+        return Err(format!("MASTER aborted replication with an error: {head}"));
+    }
+    let Some(spec) = head.strip_prefix('$') else {
+        return Err(format!(
+            "Bad protocol from MASTER, the first byte is not '$' (we received '{head}'), are you sure the host and port are right?"
+        ));
+    };
+    let mark = spec.strip_prefix("EOF:").map(|m| m.as_bytes().to_vec());
+    let size = match &mark {
+        Some(m) if m.len() == 40 => -1,
+        Some(_) => return Err(format!("Bad EOF mark from MASTER: {head}")),
+        None => spec
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| format!("Bad payload size from MASTER: {head}"))?,
+    };
+    let _ = with_link(generation, |l| l.transfer_size = size);
+    crate::notice!(
+        "MASTER <-> REPLICA sync: receiving {} from master to disk",
+        if size < 0 {
+            "streamed RDB".to_string()
+        } else {
+            format!("{size} bytes")
+        }
+    );
+    let path = crate::persist::save::rdb_path(srv);
+    let dir = std::path::Path::new(&path)
+        .parent()
+        .map(|p| p.to_path_buf())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(
+        "temp-{}.{}.rdb",
+        now_ms() / 1000,
+        std::process::id()
+    ));
+    // With `repl-diskless-load` other than `disabled` Redis loads while it
+    // reads: clients see the loading state for the whole transfer (the old
+    // data stays if it fails).
+    let loading_early = srv.config.repl_diskless_load.get() != 0;
+    if loading_early {
+        srv.persist.loading.begin(size.max(0) as u64);
+    }
+    let r = receive(conn, &tmp, size, mark.as_deref());
+    let r = r.and_then(|()| {
+        std::fs::rename(&tmp, &path).map_err(|e| {
+            format!("Failed trying to rename the temp DB into {path} in MASTER <-> REPLICA synchronization: {e}")
+        })
+    });
+    let r = r.and_then(|()| {
+        if current(generation) {
+            Ok(())
+        } else {
+            Err("Replication link replaced".to_string())
+        }
+    });
+    if let Err(e) = r {
+        let _ = std::fs::remove_file(&tmp);
+        if loading_early {
+            srv.persist.loading.end();
+        }
+        return Err(e);
+    }
+    STREAM_DB.store(stream_db_of(&path).unwrap_or(0), Ordering::Relaxed);
+    crate::notice!("MASTER <-> REPLICA sync: Flushing old data");
+    crate::notice!("MASTER <-> REPLICA sync: Loading DB in memory");
+    if let Err(e) = load(srv, &path) {
+        // The dataset is empty now: no offset of any history describes it.
+        OFFSET.store(0, Ordering::Relaxed);
+        READ_OFFSET.store(0, Ordering::Relaxed);
+        crate::server::repl::adopt(srv, &crate::server::random_hex(40), 0);
+        return Err(e);
+    }
+    // The sub-replicas' data is not this one any more: they sync again.
+    crate::server::repl::disconnect_all();
+    if srv.config.appendonly.get() {
+        let _ = crate::persist::aof::bgrewriteaof(srv, false);
+    }
+    crate::notice!("MASTER <-> REPLICA sync: Finished with success");
+    Ok(())
+}
+
+/// The `repl-stream-db` aux field among those at the start of the RDB
+/// file at `path`, if any.
+fn stream_db_of(path: &str) -> Option<usize> {
+    let mut head = vec![0u8; 4096];
+    let n = std::fs::File::open(path).ok()?.read(&mut head).ok()?;
+    let data = head.get(..n)?;
+    let mut pos = 9; // "REDIS" and four version digits
+    if !data.starts_with(b"REDIS") {
+        return None;
+    }
+    while data.get(pos) == Some(&0xFA) {
+        let (name, next) = rdb_string(data, pos + 1)?;
+        let (value, next) = rdb_string(data, next)?;
+        if name == b"repl-stream-db" {
+            return std::str::from_utf8(&value).ok()?.parse().ok();
+        }
+        pos = next;
+    }
+    None
+}
+
+/// One RDB string at `pos` (plain or integer-encoded; others: `None`)
+/// and the position after it.
+fn rdb_string(data: &[u8], pos: usize) -> Option<(Vec<u8>, usize)> {
+    let b = *data.get(pos)?;
+    let (len, at) = match b >> 6 {
+        0 => (usize::from(b & 0x3F), pos + 1),
+        1 => (
+            (usize::from(b & 0x3F) << 8) | usize::from(*data.get(pos + 1)?),
+            pos + 2,
+        ),
+        2 if b == 0x80 => {
+            let v = data.get(pos + 1..pos + 5)?;
+            (u32::from_be_bytes(v.try_into().ok()?) as usize, pos + 5)
+        }
+        3 => {
+            let (v, at) = match b & 0x3F {
+                0 => (i64::from(*data.get(pos + 1)? as i8), pos + 2),
+                1 => {
+                    let v = data.get(pos + 1..pos + 3)?;
+                    (i64::from(i16::from_le_bytes(v.try_into().ok()?)), pos + 3)
+                }
+                2 => {
+                    let v = data.get(pos + 1..pos + 5)?;
+                    (i64::from(i32::from_le_bytes(v.try_into().ok()?)), pos + 5)
+                }
+                _ => return None,
+            };
+            return Some((v.to_string().into_bytes(), at));
+        }
+        _ => return None,
+    };
+    Some((data.get(at..at + len)?.to_vec(), at + len))
+}
+
+/// Copies the payload (the buffered bytes first) into `tmp`.
+fn receive(
+    conn: &mut Conn,
+    tmp: &std::path::Path,
+    size: i64,
+    mark: Option<&[u8]>,
+) -> Result<(), String> {
+    let mut file = std::fs::File::create(tmp).map_err(|e| {
+        format!("Opening the temp file needed for MASTER <-> REPLICA synchronization: {e}")
+    })?;
+    let write_err = |e: std::io::Error| {
+        format!(
+            "Write error or short write writing to the DB dump file needed for MASTER <-> REPLICA synchronization: {e}"
+        )
+    };
+    let mut left = size;
+    let mut read: i64 = 0;
+    loop {
+        let avail = conn.buf.len() - conn.pos;
+        if avail > 0 {
+            match mark {
+                None => {
+                    let n = avail.min(left as usize);
+                    file.write_all(&conn.buf[conn.pos..conn.pos + n])
+                        .map_err(write_err)?;
+                    conn.pos += n;
+                    left -= n as i64;
+                    read += n as i64;
+                }
+                Some(m) => {
+                    // The last 40 bytes may be the mark: keep them back.
+                    let pending = &conn.buf[conn.pos..];
+                    if pending.len() >= m.len() && pending.ends_with(m) {
+                        let body = pending.len() - m.len();
+                        file.write_all(&pending[..body]).map_err(write_err)?;
+                        conn.pos = conn.buf.len();
+                        break;
+                    }
+                    let body = pending.len().saturating_sub(m.len());
+                    file.write_all(&pending[..body]).map_err(write_err)?;
+                    conn.pos += body;
+                    read += body as i64;
+                    // The kept tail moves to the front.
+                    conn.buf.drain(..conn.pos);
+                    conn.pos = 0;
+                }
+            }
+            let _ = with_link(conn.generation, |l| l.transfer_read = read);
+        }
+        if mark.is_none() && left == 0 {
+            break;
+        }
+        conn.fill()?;
+    }
+    file.sync_all().map_err(write_err)?;
+    Ok(())
+}
+
+/// Replaces the dataset with the file at `path`; an empty dataset if it
+/// cannot be loaded whole.
+fn load(srv: &'static Server, path: &str) -> Result<(), String> {
+    let len = std::fs::metadata(path).map_or(0, |m| m.len());
+    srv.persist.loading.begin(len);
+    let mut locks = Locks::default();
+    let mut batch = locks.batch(&srv.ks);
+    batch.all_dbs();
+    let _ = batch.take();
+    let flush = |locks: &mut Locks| {
+        let lazy = srv.config.replica_lazy_flush.get();
+        for db in 0..srv.ks.db_count() {
+            srv.ks.flush_db(locks, db, lazy);
+        }
+        let functions = &srv.scripting.functions;
+        if let Some(mut reg) = functions.try_lock_for(Duration::from_secs(2)) {
+            reg.flush();
+            functions.update_counts(&reg);
+        }
+    };
+    flush(&mut locks);
+    let r = crate::persist::save::load_file(srv, &mut locks, path, false);
+    let r = match r {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            flush(&mut locks);
+            Err(format!(
+                "Failed trying to load the MASTER synchronization DB from disk: {e}"
+            ))
+        }
+    };
+    locks.release();
+    srv.persist.loading.end();
+    srv.persist.dirty.store(0, Ordering::Relaxed);
+    r
+}

@@ -1,0 +1,370 @@
+//! The replica side: REPLICAOF host port makes ferrokv follow a master
+//! (ferrokv or redis-server), load its payload, apply its stream, answer
+//! GETACK and refuse writes from its own clients; WAIT on the master counts
+//! the replicas' acknowledgements.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+fn q(c: &mut redis::Connection, args: &[&str]) -> redis::Value {
+    let mut cmd = redis::cmd(args[0]);
+    for a in &args[1..] {
+        cmd.arg(*a);
+    }
+    cmd.query(c).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+}
+
+fn info_field(c: &mut redis::Connection, name: &str) -> String {
+    let info: String = redis::cmd("INFO").arg("replication").query(c).unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+        .map(|v| v.trim().to_string())
+        .unwrap_or_default()
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn digest(c: &mut redis::Connection) -> String {
+    redis::cmd("DEBUG").arg("DIGEST").query(c).unwrap()
+}
+
+/// Writes of several kinds, in two databases, a transaction and a script.
+fn write_mix(m: &mut redis::Connection) {
+    q(m, &["SET", "s", "1"]);
+    q(m, &["INCR", "s"]);
+    q(m, &["RPUSH", "l", "a", "b", "c"]);
+    q(m, &["HSET", "h", "f", "v", "g", "w"]);
+    q(m, &["ZADD", "z", "1", "a", "2", "b"]);
+    q(m, &["SET", "ttl", "v", "EX", "1000"]);
+    q(m, &["XADD", "st", "1-1", "a", "b"]);
+    q(
+        m,
+        &[
+            "EVAL",
+            "redis.call('set', KEYS[1], 'x') return redis.call('incr', 'cnt')",
+            "1",
+            "fromscript",
+        ],
+    );
+    let _: Vec<redis::Value> = redis::pipe()
+        .atomic()
+        .cmd("LPUSH")
+        .arg("tx")
+        .arg("1")
+        .cmd("SADD")
+        .arg("set")
+        .arg("m")
+        .query(m)
+        .unwrap();
+    q(m, &["SELECT", "5"]);
+    q(m, &["SET", "in5", "v"]);
+    q(m, &["SELECT", "0"]);
+}
+
+fn replicate(replica: &mut redis::Connection, port: u16) {
+    let port = port.to_string();
+    assert_eq!(
+        q(replica, &["REPLICAOF", "127.0.0.1", &port]),
+        redis::Value::Okay
+    );
+    wait_for("the link up", || {
+        info_field(replica, "master_link_status") == "up"
+    });
+}
+
+#[test]
+fn ferrokv_replica_of_ferrokv_master() {
+    let master = common::Server::start_with(&["--enable-debug-command", "local"]);
+    let replica = common::Server::start_with(&["--enable-debug-command", "local"]);
+    let mut m = master.client();
+    let mut r = replica.client();
+    q(&mut r, &["SET", "stale", "gone after the sync"]);
+    q(&mut m, &["SET", "before", "1"]);
+    q(&mut m, &["DEBUG", "POPULATE", "300"]);
+    replicate(&mut r, master.port);
+    assert_eq!(info_field(&mut r, "role"), "slave");
+    assert_eq!(info_field(&mut r, "master_port"), master.port.to_string());
+    // Replaced, not merged.
+    assert_eq!(q(&mut r, &["EXISTS", "stale"]), redis::Value::Int(0));
+    write_mix(&mut m);
+    // WAIT: the replica acknowledges what was written so far.
+    let n: i64 = redis::cmd("WAIT").arg(1).arg(5000).query(&mut m).unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(digest(&mut m), digest(&mut r));
+    let mut r5 = replica.client();
+    q(&mut r5, &["SELECT", "5"]);
+    assert_eq!(
+        q(&mut r5, &["GET", "in5"]),
+        redis::Value::BulkString(b"v".to_vec())
+    );
+    // Offsets agree once the replica acknowledged everything.
+    wait_for("the offsets to agree", || {
+        info_field(&mut m, "master_repl_offset") == info_field(&mut r, "master_repl_offset")
+    });
+    let off = info_field(&mut m, "master_repl_offset");
+    assert_ne!(off, "0");
+    wait_for("the master to see the acknowledged offset", || {
+        info_field(&mut m, "slave0").contains(&format!(",state=online,offset={off},"))
+    });
+    // Read-only for its own clients.
+    let mut raw = replica.raw();
+    raw.send(b"SET x 1\r\n");
+    let want = b"-READONLY You can't write against a read only replica.\r\n";
+    assert_eq!(raw.read_n(want.len()), want);
+    // ROLE's replica form.
+    let role: redis::Value = redis::cmd("ROLE").query(&mut r).unwrap();
+    let redis::Value::Array(items) = role else {
+        panic!("{role:?}")
+    };
+    assert_eq!(items[0], redis::Value::BulkString(b"slave".to_vec()));
+    assert_eq!(items[2], redis::Value::Int(i64::from(master.port)));
+    assert_eq!(items[3], redis::Value::BulkString(b"connected".to_vec()));
+    // A master again, with the data.
+    assert_eq!(q(&mut r, &["REPLICAOF", "NO", "ONE"]), redis::Value::Okay);
+    assert_eq!(info_field(&mut r, "role"), "master");
+    q(&mut r, &["SET", "x", "1"]);
+    assert_eq!(
+        q(&mut r, &["GET", "before"]),
+        redis::Value::BulkString(b"1".to_vec())
+    );
+    // The master's write no longer arrives.
+    q(&mut m, &["SET", "after", "1"]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(q(&mut r, &["EXISTS", "after"]), redis::Value::Int(0));
+}
+
+#[test]
+fn replica_reconnects_after_the_link_drops() {
+    let master = common::Server::start();
+    let replica = common::Server::start();
+    let mut m = master.client();
+    let mut r = replica.client();
+    replicate(&mut r, master.port);
+    q(&mut m, &["SET", "a", "1"]);
+    // Same master again: nothing to do.
+    let again: String = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(master.port)
+        .query(&mut r)
+        .unwrap();
+    assert_eq!(again, "OK Already connected to specified master");
+    q(&mut m, &["CLIENT", "KILL", "TYPE", "replica"]);
+    q(&mut m, &["SET", "b", "2"]);
+    wait_for("the replica to resync", || {
+        info_field(&mut r, "master_link_status") == "up"
+            && q(&mut r, &["GET", "b"]) == redis::Value::BulkString(b"2".to_vec())
+    });
+}
+
+#[test]
+fn ferrokv_replica_of_redis_master() {
+    let Some(reference) = common::reference() else {
+        eprintln!("redis-server not installed: skipped");
+        return;
+    };
+    let mut m = redis::Client::open(format!("redis://127.0.0.1:{}/", reference.port))
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    // Diskless: the payload comes as `$EOF:<mark>`.
+    q(&mut m, &["CONFIG", "SET", "repl-diskless-sync", "yes"]);
+    q(&mut m, &["CONFIG", "SET", "repl-diskless-sync-delay", "0"]);
+    q(&mut m, &["DEBUG", "POPULATE", "500"]);
+    q(&mut m, &["HSET", "big", "f", &"x".repeat(200)]);
+    let replica = common::Server::start_with(&["--enable-debug-command", "local"]);
+    let mut r = replica.client();
+    replicate(&mut r, reference.port);
+    write_mix(&mut m);
+    let n: i64 = redis::cmd("WAIT").arg(1).arg(5000).query(&mut m).unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(digest(&mut m), digest(&mut r));
+    // Redis's byte count of its stream and ours agree.
+    wait_for("the offsets to agree", || {
+        info_field(&mut m, "master_repl_offset") == info_field(&mut r, "slave_repl_offset")
+    });
+    assert_eq!(
+        info_field(&mut m, "master_replid"),
+        info_field(&mut r, "master_replid")
+    );
+}
+
+#[test]
+fn redis_replica_of_ferrokv_master() {
+    let Some(reference) = common::reference() else {
+        eprintln!("redis-server not installed: skipped");
+        return;
+    };
+    let master = common::Server::start_with(&["--enable-debug-command", "local"]);
+    let mut m = master.client();
+    q(&mut m, &["DEBUG", "POPULATE", "200"]);
+    let mut r = redis::Client::open(format!("redis://127.0.0.1:{}/", reference.port))
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    replicate(&mut r, master.port);
+    write_mix(&mut m);
+    let n: i64 = redis::cmd("WAIT").arg(1).arg(5000).query(&mut m).unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(digest(&mut m), digest(&mut r));
+    wait_for("the offsets to agree", || {
+        info_field(&mut m, "master_repl_offset") == info_field(&mut r, "master_repl_offset")
+    });
+}
+
+#[test]
+fn wait_counts_acknowledgements() {
+    let master = common::Server::start();
+    let mut m = master.client();
+    // No replica: nothing acknowledges; a zero count is met at once.
+    assert_eq!(q(&mut m, &["WAIT", "0", "0"]), redis::Value::Int(0));
+    let started = Instant::now();
+    assert_eq!(q(&mut m, &["WAIT", "1", "200"]), redis::Value::Int(0));
+    assert!(started.elapsed() >= Duration::from_millis(190));
+    let replica = common::Server::start();
+    let mut r = replica.client();
+    replicate(&mut r, master.port);
+    q(&mut m, &["SET", "k", "v"]);
+    assert_eq!(q(&mut m, &["WAIT", "1", "0"]), redis::Value::Int(1));
+    // More than there are: the count at the timeout.
+    assert_eq!(q(&mut m, &["WAIT", "2", "300"]), redis::Value::Int(1));
+    // A replica refuses WAIT.
+    let e = redis::cmd("WAIT").arg(1).arg(0).query::<i64>(&mut r);
+    assert!(
+        e.unwrap_err()
+            .to_string()
+            .contains("WAIT cannot be used with replica instances"),
+    );
+}
+
+/// PSYNC with this master's id and an offset its backlog holds continues
+/// the stream from there (`+CONTINUE <id>`, then the bytes from that
+/// offset); an unknown id gets a full synchronization.
+#[test]
+fn psync_continues_from_the_backlog() {
+    let master = common::Server::start();
+    let replica = common::Server::start();
+    let mut m = master.client();
+    let mut r = replica.client();
+    replicate(&mut r, master.port);
+    q(&mut m, &["SET", "k", "v"]);
+    let id = info_field(&mut m, "master_replid");
+    let off: i64 = info_field(&mut m, "master_repl_offset").parse().unwrap();
+    assert_eq!(info_field(&mut m, "repl_backlog_active"), "1");
+    // The last command, `*3 $3 SET $1 k $1 v`, is 27 bytes.
+    let mut raw = master.raw();
+    raw.send(format!("PSYNC {id} {}\r\n", off - 26).as_bytes());
+    let want = format!("+CONTINUE {id}\r\n*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n");
+    assert_eq!(String::from_utf8(raw.read_n(want.len())).unwrap(), want);
+    let mut raw = master.raw();
+    raw.send(format!("PSYNC {} 1\r\n", "0".repeat(40)).as_bytes());
+    let head = String::from_utf8(raw.read_n(12)).unwrap();
+    assert_eq!(head, "+FULLRESYNC ");
+}
+
+/// A replica of a replica gets the master's stream as it came (same
+/// offsets); promoting the middle one keeps the chain going.
+#[test]
+fn chained_replicas_and_promotion() {
+    let master = common::Server::start_with(&["--enable-debug-command", "local"]);
+    let r1 = common::Server::start_with(&["--enable-debug-command", "local"]);
+    let r2 = common::Server::start_with(&["--enable-debug-command", "local"]);
+    let mut m = master.client();
+    let mut c1 = r1.client();
+    let mut c2 = r2.client();
+    q(&mut m, &["SELECT", "3"]);
+    q(&mut m, &["SET", "in3", "1"]);
+    replicate(&mut c1, master.port);
+    replicate(&mut c2, r1.port);
+    // The stream is in database 3 with no SELECT to come.
+    q(&mut m, &["SET", "in3", "2"]);
+    write_mix(&mut m);
+    wait_for("the chain to agree", || {
+        let off = info_field(&mut m, "master_repl_offset");
+        info_field(&mut c1, "master_repl_offset") == off
+            && info_field(&mut c2, "master_repl_offset") == off
+    });
+    assert_eq!(digest(&mut m), digest(&mut c2));
+    assert_eq!(q(&mut c1, &["REPLICAOF", "NO", "ONE"]), redis::Value::Okay);
+    q(&mut c1, &["SET", "promoted", "1"]);
+    wait_for("the new master's write", || {
+        q(&mut c2, &["GET", "promoted"]) == redis::Value::BulkString(b"1".to_vec())
+    });
+    assert_eq!(digest(&mut c1), digest(&mut c2));
+}
+
+/// A failover: the replica is promoted and the old master follows it,
+/// continuing from where it was (its own offset, in its stream's
+/// database) without a full synchronization that would lose nothing here
+/// but must not corrupt anything either.
+#[test]
+fn roles_swap_and_the_old_master_continues() {
+    let a = common::Server::start_with(&["--enable-debug-command", "local"]);
+    let b = common::Server::start_with(&["--enable-debug-command", "local"]);
+    let mut ca = a.client();
+    let mut cb = b.client();
+    replicate(&mut ca, b.port);
+    q(&mut cb, &["SELECT", "9"]);
+    q(&mut cb, &["RPUSH", "l", "a", "b"]);
+    q(&mut cb, &["SET", "y", "2"]);
+    let n: i64 = redis::cmd("WAIT").arg(1).arg(5000).query(&mut cb).unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(q(&mut ca, &["REPLICAOF", "NO", "ONE"]), redis::Value::Okay);
+    replicate(&mut cb, a.port);
+    q(&mut ca, &["SELECT", "9"]);
+    q(&mut ca, &["RPUSH", "foo", "a", "b", "c"]);
+    let n: i64 = redis::cmd("WAIT").arg(1).arg(5000).query(&mut ca).unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(digest(&mut ca), digest(&mut cb));
+    assert_eq!(
+        info_field(&mut ca, "master_repl_offset"),
+        info_field(&mut cb, "master_repl_offset")
+    );
+}
+
+/// Writes flowing while a replica synchronizes: the stream after the
+/// payload waits for the replica's first ACK (a `$EOF` payload ends with
+/// its mark, nothing may follow it unread), and the replica comes up with
+/// the master's data; reconnecting continues from the backlog
+/// (`sync_partial_ok`).
+#[test]
+fn sync_under_writes_and_partial_resync_counts() {
+    let master = common::Server::start_with(&["--enable-debug-command", "local"]);
+    let replica = common::Server::start_with(&["--enable-debug-command", "local"]);
+    let mut m = master.client();
+    let mut r = replica.client();
+    q(&mut m, &["DEBUG", "POPULATE", "20000"]);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        let mut w = master.client();
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _: i64 = redis::cmd("INCR").arg("ctr").query(&mut w).unwrap();
+                n += 1;
+            }
+            n
+        })
+    };
+    replicate(&mut r, master.port);
+    q(&mut r, &["CLIENT", "KILL", "TYPE", "master"]);
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(writer.join().unwrap() > 0);
+    let n: i64 = redis::cmd("WAIT").arg(1).arg(10000).query(&mut m).unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(digest(&mut m), digest(&mut r));
+    let stats: String = redis::cmd("INFO").arg("stats").query(&mut m).unwrap();
+    assert!(stats.contains("\r\nsync_full:1\r\n"), "{stats}");
+    assert!(stats.contains("\r\nsync_partial_ok:1\r\n"), "{stats}");
+}
