@@ -270,3 +270,56 @@ fn multi_queue_shows_as_multi_mem() {
     assert!(multi_mem >= 50_000, "multi-mem={multi_mem}");
     assert!(client_field(&mut c, "tx", "tot-mem").unwrap() >= multi_mem);
 }
+
+/// The reply buffer follows what a client's replies need, as Redis 7.0's:
+/// an idle client's shrinks to about 1 KiB, a client reading big values
+/// grows it back by doubling to 16 KiB (CLIENT LIST `rbs`, `rbp`).
+#[test]
+fn reply_buffers_shrink_when_idle_and_grow_when_filled() {
+    let srv = Server::start_with(&["--enable-debug-command", "yes"]);
+    let mut admin = srv.client();
+    let mut c = srv.client();
+    let _: () = cmd("CLIENT")
+        .arg("SETNAME")
+        .arg("rb")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(client_field(&mut admin, "rb", "rbs"), Some(16384));
+    let _: () = cmd("DEBUG")
+        .arg("REPLYBUFFER")
+        .arg("PEAK-RESET-TIME")
+        .arg("100")
+        .query(&mut admin)
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let rbs = client_field(&mut admin, "rb", "rbs").unwrap();
+        if (1024..2048).contains(&rbs) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "idle client's rbs stays {rbs}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _: () = cmd("SET")
+        .arg("big")
+        .arg("x".repeat(32768))
+        .query(&mut admin)
+        .unwrap();
+    let _: () = cmd("DEBUG")
+        .arg("REPLYBUFFER")
+        .arg("PEAK-RESET-TIME")
+        .arg("never")
+        .query(&mut admin)
+        .unwrap();
+    loop {
+        let _: Vec<u8> = cmd("GET").arg("big").query(&mut c).unwrap();
+        let rbs = client_field(&mut admin, "rb", "rbs").unwrap();
+        if rbs >= 16384 {
+            assert_eq!(rbs, 16384);
+            assert_eq!(client_field(&mut admin, "rb", "rbp"), Some(16384));
+            break;
+        }
+        assert!(Instant::now() < deadline, "busy client's rbs stays {rbs}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -232,7 +232,7 @@ pub fn client_line(
     let _ = write!(
         s,
         "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} \
-         qbuf={} qbuf-free={} argv-mem={} multi-mem={} rbs=16384 rbp=0 obl={} oll={} omem={} tot-mem={} \
+         qbuf={} qbuf-free={} argv-mem={} multi-mem={} rbs={} rbp={} obl={} oll={} omem={} tot-mem={} \
          events=r cmd={} user={} redir={} resp={} lib-name={} lib-ver={}",
         c.id,
         c.addr,
@@ -251,6 +251,8 @@ pub fn client_line(
         qbuf_free,
         argv_mem,
         multi_mem,
+        c.reply_buf.size(),
+        c.reply_buf.shown_peak(),
         obl,
         oll,
         omem,

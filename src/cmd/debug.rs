@@ -130,11 +130,19 @@ fn debug(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         // Accepted for the suite: ferrokv counts a fixed 16 KiB reply
         // buffer per client (`server::client_mem`), with no peak to track
         // and no resize job to pause.
-        (b"replybuffer", 4) if args[2].eq_ignore_ascii_case(b"resizing") => ctx.out.ok(),
+        (b"replybuffer", 4) if args[2].eq_ignore_ascii_case(b"resizing") => {
+            crate::server::reply_buf::set_resizing(parse_int_prefix(&args[3]) != 0);
+            ctx.out.ok();
+        }
         (b"replybuffer", 4) if args[2].eq_ignore_ascii_case(b"peak-reset-time") => {
             let v = &args[3];
-            if !v.eq_ignore_ascii_case(b"never") && !v.eq_ignore_ascii_case(b"reset") {
-                crate::util::num::parse_i64(v).ok_or(Error::NotInteger)?;
+            if v.eq_ignore_ascii_case(b"never") {
+                crate::server::reply_buf::set_peak_reset(None);
+            } else if v.eq_ignore_ascii_case(b"reset") {
+                crate::server::reply_buf::default_peak_reset();
+            } else {
+                let ms = crate::util::num::parse_i64(v).ok_or(Error::NotInteger)?;
+                crate::server::reply_buf::set_peak_reset(Some(ms));
             }
             ctx.out.ok();
         }

@@ -87,6 +87,8 @@ pub struct ClientInfo {
     pub out_mem: AtomicU64,
     /// BCAST prefixes' memory, kept by `pubsub::tracking`.
     pub tracking_mem: AtomicU64,
+    /// The reply buffer's adapted size and peak (`rbs`, `rbp`).
+    pub reply_buf: super::reply_buf::ReplyBuf,
     /// The wait this client is parked in, for CLIENT UNBLOCK.
     pub waiter: Mutex<Option<Arc<Waiter>>>,
     /// [`list_flags`] bits.
@@ -298,6 +300,7 @@ impl ClientRegistry {
             out_pending: AtomicU64::new(0),
             out_mem: AtomicU64::new(0),
             tracking_mem: AtomicU64::new(0),
+            reply_buf: Default::default(),
             waiter: Mutex::new(None),
             flags: AtomicU32::new(0),
             multi: AtomicI64::new(-1),

@@ -9,7 +9,7 @@ use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UnixStream};
 
-use super::client::Client;
+use super::client::{Client, ClientInfo};
 use super::client_mem;
 use super::obuf::{self, OutputLimit};
 use super::stats::ThreadStats;
@@ -373,7 +373,7 @@ pub async fn serve<S: Stream>(srv: &'static Server, mut sock: S, stats: Arc<Thre
             Woke::Outbox => {
                 info.outbox.drain_into(&mut out.buf);
                 obuf.refresh(srv, !client.pubsub.is_empty(), &mut out);
-                if flush_batch(&mut sock, &mut out, &stats, &obuf)
+                if flush_batch(&mut sock, &mut out, &stats, &obuf, &info)
                     .await
                     .is_err()
                 {
@@ -470,7 +470,7 @@ pub async fn serve<S: Stream>(srv: &'static Server, mut sock: S, stats: Arc<Thre
                     // after it ran, as in Redis (the limit bounds them).
                     if out.len() >= FLUSH_AT && !obuf.has_hard() {
                         durable(&mut aof_seq).await;
-                        if flush_batch(&mut sock, &mut out, &stats, &obuf)
+                        if flush_batch(&mut sock, &mut out, &stats, &obuf, &info)
                             .await
                             .is_err()
                         {
@@ -513,7 +513,7 @@ pub async fn serve<S: Stream>(srv: &'static Server, mut sock: S, stats: Arc<Thre
         durable(&mut aof_seq).await;
         let out_cap = out.buf.capacity();
         if !out.is_empty()
-            && flush_batch(&mut sock, &mut out, &stats, &obuf)
+            && flush_batch(&mut sock, &mut out, &stats, &obuf, &info)
                 .await
                 .is_err()
         {
@@ -810,12 +810,20 @@ async fn flush_batch<S: Stream>(
     out: &mut Reply,
     stats: &ThreadStats,
     limit: &OutputLimit,
+    info: &ClientInfo,
 ) -> std::io::Result<()> {
-    if limit.active() {
+    info.reply_buf.note(out.len());
+    let r = if limit.active() {
         obuf::write_some(sock, out, stats)
     } else {
         flush(sock, out, stats).await
+    };
+    // The buffer keeps the size the cron adapted (`reply_buf`).
+    let size = info.reply_buf.size();
+    if out.is_empty() && out.buf.capacity() > size {
+        out.buf.shrink_to(size);
     }
+    r
 }
 
 async fn flush<S: Stream>(

@@ -18,6 +18,7 @@ pub mod repl;
 pub mod repl_sync;
 pub mod replica;
 mod replica_sync;
+pub mod reply_buf;
 pub mod shutdown;
 pub mod stats;
 pub mod title;
@@ -426,6 +427,7 @@ fn cron(srv: &'static Server) {
             obuf::cron(srv, now_ms());
         }
         repl::cron(srv, now_ms());
+        reply_buf::cron(srv, now_ms());
         // Keep sweeping while a pass reclaims a lot, as Redis's cycle repeats
         // while more than a quarter of the sampled keys were expired.
         // CLIENT PAUSE stops the sweep too, and a read-only replica leaves
