@@ -401,6 +401,11 @@ pub async fn serve<S: Stream>(srv: &'static Server, mut sock: S, stats: Arc<Thre
         }
         // What this batch holds and has room for, to size the buffer after it.
         let (peak, room) = (rbuf.len(), rbuf.capacity());
+        // While the batch runs, CLIENT LIST shows it as the query buffer (as
+        // Redis's holds its commands until they all ran).
+        info.qbuf.store(peak as u64, Ordering::Relaxed);
+        info.qbuf_free
+            .store(room.saturating_sub(peak) as u64, Ordering::Relaxed);
         let mut now = now_ms();
         let mut pos = 0;
         obuf.refresh(srv, !client.pubsub.is_empty(), &mut out);
