@@ -26,9 +26,22 @@ fn harness(dbfilename: &str) -> Harness {
     Harness::with_config(config)
 }
 
-/// A file name in the working directory, unique to this process and test.
-fn unique(tag: &str) -> String {
-    format!("bgsave-state-{tag}-{}.rdb", std::process::id())
+/// A file name in the working directory, unique to this process and test;
+/// whatever has that name is removed when the guard drops (a failing
+/// assertion included).
+struct Unique(String);
+
+impl Unique {
+    fn new(tag: &str) -> Unique {
+        Unique(format!("bgsave-state-{tag}-{}.rdb", std::process::id()))
+    }
+}
+
+impl Drop for Unique {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 fn field(h: &mut Harness, name: &str) -> String {
@@ -56,14 +69,11 @@ fn bgsave(h: &mut Harness) -> String {
 /// goes on and succeeds (it used to fail, "terminated by signal 0").
 #[test]
 fn a_stand_in_that_exits_by_itself_does_not_fail_the_save() {
-    let file = unique("exit");
-    let mut h = harness(&file);
+    let file = Unique::new("exit");
+    let mut h = harness(&file.0);
     assert_eq!(h.run(&["SET", "k", "v"]), "+OK\r\n");
-    let status = bgsave(&mut h);
-    let saved = std::fs::metadata(&file).is_ok();
-    let _ = std::fs::remove_file(&file);
-    assert_eq!(status, "ok");
-    assert!(saved, "the save wrote no file");
+    assert_eq!(bgsave(&mut h), "ok");
+    assert!(std::fs::metadata(&file.0).is_ok(), "the save wrote no file");
     assert_eq!(h.run(&["SET", "k", "w"]), "+OK\r\n");
 }
 
@@ -72,18 +82,15 @@ fn a_stand_in_that_exits_by_itself_does_not_fail_the_save() {
 #[test]
 fn a_failed_save_refuses_writes_only_on_its_own_server() {
     // The final rename fails: the file name is taken by a directory.
-    let dir = unique("dir");
-    std::fs::create_dir_all(format!("{dir}/x")).unwrap();
-    let mut failing = harness(&dir);
-    let mut other = harness(&unique("other"));
+    let dir = Unique::new("dir");
+    let other_file = Unique::new("other");
+    std::fs::create_dir_all(format!("{}/x", dir.0)).unwrap();
+    let mut failing = harness(&dir.0);
+    let mut other = harness(&other_file.0);
     assert_eq!(failing.run(&["SET", "k", "v"]), "+OK\r\n");
-    let status = bgsave(&mut failing);
+    assert_eq!(bgsave(&mut failing), "err");
     let refused = failing.run(&["SET", "k", "w"]);
-    let elsewhere = other.run(&["SET", "k", "v"]);
-    let other_status = field(&mut other, "rdb_last_bgsave_status");
-    let _ = std::fs::remove_dir_all(&dir);
-    assert_eq!(status, "err");
     assert!(refused.starts_with("-MISCONF "), "{refused}");
-    assert_eq!(elsewhere, "+OK\r\n");
-    assert_eq!(other_status, "ok");
+    assert_eq!(other.run(&["SET", "k", "v"]), "+OK\r\n");
+    assert_eq!(field(&mut other, "rdb_last_bgsave_status"), "ok");
 }
