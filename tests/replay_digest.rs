@@ -183,12 +183,34 @@ fn config_from(args: &[&str]) -> (Config, CommandTable) {
 /// walks run under the workload, SWAPDB included), but in a file of its
 /// own, removed when this guard drops (also when the test fails), so a
 /// later run never loads it at start-up and begins with data the replay
-/// lacks.
-struct RdbFile(String);
+/// lacks. The server outlives the test (it is leaked), so its save points
+/// are turned off and a running save waited for first.
+struct RdbFile {
+    name: String,
+    port: u16,
+}
 
 impl Drop for RdbFile {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+        if let Ok(mut c) = connect(self.port) {
+            let _ = redis::cmd("CONFIG")
+                .arg("SET")
+                .arg("save")
+                .arg("")
+                .query::<redis::Value>(&mut c);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                let info: String = redis::cmd("INFO")
+                    .arg("persistence")
+                    .query(&mut c)
+                    .unwrap_or_default();
+                if !info.contains("rdb_bgsave_in_progress:1") {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let _ = std::fs::remove_file(&self.name);
     }
 }
 
@@ -197,7 +219,7 @@ impl Drop for RdbFile {
 fn start_recorder(sink: Arc<Sink>) -> (u16, RdbFile) {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let rdb = RdbFile(format!("replay-digest-{}-{n}.rdb", std::process::id()));
+    let name = format!("replay-digest-{}-{n}.rdb", std::process::id());
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -218,7 +240,7 @@ fn start_recorder(sink: Arc<Sink>) -> (u16, RdbFile) {
         "--loglevel",
         "warning",
         "--dbfilename",
-        &rdb.0,
+        &name,
     ]);
     let srv: &'static Server = Box::leak(Box::new(Server::with_commands(config, None, commands)));
     srv.ks.add_effect_sink(sink);
@@ -233,7 +255,7 @@ fn start_recorder(sink: Arc<Sink>) -> (u16, RdbFile) {
         if let Ok(mut c) = connect(port)
             && redis::cmd("PING").query::<String>(&mut c).is_ok()
         {
-            return (port, rdb);
+            return (port, RdbFile { name, port });
         }
         std::thread::sleep(Duration::from_millis(20));
     }
