@@ -179,8 +179,47 @@ fn config_from(args: &[&str]) -> (Config, CommandTable) {
     (config, commands)
 }
 
-/// Starts a full server in this process, its effects recorded by `sink`.
-fn start_recorder(sink: Arc<Sink>) -> u16 {
+/// The recorder's RDB file: its save points stay on (BGSAVE's snapshot
+/// walks run under the workload, SWAPDB included), but in a file of its
+/// own, removed when this guard drops (also when the test fails), so a
+/// later run never loads it at start-up and begins with data the replay
+/// lacks. The server outlives the test (it is leaked), so its save points
+/// are turned off and a running save waited for first.
+struct RdbFile {
+    name: String,
+    port: u16,
+}
+
+impl Drop for RdbFile {
+    fn drop(&mut self) {
+        if let Ok(mut c) = connect(self.port) {
+            let _ = redis::cmd("CONFIG")
+                .arg("SET")
+                .arg("save")
+                .arg("")
+                .query::<redis::Value>(&mut c);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                let info: String = redis::cmd("INFO")
+                    .arg("persistence")
+                    .query(&mut c)
+                    .unwrap_or_default();
+                if !info.contains("rdb_bgsave_in_progress:1") {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let _ = std::fs::remove_file(&self.name);
+    }
+}
+
+/// Starts a full server in this process, its effects recorded by `sink`;
+/// keep the returned guard for as long as the server runs.
+fn start_recorder(sink: Arc<Sink>) -> (u16, RdbFile) {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let name = format!("replay-digest-{}-{n}.rdb", std::process::id());
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -200,6 +239,8 @@ fn start_recorder(sink: Arc<Sink>) -> u16 {
         "allkeys-lru",
         "--loglevel",
         "warning",
+        "--dbfilename",
+        &name,
     ]);
     let srv: &'static Server = Box::leak(Box::new(Server::with_commands(config, None, commands)));
     srv.ks.add_effect_sink(sink);
@@ -214,7 +255,7 @@ fn start_recorder(sink: Arc<Sink>) -> u16 {
         if let Ok(mut c) = connect(port)
             && redis::cmd("PING").query::<String>(&mut c).is_ok()
         {
-            return port;
+            return (port, RdbFile { name, port });
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -383,7 +424,7 @@ fn replaying_the_effect_stream_rebuilds_the_dataset() {
     let sink = Arc::new(Sink::new());
     let mut read_to = 0u64;
     let t0 = ferrokv::server::now_ms();
-    let port = start_recorder(sink.clone());
+    let (port, _rdb) = start_recorder(sink.clone());
     let mut admin = connect(port).unwrap();
     let mut replay = Replay::new(t0);
     let started = Instant::now();
@@ -591,7 +632,7 @@ fn blmove_rotating_one_element_keeps_the_ttl() {
 fn blmove_served_while_destination_is_busy() {
     let sink = Arc::new(Sink::new());
     let t0 = ferrokv::server::now_ms();
-    let port = start_recorder(sink.clone());
+    let (port, _rdb) = start_recorder(sink.clone());
     let mut admin = connect(port).unwrap();
     let mut read_to = 0;
     let mut replay = Replay::new(t0);
@@ -645,7 +686,7 @@ fn blmove_served_while_destination_is_busy() {
 /// Fixed: the serve path rotates within one key in one edit, as LMOVE.
 #[test]
 fn blmove_served_onto_itself_keeps_the_ttl() {
-    let port = start_recorder(Arc::new(Sink::new()));
+    let (port, _rdb) = start_recorder(Arc::new(Sink::new()));
     let waiter = std::thread::spawn(move || {
         let mut c = connect(port).unwrap();
         query(&mut c, &["BLMOVE", "l", "l", "RIGHT", "LEFT", "5"])

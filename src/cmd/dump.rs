@@ -153,7 +153,7 @@ fn insert(ctx: &mut Ctx<'_>, key: &[u8], value: Owned, at: Option<i64>, lru: u32
 
 /// SAVE: a synchronous snapshot under every shard's lock.
 fn save(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
-    if crate::persist::bgsave::in_progress() {
+    if crate::persist::bgsave::in_progress(ctx.srv) {
         return Err(Error::msg("ERR Background save already in progress"));
     }
     crate::persist::save::save(ctx.srv, ctx.db.locks).map_err(|_| Error::msg("ERR"))?;

@@ -98,7 +98,7 @@ fn shutdown(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     crate::warning!("User requested shutdown...");
     // A running BGSAVE is stopped first (it walks shards: nothing held).
     ctx.db.locks.release();
-    crate::persist::bgsave::abort_and_wait();
+    crate::persist::bgsave::abort_and_wait(ctx.srv);
     // As Redis: never a save while loading (it would replace the file
     // with part of it).
     if ctx.srv.persist.loading.active() {

@@ -24,7 +24,10 @@ use crate::store::snapshot::{Snapshot, StartError};
 /// CONFIG_BGSAVE_RETRY_DELAY).
 const RETRY_DELAY_MS: i64 = 5_000;
 
-struct State {
+/// One server's background-save state (in `Server::persist`): each
+/// server in a process (a test's recorder beside its replay harness) has
+/// its own, so one server's failed save never refuses another's writes.
+pub struct State {
     /// A BGSAVE's thread runs.
     running: AtomicBool,
     /// FLUSHALL or SHUTDOWN asked the running save to stop (Redis kills
@@ -45,16 +48,20 @@ struct State {
     last_time_s: AtomicI64,
 }
 
-static STATE: State = State {
-    running: AtomicBool::new(false),
-    abort: AtomicBool::new(false),
-    scheduled: AtomicBool::new(false),
-    changes_at_start: AtomicU64::new(0),
-    last_ok: AtomicBool::new(true),
-    last_try_ms: AtomicI64::new(0),
-    started_ms: AtomicI64::new(0),
-    last_time_s: AtomicI64::new(-1),
-};
+impl Default for State {
+    fn default() -> State {
+        State {
+            running: AtomicBool::new(false),
+            abort: AtomicBool::new(false),
+            scheduled: AtomicBool::new(false),
+            changes_at_start: AtomicU64::new(0),
+            last_ok: AtomicBool::new(true),
+            last_try_ms: AtomicI64::new(0),
+            started_ms: AtomicI64::new(0),
+            last_time_s: AtomicI64::new(-1),
+        }
+    }
+}
 
 /// Changes since the last successful save (`rdb_changes_since_last_save`,
 /// counted by the dispatcher into `Persist::dirty`).
@@ -63,33 +70,35 @@ fn changes_since_last_save(srv: &Server) -> u64 {
 }
 
 /// True while a BGSAVE runs (`rdb_bgsave_in_progress`).
-pub fn in_progress() -> bool {
-    STATE.running.load(Ordering::Acquire)
+pub fn in_progress(srv: &Server) -> bool {
+    srv.persist.bg.running.load(Ordering::Acquire)
 }
 
 /// True unless the last save failed (`rdb_last_bgsave_status`).
-pub fn last_ok() -> bool {
-    STATE.last_ok.load(Ordering::Relaxed)
+pub fn last_ok(srv: &Server) -> bool {
+    srv.persist.bg.last_ok.load(Ordering::Relaxed)
 }
 
 /// Seconds the last save took, -1 before the first (`rdb_last_bgsave_time_sec`).
-pub fn last_time_sec() -> i64 {
-    STATE.last_time_s.load(Ordering::Relaxed)
+pub fn last_time_sec(srv: &Server) -> i64 {
+    srv.persist.bg.last_time_s.load(Ordering::Relaxed)
 }
 
 /// Seconds the running save has taken, -1 when none runs
 /// (`rdb_current_bgsave_time_sec`).
-pub fn current_time_sec() -> i64 {
-    if !in_progress() {
+pub fn current_time_sec(srv: &Server) -> i64 {
+    if !in_progress(srv) {
         return -1;
     }
-    (now_ms() - STATE.started_ms.load(Ordering::Relaxed)) / 1000
+    (now_ms() - srv.persist.bg.started_ms.load(Ordering::Relaxed)) / 1000
 }
 
 /// Starts a BGSAVE: the snapshot now (`locks` holds every shard or none),
 /// the file on a thread.
 pub fn start(srv: &'static Server, locks: &mut Locks) -> Result<(), StartError> {
-    if STATE
+    if srv
+        .persist
+        .bg
         .running
         .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
         .is_err()
@@ -99,18 +108,19 @@ pub fn start(srv: &'static Server, locks: &mut Locks) -> Result<(), StartError> 
     let snap = match srv.ks.snapshot(locks, super::rdb::snap::encoder(srv)) {
         Ok(s) => s,
         Err(e) => {
-            STATE.running.store(false, Ordering::Release);
+            srv.persist.bg.running.store(false, Ordering::Release);
             return Err(e);
         }
     };
-    STATE.abort.store(false, Ordering::Relaxed);
+    srv.persist.bg.abort.store(false, Ordering::Relaxed);
     let now = now_ms();
-    STATE.last_try_ms.store(now, Ordering::Relaxed);
-    STATE.started_ms.store(now, Ordering::Relaxed);
-    STATE
+    srv.persist.bg.last_try_ms.store(now, Ordering::Relaxed);
+    srv.persist.bg.started_ms.store(now, Ordering::Relaxed);
+    srv.persist
+        .bg
         .changes_at_start
         .store(changes_since_last_save(srv), Ordering::Relaxed);
-    STATE.scheduled.store(false, Ordering::Relaxed);
+    srv.persist.bg.scheduled.store(false, Ordering::Relaxed);
     // Before the reply, so whoever looks for the save's child finds it.
     let child = Child::spawn(
         "ferrokv-rdb-bgsave",
@@ -127,8 +137,8 @@ pub fn start(srv: &'static Server, locks: &mut Locks) -> Result<(), StartError> 
     if let Err(e) = spawned {
         // The snapshot went with the closure and was dropped: walked out.
         crate::warning!("Can't save in background: {e}");
-        STATE.last_ok.store(false, Ordering::Relaxed);
-        STATE.running.store(false, Ordering::Release);
+        srv.persist.bg.last_ok.store(false, Ordering::Relaxed);
+        srv.persist.bg.running.store(false, Ordering::Release);
     }
     Ok(())
 }
@@ -146,12 +156,13 @@ fn finish(srv: &'static Server, mut snap: Snapshot, child: Option<Child>, delay:
     drop(snap);
     let killed = child.as_ref().and_then(Child::killed);
     drop(child);
-    STATE
+    srv.persist
+        .bg
         .last_time_s
         .store(started.elapsed().as_secs() as i64, Ordering::Relaxed);
     match result {
         Ok(()) => {
-            let done = STATE.changes_at_start.load(Ordering::Relaxed);
+            let done = srv.persist.bg.changes_at_start.load(Ordering::Relaxed);
             let _ = srv
                 .persist
                 .dirty
@@ -160,35 +171,35 @@ fn finish(srv: &'static Server, mut snap: Snapshot, child: Option<Child>, delay:
                 });
             srv.persist.saves.fetch_add(1, Ordering::Relaxed);
             srv.last_save_ms.store(now_ms(), Ordering::Relaxed);
-            STATE.last_ok.store(true, Ordering::Relaxed);
+            srv.persist.bg.last_ok.store(true, Ordering::Relaxed);
             crate::notice!("Background saving terminated with success");
         }
-        Err(_) if STATE.abort.load(Ordering::Relaxed) => {
+        Err(_) if srv.persist.bg.abort.load(Ordering::Relaxed) => {
             // Stopped on purpose: as when Redis kills its child with
             // SIGUSR1, the status stays what it was.
             crate::warning!("Background saving terminated by signal 10");
         }
         Err(_) if killed.is_some() => {
-            STATE.last_ok.store(false, Ordering::Relaxed);
+            srv.persist.bg.last_ok.store(false, Ordering::Relaxed);
             crate::warning!(
                 "Background saving terminated by signal {}",
                 killed.unwrap_or(0)
             );
         }
         Err(e) => {
-            STATE.last_ok.store(false, Ordering::Relaxed);
+            srv.persist.bg.last_ok.store(false, Ordering::Relaxed);
             crate::warning!("Background saving error: {e}");
         }
     }
-    STATE.running.store(false, Ordering::Release);
+    srv.persist.bg.running.store(false, Ordering::Release);
 }
 
 /// FLUSHALL and SHUTDOWN: a running BGSAVE stops without writing its file
 /// (its walk ends within a slice of `rdb-key-save-delay`; the rename is
 /// checked under the save lock, so a save that follows wins).
-pub fn abort_running() {
-    if in_progress() {
-        STATE.abort.store(true, Ordering::Relaxed);
+pub fn abort_running(srv: &Server) {
+    if in_progress(srv) {
+        srv.persist.bg.abort.store(true, Ordering::Relaxed);
         crate::notice!("Background saving aborted: killing the saving thread");
     }
 }
@@ -196,22 +207,22 @@ pub fn abort_running() {
 /// SHUTDOWN and the exit signals (holding no shard): stops a running
 /// BGSAVE and waits, bounded, for its thread to remove its temp file, as
 /// Redis kills its child before the final save.
-pub fn abort_and_wait() {
-    if !in_progress() {
+pub fn abort_and_wait(srv: &Server) {
+    if !in_progress(srv) {
         return;
     }
     crate::warning!("There is a child saving an .rdb. Killing it!");
-    STATE.abort.store(true, Ordering::Relaxed);
+    srv.persist.bg.abort.store(true, Ordering::Relaxed);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
-    while in_progress() && std::time::Instant::now() < deadline {
+    while in_progress(srv) && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
 
 /// A successful SAVE clears a failed BGSAVE's status (and with it the
 /// MISCONF refusals), as in Redis.
-pub fn save_succeeded() {
-    STATE.last_ok.store(true, Ordering::Relaxed);
+pub fn save_succeeded(srv: &Server) {
+    srv.persist.bg.last_ok.store(true, Ordering::Relaxed);
 }
 
 /// Writes to a temporary file, fsyncs it, renames it over `dbfilename` and
@@ -231,7 +242,7 @@ fn write_file(
     let written = (|| {
         let file = std::fs::File::create(&tmp)?;
         let mut w = io::BufWriter::with_capacity(1 << 20, file);
-        let mut pacer = super::rdb::snap::Pacer::new(delay, &STATE.abort, child);
+        let mut pacer = super::rdb::snap::Pacer::new(delay, &srv.persist.bg.abort, child);
         super::rdb::snap::write(srv, snap, &mut w, false, &mut pacer)?;
         let file = w.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
@@ -262,15 +273,16 @@ fn save_points(srv: &Server) -> Vec<(i64, u64)> {
 /// From the server cron: starts a scheduled BGSAVE, or one a save point
 /// calls for (after a failure, not before the retry delay).
 pub fn cron(srv: &'static Server) {
-    if in_progress() || srv.ks.snapshot_in_progress() {
+    if in_progress(srv) || srv.ks.snapshot_in_progress() {
         return;
     }
     let now = now_ms();
-    let may_retry = last_ok() || now - STATE.last_try_ms.load(Ordering::Relaxed) > RETRY_DELAY_MS;
+    let may_retry =
+        last_ok(srv) || now - srv.persist.bg.last_try_ms.load(Ordering::Relaxed) > RETRY_DELAY_MS;
     if !may_retry {
         return;
     }
-    let scheduled = STATE.scheduled.load(Ordering::Relaxed);
+    let scheduled = srv.persist.bg.scheduled.load(Ordering::Relaxed);
     let changes = changes_since_last_save(srv);
     let since_s = (now - srv.last_save_ms.load(Ordering::Relaxed)) / 1000;
     let points = save_points(srv);
@@ -296,13 +308,13 @@ fn bgsave(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         2 if args[1].eq_ignore_ascii_case(b"schedule") => true,
         _ => return Err(Error::Syntax),
     };
-    if in_progress() {
+    if in_progress(ctx.srv) {
         return Err(Error::msg("ERR Background save already in progress"));
     }
     // Another snapshot (an AOF rewrite), or inside EXEC: later, by the cron.
     if ctx.client.in_exec || ctx.srv.ks.snapshot_in_progress() {
         if schedule || ctx.client.in_exec {
-            STATE.scheduled.store(true, Ordering::Relaxed);
+            ctx.srv.persist.bg.scheduled.store(true, Ordering::Relaxed);
             ctx.out.simple("Background saving scheduled");
             return Ok(());
         }

@@ -86,9 +86,16 @@ impl Child {
 
     /// The signal that ended the stand-in, if it ended (it never exits on
     /// its own while the server runs).
+    ///
+    /// Only a signal counts: a stand-in that exited by itself was never a
+    /// ferrokv stand-in (the executable is another program, such as a test
+    /// binary embedding the server, which exits at once on the unknown
+    /// argument). The save then goes on without one, as when none could be
+    /// started, instead of failing ("terminated by signal 0") and turning
+    /// on the MISCONF refusals.
     pub fn killed(&self) -> Option<i32> {
         let status = self.proc.lock().try_wait().ok()??;
-        Some(status.signal().unwrap_or(0))
+        status.signal()
     }
 }
 

@@ -21,7 +21,7 @@ pub const RDB_MISCONF: &str = "MISCONF Redis is configured to save RDB snapshots
 /// AOF's last write failed. Two atomic loads in the common case.
 #[inline]
 pub fn writes_denied(srv: &Server) -> bool {
-    (!bgsave::last_ok() && rdb_stops_writes(srv)) || aof::write_failed()
+    (!bgsave::last_ok(srv) && rdb_stops_writes(srv)) || aof::write_failed()
 }
 
 #[cold]
@@ -33,7 +33,7 @@ fn rdb_stops_writes(srv: &Server) -> bool {
 /// checks it first). Interned, so a script's `redis.call` can raise it as a
 /// static string: there are only as many as `strerror` texts.
 pub fn write_denied_message(srv: &Server) -> &'static str {
-    if !bgsave::last_ok() && rdb_stops_writes(srv) {
+    if !bgsave::last_ok(srv) && rdb_stops_writes(srv) {
         return RDB_MISCONF;
     }
     match aof::write_error() {

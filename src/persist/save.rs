@@ -30,6 +30,8 @@ pub struct State {
     pub last_load_ms: AtomicI64,
     /// The load in progress at start-up, if any (INFO `loading:1`).
     pub loading: super::load::Progress,
+    /// BGSAVE's state (`bgsave`).
+    pub(super) bg: super::bgsave::State,
 }
 
 impl Default for State {
@@ -43,6 +45,7 @@ impl Default for State {
             lock: parking_lot::Mutex::new(()),
             last_load_ms: AtomicI64::new(0),
             loading: Default::default(),
+            bg: Default::default(),
         }
     }
 }
@@ -200,7 +203,7 @@ pub fn save(srv: &'static Server, locks: &mut Locks) -> std::io::Result<()> {
             );
             srv.last_save_ms.store(now_ms(), Ordering::Relaxed);
             srv.persist.saves.fetch_add(1, Ordering::Relaxed);
-            super::bgsave::save_succeeded();
+            super::bgsave::save_succeeded(srv);
             Ok(())
         }
         Err(e) => {
@@ -238,7 +241,7 @@ pub use super::load::{load_at_startup, load_file, load_preamble};
 /// the save points say. False when it failed without `force` (the server
 /// then keeps running, as Redis does).
 pub fn before_signal_exit(srv: &'static Server, flags: crate::server::shutdown::Flags) -> bool {
-    super::bgsave::abort_and_wait();
+    super::bgsave::abort_and_wait(srv);
     // Never over the file being loaded with part of it (Redis exits
     // without saving when signalled while loading).
     let wanted = flags.save || save_points_configured(srv);
@@ -276,25 +279,25 @@ pub fn info_lines(srv: &Server, lines: &mut Vec<String>) {
         "rdb_changes_since_last_save:{}",
         p.dirty.load(Ordering::Relaxed)
     ));
-    let bg = super::bgsave::in_progress();
+    let bg = super::bgsave::in_progress(srv);
     f(format!("rdb_bgsave_in_progress:{}", u8::from(bg)));
     f(format!(
         "rdb_last_save_time:{}",
         srv.last_save_ms.load(Ordering::Relaxed) / 1000
     ));
     // SAVE does not change the status (as in Redis); a BGSAVE does.
-    let ok = p.last_ok.load(Ordering::Relaxed) && super::bgsave::last_ok();
+    let ok = p.last_ok.load(Ordering::Relaxed) && super::bgsave::last_ok(srv);
     f(format!(
         "rdb_last_bgsave_status:{}",
         if ok { "ok" } else { "err" }
     ));
     f(format!(
         "rdb_last_bgsave_time_sec:{}",
-        super::bgsave::last_time_sec()
+        super::bgsave::last_time_sec(srv)
     ));
     f(format!(
         "rdb_current_bgsave_time_sec:{}",
-        super::bgsave::current_time_sec()
+        super::bgsave::current_time_sec(srv)
     ));
     f(format!("rdb_saves:{}", p.saves.load(Ordering::Relaxed)));
     f("rdb_last_cow_size:0".into());

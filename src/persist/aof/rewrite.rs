@@ -110,7 +110,7 @@ pub fn bgrewriteaof(srv: &'static Server, in_exec: bool) -> Result<&'static str,
         *aof.manifest.lock() = super::load::read_manifest(aof).map_err(|e| format!("ERR {e}"))?;
     }
     super::start_thread(aof);
-    if in_exec || crate::persist::bgsave::in_progress() {
+    if in_exec || crate::persist::bgsave::in_progress(srv) {
         let _ = SCHEDULED.compare_exchange(NONE, REWRITE, Ordering::Relaxed, Ordering::Relaxed);
         aof.stats.consecutive_failures.store(0, Ordering::Relaxed);
         return Ok("Background append only file rewriting scheduled");
@@ -126,7 +126,7 @@ pub fn cron(srv: &'static Server) {
     if aof.stats.rewrite_in_progress.load(Ordering::Relaxed) {
         return;
     }
-    if scheduled() && !crate::persist::bgsave::in_progress() && !limited(aof) {
+    if scheduled() && !crate::persist::bgsave::in_progress(srv) && !limited(aof) {
         let turning_on = SCHEDULED.swap(NONE, Ordering::Relaxed) == TURN_ON;
         if turning_on && aof.on.load(Ordering::Acquire) {
             return;
@@ -143,7 +143,7 @@ pub fn cron(srv: &'static Server) {
     let min = srv.config.auto_aof_rewrite_min_size.get().max(0) as u64;
     let size = aof.stats.current_size.load(Ordering::Relaxed);
     // Not while a BGSAVE runs (Redis waits for its child too).
-    if perc <= 0 || size <= min || crate::persist::bgsave::in_progress() {
+    if perc <= 0 || size <= min || crate::persist::bgsave::in_progress(srv) {
         return;
     }
     let base = aof.stats.rewrite_base_size.load(Ordering::Relaxed).max(1);
@@ -195,7 +195,7 @@ fn limited(aof: &Aof) -> bool {
 /// Starts a rewrite on its own thread; `turning_on` when it is how AOF is
 /// turned on at run time (records are kept from the cut on).
 pub(super) fn start(aof: &'static Aof, turning_on: bool) -> Result<(), String> {
-    if turning_on && crate::persist::bgsave::in_progress() {
+    if turning_on && crate::persist::bgsave::in_progress(aof.srv) {
         // As Redis: the rewrite that turns AOF on waits for the BGSAVE.
         schedule_turn_on();
         return Ok(());
