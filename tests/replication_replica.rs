@@ -368,3 +368,51 @@ fn sync_under_writes_and_partial_resync_counts() {
     assert!(stats.contains("\r\nsync_full:1\r\n"), "{stats}");
     assert!(stats.contains("\r\nsync_partial_ok:1\r\n"), "{stats}");
 }
+
+/// On a replica a script or function is judged by the flags it declares:
+/// one that may write is refused by a read-only replica, one without
+/// `allow-stale` by a stale one; an `allow-stale` script's calls of
+/// commands a stale replica does not run fail inside it.
+#[test]
+fn scripts_on_a_replica_follow_their_declared_flags() {
+    let srv = common::Server::start();
+    let mut c = srv.client();
+    let lib = "#!lua name=lib
+redis.register_function{function_name='rw', callback=function() return redis.call('set','k','v') end}
+redis.register_function{function_name='ro', callback=function() return 'hi' end, flags={'no-writes'}}
+redis.register_function{function_name='stale', callback=function() return 'hi' end, flags={'no-writes','allow-stale'}}
+redis.register_function{function_name='get', callback=function() return redis.call('get','k') end, flags={'no-writes','allow-stale'}}";
+    q(&mut c, &["FUNCTION", "LOAD", lib]);
+    q(&mut c, &["CONFIG", "SET", "replica-serve-stale-data", "no"]);
+    // A master that is not there: the replica stays stale.
+    q(&mut c, &["REPLICAOF", "127.0.0.1", "1"]);
+    let err = |c: &mut redis::Connection, args: &[&str]| -> String {
+        let mut cmd = redis::cmd(args[0]);
+        for a in &args[1..] {
+            cmd.arg(*a);
+        }
+        match cmd.query::<redis::Value>(c) {
+            Ok(v) => format!("ok {v:?}"),
+            Err(e) => format!("{} {}", e.code().unwrap_or("?"), e.detail().unwrap_or("")),
+        }
+    };
+    assert!(err(&mut c, &["FCALL", "rw", "0"]).starts_with("READONLY "));
+    assert!(err(&mut c, &["FCALL", "ro", "0"]).starts_with("MASTERDOWN "));
+    assert!(
+        err(&mut c, &["EVAL", "#!lua flags=no-writes\nreturn 1", "0"]).starts_with("MASTERDOWN ")
+    );
+    assert_eq!(
+        err(&mut c, &["FCALL", "stale", "0"]),
+        "ok bulk-string('\"hi\"')"
+    );
+    let e = err(&mut c, &["FCALL", "get", "0"]);
+    assert!(
+        e.contains("Can not execute the command on a stale replica"),
+        "{e}"
+    );
+    q(&mut c, &["REPLICAOF", "NO", "ONE"]);
+    assert_eq!(
+        err(&mut c, &["FCALL", "ro", "0"]),
+        "ok bulk-string('\"hi\"')"
+    );
+}

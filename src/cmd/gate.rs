@@ -60,6 +60,9 @@ pub enum Refusal {
     ReadOnlyReplica,
     /// A replica's link is down and `replica-serve-stale-data` is `no`.
     MasterDown,
+    /// A script (declaring `allow-stale`) called a command a stale replica
+    /// does not run.
+    StaleScriptCall,
     /// NOSCRIPT command from a script.
     NoScript,
     /// Write command from a read-only script (EVAL_RO, FCALL_RO,
@@ -128,6 +131,9 @@ pub fn admit(
     {
         return Err(Refusal::Subscribed);
     }
+    if crate::server::replica::is_replica() && cmd.has(flags::RUNS_SCRIPTS) {
+        script_on_replica(srv, client, cmd, args)?;
+    }
     if crate::server::replica::stale(srv) && denied_when_stale(client, cmd) {
         return Err(Refusal::MasterDown);
     }
@@ -135,6 +141,32 @@ pub fn admit(
     // own client replays the AOF).
     if srv.persist.loading.active() && !cmd.has(flags::LOADING) && !client.loader {
         return Err(Refusal::Loading);
+    }
+    Ok(())
+}
+
+/// A script or function on a replica is judged by what it declared: one
+/// that may write is refused by a read-only replica, one without
+/// `allow-stale` by a stale one (as Redis derives the command's flags
+/// from the script's).
+#[cold]
+fn script_on_replica(
+    srv: &Server,
+    client: &Client,
+    cmd: &Command,
+    args: &Args<'_>,
+) -> Result<(), Refusal> {
+    let Some((no_writes, allow_stale)) = crate::scripting::declared(srv, cmd, args) else {
+        return Ok(());
+    };
+    if !no_writes
+        && crate::server::replica::read_only(srv)
+        && !client.info.has_flag(list_flags::MASTER)
+    {
+        return Err(Refusal::ReadOnlyReplica);
+    }
+    if !allow_stale && crate::server::replica::stale(srv) {
+        return Err(Refusal::MasterDown);
     }
     Ok(())
 }
@@ -243,6 +275,9 @@ pub fn script_call(
     if cmd.has(flags::WRITE | flags::MAY_REPLICATE) && sc.read_only {
         return Err(Refusal::ReadOnlyScript);
     }
+    if !cmd.has(flags::STALE) && crate::server::replica::stale(srv) {
+        return Err(Refusal::StaleScriptCall);
+    }
     if cmd.has(flags::WRITE) && crate::persist::writes_denied(srv) {
         return Err(Refusal::DiskError);
     }
@@ -284,6 +319,7 @@ pub fn exec_queued(
 pub const NOREPLICAS: &str = "NOREPLICAS Not enough good replicas to write.";
 pub const MASTERDOWN: &str =
     "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.";
+const STALE_SCRIPT_CALL: &str = "ERR Can not execute the command on a stale replica";
 pub const READONLY: &str = "READONLY You can't write against a read only replica.";
 const DEBUG_NOT_ALLOWED: &str = "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.";
 const MODULE_NOT_ALLOWED: &str = "ERR MODULE command not allowed. If the enable-module-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.";
@@ -368,6 +404,7 @@ impl Refusal {
             Refusal::NoReplicas => NOREPLICAS.into(),
             Refusal::ReadOnlyReplica => READONLY.into(),
             Refusal::MasterDown => MASTERDOWN.into(),
+            Refusal::StaleScriptCall => STALE_SCRIPT_CALL.into(),
             Refusal::NoScript => "ERR This Redis command is not allowed from script".into(),
             Refusal::ReadOnlyScript => {
                 "ERR Write commands are not allowed from read-only scripts.".into()
@@ -402,6 +439,7 @@ impl Refusal {
             Refusal::NoReplicas => NOREPLICAS,
             Refusal::ReadOnlyReplica => READONLY,
             Refusal::MasterDown => MASTERDOWN,
+            Refusal::StaleScriptCall => STALE_SCRIPT_CALL,
             Refusal::Protected(msg) | Refusal::Busy(msg) => msg,
             Refusal::NoAuth => "NOAUTH Authentication required.",
             Refusal::NoMulti => "ERR Command not allowed inside a transaction",

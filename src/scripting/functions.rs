@@ -33,6 +33,7 @@ pub const FLAG_NAMES: [&str; 5] = [
 ];
 pub const NO_WRITES: u32 = 1;
 pub const ALLOW_OOM: u32 = 1 << 1;
+pub const ALLOW_STALE: u32 = 1 << 2;
 
 /// How long a library body may run at load time.
 const LOAD_TIMEOUT_MS: i64 = 500;

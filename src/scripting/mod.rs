@@ -428,6 +428,33 @@ pub fn may_write(srv: &Server, cmd: &Command, args: &crate::resp::Args<'_>) -> b
     }
 }
 
+/// What a script or function declared, for the checks a replica makes
+/// before running it: `(no-writes, allow-stale)`. `None` for a script
+/// without a shebang (it runs as EVAL's own flags allow, its calls judged
+/// one by one) or one that cannot be looked up without waiting.
+pub fn declared(srv: &Server, cmd: &Command, args: &crate::resp::Args<'_>) -> Option<(bool, bool)> {
+    let ro = cmd.name.ends_with("_ro");
+    match cmd.name {
+        "eval" | "eval_ro" => vm::shebang_flags(args.get(1).unwrap_or_default())
+            .map(|f| (f.no_writes || ro, f.allow_stale)),
+        "evalsha" | "evalsha_ro" => {
+            let sha = String::from_utf8_lossy(args.get(1).unwrap_or_default()).to_ascii_lowercase();
+            let g = srv.scripting.vm.try_lock()?;
+            let (_, f) = g.as_ref()?.scripts.get(&sha)?;
+            f.shebang.then_some((f.no_writes || ro, f.allow_stale))
+        }
+        "fcall" | "fcall_ro" => {
+            let reg = srv.scripting.functions.try_lock()?;
+            let f = reg.libs.find(args.get(1).unwrap_or_default())?;
+            Some((
+                f.flags & functions::NO_WRITES != 0 || ro,
+                f.flags & functions::ALLOW_STALE != 0,
+            ))
+        }
+        _ => None,
+    }
+}
+
 pub fn sha1_hex(data: &[u8]) -> String {
     sha1_smol::Sha1::from(data).digest().to_string()
 }

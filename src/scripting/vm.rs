@@ -26,6 +26,7 @@ pub struct ShebangFlags {
     pub shebang: bool,
     pub no_writes: bool,
     pub allow_oom: bool,
+    pub allow_stale: bool,
 }
 
 pub struct Vm {
@@ -238,6 +239,14 @@ pub fn declares_no_writes(body: &[u8]) -> bool {
     parse_shebang(body).is_ok_and(|(f, _)| f.no_writes)
 }
 
+/// The flags a script body's shebang declares, if it has a valid one.
+pub fn shebang_flags(body: &[u8]) -> Option<ShebangFlags> {
+    parse_shebang(body)
+        .ok()
+        .map(|(f, _)| f)
+        .filter(|f| f.shebang)
+}
+
 /// Reads `#!lua [flags=a,b]` off the first line. The line is blanked, not
 /// removed, so error line numbers stay those of the text sent.
 fn parse_shebang(body: &[u8]) -> Result<(ShebangFlags, std::borrow::Cow<'_, [u8]>), String> {
@@ -267,6 +276,7 @@ fn parse_shebang(body: &[u8]) -> Result<(ShebangFlags, std::borrow::Cow<'_, [u8]
             }
             flags.no_writes |= flag == "no-writes";
             flags.allow_oom |= flag == "allow-oom";
+            flags.allow_stale |= flag == "allow-stale";
         }
     }
     Ok((flags, body[nl..].to_vec().into()))
