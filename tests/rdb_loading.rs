@@ -7,6 +7,8 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{Server, TempDir, run_to_exit};
@@ -255,28 +257,57 @@ fn debug_reload_answers_loading_to_other_clients() {
     cmd(&mut c, &["DEBUG", "POPULATE", "10000"]);
     // 200 us a key: two seconds of reloading at least.
     cmd(&mut c, &["CONFIG", "SET", "key-load-delay", "200"]);
+    // The reload runs on its connection's worker thread, so a client on
+    // that same worker waits for it (as every client waits for Redis's);
+    // clients on the other workers are answered -LOADING. Connections are
+    // dealt to the workers in turn: of four made now, before the reload,
+    // some are on another worker than `c`.
+    let conns: Vec<_> = (0..4).map(|_| srv.client()).collect();
     let reload = std::thread::spawn(move || cmd(&mut c, &["DEBUG", "RELOAD"]));
-    let mut other = srv.client();
+    let seen = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicBool::new(false));
+    let probes: Vec<_> = conns
+        .into_iter()
+        .map(|mut probe| {
+            let (seen, done) = (seen.clone(), done.clone());
+            std::thread::spawn(move || {
+                let deadline = Instant::now() + Duration::from_secs(20);
+                // PING takes no shard (INFO and GET would wait for the ones
+                // the reload holds while it saves): PONG until the load
+                // begins, then -LOADING.
+                while !seen.load(Ordering::Relaxed)
+                    && !done.load(Ordering::Relaxed)
+                    && Instant::now() < deadline
+                {
+                    match redis::cmd("PING").query::<Value>(&mut probe) {
+                        Err(e) => {
+                            assert_eq!(
+                                format!("{} {}", e.code().unwrap_or("?"), e.detail().unwrap_or("")),
+                                LOADING,
+                                "{e:?}"
+                            );
+                            assert_eq!(err(&mut probe, &["GET", "key:1"]), LOADING);
+                            seen.store(true, Ordering::Relaxed);
+                        }
+                        Ok(_) => std::thread::sleep(Duration::from_millis(2)),
+                    }
+                }
+            })
+        })
+        .collect();
     let deadline = Instant::now() + Duration::from_secs(20);
-    let mut seen = false;
-    // PING takes no shard (INFO and GET would wait for the ones the reload
-    // holds while it saves): PONG until the load begins, then -LOADING.
-    while !seen && !reload.is_finished() && Instant::now() < deadline {
-        match redis::cmd("PING").query::<Value>(&mut other) {
-            Err(e) => {
-                assert_eq!(
-                    format!("{} {}", e.code().unwrap_or("?"), e.detail().unwrap_or("")),
-                    LOADING
-                );
-                assert_eq!(err(&mut other, &["GET", "key:1"]), LOADING);
-                seen = true;
-            }
-            Ok(_) => std::thread::sleep(Duration::from_millis(2)),
-        }
+    while !seen.load(Ordering::Relaxed) && !reload.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
     }
+    let seen = seen.load(Ordering::Relaxed);
+    let mut other = srv.client();
     assert!(seen, "no -LOADING during DEBUG RELOAD");
     cmd(&mut other, &["CONFIG", "SET", "key-load-delay", "0"]);
     assert_eq!(reload.join().unwrap(), Value::Okay);
+    done.store(true, Ordering::Relaxed);
+    for p in probes {
+        p.join().unwrap();
+    }
     assert_eq!(cmd(&mut other, &["DBSIZE"]), Value::Int(10_000));
 }
 
