@@ -398,8 +398,14 @@ fn run_checked(
         .info
         .last_cmd
         .store(cmd.id, std::sync::atomic::Ordering::Relaxed);
-    // Invalidations for this client wait until its reply is written.
-    let tracking = srv.tracking.active();
+    // Invalidations for this client wait until its reply is written. A
+    // read-only command of a client that does not track queues none (an
+    // expiry it causes is sent at once), so it opens no batch.
+    let tracking = srv.tracking.active()
+        && (!cmd.has(flags::READONLY)
+            || client
+                .info
+                .has_flag(crate::server::client::list_flags::TRACKING));
     if tracking {
         crate::pubsub::tracking::begin(client.info.id);
     }
