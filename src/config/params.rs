@@ -121,6 +121,11 @@ impl BufferLimits {
     pub fn get(&self, i: usize) -> [i64; 3] {
         [0, 1, 2].map(|k| self.0[i][k].load(Ordering::Relaxed))
     }
+    /// The `replica` (`slave`) class's limits: replicas' and, as Redis
+    /// applies them, monitors'.
+    pub fn replica(&self) -> [i64; 3] {
+        self.get(1)
+    }
     pub(super) fn all(&self) -> [[i64; 3]; 3] {
         [0, 1, 2].map(|i| self.get(i))
     }

@@ -81,11 +81,7 @@ impl Monitors {
 
 /// The `replica` class's output limits, which Redis applies to monitors.
 fn limits(srv: &Server) -> [i64; 3] {
-    let class = crate::config::CLIENT_CLASSES
-        .iter()
-        .position(|c| *c == "slave")
-        .unwrap_or(1);
-    srv.config.client_output_buffer_limit.get(class)
+    srv.config.client_output_buffer_limit.replica()
 }
 
 /// One monitor line, as a status reply.

@@ -410,11 +410,7 @@ fn send(inner: &mut Inner, frame: &[u8]) {
 
 /// The `replica` class of `client-output-buffer-limit`.
 fn limits(srv: &Server) -> [i64; 3] {
-    let class = crate::config::CLIENT_CLASSES
-        .iter()
-        .position(|c| *c == "slave")
-        .unwrap_or(1);
-    srv.config.client_output_buffer_limit.get(class)
+    srv.config.client_output_buffer_limit.replica()
 }
 
 /// Makes `client` a replica: PSYNC's `+FULLRESYNC <id> <offset>` line
