@@ -76,7 +76,9 @@ use workload::{Client, ERRORS, Rng};
 /// Records effects to a file, so the recording costs no counted memory
 /// (the recorder evicts by the memory this whole process uses).
 struct Sink {
-    path: std::path::PathBuf,
+    /// Reads the file back; its name is removed at once (the servers
+    /// holding a sink never drop it, and a soak writes gigabytes).
+    file: Mutex<std::fs::File>,
     out: Mutex<std::io::BufWriter<std::fs::File>>,
 }
 
@@ -88,8 +90,10 @@ impl Sink {
         let path =
             std::env::temp_dir().join(format!("ferrokv-replay-{}-{n}.bin", std::process::id()));
         let file = std::fs::File::create(&path).expect("effect file");
+        let reader = std::fs::File::open(&path).expect("effect file");
+        std::fs::remove_file(&path).expect("unlink effect file");
         Sink {
-            path,
+            file: Mutex::new(reader),
             out: Mutex::new(std::io::BufWriter::with_capacity(1 << 16, file)),
         }
     }
@@ -98,7 +102,7 @@ impl Sink {
     fn take(&self, from: &mut u64) -> Vec<Record> {
         use std::io::{Read, Seek, Write};
         self.out.lock().flush().expect("flush effects");
-        let mut f = std::fs::File::open(&self.path).expect("effect file");
+        let mut f = self.file.lock();
         f.seek(std::io::SeekFrom::Start(*from)).unwrap();
         let mut bytes = Vec::new();
         f.read_to_end(&mut bytes).unwrap();
@@ -136,12 +140,6 @@ impl Sink {
         }
         *from += whole as u64;
         out
-    }
-}
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
     }
 }
 
