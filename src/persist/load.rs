@@ -593,8 +593,15 @@ fn load_path(
     if progress {
         srv.persist.loading.begin(data.len() as u64);
     }
-    let stats = parse_into(srv, locks, &data, replace, progress)
-        .map_err(|e| format!("Fatal error loading the DB ({path}): {e}"))?;
+    let stats = parse_into(srv, locks, &data, replace, progress).map_err(|e| {
+        // Redis's words for a corrupt file (its suite counts them).
+        crate::warning!(
+            "Internal error in RDB reading offset {} -> {}",
+            e.offset,
+            e.msg
+        );
+        format!("Fatal error loading the DB ({path}): {e}")
+    })?;
     srv.persist
         .loaded_keys
         .store(stats.keys as u64, Ordering::Relaxed);

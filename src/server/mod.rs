@@ -373,7 +373,14 @@ pub fn run(srv: &'static Server) -> anyhow::Result<()> {
     let loaded = if srv.config.appendonly.get() {
         crate::persist::aof::start(srv)
     } else {
-        crate::persist::save::load_at_startup(srv)
+        crate::persist::save::load_at_startup(srv).inspect_err(|e| {
+            if srv.shutting_down() {
+                return;
+            }
+            crate::warning!("{e}");
+            crate::warning!("Terminating server after rdb file reading failure.");
+            std::process::exit(1);
+        })
     };
     srv.persist.loading.end();
     // A SIGTERM during the load stops it; the process then exits as asked.

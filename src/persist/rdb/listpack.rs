@@ -242,8 +242,18 @@ pub fn decode(lp: &[u8]) -> Result<Vec<Item<'_>>, &'static str> {
                 _ => return Err("listpack bad encoding"),
             }
         };
-        let back = back_len_size(pos - start);
-        get(pos, back)?;
+        let size = pos - start;
+        let back = back_len_size(size);
+        // The back-length must say the element's size (it is how Redis
+        // walks a listpack backwards).
+        let stored = get(pos, back)?;
+        let expect = (0..back).rev().map(|i| {
+            let g = ((size >> (7 * i)) & 0x7f) as u8;
+            if i + 1 == back { g } else { g | 0x80 }
+        });
+        if !stored.iter().copied().eq(expect) {
+            return Err("listpack element back-length does not match");
+        }
         pos += back;
         items.push(item);
     }
@@ -320,5 +330,12 @@ mod tests {
         let mut bad = lp.clone();
         bad[6] = 0x80 | 60;
         assert!(decode(&bad).is_err());
+        // A back-length that does not say the element's size.
+        let mut bad = lp.clone();
+        bad[12] = 7;
+        assert_eq!(
+            decode(&bad),
+            Err("listpack element back-length does not match")
+        );
     }
 }

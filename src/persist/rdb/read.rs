@@ -340,7 +340,19 @@ pub fn read_value(r: &mut Reader<'_>, ty: u8, lim: &Limits) -> Result<Owned> {
                     QL_PACKED
                 };
                 match container {
-                    QL_PLAIN => items.push(r.string()?),
+                    QL_PLAIN => {
+                        // A plain node holds one element too big to pack:
+                        // never an empty one.
+                        let at = r.pos();
+                        let e = r.string()?;
+                        if e.is_empty() {
+                            return Err(Error::new(
+                                at,
+                                "Quicklist integrity check failed (empty plain node)",
+                            ));
+                        }
+                        items.push(e);
+                    }
                     QL_PACKED => {
                         let node = if ty == T_LIST_QUICKLIST_2 {
                             r.blob("Listpack", |b| listpack::decode(b).map(items_to_vecs))?
@@ -375,7 +387,12 @@ pub fn read_value(r: &mut Reader<'_>, ty: u8, lim: &Limits) -> Result<Owned> {
                 })?,
                 _ => r.blob("Set listpack", |b| listpack::decode(b).map(items_to_vecs))?,
             };
-            build_set(members, lim).ok_or_else(|| Error::new(start, "duplicate set members"))
+            let what = match ty {
+                T_SET => "duplicate set members",
+                T_SET_INTSET => "Intset integrity check failed (intset with dup elements)",
+                _ => "Set listpack integrity check failed (listpack with dup elements)",
+            };
+            build_set(members, lim).ok_or_else(|| Error::new(start, what))
         }
         T_ZSET | T_ZSET_2 => {
             let n = r.count(2)?;
@@ -398,6 +415,11 @@ pub fn read_value(r: &mut Reader<'_>, ty: u8, lim: &Limits) -> Result<Owned> {
                 r.blob("Zset ziplist", |b| ziplist::ziplist(b).map(items_to_vecs))
             };
             let flat = flat?;
+            let what = if ty == T_ZSET_LISTPACK {
+                "Zset listpack"
+            } else {
+                "Zset ziplist"
+            };
             if flat.len() % 2 != 0 {
                 return Err(Error::new(start, "odd sorted set listpack"));
             }
@@ -406,7 +428,8 @@ pub fn read_value(r: &mut Reader<'_>, ty: u8, lim: &Limits) -> Result<Owned> {
                 let score = parse_score(&pair[1]).ok_or_else(|| Error::new(start, "bad score"))?;
                 items.push((pair[0].clone(), score));
             }
-            build_zset(items, lim).map_err(|m| Error::new(start, m))
+            build_zset(items, lim)
+                .map_err(|m| Error::new(start, format!("{what} integrity check failed ({m})")))
         }
         T_HASH => {
             let n = r.count(2)?;
@@ -426,7 +449,12 @@ pub fn read_value(r: &mut Reader<'_>, ty: u8, lim: &Limits) -> Result<Owned> {
                         .collect::<Vec<_>>()
                 })
             })?;
-            build_hash(pairs, lim).ok_or_else(|| Error::new(start, "duplicate hash fields"))
+            build_hash(pairs, lim).ok_or_else(|| {
+                Error::new(
+                    start,
+                    "Zipmap integrity check failed (zipmap with dup elements)",
+                )
+            })
         }
         T_HASH_ZIPLIST | T_HASH_LISTPACK => {
             let flat = if ty == T_HASH_LISTPACK {
@@ -442,7 +470,12 @@ pub fn read_value(r: &mut Reader<'_>, ty: u8, lim: &Limits) -> Result<Owned> {
                 .chunks_exact(2)
                 .map(|p| (p[0].clone(), p[1].clone()))
                 .collect();
-            build_hash(pairs, lim).ok_or_else(|| Error::new(start, "duplicate hash fields"))
+            let what = if ty == T_HASH_LISTPACK {
+                "Hash listpack integrity check failed (listpack with dup elements)"
+            } else {
+                "Hash ziplist integrity check failed (ziplist with dup elements)"
+            };
+            build_hash(pairs, lim).ok_or_else(|| Error::new(start, what))
         }
         T_STREAM_LISTPACKS | T_STREAM_LISTPACKS_2 | T_STREAM_LISTPACKS_3 => {
             let s = super::stream::read(r, ty, lim.stream)?;

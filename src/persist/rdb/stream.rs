@@ -132,8 +132,15 @@ fn load_node(
         .filter(|&e| e < items.len())
         .ok_or("bad master field count")?;
     let fields: Vec<Vec<u8>> = items[3..fields_end].iter().map(|i| i.to_vec()).collect();
-    let mut pos = fields_end + 1; // the master entry's terminating 0
+    if int_at(&items, fields_end)? != 0 {
+        return Err("master entry not terminated by 0");
+    }
+    let declared_live = int_at(&items, 0)?;
+    let declared_deleted = int_at(&items, 1)?;
+    let (mut live, mut deleted) = (0i64, 0i64);
+    let mut pos = fields_end + 1;
     while pos < items.len() {
+        let entry_start = pos;
         let flags = int_at(&items, pos)?;
         let ms = master.ms.wrapping_add(int_at(&items, pos + 1)? as u64);
         let seq = master.seq.wrapping_add(int_at(&items, pos + 2)? as u64);
@@ -158,11 +165,16 @@ fn load_node(
             pairs.extend(items[pos + 1..end].iter().map(|i| i.to_vec()));
             pos = end;
         }
-        int_at(&items, pos)?; // lp-count
+        // lp-count: the elements of this entry before it, ids included.
+        if usize::try_from(int_at(&items, pos)?).ok() != Some(pos - entry_start) {
+            return Err("entry lp-count does not match");
+        }
         pos += 1;
         if flags & F_DELETED != 0 {
+            deleted += 1;
             continue;
         }
+        live += 1;
         let id = StreamId { ms, seq };
         if pairs.is_empty() {
             return Err("stream entry without fields");
@@ -172,6 +184,12 @@ fn load_node(
         }
         let refs: Vec<&[u8]> = pairs.iter().map(|p| p.as_slice()).collect();
         s.append(id, &refs, lim);
+    }
+    if (live, deleted) != (declared_live, declared_deleted) {
+        return Err("master entry counts do not match the entries");
+    }
+    if live + deleted == 0 {
+        return Err("stream node without entries");
     }
     Ok(())
 }
@@ -228,7 +246,12 @@ pub fn read(r: &mut Reader<'_>, ty: u8, lim: NodeLimits) -> Result<Stream> {
                 delivery_time,
                 delivery_count,
             };
-            g.pel.insert(id, p);
+            if g.pel.insert(id, p).is_some() {
+                return Err(Error::new(
+                    at,
+                    "Duplicated global PEL entry loading stream consumer group",
+                ));
+            }
         }
         let nconsumers = r.count(10)?;
         for _ in 0..nconsumers {
@@ -251,10 +274,18 @@ pub fn read(r: &mut Reader<'_>, ty: u8, lim: NodeLimits) -> Result<Stream> {
                         "consumer pending entry not in the group's PEL",
                     ));
                 };
+                if !p.consumer.is_empty() {
+                    return Err(Error::new(
+                        at,
+                        "Duplicated consumer PEL entry loading a stream consumer group",
+                    ));
+                }
                 p.consumer = cname.clone();
                 c.pel.insert(id);
             }
-            g.consumers.insert(cname, c);
+            if g.consumers.insert(cname, c).is_some() {
+                return Err(Error::new(at, "Duplicate stream consumer detected."));
+            }
         }
         if g.pel.values().any(|p| p.consumer.is_empty()) {
             return Err(Error::new(at, "group pending entry without a consumer"));

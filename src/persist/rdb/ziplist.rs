@@ -24,6 +24,7 @@ pub fn ziplist(zl: &[u8]) -> Result<Vec<Item<'_>>, &'static str> {
     if total != zl.len() || zl[zl.len() - 1] != 0xff {
         return Err("ziplist length mismatch");
     }
+    let tail = u32::from_le_bytes([zl[4], zl[5], zl[6], zl[7]]) as usize;
     let declared = u16::from_le_bytes([zl[8], zl[9]]);
     let get = |a: usize, n: usize| {
         a.checked_add(n)
@@ -32,6 +33,9 @@ pub fn ziplist(zl: &[u8]) -> Result<Vec<Item<'_>>, &'static str> {
     };
     let mut items = Vec::new();
     let mut pos = 10;
+    // Where the previous entry starts, and its size (what the next
+    // entry's prevlen must say).
+    let (mut last, mut prev_size) = (10, 0);
     loop {
         let b = *zl.get(pos).ok_or("ziplist truncated")?;
         if b == 0xff {
@@ -39,6 +43,16 @@ pub fn ziplist(zl: &[u8]) -> Result<Vec<Item<'_>>, &'static str> {
                 return Err("ziplist terminator inside");
             }
             break;
+        }
+        let start = pos;
+        let prevlen = if b == 0xfe {
+            let d = get(pos + 1, 4)?;
+            u32::from_le_bytes([d[0], d[1], d[2], d[3]]) as usize
+        } else {
+            b as usize
+        };
+        if prevlen != prev_size {
+            return Err("ziplist prevlen does not match the previous entry");
         }
         pos += if b == 0xfe { 5 } else { 1 };
         let e = *zl.get(pos).ok_or("ziplist truncated")?;
@@ -92,6 +106,10 @@ pub fn ziplist(zl: &[u8]) -> Result<Vec<Item<'_>>, &'static str> {
             }
         };
         items.push(item);
+        (last, prev_size) = (start, pos - start);
+    }
+    if tail != last {
+        return Err("ziplist tail offset does not point at the last entry");
     }
     if declared != u16::MAX && declared as usize != items.len() {
         return Err("ziplist count mismatch");
@@ -128,6 +146,10 @@ pub fn zipmap(zm: &[u8]) -> Result<Vec<Pair<'_>>, &'static str> {
         if *zm.get(pos).ok_or("zipmap truncated")? == 0xff {
             if pos + 1 != zm.len() {
                 return Err("zipmap terminator inside");
+            }
+            // Redis never writes an empty zipmap (an empty hash is no key).
+            if pairs.is_empty() {
+                return Err("empty zipmap");
             }
             return Ok(pairs);
         }
@@ -223,6 +245,7 @@ mod tests {
         zl.push(0xff);
         let n = zl.len() as u32;
         zl[..4].copy_from_slice(&n.to_le_bytes());
+        zl[4] = 19; // the last entry starts at 10 + 4 + 2 + 3
         zl[8] = 4;
         let items = ziplist(&zl).unwrap();
         assert_eq!(
@@ -237,6 +260,23 @@ mod tests {
         for cut in 0..zl.len() {
             assert!(ziplist(&zl[..cut]).is_err());
         }
+        // A prevlen that is not the previous entry's size, or a tail
+        // offset that is not the last entry's start (Redis's deep checks).
+        let mut bad = zl.clone();
+        bad[14] = 5;
+        assert!(ziplist(&bad).unwrap_err().contains("prevlen"));
+        let mut bad = zl.clone();
+        bad[4] = 16;
+        assert!(ziplist(&bad).unwrap_err().contains("tail"));
+        // A prevlen in its 5-byte form for a small size is legal.
+        let mut wide = zl[..14].to_vec();
+        wide.extend_from_slice(&[0xfe, 4, 0, 0, 0, 0xf8]);
+        wide.extend_from_slice(&zl[16..]);
+        let n = wide.len() as u32;
+        wide[..4].copy_from_slice(&n.to_le_bytes());
+        wide[4] = 23;
+        wide[20] = 6; // the next prevlen: the widened entry's size
+        assert_eq!(ziplist(&wide).unwrap(), items);
     }
 
     #[test]
@@ -245,5 +285,6 @@ mod tests {
         let p = zipmap(zm).unwrap();
         assert_eq!(p, vec![(&b"a"[..], &b"xy"[..]), (&b"b"[..], &b"z"[..])]);
         assert!(zipmap(&zm[..zm.len() - 1]).is_err());
+        assert_eq!(zipmap(b"\x00\xff"), Err("empty zipmap"));
     }
 }
