@@ -131,6 +131,32 @@ pub fn keys_and_flags(cmd: &Command, args: &Args<'_>) -> Result<Vec<(usize, u32)
     Ok(keys)
 }
 
+/// The key of a command whose only key spec names exactly argument 1 (SET,
+/// INCR, HSET, LPUSH, ...), with the spec's declared flags; `None` for
+/// every other shape (then use [`keys_and_flags`]). Allocation-free, for
+/// per-command paths. A spec with variable flags still declares the
+/// access kinds (RO/RW/OW/RM) its key can have.
+#[inline]
+pub fn single_key(cmd: &Command, args: &Args<'_>) -> Option<(usize, u32)> {
+    match specs(cmd) {
+        [
+            KeySpec {
+                flags,
+                begin: BeginSearch::Index(1),
+                find:
+                    FindKeys::Range {
+                        lastkey: 0,
+                        step: 1,
+                        limit: 0,
+                    },
+            },
+        ] if flags & (kflags::NOT_KEY | kflags::INCOMPLETE) == 0 && args.len() > 1 => {
+            Some((1, *flags))
+        }
+        _ => None,
+    }
+}
+
 /// Runs every spec over `argv`; `None` when one of them can't be applied.
 fn from_specs(cmd: &Command, specs: &[KeySpec], argv: &[&[u8]]) -> Option<Vec<(usize, u32)>> {
     let argc = argv.len() as i64;

@@ -424,6 +424,18 @@ pub fn written(srv: &Server, cmd: &Command, args: &Args<'_>, me: u64) {
     if cmd.has(flags::RUNS_SCRIPTS) {
         return;
     }
+    // Nothing tracked and no BCAST prefix: no key can concern anyone.
+    if srv.tracking.n_keys.load(Ordering::Relaxed) == 0
+        && srv.tracking.n_prefixes.load(Ordering::Relaxed) == 0
+    {
+        return;
+    }
+    if let Some((i, f)) = crate::cmd::keyspec::single_key(cmd, args) {
+        if f & crate::cmd::keyspec::kflags::RO == 0 {
+            invalidate(srv, args.arg(i), Some(me));
+        }
+        return;
+    }
     let Ok(keys) = crate::cmd::keyspec::keys_and_flags(cmd, args) else {
         return;
     };
