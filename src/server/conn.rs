@@ -176,11 +176,7 @@ pub async fn accept_loop(
         }
         // Both refusals write once without waiting: a peer that does not
         // read must not hold up the accept loop.
-        if srv.clients.len() as i64 >= srv.config.maxclients.get() {
-            srv.stats
-                .rejected_connections
-                .fetch_add(1, Ordering::Relaxed);
-            let _ = sock.try_write(b"-ERR max number of clients reached\r\n");
+        if over_maxclients(srv, |m| drop(sock.try_write(m))) {
             continue;
         }
         if protected_mode_denies(srv, peer.ip()) {
@@ -190,22 +186,53 @@ pub async fn accept_loop(
             let _ = sock.try_write(DENIED);
             continue;
         }
-        srv.stats
-            .connections_received
-            .fetch_add(1, Ordering::Relaxed);
-        let (rt, stats) = &workers[next % workers.len()];
-        next = next.wrapping_add(1);
-        let stats = stats.clone();
-        match sock.into_std() {
-            Ok(std_sock) => {
-                rt.spawn(async move {
-                    if let Ok(sock) = TcpStream::from_std(std_sock) {
-                        serve(srv, sock, stats).await;
-                    }
-                });
-            }
-            Err(e) => crate::warning!("handing off a connection: {e}"),
+        hand_off(
+            srv,
+            workers,
+            &mut next,
+            sock.into_std(),
+            TcpStream::from_std,
+        );
+    }
+}
+
+/// Past `maxclients`: counts the refusal and writes Redis's error once
+/// through `write` (which must not wait). True if refused.
+pub(super) fn over_maxclients(srv: &Server, write: impl FnOnce(&[u8])) -> bool {
+    if (srv.clients.len() as i64) < srv.config.maxclients.get() {
+        return false;
+    }
+    srv.stats
+        .rejected_connections
+        .fetch_add(1, Ordering::Relaxed);
+    write(b"-ERR max number of clients reached\r\n");
+    true
+}
+
+/// Counts an accepted connection and gives it to the next worker (round
+/// robin), which rebuilds the socket on its own runtime and serves it.
+pub(super) fn hand_off<T: Send + 'static, S: Stream + Send + 'static>(
+    srv: &'static Server,
+    workers: &'static [(tokio::runtime::Handle, Arc<ThreadStats>)],
+    next: &mut usize,
+    std_sock: std::io::Result<T>,
+    rebuild: fn(T) -> std::io::Result<S>,
+) {
+    srv.stats
+        .connections_received
+        .fetch_add(1, Ordering::Relaxed);
+    let (rt, stats) = &workers[*next % workers.len()];
+    *next = next.wrapping_add(1);
+    let stats = stats.clone();
+    match std_sock {
+        Ok(std_sock) => {
+            rt.spawn(async move {
+                if let Ok(sock) = rebuild(std_sock) {
+                    serve(srv, sock, stats).await;
+                }
+            });
         }
+        Err(e) => crate::warning!("handing off a connection: {e}"),
     }
 }
 

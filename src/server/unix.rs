@@ -9,7 +9,6 @@
 
 use std::os::unix::net::UnixListener as StdUnixListener;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use tokio::net::{UnixListener, UnixStream};
 
@@ -82,28 +81,15 @@ async fn accept_loop(srv: &'static Server, listener: StdUnixListener, workers: W
                 continue;
             }
         };
-        if srv.clients.len() as i64 >= srv.config.maxclients.get() {
-            srv.stats
-                .rejected_connections
-                .fetch_add(1, Ordering::Relaxed);
-            let _ = sock.try_write(b"-ERR max number of clients reached\r\n");
+        if super::conn::over_maxclients(srv, |m| drop(sock.try_write(m))) {
             continue;
         }
-        srv.stats
-            .connections_received
-            .fetch_add(1, Ordering::Relaxed);
-        let (rt, stats) = &workers[next % workers.len()];
-        next = next.wrapping_add(1);
-        let stats = stats.clone();
-        match sock.into_std() {
-            Ok(std_sock) => {
-                rt.spawn(async move {
-                    if let Ok(sock) = UnixStream::from_std(std_sock) {
-                        super::conn::serve(srv, sock, stats).await;
-                    }
-                });
-            }
-            Err(e) => crate::warning!("handing off a connection: {e}"),
-        }
+        super::conn::hand_off(
+            srv,
+            workers,
+            &mut next,
+            sock.into_std(),
+            UnixStream::from_std,
+        );
     }
 }
