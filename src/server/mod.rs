@@ -15,6 +15,7 @@ mod obuf;
 pub mod oom;
 pub mod pause;
 pub mod repl;
+pub mod repl_aux;
 pub mod repl_sync;
 pub mod replica;
 mod replica_sync;

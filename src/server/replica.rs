@@ -418,6 +418,7 @@ fn run_link(srv: &'static Server, generation: u64) -> Result<(), String> {
         crate::server::repl::adopt(srv, id, off);
     } else if let Some(rest) = reply.strip_prefix("+CONTINUE") {
         crate::notice!("Successful partial resynchronization with master.");
+        crate::server::repl::ensure_backlog(srv);
         let id = rest.trim();
         if !id.is_empty() {
             crate::server::repl::adopt_id(id);

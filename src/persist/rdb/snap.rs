@@ -49,7 +49,23 @@ pub fn write(
     };
     let mut buf = Vec::with_capacity(4096);
     let now_s = crate::server::now_ms() / 1000;
-    write::write_header(&mut buf, now_s, crate::alloc::used_memory(), aof_base);
+    // The replication history, except in an AOF's base (as Redis). Read
+    // now, not at the snapshot's cut: a write in between moves the offset
+    // past the data by that write.
+    let repl = (!aof_base)
+        .then(crate::server::repl_aux::save_info)
+        .flatten();
+    write::write_header_with(
+        &mut buf,
+        now_s,
+        crate::alloc::used_memory(),
+        aof_base,
+        |b| {
+            if let Some(i) = &repl {
+                crate::server::repl_aux::write_fields(b, i);
+            }
+        },
+    );
     // The code as of the last change: an FCALL may hold the registry.
     for code in srv.scripting.functions.codes() {
         write::write_function(&mut buf, &code, opts);
