@@ -752,3 +752,26 @@ pub fn ensure_backlog(srv: &'static Server) {
         drop(start(srv));
     }
 }
+
+/// DEBUG REPLICATE: `argv` into the stream as it is, with no `SELECT`
+/// (nor a change of the stream's database), as Redis feeds it; nothing
+/// while no replica ever attached.
+pub fn feed_raw(argv: &[&[u8]]) {
+    if !COUNTING.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut frame = Vec::new();
+    encode::command(&mut frame, argv.iter().copied());
+    let mut inner = FEED.inner.lock();
+    send(&mut inner, &frame);
+}
+
+/// The backlog's last `n` bytes at most (`None`: no backlog, or empty).
+pub fn backlog_tail(n: usize) -> Option<Vec<u8>> {
+    if !COUNTING.load(Ordering::Relaxed) {
+        return None;
+    }
+    let inner = FEED.inner.lock();
+    let len = inner.backlog.len();
+    (len > 0).then(|| inner.backlog.range(len - n.min(len)..).copied().collect())
+}

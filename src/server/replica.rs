@@ -161,6 +161,7 @@ pub fn set_master(srv: &'static Server, host: &str, port: u16) -> Set {
         READ_OFFSET.store(off, Ordering::Relaxed);
     }
     REPLICA.store(true, Ordering::Relaxed);
+    srv.ks.set_replica_expiry(true);
     crate::server::oom::set_replica(&srv.config, true);
     *link = Some(Link {
         host: host.to_string(),
@@ -514,6 +515,7 @@ impl Applier {
             args,
             now_ms(),
         );
+        super::replica_errors::check(self.srv, &self.client, &self.out.buf, args);
         self.out.buf.clear();
         // A master never sends a command that blocks (it propagates what
         // the command did); should one come, it does not wait here.
