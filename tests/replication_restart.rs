@@ -221,3 +221,54 @@ fn a_restarted_replica_continues_with_its_master() {
     let v: String = redis::cmd("GET").arg("k3").query(&mut r).unwrap();
     assert_eq!(v, "v3");
 }
+
+#[test]
+fn bgsave_names_the_offset_of_its_image_and_a_lone_master_names_none() {
+    let dir = TempDir::new("repl-restart-bgsave");
+    let master = Server::start_in(Some(dir.path()), None, DBG);
+    let mut m = master.client();
+    q(&mut m, &["SET", "k", "v"]);
+    q(&mut m, &["SAVE"]);
+    // No replica ever: no history to continue.
+    let rdb = std::fs::read(dir.path().join("dump.rdb")).unwrap();
+    assert!(!contains(&rdb, b"repl-id"));
+    assert!(contains(&rdb, b"aof-base"));
+
+    let replica = Server::start_with(DBG);
+    let mut r = replica.client();
+    // No PING moves the offset between reading it and the save.
+    q(
+        &mut m,
+        &["CONFIG", "SET", "repl-ping-replica-period", "3600"],
+    );
+    follow(&mut r, master.port);
+    q(&mut m, &["SET", "k2", "v2"]);
+    in_sync(&mut m, &mut r);
+    let off = num(&mut m, "replication", "master_repl_offset");
+    q(&mut m, &["BGSAVE"]);
+    wait_for("the BGSAVE", || {
+        field(&mut m, "persistence", "rdb_bgsave_in_progress") == "0"
+            && field(&mut m, "persistence", "rdb_last_bgsave_status") == "ok"
+            && contains(
+                &std::fs::read(dir.path().join("dump.rdb")).unwrap_or_default(),
+                b"repl-id",
+            )
+    });
+    let rdb = std::fs::read(dir.path().join("dump.rdb")).unwrap();
+    let id = field(&mut m, "replication", "master_replid");
+    assert!(contains(&rdb, id.as_bytes()));
+    // The offset, as Redis writes an integer string (one to four bytes).
+    let mut want = b"\xfa\x0brepl-offset".to_vec();
+    match off {
+        0..=127 => want.extend_from_slice(&[0xc0, off as u8]),
+        128..=32767 => {
+            want.push(0xc1);
+            want.extend_from_slice(&(off as i16).to_le_bytes());
+        }
+        _ => {
+            want.push(0xc2);
+            want.extend_from_slice(&(off as i32).to_le_bytes());
+        }
+    }
+    assert!(contains(&rdb, &want), "offset {off}");
+}

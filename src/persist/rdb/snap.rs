@@ -36,6 +36,25 @@ pub fn write(
     aof_base: bool,
     pacer: &mut Pacer<'_>,
 ) -> io::Result<()> {
+    // The replication history, except in an AOF's base (as Redis). Read
+    // now, not at the snapshot's cut: a write in between moves the offset
+    // past the data by that write (see [`write_with`]).
+    let repl = (!aof_base)
+        .then(crate::server::repl_aux::save_info)
+        .flatten();
+    write_with(srv, snap, w, aof_base, repl, pacer)
+}
+
+/// [`write`], naming the replication history `repl` (read when the
+/// snapshot was cut, for a file a restart continues from).
+pub fn write_with(
+    srv: &'static Server,
+    snap: &mut Snapshot,
+    w: &mut dyn Write,
+    aof_base: bool,
+    repl: Option<crate::server::repl_aux::SaveInfo>,
+    pacer: &mut Pacer<'_>,
+) -> io::Result<()> {
     let checksum = srv.config.rdbchecksum.get();
     let mut crc = 0u64;
     let mut emit = |bytes: &[u8], w: &mut dyn Write| {
@@ -49,12 +68,6 @@ pub fn write(
     };
     let mut buf = Vec::with_capacity(4096);
     let now_s = crate::server::now_ms() / 1000;
-    // The replication history, except in an AOF's base (as Redis). Read
-    // now, not at the snapshot's cut: a write in between moves the offset
-    // past the data by that write.
-    let repl = (!aof_base)
-        .then(crate::server::repl_aux::save_info)
-        .flatten();
     write::write_header_with(
         &mut buf,
         now_s,
