@@ -430,6 +430,9 @@ fn cron(srv: &'static Server) {
             obuf::cron(srv, now_ms());
         }
         repl::cron(srv, now_ms());
+        // Set where the role changes; kept in step here too, for any path
+        // that changes the role without it.
+        srv.ks.set_replica_expiry(replica::is_replica());
         if srv.active_expire.load(Ordering::Relaxed) && !srv.pause.active(now_ms()) {
             replica_expire::cron(srv, now_ms());
         }
