@@ -98,6 +98,11 @@ fn a_read_only_replica_hides_expired_keys_without_deleting_them() {
         .unwrap()
         .1;
     assert!(keys.is_empty(), "{keys:?}");
+    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut r).unwrap();
+    assert!(keys.is_empty(), "{keys:?}");
+    // Every key expired: RANDOMKEY still answers one, deleting none.
+    let k: String = redis::cmd("RANDOMKEY").query(&mut r).unwrap();
+    assert!(k == "key1" || k == "hll", "{k}");
     assert_eq!(int(&mut r, &["DBSIZE"]), 2);
     // The master's DELs do.
     q(&mut m, &["DEBUG", "SET-ACTIVE-EXPIRE", "1"]);

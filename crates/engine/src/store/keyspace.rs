@@ -401,9 +401,13 @@ impl Keyspace {
 
     /// A uniformly chosen live key of `db` (RANDOMKEY). Expired entries met
     /// on the way are reclaimed, so the loop ends: every round either answers
-    /// or removes one entry.
+    /// or removes one entry. While expiry is held (a replica, a pause) they
+    /// stay: after [`HELD_TRIES`] expired picks the last one is answered,
+    /// as Redis answers on a replica whose keys all expired.
     pub fn random_key(&'static self, locks: &mut Locks, db: usize, now_ms: i64) -> Option<Vec<u8>> {
+        const HELD_TRIES: usize = 100;
         let n = self.shard_count();
+        let mut tries = 0;
         loop {
             // Pick the shard by its share of the keys, then a slot inside it.
             let sizes: Vec<usize> = (0..n)
@@ -428,8 +432,12 @@ impl Keyspace {
             let found = locks.with_shard(self, db, shard, |g| {
                 let i = g.table().random_slot(crate::util::rand::u64)?;
                 let e = g.get(i);
-                if !e.is_expired(now_ms) {
+                if !e.is_expired(now_ms) || self.expiry_suspended() {
                     return Some(Some(e.key().to_vec()));
+                }
+                if self.expiry_held(now_ms) {
+                    tries += 1;
+                    return (tries >= HELD_TRIES).then(|| Some(e.key().to_vec()));
                 }
                 let e = g.remove(i, hash_key);
                 self.expired(db, e);
@@ -441,16 +449,16 @@ impl Keyspace {
         }
     }
 
-    /// One pass of the active expiry sweep over every shard that has
-    /// deadlines, visiting at most `slots_per_shard` slots of each. Returns
-    /// how many keys it reclaimed.
     /// One key's deadline, checked by a writable replica's sweep of the
     /// keys its own clients wrote: `Some(true)` while it has a deadline
     /// still to come, `Some(false)` once it has none (gone, reclaimed now,
     /// or without one), `None` when its shard is busy (ask again later).
     pub fn expire_if_due(&self, db: usize, key: &[u8], now_ms: i64) -> Option<bool> {
         let hash = hash_key(key);
-        let mut g = self.dbs.get(db)?.shards[self.shard_of(hash)].0.try_lock()?;
+        let Some(d) = self.dbs.get(db) else {
+            return Some(false);
+        };
+        let mut g = d.shards[self.shard_of(hash)].0.try_lock()?;
         let Some(idx) = g.find(hash, key) else {
             return Some(false);
         };
@@ -466,6 +474,9 @@ impl Keyspace {
         Some(false)
     }
 
+    /// One pass of the active expiry sweep over every shard that has
+    /// deadlines, visiting at most `slots_per_shard` slots of each. Returns
+    /// how many keys it reclaimed.
     pub fn active_expire(&self, now_ms: i64, slots_per_shard: usize) -> usize {
         let mut reclaimed = 0;
         if self.expiry_suspended() {
