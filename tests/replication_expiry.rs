@@ -159,15 +159,34 @@ fn a_writable_replicas_writes_delete_expired_keys_and_its_own_keys_expire() {
     q(&mut m, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
     q(&mut m, &["SET", "key1", "5", "PX", "10"]);
     q(&mut m, &["SET", "key2", "5", "PX", "10"]);
+    q(&mut m, &["SET", "key3", "5", "PX", "10"]);
     in_sync(&mut m, &mut r);
     std::thread::sleep(Duration::from_millis(30));
-    assert_eq!(int(&mut r, &["DBSIZE"]), 2);
+    assert_eq!(int(&mut r, &["DBSIZE"]), 3);
     // The INCR expires key1 and creates it again, without a deadline.
     assert_eq!(int(&mut r, &["INCR", "key1"]), 1);
     assert_eq!(int(&mut r, &["TTL", "key1"]), -1);
     assert_eq!(q(&mut r, &["GET", "key2"]), redis::Value::Nil);
-    assert_eq!(int(&mut r, &["DBSIZE"]), 2);
-    q(&mut r, &["DEL", "key1", "key2"]);
+    assert_eq!(int(&mut r, &["DBSIZE"]), 3);
+    let expired = |r: &mut redis::Connection| {
+        let info: String = redis::cmd("INFO").arg("stats").query(r).unwrap();
+        info.lines()
+            .find_map(|l| l.strip_prefix("expired_keys:"))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    assert_eq!(expired(&mut r), "1");
+    // A transaction that writes expires what it meets too.
+    let (n,): (i64,) = redis::pipe()
+        .atomic()
+        .cmd("INCR")
+        .arg("key3")
+        .query(&mut r)
+        .unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(expired(&mut r), "2");
+    q(&mut r, &["DEL", "key1", "key2", "key3"]);
 
     // Keys the replica's own clients gave a deadline: it expires them.
     q(&mut r, &["SET", "own1", "1", "PX", "50"]);
