@@ -188,6 +188,17 @@ fn a_writable_replicas_writes_delete_expired_keys_and_its_own_keys_expire() {
     assert_eq!(expired(&mut r), "2");
     q(&mut r, &["DEL", "key1", "key2", "key3"]);
 
+    // A deadline already past is set, not acted on (Redis's replica does
+    // the same); the replica's own sweep deletes such keys.
+    q(&mut r, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+    q(&mut r, &["SET", "foo", "bar"]);
+    assert_eq!(int(&mut r, &["EXPIRE", "foo", "-1"]), 1);
+    q(&mut r, &["SET", "k", "v", "EXAT", "1"]);
+    assert_eq!(int(&mut r, &["EXISTS", "foo", "k"]), 0);
+    assert_eq!(int(&mut r, &["DBSIZE"]), 2);
+    q(&mut r, &["DEBUG", "SET-ACTIVE-EXPIRE", "1"]);
+    wait_for("the sweep", || int(&mut r, &["DBSIZE"]) == 0);
+
     // Keys the replica's own clients gave a deadline: it expires them.
     q(&mut r, &["SET", "own1", "1", "PX", "50"]);
     q(&mut r, &["SET", "own2", "1"]);
