@@ -34,6 +34,10 @@ use parse::{Value, check_dir, notify_to_string, parse_value, value_str};
 pub const LOGLEVELS: &[&str] = &["debug", "verbose", "notice", "warning"];
 pub const DISKLESS_LOAD: &[&str] = &["disabled", "on-empty-db", "swapdb"];
 pub const YES_NO_LOCAL: &[&str] = &["no", "yes", "local"];
+/// `propagation-error-behavior`: what a replica (or the AOF's loading)
+/// does when a propagated command fails. ferrokv logs the failure in every
+/// case (the panicking choices do not stop the server).
+pub const PROPAGATION_ERROR: &[&str] = &["ignore", "panic", "panic-on-replicas"];
 /// `sanitize-dump-payload`: ferrokv checks every RDB and DUMP value fully
 /// whatever the setting (a bounds-checked decode costs no more).
 pub const SANITIZE_DUMP: &[&str] = &["no", "yes", "clients"];
@@ -219,6 +223,8 @@ config_table! {
         /// Accepted: a replica always receives the payload into a file
         /// before it loads it (Redis's `disabled`).
         repl_diskless_load: Enum = EnumParam::new(0, DISKLESS_LOAD), "repl-diskless-load", Mutable;
+        propagation_error_behavior: Enum = EnumParam::new(0, PROPAGATION_ERROR),
+            "propagation-error-behavior", Mutable;
         replica_lazy_flush: Bool = BoolParam::new(false),
             "replica-lazy-flush" | "slave-lazy-flush", Mutable;
         /// The `replicaof <host> <port>` directive, followed once the dataset

@@ -167,3 +167,38 @@ fn without_a_config_file_rewrite_is_an_error() {
         Some("The server is running without a config file")
     );
 }
+
+#[test]
+fn replicaof_is_rewritten_as_host_and_port_and_a_restart_follows_it() {
+    let dir = TempDir::new("rewrite-replicaof");
+    dir.write("ferrokv.conf", "# replica\n");
+    let srv = start(&dir);
+    let mut c = srv.client();
+    // Nothing listens on port 1: the link just retries.
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg("1")
+        .query(&mut c)
+        .unwrap();
+    let _: () = redis::cmd("CONFIG").arg("REWRITE").query(&mut c).unwrap();
+    let text = std::fs::read_to_string(dir.path().join("ferrokv.conf")).unwrap();
+    // redis-server 7.0.15 writes `replicaof 127.0.0.1 1`, unquoted.
+    assert!(text.lines().any(|l| l == "replicaof 127.0.0.1 1"), "{text}");
+    drop(srv);
+
+    let srv = start(&dir);
+    let mut c = srv.client();
+    let info: String = redis::cmd("INFO").arg("replication").query(&mut c).unwrap();
+    assert!(info.contains("role:slave"), "{info}");
+    assert!(info.contains("master_host:127.0.0.1"), "{info}");
+    assert!(info.contains("master_port:1\r\n"), "{info}");
+    // A master again: the line goes.
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("NO")
+        .arg("ONE")
+        .query(&mut c)
+        .unwrap();
+    let _: () = redis::cmd("CONFIG").arg("REWRITE").query(&mut c).unwrap();
+    let text = std::fs::read_to_string(dir.path().join("ferrokv.conf")).unwrap();
+    assert!(!text.lines().any(|l| l.starts_with("replicaof")), "{text}");
+}

@@ -341,6 +341,7 @@ pub fn reset_stats(srv: &crate::server::Server) {
     srv.ks.evicted_keys.store(0, Ordering::Relaxed);
     srv.clients.eviction.evicted.store(0, Ordering::Relaxed);
     crate::server::evict::reset_lazyfreed();
+    crate::server::repl::reset_sync_counts();
     super::info::reset_ops_samples();
     crate::server::evict::reset_lazyfreed();
 }

@@ -28,6 +28,12 @@ fn debug(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
             }
             ctx.out.ok();
         }
+        (b"replicate", n) if n >= 3 => {
+            // Into the replicas' stream as given, in no database.
+            let argv: Vec<&[u8]> = args.iter().skip(2).collect();
+            crate::server::repl::feed_raw(&argv);
+            ctx.out.ok();
+        }
         (b"set-active-expire", 3) => {
             let on = parse_int_prefix(&args[2]) != 0;
             ctx.srv.active_expire.store(on, Ordering::Relaxed);

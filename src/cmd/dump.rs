@@ -115,6 +115,7 @@ fn restore(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     if let Some(at) = at
         && at <= now
         && !ctx.srv.ks.expiry_suspended()
+        && !crate::server::replica::is_replica()
     {
         // Already expired: the key is not created; a replaced key is gone.
         if deleted {

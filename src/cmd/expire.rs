@@ -131,8 +131,10 @@ fn expire_generic(ctx: &mut Ctx<'_>, args: &Args<'_>, base: i64, unit: Unit) -> 
         return Ok(());
     }
     // (While a file is replayed a past deadline is set, as in Redis: the
-    // commands after it still find the key.)
-    let effect = if when <= now && !ctx.srv.ks.expiry_suspended() {
+    // commands after it still find the key. On a replica too: the master,
+    // or for a writable replica's own keys its sweep, deletes it.)
+    let gone = !ctx.srv.ks.expiry_suspended() && !crate::server::replica::is_replica();
+    let effect = if when <= now && gone {
         slot.remove_at(idx);
         ctx.event(class::GENERIC, "del", key);
         vec![b"DEL".to_vec(), key.to_vec()]

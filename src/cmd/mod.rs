@@ -379,6 +379,35 @@ pub fn run_job(
     locks.release();
 }
 
+/// On a replica, how the command's lookups treat expired keys, as Redis's
+/// do: the master's commands see them (its DEL deletes them), a writable
+/// replica's writes delete them; `None`: the keyspace's rule (reads miss
+/// them and leave them in place).
+fn replica_expiry_view(
+    srv: &Server,
+    client: &Client,
+    cmd: &Command,
+) -> Option<crate::store::keyspace::ExpiryView> {
+    use crate::store::keyspace::ExpiryView;
+    if !crate::server::replica::is_replica() {
+        return None;
+    }
+    if client
+        .info
+        .has_flag(crate::server::client::list_flags::MASTER)
+    {
+        return Some(ExpiryView::Keep);
+    }
+    // An EXEC whose queue writes is a write too.
+    let write = cmd.has(flags::WRITE)
+        || (cmd.name == "exec"
+            && client
+                .multi
+                .as_ref()
+                .is_some_and(|q| q.has_flag(flags::WRITE)));
+    (write && !crate::server::replica::read_only(srv)).then_some(ExpiryView::Reclaim)
+}
+
 /// Runs a checked command and finishes it: blocked clients served, locks
 /// released, watchers its locks did not reach marked, the reply mode
 /// applied.
@@ -409,7 +438,23 @@ fn run_checked(
     if tracking {
         crate::pubsub::tracking::begin(client.info.id);
     }
-    let ran = run(srv, client, out, locks, stats, cmd, args, now_ms, None);
+    let ran = match replica_expiry_view(srv, client, cmd) {
+        Some(view) => {
+            let db = client.db;
+            let ran = crate::store::keyspace::with_expiry_view(view, || {
+                run(srv, client, out, locks, stats, cmd, args, now_ms, None)
+            });
+            if view == crate::store::keyspace::ExpiryView::Reclaim
+                && let Ok(keys) = keyspec::keys_of(cmd, args)
+            {
+                // A writable replica's own write: its keys may have a
+                // deadline only this replica enforces.
+                crate::server::replica_expire::remember(db, keys.iter().map(|&i| &args[i]));
+            }
+            ran
+        }
+        None => run(srv, client, out, locks, stats, cmd, args, now_ms, None),
+    };
     if locks.any_ready() {
         crate::blocking::serve_ready(&srv.ks, locks, serve_clock(now_ms));
     }

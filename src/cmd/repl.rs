@@ -29,6 +29,7 @@ fn replicaof(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     }
     if args[1].eq_ignore_ascii_case(b"no") && args[2].eq_ignore_ascii_case(b"one") {
         crate::server::replica::set_no_one();
+        ctx.srv.ks.set_replica_expiry(false);
         crate::server::oom::set_replica(&ctx.srv.config, false);
         // CONFIG GET / REWRITE show the master followed, as in Redis.
         ctx.srv.config.replicaof.set("");

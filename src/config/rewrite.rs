@@ -175,6 +175,9 @@ fn lines_of(p: &Param<'_>, default: Option<&Param<'_>>) -> Vec<(String, bool)> {
         Kind::Int(i) if i.memory => vec![(format!("{name} {}", memory(i.get())), differs)],
         Kind::Int(_) | Kind::Bool(_) | Kind::Enum(_) => vec![(format!("{name} {value}"), differs)],
         _ if name == "dir" => vec![(format!("dir {}", file::repr(&value)), true)],
+        // `replicaof <host> <port>`: two words, unquoted (as Redis writes
+        // it); one quoted string would be a single argument on reload.
+        _ if name == "replicaof" => vec![(format!("{name} {value}"), differs)],
         // Save points are always written, the defaults too (as Redis does).
         Kind::Save(_) => {
             let words: Vec<&str> = value.split_whitespace().collect();

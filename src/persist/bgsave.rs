@@ -112,6 +112,9 @@ pub fn start(srv: &'static Server, locks: &mut Locks) -> Result<(), StartError> 
             return Err(e);
         }
     };
+    // The replication offset of the image: read at the cut (exact when
+    // `locks` hold every shard, as BGSAVE's do).
+    let repl = crate::server::repl_aux::save_info();
     srv.persist.bg.abort.store(false, Ordering::Relaxed);
     let now = now_ms();
     srv.persist.bg.last_try_ms.store(now, Ordering::Relaxed);
@@ -133,7 +136,7 @@ pub fn start(srv: &'static Server, locks: &mut Locks) -> Result<(), StartError> 
     }
     let spawned = std::thread::Builder::new()
         .name("ferrokv-bgsave".into())
-        .spawn(move || finish(srv, snap, child, delay));
+        .spawn(move || finish(srv, snap, child, delay, repl));
     if let Err(e) = spawned {
         // The snapshot went with the closure and was dropped: walked out.
         crate::warning!("Can't save in background: {e}");
@@ -144,7 +147,13 @@ pub fn start(srv: &'static Server, locks: &mut Locks) -> Result<(), StartError> 
 }
 
 /// The BGSAVE thread: writes the file and records the outcome.
-fn finish(srv: &'static Server, mut snap: Snapshot, child: Option<Child>, delay: i64) {
+fn finish(
+    srv: &'static Server,
+    mut snap: Snapshot,
+    child: Option<Child>,
+    delay: i64,
+    repl: Option<crate::server::repl_aux::SaveInfo>,
+) {
     // The walk yields the CPU to the workers serving clients (on Linux
     // the nice value is per thread). Failure to lower it changes nothing.
     // SAFETY: setpriority only reads its integer arguments.
@@ -152,7 +161,7 @@ fn finish(srv: &'static Server, mut snap: Snapshot, child: Option<Child>, delay:
         libc::setpriority(libc::PRIO_PROCESS, 0, 10);
     }
     let started = std::time::Instant::now();
-    let result = write_file(srv, &mut snap, child.as_ref(), delay);
+    let result = write_file(srv, &mut snap, child.as_ref(), delay, repl);
     drop(snap);
     let killed = child.as_ref().and_then(Child::killed);
     drop(child);
@@ -232,6 +241,7 @@ fn write_file(
     snap: &mut Snapshot,
     child: Option<&Child>,
     delay: i64,
+    repl: Option<crate::server::repl_aux::SaveInfo>,
 ) -> io::Result<()> {
     // Named after the child as Redis names it (temp-<child pid>.rdb).
     let tmp = match child {
@@ -243,7 +253,7 @@ fn write_file(
         let file = std::fs::File::create(&tmp)?;
         let mut w = io::BufWriter::with_capacity(1 << 20, file);
         let mut pacer = super::rdb::snap::Pacer::new(delay, &srv.persist.bg.abort, child);
-        super::rdb::snap::write(srv, snap, &mut w, false, &mut pacer)?;
+        super::rdb::snap::write_with(srv, snap, &mut w, false, repl, &mut pacer)?;
         let file = w.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
         // Under the save lock: an aborting FLUSHALL or SHUTDOWN sets the

@@ -176,6 +176,7 @@ impl Common {
                 .unwrap_or(0);
             self.srv.persist.loading.set_rdb_used_mem(n);
         }
+        crate::server::repl_aux::loaded_aux(name, value);
     }
 
     fn empty_key(&self, key: &[u8]) {
@@ -265,6 +266,10 @@ impl Sink for Inline<'_> {
 
     fn aux(&mut self, name: &[u8], value: &[u8]) {
         self.common.aux(name, value);
+    }
+
+    fn expired_key(&mut self, db: usize, key: &[u8]) {
+        crate::server::repl_aux::loaded_expired(db, key);
     }
 
     fn empty_key(&mut self, key: &[u8]) {
@@ -378,6 +383,10 @@ impl Sink for Parallel<'_> {
 
     fn aux(&mut self, name: &[u8], value: &[u8]) {
         self.common.aux(name, value);
+    }
+
+    fn expired_key(&mut self, db: usize, key: &[u8]) {
+        crate::server::repl_aux::loaded_expired(db, key);
     }
 
     fn empty_key(&mut self, key: &[u8]) {
@@ -631,7 +640,11 @@ pub fn load_at_startup(srv: &'static Server) -> Result<(), String> {
     let started = Instant::now();
     let path = super::save::rdb_path(srv);
     let mut locks = Locks::default();
-    let loaded = load_path(srv, &mut locks, &path, false, true)?;
+    // The replication history the file names is taken up again.
+    crate::server::repl_aux::begin_load(srv);
+    let loaded = load_path(srv, &mut locks, &path, false, true);
+    crate::server::repl_aux::end_load(srv, matches!(loaded, Ok(Some(_))));
+    let loaded = loaded?;
     if let Some(st) = loaded {
         if st.empty > 0 {
             crate::warning!(

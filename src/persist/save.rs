@@ -104,7 +104,20 @@ pub fn serialize_to<W: Write>(
         crc: 0,
     };
     let now = now_ms();
-    write::write_header(&mut out.buf, now / 1000, crate::alloc::used_memory(), false);
+    // The replication history (the shards are held: no write falls
+    // between it and the data).
+    let repl = crate::server::repl_aux::save_info();
+    write::write_header_with(
+        &mut out.buf,
+        now / 1000,
+        crate::alloc::used_memory(),
+        false,
+        |b| {
+            if let Some(i) = &repl {
+                crate::server::repl_aux::write_fields(b, i);
+            }
+        },
+    );
     // Not the registry itself: an FCALL may hold it while waiting for a
     // shard this save holds.
     for code in srv.scripting.functions.codes() {

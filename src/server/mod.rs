@@ -15,8 +15,11 @@ mod obuf;
 pub mod oom;
 pub mod pause;
 pub mod repl;
+pub mod repl_aux;
 pub mod repl_sync;
 pub mod replica;
+mod replica_errors;
+pub mod replica_expire;
 mod replica_sync;
 pub mod reply_buf;
 pub mod shutdown;
@@ -434,15 +437,21 @@ fn cron(srv: &'static Server) {
             obuf::cron(srv, now_ms());
         }
         repl::cron(srv, now_ms());
+        // Set where the role changes; kept in step here too, for any path
+        // that changes the role without it.
+        srv.ks.set_replica_expiry(replica::is_replica());
+        if srv.active_expire.load(Ordering::Relaxed) && !srv.pause.active(now_ms()) {
+            replica_expire::cron(srv, now_ms());
+        }
         reply_buf::cron(srv, now_ms());
         // Keep sweeping while a pass reclaims a lot, as Redis's cycle repeats
         // while more than a quarter of the sampled keys were expired.
-        // CLIENT PAUSE stops the sweep too, and a read-only replica leaves
-        // expiry to its master's DELs (a writable one still expires what
-        // its own clients may have written).
+        // CLIENT PAUSE stops the sweep too, and a replica leaves expiry to
+        // its master's DELs (a writable one's own keys with a deadline go
+        // when a write meets them; Redis also sweeps those).
         if !srv.active_expire.load(Ordering::Relaxed)
             || srv.pause.active(now_ms())
-            || replica::read_only(srv)
+            || replica::is_replica()
         {
             continue;
         }

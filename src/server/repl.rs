@@ -694,3 +694,84 @@ pub fn cron(srv: &Server, now_ms: i64) {
     encode::command(&mut frame, [&b"PING"[..]].into_iter());
     send(&mut inner, &frame);
 }
+
+/// CONFIG RESETSTAT: the sync counters start again.
+pub fn reset_sync_counts() {
+    SYNC_FULL.store(0, Ordering::Relaxed);
+    SYNC_PARTIAL_OK.store(0, Ordering::Relaxed);
+    SYNC_PARTIAL_ERR.store(0, Ordering::Relaxed);
+}
+
+/// A master restarted on an RDB that names its history (`repl_aux`): a new
+/// id, the saved one second (valid up to `offset`), and the stream goes on
+/// from `offset` with the DELs the load counted (`fed_len` bytes, the last
+/// of them `tail`) in a backlog, as Redis rebases its own.
+pub fn resume_master(
+    srv: &'static Server,
+    replid: &str,
+    offset: i64,
+    tail: &[u8],
+    fed_len: i64,
+    db: Option<usize>,
+) {
+    *IDS.lock() = Some(Ids {
+        replid: crate::server::random_hex(40),
+        replid2: replid.to_string(),
+        second_offset: offset + 1,
+    });
+    OFFSET.store(offset, Ordering::Relaxed);
+    let mut inner = start(srv);
+    inner.backlog.clear();
+    inner.backlog_end = offset + fed_len - tail.len() as i64;
+    inner.push_backlog(tail, backlog_cap(srv));
+    OFFSET.store(offset + fed_len, Ordering::Relaxed);
+    inner.db = db;
+}
+
+/// A replica restarted on an RDB that names its master's history: that id
+/// and offset are ours (read when the `replicaof` directive makes this
+/// server a replica), to continue from with the master.
+pub fn resume_replica(replid: &str, offset: i64, db: usize) {
+    let mut ids = IDS.lock();
+    let cur = ids.get_or_insert_with(|| Ids {
+        replid: String::new(),
+        replid2: "0".repeat(40),
+        second_offset: -1,
+    });
+    cur.replid = replid.to_string();
+    drop(ids);
+    OFFSET.store(offset, Ordering::Relaxed);
+    FEED.inner.lock().db = Some(db);
+}
+
+/// A replica continued with its master (`+CONTINUE`): from here on it
+/// keeps a backlog for its own replicas, if it had none yet (it restarted
+/// on an RDB's history).
+pub fn ensure_backlog(srv: &'static Server) {
+    if !COUNTING.load(Ordering::Relaxed) {
+        drop(start(srv));
+    }
+}
+
+/// DEBUG REPLICATE: `argv` into the stream as it is, with no `SELECT`
+/// (nor a change of the stream's database), as Redis feeds it; nothing
+/// while no replica ever attached.
+pub fn feed_raw(argv: &[&[u8]]) {
+    if !COUNTING.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut frame = Vec::new();
+    encode::command(&mut frame, argv.iter().copied());
+    let mut inner = FEED.inner.lock();
+    send(&mut inner, &frame);
+}
+
+/// The backlog's last `n` bytes at most (`None`: no backlog, or empty).
+pub fn backlog_tail(n: usize) -> Option<Vec<u8>> {
+    if !COUNTING.load(Ordering::Relaxed) {
+        return None;
+    }
+    let inner = FEED.inner.lock();
+    let len = inner.backlog.len();
+    (len > 0).then(|| inner.backlog.range(len - n.min(len)..).copied().collect())
+}

@@ -161,6 +161,7 @@ pub fn set_master(srv: &'static Server, host: &str, port: u16) -> Set {
         READ_OFFSET.store(off, Ordering::Relaxed);
     }
     REPLICA.store(true, Ordering::Relaxed);
+    srv.ks.set_replica_expiry(true);
     crate::server::oom::set_replica(&srv.config, true);
     *link = Some(Link {
         host: host.to_string(),
@@ -418,6 +419,7 @@ fn run_link(srv: &'static Server, generation: u64) -> Result<(), String> {
         crate::server::repl::adopt(srv, id, off);
     } else if let Some(rest) = reply.strip_prefix("+CONTINUE") {
         crate::notice!("Successful partial resynchronization with master.");
+        crate::server::repl::ensure_backlog(srv);
         let id = rest.trim();
         if !id.is_empty() {
             crate::server::repl::adopt_id(id);
@@ -513,6 +515,7 @@ impl Applier {
             args,
             now_ms(),
         );
+        super::replica_errors::check(self.srv, &self.client, &self.out.buf, args);
         self.out.buf.clear();
         // A master never sends a command that blocks (it propagates what
         // the command did); should one come, it does not wait here.

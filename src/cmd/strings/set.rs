@@ -250,7 +250,9 @@ pub fn getex(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     let effect = match expire {
         // An absolute deadline already past deletes the key.
         Some((ExpireKind::Exat | ExpireKind::Pxat, at))
-            if at <= now && !ctx.srv.ks.expiry_suspended() =>
+            if at <= now
+                && !ctx.srv.ks.expiry_suspended()
+                && !crate::server::replica::is_replica() =>
         {
             drop(slot.remove_at(idx));
             ctx.event(class::GENERIC, "del", key);

@@ -65,6 +65,8 @@ pub trait Sink {
     fn empty_key(&mut self, _key: &[u8]) {}
     /// An auxiliary field (`used-mem`, `redis-ver` ...).
     fn aux(&mut self, _name: &[u8], _value: &[u8]) {}
+    /// A key dropped because its deadline had passed.
+    fn expired_key(&mut self, _db: usize, _key: &[u8]) {}
     /// The input up to offset `pos` has been read (after each record);
     /// `Err` stops the load (a shutdown was asked for meanwhile).
     fn progress(&mut self, _pos: usize) -> Result<()> {
@@ -188,6 +190,7 @@ pub fn parse(
                         // whether or not its key has expired.
                         Reader::with_base(value, start).string_ref()?;
                         stats.expired += 1;
+                        sink.expired_key(db, k);
                         continue;
                     }
                     let lru = access_field(now_ms, m.idle, m.freq);
@@ -201,6 +204,7 @@ pub fn parse(
                     let m = std::mem::take(&mut meta);
                     if m.expire.is_some_and(|t| t < now_ms) {
                         stats.expired += 1;
+                        sink.expired_key(db, &key);
                         continue;
                     }
                     let lru = access_field(now_ms, m.idle, m.freq);
@@ -215,6 +219,7 @@ pub fn parse(
                     }
                     if m.expire.is_some_and(|t| t < now_ms) {
                         stats.expired += 1;
+                        sink.expired_key(db, &key);
                         continue;
                     }
                     value.into_entry(&key, m.expire, access_field(now_ms, m.idle, m.freq))

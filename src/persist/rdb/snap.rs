@@ -36,6 +36,25 @@ pub fn write(
     aof_base: bool,
     pacer: &mut Pacer<'_>,
 ) -> io::Result<()> {
+    // The replication history, except in an AOF's base (as Redis). Read
+    // now, not at the snapshot's cut: a write in between moves the offset
+    // past the data by that write (see [`write_with`]).
+    let repl = (!aof_base)
+        .then(crate::server::repl_aux::save_info)
+        .flatten();
+    write_with(srv, snap, w, aof_base, repl, pacer)
+}
+
+/// [`write`], naming the replication history `repl` (read when the
+/// snapshot was cut, for a file a restart continues from).
+pub fn write_with(
+    srv: &'static Server,
+    snap: &mut Snapshot,
+    w: &mut dyn Write,
+    aof_base: bool,
+    repl: Option<crate::server::repl_aux::SaveInfo>,
+    pacer: &mut Pacer<'_>,
+) -> io::Result<()> {
     let checksum = srv.config.rdbchecksum.get();
     let mut crc = 0u64;
     let mut emit = |bytes: &[u8], w: &mut dyn Write| {
@@ -49,7 +68,17 @@ pub fn write(
     };
     let mut buf = Vec::with_capacity(4096);
     let now_s = crate::server::now_ms() / 1000;
-    write::write_header(&mut buf, now_s, crate::alloc::used_memory(), aof_base);
+    write::write_header_with(
+        &mut buf,
+        now_s,
+        crate::alloc::used_memory(),
+        aof_base,
+        |b| {
+            if let Some(i) = &repl {
+                crate::server::repl_aux::write_fields(b, i);
+            }
+        },
+    );
     // The code as of the last change: an FCALL may hold the registry.
     for code in srv.scripting.functions.codes() {
         write::write_function(&mut buf, &code, opts);

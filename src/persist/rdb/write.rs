@@ -94,12 +94,25 @@ pub fn write_aux(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
 /// `REDIS0010` and the auxiliary fields Redis 7.0 writes for SAVE:
 /// redis-ver, redis-bits, ctime, used-mem, aof-base.
 pub fn write_header(out: &mut Vec<u8>, ctime_s: i64, used_mem: u64, aof_base: bool) {
+    write_header_with(out, ctime_s, used_mem, aof_base, |_| {});
+}
+
+/// [`write_header`], with `more` writing further aux fields before
+/// `aof-base` (where Redis puts the replication ones).
+pub fn write_header_with(
+    out: &mut Vec<u8>,
+    ctime_s: i64,
+    used_mem: u64,
+    aof_base: bool,
+    more: impl FnOnce(&mut Vec<u8>),
+) {
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(format!("{VERSION:04}").as_bytes());
     write_aux(out, b"redis-ver", crate::REDIS_VERSION.as_bytes());
     write_aux(out, b"redis-bits", b"64");
     write_aux(out, b"ctime", ctime_s.to_string().as_bytes());
     write_aux(out, b"used-mem", used_mem.to_string().as_bytes());
+    more(out);
     write_aux(out, b"aof-base", if aof_base { b"1" } else { b"0" });
 }
 

@@ -18,6 +18,37 @@ thread_local! {
     static GROUP: std::cell::RefCell<Option<OpenGroup>> = const { std::cell::RefCell::new(None) };
 }
 
+/// How lookups on this thread treat a key whose deadline passed, on a
+/// replica (Redis's rules: the master's own commands see such keys as they
+/// are, a writable replica's writes delete them, everything else only
+/// misses them). Set per command with [`with_expiry_view`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ExpiryView {
+    /// The keyspace's own rule (on a replica: miss, leave in place).
+    Default,
+    /// Reclaimed as on a master (a writable replica's write).
+    Reclaim,
+    /// Live until the master deletes it (the master's stream).
+    Keep,
+}
+
+thread_local! {
+    static EXPIRY_VIEW: std::cell::Cell<ExpiryView> = const { std::cell::Cell::new(ExpiryView::Default) };
+}
+
+/// Runs `f` with this thread's lookups under `view` (restored after,
+/// also when nested).
+pub fn with_expiry_view<R>(view: ExpiryView, f: impl FnOnce() -> R) -> R {
+    struct Restore(ExpiryView);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            EXPIRY_VIEW.set(self.0);
+        }
+    }
+    let _restore = Restore(EXPIRY_VIEW.replace(view));
+    f()
+}
+
 /// An open group: the keyspace it belongs to (its address) and the records
 /// buffered so far, each a database and an argv.
 type OpenGroup = (usize, Vec<(usize, Vec<Box<[u8]>>)>);
@@ -86,6 +117,8 @@ pub struct Keyspace {
     expiry_held_until: AtomicI64,
     /// Set while a file is replayed: nothing expires (see `suspend_expiry`).
     expiry_suspended: AtomicBool,
+    /// Set while this server is a replica (see `set_replica_expiry`).
+    replica_expiry: AtomicBool,
     /// The running snapshot, if any (`store::snapshot`).
     pub(super) snapshots: super::snapshot::Registry,
 }
@@ -101,6 +134,7 @@ impl Keyspace {
             evicted_keys: AtomicU64::new(0),
             expiry_held_until: AtomicI64::new(0),
             expiry_suspended: AtomicBool::new(false),
+            replica_expiry: AtomicBool::new(false),
             effects_on: AtomicBool::new(false),
             effects: RwLock::new(Vec::new()),
             watches: AtomicUsize::new(0),
@@ -150,13 +184,23 @@ impl Keyspace {
     /// already past is then set like any other, not acted on at once.
     #[inline]
     pub fn expiry_suspended(&self) -> bool {
-        self.expiry_suspended.load(Ordering::Acquire)
+        self.expiry_suspended.load(Ordering::Acquire) || EXPIRY_VIEW.get() == ExpiryView::Keep
     }
 
     #[inline]
     fn expiry_held(&self, now_ms: i64) -> bool {
         let until = self.expiry_held_until.load(Ordering::Relaxed);
-        until != 0 && now_ms < until
+        (until != 0 && now_ms < until)
+            || (self.replica_expiry.load(Ordering::Relaxed)
+                && EXPIRY_VIEW.get() == ExpiryView::Default)
+    }
+
+    /// While this server is a replica its master deletes expired keys (its
+    /// DELs come in the stream): lookups miss an expired key but leave it
+    /// in place (as a CLIENT PAUSE holds expiry), unless this thread's
+    /// [`ExpiryView`] says otherwise.
+    pub fn set_replica_expiry(&self, on: bool) {
+        self.replica_expiry.store(on, Ordering::Relaxed);
     }
 
     /// Registers a consumer of the write effect stream.
@@ -357,9 +401,13 @@ impl Keyspace {
 
     /// A uniformly chosen live key of `db` (RANDOMKEY). Expired entries met
     /// on the way are reclaimed, so the loop ends: every round either answers
-    /// or removes one entry.
+    /// or removes one entry. While expiry is held (a replica, a pause) they
+    /// stay: after [`HELD_TRIES`] expired picks the last one is answered,
+    /// as Redis answers on a replica whose keys all expired.
     pub fn random_key(&'static self, locks: &mut Locks, db: usize, now_ms: i64) -> Option<Vec<u8>> {
+        const HELD_TRIES: usize = 100;
         let n = self.shard_count();
+        let mut tries = 0;
         loop {
             // Pick the shard by its share of the keys, then a slot inside it.
             let sizes: Vec<usize> = (0..n)
@@ -384,8 +432,12 @@ impl Keyspace {
             let found = locks.with_shard(self, db, shard, |g| {
                 let i = g.table().random_slot(crate::util::rand::u64)?;
                 let e = g.get(i);
-                if !e.is_expired(now_ms) {
+                if !e.is_expired(now_ms) || self.expiry_suspended() {
                     return Some(Some(e.key().to_vec()));
+                }
+                if self.expiry_held(now_ms) {
+                    tries += 1;
+                    return (tries >= HELD_TRIES).then(|| Some(e.key().to_vec()));
                 }
                 let e = g.remove(i, hash_key);
                 self.expired(db, e);
@@ -395,6 +447,31 @@ impl Keyspace {
                 return Some(k);
             }
         }
+    }
+
+    /// One key's deadline, checked by a writable replica's sweep of the
+    /// keys its own clients wrote: `Some(true)` while it has a deadline
+    /// still to come, `Some(false)` once it has none (gone, reclaimed now,
+    /// or without one), `None` when its shard is busy (ask again later).
+    pub fn expire_if_due(&self, db: usize, key: &[u8], now_ms: i64) -> Option<bool> {
+        let hash = hash_key(key);
+        let Some(d) = self.dbs.get(db) else {
+            return Some(false);
+        };
+        let mut g = d.shards[self.shard_of(hash)].0.try_lock()?;
+        let Some(idx) = g.find(hash, key) else {
+            return Some(false);
+        };
+        let e = g.get(idx);
+        if e.expire().is_none() {
+            return Some(false);
+        }
+        if !e.is_expired(now_ms) {
+            return Some(true);
+        }
+        let e = g.remove(idx, hash_key);
+        self.expired(db, e);
+        Some(false)
     }
 
     /// One pass of the active expiry sweep over every shard that has
