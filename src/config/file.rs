@@ -157,22 +157,7 @@ fn options(words: &[String]) -> Result<Vec<Line>, Fatal> {
 
 /// A value quoted as Redis prints command-line values in its messages.
 pub(super) fn repr(s: &str) -> String {
-    let mut out = String::from("\"");
-    for b in s.bytes() {
-        match b {
-            b'\\' => out.push_str("\\\\"),
-            b'"' => out.push_str("\\\""),
-            b'\n' => out.push_str("\\n"),
-            b'\r' => out.push_str("\\r"),
-            b'\t' => out.push_str("\\t"),
-            7 => out.push_str("\\a"),
-            8 => out.push_str("\\b"),
-            0x20..=0x7e => out.push(b as char),
-            _ => out.push_str(&format!("\\x{b:02x}")),
-        }
-    }
-    out.push('"');
-    out
+    crate::util::repr::quoted(s.as_bytes())
 }
 
 /// Reads at most [`MAX_FILE_BYTES`] from `r`.

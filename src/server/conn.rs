@@ -582,30 +582,9 @@ fn over_query_limit(srv: &Server, info: &super::client::ClientInfo, rbuf: &[u8])
         info.fd,
         String::from_utf8_lossy(&info.name()),
         rbuf.len(),
-        repr(&rbuf[..rbuf.len().min(64)])
+        crate::util::repr::quoted(&rbuf[..rbuf.len().min(64)])
     );
     true
-}
-
-/// Bytes quoted the way Redis's logs show them (`sdscatrepr`).
-fn repr(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() + 2);
-    s.push('"');
-    for &b in bytes {
-        match b {
-            b'\\' => s.push_str("\\\\"),
-            b'"' => s.push_str("\\\""),
-            b'\n' => s.push_str("\\n"),
-            b'\r' => s.push_str("\\r"),
-            b'\t' => s.push_str("\\t"),
-            7 => s.push_str("\\a"),
-            8 => s.push_str("\\b"),
-            0x20..=0x7e => s.push(b as char),
-            _ => s.push_str(&format!("\\x{b:02x}")),
-        }
-    }
-    s.push('"');
-    s
 }
 
 /// Sizes an emptied read buffer after a batch that buffered `peak` bytes in
@@ -967,10 +946,5 @@ mod tests {
         // The key no longer has a waiter: a push stays in the list.
         assert_eq!(h.run(&["RPUSH", "nokey", "x"]), ":1\r\n");
         assert_eq!(h.run(&["LLEN", "nokey"]), ":1\r\n");
-    }
-
-    #[test]
-    fn logged_bytes_are_quoted_like_redis() {
-        assert_eq!(repr(b"a\"b\\\r\n\x01 "), "\"a\\\"b\\\\\\r\\n\\x01 \"");
     }
 }

@@ -33,38 +33,6 @@ pub fn check(srv: &'static Server, client: &Client, reply: &[u8], args: &crate::
     );
     // What came before it, as Redis shows it (its last 256 bytes).
     if let Some(tail) = crate::server::repl::backlog_tail(256) {
-        crate::warning!("Latest backlog is: '{}'", repr(&tail));
-    }
-}
-
-/// `bytes` quoted, with escapes for quotes, backslashes, control and
-/// non-ASCII bytes (the way Redis writes a binary string in its log).
-fn repr(bytes: &[u8]) -> String {
-    let mut out = String::from("\"");
-    for &b in bytes {
-        match b {
-            b'\\' => out.push_str("\\\\"),
-            b'"' => out.push_str("\\\""),
-            b'\n' => out.push_str("\\n"),
-            b'\r' => out.push_str("\\r"),
-            b'\t' => out.push_str("\\t"),
-            7 => out.push_str("\\a"),
-            8 => out.push_str("\\b"),
-            0x20..=0x7e => out.push(b as char),
-            _ => out.push_str(&format!("\\x{b:02x}")),
-        }
-    }
-    out.push('"');
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn repr_escapes_as_redis_logs_binary_strings() {
-        assert_eq!(
-            super::repr(b"*1\r\n$3\r\n\"a\\\x01\x7f\t"),
-            r#""*1\r\n$3\r\n\"a\\\x01\x7f\t""#
-        );
+        crate::warning!("Latest backlog is: '{}'", crate::util::repr::quoted(&tail));
     }
 }

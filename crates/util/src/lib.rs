@@ -5,4 +5,5 @@ pub mod glob;
 pub mod lzf;
 pub mod num;
 pub mod rand;
+pub mod repr;
 pub mod varint;
