@@ -155,7 +155,6 @@ pub fn cron(srv: &'static Server) {
         {
             crate::notice!("FAILOVER to {host}:{port} time out exceeded, failing over.");
             st.phase = Phase::InProgress;
-            drop(st);
             become_replica(srv, &host, port);
         } else {
             roll_back(srv, &mut st, "Replica never caught up before timeout");
@@ -179,11 +178,12 @@ pub fn cron(srv: &'static Server) {
     crate::notice!("Failover target {host}:{port} is synced, failing over.");
     st.target = Some((host.clone(), port));
     st.phase = Phase::InProgress;
-    drop(st);
     become_replica(srv, &host, port);
 }
 
 /// Follows the target (a replica's port always fits: it announced it).
+/// Called with the state locked, so an ABORT cannot come between the
+/// phase and the role.
 fn become_replica(srv: &'static Server, host: &str, port: i64) {
     let port = u16::try_from(port).unwrap_or(0);
     srv.config.replicaof.set(&format!("{host} {port}"));
