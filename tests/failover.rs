@@ -385,3 +385,55 @@ fn force_fails_over_at_the_timeout() {
     assert_eq!(role(&mut mb), "master");
     assert_eq!(role(&mut ma), "slave");
 }
+
+/// Redis 7.0.15 and ferrokv hand the role over to each other: a redis-server
+/// master fails over to a ferrokv replica (which first synced through
+/// Redis's diskless delay, its keep-alive empty lines before the PSYNC
+/// reply), then ferrokv fails back over to the redis-server.
+#[test]
+fn failover_between_redis_and_ferrokv() {
+    let Some(reference) = common::reference() else {
+        eprintln!("redis-server not installed: skipped");
+        return;
+    };
+    let mut rm = redis::Client::open(format!("redis://127.0.0.1:{}/", reference.port))
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    q(&mut rm, &["CONFIG", "SET", "repl-diskless-sync", "yes"]);
+    q(&mut rm, &["CONFIG", "SET", "repl-diskless-sync-delay", "2"]);
+    q(&mut rm, &["SET", "a", "1"]);
+    let f = start();
+    let mut fc = f.client();
+    q(
+        &mut fc,
+        &["REPLICAOF", "127.0.0.1", &reference.port.to_string()],
+    );
+    wait_for("the link up", 30, || {
+        info_field(&mut fc, "master_link_status") == "up"
+    });
+    q(&mut rm, &["SET", "b", "2"]);
+    wait_in_sync(&mut rm, 1);
+    assert_eq!(q(&mut rm, &["FAILOVER"]), redis::Value::Okay);
+    wait_for("redis to hand over", 20, || {
+        info_field(&mut rm, "master_failover_state") == "no-failover" && role(&mut fc) == "master"
+    });
+    assert_eq!(role(&mut rm), "slave");
+    q(&mut fc, &["SET", "c", "3"]);
+    wait_in_sync(&mut fc, 1);
+    assert_eq!(digest(&mut fc), digest(&mut rm));
+    assert_eq!(info_field(&mut fc, "sync_partial_ok"), "1");
+
+    let rport = reference.port.to_string();
+    assert_eq!(
+        q(&mut fc, &["FAILOVER", "TO", "127.0.0.1", &rport]),
+        redis::Value::Okay
+    );
+    wait_for("ferrokv to hand back", 20, || {
+        info_field(&mut fc, "master_failover_state") == "no-failover" && role(&mut rm) == "master"
+    });
+    assert_eq!(role(&mut fc), "slave");
+    q(&mut rm, &["SET", "d", "4"]);
+    wait_in_sync(&mut rm, 1);
+    assert_eq!(digest(&mut fc), digest(&mut rm));
+}

@@ -407,11 +407,16 @@ fn run_link(srv: &'static Server, generation: u64) -> Result<(), String> {
     let next = (offset() + 1).to_string();
     // A master handing over (FAILOVER) asks the target to take over.
     let failover = super::failover::in_progress();
-    let reply = if failover {
+    let mut reply = if failover {
         conn.ask(&[b"PSYNC", id.as_bytes(), next.as_bytes(), b"FAILOVER"])?
     } else {
         conn.ask(&[b"PSYNC", id.as_bytes(), next.as_bytes()])?
     };
+    // A Redis master sends empty lines to keep the link alive while it
+    // delays a diskless sync (`repl-diskless-sync-delay`).
+    while reply.is_empty() {
+        reply = conn.line()?;
+    }
     if failover {
         let accepted = reply.starts_with("+FULLRESYNC") || reply.starts_with("+CONTINUE");
         if !super::failover::psync_answered(srv, accepted) {
