@@ -360,6 +360,8 @@ fn force_fails_over_at_the_timeout() {
     let mut ma = a.client();
     wait_in_sync(&mut ma, 1);
     signal(b.pid(), "-STOP");
+    // Never acknowledged: it waits in b's link when the hand-over starts.
+    q(&mut ma, &["SET", "case", "2"]);
     let bport = b.port.to_string();
     q(
         &mut ma,
@@ -384,6 +386,13 @@ fn force_fails_over_at_the_timeout() {
     let mut mb = b.client();
     assert_eq!(role(&mut mb), "master");
     assert_eq!(role(&mut ma), "slave");
+    // b applied the write before taking over, so the old master continued.
+    assert_eq!(info_field(&mut mb, "sync_partial_ok"), "1");
+    assert_eq!(info_field(&mut mb, "sync_full"), "0");
+    assert_eq!(
+        q(&mut mb, &["GET", "case"]),
+        redis::Value::BulkString(b"2".to_vec())
+    );
 }
 
 /// Redis 7.0.15 and ferrokv hand the role over to each other: a redis-server

@@ -212,6 +212,22 @@ pub fn psync_answered(srv: &'static Server, accepted: bool) -> bool {
     false
 }
 
+/// The old master's last writes may still be on their way through this
+/// replica's link when its `PSYNC ... FAILOVER` arrives (a forced
+/// failover): Redis, on one thread, applies what the link already holds
+/// before the handshake's round trips end. The link thread is given a
+/// moment (at most 200 ms, polled every millisecond) to reach `offset`, so
+/// the sender can continue instead of loading everything again.
+fn catch_up(offset: i64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(200);
+    while super::replica::is_replica()
+        && super::replica::offset() < offset
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
 /// PSYNC's part on the target: `PSYNC <replid> <offset> FAILOVER` naming
 /// this server's history makes it a master first (as REPLICAOF NO ONE:
 /// the old id stays valid, so the sender continues); and no replica may
@@ -225,6 +241,7 @@ pub fn before_sync(srv: &Server, args: &crate::resp::Args<'_>) -> Result<(), Str
         if &args[1][..] != ids.replid.as_bytes() {
             return Err("ERR PSYNC FAILOVER replid must match my replid.".into());
         }
+        catch_up(crate::util::num::parse_i64(&args[2]).unwrap_or(0) - 1);
         super::replica::set_no_one();
         super::oom::set_replica(&srv.config, false);
         srv.config.replicaof.set("");

@@ -186,12 +186,12 @@ pub enum Begun {
 pub fn begin(srv: &'static Server, flags: Flags, waiter: Arc<Waiter>) -> Begun {
     let mut st = STATE.lock();
     if let State::Waiting { .. } = *st {
-        add_waiter(waiter);
+        add_waiter(srv, waiter);
         return Begun::Waiting;
     }
     crate::warning!("User requested shutdown...");
     if wait_for_replicas(srv, &mut st, flags, false) {
-        add_waiter(waiter);
+        add_waiter(srv, waiter);
         return Begun::Waiting;
     }
     *st = State::Running;
@@ -199,7 +199,11 @@ pub fn begin(srv: &'static Server, flags: Flags, waiter: Arc<Waiter>) -> Begun {
     finish_or_cancel(srv, flags)
 }
 
-fn add_waiter(w: Arc<Waiter>) {
+/// Keeps `w`, counted as blocked at once (INFO's `blocked_clients`), under
+/// the state's lock: a client that sees a later SHUTDOWN waiting also sees
+/// this one counted.
+fn add_waiter(srv: &'static Server, w: Arc<Waiter>) {
+    crate::blocking::register(&srv.ks, &mut crate::store::Locks::default(), &w);
     let mut waiters = WAITERS.lock();
     waiters.retain(|w| w.is_waiting());
     waiters.push(w);
