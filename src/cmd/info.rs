@@ -201,6 +201,9 @@ fn server(ctx: &Ctx<'_>, lines: &mut Vec<String>) {
         srv.config_file.as_deref().unwrap_or("")
     );
     field!(lines, "io_threads_active:0");
+    if let Some(ms) = crate::server::shutdown::remaining_ms() {
+        field!(lines, "shutdown_in_milliseconds:{ms}");
+    }
     field!(lines, "ferrokv_version:{}", crate::VERSION);
 }
 
@@ -212,7 +215,13 @@ fn now_usec() -> u128 {
 }
 
 fn clients(srv: &Server, lines: &mut Vec<String>) {
-    field!(lines, "connected_clients:{}", srv.clients.len());
+    // Replicas are not counted, as in Redis.
+    let replicas = crate::server::repl::count();
+    field!(
+        lines,
+        "connected_clients:{}",
+        srv.clients.len().saturating_sub(replicas)
+    );
     field!(lines, "cluster_connections:0");
     field!(lines, "maxclients:{}", srv.config.maxclients.get());
     let (_, max_in, max_out) = crate::server::client_mem::figures(srv);
@@ -529,7 +538,11 @@ fn replication(srv: &Server, lines: &mut Vec<String>) {
     field!(lines, "connected_slaves:{}", crate::server::repl::count());
     lines.extend(crate::server::repl::info_lines());
     let ids = crate::server::repl::ids();
-    field!(lines, "master_failover_state:no-failover");
+    field!(
+        lines,
+        "master_failover_state:{}",
+        crate::server::failover::state_name()
+    );
     field!(lines, "master_replid:{}", ids.replid);
     field!(lines, "master_replid2:{}", ids.replid2);
     field!(

@@ -18,6 +18,7 @@ pub mod debug;
 pub mod dump;
 pub use ferrokv_engine::error;
 pub mod expire;
+pub mod failover;
 pub mod footprint;
 pub mod functions;
 pub mod gate;
@@ -102,6 +103,7 @@ pub fn handlers() -> Vec<(&'static str, Handler)> {
         hll::COMMANDS,
         tracking::COMMANDS,
         repl::COMMANDS,
+        failover::COMMANDS,
         lolwut::COMMANDS,
     ] {
         all.extend_from_slice(family);

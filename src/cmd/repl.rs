@@ -92,8 +92,9 @@ fn wait(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     Ok(())
 }
 
-fn sync(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
+fn sync(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     if !ctx.client.info.has_flag(list_flags::REPLICA) {
+        crate::server::failover::before_sync(ctx.srv, args).map_err(Error::owned)?;
         crate::server::repl::count_full_sync(false);
     }
     full_sync(ctx, false)
@@ -102,6 +103,9 @@ fn sync(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
 /// PSYNC <replid> <offset>: continues from the backlog when it can,
 /// else a full synchronization.
 fn psync(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
+    if !ctx.client.info.has_flag(list_flags::REPLICA) {
+        crate::server::failover::before_sync(ctx.srv, args).map_err(Error::owned)?;
+    }
     let info = &ctx.client.info;
     if !info.has_flag(list_flags::REPL_RDB_ONLY)
         && !info.has_flag(list_flags::REPL_FUNCTIONS_ONLY)

@@ -59,32 +59,37 @@ fn lastsave(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
     Ok(())
 }
 
-/// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]. With save points (or
-/// SAVE) the dataset is saved first, under every shard's lock; if that
-/// fails the server keeps running and the client gets Redis's error,
-/// unless FORCE. Then the process exits at once and the client gets no
-/// reply, as in Redis.
+/// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]. A master with lagging
+/// replicas first waits for them (the client blocks meanwhile; see
+/// `server::shutdown`). With save points (or SAVE) the dataset is saved
+/// first; if that fails the server keeps running and the client gets
+/// Redis's error, unless FORCE. Then the process exits at once and the
+/// client gets no reply, as in Redis.
 fn shutdown(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
-    let (mut nosave, mut save, mut others, mut abort, mut force) =
-        (false, false, false, false, false);
+    use crate::server::shutdown::{Begun, FAILED, Flags};
+    let mut flags = Flags::default();
+    let (mut abort, mut others) = (false, false);
     for a in args.iter().skip(1) {
         match a.to_ascii_lowercase().as_slice() {
-            b"nosave" => nosave = true,
-            b"save" => save = true,
-            b"now" => others = true,
+            b"nosave" => flags.nosave = true,
+            b"save" => flags.save = true,
+            b"now" => {
+                others = true;
+                flags.now = true;
+            }
             b"force" => {
                 others = true;
-                force = true;
+                flags.force = true;
             }
             b"abort" => abort = true,
             _ => return Err(Error::Syntax),
         }
     }
-    if (abort && (nosave || save || others)) || (nosave && save) {
+    if (abort && (flags.nosave || flags.save || others)) || (flags.nosave && flags.save) {
         return Err(Error::Syntax);
     }
     if abort {
-        if !crate::server::shutdown::abort() {
+        if !crate::server::shutdown::abort(ctx.srv) {
             return Err(Error::msg("ERR No shutdown in progress."));
         }
         ctx.out.ok();
@@ -92,30 +97,33 @@ fn shutdown(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     }
     // Past `busy-reply-threshold` a script only lets SHUTDOWN NOSAVE stop
     // the server, as in Redis.
-    if !nosave && let Some(busy) = ctx.srv.scripting.busy_message(ctx.srv) {
+    if !flags.nosave
+        && let Some(busy) = ctx.srv.scripting.busy_message(ctx.srv)
+    {
         return Err(Error::msg(busy));
     }
-    crate::warning!("User requested shutdown...");
-    // A running BGSAVE is stopped first (it walks shards: nothing held).
+    // The save takes every shard itself, after the BUSY check (a
+    // footprint would wait behind a running script's shards): whatever a
+    // transaction held is let go first.
     ctx.db.locks.release();
-    crate::persist::bgsave::abort_and_wait(ctx.srv);
-    // As Redis: never a save while loading (it would replace the file
-    // with part of it).
-    if ctx.srv.persist.loading.active() {
-        (save, nosave) = (false, true);
-    }
-    if save || (crate::persist::save::save_points_configured(ctx.srv) && !nosave) {
-        crate::notice!("Saving the final RDB snapshot before exiting.");
-        // Every shard is taken here, after the BUSY check (a footprint
-        // would wait behind a running script's shards). Whatever a
-        // transaction held is let go first: the process is about to end.
-        ctx.db.locks.release();
-        if crate::persist::save::save_all(ctx.srv).is_err() && !force {
-            crate::warning!("Error trying to save the DB, can't exit.");
-            return Err(Error::msg("ERR Errors trying to SHUTDOWN. Check logs."));
+    let failed = format!("-{FAILED}\r\n").into_bytes();
+    let w = crate::blocking::Waiter::new(
+        ctx.client.id(),
+        ctx.db.index,
+        Vec::new(),
+        ctx.out.resp3,
+        failed,
+        Box::new(|_, _, _| None),
+        Vec::new(),
+    );
+    match crate::server::shutdown::begin(ctx.srv, flags, w.clone()) {
+        Begun::Exit => ctx.srv.exit_now(),
+        Begun::Failed => Err(Error::msg(FAILED)),
+        Begun::Waiting => {
+            super::blocking::park(ctx, w, None);
+            Ok(())
         }
     }
-    ctx.srv.exit_now()
 }
 
 /// BGREWRITEAOF: a new AOF base and incremental file, in the background.

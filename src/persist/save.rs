@@ -250,31 +250,6 @@ pub fn save_points_configured(srv: &Server) -> bool {
 
 pub use super::load::{load_at_startup, load_file, load_preamble};
 
-/// SIGTERM / SIGINT: the final save as `flags` (`shutdown-on-sig*`) and
-/// the save points say. False when it failed without `force` (the server
-/// then keeps running, as Redis does).
-pub fn before_signal_exit(srv: &'static Server, flags: crate::server::shutdown::Flags) -> bool {
-    super::bgsave::abort_and_wait(srv);
-    // Never over the file being loaded with part of it (Redis exits
-    // without saving when signalled while loading).
-    let wanted = flags.save || save_points_configured(srv);
-    if !wanted || flags.nosave || srv.persist.loading.active() {
-        return true;
-    }
-    crate::notice!("Saving the final RDB snapshot before exiting.");
-    match save_all(srv) {
-        Ok(()) => true,
-        Err(_) if flags.force => {
-            crate::warning!("Error trying to save the DB. Exit anyway.");
-            true
-        }
-        Err(_) => {
-            crate::warning!("Error trying to save the DB, can't exit.");
-            false
-        }
-    }
-}
-
 /// INFO persistence, with every field Redis 7.0.15 prints (the fork and
 /// AOF ones at their idle values).
 pub fn info_lines(srv: &Server, lines: &mut Vec<String>) {

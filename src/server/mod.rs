@@ -10,6 +10,7 @@ pub mod client;
 pub mod client_mem;
 pub mod conn;
 pub mod evict;
+pub mod failover;
 pub mod listen;
 mod obuf;
 pub mod oom;
@@ -443,6 +444,7 @@ fn cron(srv: &'static Server) {
         if srv.active_expire.load(Ordering::Relaxed) && !srv.pause.active(now_ms()) {
             replica_expire::cron(srv, now_ms());
         }
+        failover::cron(srv);
         reply_buf::cron(srv, now_ms());
         // Keep sweeping while a pass reclaims a lot, as Redis's cycle repeats
         // while more than a quarter of the sampled keys were expired.

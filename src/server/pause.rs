@@ -22,10 +22,23 @@ const NONE: u8 = 0;
 const WRITE: u8 = 1;
 const ALL: u8 = 2;
 
+/// Pauses the server sets itself, apart from CLIENT PAUSE's (which CLIENT
+/// UNPAUSE ends): each holds writes until its owner releases it, as
+/// Redis's pause purposes do.
+#[derive(Clone, Copy)]
+pub enum Purpose {
+    /// SHUTDOWN waiting for lagging replicas (`server::shutdown`).
+    Shutdown = 1,
+    /// FAILOVER waiting for its target (`server::failover`).
+    Failover = 2,
+}
+
 #[derive(Default)]
 pub struct Pause {
     mode: AtomicU8,
     until_ms: AtomicI64,
+    /// [`Purpose`] bits: writes are held while any is set.
+    internal: AtomicU8,
     ended: Notify,
 }
 
@@ -35,31 +48,63 @@ impl Pause {
     /// Keys do not expire meanwhile (`Keyspace::hold_expiry`).
     pub fn pause(&self, ks: &Keyspace, until_ms: i64, all: bool) {
         let mode = if all { ALL } else { WRITE };
-        let until = self
-            .until_ms
-            .fetch_max(until_ms, Ordering::SeqCst)
-            .max(until_ms);
+        self.until_ms.fetch_max(until_ms, Ordering::SeqCst);
         self.mode.fetch_max(mode, Ordering::SeqCst);
-        ks.hold_expiry(until);
+        self.sync_expiry(ks);
     }
 
     /// Ends the pause; waiting clients go on.
     pub fn unpause(&self, ks: &Keyspace) {
         self.mode.store(NONE, Ordering::SeqCst);
         self.until_ms.store(0, Ordering::SeqCst);
-        ks.hold_expiry(0);
+        self.sync_expiry(ks);
         self.ended.notify_waiters();
+    }
+
+    /// Holds writes for `why` until [`Pause::release`] (no deadline).
+    pub fn hold(&self, ks: &Keyspace, why: Purpose) {
+        self.internal.fetch_or(why as u8, Ordering::SeqCst);
+        self.sync_expiry(ks);
+    }
+
+    /// Ends the pause `why` held; the others stay.
+    pub fn release(&self, ks: &Keyspace, why: Purpose) {
+        self.internal.fetch_and(!(why as u8), Ordering::SeqCst);
+        self.sync_expiry(ks);
+        self.ended.notify_waiters();
+    }
+
+    /// Keys expire again when no pause is left (a server pause has no end).
+    fn sync_expiry(&self, ks: &Keyspace) {
+        let until = if self.internal.load(Ordering::SeqCst) != 0 {
+            i64::MAX
+        } else if self.mode.load(Ordering::SeqCst) != NONE {
+            self.until_ms.load(Ordering::SeqCst)
+        } else {
+            0
+        };
+        ks.hold_expiry(until);
     }
 
     /// The mode in force at `now_ms` (`NONE` once the deadline passed).
     #[inline]
     fn mode_at(&self, now_ms: i64) -> u8 {
         let m = self.mode.load(Ordering::Relaxed);
-        if m == NONE || now_ms >= self.until_ms.load(Ordering::Relaxed) {
+        let client = if m == NONE || now_ms >= self.until_ms.load(Ordering::Relaxed) {
             NONE
         } else {
             m
+        };
+        if self.internal.load(Ordering::Relaxed) != 0 {
+            client.max(WRITE)
+        } else {
+            client
         }
+    }
+
+    /// Whether CLIENT PAUSE's own pause is in force at `now_ms`.
+    fn client_active(&self, now_ms: i64) -> bool {
+        self.mode.load(Ordering::Relaxed) != NONE && now_ms < self.until_ms.load(Ordering::Relaxed)
     }
 
     /// Whether anything is paused now (the expiry sweep stops).
@@ -84,20 +129,27 @@ impl Pause {
         }
     }
 
-    /// Waits until the pause ends (CLIENT UNPAUSE, or its deadline).
+    /// Waits until the pause changes: CLIENT UNPAUSE or a server pause's
+    /// release, or CLIENT PAUSE's deadline (the caller asks [`Pause::holds`]
+    /// again: a pause that outlasts another may still hold its command).
     pub async fn wait(&self) {
-        loop {
-            let ended = self.ended.notified();
-            let now = crate::server::now_ms();
-            if !self.active(now) {
-                return;
+        let ended = self.ended.notified();
+        let now = crate::server::now_ms();
+        if !self.active(now) {
+            return;
+        }
+        let deadline = async {
+            if self.client_active(now) {
+                let left = self.until_ms.load(Ordering::Relaxed).saturating_sub(now);
+                let left = u64::try_from(left).unwrap_or(0);
+                tokio::time::sleep(std::time::Duration::from_millis(left)).await;
+            } else {
+                std::future::pending::<()>().await;
             }
-            let left = self.until_ms.load(Ordering::Relaxed).saturating_sub(now);
-            let left = std::time::Duration::from_millis(u64::try_from(left).unwrap_or(0));
-            tokio::select! {
-                () = ended => {}
-                () = tokio::time::sleep(left) => {}
-            }
+        };
+        tokio::select! {
+            () = ended => {}
+            () = deadline => {}
         }
     }
 }

@@ -333,6 +333,60 @@ pub fn addresses() -> Vec<(String, u16, i64)> {
         .collect()
 }
 
+/// One attached replica as SHUTDOWN and FAILOVER look at it.
+pub struct ReplicaView {
+    /// Its IP address (as INFO prints it).
+    pub ip: String,
+    /// The port it announced (REPLCONF listening-port; 0: none).
+    pub port: u16,
+    /// The offset it last acknowledged.
+    pub ack_off: i64,
+    /// Its payload is out (Redis's `online` state).
+    pub online: bool,
+    /// Seconds since its last acknowledgement (0 until it is online).
+    pub lag_secs: i64,
+}
+
+impl ReplicaView {
+    /// How Redis's logs name a replica: the address it listens on.
+    pub fn name(&self) -> String {
+        format!("{}:{}", self.ip, self.port)
+    }
+}
+
+/// Every attached replica, in attach order.
+pub fn views() -> Vec<ReplicaView> {
+    if count() == 0 {
+        return Vec::new();
+    }
+    let now = crate::server::now_ms();
+    let inner = FEED.inner.lock();
+    inner
+        .replicas
+        .iter()
+        .map(|r| {
+            let online = r.pending.is_none();
+            let last = if r.ack_ms > 0 { r.ack_ms } else { r.since_ms };
+            ReplicaView {
+                ip: r
+                    .info
+                    .addr
+                    .rsplit_once(':')
+                    .map_or("", |(ip, _)| ip)
+                    .to_string(),
+                port: r.port,
+                ack_off: r.ack_off,
+                online,
+                lag_secs: if online {
+                    (now - last).max(0) / 1000
+                } else {
+                    0
+                },
+            }
+        })
+        .collect()
+}
+
 /// Bytes waiting in the replicas' outboxes (INFO memory's
 /// `mem_clients_slaves`, memory eviction leaves out).
 pub fn output_bytes() -> usize {

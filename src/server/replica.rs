@@ -406,7 +406,24 @@ fn run_link(srv: &'static Server, generation: u64) -> Result<(), String> {
     // in it: the master continues from there if it can.
     let id = crate::server::repl::ids().replid;
     let next = (offset() + 1).to_string();
-    let reply = conn.ask(&[b"PSYNC", id.as_bytes(), next.as_bytes()])?;
+    // A master handing over (FAILOVER) asks the target to take over.
+    let failover = super::failover::in_progress();
+    let mut reply = if failover {
+        conn.ask(&[b"PSYNC", id.as_bytes(), next.as_bytes(), b"FAILOVER"])?
+    } else {
+        conn.ask(&[b"PSYNC", id.as_bytes(), next.as_bytes()])?
+    };
+    // A Redis master sends empty lines to keep the link alive while it
+    // delays a diskless sync (`repl-diskless-sync-delay`).
+    while reply.is_empty() {
+        reply = conn.line()?;
+    }
+    if failover {
+        let accepted = reply.starts_with("+FULLRESYNC") || reply.starts_with("+CONTINUE");
+        if !super::failover::psync_answered(srv, accepted) {
+            return Err(format!("Failover target rejected psync request: {reply}"));
+        }
+    }
     if let Some(rest) = reply.strip_prefix("+FULLRESYNC ") {
         let mut w = rest.split(' ');
         let (Some(id), Some(off)) = (w.next(), w.next().and_then(|o| o.parse::<i64>().ok())) else {

@@ -421,6 +421,22 @@ pub fn debug_loadaof(srv: &'static Server, in_flight: &std::sync::atomic::Atomic
     }
 }
 
+/// Before a shutdown exits: false while the rewrite turning AOF on runs
+/// (the AOF would hold nothing yet), unless `force`, as Redis refuses;
+/// else a running rewrite is stopped.
+pub fn ready_to_exit(force: bool) -> bool {
+    let Some(aof) = get() else { return true };
+    if rewrite::turning_on() {
+        if !force {
+            crate::warning!("Writing initial AOF, can't exit.");
+            return false;
+        }
+        crate::warning!("Writing initial AOF. Exit anyway.");
+    }
+    rewrite::stop_for_exit(aof);
+    true
+}
+
 /// SHUTDOWN and SIGTERM: everything buffered is written and synced.
 pub fn shutdown() {
     if let Some(aof) = get()

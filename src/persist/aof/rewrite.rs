@@ -46,6 +46,23 @@ const TURN_ON: u8 = 2;
 static ABORT: AtomicBool = AtomicBool::new(false);
 /// The running rewrite's stand-in child, for the log (0: none).
 static CHILD_PID: AtomicU32 = AtomicU32::new(0);
+/// The running rewrite is the one turning AOF on (Redis's
+/// `AOF_WAIT_REWRITE`): until it ends the AOF holds nothing.
+static TURNING_ON: AtomicBool = AtomicBool::new(false);
+
+/// Whether the rewrite turning AOF on runs (a shutdown must not exit).
+pub fn turning_on() -> bool {
+    TURNING_ON.load(Ordering::Acquire)
+}
+
+/// Shutdown: the running rewrite is stopped (as Redis kills its child),
+/// the AOF already holds the whole dataset.
+pub(super) fn stop_for_exit(aof: &Aof) {
+    if aof.stats.rewrite_in_progress.load(Ordering::Acquire) {
+        crate::warning!("There is a child rewriting the AOF. Killing it!");
+        ABORT.store(true, Ordering::Relaxed);
+    }
+}
 
 /// CONFIG SET appendonly no: a running rewrite stops without a file and
 /// without counting as failed, as when Redis kills its child.
@@ -205,6 +222,7 @@ pub(super) fn start(aof: &'static Aof, turning_on: bool) -> Result<(), String> {
     }
     *aof.stats.rewrite_started.lock() = Some(Instant::now());
     ABORT.store(false, Ordering::Relaxed);
+    TURNING_ON.store(turning_on, Ordering::Release);
     // Before the reply, so whoever looks for the rewrite's child finds it.
     let child = Child::spawn(
         "ferrokv-aof-rewrite",
@@ -249,9 +267,11 @@ pub(super) fn start(aof: &'static Aof, turning_on: bool) -> Result<(), String> {
                 }
             }
             *s.rewrite_started.lock() = None;
+            TURNING_ON.store(false, Ordering::Release);
             s.rewrite_in_progress.store(false, Ordering::Release);
         });
     if let Err(e) = spawned {
+        TURNING_ON.store(false, Ordering::Release);
         aof.stats
             .rewrite_in_progress
             .store(false, Ordering::Release);
