@@ -51,9 +51,16 @@ fn follow(r: &mut redis::Connection, port: u16) {
     });
 }
 
+/// The replica applied the whole stream and the master knows it (its ack
+/// arrived: a SHUTDOWN then does not wait, nor send REPLCONF GETACK, which
+/// would move the offset the RDB records).
 fn in_sync(m: &mut redis::Connection, r: &mut redis::Connection) {
     wait_for("the replica's offset", || {
         num(m, "replication", "master_repl_offset") == num(r, "replication", "master_repl_offset")
+    });
+    wait_for("the replica's acknowledgement", || {
+        let off = num(m, "replication", "master_repl_offset");
+        field(m, "replication", "slave0").contains(&format!(",offset={off},"))
     });
 }
 
