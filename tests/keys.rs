@@ -143,7 +143,8 @@ fn active_expiry_reclaims_keys_nobody_touches() {
     }
     let _: () = p.query(&mut c).unwrap();
     assert_eq!(int(&mut c, &["DBSIZE"]), 500);
-    let deadline = Instant::now() + Duration::from_secs(2);
+    // Seconds, not one cron tick: a loaded machine delays the cron thread.
+    let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         // DBSIZE counts entries, reclaimed or not: only the cron can lower it.
         if int(&mut c, &["DBSIZE"]) == 0 {
@@ -151,7 +152,7 @@ fn active_expiry_reclaims_keys_nobody_touches() {
         }
         assert!(
             Instant::now() < deadline,
-            "active expiry did not reclaim the keys in 2s"
+            "active expiry did not reclaim the keys in 5s"
         );
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -176,7 +177,12 @@ fn lazy_expiry_hides_keys_from_every_reader() {
     assert_eq!(int(&mut c, &["TTL", "dead:2"]), -2);
     let keys: Vec<String> = cmd("KEYS").arg("*").query(&mut c).unwrap();
     assert_eq!(keys, ["live"]);
-    assert_eq!(full_scan(&mut c, 7), ["live"]);
+    // SCAN may return an element twice (Redis's guarantee too) when the
+    // table shrinks mid-scan, as the cron's reclaiming of the dead keys
+    // can make it here: only the set of keys is asserted.
+    let mut scanned = full_scan(&mut c, 7);
+    scanned.dedup();
+    assert_eq!(scanned, ["live"]);
     for _ in 0..50 {
         let k: String = cmd("RANDOMKEY").query(&mut c).unwrap();
         assert_eq!(k, "live");
