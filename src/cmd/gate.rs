@@ -142,6 +142,11 @@ pub fn admit(
     if srv.persist.loading.active() && !cmd.has(flags::LOADING) && !client.loader {
         return Err(Refusal::Loading);
     }
+    // While a full synchronization loads asynchronously the old dataset
+    // is served; only what would conflict with the load is refused.
+    if cmd.has(flags::NO_ASYNC_LOADING) && crate::server::replica_sync::async_loading() {
+        return Err(Refusal::Loading);
+    }
     Ok(())
 }
 

@@ -17,7 +17,7 @@ pub mod pause;
 pub mod repl;
 pub mod repl_sync;
 pub mod replica;
-mod replica_sync;
+pub mod replica_sync;
 pub mod reply_buf;
 pub mod shutdown;
 pub mod stats;

@@ -238,6 +238,9 @@ struct Replica {
     pending: Option<Vec<u8>>,
     /// The payload is out: the first ACK releases `pending`.
     payload_sent: bool,
+    /// Waiting for a diskless transfer to start (`repl_sync`): nothing
+    /// but keep-alive newlines sent yet.
+    waiting: bool,
 }
 
 impl Replica {
@@ -504,6 +507,67 @@ pub fn attach_streaming(srv: &'static Server, client: &mut Client, mark: &str) -
     true
 }
 
+/// Attaches `client` to wait for the next diskless transfer
+/// (`repl_sync`): counted as a replica (`wait_bgsave`), sent nothing but
+/// keep-alive newlines until [`begin_transfer`]. False if it already is a
+/// replica.
+pub fn attach_waiting(srv: &'static Server, client: &mut Client) -> bool {
+    if client.info.has_flag(list_flags::REPLICA) {
+        return false;
+    }
+    let mut inner = start(srv);
+    register(&mut inner, srv, client, 0);
+    if let Some(r) = inner.replicas.last_mut() {
+        r.pending = Some(Vec::new());
+        r.waiting = true;
+    }
+    true
+}
+
+/// Replicas waiting for a transfer, and when the first of them asked
+/// (ms).
+pub fn waiting() -> (usize, i64) {
+    if count() == 0 {
+        return (0, 0);
+    }
+    let inner = FEED.inner.lock();
+    let w = inner.replicas.iter().filter(|r| r.waiting);
+    w.fold((0, i64::MAX), |(n, t), r| (n + 1, t.min(r.since_ms)))
+}
+
+/// A newline to every waiting replica, which keeps its link alive while
+/// the transfer is delayed (as Redis sends them).
+pub fn keepalive_waiting() {
+    let inner = FEED.inner.lock();
+    for r in inner.replicas.iter().filter(|r| r.waiting) {
+        r.info.outbox.write(b"\n");
+    }
+}
+
+/// The transfer of every waiting replica starts now (the caller holds
+/// every shard: the snapshot's instant): `+FULLRESYNC`, the `$EOF:<mark>`
+/// header, and the stream from here held back until [`online`].
+pub fn begin_transfer(mark: &str) -> Vec<Arc<ClientInfo>> {
+    let mut inner = FEED.inner.lock();
+    let line = format!(
+        "+FULLRESYNC {} {}\r\n$EOF:{mark}\r\n",
+        ids().replid,
+        master_offset()
+    );
+    let mut group = Vec::new();
+    for r in inner.replicas.iter_mut().filter(|r| r.waiting) {
+        r.waiting = false;
+        r.pending = Some(Vec::new());
+        r.since_ms = crate::server::now_ms();
+        r.info.outbox.write(line.as_bytes());
+        group.push(r.info.clone());
+    }
+    if !group.is_empty() {
+        inner.db = None;
+    }
+    group
+}
+
 /// Whether client `id` is an attached replica.
 pub fn attached(id: u64) -> bool {
     FEED.inner.lock().replicas.iter().any(|r| r.info.id == id)
@@ -540,6 +604,7 @@ fn register(inner: &mut Inner, srv: &'static Server, client: &mut Client, ack_of
         ack_off,
         pending: None,
         payload_sent: false,
+        waiting: false,
     });
     FEED.n.store(inner.replicas.len(), Ordering::Relaxed);
     // The connection now waits on its outbox, and a replica gets no

@@ -1,77 +1,248 @@
-//! A master's full synchronization from a snapshot (`store::snapshot`, as
-//! BGSAVE takes it): PSYNC holds every shard only for the cut, the replica
-//! is attached at that instant with its stream held back, and a thread
-//! streams the payload to it as a diskless `$EOF:<mark>` bulk (for a
-//! replica that announced `capa eof`), so clients keep being served while
-//! the dataset is written out. Once the payload is sent, the stream held
-//! back follows it and the replica is online.
+//! A master's diskless full synchronization from a snapshot
+//! (`store::snapshot`, as BGSAVE takes it), for replicas that announced
+//! `capa eof`.
 //!
-//! The payload waits for the replica to read (at most `WINDOW` bytes
-//! queued in its outbox); the held-back stream counts against the
-//! `replica` class's hard output limit. A replica that disconnects (or is
-//! killed) stops the walk.
+//! A replica asking for one waits (`wait_bgsave`, sent keep-alive
+//! newlines every second) until a transfer starts: at once without
+//! `repl-diskless-sync-delay`, else when the first waiting replica has
+//! waited that many seconds or `repl-diskless-sync-max-replicas` are
+//! waiting, and never while a transfer runs (the next one starts after
+//! it), as Redis schedules its `rdb-to-slaves` child. A transfer holds
+//! every shard only for the cut, attaches every waiting replica at that
+//! instant with its stream held back, and a thread streams the one
+//! payload to all of them as a diskless `$EOF:<mark>` bulk, so clients
+//! keep being served while the dataset is written out. Once the payload
+//! is sent, the stream held back follows it and each replica is online.
+//!
+//! The payload waits for the slowest replica (at most `WINDOW` bytes
+//! queued in each outbox); a replica that disconnects (or is killed) drops
+//! out, one that reads nothing for `repl-timeout` seconds is disconnected,
+//! and the transfer stops when none is left. While it runs a stand-in
+//! child process exists (`persist::child`, as Redis's fork child:
+//! `rdb_bgsave_in_progress:1`); killing it aborts the transfer.
 
 use std::io::{self, Write};
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Once};
+use std::time::{Duration, Instant};
 
+use crate::persist::child::Child;
 use crate::persist::rdb::snap::{Pacer, encoder, write};
-use crate::server::Server;
 use crate::server::client::{Client, ClientInfo};
+use crate::server::{Server, now_ms};
 use crate::store::Locks;
 use crate::store::snapshot::Snapshot;
 
-/// Payload bytes queued in the outbox before the walk waits.
+/// Payload bytes queued in an outbox before the walk waits.
 const WINDOW: usize = 1 << 20;
 
-/// Starts a full synchronization of `client` from a snapshot; false when
-/// none can be taken now (another snapshot runs): the caller serializes
-/// the dataset itself.
+/// A transfer runs (INFO `rdb_bgsave_in_progress`).
+static RUNNING: AtomicBool = AtomicBool::new(false);
+/// Until when (ms) DEBUG SLEEP holds the server: no keep-alive and no
+/// transfer starts meanwhile, as Redis's frozen event loop sends none.
+static FROZEN_UNTIL_MS: AtomicI64 = AtomicI64::new(0);
+
+/// Whether a diskless transfer to replicas runs now.
+pub fn in_progress() -> bool {
+    RUNNING.load(Ordering::Relaxed)
+}
+
+/// DEBUG SLEEP: the replication timers stand still until `until_ms`.
+pub fn freeze_until(until_ms: i64) {
+    FROZEN_UNTIL_MS.fetch_max(until_ms, Ordering::Relaxed);
+}
+
+/// PSYNC asking a full synchronization of `client` (the caller holds
+/// every shard): it waits for the next transfer, which starts now if
+/// nothing delays it. Always true (the caller's fallback is no longer
+/// needed: a replica waits while another snapshot runs).
 pub fn start(srv: &'static Server, client: &mut Client, locks: &mut Locks) -> bool {
-    let Ok(snap) = srv.ks.snapshot(locks, encoder(srv)) else {
-        return false;
-    };
-    let mark = crate::server::random_hex(40);
-    if !super::repl::attach_streaming(srv, client, &mark) {
+    if !super::repl::attach_waiting(srv, client) {
         return true;
     }
-    let info = client.info.clone();
-    let delay = srv.config.rdb_key_save_delay.get();
-    let spawned = std::thread::Builder::new()
-        .name("ferrokv-repl-sync".into())
-        .spawn(move || send_payload(srv, snap, info, mark, delay));
-    if let Err(e) = spawned {
-        crate::warning!("Can't start the replica's synchronization: {e}");
-        client.info.request_kill();
+    ensure_scheduler(srv);
+    if srv.config.repl_diskless_sync_delay.get() > 0 || in_progress() {
+        crate::notice!("Delay next BGSAVE for diskless SYNC");
+        return true;
     }
+    begin(srv, locks);
     true
 }
 
-/// The outbox of a replica receiving its payload.
-struct Outbox {
-    srv: &'static Server,
-    info: Arc<ClientInfo>,
+/// Starts a transfer to every waiting replica (the caller holds every
+/// shard); nothing if a snapshot cannot be taken now (the scheduler
+/// tries again).
+fn begin(srv: &'static Server, locks: &mut Locks) {
+    if RUNNING.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let Ok(snap) = srv.ks.snapshot(locks, encoder(srv)) else {
+        RUNNING.store(false, Ordering::Release);
+        return;
+    };
+    let mark = crate::server::random_hex(40);
+    let group = super::repl::begin_transfer(&mark);
+    if group.is_empty() {
+        RUNNING.store(false, Ordering::Release);
+        return;
+    }
+    crate::notice!(
+        "Starting BGSAVE for SYNC with target: replicas sockets ({} waiting)",
+        group.len()
+    );
+    let child = Child::spawn(
+        "ferrokv-rdb-to-replicas",
+        crate::server::oom::child_score(&srv.config),
+    );
+    if let Some(c) = &child {
+        crate::notice!("Background RDB transfer started by pid {}", c.pid());
+    }
+    let delay = srv.config.rdb_key_save_delay.get();
+    let members: Vec<Member> = group.into_iter().map(Member::new).collect();
+    let spawned = std::thread::Builder::new()
+        .name("ferrokv-repl-sync".into())
+        .spawn(move || send_payload(srv, snap, members, mark, delay, child));
+    if let Err(e) = spawned {
+        crate::warning!("Can't start the replicas' synchronization: {e}");
+        RUNNING.store(false, Ordering::Release);
+    }
 }
 
-impl Write for Outbox {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let gone = || io::Error::new(io::ErrorKind::BrokenPipe, "replica gone");
-        loop {
-            if self.info.killed.load(std::sync::atomic::Ordering::Relaxed)
-                || self.info.outbox.dropped()
-                || !super::repl::attached(self.info.id)
-                || self.srv.shutting_down()
-            {
-                return Err(gone());
+/// The thread that starts delayed transfers and keeps waiting replicas'
+/// links alive, started with the first replica that waits.
+fn ensure_scheduler(srv: &'static Server) {
+    static STARTED: Once = Once::new();
+    STARTED.call_once(|| {
+        let spawned = std::thread::Builder::new()
+            .name("ferrokv-repl-sched".into())
+            .spawn(move || scheduler(srv));
+        if let Err(e) = spawned {
+            crate::warning!("Can't start the replication scheduler: {e}");
+        }
+    });
+}
+
+fn scheduler(srv: &'static Server) {
+    let mut last_keepalive = 0i64;
+    while !srv.shutting_down() {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = now_ms();
+        if now < FROZEN_UNTIL_MS.load(Ordering::Relaxed) {
+            continue;
+        }
+        let (n, oldest) = super::repl::waiting();
+        if n == 0 {
+            continue;
+        }
+        if now - last_keepalive >= 1000 {
+            super::repl::keepalive_waiting();
+            last_keepalive = now;
+        }
+        if in_progress() || srv.persist.loading.active() {
+            continue;
+        }
+        // Whole seconds, as Redis compares its replicas' idle time.
+        let idle_s = (now - oldest).max(0) / 1000;
+        let delay = srv.config.repl_diskless_sync_delay.get();
+        let max = srv.config.repl_diskless_sync_max_replicas.get();
+        if idle_s >= delay || (max > 0 && n as i64 >= max) {
+            let mut locks = Locks::default();
+            let mut batch = locks.batch(&srv.ks);
+            batch.all_dbs();
+            let _ = batch.take();
+            begin(srv, &mut locks);
+            locks.release();
+        }
+    }
+}
+
+/// A replica receiving the payload.
+struct Member {
+    info: Arc<ClientInfo>,
+    /// Its outbox's backlog when last seen, and when it last shrank.
+    last_pending: usize,
+    last_progress: Instant,
+}
+
+impl Member {
+    fn new(info: Arc<ClientInfo>) -> Member {
+        Member {
+            info,
+            last_pending: 0,
+            last_progress: Instant::now(),
+        }
+    }
+
+    fn gone(&self) -> bool {
+        self.info.killed.load(Ordering::Relaxed)
+            || self.info.outbox.dropped()
+            || !super::repl::attached(self.info.id)
+    }
+}
+
+/// The outboxes of the replicas receiving the payload.
+struct Group<'a> {
+    srv: &'static Server,
+    members: Vec<Member>,
+    child: Option<&'a Child>,
+}
+
+impl Group<'_> {
+    /// Drops the replicas gone or timed out; an error when none is left
+    /// (or the transfer must stop).
+    fn prune(&mut self) -> io::Result<()> {
+        let timeout = Duration::from_secs(self.srv.config.repl_timeout.get().max(1) as u64);
+        self.members.retain_mut(|m| {
+            if m.gone() {
+                return false;
             }
-            if self.info.outbox.pending() < WINDOW {
+            let pending = m.info.outbox.pending();
+            if pending < m.last_pending || pending < WINDOW {
+                m.last_progress = Instant::now();
+            } else if m.last_progress.elapsed() > timeout {
+                crate::warning!(
+                    "Disconnecting timedout replica (full sync): {}",
+                    m.info.addr
+                );
+                m.info.request_kill();
+                return false;
+            }
+            m.last_pending = pending;
+            true
+        });
+        if self.members.is_empty() {
+            crate::warning!("Diskless rdb transfer, last replica dropped, killing fork child.");
+            return Err(io::Error::new(io::ErrorKind::BrokenPipe, "no replica left"));
+        }
+        if self.srv.shutting_down() {
+            return Err(io::Error::other("shutting down"));
+        }
+        if let Some(sig) = self.child.and_then(Child::killed) {
+            return Err(io::Error::other(format!(
+                "child terminated by signal {sig}"
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Write for Group<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        loop {
+            self.prune()?;
+            if self
+                .members
+                .iter()
+                .all(|m| m.info.outbox.pending() < WINDOW)
+            {
                 break;
             }
             std::thread::sleep(Duration::from_millis(1));
         }
-        let now = crate::server::now_ms();
-        self.info.outbox.append(&self.info, buf, [0, 0, 0], now);
+        let now = now_ms();
+        for m in &self.members {
+            m.info.outbox.append(&m.info, buf, [0, 0, 0], now);
+        }
         Ok(buf.len())
     }
 
@@ -83,27 +254,47 @@ impl Write for Outbox {
 fn send_payload(
     srv: &'static Server,
     mut snap: Snapshot,
-    info: Arc<ClientInfo>,
+    members: Vec<Member>,
     mark: String,
     delay: i64,
+    child: Option<Child>,
 ) {
     let abort = AtomicBool::new(false);
-    let mut pacer = Pacer::new(delay, &abort, None);
-    let mut out = Outbox {
+    let mut pacer = Pacer::new(delay, &abort, child.as_ref());
+    let mut out = Group {
         srv,
-        info: info.clone(),
+        members,
+        child: child.as_ref(),
     };
     let r = write(srv, &mut snap, &mut out, false, &mut pacer);
     drop(snap);
     let r = r.and_then(|()| out.write_all(mark.as_bytes()));
+    let r = r.and_then(|()| out.prune());
+    let ok = r.is_ok();
     match r {
         Ok(()) => {
-            crate::notice!("Synchronization with replica {} succeeded", info.addr);
-            super::repl::online(info.id);
+            crate::notice!(
+                "Diskless rdb transfer, done reading from pipe, {} replicas still up.",
+                out.members.len()
+            );
+            for m in &out.members {
+                crate::notice!("Synchronization with replica {} succeeded", m.info.addr);
+                super::repl::online(m.info.id);
+            }
         }
         Err(e) => {
-            crate::warning!("Diskless rdb transfer to replica {} failed: {e}", info.addr);
-            info.request_kill();
+            crate::warning!("Diskless rdb transfer to replicas failed: {e}");
+            for m in &out.members {
+                m.info.request_kill();
+            }
         }
     }
+    drop(out);
+    drop(child);
+    if ok {
+        crate::notice!("Background RDB transfer terminated with success");
+    } else {
+        crate::warning!("Background transfer error");
+    }
+    RUNNING.store(false, Ordering::Release);
 }

@@ -273,7 +273,11 @@ fn link_thread(srv: &'static Server, generation: u64) {
         if was_up {
             crate::notice!("Connection with master lost.");
         }
-        // Redis's replication cron retries once a second.
+        // Redis's replication cron retries once a second (at once after
+        // a failed transfer).
+        if super::replica_sync::RETRY_NOW.swap(false, Ordering::Relaxed) {
+            continue;
+        }
         for _ in 0..10 {
             if !current(generation) {
                 return;
@@ -405,14 +409,21 @@ fn run_link(srv: &'static Server, generation: u64) -> Result<(), String> {
     // in it: the master continues from there if it can.
     let id = crate::server::repl::ids().replid;
     let next = (offset() + 1).to_string();
-    let reply = conn.ask(&[b"PSYNC", id.as_bytes(), next.as_bytes()])?;
+    conn.send(&[b"PSYNC", id.as_bytes(), next.as_bytes()])?;
+    // A master delaying the transfer sends newlines until it replies.
+    let reply = loop {
+        let line = conn.line()?;
+        if !line.is_empty() {
+            break line;
+        }
+    };
     if let Some(rest) = reply.strip_prefix("+FULLRESYNC ") {
         let mut w = rest.split(' ');
         let (Some(id), Some(off)) = (w.next(), w.next().and_then(|o| o.parse::<i64>().ok())) else {
             return Err(format!("Bad PSYNC reply from MASTER: {reply}"));
         };
         crate::notice!("Full resync from master: {id}:{off}");
-        super::replica_sync::full_sync(srv, &mut conn)?;
+        super::replica_sync::full_sync(srv, &mut conn, id)?;
         OFFSET.store(off, Ordering::Relaxed);
         READ_OFFSET.store(off, Ordering::Relaxed);
         crate::server::repl::adopt(srv, id, off);
