@@ -60,6 +60,9 @@ pub enum Refusal {
     ReadOnlyReplica,
     /// A replica's link is down and `replica-serve-stale-data` is `no`.
     MasterDown,
+    /// A client attached as a replica sent a command that reads or writes
+    /// keys.
+    ReplicaKeyspace,
     /// A script (declaring `allow-stale`) called a command a stale replica
     /// does not run.
     StaleScriptCall,
@@ -130,6 +133,13 @@ pub fn admit(
         && !pubsub::allowed_in_subscribed_mode(cmd.name)
     {
         return Err(Refusal::Subscribed);
+    }
+    if client
+        .info
+        .has_flag(crate::server::client::list_flags::REPLICA)
+        && cmd.has(flags::READONLY | flags::WRITE | flags::MAY_REPLICATE)
+    {
+        return Err(Refusal::ReplicaKeyspace);
     }
     if crate::server::replica::is_replica() && cmd.has(flags::RUNS_SCRIPTS) {
         script_on_replica(srv, client, cmd, args)?;
@@ -409,6 +419,7 @@ impl Refusal {
             Refusal::NoReplicas => NOREPLICAS.into(),
             Refusal::ReadOnlyReplica => READONLY.into(),
             Refusal::MasterDown => MASTERDOWN.into(),
+            Refusal::ReplicaKeyspace => "ERR Replica can't interact with the keyspace".into(),
             Refusal::StaleScriptCall => STALE_SCRIPT_CALL.into(),
             Refusal::NoScript => "ERR This Redis command is not allowed from script".into(),
             Refusal::ReadOnlyScript => {
@@ -444,6 +455,7 @@ impl Refusal {
             Refusal::NoReplicas => NOREPLICAS,
             Refusal::ReadOnlyReplica => READONLY,
             Refusal::MasterDown => MASTERDOWN,
+            Refusal::ReplicaKeyspace => "ERR Replica can't interact with the keyspace",
             Refusal::StaleScriptCall => STALE_SCRIPT_CALL,
             Refusal::Protected(msg) | Refusal::Busy(msg) => msg,
             Refusal::NoAuth => "NOAUTH Authentication required.",

@@ -102,6 +102,13 @@ fn sync(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
 /// else a full synchronization.
 fn psync(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     let info = &ctx.client.info;
+    if !info.has_flag(list_flags::REPLICA) && crate::util::num::parse_i64(&args[2]).is_none() {
+        crate::warning!(
+            "Replica {} asks for synchronization but with a wrong offset",
+            info.addr
+        );
+        return Err(Error::NotInteger);
+    }
     if !info.has_flag(list_flags::REPL_RDB_ONLY)
         && !info.has_flag(list_flags::REPL_FUNCTIONS_ONLY)
         && let Some(offset) = crate::util::num::parse_i64(&args[2])

@@ -38,6 +38,11 @@ const WINDOW: usize = 1 << 20;
 
 /// A transfer runs (INFO `rdb_bgsave_in_progress`).
 static RUNNING: AtomicBool = AtomicBool::new(false);
+/// Set by FLUSHALL: the running transfer stops (its replicas sync again).
+static ABORT: AtomicBool = AtomicBool::new(false);
+/// The client ids of the running transfer's replicas: the scheduler
+/// stops a transfer none of them waits for any more.
+static MEMBERS: parking_lot::Mutex<Vec<u64>> = parking_lot::Mutex::new(Vec::new());
 /// Until when (ms) DEBUG SLEEP holds the server: no keep-alive and no
 /// transfer starts meanwhile, as Redis's frozen event loop sends none.
 static FROZEN_UNTIL_MS: AtomicI64 = AtomicI64::new(0);
@@ -45,6 +50,15 @@ static FROZEN_UNTIL_MS: AtomicI64 = AtomicI64::new(0);
 /// Whether a diskless transfer to replicas runs now.
 pub fn in_progress() -> bool {
     RUNNING.load(Ordering::Relaxed)
+}
+
+/// FLUSHALL: a running transfer stops, as Redis kills its RDB child
+/// then; its replicas are disconnected and synchronize again.
+pub fn abort_running() {
+    if in_progress() {
+        ABORT.store(true, Ordering::Relaxed);
+        crate::notice!("Background transfer to replicas aborted: killing the transfer");
+    }
 }
 
 /// DEBUG SLEEP: the replication timers stand still until `until_ms`.
@@ -76,6 +90,7 @@ fn begin(srv: &'static Server, locks: &mut Locks) {
     if RUNNING.swap(true, Ordering::AcqRel) {
         return;
     }
+    ABORT.store(false, Ordering::Relaxed);
     let Ok(snap) = srv.ks.snapshot(locks, encoder(srv)) else {
         RUNNING.store(false, Ordering::Release);
         return;
@@ -98,6 +113,7 @@ fn begin(srv: &'static Server, locks: &mut Locks) {
         crate::notice!("Background RDB transfer started by pid {}", c.pid());
     }
     let delay = srv.config.rdb_key_save_delay.get();
+    *MEMBERS.lock() = group.iter().map(|i| i.id).collect();
     let members: Vec<Member> = group.into_iter().map(Member::new).collect();
     let spawned = std::thread::Builder::new()
         .name("ferrokv-repl-sync".into())
@@ -105,6 +121,14 @@ fn begin(srv: &'static Server, locks: &mut Locks) {
     if let Err(e) = spawned {
         crate::warning!("Can't start the replicas' synchronization: {e}");
         RUNNING.store(false, Ordering::Release);
+    }
+}
+
+/// No replica is left to receive the running transfer: it stops (within
+/// a slice of `rdb-key-save-delay`), as Redis kills its child then.
+fn last_replica_dropped() {
+    if !ABORT.swap(true, Ordering::Relaxed) {
+        crate::warning!("Diskless rdb transfer, last replica dropped, killing fork child.");
     }
 }
 
@@ -129,6 +153,12 @@ fn scheduler(srv: &'static Server) {
         let now = now_ms();
         if now < FROZEN_UNTIL_MS.load(Ordering::Relaxed) {
             continue;
+        }
+        if in_progress() && !ABORT.load(Ordering::Relaxed) {
+            let members = MEMBERS.lock().clone();
+            if !members.is_empty() && !members.iter().any(|id| super::repl::attached(*id)) {
+                last_replica_dropped();
+            }
         }
         let (n, oldest) = super::repl::waiting();
         if n == 0 {
@@ -211,8 +241,11 @@ impl Group<'_> {
             true
         });
         if self.members.is_empty() {
-            crate::warning!("Diskless rdb transfer, last replica dropped, killing fork child.");
+            last_replica_dropped();
             return Err(io::Error::new(io::ErrorKind::BrokenPipe, "no replica left"));
+        }
+        if ABORT.load(Ordering::Relaxed) {
+            return Err(io::Error::other("aborted"));
         }
         if self.srv.shutting_down() {
             return Err(io::Error::other("shutting down"));
@@ -259,8 +292,7 @@ fn send_payload(
     delay: i64,
     child: Option<Child>,
 ) {
-    let abort = AtomicBool::new(false);
-    let mut pacer = Pacer::new(delay, &abort, child.as_ref());
+    let mut pacer = Pacer::new(delay, &ABORT, child.as_ref());
     let mut out = Group {
         srv,
         members,
@@ -291,6 +323,7 @@ fn send_payload(
     }
     drop(out);
     drop(child);
+    MEMBERS.lock().clear();
     if ok {
         crate::notice!("Background RDB transfer terminated with success");
     } else {
