@@ -236,3 +236,84 @@ fn psync_with_a_wrong_offset_is_an_error() {
     let pong: String = redis::cmd("PING").query(&mut c).unwrap();
     assert_eq!(pong, "PONG");
 }
+
+fn info_int(c: &mut redis::Connection, name: &str) -> i64 {
+    info_field(c, name).parse().unwrap_or(-1)
+}
+
+#[test]
+fn the_backlog_outgrows_its_size_while_a_replica_holds_the_stream() {
+    let master = common::Server::start_with(&["--enable-debug-command", "yes"]);
+    let mut m = master.client();
+    q(&mut m, &["CONFIG", "SET", "repl-backlog-size", "16384"]);
+    q(&mut m, &["CONFIG", "SET", "repl-diskless-sync-delay", "0"]);
+    q(
+        &mut m,
+        &[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "replica 0 0 0",
+        ],
+    );
+    q(&mut m, &["DEBUG", "POPULATE", "100"]);
+    // A slow transfer: the replica's stream is held back meanwhile.
+    q(&mut m, &["CONFIG", "SET", "rdb-key-save-delay", "1000000"]);
+    let mut raw = master.raw();
+    raw.send(b"REPLCONF capa eof\r\n");
+    assert_eq!(raw.read_n(5), b"+OK\r\n");
+    raw.send(b"PSYNC ? -1\r\n");
+    assert_eq!(raw.read_n(12), b"+FULLRESYNC ");
+    wait_for("the transfer", || {
+        info_int(&mut m, "rdb_bgsave_in_progress") == 1
+    });
+
+    let big = "A".repeat(100_000);
+    for i in 0..20 {
+        q(&mut m, &["SET", &format!("big{i}"), &big]);
+    }
+    assert!(info_int(&mut m, "repl_backlog_histlen") > 2_000_000);
+    let mem = info_int(&mut m, "mem_total_replication_buffers");
+    assert!(mem > 2_000_000, "{mem}");
+
+    // Once no replica needs it, the backlog is its configured size again.
+    drop(raw);
+    wait_for("the replica gone", || {
+        info_int(&mut m, "connected_slaves") == 0
+    });
+    q(&mut m, &["SET", "after", "1"]);
+    assert!(info_int(&mut m, "repl_backlog_histlen") <= 16384);
+    assert!(info_int(&mut m, "mem_total_replication_buffers") < mem - 1_000_000);
+}
+
+#[test]
+fn a_replica_output_limit_below_the_backlog_size_counts_as_the_backlog_size() {
+    let master = common::Server::start();
+    let replica = common::Server::start();
+    let mut m = master.client();
+    let mut r = replica.client();
+    q(&mut m, &["CONFIG", "SET", "repl-backlog-size", "10mb"]);
+    q(
+        &mut m,
+        &[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "replica 64k 0 0",
+        ],
+    );
+    let port = master.port.to_string();
+    q(&mut r, &["REPLICAOF", "127.0.0.1", &port]);
+    wait_for("the sync", || link_up(&mut r));
+    let big = "A".repeat(1 << 20);
+    let mut p = redis::pipe();
+    for i in 0..4 {
+        p.cmd("SET").arg(format!("k{i}")).arg(&big).ignore();
+    }
+    let () = p.query(&mut m).unwrap();
+    wait_for("the writes replicated", || {
+        redis::cmd("EXISTS").arg("k3").query::<i64>(&mut r).unwrap() == 1
+    });
+    assert_eq!(info_int(&mut m, "sync_full"), 1);
+    assert_eq!(info_int(&mut m, "connected_slaves"), 1);
+}
