@@ -317,3 +317,22 @@ fn a_replica_output_limit_below_the_backlog_size_counts_as_the_backlog_size() {
     assert_eq!(info_int(&mut m, "sync_full"), 1);
     assert_eq!(info_int(&mut m, "connected_slaves"), 1);
 }
+
+#[test]
+fn a_replica_without_its_master_link_refuses_to_sync() {
+    let srv = common::Server::start();
+    let mut c = srv.client();
+    // A master that is not there: the link stays down.
+    let unused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = unused.local_addr().unwrap().port().to_string();
+    drop(unused);
+    q(&mut c, &["REPLICAOF", "127.0.0.1", &port]);
+    for cmd in [&["PSYNC", "?", "-1"][..], &["SYNC"][..]] {
+        let mut raw = srv.raw();
+        raw.send(&common::resp(
+            &cmd.iter().map(|a| a.as_bytes()).collect::<Vec<_>>(),
+        ));
+        let want = b"-NOMASTERLINK Can't SYNC while not connected with my master\r\n";
+        assert_eq!(raw.read_n(want.len()), want);
+    }
+}

@@ -91,7 +91,22 @@ fn wait(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     Ok(())
 }
 
+/// A replica whose own link is not up has no dataset to offer (Redis
+/// refuses the same way).
+fn refuse_without_master_link(ctx: &Ctx<'_>) -> CmdResult {
+    if !ctx.client.info.has_flag(list_flags::REPLICA)
+        && crate::server::replica::is_replica()
+        && !crate::server::replica::link_up()
+    {
+        return Err(Error::msg(
+            "NOMASTERLINK Can't SYNC while not connected with my master",
+        ));
+    }
+    Ok(())
+}
+
 fn sync(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
+    refuse_without_master_link(ctx)?;
     if !ctx.client.info.has_flag(list_flags::REPLICA) {
         crate::server::repl::count_full_sync(false);
     }
@@ -101,6 +116,7 @@ fn sync(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
 /// PSYNC <replid> <offset>: continues from the backlog when it can,
 /// else a full synchronization.
 fn psync(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
+    refuse_without_master_link(ctx)?;
     let info = &ctx.client.info;
     if !info.has_flag(list_flags::REPLICA) && crate::util::num::parse_i64(&args[2]).is_none() {
         crate::warning!(

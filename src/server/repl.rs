@@ -214,8 +214,8 @@ impl Inner {
         if excess > 0 {
             self.backlog.drain(..excess);
         }
-        if self.backlog.capacity() > 4 * keep.max(1 << 16) {
-            self.backlog.shrink_to(keep * 2);
+        if self.backlog.capacity() > 2 * keep.max(1 << 16) {
+            self.backlog.shrink_to(keep);
         }
     }
 

@@ -109,6 +109,12 @@ pub fn stale(srv: &Server) -> bool {
     is_replica() && !UP.load(Ordering::Relaxed) && !srv.config.replica_serve_stale_data.get()
 }
 
+/// Whether the link to the master is up (state `connected`).
+#[inline]
+pub fn link_up() -> bool {
+    UP.load(Ordering::Relaxed)
+}
+
 /// Whether memory is left to the master (`replica-ignore-maxmemory`): no
 /// eviction, no OOM refusal.
 #[inline]
