@@ -336,3 +336,46 @@ fn a_replica_without_its_master_link_refuses_to_sync() {
         assert_eq!(raw.read_n(want.len()), want);
     }
 }
+
+#[test]
+fn a_disk_based_transfer_no_replica_waits_for_goes_on_only_for_its_file() {
+    let dir = common::TempDir::new("repl-disk");
+    let master =
+        common::Server::start_in(Some(dir.path()), None, &["--enable-debug-command", "yes"]);
+    let mut m = master.client();
+    q(&mut m, &["CONFIG", "SET", "repl-diskless-sync", "no"]);
+    q(&mut m, &["CONFIG", "SET", "repl-diskless-sync-delay", "0"]);
+    q(&mut m, &["DEBUG", "POPULATE", "5"]);
+    // 0.4 s a key: two seconds.
+    q(&mut m, &["CONFIG", "SET", "rdb-key-save-delay", "400000"]);
+    for save in ["", "900 1"] {
+        q(&mut m, &["CONFIG", "SET", "save", save]);
+        let mut raw = master.raw();
+        raw.send(b"REPLCONF capa eof\r\n");
+        assert_eq!(raw.read_n(5), b"+OK\r\n");
+        raw.send(b"PSYNC ? -1\r\n");
+        assert_eq!(raw.read_n(12), b"+FULLRESYNC ");
+        wait_for("the transfer", || {
+            info_int(&mut m, "rdb_bgsave_in_progress") == 1
+        });
+        drop(raw);
+        wait_for("the replica gone", || {
+            info_int(&mut m, "connected_slaves") == 0
+        });
+        if save.is_empty() {
+            // Nobody needs it: it stops.
+            wait_for("the transfer stopped", || {
+                info_int(&mut m, "rdb_bgsave_in_progress") == 0
+            });
+            assert!(!dir.path().join("dump.rdb").exists());
+        } else {
+            // Its file is useful: it goes on, and is saved.
+            std::thread::sleep(Duration::from_millis(300));
+            assert_eq!(info_int(&mut m, "rdb_bgsave_in_progress"), 1);
+            wait_for("the file", || {
+                info_int(&mut m, "rdb_bgsave_in_progress") == 0
+            });
+            assert!(dir.path().join("dump.rdb").exists());
+        }
+    }
+}

@@ -20,6 +20,12 @@
 //! and the transfer stops when none is left. While it runs a stand-in
 //! child process exists (`persist::child`, as Redis's fork child:
 //! `rdb_bgsave_in_progress:1`); killing it aborts the transfer.
+//!
+//! With `repl-diskless-sync no` the payload is also written as the RDB
+//! file (renamed over `dbfilename` at the end, as Redis's disk-based sync
+//! saves it first), and with save points set the transfer goes on when
+//! every replica left, as Redis keeps that BGSAVE child. The replicas
+//! still receive it streamed (`$EOF:<mark>`), not after the file is done.
 
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -43,6 +49,9 @@ static ABORT: AtomicBool = AtomicBool::new(false);
 /// The client ids of the running transfer's replicas: the scheduler
 /// stops a transfer none of them waits for any more.
 static MEMBERS: parking_lot::Mutex<Vec<u64>> = parking_lot::Mutex::new(Vec::new());
+/// The running transfer also writes the RDB file (`repl-diskless-sync
+/// no`): it goes on with no replica left when save points are set.
+static TO_DISK: AtomicBool = AtomicBool::new(false);
 /// Until when (ms) DEBUG SLEEP holds the server: no keep-alive and no
 /// transfer starts meanwhile, as Redis's frozen event loop sends none.
 static FROZEN_UNTIL_MS: AtomicI64 = AtomicI64::new(0);
@@ -114,14 +123,35 @@ fn begin(srv: &'static Server, locks: &mut Locks) {
     }
     let delay = srv.config.rdb_key_save_delay.get();
     *MEMBERS.lock() = group.iter().map(|i| i.id).collect();
+    // Disk-based: the payload is also the RDB file, as Redis's BGSAVE for
+    // the replicas writes it.
+    let file = if srv.config.repl_diskless_sync.get() {
+        None
+    } else {
+        let tmp = std::path::PathBuf::from(format!("temp-{}-repl.rdb", std::process::id()));
+        match std::fs::File::create(&tmp) {
+            Ok(f) => Some((io::BufWriter::new(f), tmp)),
+            Err(e) => {
+                crate::warning!("Failed opening the temp RDB file for the replicas' sync: {e}");
+                None
+            }
+        }
+    };
+    TO_DISK.store(file.is_some(), Ordering::Relaxed);
     let members: Vec<Member> = group.into_iter().map(Member::new).collect();
     let spawned = std::thread::Builder::new()
         .name("ferrokv-repl-sync".into())
-        .spawn(move || send_payload(srv, snap, members, mark, delay, child));
+        .spawn(move || send_payload(srv, snap, members, file, mark, delay, child));
     if let Err(e) = spawned {
         crate::warning!("Can't start the replicas' synchronization: {e}");
         RUNNING.store(false, Ordering::Release);
     }
+}
+
+/// Whether the running transfer goes on without replicas: it writes the
+/// RDB file, which save points make useful (as Redis keeps its child).
+fn keeps_saving(srv: &Server) -> bool {
+    TO_DISK.load(Ordering::Relaxed) && crate::persist::save::save_points_configured(srv)
 }
 
 /// No replica is left to receive the running transfer: it stops (within
@@ -156,7 +186,10 @@ fn scheduler(srv: &'static Server) {
         }
         if in_progress() && !ABORT.load(Ordering::Relaxed) {
             let members = MEMBERS.lock().clone();
-            if !members.is_empty() && !members.iter().any(|id| super::repl::attached(*id)) {
+            if !members.is_empty()
+                && !members.iter().any(|id| super::repl::attached(*id))
+                && !keeps_saving(srv)
+            {
                 last_replica_dropped();
             }
         }
@@ -168,7 +201,9 @@ fn scheduler(srv: &'static Server) {
             super::repl::keepalive_waiting();
             last_keepalive = now;
         }
-        if in_progress() || srv.persist.loading.active() {
+        // One snapshot at a time: a BGSAVE running delays the transfer.
+        if in_progress() || srv.persist.loading.active() || crate::persist::bgsave::in_progress(srv)
+        {
             continue;
         }
         // Whole seconds, as Redis compares its replicas' idle time.
@@ -215,6 +250,8 @@ struct Group<'a> {
     srv: &'static Server,
     members: Vec<Member>,
     child: Option<&'a Child>,
+    /// `repl-diskless-sync no`: the RDB file written too.
+    file: Option<io::BufWriter<std::fs::File>>,
 }
 
 impl Group<'_> {
@@ -240,7 +277,7 @@ impl Group<'_> {
             m.last_pending = pending;
             true
         });
-        if self.members.is_empty() {
+        if self.members.is_empty() && !(self.file.is_some() && keeps_saving(self.srv)) {
             last_replica_dropped();
             return Err(io::Error::new(io::ErrorKind::BrokenPipe, "no replica left"));
         }
@@ -276,6 +313,9 @@ impl Write for Group<'_> {
         for m in &self.members {
             m.info.outbox.append(&m.info, buf, [0, 0, 0], now);
         }
+        if let Some(f) = &mut self.file {
+            f.write_all(buf)?;
+        }
         Ok(buf.len())
     }
 
@@ -284,24 +324,44 @@ impl Write for Group<'_> {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn send_payload(
     srv: &'static Server,
     mut snap: Snapshot,
     members: Vec<Member>,
+    file: Option<(io::BufWriter<std::fs::File>, std::path::PathBuf)>,
     mark: String,
     delay: i64,
     child: Option<Child>,
 ) {
     let mut pacer = Pacer::new(delay, &ABORT, child.as_ref());
+    let (file, tmp) = match file {
+        Some((f, p)) => (Some(f), Some(p)),
+        None => (None, None),
+    };
     let mut out = Group {
         srv,
         members,
         child: child.as_ref(),
+        file,
     };
     let r = write(srv, &mut snap, &mut out, false, &mut pacer);
     drop(snap);
-    let r = r.and_then(|()| out.write_all(mark.as_bytes()));
-    let r = r.and_then(|()| out.prune());
+    // The file is whole: the end mark is the replicas' only.
+    let file = out.file.take();
+    let r = r.and_then(|()| finish_file(file, tmp.as_deref(), srv));
+    let r = r.and_then(|()| {
+        if out.members.is_empty() {
+            return Ok(());
+        }
+        out.write_all(mark.as_bytes())?;
+        out.prune()
+    });
+    if r.is_err()
+        && let Some(t) = &tmp
+    {
+        let _ = std::fs::remove_file(t);
+    }
     let ok = r.is_ok();
     match r {
         Ok(()) => {
@@ -330,4 +390,21 @@ fn send_payload(
         crate::warning!("Background transfer error");
     }
     RUNNING.store(false, Ordering::Release);
+}
+
+/// Syncs the RDB file written along (`repl-diskless-sync no`) and renames
+/// it over `dbfilename`.
+fn finish_file(
+    file: Option<io::BufWriter<std::fs::File>>,
+    tmp: Option<&std::path::Path>,
+    srv: &Server,
+) -> io::Result<()> {
+    let (Some(file), Some(tmp)) = (file, tmp) else {
+        return Ok(());
+    };
+    let f = file.into_inner().map_err(|e| e.into_error())?;
+    f.sync_all()?;
+    std::fs::rename(tmp, crate::persist::save::rdb_path(srv))?;
+    crate::notice!("DB saved on disk");
+    Ok(())
 }
