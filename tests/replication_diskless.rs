@@ -379,3 +379,44 @@ fn a_disk_based_transfer_no_replica_waits_for_goes_on_only_for_its_file() {
         }
     }
 }
+
+#[test]
+fn a_replica_joins_a_running_disk_based_transfer() {
+    let dir = common::TempDir::new("repl-join");
+    let master =
+        common::Server::start_in(Some(dir.path()), None, &["--enable-debug-command", "yes"]);
+    let a = common::Server::start_with(&["--enable-debug-command", "yes"]);
+    let b = common::Server::start_with(&["--enable-debug-command", "yes"]);
+    let mut m = master.client();
+    q(&mut m, &["CONFIG", "SET", "repl-diskless-sync", "no"]);
+    q(&mut m, &["CONFIG", "SET", "repl-diskless-sync-delay", "0"]);
+    q(&mut m, &["DEBUG", "POPULATE", "2000", "key", "300"]);
+    // 0.5 ms a key: a second.
+    q(&mut m, &["CONFIG", "SET", "rdb-key-save-delay", "500"]);
+    let forks = info_int(&mut m, "total_forks");
+    let port = master.port.to_string();
+    let mut ca = a.client();
+    let mut cb = b.client();
+    q(&mut ca, &["REPLICAOF", "127.0.0.1", &port]);
+    wait_for("the transfer", || {
+        info_int(&mut m, "rdb_bgsave_in_progress") == 1
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    q(&mut cb, &["REPLICAOF", "127.0.0.1", &port]);
+    wait_for("both replicas synced", || {
+        link_up(&mut ca) && link_up(&mut cb)
+    });
+    // One transfer served both.
+    assert_eq!(info_int(&mut m, "total_forks"), forks + 1);
+    q(&mut m, &["SET", "after", "1"]);
+    let want: String = redis::cmd("DEBUG").arg("DIGEST").query(&mut m).unwrap();
+    for c in [&mut ca, &mut cb] {
+        wait_for("the same dataset", || {
+            redis::cmd("DEBUG")
+                .arg("DIGEST")
+                .query::<String>(c)
+                .unwrap()
+                == want
+        });
+    }
+}

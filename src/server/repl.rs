@@ -586,7 +586,7 @@ pub fn keepalive_waiting() {
 /// The transfer of every waiting replica starts now (the caller holds
 /// every shard: the snapshot's instant): `+FULLRESYNC`, the `$EOF:<mark>`
 /// header, and the stream from here held back until [`online`].
-pub fn begin_transfer(mark: &str) -> Vec<Arc<ClientInfo>> {
+pub fn begin_transfer(mark: &str) -> (Vec<Arc<ClientInfo>>, String, i64) {
     let mut inner = FEED.inner.lock();
     let line = format!(
         "+FULLRESYNC {} {}\r\n$EOF:{mark}\r\n",
@@ -605,7 +605,22 @@ pub fn begin_transfer(mark: &str) -> Vec<Arc<ClientInfo>> {
     if !group.is_empty() {
         inner.db = None;
     }
-    group
+    (group, line, from)
+}
+
+/// Attaches `client` to a running disk-based transfer (`repl_sync`): the
+/// same header and held-back stream as the replicas that started it.
+pub fn attach_joining(srv: &'static Server, client: &mut Client, head: &str, from: i64) -> bool {
+    if client.info.has_flag(list_flags::REPLICA) {
+        return false;
+    }
+    let mut inner = start(srv);
+    register(&mut inner, srv, client, 0);
+    if let Some(r) = inner.replicas.last_mut() {
+        r.pending = Some(from);
+        r.info.outbox.write(head.as_bytes());
+    }
+    true
 }
 
 /// Whether client `id` is an attached replica.

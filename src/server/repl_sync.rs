@@ -52,6 +52,16 @@ static MEMBERS: parking_lot::Mutex<Vec<u64>> = parking_lot::Mutex::new(Vec::new(
 /// The running transfer also writes the RDB file (`repl-diskless-sync
 /// no`): it goes on with no replica left when save points are set.
 static TO_DISK: AtomicBool = AtomicBool::new(false);
+/// A running disk-based transfer that replicas asking now join (as
+/// Redis attaches them to its BGSAVE in progress): its header, the
+/// stream offset its replicas continue from, and the replicas that
+/// joined and the transfer has not taken yet.
+struct Join {
+    head: String,
+    from: i64,
+    new: Vec<Arc<ClientInfo>>,
+}
+static JOIN: parking_lot::Mutex<Option<Join>> = parking_lot::Mutex::new(None);
 /// Until when (ms) DEBUG SLEEP holds the server: no keep-alive and no
 /// transfer starts meanwhile, as Redis's frozen event loop sends none.
 static FROZEN_UNTIL_MS: AtomicI64 = AtomicI64::new(0);
@@ -80,6 +90,17 @@ pub fn freeze_until(until_ms: i64) {
 /// nothing delays it. Always true (the caller's fallback is no longer
 /// needed: a replica waits while another snapshot runs).
 pub fn start(srv: &'static Server, client: &mut Client, locks: &mut Locks) -> bool {
+    {
+        let mut join = JOIN.lock();
+        if let Some(j) = join.as_mut() {
+            if super::repl::attach_joining(srv, client, &j.head, j.from) {
+                crate::notice!("Waiting for end of BGSAVE for SYNC");
+                MEMBERS.lock().push(client.info.id);
+                j.new.push(client.info.clone());
+            }
+            return true;
+        }
+    }
     if !super::repl::attach_waiting(srv, client) {
         return true;
     }
@@ -105,7 +126,7 @@ fn begin(srv: &'static Server, locks: &mut Locks) {
         return;
     };
     let mark = crate::server::random_hex(40);
-    let group = super::repl::begin_transfer(&mark);
+    let (group, head, from) = super::repl::begin_transfer(&mark);
     if group.is_empty() {
         RUNNING.store(false, Ordering::Release);
         return;
@@ -138,6 +159,13 @@ fn begin(srv: &'static Server, locks: &mut Locks) {
         }
     };
     TO_DISK.store(file.is_some(), Ordering::Relaxed);
+    if file.is_some() {
+        *JOIN.lock() = Some(Join {
+            head,
+            from,
+            new: Vec::new(),
+        });
+    }
     let members: Vec<Member> = group.into_iter().map(Member::new).collect();
     let spawned = std::thread::Builder::new()
         .name("ferrokv-repl-sync".into())
@@ -227,6 +255,9 @@ struct Member {
     /// Its outbox's backlog when last seen, and when it last shrank.
     last_pending: usize,
     last_progress: Instant,
+    /// Joined late (disk-based): how much of the file it was sent; it
+    /// gets the payload from the file until it has caught up.
+    file_pos: Option<u64>,
 }
 
 impl Member {
@@ -235,6 +266,7 @@ impl Member {
             info,
             last_pending: 0,
             last_progress: Instant::now(),
+            file_pos: None,
         }
     }
 
@@ -250,14 +282,87 @@ struct Group<'a> {
     srv: &'static Server,
     members: Vec<Member>,
     child: Option<&'a Child>,
-    /// `repl-diskless-sync no`: the RDB file written too.
+    /// `repl-diskless-sync no`: the RDB file written too, a handle to
+    /// read it back (for replicas that joined late), and its length.
     file: Option<io::BufWriter<std::fs::File>>,
+    reader: Option<std::fs::File>,
+    written: u64,
 }
 
 impl Group<'_> {
     /// Drops the replicas gone or timed out; an error when none is left
     /// (or the transfer must stop).
+    /// Replicas that joined take part from now on, from the file's start.
+    fn take_joiners(&mut self, close: bool) {
+        let mut join = JOIN.lock();
+        let new = match join.as_mut() {
+            Some(j) => std::mem::take(&mut j.new),
+            None => Vec::new(),
+        };
+        if close {
+            *join = None;
+        }
+        drop(join);
+        for info in new {
+            if self.reader.is_none() {
+                // The file cannot be read back: it syncs again later.
+                info.request_kill();
+                continue;
+            }
+            let mut m = Member::new(info);
+            m.file_pos = Some(0);
+            self.members.push(m);
+        }
+    }
+
+    /// Sends replicas that joined late the next part of the file (at most
+    /// `WINDOW` bytes each); true while one is still behind.
+    fn catch_up(&mut self) -> io::Result<bool> {
+        use std::os::unix::fs::FileExt;
+        if !self.members.iter().any(|m| m.file_pos.is_some()) {
+            return Ok(false);
+        }
+        if let Some(f) = &mut self.file {
+            f.flush()?;
+        }
+        let (Some(reader), written) = (&self.reader, self.written) else {
+            return Ok(false);
+        };
+        let now = now_ms();
+        let mut behind = false;
+        let mut chunk = vec![0u8; WINDOW];
+        for m in &mut self.members {
+            let Some(pos) = m.file_pos else { continue };
+            if pos < written && m.info.outbox.pending() < WINDOW {
+                let want = ((written - pos) as usize).min(WINDOW);
+                let n = reader.read_at(&mut chunk[..want], pos)?;
+                if n == 0 {
+                    return Err(io::Error::other("the RDB file is shorter than written"));
+                }
+                m.info.outbox.append(&m.info, &chunk[..n], [0, 0, 0], now);
+                m.file_pos = Some(pos + n as u64);
+            }
+            if m.file_pos == Some(written) {
+                m.file_pos = None;
+            } else {
+                behind = true;
+            }
+        }
+        Ok(behind)
+    }
+
+    /// Every late replica sent the whole file (before it is closed).
+    fn catch_up_all(&mut self) -> io::Result<()> {
+        self.take_joiners(true);
+        while self.catch_up()? {
+            self.prune()?;
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok(())
+    }
+
     fn prune(&mut self) -> io::Result<()> {
+        self.take_joiners(false);
         let timeout = Duration::from_secs(self.srv.config.repl_timeout.get().max(1) as u64);
         self.members.retain_mut(|m| {
             if m.gone() {
@@ -309,12 +414,14 @@ impl Write for Group<'_> {
             }
             std::thread::sleep(Duration::from_millis(1));
         }
+        self.catch_up()?;
         let now = now_ms();
-        for m in &self.members {
+        for m in self.members.iter().filter(|m| m.file_pos.is_none()) {
             m.info.outbox.append(&m.info, buf, [0, 0, 0], now);
         }
         if let Some(f) = &mut self.file {
             f.write_all(buf)?;
+            self.written += buf.len() as u64;
         }
         Ok(buf.len())
     }
@@ -339,14 +446,20 @@ fn send_payload(
         Some((f, p)) => (Some(f), Some(p)),
         None => (None, None),
     };
+    let reader = tmp.as_ref().and_then(|t| std::fs::File::open(t).ok());
     let mut out = Group {
         srv,
         members,
         child: child.as_ref(),
         file,
+        reader,
+        written: 0,
     };
     let r = write(srv, &mut snap, &mut out, false, &mut pacer);
     drop(snap);
+    let r = r.and_then(|()| out.catch_up_all());
+    // Nobody joins any more (also after a failure).
+    out.take_joiners(true);
     // The file is whole: the end mark is the replicas' only.
     let file = out.file.take();
     let r = r.and_then(|()| finish_file(file, tmp.as_deref(), srv));
