@@ -420,3 +420,59 @@ fn a_replica_joins_a_running_disk_based_transfer() {
         });
     }
 }
+
+/// The write racing the kill reached the replica only sometimes before
+/// the fix (the outbox of a connection on another worker could be written
+/// before that worker saw the kill): this checks the rule, it does not
+/// reproduce the race reliably.
+#[test]
+fn a_replica_killed_in_a_transaction_gets_none_of_its_writes() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let master = common::Server::start();
+    let mut m = master.client();
+    q(&mut m, &["CONFIG", "SET", "repl-diskless-sync-delay", "0"]);
+    let s = std::net::TcpStream::connect(("127.0.0.1", master.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut w = s.try_clone().unwrap();
+    let mut r = BufReader::new(s);
+    w.write_all(b"REPLCONF capa eof\r\nPSYNC ? -1\r\n").unwrap();
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    assert_eq!(line, "+OK\r\n");
+    line.clear();
+    r.read_line(&mut line).unwrap();
+    assert!(line.starts_with("+FULLRESYNC "), "{line}");
+    line.clear();
+    r.read_line(&mut line).unwrap();
+    let mark = line
+        .trim()
+        .strip_prefix("$EOF:")
+        .unwrap()
+        .as_bytes()
+        .to_vec();
+    let mut payload = Vec::new();
+    let mut b = [0u8; 1];
+    while !payload.ends_with(&mark) {
+        r.read_exact(&mut b).unwrap();
+        payload.push(b[0]);
+    }
+    // Online: the stream flows.
+    w.write_all(b"REPLCONF ACK 0\r\n").unwrap();
+    q(&mut m, &["SET", "before", "1"]);
+    let _: redis::Value = redis::pipe()
+        .atomic()
+        .cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("replica")
+        .cmd("SET")
+        .arg("after-the-kill")
+        .arg("1")
+        .query(&mut m)
+        .unwrap();
+    let mut rest = Vec::new();
+    let _ = r.read_to_end(&mut rest);
+    let rest = String::from_utf8_lossy(&rest);
+    assert!(rest.contains("before"), "{rest}");
+    assert!(!rest.contains("after-the-kill"), "{rest}");
+}

@@ -274,6 +274,11 @@ impl Replica {
     /// Queues stream bytes: held back while the payload is sent (within
     /// the hard output limit), else into the outbox.
     fn deliver(&mut self, bytes: &[u8], now: i64, backlog_end: i64) {
+        // Killed (CLIENT KILL, even inside the same transaction): nothing
+        // more is sent to it, as Redis writes nothing to a client it closes.
+        if self.info.killed.load(Ordering::Relaxed) {
+            return;
+        }
         let limits = limits(self.srv);
         match self.pending {
             Some(from) => {
