@@ -649,7 +649,7 @@ pub fn info_lines(srv: &Server, lines: &mut Vec<String>) {
     let link = LINK.lock();
     let Some(l) = link.as_ref() else { return };
     let now = now_ms();
-    let up = l.state == State::Connected;
+    let up = l.state == State::Connected && !l.sock.as_ref().is_some_and(peer_closed);
     lines.push(format!("master_host:{}", l.host));
     lines.push(format!("master_port:{}", l.port));
     lines.push(format!(
@@ -705,6 +705,25 @@ pub fn info_lines(srv: &Server, lines: &mut Vec<String>) {
         "replica_announced:{}",
         i32::from(srv.config.replica_announced.get())
     ));
+}
+
+/// Whether the master closed the link and the link thread has not seen
+/// it yet (it reads every 100 ms at most, while Redis would have handled
+/// the close before a later query): INFO reports the link down at once.
+fn peer_closed(sock: &TcpStream) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut b = 0u8;
+    // SAFETY: a one-byte peek into a valid buffer on an open socket;
+    // nothing is consumed.
+    let n = unsafe {
+        libc::recv(
+            sock.as_raw_fd(),
+            (&raw mut b).cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    n == 0
 }
 
 /// ROLE's replica form: `slave`, host, port, state, offset (-1 while the
