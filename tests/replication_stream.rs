@@ -139,14 +139,18 @@ fn the_link_is_listed_as_a_replica_and_leaves_with_its_connection() {
     assert!(info(&mut c).contains("connected_slaves:1"));
     let list: String = redis::cmd("CLIENT").arg("LIST").query(&mut c).unwrap();
     assert!(list.lines().any(|l| l.contains("flags=S ")), "{list}");
-    // Nothing the link sends is answered: a replica's REPLCONF ACKs would
-    // otherwise come back into its stream.
+    // A replica's REPLCONF ACKs are not answered (a reply would come back
+    // into its stream); a command that would reply closes the link, as in
+    // Redis 7.0.15.
     let mut s = link.into_inner();
-    s.write_all(b"PING\r\nREPLCONF ACK 0\r\n").unwrap();
+    s.write_all(b"REPLCONF ACK 0\r\n").unwrap();
     s.set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
     let mut buf = [0u8; 64];
     assert!(s.read(&mut buf).is_err(), "the link got a reply");
+    s.write_all(b"PING\r\n").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    assert!(matches!(s.read(&mut buf), Ok(0)), "the link was not closed");
     drop(s);
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while info(&mut c).contains("connected_slaves:1") {

@@ -96,7 +96,7 @@ fn set(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     }
     // As Redis: these cannot change under a load in progress (the
     // LOADING error, which clients may handle apart from a plain ERR).
-    if ctx.srv.persist.loading.active()
+    if (ctx.srv.persist.loading.active() || crate::server::replica_sync::async_loading())
         && names
             .iter()
             .any(|n| matches!(*n, "dir" | "dbfilename" | "appendonly"))

@@ -24,6 +24,8 @@ fn debug(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
             // Blocks this worker, as DEBUG SLEEP blocks Redis.
             let secs = parse_float_prefix(&args[2]);
             if secs > 0.0 && secs.is_finite() {
+                let until = crate::server::now_ms().saturating_add((secs * 1000.0) as i64);
+                crate::server::repl_sync::freeze_until(until);
                 std::thread::sleep(std::time::Duration::from_secs_f64(secs));
             }
             ctx.out.ok();

@@ -60,6 +60,9 @@ pub enum Refusal {
     ReadOnlyReplica,
     /// A replica's link is down and `replica-serve-stale-data` is `no`.
     MasterDown,
+    /// A client attached as a replica sent a command that reads or writes
+    /// keys.
+    ReplicaKeyspace,
     /// A script (declaring `allow-stale`) called a command a stale replica
     /// does not run.
     StaleScriptCall,
@@ -131,6 +134,13 @@ pub fn admit(
     {
         return Err(Refusal::Subscribed);
     }
+    if client
+        .info
+        .has_flag(crate::server::client::list_flags::REPLICA)
+        && cmd.has(flags::READONLY | flags::WRITE | flags::MAY_REPLICATE)
+    {
+        return Err(Refusal::ReplicaKeyspace);
+    }
     if crate::server::replica::is_replica() && cmd.has(flags::RUNS_SCRIPTS) {
         script_on_replica(srv, client, cmd, args)?;
     }
@@ -140,6 +150,11 @@ pub fn admit(
     // While the dataset loads, only `loading` commands run (the loader's
     // own client replays the AOF).
     if srv.persist.loading.active() && !cmd.has(flags::LOADING) && !client.loader {
+        return Err(Refusal::Loading);
+    }
+    // While a full synchronization loads asynchronously the old dataset
+    // is served; only what would conflict with the load is refused.
+    if cmd.has(flags::NO_ASYNC_LOADING) && crate::server::replica_sync::async_loading() {
         return Err(Refusal::Loading);
     }
     Ok(())
@@ -404,6 +419,7 @@ impl Refusal {
             Refusal::NoReplicas => NOREPLICAS.into(),
             Refusal::ReadOnlyReplica => READONLY.into(),
             Refusal::MasterDown => MASTERDOWN.into(),
+            Refusal::ReplicaKeyspace => "ERR Replica can't interact with the keyspace".into(),
             Refusal::StaleScriptCall => STALE_SCRIPT_CALL.into(),
             Refusal::NoScript => "ERR This Redis command is not allowed from script".into(),
             Refusal::ReadOnlyScript => {
@@ -439,6 +455,7 @@ impl Refusal {
             Refusal::NoReplicas => NOREPLICAS,
             Refusal::ReadOnlyReplica => READONLY,
             Refusal::MasterDown => MASTERDOWN,
+            Refusal::ReplicaKeyspace => "ERR Replica can't interact with the keyspace",
             Refusal::StaleScriptCall => STALE_SCRIPT_CALL,
             Refusal::Protected(msg) | Refusal::Busy(msg) => msg,
             Refusal::NoAuth => "NOAUTH Authentication required.",

@@ -326,7 +326,7 @@ fn memory(srv: &Server, lines: &mut Vec<String>) {
     field!(
         lines,
         "mem_total_replication_buffers:{}",
-        backlog + replicas
+        crate::server::repl::backlog_memory() + replicas
     );
     field!(lines, "mem_clients_slaves:{replicas}");
     field!(

@@ -400,6 +400,7 @@ fn flushall(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     // As Redis: a running BGSAVE is stopped (it would write the old data)
     // and, with save points, the empty dataset is saved at once.
     crate::persist::bgsave::abort_running(ctx.srv);
+    crate::server::repl_sync::abort_running();
     ctx.dirty += removed as u64 + 1;
     if crate::persist::save::save_points_configured(ctx.srv) {
         // The change counter ends at 0 then, as in Redis (the effect and

@@ -300,13 +300,13 @@ pub fn dispatch(
         Ok(cmd) => cmd,
         Err(refusal) => {
             gate::refuse(srv, client, out, locks, stats, None, args, refusal);
-            finish_reply(client, out, reply_start);
+            finish_reply(client, out, reply_start, None);
             return Next::Done;
         }
     };
     if let Err(refusal) = gate::admit(srv, client, cmd, args, out.resp3) {
         gate::refuse(srv, client, out, locks, stats, Some(cmd), args, refusal);
-        finish_reply(client, out, reply_start);
+        finish_reply(client, out, reply_start, Some(cmd));
         return Next::Done;
     }
     if srv.pause.holds(srv, client, cmd, args, now_ms) {
@@ -323,12 +323,12 @@ pub fn dispatch(
     };
     if let Err(refusal) = checked {
         gate::refuse(srv, client, out, locks, stats, Some(cmd), args, refusal);
-        finish_reply(client, out, reply_start);
+        finish_reply(client, out, reply_start, Some(cmd));
         return Next::Done;
     }
     if client.multi.is_some() && !multi::runs_in_multi(cmd) {
         multi::queue(client, out, cmd, args);
-        finish_reply(client, out, reply_start);
+        finish_reply(client, out, reply_start, Some(cmd));
         return Next::Done;
     }
     if runs_scripts(cmd, client) {
@@ -464,7 +464,7 @@ fn run_checked(
     if !ran.later.is_empty() {
         multi::touch_later(&srv.ks, locks, ran.later);
     }
-    finish_reply(client, out, reply_start);
+    finish_reply(client, out, reply_start, Some(cmd));
     // Confirmations and messages queued while the command ran go out before
     // its reply (a client publishing to itself sees the message first).
     if (client.pubsub.ever || out.resp3) && client.info.outbox.pending() > 0 {
@@ -703,13 +703,43 @@ fn publish_effect(ctx: &Ctx<'_>, args: &Args<'_>) {
 }
 
 /// Applies CLIENT REPLY OFF/SKIP by dropping what the command wrote.
-fn finish_reply(client: &mut Client, out: &mut Reply, reply_start: usize) {
+fn finish_reply(client: &mut Client, out: &mut Reply, reply_start: usize, cmd: Option<&Command>) {
     match client.reply_mode {
         ReplyMode::On | ReplyMode::SkipNext => {}
-        ReplyMode::Off => out.truncate(reply_start),
+        ReplyMode::Off => {
+            if out.len() > reply_start
+                && client
+                    .info
+                    .has_flag(crate::server::client::list_flags::REPLICA)
+            {
+                replica_replied(client, &out.buf[reply_start..], cmd);
+            }
+            out.truncate(reply_start);
+        }
         ReplyMode::Skip => {
             out.truncate(reply_start);
             client.reply_mode = ReplyMode::On;
         }
     }
+}
+
+/// A command of a client attached as a replica produced a reply, which
+/// would corrupt the payload or stream sent on that connection: it is
+/// disconnected instead, as Redis does (with its log lines).
+#[cold]
+fn replica_replied(client: &Client, reply: &[u8], cmd: Option<&Command>) {
+    let name = cmd.map_or("<unknown>", |c| c.name);
+    if let Some(msg) = reply.strip_prefix(b"-") {
+        let msg = String::from_utf8_lossy(msg);
+        crate::warning!(
+            "== CRITICAL == This master is sending an error to its replica: '{}' after processing the command '{name}'",
+            msg.trim_end()
+        );
+    }
+    crate::warning!(
+        "Replica generated a reply to command '{name}', disconnecting it: id={} addr={}",
+        client.info.id,
+        client.info.addr
+    );
+    client.info.request_kill();
 }

@@ -92,9 +92,24 @@ fn wait(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     Ok(())
 }
 
+/// A replica whose own link is not up has no dataset to offer (Redis
+/// refuses the same way).
+fn refuse_without_master_link(ctx: &Ctx<'_>) -> CmdResult {
+    if !ctx.client.info.has_flag(list_flags::REPLICA)
+        && crate::server::replica::is_replica()
+        && !crate::server::replica::link_up()
+    {
+        return Err(Error::msg(
+            "NOMASTERLINK Can't SYNC while not connected with my master",
+        ));
+    }
+    Ok(())
+}
+
 fn sync(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     if !ctx.client.info.has_flag(list_flags::REPLICA) {
         crate::server::failover::before_sync(ctx.srv, args).map_err(Error::owned)?;
+        refuse_without_master_link(ctx)?;
         crate::server::repl::count_full_sync(false);
     }
     full_sync(ctx, false)
@@ -106,7 +121,15 @@ fn psync(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     if !ctx.client.info.has_flag(list_flags::REPLICA) {
         crate::server::failover::before_sync(ctx.srv, args).map_err(Error::owned)?;
     }
+    refuse_without_master_link(ctx)?;
     let info = &ctx.client.info;
+    if !info.has_flag(list_flags::REPLICA) && crate::util::num::parse_i64(&args[2]).is_none() {
+        crate::warning!(
+            "Replica {} asks for synchronization but with a wrong offset",
+            info.addr
+        );
+        return Err(Error::NotInteger);
+    }
     if !info.has_flag(list_flags::REPL_RDB_ONLY)
         && !info.has_flag(list_flags::REPL_FUNCTIONS_ONLY)
         && let Some(offset) = crate::util::num::parse_i64(&args[2])

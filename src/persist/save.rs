@@ -256,7 +256,10 @@ pub fn info_lines(srv: &Server, lines: &mut Vec<String>) {
     let p = &srv.persist;
     let mut f = |s: String| lines.push(s);
     f(format!("loading:{}", u8::from(p.loading.active())));
-    f("async_loading:0".into());
+    f(format!(
+        "async_loading:{}",
+        u8::from(crate::server::replica_sync::async_loading())
+    ));
     f("current_cow_peak:0".into());
     f("current_cow_size:0".into());
     f("current_cow_size_age:0".into());
@@ -267,7 +270,7 @@ pub fn info_lines(srv: &Server, lines: &mut Vec<String>) {
         "rdb_changes_since_last_save:{}",
         p.dirty.load(Ordering::Relaxed)
     ));
-    let bg = super::bgsave::in_progress(srv);
+    let bg = super::bgsave::in_progress(srv) || crate::server::repl_sync::in_progress();
     f(format!("rdb_bgsave_in_progress:{}", u8::from(bg)));
     f(format!(
         "rdb_last_save_time:{}",

@@ -192,15 +192,30 @@ struct Inner {
 impl Inner {
     fn push_backlog(&mut self, bytes: &[u8], cap: usize) {
         self.backlog_end += bytes.len() as i64;
-        if bytes.len() >= cap {
-            self.backlog.clear();
-            self.backlog.extend(&bytes[bytes.len() - cap..]);
-            return;
-        }
         self.backlog.extend(bytes);
-        let excess = self.backlog.len().saturating_sub(cap);
+        self.trim(cap);
+    }
+
+    /// Drops the backlog's oldest bytes beyond `cap`, except those a held
+    /// replica still needs (the backlog outgrows its size for them, as
+    /// Redis 7's shared replication buffer does); its memory is given back
+    /// once it is mostly unused.
+    fn trim(&mut self, cap: usize) {
+        let end = self.backlog_end;
+        let held = self
+            .replicas
+            .iter()
+            .filter_map(|r| r.pending)
+            .map(|from| (end - from + 1).max(0) as usize)
+            .max()
+            .unwrap_or(0);
+        let keep = cap.max(held);
+        let excess = self.backlog.len().saturating_sub(keep);
         if excess > 0 {
             self.backlog.drain(..excess);
+        }
+        if self.backlog.capacity() > 2 * keep.max(1 << 16) {
+            self.backlog.shrink_to(keep);
         }
     }
 
@@ -209,6 +224,15 @@ impl Inner {
     fn backlog_first(&self) -> i64 {
         self.backlog_end - self.backlog.len() as i64 + 1
     }
+}
+
+/// The memory the backlog holds (its allocation: INFO memory's
+/// `mem_total_replication_buffers`, with the replicas' outboxes).
+pub fn backlog_memory() -> usize {
+    if !COUNTING.load(Ordering::Relaxed) {
+        return 0;
+    }
+    FEED.inner.lock().backlog.capacity()
 }
 
 /// INFO replication's backlog lines: active, first byte's offset, length.
@@ -235,25 +259,36 @@ struct Replica {
     /// the snapshot, held back until the payload is out and the replica
     /// acknowledged it (the end of a `$EOF` payload is its last 40 bytes,
     /// so nothing may follow them before the replica has read them).
-    pending: Option<Vec<u8>>,
+    /// Held back: the stream from this offset on, kept in the backlog
+    /// (which outgrows `repl-backlog-size` for it, as Redis 7's shared
+    /// replication buffer does) instead of a copy per replica.
+    pending: Option<i64>,
     /// The payload is out: the first ACK releases `pending`.
     payload_sent: bool,
+    /// Waiting for a diskless transfer to start (`repl_sync`): nothing
+    /// but keep-alive newlines sent yet.
+    waiting: bool,
 }
 
 impl Replica {
     /// Queues stream bytes: held back while the payload is sent (within
     /// the hard output limit), else into the outbox.
-    fn deliver(&mut self, bytes: &[u8], now: i64) {
+    fn deliver(&mut self, bytes: &[u8], now: i64, backlog_end: i64) {
+        // Killed (CLIENT KILL, even inside the same transaction): nothing
+        // more is sent to it, as Redis writes nothing to a client it closes.
+        if self.info.killed.load(Ordering::Relaxed) {
+            return;
+        }
         let limits = limits(self.srv);
-        match &mut self.pending {
-            Some(p) => {
-                p.extend_from_slice(bytes);
-                if limits[0] > 0 && p.len() as i64 > limits[0] {
+        match self.pending {
+            Some(from) => {
+                let held = backlog_end - from + 1;
+                if limits[0] > 0 && held > limits[0] {
                     crate::warning!(
                         "Client {} scheduled to be closed ASAP for overcoming of output buffer limits.",
                         self.info.addr
                     );
-                    self.pending = Some(Vec::new());
+                    self.pending = Some(backlog_end + 1);
                     self.info.request_kill();
                 }
             }
@@ -437,8 +472,9 @@ pub fn proxy(srv: &Server, bytes: &[u8]) {
     let mut inner = FEED.inner.lock();
     inner.push_backlog(bytes, backlog_cap(srv));
     let now = crate::server::now_ms();
+    let end = inner.backlog_end;
     for r in &mut inner.replicas {
-        r.deliver(bytes, now);
+        r.deliver(bytes, now, end);
     }
 }
 
@@ -457,14 +493,23 @@ fn send(inner: &mut Inner, frame: &[u8]) {
         inner.push_backlog(frame, backlog_cap(srv));
     }
     let now = crate::server::now_ms();
+    let end = inner.backlog_end;
     for r in &mut inner.replicas {
-        r.deliver(frame, now);
+        r.deliver(frame, now, end);
     }
 }
 
 /// The `replica` class of `client-output-buffer-limit`.
+/// A hard limit below `repl-backlog-size` counts as that size, as in
+/// Redis 7 (a replica continuing from the backlog would be cut off at
+/// once otherwise; its share of the stream is the backlog's memory).
 fn limits(srv: &Server) -> [i64; 3] {
-    srv.config.client_output_buffer_limit.replica()
+    let mut l = srv.config.client_output_buffer_limit.replica();
+    let backlog = srv.config.repl_backlog_size.get();
+    if l[0] > 0 && l[0] < backlog {
+        l[0] = backlog;
+    }
+    l
 }
 
 /// Makes `client` a replica: PSYNC's `+FULLRESYNC <id> <offset>` line
@@ -552,8 +597,87 @@ pub fn attach_streaming(srv: &'static Server, client: &mut Client, mark: &str) -
     client.info.outbox.write(line.as_bytes());
     inner.db = None;
     register(&mut inner, srv, client, 0);
+    let from = inner.backlog_end + 1;
     if let Some(r) = inner.replicas.last_mut() {
-        r.pending = Some(Vec::new());
+        r.pending = Some(from);
+    }
+    true
+}
+
+/// Attaches `client` to wait for the next diskless transfer
+/// (`repl_sync`): counted as a replica (`wait_bgsave`), sent nothing but
+/// keep-alive newlines until [`begin_transfer`]. False if it already is a
+/// replica.
+pub fn attach_waiting(srv: &'static Server, client: &mut Client) -> bool {
+    if client.info.has_flag(list_flags::REPLICA) {
+        return false;
+    }
+    let mut inner = start(srv);
+    register(&mut inner, srv, client, 0);
+    if let Some(r) = inner.replicas.last_mut() {
+        // Nothing held yet: the transfer's start decides from where.
+        r.pending = Some(i64::MAX);
+        r.waiting = true;
+    }
+    true
+}
+
+/// Replicas waiting for a transfer, and when the first of them asked
+/// (ms).
+pub fn waiting() -> (usize, i64) {
+    if count() == 0 {
+        return (0, 0);
+    }
+    let inner = FEED.inner.lock();
+    let w = inner.replicas.iter().filter(|r| r.waiting);
+    w.fold((0, i64::MAX), |(n, t), r| (n + 1, t.min(r.since_ms)))
+}
+
+/// A newline to every waiting replica, which keeps its link alive while
+/// the transfer is delayed (as Redis sends them).
+pub fn keepalive_waiting() {
+    let inner = FEED.inner.lock();
+    for r in inner.replicas.iter().filter(|r| r.waiting) {
+        r.info.outbox.write(b"\n");
+    }
+}
+
+/// The transfer of every waiting replica starts now (the caller holds
+/// every shard: the snapshot's instant): `+FULLRESYNC`, the `$EOF:<mark>`
+/// header, and the stream from here held back until [`online`].
+pub fn begin_transfer(mark: &str) -> (Vec<Arc<ClientInfo>>, String, i64) {
+    let mut inner = FEED.inner.lock();
+    let line = format!(
+        "+FULLRESYNC {} {}\r\n$EOF:{mark}\r\n",
+        ids().replid,
+        master_offset()
+    );
+    let mut group = Vec::new();
+    let from = inner.backlog_end + 1;
+    for r in inner.replicas.iter_mut().filter(|r| r.waiting) {
+        r.waiting = false;
+        r.pending = Some(from);
+        r.since_ms = crate::server::now_ms();
+        r.info.outbox.write(line.as_bytes());
+        group.push(r.info.clone());
+    }
+    if !group.is_empty() {
+        inner.db = None;
+    }
+    (group, line, from)
+}
+
+/// Attaches `client` to a running disk-based transfer (`repl_sync`): the
+/// same header and held-back stream as the replicas that started it.
+pub fn attach_joining(srv: &'static Server, client: &mut Client, head: &str, from: i64) -> bool {
+    if client.info.has_flag(list_flags::REPLICA) {
+        return false;
+    }
+    let mut inner = start(srv);
+    register(&mut inner, srv, client, 0);
+    if let Some(r) = inner.replicas.last_mut() {
+        r.pending = Some(from);
+        r.info.outbox.write(head.as_bytes());
     }
     true
 }
@@ -594,6 +718,7 @@ fn register(inner: &mut Inner, srv: &'static Server, client: &mut Client, ack_of
         ack_off,
         pending: None,
         payload_sent: false,
+        waiting: false,
     });
     FEED.n.store(inner.replicas.len(), Ordering::Relaxed);
     // The connection now waits on its outbox, and a replica gets no
@@ -612,6 +737,9 @@ pub fn detach(info: &ClientInfo) {
     let mut inner = FEED.inner.lock();
     inner.replicas.retain(|r| r.info.id != info.id);
     FEED.n.store(inner.replicas.len(), Ordering::Relaxed);
+    if let Some(srv) = SRV.get() {
+        inner.trim(backlog_cap(srv));
+    }
 }
 
 /// REPLCONF ACK <offset> from replica `id`: it is in touch, and holds
@@ -619,11 +747,32 @@ pub fn detach(info: &ClientInfo) {
 pub fn ack(id: u64, offset: Option<i64>) {
     let mut inner = FEED.inner.lock();
     let now = crate::server::now_ms();
-    if let Some(r) = inner.replicas.iter_mut().find(|r| r.info.id == id) {
+    let first = inner.backlog_first();
+    let mut released = false;
+    let Inner {
+        backlog, replicas, ..
+    } = &mut *inner;
+    if let Some(r) = replicas.iter_mut().find(|r| r.info.id == id) {
         if r.payload_sent
-            && let Some(held) = r.pending.take()
+            && let Some(from) = r.pending.take()
         {
-            r.info.outbox.append(&r.info, &held, limits(r.srv), now);
+            // The stream since the snapshot, from the backlog that kept it.
+            released = true;
+            if from < first {
+                r.info.request_kill();
+            } else {
+                let skip = (from - first) as usize;
+                let (a, b) = backlog.as_slices();
+                let limits = limits(r.srv);
+                if skip < a.len() {
+                    r.info.outbox.append(&r.info, &a[skip..], limits, now);
+                    r.info.outbox.append(&r.info, b, limits, now);
+                } else {
+                    r.info
+                        .outbox
+                        .append(&r.info, &b[(skip - a.len()).min(b.len())..], limits, now);
+                }
+            }
         }
         r.ack_ms = now;
         if let Some(off) = offset
@@ -631,6 +780,9 @@ pub fn ack(id: u64, offset: Option<i64>) {
         {
             r.ack_off = off;
         }
+    }
+    if released && let Some(srv) = SRV.get() {
+        inner.trim(backlog_cap(srv));
     }
     drop(inner);
     if offset.is_some() {

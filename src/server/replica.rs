@@ -109,6 +109,12 @@ pub fn stale(srv: &Server) -> bool {
     is_replica() && !UP.load(Ordering::Relaxed) && !srv.config.replica_serve_stale_data.get()
 }
 
+/// Whether the link to the master is up (state `connected`).
+#[inline]
+pub fn link_up() -> bool {
+    UP.load(Ordering::Relaxed)
+}
+
 /// Whether memory is left to the master (`replica-ignore-maxmemory`): no
 /// eviction, no OOM refusal.
 #[inline]
@@ -274,7 +280,11 @@ fn link_thread(srv: &'static Server, generation: u64) {
         if was_up {
             crate::notice!("Connection with master lost.");
         }
-        // Redis's replication cron retries once a second.
+        // Redis's replication cron retries once a second (at once after
+        // a failed transfer).
+        if super::replica_sync::RETRY_NOW.swap(false, Ordering::Relaxed) {
+            continue;
+        }
         for _ in 0..10 {
             if !current(generation) {
                 return;
@@ -413,8 +423,8 @@ fn run_link(srv: &'static Server, generation: u64) -> Result<(), String> {
     } else {
         conn.ask(&[b"PSYNC", id.as_bytes(), next.as_bytes()])?
     };
-    // A Redis master sends empty lines to keep the link alive while it
-    // delays a diskless sync (`repl-diskless-sync-delay`).
+    // A master delaying the transfer (`repl-diskless-sync-delay`) sends
+    // newlines until it replies.
     while reply.is_empty() {
         reply = conn.line()?;
     }
@@ -430,7 +440,7 @@ fn run_link(srv: &'static Server, generation: u64) -> Result<(), String> {
             return Err(format!("Bad PSYNC reply from MASTER: {reply}"));
         };
         crate::notice!("Full resync from master: {id}:{off}");
-        super::replica_sync::full_sync(srv, &mut conn)?;
+        super::replica_sync::full_sync(srv, &mut conn, id)?;
         OFFSET.store(off, Ordering::Relaxed);
         READ_OFFSET.store(off, Ordering::Relaxed);
         crate::server::repl::adopt(srv, id, off);
@@ -652,7 +662,7 @@ pub fn info_lines(srv: &Server, lines: &mut Vec<String>) {
     let link = LINK.lock();
     let Some(l) = link.as_ref() else { return };
     let now = now_ms();
-    let up = l.state == State::Connected;
+    let up = l.state == State::Connected && !l.sock.as_ref().is_some_and(peer_closed);
     lines.push(format!("master_host:{}", l.host));
     lines.push(format!("master_port:{}", l.port));
     lines.push(format!(
@@ -708,6 +718,25 @@ pub fn info_lines(srv: &Server, lines: &mut Vec<String>) {
         "replica_announced:{}",
         i32::from(srv.config.replica_announced.get())
     ));
+}
+
+/// Whether the master closed the link and the link thread has not seen
+/// it yet (it reads every 100 ms at most, while Redis would have handled
+/// the close before a later query): INFO reports the link down at once.
+fn peer_closed(sock: &TcpStream) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut b = 0u8;
+    // SAFETY: a one-byte peek into a valid buffer on an open socket;
+    // nothing is consumed.
+    let n = unsafe {
+        libc::recv(
+            sock.as_raw_fd(),
+            (&raw mut b).cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    n == 0
 }
 
 /// ROLE's replica form: `slave`, host, port, state, offset (-1 while the

@@ -3,16 +3,86 @@
 //! place of the dataset.
 
 use std::io::{Read, Write};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::replica::{Conn, OFFSET, READ_OFFSET, STREAM_DB, State, current, with_link};
 use crate::server::{Server, now_ms};
 use crate::store::Locks;
 
+/// True while a full synchronization loads asynchronously (INFO
+/// `async_loading`): the old dataset is served meanwhile.
+static ASYNC_LOADING: AtomicBool = AtomicBool::new(false);
+/// Set by a failed transfer: the link is made again at once, not after
+/// the usual second (as Redis reconnects after a failed transfer).
+pub(super) static RETRY_NOW: AtomicBool = AtomicBool::new(false);
+
+/// Whether a full synchronization is loading asynchronously (INFO
+/// `async_loading:1`; commands flagged `no-async-loading` get -LOADING).
+#[inline]
+pub fn async_loading() -> bool {
+    ASYNC_LOADING.load(Ordering::Relaxed)
+}
+
+/// How the payload is loaded, from `repl-diskless-load` as Redis 7.0
+/// chooses.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum LoadMode {
+    /// `disabled` (or `on-empty-db` with keys): to disk, then loaded.
+    Disk,
+    /// Diskless: `loading` from the first byte.
+    Blocking,
+    /// `swapdb` with the master's id our own (the same history): the old
+    /// dataset served until the new one replaces it.
+    Async,
+}
+
+impl LoadMode {
+    fn choose(srv: &Server, master_id: &str) -> LoadMode {
+        let mode = srv.config.repl_diskless_load.name();
+        let empty = || (0..srv.ks.db_count()).all(|db| srv.ks.db(db).sizes().0 == 0);
+        match mode {
+            "swapdb" if crate::server::repl::ids().replid == master_id => LoadMode::Async,
+            "swapdb" => LoadMode::Blocking,
+            "on-empty-db" if empty() => LoadMode::Blocking,
+            _ => LoadMode::Disk,
+        }
+    }
+
+    /// Enters the state clients see during the transfer; left when the
+    /// guard drops.
+    fn begin(self, srv: &'static Server, size: i64) -> TransferState {
+        match self {
+            LoadMode::Disk => {}
+            LoadMode::Blocking => srv.persist.loading.begin(size.max(0) as u64),
+            LoadMode::Async => ASYNC_LOADING.store(true, Ordering::Relaxed),
+        }
+        TransferState { srv, mode: self }
+    }
+}
+
+struct TransferState {
+    srv: &'static Server,
+    mode: LoadMode,
+}
+
+impl Drop for TransferState {
+    fn drop(&mut self) {
+        match self.mode {
+            LoadMode::Disk => {}
+            LoadMode::Blocking => self.srv.persist.loading.end(),
+            LoadMode::Async => ASYNC_LOADING.store(false, Ordering::Relaxed),
+        }
+    }
+}
+
 /// Receives the payload into a temp file, renames it over `dbfilename`
 /// and loads it in place of the dataset.
-pub(super) fn full_sync(srv: &'static Server, conn: &mut Conn) -> Result<(), String> {
+pub(super) fn full_sync(
+    srv: &'static Server,
+    conn: &mut Conn,
+    master_id: &str,
+) -> Result<(), String> {
     let generation = conn.generation;
     let _ = with_link(generation, |l| {
         l.state = State::Transfer;
@@ -45,14 +115,19 @@ pub(super) fn full_sync(srv: &'static Server, conn: &mut Conn) -> Result<(), Str
             .ok_or_else(|| format!("Bad payload size from MASTER: {head}"))?,
     };
     let _ = with_link(generation, |l| l.transfer_size = size);
-    crate::notice!(
-        "MASTER <-> REPLICA sync: receiving {} from master to disk",
-        if size < 0 {
-            "streamed RDB".to_string()
-        } else {
-            format!("{size} bytes")
-        }
-    );
+    let mode = LoadMode::choose(srv, master_id);
+    let target = if mode == LoadMode::Disk {
+        "to disk"
+    } else {
+        "to parser"
+    };
+    if size < 0 {
+        crate::notice!(
+            "MASTER <-> REPLICA sync: receiving streamed RDB from master with EOF {target}"
+        );
+    } else {
+        crate::notice!("MASTER <-> REPLICA sync: receiving {size} bytes from master {target}");
+    }
     let path = crate::persist::save::rdb_path(srv);
     let dir = std::path::Path::new(&path)
         .parent()
@@ -63,14 +138,30 @@ pub(super) fn full_sync(srv: &'static Server, conn: &mut Conn) -> Result<(), Str
         now_ms() / 1000,
         std::process::id()
     ));
-    // With `repl-diskless-load` other than `disabled` Redis loads while it
-    // reads: clients see the loading state for the whole transfer (the old
-    // data stays if it fails).
-    let loading_early = srv.config.repl_diskless_load.get() != 0;
-    if loading_early {
-        srv.persist.loading.begin(size.max(0) as u64);
+    // A diskless load (`repl-diskless-load`) is, for clients, a load that
+    // runs while the payload arrives (ferrokv still parses it once whole,
+    // from a temp file): `loading` for the whole transfer, or, loading the
+    // same history again with `swapdb`, `async_loading` with the old
+    // dataset served meanwhile. Either way a failed transfer leaves the
+    // old data, as Redis's swapdb backup does.
+    let _loading = mode.begin(srv, size);
+    if mode != LoadMode::Disk {
+        crate::notice!("MASTER <-> REPLICA sync: Loading DB in memory");
     }
     let r = receive(conn, &tmp, size, mark.as_deref());
+    if let Err(e) = &r
+        && mode != LoadMode::Disk
+    {
+        let read = with_link(generation, |l| l.transfer_read).unwrap_or(0);
+        crate::warning!(
+            "Internal error in RDB reading offset {read} -> Unexpected EOF reading RDB file ({e})"
+        );
+        crate::warning!(
+            "Failed trying to load the MASTER synchronization DB from socket, check server logs."
+        );
+        // As Redis after a failed transfer: the next attempt at once.
+        RETRY_NOW.store(true, Ordering::Relaxed);
+    }
     let r = r.and_then(|()| {
         std::fs::rename(&tmp, &path).map_err(|e| {
             format!("Failed trying to rename the temp DB into {path} in MASTER <-> REPLICA synchronization: {e}")
@@ -85,14 +176,14 @@ pub(super) fn full_sync(srv: &'static Server, conn: &mut Conn) -> Result<(), Str
     });
     if let Err(e) = r {
         let _ = std::fs::remove_file(&tmp);
-        if loading_early {
-            srv.persist.loading.end();
-        }
         return Err(e);
     }
+    drop(_loading);
     STREAM_DB.store(stream_db_of(&path).unwrap_or(0), Ordering::Relaxed);
     crate::notice!("MASTER <-> REPLICA sync: Flushing old data");
-    crate::notice!("MASTER <-> REPLICA sync: Loading DB in memory");
+    if mode == LoadMode::Disk {
+        crate::notice!("MASTER <-> REPLICA sync: Loading DB in memory");
+    }
     if let Err(e) = load(srv, &path) {
         // The dataset is empty now: no offset of any history describes it.
         OFFSET.store(0, Ordering::Relaxed);
