@@ -36,6 +36,13 @@ impl Outbox {
         self.len.load(Ordering::Acquire)
     }
 
+    /// Bytes the outbox's buffer holds allocated beyond what waits in it
+    /// (its growth is by doubling): memory as much as the waiting bytes.
+    pub fn spare(&self) -> usize {
+        let buf = self.buf.lock();
+        buf.capacity() - buf.len()
+    }
+
     /// Resolves once something was appended since the last wake-up.
     pub async fn notified(&self) {
         self.wake.notified().await;

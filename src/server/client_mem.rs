@@ -274,6 +274,23 @@ pub fn evicted(srv: &Server, info: &ClientInfo) -> bool {
     info.killed.load(Ordering::Relaxed)
 }
 
+/// Replicas' output memory beside the bytes waiting in their outboxes
+/// (`repl::output_bytes`): the outboxes' spare allocation and their
+/// connections' reply buffers beyond the fixed 16 KiB, where the stream
+/// taken from the outbox waits for the socket (obuf.rs). Allocations, as
+/// Redis counts a replica's buffers (INFO `mem_clients_slaves`, left out of
+/// key eviction, so used memory less it moves only with the dataset).
+pub fn replica_buffers(srv: &Server) -> u64 {
+    if super::repl::count() == 0 {
+        return 0;
+    }
+    let clients = srv.clients.snapshot();
+    let replicas = clients.iter().filter(|c| !counted(c));
+    replicas
+        .map(|c| c.out_mem.load(Ordering::Relaxed) + c.outbox.spare() as u64)
+        .sum()
+}
+
 /// INFO memory `mem_clients_normal`, and the clients section's recent
 /// maxima of input and output buffers.
 pub fn figures(srv: &Server) -> (u64, u64, u64) {
