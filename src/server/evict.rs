@@ -225,7 +225,8 @@ pub fn perform(srv: &Server) -> Outcome {
     let appended_at_start = crate::server::client_mem::appended_so_far();
     // Replication buffers (replicas' output, the backlog) are not what
     // eviction is for, as in Redis: evicting would only feed them more.
-    let not_counted = not_counted_for_evict(srv);
+    // Nor what clients being closed still hold (`client_mem::closing`).
+    let not_counted = not_counted_for_evict(srv) + crate::server::client_mem::closing(srv);
     let used = || {
         let ours = crate::server::client_mem::appended_so_far() - appended_at_start;
         used_memory().saturating_sub(ours + not_counted)
