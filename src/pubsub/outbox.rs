@@ -63,6 +63,15 @@ impl Outbox {
         self.soft_since_ms.store(0, Ordering::Relaxed);
     }
 
+    /// Frees what waits, for a client going away: nothing more is kept.
+    pub fn discard(&self) {
+        let mut buf = self.buf.lock();
+        self.dropped.store(true, Ordering::Relaxed);
+        *buf = Vec::new();
+        self.uncount();
+        self.len.store(0, Ordering::Release);
+    }
+
     /// Moves every waiting byte into `dst` at `at` (before a reply written
     /// from `at` on: a client publishing to itself gets the message first,
     /// as Redis writes it).

@@ -308,6 +308,9 @@ impl Drop for Registered {
         locks.release();
         crate::cmd::pubsub::unsubscribe_all(srv, client);
         crate::cmd::pubsub::stop_monitoring(srv, client);
+        // Freed while still a replica's, so used memory less the replicas'
+        // buffers does not jump for a moment (Redis frees them at once).
+        info.outbox.discard();
         super::repl::detach(&info);
         srv.tracking.disable(&info);
         self.mem.release();
@@ -564,6 +567,9 @@ pub async fn serve<S: Stream>(srv: &'static Server, mut sock: S, stats: Arc<Thre
             mem.update(client, q, &out);
         }
     }
+    // What was never written is freed before the client leaves the figures
+    // (a replica's buffers count as replica memory until it does).
+    drop(out);
     // Watches live in the shards, which a script job may hold: wait for it
     // to end (without blocking the worker) before `reg` drops them and the
     // client leaves the server.
