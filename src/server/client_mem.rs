@@ -134,7 +134,7 @@ impl Report {
         let info = &client.info;
         let (multi, other) = state_mem(client);
         // The reply buffer's allocation is what the client holds.
-        let pending = out.buf.len();
+        let pending = out.pending();
         let total = BASE
             + qcap as u64
             + multi

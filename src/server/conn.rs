@@ -475,7 +475,7 @@ pub async fn serve<S: Stream>(srv: &'static Server, mut sock: S, stats: Arc<Thre
                         break 'conn;
                     }
                     pos += consumed;
-                    if obuf.over(out.len(), now) {
+                    if obuf.over(out.pending(), now) {
                         obuf::log_close(&info);
                         break 'conn;
                     }
@@ -509,7 +509,7 @@ pub async fn serve<S: Stream>(srv: &'static Server, mut sock: S, stats: Arc<Thre
                     }
                     // With a hard output limit a batch's replies go out
                     // after it ran, as in Redis (the limit bounds them).
-                    if out.len() >= FLUSH_AT && !obuf.has_hard() {
+                    if out.pending() >= FLUSH_AT && !obuf.has_hard() {
                         durable(&mut aof_seq).await;
                         let q = (rbuf.len() - pos, rbuf.capacity(), 0);
                         let publish = |o: &Reply| mem.update(client, q, o);
@@ -861,7 +861,7 @@ async fn flush_batch<S: Stream>(
     (limit, info): (&OutputLimit, &ClientInfo),
     publish: impl FnOnce(&Reply),
 ) -> std::io::Result<()> {
-    info.reply_buf.note(out.len());
+    info.reply_buf.note(out.pending());
     let r = obuf::write_capped(sock, out, stats, limit.cap(), publish).await;
     // The buffer keeps the size the cron adapted (`reply_buf`).
     let size = info.reply_buf.size();
@@ -879,13 +879,14 @@ async fn flush<S: Stream>(
     if out.is_empty() {
         return Ok(());
     }
-    let mut r = sock.write_all(&out.buf).await;
+    let mut r = sock.write_all(&out.buf[out.sent..]).await;
     // TLS keeps what the socket did not take until flushed.
     if S::LAYERED && r.is_ok() {
         r = sock.flush().await;
     }
-    stats.net_output_bytes.add(out.buf.len() as u64);
+    stats.net_output_bytes.add(out.pending() as u64);
     out.buf.clear();
+    out.sent = 0;
     // Back to Redis's fixed 16 KiB once written: what grew for a big
     // reply is client memory (it counts towards maxmemory) until freed.
     if out.buf.capacity() > crate::server::client_mem::REPLY_BUF as usize {

@@ -151,7 +151,7 @@ pub fn log_close(info: &ClientInfo) {
 /// Writes as much of `out` as the socket takes without waiting and keeps
 /// the rest in `out`.
 pub fn write_some<S: Stream>(sock: &mut S, out: &mut Reply, stats: &ThreadStats) -> io::Result<()> {
-    let mut done = 0;
+    let mut done = out.sent;
     let mut result = Ok(());
     while done < out.buf.len() {
         match sock.try_write_now(&out.buf[done..]) {
@@ -167,8 +167,17 @@ pub fn write_some<S: Stream>(sock: &mut S, out: &mut Reply, stats: &ThreadStats)
             }
         }
     }
-    stats.net_output_bytes.add(done as u64);
-    out.buf.drain(..done);
+    stats.net_output_bytes.add((done - out.sent) as u64);
+    if done == out.buf.len() {
+        out.buf.clear();
+        out.sent = 0;
+    } else if done >= out.buf.len() / 2 {
+        // Copies at most what was written since the last compaction.
+        out.buf.drain(..done);
+        out.sent = 0;
+    } else {
+        out.sent = done;
+    }
     if out.buf.is_empty() && out.buf.capacity() > super::client_mem::REPLY_BUF as usize {
         out.buf.shrink_to(16 * 1024);
     }
@@ -188,9 +197,9 @@ pub async fn write_capped<S: Stream>(
     publish: impl FnOnce(&Reply),
 ) -> io::Result<()> {
     write_some(sock, out, stats)?;
-    if out.buf.len() > cap {
+    if out.pending() > cap {
         publish(out);
-        while out.buf.len() > cap {
+        while out.pending() > cap {
             sock.socket().ready(Interest::WRITABLE).await?;
             write_some(sock, out, stats)?;
         }
@@ -238,7 +247,7 @@ pub async fn wait_pending<S: Stream>(
         let ready = tokio::select! {
             r = sock.socket().ready(Interest::READABLE | Interest::WRITABLE) => r?,
             () = tick => {
-                if limit.over(out.buf.len(), super::now_ms()) {
+                if limit.over(out.pending(), super::now_ms()) {
                     return Ok(Pending::OverLimit);
                 }
                 continue;
