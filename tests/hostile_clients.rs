@@ -165,8 +165,24 @@ fn a_slow_sender_does_not_hold_up_others() {
     assert_eq!(slow.read_n(5), b"+OK\r\n");
 }
 
+/// What a connection keeps pending when no limit of any kind bounds client
+/// memory (`obuf::UNBOUNDED_CAP`); past it the server waits for the client.
+const CAP: u64 = 64 << 20;
+
+/// A field of the CLIENT LIST line of the client named `name`, if listed.
+fn client_field(c: &mut redis::Connection, name: &str, field: &str) -> Option<u64> {
+    let list: String = redis::cmd("CLIENT").arg("LIST").query(c).unwrap();
+    let line = list
+        .lines()
+        .find(|l| l.contains(&format!(" name={name} ")))?;
+    let v = line
+        .split(' ')
+        .find_map(|kv| kv.strip_prefix(&format!("{field}=")))?;
+    v.parse().ok()
+}
+
 #[test]
-fn a_client_that_never_reads_does_not_grow_the_server() {
+fn a_client_that_never_reads_gets_output_up_to_a_cap() {
     let mut srv = Server::start();
     let mut c = srv.client();
     let value = vec![b'v'; 1 << 20];
@@ -177,26 +193,64 @@ fn a_client_that_never_reads_does_not_grow_the_server() {
         .unwrap();
     let rss_before = rss_kb(srv.pid());
     let mut lazy = srv.raw();
+    lazy.roundtrip(&resp(&[b"CLIENT", b"SETNAME", b"lazy"]), 5);
     lazy.0
         .set_write_timeout(Some(Duration::from_millis(500)))
         .unwrap();
-    // 300 MiB of replies asked for; the server stops reading once its
-    // writes block, so the sender's writes stall instead.
+    // As in Redis (the suite's "client total memory grows during
+    // maxmemory-clients disabled"): the server goes on running the GETs of
+    // a client that does not read, and its replies count as its memory.
     let get = resp(&[b"GET", b"big"]);
-    let mut asked = 0;
-    for _ in 0..300 {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        lazy.0.write_all(&get).unwrap();
+        std::thread::sleep(Duration::from_millis(10));
+        if client_field(&mut c, "lazy", "omem").unwrap() > 10 << 20 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "omem never grew past 10 MB");
+    }
+    // 600 MiB of replies asked for: past the cap the server stops reading,
+    // so the rest waits in the socket (or the sender's writes stall).
+    for _ in 0..600 {
         if lazy.0.write_all(&get).is_err() {
             break;
         }
-        asked += 1;
     }
-    std::thread::sleep(Duration::from_millis(200));
+    let mut last = 0;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let omem = client_field(&mut c, "lazy", "omem").unwrap();
+        if omem == last && omem >= CAP / 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "omem still changing: {omem}");
+        last = omem;
+    }
+    // At most the cap and the reply that crossed it.
+    assert!(last <= CAP + (2 << 20), "omem {last}");
+    // The buffer's allocation, which may be up to twice what it holds.
+    let tot = client_field(&mut c, "lazy", "tot-mem").unwrap();
+    assert!(tot >= last && tot <= 2 * CAP + (4 << 20), "tot-mem {tot}");
     let grown_kb = rss_kb(srv.pid()).saturating_sub(rss_before);
-    assert!(
-        grown_kb < 64 * 1024,
-        "grew by {grown_kb} KiB ({asked} asked)"
-    );
+    assert!(grown_kb < 4 * CAP / 1024, "grew by {grown_kb} KiB");
     ping(&srv);
+    // A client waiting at the cap is still closed by CLIENT KILL.
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("SKIPME")
+        .arg("yes")
+        .arg("TYPE")
+        .arg("normal")
+        .query(&mut c)
+        .unwrap();
+    assert_eq!(killed, 1);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while client_field(&mut c, "lazy", "omem").is_some() {
+        assert!(Instant::now() < deadline, "the killed client stays");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert!(srv.alive());
 }
 

@@ -210,6 +210,41 @@ fn slowlog_trims_redacts_and_skips_what_redis_skips() {
     assert_eq!(n, 0);
 }
 
+/// The active expiry cycle is timed as Redis's is: one that takes past
+/// `latency-monitor-threshold` (here freeing a set of 100k members, each
+/// its own allocation) is an `expire-cycle` event. (Redis's suite expects
+/// one for a set of a million short integers, which ferrokv keeps inline
+/// and frees in a few milliseconds, under the suite's 20 ms.)
+#[test]
+fn a_slow_active_expire_cycle_is_a_latency_event() {
+    let srv = common::Server::start();
+    let mut c = srv.client();
+    ok(&mut c, &["CONFIG", "SET", "latency-monitor-threshold", "1"]);
+    let fill = "for i = 1, tonumber(ARGV[1]) do \
+                redis.call('sadd', KEYS[1], 'a member long enough to be its own allocation:' .. i) end";
+    ok(&mut c, &["EVAL", fill, "1", "big", "100000"]);
+    ok(&mut c, &["LATENCY", "RESET"]);
+    ok(&mut c, &["PEXPIRE", "big", "10"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let n: i64 = redis::cmd("DBSIZE").query(&mut c).unwrap();
+        if n == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the key was not expired"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let history: Vec<Vec<i64>> = redis::cmd("LATENCY")
+        .arg("HISTORY")
+        .arg("expire-cycle")
+        .query(&mut c)
+        .unwrap();
+    assert!(!history.is_empty(), "no expire-cycle event");
+}
+
 fn info_latency(c: &mut redis::Connection) -> String {
     redis::cmd("INFO").arg("latencystats").query(c).unwrap()
 }

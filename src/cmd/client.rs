@@ -171,7 +171,7 @@ fn flag_letters(c: &ClientInfo, closing: bool) -> String {
 fn info_line(ctx: &Ctx<'_>, c: &ClientInfo, now_ms: i64) -> String {
     let me = (c.id == ctx.client.id()).then(|| Me {
         cmd: ctx.cmd.name,
-        obl: ctx.out.len() as u64,
+        obl: ctx.out.pending() as u64,
         closing: ctx.client.close_after_reply,
     });
     client_line(ctx.srv, c, me, now_ms)

@@ -315,18 +315,19 @@ fn memory(srv: &Server, lines: &mut Vec<String>) {
     );
     // Eviction leaves replication buffers out (`evict::not_counted_for_evict`).
     let backlog = crate::server::repl::backlog_info().2;
-    let replicas = crate::server::repl::output_bytes();
+    let replicas = crate::server::repl::output_bytes() as u64
+        + crate::server::client_mem::replica_buffers(srv);
     field!(
         lines,
         "mem_not_counted_for_evict:{}",
-        crate::server::evict::not_counted_for_evict()
+        crate::server::evict::not_counted_for_evict(srv)
     );
     // Client memory (`server::client_mem`); replicas' buffers are theirs.
     field!(lines, "mem_replication_backlog:{backlog}");
     field!(
         lines,
         "mem_total_replication_buffers:{}",
-        crate::server::repl::backlog_memory() + replicas
+        crate::server::repl::backlog_memory() as u64 + replicas
     );
     field!(lines, "mem_clients_slaves:{replicas}");
     field!(

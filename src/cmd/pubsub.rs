@@ -60,6 +60,7 @@ fn confirm(client: &mut Client, resp3: bool, verb: &[u8], name: Option<&[u8]>, c
         buf: Vec::with_capacity(32 + name.map_or(0, |n| n.len())),
         resp3,
         limit: 0,
+        sent: 0,
     };
     r.push(3);
     r.bulk(verb);

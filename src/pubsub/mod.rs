@@ -142,6 +142,7 @@ impl<'a> Encoded<'a> {
                 buf: Vec::new(),
                 resp3,
                 limit: 0,
+                sent: 0,
             };
             r.push(n);
             for p in &parts[..n] {

@@ -36,6 +36,13 @@ impl Outbox {
         self.len.load(Ordering::Acquire)
     }
 
+    /// Bytes the outbox's buffer holds allocated beyond what waits in it
+    /// (its growth is by doubling): memory as much as the waiting bytes.
+    pub fn spare(&self) -> usize {
+        let buf = self.buf.lock();
+        buf.capacity() - buf.len()
+    }
+
     /// Resolves once something was appended since the last wake-up.
     pub async fn notified(&self) {
         self.wake.notified().await;
@@ -54,6 +61,15 @@ impl Outbox {
         self.uncount();
         self.len.store(0, Ordering::Release);
         self.soft_since_ms.store(0, Ordering::Relaxed);
+    }
+
+    /// Frees what waits, for a client going away: nothing more is kept.
+    pub fn discard(&self) {
+        let mut buf = self.buf.lock();
+        self.dropped.store(true, Ordering::Relaxed);
+        *buf = Vec::new();
+        self.uncount();
+        self.len.store(0, Ordering::Release);
     }
 
     /// Moves every waiting byte into `dst` at `at` (before a reply written

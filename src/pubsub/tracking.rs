@@ -601,6 +601,7 @@ fn send(srv: &Server, tr: &Tracker, payload: Payload<'_>, own: Option<(u64, &mut
                         buf: Vec::new(),
                         resp3: true,
                         limit: 0,
+                        sent: 0,
                     };
                     r.push(2);
                     r.bulk(b"tracking-redir-broken");
@@ -617,6 +618,7 @@ fn send(srv: &Server, tr: &Tracker, payload: Payload<'_>, own: Option<(u64, &mut
         buf: Vec::new(),
         resp3: true,
         limit: 0,
+        sent: 0,
     };
     if dest.resp.load(Ordering::Relaxed) == 3 {
         r.push(2);

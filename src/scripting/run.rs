@@ -169,6 +169,7 @@ pub fn run_script(
             buf: Vec::new(),
             resp3: false,
             limit: 0,
+            sent: 0,
         },
     });
     // The script's records reach consumers as one group (dropped after

@@ -134,7 +134,7 @@ impl Report {
         let info = &client.info;
         let (multi, other) = state_mem(client);
         // The reply buffer's allocation is what the client holds.
-        let pending = out.buf.len();
+        let pending = out.pending();
         let total = BASE
             + qcap as u64
             + multi
@@ -272,6 +272,38 @@ pub fn make_room(
 pub fn evicted(srv: &Server, info: &ClientInfo) -> bool {
     check(srv);
     info.killed.load(Ordering::Relaxed)
+}
+
+/// Replicas' output memory beside the bytes waiting in their outboxes
+/// (`repl::output_bytes`): the outboxes' spare allocation and their
+/// connections' reply buffers beyond the fixed 16 KiB, where the stream
+/// taken from the outbox waits for the socket (obuf.rs). Allocations, as
+/// Redis counts a replica's buffers (INFO `mem_clients_slaves`, left out of
+/// key eviction, so used memory less it moves only with the dataset).
+pub fn replica_buffers(srv: &Server) -> u64 {
+    if super::repl::count() == 0 {
+        return 0;
+    }
+    let clients = srv.clients.snapshot();
+    let replicas = clients.iter().filter(|c| !counted(c));
+    replicas
+        .map(|c| c.out_mem.load(Ordering::Relaxed) + c.outbox.spare() as u64)
+        .sum()
+}
+
+/// Memory of clients being closed (evicted or killed) whose connections
+/// have not let go of it yet: key eviction leaves it out, as Redis frees
+/// such a client at once (else evicting clients for their output buffers
+/// evicted keys as well while the closed connections were winding down).
+/// Only looked for with client eviction on, where such bursts come from
+/// (key eviction runs per command past `maxmemory`: no client walk else).
+pub fn closing(srv: &Server) -> u64 {
+    if srv.clients.eviction.limit() == 0 {
+        return 0;
+    }
+    let clients = srv.clients.snapshot();
+    let closing = clients.iter().filter(|c| c.killed.load(Ordering::Relaxed));
+    closing.map(|c| c.tot_mem()).sum()
 }
 
 /// INFO memory `mem_clients_normal`, and the clients section's recent

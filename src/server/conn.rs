@@ -45,6 +45,31 @@ pub trait Stream: AsyncRead + AsyncWrite + Unpin {
     /// when it takes nothing (for a caller that must not wait on a client
     /// that does not read).
     fn try_write_now(&mut self, buf: &[u8]) -> std::io::Result<usize>;
+
+    /// Reads what the stream has now (at most 16 KiB, within `buf`'s
+    /// room) without waiting: `WouldBlock` when nothing, which also clears
+    /// the socket's readiness, so a later wait for it is a real one (a
+    /// socket once seen readable stays so until a read finds it empty).
+    fn try_read_now(&mut self, buf: &mut BytesMut) -> std::io::Result<usize> {
+        use std::task::{Context, Poll, Waker};
+        let mut chunk = [0u8; 16 * 1024];
+        let room = buf.capacity() - buf.len();
+        let want = if room == 0 {
+            chunk.len()
+        } else {
+            room.min(chunk.len())
+        };
+        let mut rb = tokio::io::ReadBuf::new(&mut chunk[..want]);
+        let mut cx = Context::from_waker(Waker::noop());
+        match std::pin::Pin::new(self).poll_read(&mut cx, &mut rb) {
+            Poll::Ready(Ok(())) => {
+                buf.extend_from_slice(rb.filled());
+                Ok(rb.filled().len())
+            }
+            Poll::Ready(Err(e)) => Err(e),
+            Poll::Pending => Err(std::io::ErrorKind::WouldBlock.into()),
+        }
+    }
 }
 
 impl Stream for TcpStream {
@@ -310,6 +335,9 @@ impl Drop for Registered {
         locks.release();
         crate::cmd::pubsub::unsubscribe_all(srv, client);
         crate::cmd::pubsub::stop_monitoring(srv, client);
+        // Freed while still a replica's, so used memory less the replicas'
+        // buffers does not jump for a moment (Redis frees them at once).
+        info.outbox.discard();
         super::repl::detach(&info);
         srv.tracking.disable(&info);
         self.mem.release();
@@ -347,13 +375,17 @@ pub async fn serve<S: Stream>(srv: &'static Server, mut sock: S, stats: Arc<Thre
     let mut idle = IdleRelease::new(now_ms());
 
     'conn: loop {
-        // Replies not yet taken (only with an output limit, see obuf.rs):
-        // keep writing them, and keep reading commands meanwhile.
+        client_mem::make_room(srv, &mut rbuf, (need, parser.framed()), READ_CHUNK);
+        // Replies not yet taken (under the output limit or cap, see
+        // obuf.rs): keep writing them, and keep reading commands meanwhile
+        // (what arrived is read there).
+        let mut arrived = None;
         if !out.is_empty() {
-            let waited = obuf::wait_pending(&mut sock, &mut out, &stats, &mut obuf).await;
+            let waited =
+                obuf::wait_pending(&mut sock, &mut out, &stats, &mut obuf, &mut rbuf).await;
             mem.update(client, (rbuf.len(), rbuf.capacity(), 0), &out);
             match waited {
-                Ok(obuf::Pending::Input) => {}
+                Ok(obuf::Pending::Input(n)) => arrived = Some(n),
                 Ok(obuf::Pending::Drained) => continue 'conn,
                 Ok(obuf::Pending::OverLimit) => {
                     obuf::log_close(&info);
@@ -362,7 +394,6 @@ pub async fn serve<S: Stream>(srv: &'static Server, mut sock: S, stats: Arc<Thre
                 Err(_) => break 'conn,
             }
         }
-        client_mem::make_room(srv, &mut rbuf, (need, parser.framed()), READ_CHUNK);
         // Subscribers are exempt from the idle timeout, as in Redis.
         let timeout = if client.pubsub.is_empty() {
             srv.config.timeout.get()
@@ -387,7 +418,10 @@ pub async fn serve<S: Stream>(srv: &'static Server, mut sock: S, stats: Arc<Thre
         // Only a client that has subscribed, or speaks RESP3 (invalidation
         // pushes may come any time), also waits on its outbox: the plain
         // request/reply path stays a single read.
-        let woke = if client.pubsub.ever || out.resp3 {
+        let woke = if let Some(n) = arrived {
+            drop(read);
+            Woke::Read(Ok(n))
+        } else if client.pubsub.ever || out.resp3 {
             tokio::select! {
                 r = read => Woke::Read(r),
                 () = info.outbox.notified() => Woke::Outbox,
@@ -401,7 +435,9 @@ pub async fn serve<S: Stream>(srv: &'static Server, mut sock: S, stats: Arc<Thre
             Woke::Outbox => {
                 info.outbox.drain_into(&mut out.buf);
                 obuf.refresh(srv, !client.pubsub.is_empty(), &mut out);
-                if flush_batch(&mut sock, &mut out, &stats, &obuf, &info)
+                let q = (rbuf.len(), rbuf.capacity(), 0);
+                let publish = |o: &Reply| mem.update(client, q, o);
+                if flush_batch(&mut sock, &mut out, &stats, (&obuf, &info), publish)
                     .await
                     .is_err()
                 {
@@ -468,7 +504,7 @@ pub async fn serve<S: Stream>(srv: &'static Server, mut sock: S, stats: Arc<Thre
                         break 'conn;
                     }
                     pos += consumed;
-                    if obuf.over(out.len(), now) {
+                    if obuf.over(out.pending(), now) {
                         obuf::log_close(&info);
                         break 'conn;
                     }
@@ -502,9 +538,11 @@ pub async fn serve<S: Stream>(srv: &'static Server, mut sock: S, stats: Arc<Thre
                     }
                     // With a hard output limit a batch's replies go out
                     // after it ran, as in Redis (the limit bounds them).
-                    if out.len() >= FLUSH_AT && !obuf.has_hard() {
+                    if out.pending() >= FLUSH_AT && !obuf.has_hard() {
                         durable(&mut aof_seq).await;
-                        if flush_batch(&mut sock, &mut out, &stats, &obuf, &info)
+                        let q = (rbuf.len() - pos, rbuf.capacity(), 0);
+                        let publish = |o: &Reply| mem.update(client, q, o);
+                        if flush_batch(&mut sock, &mut out, &stats, (&obuf, &info), publish)
                             .await
                             .is_err()
                         {
@@ -546,8 +584,9 @@ pub async fn serve<S: Stream>(srv: &'static Server, mut sock: S, stats: Arc<Thre
         }
         durable(&mut aof_seq).await;
         let out_cap = out.buf.capacity();
+        let publish = |o: &Reply| mem.update(client, q, o);
         if !out.is_empty()
-            && flush_batch(&mut sock, &mut out, &stats, &obuf, &info)
+            && flush_batch(&mut sock, &mut out, &stats, (&obuf, &info), publish)
                 .await
                 .is_err()
         {
@@ -557,6 +596,9 @@ pub async fn serve<S: Stream>(srv: &'static Server, mut sock: S, stats: Arc<Thre
             mem.update(client, q, &out);
         }
     }
+    // What was never written is freed before the client leaves the figures
+    // (a replica's buffers count as replica memory until it does).
+    drop(out);
     // Watches live in the shards, which a script job may hold: wait for it
     // to end (without blocking the worker) before `reg` drops them and the
     // client leaves the server.
@@ -856,21 +898,19 @@ async fn durable(seq: &mut u64) {
     }
 }
 
-/// Writes a batch's replies: all of them, or with an output limit what the
-/// socket takes now (the rest stays pending and counts against the limit).
+/// Writes what the socket takes of a batch's replies now; the rest stays
+/// pending and counts against the output limit, or with no limit of any
+/// kind against the cap past which the connection waits (obuf.rs), after
+/// `publish` showed the client's memory.
 async fn flush_batch<S: Stream>(
     sock: &mut S,
     out: &mut Reply,
     stats: &ThreadStats,
-    limit: &OutputLimit,
-    info: &ClientInfo,
+    (limit, info): (&OutputLimit, &ClientInfo),
+    publish: impl FnOnce(&Reply),
 ) -> std::io::Result<()> {
-    info.reply_buf.note(out.len());
-    let r = if limit.active() {
-        obuf::write_some(sock, out, stats)
-    } else {
-        flush(sock, out, stats).await
-    };
+    info.reply_buf.note(out.pending());
+    let r = obuf::write_capped(sock, out, stats, limit.cap(), publish).await;
     // The buffer keeps the size the cron adapted (`reply_buf`).
     let size = info.reply_buf.size();
     if out.is_empty() && out.buf.capacity() > size {
@@ -887,13 +927,14 @@ async fn flush<S: Stream>(
     if out.is_empty() {
         return Ok(());
     }
-    let mut r = sock.write_all(&out.buf).await;
+    let mut r = sock.write_all(&out.buf[out.sent..]).await;
     // TLS keeps what the socket did not take until flushed.
     if S::LAYERED && r.is_ok() {
         r = sock.flush().await;
     }
-    stats.net_output_bytes.add(out.buf.len() as u64);
+    stats.net_output_bytes.add(out.pending() as u64);
     out.buf.clear();
+    out.sent = 0;
     // Back to Redis's fixed 16 KiB once written: what grew for a big
     // reply is client memory (it counts towards maxmemory) until freed.
     if out.buf.capacity() > crate::server::client_mem::REPLY_BUF as usize {

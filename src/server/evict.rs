@@ -225,7 +225,8 @@ pub fn perform(srv: &Server) -> Outcome {
     let appended_at_start = crate::server::client_mem::appended_so_far();
     // Replication buffers (replicas' output, the backlog) are not what
     // eviction is for, as in Redis: evicting would only feed them more.
-    let not_counted = not_counted_for_evict();
+    // Nor what clients being closed still hold (`client_mem::closing`).
+    let not_counted = not_counted_for_evict(srv) + crate::server::client_mem::closing(srv);
     let used = || {
         let ours = crate::server::client_mem::appended_so_far() - appended_at_start;
         used_memory().saturating_sub(ours + not_counted)
@@ -270,8 +271,10 @@ pub fn perform(srv: &Server) -> Outcome {
 /// Bytes eviction leaves out of used memory (INFO memory
 /// `mem_not_counted_for_evict`): what replicas have not read yet and the
 /// replication backlog.
-pub fn not_counted_for_evict() -> u64 {
-    (crate::server::repl::output_bytes() + crate::server::repl::backlog_info().2) as u64
+pub fn not_counted_for_evict(srv: &Server) -> u64 {
+    let replicas = crate::server::repl::output_bytes() as u64
+        + crate::server::client_mem::replica_buffers(srv);
+    replicas + crate::server::repl::backlog_info().2 as u64
 }
 
 /// Objects handed to the lazy-free thread and not freed yet.

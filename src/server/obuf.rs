@@ -16,24 +16,40 @@
 //! `client_mem`), or by `maxmemory` while memory is under it (replies
 //! count as used memory, so keys are evicted for them, as in Redis).
 //! Otherwise (the `normal` default, `0 0 0`, and no memory limit, or
-//! memory over `maxmemory`) the connection writes everything before
-//! reading more, so a client that does not read stalls its own pipeline
-//! but cannot grow the server's buffers past one batch: unlike Redis,
-//! whose buffers then grow without bound.
+//! memory over `maxmemory`) the connection also keeps reading and running
+//! commands while its pending output is under [`UNBOUNDED_CAP`] (64 MiB),
+//! and only past it waits for the client to read until it is under again:
+//! Redis's buffers then grow without bound, ferrokv's stop at the cap, so
+//! a client that never reads stalls its own pipeline there instead of
+//! growing the server's memory (the buffer's allocation, `tot-mem`, may
+//! reach twice the cap as it grows by doubling). Pending output counts in
+//! CLIENT LIST `omem`/`tot-mem` either way.
+//!
+//! Published messages and a replica's stream wait in the client's outbox,
+//! where their class's limit is checked (`cron` below for the soft one's
+//! seconds); the connection takes them only while its own pending output
+//! is empty, so at most one take waits here (for a replica counted as
+//! replica memory, `client_mem::replica_buffers`).
 
 use std::io;
+
+use bytes::BytesMut;
 
 use super::conn::Stream;
 use tokio::io::Interest;
 
 use super::Server;
-use super::client::ClientInfo;
+use super::client::{ClientInfo, list_flags};
 use super::stats::ThreadStats;
 use crate::resp::Reply;
 
 /// Index of the class in `client-output-buffer-limit` (`config::CLIENT_CLASSES`).
 const NORMAL: usize = 0;
 const PUBSUB: usize = 2;
+
+/// Pending output a connection keeps while no limit of any kind bounds
+/// client memory; past it the connection waits for its client to read.
+pub const UNBOUNDED_CAP: usize = 64 << 20;
 
 /// One connection's output limit state.
 #[derive(Default)]
@@ -42,8 +58,8 @@ pub struct OutputLimit {
     limits: [i64; 3],
     /// When the pending output first went over the soft limit (0: under it).
     soft_since_ms: i64,
-    /// Writes never wait (see the module doc).
-    buffered: bool,
+    /// Client memory is bounded by a limit (module doc): no cap.
+    bounded: bool,
 }
 
 impl OutputLimit {
@@ -54,16 +70,21 @@ impl OutputLimit {
         self.limits = srv.config.client_output_buffer_limit.get(class);
         out.limit = usize::try_from(self.limits[0]).unwrap_or(0);
         let maxmemory = srv.config.maxmemory.get();
-        self.buffered = self.limits[0] > 0
+        self.bounded = self.limits[0] > 0
             || self.limits[1] > 0
             || srv.clients.eviction.limit() > 0
             || (maxmemory > 0 && crate::alloc::used_memory() <= maxmemory as u64);
     }
 
-    /// Whether writes never wait: the class has a limit, or client memory
-    /// is bounded otherwise (module doc).
-    pub fn active(&self) -> bool {
-        self.buffered
+    /// Most output kept pending before the connection waits for its
+    /// client to read: [`UNBOUNDED_CAP`] unless a limit bounds client
+    /// memory (module doc).
+    pub fn cap(&self) -> usize {
+        if self.bounded {
+            usize::MAX
+        } else {
+            UNBOUNDED_CAP
+        }
     }
 
     /// Whether a hard limit applies (then long pipelines are not flushed
@@ -93,16 +114,28 @@ impl OutputLimit {
     }
 }
 
-/// Once a second from the cron thread: subscribers over the pubsub soft
+/// Once a second from the cron thread: outboxes over their class's soft
 /// limit for longer than its seconds are cut off even when nothing more is
-/// published (the hard limit is checked as messages are appended).
+/// appended (the hard limit is checked as frames are appended). Each
+/// outbox is held to the class its appends are checked against: the
+/// replica class for replicas' streams and monitors' lines (`repl.rs`,
+/// `pubsub/monitor.rs`), the pubsub class for the others (a replica held to
+/// the pubsub class's 32 MiB was cut off mid-stream).
 pub fn cron(srv: &Server, now_ms: i64) {
-    let limits = srv.config.client_output_buffer_limit.get(PUBSUB);
-    if limits[1] <= 0 {
+    let limits = &srv.config.client_output_buffer_limit;
+    let (pubsub, replica) = (limits.get(PUBSUB), limits.replica());
+    if pubsub[1] <= 0 && replica[1] <= 0 {
         return;
     }
     for c in srv.clients.snapshot() {
-        c.outbox.enforce(&c, limits, now_ms);
+        let class = if c.has_flag(list_flags::REPLICA | list_flags::MONITOR) {
+            replica
+        } else {
+            pubsub
+        };
+        if class[1] > 0 {
+            c.outbox.enforce(&c, class, now_ms);
+        }
     }
 }
 
@@ -118,7 +151,7 @@ pub fn log_close(info: &ClientInfo) {
 /// Writes as much of `out` as the socket takes without waiting and keeps
 /// the rest in `out`.
 pub fn write_some<S: Stream>(sock: &mut S, out: &mut Reply, stats: &ThreadStats) -> io::Result<()> {
-    let mut done = 0;
+    let mut done = out.sent;
     let mut result = Ok(());
     while done < out.buf.len() {
         match sock.try_write_now(&out.buf[done..]) {
@@ -134,18 +167,61 @@ pub fn write_some<S: Stream>(sock: &mut S, out: &mut Reply, stats: &ThreadStats)
             }
         }
     }
-    stats.net_output_bytes.add(done as u64);
-    out.buf.drain(..done);
+    stats.net_output_bytes.add((done - out.sent) as u64);
+    if done == out.buf.len() {
+        out.buf.clear();
+        out.sent = 0;
+    } else if done >= out.buf.len() / 2 {
+        // Copies at most what was written since the last compaction.
+        out.buf.drain(..done);
+        out.sent = 0;
+    } else {
+        out.sent = done;
+    }
     if out.buf.is_empty() && out.buf.capacity() > super::client_mem::REPLY_BUF as usize {
         out.buf.shrink_to(16 * 1024);
     }
     result
 }
 
+/// Writes what the socket takes now; with more than `cap` still pending,
+/// waits for the client to read until it is under `cap` again (the
+/// connection reads no commands meanwhile), after `publish` showed what it
+/// holds (CLIENT LIST, client eviction). A connection closed by CLIENT
+/// KILL or client eviction is shut down, which ends the wait with an error.
+pub async fn write_capped<S: Stream>(
+    sock: &mut S,
+    out: &mut Reply,
+    stats: &ThreadStats,
+    cap: usize,
+    publish: impl FnOnce(&Reply),
+) -> io::Result<()> {
+    write_some(sock, out, stats)?;
+    if out.pending() > cap {
+        publish(out);
+        while out.pending() > cap {
+            sock.socket().ready(Interest::WRITABLE).await?;
+            write_some(sock, out, stats)?;
+        }
+    }
+    flush_layered(sock, out).await
+}
+
+/// Once all of `out` went into a TLS stream, sends what the stream still
+/// holds (bounded by its own buffer): nothing else would make it go.
+async fn flush_layered<S: Stream>(sock: &mut S, out: &Reply) -> io::Result<()> {
+    if S::LAYERED && out.buf.is_empty() {
+        use tokio::io::AsyncWriteExt;
+        sock.flush().await?;
+    }
+    Ok(())
+}
+
 /// What ended [`wait_pending`].
 pub enum Pending {
-    /// The client sent something (or closed): read it.
-    Input,
+    /// The client sent this many bytes, read into the query buffer (0: it
+    /// closed).
+    Input(usize),
     /// Everything pending was written.
     Drained,
     /// Still over the soft limit after its seconds, with no traffic.
@@ -153,21 +229,25 @@ pub enum Pending {
 }
 
 /// With output pending: waits until the socket takes more of it (written at
-/// once) or the client sent something. Checks the limits once a second
-/// meanwhile, as Redis's client cron does, so a client over its soft limit
-/// is closed even when nothing more is added. Err when the socket failed.
+/// once) or the client sent something (read into `rbuf` here: a readiness
+/// a read finds empty is cleared and waited for again, so the connection
+/// never waits on a read while the client waits on its replies). Checks the
+/// limits once a second meanwhile, as Redis's client cron does, so a client
+/// over its soft limit is closed even when nothing more is added. Err when
+/// the socket failed.
 pub async fn wait_pending<S: Stream>(
     sock: &mut S,
     out: &mut Reply,
     stats: &ThreadStats,
     limit: &mut OutputLimit,
+    rbuf: &mut BytesMut,
 ) -> io::Result<Pending> {
     loop {
         let tick = tokio::time::sleep(std::time::Duration::from_secs(1));
         let ready = tokio::select! {
             r = sock.socket().ready(Interest::READABLE | Interest::WRITABLE) => r?,
             () = tick => {
-                if limit.over(out.buf.len(), super::now_ms()) {
+                if limit.over(out.pending(), super::now_ms()) {
                     return Ok(Pending::OverLimit);
                 }
                 continue;
@@ -177,9 +257,14 @@ pub async fn wait_pending<S: Stream>(
             write_some(sock, out, stats)?;
         }
         if ready.is_readable() || ready.is_read_closed() {
-            return Ok(Pending::Input);
+            match sock.try_read_now(rbuf) {
+                Ok(n) => return Ok(Pending::Input(n)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
         }
         if out.buf.is_empty() {
+            flush_layered(sock, out).await?;
             return Ok(Pending::Drained);
         }
     }

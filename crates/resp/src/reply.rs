@@ -11,6 +11,12 @@ pub struct Reply {
     /// -10^12) stops once [`Reply::full`] says so, as Redis's loops stop for
     /// a client scheduled to close: what it built is never sent.
     pub limit: usize,
+    /// Bytes at the front of `buf` already written to the socket: a
+    /// partial write moves this mark instead of the rest of the buffer,
+    /// which is compacted once the mark is past half of it (a big pending
+    /// output written a piece at a time would be copied over and over).
+    /// Positions in `buf` stay valid while a command runs.
+    pub sent: usize,
 }
 
 impl Reply {
@@ -19,13 +25,14 @@ impl Reply {
             buf: Vec::with_capacity(16 * 1024),
             resp3,
             limit: 0,
+            sent: 0,
         }
     }
 
     /// Whether the pending output is past the client's hard limit.
     #[inline]
     pub fn full(&self) -> bool {
-        self.limit != 0 && self.buf.len() > self.limit
+        self.limit != 0 && self.pending() > self.limit
     }
 
     #[inline]
@@ -204,6 +211,11 @@ impl Reply {
 
     pub fn len(&self) -> usize {
         self.buf.len()
+    }
+
+    /// Bytes not written yet.
+    pub fn pending(&self) -> usize {
+        self.buf.len() - self.sent
     }
 
     pub fn is_empty(&self) -> bool {

@@ -1,0 +1,130 @@
+//! A master's buffers for a replica that stops reading (Redis's suite,
+//! unit/maxmemory "slave buffer are counted correctly"): the stream waits
+//! within the `replica` class's output limit, and counts as replica memory
+//! (INFO `mem_clients_slaves`), which key eviction leaves out.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use common::{Server, resp};
+
+fn q(c: &mut redis::Connection, args: &[&str]) -> redis::Value {
+    let mut cmd = redis::cmd(args[0]);
+    for a in &args[1..] {
+        cmd.arg(*a);
+    }
+    cmd.query(c).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+}
+
+fn info_field(c: &mut redis::Connection, section: &str, name: &str) -> String {
+    let info: String = redis::cmd("INFO").arg(section).query(c).unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+        .map(|v| v.trim().to_string())
+        .unwrap_or_default()
+}
+
+fn info_num(c: &mut redis::Connection, section: &str, name: &str) -> i64 {
+    info_field(c, section, name).parse().unwrap()
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// Stops a process until dropped.
+struct Stopped(u32);
+
+impl Stopped {
+    fn new(pid: u32) -> Stopped {
+        // SAFETY: signals a child process this test started.
+        unsafe { libc::kill(pid as i32, libc::SIGSTOP) };
+        Stopped(pid)
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        // SAFETY: as above.
+        unsafe { libc::kill(self.0 as i32, libc::SIGCONT) };
+    }
+}
+
+/// Used memory less what eviction leaves out.
+fn counted_for_eviction(m: &mut redis::Connection) -> i64 {
+    info_num(m, "memory", "used_memory") - info_num(m, "memory", "mem_not_counted_for_evict")
+}
+
+#[test]
+fn a_stopped_replica_keeps_its_stream_within_the_replica_limit_counted_as_replica_memory() {
+    let master = Server::start();
+    let mut replica_srv = Server::start();
+    let mut m = master.client();
+    let mut r = replica_srv.client();
+    q(
+        &mut m,
+        &[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "replica 100000000 100000000 300",
+        ],
+    );
+    q(&mut m, &["SET", "k", "v"]);
+    let port = master.port.to_string();
+    q(&mut r, &["REPLICAOF", "127.0.0.1", &port]);
+    wait_for("the link up", || {
+        info_field(&mut r, "replication", "master_link_status") == "up"
+    });
+    wait_for("the replica online", || {
+        info_field(&mut m, "replication", "slave0").contains("state=online")
+    });
+    let before = counted_for_eviction(&mut m);
+    let stopped = Stopped::new(replica_srv.pid());
+    // About 47 MB of stream: past the pubsub class's 32 MiB hard limit,
+    // under the replica class's 100 MB. The replies are read as they come.
+    let mut w = master.raw();
+    let mut rd = w.0.try_clone().unwrap();
+    let n = 45_000;
+    let reader = std::thread::spawn(move || {
+        let want = n * ":1000\r\n".len();
+        let mut got = 0;
+        let mut buf = vec![0u8; 1 << 16];
+        while got < want {
+            match rd.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(k) => got += k,
+            }
+        }
+        got
+    });
+    let value = vec![b'A'; 1000];
+    let cmd = resp(&[b"SETRANGE", b"k", b"0", &value]);
+    for _ in 0..n {
+        w.0.write_all(&cmd).unwrap();
+    }
+    assert_eq!(reader.join().unwrap(), n * ":1000\r\n".len());
+    // The outboxes are checked against their limits once a second.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(info_num(&mut m, "replication", "connected_slaves"), 1);
+    let replicas = info_num(&mut m, "memory", "mem_clients_slaves");
+    assert!(replicas > 32 << 20, "mem_clients_slaves {replicas}");
+    // What the replica has not read is no memory eviction counts.
+    let grown = counted_for_eviction(&mut m) - before;
+    assert!(grown < 8 << 20, "grew by {grown} besides replica buffers");
+    drop(stopped);
+    wait_for("the replica to catch up", || {
+        let v: Option<String> = redis::cmd("GET").arg("k").query(&mut r).unwrap();
+        v.is_some_and(|v| v.len() == 1000)
+    });
+    assert!(replica_srv.alive());
+}
