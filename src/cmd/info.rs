@@ -327,7 +327,9 @@ fn memory(srv: &Server, lines: &mut Vec<String>) {
     field!(
         lines,
         "mem_total_replication_buffers:{}",
-        crate::server::repl::backlog_memory() as u64 + replicas
+        // The shared stream only (as Redis's figure): a replica's own
+        // buffers leave with it, the stream stays while another needs it.
+        (crate::server::repl::backlog_memory() + crate::server::repl::output_bytes()) as u64
     );
     field!(lines, "mem_clients_slaves:{replicas}");
     field!(
