@@ -229,12 +229,7 @@ pub fn memory_and_disk(srv: &Server, client: &Client, cmd: &Command) -> Result<(
     }
     // Writes (an EXEC whose queue writes included) need enough good
     // replicas; a command queued in MULTI is judged as it queues.
-    let write = cmd.has(flags::WRITE)
-        || (cmd.name == "exec"
-            && client
-                .multi
-                .as_ref()
-                .is_some_and(|q| q.has_flag(flags::WRITE)));
+    let write = writes(client, cmd);
     if write
         && srv.config.min_replicas_to_write.get() > 0
         && !crate::server::replica::is_replica()
@@ -497,4 +492,14 @@ pub fn refuse(
     }
     stats.count_error(&msg);
     out.error(&msg);
+}
+
+/// Whether `cmd` writes: a write command, or an EXEC whose queue holds one.
+pub(crate) fn writes(client: &Client, cmd: &Command) -> bool {
+    cmd.has(flags::WRITE)
+        || (cmd.name == "exec"
+            && client
+                .multi
+                .as_ref()
+                .is_some_and(|q| q.has_flag(flags::WRITE)))
 }

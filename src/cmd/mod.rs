@@ -400,14 +400,8 @@ fn replica_expiry_view(
     {
         return Some(ExpiryView::Keep);
     }
-    // An EXEC whose queue writes is a write too.
-    let write = cmd.has(flags::WRITE)
-        || (cmd.name == "exec"
-            && client
-                .multi
-                .as_ref()
-                .is_some_and(|q| q.has_flag(flags::WRITE)));
-    (write && !crate::server::replica::read_only(srv)).then_some(ExpiryView::Reclaim)
+    (gate::writes(client, cmd) && !crate::server::replica::read_only(srv))
+        .then_some(ExpiryView::Reclaim)
 }
 
 /// Runs a checked command and finishes it: blocked clients served, locks

@@ -96,15 +96,7 @@ pub fn master_offset() -> i64 {
 /// `offset`.
 pub fn adopt(srv: &'static Server, replid: &str, offset: i64) {
     drop(start(srv));
-    let mut ids = IDS.lock();
-    let cur = ids.get_or_insert_with(|| Ids {
-        replid: String::new(),
-        replid2: "0".repeat(40),
-        second_offset: -1,
-    });
-    cur.replid = replid.to_string();
-    drop(ids);
-    OFFSET.store(offset, Ordering::Relaxed);
+    take_history(replid, offset);
     let mut inner = FEED.inner.lock();
     inner.backlog.clear();
     inner.backlog_end = offset;
@@ -934,10 +926,8 @@ pub fn resume_master(
     inner.db = db;
 }
 
-/// A replica restarted on an RDB that names its master's history: that id
-/// and offset are ours (read when the `replicaof` directive makes this
-/// server a replica), to continue from with the master.
-pub fn resume_replica(replid: &str, offset: i64, db: usize) {
+/// `replid` and `offset` become this server's own.
+fn take_history(replid: &str, offset: i64) {
     let mut ids = IDS.lock();
     let cur = ids.get_or_insert_with(|| Ids {
         replid: String::new(),
@@ -947,6 +937,13 @@ pub fn resume_replica(replid: &str, offset: i64, db: usize) {
     cur.replid = replid.to_string();
     drop(ids);
     OFFSET.store(offset, Ordering::Relaxed);
+}
+
+/// A replica restarted on an RDB that names its master's history: that id
+/// and offset are ours (read when the `replicaof` directive makes this
+/// server a replica), to continue from with the master.
+pub fn resume_replica(replid: &str, offset: i64, db: usize) {
+    take_history(replid, offset);
     FEED.inner.lock().db = Some(db);
 }
 
