@@ -211,6 +211,40 @@ impl Inner {
         }
     }
 
+    /// Replica `id` has its payload and acknowledged it: the stream held
+    /// back since its snapshot goes to its outbox, from the backlog that
+    /// kept it (a replica whose start the backlog lost is closed).
+    fn release(&mut self, id: u64, now: i64) {
+        let first = self.backlog_first();
+        let Inner {
+            backlog, replicas, ..
+        } = self;
+        let Some(r) = replicas.iter_mut().find(|r| r.info.id == id) else {
+            return;
+        };
+        let Some(from) = r.pending.take() else {
+            return;
+        };
+        if from < first {
+            r.info.request_kill();
+        } else {
+            let skip = (from - first) as usize;
+            let (a, b) = backlog.as_slices();
+            let limits = limits(r.srv);
+            if skip < a.len() {
+                r.info.outbox.append(&r.info, &a[skip..], limits, now);
+                r.info.outbox.append(&r.info, b, limits, now);
+            } else {
+                r.info
+                    .outbox
+                    .append(&r.info, &b[(skip - a.len()).min(b.len())..], limits, now);
+            }
+        }
+        if let Some(srv) = SRV.get() {
+            self.trim(backlog_cap(srv));
+        }
+    }
+
     /// The offset of the backlog's first byte (`backlog_end + 1` when it
     /// is empty).
     fn backlog_first(&self) -> i64 {
@@ -257,6 +291,9 @@ struct Replica {
     pending: Option<i64>,
     /// The payload is out: the first ACK releases `pending`.
     payload_sent: bool,
+    /// An ACK came before the transfer noticed its payload was out (the
+    /// replica read the end mark first): `online` releases `pending`.
+    acked_early: bool,
     /// Waiting for a diskless transfer to start (`repl_sync`): nothing
     /// but keep-alive newlines sent yet.
     waiting: bool,
@@ -683,8 +720,13 @@ pub fn attached(id: u64) -> bool {
 /// first acknowledgement (as Redis starts the stream of a diskless sync).
 pub fn online(id: u64) {
     let mut inner = FEED.inner.lock();
+    let mut release = false;
     if let Some(r) = inner.replicas.iter_mut().find(|r| r.info.id == id) {
         r.payload_sent = true;
+        release = r.acked_early;
+    }
+    if release {
+        inner.release(id, crate::server::now_ms());
     }
 }
 
@@ -710,6 +752,7 @@ fn register(inner: &mut Inner, srv: &'static Server, client: &mut Client, ack_of
         ack_off,
         pending: None,
         payload_sent: false,
+        acked_early: false,
         waiting: false,
     });
     FEED.n.store(inner.replicas.len(), Ordering::Relaxed);
@@ -739,31 +782,13 @@ pub fn detach(info: &ClientInfo) {
 pub fn ack(id: u64, offset: Option<i64>) {
     let mut inner = FEED.inner.lock();
     let now = crate::server::now_ms();
-    let first = inner.backlog_first();
-    let mut released = false;
-    let Inner {
-        backlog, replicas, ..
-    } = &mut *inner;
-    if let Some(r) = replicas.iter_mut().find(|r| r.info.id == id) {
-        if r.payload_sent
-            && let Some(from) = r.pending.take()
-        {
-            // The stream since the snapshot, from the backlog that kept it.
-            released = true;
-            if from < first {
-                r.info.request_kill();
+    let mut release = false;
+    if let Some(r) = inner.replicas.iter_mut().find(|r| r.info.id == id) {
+        if r.pending.is_some() {
+            if r.payload_sent {
+                release = true;
             } else {
-                let skip = (from - first) as usize;
-                let (a, b) = backlog.as_slices();
-                let limits = limits(r.srv);
-                if skip < a.len() {
-                    r.info.outbox.append(&r.info, &a[skip..], limits, now);
-                    r.info.outbox.append(&r.info, b, limits, now);
-                } else {
-                    r.info
-                        .outbox
-                        .append(&r.info, &b[(skip - a.len()).min(b.len())..], limits, now);
-                }
+                r.acked_early = true;
             }
         }
         r.ack_ms = now;
@@ -773,8 +798,8 @@ pub fn ack(id: u64, offset: Option<i64>) {
             r.ack_off = off;
         }
     }
-    if released && let Some(srv) = SRV.get() {
-        inner.trim(backlog_cap(srv));
+    if release {
+        inner.release(id, now);
     }
     drop(inner);
     if offset.is_some() {
