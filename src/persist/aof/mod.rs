@@ -3,10 +3,10 @@
 //! dataset as of the last rewrite) and incremental files (every write
 //! since, as RESP commands).
 //!
-//! - `writer`: the effect sink, the shared buffer and the AOF thread
-//!   (group commit with `appendfsync always`).
-//! - `wait`: replies waiting for their records (with `everysec`/`no`, one
-//!   write per worker pass).
+//! - `writer`: the effect sink, the shared buffer, the write (and sync)
+//!   of what it holds, and the AOF thread's periodic pass.
+//! - `wait`: replies waiting for their records (group commit: one write,
+//!   and with `appendfsync always` one sync, per worker pass).
 //! - `load`: reading the files back at start-up.
 //! - `rewrite`: BGREWRITEAOF, the automatic rewrite, turning AOF on at run
 //!   time; the base file's contents.
@@ -27,7 +27,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Instant;
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::Mutex;
 
 use crate::server::Server;
 use manifest::Manifest;
@@ -63,8 +63,6 @@ pub(crate) struct Aof {
     prefix: String,
     manifest: Mutex<Manifest>,
     log: Mutex<Log>,
-    /// Wakes the AOF thread when the buffer stops being empty.
-    wake: Condvar,
     /// The incremental file (`None` while AOF is off).
     file: Mutex<Option<Incr>>,
     /// Wakes connections waiting for their records to be synced.
@@ -192,7 +190,6 @@ fn create(srv: &'static Server) -> &'static Aof {
             prefix: srv.config.appendfilename.get(),
             manifest: Mutex::new(Manifest::default()),
             log: Mutex::new(Log::default()),
-            wake: Condvar::new(),
             file: Mutex::new(None),
             durable: tokio::sync::Notify::new(),
             on: AtomicBool::new(false),

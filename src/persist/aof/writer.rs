@@ -1,16 +1,18 @@
-//! The append path: the effect sink, the shared buffer and the thread that
-//! writes and syncs it.
+//! The append path: the effect sink, the shared buffer, and writing (and
+//! syncing) it.
 //!
 //! Group commit. A write command's effect is encoded into one shared
-//! buffer (under a short mutex) and numbered; the AOF thread takes the
-//! whole buffer, writes it with one `write`, and with `appendfsync always`
-//! `fdatasync`s it before publishing "durable up to N". A connection whose
-//! batch wrote something waits for that number before it sends its replies
-//! (`super::wait_durable`), so a reply is never seen before its record is
-//! on disk, and one sync covers every record that arrived meanwhile, from
-//! every worker thread. With `everysec` and `no` replies wait for the
-//! write only (as Redis writes before it replies), and `everysec` syncs
-//! once a second.
+//! buffer (under a short mutex) and numbered. A connection whose batch
+//! wrote something waits for "durable up to N" to reach its number before
+//! it sends its replies (`super::wait_durable`), so a reply is never seen
+//! before its record is written, and with `appendfsync always` synced.
+//! The first waiting connection to take the file takes the whole buffer,
+//! writes it with one `write` and with `always` `fdatasync`s it, then
+//! publishes the number: one write and one sync cover every record that
+//! arrived meanwhile, from every worker thread. `everysec` syncs once a
+//! second, on a duplicate descriptor outside the lock. The AOF thread
+//! writes (and syncs) records no connection waits for, and retries after
+//! a failed write.
 //!
 //! Transactions. The keyspace hands a transaction's (or a script's)
 //! records, framed `MULTI` ... `EXEC`, to the sink in one call
@@ -119,7 +121,6 @@ impl Aof {
     /// group, under one lock of the buffer.
     fn append(&self, records: &[Effect<'_>]) {
         let mut log = self.log.lock();
-        let was_empty = log.buf.is_empty();
         self.annotate(&mut log);
         for r in records {
             if log.db != Some(r.db) {
@@ -128,7 +129,7 @@ impl Aof {
             }
             encode::command(&mut log.buf, r.argv.iter().copied());
         }
-        self.appended_locked(&mut log, was_empty);
+        self.appended_locked(&mut log);
     }
 
     /// With `aof-timestamp-enabled`, a `#TS:<unix seconds>` line before
@@ -144,19 +145,16 @@ impl Aof {
         }
     }
 
-    fn appended_locked(&self, log: &mut Log, was_empty: bool) {
+    fn appended_locked(&self, log: &mut Log) {
         log.seq += 1;
         let seq = log.seq;
         APPENDED.store(seq, Ordering::Release);
         LAST.with(|l| l.set(seq));
-        // Only `always` hands the write to the AOF thread; with `everysec`
-        // and `no` the connection that waits for the record writes it
-        // (`write_through`), and the thread's periodic pass picks up records
-        // no connection waits for (expiry, eviction). Waking the thread for
-        // every command cost a futex wake and lock contention each.
-        if was_empty && self.always() {
-            self.wake.notify_one();
-        }
+        // The connection that waits for the record writes (and with
+        // `always` syncs) it, `write_through`; the thread's periodic pass
+        // picks up records no connection waits for (expiry, eviction).
+        // Waking the thread for every command cost a futex wake, and with
+        // `always` a thread switch on each side of every sync.
     }
 
     pub(super) fn always(&self) -> bool {
@@ -171,17 +169,29 @@ impl Aof {
         self.flush_locked(file, spare, sync, true)
     }
 
-    /// A connection about to wait for record `seq`, with `everysec` or
-    /// `no`: writes the buffer itself unless another writer already did
-    /// (as Redis writes in its own loop before it replies). Several
+    /// A connection about to wait for record `seq`: writes the buffer
+    /// itself unless another writer already did (as Redis writes in its
+    /// own loop before it replies), and with `always` syncs it. Several
     /// connections that wait for the same lock are covered by one write:
     /// each finds its record already written once it holds the lock. True
-    /// if the record is written.
+    /// if the record is durable.
+    ///
+    /// With `always` the lock is only tried: while another connection's
+    /// sync runs, this one waits for that sync's wake-up (and leads the
+    /// next sync if its record was not in it) instead of blocking its
+    /// worker thread on the lock.
     pub(super) fn write_through(&self, seq: u64) -> bool {
         thread_local! {
             static SPARE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
         }
-        let file = self.file.lock();
+        let file = if self.always() {
+            match self.file.try_lock() {
+                Some(f) => f,
+                None => return false,
+            }
+        } else {
+            self.file.lock()
+        };
         if seq <= DURABLE.load(Ordering::Acquire) {
             return true;
         }
@@ -350,11 +360,11 @@ impl Aof {
 pub(super) fn run(aof: &'static Aof) {
     let mut spare = Vec::new();
     loop {
-        {
-            let mut log = aof.log.lock();
-            if log.buf.is_empty() {
-                aof.wake.wait_for(&mut log, Duration::from_millis(250));
-            }
+        if aof.log.lock().buf.is_empty() {
+            // Records no connection waits for are written (and with
+            // `always` synced) within this long.
+            let wait = if aof.always() { 50 } else { 250 };
+            std::thread::sleep(Duration::from_millis(wait));
         }
         let ok = aof.flush(&mut spare, false);
         if !ok || super::WRITE_FAILED.load(Ordering::Acquire) {
