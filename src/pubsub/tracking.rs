@@ -80,6 +80,10 @@ pub struct Tracking {
     /// the prefix list ([`Tracking::matches_prefix`]) and refreshes it when
     /// this moves, so a write checks its key without taking a lock.
     prefix_gen: AtomicU64,
+    /// The first bytes of the prefixes, as a 256-bit set (all of them when
+    /// the empty prefix is registered): most keys are ruled out with one
+    /// load, before the thread's prefix list is looked at.
+    first_bytes: [AtomicU64; 4],
     table: Mutex<Table>,
     /// `table.keys.len()`, readable without the lock.
     n_keys: AtomicUsize,
@@ -153,8 +157,7 @@ impl Tracking {
             for p in added {
                 map.entry(p).or_default().push(info.id);
             }
-            self.n_prefixes.store(map.len(), Ordering::Relaxed);
-            self.prefix_gen.fetch_add(1, Ordering::Release);
+            self.prefixes_changed(&map);
         }
         info.set_flag(list_flags::TRACKING, true);
         info.set_flag(list_flags::TRACKING_BROKEN, false);
@@ -179,8 +182,7 @@ impl Tracking {
                     }
                 }
             }
-            self.n_prefixes.store(map.len(), Ordering::Relaxed);
-            self.prefix_gen.fetch_add(1, Ordering::Release);
+            self.prefixes_changed(&map);
         }
         info.set_flag(
             list_flags::TRACKING | list_flags::TRACKING_BROKEN | list_flags::TRACKING_BCAST,
@@ -223,9 +225,34 @@ impl Tracking {
         self.n_keys.store(t.keys.len(), Ordering::Relaxed);
     }
 
+    /// After a change of `prefixes` (`map`, still locked): the count, the
+    /// first bytes and the generation that tells threads to refresh.
+    fn prefixes_changed(&self, map: &BTreeMap<Vec<u8>, Vec<u64>>) {
+        let mut set = [0u64; 4];
+        for p in map.keys() {
+            match p.first() {
+                Some(&b) => set[usize::from(b >> 6)] |= 1 << (b & 63),
+                None => set = [u64::MAX; 4],
+            }
+        }
+        for (word, bits) in self.first_bytes.iter().zip(set) {
+            word.store(bits, Ordering::Relaxed);
+        }
+        self.n_prefixes.store(map.len(), Ordering::Relaxed);
+        self.prefix_gen.fetch_add(1, Ordering::Release);
+    }
+
     /// Whether some BCAST prefix is a prefix of `key`, from this thread's
     /// copy of the list (refreshed when a registration changed it).
     fn matches_prefix(&self, key: &[u8]) -> bool {
+        if self.n_prefixes.load(Ordering::Relaxed) == 0 {
+            return false;
+        }
+        if let Some(&b) = key.first()
+            && self.first_bytes[usize::from(b >> 6)].load(Ordering::Relaxed) & (1 << (b & 63)) == 0
+        {
+            return false;
+        }
         let owner = self as *const Tracking as usize;
         let generation = self.prefix_gen.load(Ordering::Acquire);
         PREFIXES.with_borrow_mut(|cache| {
@@ -279,9 +306,11 @@ impl Tracking {
     }
 }
 
-/// What the top-level command running on this thread left to send.
+/// What the top-level command running on this thread left to send. Kept
+/// per thread and reused: a command that queues nothing (nearly all of
+/// them) costs two stores of `CURRENT` and nothing here.
+#[derive(Default)]
 struct Batch {
-    client: u64,
     /// Invalidations of the running client's own keys (None: a flush),
     /// sent after its reply.
     own: Vec<Option<Vec<u8>>>,
@@ -291,7 +320,12 @@ struct Batch {
 }
 
 thread_local! {
-    static BATCH: RefCell<Option<Batch>> = const { RefCell::new(None) };
+    /// The client whose top-level command runs on this thread (between
+    /// [`begin`] and [`finish`]).
+    static CURRENT: Cell<Option<u64>> = const { Cell::new(None) };
+    /// What that command queued; `QUEUED` says whether anything is there.
+    static BATCH: RefCell<Batch> = const { RefCell::new(Batch { own: Vec::new(), bcast: Vec::new() }) };
+    static QUEUED: Cell<bool> = const { Cell::new(false) };
     /// This thread's copy of the BCAST prefixes: (the `Tracking` it is of,
     /// its `prefix_gen` then, the prefixes).
     static PREFIXES: RefCell<(usize, u64, Vec<Vec<u8>>)> = const { RefCell::new((0, 0, Vec::new())) };
@@ -301,20 +335,32 @@ thread_local! {
 }
 
 fn current() -> Option<u64> {
-    BATCH.with_borrow(|b| b.as_ref().map(|b| b.client))
+    CURRENT.get()
+}
+
+/// Queues something for the running command's [`finish`]; false if no
+/// top-level command runs on this thread.
+fn queue(f: impl FnOnce(&mut Batch)) -> bool {
+    if CURRENT.get().is_none() {
+        return false;
+    }
+    BATCH.with_borrow_mut(f);
+    QUEUED.set(true);
+    true
 }
 
 /// Opens the batch of a top-level command (the caller checked
 /// [`Tracking::active`]). Top-level commands do not nest: one left open
 /// (only by a panic) is dropped.
 pub fn begin(client: u64) {
-    BATCH.with_borrow_mut(|b| {
-        *b = Some(Batch {
-            client,
-            own: Vec::new(),
-            bcast: Vec::new(),
+    CURRENT.set(Some(client));
+    if QUEUED.replace(false) {
+        // Left by a command that never finished (only a panic does that).
+        BATCH.with_borrow_mut(|b| {
+            b.own.clear();
+            b.bcast.clear();
         });
-    });
+    }
 }
 
 /// Closes the batch [`begin`] opened: the running client's invalidations
@@ -322,18 +368,24 @@ pub fn begin(client: u64) {
 /// applies to one command (a transaction counts as one, CLIENT subcommands
 /// do not count).
 pub fn finish(srv: &Server, client: &Client, cmd: &Command, out: &mut Reply) {
-    let Some(batch) = BATCH.with_borrow_mut(Option::take) else {
+    if CURRENT.take().is_none() {
         return;
+    }
+    let queued = QUEUED.replace(false);
+    let tracks = client.info.has_flag(list_flags::TRACKING);
+    if !queued && !tracks {
+        return;
+    }
+    let (own, bcast) = if queued {
+        BATCH.with_borrow_mut(|b| (std::mem::take(&mut b.own), std::mem::take(&mut b.bcast)))
+    } else {
+        (Vec::new(), Vec::new())
     };
     let me = client.id();
     // Most clients do not track: no look-up (and no lock) for them.
-    let tracker = if client.info.has_flag(list_flags::TRACKING) {
-        srv.tracking.get(me)
-    } else {
-        None
-    };
+    let tracker = if tracks { srv.tracking.get(me) } else { None };
     if let Some(tr) = &tracker {
-        for item in &batch.own {
+        for item in &own {
             match item {
                 Some(k) => send(srv, tr, Payload::Keys(&[k]), Some((me, &mut out.buf))),
                 None => send(srv, tr, Payload::Flush, Some((me, &mut out.buf))),
@@ -343,8 +395,8 @@ pub fn finish(srv: &Server, client: &Client, cmd: &Command, out: &mut Reply) {
             tr.caching.store(false, Ordering::Relaxed);
         }
     }
-    if !batch.bcast.is_empty() {
-        broadcast(srv, batch.bcast, Some((me, &mut out.buf)));
+    if !bcast.is_empty() {
+        broadcast(srv, bcast, Some((me, &mut out.buf)));
     }
 }
 
@@ -367,8 +419,11 @@ pub fn cron(srv: &Server) {
 const EVICT_PER_CALL: usize = 10_000;
 
 fn enforce_limit(srv: &Server, mut own: Option<(u64, &mut Vec<u8>)>) {
-    let max = srv.config.tracking_table_max_keys.get();
     let n = srv.tracking.n_keys.load(Ordering::Relaxed);
+    if n == 0 {
+        return;
+    }
+    let max = srv.config.tracking_table_max_keys.get();
     if max <= 0 || n as i64 <= max {
         return;
     }
@@ -384,6 +439,10 @@ fn enforce_limit(srv: &Server, mut own: Option<(u64, &mut Vec<u8>)>) {
 /// remembered when the script command ends (as Redis does).
 pub fn after_command(srv: &Server, client: &Client, cmd: &Command, args: &Args<'_>) {
     let read = cmd.has(flags::READONLY) && !cmd.has(flags::PUBSUB);
+    if !read && !is_script_command(cmd) {
+        // Nothing to remember, inside a script or not.
+        return;
+    }
     if crate::scripting::run::in_script() {
         if read {
             SCRIPT_READ.set(true);
@@ -466,11 +525,7 @@ pub fn flushed(srv: &Server) {
     let me = current();
     for tr in srv.tracking.snapshot() {
         if Some(tr.info.id) == me {
-            BATCH.with_borrow_mut(|b| {
-                if let Some(b) = b {
-                    b.own.push(None);
-                }
-            });
+            queue(|b| b.own.push(None));
         } else {
             send(srv, &tr, Payload::Flush, None);
         }
@@ -492,14 +547,8 @@ fn invalidate(srv: &Server, key: &[u8], origin: Option<u64>) {
 }
 
 fn invalidate_to(srv: &Server, key: &[u8], origin: Option<u64>, own: Option<(u64, &mut Vec<u8>)>) {
-    if srv.tracking.n_prefixes.load(Ordering::Relaxed) > 0 && srv.tracking.matches_prefix(key) {
-        let queued = BATCH.with_borrow_mut(|b| match b {
-            Some(b) => {
-                b.bcast.push((key.to_vec(), origin));
-                true
-            }
-            None => false,
-        });
+    if srv.tracking.matches_prefix(key) {
+        let queued = queue(|b| b.bcast.push((key.to_vec(), origin)));
         if !queued {
             broadcast(srv, vec![(key.to_vec(), origin)], None);
         }
@@ -522,11 +571,7 @@ fn notify_ids(srv: &Server, key: &[u8], ids: Vec<u64>, mut own: Option<(u64, &mu
         }
         if Some(id) == me {
             if !tr.has(opt::NOLOOP) {
-                BATCH.with_borrow_mut(|b| {
-                    if let Some(b) = b {
-                        b.own.push(Some(key.to_vec()));
-                    }
-                });
+                queue(|b| b.own.push(Some(key.to_vec())));
             }
             continue;
         }
