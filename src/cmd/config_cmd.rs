@@ -115,8 +115,14 @@ fn set(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     let aof_was = config.appendonly.get();
     let listen_before = listen_snapshot(config, &names);
     let oom_before = oom_snapshot(config, &names);
-    for p in pending {
+    for (p, name) in pending.into_iter().zip(&names) {
         config.apply(p);
+        if *name == "watchdog-period" {
+            // Raised with `hz` as it is now (an `hz` later in the same
+            // CONFIG SET does not count), as Redis applies them in order.
+            let wd = &config.watchdog_period;
+            wd.set(crate::watchdog::raised(wd.get(), config.hz.get()));
+        }
     }
     let oom_changed = oom_before.is_some();
     if let Some(before) = oom_before {
@@ -172,6 +178,9 @@ fn set(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         }
     }
     super::slowlog::sync(ctx.srv);
+    if names.contains(&"watchdog-period") {
+        crate::watchdog::configure(config.watchdog_period.get());
+    }
     ctx.out.ok();
     Ok(())
 }
