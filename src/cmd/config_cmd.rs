@@ -115,6 +115,9 @@ fn set(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     let aof_was = config.appendonly.get();
     let listen_before = listen_snapshot(config, &names);
     let oom_before = oom_snapshot(config, &names);
+    let _watchdog = names
+        .contains(&"watchdog-period")
+        .then_some(SyncWatchdog(config));
     for (p, name) in pending.into_iter().zip(&names) {
         config.apply(p);
         if *name == "watchdog-period" {
@@ -178,11 +181,18 @@ fn set(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         }
     }
     super::slowlog::sync(ctx.srv);
-    if names.contains(&"watchdog-period") {
-        crate::watchdog::configure(config.watchdog_period.get());
-    }
     ctx.out.ok();
     Ok(())
+}
+
+/// Applies `watchdog-period` as it is stored when CONFIG SET returns, on
+/// every path (a failure later on may have restored it).
+struct SyncWatchdog<'a>(&'a Config);
+
+impl Drop for SyncWatchdog<'_> {
+    fn drop(&mut self) {
+        crate::watchdog::configure(self.0.watchdog_period.get());
+    }
 }
 
 /// `oom-score-adj` and `oom-score-adj-values` before a CONFIG SET that
