@@ -275,6 +275,12 @@ config_table! {
         /// time, not every so many bytes as in Redis.
         loading_process_events_interval_bytes: Int = IntParam::new(2 * MB, 1024, INT_MAX),
             "loading-process-events-interval-bytes", Mutable, hidden;
+        /// Milliseconds a thread may spend on one task before the log gets
+        /// a watchdog report with its stack (`crate::watchdog`); 0: off.
+        /// Stored raised to two cron intervals (`watchdog::raised`), as
+        /// Redis does: by CONFIG SET, and once the config file is read.
+        watchdog_period: Int = IntParam::new(0, 0, INT_MAX), "watchdog-period", Mutable,
+            hidden;
     }
     extra {
         /// The other `tls-*` parameters.

@@ -8,6 +8,10 @@
 //! (`write`, `clock_gettime`), plus glibc's `backtrace` (as Redis does;
 //! `crash_init` loads what it needs beforehand) and
 //! `backtrace_symbols_fd`, which writes without allocating.
+//!
+//! The same machinery writes the software watchdog's report
+//! ([`watchdog_report`], see `watchdog.rs`): there the process goes on, so
+//! the handler also leaves `errno` as it found it.
 
 use std::io::Write as _;
 use std::os::raw::{c_int, c_void};
@@ -113,6 +117,84 @@ fn prefix(line: &mut Line) {
         sod % 60,
         ts.tv_nsec / 1_000_000
     ));
+}
+
+/// `pid:signal-handler (unix-seconds) `: how Redis starts the lines a
+/// signal handler logs.
+fn handler_prefix(line: &mut Line) {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime is async-signal-safe and fills `ts`.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
+    line.push(format_args!(
+        "{}:signal-handler ({}) ",
+        std::process::id(),
+        ts.tv_sec
+    ));
+}
+
+/// The instruction the signal interrupted, from the handler's context.
+fn interrupted_pc(ctx: *mut c_void) -> Option<usize> {
+    // SAFETY: the kernel hands an SA_SIGINFO handler its ucontext.
+    let uc = unsafe { ctx.cast::<libc::ucontext_t>().as_ref()? };
+    pc_of(uc)
+}
+
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+fn pc_of(uc: &libc::ucontext_t) -> Option<usize> {
+    Some(uc.uc_mcontext.gregs[libc::REG_RIP as usize] as usize)
+}
+
+#[cfg(all(target_os = "linux", target_arch = "aarch64"))]
+fn pc_of(uc: &libc::ucontext_t) -> Option<usize> {
+    Some(uc.uc_mcontext.pc as usize)
+}
+
+#[cfg(not(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+)))]
+fn pc_of(_: &libc::ucontext_t) -> Option<usize> {
+    None
+}
+
+/// The software watchdog's report, from its signal handler on the thread
+/// that has been busy too long, laid out as Redis's: the header, the
+/// interrupted instruction (`EIP`), that thread's stack from the signal
+/// frame down, and a closing line. Async-signal-safe, as [`handler`].
+pub(crate) fn watchdog_report(ctx: *mut c_void) {
+    let fd = FD.load(Ordering::Relaxed);
+    let mut line = Line::new();
+    handler_prefix(&mut line);
+    line.push(format_args!(
+        "\n--- WATCHDOG TIMER EXPIRED ---\n\n------ STACK TRACE ------\n"
+    ));
+    let pc = interrupted_pc(ctx);
+    if let Some(pc) = pc {
+        line.push(format_args!("EIP:\n"));
+        line.flush(fd);
+        let at = [pc as *mut c_void];
+        // SAFETY: one valid entry; writes without allocating.
+        unsafe { backtrace_symbols_fd(at.as_ptr(), 1, fd) };
+        line.push(format_args!("\n"));
+    }
+    line.push(format_args!("Backtrace:\n"));
+    line.flush(fd);
+    let mut frames = [std::ptr::null_mut::<c_void>(); 100];
+    // SAFETY: the buffer holds the 100 entries `backtrace` may fill.
+    let n = unsafe { backtrace(frames.as_mut_ptr(), frames.len() as c_int) }.max(0) as usize;
+    // The handler's own frames are left out: the trace starts at the
+    // signal trampoline, the frame above the interrupted instruction.
+    let from = pc
+        .and_then(|pc| frames[..n].iter().position(|&f| f as usize == pc))
+        .map_or(0, |i| i.saturating_sub(1));
+    // SAFETY: `backtrace_symbols_fd` reads only the frames filled.
+    unsafe { backtrace_symbols_fd(frames[from..].as_ptr(), (n - from) as c_int, fd) };
+    handler_prefix(&mut line);
+    line.push(format_args!("--------\n\n"));
+    line.flush(fd);
 }
 
 extern "C" fn handler(sig: c_int, info: *mut libc::siginfo_t, _ctx: *mut c_void) {

@@ -16,6 +16,7 @@ pub use ferrokv_resp as resp;
 pub mod scripting;
 pub mod server;
 pub mod testkit;
+pub mod watchdog;
 pub use ferrokv_util as util;
 
 /// The Redis version ferrokv reports (clients pick features from it).

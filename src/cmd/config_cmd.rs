@@ -115,8 +115,17 @@ fn set(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     let aof_was = config.appendonly.get();
     let listen_before = listen_snapshot(config, &names);
     let oom_before = oom_snapshot(config, &names);
-    for p in pending {
+    let _watchdog = names
+        .contains(&"watchdog-period")
+        .then_some(SyncWatchdog(config));
+    for (p, name) in pending.into_iter().zip(&names) {
         config.apply(p);
+        if *name == "watchdog-period" {
+            // Raised with `hz` as it is now (an `hz` later in the same
+            // CONFIG SET does not count), as Redis applies them in order.
+            let wd = &config.watchdog_period;
+            wd.set(crate::watchdog::raised(wd.get(), config.hz.get()));
+        }
     }
     let oom_changed = oom_before.is_some();
     if let Some(before) = oom_before {
@@ -174,6 +183,16 @@ fn set(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     super::slowlog::sync(ctx.srv);
     ctx.out.ok();
     Ok(())
+}
+
+/// Applies `watchdog-period` as it is stored when CONFIG SET returns, on
+/// every path (a failure later on may have restored it).
+struct SyncWatchdog<'a>(&'a Config);
+
+impl Drop for SyncWatchdog<'_> {
+    fn drop(&mut self) {
+        crate::watchdog::configure(self.0.watchdog_period.get());
+    }
 }
 
 /// `oom-score-adj` and `oom-score-adj-values` before a CONFIG SET that

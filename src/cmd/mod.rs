@@ -287,6 +287,8 @@ pub fn dispatch(
     args: &Args<'_>,
     now_ms: i64,
 ) -> Next {
+    // One relaxed load while `watchdog-period` is 0.
+    let _busy = crate::watchdog::busy();
     if client.reply_mode == ReplyMode::SkipNext {
         client.reply_mode = ReplyMode::Skip;
     }
@@ -364,6 +366,8 @@ pub fn run_job(
 ) {
     let reply_start = out.len();
     let job = srv.scripting.begin_job(client.info.id);
+    // The script thread's task, for the watchdog (from when it may run).
+    let _busy = crate::watchdog::busy();
     // Released before the job ends (declared after it). The only locks
     // that may wait for a shard while holding others (see `store::locks`).
     let mut locks = Locks::for_job(job.pass());

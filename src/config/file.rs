@@ -237,6 +237,10 @@ pub fn apply(
         stack: config_file.map(PathBuf::from).into_iter().collect(),
     };
     st.lines(lines)?;
+    // Redis raises the period to its minimum once the whole configuration
+    // is read: with the final `hz`.
+    let wd = &config.watchdog_period;
+    wd.set(crate::watchdog::raised(wd.get(), config.hz.get()));
     let mut warnings = st.warnings;
     for (param, why) in st.inert {
         warnings.push(format!(
@@ -472,6 +476,7 @@ pub(crate) const HIDDEN: &[&str] = &[
     "rdb-key-save-delay",
     "use-exit-on-panic",
     "loading-process-events-interval-bytes",
+    "watchdog-period",
 ];
 
 /// True for a directive Redis 7.0 knows (so an unimplemented one only warns).

@@ -368,6 +368,9 @@ pub fn run(srv: &'static Server) -> anyhow::Result<()> {
     }
     evict::sync_access_tracking(srv);
     client_mem::sync_limit(srv);
+    if srv.config.watchdog_period.get() > 0 {
+        crate::watchdog::configure(srv.config.watchdog_period.get());
+    }
     std::thread::Builder::new()
         .name("ferrokv-cron".into())
         .spawn(move || cron(srv))?;

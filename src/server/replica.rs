@@ -324,7 +324,15 @@ impl Conn {
             self.pos = 0;
         }
         let mut chunk = [0u8; 16 * 1024];
-        match self.sock.read(&mut chunk) {
+        // A signal (the watchdog's, during a blocking load) interrupts a
+        // read with a timeout even under SA_RESTART: read again.
+        let read = loop {
+            match self.sock.read(&mut chunk) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                r => break r,
+            }
+        };
+        match read {
             Ok(0) => Err("MASTER closed the connection".into()),
             Ok(n) => {
                 self.buf.extend_from_slice(&chunk[..n]);
@@ -335,9 +343,7 @@ impl Conn {
             Err(e)
                 if matches!(
                     e.kind(),
-                    std::io::ErrorKind::WouldBlock
-                        | std::io::ErrorKind::TimedOut
-                        | std::io::ErrorKind::Interrupted
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                 ) =>
             {
                 if self.last_io.elapsed() > self.timeout {

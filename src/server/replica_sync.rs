@@ -145,6 +145,8 @@ pub(super) fn full_sync(
     // dataset served meanwhile. Either way a failed transfer leaves the
     // old data, as Redis's swapdb backup does.
     let _loading = mode.begin(srv, size);
+    // A blocking load is one task for the watchdog, the load included.
+    let _busy = (mode == LoadMode::Blocking).then(crate::watchdog::busy);
     if mode != LoadMode::Disk {
         crate::notice!("MASTER <-> REPLICA sync: Loading DB in memory");
     }
@@ -316,6 +318,7 @@ fn receive(
 /// Replaces the dataset with the file at `path`; an empty dataset if it
 /// cannot be loaded whole.
 fn load(srv: &'static Server, path: &str) -> Result<(), String> {
+    let _busy = crate::watchdog::busy();
     let len = std::fs::metadata(path).map_or(0, |m| m.len());
     srv.persist.loading.begin(len);
     let mut locks = Locks::default();
