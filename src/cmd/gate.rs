@@ -163,7 +163,9 @@ pub fn admit(
 /// A script or function on a replica is judged by what it declared: one
 /// that may write is refused by a read-only replica, one without
 /// `allow-stale` by a stale one (as Redis derives the command's flags
-/// from the script's).
+/// from the script's). A script without a shebang runs as EVAL's own
+/// flags allow, its calls judged one by one, except on a stale replica,
+/// which refuses it whole (as Redis does for its compatibility mode).
 #[cold]
 fn script_on_replica(
     srv: &Server,
@@ -171,8 +173,16 @@ fn script_on_replica(
     cmd: &Command,
     args: &Args<'_>,
 ) -> Result<(), Refusal> {
-    let Some((no_writes, allow_stale)) = crate::scripting::declared(srv, cmd, args) else {
-        return Ok(());
+    use crate::scripting::Declared;
+    let (no_writes, allow_stale) = match crate::scripting::declaration(srv, cmd, args) {
+        Declared::Flags {
+            no_writes,
+            allow_stale,
+        } => (no_writes, allow_stale),
+        Declared::Compat if crate::server::replica::stale(srv) => {
+            return Err(Refusal::MasterDown);
+        }
+        Declared::Compat | Declared::Unknown => return Ok(()),
     };
     if !no_writes
         && crate::server::replica::read_only(srv)
@@ -190,11 +200,7 @@ fn script_on_replica(
 #[cold]
 fn denied_when_stale(client: &Client, cmd: &Command) -> bool {
     !cmd.has(flags::STALE)
-        || (cmd.name == "exec"
-            && client
-                .multi
-                .as_ref()
-                .is_some_and(|q| q.any_command(|c| !c.has(flags::STALE))))
+        || (cmd.name == "exec" && client.multi.as_ref().is_some_and(|q| q.denied_when_stale()))
 }
 
 #[cold]
@@ -254,10 +260,7 @@ fn refused_for_disk(client: &Client, cmd: &Command) -> bool {
     }
     match cmd.name {
         "ping" => true,
-        "exec" => client
-            .multi
-            .as_ref()
-            .is_some_and(|q| q.has_flag(flags::WRITE)),
+        "exec" => client.multi.as_ref().is_some_and(|q| q.writes()),
         _ => false,
     }
 }
@@ -288,10 +291,14 @@ pub fn script_call(
     if !cmd.has(flags::STALE) && crate::server::replica::stale(srv) {
         return Err(Refusal::StaleScriptCall);
     }
-    if cmd.has(flags::WRITE) && crate::persist::writes_denied(srv) {
+    // Once the script wrote, its writes go on whatever the disk, the
+    // replicas or the role became meanwhile (stopping it would leave it
+    // half done), as in Redis.
+    if cmd.has(flags::WRITE) && !sc.wrote && crate::persist::writes_denied(srv) {
         return Err(Refusal::DiskError);
     }
     if cmd.has(flags::WRITE)
+        && !sc.wrote
         && srv.config.min_replicas_to_write.get() > 0
         && !crate::server::replica::is_replica()
         && !crate::server::repl::enough_good_replicas(srv)
@@ -299,6 +306,7 @@ pub fn script_call(
         return Err(Refusal::NoReplicas);
     }
     if cmd.has(flags::WRITE)
+        && !sc.wrote
         && crate::server::replica::read_only(srv)
         && !client.info.has_flag(list_flags::MASTER)
     {
@@ -497,9 +505,5 @@ pub fn refuse(
 /// Whether `cmd` writes: a write command, or an EXEC whose queue holds one.
 pub(crate) fn writes(client: &Client, cmd: &Command) -> bool {
     cmd.has(flags::WRITE)
-        || (cmd.name == "exec"
-            && client
-                .multi
-                .as_ref()
-                .is_some_and(|q| q.has_flag(flags::WRITE)))
+        || (cmd.name == "exec" && client.multi.as_ref().is_some_and(|q| q.writes()))
 }

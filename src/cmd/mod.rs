@@ -329,7 +329,7 @@ pub fn dispatch(
         return Next::Done;
     }
     if client.multi.is_some() && !multi::runs_in_multi(cmd) {
-        multi::queue(client, out, cmd, args);
+        multi::queue(srv, client, out, cmd, args);
         finish_reply(client, out, reply_start, Some(cmd));
         return Next::Done;
     }
@@ -668,18 +668,24 @@ fn is_replicated_publish(cmd: &Command) -> bool {
 }
 
 fn publish_effect(ctx: &Ctx<'_>, args: &Args<'_>) {
-    if crate::scripting::run::effects_suppressed() {
+    // A script's `redis.set_repl` choice; PUBLISH reaches replicas only (as
+    // in Redis, the AOF never holds it).
+    let mut to = crate::scripting::run::effect_targets();
+    if is_replicated_publish(ctx.cmd) {
+        to &= crate::store::TO_REPLICAS;
+    }
+    if to == 0 {
         return;
     }
     let db = ctx.db.index;
     match &ctx.effect {
         Effect::Argv => {
             let argv: Vec<&[u8]> = args.iter().collect();
-            ctx.srv.ks.emit(db, &argv);
+            ctx.srv.ks.emit_to(db, &argv, to);
         }
         Effect::Rewrite(v) => {
             let argv: Vec<&[u8]> = v.iter().map(|a| a.as_slice()).collect();
-            ctx.srv.ks.emit(db, &argv);
+            ctx.srv.ks.emit_to(db, &argv, to);
         }
         Effect::Many(records) => {
             let ks = &ctx.srv.ks;
@@ -690,7 +696,7 @@ fn publish_effect(ctx: &Ctx<'_>, args: &Args<'_>) {
             }
             for r in records {
                 let argv: Vec<&[u8]> = r.iter().map(|a| a.as_slice()).collect();
-                ks.emit(db, &argv);
+                ks.emit_to(db, &argv, to);
             }
             if frame {
                 ks.emit(db, &[b"EXEC"]);

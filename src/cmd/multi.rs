@@ -39,6 +39,12 @@ pub struct Queue {
     bytes: usize,
     /// A command was rejected while queuing: EXEC must abort.
     failed: bool,
+    /// A queued script declared (by its shebang or function flags) that it
+    /// may write, or did not declare `allow-stale`: EXEC counts as a write,
+    /// or as refused by a stale replica, as Redis sums the queued
+    /// commands' flags (a script's from its declaration) when queuing.
+    script_writes: bool,
+    script_not_stale: bool,
 }
 
 impl Queue {
@@ -51,6 +57,17 @@ impl Queue {
     /// when one is `denyoom`).
     pub fn has_flag(&self, flag: u32) -> bool {
         self.cmds.iter().any(|q| q.cmd.has(flag))
+    }
+
+    /// Whether a queued command writes, a script declaring it may included.
+    pub fn writes(&self) -> bool {
+        self.script_writes || self.has_flag(super::flags::WRITE)
+    }
+
+    /// Whether a queued command is refused by a stale replica, a script
+    /// not declaring `allow-stale` included.
+    pub fn denied_when_stale(&self) -> bool {
+        self.script_not_stale || self.any_command(|c| !c.has(super::flags::STALE))
     }
 
     /// Whether a queued command satisfies `f`.
@@ -104,10 +121,25 @@ pub fn flag_failed(client: &mut Client) {
 
 /// Queues `args` in the client's transaction (the gate refused what may
 /// not run inside one, see [`super::gate`]).
-pub fn queue(client: &mut Client, out: &mut Reply, cmd: &'static Command, args: &Args<'_>) {
+pub fn queue(
+    srv: &crate::server::Server,
+    client: &mut Client,
+    out: &mut Reply,
+    cmd: &'static Command,
+    args: &Args<'_>,
+) {
     let Some(q) = client.multi.as_mut() else {
         return;
     };
+    if cmd.has(super::flags::RUNS_SCRIPTS)
+        && let crate::scripting::Declared::Flags {
+            no_writes,
+            allow_stale,
+        } = crate::scripting::declaration(srv, cmd, args)
+    {
+        q.script_writes |= !no_writes;
+        q.script_not_stale |= !allow_stale;
+    }
     let mut buf = Vec::with_capacity(args.iter().map(<[u8]>::len).sum());
     let mut spans = Vec::with_capacity(args.len());
     for a in args.iter() {
@@ -140,8 +172,7 @@ fn multi(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
     }
     ctx.client.multi = Some(Queue {
         cmds: Vec::with_capacity(8),
-        bytes: 0,
-        failed: false,
+        ..Queue::default()
     });
     ctx.client.info.multi.store(0, Ordering::Relaxed);
     ctx.client.info.set_flag(list_flags::MULTI, true);

@@ -428,30 +428,59 @@ pub fn may_write(srv: &Server, cmd: &Command, args: &crate::resp::Args<'_>) -> b
     }
 }
 
-/// What a script or function declared, for the checks a replica makes
-/// before running it: `(no-writes, allow-stale)`. `None` for a script
-/// without a shebang (it runs as EVAL's own flags allow, its calls judged
-/// one by one) or one that cannot be looked up without waiting.
-pub fn declared(srv: &Server, cmd: &Command, args: &crate::resp::Args<'_>) -> Option<(bool, bool)> {
+/// What a script command's script declared.
+pub enum Declared {
+    /// Flags from a `#!lua` shebang (or a function's flags); `no_writes`
+    /// also for the `_RO` variants.
+    Flags { no_writes: bool, allow_stale: bool },
+    /// A script known to have no shebang (Redis's compatibility mode).
+    Compat,
+    /// Not a script command, a script not loaded, a malformed shebang or a
+    /// busy registry.
+    Unknown,
+}
+
+/// The flags a script command's script declared, or whether it is a
+/// script without a shebang (see [`Declared`]).
+pub fn declaration(srv: &Server, cmd: &Command, args: &crate::resp::Args<'_>) -> Declared {
     let ro = cmd.name.ends_with("_ro");
+    let body_or_name = args.get(1).unwrap_or_default();
     match cmd.name {
-        "eval" | "eval_ro" => vm::shebang_flags(args.get(1).unwrap_or_default())
-            .map(|f| (f.no_writes || ro, f.allow_stale)),
+        "eval" | "eval_ro" => match vm::shebang_flags(body_or_name) {
+            Some(f) => Declared::Flags {
+                no_writes: f.no_writes || ro,
+                allow_stale: f.allow_stale,
+            },
+            None if !body_or_name.starts_with(b"#!") => Declared::Compat,
+            None => Declared::Unknown,
+        },
         "evalsha" | "evalsha_ro" => {
-            let sha = String::from_utf8_lossy(args.get(1).unwrap_or_default()).to_ascii_lowercase();
-            let g = srv.scripting.vm.try_lock()?;
-            let (_, f) = g.as_ref()?.scripts.get(&sha)?;
-            f.shebang.then_some((f.no_writes || ro, f.allow_stale))
+            let sha = String::from_utf8_lossy(body_or_name).to_ascii_lowercase();
+            let Some(g) = srv.scripting.vm.try_lock() else {
+                return Declared::Unknown;
+            };
+            match g.as_ref().and_then(|vm| vm.scripts.get(&sha)) {
+                Some((_, f)) if f.shebang => Declared::Flags {
+                    no_writes: f.no_writes || ro,
+                    allow_stale: f.allow_stale,
+                },
+                Some(_) => Declared::Compat,
+                None => Declared::Unknown,
+            }
         }
         "fcall" | "fcall_ro" => {
-            let reg = srv.scripting.functions.try_lock()?;
-            let f = reg.libs.find(args.get(1).unwrap_or_default())?;
-            Some((
-                f.flags & functions::NO_WRITES != 0 || ro,
-                f.flags & functions::ALLOW_STALE != 0,
-            ))
+            let Some(reg) = srv.scripting.functions.try_lock() else {
+                return Declared::Unknown;
+            };
+            match reg.libs.find(body_or_name) {
+                Some(f) => Declared::Flags {
+                    no_writes: f.flags & functions::NO_WRITES != 0 || ro,
+                    allow_stale: f.flags & functions::ALLOW_STALE != 0,
+                },
+                None => Declared::Unknown,
+            }
         }
-        _ => None,
+        _ => Declared::Unknown,
     }
 }
 

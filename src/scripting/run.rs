@@ -118,14 +118,17 @@ pub fn set_repl(flags: u8) {
 }
 
 thread_local! {
-    /// Set while a script that turned replication off runs a command.
-    static EFFECTS_OFF: Cell<bool> = const { Cell::new(false) };
+    /// Who replays the effect of the command running on this thread: all
+    /// but while a script that called `redis.set_repl` runs a command.
+    static EFFECTS_TO: Cell<u8> = const { Cell::new(crate::store::TO_ALL) };
 }
 
-/// True while the command running on this thread must not publish its
-/// effect (a script called `redis.set_repl(redis.REPL_NONE)`).
-pub fn effects_suppressed() -> bool {
-    EFFECTS_OFF.with(|c| c.get())
+/// Who replays the effect of the command running on this thread
+/// (`store::TO_*`; 0: nobody, a script called
+/// `redis.set_repl(redis.REPL_NONE)`).
+#[inline]
+pub fn effect_targets() -> u8 {
+    EFFECTS_TO.get()
 }
 
 /// How a run ended.
@@ -642,7 +645,7 @@ fn exec(st: &mut CallState<'_, '_>) -> Result<bool, &'static [u8]> {
     }
     reply.buf.clear();
     reply.resp3 = *resp3;
-    let outer = EFFECTS_OFF.with(|c| c.replace(!publish));
+    let outer = EFFECTS_TO.replace(*repl & REPL_ALL);
     let ran = run(
         srv,
         ctx.client,
@@ -654,7 +657,7 @@ fn exec(st: &mut CallState<'_, '_>) -> Result<bool, &'static [u8]> {
         ctx.db.now_ms,
         None,
     );
-    EFFECTS_OFF.with(|c| c.set(outer));
+    EFFECTS_TO.set(outer);
     // A script may take shards in any order: mark what the command could
     // not reach under its locks now rather than after the script.
     for (db, key) in &ran.later {

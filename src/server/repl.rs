@@ -479,9 +479,14 @@ impl EffectSink for Sink {
         if crate::server::replica::is_replica() {
             return;
         }
+        // A script's `redis.set_repl` may keep records from replicas.
+        let records = crate::store::effects_for(records, crate::store::TO_REPLICAS);
+        if records.is_empty() {
+            return;
+        }
         let mut inner = FEED.inner.lock();
         let mut frame = Vec::new();
-        for r in records {
+        for r in records.iter() {
             if inner.db != Some(r.db) {
                 encode::select(&mut frame, r.db);
                 inner.db = Some(r.db);

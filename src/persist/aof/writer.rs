@@ -84,35 +84,11 @@ impl EffectSink for Sink {
         if !aof.accepting() {
             return;
         }
-        // PUBLISH is replicated, never written to the AOF (as in Redis).
-        let is_publish = |r: &Effect<'_>| {
-            r.argv.first().is_some_and(|c| {
-                c.eq_ignore_ascii_case(b"publish") || c.eq_ignore_ascii_case(b"spublish")
-            })
-        };
-        if records.iter().any(is_publish) {
-            let word =
-                |r: &Effect<'_>, w: &[u8]| r.argv.len() == 1 && r.argv[0].eq_ignore_ascii_case(w);
-            let kept: Vec<Effect<'_>> = records
-                .iter()
-                .filter(|r| !is_publish(r))
-                .map(|r| Effect {
-                    db: r.db,
-                    argv: r.argv,
-                })
-                .collect();
-            // What is left of a transaction: framing only for two or more.
-            let kept = match &kept[..] {
-                [m, e] if word(m, b"MULTI") && word(e, b"EXEC") => &kept[..0],
-                [m, _, e] if word(m, b"MULTI") && word(e, b"EXEC") => &kept[1..2],
-                _ => &kept[..],
-            };
-            if !kept.is_empty() {
-                aof.append(kept);
-            }
-            return;
+        // PUBLISH (replicas only) and a script's `redis.set_repl` choices.
+        let records = crate::store::effects_for(records, crate::store::TO_AOF);
+        if !records.is_empty() {
+            aof.append(&records);
         }
-        aof.append(records);
     }
 }
 

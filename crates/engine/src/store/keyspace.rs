@@ -51,7 +51,9 @@ pub fn with_expiry_view<R>(view: ExpiryView, f: impl FnOnce() -> R) -> R {
 
 /// An open group: the keyspace it belongs to (its address) and the records
 /// buffered so far, each a database and an argv.
-type OpenGroup = (usize, Vec<(usize, Vec<Box<[u8]>>)>);
+/// The keyspace a group is open on, and its records: database, argv, who
+/// replays it.
+type OpenGroup = (usize, Vec<(usize, Vec<Box<[u8]>>, u8)>);
 
 static SEED: AtomicU64 = AtomicU64::new(0x5eed_f00d_1234_5678);
 
@@ -218,19 +220,25 @@ impl Keyspace {
     /// effects on one key reach consumers in the order they were applied.
     /// Inside a group opened on this thread, the record joins the group.
     pub fn emit(&self, db: usize, argv: &[&[u8]]) {
+        self.emit_to(db, argv, super::TO_ALL);
+    }
+
+    /// [`Keyspace::emit`] for some consumers only (`to`: [`super::TO_AOF`],
+    /// [`super::TO_REPLICAS`]), as a script's `redis.set_repl` asks.
+    pub fn emit_to(&self, db: usize, argv: &[&[u8]], to: u8) {
         if !self.effects_enabled() {
             return;
         }
         let me = self as *const Keyspace as usize;
         let grouped = GROUP.with(|g| match &mut *g.borrow_mut() {
             Some((owner, records)) if *owner == me => {
-                records.push((db, argv.iter().map(|a| Box::from(*a)).collect()));
+                records.push((db, argv.iter().map(|a| Box::from(*a)).collect(), to));
                 true
             }
             _ => false,
         });
         if !grouped {
-            self.publish(&[Effect { db, argv }]);
+            self.publish(&[Effect { db, argv, to }]);
         }
     }
 
@@ -735,27 +743,26 @@ impl Drop for EffectGroup<'_> {
         if records.is_empty() {
             return;
         }
-        // A transaction that wrote once needs no framing: the command is
-        // atomic by itself (Redis wraps only two or more).
-        let framed = |r: &(usize, Vec<Box<[u8]>>), word: &[u8]| {
-            r.1.len() == 1 && r.1[0].eq_ignore_ascii_case(word)
-        };
-        // A script whose write call changed nothing leaves the framing only.
-        let records = match &records[..] {
-            [first, last] if framed(first, b"MULTI") && framed(last, b"EXEC") => return,
-            [first, _, last] if framed(first, b"MULTI") && framed(last, b"EXEC") => &records[1..2],
-            _ => &records[..],
-        };
         let argvs: Vec<Vec<&[u8]>> = records
             .iter()
-            .map(|(_, argv)| argv.iter().map(|a| &a[..]).collect())
+            .map(|(_, argv, _)| argv.iter().map(|a| &a[..]).collect())
             .collect();
         let effects: Vec<Effect<'_>> = records
             .iter()
             .zip(&argvs)
-            .map(|((db, _), argv)| Effect { db: *db, argv })
+            .map(|((db, _, to), argv)| Effect {
+                db: *db,
+                argv,
+                to: *to,
+            })
             .collect();
-        self.ks.publish(&effects);
+        // A transaction that wrote once needs no framing, and a script whose
+        // write call changed nothing leaves the framing only: both collapse
+        // here as they do per consumer.
+        let effects = super::effects_for(&effects, super::TO_ALL);
+        if !effects.is_empty() {
+            self.ks.publish(&effects);
+        }
     }
 }
 

@@ -25,6 +25,41 @@ pub use shard::{Shard, Watch};
 pub struct Effect<'a> {
     pub db: usize,
     pub argv: &'a [&'a [u8]],
+    /// Who replays it ([`TO_AOF`], [`TO_REPLICAS`], both: [`TO_ALL`]).
+    pub to: u8,
+}
+
+/// The AOF replays the record (Redis's `REPL_AOF`).
+pub const TO_AOF: u8 = 1;
+/// Replicas replay the record (Redis's `REPL_REPLICA`).
+pub const TO_REPLICAS: u8 = 2;
+/// Every consumer (`REPL_ALL`).
+pub const TO_ALL: u8 = TO_AOF | TO_REPLICAS;
+
+impl Effect<'_> {
+    fn is_word(&self, word: &[u8]) -> bool {
+        self.argv.len() == 1 && self.argv[0].eq_ignore_ascii_case(word)
+    }
+}
+
+/// The records of one publication (see [`EffectSink::effects`]) meant for
+/// consumer `to`: all of them (borrowed) when none is for others only;
+/// else those left, a transaction's framing kept only around two or more
+/// (one command is atomic by itself, as Redis wraps only two or more).
+pub fn effects_for<'r, 'a>(
+    records: &'r [Effect<'a>],
+    to: u8,
+) -> std::borrow::Cow<'r, [Effect<'a>]> {
+    let kept: std::borrow::Cow<'r, [Effect<'a>]> = if records.iter().all(|r| r.to & to != 0) {
+        std::borrow::Cow::Borrowed(records)
+    } else {
+        records.iter().filter(|r| r.to & to != 0).copied().collect()
+    };
+    let n = kept.len();
+    if (2..=3).contains(&n) && kept[0].is_word(b"MULTI") && kept[n - 1].is_word(b"EXEC") {
+        return kept[1..n - 1].to_vec().into();
+    }
+    kept
 }
 
 /// A consumer of write effects: every write produces one record, the command
