@@ -185,6 +185,8 @@ pub async fn accept_loop(
     loop {
         let (sock, peer) = match listener.accept().await {
             Ok(x) => x,
+            // A listener shut down for the exit fails every accept.
+            Err(_) if srv.shutting_down() => return,
             Err(e) => {
                 backoff.failed(&e).await;
                 continue;

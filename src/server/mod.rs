@@ -157,7 +157,9 @@ impl Server {
     pub fn exit_now(&self) -> ! {
         // The kernel closes a process's sockets in no promised order: stop
         // listening first, as Redis does, and only then wake the main
-        // thread (whose own exit would otherwise race this one).
+        // thread (whose own exit would otherwise race this one). The accept
+        // loops see the flag before their listener fails.
+        self.shutdown.flag.store(true, Ordering::Relaxed);
         for &fd in self.listen_fds.lock().iter() {
             // SAFETY: a listening socket this process owns; it stays open
             // (shutdown, not close) until the process ends just below.
@@ -166,7 +168,7 @@ impl Server {
         unix::remove_file(self);
         crate::persist::aof::shutdown();
         self.request_shutdown();
-        crate::warning!("ferrokv is now ready to exit, bye bye...");
+        say_bye();
         std::process::exit(0)
     }
 
@@ -404,8 +406,17 @@ pub fn run(srv: &'static Server) -> anyhow::Result<()> {
     srv.wait_shutdown();
     unix::remove_file(srv);
     crate::persist::aof::shutdown();
-    crate::warning!("ferrokv is now ready to exit, bye bye...");
+    say_bye();
     Ok(())
+}
+
+/// The last log line, once: SHUTDOWN's thread and the woken main thread
+/// may both reach it.
+fn say_bye() {
+    static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !SAID.swap(true, Ordering::Relaxed) {
+        crate::warning!("ferrokv is now ready to exit, bye bye...");
+    }
 }
 
 /// Periodic work at `hz`: eviction while over `maxmemory`, active expiry.

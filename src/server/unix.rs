@@ -74,6 +74,8 @@ async fn accept_loop(srv: &'static Server, listener: StdUnixListener, workers: W
     loop {
         let sock = match listener.accept().await {
             Ok((sock, _)) => sock,
+            // A listener shut down for the exit fails every accept.
+            Err(_) if srv.shutting_down() => return,
             Err(e) => {
                 // Out of descriptors, most often: try again shortly.
                 crate::warning!("Accepting client connection: {e}");
