@@ -428,3 +428,68 @@ fn hello_is_served_during_a_busy_script_and_blocked_clients_wait_for_its_end() {
         "{denied}"
     );
 }
+
+/// Past `busy-reply-threshold` a script is reported in the log once, by
+/// its SHA1 (a function by its name), as Redis words it.
+#[test]
+fn a_slow_script_is_logged_once_by_name() {
+    let dir = common::TempDir::new("slow-script-log");
+    let log = dir.path().join("log");
+    let srv = Server::start_with(&[
+        "--busy-reply-threshold",
+        "10",
+        "--logfile",
+        log.to_str().unwrap(),
+    ]);
+    let mut c = srv.client();
+    let slow = "local i=0 while i < 20000000 do i=i+1 end return 1";
+    let fast = "return 2";
+    let _: i64 = redis::cmd("EVAL").arg(fast).arg(0).query(&mut c).unwrap();
+    let _: i64 = redis::cmd("EVAL").arg(slow).arg(0).query(&mut c).unwrap();
+    let _: String = redis::cmd("FUNCTION")
+        .arg("LOAD")
+        .arg(format!(
+            "#!lua name=lib\nredis.register_function('slowfn', function() {slow} end)"
+        ))
+        .query(&mut c)
+        .unwrap();
+    let _: i64 = redis::cmd("FCALL")
+        .arg("slowfn")
+        .arg(0)
+        .query(&mut c)
+        .unwrap();
+    // The log may be written a moment after the reply.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let text = loop {
+        let text = std::fs::read_to_string(&log).unwrap();
+        if text.matches("Slow script").count() >= 2 || Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains("Slow script")).collect();
+    let sha = {
+        let s: String = redis::cmd("SCRIPT")
+            .arg("LOAD")
+            .arg(slow)
+            .query(&mut c)
+            .unwrap();
+        s
+    };
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines[0].contains("# Slow script detected: still in execution after ")
+            && lines[0].ends_with(&format!(
+            " milliseconds. You can try killing the script using the SCRIPT KILL command. Script name is: {sha}."
+        )),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].ends_with(
+            " milliseconds. You can try killing the script using the FUNCTION KILL command. Script name is: slowfn."
+        ),
+        "{}",
+        lines[1]
+    );
+}

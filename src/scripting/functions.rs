@@ -409,6 +409,7 @@ impl FunctionVm {
                         "ERR FUNCTION LOAD timeout".into(),
                     )));
                 }
+                srv.scripting.note_if_slow(srv);
                 if srv.scripting.kill_requested() || srv.shutting_down() {
                     return Err(mlua::Error::RuntimeError(KILLED_MSG.into()));
                 }

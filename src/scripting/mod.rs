@@ -68,6 +68,10 @@ pub struct Scripting {
     wrote: AtomicBool,
     /// The running script is a function (FCALL), not an EVAL script.
     is_function: AtomicBool,
+    /// The running script's name (its SHA1, or the function's name), for
+    /// the slow-script log line; and whether that line was logged.
+    name: Mutex<String>,
+    slow_logged: AtomicBool,
     /// Woken when a job ends and when a script starts running, for the
     /// commands waiting their turn ([`Scripting::wait_turn`]).
     turn: tokio::sync::Notify,
@@ -189,6 +193,29 @@ impl Scripting {
 
     pub fn kill_requested(&self) -> bool {
         self.kill.load(Ordering::Relaxed)
+    }
+
+    /// From the VM's instruction hook: once a script has run past
+    /// `busy-reply-threshold`, Redis's warning, once per run.
+    pub fn note_if_slow(&self, srv: &Server) {
+        if self.slow_logged.load(Ordering::Relaxed) {
+            return;
+        }
+        let since = self.running_since.load(Ordering::Relaxed);
+        let elapsed = crate::server::now_ms() - since;
+        if since == 0 || elapsed < srv.config.busy_reply_threshold.get() {
+            return;
+        }
+        self.slow_logged.store(true, Ordering::Relaxed);
+        let kill = if self.is_function.load(Ordering::Relaxed) {
+            "FUNCTION KILL"
+        } else {
+            "SCRIPT KILL"
+        };
+        crate::warning!(
+            "Slow script detected: still in execution after {elapsed} milliseconds. You can try killing the script using the {kill} command. Script name is: {}.",
+            self.name.lock()
+        );
     }
 
     /// Registers a worker thread's in-flight mark (`ThreadStats::in_flight`,
@@ -335,8 +362,14 @@ impl Scripting {
         guard
     }
 
-    pub(crate) fn start(&self, client_id: u64, is_function: bool) {
+    pub(crate) fn start(&self, client_id: u64, is_function: bool, name: &str) {
         self.kill.store(false, Ordering::Relaxed);
+        self.slow_logged.store(false, Ordering::Relaxed);
+        {
+            let mut n = self.name.lock();
+            n.clear();
+            n.push_str(name);
+        }
         self.wrote.store(false, Ordering::Relaxed);
         self.is_function.store(is_function, Ordering::Relaxed);
         self.runner.store(client_id, Ordering::Relaxed);

@@ -155,7 +155,8 @@ pub fn run_script(
     let caller_db = ctx.client.db;
     // No locks here: each `redis.call` takes its command's footprint with
     // the job's locks, declared keys or not (`crate::cmd::footprint`).
-    srv.scripting.start(ctx.client.info.id, script.is_function);
+    srv.scripting
+        .start(ctx.client.info.id, script.is_function, script.sha);
     let state = RefCell::new(CallState {
         ctx,
         read_only: script.read_only,

@@ -99,6 +99,7 @@ impl Vm {
                 ..Default::default()
             },
             move |_lua, _debug| {
+                srv.scripting.note_if_slow(srv);
                 if srv.scripting.kill_requested() || srv.shutting_down() {
                     Err(mlua::Error::RuntimeError(KILLED_MSG.into()))
                 } else {
