@@ -46,6 +46,8 @@ pub struct State {
     started_ms: AtomicI64,
     /// How long the last save took (s), -1 before the first.
     last_time_s: AtomicI64,
+    /// Bytes writers copied during the last save (`rdb_last_cow_size`).
+    pub(super) last_cow: AtomicU64,
 }
 
 impl Default for State {
@@ -59,6 +61,7 @@ impl Default for State {
             last_try_ms: AtomicI64::new(0),
             started_ms: AtomicI64::new(0),
             last_time_s: AtomicI64::new(-1),
+            last_cow: AtomicU64::new(0),
         }
     }
 }
@@ -163,6 +166,11 @@ fn finish(
     let started = std::time::Instant::now();
     let result = write_file(srv, &mut snap, child.as_ref(), delay, repl);
     drop(snap);
+    let (_, _, copied) = srv.ks.snapshot_progress().get();
+    srv.persist
+        .bg
+        .last_cow
+        .store(copied as u64, Ordering::Relaxed);
     let killed = child.as_ref().and_then(Child::killed);
     drop(child);
     srv.persist

@@ -260,12 +260,25 @@ pub fn info_lines(srv: &Server, lines: &mut Vec<String>) {
         "async_loading:{}",
         u8::from(crate::server::replica_sync::async_loading())
     ));
-    f("current_cow_peak:0".into());
-    f("current_cow_size:0".into());
+    // A running snapshot (BGSAVE, a transfer, an AOF rewrite) in Redis's
+    // fork fields: what writers copied stands for copy-on-write (it only
+    // grows, so its peak is itself), read live.
+    let (total, done, copied) = if srv.ks.snapshot_in_progress() {
+        srv.ks.snapshot_progress().get()
+    } else {
+        (0, 0, 0)
+    };
+    f(format!("current_cow_peak:{copied}"));
+    f(format!("current_cow_size:{copied}"));
     f("current_cow_size_age:0".into());
-    f("current_fork_perc:0.00".into());
-    f("current_save_keys_processed:0".into());
-    f("current_save_keys_total:0".into());
+    let perc = if total > 0 {
+        done as f64 * 100.0 / total as f64
+    } else {
+        0.0
+    };
+    f(format!("current_fork_perc:{perc:.2}"));
+    f(format!("current_save_keys_processed:{done}"));
+    f(format!("current_save_keys_total:{total}"));
     f(format!(
         "rdb_changes_since_last_save:{}",
         p.dirty.load(Ordering::Relaxed)
@@ -291,7 +304,10 @@ pub fn info_lines(srv: &Server, lines: &mut Vec<String>) {
         super::bgsave::current_time_sec(srv)
     ));
     f(format!("rdb_saves:{}", p.saves.load(Ordering::Relaxed)));
-    f("rdb_last_cow_size:0".into());
+    f(format!(
+        "rdb_last_cow_size:{}",
+        p.bg.last_cow.load(std::sync::atomic::Ordering::Relaxed)
+    ));
     f(format!(
         "rdb_last_load_keys_expired:{}",
         p.loaded_expired.load(Ordering::Relaxed)

@@ -84,6 +84,8 @@ struct Stats {
     last_rewrite_secs: AtomicI64,
     last_rewrite_ok: AtomicBool,
     rewrites: AtomicU64,
+    /// Bytes writers copied during the last rewrite (`aof_last_cow_size`).
+    last_cow: AtomicU64,
     consecutive_failures: AtomicU64,
     base_size: AtomicU64,
     /// Base and incremental files together.
@@ -509,7 +511,10 @@ pub fn info_fields(out: &mut Vec<String>) {
         if write_ok { "ok" } else { "err" }
     ));
     // No fork, so no copy-on-write.
-    out.push("aof_last_cow_size:0".into());
+    out.push(format!(
+        "aof_last_cow_size:{}",
+        s.map_or(0, |s| s.last_cow.load(Ordering::Relaxed))
+    ));
     out.push("module_fork_in_progress:0".into());
     out.push("module_fork_last_cow_size:0".into());
     if let (true, Some(a)) = (on, aof) {

@@ -244,6 +244,8 @@ pub(super) fn start(aof: &'static Aof, turning_on: bool) -> Result<(), String> {
             let killed = child.as_ref().and_then(Child::killed);
             drop(child);
             let s = &aof.stats;
+            let (_, _, copied) = aof.srv.ks.snapshot_progress().get();
+            s.last_cow.store(copied as u64, Ordering::Relaxed);
             s.last_rewrite_secs
                 .store(started.elapsed().as_secs() as i64, Ordering::Relaxed);
             match result {

@@ -95,6 +95,7 @@ pub enum StartError {
 /// database's shard states are (SWAPDB moves them).
 pub struct Registry {
     busy: AtomicBool,
+    progress: Progress,
     /// Indexed by `db * shards + shard` as of the start: the database whose
     /// shard now holds that state, or [`NONE`].
     loc: Box<[AtomicUsize]>,
@@ -104,6 +105,7 @@ impl Registry {
     pub(super) fn new(shards_total: usize) -> Registry {
         Registry {
             busy: AtomicBool::new(false),
+            progress: Progress::default(),
             loc: (0..shards_total).map(|_| AtomicUsize::new(NONE)).collect(),
         }
     }
@@ -119,6 +121,32 @@ impl Registry {
     /// True while a snapshot runs.
     pub fn in_progress(&self) -> bool {
         self.busy.load(Ordering::Acquire)
+    }
+}
+
+/// How far the running (or last) snapshot got, for INFO's
+/// `current_save_keys_*`, `current_fork_perc` and `current_cow_size`.
+#[derive(Default, Debug)]
+pub struct Progress {
+    /// Keys in the image.
+    total: AtomicUsize,
+    /// Keys of the image written out so far (by the walk, or saved by a
+    /// writer and handed to the walk).
+    done: AtomicUsize,
+    /// Bytes writers copied before changing an entry of the image: what a
+    /// fork's copy-on-write would have cost, which never goes down during
+    /// a snapshot.
+    copied: AtomicUsize,
+}
+
+impl Progress {
+    /// (keys in the image, keys written out, bytes writers copied).
+    pub fn get(&self) -> (usize, usize, usize) {
+        (
+            self.total.load(Ordering::Relaxed),
+            self.done.load(Ordering::Relaxed),
+            self.copied.load(Ordering::Relaxed),
+        )
     }
 }
 
@@ -140,6 +168,7 @@ pub struct ShardSnap {
     old_left: usize,
     /// Entries writers saved (statistics).
     saved: usize,
+    progress: &'static Progress,
 }
 
 impl ShardSnap {
@@ -147,7 +176,11 @@ impl ShardSnap {
     #[inline(never)]
     pub(super) fn save_old(&mut self, table: &mut Table, idx: usize) {
         if table.is_old(idx) {
+            let before = self.side.len();
             (self.encode)(table.get(idx), &mut self.side);
+            self.progress
+                .copied
+                .fetch_add(self.side.len() - before, Ordering::Relaxed);
             table.recolour(idx);
             self.old_left -= 1;
             self.saved += 1;
@@ -174,6 +207,9 @@ impl ShardSnap {
         let old = std::mem::replace(&mut *slot, fresh);
         drop(slot);
         table.recolour(idx);
+        self.progress
+            .copied
+            .fetch_add(old.alloc_size(), Ordering::Relaxed);
         self.kept.push(old);
         self.old_left -= 1;
         self.saved += 1;
@@ -288,6 +324,9 @@ impl Keyspace {
             return Err(StartError::LocksHeld);
         }
         let n = self.shard_count();
+        let progress = &reg.progress;
+        progress.done.store(0, Ordering::Relaxed);
+        progress.copied.store(0, Ordering::Relaxed);
         let mut sizes = vec![(0, 0); self.db_count()];
         for (db, size) in sizes.iter_mut().enumerate() {
             for s in 0..n {
@@ -310,11 +349,15 @@ impl Keyspace {
                         cursor: 0,
                         old_left: g.len(),
                         saved: 0,
+                        progress,
                     }));
                     reg.loc[origin].store(db, Ordering::Release);
                 });
             }
         }
+        progress
+            .total
+            .store(sizes.iter().map(|s| s.0).sum(), Ordering::Relaxed);
         Ok(Snapshot {
             ks: self,
             encode,
@@ -339,6 +382,11 @@ impl Keyspace {
     /// True while a snapshot runs (`rdb_bgsave_in_progress` and friends).
     pub fn snapshot_in_progress(&self) -> bool {
         self.snapshots.in_progress()
+    }
+
+    /// How far the running (or last) snapshot got.
+    pub fn snapshot_progress(&self) -> &Progress {
+        &self.snapshots.progress
     }
 }
 
@@ -454,6 +502,11 @@ impl Snapshot {
                         Some(i) => {
                             (self.encode)(t.get(i), &mut self.out);
                             self.stats.flushed += 1;
+                            self.ks
+                                .snapshots
+                                .progress
+                                .done
+                                .fetch_add(1, Ordering::Relaxed);
                             self.detached_pos = i + 1;
                         }
                         None => break,
@@ -497,7 +550,9 @@ impl Snapshot {
         std::mem::swap(&mut self.side, &mut st.side);
         self.stats.side_bytes += self.side.len();
         self.stats.side_peak = self.stats.side_peak.max(self.side.len());
-        self.stats.saved += std::mem::take(&mut st.saved);
+        let saved = std::mem::take(&mut st.saved);
+        self.stats.saved += saved;
+        st.progress.done.fetch_add(saved, Ordering::Relaxed);
         self.kept.append(&mut st.kept);
         self.detached.append(&mut st.detached);
         let table = &mut shard.table;
@@ -514,6 +569,7 @@ impl Snapshot {
                     table.recolour(i);
                     st.old_left -= 1;
                     self.stats.walked += 1;
+                    st.progress.done.fetch_add(1, Ordering::Relaxed);
                 }
             }
             st.cursor = next;
