@@ -295,6 +295,9 @@ fn link_thread(srv: &'static Server, generation: u64) {
 }
 
 /// The socket and what was read from it but not consumed yet.
+/// The link's buffer keeps up to this much capacity between commands.
+const LINK_BUF_KEEP: usize = 1 << 20;
+
 pub(super) struct Conn {
     sock: TcpStream,
     pub(super) buf: Vec<u8>,
@@ -651,6 +654,11 @@ fn stream(srv: &'static Server, conn: &mut Conn) -> Result<(), String> {
         // Keep the unfinished command (the parser goes on from it).
         conn.buf.drain(..conn.pos);
         conn.pos = 0;
+        // A big value grew the buffer: give the memory back once it is
+        // applied (Redis trims an idle client's query buffer likewise).
+        if conn.buf.capacity() > LINK_BUF_KEEP && conn.buf.len() < conn.buf.capacity() / 4 {
+            conn.buf.shrink_to(conn.buf.len().max(LINK_BUF_KEEP / 16));
+        }
         let before = conn.buf.len();
         if conn.fill()? {
             READ_OFFSET.fetch_add((conn.buf.len() - before) as i64, Ordering::Relaxed);
