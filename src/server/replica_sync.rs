@@ -1,6 +1,10 @@
-//! A replica's full synchronization (`server::replica`): the payload
-//! received into a temp file renamed over `dbfilename`, then loaded in
-//! place of the dataset.
+//! A replica's full synchronization (`server::replica`). With
+//! `repl-diskless-load disabled` (or `on-empty-db` with keys) the payload
+//! is received into a temp file renamed over `dbfilename`, then loaded in
+//! place of the dataset. Diskless, it is parsed from the link while it
+//! arrives (`rdb::feed`): the replica holds about one record at a time,
+//! and `key-load-delay` slows its reading, so a slow replica paces the
+//! master's transfer, as in Redis.
 
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -128,6 +132,9 @@ pub(super) fn full_sync(
     } else {
         crate::notice!("MASTER <-> REPLICA sync: receiving {size} bytes from master {target}");
     }
+    if mode == LoadMode::Blocking {
+        return load_from_socket(srv, conn, size, mark.as_deref());
+    }
     let path = crate::persist::save::rdb_path(srv);
     let dir = std::path::Path::new(&path)
         .parent()
@@ -138,12 +145,9 @@ pub(super) fn full_sync(
         now_ms() / 1000,
         std::process::id()
     ));
-    // A diskless load (`repl-diskless-load`) is, for clients, a load that
-    // runs while the payload arrives (ferrokv still parses it once whole,
-    // from a temp file): `loading` for the whole transfer, or, loading the
-    // same history again with `swapdb`, `async_loading` with the old
-    // dataset served meanwhile. Either way a failed transfer leaves the
-    // old data, as Redis's swapdb backup does.
+    // Loading the same history again with `swapdb` (`async_loading`):
+    // the old dataset is served while the payload arrives (received into
+    // a temp file, then loaded); a failed transfer leaves the old data.
     let _loading = mode.begin(srv, size);
     if mode != LoadMode::Disk {
         crate::notice!("MASTER <-> REPLICA sync: Loading DB in memory");
@@ -185,18 +189,10 @@ pub(super) fn full_sync(
         crate::notice!("MASTER <-> REPLICA sync: Loading DB in memory");
     }
     if let Err(e) = load(srv, &path) {
-        // The dataset is empty now: no offset of any history describes it.
-        OFFSET.store(0, Ordering::Relaxed);
-        READ_OFFSET.store(0, Ordering::Relaxed);
-        crate::server::repl::adopt(srv, &crate::server::random_hex(40), 0);
+        forget_history(srv);
         return Err(e);
     }
-    // The sub-replicas' data is not this one any more: they sync again.
-    crate::server::repl::disconnect_all();
-    if srv.config.appendonly.get() {
-        let _ = crate::persist::aof::bgrewriteaof(srv, false);
-    }
-    crate::notice!("MASTER <-> REPLICA sync: Finished with success");
+    after_load(srv);
     Ok(())
 }
 
@@ -322,17 +318,7 @@ fn load(srv: &'static Server, path: &str) -> Result<(), String> {
     let mut batch = locks.batch(&srv.ks);
     batch.all_dbs();
     let _ = batch.take();
-    let flush = |locks: &mut Locks| {
-        let lazy = srv.config.replica_lazy_flush.get();
-        for db in 0..srv.ks.db_count() {
-            srv.ks.flush_db(locks, db, lazy);
-        }
-        let functions = &srv.scripting.functions;
-        if let Some(mut reg) = functions.try_lock_for(Duration::from_secs(2)) {
-            reg.flush();
-            functions.update_counts(&reg);
-        }
-    };
+    let flush = |locks: &mut Locks| flush_all(srv, locks);
     flush(&mut locks);
     let r = crate::persist::save::load_file(srv, &mut locks, path, false);
     let r = match r {
@@ -348,4 +334,174 @@ fn load(srv: &'static Server, path: &str) -> Result<(), String> {
     srv.persist.loading.end();
     srv.persist.dirty.store(0, Ordering::Relaxed);
     r
+}
+
+/// Empties every database and the function libraries (the caller holds
+/// every shard).
+fn flush_all(srv: &'static Server, locks: &mut Locks) {
+    let lazy = srv.config.replica_lazy_flush.get();
+    for db in 0..srv.ks.db_count() {
+        srv.ks.flush_db(locks, db, lazy);
+    }
+    let functions = &srv.scripting.functions;
+    if let Some(mut reg) = functions.try_lock_for(Duration::from_secs(2)) {
+        reg.flush();
+        functions.update_counts(&reg);
+    }
+}
+
+/// Empties the dataset, every shard taken for the time it takes.
+fn empty_dataset(srv: &'static Server) {
+    let mut locks = Locks::default();
+    let mut batch = locks.batch(&srv.ks);
+    batch.all_dbs();
+    let _ = batch.take();
+    flush_all(srv, &mut locks);
+    locks.release();
+}
+
+/// The payload as the parser reads it: the link's bytes, at most `left`
+/// of them when the payload is sized (what follows is the stream).
+struct Payload<'c> {
+    conn: &'c mut Conn,
+    left: Option<u64>,
+    read: i64,
+}
+
+impl crate::persist::rdb::feed::Input for Payload<'_> {
+    fn fill(&mut self, buf: &mut Vec<u8>) -> Result<bool, String> {
+        if self.left == Some(0) {
+            return Ok(false);
+        }
+        while self.conn.pos == self.conn.buf.len() {
+            self.conn.fill()?;
+        }
+        let avail = &self.conn.buf[self.conn.pos..];
+        let n = self.left.map_or(avail.len(), |l| {
+            avail.len().min(usize::try_from(l).unwrap_or(usize::MAX))
+        });
+        buf.extend_from_slice(&avail[..n]);
+        self.conn.pos += n;
+        if let Some(l) = &mut self.left {
+            *l -= n as u64;
+        }
+        self.read += n as i64;
+        let read = self.read;
+        let _ = with_link(self.conn.generation, |l| l.transfer_read = read);
+        Ok(true)
+    }
+}
+
+/// A diskless load in place of the dataset (`on-empty-db` with no keys):
+/// flushed, then filled while the payload arrives, clients answered
+/// `-LOADING` meanwhile. A failed load leaves an empty dataset.
+fn load_from_socket(
+    srv: &'static Server,
+    conn: &mut Conn,
+    size: i64,
+    mark: Option<&[u8]>,
+) -> Result<(), String> {
+    let generation = conn.generation;
+    srv.persist.loading.begin(size.max(0) as u64);
+    crate::notice!("MASTER <-> REPLICA sync: Flushing old data");
+    empty_dataset(srv);
+    crate::notice!("MASTER <-> REPLICA sync: Loading DB in memory");
+    let mut input = Payload {
+        conn,
+        left: u64::try_from(size).ok(),
+        read: 0,
+    };
+    // No shard is held: each key takes its shard briefly, so INFO and the
+    // like never wait for the link.
+    let mut locks = Locks::default();
+    let loaded = crate::persist::load::load_stream(srv, &mut locks, &mut input);
+    let r = match loaded {
+        Ok(done) => {
+            // A sized payload's bytes past the file are skipped.
+            let mut skip = Vec::new();
+            let mut r = Ok(true);
+            while input.left.is_some_and(|l| l > 0) && matches!(r, Ok(true)) {
+                skip.clear();
+                r = crate::persist::rdb::feed::Input::fill(&mut input, &mut skip);
+            }
+            r.and_then(|_| check_mark(input.conn, done.rest, mark))
+                .map(|()| done.stream_db)
+        }
+        Err(e) => {
+            crate::warning!(
+                "Internal error in RDB reading offset {} -> {}",
+                e.offset,
+                e.msg
+            );
+            crate::warning!(
+                "Failed trying to load the MASTER synchronization DB from socket, check server logs."
+            );
+            Err(format!(
+                "Failed trying to load the MASTER synchronization DB from socket: {e}"
+            ))
+        }
+    };
+    srv.persist.loading.end();
+    srv.persist.dirty.store(0, Ordering::Relaxed);
+    let r = r.and_then(|db| {
+        if current(generation) {
+            Ok(db)
+        } else {
+            Err("Replication link replaced".to_string())
+        }
+    });
+    match r {
+        Ok(db) => {
+            STREAM_DB.store(db.unwrap_or(0), Ordering::Relaxed);
+            after_load(srv);
+            Ok(())
+        }
+        Err(e) => {
+            // As Redis after a failed transfer: the next attempt at once,
+            // and no half dataset.
+            RETRY_NOW.store(true, Ordering::Relaxed);
+            empty_dataset(srv);
+            forget_history(srv);
+            Err(e)
+        }
+    }
+}
+
+/// After a `$EOF:<mark>` payload: the mark, read past the file (the
+/// parser's extra bytes first); what follows it stays for the stream.
+fn check_mark(conn: &mut Conn, rest: Vec<u8>, mark: Option<&[u8]>) -> Result<(), String> {
+    let Some(mark) = mark else {
+        return Ok(());
+    };
+    let mut buf = rest;
+    buf.extend_from_slice(&conn.buf[conn.pos..]);
+    conn.buf = buf;
+    conn.pos = 0;
+    while conn.buf.len() < mark.len() {
+        conn.fill()?;
+    }
+    if &conn.buf[..mark.len()] != mark {
+        crate::warning!("Replication stream EOF marker is broken");
+        return Err("Replication stream EOF marker is broken".into());
+    }
+    conn.pos = mark.len();
+    Ok(())
+}
+
+/// The dataset is empty after a failed load: no offset of any history
+/// describes it.
+fn forget_history(srv: &'static Server) {
+    OFFSET.store(0, Ordering::Relaxed);
+    READ_OFFSET.store(0, Ordering::Relaxed);
+    crate::server::repl::adopt(srv, &crate::server::random_hex(40), 0);
+}
+
+/// A payload loaded: this server's own replicas sync again, the AOF is
+/// rewritten from the new data.
+fn after_load(srv: &'static Server) {
+    crate::server::repl::disconnect_all();
+    if srv.config.appendonly.get() {
+        let _ = crate::persist::aof::bgrewriteaof(srv, false);
+    }
+    crate::notice!("MASTER <-> REPLICA sync: Finished with success");
 }
