@@ -251,3 +251,80 @@ fn a_payload_cut_short_is_redis_error_and_leaves_no_half_dataset() {
     assert_eq!(info_int(&mut r, "loading"), 0);
     assert_eq!(dbsize(&mut r), 0);
 }
+
+#[test]
+fn a_swapdb_load_of_another_history_that_fails_keeps_the_old_dataset() {
+    let rdb = rdb_of(300);
+    let mut payload = format!("${}\r\n", rdb.len()).into_bytes();
+    payload.extend_from_slice(&rdb[..rdb.len() - 100]);
+    let (port, t) = fake_master(payload, true);
+    let dir = common::TempDir::new("feed-swapdb");
+    let log = dir.path().join("log.txt");
+    let replica = common::Server::start_with(&[
+        "--logfile",
+        log.to_str().unwrap(),
+        "--enable-debug-command",
+        "yes",
+    ]);
+    let mut r = replica.client();
+    q(&mut r, &["DEBUG", "POPULATE", "50", "old", "10"]);
+    q(&mut r, &["SET", "mykey", "myvalue"]);
+    q(
+        &mut r,
+        &[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=mylib\nredis.register_function{function_name='f', \
+             callback=function() return 'old' end, flags={'no-writes'}}",
+        ],
+    );
+    q(&mut r, &["CONFIG", "SET", "repl-diskless-load", "swapdb"]);
+    q(&mut r, &["REPLICAOF", "127.0.0.1", &port.to_string()]);
+    let _ = t.join();
+    wait_for("the failure in the log", 20, || {
+        std::fs::read_to_string(&log).is_ok_and(|l| {
+            l.contains("Failed trying to load the MASTER synchronization DB from socket")
+        })
+    });
+    wait_for("the load to end", 20, || info_int(&mut r, "loading") == 0);
+    // The old dataset and functions are back, none of the new keys.
+    assert_eq!(dbsize(&mut r), 51);
+    let v: String = redis::cmd("GET").arg("mykey").query(&mut r).unwrap();
+    assert_eq!(v, "myvalue");
+    let f: String = redis::cmd("FCALL_RO")
+        .arg("f")
+        .arg(0)
+        .query(&mut r)
+        .unwrap();
+    assert_eq!(f, "old");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("MASTER <-> REPLICA sync: Discarding temporary DB in background"));
+}
+
+#[test]
+fn a_swapdb_load_of_another_history_replaces_the_dataset() {
+    let rdb = rdb_of(300);
+    let mut payload = format!("${}\r\n", rdb.len()).into_bytes();
+    payload.extend_from_slice(&rdb);
+    let (port, t) = fake_master(payload, false);
+    let dir = common::TempDir::new("feed-swapdb-ok");
+    let log = dir.path().join("log.txt");
+    let replica = common::Server::start_with(&[
+        "--logfile",
+        log.to_str().unwrap(),
+        "--enable-debug-command",
+        "yes",
+    ]);
+    let mut r = replica.client();
+    q(&mut r, &["DEBUG", "POPULATE", "50", "old", "10"]);
+    q(&mut r, &["CONFIG", "SET", "repl-diskless-load", "swapdb"]);
+    q(&mut r, &["REPLICAOF", "127.0.0.1", &port.to_string()]);
+    wait_for("the load", 20, || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("Finished with success"))
+    });
+    assert_eq!(dbsize(&mut r), 300);
+    let old: Option<String> = redis::cmd("GET").arg("old:0").query(&mut r).unwrap();
+    assert_eq!(old, None);
+    drop(replica);
+    let _ = t.join();
+}

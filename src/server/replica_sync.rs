@@ -133,7 +133,12 @@ pub(super) fn full_sync(
         crate::notice!("MASTER <-> REPLICA sync: receiving {size} bytes from master {target}");
     }
     if mode == LoadMode::Blocking {
-        return load_from_socket(srv, conn, size, mark.as_deref());
+        let swapdb = srv.config.repl_diskless_load.name() == "swapdb";
+        // With a snapshot running the old data cannot be moved aside: a
+        // `swapdb` load then goes through a temp file, as before.
+        if let Some(old) = Old::prepare(srv, swapdb) {
+            return load_from_socket(srv, conn, size, mark.as_deref(), old);
+        }
     }
     let path = crate::persist::save::rdb_path(srv);
     let dir = std::path::Path::new(&path)
@@ -392,19 +397,89 @@ impl crate::persist::rdb::feed::Input for Payload<'_> {
     }
 }
 
-/// A diskless load in place of the dataset (`on-empty-db` with no keys):
-/// flushed, then filled while the payload arrives, clients answered
-/// `-LOADING` meanwhile. A failed load leaves an empty dataset.
+/// What became of the dataset a diskless load replaces.
+enum Old {
+    /// Flushed (`on-empty-db`): a failed load leaves an empty dataset.
+    Flushed,
+    /// `swapdb`: kept aside with the function libraries' code, put back if
+    /// the load fails (as Redis's swapdb keeps its old databases).
+    Aside(crate::store::keyspace::SetAside, Vec<Vec<u8>>),
+}
+
+impl Old {
+    /// Empties the dataset for the load; `None` if `swapdb` cannot keep
+    /// it aside now (a snapshot runs).
+    fn prepare(srv: &'static Server, swapdb: bool) -> Option<Old> {
+        if !swapdb {
+            crate::notice!("MASTER <-> REPLICA sync: Flushing old data");
+            empty_dataset(srv);
+            return Some(Old::Flushed);
+        }
+        let mut locks = Locks::default();
+        let mut batch = locks.batch(&srv.ks);
+        batch.all_dbs();
+        let _ = batch.take();
+        let aside = srv.ks.set_aside(&mut locks);
+        let codes = srv.scripting.functions.codes();
+        if aside.is_some() {
+            flush_all(srv, &mut locks);
+        }
+        locks.release();
+        Some(Old::Aside(aside?, codes))
+    }
+
+    /// The load failed: the old dataset back, or none.
+    fn restore(self, srv: &'static Server) {
+        match self {
+            Old::Flushed => {
+                empty_dataset(srv);
+                forget_history(srv);
+            }
+            Old::Aside(aside, codes) => {
+                crate::notice!("MASTER <-> REPLICA sync: Discarding temporary DB in background");
+                let mut locks = Locks::default();
+                let mut batch = locks.batch(&srv.ks);
+                batch.all_dbs();
+                let _ = batch.take();
+                srv.ks.put_back(&mut locks, aside, true);
+                let functions = &srv.scripting.functions;
+                if let Some(mut reg) = functions.try_lock_for(Duration::from_secs(2)) {
+                    reg.flush();
+                    for code in &codes {
+                        if let Err(e) = reg.load(srv, code, true) {
+                            crate::warning!("Failed restoring a function library: {e}");
+                        }
+                    }
+                    functions.update_counts(&reg);
+                }
+                locks.release();
+            }
+        }
+    }
+
+    /// The load succeeded: the old dataset is freed.
+    fn discard(self) {
+        if let Old::Aside(aside, _) = self {
+            crate::notice!("MASTER <-> REPLICA sync: Swapping active DB with loaded DB");
+            aside.discard(true);
+            crate::notice!("MASTER <-> REPLICA sync: Discarding old DB in background");
+        }
+    }
+}
+
+/// A diskless load in place of the dataset (`on-empty-db` with no keys,
+/// `swapdb` with another history): filled while the payload arrives,
+/// clients answered `-LOADING` meanwhile. A failed load leaves an empty
+/// dataset, or with `swapdb` the old one.
 fn load_from_socket(
     srv: &'static Server,
     conn: &mut Conn,
     size: i64,
     mark: Option<&[u8]>,
+    old: Old,
 ) -> Result<(), String> {
     let generation = conn.generation;
     srv.persist.loading.begin(size.max(0) as u64);
-    crate::notice!("MASTER <-> REPLICA sync: Flushing old data");
-    empty_dataset(srv);
     crate::notice!("MASTER <-> REPLICA sync: Loading DB in memory");
     let mut input = Payload {
         conn,
@@ -452,6 +527,7 @@ fn load_from_socket(
     });
     match r {
         Ok(db) => {
+            old.discard();
             STREAM_DB.store(db.unwrap_or(0), Ordering::Relaxed);
             after_load(srv);
             Ok(())
@@ -460,8 +536,7 @@ fn load_from_socket(
             // As Redis after a failed transfer: the next attempt at once,
             // and no half dataset.
             RETRY_NOW.store(true, Ordering::Relaxed);
-            empty_dataset(srv);
-            forget_history(srv);
+            old.restore(srv);
             Err(e)
         }
     }
