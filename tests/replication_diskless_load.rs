@@ -328,3 +328,74 @@ fn a_swapdb_load_of_another_history_replaces_the_dataset() {
     drop(replica);
     let _ = t.join();
 }
+
+#[test]
+fn an_async_load_serves_the_old_data_until_the_swap_never_loading() {
+    let master = common::Server::start_with(&["--enable-debug-command", "yes"]);
+    let replica = common::Server::start_with(&["--enable-debug-command", "yes"]);
+    let mut m = master.client();
+    let mut r = replica.client();
+    q(&mut m, &["CONFIG", "SET", "repl-diskless-sync-delay", "0"]);
+    q(&mut m, &["CONFIG", "SET", "rdbcompression", "no"]);
+    q(&mut r, &["CONFIG", "SET", "repl-diskless-load", "swapdb"]);
+    q(&mut r, &["CONFIG", "SET", "replica-read-only", "no"]);
+    let port = master.port.to_string();
+    q(&mut r, &["REPLICAOF", "127.0.0.1", &port]);
+    wait_for("the first sync", 30, || {
+        info_field(&mut r, "master_link_status") == "up"
+    });
+    // 20 MB, loaded at half a millisecond a key: seconds.
+    q(&mut m, &["DEBUG", "POPULATE", "10000", "master", "2000"]);
+    q(&mut r, &["SET", "mykey", "myvalue"]);
+    q(&mut r, &["CONFIG", "SET", "key-load-delay", "500"]);
+    // The same history, out of the backlog's reach: an async load.
+    let big = "A".repeat(16384);
+    let mut p = redis::pipe();
+    p.atomic()
+        .cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("replica")
+        .cmd("CONFIG")
+        .arg("SET")
+        .arg("repl-backlog-size")
+        .arg("16384");
+    for i in 0..10 {
+        p.cmd("SET").arg(format!("big{i}")).arg(&big);
+    }
+    let _: redis::Value = p.query(&mut m).unwrap();
+    wait_for("async_loading:1", 30, || {
+        info_field(&mut r, "async_loading") == "1"
+    });
+    // Until the new dataset is in place, the old one answers, never
+    // -LOADING (the parse runs while the payload arrives, aside).
+    let started = Instant::now();
+    let mut checks = 0;
+    let mut saw_transfer = false;
+    loop {
+        let v: redis::RedisResult<Option<String>> = redis::cmd("GET").arg("mykey").query(&mut r);
+        match v {
+            Ok(Some(v)) => assert_eq!(v, "myvalue"),
+            Ok(None) => break,
+            Err(e) => panic!("GET during the async load: {e}"),
+        }
+        checks += 1;
+        if info_int(&mut m, "rdb_bgsave_in_progress") == 1 && checks > 10 {
+            saw_transfer = true;
+        }
+        if started.elapsed() > Duration::from_secs(4) {
+            // Long enough: let it finish.
+            q(&mut r, &["CONFIG", "SET", "key-load-delay", "0"]);
+        }
+        assert!(started.elapsed() < Duration::from_secs(60));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(checks > 10, "the old data was served {checks} times");
+    // The master's transfer was paced by the slow load.
+    assert!(saw_transfer);
+    wait_for("the link", 30, || {
+        info_field(&mut r, "master_link_status") == "up"
+    });
+    assert_eq!(info_field(&mut r, "async_loading"), "0");
+    assert_eq!(dbsize(&mut r), 10010);
+}

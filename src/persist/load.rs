@@ -30,7 +30,7 @@ use super::rdb::Error;
 use super::rdb::file::{self, Sink, Stats};
 use super::rdb::read::{Limits, Reader};
 use crate::server::{Server, now_ms};
-use crate::store::keyspace::hash_key;
+use crate::store::keyspace::{SetAside, hash_key};
 use crate::store::{Entry, Locks, Value};
 
 /// Why a load stopped when a shutdown was asked for during it.
@@ -650,25 +650,102 @@ pub fn load_stream(
     locks: &mut Locks,
     input: &mut dyn super::rdb::feed::Input,
 ) -> Result<Streamed, Error> {
-    let lim = Limits::of(&srv.config);
     let mut sink = Inline {
         common: Common::new(srv, true),
         locks,
         replace: false,
     };
-    let (stats, rest) =
-        super::rdb::feed::parse(input, srv.ks.db_count(), &lim, now_ms(), &mut sink)?;
+    let (stats, rest) = stream_into(srv, input, &mut sink)?;
+    Ok(Streamed {
+        stats,
+        stream_db: sink.common.stream_db,
+        rest,
+    })
+}
+
+/// A replica's asynchronous load: like [`load_stream`], into `aside`
+/// (the dataset built beside the one served); returns the function
+/// libraries' code too, loaded when the new dataset is put in place.
+pub fn load_stream_aside(
+    srv: &'static Server,
+    aside: &mut SetAside,
+    input: &mut dyn super::rdb::feed::Input,
+) -> Result<(Streamed, Vec<Vec<u8>>), Error> {
+    let mut sink = Beside {
+        common: Common::new(srv, true),
+        aside,
+        functions: Vec::new(),
+    };
+    let (stats, rest) = stream_into(srv, input, &mut sink)?;
+    let streamed = Streamed {
+        stats,
+        stream_db: sink.common.stream_db,
+        rest,
+    };
+    Ok((streamed, sink.functions))
+}
+
+fn stream_into(
+    srv: &'static Server,
+    input: &mut dyn super::rdb::feed::Input,
+    sink: &mut dyn Sink,
+) -> Result<(Stats, Vec<u8>), Error> {
+    let lim = Limits::of(&srv.config);
+    let dbs = srv.ks.db_count();
+    let (stats, rest) = super::rdb::feed::parse(input, dbs, &lim, now_ms(), sink)?;
     srv.persist
         .loaded_keys
         .store(stats.keys as u64, Ordering::Relaxed);
     srv.persist
         .loaded_expired
         .store(stats.expired as u64, Ordering::Relaxed);
-    Ok(Streamed {
-        stats,
-        stream_db: sink.common.stream_db,
-        rest,
-    })
+    Ok((stats, rest))
+}
+
+/// Places keys into a dataset built aside (owned: no locks), and keeps
+/// the function libraries' code for later.
+struct Beside<'a> {
+    common: Common,
+    aside: &'a mut SetAside,
+    functions: Vec<Vec<u8>>,
+}
+
+impl Sink for Beside<'_> {
+    fn key(&mut self, db: usize, entry: Entry) -> Result<(), String> {
+        let ks = &self.common.srv.ks;
+        let hash = hash_key(entry.key());
+        let shard = self.aside.shard_mut(ks, db, ks.shard_of(hash));
+        shard
+            .insert_absent(hash, entry, hash_key)
+            .map(|_| ())
+            .map_err(|entry| duplicate(db, entry.key()))
+    }
+
+    fn function(&mut self, code: &[u8]) -> Result<(), String> {
+        self.functions.push(code.to_vec());
+        Ok(())
+    }
+
+    fn db_size(&mut self, db: usize, keys: u64, bytes_left: usize) {
+        let ks = &self.common.srv.ks;
+        let n = self.common.per_shard(keys, bytes_left);
+        for s in 0..ks.shard_count() {
+            let g = self.aside.shard_mut(ks, db, s);
+            g.reserve(g.len() + n, hash_key);
+        }
+    }
+
+    fn aux(&mut self, name: &[u8], value: &[u8]) {
+        self.common.aux(name, value);
+    }
+
+    fn empty_key(&mut self, key: &[u8]) {
+        self.common.empty_key(key);
+    }
+
+    fn progress(&mut self, pos: usize) -> super::rdb::read::Result<()> {
+        self.common.progress(pos)
+    }
 }
 
 /// Loads the RDB image at the start of `data` (an AOF base or preamble)

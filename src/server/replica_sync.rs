@@ -2,15 +2,17 @@
 //! `repl-diskless-load disabled` (or `on-empty-db` with keys) the payload
 //! is received into a temp file renamed over `dbfilename`, then loaded in
 //! place of the dataset. Diskless, it is parsed from the link while it
-//! arrives (`rdb::feed`): the replica holds about one record at a time,
-//! and `key-load-delay` slows its reading, so a slow replica paces the
-//! master's transfer, as in Redis.
+//! arrives (`replica_load`, `rdb::feed`): the replica holds about one
+//! record at a time, and `key-load-delay` slows its reading, so a slow
+//! replica paces the master's transfer, as in Redis.
 
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
-use super::replica::{Conn, OFFSET, READ_OFFSET, STREAM_DB, State, current, with_link};
+use super::replica::{Conn, STREAM_DB, State, current, with_link};
+use super::replica_load::{
+    Old, after_load, flush_all, forget_history, load_async, load_from_socket,
+};
 use crate::server::{Server, now_ms};
 use crate::store::Locks;
 
@@ -80,8 +82,9 @@ impl Drop for TransferState {
     }
 }
 
-/// Receives the payload into a temp file, renames it over `dbfilename`
-/// and loads it in place of the dataset.
+/// Takes the payload after `+FULLRESYNC` and loads it in place of the
+/// dataset: parsed from the link (diskless), or received into a temp file
+/// renamed over `dbfilename`, then loaded.
 pub(super) fn full_sync(
     srv: &'static Server,
     conn: &mut Conn,
@@ -132,6 +135,10 @@ pub(super) fn full_sync(
     } else {
         crate::notice!("MASTER <-> REPLICA sync: receiving {size} bytes from master {target}");
     }
+    if mode == LoadMode::Async {
+        let _async_loading = mode.begin(srv, size);
+        return load_async(srv, conn, size, mark.as_deref());
+    }
     if mode == LoadMode::Blocking {
         let swapdb = srv.config.repl_diskless_load.name() == "swapdb";
         // With a snapshot running the old data cannot be moved aside: a
@@ -150,9 +157,8 @@ pub(super) fn full_sync(
         now_ms() / 1000,
         std::process::id()
     ));
-    // Loading the same history again with `swapdb` (`async_loading`):
-    // the old dataset is served while the payload arrives (received into
-    // a temp file, then loaded); a failed transfer leaves the old data.
+    // Diskless here only for `swapdb` while a snapshot runs: `loading`
+    // from the first byte, the old data kept if the transfer fails.
     let _loading = mode.begin(srv, size);
     if mode != LoadMode::Disk {
         crate::notice!("MASTER <-> REPLICA sync: Loading DB in memory");
@@ -339,244 +345,4 @@ fn load(srv: &'static Server, path: &str) -> Result<(), String> {
     srv.persist.loading.end();
     srv.persist.dirty.store(0, Ordering::Relaxed);
     r
-}
-
-/// Empties every database and the function libraries (the caller holds
-/// every shard).
-fn flush_all(srv: &'static Server, locks: &mut Locks) {
-    let lazy = srv.config.replica_lazy_flush.get();
-    for db in 0..srv.ks.db_count() {
-        srv.ks.flush_db(locks, db, lazy);
-    }
-    let functions = &srv.scripting.functions;
-    if let Some(mut reg) = functions.try_lock_for(Duration::from_secs(2)) {
-        reg.flush();
-        functions.update_counts(&reg);
-    }
-}
-
-/// Empties the dataset, every shard taken for the time it takes.
-fn empty_dataset(srv: &'static Server) {
-    let mut locks = Locks::default();
-    let mut batch = locks.batch(&srv.ks);
-    batch.all_dbs();
-    let _ = batch.take();
-    flush_all(srv, &mut locks);
-    locks.release();
-}
-
-/// The payload as the parser reads it: the link's bytes, at most `left`
-/// of them when the payload is sized (what follows is the stream).
-struct Payload<'c> {
-    conn: &'c mut Conn,
-    left: Option<u64>,
-    read: i64,
-}
-
-impl crate::persist::rdb::feed::Input for Payload<'_> {
-    fn fill(&mut self, buf: &mut Vec<u8>) -> Result<bool, String> {
-        if self.left == Some(0) {
-            return Ok(false);
-        }
-        while self.conn.pos == self.conn.buf.len() {
-            self.conn.fill()?;
-        }
-        let avail = &self.conn.buf[self.conn.pos..];
-        let n = self.left.map_or(avail.len(), |l| {
-            avail.len().min(usize::try_from(l).unwrap_or(usize::MAX))
-        });
-        buf.extend_from_slice(&avail[..n]);
-        self.conn.pos += n;
-        if let Some(l) = &mut self.left {
-            *l -= n as u64;
-        }
-        self.read += n as i64;
-        let read = self.read;
-        let _ = with_link(self.conn.generation, |l| l.transfer_read = read);
-        Ok(true)
-    }
-}
-
-/// What became of the dataset a diskless load replaces.
-enum Old {
-    /// Flushed (`on-empty-db`): a failed load leaves an empty dataset.
-    Flushed,
-    /// `swapdb`: kept aside with the function libraries' code, put back if
-    /// the load fails (as Redis's swapdb keeps its old databases).
-    Aside(crate::store::keyspace::SetAside, Vec<Vec<u8>>),
-}
-
-impl Old {
-    /// Empties the dataset for the load; `None` if `swapdb` cannot keep
-    /// it aside now (a snapshot runs).
-    fn prepare(srv: &'static Server, swapdb: bool) -> Option<Old> {
-        if !swapdb {
-            crate::notice!("MASTER <-> REPLICA sync: Flushing old data");
-            empty_dataset(srv);
-            return Some(Old::Flushed);
-        }
-        let mut locks = Locks::default();
-        let mut batch = locks.batch(&srv.ks);
-        batch.all_dbs();
-        let _ = batch.take();
-        let aside = srv.ks.set_aside(&mut locks);
-        let codes = srv.scripting.functions.codes();
-        if aside.is_some() {
-            flush_all(srv, &mut locks);
-        }
-        locks.release();
-        Some(Old::Aside(aside?, codes))
-    }
-
-    /// The load failed: the old dataset back, or none.
-    fn restore(self, srv: &'static Server) {
-        match self {
-            Old::Flushed => {
-                empty_dataset(srv);
-                forget_history(srv);
-            }
-            Old::Aside(aside, codes) => {
-                crate::notice!("MASTER <-> REPLICA sync: Discarding temporary DB in background");
-                let mut locks = Locks::default();
-                let mut batch = locks.batch(&srv.ks);
-                batch.all_dbs();
-                let _ = batch.take();
-                srv.ks.put_back(&mut locks, aside, true);
-                let functions = &srv.scripting.functions;
-                if let Some(mut reg) = functions.try_lock_for(Duration::from_secs(2)) {
-                    reg.flush();
-                    for code in &codes {
-                        if let Err(e) = reg.load(srv, code, true) {
-                            crate::warning!("Failed restoring a function library: {e}");
-                        }
-                    }
-                    functions.update_counts(&reg);
-                }
-                locks.release();
-            }
-        }
-    }
-
-    /// The load succeeded: the old dataset is freed.
-    fn discard(self) {
-        if let Old::Aside(aside, _) = self {
-            crate::notice!("MASTER <-> REPLICA sync: Swapping active DB with loaded DB");
-            aside.discard(true);
-            crate::notice!("MASTER <-> REPLICA sync: Discarding old DB in background");
-        }
-    }
-}
-
-/// A diskless load in place of the dataset (`on-empty-db` with no keys,
-/// `swapdb` with another history): filled while the payload arrives,
-/// clients answered `-LOADING` meanwhile. A failed load leaves an empty
-/// dataset, or with `swapdb` the old one.
-fn load_from_socket(
-    srv: &'static Server,
-    conn: &mut Conn,
-    size: i64,
-    mark: Option<&[u8]>,
-    old: Old,
-) -> Result<(), String> {
-    let generation = conn.generation;
-    srv.persist.loading.begin(size.max(0) as u64);
-    crate::notice!("MASTER <-> REPLICA sync: Loading DB in memory");
-    let mut input = Payload {
-        conn,
-        left: u64::try_from(size).ok(),
-        read: 0,
-    };
-    // No shard is held: each key takes its shard briefly, so INFO and the
-    // like never wait for the link.
-    let mut locks = Locks::default();
-    let loaded = crate::persist::load::load_stream(srv, &mut locks, &mut input);
-    let r = match loaded {
-        Ok(done) => {
-            // A sized payload's bytes past the file are skipped.
-            let mut skip = Vec::new();
-            let mut r = Ok(true);
-            while input.left.is_some_and(|l| l > 0) && matches!(r, Ok(true)) {
-                skip.clear();
-                r = crate::persist::rdb::feed::Input::fill(&mut input, &mut skip);
-            }
-            r.and_then(|_| check_mark(input.conn, done.rest, mark))
-                .map(|()| done.stream_db)
-        }
-        Err(e) => {
-            crate::warning!(
-                "Internal error in RDB reading offset {} -> {}",
-                e.offset,
-                e.msg
-            );
-            crate::warning!(
-                "Failed trying to load the MASTER synchronization DB from socket, check server logs."
-            );
-            Err(format!(
-                "Failed trying to load the MASTER synchronization DB from socket: {e}"
-            ))
-        }
-    };
-    srv.persist.loading.end();
-    srv.persist.dirty.store(0, Ordering::Relaxed);
-    let r = r.and_then(|db| {
-        if current(generation) {
-            Ok(db)
-        } else {
-            Err("Replication link replaced".to_string())
-        }
-    });
-    match r {
-        Ok(db) => {
-            old.discard();
-            STREAM_DB.store(db.unwrap_or(0), Ordering::Relaxed);
-            after_load(srv);
-            Ok(())
-        }
-        Err(e) => {
-            // As Redis after a failed transfer: the next attempt at once,
-            // and no half dataset.
-            RETRY_NOW.store(true, Ordering::Relaxed);
-            old.restore(srv);
-            Err(e)
-        }
-    }
-}
-
-/// After a `$EOF:<mark>` payload: the mark, read past the file (the
-/// parser's extra bytes first); what follows it stays for the stream.
-fn check_mark(conn: &mut Conn, rest: Vec<u8>, mark: Option<&[u8]>) -> Result<(), String> {
-    let Some(mark) = mark else {
-        return Ok(());
-    };
-    let mut buf = rest;
-    buf.extend_from_slice(&conn.buf[conn.pos..]);
-    conn.buf = buf;
-    conn.pos = 0;
-    while conn.buf.len() < mark.len() {
-        conn.fill()?;
-    }
-    if &conn.buf[..mark.len()] != mark {
-        crate::warning!("Replication stream EOF marker is broken");
-        return Err("Replication stream EOF marker is broken".into());
-    }
-    conn.pos = mark.len();
-    Ok(())
-}
-
-/// The dataset is empty after a failed load: no offset of any history
-/// describes it.
-fn forget_history(srv: &'static Server) {
-    OFFSET.store(0, Ordering::Relaxed);
-    READ_OFFSET.store(0, Ordering::Relaxed);
-    crate::server::repl::adopt(srv, &crate::server::random_hex(40), 0);
-}
-
-/// A payload loaded: this server's own replicas sync again, the AOF is
-/// rewritten from the new data.
-fn after_load(srv: &'static Server) {
-    crate::server::repl::disconnect_all();
-    if srv.config.appendonly.get() {
-        let _ = crate::persist::aof::bgrewriteaof(srv, false);
-    }
-    crate::notice!("MASTER <-> REPLICA sync: Finished with success");
 }

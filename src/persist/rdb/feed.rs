@@ -17,12 +17,28 @@ use super::file::{Records, Sink, Stats, header};
 use super::read::{Limits, Reader, Result};
 use crate::util::crc64::crc64;
 
+/// What one read of the input gave.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Fill {
+    /// Bytes were appended.
+    Data,
+    /// Nothing came for a while (the input goes on).
+    Idle,
+    /// The input ended.
+    End,
+}
+
 /// Where the payload comes from.
 pub trait Input {
-    /// Appends the next bytes of the input to `buf`, waiting for them;
-    /// `Ok(false)` when the input ended. An error ends the load.
-    fn fill(&mut self, buf: &mut Vec<u8>) -> std::result::Result<bool, String>;
+    /// Appends the next bytes of the input to `buf`, waiting a while for
+    /// them. An error ends the load.
+    fn fill(&mut self, buf: &mut Vec<u8>) -> std::result::Result<Fill, String>;
 }
+
+/// A record cut off with at least this much of it buffered waits for
+/// twice as much before it is parsed again (smaller ones are parsed
+/// again at each read: cheap).
+const GROW_FROM: usize = 64 * 1024;
 
 /// The buffer over the input: `buf[pos..]` is unparsed, `buf[0]` is at
 /// offset `start` of the payload.
@@ -41,18 +57,22 @@ impl Window<'_> {
         &self.buf[self.pos..]
     }
 
-    /// Reads until `want` unparsed bytes are buffered or the input ends.
-    fn more(&mut self, want: usize) -> Result<()> {
+    /// Reads until `need` unparsed bytes are buffered or the input ends,
+    /// then on up to `want` while the input keeps coming (the end of the
+    /// payload may be nearer than `want`: an idle input stops it).
+    fn more(&mut self, need: usize, want: usize) -> Result<()> {
         if self.pos > 0 {
             self.crc = crc64(self.crc, &self.buf[..self.pos]);
             self.buf.drain(..self.pos);
             self.start += self.pos;
             self.pos = 0;
         }
-        while self.buf.len() < want && !self.ended {
+        while self.buf.len() < need.max(want) && !self.ended {
             match self.input.fill(&mut self.buf) {
-                Ok(true) => {}
-                Ok(false) => self.ended = true,
+                Ok(Fill::Data) => {}
+                Ok(Fill::Idle) if self.buf.len() >= need => break,
+                Ok(Fill::Idle) => {}
+                Ok(Fill::End) => self.ended = true,
                 Err(e) => {
                     let at = self.start + self.buf.len();
                     return Err(Error::new(
@@ -81,8 +101,9 @@ impl Window<'_> {
             match r.short() {
                 Some(need) if !self.ended => {
                     let have = self.buf.len() - self.pos;
-                    // Geometric: a record is parsed O(log size) times.
-                    self.more(have.saturating_add(need).max(have.saturating_mul(2)))?;
+                    // Geometric: a big record is parsed O(log size) times.
+                    let want = if have >= GROW_FROM { have * 2 } else { 0 };
+                    self.more(have.saturating_add(need), want)?;
                 }
                 _ => return Err(e),
             }
@@ -113,7 +134,7 @@ pub fn parse(
     let mut records = Records::new(version, dbs, lim, now_ms);
     while !w.parse(|r| records.record(r, sink))? {}
     if version >= 5 {
-        w.more(8)?;
+        w.more(8, 0)?;
     }
     let at = w.pos;
     let crc = crc64(w.crc, &w.buf[..at]);

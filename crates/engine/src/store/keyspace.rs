@@ -344,7 +344,17 @@ impl Keyspace {
     /// Puts data set aside back in place of the current data, which is
     /// freed (in the background when `lazy` or large). The caller holds
     /// every shard.
-    pub fn put_back(&'static self, locks: &mut Locks, aside: SetAside, lazy: bool) {
+    /// No snapshot may run (its state would leave with the old tables):
+    /// `Err` gives `aside` back then.
+    pub fn put_back(
+        &'static self,
+        locks: &mut Locks,
+        aside: SetAside,
+        lazy: bool,
+    ) -> Result<(), SetAside> {
+        if self.snapshots.in_progress() {
+            return Err(aside);
+        }
         let n = self.shard_count();
         let mut tables = Vec::with_capacity(aside.shards.len());
         for (i, mut shard) in aside.shards.into_iter().enumerate() {
@@ -352,6 +362,7 @@ impl Keyspace {
             tables.push(shard.take_all());
         }
         free_tables(tables, lazy);
+        Ok(())
     }
 
     /// Swaps the contents of two databases, atomically for every other
@@ -570,6 +581,20 @@ pub struct SetAside {
 }
 
 impl SetAside {
+    /// An empty dataset shaped like `ks`, to build one aside (a replica's
+    /// asynchronous load) and put it in place with [`Keyspace::put_back`].
+    pub fn empty(ks: &Keyspace) -> SetAside {
+        let n = ks.dbs.len() * ks.shard_count();
+        SetAside {
+            shards: (0..n).map(|_| Shard::default()).collect(),
+        }
+    }
+
+    /// Shard `s` of database `db` (owned here: no lock).
+    pub fn shard_mut(&mut self, ks: &Keyspace, db: usize, s: usize) -> &mut Shard {
+        &mut self.shards[db * ks.shard_count() + s]
+    }
+
     /// Frees the data (in the background when `lazy` or large).
     pub fn discard(self, lazy: bool) {
         let tables = self.shards.into_iter().map(|mut s| s.take_all()).collect();

@@ -36,6 +36,8 @@ struct Chunks<'a> {
     max: usize,
     seed: u64,
     broken: bool,
+    /// After the data the input idles (never ends), as a link does.
+    endless: bool,
     fills: usize,
     delivered: std::rc::Rc<std::cell::Cell<usize>>,
 }
@@ -48,6 +50,7 @@ impl<'a> Chunks<'a> {
             max,
             seed,
             broken: false,
+            endless: false,
             fills: 0,
             delivered: Default::default(),
         }
@@ -55,13 +58,16 @@ impl<'a> Chunks<'a> {
 }
 
 impl Input for Chunks<'_> {
-    fn fill(&mut self, buf: &mut Vec<u8>) -> std::result::Result<bool, String> {
+    fn fill(&mut self, buf: &mut Vec<u8>) -> std::result::Result<Fill, String> {
         self.fills += 1;
         if self.pos == self.data.len() {
             return if self.broken {
                 Err("MASTER closed the connection".into())
+            } else if self.endless {
+                // A link that stays up after the payload: idle.
+                Ok(Fill::Idle)
             } else {
-                Ok(false)
+                Ok(Fill::End)
             };
         }
         let n = 1 + (crate::util::rand::next(&mut self.seed) as usize % self.max);
@@ -69,7 +75,7 @@ impl Input for Chunks<'_> {
         buf.extend_from_slice(&self.data[self.pos..end]);
         self.pos = end;
         self.delivered.set(end);
-        Ok(true)
+        Ok(Fill::Data)
     }
 }
 
@@ -233,4 +239,28 @@ fn a_lying_count_waits_for_the_input_then_fails() {
     write_footer(&mut out, true);
     let e = fed(&out, 5, 1).unwrap_err();
     assert_eq!(Err(e), whole(&out));
+}
+
+#[test]
+fn a_big_last_record_does_not_wait_for_bytes_that_never_come() {
+    // The payload's end is nearer than twice the record cut off: an input
+    // that stays open (a link) must not be waited on past it.
+    let n = 20_000;
+    let mut out = Vec::new();
+    write_header(&mut out, 0, 0, false);
+    write_db_start(&mut out, 0, 1, 0);
+    out.push(T_LIST);
+    write_string(&mut out, b"big", Opts::default());
+    write_len(&mut out, n as u64);
+    for i in 0..n {
+        write_string(&mut out, format!("element{i}").as_bytes(), Opts::default());
+    }
+    write_footer(&mut out, true);
+    let mut c = Collect::default();
+    let mut input = Chunks::new(&out, 100_000, 1);
+    input.endless = true;
+    let (st, rest) = parse(&mut input, 16, &limits(), 0, &mut c).unwrap();
+    assert_eq!((st.keys, st.consumed, rest.len()), (1, out.len(), 0));
+    // It did not spin on the idle input either.
+    assert!(input.fills < 100, "{} reads", input.fills);
 }
