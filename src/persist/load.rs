@@ -30,7 +30,7 @@ use super::rdb::Error;
 use super::rdb::file::{self, Sink, Stats};
 use super::rdb::read::{Limits, Reader};
 use crate::server::{Server, now_ms};
-use crate::store::keyspace::hash_key;
+use crate::store::keyspace::{SetAside, hash_key};
 use crate::store::{Entry, Locks, Value};
 
 /// Why a load stopped when a shutdown was asked for during it.
@@ -97,14 +97,19 @@ impl Progress {
         }
         let start = self.start_time.load(Ordering::Relaxed);
         let total = self.total_bytes.load(Ordering::Relaxed);
-        let loaded = self.loaded_bytes.load(Ordering::Relaxed).min(total.max(1));
-        let (perc, remaining) = if total > 0 {
-            (
-                loaded as f64 / total as f64 * 100.0,
-                total.saturating_sub(loaded),
-            )
+        let used_mem = self.rdb_used_mem.load(Ordering::Relaxed);
+        let loaded = self.loaded_bytes.load(Ordering::Relaxed);
+        let (loaded, perc, remaining) = if total > 0 {
+            let loaded = loaded.min(total);
+            let perc = loaded as f64 / total as f64 * 100.0;
+            (loaded, perc, total - loaded)
+        } else if used_mem > 0 {
+            // A payload of unknown length (`$EOF:<mark>`): as Redis, the
+            // memory the file's writer used stands for its size.
+            let perc = (loaded as f64 / used_mem as f64 * 100.0).min(99.99);
+            (loaded, perc, used_mem.saturating_sub(loaded).max(1))
         } else {
-            (0.0, 1)
+            (loaded, 0.0, 1)
         };
         let elapsed = (now_ms() / 1000 - start).max(0) as u64;
         // As Redis: a made-up second until a second has passed.
@@ -115,10 +120,7 @@ impl Progress {
         };
         lines.push(format!("loading_start_time:{start}"));
         lines.push(format!("loading_total_bytes:{total}"));
-        lines.push(format!(
-            "loading_rdb_used_mem:{}",
-            self.rdb_used_mem.load(Ordering::Relaxed)
-        ));
+        lines.push(format!("loading_rdb_used_mem:{used_mem}"));
         lines.push(format!("loading_loaded_bytes:{loaded}"));
         lines.push(format!("loading_loaded_perc:{perc:.2}"));
         lines.push(format!("loading_eta_seconds:{eta}"));
@@ -149,11 +151,17 @@ struct Common {
     srv: &'static Server,
     /// Report progress and apply `key-load-delay` (a load at start-up).
     progress: bool,
+    /// The `repl-stream-db` field, if the file names one.
+    stream_db: Option<usize>,
 }
 
 impl Common {
     fn new(srv: &'static Server, progress: bool) -> Common {
-        Common { srv, progress }
+        Common {
+            srv,
+            progress,
+            stream_db: None,
+        }
     }
 
     /// Per-shard capacity for a database announced to hold `keys` keys,
@@ -168,7 +176,10 @@ impl Common {
         keys / n + keys / n / 32 + 64
     }
 
-    fn aux(&self, name: &[u8], value: &[u8]) {
+    fn aux(&mut self, name: &[u8], value: &[u8]) {
+        if name == b"repl-stream-db" {
+            self.stream_db = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok());
+        }
         if self.progress && name == b"used-mem" {
             let n = std::str::from_utf8(value)
                 .ok()
@@ -620,6 +631,121 @@ fn load_path(
     // The file's buffer is large: free it off this thread's clock.
     drop(data);
     Ok(Some(stats))
+}
+
+/// What a replica's diskless load found: the counts, the `repl-stream-db`
+/// the payload names, and the bytes read past its end.
+pub struct Streamed {
+    pub stats: Stats,
+    pub stream_db: Option<usize>,
+    pub rest: Vec<u8>,
+}
+
+/// A replica's diskless load: parses the payload `input` delivers while
+/// it arrives, inserting each key through `locks` (holding none: each
+/// insert locks its shard briefly), with progress and `key-load-delay`
+/// per key, so a slow load reads the link slowly and paces the master.
+pub fn load_stream(
+    srv: &'static Server,
+    locks: &mut Locks,
+    input: &mut dyn super::rdb::feed::Input,
+) -> Result<Streamed, Error> {
+    let mut sink = Inline {
+        common: Common::new(srv, true),
+        locks,
+        replace: false,
+    };
+    let (stats, rest) = stream_into(srv, input, &mut sink)?;
+    Ok(Streamed {
+        stats,
+        stream_db: sink.common.stream_db,
+        rest,
+    })
+}
+
+/// A replica's asynchronous load: like [`load_stream`], into `aside`
+/// (the dataset built beside the one served); returns the function
+/// libraries' code too, loaded when the new dataset is put in place.
+pub fn load_stream_aside(
+    srv: &'static Server,
+    aside: &mut SetAside,
+    input: &mut dyn super::rdb::feed::Input,
+) -> Result<(Streamed, Vec<Vec<u8>>), Error> {
+    let mut sink = Beside {
+        common: Common::new(srv, true),
+        aside,
+        functions: Vec::new(),
+    };
+    let (stats, rest) = stream_into(srv, input, &mut sink)?;
+    let streamed = Streamed {
+        stats,
+        stream_db: sink.common.stream_db,
+        rest,
+    };
+    Ok((streamed, sink.functions))
+}
+
+fn stream_into(
+    srv: &'static Server,
+    input: &mut dyn super::rdb::feed::Input,
+    sink: &mut dyn Sink,
+) -> Result<(Stats, Vec<u8>), Error> {
+    let lim = Limits::of(&srv.config);
+    let dbs = srv.ks.db_count();
+    let (stats, rest) = super::rdb::feed::parse(input, dbs, &lim, now_ms(), sink)?;
+    srv.persist
+        .loaded_keys
+        .store(stats.keys as u64, Ordering::Relaxed);
+    srv.persist
+        .loaded_expired
+        .store(stats.expired as u64, Ordering::Relaxed);
+    Ok((stats, rest))
+}
+
+/// Places keys into a dataset built aside (owned: no locks), and keeps
+/// the function libraries' code for later.
+struct Beside<'a> {
+    common: Common,
+    aside: &'a mut SetAside,
+    functions: Vec<Vec<u8>>,
+}
+
+impl Sink for Beside<'_> {
+    fn key(&mut self, db: usize, entry: Entry) -> Result<(), String> {
+        let ks = &self.common.srv.ks;
+        let hash = hash_key(entry.key());
+        let shard = self.aside.shard_mut(ks, db, ks.shard_of(hash));
+        shard
+            .insert_absent(hash, entry, hash_key)
+            .map(|_| ())
+            .map_err(|entry| duplicate(db, entry.key()))
+    }
+
+    fn function(&mut self, code: &[u8]) -> Result<(), String> {
+        self.functions.push(code.to_vec());
+        Ok(())
+    }
+
+    fn db_size(&mut self, db: usize, keys: u64, bytes_left: usize) {
+        let ks = &self.common.srv.ks;
+        let n = self.common.per_shard(keys, bytes_left);
+        for s in 0..ks.shard_count() {
+            let g = self.aside.shard_mut(ks, db, s);
+            g.reserve(g.len() + n, hash_key);
+        }
+    }
+
+    fn aux(&mut self, name: &[u8], value: &[u8]) {
+        self.common.aux(name, value);
+    }
+
+    fn empty_key(&mut self, key: &[u8]) {
+        self.common.empty_key(key);
+    }
+
+    fn progress(&mut self, pos: usize) -> super::rdb::read::Result<()> {
+        self.common.progress(pos)
+    }
 }
 
 /// Loads the RDB image at the start of `data` (an AOF base or preamble)

@@ -21,6 +21,7 @@ pub mod repl_sync;
 pub mod replica;
 mod replica_errors;
 pub mod replica_expire;
+mod replica_load;
 pub mod replica_sync;
 pub mod reply_buf;
 pub mod shutdown;

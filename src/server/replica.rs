@@ -5,10 +5,11 @@
 //! socket calls, so no worker ever waits on the master: it connects,
 //! handshakes as a Redis 7.0 replica does (PING, AUTH with `masteruser` /
 //! `masterauth`, REPLCONF listening-port and capa, PSYNC), receives the
-//! RDB payload (sized `$<len>` or diskless `$EOF:<mark>`) into a temp file
-//! beside `dbfilename`, renames it over that file and loads it in place of
-//! the dataset (every shard held, other clients answered `-LOADING`; a
-//! payload that fails to load leaves an empty dataset, never half of one).
+//! RDB payload (sized `$<len>` or diskless `$EOF:<mark>`) and loads it in
+//! place of the dataset (`replica_sync`: through a temp file, or parsed as
+//! it arrives with `repl-diskless-load`; other clients answered
+//! `-LOADING`; a payload that fails to load leaves an empty dataset, never
+//! half of one).
 //! Then it applies the master's stream: each command runs through the
 //! normal dispatcher (`cmd::execute`) as the master client (flagged
 //! `MASTER`: it may write on a read-only replica), its reply dropped,

@@ -1,12 +1,18 @@
-//! A replica's full synchronization (`server::replica`): the payload
-//! received into a temp file renamed over `dbfilename`, then loaded in
-//! place of the dataset.
+//! A replica's full synchronization (`server::replica`). With
+//! `repl-diskless-load disabled` (or `on-empty-db` with keys) the payload
+//! is received into a temp file renamed over `dbfilename`, then loaded in
+//! place of the dataset. Diskless, it is parsed from the link while it
+//! arrives (`replica_load`, `rdb::feed`): the replica holds about one
+//! record at a time, and `key-load-delay` slows its reading, so a slow
+//! replica paces the master's transfer, as in Redis.
 
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
-use super::replica::{Conn, OFFSET, READ_OFFSET, STREAM_DB, State, current, with_link};
+use super::replica::{Conn, STREAM_DB, State, current, with_link};
+use super::replica_load::{
+    Old, after_load, flush_all, forget_history, load_async, load_from_socket,
+};
 use crate::server::{Server, now_ms};
 use crate::store::Locks;
 
@@ -76,8 +82,9 @@ impl Drop for TransferState {
     }
 }
 
-/// Receives the payload into a temp file, renames it over `dbfilename`
-/// and loads it in place of the dataset.
+/// Takes the payload after `+FULLRESYNC` and loads it in place of the
+/// dataset: parsed from the link (diskless), or received into a temp file
+/// renamed over `dbfilename`, then loaded.
 pub(super) fn full_sync(
     srv: &'static Server,
     conn: &mut Conn,
@@ -128,6 +135,18 @@ pub(super) fn full_sync(
     } else {
         crate::notice!("MASTER <-> REPLICA sync: receiving {size} bytes from master {target}");
     }
+    if mode == LoadMode::Async {
+        let _async_loading = mode.begin(srv, size);
+        return load_async(srv, conn, size, mark.as_deref());
+    }
+    if mode == LoadMode::Blocking {
+        let swapdb = srv.config.repl_diskless_load.name() == "swapdb";
+        // With a snapshot running the old data cannot be moved aside: a
+        // `swapdb` load then goes through a temp file, as before.
+        if let Some(old) = Old::prepare(srv, swapdb) {
+            return load_from_socket(srv, conn, size, mark.as_deref(), old);
+        }
+    }
     let path = crate::persist::save::rdb_path(srv);
     let dir = std::path::Path::new(&path)
         .parent()
@@ -138,12 +157,8 @@ pub(super) fn full_sync(
         now_ms() / 1000,
         std::process::id()
     ));
-    // A diskless load (`repl-diskless-load`) is, for clients, a load that
-    // runs while the payload arrives (ferrokv still parses it once whole,
-    // from a temp file): `loading` for the whole transfer, or, loading the
-    // same history again with `swapdb`, `async_loading` with the old
-    // dataset served meanwhile. Either way a failed transfer leaves the
-    // old data, as Redis's swapdb backup does.
+    // Diskless here only for `swapdb` while a snapshot runs: `loading`
+    // from the first byte, the old data kept if the transfer fails.
     let _loading = mode.begin(srv, size);
     // A blocking load is one task for the watchdog, the load included.
     let _busy = (mode == LoadMode::Blocking).then(crate::watchdog::busy);
@@ -187,18 +202,10 @@ pub(super) fn full_sync(
         crate::notice!("MASTER <-> REPLICA sync: Loading DB in memory");
     }
     if let Err(e) = load(srv, &path) {
-        // The dataset is empty now: no offset of any history describes it.
-        OFFSET.store(0, Ordering::Relaxed);
-        READ_OFFSET.store(0, Ordering::Relaxed);
-        crate::server::repl::adopt(srv, &crate::server::random_hex(40), 0);
+        forget_history(srv);
         return Err(e);
     }
-    // The sub-replicas' data is not this one any more: they sync again.
-    crate::server::repl::disconnect_all();
-    if srv.config.appendonly.get() {
-        let _ = crate::persist::aof::bgrewriteaof(srv, false);
-    }
-    crate::notice!("MASTER <-> REPLICA sync: Finished with success");
+    after_load(srv);
     Ok(())
 }
 
@@ -325,17 +332,7 @@ fn load(srv: &'static Server, path: &str) -> Result<(), String> {
     let mut batch = locks.batch(&srv.ks);
     batch.all_dbs();
     let _ = batch.take();
-    let flush = |locks: &mut Locks| {
-        let lazy = srv.config.replica_lazy_flush.get();
-        for db in 0..srv.ks.db_count() {
-            srv.ks.flush_db(locks, db, lazy);
-        }
-        let functions = &srv.scripting.functions;
-        if let Some(mut reg) = functions.try_lock_for(Duration::from_secs(2)) {
-            reg.flush();
-            functions.update_counts(&reg);
-        }
-    };
+    let flush = |locks: &mut Locks| flush_all(srv, locks);
     flush(&mut locks);
     let r = crate::persist::save::load_file(srv, &mut locks, path, false);
     let r = match r {

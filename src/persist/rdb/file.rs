@@ -101,12 +101,20 @@ pub fn parse(
     sink: &mut dyn Sink,
 ) -> Result<Stats> {
     let mut r = Reader::new(data);
+    let mut p = Records::new(header(&mut r)?, dbs, lim, now_ms);
+    while !p.record(&mut r, sink)? {}
+    let at = r.pos();
+    p.footer(&mut r, || crc64(0, &data[..at]))
+}
+
+/// The signature and version at the start of a file (9 bytes).
+pub fn header(r: &mut Reader<'_>) -> Result<u16> {
     let magic = r.bytes(5).map_err(|_| Error::new(0, "file too short"))?;
     if magic != MAGIC {
         return Err(Error::new(0, "wrong signature trying to load DB from file"));
     }
     let ver = r.bytes(4)?;
-    let version = std::str::from_utf8(ver)
+    std::str::from_utf8(ver)
         .ok()
         .and_then(|v| v.parse::<u16>().ok())
         .filter(|v| (1..=VERSION).contains(v))
@@ -118,18 +126,48 @@ pub fn parse(
                     String::from_utf8_lossy(ver)
                 ),
             )
-        })?;
-    let mut stats = Stats {
-        version,
-        ..Stats::default()
-    };
-    let mut db = 0usize;
-    let mut meta = Meta::default();
-    loop {
-        let at = r.pos();
+        })
+}
+
+/// The records of a file after its header, one at a time: what carries
+/// from one to the next (the database, a key's metadata, the counts).
+/// A record either completes, its effects on the sink done, or fails
+/// having handed the sink nothing, so a caller reading a payload as it
+/// arrives can parse a record again once more of it came.
+pub struct Records<'l> {
+    dbs: usize,
+    lim: &'l Limits,
+    now_ms: i64,
+    db: usize,
+    meta: Meta,
+    stats: Stats,
+}
+
+impl<'l> Records<'l> {
+    pub fn new(version: u16, dbs: usize, lim: &'l Limits, now_ms: i64) -> Records<'l> {
+        Records {
+            dbs,
+            lim,
+            now_ms,
+            db: 0,
+            meta: Meta::default(),
+            stats: Stats {
+                version,
+                ..Stats::default()
+            },
+        }
+    }
+
+    /// Reads the record at `r`'s position; true when it was the end of
+    /// the file (`0xFF`, the checksum follows).
+    #[inline]
+    pub fn record<'a>(&mut self, r: &mut Reader<'a>, sink: &mut dyn Sink) -> Result<bool> {
+        let (now_ms, db) = (self.now_ms, self.db);
+        let stats = &mut self.stats;
+        let at = r.offset();
         let op = r.byte()?;
         match op {
-            OP_EOF => break,
+            OP_EOF => return Ok(true),
             OP_AUX => {
                 let name = r.string_ref()?;
                 let value = r.string_ref()?;
@@ -159,17 +197,18 @@ pub fn parse(
             }
             OP_SELECTDB => {
                 let n = r.length()?;
-                db = usize::try_from(n)
+                let dbs = self.dbs;
+                self.db = usize::try_from(n)
                     .ok()
                     .filter(|&d| d < dbs)
                     .ok_or_else(|| {
                         Error::new(at, format!("DB index {n} out of range (databases {dbs})"))
                     })?;
             }
-            OP_EXPIRETIME => meta.expire = Some(r.seconds()? as i64 * 1000),
-            OP_EXPIRETIME_MS => meta.expire = Some(r.millis()?),
-            OP_IDLE => meta.idle = Some(r.length()?),
-            OP_FREQ => meta.freq = Some(r.byte()?),
+            OP_EXPIRETIME => self.meta.expire = Some(r.seconds()? as i64 * 1000),
+            OP_EXPIRETIME_MS => self.meta.expire = Some(r.millis()?),
+            OP_IDLE => self.meta.idle = Some(r.length()?),
+            OP_FREQ => self.meta.freq = Some(r.byte()?),
             ty => {
                 // Plain strings (most keys and string values) are borrowed
                 // from the input and copied once, into the entry.
@@ -179,76 +218,84 @@ pub fn parse(
                 {
                     // The common record: the sink gets both strings where
                     // they lie, the value not yet decoded.
-                    let key_range = r.pos() - k.len()..r.pos();
-                    let start = r.pos();
+                    let key_range = r.offset() - k.len()..r.offset();
+                    let (start, base) = (r.pos(), r.offset());
                     r.skip_string()?;
-                    let value_range = start..r.pos();
-                    let value = &data[value_range.clone()];
-                    let m = std::mem::take(&mut meta);
+                    let value = r.since(start);
+                    let value_range = base..r.offset();
+                    let m = std::mem::take(&mut self.meta);
                     if m.expire.is_some_and(|t| t < now_ms) {
                         // Decoded all the same: a bad value fails the load
                         // whether or not its key has expired.
-                        Reader::with_base(value, start).string_ref()?;
+                        Reader::with_base(value, base).string_ref()?;
                         stats.expired += 1;
                         sink.expired_key(db, k);
-                        continue;
+                        return Ok(false);
                     }
                     let lru = access_field(now_ms, m.idle, m.freq);
                     sink.string_at(db, at, k, key_range, value, value_range, m.expire, lru)?;
                     stats.keys += 1;
-                    sink.progress(r.pos())?;
-                    continue;
+                    sink.progress(r.offset())?;
+                    return Ok(false);
                 }
                 let entry = if ty == T_STRING {
                     let value = r.string_ref()?;
-                    let m = std::mem::take(&mut meta);
+                    let m = std::mem::take(&mut self.meta);
                     if m.expire.is_some_and(|t| t < now_ms) {
                         stats.expired += 1;
                         sink.expired_key(db, &key);
-                        continue;
+                        return Ok(false);
                     }
                     let lru = access_field(now_ms, m.idle, m.freq);
                     Entry::new(&key, Value::from_string(&value), m.expire, lru)
                 } else {
-                    let value = read_value(&mut r, ty, lim)?;
-                    let m = std::mem::take(&mut meta);
+                    let value = read_value(r, ty, self.lim)?;
+                    let m = std::mem::take(&mut self.meta);
                     if value.is_empty_collection() {
                         sink.empty_key(&key);
                         stats.empty += 1;
-                        continue;
+                        return Ok(false);
                     }
                     if m.expire.is_some_and(|t| t < now_ms) {
                         stats.expired += 1;
                         sink.expired_key(db, &key);
-                        continue;
+                        return Ok(false);
                     }
                     value.into_entry(&key, m.expire, access_field(now_ms, m.idle, m.freq))
                 };
                 sink.key_at(db, entry, at)?;
                 stats.keys += 1;
-                sink.progress(r.pos())?;
+                sink.progress(r.offset())?;
             }
         }
+        Ok(false)
     }
-    if version >= 5 {
-        let at = r.pos();
-        let crc = u64::from_le_bytes(
-            r.bytes(8)
-                .map_err(|_| Error::new(at, "unexpected end of file reading the checksum"))?
-                .try_into()
-                .expect("8 bytes"),
-        );
-        if crc != 0 && !skip_checksum() && crc != crc64(0, &data[..at]) {
-            let want = crc64(0, &data[..at]);
-            // Redis's words, which tools and its test suite look for.
-            return Err(Error::new(
-                at,
-                format!("RDB CRC error (wrong checksum: expected {want:x}, got {crc:x})"),
-            ));
+
+    /// After the end opcode: the checksum (version 5 on), compared with
+    /// `crc` of everything before it unless zero or skipped.
+    pub fn footer(mut self, r: &mut Reader<'_>, crc: impl FnOnce() -> u64) -> Result<Stats> {
+        if self.stats.version >= 5 {
+            let at = r.offset();
+            let sum = u64::from_le_bytes(
+                r.bytes(8)
+                    .map_err(|_| Error::new(at, "unexpected end of file reading the checksum"))?
+                    .try_into()
+                    .expect("8 bytes"),
+            );
+            if sum != 0 && !skip_checksum() {
+                let want = crc();
+                if sum != want {
+                    // Redis's words, which tools and its test suite look for.
+                    return Err(Error::new(
+                        at,
+                        format!("RDB CRC error (wrong checksum: expected {want:x}, got {sum:x})"),
+                    ));
+                }
+            }
         }
+        self.stats.consumed = r.offset();
+        Ok(self.stats)
     }
-    stats.consumed = r.pos();
-    Ok(stats)
 }
 
 /// DEBUG SET-SKIP-CHECKSUM-VALIDATION: DUMP payloads and RDB files load

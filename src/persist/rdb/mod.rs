@@ -17,6 +17,7 @@
 //! encodings, so `redis-check-rdb` and DUMP consumers accept it);
 //! [`read`] accepts every type and encoding Redis 7.0 and 6.2 write.
 
+pub mod feed;
 pub mod file;
 pub mod listpack;
 pub mod read;

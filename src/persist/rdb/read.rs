@@ -51,24 +51,67 @@ pub struct Reader<'a> {
     data: &'a [u8],
     pos: usize,
     base: usize,
+    /// `data` is what has arrived of a longer input (a payload read from
+    /// a socket): running out of it is not corruption.
+    partial: bool,
+    /// Set when a partial input ran out: at least this many more bytes
+    /// are needed to get further.
+    short: Option<usize>,
 }
 
 impl<'a> Reader<'a> {
     pub fn new(data: &'a [u8]) -> Reader<'a> {
-        Reader {
-            data,
-            pos: 0,
-            base: 0,
-        }
+        Reader::with_base(data, 0)
     }
 
     /// A cursor over `data`, which starts at offset `base` of the file.
     pub fn with_base(data: &'a [u8], base: usize) -> Reader<'a> {
-        Reader { data, pos: 0, base }
+        Reader {
+            data,
+            pos: 0,
+            base,
+            partial: false,
+            short: None,
+        }
+    }
+
+    /// A cursor over the bytes of an input that arrived so far (from
+    /// offset `base`): an error caused by their end sets
+    /// [`Reader::short`]. Readers over values taken from it (a listpack,
+    /// a decoded blob) are whole: their errors are corruption.
+    pub fn partial(data: &'a [u8], base: usize) -> Reader<'a> {
+        Reader {
+            partial: true,
+            ..Reader::with_base(data, base)
+        }
+    }
+
+    /// After an error: the partial input ran out, and at least this many
+    /// more bytes are needed (the error is then no verdict on the data).
+    pub fn short(&self) -> Option<usize> {
+        self.short
+    }
+
+    /// Notes that `need` more bytes than there are were wanted.
+    #[cold]
+    fn ran_out(&mut self, need: usize) {
+        if self.partial {
+            self.short = Some(need.max(1));
+        }
     }
 
     pub fn pos(&self) -> usize {
         self.pos
+    }
+
+    /// The position as an offset in the whole input.
+    pub fn offset(&self) -> usize {
+        self.base + self.pos
+    }
+
+    /// The bytes from position `start` to the current one.
+    pub fn since(&self, start: usize) -> &'a [u8] {
+        &self.data[start..self.pos]
     }
 
     pub fn remaining(&self) -> usize {
@@ -84,20 +127,19 @@ impl<'a> Reader<'a> {
     }
 
     pub fn byte(&mut self) -> Result<u8> {
-        let b = *self
-            .data
-            .get(self.pos)
-            .ok_or_else(|| self.err("unexpected end of data"))?;
+        let Some(&b) = self.data.get(self.pos) else {
+            self.ran_out(1);
+            return Err(self.err("unexpected end of data"));
+        };
         self.pos += 1;
         Ok(b)
     }
 
     pub fn bytes(&mut self, n: usize) -> Result<&'a [u8]> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|&e| e <= self.data.len())
-            .ok_or_else(|| self.err(format!("unexpected end of data (needed {n} bytes)")))?;
+        let Some(end) = self.pos.checked_add(n).filter(|&e| e <= self.data.len()) else {
+            self.ran_out(n - self.remaining());
+            return Err(self.err(format!("unexpected end of data (needed {n} bytes)")));
+        };
         let s = &self.data[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -136,7 +178,13 @@ impl<'a> Reader<'a> {
         let n = self.length()?;
         match usize::try_from(n) {
             Ok(n) if n.saturating_mul(min_each) <= self.remaining() => Ok(n),
-            _ => Err(self.err_at(at, format!("count {n} larger than the data left"))),
+            _ => {
+                // A partial input may hold them once more has arrived
+                // (whoever reads more bounds it by the input's length).
+                let need = usize::try_from(n).unwrap_or(usize::MAX);
+                self.ran_out(need.saturating_mul(min_each) - self.remaining());
+                Err(self.err_at(at, format!("count {n} larger than the data left")))
+            }
         }
     }
 
@@ -315,7 +363,7 @@ fn items_to_vecs(items: Vec<Item<'_>>) -> Vec<Vec<u8>> {
 
 /// A value of type `ty` (the type byte already read).
 pub fn read_value(r: &mut Reader<'_>, ty: u8, lim: &Limits) -> Result<Owned> {
-    let start = r.pos();
+    let start = r.offset();
     match ty {
         T_STRING => Ok(Owned::Str(r.string()?)),
         T_LIST => {
@@ -343,7 +391,7 @@ pub fn read_value(r: &mut Reader<'_>, ty: u8, lim: &Limits) -> Result<Owned> {
                     QL_PLAIN => {
                         // A plain node holds one element too big to pack:
                         // never an empty one.
-                        let at = r.pos();
+                        let at = r.offset();
                         let e = r.string()?;
                         if e.is_empty() {
                             return Err(Error::new(

@@ -198,19 +198,19 @@ pub fn read(r: &mut Reader<'_>, ty: u8, lim: NodeLimits) -> Result<Stream> {
     let mut s = Stream::new();
     let nodes = r.count(2)?;
     for _ in 0..nodes {
-        let at = r.pos();
+        let at = r.offset();
         let key = r.string()?;
         if key.len() != 16 {
             return Err(Error::new(at, "stream node key is not a 16-byte id"));
         }
         let mut k = Reader::new(&key);
         let master = k.raw_id()?;
-        let at = r.pos();
+        let at = r.offset();
         let lp = r.string()?;
         load_node(&mut s, master, &lp, lim)
             .map_err(|m| Error::new(at, format!("Stream listpack integrity check failed ({m})")))?;
     }
-    let at = r.pos();
+    let at = r.offset();
     let length = r.length()?;
     if length != s.len() {
         return Err(Error::new(at, "stream length does not match its entries"));
@@ -226,7 +226,7 @@ pub fn read(r: &mut Reader<'_>, ty: u8, lim: NodeLimits) -> Result<Stream> {
     }
     let ngroups = r.count(3)?;
     for _ in 0..ngroups {
-        let at = r.pos();
+        let at = r.offset();
         let name = r.string()?;
         let last_id = read_id(r)?;
         let entries_read = if ty >= T_STREAM_LISTPACKS_2 {
@@ -266,7 +266,7 @@ pub fn read(r: &mut Reader<'_>, ty: u8, lim: NodeLimits) -> Result<Stream> {
                 ..Consumer::default()
             };
             for _ in 0..n {
-                let at = r.pos();
+                let at = r.offset();
                 let id = r.raw_id()?;
                 let Some(p) = g.pel.get_mut(&id) else {
                     return Err(Error::new(

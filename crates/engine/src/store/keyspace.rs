@@ -329,6 +329,50 @@ impl Keyspace {
         free_tables(tables, lazy);
     }
 
+    /// Moves every database's data aside, leaving the keyspace empty (a
+    /// replica's `swapdb` load keeps its old dataset so, to put it back if
+    /// the load fails). The caller holds every shard. `None` while a
+    /// snapshot runs (its walk follows the tables it started with).
+    pub fn set_aside(&'static self, locks: &mut Locks) -> Option<SetAside> {
+        if self.snapshots.in_progress() {
+            return None;
+        }
+        let n = self.shard_count();
+        let mut shards = Vec::with_capacity(self.dbs.len() * n);
+        for db in 0..self.dbs.len() {
+            for s in 0..n {
+                let mut aside = Shard::default();
+                locks.with_shard(self, db, s, |g| g.swap(&mut aside));
+                shards.push(aside);
+            }
+        }
+        Some(SetAside { shards })
+    }
+
+    /// Puts data set aside back in place of the current data, which is
+    /// freed (in the background when `lazy` or large). The caller holds
+    /// every shard.
+    /// No snapshot may run (its state would leave with the old tables):
+    /// `Err` gives `aside` back then.
+    pub fn put_back(
+        &'static self,
+        locks: &mut Locks,
+        aside: SetAside,
+        lazy: bool,
+    ) -> Result<(), SetAside> {
+        if self.snapshots.in_progress() {
+            return Err(aside);
+        }
+        let n = self.shard_count();
+        let mut tables = Vec::with_capacity(aside.shards.len());
+        for (i, mut shard) in aside.shards.into_iter().enumerate() {
+            locks.with_shard(self, i / n, i % n, |g| g.swap(&mut shard));
+            tables.push(shard.take_all());
+        }
+        free_tables(tables, lazy);
+        Ok(())
+    }
+
     /// Swaps the contents of two databases, atomically for every other
     /// client: the command holds every shard of both (its footprint).
     pub fn swap_dbs(&'static self, locks: &mut Locks, a: usize, b: usize) {
@@ -537,6 +581,33 @@ fn sweep(ks: &Keyspace, db: usize, g: &mut Shard, now_ms: i64, budget: usize) ->
     }
     g.sweep_pos = pos;
     reclaimed
+}
+
+/// A dataset moved out of the keyspace ([`Keyspace::set_aside`]).
+pub struct SetAside {
+    shards: Vec<Shard>,
+}
+
+impl SetAside {
+    /// An empty dataset shaped like `ks`, to build one aside (a replica's
+    /// asynchronous load) and put it in place with [`Keyspace::put_back`].
+    pub fn empty(ks: &Keyspace) -> SetAside {
+        let n = ks.dbs.len() * ks.shard_count();
+        SetAside {
+            shards: (0..n).map(|_| Shard::default()).collect(),
+        }
+    }
+
+    /// Shard `s` of database `db` (owned here: no lock).
+    pub fn shard_mut(&mut self, ks: &Keyspace, db: usize, s: usize) -> &mut Shard {
+        &mut self.shards[db * ks.shard_count() + s]
+    }
+
+    /// Frees the data (in the background when `lazy` or large).
+    pub fn discard(self, lazy: bool) {
+        let tables = self.shards.into_iter().map(|mut s| s.take_all()).collect();
+        free_tables(tables, lazy);
+    }
 }
 
 fn free_tables(tables: Vec<Table>, lazy: bool) {
