@@ -144,6 +144,8 @@ pub(super) fn full_sync(
         // With a snapshot running the old data cannot be moved aside: a
         // `swapdb` load then goes through a temp file, as before.
         if let Some(old) = Old::prepare(srv, swapdb) {
+            // A blocking load is one task for the watchdog.
+            let _busy = crate::watchdog::busy();
             return load_from_socket(srv, conn, size, mark.as_deref(), old);
         }
     }
