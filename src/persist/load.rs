@@ -622,12 +622,7 @@ fn load_path(
         );
         format!("Fatal error loading the DB ({path}): {e}")
     })?;
-    srv.persist
-        .loaded_keys
-        .store(stats.keys as u64, Ordering::Relaxed);
-    srv.persist
-        .loaded_expired
-        .store(stats.expired as u64, Ordering::Relaxed);
+    note_loaded(srv, &stats);
     // The file's buffer is large: free it off this thread's clock.
     drop(data);
     Ok(Some(stats))
@@ -693,13 +688,18 @@ fn stream_into(
     let lim = Limits::of(&srv.config);
     let dbs = srv.ks.db_count();
     let (stats, rest) = super::rdb::feed::parse(input, dbs, &lim, now_ms(), sink)?;
+    note_loaded(srv, &stats);
+    Ok((stats, rest))
+}
+
+/// INFO's `rdb_last_load_keys_loaded` / `_expired` after a load.
+fn note_loaded(srv: &Server, stats: &Stats) {
     srv.persist
         .loaded_keys
         .store(stats.keys as u64, Ordering::Relaxed);
     srv.persist
         .loaded_expired
         .store(stats.expired as u64, Ordering::Relaxed);
-    Ok((stats, rest))
 }
 
 /// Places keys into a dataset built aside (owned: no locks), and keeps
