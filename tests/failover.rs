@@ -36,6 +36,26 @@ fn start() -> Server {
     Server::start_with(&["--save", "", "--enable-debug-command", "yes"])
 }
 
+/// A master and its replica, which acknowledged the whole stream; a
+/// client of the master.
+fn pair() -> (Server, Server, redis::Connection) {
+    let a = start();
+    let b = start();
+    follow(&mut b.client(), a.port);
+    let mut ma = a.client();
+    wait_acked(&mut ma, 1);
+    (a, b, ma)
+}
+
+/// INFO's `master_failover_state`.
+fn failover_state(c: &mut redis::Connection) -> String {
+    info_field(c, "replication", "master_failover_state")
+}
+
+fn wait_failover_end(c: &mut redis::Connection) {
+    wait_for("the failover to end", || failover_state(c) == "no-failover");
+}
+
 #[test]
 fn errors_are_redis_errors() {
     let master = start();
@@ -81,10 +101,7 @@ fn errors_are_redis_errors() {
         err(&mut m, &["FAILOVER", "TO", "127.0.0.1", "99999"])
             .contains("FAILOVER target HOST and PORT is not a replica.")
     );
-    assert_eq!(
-        info_field(&mut m, "replication", "master_failover_state"),
-        "no-failover"
-    );
+    assert_eq!(failover_state(&mut m), "no-failover");
     // PSYNC FAILOVER must name the replica's own history.
     let mut raw = replica.raw();
     raw.send(&resp(&[b"PSYNC", &[b'a'; 40], b"1", b"FAILOVER"]));
@@ -118,9 +135,7 @@ fn failover_to_a_replica_swaps_the_roles() {
         ),
         redis::Value::Okay
     );
-    wait_for("the failover to end", || {
-        info_field(&mut ma, "replication", "master_failover_state") == "no-failover"
-    });
+    wait_failover_end(&mut ma);
     assert_eq!(role(&mut ma), "slave");
     assert_eq!(role(&mut mb), "master");
     assert_eq!(
@@ -156,9 +171,7 @@ fn failover_to_any_replica_picks_the_one_in_sync() {
     q(&mut ma, &["SET", "k", "v"]);
     wait_acked(&mut ma, 1);
     assert_eq!(q(&mut ma, &["FAILOVER"]), redis::Value::Okay);
-    wait_for("the failover to end", || {
-        info_field(&mut ma, "replication", "master_failover_state") == "no-failover"
-    });
+    wait_failover_end(&mut ma);
     let mut mb = b.client();
     assert_eq!(role(&mut mb), "master");
     assert_eq!(role(&mut ma), "slave");
@@ -166,11 +179,7 @@ fn failover_to_any_replica_picks_the_one_in_sync() {
 
 #[test]
 fn a_timeout_rolls_back_and_writes_resume() {
-    let a = start();
-    let b = start();
-    follow(&mut b.client(), a.port);
-    let mut ma = a.client();
-    wait_acked(&mut ma, 1);
+    let (a, b, mut ma) = pair();
     signal(b.pid(), "-STOP");
     q(&mut ma, &["SET", "case", "1"]);
     let bport = b.port.to_string();
@@ -181,10 +190,7 @@ fn a_timeout_rolls_back_and_writes_resume() {
         ),
         redis::Value::Okay
     );
-    assert_eq!(
-        info_field(&mut ma, "replication", "master_failover_state"),
-        "waiting-for-sync"
-    );
+    assert_eq!(failover_state(&mut ma), "waiting-for-sync");
     assert!(
         err(&mut ma, &["FAILOVER"]).contains("FAILOVER already in progress."),
         "a second failover"
@@ -193,7 +199,7 @@ fn a_timeout_rolls_back_and_writes_resume() {
     w.send(&resp(&[b"SET", b"x", b"1"]));
     assert!(w.nothing_within(100), "a write ran during the failover");
     wait_for("the failover to time out", || {
-        info_field(&mut ma, "replication", "master_failover_state") == "no-failover"
+        failover_state(&mut ma) == "no-failover"
     });
     assert_eq!(w.read_line(), "+OK\r\n");
     assert_eq!(role(&mut ma), "master");
@@ -206,11 +212,7 @@ fn a_timeout_rolls_back_and_writes_resume() {
 
 #[test]
 fn abort_rolls_back_and_client_unpause_does_not_end_the_pause() {
-    let a = start();
-    let b = start();
-    follow(&mut b.client(), a.port);
-    let mut ma = a.client();
-    wait_acked(&mut ma, 1);
+    let (a, b, mut ma) = pair();
     signal(b.pid(), "-STOP");
     q(&mut ma, &["SET", "case", "2"]);
     let bport = b.port.to_string();
@@ -218,10 +220,7 @@ fn abort_rolls_back_and_client_unpause_does_not_end_the_pause() {
         &mut ma,
         &["FAILOVER", "TO", "127.0.0.1", &bport, "TIMEOUT", "60000"],
     );
-    assert_eq!(
-        info_field(&mut ma, "replication", "master_failover_state"),
-        "waiting-for-sync"
-    );
+    assert_eq!(failover_state(&mut ma), "waiting-for-sync");
     assert_eq!(
         q(&mut ma, &["GET", "case"]),
         redis::Value::BulkString(b"2".to_vec())
@@ -231,10 +230,7 @@ fn abort_rolls_back_and_client_unpause_does_not_end_the_pause() {
     q(&mut ma, &["CLIENT", "UNPAUSE"]);
     assert!(w.nothing_within(200), "CLIENT UNPAUSE released a write");
     assert_eq!(q(&mut ma, &["FAILOVER", "ABORT"]), redis::Value::Okay);
-    assert_eq!(
-        info_field(&mut ma, "replication", "master_failover_state"),
-        "no-failover"
-    );
+    assert_eq!(failover_state(&mut ma), "no-failover");
     assert_eq!(w.read_line(), ":1\r\n");
     signal(b.pid(), "-CONT");
     assert_eq!(role(&mut ma), "master");
@@ -245,20 +241,14 @@ fn abort_rolls_back_and_client_unpause_does_not_end_the_pause() {
 
 #[test]
 fn a_refused_psync_rolls_back() {
-    let a = start();
-    let b = start();
-    follow(&mut b.client(), a.port);
-    let mut ma = a.client();
+    let (_a, b, mut ma) = pair();
     let mut mb = b.client();
-    wait_acked(&mut ma, 1);
     q(&mut mb, &["ACL", "SETUSER", "default", "-psync"]);
     q(
         &mut ma,
         &["FAILOVER", "TO", "127.0.0.1", &b.port.to_string()],
     );
-    wait_for("the failover to end", || {
-        info_field(&mut ma, "replication", "master_failover_state") == "no-failover"
-    });
+    wait_failover_end(&mut ma);
     assert_eq!(role(&mut ma), "master");
     assert_eq!(role(&mut mb), "slave");
     q(&mut mb, &["ACL", "SETUSER", "default", "+psync"]);
@@ -270,11 +260,7 @@ fn a_refused_psync_rolls_back() {
 
 #[test]
 fn force_fails_over_at_the_timeout() {
-    let a = start();
-    let b = start();
-    follow(&mut b.client(), a.port);
-    let mut ma = a.client();
-    wait_acked(&mut ma, 1);
+    let (_a, b, mut ma) = pair();
     signal(b.pid(), "-STOP");
     // Never acknowledged: it waits in b's link when the hand-over starts.
     q(&mut ma, &["SET", "case", "2"]);
@@ -292,13 +278,11 @@ fn force_fails_over_at_the_timeout() {
         ],
     );
     wait_for("the forced hand-over", || {
-        info_field(&mut ma, "replication", "master_failover_state") == "failover-in-progress"
+        failover_state(&mut ma) == "failover-in-progress"
     });
     assert_eq!(role(&mut ma), "slave");
     signal(b.pid(), "-CONT");
-    wait_for("the failover to end", || {
-        info_field(&mut ma, "replication", "master_failover_state") == "no-failover"
-    });
+    wait_failover_end(&mut ma);
     let mut mb = b.client();
     assert_eq!(role(&mut mb), "master");
     assert_eq!(role(&mut ma), "slave");
@@ -335,8 +319,7 @@ fn failover_between_redis_and_ferrokv() {
     wait_acked(&mut rm, 1);
     assert_eq!(q(&mut rm, &["FAILOVER"]), redis::Value::Okay);
     wait_for("redis to hand over", || {
-        info_field(&mut rm, "replication", "master_failover_state") == "no-failover"
-            && role(&mut fc) == "master"
+        failover_state(&mut rm) == "no-failover" && role(&mut fc) == "master"
     });
     assert_eq!(role(&mut rm), "slave");
     q(&mut fc, &["SET", "c", "3"]);
@@ -350,8 +333,7 @@ fn failover_between_redis_and_ferrokv() {
         redis::Value::Okay
     );
     wait_for("ferrokv to hand back", || {
-        info_field(&mut fc, "replication", "master_failover_state") == "no-failover"
-            && role(&mut rm) == "master"
+        failover_state(&mut fc) == "no-failover" && role(&mut rm) == "master"
     });
     assert_eq!(role(&mut fc), "slave");
     q(&mut rm, &["SET", "d", "4"]);

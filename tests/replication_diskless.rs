@@ -209,6 +209,20 @@ fn psync_with_a_wrong_offset_is_an_error() {
     assert_eq!(pong, "PONG");
 }
 
+/// A raw connection that asked `master` for a full sync, once the
+/// master's transfer to it runs.
+fn full_sync_started(master: &common::Server, m: &mut redis::Connection) -> common::Raw {
+    let mut raw = master.raw();
+    raw.send(b"REPLCONF capa eof\r\n");
+    assert_eq!(raw.read_n(5), b"+OK\r\n");
+    raw.send(b"PSYNC ? -1\r\n");
+    assert_eq!(raw.read_n(12), b"+FULLRESYNC ");
+    wait_for("the transfer", || {
+        info_num(m, "persistence", "rdb_bgsave_in_progress") == 1
+    });
+    raw
+}
+
 #[test]
 fn the_backlog_outgrows_its_size_while_a_replica_holds_the_stream() {
     let master = common::Server::start_with(&["--enable-debug-command", "yes"]);
@@ -227,14 +241,7 @@ fn the_backlog_outgrows_its_size_while_a_replica_holds_the_stream() {
     q(&mut m, &["DEBUG", "POPULATE", "100"]);
     // A slow transfer: the replica's stream is held back meanwhile.
     q(&mut m, &["CONFIG", "SET", "rdb-key-save-delay", "1000000"]);
-    let mut raw = master.raw();
-    raw.send(b"REPLCONF capa eof\r\n");
-    assert_eq!(raw.read_n(5), b"+OK\r\n");
-    raw.send(b"PSYNC ? -1\r\n");
-    assert_eq!(raw.read_n(12), b"+FULLRESYNC ");
-    wait_for("the transfer", || {
-        info_num(&mut m, "persistence", "rdb_bgsave_in_progress") == 1
-    });
+    let raw = full_sync_started(&master, &mut m);
 
     let big = "A".repeat(100_000);
     for i in 0..20 {
@@ -316,14 +323,7 @@ fn a_disk_based_transfer_no_replica_waits_for_goes_on_only_for_its_file() {
     q(&mut m, &["CONFIG", "SET", "rdb-key-save-delay", "400000"]);
     for save in ["", "900 1"] {
         q(&mut m, &["CONFIG", "SET", "save", save]);
-        let mut raw = master.raw();
-        raw.send(b"REPLCONF capa eof\r\n");
-        assert_eq!(raw.read_n(5), b"+OK\r\n");
-        raw.send(b"PSYNC ? -1\r\n");
-        assert_eq!(raw.read_n(12), b"+FULLRESYNC ");
-        wait_for("the transfer", || {
-            info_num(&mut m, "persistence", "rdb_bgsave_in_progress") == 1
-        });
+        let raw = full_sync_started(&master, &mut m);
         drop(raw);
         wait_for("the replica gone", || {
             info_num(&mut m, "replication", "connected_slaves") == 0
