@@ -300,6 +300,21 @@ struct Replica {
 }
 
 impl Replica {
+    /// Its IP address, as INFO and ROLE print it.
+    fn ip(&self) -> &str {
+        self.info.addr.rsplit_once(':').map_or("", |(ip, _)| ip)
+    }
+
+    /// Seconds since its last acknowledgement (or since it attached).
+    fn lag_secs(&self, now: i64) -> i64 {
+        let last = if self.ack_ms > 0 {
+            self.ack_ms
+        } else {
+            self.since_ms
+        };
+        (now - last).max(0) / 1000
+    }
+
     /// Queues stream bytes: held back while the payload is sent (within
     /// the hard output limit), else into the outbox.
     fn deliver(&mut self, bytes: &[u8], now: i64, backlog_end: i64) {
@@ -363,10 +378,9 @@ pub fn info_lines() -> Vec<String> {
         .iter()
         .enumerate()
         .map(|(i, r)| {
-            let ip = r.info.addr.rsplit_once(':').map_or("", |(ip, _)| ip);
-            let last = if r.ack_ms > 0 { r.ack_ms } else { r.since_ms };
             format!(
-                "slave{i}:ip={ip},port={},state={},offset={},lag={}",
+                "slave{i}:ip={},port={},state={},offset={},lag={}",
+                r.ip(),
                 r.port,
                 if r.pending.is_some() {
                     "wait_bgsave"
@@ -374,7 +388,7 @@ pub fn info_lines() -> Vec<String> {
                     "online"
                 },
                 r.ack_off,
-                (now - last).max(0) / 1000
+                r.lag_secs(now)
             )
         })
         .collect()
@@ -390,10 +404,7 @@ pub fn addresses() -> Vec<(String, u16, i64)> {
     inner
         .replicas
         .iter()
-        .map(|r| {
-            let ip = r.info.addr.rsplit_once(':').map_or("", |(ip, _)| ip);
-            (ip.to_string(), r.port, r.ack_off)
-        })
+        .map(|r| (r.ip().to_string(), r.port, r.ack_off))
         .collect()
 }
 
@@ -430,22 +441,12 @@ pub fn views() -> Vec<ReplicaView> {
         .iter()
         .map(|r| {
             let online = r.pending.is_none();
-            let last = if r.ack_ms > 0 { r.ack_ms } else { r.since_ms };
             ReplicaView {
-                ip: r
-                    .info
-                    .addr
-                    .rsplit_once(':')
-                    .map_or("", |(ip, _)| ip)
-                    .to_string(),
+                ip: r.ip().to_string(),
                 port: r.port,
                 ack_off: r.ack_off,
                 online,
-                lag_secs: if online {
-                    (now - last).max(0) / 1000
-                } else {
-                    0
-                },
+                lag_secs: if online { r.lag_secs(now) } else { 0 },
             }
         })
         .collect()
