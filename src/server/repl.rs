@@ -366,8 +366,9 @@ fn take_port(info: &ClientInfo) -> u16 {
     port
 }
 
-/// INFO replication's `slaveN:` lines, as Redis prints them.
-pub fn info_lines() -> Vec<String> {
+/// `f` of each attached replica, in attach order, with its index and the
+/// time now (none attached: the feed's lock is not taken).
+fn map_replicas<T>(mut f: impl FnMut(usize, &Replica, i64) -> T) -> Vec<T> {
     if count() == 0 {
         return Vec::new();
     }
@@ -377,35 +378,32 @@ pub fn info_lines() -> Vec<String> {
         .replicas
         .iter()
         .enumerate()
-        .map(|(i, r)| {
-            format!(
-                "slave{i}:ip={},port={},state={},offset={},lag={}",
-                r.ip(),
-                r.port,
-                if r.pending.is_some() {
-                    "wait_bgsave"
-                } else {
-                    "online"
-                },
-                r.ack_off,
-                r.lag_secs(now)
-            )
-        })
+        .map(|(i, r)| f(i, r, now))
         .collect()
+}
+
+/// INFO replication's `slaveN:` lines, as Redis prints them.
+pub fn info_lines() -> Vec<String> {
+    map_replicas(|i, r, now| {
+        format!(
+            "slave{i}:ip={},port={},state={},offset={},lag={}",
+            r.ip(),
+            r.port,
+            if r.pending.is_some() {
+                "wait_bgsave"
+            } else {
+                "online"
+            },
+            r.ack_off,
+            r.lag_secs(now)
+        )
+    })
 }
 
 /// Each attached replica's address, announced port and acknowledged
 /// offset (ROLE).
 pub fn addresses() -> Vec<(String, u16, i64)> {
-    if count() == 0 {
-        return Vec::new();
-    }
-    let inner = FEED.inner.lock();
-    inner
-        .replicas
-        .iter()
-        .map(|r| (r.ip().to_string(), r.port, r.ack_off))
-        .collect()
+    map_replicas(|_, r, _| (r.ip().to_string(), r.port, r.ack_off))
 }
 
 /// One attached replica as SHUTDOWN and FAILOVER look at it.
@@ -431,25 +429,16 @@ impl ReplicaView {
 
 /// Every attached replica, in attach order.
 pub fn views() -> Vec<ReplicaView> {
-    if count() == 0 {
-        return Vec::new();
-    }
-    let now = crate::server::now_ms();
-    let inner = FEED.inner.lock();
-    inner
-        .replicas
-        .iter()
-        .map(|r| {
-            let online = r.pending.is_none();
-            ReplicaView {
-                ip: r.ip().to_string(),
-                port: r.port,
-                ack_off: r.ack_off,
-                online,
-                lag_secs: if online { r.lag_secs(now) } else { 0 },
-            }
-        })
-        .collect()
+    map_replicas(|_, r, now| {
+        let online = r.pending.is_none();
+        ReplicaView {
+            ip: r.ip().to_string(),
+            port: r.port,
+            ack_off: r.ack_off,
+            online,
+            lag_secs: if online { r.lag_secs(now) } else { 0 },
+        }
+    })
 }
 
 /// Bytes waiting in the replicas' outboxes (INFO memory's
