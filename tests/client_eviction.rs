@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Raw, Server, resp};
+use common::{Raw, Server, info_num, resp, wait_for};
 use redis::cmd;
 
 fn config_set(c: &mut redis::Connection, name: &str, value: &str) {
@@ -33,16 +33,6 @@ fn client_field(c: &mut redis::Connection, name: &str, field: &str) -> Option<u6
         .split(' ')
         .find_map(|kv| kv.strip_prefix(&format!("{field}=")))?;
     v.parse().ok()
-}
-
-fn info_field(c: &mut redis::Connection, section: &str, field: &str) -> u64 {
-    let info: String = cmd("INFO").arg(section).query(c).unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .unwrap_or_else(|| panic!("no {field} in INFO {section}"))
-        .trim()
-        .parse()
-        .unwrap()
 }
 
 /// A control connection that client eviction leaves alone.
@@ -75,17 +65,6 @@ fn fill_query_buffer(r: &mut Raw, n: usize) {
     bytes.resize(bytes.len() + n, b'v');
     // A client being evicted may see its writes fail part-way.
     let _ = std::io::Write::write_all(&mut r.0, &bytes);
-}
-
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "timed out: {what}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 #[test]
@@ -123,7 +102,7 @@ fn client_list_counts_the_query_buffer_exactly() {
     });
     let tot = client_field(&mut c, "q", "tot-mem").unwrap();
     assert!((200_000..260_000).contains(&tot), "tot-mem={tot}");
-    assert!(info_field(&mut c, "memory", "mem_clients_normal") >= tot);
+    assert!(info_num(&mut c, "memory", "mem_clients_normal") as u64 >= tot);
 }
 
 #[test]
@@ -135,9 +114,9 @@ fn a_client_over_the_limit_is_evicted_and_counted() {
     fill_query_buffer(&mut r, 2 << 20);
     assert!(r.is_closed(), "the client over the limit is closed");
     wait_for("gone", || client_field(&mut c, "big", "tot-mem").is_none());
-    assert_eq!(info_field(&mut c, "stats", "evicted_clients"), 1);
+    assert_eq!(info_num(&mut c, "stats", "evicted_clients"), 1);
     let _: () = cmd("CONFIG").arg("RESETSTAT").query(&mut c).unwrap();
-    assert_eq!(info_field(&mut c, "stats", "evicted_clients"), 0);
+    assert_eq!(info_num(&mut c, "stats", "evicted_clients"), 0);
 }
 
 #[test]
@@ -184,7 +163,7 @@ fn lowering_the_limit_evicts_the_biggest_clients_first() {
     assert_eq!(client_field(&mut c, "c2", "tot-mem"), None);
     assert!(client_field(&mut c, "c1", "tot-mem").is_some());
     assert!(client_field(&mut c, "c0", "tot-mem").is_some());
-    assert_eq!(info_field(&mut c, "stats", "evicted_clients"), 1);
+    assert_eq!(info_num(&mut c, "stats", "evicted_clients"), 1);
 }
 
 #[test]
@@ -217,7 +196,7 @@ fn replies_a_client_does_not_read_count_and_get_it_evicted() {
         }
     }
     assert!(evicted);
-    assert_eq!(info_field(&mut c, "stats", "evicted_clients"), 1);
+    assert_eq!(info_num(&mut c, "stats", "evicted_clients"), 1);
 }
 
 /// Redis's suite (unit/maxmemory, "eviction due to output buffers of many
@@ -253,7 +232,7 @@ fn evicting_clients_for_their_replies_evicts_no_keys() {
         });
     };
     let deadline = Instant::now() + Duration::from_secs(20);
-    while info_field(&mut c, "stats", "evicted_clients") == 0 {
+    while info_num(&mut c, "stats", "evicted_clients") == 0 {
         assert!(Instant::now() < deadline, "no client was evicted");
         for _ in 0..50 {
             round(&mut clients);
@@ -265,7 +244,7 @@ fn evicting_clients_for_their_replies_evicts_no_keys() {
         round(&mut clients);
     }
     std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(info_field(&mut c, "stats", "evicted_keys"), 0);
+    assert_eq!(info_num(&mut c, "stats", "evicted_keys"), 0);
     let n: u64 = cmd("DBSIZE").query(&mut c).unwrap();
     assert_eq!(n, 50);
 }
@@ -305,7 +284,7 @@ fn watched_keys_and_subscriptions_count_as_client_memory() {
         );
     }
     assert!(closed, "subscribing ends in eviction");
-    assert_eq!(info_field(&mut c, "stats", "evicted_clients"), 2);
+    assert_eq!(info_num(&mut c, "stats", "evicted_clients"), 2);
 }
 
 #[test]

@@ -7,23 +7,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Server, resp};
+use common::{Server, info_num, resp};
 use redis::Connection;
 
 const OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";
 
-fn info_field(c: &mut Connection, section: &str, field: &str) -> u64 {
-    let info: String = redis::cmd("INFO").arg(section).query(c).unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .unwrap_or_else(|| panic!("INFO {section} has no {field}"))
-        .trim()
-        .parse()
-        .unwrap()
-}
-
 fn used_memory(c: &mut Connection) -> u64 {
-    info_field(c, "memory", "used_memory")
+    info_num(c, "memory", "used_memory") as u64
 }
 
 fn set_config(c: &mut Connection, name: &str, value: &str) {
@@ -53,7 +43,7 @@ fn error_of(c: &mut Connection, args: &[&str]) -> String {
 /// evicted keys.
 fn write_until_evicted(c: &mut Connection, value: &str, evicted: u64) {
     let mut n = 0;
-    while info_field(c, "stats", "evicted_keys") < evicted {
+    while info_num(c, "stats", "evicted_keys") < evicted as i64 {
         let mut p = redis::pipe();
         for _ in 0..10 {
             p.cmd("SET").arg(format!("new:{n}")).arg(value).ignore();
@@ -104,7 +94,7 @@ fn allkeys_lru_stays_bounded_and_keeps_recently_read_keys() {
     };
     set_all(&mut c, "cold");
     set_all(&mut c, "hot");
-    assert_eq!(info_field(&mut c, "stats", "evicted_keys"), 0);
+    assert_eq!(info_num(&mut c, "stats", "evicted_keys"), 0);
     // Access times have a one-second resolution: read the hot keys a
     // second after writing, and write new keys a second after that.
     std::thread::sleep(Duration::from_millis(1100));
@@ -142,7 +132,7 @@ fn allkeys_lru_stays_bounded_and_keeps_recently_read_keys() {
         "used_memory {peak_seen} went past {limit} + {slack}"
     );
     assert!(used_memory(&mut c) <= limit + slack);
-    assert!(info_field(&mut c, "stats", "evicted_keys") > 40_000);
+    assert!(info_num(&mut c, "stats", "evicted_keys") > 40_000);
     let dbsize: u64 = redis::cmd("DBSIZE").query(&mut c).unwrap();
     assert!(dbsize > 0 && dbsize < 4096, "dbsize {dbsize}");
 }
@@ -176,7 +166,7 @@ fn noeviction_refuses_writes_but_reads_and_deletes_work() {
     assert_eq!(got, "v");
     let deleted: i64 = redis::cmd("DEL").arg("k").query(&mut c).unwrap();
     assert_eq!(deleted, 1);
-    assert_eq!(info_field(&mut c, "stats", "evicted_keys"), 0);
+    assert_eq!(info_num(&mut c, "stats", "evicted_keys"), 0);
     assert!(exists(&mut c, "n"), "noeviction evicts nothing");
 
     // In a transaction, queuing is refused and EXEC then aborts.
@@ -247,7 +237,7 @@ fn volatile_ttl_evicts_the_nearest_deadlines_and_spares_persistent_keys() {
     // use (as Redis's do): run each once before measuring.
     exists(&mut c, "keep:0");
     set_config(&mut c, "maxmemory", "0");
-    info_field(&mut c, "stats", "evicted_keys");
+    info_num(&mut c, "stats", "evicted_keys");
     // Room for about half of the keys with a deadline to go.
     let target = used_memory(&mut c) - 800 * 1024;
     set_config(&mut c, "maxmemory", &target.to_string());
@@ -256,7 +246,7 @@ fn volatile_ttl_evicts_the_nearest_deadlines_and_spares_persistent_keys() {
         .arg("1")
         .query(&mut c)
         .unwrap();
-    let evicted = info_field(&mut c, "stats", "evicted_keys");
+    let evicted = info_num(&mut c, "stats", "evicted_keys");
     assert!(evicted > 0);
     for i in 0..200 {
         assert!(
@@ -268,8 +258,8 @@ fn volatile_ttl_evicts_the_nearest_deadlines_and_spares_persistent_keys() {
         .filter(|i| !exists(&mut c, &format!("ttl:{i}")))
         .collect();
     // The cron may have gone on evicting since.
-    assert!(gone.len() as u64 >= evicted);
-    assert!(gone.len() as u64 <= info_field(&mut c, "stats", "evicted_keys"));
+    assert!(gone.len() as i64 >= evicted);
+    assert!(gone.len() as i64 <= info_num(&mut c, "stats", "evicted_keys"));
     let mean_gone = gone.iter().sum::<u64>() as f64 / gone.len() as f64;
     assert!(
         mean_gone < 60.0,
@@ -317,7 +307,7 @@ fn evictions_fire_events_and_break_watch() {
     let dbsize: u64 = redis::cmd("DBSIZE").query(&mut c).unwrap();
     assert_eq!(dbsize, 0);
     // (A first SET may have got through while eviction was running.)
-    assert!(info_field(&mut c, "stats", "evicted_keys") >= 3);
+    assert!(info_num(&mut c, "stats", "evicted_keys") >= 3);
 
     let got = String::from_utf8_lossy(&sub.read_to_close()).into_owned();
     for i in 0..3 {
@@ -368,8 +358,8 @@ fn lazy_eviction_of_big_values_stays_bounded() {
     std::thread::sleep(Duration::from_millis(300));
     let used = used_memory(&mut c);
     assert!(used <= limit + 1024 * 1024, "used {used}");
-    assert!(info_field(&mut c, "stats", "evicted_keys") > 0);
-    assert!(info_field(&mut c, "memory", "lazyfreed_objects") > 0);
+    assert!(info_num(&mut c, "stats", "evicted_keys") > 0);
+    assert!(info_num(&mut c, "memory", "lazyfreed_objects") > 0);
 }
 
 #[test]

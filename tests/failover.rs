@@ -6,18 +6,10 @@
 
 mod common;
 
-use std::io::Read;
-use std::time::{Duration, Instant};
-
-use common::{Raw, Server, resp};
-
-fn q(c: &mut redis::Connection, args: &[&str]) -> redis::Value {
-    let mut cmd = redis::cmd(args[0]);
-    for a in &args[1..] {
-        cmd.arg(*a);
-    }
-    cmd.query(c).unwrap_or_else(|e| panic!("{args:?}: {e}"))
-}
+use common::{
+    Server, digest, follow, info_field, info_num, q, resp, signal, wait_acked, wait_for,
+    wait_link_up,
+};
 
 fn err(c: &mut redis::Connection, args: &[&str]) -> String {
     let mut cmd = redis::cmd(args[0]);
@@ -28,35 +20,6 @@ fn err(c: &mut redis::Connection, args: &[&str]) -> String {
         Ok(v) => panic!("{args:?} answered {v:?}"),
         Err(e) => e.to_string(),
     }
-}
-
-fn info_field(c: &mut redis::Connection, name: &str) -> String {
-    let info: String = redis::cmd("INFO").query(c).unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}:")))
-        .map(|v| v.trim().to_string())
-        .unwrap_or_default()
-}
-
-fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("timed out waiting for {what}");
-}
-
-fn signal(pid: u32, sig: &str) {
-    assert!(
-        std::process::Command::new("kill")
-            .args([sig, &pid.to_string()])
-            .status()
-            .expect("kill")
-            .success()
-    );
 }
 
 fn role(c: &mut redis::Connection) -> String {
@@ -73,52 +36,24 @@ fn start() -> Server {
     Server::start_with(&["--save", "", "--enable-debug-command", "yes"])
 }
 
-fn digest(c: &mut redis::Connection) -> String {
-    redis::cmd("DEBUG").arg("DIGEST").query(c).unwrap()
+/// A master and its replica, which acknowledged the whole stream; a
+/// client of the master.
+fn pair() -> (Server, Server, redis::Connection) {
+    let a = start();
+    let b = start();
+    follow(&mut b.client(), a.port);
+    let mut ma = a.client();
+    wait_acked(&mut ma, 1);
+    (a, b, ma)
 }
 
-/// Waits until every replica of `m` acknowledged its whole stream.
-fn wait_in_sync(m: &mut redis::Connection, replicas: usize) {
-    wait_for("the replicas in sync", 30, || {
-        let off = info_field(m, "master_repl_offset");
-        (0..replicas)
-            .all(|i| info_field(m, &format!("slave{i}")).contains(&format!("offset={off},")))
-    });
+/// INFO's `master_failover_state`.
+fn failover_state(c: &mut redis::Connection) -> String {
+    info_field(c, "replication", "master_failover_state")
 }
 
-fn follow(replica: &Server, master: &Server) {
-    let mut r = replica.client();
-    q(
-        &mut r,
-        &["REPLICAOF", "127.0.0.1", &master.port.to_string()],
-    );
-    wait_for("the link up", 30, || {
-        info_field(&mut r, "master_link_status") == "up"
-    });
-}
-
-fn nothing_within(raw: &mut Raw, ms: u64) -> bool {
-    raw.0
-        .set_read_timeout(Some(Duration::from_millis(ms)))
-        .unwrap();
-    let mut b = [0u8; 1];
-    let r = raw.0.read(&mut b);
-    raw.0
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    matches!(r, Err(ref e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut))
-}
-
-fn read_line(raw: &mut Raw) -> String {
-    let mut line = Vec::new();
-    let mut b = [0u8; 1];
-    while !line.ends_with(b"\r\n") {
-        match raw.0.read(&mut b) {
-            Ok(1) => line.push(b[0]),
-            _ => break,
-        }
-    }
-    String::from_utf8_lossy(&line).into_owned()
+fn wait_failover_end(c: &mut redis::Connection) {
+    wait_for("the failover to end", || failover_state(c) == "no-failover");
 }
 
 #[test]
@@ -140,14 +75,14 @@ fn errors_are_redis_errors() {
     assert!(err(&mut m, &["FAILOVER", "TIMEOUT", "x"]).contains("value is not an integer"));
 
     let replica = start();
-    follow(&replica, &master);
+    follow(&mut replica.client(), master.port);
     let mut r = replica.client();
     assert!(
         err(&mut r, &["FAILOVER", "TO", "127.0.0.1", &port])
             .contains("FAILOVER is not valid when server is a replica.")
     );
-    wait_for("the replica attached", 10, || {
-        info_field(&mut m, "connected_slaves") == "1"
+    wait_for("the replica attached", || {
+        info_field(&mut m, "replication", "connected_slaves") == "1"
     });
     assert!(
         err(&mut m, &["FAILOVER", "FORCE", "TIMEOUT", "10"])
@@ -166,12 +101,12 @@ fn errors_are_redis_errors() {
         err(&mut m, &["FAILOVER", "TO", "127.0.0.1", "99999"])
             .contains("FAILOVER target HOST and PORT is not a replica.")
     );
-    assert_eq!(info_field(&mut m, "master_failover_state"), "no-failover");
+    assert_eq!(failover_state(&mut m), "no-failover");
     // PSYNC FAILOVER must name the replica's own history.
     let mut raw = replica.raw();
     raw.send(&resp(&[b"PSYNC", &[b'a'; 40], b"1", b"FAILOVER"]));
     assert_eq!(
-        read_line(&mut raw),
+        raw.read_line(),
         "-ERR PSYNC FAILOVER replid must match my replid.\r\n"
     );
     assert_eq!(role(&mut r), "slave");
@@ -182,8 +117,8 @@ fn failover_to_a_replica_swaps_the_roles() {
     let a = start();
     let b = start();
     let c = start();
-    follow(&b, &a);
-    follow(&c, &a);
+    follow(&mut b.client(), a.port);
+    follow(&mut c.client(), a.port);
     let mut ma = a.client();
     for i in 0..100 {
         q(&mut ma, &["SET", &format!("k{i}"), &i.to_string()]);
@@ -192,7 +127,7 @@ fn failover_to_a_replica_swaps_the_roles() {
     q(&mut ma, &["RPUSH", "list", "x", "y"]);
     q(&mut ma, &["SELECT", "0"]);
     let mut mb = b.client();
-    let before: i64 = info_field(&mut mb, "sync_partial_ok").parse().unwrap();
+    let before = info_num(&mut mb, "stats", "sync_partial_ok");
     assert_eq!(
         q(
             &mut ma,
@@ -200,30 +135,29 @@ fn failover_to_a_replica_swaps_the_roles() {
         ),
         redis::Value::Okay
     );
-    wait_for("the failover to end", 20, || {
-        info_field(&mut ma, "master_failover_state") == "no-failover"
-    });
+    wait_failover_end(&mut ma);
     assert_eq!(role(&mut ma), "slave");
     assert_eq!(role(&mut mb), "master");
-    assert_eq!(info_field(&mut ma, "master_port"), b.port.to_string());
-    wait_for("the old master's link up", 20, || {
-        info_field(&mut ma, "master_link_status") == "up"
-    });
+    assert_eq!(
+        info_field(&mut ma, "replication", "master_port"),
+        b.port.to_string()
+    );
+    wait_link_up(&mut ma);
     // The target continued the old master from its backlog.
-    let after: i64 = info_field(&mut mb, "sync_partial_ok").parse().unwrap();
+    let after = info_num(&mut mb, "stats", "sync_partial_ok");
     assert_eq!(after - before, 1);
-    assert_eq!(info_field(&mut mb, "sync_full"), "0");
+    assert_eq!(info_field(&mut mb, "stats", "sync_full"), "0");
     // Writes now go to the new master and reach the old one.
     let e = err(&mut ma, &["SET", "x", "1"]);
     assert!(e.contains("read only replica"), "{e}");
     q(&mut mb, &["SET", "new", "v"]);
-    wait_for("the write replicated", 20, || {
+    wait_for("the write replicated", || {
         q(&mut ma, &["EXISTS", "new"]) == redis::Value::Int(1)
     });
     // The other replica follows the old master, chained; then the new one.
     let mut mc = c.client();
-    follow(&c, &b);
-    wait_in_sync(&mut mb, 2);
+    follow(&mut c.client(), b.port);
+    wait_acked(&mut mb, 2);
     assert_eq!(digest(&mut ma), digest(&mut mb));
     assert_eq!(digest(&mut mb), digest(&mut mc));
 }
@@ -232,14 +166,12 @@ fn failover_to_a_replica_swaps_the_roles() {
 fn failover_to_any_replica_picks_the_one_in_sync() {
     let a = start();
     let b = start();
-    follow(&b, &a);
+    follow(&mut b.client(), a.port);
     let mut ma = a.client();
     q(&mut ma, &["SET", "k", "v"]);
-    wait_in_sync(&mut ma, 1);
+    wait_acked(&mut ma, 1);
     assert_eq!(q(&mut ma, &["FAILOVER"]), redis::Value::Okay);
-    wait_for("the failover to end", 20, || {
-        info_field(&mut ma, "master_failover_state") == "no-failover"
-    });
+    wait_failover_end(&mut ma);
     let mut mb = b.client();
     assert_eq!(role(&mut mb), "master");
     assert_eq!(role(&mut ma), "slave");
@@ -247,11 +179,7 @@ fn failover_to_any_replica_picks_the_one_in_sync() {
 
 #[test]
 fn a_timeout_rolls_back_and_writes_resume() {
-    let a = start();
-    let b = start();
-    follow(&b, &a);
-    let mut ma = a.client();
-    wait_in_sync(&mut ma, 1);
+    let (a, b, mut ma) = pair();
     signal(b.pid(), "-STOP");
     q(&mut ma, &["SET", "case", "1"]);
     let bport = b.port.to_string();
@@ -262,27 +190,21 @@ fn a_timeout_rolls_back_and_writes_resume() {
         ),
         redis::Value::Okay
     );
-    assert_eq!(
-        info_field(&mut ma, "master_failover_state"),
-        "waiting-for-sync"
-    );
+    assert_eq!(failover_state(&mut ma), "waiting-for-sync");
     assert!(
         err(&mut ma, &["FAILOVER"]).contains("FAILOVER already in progress."),
         "a second failover"
     );
     let mut w = a.raw();
     w.send(&resp(&[b"SET", b"x", b"1"]));
-    assert!(
-        nothing_within(&mut w, 100),
-        "a write ran during the failover"
-    );
-    wait_for("the failover to time out", 20, || {
-        info_field(&mut ma, "master_failover_state") == "no-failover"
+    assert!(w.nothing_within(100), "a write ran during the failover");
+    wait_for("the failover to time out", || {
+        failover_state(&mut ma) == "no-failover"
     });
-    assert_eq!(read_line(&mut w), "+OK\r\n");
+    assert_eq!(w.read_line(), "+OK\r\n");
     assert_eq!(role(&mut ma), "master");
     signal(b.pid(), "-CONT");
-    wait_in_sync(&mut ma, 1);
+    wait_acked(&mut ma, 1);
     let mut mb = b.client();
     assert_eq!(role(&mut mb), "slave");
     assert_eq!(digest(&mut ma), digest(&mut mb));
@@ -290,11 +212,7 @@ fn a_timeout_rolls_back_and_writes_resume() {
 
 #[test]
 fn abort_rolls_back_and_client_unpause_does_not_end_the_pause() {
-    let a = start();
-    let b = start();
-    follow(&b, &a);
-    let mut ma = a.client();
-    wait_in_sync(&mut ma, 1);
+    let (a, b, mut ma) = pair();
     signal(b.pid(), "-STOP");
     q(&mut ma, &["SET", "case", "2"]);
     let bport = b.port.to_string();
@@ -302,10 +220,7 @@ fn abort_rolls_back_and_client_unpause_does_not_end_the_pause() {
         &mut ma,
         &["FAILOVER", "TO", "127.0.0.1", &bport, "TIMEOUT", "60000"],
     );
-    assert_eq!(
-        info_field(&mut ma, "master_failover_state"),
-        "waiting-for-sync"
-    );
+    assert_eq!(failover_state(&mut ma), "waiting-for-sync");
     assert_eq!(
         q(&mut ma, &["GET", "case"]),
         redis::Value::BulkString(b"2".to_vec())
@@ -313,52 +228,39 @@ fn abort_rolls_back_and_client_unpause_does_not_end_the_pause() {
     let mut w = a.raw();
     w.send(&resp(&[b"INCR", b"n"]));
     q(&mut ma, &["CLIENT", "UNPAUSE"]);
-    assert!(
-        nothing_within(&mut w, 200),
-        "CLIENT UNPAUSE released a write"
-    );
+    assert!(w.nothing_within(200), "CLIENT UNPAUSE released a write");
     assert_eq!(q(&mut ma, &["FAILOVER", "ABORT"]), redis::Value::Okay);
-    assert_eq!(info_field(&mut ma, "master_failover_state"), "no-failover");
-    assert_eq!(read_line(&mut w), ":1\r\n");
+    assert_eq!(failover_state(&mut ma), "no-failover");
+    assert_eq!(w.read_line(), ":1\r\n");
     signal(b.pid(), "-CONT");
     assert_eq!(role(&mut ma), "master");
-    wait_in_sync(&mut ma, 1);
+    wait_acked(&mut ma, 1);
     let mut mb = b.client();
     assert_eq!(digest(&mut ma), digest(&mut mb));
 }
 
 #[test]
 fn a_refused_psync_rolls_back() {
-    let a = start();
-    let b = start();
-    follow(&b, &a);
-    let mut ma = a.client();
+    let (_a, b, mut ma) = pair();
     let mut mb = b.client();
-    wait_in_sync(&mut ma, 1);
     q(&mut mb, &["ACL", "SETUSER", "default", "-psync"]);
     q(
         &mut ma,
         &["FAILOVER", "TO", "127.0.0.1", &b.port.to_string()],
     );
-    wait_for("the failover to end", 20, || {
-        info_field(&mut ma, "master_failover_state") == "no-failover"
-    });
+    wait_failover_end(&mut ma);
     assert_eq!(role(&mut ma), "master");
     assert_eq!(role(&mut mb), "slave");
     q(&mut mb, &["ACL", "SETUSER", "default", "+psync"]);
     q(&mut ma, &["SET", "after", "1"]);
-    wait_for("the replica back", 20, || {
+    wait_for("the replica back", || {
         q(&mut mb, &["EXISTS", "after"]) == redis::Value::Int(1)
     });
 }
 
 #[test]
 fn force_fails_over_at_the_timeout() {
-    let a = start();
-    let b = start();
-    follow(&b, &a);
-    let mut ma = a.client();
-    wait_in_sync(&mut ma, 1);
+    let (_a, b, mut ma) = pair();
     signal(b.pid(), "-STOP");
     // Never acknowledged: it waits in b's link when the hand-over starts.
     q(&mut ma, &["SET", "case", "2"]);
@@ -375,20 +277,18 @@ fn force_fails_over_at_the_timeout() {
             "FORCE",
         ],
     );
-    wait_for("the forced hand-over", 20, || {
-        info_field(&mut ma, "master_failover_state") == "failover-in-progress"
+    wait_for("the forced hand-over", || {
+        failover_state(&mut ma) == "failover-in-progress"
     });
     assert_eq!(role(&mut ma), "slave");
     signal(b.pid(), "-CONT");
-    wait_for("the failover to end", 20, || {
-        info_field(&mut ma, "master_failover_state") == "no-failover"
-    });
+    wait_failover_end(&mut ma);
     let mut mb = b.client();
     assert_eq!(role(&mut mb), "master");
     assert_eq!(role(&mut ma), "slave");
     // b applied the write before taking over, so the old master continued.
-    assert_eq!(info_field(&mut mb, "sync_partial_ok"), "1");
-    assert_eq!(info_field(&mut mb, "sync_full"), "0");
+    assert_eq!(info_field(&mut mb, "stats", "sync_partial_ok"), "1");
+    assert_eq!(info_field(&mut mb, "stats", "sync_full"), "0");
     assert_eq!(
         q(&mut mb, &["GET", "case"]),
         redis::Value::BulkString(b"2".to_vec())
@@ -414,35 +314,29 @@ fn failover_between_redis_and_ferrokv() {
     q(&mut rm, &["SET", "a", "1"]);
     let f = start();
     let mut fc = f.client();
-    q(
-        &mut fc,
-        &["REPLICAOF", "127.0.0.1", &reference.port.to_string()],
-    );
-    wait_for("the link up", 30, || {
-        info_field(&mut fc, "master_link_status") == "up"
-    });
+    follow(&mut fc, reference.port);
     q(&mut rm, &["SET", "b", "2"]);
-    wait_in_sync(&mut rm, 1);
+    wait_acked(&mut rm, 1);
     assert_eq!(q(&mut rm, &["FAILOVER"]), redis::Value::Okay);
-    wait_for("redis to hand over", 20, || {
-        info_field(&mut rm, "master_failover_state") == "no-failover" && role(&mut fc) == "master"
+    wait_for("redis to hand over", || {
+        failover_state(&mut rm) == "no-failover" && role(&mut fc) == "master"
     });
     assert_eq!(role(&mut rm), "slave");
     q(&mut fc, &["SET", "c", "3"]);
-    wait_in_sync(&mut fc, 1);
+    wait_acked(&mut fc, 1);
     assert_eq!(digest(&mut fc), digest(&mut rm));
-    assert_eq!(info_field(&mut fc, "sync_partial_ok"), "1");
+    assert_eq!(info_field(&mut fc, "stats", "sync_partial_ok"), "1");
 
     let rport = reference.port.to_string();
     assert_eq!(
         q(&mut fc, &["FAILOVER", "TO", "127.0.0.1", &rport]),
         redis::Value::Okay
     );
-    wait_for("ferrokv to hand back", 20, || {
-        info_field(&mut fc, "master_failover_state") == "no-failover" && role(&mut rm) == "master"
+    wait_for("ferrokv to hand back", || {
+        failover_state(&mut fc) == "no-failover" && role(&mut rm) == "master"
     });
     assert_eq!(role(&mut fc), "slave");
     q(&mut rm, &["SET", "d", "4"]);
-    wait_in_sync(&mut rm, 1);
+    wait_acked(&mut rm, 1);
     assert_eq!(digest(&mut fc), digest(&mut rm));
 }

@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::{Server, resp};
+use common::{Server, info_field, info_num, resp};
 
 /// Resident memory of the server process, in KiB.
 fn rss_kb(pid: u32) -> u64 {
@@ -37,15 +37,6 @@ fn cpu_time(pid: u32) -> Duration {
     // SAFETY: sysconf only reads a system constant.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
     Duration::from_millis((f[0] + f[1]) * 1000 / hz)
-}
-
-fn info_field(c: &mut redis::Connection, section: &str, field: &str) -> String {
-    let info: String = redis::cmd("INFO").arg(section).query(c).unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .unwrap_or_else(|| panic!("no {field} in INFO {section}"))
-        .trim()
-        .to_string()
 }
 
 fn ping(srv: &Server) {
@@ -108,9 +99,7 @@ fn a_query_buffer_past_the_limit_closes_the_client() {
 fn huge_headers_are_refused_or_wait_without_allocating() {
     let mut srv = Server::start();
     let mut admin = srv.client();
-    let used = |c: &mut redis::Connection| -> i64 {
-        info_field(c, "memory", "used_memory").parse().unwrap()
-    };
+    let used = |c: &mut redis::Connection| -> i64 { info_num(c, "memory", "used_memory") };
     let used_before = used(&mut admin);
     let rss_before = rss_kb(srv.pid());
     // Too long a bulk is a protocol error, as in Redis.
@@ -271,9 +260,7 @@ fn trickle(s: &mut TcpStream, bytes: &[u8], piece: usize, pause_every: usize) ->
 fn a_million_argument_command_in_small_pieces_is_framed_in_linear_time() {
     let srv = Server::start();
     let mut admin = srv.client();
-    let used = |c: &mut redis::Connection| -> i64 {
-        info_field(c, "memory", "used_memory").parse().unwrap()
-    };
+    let used = |c: &mut redis::Connection| -> i64 { info_num(c, "memory", "used_memory") };
     let used_before = used(&mut admin);
     let n = 1_000_000usize;
     // SADD of one member a million times: the reply is small and the set
@@ -621,9 +608,7 @@ fn running_out_of_descriptors_backs_off_and_logs_once_a_second() {
 fn idle_connections_give_back_the_buffer_a_big_command_needed() {
     let srv = Server::start();
     let mut admin = srv.client();
-    let used = |c: &mut redis::Connection| -> i64 {
-        info_field(c, "memory", "used_memory").parse().unwrap()
-    };
+    let used = |c: &mut redis::Connection| -> i64 { info_num(c, "memory", "used_memory") };
     let before = used(&mut admin);
     let value = vec![b'e'; 8 << 20];
     let mut idle = Vec::new();

@@ -6,24 +6,16 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-fn field(c: &mut redis::Connection, name: &str) -> i64 {
-    let info: String = redis::cmd("INFO").arg("memory").query(c).unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}:")))
-        .unwrap_or_else(|| panic!("no {name} in INFO memory"))
-        .trim()
-        .parse()
-        .unwrap()
-}
+use common::info_num;
 
 /// `lazyfreed_objects` once nothing is pending.
 fn lazyfreed(c: &mut redis::Connection) -> i64 {
     let deadline = Instant::now() + Duration::from_secs(10);
-    while field(c, "lazyfree_pending_objects") != 0 {
+    while info_num(c, "memory", "lazyfree_pending_objects") != 0 {
         assert!(Instant::now() < deadline, "lazy free never finished");
         std::thread::sleep(Duration::from_millis(10));
     }
-    field(c, "lazyfreed_objects")
+    info_num(c, "memory", "lazyfreed_objects")
 }
 
 #[test]

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Server, TempDir};
+use common::{Server, TempDir, signal, wait_for};
 
 fn get(c: &mut redis::Connection, name: &str) -> String {
     let v: Vec<String> = redis::cmd("CONFIG").arg("GET").arg(name).query(c).unwrap();
@@ -25,14 +25,6 @@ fn proc_score(pid: u32) -> i64 {
         .trim()
         .parse()
         .unwrap()
-}
-
-fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// The first child process of `pid` (the background save's stand-in).
@@ -163,15 +155,6 @@ fn shutdown_on_signal_flags_parse_as_redis() {
         e.contains("argument(s) must be one of the following: default, save, nosave, now, force"),
         "{e}"
     );
-}
-
-fn signal(pid: u32, sig: &str) {
-    let ok = std::process::Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
 }
 
 /// A signal schedules the shutdown for the cron: with the cron paused,

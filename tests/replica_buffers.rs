@@ -6,40 +6,9 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Server, resp};
-
-fn q(c: &mut redis::Connection, args: &[&str]) -> redis::Value {
-    let mut cmd = redis::cmd(args[0]);
-    for a in &args[1..] {
-        cmd.arg(*a);
-    }
-    cmd.query(c).unwrap_or_else(|e| panic!("{args:?}: {e}"))
-}
-
-fn info_field(c: &mut redis::Connection, section: &str, name: &str) -> String {
-    let info: String = redis::cmd("INFO").arg(section).query(c).unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}:")))
-        .map(|v| v.trim().to_string())
-        .unwrap_or_default()
-}
-
-fn info_num(c: &mut redis::Connection, section: &str, name: &str) -> i64 {
-    info_field(c, section, name).parse().unwrap()
-}
-
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out waiting for {what}");
-}
+use common::{Server, follow, info_field, info_num, q, resp, wait_for};
 
 /// Stops a process until dropped.
 struct Stopped(u32);
@@ -80,11 +49,7 @@ fn a_stopped_replica_keeps_its_stream_within_the_replica_limit_counted_as_replic
         ],
     );
     q(&mut m, &["SET", "k", "v"]);
-    let port = master.port.to_string();
-    q(&mut r, &["REPLICAOF", "127.0.0.1", &port]);
-    wait_for("the link up", || {
-        info_field(&mut r, "replication", "master_link_status") == "up"
-    });
+    follow(&mut r, master.port);
     wait_for("the replica online", || {
         info_field(&mut m, "replication", "slave0").contains("state=online")
     });

@@ -8,6 +8,8 @@ use std::io::{BufRead, BufReader, Read};
 use std::net::TcpStream;
 use std::time::Duration;
 
+use common::q;
+
 /// A connection that sent SYNC and consumed the RDB payload.
 struct Stream(BufReader<TcpStream>);
 
@@ -54,14 +56,6 @@ impl Stream {
     fn expect(&mut self, want: &[&str]) {
         assert_eq!(self.next(), want);
     }
-}
-
-fn q(c: &mut redis::Connection, args: &[&str]) -> redis::Value {
-    let mut cmd = redis::cmd(args[0]);
-    for a in &args[1..] {
-        cmd.arg(*a);
-    }
-    cmd.query(c).unwrap()
 }
 
 #[test]

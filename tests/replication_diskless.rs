@@ -6,15 +6,9 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-fn q(c: &mut redis::Connection, args: &[&str]) -> redis::Value {
-    let mut cmd = redis::cmd(args[0]);
-    for a in &args[1..] {
-        cmd.arg(*a);
-    }
-    cmd.query(c).unwrap_or_else(|e| panic!("{args:?}: {e}"))
-}
+use common::{follow, info_field, info_num, link_up, q, wait_for};
 
 fn err(c: &mut redis::Connection, args: &[&str]) -> String {
     let mut cmd = redis::cmd(args[0]);
@@ -25,29 +19,6 @@ fn err(c: &mut redis::Connection, args: &[&str]) -> String {
         Ok(v) => panic!("{args:?} answered {v:?}"),
         Err(e) => e.code().unwrap_or("").to_string(),
     }
-}
-
-fn info_field(c: &mut redis::Connection, name: &str) -> String {
-    let info: String = redis::cmd("INFO").arg("everything").query(c).unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}:")))
-        .map(|v| v.trim().to_string())
-        .unwrap_or_default()
-}
-
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out waiting for {what}");
-}
-
-fn link_up(c: &mut redis::Connection) -> bool {
-    info_field(c, "master_link_status") == "up"
 }
 
 fn role_state(c: &mut redis::Connection) -> String {
@@ -67,9 +38,7 @@ fn swapdb_replica_serves_its_old_data_while_loading_and_keeps_it_on_failure() {
     q(&mut m, &["CONFIG", "SET", "repl-diskless-sync-delay", "0"]);
     q(&mut r, &["CONFIG", "SET", "repl-diskless-load", "swapdb"]);
     q(&mut r, &["CONFIG", "SET", "replica-read-only", "no"]);
-    let port = master.port.to_string();
-    q(&mut r, &["REPLICAOF", "127.0.0.1", &port]);
-    wait_for("the first sync", || link_up(&mut r));
+    follow(&mut r, master.port);
 
     q(&mut m, &["DEBUG", "POPULATE", "400", "master", "100"]);
     q(&mut r, &["DEBUG", "POPULATE", "50", "replica", "10"]);
@@ -95,9 +64,9 @@ fn swapdb_replica_serves_its_old_data_while_loading_and_keeps_it_on_failure() {
     let _: redis::Value = p.query(&mut m).unwrap();
 
     wait_for("async_loading:1", || {
-        info_field(&mut r, "async_loading") == "1"
+        info_field(&mut r, "persistence", "async_loading") == "1"
     });
-    assert_eq!(info_field(&mut r, "loading"), "0");
+    assert_eq!(info_field(&mut r, "persistence", "loading"), "0");
     // The old dataset is served meanwhile.
     let v: String = redis::cmd("GET").arg("mykey").query(&mut r).unwrap();
     assert_eq!(v, "myvalue");
@@ -114,7 +83,7 @@ fn swapdb_replica_serves_its_old_data_while_loading_and_keeps_it_on_failure() {
     q(&mut m, &["CONFIG", "SET", "repl-diskless-sync-delay", "5"]);
     q(&mut m, &["CLIENT", "KILL", "TYPE", "replica"]);
     wait_for("async_loading:0", || {
-        info_field(&mut r, "async_loading") == "0"
+        info_field(&mut r, "persistence", "async_loading") == "0"
     });
     let v: String = redis::cmd("GET").arg("mykey").query(&mut r).unwrap();
     assert_eq!(v, "myvalue");
@@ -154,12 +123,15 @@ fn diskless_sync_delay_holds_replicas_until_enough_wait() {
     // One replica waits: listed by the master, in handshake on its side
     // (the master's newlines keep the link alive meanwhile).
     wait_for("a waiting replica", || {
-        info_field(&mut m, "slave0").contains("state=wait_bgsave")
+        info_field(&mut m, "replication", "slave0").contains("state=wait_bgsave")
     });
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(role_state(&mut ca), "handshake");
-    assert!(info_field(&mut m, "slave0").contains("state=wait_bgsave"));
-    assert_eq!(info_field(&mut m, "rdb_bgsave_in_progress"), "0");
+    assert!(info_field(&mut m, "replication", "slave0").contains("state=wait_bgsave"));
+    assert_eq!(
+        info_field(&mut m, "persistence", "rdb_bgsave_in_progress"),
+        "0"
+    );
 
     // The second one starts the transfer for both.
     let mut cb = b.client();
@@ -171,7 +143,7 @@ fn diskless_sync_delay_holds_replicas_until_enough_wait() {
         let v: String = redis::cmd("GET").arg("k").query(c).unwrap();
         assert_eq!(v, "v");
     }
-    assert_eq!(info_field(&mut m, "sync_full"), "2");
+    assert_eq!(info_field(&mut m, "stats", "sync_full"), "2");
     q(&mut m, &["SET", "k2", "v2"]);
     wait_for("the stream after the payload", || {
         redis::cmd("GET")
@@ -237,8 +209,18 @@ fn psync_with_a_wrong_offset_is_an_error() {
     assert_eq!(pong, "PONG");
 }
 
-fn info_int(c: &mut redis::Connection, name: &str) -> i64 {
-    info_field(c, name).parse().unwrap_or(-1)
+/// A raw connection that asked `master` for a full sync, once the
+/// master's transfer to it runs.
+fn full_sync_started(master: &common::Server, m: &mut redis::Connection) -> common::Raw {
+    let mut raw = master.raw();
+    raw.send(b"REPLCONF capa eof\r\n");
+    assert_eq!(raw.read_n(5), b"+OK\r\n");
+    raw.send(b"PSYNC ? -1\r\n");
+    assert_eq!(raw.read_n(12), b"+FULLRESYNC ");
+    wait_for("the transfer", || {
+        info_num(m, "persistence", "rdb_bgsave_in_progress") == 1
+    });
+    raw
 }
 
 #[test]
@@ -259,31 +241,24 @@ fn the_backlog_outgrows_its_size_while_a_replica_holds_the_stream() {
     q(&mut m, &["DEBUG", "POPULATE", "100"]);
     // A slow transfer: the replica's stream is held back meanwhile.
     q(&mut m, &["CONFIG", "SET", "rdb-key-save-delay", "1000000"]);
-    let mut raw = master.raw();
-    raw.send(b"REPLCONF capa eof\r\n");
-    assert_eq!(raw.read_n(5), b"+OK\r\n");
-    raw.send(b"PSYNC ? -1\r\n");
-    assert_eq!(raw.read_n(12), b"+FULLRESYNC ");
-    wait_for("the transfer", || {
-        info_int(&mut m, "rdb_bgsave_in_progress") == 1
-    });
+    let raw = full_sync_started(&master, &mut m);
 
     let big = "A".repeat(100_000);
     for i in 0..20 {
         q(&mut m, &["SET", &format!("big{i}"), &big]);
     }
-    assert!(info_int(&mut m, "repl_backlog_histlen") > 2_000_000);
-    let mem = info_int(&mut m, "mem_total_replication_buffers");
+    assert!(info_num(&mut m, "replication", "repl_backlog_histlen") > 2_000_000);
+    let mem = info_num(&mut m, "memory", "mem_total_replication_buffers");
     assert!(mem > 2_000_000, "{mem}");
 
     // Once no replica needs it, the backlog is its configured size again.
     drop(raw);
     wait_for("the replica gone", || {
-        info_int(&mut m, "connected_slaves") == 0
+        info_num(&mut m, "replication", "connected_slaves") == 0
     });
     q(&mut m, &["SET", "after", "1"]);
-    assert!(info_int(&mut m, "repl_backlog_histlen") <= 16384);
-    assert!(info_int(&mut m, "mem_total_replication_buffers") < mem - 1_000_000);
+    assert!(info_num(&mut m, "replication", "repl_backlog_histlen") <= 16384);
+    assert!(info_num(&mut m, "memory", "mem_total_replication_buffers") < mem - 1_000_000);
 }
 
 #[test]
@@ -302,9 +277,7 @@ fn a_replica_output_limit_below_the_backlog_size_counts_as_the_backlog_size() {
             "replica 64k 0 0",
         ],
     );
-    let port = master.port.to_string();
-    q(&mut r, &["REPLICAOF", "127.0.0.1", &port]);
-    wait_for("the sync", || link_up(&mut r));
+    follow(&mut r, master.port);
     let big = "A".repeat(1 << 20);
     let mut p = redis::pipe();
     for i in 0..4 {
@@ -314,8 +287,8 @@ fn a_replica_output_limit_below_the_backlog_size_counts_as_the_backlog_size() {
     wait_for("the writes replicated", || {
         redis::cmd("EXISTS").arg("k3").query::<i64>(&mut r).unwrap() == 1
     });
-    assert_eq!(info_int(&mut m, "sync_full"), 1);
-    assert_eq!(info_int(&mut m, "connected_slaves"), 1);
+    assert_eq!(info_num(&mut m, "stats", "sync_full"), 1);
+    assert_eq!(info_num(&mut m, "replication", "connected_slaves"), 1);
 }
 
 #[test]
@@ -350,30 +323,23 @@ fn a_disk_based_transfer_no_replica_waits_for_goes_on_only_for_its_file() {
     q(&mut m, &["CONFIG", "SET", "rdb-key-save-delay", "400000"]);
     for save in ["", "900 1"] {
         q(&mut m, &["CONFIG", "SET", "save", save]);
-        let mut raw = master.raw();
-        raw.send(b"REPLCONF capa eof\r\n");
-        assert_eq!(raw.read_n(5), b"+OK\r\n");
-        raw.send(b"PSYNC ? -1\r\n");
-        assert_eq!(raw.read_n(12), b"+FULLRESYNC ");
-        wait_for("the transfer", || {
-            info_int(&mut m, "rdb_bgsave_in_progress") == 1
-        });
+        let raw = full_sync_started(&master, &mut m);
         drop(raw);
         wait_for("the replica gone", || {
-            info_int(&mut m, "connected_slaves") == 0
+            info_num(&mut m, "replication", "connected_slaves") == 0
         });
         if save.is_empty() {
             // Nobody needs it: it stops.
             wait_for("the transfer stopped", || {
-                info_int(&mut m, "rdb_bgsave_in_progress") == 0
+                info_num(&mut m, "persistence", "rdb_bgsave_in_progress") == 0
             });
             assert!(!dir.path().join("dump.rdb").exists());
         } else {
             // Its file is useful: it goes on, and is saved.
             std::thread::sleep(Duration::from_millis(300));
-            assert_eq!(info_int(&mut m, "rdb_bgsave_in_progress"), 1);
+            assert_eq!(info_num(&mut m, "persistence", "rdb_bgsave_in_progress"), 1);
             wait_for("the file", || {
-                info_int(&mut m, "rdb_bgsave_in_progress") == 0
+                info_num(&mut m, "persistence", "rdb_bgsave_in_progress") == 0
             });
             assert!(dir.path().join("dump.rdb").exists());
         }
@@ -393,13 +359,13 @@ fn a_replica_joins_a_running_disk_based_transfer() {
     q(&mut m, &["DEBUG", "POPULATE", "2000", "key", "300"]);
     // 0.5 ms a key: a second.
     q(&mut m, &["CONFIG", "SET", "rdb-key-save-delay", "500"]);
-    let forks = info_int(&mut m, "total_forks");
+    let forks = info_num(&mut m, "stats", "total_forks");
     let port = master.port.to_string();
     let mut ca = a.client();
     let mut cb = b.client();
     q(&mut ca, &["REPLICAOF", "127.0.0.1", &port]);
     wait_for("the transfer", || {
-        info_int(&mut m, "rdb_bgsave_in_progress") == 1
+        info_num(&mut m, "persistence", "rdb_bgsave_in_progress") == 1
     });
     std::thread::sleep(Duration::from_millis(300));
     q(&mut cb, &["REPLICAOF", "127.0.0.1", &port]);
@@ -407,7 +373,7 @@ fn a_replica_joins_a_running_disk_based_transfer() {
         link_up(&mut ca) && link_up(&mut cb)
     });
     // One transfer served both.
-    assert_eq!(info_int(&mut m, "total_forks"), forks + 1);
+    assert_eq!(info_num(&mut m, "stats", "total_forks"), forks + 1);
     q(&mut m, &["SET", "after", "1"]);
     let want: String = redis::cmd("DEBUG").arg("DIGEST").query(&mut m).unwrap();
     for c in [&mut ca, &mut cb] {

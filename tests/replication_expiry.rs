@@ -7,44 +7,17 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Server, TempDir};
+use common::{Server, TempDir, follow, q, wait_applied, wait_for};
 
 const DBG: &[&str] = &["--enable-debug-command", "yes"];
-
-fn q(c: &mut redis::Connection, args: &[&str]) -> redis::Value {
-    let mut cmd = redis::cmd(args[0]);
-    for a in &args[1..] {
-        cmd.arg(*a);
-    }
-    cmd.query(c).unwrap_or_else(|e| panic!("{args:?}: {e}"))
-}
 
 fn int(c: &mut redis::Connection, args: &[&str]) -> i64 {
     match q(c, args) {
         redis::Value::Int(n) => n,
         v => panic!("{args:?}: {v:?}"),
     }
-}
-
-fn field(c: &mut redis::Connection, name: &str) -> String {
-    let info: String = redis::cmd("INFO").arg("replication").query(c).unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}:")))
-        .map(|v| v.trim().to_string())
-        .unwrap_or_default()
-}
-
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("timed out waiting for {what}");
 }
 
 /// A master and its replica, linked, both in database 5.
@@ -55,22 +28,10 @@ fn pair(replica_extra: &[&str]) -> (Server, Server, redis::Connection, redis::Co
     let replica = Server::start_with(&args);
     let mut m = master.client();
     let mut r = replica.client();
-    q(
-        &mut r,
-        &["REPLICAOF", "127.0.0.1", &master.port.to_string()],
-    );
-    wait_for("the link up", || {
-        field(&mut r, "master_link_status") == "up"
-    });
+    follow(&mut r, master.port);
     q(&mut m, &["SELECT", "5"]);
     q(&mut r, &["SELECT", "5"]);
     (master, replica, m, r)
-}
-
-fn in_sync(m: &mut redis::Connection, r: &mut redis::Connection) {
-    wait_for("the replica's offset", || {
-        field(m, "master_repl_offset") == field(r, "master_repl_offset")
-    });
 }
 
 #[test]
@@ -80,7 +41,7 @@ fn a_read_only_replica_hides_expired_keys_without_deleting_them() {
     q(&mut m, &["SET", "key1", "5", "PX", "10"]);
     q(&mut m, &["PFADD", "hll", "a", "b", "c"]);
     q(&mut m, &["PEXPIRE", "hll", "10"]);
-    in_sync(&mut m, &mut r);
+    wait_applied(&mut m, &mut r);
     std::thread::sleep(Duration::from_millis(30));
     assert_eq!(int(&mut r, &["EXISTS", "key1", "hll"]), 0);
     assert_eq!(q(&mut r, &["GET", "key1"]), redis::Value::Nil);
@@ -116,7 +77,7 @@ fn pfcount_on_a_read_only_replica_updates_the_cached_cardinality() {
         &mut m,
         &["PFADD", "key", "a", "b", "c", "d", "e", "f", "g", "h"],
     );
-    in_sync(&mut m, &mut r);
+    wait_applied(&mut m, &mut r);
     let before: Vec<u8> = redis::cmd("GET").arg("key").query(&mut r).unwrap();
     assert_eq!(int(&mut r, &["PFCOUNT", "key"]), 8);
     let after: Vec<u8> = redis::cmd("GET").arg("key").query(&mut r).unwrap();
@@ -128,7 +89,7 @@ fn the_masters_commands_see_a_key_the_replica_holds_expired() {
     let (_master, replica, mut m, mut r) = pair(&[]);
     q(&mut m, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
     q(&mut m, &["SET", "k", "1", "PX", "500"]);
-    in_sync(&mut m, &mut r);
+    wait_applied(&mut m, &mut r);
     // The replica receives the INCR only once the key has expired there.
     let pid = replica.pid().to_string();
     let stop = std::process::Command::new("kill")
@@ -141,7 +102,7 @@ fn the_masters_commands_see_a_key_the_replica_holds_expired() {
         .args(["-CONT", &pid])
         .status();
     assert!(cont.unwrap().success());
-    in_sync(&mut m, &mut r);
+    wait_applied(&mut m, &mut r);
     // The INCR applied to the expired key (not a new one without a
     // deadline): it is still there, still expired.
     assert_eq!(int(&mut r, &["EXISTS", "k"]), 0);
@@ -160,7 +121,7 @@ fn a_writable_replicas_writes_delete_expired_keys_and_its_own_keys_expire() {
     q(&mut m, &["SET", "key1", "5", "PX", "10"]);
     q(&mut m, &["SET", "key2", "5", "PX", "10"]);
     q(&mut m, &["SET", "key3", "5", "PX", "10"]);
-    in_sync(&mut m, &mut r);
+    wait_applied(&mut m, &mut r);
     std::thread::sleep(Duration::from_millis(30));
     assert_eq!(int(&mut r, &["DBSIZE"]), 3);
     // The INCR expires key1 and creates it again, without a deadline.
@@ -222,11 +183,11 @@ fn a_masters_command_failing_on_the_replica_is_logged() {
     );
     q(&mut m, &["DEBUG", "REPLICATE", "fake-command-1"]);
     q(&mut m, &["SET", "foo", "bar"]);
-    in_sync(&mut m, &mut r);
+    wait_applied(&mut m, &mut r);
     q(&mut r, &["CONFIG", "SET", "replica-read-only", "no"]);
     q(&mut r, &["SET", "number2", "foo"]);
     q(&mut m, &["INCRBY", "number2", "1"]);
-    in_sync(&mut m, &mut r);
+    wait_applied(&mut m, &mut r);
     let text = std::fs::read_to_string(&log).unwrap();
     let lines: Vec<&str> = text
         .lines()

@@ -7,36 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-fn q(c: &mut redis::Connection, args: &[&str]) -> redis::Value {
-    let mut cmd = redis::cmd(args[0]);
-    for a in &args[1..] {
-        cmd.arg(*a);
-    }
-    cmd.query(c).unwrap_or_else(|e| panic!("{args:?}: {e}"))
-}
-
-fn info_field(c: &mut redis::Connection, name: &str) -> String {
-    let info: String = redis::cmd("INFO").arg("replication").query(c).unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}:")))
-        .map(|v| v.trim().to_string())
-        .unwrap_or_default()
-}
-
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out waiting for {what}");
-}
-
-fn digest(c: &mut redis::Connection) -> String {
-    redis::cmd("DEBUG").arg("DIGEST").query(c).unwrap()
-}
+use common::{digest, follow, info_field, q, wait_applied, wait_for};
 
 /// Writes of several kinds, in two databases, a transaction and a script.
 fn write_mix(m: &mut redis::Connection) {
@@ -71,17 +42,6 @@ fn write_mix(m: &mut redis::Connection) {
     q(m, &["SELECT", "0"]);
 }
 
-fn replicate(replica: &mut redis::Connection, port: u16) {
-    let port = port.to_string();
-    assert_eq!(
-        q(replica, &["REPLICAOF", "127.0.0.1", &port]),
-        redis::Value::Okay
-    );
-    wait_for("the link up", || {
-        info_field(replica, "master_link_status") == "up"
-    });
-}
-
 #[test]
 fn ferrokv_replica_of_ferrokv_master() {
     let master = common::Server::start_with(&["--enable-debug-command", "local"]);
@@ -91,9 +51,12 @@ fn ferrokv_replica_of_ferrokv_master() {
     q(&mut r, &["SET", "stale", "gone after the sync"]);
     q(&mut m, &["SET", "before", "1"]);
     q(&mut m, &["DEBUG", "POPULATE", "300"]);
-    replicate(&mut r, master.port);
-    assert_eq!(info_field(&mut r, "role"), "slave");
-    assert_eq!(info_field(&mut r, "master_port"), master.port.to_string());
+    follow(&mut r, master.port);
+    assert_eq!(info_field(&mut r, "replication", "role"), "slave");
+    assert_eq!(
+        info_field(&mut r, "replication", "master_port"),
+        master.port.to_string()
+    );
     // Replaced, not merged.
     assert_eq!(q(&mut r, &["EXISTS", "stale"]), redis::Value::Int(0));
     write_mix(&mut m);
@@ -108,13 +71,12 @@ fn ferrokv_replica_of_ferrokv_master() {
         redis::Value::BulkString(b"v".to_vec())
     );
     // Offsets agree once the replica acknowledged everything.
-    wait_for("the offsets to agree", || {
-        info_field(&mut m, "master_repl_offset") == info_field(&mut r, "master_repl_offset")
-    });
-    let off = info_field(&mut m, "master_repl_offset");
+    wait_applied(&mut m, &mut r);
+    let off = info_field(&mut m, "replication", "master_repl_offset");
     assert_ne!(off, "0");
     wait_for("the master to see the acknowledged offset", || {
-        info_field(&mut m, "slave0").contains(&format!(",state=online,offset={off},"))
+        info_field(&mut m, "replication", "slave0")
+            .contains(&format!(",state=online,offset={off},"))
     });
     // Read-only for its own clients.
     let mut raw = replica.raw();
@@ -131,7 +93,7 @@ fn ferrokv_replica_of_ferrokv_master() {
     assert_eq!(items[3], redis::Value::BulkString(b"connected".to_vec()));
     // A master again, with the data.
     assert_eq!(q(&mut r, &["REPLICAOF", "NO", "ONE"]), redis::Value::Okay);
-    assert_eq!(info_field(&mut r, "role"), "master");
+    assert_eq!(info_field(&mut r, "replication", "role"), "master");
     q(&mut r, &["SET", "x", "1"]);
     assert_eq!(
         q(&mut r, &["GET", "before"]),
@@ -149,7 +111,7 @@ fn replica_reconnects_after_the_link_drops() {
     let replica = common::Server::start();
     let mut m = master.client();
     let mut r = replica.client();
-    replicate(&mut r, master.port);
+    follow(&mut r, master.port);
     q(&mut m, &["SET", "a", "1"]);
     // Same master again: nothing to do.
     let again: String = redis::cmd("REPLICAOF")
@@ -161,7 +123,7 @@ fn replica_reconnects_after_the_link_drops() {
     q(&mut m, &["CLIENT", "KILL", "TYPE", "replica"]);
     q(&mut m, &["SET", "b", "2"]);
     wait_for("the replica to resync", || {
-        info_field(&mut r, "master_link_status") == "up"
+        info_field(&mut r, "replication", "master_link_status") == "up"
             && q(&mut r, &["GET", "b"]) == redis::Value::BulkString(b"2".to_vec())
     });
 }
@@ -183,18 +145,19 @@ fn ferrokv_replica_of_redis_master() {
     q(&mut m, &["HSET", "big", "f", &"x".repeat(200)]);
     let replica = common::Server::start_with(&["--enable-debug-command", "local"]);
     let mut r = replica.client();
-    replicate(&mut r, reference.port);
+    follow(&mut r, reference.port);
     write_mix(&mut m);
     let n: i64 = redis::cmd("WAIT").arg(1).arg(5000).query(&mut m).unwrap();
     assert_eq!(n, 1);
     assert_eq!(digest(&mut m), digest(&mut r));
     // Redis's byte count of its stream and ours agree.
     wait_for("the offsets to agree", || {
-        info_field(&mut m, "master_repl_offset") == info_field(&mut r, "slave_repl_offset")
+        info_field(&mut m, "replication", "master_repl_offset")
+            == info_field(&mut r, "replication", "slave_repl_offset")
     });
     assert_eq!(
-        info_field(&mut m, "master_replid"),
-        info_field(&mut r, "master_replid")
+        info_field(&mut m, "replication", "master_replid"),
+        info_field(&mut r, "replication", "master_replid")
     );
 }
 
@@ -211,14 +174,12 @@ fn redis_replica_of_ferrokv_master() {
         .unwrap()
         .get_connection()
         .unwrap();
-    replicate(&mut r, master.port);
+    follow(&mut r, master.port);
     write_mix(&mut m);
     let n: i64 = redis::cmd("WAIT").arg(1).arg(5000).query(&mut m).unwrap();
     assert_eq!(n, 1);
     assert_eq!(digest(&mut m), digest(&mut r));
-    wait_for("the offsets to agree", || {
-        info_field(&mut m, "master_repl_offset") == info_field(&mut r, "master_repl_offset")
-    });
+    wait_applied(&mut m, &mut r);
 }
 
 #[test]
@@ -232,7 +193,7 @@ fn wait_counts_acknowledgements() {
     assert!(started.elapsed() >= Duration::from_millis(190));
     let replica = common::Server::start();
     let mut r = replica.client();
-    replicate(&mut r, master.port);
+    follow(&mut r, master.port);
     q(&mut m, &["SET", "k", "v"]);
     assert_eq!(q(&mut m, &["WAIT", "1", "0"]), redis::Value::Int(1));
     // More than there are: the count at the timeout.
@@ -255,11 +216,16 @@ fn psync_continues_from_the_backlog() {
     let replica = common::Server::start();
     let mut m = master.client();
     let mut r = replica.client();
-    replicate(&mut r, master.port);
+    follow(&mut r, master.port);
     q(&mut m, &["SET", "k", "v"]);
-    let id = info_field(&mut m, "master_replid");
-    let off: i64 = info_field(&mut m, "master_repl_offset").parse().unwrap();
-    assert_eq!(info_field(&mut m, "repl_backlog_active"), "1");
+    let id = info_field(&mut m, "replication", "master_replid");
+    let off: i64 = info_field(&mut m, "replication", "master_repl_offset")
+        .parse()
+        .unwrap();
+    assert_eq!(
+        info_field(&mut m, "replication", "repl_backlog_active"),
+        "1"
+    );
     // The last command, `*3 $3 SET $1 k $1 v`, is 27 bytes.
     let mut raw = master.raw();
     raw.send(format!("PSYNC {id} {}\r\n", off - 26).as_bytes());
@@ -283,15 +249,15 @@ fn chained_replicas_and_promotion() {
     let mut c2 = r2.client();
     q(&mut m, &["SELECT", "3"]);
     q(&mut m, &["SET", "in3", "1"]);
-    replicate(&mut c1, master.port);
-    replicate(&mut c2, r1.port);
+    follow(&mut c1, master.port);
+    follow(&mut c2, r1.port);
     // The stream is in database 3 with no SELECT to come.
     q(&mut m, &["SET", "in3", "2"]);
     write_mix(&mut m);
     wait_for("the chain to agree", || {
-        let off = info_field(&mut m, "master_repl_offset");
-        info_field(&mut c1, "master_repl_offset") == off
-            && info_field(&mut c2, "master_repl_offset") == off
+        let off = info_field(&mut m, "replication", "master_repl_offset");
+        info_field(&mut c1, "replication", "master_repl_offset") == off
+            && info_field(&mut c2, "replication", "master_repl_offset") == off
     });
     assert_eq!(digest(&mut m), digest(&mut c2));
     assert_eq!(q(&mut c1, &["REPLICAOF", "NO", "ONE"]), redis::Value::Okay);
@@ -312,22 +278,22 @@ fn roles_swap_and_the_old_master_continues() {
     let b = common::Server::start_with(&["--enable-debug-command", "local"]);
     let mut ca = a.client();
     let mut cb = b.client();
-    replicate(&mut ca, b.port);
+    follow(&mut ca, b.port);
     q(&mut cb, &["SELECT", "9"]);
     q(&mut cb, &["RPUSH", "l", "a", "b"]);
     q(&mut cb, &["SET", "y", "2"]);
     let n: i64 = redis::cmd("WAIT").arg(1).arg(5000).query(&mut cb).unwrap();
     assert_eq!(n, 1);
     assert_eq!(q(&mut ca, &["REPLICAOF", "NO", "ONE"]), redis::Value::Okay);
-    replicate(&mut cb, a.port);
+    follow(&mut cb, a.port);
     q(&mut ca, &["SELECT", "9"]);
     q(&mut ca, &["RPUSH", "foo", "a", "b", "c"]);
     let n: i64 = redis::cmd("WAIT").arg(1).arg(5000).query(&mut ca).unwrap();
     assert_eq!(n, 1);
     assert_eq!(digest(&mut ca), digest(&mut cb));
     assert_eq!(
-        info_field(&mut ca, "master_repl_offset"),
-        info_field(&mut cb, "master_repl_offset")
+        info_field(&mut ca, "replication", "master_repl_offset"),
+        info_field(&mut cb, "replication", "master_repl_offset")
     );
 }
 
@@ -356,7 +322,7 @@ fn sync_under_writes_and_partial_resync_counts() {
             n
         })
     };
-    replicate(&mut r, master.port);
+    follow(&mut r, master.port);
     q(&mut r, &["CLIENT", "KILL", "TYPE", "master"]);
     std::thread::sleep(Duration::from_millis(300));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);

@@ -7,76 +7,28 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Server, TempDir};
+use common::{
+    Server, TempDir, digest, follow, info_field, info_num, q, wait_acked, wait_applied, wait_for,
+    wait_link_up,
+};
 
 const DBG: &[&str] = &["--enable-debug-command", "yes"];
-
-fn q(c: &mut redis::Connection, args: &[&str]) -> redis::Value {
-    let mut cmd = redis::cmd(args[0]);
-    for a in &args[1..] {
-        cmd.arg(*a);
-    }
-    cmd.query(c).unwrap_or_else(|e| panic!("{args:?}: {e}"))
-}
-
-fn field(c: &mut redis::Connection, section: &str, name: &str) -> String {
-    let info: String = redis::cmd("INFO").arg(section).query(c).unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}:")))
-        .map(|v| v.trim().to_string())
-        .unwrap_or_default()
-}
-
-fn num(c: &mut redis::Connection, section: &str, name: &str) -> i64 {
-    field(c, section, name).parse().unwrap()
-}
-
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out waiting for {what}");
-}
-
-fn follow(r: &mut redis::Connection, port: u16) {
-    q(r, &["REPLICAOF", "127.0.0.1", &port.to_string()]);
-    wait_for("the link up", || {
-        field(r, "replication", "master_link_status") == "up"
-    });
-}
 
 /// The replica applied the whole stream and the master knows it (its ack
 /// arrived: a SHUTDOWN then does not wait, nor send REPLCONF GETACK, which
 /// would move the offset the RDB records).
 fn in_sync(m: &mut redis::Connection, r: &mut redis::Connection) {
-    wait_for("the replica's offset", || {
-        num(m, "replication", "master_repl_offset") == num(r, "replication", "master_repl_offset")
-    });
-    wait_for("the replica's acknowledgement", || {
-        let off = num(m, "replication", "master_repl_offset");
-        field(m, "replication", "slave0").contains(&format!(",offset={off},"))
-    });
-}
-
-fn digest(c: &mut redis::Connection) -> String {
-    redis::cmd("DEBUG").arg("DIGEST").query(c).unwrap()
+    wait_applied(m, r);
+    wait_acked(m, 1);
 }
 
 /// SHUTDOWN SAVE, then waits for the process to end.
 fn shutdown_save(mut srv: Server) {
     let mut c = srv.client();
     let _ = redis::cmd("SHUTDOWN").arg("SAVE").query::<()>(&mut c);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while srv.alive() {
-        assert!(Instant::now() < deadline, "the server did not exit");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for("the server to exit", || !srv.alive());
 }
 
 /// Sets `n` keys (over the 16 databases) that expire in 10 ms, with
@@ -110,8 +62,8 @@ fn a_restarted_master_continues_its_replicas_history() {
     q(&mut m, &["SELECT", "0"]);
     expiring_keys(&mut m, 20);
     in_sync(&mut m, &mut r);
-    let id = field(&mut m, "replication", "master_replid");
-    let off = num(&mut m, "replication", "master_repl_offset");
+    let id = info_field(&mut m, "replication", "master_replid");
+    let off = info_num(&mut m, "replication", "master_repl_offset");
     shutdown_save(master);
 
     // The fields as redis-server 7.0.15 writes them: after `used-mem`,
@@ -133,23 +85,35 @@ fn a_restarted_master_continues_its_replicas_history() {
     let mut m = master.client();
     // A new id; the saved one is the second, valid up to where it ended;
     // the 20 DELs are the stream since, all in the backlog.
-    assert_ne!(field(&mut m, "replication", "master_replid"), id);
-    assert_eq!(field(&mut m, "replication", "master_replid2"), id);
-    assert_eq!(num(&mut m, "replication", "second_repl_offset"), off + 1);
-    assert_eq!(num(&mut m, "persistence", "rdb_last_load_keys_expired"), 20);
-    let hist = num(&mut m, "replication", "repl_backlog_histlen");
-    assert!(hist > 0);
-    assert_eq!(field(&mut m, "replication", "repl_backlog_active"), "1");
+    assert_ne!(info_field(&mut m, "replication", "master_replid"), id);
+    assert_eq!(info_field(&mut m, "replication", "master_replid2"), id);
     assert_eq!(
-        num(&mut m, "replication", "repl_backlog_first_byte_offset"),
+        info_num(&mut m, "replication", "second_repl_offset"),
         off + 1
     );
-    assert_eq!(num(&mut m, "replication", "master_repl_offset"), off + hist);
+    assert_eq!(
+        info_num(&mut m, "persistence", "rdb_last_load_keys_expired"),
+        20
+    );
+    let hist = info_num(&mut m, "replication", "repl_backlog_histlen");
+    assert!(hist > 0);
+    assert_eq!(
+        info_field(&mut m, "replication", "repl_backlog_active"),
+        "1"
+    );
+    assert_eq!(
+        info_num(&mut m, "replication", "repl_backlog_first_byte_offset"),
+        off + 1
+    );
+    assert_eq!(
+        info_num(&mut m, "replication", "master_repl_offset"),
+        off + hist
+    );
 
     follow(&mut r, master.port);
     in_sync(&mut m, &mut r);
-    assert_eq!(num(&mut m, "stats", "sync_partial_ok"), 1);
-    assert_eq!(num(&mut m, "stats", "sync_full"), 0);
+    assert_eq!(info_num(&mut m, "stats", "sync_partial_ok"), 1);
+    assert_eq!(info_num(&mut m, "stats", "sync_full"), 0);
     // The replica got the DELs: both hold the same keys.
     assert_eq!(digest(&mut m), digest(&mut r));
     q(&mut r, &["SELECT", "3"]);
@@ -179,12 +143,12 @@ fn too_many_expired_keys_for_the_backlog_mean_a_full_sync() {
     let master = Server::start_in(Some(dir.path()), None, &extra);
     let mut m = master.client();
     assert!(
-        num(&mut m, "replication", "repl_backlog_first_byte_offset")
-            > num(&mut m, "replication", "second_repl_offset")
+        info_num(&mut m, "replication", "repl_backlog_first_byte_offset")
+            > info_num(&mut m, "replication", "second_repl_offset")
     );
     follow(&mut r, master.port);
-    assert_eq!(num(&mut m, "stats", "sync_partial_ok"), 0);
-    assert_eq!(num(&mut m, "stats", "sync_full"), 1);
+    assert_eq!(info_num(&mut m, "stats", "sync_partial_ok"), 0);
+    assert_eq!(info_num(&mut m, "stats", "sync_full"), 1);
     in_sync(&mut m, &mut r);
     assert_eq!(digest(&mut m), digest(&mut r));
 }
@@ -201,7 +165,7 @@ fn a_restarted_replica_continues_with_its_master() {
     q(&mut m, &["SET", "k", "v"]);
     in_sync(&mut m, &mut r);
     q(&mut m, &["CONFIG", "RESETSTAT"]);
-    assert_eq!(num(&mut m, "stats", "sync_full"), 0);
+    assert_eq!(info_num(&mut m, "stats", "sync_full"), 0);
     shutdown_save(replica);
     // Written while it is down: the backlog has it.
     q(&mut m, &["SET", "k2", "v2"]);
@@ -213,12 +177,10 @@ fn a_restarted_replica_continues_with_its_master() {
         &[DBG[0], DBG[1], "--replicaof", "127.0.0.1", &port],
     );
     let mut r = replica.client();
-    wait_for("the link up", || {
-        field(&mut r, "replication", "master_link_status") == "up"
-    });
+    wait_link_up(&mut r);
     in_sync(&mut m, &mut r);
-    assert_eq!(num(&mut m, "stats", "sync_partial_ok"), 1);
-    assert_eq!(num(&mut m, "stats", "sync_full"), 0);
+    assert_eq!(info_num(&mut m, "stats", "sync_partial_ok"), 1);
+    assert_eq!(info_num(&mut m, "stats", "sync_full"), 0);
     q(&mut r, &["SELECT", "2"]);
     let v: String = redis::cmd("GET").arg("k2").query(&mut r).unwrap();
     assert_eq!(v, "v2");
@@ -251,18 +213,18 @@ fn bgsave_names_the_offset_of_its_image_and_a_lone_master_names_none() {
     follow(&mut r, master.port);
     q(&mut m, &["SET", "k2", "v2"]);
     in_sync(&mut m, &mut r);
-    let off = num(&mut m, "replication", "master_repl_offset");
+    let off = info_num(&mut m, "replication", "master_repl_offset");
     q(&mut m, &["BGSAVE"]);
     wait_for("the BGSAVE", || {
-        field(&mut m, "persistence", "rdb_bgsave_in_progress") == "0"
-            && field(&mut m, "persistence", "rdb_last_bgsave_status") == "ok"
+        info_field(&mut m, "persistence", "rdb_bgsave_in_progress") == "0"
+            && info_field(&mut m, "persistence", "rdb_last_bgsave_status") == "ok"
             && contains(
                 &std::fs::read(dir.path().join("dump.rdb")).unwrap_or_default(),
                 b"repl-id",
             )
     });
     let rdb = std::fs::read(dir.path().join("dump.rdb")).unwrap();
-    let id = field(&mut m, "replication", "master_replid");
+    let id = info_field(&mut m, "replication", "master_replid");
     assert!(contains(&rdb, id.as_bytes()));
     // The offset, as Redis writes an integer string (one to four bytes).
     let mut want = b"\xfa\x0brepl-offset".to_vec();

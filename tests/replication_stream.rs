@@ -9,6 +9,8 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+use common::{q, wait_for};
+
 /// Sends SYNC and reads the payload; returns the link and the payload.
 fn attach(port: u16) -> (BufReader<TcpStream>, Vec<u8>) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -44,14 +46,6 @@ fn stream(r: &mut BufReader<TcpStream>, want: usize) -> Vec<u8> {
     out
 }
 
-fn run(c: &mut redis::Connection, args: &[&str]) {
-    let mut cmd = redis::cmd(args[0]);
-    for a in &args[1..] {
-        cmd.arg(*a);
-    }
-    let _: redis::Value = cmd.query(c).unwrap();
-}
-
 const SCRIPT: &[&[&str]] = &[
     &["SET", "foo", "bar"],
     // A transaction of one write is propagated bare, of several framed.
@@ -82,11 +76,11 @@ const SCRIPT: &[&[&str]] = &[
 fn replay(port: u16) -> (Vec<u8>, Vec<u8>) {
     let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
     let mut c = client.get_connection().unwrap();
-    run(&mut c, &["FLUSHALL"]);
-    run(&mut c, &["SET", "before", "1"]);
+    q(&mut c, &["FLUSHALL"]);
+    q(&mut c, &["SET", "before", "1"]);
     let (mut link, payload) = attach(port);
     for args in SCRIPT {
-        run(&mut c, args);
+        q(&mut c, args);
     }
     // The expected stream's length bounds the read (no idle wait).
     (payload, stream(&mut link, EXPECTED.len()))
@@ -152,11 +146,9 @@ fn the_link_is_listed_as_a_replica_and_leaves_with_its_connection() {
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     assert!(matches!(s.read(&mut buf), Ok(0)), "the link was not closed");
     drop(s);
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while info(&mut c).contains("connected_slaves:1") {
-        assert!(std::time::Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for("the link gone", || {
+        !info(&mut c).contains("connected_slaves:1")
+    });
 }
 
 /// XREADGROUP, as Redis 7.0 propagates it: an XCLAIM per entry a `>` read
@@ -228,10 +220,10 @@ $10\r\nRETRYCOUNT\r\n$1\r\n1\r\n$5\r\nFORCE\r\n$6\r\nJUSTID\r\n$6\r\nLASTID\r\n$
 fn masked_stream(port: u16, script: &[&[&str]], want: usize) -> String {
     let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
     let mut c = client.get_connection().unwrap();
-    run(&mut c, &["FLUSHALL"]);
+    q(&mut c, &["FLUSHALL"]);
     let (mut link, _) = attach(port);
     for args in script {
-        run(&mut c, args);
+        q(&mut c, args);
     }
     let got = String::from_utf8_lossy(&stream(&mut link, want)).into_owned();
     let mut out = String::new();

@@ -6,45 +6,11 @@
 
 mod common;
 
-use std::io::Read;
 use std::time::{Duration, Instant};
 
-use common::{Raw, Server, TempDir, resp};
-
-fn q(c: &mut redis::Connection, args: &[&str]) -> redis::Value {
-    let mut cmd = redis::cmd(args[0]);
-    for a in &args[1..] {
-        cmd.arg(*a);
-    }
-    cmd.query(c).unwrap_or_else(|e| panic!("{args:?}: {e}"))
-}
-
-fn info_field(c: &mut redis::Connection, section: &str, name: &str) -> Option<String> {
-    let info: String = redis::cmd("INFO").arg(section).query(c).unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}:")))
-        .map(|v| v.trim().to_string())
-}
-
-fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("timed out waiting for {what}");
-}
-
-fn signal(pid: u32, sig: &str) {
-    let ok = std::process::Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .expect("kill")
-        .success();
-    assert!(ok, "kill {sig} {pid}");
-}
+use common::{
+    Server, TempDir, follow, info_opt, q, resp, signal, wait_acked, wait_for, wait_within,
+};
 
 /// A replica stopped (SIGSTOP) after acknowledging the master's stream:
 /// a write made next leaves it lagging.
@@ -58,20 +24,11 @@ impl Pair {
     fn new(master_args: &[&str]) -> Pair {
         let master = Server::start_with(master_args);
         let replica = Server::start_with(&["--save", ""]);
-        let mut r = replica.client();
-        let port = master.port.to_string();
-        q(&mut r, &["REPLICAOF", "127.0.0.1", &port]);
-        wait_for("the link up", 30, || {
-            info_field(&mut r, "replication", "master_link_status").as_deref() == Some("up")
-        });
+        follow(&mut replica.client(), master.port);
         // Written once the replica is attached, so the stream counts it.
         let mut m = master.client();
         q(&mut m, &["SET", "k", "1"]);
-        wait_for("the replica in sync", 30, || {
-            let off = info_field(&mut m, "replication", "master_repl_offset");
-            let slave = info_field(&mut m, "replication", "slave0").unwrap_or_default();
-            off.is_some_and(|o| o != "0" && slave.contains(&format!("offset={o},")))
-        });
+        wait_acked(&mut m, 1);
         signal(replica.pid(), "-STOP");
         Pair {
             master,
@@ -94,33 +51,11 @@ impl Drop for Pair {
     }
 }
 
-/// Reads one reply line (up to `\r\n`) from a raw connection.
-fn read_line(raw: &mut Raw) -> String {
-    let mut line = Vec::new();
-    let mut b = [0u8; 1];
-    while !line.ends_with(b"\r\n") {
-        match raw.0.read(&mut b) {
-            Ok(1) => line.push(b[0]),
-            _ => break,
-        }
-    }
-    String::from_utf8_lossy(&line).into_owned()
-}
-
-fn nothing_within(raw: &mut Raw, ms: u64) -> bool {
-    raw.0
-        .set_read_timeout(Some(Duration::from_millis(ms)))
-        .unwrap();
-    let mut b = [0u8; 1];
-    let r = raw.0.read(&mut b);
-    raw.0
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    matches!(r, Err(ref e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut))
-}
-
+/// Waits for the process to end; `secs` is a bound the test checks.
 fn wait_exit(srv: &mut Server, secs: u64) {
-    wait_for("the master to exit", secs, || !srv.alive());
+    wait_within("the master to exit", Duration::from_secs(secs), || {
+        !srv.alive()
+    });
 }
 
 #[test]
@@ -132,46 +67,40 @@ fn shutdown_waits_for_a_lagging_replica_and_abort_cancels() {
     sd.send(&resp(&[b"SHUTDOWN"]));
     let mut sd2 = pair.master.raw();
     sd2.send(&resp(&[b"SHUTDOWN"]));
-    wait_for("two blocked SHUTDOWNs", 10, || {
-        info_field(&mut m, "clients", "blocked_clients").as_deref() == Some("2")
+    wait_for("two blocked SHUTDOWNs", || {
+        info_opt(&mut m, "clients", "blocked_clients").as_deref() == Some("2")
     });
-    let left: i64 = info_field(&mut m, "server", "shutdown_in_milliseconds")
+    let left: i64 = info_opt(&mut m, "server", "shutdown_in_milliseconds")
         .expect("shutdown_in_milliseconds while waiting")
         .parse()
         .unwrap();
     assert!(left > 0 && left <= 60_000, "{left}");
     // Replicas are not clients in INFO's count (the set-up's own
     // connection may still be closing).
-    wait_for("three clients", 10, || {
-        info_field(&mut m, "clients", "connected_clients").as_deref() == Some("3")
+    wait_for("three clients", || {
+        info_opt(&mut m, "clients", "connected_clients").as_deref() == Some("3")
     });
     // Writes wait; reads go on.
     let mut w = pair.master.raw();
     w.send(&resp(&[b"SET", b"x", b"1"]));
-    assert!(nothing_within(&mut w, 300), "a write ran during the wait");
+    assert!(w.nothing_within(300), "a write ran during the wait");
     assert_eq!(
         q(&mut m, &["GET", "k"]),
         redis::Value::BulkString(b"2".to_vec())
     );
     // CLIENT UNPAUSE does not end the shutdown's pause.
     q(&mut m, &["CLIENT", "UNPAUSE"]);
-    assert!(
-        nothing_within(&mut w, 200),
-        "CLIENT UNPAUSE released a write"
-    );
+    assert!(w.nothing_within(200), "CLIENT UNPAUSE released a write");
 
     assert_eq!(q(&mut m, &["SHUTDOWN", "ABORT"]), redis::Value::Okay);
     for c in [&mut sd, &mut sd2] {
         assert_eq!(
-            read_line(c),
+            c.read_line(),
             "-ERR Errors trying to SHUTDOWN. Check logs.\r\n"
         );
     }
-    assert_eq!(read_line(&mut w), "+OK\r\n");
-    assert_eq!(
-        info_field(&mut m, "server", "shutdown_in_milliseconds"),
-        None
-    );
+    assert_eq!(w.read_line(), "+OK\r\n");
+    assert_eq!(info_opt(&mut m, "server", "shutdown_in_milliseconds"), None);
     let err = redis::cmd("SHUTDOWN")
         .arg("ABORT")
         .query::<()>(&mut m)
@@ -188,8 +117,8 @@ fn shutdown_exits_once_the_replica_caught_up() {
     q(&mut m, &["INCR", "k"]);
     let mut sd = pair.master.raw();
     sd.send(&resp(&[b"SHUTDOWN"]));
-    wait_for("the shutdown waiting", 10, || {
-        info_field(&mut m, "server", "shutdown_in_milliseconds").is_some()
+    wait_for("the shutdown waiting", || {
+        info_opt(&mut m, "server", "shutdown_in_milliseconds").is_some()
     });
     std::thread::sleep(Duration::from_millis(200));
     assert!(pair.master.alive(), "exited before the replica caught up");
@@ -219,8 +148,8 @@ fn sigterm_waits_too_and_gives_up_at_the_timeout() {
     q(&mut m, &["INCR", "k"]);
     let started = Instant::now();
     signal(pair.master.pid(), "-TERM");
-    wait_for("the shutdown waiting", 10, || {
-        info_field(&mut m, "server", "shutdown_in_milliseconds").is_some()
+    wait_for("the shutdown waiting", || {
+        info_opt(&mut m, "server", "shutdown_in_milliseconds").is_some()
     });
     wait_exit(&mut pair.master, 20);
     assert!(started.elapsed() >= Duration::from_millis(900));
@@ -256,8 +185,8 @@ fn a_failing_final_step_answers_every_waiting_shutdown() {
     sd.send(&resp(&[b"SHUTDOWN"]));
     let mut sd2 = pair.master.raw();
     sd2.send(&resp(&[b"SHUTDOWN", b"NOSAVE"]));
-    wait_for("two blocked SHUTDOWNs", 10, || {
-        info_field(&mut m, "clients", "blocked_clients").as_deref() == Some("2")
+    wait_for("two blocked SHUTDOWNs", || {
+        info_opt(&mut m, "clients", "blocked_clients").as_deref() == Some("2")
     });
     // The AOF being written for the first time (slowly) forbids the exit.
     q(&mut m, &["CONFIG", "SET", "rdb-key-save-delay", "30000000"]);
@@ -265,7 +194,7 @@ fn a_failing_final_step_answers_every_waiting_shutdown() {
     pair.resume();
     for c in [&mut sd, &mut sd2] {
         assert_eq!(
-            read_line(c),
+            c.read_line(),
             "-ERR Errors trying to SHUTDOWN. Check logs.\r\n"
         );
     }

@@ -5,7 +5,7 @@
 //! Like Redis, every command that reaches an HLL through a write lookup
 //! turns the value into a raw string it edits in place.
 
-use super::strings::Str;
+use super::strings::{Str, edit_in_place};
 use super::{CmdResult, Ctx, Error, Handler};
 use crate::config::notify as class;
 use crate::resp::Args;
@@ -49,22 +49,6 @@ fn check(slot: &KeySlot<'_, '_>, idx: usize) -> Result<bool, Error> {
     }
 }
 
-/// Runs `f` on the HLL at `idx` (checked) as an editable raw string.
-fn edit<R>(slot: &mut KeySlot<'_, '_>, idx: usize, f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
-    if slot.entry_mut(idx).object_mut().is_none() {
-        let bytes = Str::of(slot.entry(idx).value())
-            .map(Str::to_vec)
-            .unwrap_or_default();
-        slot.set_value(idx, Value::Obj(Box::new(Object::Str(bytes))), true);
-    }
-    let mut entry = slot.entry_mut(idx);
-    match entry.object_mut() {
-        Some(Object::Str(s)) => f(s),
-        // `check` saw a string, and a string was just stored.
-        _ => f(&mut Vec::new()),
-    }
-}
-
 fn sparse_max(ctx: &Ctx<'_>) -> usize {
     usize::try_from(ctx.srv.config.hll_sparse_max_bytes.get()).unwrap_or(usize::MAX)
 }
@@ -82,7 +66,7 @@ pub fn pfadd(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
             (slot.insert(v, None), true)
         }
     };
-    let changes = edit(&mut slot, idx, |v| {
+    let changes = edit_in_place(&mut slot, idx, |v| {
         let mut changes = u64::from(created);
         for elem in args.tail(2).iter() {
             // Registers changed before a corruption was found stay
@@ -139,7 +123,7 @@ pub fn pfcount(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         return Ok(());
     };
     check(&slot, idx)?;
-    let (card, computed) = edit(&mut slot, idx, |v| match hll::cached(v) {
+    let (card, computed) = edit_in_place(&mut slot, idx, |v| match hll::cached(v) {
         Some(card) => Ok((card, false)),
         None => {
             let card = hll::count(v)?;
@@ -166,7 +150,7 @@ pub fn pfmerge(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         Some(idx) => idx,
         None => slot.insert(Value::Obj(Box::new(Object::Str(hll::new_sparse()))), None),
     };
-    edit(&mut slot, idx, |v| {
+    edit_in_place(&mut slot, idx, |v| {
         // Dense as soon as one input was; otherwise the sparse encoding
         // takes the registers one by one (promoting if it outgrows).
         if any_dense {
@@ -197,11 +181,11 @@ pub fn pfdebug(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     };
     check(&slot, idx)?;
     // Every subcommand leaves a raw string, as Redis unshares it first.
-    edit(&mut slot, idx, |_| ());
+    edit_in_place(&mut slot, idx, |_| ());
     let out = &mut *ctx.out;
     let mut converted = false;
     if sub.eq_ignore_ascii_case(b"getreg") {
-        let regs = edit(&mut slot, idx, |v| {
+        let regs = edit_in_place(&mut slot, idx, |v| {
             converted = hll::to_dense(v)?;
             hll::registers(v)
         })?;
@@ -210,7 +194,7 @@ pub fn pfdebug(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
             out.int(i64::from(r));
         }
     } else if sub.eq_ignore_ascii_case(b"decode") {
-        let text = edit(&mut slot, idx, |v| {
+        let text = edit_in_place(&mut slot, idx, |v| {
             hll::is_sparse(v).then(|| hll::decode_sparse(v))
         });
         match text {
@@ -218,10 +202,10 @@ pub fn pfdebug(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
             None => return Err(Error::msg("ERR HLL encoding is not sparse")),
         }
     } else if sub.eq_ignore_ascii_case(b"encoding") {
-        let sparse = edit(&mut slot, idx, |v| hll::is_sparse(v));
+        let sparse = edit_in_place(&mut slot, idx, |v| hll::is_sparse(v));
         out.simple(if sparse { "sparse" } else { "dense" });
     } else if sub.eq_ignore_ascii_case(b"todense") {
-        converted = edit(&mut slot, idx, hll::to_dense)?;
+        converted = edit_in_place(&mut slot, idx, hll::to_dense)?;
         out.int(i64::from(converted));
     } else {
         return Err(Error::owned(format!(

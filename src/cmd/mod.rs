@@ -26,6 +26,7 @@ pub mod geo;
 pub mod hashes;
 pub mod hll;
 pub mod info;
+pub mod internal;
 pub mod keys;
 pub mod keyspec;
 pub mod latency;

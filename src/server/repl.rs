@@ -300,6 +300,21 @@ struct Replica {
 }
 
 impl Replica {
+    /// Its IP address, as INFO and ROLE print it.
+    fn ip(&self) -> &str {
+        self.info.addr.rsplit_once(':').map_or("", |(ip, _)| ip)
+    }
+
+    /// Seconds since its last acknowledgement (or since it attached).
+    fn lag_secs(&self, now: i64) -> i64 {
+        let last = if self.ack_ms > 0 {
+            self.ack_ms
+        } else {
+            self.since_ms
+        };
+        (now - last).max(0) / 1000
+    }
+
     /// Queues stream bytes: held back while the payload is sent (within
     /// the hard output limit), else into the outbox.
     fn deliver(&mut self, bytes: &[u8], now: i64, backlog_end: i64) {
@@ -351,8 +366,9 @@ fn take_port(info: &ClientInfo) -> u16 {
     port
 }
 
-/// INFO replication's `slaveN:` lines, as Redis prints them.
-pub fn info_lines() -> Vec<String> {
+/// `f` of each attached replica, in attach order, with its index and the
+/// time now (none attached: the feed's lock is not taken).
+fn map_replicas<T>(mut f: impl FnMut(usize, &Replica, i64) -> T) -> Vec<T> {
     if count() == 0 {
         return Vec::new();
     }
@@ -362,39 +378,32 @@ pub fn info_lines() -> Vec<String> {
         .replicas
         .iter()
         .enumerate()
-        .map(|(i, r)| {
-            let ip = r.info.addr.rsplit_once(':').map_or("", |(ip, _)| ip);
-            let last = if r.ack_ms > 0 { r.ack_ms } else { r.since_ms };
-            format!(
-                "slave{i}:ip={ip},port={},state={},offset={},lag={}",
-                r.port,
-                if r.pending.is_some() {
-                    "wait_bgsave"
-                } else {
-                    "online"
-                },
-                r.ack_off,
-                (now - last).max(0) / 1000
-            )
-        })
+        .map(|(i, r)| f(i, r, now))
         .collect()
+}
+
+/// INFO replication's `slaveN:` lines, as Redis prints them.
+pub fn info_lines() -> Vec<String> {
+    map_replicas(|i, r, now| {
+        format!(
+            "slave{i}:ip={},port={},state={},offset={},lag={}",
+            r.ip(),
+            r.port,
+            if r.pending.is_some() {
+                "wait_bgsave"
+            } else {
+                "online"
+            },
+            r.ack_off,
+            r.lag_secs(now)
+        )
+    })
 }
 
 /// Each attached replica's address, announced port and acknowledged
 /// offset (ROLE).
 pub fn addresses() -> Vec<(String, u16, i64)> {
-    if count() == 0 {
-        return Vec::new();
-    }
-    let inner = FEED.inner.lock();
-    inner
-        .replicas
-        .iter()
-        .map(|r| {
-            let ip = r.info.addr.rsplit_once(':').map_or("", |(ip, _)| ip);
-            (ip.to_string(), r.port, r.ack_off)
-        })
-        .collect()
+    map_replicas(|_, r, _| (r.ip().to_string(), r.port, r.ack_off))
 }
 
 /// One attached replica as SHUTDOWN and FAILOVER look at it.
@@ -420,35 +429,16 @@ impl ReplicaView {
 
 /// Every attached replica, in attach order.
 pub fn views() -> Vec<ReplicaView> {
-    if count() == 0 {
-        return Vec::new();
-    }
-    let now = crate::server::now_ms();
-    let inner = FEED.inner.lock();
-    inner
-        .replicas
-        .iter()
-        .map(|r| {
-            let online = r.pending.is_none();
-            let last = if r.ack_ms > 0 { r.ack_ms } else { r.since_ms };
-            ReplicaView {
-                ip: r
-                    .info
-                    .addr
-                    .rsplit_once(':')
-                    .map_or("", |(ip, _)| ip)
-                    .to_string(),
-                port: r.port,
-                ack_off: r.ack_off,
-                online,
-                lag_secs: if online {
-                    (now - last).max(0) / 1000
-                } else {
-                    0
-                },
-            }
-        })
-        .collect()
+    map_replicas(|_, r, now| {
+        let online = r.pending.is_none();
+        ReplicaView {
+            ip: r.ip().to_string(),
+            port: r.port,
+            ack_off: r.ack_off,
+            online,
+            lag_secs: if online { r.lag_secs(now) } else { 0 },
+        }
+    })
 }
 
 /// Bytes waiting in the replicas' outboxes (INFO memory's

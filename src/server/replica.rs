@@ -30,12 +30,12 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
+use crate::cmd::internal::InternalClient;
 use crate::persist::aof::encode;
 use crate::resp::{Frame, Limits, Parser, Reply};
 use crate::server::client::{Client, list_flags};
 use crate::server::stats::ThreadStats;
 use crate::server::{Server, now_ms};
-use crate::store::Locks;
 
 /// True while this server follows a master.
 static REPLICA: AtomicBool = AtomicBool::new(false);
@@ -517,13 +517,7 @@ fn stats(srv: &Server) -> Arc<ThreadStats> {
 }
 
 /// The master client: the stream's commands run as it.
-struct Applier {
-    srv: &'static Server,
-    client: Client,
-    locks: Locks,
-    stats: Arc<ThreadStats>,
-    out: Reply,
-}
+struct Applier(InternalClient);
 
 impl Applier {
     fn new(srv: &'static Server, sock: &TcpStream) -> Applier {
@@ -532,45 +526,26 @@ impl Applier {
         let local = sock.local_addr().unwrap_or(fallback);
         let info = srv.clients.register(peer, local, -1, now_ms());
         info.set_flag(list_flags::MASTER, true);
-        Applier {
+        Applier(InternalClient::new(
             srv,
-            client: Client::new(info, true),
-            locks: Locks::default(),
-            stats: stats(srv),
-            out: Reply::new(false),
-        }
+            Client::new(info, true),
+            stats(srv),
+        ))
     }
 
     fn run(&mut self, args: &crate::resp::Args<'_>) {
-        self.out.buf.clear();
-        crate::cmd::execute(
-            self.srv,
-            &mut self.client,
-            &mut self.out,
-            &mut self.locks,
-            &self.stats,
-            args,
-            now_ms(),
-        );
-        super::replica_errors::check(self.srv, &self.client, &self.out.buf, args);
-        self.out.buf.clear();
+        let a = &mut self.0;
+        a.run(args);
+        super::replica_errors::check(a.srv, &a.client, &a.out.buf, args);
+        a.out.buf.clear();
         // A master never sends a command that blocks (it propagates what
         // the command did); should one come, it does not wait here.
-        if let Some(b) = self.client.blocked.take() {
+        if let Some(b) = a.client.blocked.take() {
             b.waiter.unblock(false);
-            crate::blocking::unregister(&self.srv.ks, &mut self.locks, &b.waiter);
-            self.locks.release();
-            self.client.info.set_flag(list_flags::BLOCKED, false);
+            crate::blocking::unregister(&a.srv.ks, &mut a.locks, &b.waiter);
+            a.locks.release();
+            a.client.info.set_flag(list_flags::BLOCKED, false);
         }
-    }
-}
-
-impl Drop for Applier {
-    fn drop(&mut self) {
-        self.locks.release();
-        crate::cmd::multi::reset(&self.srv.ks, &mut self.client, &mut self.locks);
-        self.locks.release();
-        self.srv.clients.unregister(self.client.info.id);
     }
 }
 
@@ -592,7 +567,7 @@ fn stream(srv: &'static Server, conn: &mut Conn) -> Result<(), String> {
         return Ok(());
     }
     let mut applier = Applier::new(srv, &conn.sock);
-    applier.client.db = STREAM_DB.load(Ordering::Relaxed);
+    applier.0.client.db = STREAM_DB.load(Ordering::Relaxed);
     let mut parser = Parser::default();
     let limits = Limits {
         max_bulk: i64::MAX,
@@ -633,7 +608,7 @@ fn stream(srv: &'static Server, conn: &mut Conn) -> Result<(), String> {
                     } else {
                         applier.run(&args);
                     }
-                    STREAM_DB.store(applier.client.db, Ordering::Relaxed);
+                    STREAM_DB.store(applier.0.client.db, Ordering::Relaxed);
                     // Passed on as it came, once applied (with its offset).
                     crate::server::repl::proxy(srv, &conn.buf[conn.pos..conn.pos + consumed]);
                     conn.pos += consumed;
@@ -649,7 +624,7 @@ fn stream(srv: &'static Server, conn: &mut Conn) -> Result<(), String> {
             }
         }
         // CLIENT KILL TYPE master: the link drops (and is made again).
-        if applier.client.info.killed.load(Ordering::Relaxed) {
+        if applier.0.client.info.killed.load(Ordering::Relaxed) {
             return Err("Connection with master killed".into());
         }
         // Keep the unfinished command (the parser goes on from it).

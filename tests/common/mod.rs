@@ -251,6 +251,34 @@ impl Raw {
         let mut b = [0u8; 1];
         matches!(self.0.read(&mut b), Ok(0))
     }
+
+    /// Reads one reply line, up to and with its `\r\n` (less if the peer
+    /// closes or the read times out).
+    pub fn read_line(&mut self) -> String {
+        let mut line = Vec::new();
+        let mut b = [0u8; 1];
+        while !line.ends_with(b"\r\n") {
+            match self.0.read(&mut b) {
+                Ok(1) => line.push(b[0]),
+                _ => break,
+            }
+        }
+        String::from_utf8_lossy(&line).into_owned()
+    }
+
+    /// True if nothing arrives within `ms` milliseconds (the read timeout
+    /// is 10 seconds afterwards).
+    pub fn nothing_within(&mut self, ms: u64) -> bool {
+        self.0
+            .set_read_timeout(Some(Duration::from_millis(ms)))
+            .unwrap();
+        let mut b = [0u8; 1];
+        let r = self.0.read(&mut b);
+        self.0
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        matches!(r, Err(ref e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut))
+    }
 }
 
 /// Encodes a command as a RESP array.
@@ -264,15 +292,111 @@ pub fn resp(args: &[&[u8]]) -> Vec<u8> {
     v
 }
 
+/// Sends `args` as one command; panics, naming the command, on an error.
+pub fn q(c: &mut redis::Connection, args: &[&str]) -> redis::Value {
+    let mut cmd = redis::cmd(args[0]);
+    for a in &args[1..] {
+        cmd.arg(*a);
+    }
+    cmd.query(c).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+}
+
+/// `DEBUG DIGEST` (the server must allow DEBUG).
+pub fn digest(c: &mut redis::Connection) -> String {
+    redis::cmd("DEBUG").arg("DIGEST").query(c).unwrap()
+}
+
+/// Field `name` of INFO `section`, trimmed, if the section lists it.
+pub fn info_opt(c: &mut redis::Connection, section: &str, name: &str) -> Option<String> {
+    let info: String = redis::cmd("INFO").arg(section).query(c).unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .map(|v| v.trim().to_string())
+}
+
+/// Field `name` of INFO `section`, or "" where it is not listed (a master
+/// has no `master_link_status`, a replica not yet attached no `slave0`).
+pub fn info_field(c: &mut redis::Connection, section: &str, name: &str) -> String {
+    info_opt(c, section, name).unwrap_or_default()
+}
+
+/// Field `name` of INFO `section` as a number; panics where it is missing.
+pub fn info_num(c: &mut redis::Connection, section: &str, name: &str) -> i64 {
+    let v = info_opt(c, section, name).unwrap_or_else(|| panic!("no {name} in INFO {section}"));
+    v.parse()
+        .unwrap_or_else(|_| panic!("INFO {section} {name}:{v} is not a number"))
+}
+
 /// INFO's `blocked_clients`.
 pub fn blocked_clients(c: &mut redis::Connection) -> i64 {
-    let info: String = redis::cmd("INFO").arg("clients").query(c).unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix("blocked_clients:"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
+    info_num(c, "clients", "blocked_clients")
+}
+
+/// Polls `f` every 20 ms until it holds; panics naming `what` after a
+/// minute (generous: the tests also run on a loaded 2-core CI box).
+pub fn wait_for(what: &str, f: impl FnMut() -> bool) {
+    wait_within(what, Duration::from_secs(60), f);
+}
+
+/// [`wait_for`] with a limit of the caller's, for a wait whose bound is
+/// what the test checks.
+pub fn wait_within(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Sends `sig` (`-STOP`, `-CONT`, `-TERM`, ...) to process `pid`.
+pub fn signal(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .expect("kill")
+        .success();
+    assert!(ok, "kill {sig} {pid}");
+}
+
+/// `REPLICAOF 127.0.0.1 <port>` on `replica` (ferrokv or redis-server);
+/// waits until its link to the master is up (the first sync done).
+pub fn follow(replica: &mut redis::Connection, port: u16) {
+    let port = port.to_string();
+    assert_eq!(
+        q(replica, &["REPLICAOF", "127.0.0.1", &port]),
+        redis::Value::Okay
+    );
+    wait_link_up(replica);
+}
+
+/// True if the replica behind `r` has its link to the master up.
+pub fn link_up(r: &mut redis::Connection) -> bool {
+    info_field(r, "replication", "master_link_status") == "up"
+}
+
+/// Waits until the replica behind `r` has its link to the master up.
+pub fn wait_link_up(r: &mut redis::Connection) {
+    wait_for("the link up", || link_up(r));
+}
+
+/// Waits until the replica behind `r` applied all the master behind `m`
+/// streamed so far (their `master_repl_offset`s are equal).
+pub fn wait_applied(m: &mut redis::Connection, r: &mut redis::Connection) {
+    wait_for("the replica's offset", || {
+        info_num(m, "replication", "master_repl_offset")
+            == info_num(r, "replication", "master_repl_offset")
+    });
+}
+
+/// Waits until the first `replicas` replicas of the master behind `m`
+/// acknowledged its whole stream (INFO `slave<i>`'s `offset=`).
+pub fn wait_acked(m: &mut redis::Connection, replicas: usize) {
+    wait_for("the replicas' acknowledgements", || {
+        let off = info_field(m, "replication", "master_repl_offset");
+        (0..replicas).all(|i| {
+            info_field(m, "replication", &format!("slave{i}")).contains(&format!(",offset={off},"))
+        })
+    });
 }
 
 /// Waits until `n` clients are blocked (so a write cannot race the block).

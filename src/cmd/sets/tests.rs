@@ -3,31 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::resp::{Parser, Reply};
 use crate::testkit::Harness;
-
-/// Runs a command over RESP3 (the harness speaks RESP2).
-fn run3(h: &mut Harness, args: &[&str]) -> String {
-    let mut buf = Vec::new();
-    let mut spans = Vec::new();
-    for a in args {
-        let start = buf.len();
-        buf.extend_from_slice(a.as_bytes());
-        spans.push((start, buf.len()));
-    }
-    let parsed = Parser::args_over(&buf, &spans);
-    let mut out = Reply::new(true);
-    crate::cmd::execute(
-        h.srv,
-        &mut h.client,
-        &mut out,
-        &mut h.locks,
-        &h.stats,
-        &parsed,
-        crate::server::now_ms(),
-    );
-    String::from_utf8_lossy(&out.buf).into_owned()
-}
 
 #[test]
 fn resp3_reply_types_match_redis() {
@@ -35,39 +11,30 @@ fn resp3_reply_types_match_redis() {
     h.run(&["SADD", "s", "2", "1"]);
     h.run(&["SADD", "t", "2", "3"]);
     // Sets where Redis replies a set, arrays where it replies an array.
+    assert_eq!(h.run3(&["SMEMBERS", "s"]), "~2\r\n$1\r\n1\r\n$1\r\n2\r\n");
+    assert_eq!(h.run3(&["SMEMBERS", "nosuch"]), "~0\r\n");
+    assert_eq!(h.run3(&["SINTER", "s", "t"]), "~1\r\n$1\r\n2\r\n");
+    assert_eq!(h.run3(&["SINTER", "s", "nosuch"]), "~0\r\n");
     assert_eq!(
-        run3(&mut h, &["SMEMBERS", "s"]),
-        "~2\r\n$1\r\n1\r\n$1\r\n2\r\n"
-    );
-    assert_eq!(run3(&mut h, &["SMEMBERS", "nosuch"]), "~0\r\n");
-    assert_eq!(run3(&mut h, &["SINTER", "s", "t"]), "~1\r\n$1\r\n2\r\n");
-    assert_eq!(run3(&mut h, &["SINTER", "s", "nosuch"]), "~0\r\n");
-    assert_eq!(
-        run3(&mut h, &["SUNION", "s", "t"]),
+        h.run3(&["SUNION", "s", "t"]),
         "~3\r\n$1\r\n1\r\n$1\r\n2\r\n$1\r\n3\r\n"
     );
-    assert_eq!(run3(&mut h, &["SDIFF", "s", "t"]), "~1\r\n$1\r\n1\r\n");
+    assert_eq!(h.run3(&["SDIFF", "s", "t"]), "~1\r\n$1\r\n1\r\n");
     assert_eq!(
-        run3(&mut h, &["SRANDMEMBER", "s", "5"]),
+        h.run3(&["SRANDMEMBER", "s", "5"]),
         "*2\r\n$1\r\n1\r\n$1\r\n2\r\n"
     );
-    assert_eq!(run3(&mut h, &["SRANDMEMBER", "nosuch", "5"]), "*0\r\n");
-    assert_eq!(run3(&mut h, &["SRANDMEMBER", "nosuch"]), "_\r\n");
-    assert_eq!(run3(&mut h, &["SPOP", "nosuch"]), "_\r\n");
-    assert_eq!(run3(&mut h, &["SPOP", "nosuch", "2"]), "~0\r\n");
-    assert_eq!(run3(&mut h, &["SPOP", "s", "0"]), "~0\r\n");
+    assert_eq!(h.run3(&["SRANDMEMBER", "nosuch", "5"]), "*0\r\n");
+    assert_eq!(h.run3(&["SRANDMEMBER", "nosuch"]), "_\r\n");
+    assert_eq!(h.run3(&["SPOP", "nosuch"]), "_\r\n");
+    assert_eq!(h.run3(&["SPOP", "nosuch", "2"]), "~0\r\n");
+    assert_eq!(h.run3(&["SPOP", "s", "0"]), "~0\r\n");
+    assert_eq!(h.run3(&["SMISMEMBER", "s", "1", "9"]), "*2\r\n:1\r\n:0\r\n");
     assert_eq!(
-        run3(&mut h, &["SMISMEMBER", "s", "1", "9"]),
-        "*2\r\n:1\r\n:0\r\n"
-    );
-    assert_eq!(
-        run3(&mut h, &["SSCAN", "s", "0"]),
+        h.run3(&["SSCAN", "s", "0"]),
         "*2\r\n$1\r\n0\r\n*2\r\n$1\r\n1\r\n$1\r\n2\r\n"
     );
-    assert_eq!(
-        run3(&mut h, &["SPOP", "s", "9"]),
-        "~2\r\n$1\r\n1\r\n$1\r\n2\r\n"
-    );
+    assert_eq!(h.run3(&["SPOP", "s", "9"]), "~2\r\n$1\r\n1\r\n$1\r\n2\r\n");
 }
 
 #[test]

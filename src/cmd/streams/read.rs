@@ -148,6 +148,15 @@ pub(super) fn keys_header(out: &mut Reply, n: usize) {
     }
 }
 
+/// The reply of a read that found entries: the header, then each key's
+/// part (as [`key_entries`] writes it).
+pub(super) fn keys_reply(out: &mut Reply, parts: Vec<Vec<u8>>) {
+    keys_header(out, parts.len());
+    for p in parts {
+        out.buf.extend_from_slice(&p);
+    }
+}
+
 fn key_entries(out: &mut Reply, key: &[u8], entries: &[stream::Entry<'_>]) {
     if !out.resp3 {
         out.array(2);
@@ -184,10 +193,7 @@ pub fn xread(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         }
     }
     if !parts.is_empty() {
-        keys_header(ctx.out, parts.len());
-        for p in parts {
-            ctx.out.buf.extend_from_slice(&p);
-        }
+        keys_reply(ctx.out, parts);
         return Ok(());
     }
     let Some(timeout) = r.block else {

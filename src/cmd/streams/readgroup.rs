@@ -19,7 +19,7 @@
 
 use super::groups::no_key_or_group;
 use super::notify;
-use super::read::{count_lookup, keys_header, parse};
+use super::read::{count_lookup, keys_header, keys_reply, parse};
 use crate::blocking::{ServeCtx, Served, Waiter};
 use crate::cmd::blocking::block;
 use crate::cmd::{CmdResult, Ctx, Error};
@@ -94,10 +94,7 @@ pub fn xreadgroup(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
     }
     if !parts.is_empty() {
         ctx.effect = crate::cmd::Effect::Many(records);
-        keys_header(ctx.out, parts.len());
-        for p in parts {
-            ctx.out.buf.extend_from_slice(&p);
-        }
+        keys_reply(ctx.out, parts);
         return Ok(());
     }
     let Some(timeout) = r.block else {

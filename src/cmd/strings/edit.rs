@@ -19,8 +19,9 @@ fn check_length(max: i64, len: u64, extra: u64) -> CmdResult {
 
 /// Runs `f` on the string at `idx` as an in-place editable buffer, first
 /// turning an inline or integer value into `Object::Str` (encoding `raw`).
-/// The caller checked that the value is a string.
-pub(super) fn edit_in_place<R>(
+/// The caller checked that the value is a string (HLL commands too: an HLL
+/// is a string value).
+pub(crate) fn edit_in_place<R>(
     slot: &mut KeySlot<'_, '_>,
     idx: usize,
     f: impl FnOnce(&mut Vec<u8>) -> R,
@@ -32,11 +33,11 @@ pub(super) fn edit_in_place<R>(
         slot.set_value(idx, Value::Obj(Box::new(Object::Str(bytes))), true);
     }
     let mut entry = slot.entry_mut(idx);
-    #[allow(irrefutable_let_patterns)]
-    let Some(Object::Str(s)) = entry.object_mut() else {
-        unreachable!("a string object was just stored")
-    };
-    f(s)
+    match entry.object_mut() {
+        Some(Object::Str(s)) => f(s),
+        // The caller saw a string, and a string object was just stored.
+        _ => f(&mut Vec::new()),
+    }
 }
 
 pub fn append(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {

@@ -7,6 +7,7 @@
 
 mod bits;
 mod edit;
+pub(crate) use edit::edit_in_place;
 mod lcs;
 pub(crate) mod numeric;
 mod set;

@@ -8,15 +8,16 @@
 //! Anything else malformed stops the start-up, naming the file.
 
 use std::io::Read;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::manifest::{Info, Manifest};
 use super::{Aof, strerror};
-use crate::resp::{Frame, Limits, Parser, Reply};
+use crate::cmd::internal::InternalClient;
+use crate::resp::{Frame, Limits, Parser};
 use crate::server::client::Client;
 use crate::server::stats::ThreadStats;
 use crate::server::{Server, now_ms};
-use crate::store::Locks;
 
 /// Why loading stopped, in Redis's words: the caller logs it (the start-up
 /// error is the last line of the log, as Redis's exit leaves it).
@@ -146,14 +147,8 @@ pub(super) fn load_all(aof: &Aof, m: &Manifest) -> Result<bool, LoadError> {
 }
 
 /// The internal client commands of one file run as (a fresh one per file,
-/// in database 0, as Redis's loader starts each file).
-struct Runner {
-    srv: &'static Server,
-    client: Client,
-    locks: Locks,
-    stats: ThreadStats,
-    out: Reply,
-}
+/// in database 0, as Redis's loader starts each file), flagged `loader`.
+struct Runner(InternalClient);
 
 impl Runner {
     fn new(srv: &'static Server) -> Runner {
@@ -161,44 +156,21 @@ impl Runner {
         let info = srv.clients.register(addr, addr, -1, now_ms());
         let mut client = Client::new(info, true);
         client.loader = true;
-        Runner {
-            srv,
-            client,
-            locks: Locks::default(),
-            stats: ThreadStats::new(srv.commands.len()),
-            out: Reply::new(false),
-        }
+        let stats = Arc::new(ThreadStats::new(srv.commands.len()));
+        Runner(InternalClient::new(srv, client, stats))
     }
 
     /// Runs one command; `Err` with its name if it is unknown.
     fn run(&mut self, args: &crate::resp::Args<'_>) -> Result<(), String> {
-        self.out.buf.clear();
-        crate::cmd::execute(
-            self.srv,
-            &mut self.client,
-            &mut self.out,
-            &mut self.locks,
-            &self.stats,
-            args,
-            now_ms(),
-        );
-        if self.out.buf.starts_with(b"-ERR unknown command") {
+        self.0.run(args);
+        if self.0.out.buf.starts_with(b"-ERR unknown command") {
             return Err(String::from_utf8_lossy(args.arg(0)).into_owned());
         }
         Ok(())
     }
 
     fn in_multi(&self) -> bool {
-        self.client.multi.is_some()
-    }
-}
-
-impl Drop for Runner {
-    fn drop(&mut self) {
-        self.locks.release();
-        crate::cmd::multi::reset(&self.srv.ks, &mut self.client, &mut self.locks);
-        self.locks.release();
-        self.srv.clients.unregister(self.client.info.id);
+        self.0.client.multi.is_some()
     }
 }
 

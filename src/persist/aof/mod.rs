@@ -169,6 +169,20 @@ impl Aof {
         }
     }
 
+    /// Writes the manifest `m` now naming a new file, deletes the history
+    /// it leaves, and takes the sizes INFO shows (the last rewrite's size
+    /// is all of it).
+    fn commit_manifest(&self, m: &mut Manifest) -> Result<(), String> {
+        self.persist_manifest(m)
+            .map_err(|e| format!("Can't persist the AOF manifest: {}", strerror(&e)))?;
+        self.delete_history(m);
+        let (base, total) = self.measure(m);
+        self.stats.base_size.store(base, Ordering::Relaxed);
+        self.stats.current_size.store(total, Ordering::Relaxed);
+        self.stats.rewrite_base_size.store(total, Ordering::Relaxed);
+        Ok(())
+    }
+
     /// Sizes of the files the manifest names (base, and all of them).
     fn measure(&self, m: &Manifest) -> (u64, u64) {
         let size = |name: &str| std::fs::metadata(self.path(name)).map_or(0, |md| md.len());
@@ -287,13 +301,7 @@ pub fn start(srv: &'static Server) -> Result<(), String> {
     if new_incr {
         crate::notice!("Creating AOF incr file {} on server start", last.name);
     }
-    aof.persist_manifest(&m)
-        .map_err(|e| format!("Can't persist the AOF manifest: {}", strerror(&e)))?;
-    aof.delete_history(&mut m);
-    let (base, total) = aof.measure(&m);
-    aof.stats.base_size.store(base, Ordering::Relaxed);
-    aof.stats.current_size.store(total, Ordering::Relaxed);
-    aof.stats.rewrite_base_size.store(total, Ordering::Relaxed);
+    aof.commit_manifest(&mut m)?;
     *aof.manifest.lock() = m;
     *aof.file.lock() = Some(Incr::new(file, size));
     aof.log.lock().db = None;

@@ -407,13 +407,7 @@ fn rewrite_files(
     } else {
         m.retire_incrs_but_last();
     }
-    aof.persist_manifest(&m)
-        .map_err(|e| format!("Can't persist the AOF manifest: {}", strerror(&e)))?;
-    aof.delete_history(&mut m);
-    let (base, total) = aof.measure(&m);
-    aof.stats.base_size.store(base, Ordering::Relaxed);
-    aof.stats.current_size.store(total, Ordering::Relaxed);
-    aof.stats.rewrite_base_size.store(total, Ordering::Relaxed);
+    aof.commit_manifest(&mut m)?;
     drop(m);
     Ok(())
 }

@@ -235,6 +235,18 @@ fn sparse_to_dense(v: &[u8]) -> Result<Vec<u8>, Corrupt> {
     let mut d = vec![0u8; DENSE_SIZE];
     d[..HDR].copy_from_slice(&v[..HDR]);
     d[4] = DENSE;
+    sparse_runs(v, |regs, val| {
+        for i in regs {
+            dense_put(&mut d[HDR..], i, val);
+        }
+    })?;
+    Ok(d)
+}
+
+/// Calls `f` with each run of registers a sparse HLL's opcodes set, and
+/// the value they set; Corrupt when the opcodes run past, or stop short
+/// of, 16384 registers.
+fn sparse_runs(v: &[u8], mut f: impl FnMut(std::ops::Range<usize>, u8)) -> Result<(), Corrupt> {
     let mut end = 0;
     for (first, op) in sparse_ops(v) {
         match op {
@@ -243,9 +255,7 @@ fn sparse_to_dense(v: &[u8]) -> Result<Vec<u8>, Corrupt> {
                 if first + n > REGISTERS {
                     return Err(Corrupt);
                 }
-                for i in first..first + n {
-                    dense_put(&mut d[HDR..], i, val);
-                }
+                f(first..first + n, val);
                 end = first + n;
             }
         }
@@ -253,7 +263,7 @@ fn sparse_to_dense(v: &[u8]) -> Result<Vec<u8>, Corrupt> {
     if end != REGISTERS {
         return Err(Corrupt);
     }
-    Ok(d)
+    Ok(())
 }
 
 /// Converts a sparse HLL to dense in place; whether it was sparse.
@@ -403,25 +413,11 @@ pub fn merge_into(max: &mut [u8; REGISTERS], v: &[u8]) -> Result<(), Corrupt> {
         dense_each(v, |i, r| max[i] = max[i].max(r));
         return Ok(());
     }
-    let mut end = 0;
-    for (first, op) in sparse_ops(v) {
-        match op {
-            Op::Zero(n) => end = first + n,
-            Op::Val(val, n) => {
-                if first + n > REGISTERS {
-                    return Err(Corrupt);
-                }
-                for m in &mut max[first..first + n] {
-                    *m = (*m).max(val);
-                }
-                end = first + n;
-            }
+    sparse_runs(v, |regs, val| {
+        for m in &mut max[regs] {
+            *m = (*m).max(val);
         }
-    }
-    if end != REGISTERS {
-        return Err(Corrupt);
-    }
-    Ok(())
+    })
 }
 
 /// How many registers hold each value (dense registers can hold up to 63
