@@ -217,15 +217,21 @@ pub fn psync_answered(srv: &'static Server, accepted: bool) -> bool {
 /// replica's link when its `PSYNC ... FAILOVER` arrives (a forced
 /// failover): Redis, on one thread, applies what the link already holds
 /// before the handshake's round trips end. The link thread is given a
-/// moment (at most 200 ms, polled every millisecond) to reach `offset`, so
-/// the sender can continue instead of loading everything again.
+/// moment to reach `offset` (polled every millisecond): up to a second to
+/// receive the bytes, then up to five to apply what it received (bounded
+/// work, which a loaded machine may only schedule late), so the sender can
+/// continue instead of loading everything again.
 fn catch_up(offset: i64) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(200);
-    while super::replica::is_replica()
-        && super::replica::offset() < offset
-        && std::time::Instant::now() < deadline
-    {
-        std::thread::sleep(std::time::Duration::from_millis(1));
+    use std::time::{Duration, Instant};
+    let start = Instant::now();
+    while super::replica::is_replica() && super::replica::offset() < offset {
+        let received =
+            super::replica::READ_OFFSET.load(std::sync::atomic::Ordering::Relaxed) >= offset;
+        let limit = Duration::from_secs(if received { 5 } else { 1 });
+        if start.elapsed() >= limit {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 
