@@ -5,9 +5,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
-use common::Server;
+use common::{Server, info_num, wait_for};
 
 fn info(c: &mut redis::Connection) -> String {
     redis::cmd("INFO").arg("persistence").query(c).unwrap()
@@ -99,15 +97,10 @@ fn a_running_bgsave_reports_its_progress_and_what_writers_copied() {
             num(&after, "current_cow_size")
         );
     }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let done = loop {
-        let now = info(&mut c);
-        if num(&now, "rdb_bgsave_in_progress") == 0.0 {
-            break now;
-        }
-        assert!(Instant::now() < deadline, "the save never ended");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    wait_for("the save's end", || {
+        info_num(&mut c, "persistence", "rdb_bgsave_in_progress") == 0
+    });
+    let done = info(&mut c);
     assert!(done.contains("rdb_last_bgsave_status:ok"), "{done}");
     assert_eq!(num(&done, "current_save_keys_total"), 0.0, "{done}");
     assert_eq!(num(&done, "current_cow_size"), 0.0, "{done}");

@@ -11,35 +11,10 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-fn q(c: &mut redis::Connection, args: &[&str]) -> redis::Value {
-    let mut cmd = redis::cmd(args[0]);
-    for a in &args[1..] {
-        cmd.arg(*a);
-    }
-    cmd.query(c).unwrap_or_else(|e| panic!("{args:?}: {e}"))
-}
-
-fn info_field(c: &mut redis::Connection, name: &str) -> String {
-    let info: String = redis::cmd("INFO").arg("everything").query(c).unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}:")))
-        .map(|v| v.trim().to_string())
-        .unwrap_or_default()
-}
+use common::{info_field, q, wait_within};
 
 fn info_int(c: &mut redis::Connection, name: &str) -> i64 {
-    info_field(c, name).parse().unwrap_or(-1)
-}
-
-fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("timed out waiting for {what}");
+    info_field(c, "everything", name).parse().unwrap_or(-1)
 }
 
 fn dbsize(c: &mut redis::Connection) -> i64 {
@@ -64,7 +39,7 @@ fn a_slow_diskless_replica_paces_the_masters_transfer() {
     q(&mut r, &["CONFIG", "SET", "key-load-delay", "1000"]);
     let port = master.port.to_string();
     q(&mut r, &["REPLICAOF", "127.0.0.1", &port]);
-    wait_for("the replica to load", 30, || {
+    wait_within("the replica to load", Duration::from_secs(30), || {
         info_int(&mut r, "loading") == 1
     });
     let first = info_int(&mut r, "loading_loaded_bytes");
@@ -78,8 +53,8 @@ fn a_slow_diskless_replica_paces_the_masters_transfer() {
     assert!(second < 40_000_000, "loaded {second} bytes of about 40 MB");
     // Full speed again: the sync completes with the whole dataset.
     q(&mut r, &["CONFIG", "SET", "key-load-delay", "0"]);
-    wait_for("the link", 60, || {
-        info_field(&mut r, "master_link_status") == "up"
+    wait_within("the link", Duration::from_secs(60), || {
+        info_field(&mut r, "everything", "master_link_status") == "up"
     });
     assert_eq!(dbsize(&mut r), 20000);
     let digest = |c: &mut redis::Connection| -> String {
@@ -179,7 +154,7 @@ fn a_sized_payload_loads_with_the_stream_right_behind_it() {
         &["CONFIG", "SET", "repl-diskless-load", "on-empty-db"],
     );
     q(&mut r, &["REPLICAOF", "127.0.0.1", &port.to_string()]);
-    wait_for("the stream's write", 20, || {
+    wait_within("the stream's write", Duration::from_secs(20), || {
         redis::cmd("GET")
             .arg("after")
             .query::<Option<String>>(&mut r)
@@ -208,7 +183,7 @@ fn an_eof_mark_payload_loads_with_the_stream_right_behind_it() {
         &["CONFIG", "SET", "repl-diskless-load", "on-empty-db"],
     );
     q(&mut r, &["REPLICAOF", "127.0.0.1", &port.to_string()]);
-    wait_for("the stream's write", 20, || {
+    wait_within("the stream's write", Duration::from_secs(20), || {
         redis::cmd("GET")
             .arg("after")
             .query::<Option<String>>(&mut r)
@@ -237,7 +212,7 @@ fn a_payload_cut_short_is_redis_error_and_leaves_no_half_dataset() {
     );
     q(&mut r, &["REPLICAOF", "127.0.0.1", &port.to_string()]);
     let _ = t.join();
-    wait_for("the failure in the log", 20, || {
+    wait_within("the failure in the log", Duration::from_secs(20), || {
         std::fs::read_to_string(&log).is_ok_and(|l| {
             l.contains("Failed trying to load the MASTER synchronization DB from socket")
         })
@@ -281,12 +256,14 @@ fn a_swapdb_load_of_another_history_that_fails_keeps_the_old_dataset() {
     q(&mut r, &["CONFIG", "SET", "repl-diskless-load", "swapdb"]);
     q(&mut r, &["REPLICAOF", "127.0.0.1", &port.to_string()]);
     let _ = t.join();
-    wait_for("the failure in the log", 20, || {
+    wait_within("the failure in the log", Duration::from_secs(20), || {
         std::fs::read_to_string(&log).is_ok_and(|l| {
             l.contains("Failed trying to load the MASTER synchronization DB from socket")
         })
     });
-    wait_for("the load to end", 20, || info_int(&mut r, "loading") == 0);
+    wait_within("the load to end", Duration::from_secs(20), || {
+        info_int(&mut r, "loading") == 0
+    });
     // The old dataset and functions are back, none of the new keys.
     assert_eq!(dbsize(&mut r), 51);
     let v: String = redis::cmd("GET").arg("mykey").query(&mut r).unwrap();
@@ -319,7 +296,7 @@ fn a_swapdb_load_of_another_history_replaces_the_dataset() {
     q(&mut r, &["DEBUG", "POPULATE", "50", "old", "10"]);
     q(&mut r, &["CONFIG", "SET", "repl-diskless-load", "swapdb"]);
     q(&mut r, &["REPLICAOF", "127.0.0.1", &port.to_string()]);
-    wait_for("the load", 20, || {
+    wait_within("the load", Duration::from_secs(20), || {
         std::fs::read_to_string(&log).is_ok_and(|l| l.contains("Finished with success"))
     });
     assert_eq!(dbsize(&mut r), 300);
@@ -341,8 +318,8 @@ fn an_async_load_serves_the_old_data_until_the_swap_never_loading() {
     q(&mut r, &["CONFIG", "SET", "replica-read-only", "no"]);
     let port = master.port.to_string();
     q(&mut r, &["REPLICAOF", "127.0.0.1", &port]);
-    wait_for("the first sync", 30, || {
-        info_field(&mut r, "master_link_status") == "up"
+    wait_within("the first sync", Duration::from_secs(30), || {
+        info_field(&mut r, "everything", "master_link_status") == "up"
     });
     // 20 MB, loaded at half a millisecond a key: seconds.
     q(&mut m, &["DEBUG", "POPULATE", "10000", "master", "2000"]);
@@ -364,8 +341,8 @@ fn an_async_load_serves_the_old_data_until_the_swap_never_loading() {
         p.cmd("SET").arg(format!("big{i}")).arg(&big);
     }
     let _: redis::Value = p.query(&mut m).unwrap();
-    wait_for("async_loading:1", 30, || {
-        info_field(&mut r, "async_loading") == "1"
+    wait_within("async_loading:1", Duration::from_secs(30), || {
+        info_field(&mut r, "everything", "async_loading") == "1"
     });
     // Until the new dataset is in place, the old one answers, never
     // -LOADING (the parse runs while the payload arrives, aside).
@@ -393,9 +370,9 @@ fn an_async_load_serves_the_old_data_until_the_swap_never_loading() {
     assert!(checks > 10, "the old data was served {checks} times");
     // The master's transfer was paced by the slow load.
     assert!(saw_transfer);
-    wait_for("the link", 30, || {
-        info_field(&mut r, "master_link_status") == "up"
+    wait_within("the link", Duration::from_secs(30), || {
+        info_field(&mut r, "everything", "master_link_status") == "up"
     });
-    assert_eq!(info_field(&mut r, "async_loading"), "0");
+    assert_eq!(info_field(&mut r, "everything", "async_loading"), "0");
     assert_eq!(dbsize(&mut r), 10010);
 }

@@ -5,10 +5,9 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use common::{Server, TempDir, follow, wait_for};
 
-use common::{Server, TempDir};
-
+/// The command's result, errors included (`common::q` panics on them).
 fn q(c: &mut redis::Connection, args: &[&str]) -> redis::RedisResult<redis::Value> {
     let mut cmd = redis::cmd(args[0]);
     for a in &args[1..] {
@@ -42,31 +41,14 @@ fn set_repl_sends_each_write_where_the_script_asked() {
     let replica = Server::start();
     let mut m = master.client();
     let mut r = replica.client();
-    q(
-        &mut r,
-        &["REPLICAOF", "127.0.0.1", &master.port.to_string()],
-    )
-    .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let info: String = redis::cmd("INFO").arg("replication").query(&mut r).unwrap();
-        if info.contains("master_link_status:up") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the replica never linked: {info}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    follow(&mut r, master.port);
     q(&mut m, &["EVAL", SELECTIVE, "0"]).unwrap();
     q(&mut m, &["PUBLISH", "ch", "hello"]).unwrap();
     q(&mut m, &["SET", "last", "1"]).unwrap();
     // Once the write after the script arrived, the script's have too.
-    while q(&mut r, &["EXISTS", "last"]).unwrap() != redis::Value::Int(1) {
-        assert!(Instant::now() < deadline, "the stream never arrived");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for("the stream", || {
+        q(&mut r, &["EXISTS", "last"]).unwrap() == redis::Value::Int(1)
+    });
     let on_replica: Vec<Option<String>> = redis::cmd("MGET")
         .arg(&["a", "b", "c", "d", "e"])
         .query(&mut r)

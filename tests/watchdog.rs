@@ -8,27 +8,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Server, TempDir};
-
-fn q(c: &mut redis::Connection, args: &[&str]) -> redis::Value {
-    let mut cmd = redis::cmd(args[0]);
-    for a in &args[1..] {
-        cmd.arg(*a);
-    }
-    cmd.query(c).unwrap_or_else(|e| panic!("{args:?}: {e}"))
-}
+use common::{Server, TempDir, info_field, q};
 
 fn get(c: &mut redis::Connection, name: &str) -> String {
     let v: Vec<String> = redis::cmd("CONFIG").arg("GET").arg(name).query(c).unwrap();
     v.get(1).cloned().unwrap_or_default()
-}
-
-fn info_field(c: &mut redis::Connection, name: &str) -> String {
-    let info: String = redis::cmd("INFO").arg("everything").query(c).unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}:")))
-        .map(|v| v.trim().to_string())
-        .unwrap_or_default()
 }
 
 /// A server logging to a file in its own directory.
@@ -237,18 +221,18 @@ fn a_replica_in_a_slow_diskless_load_survives_the_watchdog() {
     let text = wait_log(&log, 0, "Loading DB in memory");
     let loading_at = text.find("Loading DB in memory").unwrap();
     let text = wait_log(&log, loading_at, "WATCHDOG TIMER EXPIRED");
-    assert_eq!(info_field(&mut r, "loading"), "1", "{text}");
-    assert_eq!(info_field(&mut m, "sync_full"), "1");
+    assert_eq!(info_field(&mut r, "everything", "loading"), "1", "{text}");
+    assert_eq!(info_field(&mut m, "everything", "sync_full"), "1");
 
     // The one transfer completes.
     let deadline = Instant::now() + Duration::from_secs(60);
-    while info_field(&mut r, "master_link_status") != "up" {
+    while info_field(&mut r, "everything", "master_link_status") != "up" {
         assert!(Instant::now() < deadline, "{}", read_log(&log));
         std::thread::sleep(Duration::from_millis(50));
     }
     let n: i64 = redis::cmd("DBSIZE").query(&mut r).unwrap();
     assert_eq!(n, 100);
-    assert_eq!(info_field(&mut m, "sync_full"), "1");
+    assert_eq!(info_field(&mut m, "everything", "sync_full"), "1");
     let text = read_log(&log);
     assert_eq!(
         text.matches("MASTER <-> REPLICA sync started").count(),
