@@ -29,14 +29,18 @@ struct HNode {
 
 impl HNode {
     fn new(field: &[u8], value: &[u8], next: Option<Box<HNode>>) -> Box<HNode> {
+        Box::new(HNode {
+            next,
+            data: HNode::encode(field, value),
+        })
+    }
+
+    fn encode(field: &[u8], value: &[u8]) -> Box<[u8]> {
         let mut data = Vec::with_capacity(field.len() + value.len() + 2);
         put_varint(&mut data, field.len());
         data.extend_from_slice(field);
         data.extend_from_slice(value);
-        Box::new(HNode {
-            next,
-            data: data.into_boxed_slice(),
-        })
+        data.into_boxed_slice()
     }
 
     fn split(&self) -> (&[u8], &[u8]) {
@@ -47,6 +51,20 @@ impl HNode {
 
     fn field(&self) -> &[u8] {
         self.split().0
+    }
+
+    /// A new value for this node's `field`: written over the old one when
+    /// the sizes match (an overwrite of the same size allocates nothing),
+    /// else in a new buffer; the node itself stays where it is.
+    fn set_value(&mut self, field: &[u8], value: &[u8]) {
+        let (f, old) = self.split();
+        debug_assert_eq!(f, field);
+        if old.len() == value.len() {
+            let start = self.data.len() - value.len();
+            self.data[start..].copy_from_slice(value);
+            return;
+        }
+        self.data = HNode::encode(field, value);
     }
 }
 
@@ -130,8 +148,7 @@ impl HashTable {
         let mut chain = 0;
         while let Some(n) = cur {
             if n.field() == field {
-                let next = n.next.take();
-                *n = *HNode::new(field, value, next);
+                n.set_value(field, value);
                 return false;
             }
             chain += 1;
