@@ -23,18 +23,6 @@ fn config_get(c: &mut redis::Connection, name: &str) -> String {
     v[1].clone()
 }
 
-/// A field of the CLIENT LIST line of the client named `name`, if listed.
-fn client_field(c: &mut redis::Connection, name: &str, field: &str) -> Option<u64> {
-    let list: String = cmd("CLIENT").arg("LIST").query(c).unwrap();
-    let line = list
-        .lines()
-        .find(|l| l.contains(&format!(" name={name} ")))?;
-    let v = line
-        .split(' ')
-        .find_map(|kv| kv.strip_prefix(&format!("{field}=")))?;
-    v.parse().ok()
-}
-
 /// A control connection that client eviction leaves alone.
 fn control(srv: &Server) -> redis::Connection {
     let mut c = srv.client();
@@ -98,9 +86,9 @@ fn client_list_counts_the_query_buffer_exactly() {
     fill_query_buffer(&mut r, 200_000);
     // Redis's `qbuf` is the argument's bytes (its header is parsed).
     wait_for("qbuf", || {
-        client_field(&mut c, "q", "qbuf") == Some(200_000)
+        common::client_field(&mut c, "q", "qbuf") == Some(200_000)
     });
-    let tot = client_field(&mut c, "q", "tot-mem").unwrap();
+    let tot = common::client_field(&mut c, "q", "tot-mem").unwrap();
     assert!((200_000..260_000).contains(&tot), "tot-mem={tot}");
     assert!(info_num(&mut c, "memory", "mem_clients_normal") as u64 >= tot);
 }
@@ -113,7 +101,9 @@ fn a_client_over_the_limit_is_evicted_and_counted() {
     let mut r = named(&srv, "big");
     fill_query_buffer(&mut r, 2 << 20);
     assert!(r.is_closed(), "the client over the limit is closed");
-    wait_for("gone", || client_field(&mut c, "big", "tot-mem").is_none());
+    wait_for("gone", || {
+        common::client_field(&mut c, "big", "tot-mem").is_none()
+    });
     assert_eq!(info_num(&mut c, "stats", "evicted_clients"), 1);
     let _: () = cmd("CONFIG").arg("RESETSTAT").query(&mut c).unwrap();
     assert_eq!(info_num(&mut c, "stats", "evicted_clients"), 0);
@@ -128,12 +118,12 @@ fn no_evict_clients_stay_past_the_limit() {
     r.roundtrip(&resp(&[b"CLIENT", b"NO-EVICT", b"on"]), 5);
     fill_query_buffer(&mut r, 1 << 20);
     wait_for("qbuf", || {
-        client_field(&mut c, "kept", "qbuf") == Some(1 << 20)
+        common::client_field(&mut c, "kept", "qbuf") == Some(1 << 20)
     });
-    assert!(client_field(&mut c, "kept", "tot-mem").unwrap() > 500 * 1024);
+    assert!(common::client_field(&mut c, "kept", "tot-mem").unwrap() > 500 * 1024);
     // An eviction pass (a lower limit) leaves it too.
     config_set(&mut c, "maxmemory-clients", "400kb");
-    assert!(client_field(&mut c, "kept", "qbuf").is_some());
+    assert!(common::client_field(&mut c, "kept", "qbuf").is_some());
     drop(r);
 }
 
@@ -148,21 +138,21 @@ fn lowering_the_limit_evicts_the_biggest_clients_first() {
         let mut r = named(&srv, &name);
         fill_query_buffer(&mut r, *n);
         wait_for("qbuf", || {
-            client_field(&mut c, &name, "qbuf") == Some(*n as u64)
+            common::client_field(&mut c, &name, "qbuf") == Some(*n as u64)
         });
         raws.push(r);
     }
     let mem: Vec<u64> = (0..3)
-        .map(|i| client_field(&mut c, &format!("c{i}"), "tot-mem").unwrap())
+        .map(|i| common::client_field(&mut c, &format!("c{i}"), "tot-mem").unwrap())
         .collect();
-    let control_mem = client_field(&mut c, "control", "tot-mem").unwrap();
+    let control_mem = common::client_field(&mut c, "control", "tot-mem").unwrap();
     // Room for all but the biggest.
     let limit = mem[0] + mem[1] + control_mem + 8 * 1024;
     config_set(&mut c, "maxmemory-clients", &limit.to_string());
     // Evicted before CONFIG SET answered, as in Redis.
-    assert_eq!(client_field(&mut c, "c2", "tot-mem"), None);
-    assert!(client_field(&mut c, "c1", "tot-mem").is_some());
-    assert!(client_field(&mut c, "c0", "tot-mem").is_some());
+    assert_eq!(common::client_field(&mut c, "c2", "tot-mem"), None);
+    assert!(common::client_field(&mut c, "c1", "tot-mem").is_some());
+    assert!(common::client_field(&mut c, "c0", "tot-mem").is_some());
     assert_eq!(info_num(&mut c, "stats", "evicted_clients"), 1);
 }
 
@@ -187,7 +177,7 @@ fn replies_a_client_does_not_read_count_and_get_it_evicted() {
             evicted = true;
             break;
         }
-        match client_field(&mut c, "reader", "tot-mem") {
+        match common::client_field(&mut c, "reader", "tot-mem") {
             None => {
                 evicted = true;
                 break;
@@ -295,9 +285,9 @@ fn multi_queue_shows_as_multi_mem() {
     r.roundtrip(&resp(&[b"MULTI"]), 5);
     let value = vec![b'x'; 50_000];
     r.roundtrip(&resp(&[b"SET", b"k", &value]), 9);
-    let multi_mem = client_field(&mut c, "tx", "multi-mem").unwrap();
+    let multi_mem = common::client_field(&mut c, "tx", "multi-mem").unwrap();
     assert!(multi_mem >= 50_000, "multi-mem={multi_mem}");
-    assert!(client_field(&mut c, "tx", "tot-mem").unwrap() >= multi_mem);
+    assert!(common::client_field(&mut c, "tx", "tot-mem").unwrap() >= multi_mem);
 }
 
 /// The reply buffer follows what a client's replies need, as Redis 7.0's:
@@ -313,7 +303,7 @@ fn reply_buffers_shrink_when_idle_and_grow_when_filled() {
         .arg("rb")
         .query(&mut c)
         .unwrap();
-    assert_eq!(client_field(&mut admin, "rb", "rbs"), Some(16384));
+    assert_eq!(common::client_field(&mut admin, "rb", "rbs"), Some(16384));
     let _: () = cmd("DEBUG")
         .arg("REPLYBUFFER")
         .arg("PEAK-RESET-TIME")
@@ -322,7 +312,7 @@ fn reply_buffers_shrink_when_idle_and_grow_when_filled() {
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let rbs = client_field(&mut admin, "rb", "rbs").unwrap();
+        let rbs = common::client_field(&mut admin, "rb", "rbs").unwrap();
         if (1024..2048).contains(&rbs) {
             break;
         }
@@ -342,10 +332,10 @@ fn reply_buffers_shrink_when_idle_and_grow_when_filled() {
         .unwrap();
     loop {
         let _: Vec<u8> = cmd("GET").arg("big").query(&mut c).unwrap();
-        let rbs = client_field(&mut admin, "rb", "rbs").unwrap();
+        let rbs = common::client_field(&mut admin, "rb", "rbs").unwrap();
         if rbs >= 16384 {
             assert_eq!(rbs, 16384);
-            assert_eq!(client_field(&mut admin, "rb", "rbp"), Some(16384));
+            assert_eq!(common::client_field(&mut admin, "rb", "rbp"), Some(16384));
             break;
         }
         assert!(Instant::now() < deadline, "busy client's rbs stays {rbs}");

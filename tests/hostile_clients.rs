@@ -158,18 +158,6 @@ fn a_slow_sender_does_not_hold_up_others() {
 /// memory (`obuf::UNBOUNDED_CAP`); past it the server waits for the client.
 const CAP: u64 = 64 << 20;
 
-/// A field of the CLIENT LIST line of the client named `name`, if listed.
-fn client_field(c: &mut redis::Connection, name: &str, field: &str) -> Option<u64> {
-    let list: String = redis::cmd("CLIENT").arg("LIST").query(c).unwrap();
-    let line = list
-        .lines()
-        .find(|l| l.contains(&format!(" name={name} ")))?;
-    let v = line
-        .split(' ')
-        .find_map(|kv| kv.strip_prefix(&format!("{field}=")))?;
-    v.parse().ok()
-}
-
 #[test]
 fn a_client_that_never_reads_gets_output_up_to_a_cap() {
     let mut srv = Server::start();
@@ -194,7 +182,7 @@ fn a_client_that_never_reads_gets_output_up_to_a_cap() {
     loop {
         lazy.0.write_all(&get).unwrap();
         std::thread::sleep(Duration::from_millis(10));
-        if client_field(&mut c, "lazy", "omem").unwrap() > 10 << 20 {
+        if common::client_field(&mut c, "lazy", "omem").unwrap() > 10 << 20 {
             break;
         }
         assert!(Instant::now() < deadline, "omem never grew past 10 MB");
@@ -210,7 +198,7 @@ fn a_client_that_never_reads_gets_output_up_to_a_cap() {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         std::thread::sleep(Duration::from_millis(300));
-        let omem = client_field(&mut c, "lazy", "omem").unwrap();
+        let omem = common::client_field(&mut c, "lazy", "omem").unwrap();
         if omem == last && omem >= CAP / 2 {
             break;
         }
@@ -220,7 +208,7 @@ fn a_client_that_never_reads_gets_output_up_to_a_cap() {
     // At most the cap and the reply that crossed it.
     assert!(last <= CAP + (2 << 20), "omem {last}");
     // The buffer's allocation, which may be up to twice what it holds.
-    let tot = client_field(&mut c, "lazy", "tot-mem").unwrap();
+    let tot = common::client_field(&mut c, "lazy", "tot-mem").unwrap();
     assert!(tot >= last && tot <= 2 * CAP + (4 << 20), "tot-mem {tot}");
     let grown_kb = rss_kb(srv.pid()).saturating_sub(rss_before);
     assert!(grown_kb < 4 * CAP / 1024, "grew by {grown_kb} KiB");
@@ -236,7 +224,7 @@ fn a_client_that_never_reads_gets_output_up_to_a_cap() {
         .unwrap();
     assert_eq!(killed, 1);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while client_field(&mut c, "lazy", "omem").is_some() {
+    while common::client_field(&mut c, "lazy", "omem").is_some() {
         assert!(Instant::now() < deadline, "the killed client stays");
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -47,21 +47,7 @@ fn swapdb_replica_serves_its_old_data_while_loading_and_keeps_it_on_failure() {
     q(&mut m, &["CONFIG", "SET", "rdb-key-save-delay", "10000"]);
     // The same history, but out of the backlog's reach: a full sync that
     // the replica loads asynchronously.
-    let big = "A".repeat(16384);
-    let mut p = redis::pipe();
-    p.atomic()
-        .cmd("CLIENT")
-        .arg("KILL")
-        .arg("TYPE")
-        .arg("replica")
-        .cmd("CONFIG")
-        .arg("SET")
-        .arg("repl-backlog-size")
-        .arg("16384");
-    for i in 0..10 {
-        p.cmd("SET").arg(format!("big{i}")).arg(&big);
-    }
-    let _: redis::Value = p.query(&mut m).unwrap();
+    common::outrun_backlog(&mut m);
 
     wait_for("async_loading:1", || {
         info_field(&mut r, "persistence", "async_loading") == "1"

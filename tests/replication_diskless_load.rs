@@ -139,13 +139,9 @@ fn stream_set(key: &str, value: &str) -> Vec<u8> {
     common::resp(&[b"SET", key.as_bytes(), value.as_bytes()])
 }
 
-#[test]
-fn a_sized_payload_loads_with_the_stream_right_behind_it() {
-    let rdb = rdb_of(300);
-    let mut payload = format!("${}\r\n", rdb.len()).into_bytes();
-    payload.extend_from_slice(&rdb);
-    // The stream in the same write as the payload's end.
-    payload.extend_from_slice(&stream_set("after", "1"));
+/// A replica of a fake master sending `payload` (300 keys, then a SET of
+/// `after`) loads all 301 keys.
+fn loads_with_the_stream_behind(payload: Vec<u8>) {
     let (port, t) = fake_master(payload, false);
     let replica = common::Server::start();
     let mut r = replica.client();
@@ -168,6 +164,16 @@ fn a_sized_payload_loads_with_the_stream_right_behind_it() {
 }
 
 #[test]
+fn a_sized_payload_loads_with_the_stream_right_behind_it() {
+    let rdb = rdb_of(300);
+    let mut payload = format!("${}\r\n", rdb.len()).into_bytes();
+    payload.extend_from_slice(&rdb);
+    // The stream in the same write as the payload's end.
+    payload.extend_from_slice(&stream_set("after", "1"));
+    loads_with_the_stream_behind(payload);
+}
+
+#[test]
 fn an_eof_mark_payload_loads_with_the_stream_right_behind_it() {
     let rdb = rdb_of(300);
     let mark = "a".repeat(40);
@@ -175,25 +181,7 @@ fn an_eof_mark_payload_loads_with_the_stream_right_behind_it() {
     payload.extend_from_slice(&rdb);
     payload.extend_from_slice(mark.as_bytes());
     payload.extend_from_slice(&stream_set("after", "1"));
-    let (port, t) = fake_master(payload, false);
-    let replica = common::Server::start();
-    let mut r = replica.client();
-    q(
-        &mut r,
-        &["CONFIG", "SET", "repl-diskless-load", "on-empty-db"],
-    );
-    q(&mut r, &["REPLICAOF", "127.0.0.1", &port.to_string()]);
-    wait_within("the stream's write", Duration::from_secs(20), || {
-        redis::cmd("GET")
-            .arg("after")
-            .query::<Option<String>>(&mut r)
-            .ok()
-            .flatten()
-            .is_some()
-    });
-    assert_eq!(dbsize(&mut r), 301);
-    drop(replica);
-    let _ = t.join();
+    loads_with_the_stream_behind(payload);
 }
 
 #[test]
@@ -326,21 +314,7 @@ fn an_async_load_serves_the_old_data_until_the_swap_never_loading() {
     q(&mut r, &["SET", "mykey", "myvalue"]);
     q(&mut r, &["CONFIG", "SET", "key-load-delay", "500"]);
     // The same history, out of the backlog's reach: an async load.
-    let big = "A".repeat(16384);
-    let mut p = redis::pipe();
-    p.atomic()
-        .cmd("CLIENT")
-        .arg("KILL")
-        .arg("TYPE")
-        .arg("replica")
-        .cmd("CONFIG")
-        .arg("SET")
-        .arg("repl-backlog-size")
-        .arg("16384");
-    for i in 0..10 {
-        p.cmd("SET").arg(format!("big{i}")).arg(&big);
-    }
-    let _: redis::Value = p.query(&mut m).unwrap();
+    common::outrun_backlog(&mut m);
     wait_within("async_loading:1", Duration::from_secs(30), || {
         info_field(&mut r, "everything", "async_loading") == "1"
     });

@@ -369,6 +369,40 @@ pub fn follow(replica: &mut redis::Connection, port: u16) {
     wait_link_up(replica);
 }
 
+/// On the master behind `m`, in one transaction: its replicas dropped, the
+/// backlog shrunk to 16 KiB and 160 KiB written, so a replica that comes
+/// back has the same history but out of the backlog's reach (a full sync,
+/// loaded asynchronously with `repl-diskless-load swapdb`).
+pub fn outrun_backlog(m: &mut redis::Connection) {
+    let big = "A".repeat(16384);
+    let mut p = redis::pipe();
+    p.atomic()
+        .cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("replica")
+        .cmd("CONFIG")
+        .arg("SET")
+        .arg("repl-backlog-size")
+        .arg("16384");
+    for i in 0..10 {
+        p.cmd("SET").arg(format!("big{i}")).arg(&big);
+    }
+    let _: redis::Value = p.query(m).unwrap();
+}
+
+/// A field of the CLIENT LIST line of the client named `name`, if listed.
+pub fn client_field(c: &mut redis::Connection, name: &str, field: &str) -> Option<u64> {
+    let list: String = redis::cmd("CLIENT").arg("LIST").query(c).unwrap();
+    let line = list
+        .lines()
+        .find(|l| l.contains(&format!(" name={name} ")))?;
+    let v = line
+        .split(' ')
+        .find_map(|kv| kv.strip_prefix(&format!("{field}=")))?;
+    v.parse().ok()
+}
+
 /// True if the replica behind `r` has its link to the master up.
 pub fn link_up(r: &mut redis::Connection) -> bool {
     info_field(r, "replication", "master_link_status") == "up"
