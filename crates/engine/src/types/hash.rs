@@ -8,7 +8,8 @@
 //! [`HashTable`] (encoding `hashtable`); Redis 7.0 never converts back.
 //!
 //! The table is chained with power-of-two bucket arrays, one allocation per
-//! field holding `[field len: varint][field][value]`. Chaining (not open
+//! field holding its chain link, `[field len: varint][field][value]`
+//! (`hash/node.rs`). Chaining (not open
 //! addressing) is what makes HSCAN's reverse-binary cursor keep Redis's
 //! guarantee across resizes: a bucket of a table of size 2^n splits into
 //! exactly the buckets with the same low n bits in a bigger table.
@@ -20,57 +21,9 @@ use crate::store::{KeySlot, Object, Packed, Value, ValueRef};
 
 // ---- the table -------------------------------------------------------------------
 
-#[derive(Clone, Debug)]
-struct HNode {
-    next: Option<Box<HNode>>,
-    /// `[field len: varint][field][value]`
-    data: Box<[u8]>,
-}
-
-impl HNode {
-    fn new(field: &[u8], value: &[u8], next: Option<Box<HNode>>) -> Box<HNode> {
-        Box::new(HNode {
-            next,
-            data: HNode::encode(field, value),
-        })
-    }
-
-    fn encode(field: &[u8], value: &[u8]) -> Box<[u8]> {
-        let mut data = Vec::with_capacity(field.len() + value.len() + 2);
-        put_varint(&mut data, field.len());
-        data.extend_from_slice(field);
-        data.extend_from_slice(value);
-        data.into_boxed_slice()
-    }
-
-    fn split(&self) -> (&[u8], &[u8]) {
-        let mut pos = 0;
-        let n = get_varint(&self.data, &mut pos);
-        (&self.data[pos..pos + n], &self.data[pos + n..])
-    }
-
-    fn field(&self) -> &[u8] {
-        self.split().0
-    }
-
-    /// A new value for this node's `field`: written over the old one when
-    /// the sizes match (an overwrite of the same size allocates nothing),
-    /// else in a new buffer; the node itself stays where it is.
-    fn set_value(&mut self, field: &[u8], value: &[u8]) {
-        let (f, old) = self.split();
-        debug_assert_eq!(f, field);
-        if old.len() == value.len() {
-            let start = self.data.len() - value.len();
-            self.data[start..].copy_from_slice(value);
-            return;
-        }
-        self.data = HNode::encode(field, value);
-    }
-}
-
+mod node;
 use crate::util::varint::put as put_varint;
-
-use crate::util::varint::get as get_varint;
+use node::Node;
 
 const MIN_BUCKETS: usize = 4;
 
@@ -80,25 +33,44 @@ fn words(n: usize) -> usize {
 }
 
 /// A hash past the listpack thresholds.
-#[derive(Clone, Debug, Default)]
+#[derive(Default)]
 pub struct HashTable {
-    buckets: Box<[Option<Box<HNode>>]>,
+    buckets: Box<[Option<Node>]>,
     len: usize,
     /// At least the longest chain's length (exact after a resize; removals
     /// leave it as it was): the bound [`HashTable::random`] samples under.
     max_chain: usize,
 }
 
-impl Drop for HashTable {
-    fn drop(&mut self) {
-        // Unlink chains iteratively so a long chain cannot overflow the stack.
-        for b in self.buckets.iter_mut() {
-            let mut cur = b.take();
-            while let Some(mut n) = cur {
-                cur = n.next.take();
+impl Clone for HashTable {
+    fn clone(&self) -> HashTable {
+        let mut t = HashTable {
+            buckets: (0..self.buckets.len()).map(|_| None).collect(),
+            len: self.len,
+            max_chain: self.max_chain,
+        };
+        for (b, chain) in self.buckets.iter().enumerate() {
+            // Rebuilt back to front, so each chain keeps its order.
+            let nodes: Vec<&Node> = chain_of(chain.as_ref()).collect();
+            for n in nodes.into_iter().rev() {
+                let (f, v) = n.split();
+                let next = t.buckets[b].take();
+                t.buckets[b] = Some(Node::new(f, v, next));
             }
         }
+        t
     }
+}
+
+impl std::fmt::Debug for HashTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HashTable").field("len", &self.len).finish()
+    }
+}
+
+/// The nodes of a chain, head first.
+fn chain_of(head: Option<&Node>) -> impl Iterator<Item = &Node> {
+    std::iter::successors(head, |n| n.next())
 }
 
 impl HashTable {
@@ -127,15 +99,10 @@ impl HashTable {
         if self.buckets.is_empty() {
             return None;
         }
-        let mut cur = self.buckets[self.bucket_of(field)].as_deref();
-        while let Some(n) = cur {
-            let (f, v) = n.split();
-            if f == field {
-                return Some(v);
-            }
-            cur = n.next.as_deref();
-        }
-        None
+        chain_of(self.buckets[self.bucket_of(field)].as_ref())
+            .map(Node::split)
+            .find(|(f, _)| *f == field)
+            .map(|(_, v)| v)
     }
 
     /// Sets a field; true when it is new.
@@ -144,18 +111,18 @@ impl HashTable {
             *self = HashTable::with_capacity(MIN_BUCKETS);
         }
         let b = self.bucket_of(field);
-        let mut cur = self.buckets[b].as_deref_mut();
+        let mut cur = self.buckets[b].as_mut();
         let mut chain = 0;
         while let Some(n) = cur {
             if n.field() == field {
-                n.set_value(field, value);
+                n.set_value(value);
                 return false;
             }
             chain += 1;
-            cur = n.next.as_deref_mut();
+            cur = n.next_mut().as_mut();
         }
         let head = self.buckets[b].take();
-        self.buckets[b] = Some(HNode::new(field, value, head));
+        self.buckets[b] = Some(Node::new(field, value, head));
         self.max_chain = self.max_chain.max(chain + 1);
         self.len += 1;
         if self.len > self.buckets.len() {
@@ -175,11 +142,11 @@ impl HashTable {
             match link {
                 None => return false,
                 Some(n) if n.field() == field => {
-                    let next = n.next.take();
+                    let next = n.next_mut().take();
                     *link = next;
                     break;
                 }
-                Some(n) => link = &mut n.next,
+                Some(n) => link = n.next_mut(),
             }
         }
         self.len -= 1;
@@ -198,16 +165,16 @@ impl HashTable {
         let mask = size - 1;
         for mut chain in old.into_vec() {
             while let Some(mut n) = chain {
-                chain = n.next.take();
+                chain = n.next_mut().take();
                 let b = hash_key(n.field()) as usize & mask;
-                n.next = self.buckets[b].take();
+                *n.next_mut() = self.buckets[b].take();
                 self.buckets[b] = Some(n);
             }
         }
         self.max_chain = self
             .buckets
             .iter()
-            .map(|b| std::iter::successors(b.as_deref(), |n| n.next.as_deref()).count())
+            .map(|b| chain_of(b.as_ref()).count())
             .max()
             .unwrap_or(0);
     }
@@ -215,23 +182,17 @@ impl HashTable {
     /// Heap bytes (MEMORY USAGE): the bucket array plus the nodes, the
     /// first `samples` of them measured and the rest assumed alike.
     pub fn mem_usage(&self, samples: usize) -> usize {
-        let nodes = self
-            .buckets
-            .iter()
-            .flat_map(|b| std::iter::successors(b.as_deref(), |n| n.next.as_deref()));
-        let (n, bytes) = nodes.take(samples.max(1)).fold((0, 0), |(n, b), node| {
-            (
-                n + 1,
-                b + words(std::mem::size_of::<HNode>()) + words(node.data.len()),
-            )
-        });
+        let nodes = self.buckets.iter().flat_map(|b| chain_of(b.as_ref()));
+        let (n, bytes) = nodes
+            .take(samples.max(1))
+            .fold((0, 0), |(n, b), node| (n + 1, b + words(node.alloc_size())));
         self.buckets.len() * 8 + (bytes * self.len).checked_div(n).unwrap_or(0)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
-        self.buckets.iter().flat_map(|b| {
-            std::iter::successors(b.as_deref(), |n| n.next.as_deref()).map(HNode::split)
-        })
+        self.buckets
+            .iter()
+            .flat_map(|b| chain_of(b.as_ref()).map(Node::split))
     }
 
     /// One HSCAN step: the fields of the bucket the cursor names, then the
@@ -241,11 +202,9 @@ impl HashTable {
             return 0;
         }
         let mask = (self.buckets.len() - 1) as u64;
-        let mut cur = self.buckets[(cursor & mask) as usize].as_deref();
-        while let Some(n) = cur {
+        for n in chain_of(self.buckets[(cursor & mask) as usize].as_ref()) {
             let (k, v) = n.split();
             f(k, v);
-            cur = n.next.as_deref();
         }
         let mut v = cursor | !mask;
         v = v.reverse_bits().wrapping_add(1);
@@ -263,9 +222,9 @@ impl HashTable {
         let mask = self.buckets.len() - 1;
         let bound = self.max_chain.max(1) as u64;
         loop {
-            let head = self.buckets[rnd() as usize & mask].as_deref();
+            let head = self.buckets[rnd() as usize & mask].as_ref();
             let pick = (rnd() % bound) as usize;
-            if let Some(n) = std::iter::successors(head, |n| n.next.as_deref()).nth(pick) {
+            if let Some(n) = chain_of(head).nth(pick) {
                 return Some(n.split());
             }
         }

@@ -26,6 +26,11 @@ fn table_matches_a_hashmap_through_growth_and_shrink() {
     assert!(t.random(crate::util::rand::u64).is_some());
     let clone = t.clone();
     assert_eq!(clone.len(), t.len());
+    // Same fields in the same order (chains keep theirs), so an HSCAN of
+    // the copy (COPY, a snapshot) walks as the original does.
+    assert!(clone.iter().eq(t.iter()));
+    drop(t);
+    assert_eq!(clone.iter().count(), m.len());
 }
 
 #[test]
