@@ -581,3 +581,46 @@ fn client_help_is_an_array_of_status_lines() {
         );
     }
 }
+
+/// Connections accepted in one burst, before their worker registered any of
+/// them, each hold a place under `maxclients`: the limit is the limit, not
+/// "the clients registered so far" (redis-benchmark -I against maxclients 5
+/// waited forever with all its connections admitted).
+#[test]
+fn a_burst_of_connections_cannot_pass_maxclients() {
+    let srv = common::Server::start_pinned(&["--enable-debug-command", "yes"]);
+    let mut admin = srv.raw();
+    expect(
+        &mut admin,
+        &[b"CONFIG", b"SET", b"maxclients", b"5"],
+        b"+OK\r\n",
+    );
+    // The only worker sleeps, so the connections below wait in the listen
+    // backlog and its accept loop takes them in one burst when it wakes.
+    admin.send(&resp(&[b"DEBUG", b"SLEEP", b"0.5"]));
+    std::thread::sleep(Duration::from_millis(100));
+    let mut conns: Vec<std::net::TcpStream> = (0..20)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", srv.port)).unwrap())
+        .collect();
+    assert_eq!(admin.read_line(), "+OK\r\n");
+    let refusal = b"-ERR max number of clients reached\r\n";
+    let mut admitted = 0;
+    for c in &mut conns {
+        use std::io::Read;
+        c.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let mut got = Vec::new();
+        match c.read_to_end(&mut got) {
+            Ok(_) => assert_eq!(got, refusal),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                assert!(got.is_empty(), "{got:?}");
+                admitted += 1;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(admitted, 4, "maxclients 5 with the admin connection");
+    admin.send(&resp(&[b"CLIENT", b"LIST"]));
+    let list = String::from_utf8(read_bulk(&mut admin)).unwrap();
+    assert_eq!(list.lines().count(), 5, "{list}");
+}

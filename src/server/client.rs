@@ -253,9 +253,33 @@ pub struct ClientRegistry {
     pub eviction: super::client_mem::Eviction,
     next_id: AtomicU64,
     clients: Mutex<BTreeMap<u64, Arc<ClientInfo>>>,
+    /// Connections admitted under `maxclients` that their worker has not
+    /// registered yet: counted so that a burst of connections accepted
+    /// before any of them is served cannot all pass the limit.
+    arriving: AtomicUsize,
 }
 
 impl ClientRegistry {
+    /// Reserves a place for a new connection under `maxclients`: false (and
+    /// nothing reserved) when the clients and the places already reserved
+    /// reach it. A reservation ends with [`ClientRegistry::arrived`].
+    pub fn admit(&self, maxclients: i64) -> bool {
+        let before = self.arriving.fetch_add(1, Ordering::SeqCst);
+        if ((self.len() + before) as i64) < maxclients {
+            return true;
+        }
+        self.arrived();
+        false
+    }
+
+    /// An admitted connection was registered, or went away before that.
+    pub fn arrived(&self) {
+        // Saturating: a miscount must never wrap into "always full".
+        let _ = self
+            .arriving
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+    }
+
     pub fn register(
         &self,
         addr: SocketAddr,

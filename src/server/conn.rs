@@ -207,6 +207,7 @@ pub async fn accept_loop(
             continue;
         }
         if protected_mode_denies(srv, peer.ip()) {
+            srv.clients.arrived();
             srv.stats
                 .rejected_connections
                 .fetch_add(1, Ordering::Relaxed);
@@ -224,9 +225,11 @@ pub async fn accept_loop(
 }
 
 /// Past `maxclients`: counts the refusal and writes Redis's error once
-/// through `write` (which must not wait). True if refused.
+/// through `write` (which must not wait). True if refused; otherwise the
+/// connection holds a place until `serve` registers it (or the caller
+/// gives it back with `ClientRegistry::arrived`).
 pub(super) fn over_maxclients(srv: &Server, write: impl FnOnce(&[u8])) -> bool {
-    if (srv.clients.len() as i64) < srv.config.maxclients.get() {
+    if srv.clients.admit(srv.config.maxclients.get()) {
         return false;
     }
     srv.stats
@@ -254,12 +257,16 @@ pub(super) fn hand_off<T: Send + 'static, S: Stream + Send + 'static>(
     match std_sock {
         Ok(std_sock) => {
             rt.spawn(async move {
-                if let Ok(sock) = rebuild(std_sock) {
-                    serve(srv, sock, stats).await;
+                match rebuild(std_sock) {
+                    Ok(sock) => serve(srv, sock, stats).await,
+                    Err(_) => srv.clients.arrived(),
                 }
             });
         }
-        Err(e) => crate::warning!("handing off a connection: {e}"),
+        Err(e) => {
+            srv.clients.arrived();
+            crate::warning!("handing off a connection: {e}");
+        }
     }
 }
 
@@ -347,14 +354,18 @@ impl Drop for Registered {
     }
 }
 
-/// Serves one client until it quits, errs, or is killed.
+/// Serves one client until it quits, errs, or is killed. The connection
+/// holds a place under `maxclients` (`over_maxclients`), which its
+/// registration here takes over.
 pub async fn serve<S: Stream>(srv: &'static Server, mut sock: S, stats: Arc<ThreadStats>) {
     let Some((peer, local)) = sock.socket().addrs() else {
+        srv.clients.arrived();
         return;
     };
     let info = srv
         .clients
         .register_named(peer, local, sock.socket().raw_fd(), now_ms());
+    srv.clients.arrived();
     if matches!(sock.socket(), Socket::Unix(_)) {
         info.set_flag(super::client::list_flags::UNIX_SOCKET, true);
     }

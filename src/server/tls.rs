@@ -483,9 +483,12 @@ pub fn hand_off(
         srv.tls.handshaking.fetch_sub(1, Ordering::Relaxed);
         let Some(mut stream) = stream else { return };
         let peer = stream.get_ref().0.peer_addr();
-        let refusal = if srv.clients.len() as i64 >= srv.config.maxclients.get() {
+        // A place under maxclients is held from here until `serve`
+        // registers the client (or given back on a refusal).
+        let refusal = if !srv.clients.admit(srv.config.maxclients.get()) {
             Some(&b"-ERR max number of clients reached\r\n"[..])
         } else if peer.is_ok_and(|p| super::conn::protected_mode_denies(srv, p.ip())) {
+            srv.clients.arrived();
             Some(super::conn::DENIED)
         } else {
             None
