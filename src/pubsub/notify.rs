@@ -174,6 +174,15 @@ impl Events {
         }
     }
 
+    /// Records nothing (internal calls that must not be announced: the
+    /// rollback of a `SCRIPT DEBUG YES` session).
+    pub fn quiet() -> Events {
+        Events {
+            flags: 0,
+            list: Vec::new(),
+        }
+    }
+
     /// Whether events are being recorded at all.
     #[inline]
     pub fn on(&self) -> bool {
