@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use mlua::ffi::{self, lua_State};
 
-use super::convert::{push_error_table, to_bytes};
+use super::convert::push_error_table;
 use super::ldb_fmt;
 use crate::server::Server;
 
@@ -112,7 +112,7 @@ pub struct Session {
     bp: [i32; MAX_BREAKPOINTS],
     bpcount: usize,
     /// Stop at the next line; also what makes `redis.call` log itself.
-    step: bool,
+    pub(super) step: bool,
     /// `redis.breakpoint()` was called: stop at the next line.
     luabp: bool,
     /// Trim replies and values to this many bytes (0: never).
@@ -230,12 +230,12 @@ fn atoi(s: &[u8]) -> i64 {
 }
 
 impl Session {
-    fn log(&mut self, line: impl Into<Vec<u8>>) {
+    pub(super) fn log(&mut self, line: impl Into<Vec<u8>>) {
         self.logs.push(line.into());
     }
 
     /// Logs `entry` cut to `maxlen` bytes, with a hint the first time.
-    fn log_trimmed(&mut self, mut entry: Vec<u8>) {
+    pub(super) fn log_trimmed(&mut self, mut entry: Vec<u8>) {
         if self.maxlen > 0 && entry.len() as i64 > self.maxlen {
             entry.truncate(self.maxlen as usize);
             entry.extend_from_slice(b" ...");
@@ -253,7 +253,7 @@ impl Session {
         self.bp[..self.bpcount].contains(&line)
     }
 
-    fn list(&mut self, around: i32, context: i32) {
+    pub(super) fn list(&mut self, around: i32, context: i32) {
         let n = self.lines.len() as i64;
         let (from, to) = (
             i64::from(around) - i64::from(context),
@@ -566,22 +566,22 @@ unsafe fn command(l: *mut lua_State, ar: *mut ffi::lua_Debug, argv: &[Vec<u8>]) 
         b"c" | b"continue" => return Some(Action::Go),
         b"t" | b"trace" => {
             // SAFETY: `l` is the hooked thread.
-            unsafe { trace(l) }
+            unsafe { super::ldb_cmds::trace(l) }
         }
         b"m" | b"maxlen" => session(&mut |s| s.maxlen(argv)),
         b"b" | b"break" => session(&mut |s| s.breakpoints(argv)),
         b"e" | b"eval" => {
             // SAFETY: as above.
-            unsafe { eval(l, argv) }
+            unsafe { super::ldb_cmds::eval(l, argv) }
         }
         b"a" | b"abort" => return Some(Action::Raise(ABORTED)),
         b"r" | b"redis" if argv.len() > 1 => {
             // SAFETY: as above.
-            unsafe { redis(l, argv) }
+            unsafe { super::ldb_cmds::redis(l, argv) }
         }
         b"p" | b"print" => {
             // SAFETY: `ar` is the stopped function's record.
-            unsafe { print(l, ar, (argv.len() == 2).then(|| argv[1].as_slice())) }
+            unsafe { super::ldb_cmds::print(l, ar, (argv.len() == 2).then(|| argv[1].as_slice())) }
         }
         b"l" | b"list" => session(&mut |s| {
             let mut around = s.current_line;
@@ -595,196 +595,6 @@ unsafe fn command(l: *mut lua_State, ar: *mut ffi::lua_Debug, argv: &[Vec<u8>]) 
         _ => session(&mut |s| s.log(UNKNOWN)),
     }
     None
-}
-
-/// `print [name]`: the stopped function's locals, or one of them (or the
-/// global KEYS or ARGV).
-unsafe fn print(l: *mut lua_State, ar: *mut ffi::lua_Debug, name: Option<&[u8]>) {
-    // SAFETY: `ar` is the record of the function the hook stopped in;
-    // lua_getlocal pushes each local's value, popped after use.
-    unsafe {
-        if ffi::lua_checkstack(l, 8) == 0 {
-            return;
-        }
-        let mut shown = 0;
-        let mut n = 1;
-        loop {
-            let local = ffi::lua_getlocal(l, ar, n);
-            if local.is_null() {
-                break;
-            }
-            n += 1;
-            let local = std::ffi::CStr::from_ptr(local).to_bytes();
-            let mut entry = b"<value> ".to_vec();
-            // Stack slots past the active locals are not variables.
-            if local == b"(*temporary)" {
-                ffi::lua_pop(l, 1);
-                continue;
-            }
-            match name {
-                Some(want) if want != local => {
-                    ffi::lua_pop(l, 1);
-                    continue;
-                }
-                Some(_) => {}
-                None => {
-                    entry.extend_from_slice(local);
-                    entry.extend_from_slice(b" = ");
-                }
-            }
-            ldb_fmt::lua_value(l, ffi::lua_gettop(l), &mut entry);
-            ffi::lua_pop(l, 1);
-            with_session(|s| s.log_trimmed(entry));
-            shown += 1;
-            if name.is_some() {
-                return;
-            }
-        }
-        match name {
-            None if shown == 0 => {
-                with_session(|s| s.log("No local variables in the current context."));
-            }
-            Some(global @ (b"KEYS" | b"ARGV")) => {
-                ffi::lua_pushlstring(l, global.as_ptr().cast(), global.len());
-                ffi::lua_rawget(l, ffi::LUA_GLOBALSINDEX);
-                let mut entry = b"<value> ".to_vec();
-                ldb_fmt::lua_value(l, ffi::lua_gettop(l), &mut entry);
-                ffi::lua_pop(l, 1);
-                with_session(|s| s.log_trimmed(entry));
-            }
-            Some(_) => {
-                with_session(|s| s.log("No such variable."));
-            }
-            None => {}
-        }
-    }
-}
-
-/// `trace`: the script's frames, innermost first.
-unsafe fn trace(l: *mut lua_State) {
-    let mut level = 0;
-    let mut first = true;
-    loop {
-        // SAFETY: a zeroed record is what lua_getstack fills in.
-        let mut ar: ffi::lua_Debug = unsafe { std::mem::zeroed() };
-        // SAFETY: `l` is live; `ar` is filled by lua_getstack before use.
-        let found = unsafe { ffi::lua_getstack(l, level, &mut ar) } != 0;
-        if !found {
-            break;
-        }
-        level += 1;
-        // SAFETY: `ar` came from lua_getstack.
-        let (source, what, fname, line) = unsafe {
-            ffi::lua_getinfo(l, c"Snl".as_ptr(), &mut ar);
-            let text = |p: *const std::ffi::c_char| {
-                (!p.is_null()).then(|| std::ffi::CStr::from_ptr(p).to_bytes().to_vec())
-            };
-            (
-                text(ar.source),
-                text(ar.what),
-                text(ar.name),
-                ar.currentline,
-            )
-        };
-        if source.as_deref() != Some(b"@user_script") {
-            continue;
-        }
-        let name = if what.as_deref() == Some(b"main") {
-            b"top level".to_vec()
-        } else {
-            fname.unwrap_or_else(|| b"?".to_vec())
-        };
-        with_session(|s| {
-            let mut entry = if first {
-                b"In ".to_vec()
-            } else {
-                b"From ".to_vec()
-            };
-            entry.extend_from_slice(&name);
-            entry.push(b':');
-            s.log(entry);
-            s.list(line, 0);
-        });
-        first = false;
-    }
-}
-
-/// `eval <code>`: runs the words joined by spaces as Lua, as `return
-/// <code>` first, in a frame of its own (globals only).
-unsafe fn eval(l: *mut lua_State, argv: &[Vec<u8>]) {
-    let code = argv[1..].join(&b' ');
-    let mut with_return = b"return ".to_vec();
-    with_return.extend_from_slice(&code);
-    // SAFETY: `l` is live; what is pushed is popped before returning.
-    unsafe {
-        if ffi::lua_checkstack(l, 4) == 0 {
-            return;
-        }
-        let load = |src: &[u8]| {
-            ffi::luaL_loadbuffer(l, src.as_ptr().cast(), src.len(), c"@ldb_eval".as_ptr())
-        };
-        if load(&with_return) != 0 {
-            ffi::lua_pop(l, 1);
-            if load(&code) != 0 {
-                log_error(l);
-                return;
-            }
-        }
-        if ffi::lua_pcall(l, 0, 1, 0) != 0 {
-            log_error(l);
-            return;
-        }
-        let mut entry = b"<retval> ".to_vec();
-        ldb_fmt::lua_value(l, ffi::lua_gettop(l), &mut entry);
-        ffi::lua_pop(l, 1);
-        with_session(|s| s.log_trimmed(entry));
-    }
-}
-
-/// Logs the error on top of the stack as `<error> ...` and pops it.
-unsafe fn log_error(l: *mut lua_State) {
-    let mut entry = b"<error> ".to_vec();
-    // SAFETY: an error value is on top (the caller's contract).
-    unsafe {
-        match ffi::lua_type(l, -1) {
-            ffi::LUA_TSTRING | ffi::LUA_TNUMBER => entry.extend_from_slice(to_bytes(l, -1)),
-            ffi::LUA_TTABLE => {
-                ffi::lua_getfield(l, -1, c"err".as_ptr());
-                if ffi::lua_type(l, -1) == ffi::LUA_TSTRING {
-                    entry.extend_from_slice(to_bytes(l, -1));
-                    ffi::lua_pop(l, 1);
-                } else {
-                    ffi::lua_pop(l, 1);
-                    ldb_fmt::lua_value(l, ffi::lua_gettop(l), &mut entry);
-                }
-            }
-            _ => ldb_fmt::lua_value(l, ffi::lua_gettop(l), &mut entry),
-        }
-        ffi::lua_pop(l, 1);
-    }
-    with_session(|s| s.log(entry));
-}
-
-/// `redis <cmd> ...`: runs the command as the script's `redis.call` would,
-/// logged.
-unsafe fn redis(l: *mut lua_State, argv: &[Vec<u8>]) {
-    // SAFETY: `l` is live; the function, its arguments and its result are
-    // all within the room checked, and the stack is put back.
-    unsafe {
-        if ffi::lua_checkstack(l, argv.len() as c_int + 4) == 0 {
-            with_session(|s| s.log("<error> max lua stack reached"));
-            return;
-        }
-        let top = ffi::lua_gettop(l);
-        ffi::lua_pushcfunction(l, super::run::redis_call);
-        for a in &argv[1..] {
-            ffi::lua_pushlstring(l, a.as_ptr().cast(), a.len());
-        }
-        with_session(|s| s.step = true);
-        ffi::lua_pcall(l, argv.len() as c_int - 1, 1, 0);
-        with_session(|s| s.step = false);
-        ffi::lua_settop(l, top);
-    }
 }
 
 /// Whether `redis.call` should log now (stepping, client still there).

@@ -72,13 +72,7 @@ unsafe fn value_at(l: *mut lua_State, idx: c_int, depth: usize, out: &mut Vec<u8
             } else {
                 b"false"
             }),
-            ffi::LUA_TNUMBER => {
-                // Lua's own number format; converting a copy leaves the
-                // value (maybe a table key) as it was.
-                ffi::lua_pushvalue(l, idx);
-                out.extend_from_slice(super::convert::to_bytes(l, -1));
-                ffi::lua_pop(l, 1);
-            }
+            ffi::LUA_TNUMBER => number(ffi::lua_tonumber(l, idx), out),
             ffi::LUA_TSTRING => quoted(out, super::convert::to_bytes(l, idx)),
             ffi::LUA_TTABLE => table(l, idx, depth, out),
             t => {
@@ -92,6 +86,23 @@ unsafe fn value_at(l: *mut lua_State, idx: c_int, depth: usize, out: &mut Vec<u8
             }
         }
     }
+}
+
+/// A number as C's `%g` prints it (six significant digits: `1.23457e+06`),
+/// which is what Redis's debugger shows, not Lua's `%.14g`.
+fn number(n: f64, out: &mut Vec<u8>) {
+    let mut buf = [0u8; 64];
+    // SAFETY: the buffer's size is passed; the format takes one double.
+    let len = unsafe {
+        libc::snprintf(
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            c"%g".as_ptr(),
+            n as std::ffi::c_double,
+        )
+    };
+    let len = usize::try_from(len).unwrap_or(0).min(buf.len() - 1);
+    out.extend_from_slice(&buf[..len]);
 }
 
 /// `{v1; v2}` when the keys are 1, 2, 3... in traversal order, else
@@ -343,5 +354,18 @@ mod tests {
         let mut o = Vec::new();
         source_line(&mut o, 10, true, false, b"end");
         assert_eq!(o, b"-> 10  end");
+        let mut o = Vec::new();
+        for n in [
+            1234567.0,
+            0.1 + 0.2,
+            42.0,
+            1e100,
+            f64::INFINITY,
+            2f64.powi(53),
+        ] {
+            number(n, &mut o);
+            o.push(b' ');
+        }
+        assert_eq!(o, b"1.23457e+06 0.3 42 1e+100 inf 9.0072e+15 ");
     }
 }

@@ -30,6 +30,7 @@ pub mod convert;
 pub mod function_dump;
 pub mod functions;
 pub mod ldb;
+pub mod ldb_cmds;
 pub mod ldb_fmt;
 pub mod ldb_link;
 pub mod ldb_undo;
