@@ -62,6 +62,7 @@ pub struct Link {
 
 const MAX_BREAKPOINTS: usize = 64;
 const MIN_MAXLEN: i64 = 60;
+const MAX_LOGS: usize = 16 << 20;
 const UNKNOWN: &str = "<error> Unknown Redis Lua debugger command or wrong number of arguments.";
 pub const ABORTED: &[u8] = b"ERR script aborted for user request";
 const PROTOCOL_ERROR: &[u8] = b"ERR protocol error";
@@ -119,6 +120,9 @@ pub struct Session {
     maxlen: i64,
     maxlen_hint_sent: bool,
     logs: Vec<Vec<u8>>,
+    /// The bytes in `logs`: past [`MAX_LOGS`], later lines are dropped (a
+    /// script that calls `redis.debug` in a long loop between two stops).
+    log_bytes: usize,
     current_line: i32,
     /// The client went away: the script runs on without stopping.
     gone: bool,
@@ -182,6 +186,7 @@ pub fn begin(srv: &'static Server, link: Link, mode: Mode, body: &[u8]) -> Activ
         maxlen: 256,
         maxlen_hint_sent: false,
         logs: Vec::new(),
+        log_bytes: 0,
         current_line: -1,
         gone: false,
         resumed: Instant::now(),
@@ -193,7 +198,7 @@ pub fn begin(srv: &'static Server, link: Link, mode: Mode, body: &[u8]) -> Activ
 
 /// The session's last frame: what is left to log, then `<endsession>`.
 pub fn end_frame() -> Vec<u8> {
-    let mut logs = with_session(|s| std::mem::take(&mut s.logs)).unwrap_or_default();
+    let mut logs = with_session(Session::take_logs).unwrap_or_default();
     logs.push(b"<endsession>".to_vec());
     encode(&logs)
 }
@@ -231,7 +236,16 @@ fn atoi(s: &[u8]) -> i64 {
 
 impl Session {
     pub(super) fn log(&mut self, line: impl Into<Vec<u8>>) {
-        self.logs.push(line.into());
+        let line = line.into();
+        if self.log_bytes + line.len() <= MAX_LOGS {
+            self.log_bytes += line.len();
+            self.logs.push(line);
+        }
+    }
+
+    fn take_logs(&mut self) -> Vec<Vec<u8>> {
+        self.log_bytes = 0;
+        std::mem::take(&mut self.logs)
     }
 
     /// Logs `entry` cut to `maxlen` bytes, with a hint the first time.
@@ -371,7 +385,7 @@ impl Session {
 
     /// Sends the logs and waits for the client's next command.
     fn exchange(&mut self) -> Waited {
-        let batch = encode(&std::mem::take(&mut self.logs));
+        let batch = encode(&self.take_logs());
         if self.link.logs.send(batch).is_err() {
             return Waited::Input(Input::Gone);
         }
@@ -395,7 +409,7 @@ impl Session {
         self.step = false;
         self.luabp = false;
         self.bpcount = 0;
-        self.logs.clear();
+        self.take_logs();
     }
 }
 

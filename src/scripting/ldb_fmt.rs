@@ -16,7 +16,7 @@ const DEPTH_MARKER: &[u8] = b"<max recursion level reached! Nested table?>";
 /// [`MAX_ARG`] bytes long (Redis's limits; past them the script stops with
 /// a protocol error).
 pub const MAX_ARGS: usize = 1024;
-pub const MAX_ARG: usize = 1024 * 1024;
+pub const MAX_ARG: usize = 1024;
 
 /// `s` quoted as Redis quotes binary-safe strings: printable ASCII as is,
 /// `\\`, `\"`, the usual control escapes, anything else as `\xHH`.
@@ -335,6 +335,7 @@ mod tests {
             b"*1\r\n$0\r\n\r\n",
             b"*1\r\n$-1\r\n",
             b"*1\r\n$1048577\r\n",
+            b"*1\r\n$1025\r\n",
             b"*1\r\n+4\r\n",
             b"*x\r\n",
             b"*1\r\n$4\r\nhelpXX",

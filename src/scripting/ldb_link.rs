@@ -16,9 +16,9 @@ use crate::server::client::Client;
 use crate::server::conn::Stream;
 use crate::server::stats::ThreadStats;
 
-/// More buffered than the largest command the debugger accepts could take
-/// (1,024 arguments of 1 MiB would be refused long before).
-const MAX_BUFFER: usize = 4 << 20;
+/// More than the largest command the debugger accepts (1,024 arguments of
+/// 1 KiB each, with their headers) could take.
+const MAX_BUFFER: usize = 2 << 20;
 
 /// Runs an EVAL as a debugging session on this connection; `pending`: the
 /// bytes the client sent after the EVAL (debugger commands already).
