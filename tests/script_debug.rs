@@ -528,3 +528,59 @@ fn a_sync_session_answers_as_redis_does() {
     }
     assert_eq!(got.len(), want.len());
 }
+
+/// A script that runs on for `busy-reply-threshold` without stopping is
+/// stopped, so an endless loop under `continue` can still be looked at.
+#[test]
+fn an_endless_loop_stops_once_the_threshold_passes() {
+    let srv = Server::start_with(&["--busy-reply-threshold", "200"]);
+    let (mut raw, _) = session(
+        &srv,
+        "yes",
+        "local i = 0\nwhile true do\n  i = i + 1\nend\n",
+        &[],
+    );
+    assert_eq!(
+        show(&send(&mut raw, &["c"])),
+        show(&logs(&[
+            "* Stopped at 3, stop reason = timeout reached, infinite loop?",
+            "-> 3     i = i + 1"
+        ]))
+    );
+    assert!(show(&send(&mut raw, &["p"])).starts_with("*1\r\n+<value> i = "));
+    assert_eq!(
+        show(&send(&mut raw, &["abort"])),
+        show(&logs(&["<endsession>"]))
+    );
+    assert_eq!(
+        show(&reply(&mut raw)),
+        "-ERR script aborted for user request script: 206c984a3f840124232835b51c0881a3b7aad363, on @user_script:3.\r\n"
+    );
+}
+
+/// A debugger waiting for its user is not a stuck script: neither the
+/// watchdog nor the slow-script warning fires while it waits.
+#[test]
+fn a_waiting_debugger_is_not_reported_as_stuck() {
+    let dir = common::TempDir::new("ldb-watchdog");
+    let log = dir.path().join("log");
+    let srv = Server::start_in(
+        Some(dir.path()),
+        None,
+        &[
+            "--logfile",
+            log.to_str().unwrap(),
+            "--busy-reply-threshold",
+            "100",
+        ],
+    );
+    let mut c = srv.client();
+    q(&mut c, &["CONFIG", "SET", "watchdog-period", "200"]);
+    let (mut raw, _) = session(&srv, "sync", "local x = 1\nreturn x", &[]);
+    std::thread::sleep(Duration::from_millis(1500));
+    send(&mut raw, &["c"]);
+    assert_eq!(reply(&mut raw), b":1\r\n");
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(!text.contains("WATCHDOG TIMER EXPIRED"), "{text}");
+    assert!(!text.contains("Slow script detected"), "{text}");
+}
