@@ -7,6 +7,7 @@ use crate::resp::Args;
 use crate::scripting::ldb::{self, Mode};
 use crate::scripting::run::{Inputs, Script, run_script};
 use crate::scripting::sha1_hex;
+use crate::scripting::vm::ShebangFlags;
 use crate::server::evict::{OOM_ERROR, oom_at_command_start};
 use crate::util::num::parse_i64;
 
@@ -96,20 +97,7 @@ fn eval_generic(ctx: &mut Ctx<'_>, args: &Args<'_>, by_sha: bool, read_only: boo
             entry
         }
     };
-    // A script with a shebang that may write is refused up front under
-    // OOM; one without runs, and its first `denyoom` call is refused.
-    // One that may write needs enough good replicas (min-replicas-to-write).
-    if flags.shebang && !flags.no_writes && !crate::server::repl::enough_good_replicas(ctx.srv) {
-        return Err(Error::msg(super::gate::NOREPLICAS));
-    }
-    if flags.shebang && !flags.no_writes && !flags.allow_oom && oom_at_command_start() {
-        return Err(Error::msg(OOM_ERROR));
-    }
-    // Redis counts such a script as a write command: refused while the
-    // disk cannot be written.
-    if flags.shebang && !flags.no_writes && crate::persist::writes_denied(ctx.srv) {
-        return Err(Error::msg(crate::persist::write_denied_message(ctx.srv)));
-    }
+    up_front_checks(ctx, &flags)?;
     let script = Script {
         sha: &sha,
         read_only: read_only || flags.no_writes,
@@ -126,6 +114,25 @@ fn eval_generic(ctx: &mut Ctx<'_>, args: &Args<'_>, by_sha: bool, read_only: boo
     run_script(ctx, vm, &f, inputs, &script);
     vm.after_run();
     srv.scripting.note_eval_vm(Some(vm));
+    Ok(())
+}
+
+/// What refuses a script before it runs, from its shebang's flags.
+fn up_front_checks(ctx: &Ctx<'_>, flags: &ShebangFlags) -> CmdResult {
+    // A script with a shebang that may write is refused up front under
+    // OOM; one without runs, and its first `denyoom` call is refused.
+    // One that may write needs enough good replicas (min-replicas-to-write).
+    if flags.shebang && !flags.no_writes && !crate::server::repl::enough_good_replicas(ctx.srv) {
+        return Err(Error::msg(super::gate::NOREPLICAS));
+    }
+    if flags.shebang && !flags.no_writes && !flags.allow_oom && oom_at_command_start() {
+        return Err(Error::msg(OOM_ERROR));
+    }
+    // Redis counts such a script as a write command: refused while the
+    // disk cannot be written.
+    if flags.shebang && !flags.no_writes && crate::persist::writes_denied(ctx.srv) {
+        return Err(Error::msg(crate::persist::write_denied_message(ctx.srv)));
+    }
     Ok(())
 }
 
@@ -152,11 +159,14 @@ fn eval_debug(
             srv.scripting.note_eval_vm(Some(vm));
         }),
     };
-    let (f, flags) = match compiled {
+    let checked = compiled
+        .map_err(Error::owned)
+        .and_then(|(f, flags)| up_front_checks(ctx, &flags).map(|()| (f, flags)));
+    let (f, flags) = match checked {
         Ok(entry) => entry,
-        Err(msg) => {
+        Err(e) => {
             ctx.out.buf.extend_from_slice(&ldb::end_frame());
-            return Err(Error::owned(msg));
+            return Err(e);
         }
     };
     let script = Script {
