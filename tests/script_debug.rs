@@ -504,7 +504,7 @@ fn a_sync_session_answers_as_redis_does() {
         &["p"],
         &["c"],
     ];
-    let run = |port: u16| -> Vec<String> {
+    let run = |port: u16, script: &str, steps: &[&[&str]]| -> Vec<String> {
         let mut raw = Raw(std::net::TcpStream::connect(("127.0.0.1", port)).unwrap());
         raw.0
             .set_read_timeout(Some(Duration::from_secs(5)))
@@ -520,13 +520,30 @@ fn a_sync_session_answers_as_redis_does() {
         }
         got
     };
-    let want = run(reference.port);
-    let got = run(srv.port);
-    assert!(want.last().unwrap().starts_with('*'), "{want:?}");
-    for (i, (w, g)) in want.iter().zip(&got).enumerate() {
-        assert_eq!(g, w, "reply {i} differs");
+    let sessions: &[(&str, &[&[&str]])] = &[
+        (script, steps),
+        // Line breaks: CRLF source lines, trailing breaks, a shebang line.
+        (
+            "local x = 'a'\r\nreturn x\r\n\r\n",
+            &[&["w"], &["r", "set", "a\r\nb", "1"], &["s"], &["c"]],
+        ),
+        (
+            "#!lua flags=no-writes\nreturn redis.call('set','x','1')",
+            &[&["w"], &["s"]],
+        ),
+    ];
+    for (script, steps) in sessions {
+        let want = run(reference.port, script, steps);
+        let got = run(srv.port, script, steps);
+        assert!(
+            want.last().unwrap().starts_with(['*', '$', '-']),
+            "{want:?}"
+        );
+        for (i, (w, g)) in want.iter().zip(&got).enumerate() {
+            assert_eq!(g, w, "reply {i} differs");
+        }
+        assert_eq!(got.len(), want.len());
     }
-    assert_eq!(got.len(), want.len());
 }
 
 /// A script that runs on for `busy-reply-threshold` without stopping is

@@ -170,10 +170,15 @@ impl Drop for Active {
 
 /// Starts a session for a script whose source is `body`.
 pub fn begin(srv: &'static Server, link: Link, mode: Mode, body: &[u8]) -> Active {
-    let mut lines: Vec<Vec<u8>> = body.split(|&b| b == b'\n').map(<[u8]>::to_vec).collect();
-    while lines.last().is_some_and(Vec::is_empty) {
-        lines.pop();
-    }
+    // Line breaks at the end do not make lines (`return 1\r\n` is one).
+    let end = body
+        .iter()
+        .rposition(|&b| b != b'\r' && b != b'\n')
+        .map_or(0, |i| i + 1);
+    let lines: Vec<Vec<u8>> = body[..end]
+        .split(|&b| b == b'\n')
+        .map(<[u8]>::to_vec)
+        .collect();
     let session = Session {
         srv,
         link,
