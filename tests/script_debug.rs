@@ -601,3 +601,20 @@ fn a_waiting_debugger_is_not_reported_as_stuck() {
     assert!(!text.contains("WATCHDOG TIMER EXPIRED"), "{text}");
     assert!(!text.contains("Slow script detected"), "{text}");
 }
+
+/// A YES session's changes are not announced (they are undone); a SYNC
+/// session's are, as any script's.
+#[test]
+fn a_yes_session_raises_no_keyspace_events() {
+    let srv = Server::start_with(&["--notify-keyspace-events", "KEA"]);
+    let mut sub = common::keyevent_subscriber(&srv);
+    for (mode, key) in [("yes", "yes-key"), ("sync", "ev")] {
+        let script = format!("redis.call('set','{key}','1')\nreturn 1");
+        let (mut raw, _) = session(&srv, mode, &script, &[]);
+        send(&mut raw, &["c"]);
+        assert_eq!(reply(&mut raw), b":1\r\n");
+    }
+    // The first event to arrive is the SYNC session's.
+    let got = common::read_pmessages(&mut sub, 1);
+    assert_eq!(got[0], ("__keyevent@0__:set".into(), "ev".into()));
+}

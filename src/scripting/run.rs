@@ -682,17 +682,25 @@ fn exec(st: &mut CallState<'_, '_>) -> Result<bool, &'static [u8]> {
     reply.buf.clear();
     reply.resp3 = *resp3;
     let outer = EFFECTS_TO.replace(repl & REPL_ALL);
-    let ran = run(
-        srv,
-        ctx.client,
-        reply,
-        ctx.db.locks,
-        ctx.stats,
-        cmd,
-        &argv,
-        ctx.db.now_ms,
-        None,
-    );
+    let mut call = || {
+        run(
+            srv,
+            ctx.client,
+            reply,
+            ctx.db.locks,
+            ctx.stats,
+            cmd,
+            &argv,
+            ctx.db.now_ms,
+            None,
+        )
+    };
+    // A YES debugging session's changes are undone: not announced either.
+    let ran = if *rollback {
+        crate::pubsub::notify::quietly(call)
+    } else {
+        call()
+    };
     EFFECTS_TO.set(outer);
     // A script may take shards in any order: mark what the command could
     // not reach under its locks now rather than after the script.
