@@ -117,6 +117,39 @@ impl Drop for Busy {
     }
 }
 
+/// While the guard lives, the task this thread is busy on counts as idle
+/// (a script debugger waiting for its user is not stuck); it is busy again,
+/// its time counted afresh, once the guard drops.
+pub struct Idle(*const Slot);
+
+/// Marks the current task idle until the guard drops (nothing while the
+/// watchdog is off or no task is marked).
+pub fn idle() -> Idle {
+    if !ON.load(Ordering::Relaxed) {
+        return Idle(std::ptr::null());
+    }
+    let slot = MINE.try_with(|r| {
+        let seq = r.0.seq.load(Ordering::Relaxed);
+        if seq & 1 == 0 {
+            return std::ptr::null();
+        }
+        r.0.seq.store(seq + 1, Ordering::Relaxed);
+        Arc::as_ptr(&r.0)
+    });
+    Idle(slot.unwrap_or(std::ptr::null()))
+}
+
+impl Drop for Idle {
+    fn drop(&mut self) {
+        if !self.0.is_null() {
+            // SAFETY: as `Busy`'s: this thread's slot, kept until it ends.
+            let slot = unsafe { &*self.0 };
+            slot.seq
+                .store(slot.seq.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        }
+    }
+}
+
 /// The period a nonzero `watchdog-period` is raised to, as Redis does
 /// when it applies it: at least two cron intervals (`1000 / hz` ms each).
 pub fn raised(period: i64, hz: i64) -> i64 {

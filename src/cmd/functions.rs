@@ -83,6 +83,7 @@ fn fcall_generic(ctx: &mut Ctx<'_>, args: &Args<'_>, read_only: bool) -> CmdResu
         read_only: read_only || no_writes,
         is_function: true,
         allow_oom,
+        debug: false,
     };
     let inputs = Inputs {
         args,

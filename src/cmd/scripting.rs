@@ -1,10 +1,13 @@
-//! EVAL EVALSHA EVAL_RO EVALSHA_RO and SCRIPT (LOAD EXISTS FLUSH KILL HELP).
+//! EVAL EVALSHA EVAL_RO EVALSHA_RO and SCRIPT (LOAD EXISTS FLUSH KILL DEBUG
+//! HELP).
 //! The Lua side lives in `crate::scripting`.
 
 use super::{CmdResult, Ctx, Error};
 use crate::resp::Args;
+use crate::scripting::ldb::{self, Mode};
 use crate::scripting::run::{Inputs, Script, run_script};
 use crate::scripting::sha1_hex;
+use crate::scripting::vm::ShebangFlags;
 use crate::server::evict::{OOM_ERROR, oom_at_command_start};
 use crate::util::num::parse_i64;
 
@@ -18,6 +21,7 @@ pub const COMMANDS: &[(&str, super::Handler)] = &[
     ("script|flush", script_flush),
     ("script|kill", script_kill),
     ("script|help", script_help),
+    ("script|debug", script_debug),
 ];
 
 const NOSCRIPT: &str = "NOSCRIPT No matching script. Please use EVAL.";
@@ -56,8 +60,23 @@ fn eval_generic(ctx: &mut Ctx<'_>, args: &Args<'_>, by_sha: bool, read_only: boo
     let nkeys = numkeys(args, 2)?;
     let srv = ctx.srv;
     let _gate = srv.scripting.gate.enter();
+    // SCRIPT DEBUG: EVAL on the connection runs as a debugging session (in
+    // a transaction, with no connection to talk to, it runs as usual).
+    let debug = if ctx.client.ldb != Mode::Off {
+        if by_sha {
+            return Err(Error::msg(
+                "ERR Please use EVAL instead of EVALSHA for debugging",
+            ));
+        }
+        crate::scripting::ldb::take_link()
+    } else {
+        None
+    };
     let mut guard = srv.scripting.vm(srv).map_err(Error::owned)?;
     let vm = guard.as_mut().expect("vm created");
+    if let Some(link) = debug {
+        return eval_debug(ctx, vm, args, (nkeys, read_only), link);
+    }
     let sha = if by_sha {
         // A SHA is hex: anything else names no cached script.
         match std::str::from_utf8(&args[1]) {
@@ -78,6 +97,28 @@ fn eval_generic(ctx: &mut Ctx<'_>, args: &Args<'_>, by_sha: bool, read_only: boo
             entry
         }
     };
+    up_front_checks(ctx, &flags)?;
+    let script = Script {
+        sha: &sha,
+        read_only: read_only || flags.no_writes,
+        is_function: false,
+        allow_oom: flags.allow_oom,
+        debug: false,
+    };
+    let inputs = Inputs {
+        args,
+        first: 3,
+        nkeys,
+        as_params: false,
+    };
+    run_script(ctx, vm, &f, inputs, &script);
+    vm.after_run();
+    srv.scripting.note_eval_vm(Some(vm));
+    Ok(())
+}
+
+/// What refuses a script before it runs, from its shebang's flags.
+fn up_front_checks(ctx: &Ctx<'_>, flags: &ShebangFlags) -> CmdResult {
     // A script with a shebang that may write is refused up front under
     // OOM; one without runs, and its first `denyoom` call is refused.
     // One that may write needs enough good replicas (min-replicas-to-write).
@@ -92,11 +133,48 @@ fn eval_generic(ctx: &mut Ctx<'_>, args: &Args<'_>, by_sha: bool, read_only: boo
     if flags.shebang && !flags.no_writes && crate::persist::writes_denied(ctx.srv) {
         return Err(Error::msg(crate::persist::write_denied_message(ctx.srv)));
     }
+    Ok(())
+}
+
+/// EVAL as a debugging session: the session's last frame (`<endsession>`)
+/// goes before the script's reply, and the connection closes after it, as
+/// in Redis (redis-cli reconnects).
+fn eval_debug(
+    ctx: &mut Ctx<'_>,
+    vm: &mut crate::scripting::vm::Vm,
+    args: &Args<'_>,
+    (nkeys, read_only): (usize, bool),
+    link: ldb::Link,
+) -> CmdResult {
+    let srv = ctx.srv;
+    ctx.client.close_after_reply = true;
+    let mode = ctx.client.ldb;
+    let start = ctx.out.len();
+    let session = ldb::begin(srv, link, mode, &args[1]);
+    let sha = sha1_hex(&args[1]);
+    let compiled = match vm.scripts.get(&sha) {
+        Some(entry) => Ok(entry),
+        None => vm.compile(&args[1]).inspect(|entry| {
+            vm.scripts.insert(sha.clone(), entry.clone(), args[1].len());
+            srv.scripting.note_eval_vm(Some(vm));
+        }),
+    };
+    let checked = compiled
+        .map_err(Error::owned)
+        .and_then(|(f, flags)| up_front_checks(ctx, &flags).map(|()| (f, flags)));
+    let (f, flags) = match checked {
+        Ok(entry) => entry,
+        Err(e) => {
+            ctx.out.buf.extend_from_slice(&ldb::end_frame());
+            return Err(e);
+        }
+    };
     let script = Script {
         sha: &sha,
         read_only: read_only || flags.no_writes,
         is_function: false,
         allow_oom: flags.allow_oom,
+        debug: true,
     };
     let inputs = Inputs {
         args,
@@ -107,6 +185,35 @@ fn eval_generic(ctx: &mut Ctx<'_>, args: &Args<'_>, by_sha: bool, read_only: boo
     run_script(ctx, vm, &f, inputs, &script);
     vm.after_run();
     srv.scripting.note_eval_vm(Some(vm));
+    if mode == Mode::Yes
+        && let Some(undo) = ldb::with_session(|s| std::mem::take(&mut s.undo))
+    {
+        undo.rollback(ctx);
+    }
+    let frame = ldb::end_frame();
+    drop(session);
+    ctx.out.buf.splice(start..start, frame);
+    Ok(())
+}
+
+/// SCRIPT DEBUG YES|SYNC|NO: how this client's later EVALs run.
+fn script_debug(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
+    if ctx.client.in_exec {
+        return Err(Error::msg(
+            "ERR SCRIPT DEBUG must be called outside a pipeline",
+        ));
+    }
+    let mode = &args[2];
+    ctx.client.ldb = if mode.eq_ignore_ascii_case(b"no") {
+        Mode::Off
+    } else if mode.eq_ignore_ascii_case(b"yes") {
+        Mode::Yes
+    } else if mode.eq_ignore_ascii_case(b"sync") {
+        Mode::Sync
+    } else {
+        return Err(Error::msg("ERR Use SCRIPT DEBUG YES/SYNC/NO"));
+    };
+    ctx.out.ok();
     Ok(())
 }
 
@@ -171,14 +278,20 @@ fn script_help(ctx: &mut Ctx<'_>, _args: &Args<'_>) -> CmdResult {
     ctx.out.help(
         "SCRIPT",
         &[
+            "DEBUG (YES|SYNC|NO)",
+            "    Set the debug mode for subsequent scripts executed.",
             "EXISTS <sha1> [<sha1> ...]",
-            "    For each SHA1, 1 if the script is in the script cache, else 0.",
+            "    Return information about the existence of the scripts in the script cache.",
             "FLUSH [ASYNC|SYNC]",
-            "    Empty the script cache.",
+            "    Flush the Lua scripts cache. Very dangerous on replicas.",
+            "    When called without the optional mode argument, the behavior is determined by the",
+            "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+            "    * ASYNC: Asynchronously flush the scripts cache.",
+            "    * SYNC: Synchronously flush the scripts cache.",
             "KILL",
-            "    Stop the running script (only if it has not written yet).",
+            "    Kill the currently executing Lua script.",
             "LOAD <script>",
-            "    Compile a script and keep it in the cache without running it.",
+            "    Load a script into the scripts cache without executing it.",
         ],
     );
     Ok(())

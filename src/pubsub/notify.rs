@@ -161,15 +161,39 @@ pub struct Events {
     list: Vec<Event>,
 }
 
+thread_local! {
+    /// Set while the commands of a `SCRIPT DEBUG YES` session run: their
+    /// changes are undone, so they are not announced.
+    static QUIET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with keyspace events off on this thread.
+pub fn quietly<R>(f: impl FnOnce() -> R) -> R {
+    let was = QUIET.replace(true);
+    let r = f();
+    QUIET.set(was);
+    r
+}
+
 impl Events {
     pub fn new(srv: &Server) -> Events {
-        let flags = if enabled(srv) {
+        // The thread-local is read only while notifications are on.
+        let flags = if enabled(srv) && !QUIET.get() {
             srv.config.notify_flags()
         } else {
             0
         };
         Events {
             flags,
+            list: Vec::new(),
+        }
+    }
+
+    /// Records nothing (internal calls that must not be announced: the
+    /// rollback of a `SCRIPT DEBUG YES` session).
+    pub fn quiet() -> Events {
+        Events {
+            flags: 0,
             list: Vec::new(),
         }
     }

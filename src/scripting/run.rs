@@ -27,6 +27,8 @@ pub struct Script<'a> {
     pub is_function: bool,
     /// `allow-oom`: `denyoom` commands run even over `maxmemory`.
     pub allow_oom: bool,
+    /// Runs as a debugging session (`super::ldb`, which is set up).
+    pub debug: bool,
 }
 
 /// The keys and arguments a script gets: `args[first..first + nkeys]` are
@@ -55,6 +57,11 @@ struct CallState<'c, 'a> {
     repl: u8,
     /// The Lua thread the script body runs on.
     top: *mut lua_State,
+    /// A debugging session runs (`super::ldb`): calls are logged; with
+    /// `rollback` (SCRIPT DEBUG YES) their keys are saved first and their
+    /// effects not published.
+    ldb: bool,
+    rollback: bool,
     /// The VM's own hook while a line hook stops a killed script
     /// ([`arm_kill_hook`]); put back when the run ends.
     saved_hook: Option<SavedHook>,
@@ -166,6 +173,9 @@ pub fn run_script(
         resp3: false,
         repl: REPL_ALL,
         top: std::ptr::null_mut(),
+        ldb: script.debug,
+        rollback: script.debug
+            && super::ldb::with_session(|s| s.mode == super::ldb::Mode::Yes).unwrap_or(false),
         saved_hook: None,
         argbuf: Vec::new(),
         spans: Vec::new(),
@@ -188,6 +198,9 @@ pub fn run_script(
     let r = unsafe {
         vm.lua.exec_raw::<()>((&vm.handler, f), |l| {
             state.borrow_mut().top = l;
+            // The debugger's hook while the script runs (its own is back
+            // when `_armed` drops, also on a panic).
+            let _armed = script.debug.then(|| super::ldb::arm(l));
             let nargs = push_inputs(l, &inputs);
             if ffi::lua_pcall(l, nargs, 1, 1) == 0 {
                 let mut st = state.borrow_mut();
@@ -485,7 +498,8 @@ impl Drop for SavedHook {
 /// # Safety
 /// `l` is the state of the running `redis.call`.
 unsafe fn arm_kill_hook(l: *mut lua_State, st: &mut CallState<'_, '_>) {
-    if st.saved_hook.is_some() || l != st.top {
+    // The debugger's hook checks for a kill itself, on every line.
+    if st.saved_hook.is_some() || l != st.top || st.ldb {
         return;
     }
     // SAFETY: `l` is a live Lua thread (the caller's).
@@ -603,13 +617,20 @@ fn exec(st: &mut CallState<'_, '_>) -> Result<bool, &'static [u8]> {
         multi_open,
         resp3,
         repl,
+        ldb,
+        rollback,
         argbuf,
         spans,
         reply,
         ..
     } = st;
-    let publish = *repl & REPL_ALL != 0;
+    // A YES debugging session publishes nothing: its changes are undone.
+    let repl = if *rollback { 0 } else { *repl };
+    let publish = repl & REPL_ALL != 0;
     let argv = Parser::args_over(argbuf, spans);
+    if *ldb {
+        super::ldb::log_call(&argv);
+    }
     let srv = ctx.srv;
     let running = ctx.cmd.name;
     // A refused call counts where Redis counts it: in errorstats and the
@@ -622,6 +643,9 @@ fn exec(st: &mut CallState<'_, '_>) -> Result<bool, &'static [u8]> {
         }
         let msg = r.script_message(srv, client, cmd, &argv, running);
         stats.count_error(msg);
+        if *ldb {
+            super::ldb::log_refusal(msg.as_bytes());
+        }
         Err(msg.as_bytes())
     };
     let cmd = match resolve(&srv.commands, &argv) {
@@ -636,6 +660,17 @@ fn exec(st: &mut CallState<'_, '_>) -> Result<bool, &'static [u8]> {
     if let Err(r) = gate::script_call(srv, ctx.client, cmd, &argv, situation) {
         return refused(r, ctx.client, Some(cmd));
     }
+    if *rollback && cmd.has(flags::WRITE) {
+        let undo = super::ldb::with_session(|s| std::mem::take(&mut s.undo));
+        if let Some(mut undo) = undo {
+            let r = undo.before_write(ctx, cmd, &argv);
+            super::ldb::with_session(|s| s.undo = undo);
+            if let Err(msg) = r {
+                super::ldb::log_refusal(msg);
+                return Err(msg);
+            }
+        }
+    }
     if cmd.has(flags::WRITE) {
         *wrote = true;
         srv.scripting.mark_write();
@@ -646,18 +681,26 @@ fn exec(st: &mut CallState<'_, '_>) -> Result<bool, &'static [u8]> {
     }
     reply.buf.clear();
     reply.resp3 = *resp3;
-    let outer = EFFECTS_TO.replace(*repl & REPL_ALL);
-    let ran = run(
-        srv,
-        ctx.client,
-        reply,
-        ctx.db.locks,
-        ctx.stats,
-        cmd,
-        &argv,
-        ctx.db.now_ms,
-        None,
-    );
+    let outer = EFFECTS_TO.replace(repl & REPL_ALL);
+    let mut call = || {
+        run(
+            srv,
+            ctx.client,
+            reply,
+            ctx.db.locks,
+            ctx.stats,
+            cmd,
+            &argv,
+            ctx.db.now_ms,
+            None,
+        )
+    };
+    // A YES debugging session's changes are undone: not announced either.
+    let ran = if *rollback {
+        crate::pubsub::notify::quietly(call)
+    } else {
+        call()
+    };
     EFFECTS_TO.set(outer);
     // A script may take shards in any order: mark what the command could
     // not reach under its locks now rather than after the script.
@@ -666,5 +709,8 @@ fn exec(st: &mut CallState<'_, '_>) -> Result<bool, &'static [u8]> {
     }
     // SELECT inside the script: later keys are in the new database.
     ctx.db.index = ctx.client.db;
+    if *ldb {
+        super::ldb::log_reply(&reply.buf);
+    }
     Ok(ran.failed)
 }

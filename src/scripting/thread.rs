@@ -37,6 +37,8 @@ pub struct Job {
     now_ms: i64,
     /// `maxmemory` state when the command was checked (on its worker).
     oom: bool,
+    /// An EVAL run as a debugging session talks to its client through this.
+    ldb: Option<super::ldb::Link>,
     done: oneshot::Sender<(Client, Reply)>,
 }
 
@@ -83,11 +85,13 @@ fn serve(srv: &'static Server, stats: &ThreadStats, job: Job) {
         spans,
         now_ms,
         oom,
+        ldb,
         done,
     } = job;
     let args = Parser::args_over(&buf, &spans);
     crate::server::evict::set_oom_at_command_start(oom);
     let reply_start = out.len();
+    super::ldb::offer_link(ldb);
     // `run_job` ends the job (script state, locks) even when it unwinds;
     // the client and its buffer are plain data and go back either way.
     let r = catch_unwind(AssertUnwindSafe(|| {
@@ -98,6 +102,9 @@ fn serve(srv: &'static Server, stats: &ThreadStats, job: Job) {
         out.truncate(reply_start);
         out.error(&format!("ERR internal error in '{}' command", cmd.name));
     }
+    // Not taken (the command did not start a session): dropped here, which
+    // the connection task sees.
+    super::ldb::offer_link(None);
     // A connection that went away dropped its receiver: nothing to do.
     let _ = done.send((client, out));
 }
@@ -114,6 +121,21 @@ pub async fn run(
     args: &Args<'_>,
     now_ms: i64,
 ) {
+    let Some(back) = submit(srv, client, out, (cmd, args, now_ms), None) else {
+        return;
+    };
+    finish(client, out, back.await);
+}
+
+/// Hands `cmd` to the script thread (with a debugging session's link);
+/// None when it could not (the error is in `out`).
+pub fn submit(
+    srv: &'static Server,
+    client: &mut Client,
+    out: &mut Reply,
+    (cmd, args, now_ms): (&'static Command, &Args<'_>, i64),
+    ldb: Option<super::ldb::Link>,
+) -> Option<oneshot::Receiver<(Client, Reply)>> {
     let mut buf = Vec::with_capacity(args.iter().map(<[u8]>::len).sum());
     let mut spans = Vec::with_capacity(args.len());
     for a in args.iter() {
@@ -122,7 +144,7 @@ pub async fn run(
     }
     let Some(tx) = srv.scripting.thread.sender(srv) else {
         out.error("ERR the script thread could not be started");
-        return;
+        return None;
     };
     let stand_in = Client::new(client.info.clone(), client.authenticated);
     let (done, back) = oneshot::channel();
@@ -134,6 +156,7 @@ pub async fn run(
         spans,
         now_ms,
         oom: crate::server::evict::oom_at_command_start(),
+        ldb,
         done,
     };
     if let Err(mpsc::SendError(job)) = tx.send(job) {
@@ -141,9 +164,18 @@ pub async fn run(
         *client = job.client;
         *out = job.out;
         out.error("ERR the script thread is not running");
-        return;
+        return None;
     }
-    match back.await {
+    Some(back)
+}
+
+/// Takes back the client and reply buffer a job returned.
+pub fn finish(
+    client: &mut Client,
+    out: &mut Reply,
+    back: Result<(Client, Reply), oneshot::error::RecvError>,
+) {
+    match back {
         Ok((c, o)) => {
             *client = c;
             *out = o;

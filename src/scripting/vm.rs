@@ -426,11 +426,14 @@ fn install_helpers(lua: &Lua, hidden: &Table, redis: &Table) -> mlua::Result<()>
         lua.create_function(|_, _: MultiValue| Ok(true))?,
     )?;
     // The script debugger's hooks do nothing outside a debugging session.
-    redis.raw_set(
-        "breakpoint",
-        lua.create_function(|_, _: MultiValue| Ok(false))?,
-    )?;
-    redis.raw_set("debug", lua.create_function(|_, _: MultiValue| Ok(()))?)?;
+    // SAFETY: C functions that only touch their own stack.
+    unsafe {
+        redis.raw_set(
+            "breakpoint",
+            lua.create_c_function(super::ldb::redis_breakpoint)?,
+        )?;
+        redis.raw_set("debug", lua.create_c_function(super::ldb::redis_debug)?)?;
+    }
     for (name, flags) in [
         ("REPL_NONE", 0),
         ("REPL_AOF", 1),

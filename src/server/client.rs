@@ -198,6 +198,8 @@ pub struct Client {
     pub watch: Option<Arc<crate::store::Watch>>,
     /// Set while EXEC runs the queue: blocking commands don't block.
     pub in_exec: bool,
+    /// `SCRIPT DEBUG`: EVAL runs as a debugging session.
+    pub ldb: crate::scripting::ldb::Mode,
     /// Channels, patterns and shard channels subscribed to.
     pub pubsub: crate::pubsub::ClientSubs,
     /// The ACL user authenticated as (`None`: looked up by the name in
@@ -236,6 +238,7 @@ impl Client {
             watched_live: Vec::new(),
             watch: None,
             in_exec: false,
+            ldb: crate::scripting::ldb::Mode::Off,
             pubsub: Default::default(),
             user: None,
             loader: false,

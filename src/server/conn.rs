@@ -506,7 +506,7 @@ pub async fn serve<S: Stream>(srv: &'static Server, mut sock: S, stats: Arc<Thre
                         client,
                         locks,
                         &stats,
-                        &args,
+                        (&args, &rbuf[(pos + consumed).min(rbuf.len())..]),
                         (&mut now, &mut aof_seq),
                     )
                     .await;
@@ -737,20 +737,38 @@ async fn read_some<S: Stream>(
 /// Runs one command; false if the client went away. A command that runs
 /// scripts goes to the script thread, and one that must wait for another
 /// client's script waits here: either way this task waits and the worker
-/// serves its other connections meanwhile.
+/// serves its other connections meanwhile. `after`: the bytes read after
+/// the command (an EVAL debugging session reads its commands from them).
 async fn execute<S: Stream>(
     srv: &'static Server,
     (sock, out): (&mut S, &mut Reply),
     client: &mut Client,
     locks: &mut Locks,
     stats: &ThreadStats,
-    args: &crate::resp::Args<'_>,
+    (args, after): (&crate::resp::Args<'_>, &[u8]),
     (now, aof_seq): (&mut i64, &mut u64),
 ) -> bool {
     let mut next = dispatch(srv, client, out, locks, stats, args, *now);
     loop {
         match next {
             Next::Done => return true,
+            Next::Script(cmd)
+                if client.ldb != crate::scripting::ldb::Mode::Off
+                    && matches!(cmd.name, "eval" | "eval_ro") =>
+            {
+                // SCRIPT DEBUG: the session talks on the socket, after
+                // the replies before it.
+                durable(aof_seq).await;
+                if flush(sock, out, stats).await.is_err() {
+                    return false;
+                }
+                let ctx = (*now, after);
+                crate::scripting::ldb_link::run(srv, sock, client, out, stats, cmd, args, ctx)
+                    .await;
+                *aof_seq = (*aof_seq).max(aof::appended());
+                *now = now_ms();
+                return true;
+            }
             Next::Script(cmd) => {
                 script_thread::run(srv, client, out, cmd, args, *now).await;
                 // Its records were appended on the script thread: wait for
