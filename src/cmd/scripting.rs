@@ -98,12 +98,25 @@ fn eval_generic(ctx: &mut Ctx<'_>, args: &Args<'_>, by_sha: bool, read_only: boo
         }
     };
     up_front_checks(ctx, &flags)?;
+    run_eval(ctx, vm, (&f, &flags, &sha), args, (nkeys, read_only), false);
+    Ok(())
+}
+
+/// Runs a compiled EVAL script (`f` with its shebang `flags`).
+fn run_eval(
+    ctx: &mut Ctx<'_>,
+    vm: &mut crate::scripting::vm::Vm,
+    (f, flags, sha): (&mlua::Function, &ShebangFlags, &str),
+    args: &Args<'_>,
+    (nkeys, read_only): (usize, bool),
+    debug: bool,
+) {
     let script = Script {
-        sha: &sha,
+        sha,
         read_only: read_only || flags.no_writes,
         is_function: false,
         allow_oom: flags.allow_oom,
-        debug: false,
+        debug,
     };
     let inputs = Inputs {
         args,
@@ -111,10 +124,9 @@ fn eval_generic(ctx: &mut Ctx<'_>, args: &Args<'_>, by_sha: bool, read_only: boo
         nkeys,
         as_params: false,
     };
-    run_script(ctx, vm, &f, inputs, &script);
+    run_script(ctx, vm, f, inputs, &script);
     vm.after_run();
-    srv.scripting.note_eval_vm(Some(vm));
-    Ok(())
+    ctx.srv.scripting.note_eval_vm(Some(vm));
 }
 
 /// What refuses a script before it runs, from its shebang's flags.
@@ -169,22 +181,7 @@ fn eval_debug(
             return Err(e);
         }
     };
-    let script = Script {
-        sha: &sha,
-        read_only: read_only || flags.no_writes,
-        is_function: false,
-        allow_oom: flags.allow_oom,
-        debug: true,
-    };
-    let inputs = Inputs {
-        args,
-        first: 3,
-        nkeys,
-        as_params: false,
-    };
-    run_script(ctx, vm, &f, inputs, &script);
-    vm.after_run();
-    srv.scripting.note_eval_vm(Some(vm));
+    run_eval(ctx, vm, (&f, &flags, &sha), args, (nkeys, read_only), true);
     if mode == Mode::Yes
         && let Some(undo) = ldb::with_session(|s| std::mem::take(&mut s.undo))
     {

@@ -138,21 +138,7 @@ fn redacted(args: &Args<'_>, i: usize) -> bool {
 
 /// `"..."` with Redis's escapes (as `redis-cli` prints strings).
 fn quote(a: &[u8], out: &mut Vec<u8>) {
-    out.push(b'"');
-    for &c in a {
-        match c {
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            7 => out.extend_from_slice(b"\\a"),
-            8 => out.extend_from_slice(b"\\b"),
-            0x20..=0x7e => out.push(c),
-            _ => out.extend_from_slice(format!("\\x{c:02x}").as_bytes()),
-        }
-    }
-    out.push(b'"');
+    crate::util::repr::quote_into(out, a);
 }
 
 #[cfg(test)]

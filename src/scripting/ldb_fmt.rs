@@ -21,21 +21,7 @@ pub const MAX_ARG: usize = 1024;
 /// `s` quoted as Redis quotes binary-safe strings: printable ASCII as is,
 /// `\\`, `\"`, the usual control escapes, anything else as `\xHH`.
 pub fn quoted(out: &mut Vec<u8>, s: &[u8]) {
-    out.push(b'"');
-    for &b in s {
-        match b {
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            7 => out.extend_from_slice(b"\\a"),
-            8 => out.extend_from_slice(b"\\b"),
-            0x20..=0x7e => out.push(b),
-            _ => out.extend_from_slice(format!("\\x{b:02x}").as_bytes()),
-        }
-    }
-    out.push(b'"');
+    crate::util::repr::quote_into(out, s);
 }
 
 /// One source line as `list` shows it: `->` on the current line, `#` on a
