@@ -10,11 +10,14 @@
 #
 #   MB=200 bench/bgsave_load.sh            # small, as run in the issue's notes
 #   MB=2000 REQ=4000000 bench/bgsave_load.sh
-# Knobs: BIN (ours), REF (redis-server), MB, VALUE, CLIENTS, REQ (requests per phase), PORT.
+# Knobs: BIN (ours), REF (redis-server), MB, VALUE, CLIENTS, REQ (requests per phase), PORT,
+# PIN=1 (servers, and Redis's fork child with them, on cpu 1, the benchmark on cpu 0, as
+# compare.py --pin: the snapshot then competes with the server, not with the client).
 set -u
 cd "$(dirname "$0")/.."
 BIN=${BIN:-target/release/ferrokv}; REF=${REF:-/usr/bin/redis-server}
 MB=${MB:-200}; VALUE=${VALUE:-100}; CLIENTS=${CLIENTS:-50}; PORT=${PORT:-7760}
+if [ -n "${PIN:-}" ]; then SPIN=(taskset -c 1); CPIN=(taskset -c 0); else SPIN=(); CPIN=(); fi
 KEYS=$(( MB * 1000000 / (VALUE + 60) ))
 REQ=${REQ:-$(( KEYS > 1000000 ? KEYS : 1000000 ))}
 work=$(mktemp -d /tmp/bgsave_load.XXXXXX)
@@ -50,7 +53,7 @@ phase() { # phase NAME PID -> "rssKB pssKB p99ms saves"
   rm -f "$work/$name.mem.stop"
   sample $pid "$work/$name.mem" &
   local sp=$!
-  redis-benchmark -p $PORT -t set -n $REQ -r $KEYS -d $VALUE -c $CLIENTS --csv \
+  "${CPIN[@]}" redis-benchmark -p $PORT -t set -n $REQ -r $KEYS -d $VALUE -c $CLIENTS --csv \
     > "$work/$name.csv" 2>/dev/null &
   local bp=$!
   while kill -0 $bp 2>/dev/null; do
@@ -65,7 +68,9 @@ phase() { # phase NAME PID -> "rssKB pssKB p99ms saves"
 
 run() { # run LABEL CMD... -> one result line
   local label=$1; shift
-  "$@" --port $PORT --save '' --appendonly no --dir "$work" --enable-debug-command local \
+  # The previous server's BGSAVEs left a dump.rdb here: start empty.
+  rm -f "$work"/dump.rdb "$work"/temp-*.rdb
+  "${SPIN[@]}" "$@" --port $PORT --save '' --appendonly no --dir "$work" --enable-debug-command local \
     >"$work/$label.log" 2>&1 &
   for _ in $(seq 100); do redis-cli -p $PORT ping >/dev/null 2>&1 && break; sleep 0.1; done
   # The server's own pid (a packaged redis-server may be a wrapper).
