@@ -93,3 +93,56 @@ fn a_stopped_replica_keeps_its_stream_within_the_replica_limit_counted_as_replic
     });
     assert!(replica_srv.alive());
 }
+
+#[test]
+fn killing_a_stopped_replica_frees_its_buffers_before_client_kill_replies() {
+    let master = Server::start();
+    let replica_srv = Server::start();
+    let mut m = master.client();
+    let mut r = replica_srv.client();
+    q(
+        &mut m,
+        &[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "replica 100000000 100000000 300",
+        ],
+    );
+    q(&mut m, &["SET", "k", "v"]);
+    follow(&mut r, master.port);
+    wait_for("the replica online", || {
+        info_field(&mut m, "replication", "slave0").contains("state=online")
+    });
+    let _stopped = Stopped::new(replica_srv.pid());
+    // About 10 MB of stream the replica does not read.
+    let value = vec![b'A'; 1000];
+    let mut p = redis::pipe();
+    for _ in 0..10_000 {
+        p.cmd("SETRANGE").arg("k").arg(0).arg(&value).ignore();
+    }
+    let _: () = p.query(&mut m).unwrap();
+    wait_for("the stream to wait in the master", || {
+        info_num(&mut m, "memory", "mem_clients_slaves") > 4 << 20
+    });
+    let before = counted_for_eviction(&mut m);
+    // Redis frees a killed client before CLIENT KILL replies: an INFO
+    // right behind it (in the same read) finds its memory gone.
+    let (killed, memory): (i64, String) = redis::pipe()
+        .cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("replica")
+        .cmd("INFO")
+        .arg("memory")
+        .query(&mut m)
+        .unwrap();
+    assert_eq!(killed, 1);
+    assert!(memory.contains("\r\nmem_clients_slaves:0\r\n"), "{memory}");
+    let after = counted_for_eviction(&mut m);
+    assert!(
+        (after - before).abs() < 1 << 20,
+        "used memory less replica buffers moved by {}",
+        after - before
+    );
+}

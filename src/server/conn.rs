@@ -343,7 +343,7 @@ impl Drop for Registered {
         super::repl::detach(&info);
         srv.tracking.disable(&info);
         self.mem.release();
-        srv.clients.unregister(info.id);
+        srv.clients.depart(&info);
     }
 }
 
@@ -739,14 +739,21 @@ async fn execute<S: Stream>(
     let mut next = dispatch(srv, client, out, locks, stats, args, *now);
     loop {
         match next {
-            Next::Done => return true,
+            Next::Done => break,
             Next::Script(cmd) => {
                 script_thread::run(srv, client, out, cmd, args, *now).await;
                 // Its records were appended on the script thread: wait for
                 // everything appended so far.
                 *aof_seq = (*aof_seq).max(aof::appended());
                 *now = now_ms();
-                return true;
+                break;
+            }
+            Next::Settle => {
+                super::settle::settle().await;
+                client.settled = true;
+                *now = now_ms();
+                next = dispatch(srv, client, out, locks, stats, args, *now);
+                client.settled = false;
             }
             Next::Wait { until_idle } => {
                 // Earlier replies of the pipeline go out before the wait.
@@ -768,6 +775,13 @@ async fn execute<S: Stream>(
             }
         }
     }
+    // Clients it killed (CLIENT KILL) have let go of their memory before
+    // its reply goes out, as in Redis.
+    if !client.departing.is_empty() {
+        let victims = std::mem::take(&mut client.departing);
+        super::client::wait_departed(victims, &client.info).await;
+    }
+    true
 }
 
 /// Waits out a CLIENT PAUSE, counted as a blocked client meanwhile (the
