@@ -146,3 +146,42 @@ fn killing_a_stopped_replica_frees_its_buffers_before_client_kill_replies() {
         after - before
     );
 }
+
+#[test]
+fn a_stopped_replicas_stream_evicts_no_keys() {
+    // Redis's suite, unit/maxmemory "replica buffer don't induce
+    // eviction": with a limit 32 KiB over what keys and clients use, a
+    // stream the stopped replica does not read must never count as keys'
+    // memory, also while the replica's connection moves it from its outbox
+    // into its own buffer (on another worker).
+    let master = Server::start_with(&["--maxmemory-policy", "allkeys-random"]);
+    let replica_srv = Server::start();
+    let mut m = master.client();
+    let mut r = replica_srv.client();
+    q(
+        &mut m,
+        &[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "replica 100000000 100000000 300",
+        ],
+    );
+    q(&mut m, &["CONFIG", "SET", "repl-backlog-size", "10240"]);
+    for j in 0..100 {
+        q(&mut m, &["SETRANGE", &format!("key:{j}"), "10000", "asdf"]);
+    }
+    follow(&mut r, master.port);
+    wait_for("the replica online", || {
+        info_field(&mut m, "replication", "slave0").contains("state=online")
+    });
+    let limit = counted_for_eviction(&mut m) + 32 * 1024;
+    q(&mut m, &["CONFIG", "SET", "maxmemory", &limit.to_string()]);
+    let _stopped = Stopped::new(replica_srv.pid());
+    let value = "A".repeat(100);
+    for _ in 0..30_000 {
+        q(&mut m, &["SETRANGE", "key:0", "0", &value]);
+    }
+    assert_eq!(info_num(&mut m, "stats", "evicted_keys"), 0);
+    assert_eq!(q(&mut m, &["DBSIZE"]), redis::Value::Int(100));
+}

@@ -435,7 +435,23 @@ pub async fn serve<S: Stream>(srv: &'static Server, mut sock: S, stats: Arc<Thre
             Woke::Read(Ok(0) | Err(_)) => break 'conn,
             Woke::Read(Ok(n)) => n,
             Woke::Outbox => {
-                info.outbox.drain_into(&mut out.buf);
+                // Room first, published, then the bytes: what the outbox
+                // holds is never out of the figures for a moment (a
+                // replica's stream is memory key eviction leaves out:
+                // counted nowhere, it would look like keys' memory).
+                // (A few tries while publishers keep appending, then the
+                // bytes go anyway.)
+                for tries in 1.. {
+                    out.buf.reserve_exact(info.outbox.pending());
+                    mem.update(client, (rbuf.len(), rbuf.capacity(), 0), &out);
+                    if info.outbox.drain_within(&mut out.buf) {
+                        break;
+                    }
+                    if tries == 4 {
+                        info.outbox.drain_into(&mut out.buf);
+                        break;
+                    }
+                }
                 obuf.refresh(srv, !client.pubsub.is_empty(), &mut out);
                 let q = (rbuf.len(), rbuf.capacity(), 0);
                 let publish = |o: &Reply| mem.update(client, q, o);
