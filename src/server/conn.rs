@@ -475,7 +475,11 @@ pub async fn serve<S: Stream>(srv: &'static Server, mut sock: S, stats: Arc<Thre
         if rbuf.len() < need {
             // A command still arriving: its bytes count now (a batch that
             // runs publishes its figure at its end).
-            mem.update(client, (rbuf.len(), rbuf.capacity(), parser.framed()), &out);
+            mem.update(
+                client,
+                client_mem::arriving(&rbuf, need, parser.framed()),
+                &out,
+            );
             if client_mem::evicted(srv, &info) {
                 break 'conn;
             }
@@ -595,7 +599,7 @@ pub async fn serve<S: Stream>(srv: &'static Server, mut sock: S, stats: Arc<Thre
         info.last_interaction_ms.store(now, Ordering::Relaxed);
         // Published before the replies go out: a client that saw its reply
         // sees its state (MULTI queue, watches) counted.
-        let q = (rbuf.len(), rbuf.capacity(), parser.framed());
+        let q = client_mem::arriving(&rbuf, need, parser.framed());
         mem.update(client, q, &out);
         if client_mem::evicted(srv, &info) {
             break 'conn;
