@@ -93,3 +93,95 @@ fn a_stopped_replica_keeps_its_stream_within_the_replica_limit_counted_as_replic
     });
     assert!(replica_srv.alive());
 }
+
+#[test]
+fn killing_a_stopped_replica_frees_its_buffers_before_client_kill_replies() {
+    let master = Server::start();
+    let replica_srv = Server::start();
+    let mut m = master.client();
+    let mut r = replica_srv.client();
+    q(
+        &mut m,
+        &[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "replica 100000000 100000000 300",
+        ],
+    );
+    q(&mut m, &["SET", "k", "v"]);
+    follow(&mut r, master.port);
+    wait_for("the replica online", || {
+        info_field(&mut m, "replication", "slave0").contains("state=online")
+    });
+    let _stopped = Stopped::new(replica_srv.pid());
+    // About 10 MB of stream the replica does not read.
+    let value = vec![b'A'; 1000];
+    let mut p = redis::pipe();
+    for _ in 0..10_000 {
+        p.cmd("SETRANGE").arg("k").arg(0).arg(&value).ignore();
+    }
+    let _: () = p.query(&mut m).unwrap();
+    wait_for("the stream to wait in the master", || {
+        info_num(&mut m, "memory", "mem_clients_slaves") > 4 << 20
+    });
+    let before = counted_for_eviction(&mut m);
+    // Redis frees a killed client before CLIENT KILL replies: an INFO
+    // right behind it (in the same read) finds its memory gone.
+    let (killed, memory): (i64, String) = redis::pipe()
+        .cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("replica")
+        .cmd("INFO")
+        .arg("memory")
+        .query(&mut m)
+        .unwrap();
+    assert_eq!(killed, 1);
+    assert!(memory.contains("\r\nmem_clients_slaves:0\r\n"), "{memory}");
+    let after = counted_for_eviction(&mut m);
+    assert!(
+        (after - before).abs() < 1 << 20,
+        "used memory less replica buffers moved by {}",
+        after - before
+    );
+}
+
+#[test]
+fn a_stopped_replicas_stream_evicts_no_keys() {
+    // Redis's suite, unit/maxmemory "replica buffer don't induce
+    // eviction": with a limit 32 KiB over what keys and clients use, a
+    // stream the stopped replica does not read must never count as keys'
+    // memory, also while the replica's connection moves it from its outbox
+    // into its own buffer (on another worker).
+    let master = Server::start_with(&["--maxmemory-policy", "allkeys-random"]);
+    let replica_srv = Server::start();
+    let mut m = master.client();
+    let mut r = replica_srv.client();
+    q(
+        &mut m,
+        &[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "replica 100000000 100000000 300",
+        ],
+    );
+    q(&mut m, &["CONFIG", "SET", "repl-backlog-size", "10240"]);
+    for j in 0..100 {
+        q(&mut m, &["SETRANGE", &format!("key:{j}"), "10000", "asdf"]);
+    }
+    follow(&mut r, master.port);
+    wait_for("the replica online", || {
+        info_field(&mut m, "replication", "slave0").contains("state=online")
+    });
+    let limit = counted_for_eviction(&mut m) + 32 * 1024;
+    q(&mut m, &["CONFIG", "SET", "maxmemory", &limit.to_string()]);
+    let _stopped = Stopped::new(replica_srv.pid());
+    let value = "A".repeat(100);
+    for _ in 0..30_000 {
+        q(&mut m, &["SETRANGE", "key:0", "0", &value]);
+    }
+    assert_eq!(info_num(&mut m, "stats", "evicted_keys"), 0);
+    assert_eq!(q(&mut m, &["DBSIZE"]), redis::Value::Int(100));
+}

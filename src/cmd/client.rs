@@ -411,8 +411,10 @@ fn kill(ctx: &mut Ctx<'_>, args: &Args<'_>) -> CmdResult {
         } else {
             c.request_kill();
             // Gone from CLIENT LIST at once, as in Redis, even if its task
-            // notices a moment later.
+            // notices a moment later; the connection replies once it let go
+            // of its memory (`client::wait_departed`).
             ctx.srv.clients.unregister(c.id);
+            ctx.client.departing.push(c);
         }
         killed += 1;
     }

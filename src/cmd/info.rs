@@ -277,7 +277,7 @@ fn total_system_memory() -> u64 {
 }
 
 fn memory(srv: &Server, lines: &mut Vec<String>) {
-    let used = crate::alloc::used_memory();
+    let used = crate::alloc::exact_used_memory();
     let rss = rss_bytes();
     let peak = crate::server::evict::note_peak(used);
     let total = total_system_memory();

@@ -55,6 +55,6 @@ impl Drop for InternalClient {
         self.locks.release();
         super::multi::reset(&self.srv.ks, &mut self.client, &mut self.locks);
         self.locks.release();
-        self.srv.clients.unregister(self.client.info.id);
+        self.srv.clients.depart(&self.client.info);
     }
 }

@@ -89,7 +89,7 @@ struct Figures {
 }
 
 fn figures(ctx: &mut Ctx<'_>) -> Figures {
-    let total = crate::alloc::used_memory();
+    let total = crate::alloc::exact_used_memory();
     let peak = crate::server::evict::note_peak(total);
     let startup = ctx.srv.stats.startup_allocated.min(total);
     // Every client's memory, as CLIENT LIST's `tot-mem` sums it.

@@ -229,6 +229,10 @@ pub enum Next {
     /// CLIENT PAUSE holds it back: wait for the pause to end
     /// (`Pause::wait`, counted as blocked) and dispatch it again.
     Paused,
+    /// The command looks at other connections (`flags::SETTLES`): wait
+    /// until every worker ran the input that had arrived
+    /// (`server::settle`), then dispatch it again with `client.settled`.
+    Settle,
 }
 
 /// Whether `cmd` runs Lua, so that it must run as a job of the script
@@ -265,14 +269,22 @@ pub fn execute(
 ) {
     loop {
         match dispatch(srv, client, out, locks, stats, args, now_ms) {
-            Next::Done => return,
-            Next::Script(cmd) => return run_job(srv, client, out, stats, cmd, args, now_ms),
+            Next::Done => break,
+            Next::Script(cmd) => {
+                run_job(srv, client, out, stats, cmd, args, now_ms);
+                break;
+            }
+            // The harness has no other connections to wait for.
+            Next::Settle => client.settled = true,
             // Only while another thread runs a job, or a pause lasts.
             Next::Wait { .. } | Next::Paused => {
                 std::thread::sleep(std::time::Duration::from_millis(1));
             }
         }
     }
+    client.settled = false;
+    // Nothing to wait for here: killed clients of the harness are gone.
+    client.departing.clear();
 }
 
 /// Resolves and checks one command, then runs it, unless it must wait for
@@ -314,6 +326,10 @@ pub fn dispatch(
     }
     if srv.pause.holds(srv, client, cmd, args, now_ms) {
         return Next::Paused;
+    }
+    // Queued in MULTI it runs later, with EXEC.
+    if cmd.has(table::flags::SETTLES) && !client.settled && client.multi.is_none() {
+        return Next::Settle;
     }
     // From here on this command may hold shards: it is in flight until
     // `_flight` drops, and a script job does not start meanwhile.

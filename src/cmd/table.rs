@@ -79,6 +79,10 @@ pub mod flags {
     /// ferrokv's own (not a Redis flag, never shown): the command runs Lua
     /// (see `RUNS_LUA`), so it runs on the script thread.
     pub const RUNS_SCRIPTS: u32 = 1 << 31;
+    /// ferrokv's own (never shown): the command looks at other connections
+    /// (see `SETTLES_NAMES`), so it runs once every worker ran the input
+    /// that had arrived (`server::settle`), as in single-threaded Redis.
+    pub const SETTLES: u32 = 1 << 30;
 
     pub const NAMES: [(&str, u32); 23] = [
         ("WRITE", WRITE),
@@ -106,6 +110,14 @@ pub mod flags {
         ("TOUCHES_ARBITRARY_KEYS", TOUCHES_ARBITRARY_KEYS),
     ];
 }
+
+/// Commands that look at other connections' state or at memory they hold:
+/// a client that wrote before one of these arrived (on another connection,
+/// maybe on another worker) has had its input run by then, as in Redis,
+/// which serves clients one at a time: CLIENT LIST and KILL see a client
+/// its own command closed (output buffer limit, `maxmemory-clients`), INFO
+/// sees its memory. They get `flags::SETTLES`.
+const SETTLES_NAMES: [&str; 3] = ["client|list", "client|kill", "info"];
 
 /// FNV-1a: command names are short, and this map is read on every command.
 #[derive(Default)]
@@ -228,6 +240,11 @@ impl CommandTable {
             let flags = spec.flags
                 | if RUNS_LUA.contains(&name) {
                     flags::RUNS_SCRIPTS
+                } else {
+                    0
+                }
+                | if SETTLES_NAMES.contains(&name) {
+                    flags::SETTLES
                 } else {
                     0
                 };

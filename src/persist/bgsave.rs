@@ -139,7 +139,7 @@ pub fn start(srv: &'static Server, locks: &mut Locks) -> Result<(), StartError> 
     }
     let spawned = std::thread::Builder::new()
         .name("ferrokv-bgsave".into())
-        .spawn(move || finish(srv, snap, child, delay, repl));
+        .spawn(move || crate::alloc::counted(|| finish(srv, snap, child, delay, repl)));
     if let Err(e) = spawned {
         // The snapshot went with the closure and was dropped: walked out.
         crate::warning!("Can't save in background: {e}");

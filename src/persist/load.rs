@@ -529,7 +529,9 @@ fn parse_parallel(
             let (error, failed) = (&error, &failed);
             std::thread::Builder::new()
                 .name(format!("ferrokv-load{i}"))
-                .spawn_scoped(scope, move || insert_worker(srv, data, rx, error, failed))
+                .spawn_scoped(scope, move || {
+                    crate::alloc::counted(|| insert_worker(srv, data, rx, error, failed));
+                })
                 .map_err(|e| Error::new(0, format!("can't start a loader thread: {e}")))?;
         }
         let mut sink = Parallel {

@@ -50,7 +50,24 @@ impl Outbox {
 
     /// Moves every waiting byte to the end of `dst`.
     pub fn drain_into(&self, dst: &mut Vec<u8>) {
-        let mut buf = self.buf.lock();
+        let buf = self.buf.lock();
+        self.move_out(buf, dst);
+    }
+
+    /// [`Outbox::drain_into`] only if every waiting byte fits in `dst`'s
+    /// spare capacity, so that the move allocates nothing (a connection
+    /// that counted that room first never holds uncounted memory); false,
+    /// moving nothing, otherwise.
+    pub fn drain_within(&self, dst: &mut Vec<u8>) -> bool {
+        let buf = self.buf.lock();
+        if buf.len() > dst.capacity() - dst.len() {
+            return false;
+        }
+        self.move_out(buf, dst);
+        true
+    }
+
+    fn move_out(&self, mut buf: parking_lot::MutexGuard<'_, Vec<u8>>, dst: &mut Vec<u8>) {
         dst.extend_from_slice(&buf);
         buf.clear();
         // Emptied: an outbox is usually empty, and what it grew to is

@@ -69,6 +69,11 @@ pub struct ClientInfo {
     pub last_cmd: AtomicUsize,
     pub user: Mutex<String>,
     pub killed: AtomicBool,
+    /// The connection let go of everything it held (`ClientRegistry::depart`).
+    departed: AtomicBool,
+    /// Wakes those waiting for this client to be killed or to depart
+    /// (`wait_departed`).
+    changed: tokio::sync::Notify,
     /// The socket's descriptor while the connection is open, -1 after; the
     /// lock keeps a kill from reaching a descriptor number already reused.
     live_fd: Mutex<i32>,
@@ -129,6 +134,7 @@ impl ClientInfo {
     /// path needs no second thing to wait on.
     pub fn request_kill(&self) {
         self.killed.store(true, Ordering::Relaxed);
+        self.changed.notify_waiters();
         let fd = self.live_fd.lock();
         if *fd >= 0 {
             // SAFETY: the descriptor is open: the connection clears it under
@@ -207,6 +213,12 @@ pub struct Client {
     pub user: Option<Arc<crate::acl::User>>,
     /// The AOF loader's own client: runs while the dataset is loading.
     pub loader: bool,
+    /// The command being dispatched already waited for the other
+    /// connections' input to run (`server::settle`).
+    pub settled: bool,
+    /// Clients this client's command killed: the connection waits for them
+    /// to depart before going on ([`wait_departed`]).
+    pub departing: Vec<Arc<ClientInfo>>,
 }
 
 /// A wait a blocking command started.
@@ -242,6 +254,8 @@ impl Client {
             pubsub: Default::default(),
             user: None,
             loader: false,
+            settled: false,
+            departing: Vec::new(),
         }
     }
 
@@ -318,6 +332,8 @@ impl ClientRegistry {
             last_cmd: AtomicUsize::new(usize::MAX),
             user: Mutex::new("default".to_string()),
             killed: AtomicBool::new(false),
+            departed: AtomicBool::new(false),
+            changed: tokio::sync::Notify::new(),
             live_fd: Mutex::new(fd),
             qbuf: AtomicU64::new(0),
             qbuf_free: AtomicU64::new(0),
@@ -342,6 +358,15 @@ impl ClientRegistry {
         self.clients.lock().remove(&id);
     }
 
+    /// The client has let go of everything it held (its buffers, watches,
+    /// subscriptions): it leaves the registry, and a CLIENT KILL waiting
+    /// for it ([`wait_departed`]) replies.
+    pub fn depart(&self, info: &ClientInfo) {
+        self.unregister(info.id);
+        info.departed.store(true, Ordering::Release);
+        info.changed.notify_waiters();
+    }
+
     pub fn len(&self) -> usize {
         self.clients.lock().len()
     }
@@ -357,5 +382,42 @@ impl ClientRegistry {
 
     pub fn get(&self, id: u64) -> Option<Arc<ClientInfo>> {
         self.clients.lock().get(&id).cloned()
+    }
+}
+
+/// How long a CLIENT KILL waits for a killed connection to let go of what
+/// it holds. Connections notice a kill at once (it shuts their socket
+/// down), so this bounds only a victim that cannot end yet: one whose
+/// command runs a script, or held by CLIENT PAUSE.
+const DEPART_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Waits until each of `victims` (killed by `me`'s command) has departed,
+/// as Redis frees a killed client before CLIENT KILL replies: whoever reads
+/// the reply then sees their memory gone (INFO `mem_clients_slaves`,
+/// `used_memory`). Ends early if `me` is killed meanwhile (two clients
+/// killing each other), and after [`DEPART_WAIT`] at most.
+pub async fn wait_departed(victims: Vec<Arc<ClientInfo>>, me: &ClientInfo) {
+    let deadline = tokio::time::Instant::now() + DEPART_WAIT;
+    for v in victims {
+        loop {
+            let theirs = v.changed.notified();
+            let mine = me.changed.notified();
+            tokio::pin!(theirs, mine);
+            // Registered before the checks: a change right after them
+            // still wakes this wait.
+            theirs.as_mut().enable();
+            mine.as_mut().enable();
+            if v.departed.load(Ordering::Acquire) {
+                break;
+            }
+            if me.killed.load(Ordering::Relaxed) {
+                return;
+            }
+            tokio::select! {
+                () = theirs => {}
+                () = mine => {}
+                () = tokio::time::sleep_until(deadline) => return,
+            }
+        }
     }
 }

@@ -267,6 +267,19 @@ pub fn make_room(
     }
 }
 
+/// The query buffer's figures for [`Report::update`] (its length, the
+/// size it counts as, the framed bytes): while a big argument (see
+/// [`make_room`]) is still arriving, it counts at its announced size from
+/// its header on, as Redis allocates it whole then, so a client is evicted
+/// for it (`maxmemory-clients`) before all of it arrived, whatever the
+/// network's pace. Only the bytes that came are allocated here (a header
+/// alone commits no memory). `need` is the size the frame being read needs.
+pub fn arriving(rbuf: &bytes::BytesMut, need: usize, framed: usize) -> (usize, usize, usize) {
+    let (len, cap) = (rbuf.len(), rbuf.capacity());
+    let big = len > 0 && need > len && need.saturating_sub(framed + 2) >= BIG_ARG;
+    (len, if big { cap.max(need) } else { cap }, framed)
+}
+
 /// With `maxmemory-clients` set: evicts clients while the total is over it
 /// (see `client_mem`); true when this connection was one of them.
 pub fn evicted(srv: &Server, info: &ClientInfo) -> bool {

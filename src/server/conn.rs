@@ -350,7 +350,7 @@ impl Drop for Registered {
         super::repl::detach(&info);
         srv.tracking.disable(&info);
         self.mem.release();
-        srv.clients.unregister(info.id);
+        srv.clients.depart(&info);
     }
 }
 
@@ -446,7 +446,23 @@ pub async fn serve<S: Stream>(srv: &'static Server, mut sock: S, stats: Arc<Thre
             Woke::Read(Ok(0) | Err(_)) => break 'conn,
             Woke::Read(Ok(n)) => n,
             Woke::Outbox => {
-                info.outbox.drain_into(&mut out.buf);
+                // Room first, published, then the bytes: what the outbox
+                // holds is never out of the figures for a moment (a
+                // replica's stream is memory key eviction leaves out:
+                // counted nowhere, it would look like keys' memory).
+                // (A few tries while publishers keep appending, then the
+                // bytes go anyway.)
+                for tries in 1.. {
+                    out.buf.reserve_exact(info.outbox.pending());
+                    mem.update(client, (rbuf.len(), rbuf.capacity(), 0), &out);
+                    if info.outbox.drain_within(&mut out.buf) {
+                        break;
+                    }
+                    if tries == 4 {
+                        info.outbox.drain_into(&mut out.buf);
+                        break;
+                    }
+                }
                 obuf.refresh(srv, !client.pubsub.is_empty(), &mut out);
                 let q = (rbuf.len(), rbuf.capacity(), 0);
                 let publish = |o: &Reply| mem.update(client, q, o);
@@ -470,7 +486,11 @@ pub async fn serve<S: Stream>(srv: &'static Server, mut sock: S, stats: Arc<Thre
         if rbuf.len() < need {
             // A command still arriving: its bytes count now (a batch that
             // runs publishes its figure at its end).
-            mem.update(client, (rbuf.len(), rbuf.capacity(), parser.framed()), &out);
+            mem.update(
+                client,
+                client_mem::arriving(&rbuf, need, parser.framed()),
+                &out,
+            );
             if client_mem::evicted(srv, &info) {
                 break 'conn;
             }
@@ -590,7 +610,7 @@ pub async fn serve<S: Stream>(srv: &'static Server, mut sock: S, stats: Arc<Thre
         info.last_interaction_ms.store(now, Ordering::Relaxed);
         // Published before the replies go out: a client that saw its reply
         // sees its state (MULTI queue, watches) counted.
-        let q = (rbuf.len(), rbuf.capacity(), parser.framed());
+        let q = client_mem::arriving(&rbuf, need, parser.framed());
         mem.update(client, q, &out);
         if client_mem::evicted(srv, &info) {
             break 'conn;
@@ -751,7 +771,7 @@ async fn execute<S: Stream>(
     let mut next = dispatch(srv, client, out, locks, stats, args, *now);
     loop {
         match next {
-            Next::Done => return true,
+            Next::Done => break,
             Next::Script(cmd)
                 if client.ldb != crate::scripting::ldb::Mode::Off
                     && matches!(cmd.name, "eval" | "eval_ro") =>
@@ -767,7 +787,7 @@ async fn execute<S: Stream>(
                     .await;
                 *aof_seq = (*aof_seq).max(aof::appended());
                 *now = now_ms();
-                return true;
+                break;
             }
             Next::Script(cmd) => {
                 script_thread::run(srv, client, out, cmd, args, *now).await;
@@ -775,7 +795,14 @@ async fn execute<S: Stream>(
                 // everything appended so far.
                 *aof_seq = (*aof_seq).max(aof::appended());
                 *now = now_ms();
-                return true;
+                break;
+            }
+            Next::Settle => {
+                super::settle::settle().await;
+                client.settled = true;
+                *now = now_ms();
+                next = dispatch(srv, client, out, locks, stats, args, *now);
+                client.settled = false;
             }
             Next::Wait { until_idle } => {
                 // Earlier replies of the pipeline go out before the wait.
@@ -797,6 +824,13 @@ async fn execute<S: Stream>(
             }
         }
     }
+    // Clients it killed (CLIENT KILL) have let go of their memory before
+    // its reply goes out, as in Redis.
+    if !client.departing.is_empty() {
+        let victims = std::mem::take(&mut client.departing);
+        super::client::wait_departed(victims, &client.info).await;
+    }
+    true
 }
 
 /// Waits out a CLIENT PAUSE, counted as a blocked client meanwhile (the

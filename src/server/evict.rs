@@ -202,7 +202,7 @@ fn denied_when_oom(client: &Client, cmd: &Command) -> bool {
 /// spent.
 pub fn perform(srv: &Server) -> Outcome {
     let limit = srv.config.maxmemory.get();
-    if limit <= 0 || used_memory() <= limit as u64 {
+    if limit <= 0 || crate::alloc::used_memory_near(limit as u64) <= limit as u64 {
         return Outcome::Ok;
     }
     let limit = limit as u64;
@@ -227,9 +227,16 @@ pub fn perform(srv: &Server) -> Outcome {
     // eviction is for, as in Redis: evicting would only feed them more.
     // Nor what clients being closed still hold (`client_mem::closing`).
     let not_counted = not_counted_for_evict(srv) + crate::server::client_mem::closing(srv);
+    // The cheap figure misses other threads' unfolded change (up to 64 KiB
+    // each: a replica's connection freeing what the writers allocated for
+    // it keeps its frees unfolded), which could evict keys while memory is
+    // under the limit: measured once, exactly, and carried through this
+    // run, where this thread's own frees show in the cheap figure at once.
+    let others = crate::alloc::exact_used_memory() as i64 - used_memory() as i64;
     let used = || {
         let ours = crate::server::client_mem::appended_so_far() - appended_at_start;
-        used_memory().saturating_sub(ours + not_counted)
+        let now = (used_memory() as i64 + others).max(0) as u64;
+        now.saturating_sub(ours + not_counted)
     };
     while used() > limit {
         // Memory already on its way out: give the freeing thread the rest

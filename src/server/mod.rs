@@ -24,6 +24,7 @@ pub mod replica_expire;
 mod replica_load;
 pub mod replica_sync;
 pub mod reply_buf;
+pub mod settle;
 pub mod shutdown;
 pub mod stats;
 pub mod title;
@@ -359,6 +360,7 @@ pub fn run(srv: &'static Server) -> anyhow::Result<()> {
         handles.push(rx.recv()?);
     }
     let handles: &'static [(tokio::runtime::Handle, Arc<ThreadStats>)] = handles.leak();
+    settle::init(handles);
 
     listen::start(srv, listeners, handles);
     tls::start(srv, tls_listeners, handles);

@@ -169,7 +169,9 @@ fn begin(srv: &'static Server, locks: &mut Locks) {
     let members: Vec<Member> = group.into_iter().map(Member::new).collect();
     let spawned = std::thread::Builder::new()
         .name("ferrokv-repl-sync".into())
-        .spawn(move || send_payload(srv, snap, members, file, mark, delay, child));
+        .spawn(move || {
+            crate::alloc::counted(|| send_payload(srv, snap, members, file, mark, delay, child));
+        });
     if let Err(e) = spawned {
         crate::warning!("Can't start the replicas' synchronization: {e}");
         RUNNING.store(false, Ordering::Release);

@@ -188,7 +188,7 @@ pub fn set_master(srv: &'static Server, host: &str, port: u16) -> Set {
     crate::notice!("Connecting to MASTER {host}:{port}");
     let spawned = std::thread::Builder::new()
         .name("ferrokv-repl".into())
-        .spawn(move || link_thread(srv, generation));
+        .spawn(move || crate::alloc::counted(|| link_thread(srv, generation)));
     if let Err(e) = spawned {
         crate::warning!("Can't start the replication thread: {e}");
     }

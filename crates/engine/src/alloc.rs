@@ -11,54 +11,176 @@
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 
 /// Drift a thread keeps to itself before folding it into the total.
 pub const FLUSH_BYTES: i64 = 64 * 1024;
 
-/// Bytes held, as folded in by every thread.
+/// Bytes held, as folded in by every thread: the cheap figure
+/// ([`used_memory`]), off by up to [`FLUSH_BYTES`] per other thread.
 static USED: AtomicI64 = AtomicI64::new(0);
 
+/// Threads that can have a slot at once; later ones count in [`RETIRED`].
+const SLOTS: usize = 256;
+
+/// One thread's net allocation since it took the slot, readable by every
+/// thread for the exact figure ([`exact_used_memory`]). Only its owner
+/// writes it (a plain load and store: no read-modify-write), on a cache
+/// line of its own.
+#[repr(align(128))]
+struct Slot {
+    net: AtomicI64,
+    owned: AtomicBool,
+}
+
+static SLOT: [Slot; SLOTS] = [const {
+    Slot {
+        net: AtomicI64::new(0),
+        owned: AtomicBool::new(false),
+    }
+}; SLOTS];
+/// Slots ever taken: the exact figure sums these.
+static TAKEN: AtomicUsize = AtomicUsize::new(0);
+/// The net of slots given back, and of threads that found none.
+static RETIRED: AtomicI64 = AtomicI64::new(0);
+
+/// No slot taken yet.
+const NO_SLOT: usize = usize::MAX;
+/// None was free: this thread counts straight into the totals.
+const NO_ROOM: usize = usize::MAX - 1;
+
+/// A thread's accounting state. Plain `Cell`s (no destructor), so touching
+/// it never allocates and never re-enters the allocator.
+struct Local {
+    slot: Cell<usize>,
+    /// The slot's `net` when this thread last folded into [`USED`].
+    folded: Cell<i64>,
+}
+
 thread_local! {
-    /// This thread's unfolded change. A plain `Cell` (no destructor), so
-    /// touching it never allocates and never re-enters the allocator.
-    static LOCAL: Cell<i64> = const { Cell::new(0) };
+    static LOCAL: Local = const {
+        Local {
+            slot: Cell::new(NO_SLOT),
+            folded: Cell::new(0),
+        }
+    };
+}
+
+/// Takes a free slot (a released one comes back with `net` 0).
+#[cold]
+fn claim() -> usize {
+    for (i, s) in SLOT.iter().enumerate() {
+        if !s.owned.load(Ordering::Relaxed)
+            && s.owned
+                .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+        {
+            TAKEN.fetch_max(i + 1, Ordering::Release);
+            return i;
+        }
+    }
+    NO_ROOM
 }
 
 #[inline]
 fn account(delta: i64) {
     // `try_with` fails only while the thread is being torn down; the change
-    // then goes straight to the total.
-    let folded = LOCAL.try_with(|c| {
-        let v = c.get() + delta;
-        if v.abs() >= FLUSH_BYTES {
-            c.set(0);
-            USED.fetch_add(v, Ordering::Relaxed);
-        } else {
-            c.set(v);
+    // then goes straight to the totals.
+    let counted = LOCAL.try_with(|l| {
+        let mut i = l.slot.get();
+        if i >= NO_ROOM {
+            if i == NO_SLOT {
+                i = claim();
+                l.slot.set(i);
+                l.folded.set(0);
+            }
+            if i == NO_ROOM {
+                return false;
+            }
         }
+        let slot = &SLOT[i];
+        let net = slot.net.load(Ordering::Relaxed) + delta;
+        slot.net.store(net, Ordering::Relaxed);
+        let drift = net - l.folded.get();
+        if drift.abs() >= FLUSH_BYTES {
+            l.folded.set(net);
+            USED.fetch_add(drift, Ordering::Relaxed);
+        }
+        true
     });
-    if folded.is_err() {
+    if counted != Ok(true) {
         USED.fetch_add(delta, Ordering::Relaxed);
+        RETIRED.fetch_add(delta, Ordering::Relaxed);
     }
+}
+
+/// This thread's change not yet folded into [`USED`].
+#[inline]
+fn own_drift() -> i64 {
+    LOCAL
+        .try_with(|l| match l.slot.get() {
+            i if i < SLOTS => SLOT[i].net.load(Ordering::Relaxed) - l.folded.get(),
+            _ => 0,
+        })
+        .unwrap_or(0)
 }
 
 /// Bytes currently allocated through the counting allocator: the folded
 /// total plus this thread's own unfolded change (so a thread sees its own
-/// frees at once, which eviction relies on).
+/// frees at once, which eviction relies on). Other threads' unfolded
+/// change (up to [`FLUSH_BYTES`] each) is not in it: see
+/// [`exact_used_memory`].
 #[inline]
 pub fn used_memory() -> u64 {
-    let local = LOCAL.try_with(Cell::get).unwrap_or(0);
-    (USED.load(Ordering::Relaxed) + local).max(0) as u64
+    (USED.load(Ordering::Relaxed) + own_drift()).max(0) as u64
 }
 
-/// Folds this thread's change into the total now. Threads that end call
-/// it, so their last drift is not lost.
+/// Every thread's change, unfolded parts included: what INFO reports and
+/// what key eviction confirms a limit against (a thread that frees what
+/// another allocated holds up to [`FLUSH_BYTES`] of frees unfolded, which
+/// the cheap figure misses). Reads one cache line per thread.
+pub fn exact_used_memory() -> u64 {
+    let n = TAKEN.load(Ordering::Acquire).min(SLOTS);
+    let slots: i64 = SLOT[..n]
+        .iter()
+        .map(|s| s.net.load(Ordering::Relaxed))
+        .sum();
+    (RETIRED.load(Ordering::Relaxed) + slots).max(0) as u64
+}
+
+/// Used memory as exact as a comparison with `limit` needs: the cheap
+/// figure while even its worst error (every thread's unfolded change)
+/// keeps it under `limit`, the exact one near or over it (what key
+/// eviction compares with `maxmemory`: within a few KiB, as Redis's is).
+pub fn used_memory_near(limit: u64) -> u64 {
+    let cheap = used_memory();
+    let worst = TAKEN.load(Ordering::Relaxed) as u64 * FLUSH_BYTES as u64;
+    if cheap.saturating_add(worst) <= limit {
+        cheap
+    } else {
+        exact_used_memory()
+    }
+}
+
+/// Runs `f`, the body of a thread that ends, then [`flush_thread`].
+pub fn counted<T>(f: impl FnOnce() -> T) -> T {
+    let r = f();
+    flush_thread();
+    r
+}
+
+/// Folds this thread's change into the total now and gives its slot back.
+/// Threads that end call it, so their slot serves a later thread (one that
+/// does not keeps its slot, still counted).
 pub fn flush_thread() {
-    let _ = LOCAL.try_with(|c| {
-        let v = c.replace(0);
-        if v != 0 {
-            USED.fetch_add(v, Ordering::Relaxed);
+    let _ = LOCAL.try_with(|l| {
+        let i = l.slot.replace(NO_SLOT);
+        if i < SLOTS {
+            let slot = &SLOT[i];
+            let net = slot.net.swap(0, Ordering::Relaxed);
+            USED.fetch_add(net - l.folded.replace(0), Ordering::Relaxed);
+            RETIRED.fetch_add(net, Ordering::Relaxed);
+            slot.owned.store(false, Ordering::Release);
         }
     });
 }
@@ -157,7 +279,7 @@ mod tests {
     }
 
     fn local() -> i64 {
-        LOCAL.with(Cell::get)
+        own_drift()
     }
 
     #[test]
@@ -213,6 +335,33 @@ mod tests {
             }
             assert_eq!(local(), before);
         });
+    }
+
+    #[test]
+    fn the_exact_figure_sees_other_threads_unfolded_change() {
+        // A thread frees what another allocated and keeps the frees
+        // unfolded: the cheap figure of a third thread misses them, the
+        // exact one does not (other tests allocate meanwhile: retried).
+        let l = Layout::from_size_align(40 * 1024, 8).unwrap();
+        for _ in 0..50 {
+            // SAFETY: a valid layout; freed with it on the other thread.
+            let p = unsafe { A.alloc(l) } as usize;
+            flush_thread();
+            let (before_cheap, before_exact) = (used_memory(), exact_used_memory());
+            std::thread::spawn(move || {
+                // SAFETY: p came from A with layout l.
+                unsafe { A.dealloc(p as *mut u8, l) };
+                assert_eq!(local(), -(l.size() as i64), "kept unfolded");
+            })
+            .join()
+            .unwrap();
+            let cheap = before_cheap as i64 - used_memory() as i64;
+            let exact = before_exact as i64 - exact_used_memory() as i64;
+            if cheap == 0 && exact == l.size() as i64 {
+                return;
+            }
+        }
+        panic!("the exact figure never saw the other thread's free");
     }
 
     #[test]

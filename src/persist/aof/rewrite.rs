@@ -271,6 +271,8 @@ pub(super) fn start(aof: &'static Aof, turning_on: bool) -> Result<(), String> {
             *s.rewrite_started.lock() = None;
             TURNING_ON.store(false, Ordering::Release);
             s.rewrite_in_progress.store(false, Ordering::Release);
+            // The thread ends: its accounting slot serves the next one.
+            crate::alloc::flush_thread();
         });
     if let Err(e) = spawned {
         TURNING_ON.store(false, Ordering::Release);
