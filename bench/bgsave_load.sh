@@ -33,9 +33,13 @@ kb_pss_tree() { # Pss of the process and its children, in kB
 }
 
 # sample PID OUTFILE: peak VmRSS and peak Pss (kB) until OUTFILE.stop exists.
+# Reading smaps_rollup walks the server's page tables under its mmap lock, which
+# stalls the server's page faults: with LATENCY_ONLY=1 nothing is sampled, so the
+# p99s are the servers' own (memory columns are then meaningless).
 sample() {
   local rss=0 pss=0 r p
   while [ ! -e "$2.stop" ]; do
+    if [ -n "${LATENCY_ONLY:-}" ]; then rss=1 pss=1; sleep 0.02; continue; fi
     r=$(kb_rss $1); p=$(kb_pss_tree $1)
     [ "$r" -gt "$rss" ] && rss=$r
     [ "$p" -gt "$pss" ] && pss=$p
