@@ -595,6 +595,15 @@ fn a_burst_of_connections_cannot_pass_maxclients() {
         &[b"CONFIG", b"SET", b"maxclients", b"5"],
         b"+OK\r\n",
     );
+    // The start-up probe's connection is gone: the admin is the only client.
+    common::wait_for("one client", || {
+        admin.send(&resp(&[b"CLIENT", b"LIST"]));
+        read_bulk(&mut admin)
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .count()
+            == 1
+    });
     // The only worker sleeps, so the connections below wait in the listen
     // backlog and its accept loop takes them in one burst when it wakes.
     admin.send(&resp(&[b"DEBUG", b"SLEEP", b"0.5"]));
