@@ -33,10 +33,15 @@ fn counted_for_eviction(m: &mut redis::Connection) -> i64 {
     info_num(m, "memory", "used_memory") - info_num(m, "memory", "mem_not_counted_for_evict")
 }
 
-#[test]
-fn a_stopped_replica_keeps_its_stream_within_the_replica_limit_counted_as_replica_memory() {
-    let master = Server::start();
-    let mut replica_srv = Server::start();
+/// A master (started with `master_args`) and its online replica, the
+/// `replica` output limit at 100 MB; `before_sync` runs on the master
+/// before the replica follows it.
+fn master_with_replica(
+    master_args: &[&str],
+    before_sync: impl FnOnce(&mut redis::Connection),
+) -> (Server, Server, redis::Connection, redis::Connection) {
+    let master = Server::start_with(master_args);
+    let replica_srv = Server::start();
     let mut m = master.client();
     let mut r = replica_srv.client();
     q(
@@ -48,10 +53,18 @@ fn a_stopped_replica_keeps_its_stream_within_the_replica_limit_counted_as_replic
             "replica 100000000 100000000 300",
         ],
     );
-    q(&mut m, &["SET", "k", "v"]);
+    before_sync(&mut m);
     follow(&mut r, master.port);
     wait_for("the replica online", || {
         info_field(&mut m, "replication", "slave0").contains("state=online")
+    });
+    (master, replica_srv, m, r)
+}
+
+#[test]
+fn a_stopped_replica_keeps_its_stream_within_the_replica_limit_counted_as_replica_memory() {
+    let (master, mut replica_srv, mut m, mut r) = master_with_replica(&[], |m| {
+        q(m, &["SET", "k", "v"]);
     });
     let before = counted_for_eviction(&mut m);
     let stopped = Stopped::new(replica_srv.pid());
@@ -96,23 +109,8 @@ fn a_stopped_replica_keeps_its_stream_within_the_replica_limit_counted_as_replic
 
 #[test]
 fn killing_a_stopped_replica_frees_its_buffers_before_client_kill_replies() {
-    let master = Server::start();
-    let replica_srv = Server::start();
-    let mut m = master.client();
-    let mut r = replica_srv.client();
-    q(
-        &mut m,
-        &[
-            "CONFIG",
-            "SET",
-            "client-output-buffer-limit",
-            "replica 100000000 100000000 300",
-        ],
-    );
-    q(&mut m, &["SET", "k", "v"]);
-    follow(&mut r, master.port);
-    wait_for("the replica online", || {
-        info_field(&mut m, "replication", "slave0").contains("state=online")
+    let (_master, replica_srv, mut m, _r) = master_with_replica(&[], |m| {
+        q(m, &["SET", "k", "v"]);
     });
     let _stopped = Stopped::new(replica_srv.pid());
     // About 10 MB of stream the replica does not read.
@@ -154,27 +152,13 @@ fn a_stopped_replicas_stream_evicts_no_keys() {
     // stream the stopped replica does not read must never count as keys'
     // memory, also while the replica's connection moves it from its outbox
     // into its own buffer (on another worker).
-    let master = Server::start_with(&["--maxmemory-policy", "allkeys-random"]);
-    let replica_srv = Server::start();
-    let mut m = master.client();
-    let mut r = replica_srv.client();
-    q(
-        &mut m,
-        &[
-            "CONFIG",
-            "SET",
-            "client-output-buffer-limit",
-            "replica 100000000 100000000 300",
-        ],
-    );
-    q(&mut m, &["CONFIG", "SET", "repl-backlog-size", "10240"]);
-    for j in 0..100 {
-        q(&mut m, &["SETRANGE", &format!("key:{j}"), "10000", "asdf"]);
-    }
-    follow(&mut r, master.port);
-    wait_for("the replica online", || {
-        info_field(&mut m, "replication", "slave0").contains("state=online")
-    });
+    let (_master, replica_srv, mut m, _r) =
+        master_with_replica(&["--maxmemory-policy", "allkeys-random"], |m| {
+            q(m, &["CONFIG", "SET", "repl-backlog-size", "10240"]);
+            for j in 0..100 {
+                q(m, &["SETRANGE", &format!("key:{j}"), "10000", "asdf"]);
+            }
+        });
     let limit = counted_for_eviction(&mut m) + 32 * 1024;
     q(&mut m, &["CONFIG", "SET", "maxmemory", &limit.to_string()]);
     let _stopped = Stopped::new(replica_srv.pid());

@@ -90,6 +90,9 @@ pub struct ClientInfo {
     pub out_pending: AtomicU64,
     /// The reply buffer's allocation beyond Redis's fixed 16 KiB.
     pub out_mem: AtomicU64,
+    /// The reply buffer's whole allocation: a replica's is replication
+    /// memory, which key eviction leaves out (`client_mem::replica_buffers`).
+    pub out_cap: AtomicU64,
     /// BCAST prefixes' memory, kept by `pubsub::tracking`.
     pub tracking_mem: AtomicU64,
     /// The reply buffer's adapted size and peak (`rbs`, `rbp`).
@@ -342,6 +345,7 @@ impl ClientRegistry {
             other_mem: AtomicU64::new(0),
             out_pending: AtomicU64::new(0),
             out_mem: AtomicU64::new(0),
+            out_cap: AtomicU64::new(0),
             tracking_mem: AtomicU64::new(0),
             reply_buf: Default::default(),
             waiter: Mutex::new(None),

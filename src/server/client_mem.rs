@@ -140,6 +140,10 @@ impl Report {
             + multi
             + other
             + (out.buf.capacity() as u64).saturating_sub(REPLY_BUF);
+        let cap = out.buf.capacity() as u64;
+        if info.out_cap.load(Ordering::Relaxed) != cap {
+            info.out_cap.store(cap, Ordering::Relaxed);
+        }
         let framed = framed.min(qlen);
         info.qbuf.store((qlen - framed) as u64, Ordering::Relaxed);
         info.argv_mem.store(framed as u64, Ordering::Relaxed);
@@ -289,10 +293,12 @@ pub fn evicted(srv: &Server, info: &ClientInfo) -> bool {
 
 /// Replicas' output memory beside the bytes waiting in their outboxes
 /// (`repl::output_bytes`): the outboxes' spare allocation and their
-/// connections' reply buffers beyond the fixed 16 KiB, where the stream
-/// taken from the outbox waits for the socket (obuf.rs). Allocations, as
-/// Redis counts a replica's buffers (INFO `mem_clients_slaves`, left out of
-/// key eviction, so used memory less it moves only with the dataset).
+/// connections' whole reply buffers, where the stream taken from the
+/// outbox waits for the socket (obuf.rs). Allocations, as Redis counts a
+/// replica's buffers (INFO `mem_clients_slaves`, left out of key eviction,
+/// so used memory less it moves only with the dataset: a reply buffer
+/// growing from its adaptive 1 KiB towards 16 KiB is no key memory either,
+/// where Redis's 16 KiB buffer exists from the client's start).
 pub fn replica_buffers(srv: &Server) -> u64 {
     if super::repl::count() == 0 {
         return 0;
@@ -300,7 +306,7 @@ pub fn replica_buffers(srv: &Server) -> u64 {
     let clients = srv.clients.snapshot();
     let replicas = clients.iter().filter(|c| !counted(c));
     replicas
-        .map(|c| c.out_mem.load(Ordering::Relaxed) + c.outbox.spare() as u64)
+        .map(|c| c.out_cap.load(Ordering::Relaxed) + c.outbox.spare() as u64)
         .sum()
 }
 
