@@ -135,6 +135,22 @@ fn rdb_of(n: usize) -> Vec<u8> {
     std::fs::read(dir.path().join("dump.rdb")).unwrap()
 }
 
+/// A `$<len>` payload of the first `keep` bytes of `rdb`.
+fn sized_payload(rdb: &[u8], keep: usize) -> Vec<u8> {
+    let mut payload = format!("${}\r\n", rdb.len()).into_bytes();
+    payload.extend_from_slice(&rdb[..keep]);
+    payload
+}
+
+/// A server logging to a file in `dir`; `extra` further arguments.
+fn logging_server(dir: &common::TempDir, extra: &[&str]) -> (std::path::PathBuf, common::Server) {
+    let log = dir.path().join("log.txt");
+    let mut args = vec!["--logfile", log.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let srv = common::Server::start_with(&args);
+    (log, srv)
+}
+
 fn stream_set(key: &str, value: &str) -> Vec<u8> {
     common::resp(&[b"SET", key.as_bytes(), value.as_bytes()])
 }
@@ -166,8 +182,7 @@ fn loads_with_the_stream_behind(payload: Vec<u8>) {
 #[test]
 fn a_sized_payload_loads_with_the_stream_right_behind_it() {
     let rdb = rdb_of(300);
-    let mut payload = format!("${}\r\n", rdb.len()).into_bytes();
-    payload.extend_from_slice(&rdb);
+    let mut payload = sized_payload(&rdb, rdb.len());
     // The stream in the same write as the payload's end.
     payload.extend_from_slice(&stream_set("after", "1"));
     loads_with_the_stream_behind(payload);
@@ -187,12 +202,9 @@ fn an_eof_mark_payload_loads_with_the_stream_right_behind_it() {
 #[test]
 fn a_payload_cut_short_is_redis_error_and_leaves_no_half_dataset() {
     let rdb = rdb_of(300);
-    let mut payload = format!("${}\r\n", rdb.len()).into_bytes();
-    payload.extend_from_slice(&rdb[..rdb.len() / 2]);
-    let (port, t) = fake_master(payload, true);
+    let (port, t) = fake_master(sized_payload(&rdb, rdb.len() / 2), true);
     let dir = common::TempDir::new("feed-short");
-    let log = dir.path().join("log.txt");
-    let replica = common::Server::start_with(&["--logfile", log.to_str().unwrap()]);
+    let (log, replica) = logging_server(&dir, &[]);
     let mut r = replica.client();
     q(
         &mut r,
@@ -218,17 +230,9 @@ fn a_payload_cut_short_is_redis_error_and_leaves_no_half_dataset() {
 #[test]
 fn a_swapdb_load_of_another_history_that_fails_keeps_the_old_dataset() {
     let rdb = rdb_of(300);
-    let mut payload = format!("${}\r\n", rdb.len()).into_bytes();
-    payload.extend_from_slice(&rdb[..rdb.len() - 100]);
-    let (port, t) = fake_master(payload, true);
+    let (port, t) = fake_master(sized_payload(&rdb, rdb.len() - 100), true);
     let dir = common::TempDir::new("feed-swapdb");
-    let log = dir.path().join("log.txt");
-    let replica = common::Server::start_with(&[
-        "--logfile",
-        log.to_str().unwrap(),
-        "--enable-debug-command",
-        "yes",
-    ]);
+    let (log, replica) = logging_server(&dir, &["--enable-debug-command", "yes"]);
     let mut r = replica.client();
     q(&mut r, &["DEBUG", "POPULATE", "50", "old", "10"]);
     q(&mut r, &["SET", "mykey", "myvalue"]);
@@ -269,17 +273,9 @@ fn a_swapdb_load_of_another_history_that_fails_keeps_the_old_dataset() {
 #[test]
 fn a_swapdb_load_of_another_history_replaces_the_dataset() {
     let rdb = rdb_of(300);
-    let mut payload = format!("${}\r\n", rdb.len()).into_bytes();
-    payload.extend_from_slice(&rdb);
-    let (port, t) = fake_master(payload, false);
+    let (port, t) = fake_master(sized_payload(&rdb, rdb.len()), false);
     let dir = common::TempDir::new("feed-swapdb-ok");
-    let log = dir.path().join("log.txt");
-    let replica = common::Server::start_with(&[
-        "--logfile",
-        log.to_str().unwrap(),
-        "--enable-debug-command",
-        "yes",
-    ]);
+    let (log, replica) = logging_server(&dir, &["--enable-debug-command", "yes"]);
     let mut r = replica.client();
     q(&mut r, &["DEBUG", "POPULATE", "50", "old", "10"]);
     q(&mut r, &["CONFIG", "SET", "repl-diskless-load", "swapdb"]);
