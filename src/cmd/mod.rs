@@ -51,7 +51,6 @@ pub mod tracking;
 pub mod zsets;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::time::Instant;
 
 pub use error::{CmdResult, Error};
 pub use table::{Command, CommandTable, flags};
@@ -516,7 +515,7 @@ pub(crate) fn run(
     now_ms: i64,
     txn: Option<&mut bool>,
 ) -> Ran {
-    let started = Instant::now();
+    let started = ferrokv_util::stopwatch::Stopwatch::start();
     let db_index = client.db;
     let handler = cmd.handler.expect("resolved commands have handlers");
     let reply_start = out.len();
@@ -616,7 +615,7 @@ pub(crate) fn run(
         crate::pubsub::notify::end_command(outer);
     }
     let st = &stats.cmds[cmd.id];
-    let usec = started.elapsed().as_micros() as u64;
+    let usec = started.elapsed_us();
     st.calls.add(1);
     st.usec.add(usec);
     if srv.config.latency_tracking.get() {

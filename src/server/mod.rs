@@ -431,6 +431,7 @@ fn cron(srv: &'static Server) {
         if srv.shutting_down() {
             return;
         }
+        ferrokv_util::stopwatch::calibrate();
         // Nothing periodic while the dataset loads (no save of part of
         // it, no eviction or expiry of what is being placed), nor while
         // DEBUG PAUSE-CRON holds it.

@@ -6,4 +6,5 @@ pub mod lzf;
 pub mod num;
 pub mod rand;
 pub mod repr;
+pub mod stopwatch;
 pub mod varint;
