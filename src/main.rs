@@ -146,34 +146,11 @@ fn main() {
         ferrokv::REDIS_VERSION,
         std::process::id()
     );
-    show_banner(srv);
-    // The dataset (RDB or AOF) loads in `server::run`, once the listeners
-    // are bound.
+    // The banner, then the dataset (RDB or AOF), come in `server::run`,
+    // once the listeners are bound.
     if let Err(e) = server::run(srv) {
         ferrokv::warning!("{e}");
         std::process::exit(1);
     }
     std::process::exit(0);
-}
-
-/// The start-up banner: with `always-show-logo yes` or a terminal on stdout,
-/// a few lines naming the version, mode, port and pid (tools such as Redis's
-/// test suite find the server's pid there as " PID: <pid>"); otherwise
-/// Redis's one-line "Running mode" notice.
-fn show_banner(srv: &Server) {
-    use std::io::IsTerminal;
-    let port = srv.config.port.get();
-    if srv.config.always_show_logo.get() || std::io::stdout().is_terminal() {
-        ferrokv::notice!(
-            "ferrokv {} (Redis {} compatible), 64 bit",
-            ferrokv::VERSION,
-            ferrokv::REDIS_VERSION
-        );
-        ferrokv::notice!(
-            "Running in standalone mode, Port: {port}, PID: {}",
-            std::process::id()
-        );
-    } else {
-        ferrokv::notice!("Running mode=standalone, port={port}.");
-    }
 }

@@ -382,6 +382,44 @@ fn default_bind_is_loopback_only() {
     assert_eq!(bind, "127.0.0.1 -::1");
 }
 
+/// A port already taken: Redis's two lines, exit 1, and no " PID: " line
+/// (Redis's suite takes that line as "listening", and connects at once;
+/// "Failed listening on port" makes it try another port).
+#[test]
+fn a_taken_port_fails_with_redis_words_before_any_banner() {
+    use std::process::Command;
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = TempDir::new("taken");
+    let out = Command::new(env!("CARGO_BIN_EXE_ferrokv"))
+        .current_dir(dir.path())
+        .args([
+            "--port",
+            &port.to_string(),
+            "--save",
+            "",
+            "--always-show-logo",
+            "yes",
+        ])
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains(&format!(
+            "# Warning: Could not create server TCP listening socket 127.0.0.1:{port}: bind: Address already in use\n"
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "# Failed listening on port {port} (TCP), aborting.\n"
+        )),
+        "{log}"
+    );
+    assert!(!log.contains(" PID: "), "{log}");
+}
+
 /// A CONFIG SET whose `port` cannot be bound rolls back everything,
 /// the OOM score it had already written included.
 #[test]

@@ -231,14 +231,28 @@ fn bind_all(bind: &str, port: u16) -> anyhow::Result<Vec<StdListener>> {
         };
         match bind_one(addr) {
             Ok(l) => out.push(l),
-            Err(e) if optional => crate::verbose!("Could not bind {addr}: {e} (optional)"),
-            Err(e) => anyhow::bail!("Could not create server TCP listening socket {addr}: {e}"),
+            Err((_, e)) if optional => crate::verbose!("Could not bind {addr}: {e} (optional)"),
+            // Redis's words, with the failing call's name and strerror.
+            Err((call, e)) => anyhow::bail!(
+                "Could not create server TCP listening socket {host}:{port}: {call}: {}",
+                strerror(&e)
+            ),
         }
     }
     Ok(out)
 }
 
-fn bind_one(addr: SocketAddr) -> std::io::Result<StdListener> {
+/// The system's message for `e`, without Rust's " (os error N)".
+fn strerror(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" (os error ") {
+        Some(at) => text[..at].to_owned(),
+        None => text,
+    }
+}
+
+/// A listening socket on `addr`, or the failing call's name and error.
+fn bind_one(addr: SocketAddr) -> Result<StdListener, (&'static str, std::io::Error)> {
     use std::os::fd::FromRawFd;
     let domain = if addr.is_ipv4() {
         libc::AF_INET
@@ -249,7 +263,7 @@ fn bind_one(addr: SocketAddr) -> std::io::Result<StdListener> {
     unsafe {
         let fd = libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
         if fd < 0 {
-            return Err(std::io::Error::last_os_error());
+            return Err(("socket", std::io::Error::last_os_error()));
         }
         let one: libc::c_int = 1;
         let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
@@ -272,12 +286,12 @@ fn bind_one(addr: SocketAddr) -> std::io::Result<StdListener> {
         let listener = StdListener::from_raw_fd(fd);
         let sa = socket2_addr(addr);
         if libc::bind(fd, &sa.0 as *const _ as *const libc::sockaddr, sa.1) < 0 {
-            return Err(std::io::Error::last_os_error());
+            return Err(("bind", std::io::Error::last_os_error()));
         }
         if libc::listen(fd, 511) < 0 {
-            return Err(std::io::Error::last_os_error());
+            return Err(("listen", std::io::Error::last_os_error()));
         }
-        listener.set_nonblocking(true)?;
+        listener.set_nonblocking(true).map_err(|e| ("fcntl", e))?;
         Ok(listener)
     }
 }
@@ -317,7 +331,7 @@ pub fn run(srv: &'static Server) -> anyhow::Result<()> {
     let listeners = if port == 0 {
         Vec::new()
     } else {
-        bind_all(&srv.config.bind.get(), port)?
+        bind_all(&srv.config.bind.get(), port).map_err(|e| listen_failed(e, port, "TCP"))?
     };
     let unix_listener = unix::bind(srv)?;
     tls::init(srv).map_err(anyhow::Error::msg)?;
@@ -325,8 +339,9 @@ pub fn run(srv: &'static Server) -> anyhow::Result<()> {
     let tls_listeners = if tls_port == 0 {
         Vec::new()
     } else {
-        bind_all(&srv.config.bind.get(), tls_port)?
+        bind_all(&srv.config.bind.get(), tls_port).map_err(|e| listen_failed(e, tls_port, "TLS"))?
     };
+    show_banner(srv);
     // The dataset loads once clients are served: meanwhile they get
     // -LOADING for all but the `loading` commands (INFO, CONFIG ...).
     srv.persist.loading.begin(0);
@@ -411,6 +426,38 @@ pub fn run(srv: &'static Server) -> anyhow::Result<()> {
     crate::persist::aof::shutdown();
     say_bye();
     Ok(())
+}
+
+/// A listener that could not be had at start-up: Redis's warning, then its
+/// last words (the test suite reads "Failed listening on port" as a port
+/// taken by another test, and tries another).
+fn listen_failed(e: anyhow::Error, port: u16, kind: &str) -> anyhow::Error {
+    crate::warning!("Warning: {e}");
+    anyhow::anyhow!("Failed listening on port {port} ({kind}), aborting.")
+}
+
+/// The start-up banner: with `always-show-logo yes` or a terminal on stdout,
+/// a few lines naming the version, mode, port and pid (tools such as Redis's
+/// test suite find the server's pid there as " PID: <pid>"); otherwise
+/// Redis's one-line "Running mode" notice. It comes once the listeners
+/// are bound, as Redis's does: the suite connects as soon as it sees the
+/// pid, without a retry.
+fn show_banner(srv: &Server) {
+    use std::io::IsTerminal;
+    let port = srv.config.port.get();
+    if srv.config.always_show_logo.get() || std::io::stdout().is_terminal() {
+        crate::notice!(
+            "ferrokv {} (Redis {} compatible), 64 bit",
+            crate::VERSION,
+            crate::REDIS_VERSION
+        );
+        crate::notice!(
+            "Running in standalone mode, Port: {port}, PID: {}",
+            std::process::id()
+        );
+    } else {
+        crate::notice!("Running mode=standalone, port={port}.");
+    }
 }
 
 /// The last log line, once: SHUTDOWN's thread and the woken main thread
