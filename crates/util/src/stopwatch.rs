@@ -121,19 +121,25 @@ mod tests {
     fn measures_the_same_time_as_the_clock() {
         calibrate();
         std::thread::sleep(MIN_SPAN + Duration::from_millis(10));
-        calibrate();
-        let clock = Instant::now();
-        let watch = Stopwatch::start();
-        std::thread::sleep(Duration::from_millis(30));
-        let (by_watch, by_clock) = (watch.elapsed_us(), clock.elapsed().as_micros() as u64);
-        // Within 5% (the rate was measured over about 60 ms).
-        assert!(
-            by_watch.abs_diff(by_clock) * 20 <= by_clock,
-            "stopwatch {by_watch} us, clock {by_clock} us"
-        );
-        if invariant_counter() {
-            assert!(watch.clock.is_none(), "the counter was used");
+        // A thread preempted between two of the reads below skews one try
+        // on a loaded machine: a wrong rate fails every try.
+        let mut tries = Vec::new();
+        for _ in 0..5 {
+            calibrate();
+            let clock = Instant::now();
+            let watch = Stopwatch::start();
+            std::thread::sleep(Duration::from_millis(30));
+            let (by_watch, by_clock) = (watch.elapsed_us(), clock.elapsed().as_micros() as u64);
+            if invariant_counter() {
+                assert!(watch.clock.is_none(), "the counter was used");
+            }
+            // Within 5%.
+            if by_watch.abs_diff(by_clock) * 20 <= by_clock {
+                return;
+            }
+            tries.push((by_watch, by_clock));
         }
+        panic!("stopwatch and clock (us) disagree: {tries:?}");
     }
 
     #[test]
