@@ -195,9 +195,9 @@ pub fn check(srv: &Server) {
 /// Closes the clients using the most memory until the others' total is
 /// under `limit`. Returns how many were closed.
 pub fn evict(srv: &Server, limit: u64) -> usize {
-    let Some(_one) = srv.clients.eviction.running.try_lock() else {
-        return 0;
-    };
+    // One at a time; a caller that finds another evicting waits for it and
+    // looks again, rather than going on (to key eviction) over the limit.
+    let _one = srv.clients.eviction.running.lock();
     let clients = srv.clients.snapshot();
     let mut total = 0u64;
     let mut candidates = Vec::new();

@@ -168,6 +168,8 @@ fn time_limit(tenacity: i64) -> Option<Duration> {
 /// The check the dispatcher makes before a command: evicts as needed and
 /// says whether the command must be refused with [`OOM_ERROR`].
 pub fn rejects(srv: &Server, client: &Client, cmd: &Command) -> bool {
+    // Clients over `maxmemory-clients` go before any key, as in Redis.
+    crate::server::client_mem::check(srv);
     let oom = srv.config.maxmemory.get() > 0 && perform(srv) == Outcome::Fail;
     OOM_AT_START.with(|c| c.set(oom));
     oom && denied_when_oom(client, cmd)

@@ -490,10 +490,11 @@ fn cron(srv: &'static Server) {
             return;
         }
         let evicting = Instant::now();
+        // Clients over `maxmemory-clients` go before any key, as in Redis.
+        client_mem::check(srv);
         if !replica::ignores_maxmemory(srv) {
             evict::cron(srv);
         }
-        client_mem::check(srv);
         crate::cmd::latency::sample(srv, "eviction-cycle", evicting.elapsed());
         crate::persist::bgsave::cron(srv);
         crate::persist::aof::cron(srv);
