@@ -3,6 +3,7 @@
 
 use super::user::{User, merge_selector_args};
 use super::{Acl, RuleError};
+use ferrokv_util::repr::strerror;
 
 /// Builds a user from its name and rules (a `user` line's words). The
 /// config file's `default` line starts from `reset`, as in Redis.
@@ -100,12 +101,6 @@ pub fn save(acl: &Acl, path: &str) -> Result<(), String> {
         let _ = std::fs::remove_file(&tmp);
         format!("Opening temp ACL file for ACL SAVE: {}", strerror(&e))
     })
-}
-
-/// strerror's text, without Rust's " (os error N)".
-fn strerror(e: &std::io::Error) -> String {
-    let text = e.to_string();
-    text.split(" (os error").next().unwrap_or(&text).to_string()
 }
 
 /// Start-up: the `user` directives, or the ACL file. The error is what

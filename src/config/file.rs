@@ -176,8 +176,7 @@ fn read_bounded(r: impl Read, name: &str) -> Result<Vec<u8>, Fatal> {
 
 fn open_error(path: &str, e: &std::io::Error) -> Fatal {
     // Redis prints strerror alone; Rust appends " (os error N)".
-    let why = e.to_string();
-    let why = why.split(" (os error").next().unwrap_or_default();
+    let why = ferrokv_util::repr::strerror(e);
     Fatal::Message(format!(
         "Fatal error, can't open config file '{path}': {why}"
     ))

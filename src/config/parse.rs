@@ -107,12 +107,7 @@ pub(super) fn check_dir(path: &str) -> Result<(), String> {
     match std::fs::metadata(path) {
         Ok(m) if m.is_dir() => Ok(()),
         Ok(_) => Err("Not a directory".into()),
-        Err(e) => Err(e
-            .to_string()
-            .split(" (os error")
-            .next()
-            .unwrap_or_default()
-            .to_string()),
+        Err(e) => Err(ferrokv_util::repr::strerror(&e)),
     }
 }
 

@@ -300,8 +300,7 @@ impl AcceptBackoff {
         {
             self.last_log = Some(now);
             // Redis logs "accept: " and strerror's text, without Rust's "(os error N)".
-            let text = e.to_string();
-            let text = text.split(" (os error").next().unwrap_or(&text);
+            let text = ferrokv_util::repr::strerror(e);
             crate::warning!("Accepting client connection: accept: {text}");
         }
         self.delay_ms = (self.delay_ms * 2).clamp(10, 200);

@@ -42,6 +42,7 @@ use crate::cmd::CommandTable;
 use crate::config::Config;
 use crate::store::Keyspace;
 use client::ClientRegistry;
+use ferrokv_util::repr::strerror;
 use stats::{GlobalStats, ThreadStats};
 
 pub use ferrokv_engine::now_ms;
@@ -240,15 +241,6 @@ fn bind_all(bind: &str, port: u16) -> anyhow::Result<Vec<StdListener>> {
         }
     }
     Ok(out)
-}
-
-/// The system's message for `e`, without Rust's " (os error N)".
-fn strerror(e: &std::io::Error) -> String {
-    let text = e.to_string();
-    match text.rfind(" (os error ") {
-        Some(at) => text[..at].to_owned(),
-        None => text,
-    }
 }
 
 /// A listening socket on `addr`, or the failing call's name and error.

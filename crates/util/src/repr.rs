@@ -1,6 +1,7 @@
 //! Bytes quoted the way Redis's messages and logs show them: in double
 //! quotes, with `\\`, `\"`, `\n`, `\r`, `\t`, `\a`, `\b` escapes, printable
-//! ASCII as is and every other byte as `\xHH`.
+//! ASCII as is and every other byte as `\xHH`. Also system errors as
+//! Redis words them ([`strerror`]).
 
 /// `bytes` quoted as Redis quotes a binary string in its messages.
 pub fn quoted(bytes: &[u8]) -> String {
@@ -35,9 +36,28 @@ pub fn quote_into(out: &mut Vec<u8>, bytes: &[u8]) {
     out.push(b'"');
 }
 
+/// An I/O error as C's `strerror` words it, as Redis prints it: Rust's
+/// text without its " (os error N)".
+pub fn strerror(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" (os error ") {
+        Some(at) => text[..at].to_owned(),
+        None => text,
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::quoted;
+    use super::{quoted, strerror};
+
+    #[test]
+    fn strerror_drops_rusts_error_number() {
+        // 98: EADDRINUSE on Linux.
+        let os = std::io::Error::from_raw_os_error(98);
+        assert_eq!(strerror(&os), "Address already in use");
+        let other = std::io::Error::other("no such thing");
+        assert_eq!(strerror(&other), "no such thing");
+    }
 
     #[test]
     fn escapes_as_redis() {

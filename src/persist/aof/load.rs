@@ -11,13 +11,14 @@ use std::io::Read;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use super::Aof;
 use super::manifest::{Info, Manifest};
-use super::{Aof, strerror};
 use crate::cmd::internal::InternalClient;
 use crate::resp::{Frame, Limits, Parser};
 use crate::server::client::Client;
 use crate::server::stats::ThreadStats;
 use crate::server::{Server, now_ms};
+use ferrokv_util::repr::strerror;
 
 /// Why loading stopped, in Redis's words: the caller logs it (the start-up
 /// error is the last line of the log, as Redis's exit leaves it).

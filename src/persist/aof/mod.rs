@@ -30,6 +30,7 @@ use std::time::Instant;
 use parking_lot::Mutex;
 
 use crate::server::Server;
+use ferrokv_util::repr::strerror;
 use manifest::Manifest;
 use writer::{Incr, Log};
 
@@ -122,12 +123,6 @@ impl Stats {
             crate::warning!("AOF write error looks solved, Redis can write again.");
         }
     }
-}
-
-/// An I/O error as `strerror` words it (without Rust's "(os error N)").
-pub fn strerror(e: &std::io::Error) -> String {
-    let text = e.to_string();
-    text.split(" (os error").next().unwrap_or(&text).to_string()
 }
 
 fn get() -> Option<&'static Aof> {

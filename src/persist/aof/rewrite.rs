@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use super::writer::Incr;
-use super::{Aof, encode, strerror};
+use super::{Aof, encode};
 use crate::persist::child::Child;
 use crate::server::Server;
 use crate::store::entry::{EntryRef, Packed, ValueRef};
@@ -29,6 +29,7 @@ use crate::types::list::ListRef;
 use crate::types::set::SetRef;
 use crate::types::stream::id::StreamId;
 use crate::types::zset::View;
+use ferrokv_util::repr::strerror;
 
 /// Redis's `AOF_REWRITE_ITEMS_PER_CMD`.
 const ITEMS_PER_CMD: usize = 64;

@@ -265,7 +265,7 @@ impl Aof {
                 if always {
                     crate::warning!(
                         "Can't persist AOF for fsync error when the AOF fsync policy is 'always': {}. Exiting...",
-                        super::strerror(&e)
+                        ferrokv_util::repr::strerror(&e)
                     );
                     std::process::exit(1);
                 }
